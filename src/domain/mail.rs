@@ -1,0 +1,497 @@
+//! `InboundMail`: one received message, parsed by mail-parser and normalized into
+//! the few things ticketgate decides on. Parsing never fails on odd input: the
+//! parser is lenient by design and anything it could not decode is kept as
+//! lossily as needed rather than dropped.
+
+use std::borrow::Cow;
+
+use mail_parser::{Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+use super::ids::{EmailAddress, MessageId};
+
+/// A display name with its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub address: EmailAddress,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// Decoded file name (RFC 2047 and RFC 2231, continuations included).
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// The header facts DESIGN "Never act on an automatic message" looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutoHeaders {
+    /// RFC 3834 §5 `Auto-Submitted`, lowercased, parameters removed.
+    pub auto_submitted: Option<String>,
+    /// `Precedence`, lowercased (RFC 2076 §3.9, de facto).
+    pub precedence: Option<String>,
+    pub x_autoreply: bool,
+    pub x_autorespond: bool,
+    /// `Return-Path: <>`: a bounce or other notification (RFC 5321 §4.5.5).
+    pub null_return_path: bool,
+    /// `Content-Type: multipart/report` (RFC 6522).
+    pub delivery_report: bool,
+    /// Message-IDs of the original messages a report is about.
+    pub report_about: Vec<MessageId>,
+    /// Recipients a delivery report says failed (RFC 3464 Final-Recipient).
+    pub report_recipients: Vec<EmailAddress>,
+    /// Outlook's `X-Auto-Response-Suppress`: the sender asks for no automatic answer.
+    pub suppress_auto_response: bool,
+    /// `X-Loop` values, lowercased: a gateway marks its own mail with its address.
+    pub x_loop: Vec<String>,
+    pub list_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMail {
+    pub message_id: Option<MessageId>,
+    pub in_reply_to: Vec<MessageId>,
+    pub references: Vec<MessageId>,
+    pub from: Option<Mailbox>,
+    pub reply_to: Vec<Mailbox>,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    /// `Delivered-To` and `X-Original-To`, where MTAs record the envelope recipient.
+    pub delivered_to: Vec<EmailAddress>,
+    pub subject: String,
+    /// Seconds since the epoch, from the Date header when it parses.
+    pub date: Option<i64>,
+    /// The plain-text body; converted from HTML when the message has no text part.
+    pub text: String,
+    pub html: Option<String>,
+    pub text_from_html: bool,
+    pub attachments: Vec<Attachment>,
+    pub auto: AutoHeaders,
+    /// Raw `Authentication-Results` values (RFC 8601), checked against the trusted authserv-id later.
+    pub authentication_results: Vec<String>,
+    pub raw_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the message is empty")]
+    Empty,
+    #[error("no header section could be parsed")]
+    NoHeaders,
+}
+
+impl InboundMail {
+    /// Parses a whole message.
+    pub fn parse(raw: &[u8]) -> Result<Self, ParseError> {
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Err(ParseError::Empty);
+        }
+        let message = MessageParser::default().parse(raw).ok_or(ParseError::NoHeaders)?;
+        if message.headers().is_empty() {
+            return Err(ParseError::NoHeaders);
+        }
+        Ok(Self::from_message(&message, raw.len(), true))
+    }
+
+    /// Parses only the header section: enough to log and refuse an oversized message
+    /// without decoding megabytes of body.
+    pub fn parse_headers(raw: &[u8]) -> Result<Self, ParseError> {
+        if raw.iter().take(4096).all(u8::is_ascii_whitespace) {
+            return Err(ParseError::Empty);
+        }
+        let message = MessageParser::default().parse_headers(raw).ok_or(ParseError::NoHeaders)?;
+        Ok(Self::from_message(&message, raw.len(), false))
+    }
+
+    fn from_message(message: &Message<'_>, raw_size: usize, with_body: bool) -> Self {
+        let mut auto = AutoHeaders::default();
+        let mut delivered_to = Vec::new();
+        let mut authentication_results = Vec::new();
+        for (name, value) in message.headers_raw() {
+            let value = value.trim();
+            let lower = || Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+            match name.to_ascii_lowercase().as_str() {
+                "auto-submitted" => auto.auto_submitted = lower(),
+                "precedence" => auto.precedence = lower(),
+                "x-autoreply" => auto.x_autoreply = true,
+                "x-autorespond" => auto.x_autorespond = true,
+                "x-auto-response-suppress" => auto.suppress_auto_response = true,
+                "return-path" => auto.null_return_path |= value.trim_matches(|c| c == '<' || c == '>' || c == ' ').is_empty(),
+                "x-loop" => auto.x_loop.push(value.to_ascii_lowercase()),
+                "list-id" => auto.list_id = Some(clean_line(value)),
+                "delivered-to" | "x-original-to" => {
+                    delivered_to.extend(EmailAddress::parse(value).ok().filter(|a| !delivered_to.contains(a)))
+                }
+                "authentication-results" => authentication_results.push(unfold(value)),
+                _ => {}
+            }
+        }
+        auto.delivery_report = message
+            .root_part()
+            .content_type()
+            .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report")));
+
+        let mut mail = InboundMail {
+            message_id: message.message_id().and_then(|id| MessageId::parse(id).ok()),
+            in_reply_to: ids_of(message.in_reply_to()),
+            references: ids_of(message.references()),
+            from: message.from().and_then(mailboxes_first),
+            reply_to: message.reply_to().map(mailboxes).unwrap_or_default(),
+            to: message.to().map(mailboxes).unwrap_or_default(),
+            cc: message.cc().map(mailboxes).unwrap_or_default(),
+            delivered_to,
+            subject: message.subject().map(clean_line).unwrap_or_default(),
+            date: message.date().map(|d| d.to_timestamp()),
+            text: String::new(),
+            html: None,
+            text_from_html: false,
+            attachments: Vec::new(),
+            auto,
+            authentication_results,
+            raw_size,
+        };
+        if with_body {
+            mail.read_bodies(message);
+            if mail.auto.delivery_report {
+                mail.read_report(message);
+            }
+        }
+        mail
+    }
+
+    fn read_bodies(&mut self, message: &Message<'_>) {
+        let mut text = String::new();
+        for part in message.text_bodies() {
+            if let PartType::Text(body) = &part.body {
+                push_block(&mut text, &decode_text_part(part, body));
+            }
+        }
+        let mut html = String::new();
+        for part in message.html_bodies() {
+            if let PartType::Html(body) = &part.body {
+                push_block(&mut html, &normalize(body));
+            }
+        }
+        if text.trim().is_empty() && !html.trim().is_empty() {
+            text = html_to_text(&html);
+            self.text_from_html = true;
+        }
+        self.text = text;
+        self.html = (!html.is_empty()).then_some(html);
+
+        for (index, part) in message.attachments().enumerate() {
+            let inline_body = matches!(part.body, PartType::Text(_) | PartType::Html(_))
+                && part.attachment_name().is_none()
+                && !part.content_disposition().is_some_and(|cd| cd.is_attachment());
+            if inline_body {
+                continue;
+            }
+            let content_type = part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .unwrap_or_else(|| if part.is_message() { "message/rfc822".into() } else { "application/octet-stream".into() })
+                .to_ascii_lowercase();
+            let filename = part
+                .attachment_name()
+                .map(clean_filename)
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| default_filename(index + 1, &content_type));
+            let data = match &part.body {
+                PartType::Message(inner) => inner.raw_message.to_vec(),
+                _ => part.contents().to_vec(),
+            };
+            self.attachments.push(Attachment { filename, content_type, data });
+        }
+    }
+
+    fn read_report(&mut self, message: &Message<'_>) {
+        for part in &message.parts {
+            let Some(ct) = part.content_type() else { continue };
+            let kind = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase();
+            match (kind.as_str(), &part.body) {
+                (_, PartType::Message(inner)) => {
+                    if let Some(id) = inner.message_id().and_then(|id| MessageId::parse(id).ok()) {
+                        self.auto.report_about.push(id);
+                    }
+                }
+                ("text/rfc822-headers" | "message/rfc822-headers", _) => {
+                    if let Some(id) = MessageParser::default()
+                        .parse_headers(part.contents())
+                        .and_then(|m| m.message_id().and_then(|id| MessageId::parse(id).ok()))
+                    {
+                        self.auto.report_about.push(id);
+                    }
+                }
+                ("message/delivery-status" | "message/global-delivery-status", _) => {
+                    let body = String::from_utf8_lossy(part.contents());
+                    for line in body.lines() {
+                        let Some((field, value)) = line.split_once(':') else { continue };
+                        if field.trim().eq_ignore_ascii_case("final-recipient") {
+                            let addr = value.split_once(';').map(|(_, a)| a).unwrap_or(value);
+                            if let Ok(addr) = EmailAddress::parse(addr) {
+                                self.auto.report_recipients.push(addr);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The sender's address, when the From header held one.
+    pub fn sender(&self) -> Option<&EmailAddress> {
+        self.from.as_ref().map(|m| &m.address)
+    }
+
+    /// Every Message-ID this message names as an ancestor, In-Reply-To first.
+    pub fn ancestors(&self) -> Vec<MessageId> {
+        let mut out: Vec<MessageId> = Vec::with_capacity(self.in_reply_to.len() + self.references.len());
+        for id in self.in_reply_to.iter().chain(self.references.iter().rev()) {
+            if !out.contains(id) {
+                out.push(id.clone());
+            }
+        }
+        out
+    }
+}
+
+fn ids_of(value: &HeaderValue<'_>) -> Vec<MessageId> {
+    let mut out = Vec::new();
+    let mut push = |s: &str| {
+        // Some clients put several ids or comments into one token; split on brackets.
+        for piece in s.split(['<', '>', ' ', ',']).filter(|p| p.contains('@') || !p.trim().is_empty()) {
+            if let Ok(id) = MessageId::parse(piece) {
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+    };
+    match value {
+        HeaderValue::Text(t) => push(t),
+        HeaderValue::TextList(list) => list.iter().for_each(|t| push(t)),
+        _ => {}
+    }
+    out
+}
+
+fn mailboxes(address: &Address<'_>) -> Vec<Mailbox> {
+    address
+        .iter()
+        .filter_map(|addr| {
+            let address = EmailAddress::parse(addr.address()?).ok()?;
+            let name = addr.name().map(clean_line).filter(|n| !n.is_empty());
+            Some(Mailbox { name, address })
+        })
+        .collect()
+}
+
+fn mailboxes_first(address: &Address<'_>) -> Option<Mailbox> {
+    mailboxes(address).into_iter().next()
+}
+
+/// One-line header text: no NULs or control characters, whitespace collapsed.
+fn clean_line(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for word in input.split(|c: char| c.is_whitespace() || c.is_control()) {
+        if !word.is_empty() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+fn unfold(input: &str) -> String {
+    clean_line(input)
+}
+
+/// File names arrive from strangers: keep the name, drop any path and control characters.
+fn clean_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    clean_line(base).trim_matches('.').chars().take(255).collect()
+}
+
+fn default_filename(index: usize, content_type: &str) -> String {
+    let ext = match content_type {
+        "message/rfc822" => "eml",
+        "text/plain" => "txt",
+        "text/html" => "html",
+        "application/pdf" => "pdf",
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/gif" => "gif",
+        _ => "bin",
+    };
+    format!("attachment-{index}.{ext}")
+}
+
+/// Body text with LF line endings and without NUL bytes (which PostgreSQL text
+/// cannot hold and which no person typed).
+fn normalize(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut chars = input.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\0' => {}
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push('\n');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn push_block(target: &mut String, block: &str) {
+    if block.trim().is_empty() {
+        return;
+    }
+    if !target.is_empty() && !target.ends_with("\n\n") {
+        target.push_str(if target.ends_with('\n') { "\n" } else { "\n\n" });
+    }
+    target.push_str(block);
+}
+
+fn decode_text_part(part: &MessagePart<'_>, body: &Cow<'_, str>) -> String {
+    let text = normalize(body);
+    let Some(ct) = part.content_type() else { return text };
+    if ct.attribute("format").is_some_and(|f| f.eq_ignore_ascii_case("flowed")) {
+        let delsp = ct.attribute("delsp").is_some_and(|d| d.eq_ignore_ascii_case("yes"));
+        unflow(&text, delsp)
+    } else {
+        text
+    }
+}
+
+/// Unwraps RFC 3676 `format=flowed` text: a line ending in a space continues on
+/// the next line of the same quote depth (§4.2); a leading space is stuffing
+/// (§4.4); `-- ` is a signature separator, never a soft break (§4.3).
+pub fn unflow(text: &str, delsp: bool) -> String {
+    fn flush(out: &mut String, depth: usize, content: &str) {
+        if depth > 0 {
+            out.push_str(&">".repeat(depth));
+            out.push(' ');
+        }
+        out.push_str(content);
+        out.push('\n');
+    }
+    let mut out = String::with_capacity(text.len());
+    // The paragraph being joined: its quote depth and text so far.
+    let mut open: Option<(usize, String)> = None;
+    for raw_line in text.split('\n') {
+        let depth = raw_line.bytes().take_while(|&b| b == b'>').count();
+        let mut content = &raw_line[depth..];
+        if content.starts_with(' ') {
+            content = &content[1..];
+        }
+        let soft = content.ends_with(' ') && content != "-- ";
+        let piece = if soft && delsp { &content[..content.len() - 1] } else { content };
+        let mut para = match open.take() {
+            Some((d, para)) if d == depth => para,
+            Some((d, para)) => {
+                flush(&mut out, d, &para);
+                String::new()
+            }
+            None => String::new(),
+        };
+        para.push_str(piece);
+        if soft {
+            open = Some((depth, para));
+        } else {
+            flush(&mut out, depth, &para);
+        }
+    }
+    if let Some((d, para)) = open {
+        flush(&mut out, d, &para);
+    }
+    // split('\n') saw one empty line after a final newline; drop what it added.
+    if text.ends_with('\n') && out.ends_with("\n\n") {
+        out.pop();
+    } else if !text.ends_with('\n') && out.ends_with('\n') {
+        out.pop();
+    }
+    out
+}
+
+/// Converts HTML to readable plain text for HTML-only mail.
+pub fn html_to_text(html: &str) -> String {
+    let text = html2text::config::plain_no_decorate()
+        .string_from_read(html.as_bytes(), 10_000)
+        .unwrap_or_else(|_| html.to_string());
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let mut out = lines.join("\n");
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
+    }
+    out.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_and_ids_are_normalized() {
+        let raw = b"From: \"Alice A\" <Alice@Customer.test>\r\nTo: support@example.test, Bob <bob@customer.test>\r\nMessage-ID: <a1@customer.test>\r\nIn-Reply-To: <p1@example.test>\r\nReferences: <r0@x.test> <p1@example.test>\r\nSubject: Hello\r\n  world\r\nDelivered-To: support+1.2.abc@example.test\r\n\r\nBody\r\n";
+        let mail = InboundMail::parse(raw).unwrap();
+        assert_eq!(mail.message_id.as_ref().unwrap().as_str(), "<a1@customer.test>");
+        assert_eq!(mail.in_reply_to.len(), 1);
+        assert_eq!(mail.references.len(), 2);
+        assert_eq!(mail.ancestors().iter().map(|i| i.as_str()).collect::<Vec<_>>(), ["<p1@example.test>", "<r0@x.test>"]);
+        assert_eq!(mail.from.as_ref().unwrap().address.as_str(), "alice@customer.test");
+        assert_eq!(mail.to.len(), 2);
+        assert_eq!(mail.subject, "Hello world");
+        assert_eq!(mail.delivered_to[0].as_str(), "support+1.2.abc@example.test");
+        assert_eq!(mail.text, "Body\n");
+    }
+
+    #[test]
+    fn automatic_headers_are_read() {
+        let raw = b"From: a@b.test\nAuto-Submitted: Auto-Replied; owner-email=x\nPrecedence: Bulk\nReturn-Path: <>\nX-Auto-Response-Suppress: All\n\nx";
+        let mail = InboundMail::parse(raw).unwrap();
+        assert_eq!(mail.auto.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(mail.auto.precedence.as_deref(), Some("bulk"));
+        assert!(mail.auto.null_return_path);
+        assert!(mail.auto.suppress_auto_response);
+    }
+
+    #[test]
+    fn empty_input_is_an_error_not_a_panic() {
+        assert_eq!(InboundMail::parse(b""), Err(ParseError::Empty));
+        assert_eq!(InboundMail::parse(b" \r\n "), Err(ParseError::Empty));
+    }
+
+    #[test]
+    fn flowed_text_is_unwrapped() {
+        let cases = [
+            ("plain\n", false, "plain\n"),
+            ("one \ntwo\n", false, "one two\n"),
+            ("one \ntwo \nthree\nfour\n", false, "one two three\nfour\n"),
+            ("del \nsp\n", true, "delsp\n"),
+            (" >stuffed\n", false, ">stuffed\n"),
+            ("> quoted \n> more\nnew\n", false, "> quoted more\nnew\n"),
+            ("-- \nsig\n", false, "-- \nsig\n"),
+        ];
+        for (input, delsp, expected) in cases {
+            assert_eq!(unflow(input, delsp), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn html_is_converted_to_text() {
+        let text = html_to_text("<p>Hello <b>there</b> &amp; welcome</p><ul><li>one</li><li>two</li></ul>");
+        assert!(text.contains("Hello there & welcome"), "{text}");
+        assert!(text.contains("one") && text.contains("two"), "{text}");
+    }
+}

@@ -1,0 +1,12 @@
+//! The pure core: every decision ticketgate makes about a message, a ticket or a
+//! notification, as functions over data. Nothing here touches tokio, sqlx, lettre,
+//! axum, the filesystem or the clock, so each rule is tested with plain tables.
+
+pub mod classify;
+pub mod ids;
+pub mod mail;
+pub mod notify;
+pub mod reply;
+pub mod threading;
+pub mod ticket;
+pub mod token;

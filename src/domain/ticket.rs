@@ -1,0 +1,191 @@
+//! The ticket model of DESIGN "The ticket model": statuses, priorities, roles,
+//! follower sources, and who may do what. Every channel (email, API) asks here.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{OrgId, UserId};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind}: {value:?}")]
+pub struct UnknownValue {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+/// Folds the spellings people type (`In Progress`, `in-progress`, `IN_PROGRESS`).
+fn fold(input: &str) -> String {
+    input
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' | '-' | '_' => Some('_'),
+            c => Some(c.to_ascii_lowercase()),
+        })
+        .collect::<String>()
+        .split('_')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident, $kind:literal, { $($variant:ident => $text:literal $(| $alias:literal)*),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match fold(s).as_str() {
+                    $($text $(| $alias)* => Ok($name::$variant),)+
+                    _ => Err(UnknownValue { kind: $kind, value: s.to_string() }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Ticket statuses; labels come from config `[statuses]`.
+    Status, "status", {
+        New => "new" | "open" | "reopen" | "reopened",
+        InProgress => "in_progress" | "inprogress" | "progress" | "working",
+        Blocked => "blocked" | "waiting" | "on_hold",
+        Closed => "closed" | "close" | "resolved" | "done",
+        Escalated => "escalated" | "escalate" | "closed_escalated_to_tem" | "escalated_to_tem",
+    }
+);
+
+impl Status {
+    /// The default label when config does not name one.
+    pub fn default_label(self) -> &'static str {
+        match self {
+            Status::New => "New",
+            Status::InProgress => "In Progress",
+            Status::Blocked => "Blocked",
+            Status::Closed => "Closed",
+            Status::Escalated => "Closed - Escalated to TEM",
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        !matches!(self, Status::Closed | Status::Escalated)
+    }
+}
+
+string_enum!(
+    /// Service-level priorities; their names and response targets come from `[sla.Pn]`.
+    Priority, "priority", { P1 => "p1" | "1", P2 => "p2" | "2", P3 => "p3" | "3", P4 => "p4" | "4" }
+);
+
+string_enum!(
+    Role, "role", { Customer => "customer", Staff => "staff" | "agent" }
+);
+
+string_enum!(
+    /// Why someone follows a ticket (DESIGN "Participants").
+    FollowerSource, "follower source", {
+        Creator => "creator", Follow => "follow", Share => "share", Mention => "mention", Cc => "cc",
+    }
+);
+
+/// Who is acting, as far as permissions care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    pub user: UserId,
+    pub role: Role,
+    pub org: Option<OrgId>,
+}
+
+/// The part of a ticket that decides access.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    pub requester: UserId,
+    pub followers: Vec<UserId>,
+    pub orgs: Vec<OrgId>,
+}
+
+/// DESIGN: staff, the ticket's followers, and members of an attached org may comment.
+pub fn may_comment(actor: &Actor, access: &Access) -> bool {
+    actor.role == Role::Staff
+        || actor.user == access.requester
+        || access.followers.contains(&actor.user)
+        || actor.org.is_some_and(|org| access.orgs.contains(&org))
+}
+
+/// The status a reply moves a ticket to, if any (the default rule of DESIGN):
+/// a customer's reply reopens a `closed` ticket to `new`; on `escalated` it is
+/// only a comment; staff replies never change status implicitly.
+pub fn status_after_reply(current: Status, actor: Role) -> Option<Status> {
+    match (current, actor) {
+        (Status::Closed, Role::Customer) => Some(Status::New),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_accept_generous_spellings() {
+        for (input, expected) in [
+            ("in progress", Status::InProgress),
+            ("In Progress", Status::InProgress),
+            ("in-progress", Status::InProgress),
+            ("IN_PROGRESS", Status::InProgress),
+            ("  closed ", Status::Closed),
+            ("Closed - Escalated to TEM", Status::Escalated),
+            ("escalated", Status::Escalated),
+            ("blocked", Status::Blocked),
+            ("new", Status::New),
+        ] {
+            assert_eq!(input.parse::<Status>(), Ok(expected), "{input}");
+        }
+        assert!("finished-ish".parse::<Status>().is_err());
+        assert_eq!("P2".parse::<Priority>(), Ok(Priority::P2));
+        assert!("P5".parse::<Priority>().is_err());
+    }
+
+    #[test]
+    fn who_may_comment() {
+        let access = Access { requester: 1, followers: vec![1, 2], orgs: vec![10] };
+        let cases = [
+            ("requester", Actor { user: 1, role: Role::Customer, org: Some(10) }, true),
+            ("follower from another org", Actor { user: 2, role: Role::Customer, org: Some(20) }, true),
+            ("member of an attached org", Actor { user: 3, role: Role::Customer, org: Some(10) }, true),
+            ("staff", Actor { user: 4, role: Role::Staff, org: None }, true),
+            ("stranger from another org", Actor { user: 5, role: Role::Customer, org: Some(20) }, false),
+            ("customer without org", Actor { user: 6, role: Role::Customer, org: None }, false),
+        ];
+        for (name, actor, expected) in cases {
+            assert_eq!(may_comment(&actor, &access), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn replies_reopen_only_closed_tickets_of_customers() {
+        assert_eq!(status_after_reply(Status::Closed, Role::Customer), Some(Status::New));
+        assert_eq!(status_after_reply(Status::Escalated, Role::Customer), None);
+        assert_eq!(status_after_reply(Status::Closed, Role::Staff), None);
+        assert_eq!(status_after_reply(Status::Blocked, Role::Customer), None);
+    }
+}
