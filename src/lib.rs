@@ -1,2 +1,11 @@
 #![forbid(unsafe_code)]
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod ingest;
+pub mod mailer;
+pub mod outbox;
+pub mod render;
+pub mod source;
+pub mod store;

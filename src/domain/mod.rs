@@ -6,6 +6,7 @@ pub mod classify;
 pub mod ids;
 pub mod mail;
 pub mod notify;
+pub mod outcome;
 pub mod reply;
 pub mod threading;
 pub mod ticket;

@@ -10,6 +10,7 @@ use super::ticket::{FollowerSource, Role};
 pub struct Follower {
     pub user: UserId,
     pub email: EmailAddress,
+    pub name: String,
     pub role: Role,
     pub source: FollowerSource,
     /// Set when deliveries to this address bounce; they are not mailed again.
@@ -19,6 +20,8 @@ pub struct Follower {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
     pub to: EmailAddress,
+    /// Display name for the greeting; `None` for the support team address.
+    pub name: Option<String>,
     /// The registered user, when the recipient is one (reply tokens need it).
     pub user: Option<UserId>,
     pub template: &'static str,
@@ -41,10 +44,10 @@ pub fn on_ticket_created(
 ) -> Vec<Recipient> {
     let mut out = Vec::new();
     if acknowledge && !requester.bouncing {
-        out.push(Recipient { to: requester.email.clone(), user: Some(requester.user), template: "ack", reason: "requester" });
+        out.push(Recipient { to: requester.email.clone(), name: Some(requester.name.clone()), user: Some(requester.user), template: "ack", reason: "requester" });
     }
     if let Some(notify) = notify.filter(|n| **n != requester.email) {
-        push_unique(&mut out, Recipient { to: notify.clone(), user: None, template: "new_ticket", reason: "support_notify" });
+        push_unique(&mut out, Recipient { to: notify.clone(), name: None, user: None, template: "new_ticket", reason: "support_notify" });
     }
     out
 }
@@ -62,10 +65,10 @@ pub fn on_comment(
         if f.email == *author || f.bouncing || (internal && f.role != Role::Staff) {
             continue;
         }
-        push_unique(&mut out, Recipient { to: f.email.clone(), user: Some(f.user), template: "comment_added", reason: f.source.as_str() });
+        push_unique(&mut out, Recipient { to: f.email.clone(), name: Some(f.name.clone()), user: Some(f.user), template: "comment_added", reason: f.source.as_str() });
     }
     if let Some(notify) = notify.filter(|n| *n != author) {
-        push_unique(&mut out, Recipient { to: notify.clone(), user: None, template: "comment_added", reason: "support_notify" });
+        push_unique(&mut out, Recipient { to: notify.clone(), name: None, user: None, template: "comment_added", reason: "support_notify" });
     }
     out
 }
@@ -75,7 +78,7 @@ mod tests {
     use super::*;
 
     fn f(user: UserId, email: &str, role: Role, source: FollowerSource) -> Follower {
-        Follower { user, email: EmailAddress::parse(email).unwrap(), role, source, bouncing: false }
+        Follower { user, email: EmailAddress::parse(email).unwrap(), name: email.into(), role, source, bouncing: false }
     }
 
     fn addr(s: &str) -> EmailAddress {

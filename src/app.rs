@@ -1,0 +1,175 @@
+//! Wiring: opens the store chosen by the database URL, builds the ingestor,
+//! mailer and outbox worker from settings, and runs `serve` until a shutdown
+//! signal. The only place besides `ingest` and `outbox` that holds several
+//! adapters at once.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{MailboxKind, Settings, SmtpKind};
+use crate::ingest::{Delivery, IntakePolicy, Ingestor};
+use crate::mailer::{FileMailer, Mailer};
+use crate::outbox::{OutboxPolicy, OutboxWorker};
+use crate::render::Renderer;
+use crate::source::maildir::Maildir;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// Opens the store for a database URL and brings its schema up to date.
+pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::connect(url).await.with_context(|| format!("opening {url}"))?)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        bail!("PostgreSQL is not supported by this build yet; use a sqlite:// URL")
+    } else {
+        bail!("unsupported database URL {url:?}: expected sqlite://PATH")
+    };
+    store.migrate().await.context("applying database migrations")?;
+    Ok(store)
+}
+
+/// The parts most commands need.
+pub struct App {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub ingestor: Ingestor,
+}
+
+impl App {
+    pub async fn open(settings: Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings.database.url).await?;
+        let policy = IntakePolicy::from_settings(&settings).context("loading the reply-token secret")?;
+        let ingestor = Ingestor::new(store.clone(), policy);
+        Ok(Self { settings, store, ingestor })
+    }
+
+    pub fn outbox_worker(&self) -> anyhow::Result<OutboxWorker> {
+        let mailer: Arc<dyn Mailer> = match self.settings.smtp.kind {
+            SmtpKind::File => Arc::new(
+                FileMailer::new(&self.settings.smtp.dir)
+                    .with_context(|| format!("creating outbox folder {}", self.settings.smtp.dir))?,
+            ),
+            SmtpKind::Smtp => bail!("smtp.kind = \"smtp\" is not supported by this build yet; use \"file\""),
+        };
+        let templates = Path::new("templates");
+        let renderer = Arc::new(Renderer::new(templates.is_dir().then(|| templates.to_path_buf())));
+        let policy = OutboxPolicy::from_settings(&self.settings, self.ingestor.policy().secret.clone());
+        Ok(OutboxWorker::new(self.store.clone(), mailer, renderer, policy))
+    }
+
+    /// Runs pollers and the outbox worker until `cancel` fires, then waits for
+    /// them to finish the message in hand.
+    pub async fn serve(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        for mailbox in &self.settings.mailbox {
+            match mailbox.kind {
+                MailboxKind::Maildir => {
+                    let maildir = Maildir::new(&mailbox.path);
+                    maildir.ensure().with_context(|| format!("creating Maildir {}", mailbox.path))?;
+                    tracing::info!(mailbox = %mailbox.name, path = %mailbox.path, "watching Maildir");
+                    tracker.spawn(poll_maildir(
+                        self.ingestor.clone(),
+                        maildir,
+                        mailbox.name.clone(),
+                        mailbox.poll_interval.0,
+                        cancel.clone(),
+                    ));
+                }
+                MailboxKind::Imap => bail!("mailbox {:?}: IMAP is not supported by this build yet", mailbox.name),
+            }
+        }
+        let worker = self.outbox_worker()?;
+        tracker.spawn({
+            let cancel = cancel.clone();
+            async move { worker.run(cancel).await }
+        });
+        tracker.close();
+        tracker.wait().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Polls `new/`; each message moves to `cur/` only after its outcome is committed.
+async fn poll_maildir(ingestor: Ingestor, maildir: Maildir, name: String, interval: Duration, cancel: CancellationToken) {
+    loop {
+        match maildir.pending() {
+            Ok(files) => {
+                for path in files {
+                    if cancel.is_cancelled() {
+                        return;
+                    }
+                    if !take_one(&ingestor, &maildir, &name, &path).await {
+                        break; // storage trouble: back off until the next tick
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(mailbox = %name, error = %e, "listing Maildir failed"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Ingests one Maildir file; `false` when the store failed and polling should pause.
+async fn take_one(ingestor: &Ingestor, maildir: &Maildir, name: &str, path: &Path) -> bool {
+    let raw = match tokio::fs::read(path).await {
+        Ok(raw) => raw,
+        // Taken by another process between listing and reading.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+        Err(e) => {
+            tracing::warn!(mailbox = %name, path = %path.display(), error = %e, "cannot read message; leaving it in new/");
+            return true;
+        }
+    };
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let origin = format!("maildir:{name}/new/{file}");
+    match ingestor.ingest(Delivery { raw: &raw, origin: &origin, notify: true }).await {
+        Ok(_) => {
+            if let Err(e) = maildir.mark_seen(path) {
+                // Committed but not moved: the next tick sees it again and logs a duplicate.
+                tracing::warn!(path = %path.display(), error = %e, "cannot move processed message to cur/");
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(mailbox = %name, path = %path.display(), error = %e, "ingest failed; message stays in new/");
+            false
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}

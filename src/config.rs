@@ -1,0 +1,580 @@
+//! Settings from `config/ticketgate.toml`, overridden by `TICKETGATE__SECTION__KEY`
+//! environment variables (mailboxes by `TICKETGATE__MAILBOX__<NAME>__KEY`). The
+//! defaults are the embedded setup: SQLite under `var/`, a Maildir inbox, and
+//! notifications written as files; no servers. Builds no adapters.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::ids::EmailAddress;
+use crate::domain::ticket::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("parsing {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid setting {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// A duration written as `"30s"`, `"5m"`, `"2h"`, `"250ms"` or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+/// A size written as `"25MB"`, `"512KB"`, `"1GB"` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+pub fn parse_span(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "ms" => 0.001,
+        "" | "s" | "sec" | "secs" => 1.0,
+        "m" | "min" | "mins" => 60.0,
+        "h" | "hour" | "hours" => 3600.0,
+        "d" | "day" | "days" => 86400.0,
+        _ => return None,
+    };
+    (value >= 0.0 && value.is_finite()).then(|| Duration::from_secs_f64(value * factor))
+}
+
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let factor: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "KB" | "K" | "KIB" => 1024.0,
+        "MB" | "M" | "MIB" => 1024.0 * 1024.0,
+        "GB" | "G" | "GIB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    (value >= 0.0 && value.is_finite()).then(|| (value * factor) as u64)
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TextOrNumber {
+    Text(String),
+    Int(u64),
+    Float(f64),
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match TextOrNumber::deserialize(d)? {
+            TextOrNumber::Text(t) => parse_span(&t).map(Span).ok_or_else(|| serde::de::Error::custom(format!("not a duration: {t:?}"))),
+            TextOrNumber::Int(n) => Ok(Span(Duration::from_secs(n))),
+            TextOrNumber::Float(f) if f >= 0.0 && f.is_finite() => Ok(Span(Duration::from_secs_f64(f))),
+            TextOrNumber::Float(f) => Err(serde::de::Error::custom(format!("not a duration: {f}"))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match TextOrNumber::deserialize(d)? {
+            TextOrNumber::Text(t) => parse_size(&t).map(Size).ok_or_else(|| serde::de::Error::custom(format!("not a size: {t:?}"))),
+            TextOrNumber::Int(n) => Ok(Size(n)),
+            TextOrNumber::Float(f) => Ok(Size(f as u64)),
+        }
+    }
+}
+
+/// Numbers and booleans also accepted as strings, since environment overrides are strings.
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr + Deserialize<'de>,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T> {
+        Text(String),
+        Value(T),
+    }
+    match Either::<T>::deserialize(d)? {
+        Either::Text(t) => t.trim().parse().map_err(serde::de::Error::custom),
+        Either::Value(v) => Ok(v),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub mailbox: Vec<MailboxSettings>,
+    pub smtp: SmtpSettings,
+    pub support: SupportSettings,
+    pub intake: IntakeSettings,
+    pub outbox: OutboxSettings,
+    pub mentions: MentionSettings,
+    pub auth: AuthSettings,
+    pub admin: AdminSettings,
+    pub sla: BTreeMap<String, SlaSettings>,
+    pub statuses: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailboxKind {
+    Imap,
+    Maildir,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailboxSettings {
+    pub name: String,
+    pub kind: MailboxKind,
+    pub host: String,
+    #[serde(deserialize_with = "lenient")]
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: String,
+    pub folder: String,
+    pub processed_folder: String,
+    pub rejected_folder: String,
+    #[serde(deserialize_with = "lenient")]
+    pub idle: bool,
+    pub poll_interval: Span,
+    /// Maildir root (holding `new/`, `cur/`, `tmp/`).
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpKind {
+    Smtp,
+    File,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub kind: SmtpKind,
+    pub host: String,
+    #[serde(deserialize_with = "lenient")]
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: String,
+    /// Where the `file` kind writes `.eml` files.
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupportSettings {
+    pub name: String,
+    pub address: String,
+    pub domain: String,
+    pub notify: String,
+    pub tag: String,
+    /// HMAC key of reply tokens. Empty: read from (or created in) `reply_secret_file`.
+    pub reply_secret: String,
+    pub reply_secret_file: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeSettings {
+    pub max_message_size: Size,
+    #[serde(deserialize_with = "lenient")]
+    pub allow_unknown_senders: bool,
+    pub auto_reply_window: Span,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxSettings {
+    #[serde(deserialize_with = "lenient")]
+    pub max_attempts: u32,
+    pub backoff: Span,
+    pub lease: Span,
+    pub attach_max: Size,
+    pub poll_interval: Span,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MentionSettings {
+    #[serde(deserialize_with = "lenient")]
+    pub auto_follow: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub trusted_authserv_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaSettings {
+    pub name: String,
+    pub response: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database: DatabaseSettings::default(),
+            mailbox: vec![MailboxSettings::default()],
+            smtp: SmtpSettings::default(),
+            support: SupportSettings::default(),
+            intake: IntakeSettings::default(),
+            outbox: OutboxSettings::default(),
+            mentions: MentionSettings::default(),
+            auth: AuthSettings::default(),
+            admin: AdminSettings::default(),
+            sla: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: "sqlite://var/ticketgate.db".into() }
+    }
+}
+
+impl Default for MailboxSettings {
+    fn default() -> Self {
+        Self {
+            name: "inbox".into(),
+            kind: MailboxKind::Maildir,
+            host: "127.0.0.1".into(),
+            port: 993,
+            tls: TlsMode::Tls,
+            username: String::new(),
+            password: String::new(),
+            folder: "INBOX".into(),
+            processed_folder: "Processed".into(),
+            rejected_folder: "Rejected".into(),
+            idle: true,
+            poll_interval: Span(Duration::from_secs(1)),
+            path: "var/maildir".into(),
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            kind: SmtpKind::File,
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: TlsMode::None,
+            username: String::new(),
+            password: String::new(),
+            dir: "var/outbox".into(),
+        }
+    }
+}
+
+impl Default for SupportSettings {
+    fn default() -> Self {
+        Self {
+            name: "Support".into(),
+            address: "support@example.test".into(),
+            domain: "example.test".into(),
+            notify: String::new(),
+            tag: "Support".into(),
+            reply_secret: String::new(),
+            reply_secret_file: "var/reply_secret".into(),
+        }
+    }
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        Self {
+            max_message_size: Size(50 * 1024 * 1024),
+            allow_unknown_senders: false,
+            auto_reply_window: Span(Duration::from_secs(3600)),
+        }
+    }
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            backoff: Span(Duration::from_secs(30)),
+            lease: Span(Duration::from_secs(300)),
+            attach_max: Size(10 * 1024 * 1024),
+            poll_interval: Span(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl Default for MentionSettings {
+    fn default() -> Self {
+        Self { auto_follow: true }
+    }
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8025".into() }
+    }
+}
+
+const ENV_PREFIX: &str = "TICKETGATE__";
+
+impl Settings {
+    /// Loads `path` if it exists (a missing default file means built-in defaults),
+    /// then applies the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let default_path = Path::new("config/ticketgate.toml");
+        let (path, required) = match path {
+            Some(p) => (p, true),
+            None => (default_path, false),
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        };
+        Self::from_sources(&text, &path.display().to_string(), std::env::vars())
+    }
+
+    /// Builds settings from TOML text and `(name, value)` environment pairs.
+    pub fn from_sources(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
+        let mut overrides: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        overrides.sort();
+        for (key, value) in overrides {
+            apply_override(&mut table, &key, value)?;
+        }
+        let settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid { key: key.into(), message };
+        EmailAddress::parse(&self.support.address).map_err(|e| invalid("support.address", e.to_string()))?;
+        if !self.support.notify.is_empty() {
+            EmailAddress::parse(&self.support.notify).map_err(|e| invalid("support.notify", e.to_string()))?;
+        }
+        if self.support.domain.trim().is_empty() {
+            return Err(invalid("support.domain", "must not be empty".into()));
+        }
+        for (name, _) in &self.statuses {
+            name.parse::<Status>().map_err(|e| invalid(&format!("statuses.{name}"), e.to_string()))?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for m in &self.mailbox {
+            if !names.insert(m.name.to_ascii_lowercase()) {
+                return Err(invalid("mailbox.name", format!("duplicate mailbox name {:?}", m.name)));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn support_address(&self) -> EmailAddress {
+        EmailAddress::parse(&self.support.address).expect("validated at load")
+    }
+
+    pub fn notify_address(&self) -> Option<EmailAddress> {
+        EmailAddress::parse(&self.support.notify).ok()
+    }
+
+    /// The label of a status: from `[statuses]`, else the default.
+    pub fn status_label(&self, status: Status) -> String {
+        self.statuses
+            .iter()
+            .find(|(k, _)| k.parse::<Status>().ok() == Some(status))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| status.default_label().to_string())
+    }
+
+    /// The reply-token secret: configured, or kept in `reply_secret_file` (created
+    /// with 32 random bytes, mode 0600, on first use) so that the embedded default
+    /// is safe without an operator choosing one.
+    pub fn reply_secret(&self) -> Result<Vec<u8>, ConfigError> {
+        if !self.support.reply_secret.is_empty() {
+            return Ok(self.support.reply_secret.as_bytes().to_vec());
+        }
+        let path = Path::new(&self.support.reply_secret_file);
+        let read_err = |source| ConfigError::Read { path: path.to_path_buf(), source };
+        match std::fs::read_to_string(path) {
+            Ok(text) if !text.trim().is_empty() => return Ok(text.trim().as_bytes().to_vec()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(read_err(e)),
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| read_err(std::io::Error::other(e.to_string())))?;
+        let secret = hex::encode(bytes);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(read_err)?;
+        }
+        write_private(path, secret.as_bytes()).map_err(read_err)?;
+        Ok(secret.into_bytes())
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, data)
+}
+
+/// `TICKETGATE__SMTP__PORT=2525` sets `smtp.port`; `TICKETGATE__MAILBOX__INBOX__HOST`
+/// sets `host` of the mailbox named `inbox` (created if no mailbox has that name).
+fn apply_override(table: &mut toml::Table, key: &str, value: String) -> Result<(), ConfigError> {
+    let parts: Vec<String> = key[ENV_PREFIX.len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
+    let invalid = || ConfigError::Invalid { key: key.to_string(), message: "expected TICKETGATE__SECTION__KEY".into() };
+    match parts.as_slice() {
+        [section, name, field] if section == "mailbox" => {
+            let list = table.entry("mailbox").or_insert_with(|| toml::Value::Array(Vec::new()));
+            let toml::Value::Array(list) = list else { return Err(invalid()) };
+            let position = list.iter().position(|m| {
+                m.get("name").and_then(|n| n.as_str()).is_some_and(|n| n.eq_ignore_ascii_case(name))
+            });
+            let index = match position {
+                Some(i) => i,
+                None => {
+                    let mut fresh = toml::Table::new();
+                    fresh.insert("name".into(), toml::Value::String(name.clone()));
+                    list.push(toml::Value::Table(fresh));
+                    list.len() - 1
+                }
+            };
+            let toml::Value::Table(mailbox) = &mut list[index] else { return Err(invalid()) };
+            mailbox.insert(field.clone(), toml::Value::String(value));
+        }
+        [section, field] if !section.is_empty() && !field.is_empty() => {
+            let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(section) = entry else { return Err(invalid()) };
+            section.insert(field.clone(), toml::Value::String(value));
+        }
+        [section, level, field] if section == "sla" || section == "statuses" => {
+            let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(section) = entry else { return Err(invalid()) };
+            let sub = section.entry(level.to_ascii_uppercase()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(sub) = sub else { return Err(invalid()) };
+            sub.insert(field.clone(), toml::Value::String(value));
+        }
+        _ => return Err(invalid()),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let s = Settings::from_sources("", "test", env(&[])).unwrap();
+        assert_eq!(s.database.url, "sqlite://var/ticketgate.db");
+        assert_eq!(s.mailbox.len(), 1);
+        assert_eq!(s.mailbox[0].kind, MailboxKind::Maildir);
+        assert_eq!(s.smtp.kind, SmtpKind::File);
+        assert_eq!(s.intake.max_message_size, Size(50 * 1024 * 1024));
+        assert!(!s.intake.allow_unknown_senders);
+        assert!(s.admin.listen.starts_with("127.0.0.1:"));
+    }
+
+    #[test]
+    fn environment_overrides_file_values() {
+        let text = "[smtp]\nkind = \"smtp\"\nport = 25\n[[mailbox]]\nname = \"Support\"\nkind = \"imap\"\n";
+        let s = Settings::from_sources(
+            text,
+            "test",
+            env(&[
+                ("TICKETGATE__SMTP__PORT", "2525"),
+                ("TICKETGATE__INTAKE__ALLOW_UNKNOWN_SENDERS", "true"),
+                ("TICKETGATE__INTAKE__MAX_MESSAGE_SIZE", "10MB"),
+                ("TICKETGATE__MAILBOX__SUPPORT__PORT", "10993"),
+                ("TICKETGATE__MAILBOX__SUPPORT__PASSWORD", "12345"),
+                ("TICKETGATE__STATUSES__ESCALATED", "Sent to engineering"),
+                ("OTHER__SMTP__PORT", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.smtp.port, 2525);
+        assert!(s.intake.allow_unknown_senders);
+        assert_eq!(s.intake.max_message_size, Size(10 * 1024 * 1024));
+        assert_eq!(s.mailbox[0].port, 10993);
+        assert_eq!(s.mailbox[0].password, "12345");
+        assert_eq!(s.status_label(Status::Escalated), "Sent to engineering");
+        assert_eq!(s.status_label(Status::InProgress), "In Progress");
+    }
+
+    #[test]
+    fn spans_and_sizes_parse() {
+        assert_eq!(parse_span("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_span("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_span("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_span("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_span("soon"), None);
+        assert_eq!(parse_size("25MB"), Some(25 * 1024 * 1024));
+        assert_eq!(parse_size("512 KB"), Some(512 * 1024));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("lots"), None);
+    }
+
+    #[test]
+    fn mistakes_are_reported_not_ignored() {
+        assert!(Settings::from_sources("[smtp]\nprot = 25\n", "t", env(&[])).is_err());
+        assert!(Settings::from_sources("[support]\naddress = \"nope\"\n", "t", env(&[])).is_err());
+        assert!(Settings::from_sources("", "t", env(&[("TICKETGATE__SMTP__PORT", "x")])).is_err());
+        assert!(Settings::from_sources("[statuses]\nfinished = \"F\"\n", "t", env(&[])).is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! The one outcome every delivery ends with (DESIGN "Guarantees").
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use super::ticket::UnknownValue;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    TicketCreated,
+    CommentAdded,
+    CommandOnly,
+    Duplicate,
+    Ignored,
+    Rejected,
+    Quarantined,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::TicketCreated,
+        Outcome::CommentAdded,
+        Outcome::CommandOnly,
+        Outcome::Duplicate,
+        Outcome::Ignored,
+        Outcome::Rejected,
+        Outcome::Quarantined,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::TicketCreated => "ticket_created",
+            Outcome::CommentAdded => "comment_added",
+            Outcome::CommandOnly => "command_only",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Ignored => "ignored",
+            Outcome::Rejected => "rejected",
+            Outcome::Quarantined => "quarantined",
+        }
+    }
+
+    /// Whether the message changed a ticket (and so its ids join the thread).
+    pub fn is_accepted(self) -> bool {
+        matches!(self, Outcome::TicketCreated | Outcome::CommentAdded | Outcome::CommandOnly)
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s.trim())
+            .ok_or_else(|| UnknownValue { kind: "outcome", value: s.to_string() })
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reason codes recorded with `ignored`, `rejected` and `quarantined` outcomes
+/// (automatic-mail reasons come from `classify::Automatic::as_str`).
+pub mod reason {
+    pub const UNKNOWN_SENDER: &str = "unknown_sender";
+    pub const NOT_A_PARTICIPANT: &str = "not_a_participant";
+    pub const TOO_LARGE: &str = "too_large";
+    pub const UNPARSEABLE: &str = "unparseable";
+    pub const NO_SENDER: &str = "no_sender";
+    pub const DUPLICATE: &str = "duplicate";
+}

@@ -1,0 +1,530 @@
+//! The ingest use case: raw bytes in, one recorded outcome out.
+//!
+//! Every decision is made by `domain`; this module looks up the facts those
+//! decisions need and writes the result in ONE transaction: raw message, ticket,
+//! comment, attachments, events, message refs, outbox rows and the ingest log.
+//! A source acknowledges a message only after `ingest` returns `Ok`, so a crash
+//! at any point re-delivers, and the ingest log turns re-delivery into `duplicate`.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::domain::classify::{self, OwnIdentity};
+use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId};
+use crate::domain::mail::InboundMail;
+use crate::domain::notify::{self, Follower, Recipient};
+use crate::domain::outcome::{Outcome, reason};
+use crate::domain::reply;
+use crate::domain::threading::{self, ThreadFacts};
+use crate::domain::ticket::{self, Access, Actor, FollowerSource, Role, Status};
+use crate::store::{
+    CommentSource, NewAttachment, NewComment, NewEvent, NewLogEntry, NewOutbox, NewTicket, NewUser, RefKind, Store,
+    StoreError, TicketState, Tx, User,
+};
+
+/// What intake needs from config, resolved once at start.
+#[derive(Debug, Clone)]
+pub struct IntakePolicy {
+    pub support: EmailAddress,
+    pub support_name: String,
+    /// `support.domain`: Message-IDs of notifications are generated under it.
+    pub domain: String,
+    pub notify: Option<EmailAddress>,
+    pub tag: String,
+    pub secret: Vec<u8>,
+    pub max_message_size: u64,
+    pub allow_unknown_senders: bool,
+}
+
+impl IntakePolicy {
+    pub fn from_settings(settings: &crate::config::Settings) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            support: settings.support_address(),
+            support_name: settings.support.name.clone(),
+            domain: settings.support.domain.trim().to_ascii_lowercase(),
+            notify: settings.notify_address(),
+            tag: settings.support.tag.clone(),
+            secret: settings.reply_secret()?,
+            max_message_size: settings.intake.max_message_size.0,
+            allow_unknown_senders: settings.intake.allow_unknown_senders,
+        })
+    }
+
+    fn own_identity(&self) -> OwnIdentity {
+        let mut addresses = vec![self.support.clone()];
+        addresses.extend(self.notify.clone());
+        OwnIdentity { addresses, domain: self.domain.clone() }
+    }
+}
+
+/// One message handed over by a source.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub raw: &'a [u8],
+    /// Where it came from (`maildir:inbox/new/…`, `file:…`, `stdin`, `imap:…`), for the log.
+    pub origin: &'a str,
+    /// `false` imports history (`ingest --no-notify`): nothing is queued for anyone.
+    pub notify: bool,
+}
+
+/// The recorded outcome of one delivery (`ingest --json` prints this).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    pub message_id: Option<String>,
+    pub outcome: Outcome,
+    pub ticket: Option<TicketId>,
+    pub comment: Option<CommentId>,
+    pub reason: Option<String>,
+    #[serde(skip)]
+    pub log_id: i64,
+    #[serde(skip)]
+    pub thread_reason: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IngestError {
+    /// Worth delivering again later (the MTA gets EX_TEMPFAIL, the mailbox keeps the message).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            IngestError::Store(e) => e.is_transient(),
+        }
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// A fresh notification Message-ID: `<tg.<uuid>@<support.domain>>`; the prefix lets
+/// classification recognise our own mail when it comes back.
+pub fn new_message_id(domain: &str) -> MessageId {
+    let id = format!("{}{}@{}", classify::OWN_MESSAGE_ID_PREFIX, uuid::Uuid::new_v4().simple(), domain);
+    MessageId::parse(&id).expect("generated ids are well-formed")
+}
+
+#[derive(Clone)]
+pub struct Ingestor {
+    store: Arc<dyn Store>,
+    policy: Arc<IntakePolicy>,
+    own: Arc<OwnIdentity>,
+}
+
+/// What a transaction decided, before the log row is written.
+struct Decided {
+    outcome: Outcome,
+    reason: Option<String>,
+    thread_reason: Option<String>,
+    ticket: Option<TicketId>,
+    comment: Option<CommentId>,
+}
+
+impl Decided {
+    fn refused(outcome: Outcome, reason: &str) -> Self {
+        Self { outcome, reason: Some(reason.to_string()), thread_reason: None, ticket: None, comment: None }
+    }
+}
+
+impl Ingestor {
+    pub fn new(store: Arc<dyn Store>, policy: IntakePolicy) -> Self {
+        let own = Arc::new(policy.own_identity());
+        Self { store, policy: Arc::new(policy), own }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &IntakePolicy {
+        &self.policy
+    }
+
+    /// Records one delivery. `Err` only for storage trouble (nothing was
+    /// committed: deliver again); every input, however broken, gets an `Ok` outcome.
+    pub async fn ingest(&self, delivery: Delivery<'_>) -> Result<IngestReport, IngestError> {
+        let too_large = delivery.raw.len() as u64 > self.policy.max_message_size;
+        // Oversized mail is logged from its headers alone; its body is never decoded.
+        let parsed = if too_large { InboundMail::parse_headers(delivery.raw) } else { InboundMail::parse(delivery.raw) };
+        let sha = sha256_hex(delivery.raw);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.ingest_once(&delivery, &parsed, &sha, too_large).await {
+                // A concurrent instance recorded the same message first; the next
+                // attempt sees its row and records a duplicate.
+                Err(IngestError::Store(StoreError::Conflict(what))) if attempt < 4 => {
+                    tracing::debug!(%what, attempt, "write conflict, retrying");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn ingest_once(
+        &self,
+        delivery: &Delivery<'_>,
+        parsed: &Result<InboundMail, crate::domain::mail::ParseError>,
+        sha: &str,
+        too_large: bool,
+    ) -> Result<IngestReport, IngestError> {
+        let now = OffsetDateTime::now_utc();
+        let mail = parsed.as_ref().ok();
+        let message_id = mail.and_then(|m| m.message_id.clone());
+        let dedup_key = match &message_id {
+            Some(id) => id.as_str().to_string(),
+            None => format!("sha256:{sha}"),
+        };
+
+        let mut tx = self.store.begin().await?;
+        // The raw message is stored before anything else is decided about it.
+        tx.put_blob(sha, delivery.raw).await?;
+
+        let decided = if let Some(previous) = tx.find_logged(&dedup_key).await? {
+            let mut d = Decided::refused(Outcome::Duplicate, reason::DUPLICATE);
+            d.ticket = previous.ticket_id;
+            d.comment = previous.comment_id;
+            let entry = self.log_entry(delivery, mail, &dedup_key, sha, &d, Some(previous.id), now);
+            let log_id = tx.log_delivery(&entry).await?;
+            tx.commit().await?;
+            return Ok(report(message_id, d, log_id));
+        } else {
+            match (mail, too_large) {
+                (None, _) => Decided::refused(Outcome::Rejected, reason::UNPARSEABLE),
+                (Some(_), true) => Decided::refused(Outcome::Rejected, reason::TOO_LARGE),
+                (Some(mail), false) => self.decide(tx.as_mut(), mail, delivery.notify, now).await?,
+            }
+        };
+        let entry = self.log_entry(delivery, mail, &dedup_key, sha, &decided, None, now);
+        let log_id = tx.log_delivery(&entry).await?;
+        tx.commit().await?;
+        tracing::info!(
+            origin = delivery.origin,
+            message_id = message_id.as_ref().map(MessageId::as_str),
+            outcome = %decided.outcome,
+            reason = decided.reason.as_deref(),
+            ticket = decided.ticket,
+            "ingested"
+        );
+        Ok(report(message_id, decided, log_id))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn log_entry(
+        &self,
+        delivery: &Delivery<'_>,
+        mail: Option<&InboundMail>,
+        dedup_key: &str,
+        sha: &str,
+        d: &Decided,
+        duplicate_of: Option<i64>,
+        now: OffsetDateTime,
+    ) -> NewLogEntry {
+        NewLogEntry {
+            dedup_key: dedup_key.to_string(),
+            message_id: mail.and_then(|m| m.message_id.clone()),
+            origin: delivery.origin.to_string(),
+            raw_sha256: sha.to_string(),
+            size: delivery.raw.len() as u64,
+            sender: mail.and_then(|m| m.sender()).map(|s| s.to_string()),
+            subject: mail.map(|m| m.subject.clone()),
+            outcome: d.outcome,
+            reason: d.reason.clone(),
+            thread_reason: d.thread_reason.clone(),
+            ticket_id: d.ticket,
+            comment_id: d.comment,
+            duplicate_of,
+            notify: delivery.notify,
+            now,
+        }
+    }
+
+    /// The decisions for a parsed, non-duplicate, not oversized message.
+    async fn decide(&self, tx: &mut dyn Tx, mail: &InboundMail, notify: bool, now: OffsetDateTime) -> Result<Decided, StoreError> {
+        if let Some(auto) = classify::classify(mail, &self.own) {
+            return Ok(Decided::refused(Outcome::Ignored, auto.as_str()));
+        }
+        let Some(sender) = mail.sender() else {
+            return Ok(Decided::refused(Outcome::Rejected, reason::NO_SENDER));
+        };
+        let mut user = tx.user_by_email(sender).await?;
+        if user.is_none() {
+            // Senders from an org's domain are registered as its members on first contact.
+            if let Some(org) = tx.org_for_domain(sender.domain()).await? {
+                user = Some(tx.insert_user(&self.new_customer(mail, sender, Some(org)), now).await?);
+            }
+        }
+
+        let mut ids = mail.ancestors();
+        ids.extend(mail.message_id.clone());
+        let mut facts = ThreadFacts {
+            known: tx.tickets_of(&ids).await?,
+            token: threading::find_token(mail, &self.policy.support, &self.policy.secret),
+            tagged: None,
+        };
+        if let (Some(user), Some(tagged)) = (&user, threading::subject_tag(&mail.subject, &self.policy.tag)) {
+            if let Some(state) = tx.ticket_state(tagged).await? {
+                if ticket::may_comment(&actor(user), &access(&state)) {
+                    facts.tagged = Some(tagged);
+                }
+            }
+        }
+        let decision = threading::resolve(mail, &facts);
+        let thread_reason = Some(decision.reason.describe());
+
+        let existing = match decision.ticket {
+            Some(id) => tx.ticket_state(id).await?,
+            None => None,
+        };
+        let mut decided = match existing {
+            Some(state) => {
+                let Some(user) = user else {
+                    return Ok(Decided { thread_reason, ..Decided::refused(Outcome::Quarantined, reason::UNKNOWN_SENDER) });
+                };
+                if !ticket::may_comment(&actor(&user), &access(&state)) {
+                    return Ok(Decided {
+                        thread_reason,
+                        ticket: Some(state.id),
+                        ..Decided::refused(Outcome::Quarantined, reason::NOT_A_PARTICIPANT)
+                    });
+                }
+                self.add_comment(tx, mail, &user, &state, notify, now, &decision.reason).await?
+            }
+            None => {
+                let user = match user {
+                    Some(user) => user,
+                    None if self.policy.allow_unknown_senders => {
+                        tx.insert_user(&self.new_customer(mail, sender, None), now).await?
+                    }
+                    None => return Ok(Decided { thread_reason, ..Decided::refused(Outcome::Rejected, reason::UNKNOWN_SENDER) }),
+                };
+                self.create_ticket(tx, mail, &user, notify, now).await?
+            }
+        };
+        decided.thread_reason = thread_reason;
+        Ok(decided)
+    }
+
+    fn new_customer(&self, mail: &InboundMail, sender: &EmailAddress, org: Option<i64>) -> NewUser {
+        let name = mail.from.as_ref().and_then(|f| f.name.clone()).unwrap_or_else(|| sender.local_part().to_string());
+        NewUser { email: sender.clone(), name, role: Role::Customer, org_id: org, locale: "en".into() }
+    }
+
+    async fn create_ticket(&self, tx: &mut dyn Tx, mail: &InboundMail, user: &User, notify: bool, now: OffsetDateTime) -> Result<Decided, StoreError> {
+        let subject = threading::ticket_subject(&mail.subject, &self.policy.tag);
+        let ticket_id = tx
+            .insert_ticket(&NewTicket {
+                subject: subject.clone(),
+                status: Status::New,
+                requester_id: user.id,
+                org_id: user.org_id,
+                root_message_id: mail.message_id.clone(),
+                now,
+            })
+            .await?;
+        tx.add_follower(ticket_id, user.id, FollowerSource::Creator, now).await?;
+        if let Some(org) = user.org_id {
+            tx.attach_org(ticket_id, org).await?;
+        }
+        // Registered users in Cc of the creating message follow the ticket.
+        for cc in &mail.cc {
+            if cc.address == user.email || cc.address == self.policy.support {
+                continue;
+            }
+            if let Some(cc_user) = tx.user_by_email(&cc.address).await? {
+                tx.add_follower(ticket_id, cc_user.id, FollowerSource::Cc, now).await?;
+            }
+        }
+        tx.insert_event(&NewEvent {
+            ticket_id,
+            kind: "ticket_created",
+            actor_id: Some(user.id),
+            data: serde_json::json!({ "subject": subject, "message_id": mail.message_id }),
+            now,
+        })
+        .await?;
+        let (comment_id, body) = self.store_comment(tx, mail, user, ticket_id, now).await?;
+        self.remember_thread(tx, mail, ticket_id, now).await?;
+
+        if notify {
+            let requester = Follower {
+                user: user.id,
+                email: user.email.clone(),
+                name: user.name.clone(),
+                role: user.role,
+                source: FollowerSource::Creator,
+                bouncing: user.bouncing,
+            };
+            // X-Auto-Response-Suppress asks for no automatic answer: no acknowledgement.
+            let plan = notify::on_ticket_created(&requester, self.policy.notify.as_ref(), !mail.auto.suppress_auto_response);
+            let state = tx.ticket_state(ticket_id).await?.ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
+            self.enqueue(tx, &state, user, (comment_id, &body), mail, &plan, now).await?;
+        }
+        Ok(Decided { outcome: Outcome::TicketCreated, reason: None, thread_reason: None, ticket: Some(ticket_id), comment: Some(comment_id) })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn add_comment(
+        &self,
+        tx: &mut dyn Tx,
+        mail: &InboundMail,
+        user: &User,
+        state: &TicketState,
+        notify: bool,
+        now: OffsetDateTime,
+        via: &threading::ThreadReason,
+    ) -> Result<Decided, StoreError> {
+        let (comment_id, body) = self.store_comment(tx, mail, user, state.id, now).await?;
+        tx.insert_event(&NewEvent {
+            ticket_id: state.id,
+            kind: "comment_added",
+            actor_id: Some(user.id),
+            data: serde_json::json!({ "comment": comment_id, "message_id": mail.message_id, "thread": via.describe() }),
+            now,
+        })
+        .await?;
+        let mut status = state.status;
+        if let Some(next) = ticket::status_after_reply(state.status, user.role) {
+            tx.insert_event(&NewEvent {
+                ticket_id: state.id,
+                kind: "status_changed",
+                actor_id: Some(user.id),
+                data: serde_json::json!({ "from": state.status, "to": next, "cause": "reply" }),
+                now,
+            })
+            .await?;
+            status = next;
+        }
+        tx.update_ticket(state.id, status, mail.message_id.as_ref(), now).await?;
+        self.remember_thread(tx, mail, state.id, now).await?;
+        if notify {
+            let plan = notify::on_comment(&state.followers, &user.email, self.policy.notify.as_ref(), false);
+            let mut state = state.clone();
+            state.status = status;
+            if mail.message_id.is_some() {
+                state.last_message_id = mail.message_id.clone();
+            }
+            self.enqueue(tx, &state, user, (comment_id, &body), mail, &plan, now).await?;
+        }
+        Ok(Decided { outcome: Outcome::CommentAdded, reason: None, thread_reason: None, ticket: Some(state.id), comment: Some(comment_id) })
+    }
+
+    /// Stores the message as a comment; returns its id and the comment text.
+    async fn store_comment(&self, tx: &mut dyn Tx, mail: &InboundMail, user: &User, ticket_id: TicketId, now: OffsetDateTime) -> Result<(CommentId, String), StoreError> {
+        let extracted = reply::extract_text(&mail.text);
+        let body = extracted.comment_text(&mail.text);
+        let comment_id = tx
+            .insert_comment(&NewComment {
+                ticket_id,
+                author_id: user.id,
+                body: body.clone(),
+                signature: extracted.signature.clone(),
+                quoted: extracted.quoted.clone(),
+                internal: false,
+                source: CommentSource::Email,
+                message_id: mail.message_id.clone(),
+                ingest_id: None,
+                now,
+            })
+            .await?;
+        for attachment in &mail.attachments {
+            let sha = sha256_hex(&attachment.data);
+            tx.put_blob(&sha, &attachment.data).await?;
+            tx.insert_attachment(&NewAttachment {
+                comment_id,
+                filename: attachment.filename.clone(),
+                content_type: attachment.content_type.clone(),
+                size: attachment.data.len() as u64,
+                sha256: sha,
+            })
+            .await?;
+        }
+        Ok((comment_id, body))
+    }
+
+    /// Every id of an accepted message joins its ticket's thread: its own as
+    /// received, its ancestors as referenced (so their later arrival threads too).
+    async fn remember_thread(&self, tx: &mut dyn Tx, mail: &InboundMail, ticket: TicketId, now: OffsetDateTime) -> Result<(), StoreError> {
+        if let Some(id) = &mail.message_id {
+            tx.remember_refs(std::slice::from_ref(id), ticket, RefKind::Received, now).await?;
+        }
+        tx.remember_refs(&mail.ancestors(), ticket, RefKind::Referenced, now).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn enqueue(
+        &self,
+        tx: &mut dyn Tx,
+        state: &TicketState,
+        author: &User,
+        (comment_id, body): (CommentId, &str),
+        mail: &InboundMail,
+        plan: &[Recipient],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut references: Vec<MessageId> = Vec::new();
+        for id in [&state.root_message_id, &state.last_message_id].into_iter().flatten() {
+            if !references.contains(id) {
+                references.push(id.clone());
+            }
+        }
+        for recipient in plan {
+            let message_id = new_message_id(&self.policy.domain);
+            let context = serde_json::json!({
+                "ticket": { "id": state.id, "subject": state.subject, "status": state.status },
+                "comment": {
+                    "id": comment_id,
+                    "body": body,
+                    "author_name": author.name,
+                    "author_email": author.email,
+                    "attachments": mail.attachments.iter().map(|a| &a.filename).collect::<Vec<_>>(),
+                },
+                "recipient": { "email": recipient.to, "reason": recipient.reason },
+                "recipient_name": recipient.name,
+            });
+            tx.enqueue(&NewOutbox {
+                ticket_id: Some(state.id),
+                template: recipient.template.to_string(),
+                to: recipient.to.clone(),
+                to_user_id: recipient.user,
+                reason: recipient.reason.to_string(),
+                message_id: message_id.clone(),
+                in_reply_to: state.last_message_id.clone().or_else(|| state.root_message_id.clone()),
+                references: references.clone(),
+                subject: format!("[{} #{}] {}", self.policy.tag, state.id, state.subject),
+                context,
+                now,
+            })
+            .await?;
+            // Replies to the notification thread by In-Reply-To even before it is sent.
+            tx.remember_refs(std::slice::from_ref(&message_id), state.id, RefKind::Sent, now).await?;
+        }
+        Ok(())
+    }
+}
+
+fn report(message_id: Option<MessageId>, d: Decided, log_id: i64) -> IngestReport {
+    IngestReport {
+        message_id: message_id.map(String::from),
+        outcome: d.outcome,
+        ticket: d.ticket,
+        comment: d.comment,
+        reason: d.reason,
+        log_id,
+        thread_reason: d.thread_reason,
+    }
+}
+
+fn actor(user: &User) -> Actor {
+    Actor { user: user.id, role: user.role, org: user.org_id }
+}
+
+fn access(state: &TicketState) -> Access {
+    Access { requester: state.requester_id, followers: state.followers.iter().map(|f| f.user).collect(), orgs: state.orgs.clone() }
+}

@@ -1,0 +1,419 @@
+//! Storage: the `Store` trait is the only door to SQL. Use cases hold a `Tx` for
+//! the one transaction that records a delivery (raw message, ticket, comment,
+//! events, outbox rows and ingest log commit together or not at all).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::domain::ids::{CommentId, EmailAddress, MessageId, OrgId, TicketId, UserId};
+use crate::domain::notify::Follower;
+use crate::domain::outcome::Outcome;
+use crate::domain::ticket::{FollowerSource, Priority, Role, Status};
+
+pub mod sqlite;
+mod time_text;
+
+pub use time_text::{format_ts, parse_ts};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Busy, locked, I/O, pool exhaustion: worth retrying later.
+    #[error("database temporarily unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A uniqueness rule fired; the caller may retry and will see the winner.
+    #[error("conflicting write: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Conflict(_))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Org {
+    pub id: OrgId,
+    pub slug: String,
+    pub name: String,
+    pub domains: Vec<String>,
+    pub leads: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: EmailAddress,
+    pub name: String,
+    pub role: Role,
+    #[serde(skip)]
+    pub org_id: Option<OrgId>,
+    /// The org's slug, for display.
+    pub org: Option<String>,
+    pub locale: String,
+    pub bouncing: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: EmailAddress,
+    pub name: String,
+    pub role: Role,
+    pub org_id: Option<OrgId>,
+    pub locale: String,
+}
+
+/// What ingest needs to know about an existing ticket.
+#[derive(Debug, Clone)]
+pub struct TicketState {
+    pub id: TicketId,
+    pub subject: String,
+    pub status: Status,
+    pub priority: Option<Priority>,
+    pub requester_id: UserId,
+    pub root_message_id: Option<MessageId>,
+    pub last_message_id: Option<MessageId>,
+    pub followers: Vec<Follower>,
+    pub orgs: Vec<OrgId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub subject: String,
+    pub status: Status,
+    pub requester_id: UserId,
+    pub org_id: Option<OrgId>,
+    pub root_message_id: Option<MessageId>,
+    pub now: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommentSource {
+    Email,
+    Api,
+    System,
+}
+
+impl CommentSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommentSource::Email => "email",
+            CommentSource::Api => "api",
+            CommentSource::System => "system",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewComment {
+    pub ticket_id: TicketId,
+    pub author_id: UserId,
+    pub body: String,
+    pub signature: Option<String>,
+    pub quoted: Option<String>,
+    pub internal: bool,
+    pub source: CommentSource,
+    pub message_id: Option<MessageId>,
+    pub ingest_id: Option<i64>,
+    pub now: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub comment_id: CommentId,
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub ticket_id: TicketId,
+    pub kind: &'static str,
+    pub actor_id: Option<UserId>,
+    pub data: serde_json::Value,
+    pub now: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Received,
+    Sent,
+    Referenced,
+}
+
+impl RefKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefKind::Received => "received",
+            RefKind::Sent => "sent",
+            RefKind::Referenced => "referenced",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOutbox {
+    pub ticket_id: Option<TicketId>,
+    pub template: String,
+    pub to: EmailAddress,
+    pub to_user_id: Option<UserId>,
+    pub reason: String,
+    pub message_id: MessageId,
+    pub in_reply_to: Option<MessageId>,
+    pub references: Vec<MessageId>,
+    pub subject: String,
+    pub context: serde_json::Value,
+    pub now: OffsetDateTime,
+}
+
+/// One row of the ingest log, as written.
+#[derive(Debug, Clone)]
+pub struct NewLogEntry {
+    pub dedup_key: String,
+    pub message_id: Option<MessageId>,
+    pub origin: String,
+    pub raw_sha256: String,
+    pub size: u64,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub thread_reason: Option<String>,
+    pub ticket_id: Option<TicketId>,
+    pub comment_id: Option<CommentId>,
+    pub duplicate_of: Option<i64>,
+    pub notify: bool,
+    pub now: OffsetDateTime,
+}
+
+/// One row of the ingest log, as read (CLI `messages list`, API `/api/messages`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRow {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub origin: String,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub thread_reason: Option<String>,
+    pub ticket: Option<TicketId>,
+    pub comment: Option<CommentId>,
+    pub size: i64,
+    pub received_at: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub outcome: Option<Outcome>,
+    pub limit: Option<i64>,
+    pub after: Option<i64>,
+}
+
+/// The earlier, non-duplicate delivery of the same dedup key.
+#[derive(Debug, Clone)]
+pub struct LoggedMessage {
+    pub id: i64,
+    pub outcome: Outcome,
+    pub ticket_id: Option<TicketId>,
+    pub comment_id: Option<CommentId>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub status: Option<Status>,
+    pub org: Option<String>,
+    pub requester: Option<EmailAddress>,
+    pub limit: Option<i64>,
+    pub after: Option<TicketId>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketSummary {
+    pub id: TicketId,
+    pub subject: String,
+    pub status: Status,
+    pub priority: Option<Priority>,
+    pub requester: String,
+    pub org: Option<String>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FollowerView {
+    pub email: String,
+    pub source: FollowerSource,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentView {
+    #[serde(skip)]
+    pub id: i64,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommentView {
+    pub id: CommentId,
+    pub author: String,
+    pub body: String,
+    pub signature: Option<String>,
+    pub internal: bool,
+    pub source: String,
+    pub message_id: Option<String>,
+    pub created_at: String,
+    pub attachments: Vec<AttachmentView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub kind: String,
+    pub actor: Option<String>,
+    pub data: serde_json::Value,
+    pub created_at: String,
+}
+
+/// A ticket as users see it (DESIGN "Ticket JSON").
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketView {
+    pub id: TicketId,
+    pub subject: String,
+    pub status: Status,
+    pub status_label: String,
+    pub priority: Option<Priority>,
+    pub requester: String,
+    pub org: Option<String>,
+    pub orgs: Vec<String>,
+    pub followers: Vec<FollowerView>,
+    pub comments: Vec<CommentView>,
+    pub events: Vec<EventView>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+    Dead,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Queued => "queued",
+            OutboxStatus::Sending => "sending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+            OutboxStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Queued, Self::Sending, Self::Sent, Self::Failed, Self::Dead].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// An outbox row with what the mailer needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    #[serde(skip)]
+    pub ticket_id: Option<TicketId>,
+    pub to: String,
+    #[serde(skip)]
+    pub to_user_id: Option<UserId>,
+    pub template: String,
+    pub subject: String,
+    pub message_id: String,
+    pub status: OutboxStatus,
+    pub attempts: i64,
+    #[serde(skip)]
+    pub reason: String,
+    #[serde(skip)]
+    pub in_reply_to: Option<String>,
+    #[serde(skip)]
+    pub references: Option<String>,
+    #[serde(skip)]
+    pub context: serde_json::Value,
+}
+
+/// The writes and reads of one delivery, in one transaction.
+#[async_trait]
+pub trait Tx: Send {
+    /// Stores content under its SHA-256 (hex); storing it again is a no-op.
+    async fn put_blob(&mut self, sha256: &str, data: &[u8]) -> Result<()>;
+    async fn find_logged(&mut self, dedup_key: &str) -> Result<Option<LoggedMessage>>;
+    async fn user_by_email(&mut self, email: &EmailAddress) -> Result<Option<User>>;
+    async fn org_for_domain(&mut self, domain: &str) -> Result<Option<OrgId>>;
+    async fn insert_user(&mut self, user: &NewUser, now: OffsetDateTime) -> Result<User>;
+    /// The ticket of each id the gateway has received, sent or seen referenced.
+    async fn tickets_of(&mut self, ids: &[MessageId]) -> Result<HashMap<MessageId, TicketId>>;
+    async fn ticket_state(&mut self, id: TicketId) -> Result<Option<TicketState>>;
+    async fn insert_ticket(&mut self, ticket: &NewTicket) -> Result<TicketId>;
+    /// Adds a follower; `false` when they already followed (their source is kept).
+    async fn add_follower(&mut self, ticket: TicketId, user: UserId, source: FollowerSource, now: OffsetDateTime) -> Result<bool>;
+    async fn attach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<()>;
+    async fn insert_comment(&mut self, comment: &NewComment) -> Result<CommentId>;
+    async fn insert_attachment(&mut self, attachment: &NewAttachment) -> Result<i64>;
+    async fn insert_event(&mut self, event: &NewEvent) -> Result<()>;
+    /// Remembers ids for threading; an id already known keeps its first ticket,
+    /// except that a `received`/`sent` id replaces a mere `referenced` one.
+    async fn remember_refs(&mut self, ids: &[MessageId], ticket: TicketId, kind: RefKind, now: OffsetDateTime) -> Result<()>;
+    async fn update_ticket(&mut self, ticket: TicketId, status: Status, last_message_id: Option<&MessageId>, now: OffsetDateTime) -> Result<()>;
+    async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64>;
+    async fn log_delivery(&mut self, entry: &NewLogEntry) -> Result<i64>;
+    async fn commit(self: Box<Self>) -> Result<()>;
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn migrate(&self) -> Result<()>;
+    /// A write transaction; on SQLite it takes the write lock up front so two
+    /// writers queue instead of failing on upgrade.
+    async fn begin(&self) -> Result<Box<dyn Tx>>;
+    async fn ping(&self) -> Result<()>;
+
+    async fn add_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org>;
+    async fn list_orgs(&self) -> Result<Vec<Org>>;
+    /// By slug or by name (case-insensitive).
+    async fn find_org(&self, name_or_slug: &str) -> Result<Option<Org>>;
+    async fn add_org_lead(&self, org: OrgId, user: UserId) -> Result<()>;
+    async fn add_user(&self, user: &NewUser) -> Result<User>;
+    async fn find_user(&self, email: &EmailAddress) -> Result<Option<User>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+
+    async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>>;
+    async fn ticket_view(&self, id: TicketId) -> Result<Option<TicketView>>;
+    async fn list_log(&self, filter: &LogFilter) -> Result<Vec<LogRow>>;
+
+    /// Claims up to `limit` due rows: marks them `sending` with a lease, so a
+    /// crashed sender's rows become due again when the lease runs out.
+    async fn claim_outbox(&self, now: OffsetDateTime, lease: Duration, limit: i64) -> Result<Vec<OutboxRow>>;
+    async fn mark_sent(&self, id: i64, now: OffsetDateTime) -> Result<()>;
+    /// `retry_at: None` dead-letters the row.
+    async fn mark_failed(&self, id: i64, error: &str, retry_at: Option<OffsetDateTime>, now: OffsetDateTime) -> Result<()>;
+    async fn list_outbox(&self) -> Result<Vec<OutboxRow>>;
+}
