@@ -164,7 +164,7 @@ impl InboundMail {
         let mut text = String::new();
         for part in message.text_bodies() {
             if let PartType::Text(body) = &part.body {
-                push_block(&mut text, &decode_text_part(part, body));
+                push_block(&mut text, &decode_text_part(message.raw_message.as_ref(), part, body));
             }
         }
         let mut html = String::new();
@@ -177,10 +177,19 @@ impl InboundMail {
             text = html_to_text(&html);
             self.text_from_html = true;
         }
-        self.text = text;
-        self.html = (!html.is_empty()).then_some(html);
 
         for (index, part) in message.attachments().enumerate() {
+            // A multipart whose boundary is missing cannot be split (RFC 2046
+            // §5.1.1 requires the parameter); what the sender wrote is in it as
+            // text, so show it rather than hide it in an opaque attachment.
+            if text.trim().is_empty()
+                && html.is_empty()
+                && part.content_type().is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
+                && matches!(part.body, PartType::Binary(_) | PartType::InlineBinary(_))
+            {
+                text = normalize(&String::from_utf8_lossy(part.contents()));
+                continue;
+            }
             let inline_body = matches!(part.body, PartType::Text(_) | PartType::Html(_))
                 && part.attachment_name().is_none()
                 && !part.content_disposition().is_some_and(|cd| cd.is_attachment());
@@ -202,10 +211,18 @@ impl InboundMail {
                 .unwrap_or_else(|| default_filename(index + 1, &content_type));
             let data = match &part.body {
                 PartType::Message(inner) => inner.raw_message.to_vec(),
+                // Line breaks of text sent without base64 belong to the transport,
+                // not the file: store the canonical CRLF form (RFC 2046 §4.1.1) so
+                // the same attachment is the same bytes whatever the mail store used.
+                PartType::Text(_) | PartType::Html(_) if part.encoding != mail_parser::Encoding::Base64 => {
+                    crlf(part.contents())
+                }
                 _ => part.contents().to_vec(),
             };
             self.attachments.push(Attachment { filename, content_type, data });
         }
+        self.text = text;
+        self.html = (!html.is_empty()).then_some(html);
     }
 
     fn read_report(&mut self, message: &Message<'_>) {
@@ -353,6 +370,19 @@ fn normalize(input: &str) -> String {
     out
 }
 
+fn crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    let mut previous = 0u8;
+    for &b in data {
+        if b == b'\n' && previous != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        previous = b;
+    }
+    out
+}
+
 fn push_block(target: &mut String, block: &str) {
     if block.trim().is_empty() {
         return;
@@ -363,14 +393,42 @@ fn push_block(target: &mut String, block: &str) {
     target.push_str(block);
 }
 
-fn decode_text_part(part: &MessagePart<'_>, body: &Cow<'_, str>) -> String {
-    let text = normalize(body);
+fn decode_text_part(raw: &[u8], part: &MessagePart<'_>, body: &Cow<'_, str>) -> String {
+    let text = match redecode_mislabelled(raw, part, body) {
+        Some(better) => normalize(&better),
+        None => normalize(body),
+    };
     let Some(ct) = part.content_type() else { return text };
     if ct.attribute("format").is_some_and(|f| f.eq_ignore_ascii_case("flowed")) {
         let delsp = ct.attribute("delsp").is_some_and(|d| d.eq_ignore_ascii_case("yes"));
         unflow(&text, delsp)
     } else {
         text
+    }
+}
+
+/// Text whose charset is missing, unknown or `us-ascii` but which holds 8-bit
+/// bytes came out with U+FFFD. Such mail is nearly always UTF-8 or Windows-1252
+/// (a superset of ISO-8859-1): decode the part's bytes again as whichever fits.
+fn redecode_mislabelled(raw: &[u8], part: &MessagePart<'_>, body: &str) -> Option<String> {
+    use mail_parser::decoders::{base64::base64_decode, charsets::map::charset_decoder, quoted_printable::quoted_printable_decode};
+    if !body.contains('\u{FFFD}') {
+        return None;
+    }
+    let charset = part.content_type().and_then(|ct| ct.attribute("charset")).unwrap_or("us-ascii");
+    let known = charset_decoder(charset.as_bytes()).is_some() || charset.eq_ignore_ascii_case("utf-8");
+    if known && !charset.eq_ignore_ascii_case("us-ascii") {
+        return None;
+    }
+    let encoded = raw.get(part.offset_body as usize..part.offset_end as usize)?;
+    let bytes = match part.encoding {
+        mail_parser::Encoding::Base64 => base64_decode(encoded)?,
+        mail_parser::Encoding::QuotedPrintable => quoted_printable_decode(encoded)?,
+        mail_parser::Encoding::None => encoded.to_vec(),
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        Err(e) => charset_decoder(b"windows-1252").map(|decode| decode(e.as_bytes())),
     }
 }
 
@@ -426,7 +484,9 @@ pub fn unflow(text: &str, delsp: bool) -> String {
 
 /// Converts HTML to readable plain text for HTML-only mail.
 pub fn html_to_text(html: &str) -> String {
+    // Links keep their targets as footnotes: a URL is often the point of the message.
     let text = html2text::config::plain_no_decorate()
+        .link_footnotes(true)
         .string_from_read(html.as_bytes(), 10_000)
         .unwrap_or_else(|_| html.to_string());
     let lines: Vec<&str> = text.lines().map(str::trim_end).collect();

@@ -1,0 +1,118 @@
+//! `TestApp`: a fresh SQLite database in a temporary folder with the test world
+//! of `fixtures/mail/README.md` registered, and helpers to deliver mail and read
+//! back what users would see.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ticketgate::app::App;
+use ticketgate::config::Settings;
+use ticketgate::domain::ids::EmailAddress;
+use ticketgate::domain::ticket::Role;
+use ticketgate::ingest::{Delivery, IngestReport};
+use ticketgate::store::{NewUser, OutboxRow, Store, TicketView};
+
+pub struct TestApp {
+    pub dir: tempfile::TempDir,
+    pub app: App,
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mail")
+}
+
+/// Settings for a test: everything under `dir`, the fixtures' support identity.
+pub fn test_settings(dir: &Path) -> Settings {
+    let text = format!(
+        r#"
+[database]
+url = "sqlite://{db}"
+[[mailbox]]
+name = "inbox"
+kind = "maildir"
+path = "{maildir}"
+poll_interval = "100ms"
+[smtp]
+kind = "file"
+dir = "{outbox}"
+[support]
+name = "Example Support"
+address = "support@example.test"
+domain = "example.test"
+notify = "team@example.test"
+tag = "Support"
+reply_secret = "test-secret"
+[outbox]
+poll_interval = "100ms"
+"#,
+        db = dir.join("ticketgate.db").display(),
+        maildir = dir.join("maildir").display(),
+        outbox = dir.join("outbox").display(),
+    );
+    Settings::from_sources(&text, "test", Vec::new()).expect("test settings are valid")
+}
+
+impl TestApp {
+    /// A fresh database with the fixtures' world: alice (id 1), bob, carol, sam, dave.
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let app = App::open(test_settings(dir.path())).await.expect("app opens");
+        seed_world(app.store.as_ref()).await;
+        Self { dir, app }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.app.store
+    }
+
+    pub async fn deliver(&self, raw: &[u8]) -> IngestReport {
+        self.app.ingestor.ingest(Delivery { raw, origin: "test", notify: true }).await.expect("ingest succeeds")
+    }
+
+    pub async fn deliver_file(&self, name: &str) -> IngestReport {
+        let raw = std::fs::read(fixtures().join(name)).expect("fixture exists");
+        self.deliver(&raw).await
+    }
+
+    pub async fn ticket(&self, id: i64) -> TicketView {
+        self.store().ticket_view(id).await.expect("store works").expect("ticket exists")
+    }
+
+    pub async fn outbox(&self) -> Vec<OutboxRow> {
+        self.store().list_outbox().await.expect("store works")
+    }
+}
+
+pub async fn seed_world(store: &dyn Store) {
+    let site_a = store.add_org("Customer Site A", "customer-site-a", &["customer.test".into()]).await.unwrap();
+    let other = store.add_org("Other Corp", "other-corp", &["other.test".into()]).await.unwrap();
+    let users = [
+        ("alice@customer.test", "Alice Anders", Role::Customer, Some(site_a.id)),
+        ("bob@customer.test", "Bob Brown", Role::Customer, Some(site_a.id)),
+        ("carol@other.test", "Carol Chen", Role::Customer, Some(other.id)),
+        ("sam@example.test", "Sam Staff", Role::Staff, None),
+        ("dave@example.test", "Dave Lead", Role::Staff, None),
+    ];
+    for (email, name, role, org_id) in users {
+        let user = store
+            .add_user(&NewUser { email: EmailAddress::parse(email).unwrap(), name: name.into(), role, org_id, locale: "en".into() })
+            .await
+            .unwrap();
+        if email.starts_with("dave@") {
+            store.add_org_lead(site_a.id, user.id).await.unwrap();
+        }
+    }
+}
+
+/// LF → CRLF for every line (input must be LF-only).
+pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 20);
+    for &b in raw {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
