@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{MailboxKind, Settings, SmtpKind};
-use crate::ingest::{Delivery, IntakePolicy, Ingestor};
+use crate::ingest::{Delivery, Ingestor, IntakePolicy};
 use crate::mailer::{FileMailer, Mailer};
 use crate::outbox::{OutboxPolicy, OutboxWorker};
 use crate::render::Renderer;
@@ -23,13 +23,20 @@ use crate::store::sqlite::SqliteStore;
 /// Opens the store for a database URL and brings its schema up to date.
 pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
-        Arc::new(SqliteStore::connect(url).await.with_context(|| format!("opening {url}"))?)
+        Arc::new(
+            SqliteStore::connect(url)
+                .await
+                .with_context(|| format!("opening {url}"))?,
+        )
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         bail!("PostgreSQL is not supported by this build yet; use a sqlite:// URL")
     } else {
         bail!("unsupported database URL {url:?}: expected sqlite://PATH")
     };
-    store.migrate().await.context("applying database migrations")?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
     Ok(store)
 }
 
@@ -43,23 +50,39 @@ pub struct App {
 impl App {
     pub async fn open(settings: Settings) -> anyhow::Result<Self> {
         let store = open_store(&settings.database.url).await?;
-        let policy = IntakePolicy::from_settings(&settings).context("loading the reply-token secret")?;
+        let policy =
+            IntakePolicy::from_settings(&settings).context("loading the reply-token secret")?;
         let ingestor = Ingestor::new(store.clone(), policy);
-        Ok(Self { settings, store, ingestor })
+        Ok(Self {
+            settings,
+            store,
+            ingestor,
+        })
     }
 
     pub fn outbox_worker(&self) -> anyhow::Result<OutboxWorker> {
         let mailer: Arc<dyn Mailer> = match self.settings.smtp.kind {
-            SmtpKind::File => Arc::new(
-                FileMailer::new(&self.settings.smtp.dir)
-                    .with_context(|| format!("creating outbox folder {}", self.settings.smtp.dir))?,
-            ),
-            SmtpKind::Smtp => bail!("smtp.kind = \"smtp\" is not supported by this build yet; use \"file\""),
+            SmtpKind::File => {
+                Arc::new(FileMailer::new(&self.settings.smtp.dir).with_context(|| {
+                    format!("creating outbox folder {}", self.settings.smtp.dir)
+                })?)
+            }
+            SmtpKind::Smtp => {
+                bail!("smtp.kind = \"smtp\" is not supported by this build yet; use \"file\"")
+            }
         };
         let templates = Path::new("templates");
-        let renderer = Arc::new(Renderer::new(templates.is_dir().then(|| templates.to_path_buf())));
-        let policy = OutboxPolicy::from_settings(&self.settings, self.ingestor.policy().secret.clone());
-        Ok(OutboxWorker::new(self.store.clone(), mailer, renderer, policy))
+        let renderer = Arc::new(Renderer::new(
+            templates.is_dir().then(|| templates.to_path_buf()),
+        ));
+        let policy =
+            OutboxPolicy::from_settings(&self.settings, self.ingestor.policy().secret.clone());
+        Ok(OutboxWorker::new(
+            self.store.clone(),
+            mailer,
+            renderer,
+            policy,
+        ))
     }
 
     /// Runs pollers and the outbox worker until `cancel` fires, then waits for
@@ -70,7 +93,9 @@ impl App {
             match mailbox.kind {
                 MailboxKind::Maildir => {
                     let maildir = Maildir::new(&mailbox.path);
-                    maildir.ensure().with_context(|| format!("creating Maildir {}", mailbox.path))?;
+                    maildir
+                        .ensure()
+                        .with_context(|| format!("creating Maildir {}", mailbox.path))?;
                     tracing::info!(mailbox = %mailbox.name, path = %mailbox.path, "watching Maildir");
                     tracker.spawn(poll_maildir(
                         self.ingestor.clone(),
@@ -80,7 +105,10 @@ impl App {
                         cancel.clone(),
                     ));
                 }
-                MailboxKind::Imap => bail!("mailbox {:?}: IMAP is not supported by this build yet", mailbox.name),
+                MailboxKind::Imap => bail!(
+                    "mailbox {:?}: IMAP is not supported by this build yet",
+                    mailbox.name
+                ),
             }
         }
         let worker = self.outbox_worker()?;
@@ -96,7 +124,13 @@ impl App {
 }
 
 /// Polls `new/`; each message moves to `cur/` only after its outcome is committed.
-async fn poll_maildir(ingestor: Ingestor, maildir: Maildir, name: String, interval: Duration, cancel: CancellationToken) {
+async fn poll_maildir(
+    ingestor: Ingestor,
+    maildir: Maildir,
+    name: String,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
     loop {
         match maildir.pending() {
             Ok(files) => {
@@ -129,9 +163,19 @@ async fn take_one(ingestor: &Ingestor, maildir: &Maildir, name: &str, path: &Pat
             return true;
         }
     };
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let origin = format!("maildir:{name}/new/{file}");
-    match ingestor.ingest(Delivery { raw: &raw, origin: &origin, notify: true }).await {
+    match ingestor
+        .ingest(Delivery {
+            raw: &raw,
+            origin: &origin,
+            notify: true,
+        })
+        .await
+    {
         Ok(_) => {
             if let Err(e) = maildir.mark_seen(path) {
                 // Committed but not moved: the next tick sees it again and logs a duplicate.

@@ -24,7 +24,11 @@ use crate::store::{LogFilter, NewUser, TicketFilter};
 pub const EX_TEMPFAIL: u8 = 75;
 
 #[derive(Debug, Parser)]
-#[command(name = "ticketgate", version, about = "Email-driven support-ticketing gateway")]
+#[command(
+    name = "ticketgate",
+    version,
+    about = "Email-driven support-ticketing gateway"
+)]
 pub struct Cli {
     /// Config file (default: config/ticketgate.toml when present).
     #[arg(long, global = true, env = "TICKETGATE_CONFIG")]
@@ -168,10 +172,11 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 /// Runs a command. Errors come back to `main`, which prints them; `ingest -`
 /// maps every failure to EX_TEMPFAIL itself, since an MTA is waiting on it.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Ingest(args) = &cli.command {
-        if args.paths.len() == 1 && args.paths[0].as_os_str() == "-" {
-            return Ok(ingest_stdin(cli.config.clone(), args).await);
-        }
+    if let Command::Ingest(args) = &cli.command
+        && args.paths.len() == 1
+        && args.paths[0].as_os_str() == "-"
+    {
+        return Ok(ingest_stdin(cli.config.clone(), args).await);
     }
     if let Command::ExtractReply { html, file } = &cli.command {
         return extract_reply(*html, file);
@@ -199,17 +204,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_json(&rows)?;
             } else {
                 for r in rows {
-                    println!("{}\t{}\t{}\t{}\t{}\t{}", r.id, r.status.as_str(), r.attempts, r.template, r.to, r.subject);
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        r.id,
+                        r.status.as_str(),
+                        r.attempts,
+                        r.template,
+                        r.to,
+                        r.subject
+                    );
                 }
             }
         }
         Command::Outbox(OutboxCommand::Flush) => {
             let stats = app.outbox_worker()?.flush().await?;
-            println!("sent {}, failed {} (will retry), dead {}", stats.sent, stats.failed, stats.dead);
+            println!(
+                "sent {}, failed {} (will retry), dead {}",
+                stats.sent, stats.failed, stats.dead
+            );
         }
-        Command::Messages(MessagesCommand::List { outcome, limit, json }) => {
+        Command::Messages(MessagesCommand::List {
+            outcome,
+            limit,
+            json,
+        }) => {
             let outcome = outcome.map(|o| o.parse::<Outcome>()).transpose()?;
-            let rows = app.store.list_log(&LogFilter { outcome, limit, after: None }).await?;
+            let rows = app
+                .store
+                .list_log(&LogFilter {
+                    outcome,
+                    limit,
+                    after: None,
+                })
+                .await?;
             if json {
                 print_json(&rows)?;
             } else {
@@ -219,7 +246,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         r.id,
                         r.outcome,
                         r.reason.as_deref().unwrap_or("-"),
-                        r.ticket.map(|t| format!("#{t}")).unwrap_or_else(|| "-".into()),
+                        r.ticket
+                            .map(|t| format!("#{t}"))
+                            .unwrap_or_else(|| "-".into()),
                         r.sender.as_deref().unwrap_or("-"),
                         r.subject.as_deref().unwrap_or("")
                     );
@@ -234,10 +263,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn ingest_stdin(config: Option<PathBuf>, args: &IngestArgs) -> ExitCode {
     let result: anyhow::Result<IngestReport> = async {
         let mut raw = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut raw).context("reading stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut raw)
+            .context("reading stdin")?;
         let settings = Settings::load(config.as_deref())?;
         let app = App::open(settings).await?;
-        let report = app.ingestor.ingest(Delivery { raw: &raw, origin: "stdin", notify: !args.no_notify }).await?;
+        let report = app
+            .ingestor
+            .ingest(Delivery {
+                raw: &raw,
+                origin: "stdin",
+                notify: !args.no_notify,
+            })
+            .await?;
         Ok(report)
     }
     .await;
@@ -255,7 +294,10 @@ async fn ingest_stdin(config: Option<PathBuf>, args: &IngestArgs) -> ExitCode {
 
 fn print_report(report: &IngestReport, origin: &str, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(report).expect("reports serialize"));
+        println!(
+            "{}",
+            serde_json::to_string(report).expect("reports serialize")
+        );
     } else {
         println!("{}", report_line(report, origin));
     }
@@ -275,7 +317,8 @@ fn report_line(r: &IngestReport, origin: &str) -> String {
 async fn ingest_paths(app: &App, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let items = source::expand(&args.paths)?;
     let bar = if !args.json && std::io::stderr().is_terminal() {
-        let bar = ProgressBar::with_draw_target(Some(items.len() as u64), ProgressDrawTarget::stderr());
+        let bar =
+            ProgressBar::with_draw_target(Some(items.len() as u64), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} messages, {per_sec}, eta {eta}")
                 .expect("static template"),
@@ -290,10 +333,17 @@ async fn ingest_paths(app: &App, args: &IngestArgs) -> anyhow::Result<ExitCode> 
         let outcome = match item.read() {
             Ok(raw) => app
                 .ingestor
-                .ingest(Delivery { raw: &raw, origin: &origin, notify: !args.no_notify })
+                .ingest(Delivery {
+                    raw: &raw,
+                    origin: &origin,
+                    notify: !args.no_notify,
+                })
                 .await
                 .map_err(|e| (e.is_transient(), anyhow::Error::new(e))),
-            Err(e) => Err((false, anyhow::Error::new(e).context(format!("reading {origin}")))),
+            Err(e) => Err((
+                false,
+                anyhow::Error::new(e).context(format!("reading {origin}")),
+            )),
         };
         match outcome {
             Ok(report) if args.json => println!("{}", serde_json::to_string(&report)?),
@@ -326,7 +376,10 @@ async fn org(app: &App, cmd: OrgCommand) -> anyhow::Result<()> {
             if slug.is_empty() {
                 bail!("an organization name needs at least one letter or digit");
             }
-            let domains: Vec<String> = domains.iter().map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase()).collect();
+            let domains: Vec<String> = domains
+                .iter()
+                .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+                .collect();
             let org = app.store.add_org(name.trim(), &slug, &domains).await?;
             println!("organization {} ({}) added", org.name, org.slug);
         }
@@ -336,14 +389,28 @@ async fn org(app: &App, cmd: OrgCommand) -> anyhow::Result<()> {
                 print_json(&orgs)?;
             } else {
                 for o in orgs {
-                    println!("{}\t{}\t{}\t{}", o.slug, o.name, o.domains.join(","), o.leads.join(","));
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        o.slug,
+                        o.name,
+                        o.domains.join(","),
+                        o.leads.join(",")
+                    );
                 }
             }
         }
         OrgCommand::Lead(LeadCommand::Add { org, email }) => {
-            let found = app.store.find_org(&org).await?.with_context(|| format!("no organization {org:?}"))?;
+            let found = app
+                .store
+                .find_org(&org)
+                .await?
+                .with_context(|| format!("no organization {org:?}"))?;
             let email = EmailAddress::parse(&email)?;
-            let user = app.store.find_user(&email).await?.with_context(|| format!("no user {email}"))?;
+            let user = app
+                .store
+                .find_user(&email)
+                .await?
+                .with_context(|| format!("no user {email}"))?;
             if user.role != Role::Staff {
                 bail!("{email} is not staff: delivery leads are staff users");
             }
@@ -356,18 +423,43 @@ async fn org(app: &App, cmd: OrgCommand) -> anyhow::Result<()> {
 
 async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { email, name, org, role, locale } => {
+        UserCommand::Add {
+            email,
+            name,
+            org,
+            role,
+            locale,
+        } => {
             let email = EmailAddress::parse(&email)?;
             let role: Role = role.parse()?;
             let org_id = match org {
-                Some(o) => Some(app.store.find_org(&o).await?.with_context(|| format!("no organization {o:?}"))?.id),
+                Some(o) => Some(
+                    app.store
+                        .find_org(&o)
+                        .await?
+                        .with_context(|| format!("no organization {o:?}"))?
+                        .id,
+                ),
                 None => None,
             };
             let locale = locale.trim().to_ascii_lowercase();
-            if locale.is_empty() || !locale.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if locale.is_empty()
+                || !locale
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 bail!("invalid locale {locale:?}");
             }
-            let user = app.store.add_user(&NewUser { email, name: name.trim().to_string(), role, org_id, locale }).await?;
+            let user = app
+                .store
+                .add_user(&NewUser {
+                    email,
+                    name: name.trim().to_string(),
+                    role,
+                    org_id,
+                    locale,
+                })
+                .await?;
             println!("user {} added (id {})", user.email, user.id);
         }
         UserCommand::List { json } => {
@@ -376,7 +468,14 @@ async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
                 print_json(&users)?;
             } else {
                 for u in users {
-                    println!("{}\t{}\t{}\t{}\t{}", u.id, u.email, u.role.as_str(), u.org.as_deref().unwrap_or("-"), u.name);
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        u.id,
+                        u.email,
+                        u.role.as_str(),
+                        u.org.as_deref().unwrap_or("-"),
+                        u.name
+                    );
                 }
             }
         }
@@ -386,9 +485,20 @@ async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
 
 async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> {
     match cmd {
-        TicketCommand::List { status, limit, json } => {
+        TicketCommand::List {
+            status,
+            limit,
+            json,
+        } => {
             let status = status.map(|s| s.parse::<Status>()).transpose()?;
-            let tickets = app.store.list_tickets(&TicketFilter { status, limit, ..Default::default() }).await?;
+            let tickets = app
+                .store
+                .list_tickets(&TicketFilter {
+                    status,
+                    limit,
+                    ..Default::default()
+                })
+                .await?;
             if json {
                 print_json(&tickets)?;
             } else {
@@ -397,7 +507,9 @@ async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> {
                         "#{}\t{}\t{}\t{}\t{}",
                         t.id,
                         app.settings.status_label(t.status),
-                        t.priority.map(|p| p.as_str().to_uppercase()).unwrap_or_else(|| "-".into()),
+                        t.priority
+                            .map(|p| p.as_str().to_uppercase())
+                            .unwrap_or_else(|| "-".into()),
                         t.requester,
                         t.subject
                     );
@@ -405,21 +517,48 @@ async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> {
             }
         }
         TicketCommand::Show { id, json } => {
-            let mut view = app.store.ticket_view(id).await?.with_context(|| format!("no ticket #{id}"))?;
+            let mut view = app
+                .store
+                .ticket_view(id)
+                .await?
+                .with_context(|| format!("no ticket #{id}"))?;
             view.status_label = app.settings.status_label(view.status);
             if json {
                 print_json(&view)?;
             } else {
                 println!("#{} {}", view.id, view.subject);
-                println!("status: {}   priority: {}", view.status_label, view.priority.map(|p| p.as_str().to_uppercase()).unwrap_or_else(|| "-".into()));
-                println!("requester: {}   orgs: {}", view.requester, view.orgs.join(", "));
-                let followers: Vec<String> = view.followers.iter().map(|f| format!("{} ({})", f.email, f.source.as_str())).collect();
+                println!(
+                    "status: {}   priority: {}",
+                    view.status_label,
+                    view.priority
+                        .map(|p| p.as_str().to_uppercase())
+                        .unwrap_or_else(|| "-".into())
+                );
+                println!(
+                    "requester: {}   orgs: {}",
+                    view.requester,
+                    view.orgs.join(", ")
+                );
+                let followers: Vec<String> = view
+                    .followers
+                    .iter()
+                    .map(|f| format!("{} ({})", f.email, f.source.as_str()))
+                    .collect();
                 println!("followers: {}", followers.join(", "));
                 for c in &view.comments {
-                    println!("\n--- comment {} by {} at {}{}", c.id, c.author, c.created_at, if c.internal { " (internal)" } else { "" });
+                    println!(
+                        "\n--- comment {} by {} at {}{}",
+                        c.id,
+                        c.author,
+                        c.created_at,
+                        if c.internal { " (internal)" } else { "" }
+                    );
                     println!("{}", c.body);
                     for a in &c.attachments {
-                        println!("[attachment: {} {} {} bytes]", a.filename, a.content_type, a.size);
+                        println!(
+                            "[attachment: {} {} {} bytes]",
+                            a.filename, a.content_type, a.size
+                        );
                     }
                 }
             }
@@ -436,7 +575,11 @@ fn extract_reply(html: bool, file: &PathBuf) -> anyhow::Result<ExitCode> {
         bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     }
     let text = String::from_utf8_lossy(&bytes);
-    let extracted = if html { reply::extract_html(&text) } else { reply::extract_text(&text) };
+    let extracted = if html {
+        reply::extract_html(&text)
+    } else {
+        reply::extract_text(&text)
+    };
     println!("{}", serde_json::to_string_pretty(&extracted)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,10 @@ use crate::domain::ticket::Status;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("parsing {path}: {message}")]
     Parse { path: String, message: String },
     #[error("invalid setting {key}: {message}")]
@@ -32,7 +35,9 @@ pub struct Size(pub u64);
 
 pub fn parse_span(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number.parse().ok()?;
     let factor = match unit.trim().to_ascii_lowercase().as_str() {
@@ -48,7 +53,9 @@ pub fn parse_span(text: &str) -> Option<Duration> {
 
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number.parse().ok()?;
     let factor: f64 = match unit.trim().to_ascii_uppercase().as_str() {
@@ -58,7 +65,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
         "GB" | "G" | "GIB" => 1024.0 * 1024.0 * 1024.0,
         _ => return None,
     };
-    (value >= 0.0 && value.is_finite()).then(|| (value * factor) as u64)
+    (value >= 0.0 && value.is_finite()).then_some((value * factor) as u64)
 }
 
 #[derive(Deserialize)]
@@ -72,9 +79,13 @@ enum TextOrNumber {
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match TextOrNumber::deserialize(d)? {
-            TextOrNumber::Text(t) => parse_span(&t).map(Span).ok_or_else(|| serde::de::Error::custom(format!("not a duration: {t:?}"))),
+            TextOrNumber::Text(t) => parse_span(&t)
+                .map(Span)
+                .ok_or_else(|| serde::de::Error::custom(format!("not a duration: {t:?}"))),
             TextOrNumber::Int(n) => Ok(Span(Duration::from_secs(n))),
-            TextOrNumber::Float(f) if f >= 0.0 && f.is_finite() => Ok(Span(Duration::from_secs_f64(f))),
+            TextOrNumber::Float(f) if f >= 0.0 && f.is_finite() => {
+                Ok(Span(Duration::from_secs_f64(f)))
+            }
             TextOrNumber::Float(f) => Err(serde::de::Error::custom(format!("not a duration: {f}"))),
         }
     }
@@ -83,7 +94,9 @@ impl<'de> Deserialize<'de> for Span {
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match TextOrNumber::deserialize(d)? {
-            TextOrNumber::Text(t) => parse_size(&t).map(Size).ok_or_else(|| serde::de::Error::custom(format!("not a size: {t:?}"))),
+            TextOrNumber::Text(t) => parse_size(&t)
+                .map(Size)
+                .ok_or_else(|| serde::de::Error::custom(format!("not a size: {t:?}"))),
             TextOrNumber::Int(n) => Ok(Size(n)),
             TextOrNumber::Float(f) => Ok(Size(f as u64)),
         }
@@ -267,7 +280,9 @@ impl Default for Settings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: "sqlite://var/ticketgate.db".into() }
+        Self {
+            url: "sqlite://var/ticketgate.db".into(),
+        }
     }
 }
 
@@ -349,7 +364,9 @@ impl Default for MentionSettings {
 
 impl Default for AdminSettings {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8025".into() }
+        Self {
+            listen: "127.0.0.1:8025".into(),
+        }
     }
 }
 
@@ -367,7 +384,12 @@ impl Settings {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
         };
         Self::from_sources(&text, &path.display().to_string(), std::env::vars())
     }
@@ -378,36 +400,54 @@ impl Settings {
         origin: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
-        let mut overrides: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
         overrides.sort();
         for (key, value) in overrides {
             apply_override(&mut table, &key, value)?;
         }
-        let settings: Settings = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
+        let settings: Settings =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: origin.to_string(),
+                    message: e.to_string(),
+                })?;
         settings.validate()?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid { key: key.into(), message };
-        EmailAddress::parse(&self.support.address).map_err(|e| invalid("support.address", e.to_string()))?;
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.into(),
+            message,
+        };
+        EmailAddress::parse(&self.support.address)
+            .map_err(|e| invalid("support.address", e.to_string()))?;
         if !self.support.notify.is_empty() {
-            EmailAddress::parse(&self.support.notify).map_err(|e| invalid("support.notify", e.to_string()))?;
+            EmailAddress::parse(&self.support.notify)
+                .map_err(|e| invalid("support.notify", e.to_string()))?;
         }
         if self.support.domain.trim().is_empty() {
             return Err(invalid("support.domain", "must not be empty".into()));
         }
-        for (name, _) in &self.statuses {
-            name.parse::<Status>().map_err(|e| invalid(&format!("statuses.{name}"), e.to_string()))?;
+        for name in self.statuses.keys() {
+            name.parse::<Status>()
+                .map_err(|e| invalid(&format!("statuses.{name}"), e.to_string()))?;
         }
         let mut names = std::collections::HashSet::new();
         for m in &self.mailbox {
             if !names.insert(m.name.to_ascii_lowercase()) {
-                return Err(invalid("mailbox.name", format!("duplicate mailbox name {:?}", m.name)));
+                return Err(invalid(
+                    "mailbox.name",
+                    format!("duplicate mailbox name {:?}", m.name),
+                ));
             }
         }
         Ok(())
@@ -438,7 +478,10 @@ impl Settings {
             return Ok(self.support.reply_secret.as_bytes().to_vec());
         }
         let path = Path::new(&self.support.reply_secret_file);
-        let read_err = |source| ConfigError::Read { path: path.to_path_buf(), source };
+        let read_err = |source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
         match std::fs::read_to_string(path) {
             Ok(text) if !text.trim().is_empty() => return Ok(text.trim().as_bytes().to_vec()),
             Ok(_) => {}
@@ -460,7 +503,11 @@ impl Settings {
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(data)?;
     f.sync_all()
 }
@@ -473,14 +520,26 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// `TICKETGATE__SMTP__PORT=2525` sets `smtp.port`; `TICKETGATE__MAILBOX__INBOX__HOST`
 /// sets `host` of the mailbox named `inbox` (created if no mailbox has that name).
 fn apply_override(table: &mut toml::Table, key: &str, value: String) -> Result<(), ConfigError> {
-    let parts: Vec<String> = key[ENV_PREFIX.len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
-    let invalid = || ConfigError::Invalid { key: key.to_string(), message: "expected TICKETGATE__SECTION__KEY".into() };
+    let parts: Vec<String> = key[ENV_PREFIX.len()..]
+        .split("__")
+        .map(|p| p.to_ascii_lowercase())
+        .collect();
+    let invalid = || ConfigError::Invalid {
+        key: key.to_string(),
+        message: "expected TICKETGATE__SECTION__KEY".into(),
+    };
     match parts.as_slice() {
         [section, name, field] if section == "mailbox" => {
-            let list = table.entry("mailbox").or_insert_with(|| toml::Value::Array(Vec::new()));
-            let toml::Value::Array(list) = list else { return Err(invalid()) };
+            let list = table
+                .entry("mailbox")
+                .or_insert_with(|| toml::Value::Array(Vec::new()));
+            let toml::Value::Array(list) = list else {
+                return Err(invalid());
+            };
             let position = list.iter().position(|m| {
-                m.get("name").and_then(|n| n.as_str()).is_some_and(|n| n.eq_ignore_ascii_case(name))
+                m.get("name")
+                    .and_then(|n| n.as_str())
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
             });
             let index = match position {
                 Some(i) => i,
@@ -491,19 +550,33 @@ fn apply_override(table: &mut toml::Table, key: &str, value: String) -> Result<(
                     list.len() - 1
                 }
             };
-            let toml::Value::Table(mailbox) = &mut list[index] else { return Err(invalid()) };
+            let toml::Value::Table(mailbox) = &mut list[index] else {
+                return Err(invalid());
+            };
             mailbox.insert(field.clone(), toml::Value::String(value));
         }
         [section, field] if !section.is_empty() && !field.is_empty() => {
-            let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            let toml::Value::Table(section) = entry else { return Err(invalid()) };
+            let entry = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(section) = entry else {
+                return Err(invalid());
+            };
             section.insert(field.clone(), toml::Value::String(value));
         }
         [section, level, field] if section == "sla" || section == "statuses" => {
-            let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            let toml::Value::Table(section) = entry else { return Err(invalid()) };
-            let sub = section.entry(level.to_ascii_uppercase()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            let toml::Value::Table(sub) = sub else { return Err(invalid()) };
+            let entry = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(section) = entry else {
+                return Err(invalid());
+            };
+            let sub = section
+                .entry(level.to_ascii_uppercase())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(sub) = sub else {
+                return Err(invalid());
+            };
             sub.insert(field.clone(), toml::Value::String(value));
         }
         _ => return Err(invalid()),
@@ -516,7 +589,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

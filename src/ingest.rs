@@ -21,8 +21,8 @@ use crate::domain::reply;
 use crate::domain::threading::{self, ThreadFacts};
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Role, Status};
 use crate::store::{
-    CommentSource, NewAttachment, NewComment, NewEvent, NewLogEntry, NewOutbox, NewTicket, NewUser, RefKind, Store,
-    StoreError, TicketState, Tx, User,
+    CommentSource, NewAttachment, NewComment, NewEvent, NewLogEntry, NewOutbox, NewTicket, NewUser,
+    RefKind, Store, StoreError, TicketState, Tx, User,
 };
 
 /// What intake needs from config, resolved once at start.
@@ -40,7 +40,9 @@ pub struct IntakePolicy {
 }
 
 impl IntakePolicy {
-    pub fn from_settings(settings: &crate::config::Settings) -> Result<Self, crate::config::ConfigError> {
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+    ) -> Result<Self, crate::config::ConfigError> {
         Ok(Self {
             support: settings.support_address(),
             support_name: settings.support.name.clone(),
@@ -56,7 +58,10 @@ impl IntakePolicy {
     fn own_identity(&self) -> OwnIdentity {
         let mut addresses = vec![self.support.clone()];
         addresses.extend(self.notify.clone());
-        OwnIdentity { addresses, domain: self.domain.clone() }
+        OwnIdentity {
+            addresses,
+            domain: self.domain.clone(),
+        }
     }
 }
 
@@ -106,7 +111,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// A fresh notification Message-ID: `<tg.<uuid>@<support.domain>>`; the prefix lets
 /// classification recognise our own mail when it comes back.
 pub fn new_message_id(domain: &str) -> MessageId {
-    let id = format!("{}{}@{}", classify::OWN_MESSAGE_ID_PREFIX, uuid::Uuid::new_v4().simple(), domain);
+    let id = format!(
+        "{}{}@{}",
+        classify::OWN_MESSAGE_ID_PREFIX,
+        uuid::Uuid::new_v4().simple(),
+        domain
+    );
     MessageId::parse(&id).expect("generated ids are well-formed")
 }
 
@@ -128,14 +138,24 @@ struct Decided {
 
 impl Decided {
     fn refused(outcome: Outcome, reason: &str) -> Self {
-        Self { outcome, reason: Some(reason.to_string()), thread_reason: None, ticket: None, comment: None }
+        Self {
+            outcome,
+            reason: Some(reason.to_string()),
+            thread_reason: None,
+            ticket: None,
+            comment: None,
+        }
     }
 }
 
 impl Ingestor {
     pub fn new(store: Arc<dyn Store>, policy: IntakePolicy) -> Self {
         let own = Arc::new(policy.own_identity());
-        Self { store, policy: Arc::new(policy), own }
+        Self {
+            store,
+            policy: Arc::new(policy),
+            own,
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -151,7 +171,11 @@ impl Ingestor {
     pub async fn ingest(&self, delivery: Delivery<'_>) -> Result<IngestReport, IngestError> {
         let too_large = delivery.raw.len() as u64 > self.policy.max_message_size;
         // Oversized mail is logged from its headers alone; its body is never decoded.
-        let parsed = if too_large { InboundMail::parse_headers(delivery.raw) } else { InboundMail::parse(delivery.raw) };
+        let parsed = if too_large {
+            InboundMail::parse_headers(delivery.raw)
+        } else {
+            InboundMail::parse(delivery.raw)
+        };
         let sha = sha256_hex(delivery.raw);
         let mut attempt = 0;
         loop {
@@ -246,7 +270,13 @@ impl Ingestor {
     }
 
     /// The decisions for a parsed, non-duplicate, not oversized message.
-    async fn decide(&self, tx: &mut dyn Tx, mail: &InboundMail, notify: bool, now: OffsetDateTime) -> Result<Decided, StoreError> {
+    async fn decide(
+        &self,
+        tx: &mut dyn Tx,
+        mail: &InboundMail,
+        notify: bool,
+        now: OffsetDateTime,
+    ) -> Result<Decided, StoreError> {
         if let Some(auto) = classify::classify(mail, &self.own) {
             return Ok(Decided::refused(Outcome::Ignored, auto.as_str()));
         }
@@ -257,7 +287,10 @@ impl Ingestor {
         if user.is_none() {
             // Senders from an org's domain are registered as its members on first contact.
             if let Some(org) = tx.org_for_domain(sender.domain()).await? {
-                user = Some(tx.insert_user(&self.new_customer(mail, sender, Some(org)), now).await?);
+                user = Some(
+                    tx.insert_user(&self.new_customer(mail, sender, Some(org)), now)
+                        .await?,
+                );
             }
         }
 
@@ -268,12 +301,13 @@ impl Ingestor {
             token: threading::find_token(mail, &self.policy.support, &self.policy.secret),
             tagged: None,
         };
-        if let (Some(user), Some(tagged)) = (&user, threading::subject_tag(&mail.subject, &self.policy.tag)) {
-            if let Some(state) = tx.ticket_state(tagged).await? {
-                if ticket::may_comment(&actor(user), &access(&state)) {
-                    facts.tagged = Some(tagged);
-                }
-            }
+        if let (Some(user), Some(tagged)) = (
+            &user,
+            threading::subject_tag(&mail.subject, &self.policy.tag),
+        ) && let Some(state) = tx.ticket_state(tagged).await?
+            && ticket::may_comment(&actor(user), &access(&state))
+        {
+            facts.tagged = Some(tagged);
         }
         let decision = threading::resolve(mail, &facts);
         let thread_reason = Some(decision.reason.describe());
@@ -285,7 +319,10 @@ impl Ingestor {
         let mut decided = match existing {
             Some(state) => {
                 let Some(user) = user else {
-                    return Ok(Decided { thread_reason, ..Decided::refused(Outcome::Quarantined, reason::UNKNOWN_SENDER) });
+                    return Ok(Decided {
+                        thread_reason,
+                        ..Decided::refused(Outcome::Quarantined, reason::UNKNOWN_SENDER)
+                    });
                 };
                 if !ticket::may_comment(&actor(&user), &access(&state)) {
                     return Ok(Decided {
@@ -294,15 +331,22 @@ impl Ingestor {
                         ..Decided::refused(Outcome::Quarantined, reason::NOT_A_PARTICIPANT)
                     });
                 }
-                self.add_comment(tx, mail, &user, &state, notify, now, &decision.reason).await?
+                self.add_comment(tx, mail, &user, &state, notify, now, &decision.reason)
+                    .await?
             }
             None => {
                 let user = match user {
                     Some(user) => user,
                     None if self.policy.allow_unknown_senders => {
-                        tx.insert_user(&self.new_customer(mail, sender, None), now).await?
+                        tx.insert_user(&self.new_customer(mail, sender, None), now)
+                            .await?
                     }
-                    None => return Ok(Decided { thread_reason, ..Decided::refused(Outcome::Rejected, reason::UNKNOWN_SENDER) }),
+                    None => {
+                        return Ok(Decided {
+                            thread_reason,
+                            ..Decided::refused(Outcome::Rejected, reason::UNKNOWN_SENDER)
+                        });
+                    }
                 };
                 self.create_ticket(tx, mail, &user, notify, now).await?
             }
@@ -312,11 +356,28 @@ impl Ingestor {
     }
 
     fn new_customer(&self, mail: &InboundMail, sender: &EmailAddress, org: Option<i64>) -> NewUser {
-        let name = mail.from.as_ref().and_then(|f| f.name.clone()).unwrap_or_else(|| sender.local_part().to_string());
-        NewUser { email: sender.clone(), name, role: Role::Customer, org_id: org, locale: "en".into() }
+        let name = mail
+            .from
+            .as_ref()
+            .and_then(|f| f.name.clone())
+            .unwrap_or_else(|| sender.local_part().to_string());
+        NewUser {
+            email: sender.clone(),
+            name,
+            role: Role::Customer,
+            org_id: org,
+            locale: "en".into(),
+        }
     }
 
-    async fn create_ticket(&self, tx: &mut dyn Tx, mail: &InboundMail, user: &User, notify: bool, now: OffsetDateTime) -> Result<Decided, StoreError> {
+    async fn create_ticket(
+        &self,
+        tx: &mut dyn Tx,
+        mail: &InboundMail,
+        user: &User,
+        notify: bool,
+        now: OffsetDateTime,
+    ) -> Result<Decided, StoreError> {
         let subject = threading::ticket_subject(&mail.subject, &self.policy.tag);
         let ticket_id = tx
             .insert_ticket(&NewTicket {
@@ -328,7 +389,8 @@ impl Ingestor {
                 now,
             })
             .await?;
-        tx.add_follower(ticket_id, user.id, FollowerSource::Creator, now).await?;
+        tx.add_follower(ticket_id, user.id, FollowerSource::Creator, now)
+            .await?;
         if let Some(org) = user.org_id {
             tx.attach_org(ticket_id, org).await?;
         }
@@ -338,7 +400,8 @@ impl Ingestor {
                 continue;
             }
             if let Some(cc_user) = tx.user_by_email(&cc.address).await? {
-                tx.add_follower(ticket_id, cc_user.id, FollowerSource::Cc, now).await?;
+                tx.add_follower(ticket_id, cc_user.id, FollowerSource::Cc, now)
+                    .await?;
             }
         }
         tx.insert_event(&NewEvent {
@@ -362,11 +425,25 @@ impl Ingestor {
                 bouncing: user.bouncing,
             };
             // X-Auto-Response-Suppress asks for no automatic answer: no acknowledgement.
-            let plan = notify::on_ticket_created(&requester, self.policy.notify.as_ref(), !mail.auto.suppress_auto_response);
-            let state = tx.ticket_state(ticket_id).await?.ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
-            self.enqueue(tx, &state, user, (comment_id, &body), mail, &plan, now).await?;
+            let plan = notify::on_ticket_created(
+                &requester,
+                self.policy.notify.as_ref(),
+                !mail.auto.suppress_auto_response,
+            );
+            let state = tx
+                .ticket_state(ticket_id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
+            self.enqueue(tx, &state, user, (comment_id, &body), mail, &plan, now)
+                .await?;
         }
-        Ok(Decided { outcome: Outcome::TicketCreated, reason: None, thread_reason: None, ticket: Some(ticket_id), comment: Some(comment_id) })
+        Ok(Decided {
+            outcome: Outcome::TicketCreated,
+            reason: None,
+            thread_reason: None,
+            ticket: Some(ticket_id),
+            comment: Some(comment_id),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -401,22 +478,42 @@ impl Ingestor {
             .await?;
             status = next;
         }
-        tx.update_ticket(state.id, status, mail.message_id.as_ref(), now).await?;
+        tx.update_ticket(state.id, status, mail.message_id.as_ref(), now)
+            .await?;
         self.remember_thread(tx, mail, state.id, now).await?;
         if notify {
-            let plan = notify::on_comment(&state.followers, &user.email, self.policy.notify.as_ref(), false);
+            let plan = notify::on_comment(
+                &state.followers,
+                &user.email,
+                self.policy.notify.as_ref(),
+                false,
+            );
             let mut state = state.clone();
             state.status = status;
             if mail.message_id.is_some() {
                 state.last_message_id = mail.message_id.clone();
             }
-            self.enqueue(tx, &state, user, (comment_id, &body), mail, &plan, now).await?;
+            self.enqueue(tx, &state, user, (comment_id, &body), mail, &plan, now)
+                .await?;
         }
-        Ok(Decided { outcome: Outcome::CommentAdded, reason: None, thread_reason: None, ticket: Some(state.id), comment: Some(comment_id) })
+        Ok(Decided {
+            outcome: Outcome::CommentAdded,
+            reason: None,
+            thread_reason: None,
+            ticket: Some(state.id),
+            comment: Some(comment_id),
+        })
     }
 
     /// Stores the message as a comment; returns its id and the comment text.
-    async fn store_comment(&self, tx: &mut dyn Tx, mail: &InboundMail, user: &User, ticket_id: TicketId, now: OffsetDateTime) -> Result<(CommentId, String), StoreError> {
+    async fn store_comment(
+        &self,
+        tx: &mut dyn Tx,
+        mail: &InboundMail,
+        user: &User,
+        ticket_id: TicketId,
+        now: OffsetDateTime,
+    ) -> Result<(CommentId, String), StoreError> {
         let extracted = reply::extract_text(&mail.text);
         let body = extracted.comment_text(&mail.text);
         let comment_id = tx
@@ -450,11 +547,19 @@ impl Ingestor {
 
     /// Every id of an accepted message joins its ticket's thread: its own as
     /// received, its ancestors as referenced (so their later arrival threads too).
-    async fn remember_thread(&self, tx: &mut dyn Tx, mail: &InboundMail, ticket: TicketId, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn remember_thread(
+        &self,
+        tx: &mut dyn Tx,
+        mail: &InboundMail,
+        ticket: TicketId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         if let Some(id) = &mail.message_id {
-            tx.remember_refs(std::slice::from_ref(id), ticket, RefKind::Received, now).await?;
+            tx.remember_refs(std::slice::from_ref(id), ticket, RefKind::Received, now)
+                .await?;
         }
-        tx.remember_refs(&mail.ancestors(), ticket, RefKind::Referenced, now).await
+        tx.remember_refs(&mail.ancestors(), ticket, RefKind::Referenced, now)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -469,7 +574,10 @@ impl Ingestor {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut references: Vec<MessageId> = Vec::new();
-        for id in [&state.root_message_id, &state.last_message_id].into_iter().flatten() {
+        for id in [&state.root_message_id, &state.last_message_id]
+            .into_iter()
+            .flatten()
+        {
             if !references.contains(id) {
                 references.push(id.clone());
             }
@@ -495,7 +603,10 @@ impl Ingestor {
                 to_user_id: recipient.user,
                 reason: recipient.reason.to_string(),
                 message_id: message_id.clone(),
-                in_reply_to: state.last_message_id.clone().or_else(|| state.root_message_id.clone()),
+                in_reply_to: state
+                    .last_message_id
+                    .clone()
+                    .or_else(|| state.root_message_id.clone()),
                 references: references.clone(),
                 subject: format!("[{} #{}] {}", self.policy.tag, state.id, state.subject),
                 context,
@@ -503,7 +614,13 @@ impl Ingestor {
             })
             .await?;
             // Replies to the notification thread by In-Reply-To even before it is sent.
-            tx.remember_refs(std::slice::from_ref(&message_id), state.id, RefKind::Sent, now).await?;
+            tx.remember_refs(
+                std::slice::from_ref(&message_id),
+                state.id,
+                RefKind::Sent,
+                now,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -522,9 +639,17 @@ fn report(message_id: Option<MessageId>, d: Decided, log_id: i64) -> IngestRepor
 }
 
 fn actor(user: &User) -> Actor {
-    Actor { user: user.id, role: user.role, org: user.org_id }
+    Actor {
+        user: user.id,
+        role: user.role,
+        org: user.org_id,
+    }
 }
 
 fn access(state: &TicketState) -> Access {
-    Access { requester: state.requester_id, followers: state.followers.iter().map(|f| f.user).collect(), orgs: state.orgs.clone() }
+    Access {
+        requester: state.requester_id,
+        followers: state.followers.iter().map(|f| f.user).collect(),
+        orgs: state.orgs.clone(),
+    }
 }

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::Mailbox;
 use lettre::Message;
+use lettre::message::Mailbox;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +44,10 @@ impl OutboxPolicy {
             backoff: s.outbox.backoff.0,
             lease: s.outbox.lease.0,
             poll_interval: s.outbox.poll_interval.0,
-            labels: Status::ALL.iter().map(|st| (*st, s.status_label(*st))).collect(),
+            labels: Status::ALL
+                .iter()
+                .map(|st| (*st, s.status_label(*st)))
+                .collect(),
         }
     }
 
@@ -74,15 +77,28 @@ pub struct FlushStats {
 const BATCH: i64 = 50;
 
 impl OutboxWorker {
-    pub fn new(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>, renderer: Arc<Renderer>, policy: OutboxPolicy) -> Self {
-        Self { store, mailer, renderer, policy }
+    pub fn new(
+        store: Arc<dyn Store>,
+        mailer: Arc<dyn Mailer>,
+        renderer: Arc<Renderer>,
+        policy: OutboxPolicy,
+    ) -> Self {
+        Self {
+            store,
+            mailer,
+            renderer,
+            policy,
+        }
     }
 
     /// Sends everything due now, batch by batch, then returns.
     pub async fn flush(&self) -> anyhow::Result<FlushStats> {
         let mut stats = FlushStats::default();
         loop {
-            let rows = self.store.claim_outbox(OffsetDateTime::now_utc(), self.policy.lease, BATCH).await?;
+            let rows = self
+                .store
+                .claim_outbox(OffsetDateTime::now_utc(), self.policy.lease, BATCH)
+                .await?;
             if rows.is_empty() {
                 return Ok(stats);
             }
@@ -108,25 +124,42 @@ impl OutboxWorker {
     async fn deliver(&self, row: OutboxRow, stats: &mut FlushStats) -> anyhow::Result<()> {
         let now = OffsetDateTime::now_utc();
         let result = match self.compose(&row) {
-            Ok(bytes) => self.mailer.send(Outgoing { id: row.id, to: &row.to, bytes: &bytes }).await,
+            Ok(bytes) => {
+                self.mailer
+                    .send(Outgoing {
+                        id: row.id,
+                        to: &row.to,
+                        bytes: &bytes,
+                    })
+                    .await
+            }
             // A template that does not render will not render on retry either.
             Err(e) => Err(MailError::Permanent(format!("{e:#}"))),
         };
         match result {
             Ok(()) => {
-                self.store.mark_sent(row.id, OffsetDateTime::now_utc()).await?;
+                self.store
+                    .mark_sent(row.id, OffsetDateTime::now_utc())
+                    .await?;
                 stats.sent += 1;
             }
             Err(e) if e.is_transient() && (row.attempts as u32) < self.policy.max_attempts => {
-                let wait = self.policy.backoff.saturating_mul(1u32 << (row.attempts.clamp(1, 16) - 1) as u32);
+                let wait = self
+                    .policy
+                    .backoff
+                    .saturating_mul(1u32 << (row.attempts.clamp(1, 16) - 1) as u32);
                 let wait = wait.min(Duration::from_secs(6 * 3600));
                 tracing::warn!(id = row.id, to = %row.to, attempts = row.attempts, error = %e, "notification failed; will retry");
-                self.store.mark_failed(row.id, &e.to_string(), Some(now + wait), now).await?;
+                self.store
+                    .mark_failed(row.id, &e.to_string(), Some(now + wait), now)
+                    .await?;
                 stats.failed += 1;
             }
             Err(e) => {
                 tracing::error!(id = row.id, to = %row.to, attempts = row.attempts, error = %e, "notification dead-lettered");
-                self.store.mark_failed(row.id, &e.to_string(), None, now).await?;
+                self.store
+                    .mark_failed(row.id, &e.to_string(), None, now)
+                    .await?;
                 stats.dead += 1;
             }
         }
@@ -143,14 +176,26 @@ impl OutboxWorker {
             .unwrap_or(Status::New);
         if let Some(map) = context.as_object_mut() {
             map.insert("marker".into(), MARKER.into());
-            map.insert("support_name".into(), self.policy.support_name.clone().into());
+            map.insert(
+                "support_name".into(),
+                self.policy.support_name.clone().into(),
+            );
             map.insert("status_label".into(), self.policy.label(status).into());
-            let name = map.get("recipient_name").and_then(|v| v.as_str()).map(str::to_string);
-            map.insert("recipient_name".into(), name.unwrap_or_else(|| "there".into()).into());
+            let name = map
+                .get("recipient_name")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            map.insert(
+                "recipient_name".into(),
+                name.unwrap_or_else(|| "there".into()).into(),
+            );
         }
         let text = self.renderer.text(&row.template, &context)?;
 
-        let from = Mailbox::new(Some(self.policy.support_name.clone()), self.policy.support.as_str().parse()?);
+        let from = Mailbox::new(
+            Some(self.policy.support_name.clone()),
+            self.policy.support.as_str().parse()?,
+        );
         let to: Mailbox = row.to.parse()?;
         let mut builder = Message::builder()
             .from(from)
@@ -159,12 +204,25 @@ impl OutboxWorker {
             .message_id(Some(row.message_id.clone()))
             .date_now()
             // RFC 3834 §5: automatic mail; Outlook's header asks clients not to auto-answer.
-            .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".into()))
-            .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"), "All".into()))
-            .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("X-Loop"), self.policy.support.to_string()));
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-generated".into(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+                "All".into(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("X-Loop"),
+                self.policy.support.to_string(),
+            ));
         if let (Some(ticket), Some(user)) = (row.ticket_id, row.to_user_id) {
-            let reply = token::reply_address(&self.policy.support, &self.policy.secret, ticket, user);
-            builder = builder.reply_to(Mailbox::new(Some(self.policy.support_name.clone()), reply.parse()?));
+            let reply =
+                token::reply_address(&self.policy.support, &self.policy.secret, ticket, user);
+            builder = builder.reply_to(Mailbox::new(
+                Some(self.policy.support_name.clone()),
+                reply.parse()?,
+            ));
         }
         if let Some(parent) = &row.in_reply_to {
             builder = builder.in_reply_to(parent.clone());

@@ -8,8 +8,14 @@ use minijinja::Environment;
 
 const BUILT_IN: &[(&str, &str)] = &[
     ("ack.txt", include_str!("../templates/ack.txt")),
-    ("new_ticket.txt", include_str!("../templates/new_ticket.txt")),
-    ("comment_added.txt", include_str!("../templates/comment_added.txt")),
+    (
+        "new_ticket.txt",
+        include_str!("../templates/new_ticket.txt"),
+    ),
+    (
+        "comment_added.txt",
+        include_str!("../templates/comment_added.txt"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +50,18 @@ impl Renderer {
                         Ok(text) => return Ok(Some(text)),
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => {
-                            return Err(minijinja::Error::new(minijinja::ErrorKind::TemplateNotFound, e.to_string()));
+                            return Err(minijinja::Error::new(
+                                minijinja::ErrorKind::TemplateNotFound,
+                                e.to_string(),
+                            ));
                         }
                     }
                 }
             }
-            Ok(BUILT_IN.iter().find(|(n, _)| *n == name).map(|(_, text)| text.to_string()))
+            Ok(BUILT_IN
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, text)| text.to_string()))
         });
         Self { env }
     }
@@ -57,7 +69,10 @@ impl Renderer {
     /// Renders `<template>.txt` with `context`.
     pub fn text(&self, template: &str, context: &serde_json::Value) -> Result<String, RenderError> {
         let name = format!("{template}.txt");
-        let err = |source| RenderError { template: name.clone(), source };
+        let err = |source| RenderError {
+            template: name.clone(),
+            source,
+        };
         let tmpl = self.env.get_template(&name).map_err(err)?;
         tmpl.render(minijinja::value::Serde(context)).map_err(err)
     }
@@ -77,14 +92,22 @@ mod tests {
             "recipient": {"reason": "creator"},
         });
         let text = Renderer::new(None).text("comment_added", &ctx).unwrap();
-        assert!(text.starts_with("--- Reply above this line ---\n"), "{text}");
+        assert!(
+            text.starts_with("--- Reply above this line ---\n"),
+            "{text}"
+        );
         assert!(text.contains("It is on fire"));
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ack.txt"), "custom {{ ticket.id }}").unwrap();
         let renderer = Renderer::new(Some(dir.path().to_path_buf()));
         assert_eq!(renderer.text("ack", &ctx).unwrap(), "custom 3");
-        assert!(renderer.text("comment_added", &ctx).unwrap().contains("It is on fire"));
+        assert!(
+            renderer
+                .text("comment_added", &ctx)
+                .unwrap()
+                .contains("It is on fire")
+        );
         assert!(renderer.text("no_such_template", &ctx).is_err());
     }
 }

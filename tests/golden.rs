@@ -26,7 +26,12 @@ async fn observe(app: &TestApp, raw: &[u8], outbox_before: usize) -> Value {
     let comment = match (report.ticket, report.comment) {
         (Some(t), Some(c)) if report.outcome.is_accepted() => {
             let view = app.ticket(t).await;
-            let c = view.comments.iter().find(|x| x.id == c).expect("comment is on its ticket").clone();
+            let c = view
+                .comments
+                .iter()
+                .find(|x| x.id == c)
+                .expect("comment is on its ticket")
+                .clone();
             json!({
                 "author": c.author, "body": c.body, "signature": c.signature, "internal": c.internal,
                 "message_id": c.message_id,
@@ -52,11 +57,19 @@ async fn observe(app: &TestApp, raw: &[u8], outbox_before: usize) -> Value {
 async fn run_case(eml: &Path, crlf: bool) -> Value {
     let app = TestApp::new().await;
     let convert = |raw: Vec<u8>| if crlf { to_crlf(&raw) } else { raw };
-    let mut base: Vec<_> = std::fs::read_dir(fixtures().join("_base")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut base: Vec<_> = std::fs::read_dir(fixtures().join("_base"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     base.sort();
     for path in base {
         let report = app.deliver(&convert(std::fs::read(&path).unwrap())).await;
-        assert!(report.outcome.is_accepted(), "base message {} was {:?}", path.display(), report);
+        assert!(
+            report.outcome.is_accepted(),
+            "base message {} was {:?}",
+            path.display(),
+            report
+        );
     }
     let before = app.outbox().await.len();
     let observed = observe(&app, &convert(std::fs::read(eml).unwrap()), before).await;
@@ -96,7 +109,9 @@ async fn every_fixture_gives_its_expected_outcome_with_lf_and_crlf() {
         let crlf = run_case(eml, true).await;
         let name = eml.file_name().unwrap().to_string_lossy().to_string();
         if lf != crlf {
-            failures.push(format!("{name}: LF and CRLF differ:\nLF   {lf}\nCRLF {crlf}"));
+            failures.push(format!(
+                "{name}: LF and CRLF differ:\nLF   {lf}\nCRLF {crlf}"
+            ));
         }
         let pretty = serde_json::to_string_pretty(&lf).unwrap() + "\n";
         if bless {
@@ -107,16 +122,29 @@ async fn every_fixture_gives_its_expected_outcome_with_lf_and_crlf() {
         let expected: Value = match std::fs::read_to_string(&expected_path) {
             Ok(text) => serde_json::from_str(&text).unwrap(),
             Err(_) => {
-                failures.push(format!("{name}: no {} (run with BLESS=1 and review)", expected_path.display()));
+                failures.push(format!(
+                    "{name}: no {} (run with BLESS=1 and review)",
+                    expected_path.display()
+                ));
                 continue;
             }
         };
         if expected != lf {
             std::fs::write(&actual_path, &pretty).unwrap();
-            failures.push(format!("{name}: differs; compare {} with {}", expected_path.display(), actual_path.display()));
+            failures.push(format!(
+                "{name}: differs; compare {} with {}",
+                expected_path.display(),
+                actual_path.display()
+            ));
         } else {
             let _ = std::fs::remove_file(&actual_path);
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

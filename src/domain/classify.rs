@@ -52,14 +52,18 @@ pub const OWN_MESSAGE_ID_PREFIX: &str = "tg.";
 
 impl OwnIdentity {
     pub fn is_own_message_id(&self, id: &super::ids::MessageId) -> bool {
-        id.bare().starts_with(OWN_MESSAGE_ID_PREFIX) && id.domain() == self.domain.to_ascii_lowercase()
+        id.bare().starts_with(OWN_MESSAGE_ID_PREFIX)
+            && id.domain() == self.domain.to_ascii_lowercase()
     }
 
     fn is_own_address(&self, address: &EmailAddress) -> bool {
         self.addresses.iter().any(|own| {
             own == address
                 || (own.domain() == address.domain()
-                    && address.local_part().split_once('+').is_some_and(|(l, _)| l == own.local_part()))
+                    && address
+                        .local_part()
+                        .split_once('+')
+                        .is_some_and(|(l, _)| l == own.local_part()))
         })
     }
 }
@@ -70,9 +74,15 @@ impl OwnIdentity {
 /// the more specific reason tells the operator more.
 pub fn classify(mail: &InboundMail, own: &OwnIdentity) -> Option<Automatic> {
     let auto = &mail.auto;
-    if mail.message_id.as_ref().is_some_and(|id| own.is_own_message_id(id))
+    if mail
+        .message_id
+        .as_ref()
+        .is_some_and(|id| own.is_own_message_id(id))
         || mail.sender().is_some_and(|s| own.is_own_address(s))
-        || auto.x_loop.iter().any(|v| own.addresses.iter().any(|a| v.contains(a.as_str())))
+        || auto
+            .x_loop
+            .iter()
+            .any(|v| own.addresses.iter().any(|a| v.contains(a.as_str())))
     {
         return Some(Automatic::OwnMail);
     }
@@ -109,7 +119,10 @@ mod tests {
     use super::*;
 
     fn own() -> OwnIdentity {
-        OwnIdentity { addresses: vec![EmailAddress::parse("support@example.test").unwrap()], domain: "example.test".into() }
+        OwnIdentity {
+            addresses: vec![EmailAddress::parse("support@example.test").unwrap()],
+            domain: "example.test".into(),
+        }
     }
 
     fn classify_raw(headers: &str) -> Option<Automatic> {
@@ -121,25 +134,101 @@ mod tests {
     fn automatic_mail_is_recognised() {
         let cases = [
             ("person", "From: alice@customer.test", None),
-            ("auto-submitted no", "From: alice@customer.test\nAuto-Submitted: no", None),
-            ("vacation", "From: alice@customer.test\nAuto-Submitted: auto-replied", Some(Automatic::AutoSubmitted)),
-            ("generated", "From: alice@customer.test\nAuto-Submitted: auto-generated", Some(Automatic::AutoSubmitted)),
-            ("precedence bulk", "From: news@customer.test\nPrecedence: bulk", Some(Automatic::Precedence)),
-            ("precedence junk", "From: news@customer.test\nPrecedence: junk", Some(Automatic::Precedence)),
-            ("precedence list", "From: news@customer.test\nPrecedence: list", Some(Automatic::Precedence)),
-            ("precedence normal", "From: news@customer.test\nPrecedence: first-class", None),
-            ("x-autoreply", "From: alice@customer.test\nX-Autoreply: yes", Some(Automatic::AutoreplyHeader)),
-            ("x-autorespond", "From: alice@customer.test\nX-Autorespond: on", Some(Automatic::AutoreplyHeader)),
-            ("mailer-daemon", "From: MAILER-DAEMON@mx.test", Some(Automatic::MailerDaemon)),
-            ("postmaster", "From: postmaster@customer.test", Some(Automatic::MailerDaemon)),
-            ("null return path", "Return-Path: <>\nFrom: alice@customer.test", Some(Automatic::NullReturnPath)),
-            ("report", "From: x@mx.test\nContent-Type: multipart/report; report-type=delivery-status; boundary=b", Some(Automatic::DeliveryReport)),
-            ("our message id", "From: alice@customer.test\nMessage-ID: <tg.123@example.test>", Some(Automatic::OwnMail)),
-            ("staff message id is not ours", "From: sam@example.test\nMessage-ID: <abc@example.test>", None),
-            ("from support", "From: support@example.test", Some(Automatic::OwnMail)),
-            ("from a reply address", "From: support+1.2.aaaaaaaaaaaaaaaa@example.test", Some(Automatic::OwnMail)),
-            ("x-loop", "From: alice@customer.test\nX-Loop: support@example.test", Some(Automatic::OwnMail)),
-            ("suppress is still human", "From: alice@customer.test\nX-Auto-Response-Suppress: All", None),
+            (
+                "auto-submitted no",
+                "From: alice@customer.test\nAuto-Submitted: no",
+                None,
+            ),
+            (
+                "vacation",
+                "From: alice@customer.test\nAuto-Submitted: auto-replied",
+                Some(Automatic::AutoSubmitted),
+            ),
+            (
+                "generated",
+                "From: alice@customer.test\nAuto-Submitted: auto-generated",
+                Some(Automatic::AutoSubmitted),
+            ),
+            (
+                "precedence bulk",
+                "From: news@customer.test\nPrecedence: bulk",
+                Some(Automatic::Precedence),
+            ),
+            (
+                "precedence junk",
+                "From: news@customer.test\nPrecedence: junk",
+                Some(Automatic::Precedence),
+            ),
+            (
+                "precedence list",
+                "From: news@customer.test\nPrecedence: list",
+                Some(Automatic::Precedence),
+            ),
+            (
+                "precedence normal",
+                "From: news@customer.test\nPrecedence: first-class",
+                None,
+            ),
+            (
+                "x-autoreply",
+                "From: alice@customer.test\nX-Autoreply: yes",
+                Some(Automatic::AutoreplyHeader),
+            ),
+            (
+                "x-autorespond",
+                "From: alice@customer.test\nX-Autorespond: on",
+                Some(Automatic::AutoreplyHeader),
+            ),
+            (
+                "mailer-daemon",
+                "From: MAILER-DAEMON@mx.test",
+                Some(Automatic::MailerDaemon),
+            ),
+            (
+                "postmaster",
+                "From: postmaster@customer.test",
+                Some(Automatic::MailerDaemon),
+            ),
+            (
+                "null return path",
+                "Return-Path: <>\nFrom: alice@customer.test",
+                Some(Automatic::NullReturnPath),
+            ),
+            (
+                "report",
+                "From: x@mx.test\nContent-Type: multipart/report; report-type=delivery-status; boundary=b",
+                Some(Automatic::DeliveryReport),
+            ),
+            (
+                "our message id",
+                "From: alice@customer.test\nMessage-ID: <tg.123@example.test>",
+                Some(Automatic::OwnMail),
+            ),
+            (
+                "staff message id is not ours",
+                "From: sam@example.test\nMessage-ID: <abc@example.test>",
+                None,
+            ),
+            (
+                "from support",
+                "From: support@example.test",
+                Some(Automatic::OwnMail),
+            ),
+            (
+                "from a reply address",
+                "From: support+1.2.aaaaaaaaaaaaaaaa@example.test",
+                Some(Automatic::OwnMail),
+            ),
+            (
+                "x-loop",
+                "From: alice@customer.test\nX-Loop: support@example.test",
+                Some(Automatic::OwnMail),
+            ),
+            (
+                "suppress is still human",
+                "From: alice@customer.test\nX-Auto-Response-Suppress: All",
+                None,
+            ),
         ];
         for (name, headers, expected) in cases {
             assert_eq!(classify_raw(headers), expected, "{name}");

@@ -25,7 +25,11 @@ pub struct EmailAddress(String);
 
 impl EmailAddress {
     pub fn parse(input: &str) -> Result<Self, IdError> {
-        let trimmed = input.trim().trim_start_matches('<').trim_end_matches('>').trim();
+        let trimmed = input
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
         let bad = || IdError::Email(input.chars().take(200).collect());
         let (local, domain) = trimmed.rsplit_once('@').ok_or_else(bad)?;
         let valid_char = |c: char| !c.is_whitespace() && !c.is_control() && !"<>,;\"".contains(c);
@@ -83,10 +87,16 @@ pub struct MessageId(String);
 impl MessageId {
     /// Accepts `<id>` or a bare `id` (mail-parser strips the brackets).
     pub fn parse(input: &str) -> Result<Self, IdError> {
-        let inner = input.trim().trim_start_matches('<').trim_end_matches('>').trim();
+        let inner = input
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
         if inner.is_empty()
             || inner.len() > 995
-            || inner.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+            || inner
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
         {
             return Err(IdError::MessageId(input.chars().take(200).collect()));
         }
@@ -104,7 +114,10 @@ impl MessageId {
 
     /// The part after the last `@`, lowercased; empty when there is none.
     pub fn domain(&self) -> String {
-        self.bare().rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default()
+        self.bare()
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_lowercase())
+            .unwrap_or_default()
     }
 }
 
@@ -162,15 +175,30 @@ mod tests {
 
     #[test]
     fn malformed_addresses_are_refused() {
-        for bad in ["", "alice", "@x.test", "alice@", "a b@x.test", "a@x.test.", "a@b@", "a,b@x.test"] {
+        for bad in [
+            "",
+            "alice",
+            "@x.test",
+            "alice@",
+            "a b@x.test",
+            "a@x.test.",
+            "a@b@",
+            "a,b@x.test",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
 
     #[test]
     fn message_ids_keep_their_angle_brackets() {
-        assert_eq!(MessageId::parse("abc@x.test").unwrap().as_str(), "<abc@x.test>");
-        assert_eq!(MessageId::parse("<abc@x.test>").unwrap().bare(), "abc@x.test");
+        assert_eq!(
+            MessageId::parse("abc@x.test").unwrap().as_str(),
+            "<abc@x.test>"
+        );
+        assert_eq!(
+            MessageId::parse("<abc@x.test>").unwrap().bare(),
+            "abc@x.test"
+        );
         assert_eq!(MessageId::parse("<abc@X.Test>").unwrap().domain(), "x.test");
         assert!(MessageId::parse("<>").is_err());
         assert!(MessageId::parse("a b@x").is_err());

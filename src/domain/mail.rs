@@ -3,9 +3,9 @@
 //! parser is lenient by design and anything it could not decode is kept as
 //! lossily as needed rather than dropped.
 
-use std::borrow::Cow;
-
-use mail_parser::{Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{
+    Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+};
 
 use super::ids::{EmailAddress, MessageId};
 
@@ -87,7 +87,9 @@ impl InboundMail {
         if raw.iter().all(u8::is_ascii_whitespace) {
             return Err(ParseError::Empty);
         }
-        let message = MessageParser::default().parse(raw).ok_or(ParseError::NoHeaders)?;
+        let message = MessageParser::default()
+            .parse(raw)
+            .ok_or(ParseError::NoHeaders)?;
         if message.headers().is_empty() {
             return Err(ParseError::NoHeaders);
         }
@@ -100,7 +102,9 @@ impl InboundMail {
         if raw.iter().take(4096).all(u8::is_ascii_whitespace) {
             return Err(ParseError::Empty);
         }
-        let message = MessageParser::default().parse_headers(raw).ok_or(ParseError::NoHeaders)?;
+        let message = MessageParser::default()
+            .parse_headers(raw)
+            .ok_or(ParseError::NoHeaders)?;
         Ok(Self::from_message(&message, raw.len(), false))
     }
 
@@ -110,30 +114,49 @@ impl InboundMail {
         let mut authentication_results = Vec::new();
         for (name, value) in message.headers_raw() {
             let value = value.trim();
-            let lower = || Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+            let lower = || {
+                Some(
+                    value
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase(),
+                )
+            };
             match name.to_ascii_lowercase().as_str() {
                 "auto-submitted" => auto.auto_submitted = lower(),
                 "precedence" => auto.precedence = lower(),
                 "x-autoreply" => auto.x_autoreply = true,
                 "x-autorespond" => auto.x_autorespond = true,
                 "x-auto-response-suppress" => auto.suppress_auto_response = true,
-                "return-path" => auto.null_return_path |= value.trim_matches(|c| c == '<' || c == '>' || c == ' ').is_empty(),
+                "return-path" => {
+                    auto.null_return_path |= value
+                        .trim_matches(|c| c == '<' || c == '>' || c == ' ')
+                        .is_empty()
+                }
                 "x-loop" => auto.x_loop.push(value.to_ascii_lowercase()),
                 "list-id" => auto.list_id = Some(clean_line(value)),
-                "delivered-to" | "x-original-to" => {
-                    delivered_to.extend(EmailAddress::parse(value).ok().filter(|a| !delivered_to.contains(a)))
-                }
+                "delivered-to" | "x-original-to" => delivered_to.extend(
+                    EmailAddress::parse(value)
+                        .ok()
+                        .filter(|a| !delivered_to.contains(a)),
+                ),
                 "authentication-results" => authentication_results.push(unfold(value)),
                 _ => {}
             }
         }
-        auto.delivery_report = message
-            .root_part()
-            .content_type()
-            .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report")));
+        auto.delivery_report = message.root_part().content_type().is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("multipart")
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+        });
 
         let mut mail = InboundMail {
-            message_id: message.message_id().and_then(|id| MessageId::parse(id).ok()),
+            message_id: message
+                .message_id()
+                .and_then(|id| MessageId::parse(id).ok()),
             in_reply_to: ids_of(message.in_reply_to()),
             references: ids_of(message.references()),
             from: message.from().and_then(mailboxes_first),
@@ -164,7 +187,10 @@ impl InboundMail {
         let mut text = String::new();
         for part in message.text_bodies() {
             if let PartType::Text(body) = &part.body {
-                push_block(&mut text, &decode_text_part(message.raw_message.as_ref(), part, body));
+                push_block(
+                    &mut text,
+                    &decode_text_part(message.raw_message.as_ref(), part, body),
+                );
             }
         }
         let mut html = String::new();
@@ -184,7 +210,9 @@ impl InboundMail {
             // text, so show it rather than hide it in an opaque attachment.
             if text.trim().is_empty()
                 && html.is_empty()
-                && part.content_type().is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
+                && part
+                    .content_type()
+                    .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
                 && matches!(part.body, PartType::Binary(_) | PartType::InlineBinary(_))
             {
                 text = normalize(&String::from_utf8_lossy(part.contents()));
@@ -192,7 +220,9 @@ impl InboundMail {
             }
             let inline_body = matches!(part.body, PartType::Text(_) | PartType::Html(_))
                 && part.attachment_name().is_none()
-                && !part.content_disposition().is_some_and(|cd| cd.is_attachment());
+                && !part
+                    .content_disposition()
+                    .is_some_and(|cd| cd.is_attachment());
             if inline_body {
                 continue;
             }
@@ -202,7 +232,13 @@ impl InboundMail {
                     Some(sub) => format!("{}/{}", ct.ctype(), sub),
                     None => ct.ctype().to_string(),
                 })
-                .unwrap_or_else(|| if part.is_message() { "message/rfc822".into() } else { "application/octet-stream".into() })
+                .unwrap_or_else(|| {
+                    if part.is_message() {
+                        "message/rfc822".into()
+                    } else {
+                        "application/octet-stream".into()
+                    }
+                })
                 .to_ascii_lowercase();
             let filename = part
                 .attachment_name()
@@ -214,12 +250,18 @@ impl InboundMail {
                 // Line breaks of text sent without base64 belong to the transport,
                 // not the file: store the canonical CRLF form (RFC 2046 §4.1.1) so
                 // the same attachment is the same bytes whatever the mail store used.
-                PartType::Text(_) | PartType::Html(_) if part.encoding != mail_parser::Encoding::Base64 => {
+                PartType::Text(_) | PartType::Html(_)
+                    if part.encoding != mail_parser::Encoding::Base64 =>
+                {
                     crlf(part.contents())
                 }
                 _ => part.contents().to_vec(),
             };
-            self.attachments.push(Attachment { filename, content_type, data });
+            self.attachments.push(Attachment {
+                filename,
+                content_type,
+                data,
+            });
         }
         self.text = text;
         self.html = (!html.is_empty()).then_some(html);
@@ -227,8 +269,11 @@ impl InboundMail {
 
     fn read_report(&mut self, message: &Message<'_>) {
         for part in &message.parts {
-            let Some(ct) = part.content_type() else { continue };
-            let kind = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase();
+            let Some(ct) = part.content_type() else {
+                continue;
+            };
+            let kind =
+                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase();
             match (kind.as_str(), &part.body) {
                 (_, PartType::Message(inner)) => {
                     if let Some(id) = inner.message_id().and_then(|id| MessageId::parse(id).ok()) {
@@ -246,7 +291,9 @@ impl InboundMail {
                 ("message/delivery-status" | "message/global-delivery-status", _) => {
                     let body = String::from_utf8_lossy(part.contents());
                     for line in body.lines() {
-                        let Some((field, value)) = line.split_once(':') else { continue };
+                        let Some((field, value)) = line.split_once(':') else {
+                            continue;
+                        };
                         if field.trim().eq_ignore_ascii_case("final-recipient") {
                             let addr = value.split_once(';').map(|(_, a)| a).unwrap_or(value);
                             if let Ok(addr) = EmailAddress::parse(addr) {
@@ -267,7 +314,8 @@ impl InboundMail {
 
     /// Every Message-ID this message names as an ancestor, In-Reply-To first.
     pub fn ancestors(&self) -> Vec<MessageId> {
-        let mut out: Vec<MessageId> = Vec::with_capacity(self.in_reply_to.len() + self.references.len());
+        let mut out: Vec<MessageId> =
+            Vec::with_capacity(self.in_reply_to.len() + self.references.len());
         for id in self.in_reply_to.iter().chain(self.references.iter().rev()) {
             if !out.contains(id) {
                 out.push(id.clone());
@@ -281,11 +329,14 @@ fn ids_of(value: &HeaderValue<'_>) -> Vec<MessageId> {
     let mut out = Vec::new();
     let mut push = |s: &str| {
         // Some clients put several ids or comments into one token; split on brackets.
-        for piece in s.split(['<', '>', ' ', ',']).filter(|p| p.contains('@') || !p.trim().is_empty()) {
-            if let Ok(id) = MessageId::parse(piece) {
-                if !out.contains(&id) {
-                    out.push(id);
-                }
+        for piece in s
+            .split(['<', '>', ' ', ','])
+            .filter(|p| p.contains('@') || !p.trim().is_empty())
+        {
+            if let Ok(id) = MessageId::parse(piece)
+                && !out.contains(&id)
+            {
+                out.push(id);
             }
         }
     };
@@ -333,7 +384,11 @@ fn unfold(input: &str) -> String {
 /// File names arrive from strangers: keep the name, drop any path and control characters.
 fn clean_filename(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    clean_line(base).trim_matches('.').chars().take(255).collect()
+    clean_line(base)
+        .trim_matches('.')
+        .chars()
+        .take(255)
+        .collect()
 }
 
 fn default_filename(index: usize, content_type: &str) -> String {
@@ -393,14 +448,21 @@ fn push_block(target: &mut String, block: &str) {
     target.push_str(block);
 }
 
-fn decode_text_part(raw: &[u8], part: &MessagePart<'_>, body: &Cow<'_, str>) -> String {
+fn decode_text_part(raw: &[u8], part: &MessagePart<'_>, body: &str) -> String {
     let text = match redecode_mislabelled(raw, part, body) {
         Some(better) => normalize(&better),
         None => normalize(body),
     };
-    let Some(ct) = part.content_type() else { return text };
-    if ct.attribute("format").is_some_and(|f| f.eq_ignore_ascii_case("flowed")) {
-        let delsp = ct.attribute("delsp").is_some_and(|d| d.eq_ignore_ascii_case("yes"));
+    let Some(ct) = part.content_type() else {
+        return text;
+    };
+    if ct
+        .attribute("format")
+        .is_some_and(|f| f.eq_ignore_ascii_case("flowed"))
+    {
+        let delsp = ct
+            .attribute("delsp")
+            .is_some_and(|d| d.eq_ignore_ascii_case("yes"));
         unflow(&text, delsp)
     } else {
         text
@@ -411,12 +473,19 @@ fn decode_text_part(raw: &[u8], part: &MessagePart<'_>, body: &Cow<'_, str>) -> 
 /// bytes came out with U+FFFD. Such mail is nearly always UTF-8 or Windows-1252
 /// (a superset of ISO-8859-1): decode the part's bytes again as whichever fits.
 fn redecode_mislabelled(raw: &[u8], part: &MessagePart<'_>, body: &str) -> Option<String> {
-    use mail_parser::decoders::{base64::base64_decode, charsets::map::charset_decoder, quoted_printable::quoted_printable_decode};
+    use mail_parser::decoders::{
+        base64::base64_decode, charsets::map::charset_decoder,
+        quoted_printable::quoted_printable_decode,
+    };
     if !body.contains('\u{FFFD}') {
         return None;
     }
-    let charset = part.content_type().and_then(|ct| ct.attribute("charset")).unwrap_or("us-ascii");
-    let known = charset_decoder(charset.as_bytes()).is_some() || charset.eq_ignore_ascii_case("utf-8");
+    let charset = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .unwrap_or("us-ascii");
+    let known =
+        charset_decoder(charset.as_bytes()).is_some() || charset.eq_ignore_ascii_case("utf-8");
     if known && !charset.eq_ignore_ascii_case("us-ascii") {
         return None;
     }
@@ -454,7 +523,11 @@ pub fn unflow(text: &str, delsp: bool) -> String {
             content = &content[1..];
         }
         let soft = content.ends_with(' ') && content != "-- ";
-        let piece = if soft && delsp { &content[..content.len() - 1] } else { content };
+        let piece = if soft && delsp {
+            &content[..content.len() - 1]
+        } else {
+            content
+        };
         let mut para = match open.take() {
             Some((d, para)) if d == depth => para,
             Some((d, para)) => {
@@ -474,9 +547,12 @@ pub fn unflow(text: &str, delsp: bool) -> String {
         flush(&mut out, d, &para);
     }
     // split('\n') saw one empty line after a final newline; drop what it added.
-    if text.ends_with('\n') && out.ends_with("\n\n") {
-        out.pop();
-    } else if !text.ends_with('\n') && out.ends_with('\n') {
+    let extra_newline = if text.ends_with('\n') {
+        out.ends_with("\n\n")
+    } else {
+        out.ends_with('\n')
+    };
+    if extra_newline {
         out.pop();
     }
     out
@@ -505,14 +581,29 @@ mod tests {
     fn headers_and_ids_are_normalized() {
         let raw = b"From: \"Alice A\" <Alice@Customer.test>\r\nTo: support@example.test, Bob <bob@customer.test>\r\nMessage-ID: <a1@customer.test>\r\nIn-Reply-To: <p1@example.test>\r\nReferences: <r0@x.test> <p1@example.test>\r\nSubject: Hello\r\n  world\r\nDelivered-To: support+1.2.abc@example.test\r\n\r\nBody\r\n";
         let mail = InboundMail::parse(raw).unwrap();
-        assert_eq!(mail.message_id.as_ref().unwrap().as_str(), "<a1@customer.test>");
+        assert_eq!(
+            mail.message_id.as_ref().unwrap().as_str(),
+            "<a1@customer.test>"
+        );
         assert_eq!(mail.in_reply_to.len(), 1);
         assert_eq!(mail.references.len(), 2);
-        assert_eq!(mail.ancestors().iter().map(|i| i.as_str()).collect::<Vec<_>>(), ["<p1@example.test>", "<r0@x.test>"]);
-        assert_eq!(mail.from.as_ref().unwrap().address.as_str(), "alice@customer.test");
+        assert_eq!(
+            mail.ancestors()
+                .iter()
+                .map(|i| i.as_str())
+                .collect::<Vec<_>>(),
+            ["<p1@example.test>", "<r0@x.test>"]
+        );
+        assert_eq!(
+            mail.from.as_ref().unwrap().address.as_str(),
+            "alice@customer.test"
+        );
         assert_eq!(mail.to.len(), 2);
         assert_eq!(mail.subject, "Hello world");
-        assert_eq!(mail.delivered_to[0].as_str(), "support+1.2.abc@example.test");
+        assert_eq!(
+            mail.delivered_to[0].as_str(),
+            "support+1.2.abc@example.test"
+        );
         assert_eq!(mail.text, "Body\n");
     }
 
@@ -550,7 +641,9 @@ mod tests {
 
     #[test]
     fn html_is_converted_to_text() {
-        let text = html_to_text("<p>Hello <b>there</b> &amp; welcome</p><ul><li>one</li><li>two</li></ul>");
+        let text = html_to_text(
+            "<p>Hello <b>there</b> &amp; welcome</p><ul><li>one</li><li>two</li></ul>",
+        );
         assert!(text.contains("Hello there & welcome"), "{text}");
         assert!(text.contains("one") && text.contains("two"), "{text}");
     }

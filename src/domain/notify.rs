@@ -44,10 +44,25 @@ pub fn on_ticket_created(
 ) -> Vec<Recipient> {
     let mut out = Vec::new();
     if acknowledge && !requester.bouncing {
-        out.push(Recipient { to: requester.email.clone(), name: Some(requester.name.clone()), user: Some(requester.user), template: "ack", reason: "requester" });
+        out.push(Recipient {
+            to: requester.email.clone(),
+            name: Some(requester.name.clone()),
+            user: Some(requester.user),
+            template: "ack",
+            reason: "requester",
+        });
     }
     if let Some(notify) = notify.filter(|n| **n != requester.email) {
-        push_unique(&mut out, Recipient { to: notify.clone(), name: None, user: None, template: "new_ticket", reason: "support_notify" });
+        push_unique(
+            &mut out,
+            Recipient {
+                to: notify.clone(),
+                name: None,
+                user: None,
+                template: "new_ticket",
+                reason: "support_notify",
+            },
+        );
     }
     out
 }
@@ -65,10 +80,28 @@ pub fn on_comment(
         if f.email == *author || f.bouncing || (internal && f.role != Role::Staff) {
             continue;
         }
-        push_unique(&mut out, Recipient { to: f.email.clone(), name: Some(f.name.clone()), user: Some(f.user), template: "comment_added", reason: f.source.as_str() });
+        push_unique(
+            &mut out,
+            Recipient {
+                to: f.email.clone(),
+                name: Some(f.name.clone()),
+                user: Some(f.user),
+                template: "comment_added",
+                reason: f.source.as_str(),
+            },
+        );
     }
     if let Some(notify) = notify.filter(|n| *n != author) {
-        push_unique(&mut out, Recipient { to: notify.clone(), name: None, user: None, template: "comment_added", reason: "support_notify" });
+        push_unique(
+            &mut out,
+            Recipient {
+                to: notify.clone(),
+                name: None,
+                user: None,
+                template: "comment_added",
+                reason: "support_notify",
+            },
+        );
     }
     out
 }
@@ -78,7 +111,14 @@ mod tests {
     use super::*;
 
     fn f(user: UserId, email: &str, role: Role, source: FollowerSource) -> Follower {
-        Follower { user, email: EmailAddress::parse(email).unwrap(), name: email.into(), role, source, bouncing: false }
+        Follower {
+            user,
+            email: EmailAddress::parse(email).unwrap(),
+            name: email.into(),
+            role,
+            source,
+            bouncing: false,
+        }
     }
 
     fn addr(s: &str) -> EmailAddress {
@@ -86,47 +126,130 @@ mod tests {
     }
 
     fn summary(plan: &[Recipient]) -> Vec<String> {
-        plan.iter().map(|r| format!("{}:{}:{}", r.to, r.template, r.reason)).collect()
+        plan.iter()
+            .map(|r| format!("{}:{}:{}", r.to, r.template, r.reason))
+            .collect()
     }
 
     #[test]
     fn new_tickets_acknowledge_and_tell_support() {
-        let alice = f(1, "alice@customer.test", Role::Customer, FollowerSource::Creator);
+        let alice = f(
+            1,
+            "alice@customer.test",
+            Role::Customer,
+            FollowerSource::Creator,
+        );
         let team = addr("team@example.test");
         assert_eq!(
             summary(&on_ticket_created(&alice, Some(&team), true)),
-            ["alice@customer.test:ack:requester", "team@example.test:new_ticket:support_notify"]
+            [
+                "alice@customer.test:ack:requester",
+                "team@example.test:new_ticket:support_notify"
+            ]
         );
-        assert_eq!(summary(&on_ticket_created(&alice, Some(&team), false)), ["team@example.test:new_ticket:support_notify"]);
-        assert_eq!(summary(&on_ticket_created(&alice, None, true)), ["alice@customer.test:ack:requester"]);
-        let bouncing = Follower { bouncing: true, ..alice };
+        assert_eq!(
+            summary(&on_ticket_created(&alice, Some(&team), false)),
+            ["team@example.test:new_ticket:support_notify"]
+        );
+        assert_eq!(
+            summary(&on_ticket_created(&alice, None, true)),
+            ["alice@customer.test:ack:requester"]
+        );
+        let bouncing = Follower {
+            bouncing: true,
+            ..alice
+        };
         assert!(on_ticket_created(&bouncing, None, true).is_empty());
     }
 
     #[test]
     fn comments_reach_followers_and_support_minus_the_author() {
         let followers = vec![
-            f(1, "alice@customer.test", Role::Customer, FollowerSource::Creator),
+            f(
+                1,
+                "alice@customer.test",
+                Role::Customer,
+                FollowerSource::Creator,
+            ),
             f(2, "bob@customer.test", Role::Customer, FollowerSource::Cc),
             f(3, "sam@example.test", Role::Staff, FollowerSource::Follow),
-            Follower { bouncing: true, ..f(4, "gone@customer.test", Role::Customer, FollowerSource::Share) },
+            Follower {
+                bouncing: true,
+                ..f(
+                    4,
+                    "gone@customer.test",
+                    Role::Customer,
+                    FollowerSource::Share,
+                )
+            },
         ];
         let team = addr("team@example.test");
         let cases = [
-            ("customer comment", "alice@customer.test", false, vec!["bob@customer.test:comment_added:cc", "sam@example.test:comment_added:follow", "team@example.test:comment_added:support_notify"]),
-            ("staff comment", "sam@example.test", false, vec!["alice@customer.test:comment_added:creator", "bob@customer.test:comment_added:cc", "team@example.test:comment_added:support_notify"]),
-            ("internal comment reaches staff only", "sam@example.test", true, vec!["team@example.test:comment_added:support_notify"]),
-            ("support team writing is not told", "team@example.test", false, vec!["alice@customer.test:comment_added:creator", "bob@customer.test:comment_added:cc", "sam@example.test:comment_added:follow"]),
+            (
+                "customer comment",
+                "alice@customer.test",
+                false,
+                vec![
+                    "bob@customer.test:comment_added:cc",
+                    "sam@example.test:comment_added:follow",
+                    "team@example.test:comment_added:support_notify",
+                ],
+            ),
+            (
+                "staff comment",
+                "sam@example.test",
+                false,
+                vec![
+                    "alice@customer.test:comment_added:creator",
+                    "bob@customer.test:comment_added:cc",
+                    "team@example.test:comment_added:support_notify",
+                ],
+            ),
+            (
+                "internal comment reaches staff only",
+                "sam@example.test",
+                true,
+                vec!["team@example.test:comment_added:support_notify"],
+            ),
+            (
+                "support team writing is not told",
+                "team@example.test",
+                false,
+                vec![
+                    "alice@customer.test:comment_added:creator",
+                    "bob@customer.test:comment_added:cc",
+                    "sam@example.test:comment_added:follow",
+                ],
+            ),
         ];
         for (name, author, internal, expected) in cases {
-            assert_eq!(summary(&on_comment(&followers, &addr(author), Some(&team), internal)), expected, "{name}");
+            assert_eq!(
+                summary(&on_comment(
+                    &followers,
+                    &addr(author),
+                    Some(&team),
+                    internal
+                )),
+                expected,
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn a_follower_who_is_also_the_notify_address_gets_one_email() {
-        let followers = vec![f(3, "team@example.test", Role::Staff, FollowerSource::Follow)];
-        let plan = on_comment(&followers, &addr("alice@customer.test"), Some(&addr("team@example.test")), false);
+        let followers = vec![f(
+            3,
+            "team@example.test",
+            Role::Staff,
+            FollowerSource::Follow,
+        )];
+        let plan = on_comment(
+            &followers,
+            &addr("alice@customer.test"),
+            Some(&addr("team@example.test")),
+            false,
+        );
         assert_eq!(summary(&plan), ["team@example.test:comment_added:follow"]);
     }
 }

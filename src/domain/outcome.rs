@@ -44,7 +44,10 @@ impl Outcome {
 
     /// Whether the message changed a ticket (and so its ids join the thread).
     pub fn is_accepted(self) -> bool {
-        matches!(self, Outcome::TicketCreated | Outcome::CommentAdded | Outcome::CommandOnly)
+        matches!(
+            self,
+            Outcome::TicketCreated | Outcome::CommentAdded | Outcome::CommandOnly
+        )
     }
 }
 
@@ -54,7 +57,10 @@ impl FromStr for Outcome {
         Outcome::ALL
             .into_iter()
             .find(|o| o.as_str() == s.trim())
-            .ok_or_else(|| UnknownValue { kind: "outcome", value: s.to_string() })
+            .ok_or_else(|| UnknownValue {
+                kind: "outcome",
+                value: s.to_string(),
+            })
     }
 }
 

@@ -22,7 +22,11 @@ impl Extracted {
     /// The comment text: the reply, or the whole text when the reply came out
     /// empty (never an empty comment from a non-empty message).
     pub fn comment_text(&self, full: &str) -> String {
-        if self.reply.trim().is_empty() { full.trim().to_string() } else { self.reply.clone() }
+        if self.reply.trim().is_empty() {
+            full.trim().to_string()
+        } else {
+            self.reply.clone()
+        }
     }
 }
 
@@ -64,7 +68,10 @@ pub fn extract_text(text: &str) -> Extracted {
     let forwarded = lines.iter().any(|l| FORWARD_HEADER.is_match(l));
 
     // 1. Our marker: everything from it on is the notification being answered.
-    let mut cut = lines.iter().position(|l| l.trim() == MARKER).unwrap_or(lines.len());
+    let mut cut = lines
+        .iter()
+        .position(|l| l.trim() == MARKER)
+        .unwrap_or(lines.len());
 
     // 2. A quote header followed only by quoted text, blank lines or the quoted
     //    message itself ends the reply. Forwards are content and are kept.
@@ -91,13 +98,18 @@ pub fn extract_text(text: &str) -> Extracted {
     if let Some(pos) = body.iter().rposition(|l| *l == "-- " || *l == "--") {
         signature = non_empty(join(&body[pos + 1..]));
         body = &body[..pos];
-    } else if let Some(pos) = body.iter().rposition(|l| !l.trim().is_empty()) {
-        if MOBILE_FOOTER.is_match(body[pos]) {
-            signature = Some(body[pos].trim().to_string());
-            body = &body[..pos];
-        }
+    } else if let Some(pos) = body.iter().rposition(|l| !l.trim().is_empty())
+        && MOBILE_FOOTER.is_match(body[pos])
+    {
+        signature = Some(body[pos].trim().to_string());
+        body = &body[..pos];
     }
-    Extracted { reply: join(body), signature, quoted, forwarded }
+    Extracted {
+        reply: join(body),
+        signature,
+        quoted,
+        forwarded,
+    }
 }
 
 /// Splits an HTML body: converted to text first, so the same rules apply.
@@ -112,11 +124,36 @@ mod tests {
     #[test]
     fn replies_are_cut_at_the_marker_and_quote_headers() {
         let cases = [
-            ("marker", "Thanks!\n\n--- Reply above this line ---\nold", "Thanks!", Some("--- Reply above this line ---\nold")),
-            ("gmail", "Sounds good.\n\nOn Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> hi\n", "Sounds good.", Some("On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> hi")),
-            ("outlook", "Done.\n\n-----Original Message-----\nFrom: x\n", "Done.", Some("-----Original Message-----\nFrom: x")),
-            ("bottom quote", "> question?\nanswer\n\n> old\n> older\n", "> question?\nanswer", Some("> old\n> older")),
-            ("nothing quoted", "Just text\nsecond line\n", "Just text\nsecond line", None),
+            (
+                "marker",
+                "Thanks!\n\n--- Reply above this line ---\nold",
+                "Thanks!",
+                Some("--- Reply above this line ---\nold"),
+            ),
+            (
+                "gmail",
+                "Sounds good.\n\nOn Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> hi\n",
+                "Sounds good.",
+                Some("On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> hi"),
+            ),
+            (
+                "outlook",
+                "Done.\n\n-----Original Message-----\nFrom: x\n",
+                "Done.",
+                Some("-----Original Message-----\nFrom: x"),
+            ),
+            (
+                "bottom quote",
+                "> question?\nanswer\n\n> old\n> older\n",
+                "> question?\nanswer",
+                Some("> old\n> older"),
+            ),
+            (
+                "nothing quoted",
+                "Just text\nsecond line\n",
+                "Just text\nsecond line",
+                None,
+            ),
         ];
         for (name, input, reply, quoted) in cases {
             let got = extract_text(input);
@@ -131,7 +168,10 @@ mod tests {
         assert_eq!(got.reply, "Fixed, thanks.");
         assert_eq!(got.signature.as_deref(), Some("Alice Anders\nACME"));
         let got = extract_text("ok\n\nSent from my iPhone\n");
-        assert_eq!((got.reply.as_str(), got.signature.as_deref()), ("ok", Some("Sent from my iPhone")));
+        assert_eq!(
+            (got.reply.as_str(), got.signature.as_deref()),
+            ("ok", Some("Sent from my iPhone"))
+        );
     }
 
     #[test]

@@ -45,7 +45,9 @@ impl ThreadReason {
     /// The code with its evidence, e.g. `in_reply_to <a@b>`.
     pub fn describe(&self) -> String {
         match self {
-            ThreadReason::InReplyTo(id) | ThreadReason::References(id) | ThreadReason::ReferencedBy(id) => {
+            ThreadReason::InReplyTo(id)
+            | ThreadReason::References(id)
+            | ThreadReason::ReferencedBy(id) => {
                 format!("{} {id}", self.code())
             }
             ThreadReason::ReplyToken(t) => format!("reply_token {}.{}", t.ticket, t.user),
@@ -84,21 +86,36 @@ pub fn resolve(mail: &InboundMail, facts: &ThreadFacts) -> ThreadDecision {
             } else {
                 ThreadReason::References(id)
             };
-            return ThreadDecision { ticket: Some(ticket), reason };
+            return ThreadDecision {
+                ticket: Some(ticket),
+                reason,
+            };
         }
     }
-    if let Some(id) = &mail.message_id {
-        if let Some(&ticket) = facts.known.get(id) {
-            return ThreadDecision { ticket: Some(ticket), reason: ThreadReason::ReferencedBy(id.clone()) };
-        }
+    if let Some(id) = &mail.message_id
+        && let Some(&ticket) = facts.known.get(id)
+    {
+        return ThreadDecision {
+            ticket: Some(ticket),
+            reason: ThreadReason::ReferencedBy(id.clone()),
+        };
     }
     if let Some(token) = facts.token {
-        return ThreadDecision { ticket: Some(token.ticket), reason: ThreadReason::ReplyToken(token) };
+        return ThreadDecision {
+            ticket: Some(token.ticket),
+            reason: ThreadReason::ReplyToken(token),
+        };
     }
     if let Some(ticket) = facts.tagged {
-        return ThreadDecision { ticket: Some(ticket), reason: ThreadReason::SubjectTag(ticket) };
+        return ThreadDecision {
+            ticket: Some(ticket),
+            reason: ThreadReason::SubjectTag(ticket),
+        };
     }
-    ThreadDecision { ticket: None, reason: ThreadReason::New }
+    ThreadDecision {
+        ticket: None,
+        reason: ThreadReason::New,
+    }
 }
 
 /// The first recipient address (Delivered-To, To, Cc) carrying a valid token.
@@ -111,13 +128,21 @@ pub fn find_token(mail: &InboundMail, support: &EmailAddress, secret: &[u8]) -> 
 }
 
 fn tag_regex(tag: &str) -> Regex {
-    Regex::new(&format!(r"(?i)\[\s*{}\s*#\s*(\d{{1,18}})\s*\]", regex::escape(tag.trim())))
-        .expect("escaped tag makes a valid regex")
+    Regex::new(&format!(
+        r"(?i)\[\s*{}\s*#\s*(\d{{1,18}})\s*\]",
+        regex::escape(tag.trim())
+    ))
+    .expect("escaped tag makes a valid regex")
 }
 
 /// The ticket id of the first `[<tag> #<id>]` in a subject.
 pub fn subject_tag(subject: &str, tag: &str) -> Option<TicketId> {
-    tag_regex(tag).captures(subject)?.get(1)?.as_str().parse().ok()
+    tag_regex(tag)
+        .captures(subject)?
+        .get(1)?
+        .as_str()
+        .parse()
+        .ok()
 }
 
 static REPLY_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
@@ -134,7 +159,11 @@ pub fn ticket_subject(subject: &str, tag: &str) -> String {
     let untagged = tag_regex(tag).replace_all(subject, " ");
     let stripped = REPLY_PREFIX.replace(untagged.trim(), "");
     let cleaned = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
-    if cleaned.is_empty() { "(no subject)".to_string() } else { cleaned }
+    if cleaned.is_empty() {
+        "(no subject)".to_string()
+    } else {
+        cleaned
+    }
 }
 
 #[cfg(test)]
@@ -154,17 +183,83 @@ mod tests {
         let known = HashMap::from([(id("<root@x>"), 1), (id("<mid@x>"), 2), (id("<own@x>"), 3)]);
         let token = Some(ReplyToken { ticket: 4, user: 9 });
         let cases: Vec<(&str, &str, ThreadFacts, Option<TicketId>, &str)> = vec![
-            ("in-reply-to wins", "In-Reply-To: <mid@x>\nReferences: <root@x> <mid@x>", ThreadFacts { known: known.clone(), token, tagged: Some(5) }, Some(2), "in_reply_to"),
-            ("latest reference first", "References: <root@x> <mid@x>", ThreadFacts { known: known.clone(), ..Default::default() }, Some(2), "references"),
-            ("unknown in-reply-to falls back to references", "In-Reply-To: <nope@x>\nReferences: <root@x>", ThreadFacts { known: known.clone(), ..Default::default() }, Some(1), "references"),
-            ("own id referenced earlier", "Message-ID: <own@x>", ThreadFacts { known: known.clone(), ..Default::default() }, Some(3), "referenced_by"),
-            ("token before tag", "In-Reply-To: <nope@x>", ThreadFacts { known: HashMap::new(), token, tagged: Some(5) }, Some(4), "reply_token"),
-            ("tag last", "Subject: x", ThreadFacts { tagged: Some(5), ..Default::default() }, Some(5), "subject_tag"),
-            ("nothing known is new", "References: <zzz@x>", ThreadFacts::default(), None, "new"),
+            (
+                "in-reply-to wins",
+                "In-Reply-To: <mid@x>\nReferences: <root@x> <mid@x>",
+                ThreadFacts {
+                    known: known.clone(),
+                    token,
+                    tagged: Some(5),
+                },
+                Some(2),
+                "in_reply_to",
+            ),
+            (
+                "latest reference first",
+                "References: <root@x> <mid@x>",
+                ThreadFacts {
+                    known: known.clone(),
+                    ..Default::default()
+                },
+                Some(2),
+                "references",
+            ),
+            (
+                "unknown in-reply-to falls back to references",
+                "In-Reply-To: <nope@x>\nReferences: <root@x>",
+                ThreadFacts {
+                    known: known.clone(),
+                    ..Default::default()
+                },
+                Some(1),
+                "references",
+            ),
+            (
+                "own id referenced earlier",
+                "Message-ID: <own@x>",
+                ThreadFacts {
+                    known: known.clone(),
+                    ..Default::default()
+                },
+                Some(3),
+                "referenced_by",
+            ),
+            (
+                "token before tag",
+                "In-Reply-To: <nope@x>",
+                ThreadFacts {
+                    known: HashMap::new(),
+                    token,
+                    tagged: Some(5),
+                },
+                Some(4),
+                "reply_token",
+            ),
+            (
+                "tag last",
+                "Subject: x",
+                ThreadFacts {
+                    tagged: Some(5),
+                    ..Default::default()
+                },
+                Some(5),
+                "subject_tag",
+            ),
+            (
+                "nothing known is new",
+                "References: <zzz@x>",
+                ThreadFacts::default(),
+                None,
+                "new",
+            ),
         ];
         for (name, headers, facts, ticket, reason) in cases {
             let decision = resolve(&mail(headers), &facts);
-            assert_eq!((decision.ticket, decision.reason.code()), (ticket, reason), "{name}");
+            assert_eq!(
+                (decision.ticket, decision.reason.code()),
+                (ticket, reason),
+                "{name}"
+            );
         }
     }
 
@@ -174,7 +269,10 @@ mod tests {
         assert_eq!(subject_tag("RE: [support#7]", "Support"), Some(7));
         assert_eq!(subject_tag("[Sales #7] x", "Support"), None);
         assert_eq!(subject_tag("[Support #] x", "Support"), None);
-        assert_eq!(subject_tag("[Support #99999999999999999999999]", "Support"), None);
+        assert_eq!(
+            subject_tag("[Support #99999999999999999999999]", "Support"),
+            None
+        );
     }
 
     #[test]
@@ -197,9 +295,20 @@ mod tests {
     fn tokens_are_found_in_any_recipient_header() {
         let support = EmailAddress::parse("support@example.test").unwrap();
         let addr = token::reply_address(&support, b"k", 3, 4);
-        for headers in [format!("To: {addr}"), format!("Cc: {addr}"), format!("Delivered-To: {addr}")] {
-            assert_eq!(find_token(&mail(&headers), &support, b"k"), Some(ReplyToken { ticket: 3, user: 4 }), "{headers}");
+        for headers in [
+            format!("To: {addr}"),
+            format!("Cc: {addr}"),
+            format!("Delivered-To: {addr}"),
+        ] {
+            assert_eq!(
+                find_token(&mail(&headers), &support, b"k"),
+                Some(ReplyToken { ticket: 3, user: 4 }),
+                "{headers}"
+            );
         }
-        assert_eq!(find_token(&mail(&format!("To: {addr}")), &support, b"other"), None);
+        assert_eq!(
+            find_token(&mail(&format!("To: {addr}")), &support, b"other"),
+            None
+        );
     }
 }

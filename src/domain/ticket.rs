@@ -20,9 +20,9 @@ fn fold(input: &str) -> String {
     input
         .trim()
         .chars()
-        .filter_map(|c| match c {
-            ' ' | '-' | '_' => Some('_'),
-            c => Some(c.to_ascii_lowercase()),
+        .map(|c| match c {
+            ' ' | '-' | '_' => '_',
+            c => c.to_ascii_lowercase(),
         })
         .collect::<String>()
         .split('_')
@@ -167,14 +167,66 @@ mod tests {
 
     #[test]
     fn who_may_comment() {
-        let access = Access { requester: 1, followers: vec![1, 2], orgs: vec![10] };
+        let access = Access {
+            requester: 1,
+            followers: vec![1, 2],
+            orgs: vec![10],
+        };
         let cases = [
-            ("requester", Actor { user: 1, role: Role::Customer, org: Some(10) }, true),
-            ("follower from another org", Actor { user: 2, role: Role::Customer, org: Some(20) }, true),
-            ("member of an attached org", Actor { user: 3, role: Role::Customer, org: Some(10) }, true),
-            ("staff", Actor { user: 4, role: Role::Staff, org: None }, true),
-            ("stranger from another org", Actor { user: 5, role: Role::Customer, org: Some(20) }, false),
-            ("customer without org", Actor { user: 6, role: Role::Customer, org: None }, false),
+            (
+                "requester",
+                Actor {
+                    user: 1,
+                    role: Role::Customer,
+                    org: Some(10),
+                },
+                true,
+            ),
+            (
+                "follower from another org",
+                Actor {
+                    user: 2,
+                    role: Role::Customer,
+                    org: Some(20),
+                },
+                true,
+            ),
+            (
+                "member of an attached org",
+                Actor {
+                    user: 3,
+                    role: Role::Customer,
+                    org: Some(10),
+                },
+                true,
+            ),
+            (
+                "staff",
+                Actor {
+                    user: 4,
+                    role: Role::Staff,
+                    org: None,
+                },
+                true,
+            ),
+            (
+                "stranger from another org",
+                Actor {
+                    user: 5,
+                    role: Role::Customer,
+                    org: Some(20),
+                },
+                false,
+            ),
+            (
+                "customer without org",
+                Actor {
+                    user: 6,
+                    role: Role::Customer,
+                    org: None,
+                },
+                false,
+            ),
         ];
         for (name, actor, expected) in cases {
             assert_eq!(may_comment(&actor, &access), expected, "{name}");
@@ -183,7 +235,10 @@ mod tests {
 
     #[test]
     fn replies_reopen_only_closed_tickets_of_customers() {
-        assert_eq!(status_after_reply(Status::Closed, Role::Customer), Some(Status::New));
+        assert_eq!(
+            status_after_reply(Status::Closed, Role::Customer),
+            Some(Status::New)
+        );
         assert_eq!(status_after_reply(Status::Escalated, Role::Customer), None);
         assert_eq!(status_after_reply(Status::Closed, Role::Staff), None);
         assert_eq!(status_after_reply(Status::Blocked, Role::Customer), None);

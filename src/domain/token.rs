@@ -77,7 +77,12 @@ pub fn mac(secret: &[u8], ticket: TicketId, user: UserId) -> String {
 }
 
 /// The Reply-To address for `user` on `ticket`, under the support address.
-pub fn reply_address(support: &EmailAddress, secret: &[u8], ticket: TicketId, user: UserId) -> String {
+pub fn reply_address(
+    support: &EmailAddress,
+    secret: &[u8],
+    ticket: TicketId,
+    user: UserId,
+) -> String {
     format!(
         "{}+{ticket}.{user}.{}@{}",
         support.local_part(),
@@ -90,16 +95,24 @@ pub fn reply_address(support: &EmailAddress, secret: &[u8], ticket: TicketId, us
 ///
 /// The comparison of the mac is constant-time and case-insensitive (some MTAs
 /// and clients uppercase addresses).
-pub fn verify(support: &EmailAddress, secret: &[u8], candidate: &EmailAddress) -> Result<ReplyToken, TokenError> {
+pub fn verify(
+    support: &EmailAddress,
+    secret: &[u8],
+    candidate: &EmailAddress,
+) -> Result<ReplyToken, TokenError> {
     if candidate.domain() != support.domain() {
         return Err(TokenError::NotOurs);
     }
-    let (local, detail) = candidate.local_part().split_once('+').ok_or(TokenError::NotOurs)?;
+    let (local, detail) = candidate
+        .local_part()
+        .split_once('+')
+        .ok_or(TokenError::NotOurs)?;
     if local != support.local_part() {
         return Err(TokenError::NotOurs);
     }
     let mut fields = detail.split('.');
-    let (Some(ticket), Some(user), Some(tag), None) = (fields.next(), fields.next(), fields.next(), fields.next())
+    let (Some(ticket), Some(user), Some(tag), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
     else {
         return Err(TokenError::Malformed);
     };
@@ -126,7 +139,13 @@ mod tests {
     #[test]
     fn base32_matches_rfc4648_test_vectors() {
         // RFC 4648 §10, lowercased, without padding.
-        for (input, expected) in [("", ""), ("f", "my"), ("fo", "mzxq"), ("foo", "mzxw6"), ("foobar", "mzxw6ytboi")] {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "my"),
+            ("fo", "mzxq"),
+            ("foo", "mzxw6"),
+            ("foobar", "mzxw6ytboi"),
+        ] {
             assert_eq!(base32(input.as_bytes()), expected);
         }
         assert_eq!(unbase32("mzxw6ytb").unwrap(), b"fooba");
@@ -138,7 +157,13 @@ mod tests {
         assert!(addr.starts_with("support+42.7."));
         let parsed = EmailAddress::parse(&addr).unwrap();
         assert!(parsed.local_part().len() <= 64);
-        assert_eq!(verify(&support(), b"s3cret", &parsed), Ok(ReplyToken { ticket: 42, user: 7 }));
+        assert_eq!(
+            verify(&support(), b"s3cret", &parsed),
+            Ok(ReplyToken {
+                ticket: 42,
+                user: 7
+            })
+        );
     }
 
     #[test]
@@ -156,12 +181,27 @@ mod tests {
         let cases = [
             (good.replace("+5.9.", "+6.9."), TokenError::BadSignature),
             (good.replace("+5.9.", "+5.8."), TokenError::BadSignature),
-            ("support+5.9.aaaaaaaaaaaaaaaa@example.test".to_string(), TokenError::BadSignature),
-            ("support+5.9.short@example.test".to_string(), TokenError::Malformed),
-            ("support+5.9@example.test".to_string(), TokenError::Malformed),
-            ("support+x.9.aaaaaaaaaaaaaaaa@example.test".to_string(), TokenError::Malformed),
+            (
+                "support+5.9.aaaaaaaaaaaaaaaa@example.test".to_string(),
+                TokenError::BadSignature,
+            ),
+            (
+                "support+5.9.short@example.test".to_string(),
+                TokenError::Malformed,
+            ),
+            (
+                "support+5.9@example.test".to_string(),
+                TokenError::Malformed,
+            ),
+            (
+                "support+x.9.aaaaaaaaaaaaaaaa@example.test".to_string(),
+                TokenError::Malformed,
+            ),
             ("support@example.test".to_string(), TokenError::NotOurs),
-            (good.replace("@example.test", "@other.test"), TokenError::NotOurs),
+            (
+                good.replace("@example.test", "@other.test"),
+                TokenError::NotOurs,
+            ),
             (good.replace("support+", "sales+"), TokenError::NotOurs),
         ];
         for (addr, expected) in cases {

@@ -34,7 +34,10 @@ impl Maildir {
     pub fn pending(&self) -> std::io::Result<Vec<PathBuf>> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.root.join("new"))?
             .filter_map(|e| e.ok())
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.') && e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| {
+                !e.file_name().to_string_lossy().starts_with('.')
+                    && e.file_type().is_ok_and(|t| t.is_file())
+            })
             .map(|e| e.path())
             .collect();
         files.sort();
@@ -43,7 +46,10 @@ impl Maildir {
 
     /// Moves a processed message from `new/` to `cur/` with the `S` flag.
     pub fn mark_seen(&self, path: &Path) -> std::io::Result<PathBuf> {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let target = self.root.join("cur").join(seen_name(&name));
         std::fs::rename(path, &target)?;
         Ok(target)
@@ -72,7 +78,10 @@ mod tests {
 
     #[test]
     fn seen_names_follow_maildir_info_rules() {
-        assert_eq!(seen_name("1700000000.M1P2.host"), "1700000000.M1P2.host:2,S");
+        assert_eq!(
+            seen_name("1700000000.M1P2.host"),
+            "1700000000.M1P2.host:2,S"
+        );
         assert_eq!(seen_name("x:2,FR"), "x:2,FRS");
         assert_eq!(seen_name("x:2,S"), "x:2,S");
     }
@@ -85,7 +94,13 @@ mod tests {
         std::fs::write(dir.path().join("new/2"), "b").unwrap();
         std::fs::write(dir.path().join("new/1"), "a").unwrap();
         let pending = md.pending().unwrap();
-        assert_eq!(pending.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(
+            pending
+                .iter()
+                .map(|p| p.file_name().unwrap().to_str().unwrap())
+                .collect::<Vec<_>>(),
+            ["1", "2"]
+        );
         let moved = md.mark_seen(&pending[0]).unwrap();
         assert_eq!(moved, dir.path().join("cur/1:2,S"));
         assert_eq!(md.pending().unwrap().len(), 1);

@@ -28,10 +28,10 @@ pub fn scan(path: &Path) -> std::io::Result<Vec<(u64, u64)>> {
         previous_blank = line == b"\n" || line == b"\r\n";
         offset += n;
     }
-    if let Some(s) = start {
-        if offset > s {
-            ranges.push((s, offset));
-        }
+    if let Some(s) = start
+        && offset > s
+    {
+        ranges.push((s, offset));
     }
     Ok(ranges)
 }
@@ -39,14 +39,20 @@ pub fn scan(path: &Path) -> std::io::Result<Vec<(u64, u64)>> {
 /// `From sender date` (RFC 4155): the date carries a time and a year, which an
 /// unescaped body line such as "From here on" rarely does.
 fn is_separator(line: &[u8]) -> bool {
-    let Some(rest) = line.strip_prefix(b"From ") else { return false };
+    let Some(rest) = line.strip_prefix(b"From ") else {
+        return false;
+    };
     let text = String::from_utf8_lossy(rest);
     let mut words = text.split_whitespace();
     let has_sender = words.next().is_some();
     let date: Vec<&str> = words.collect();
     has_sender
-        && date.iter().any(|w| w.contains(':') && w.chars().all(|c| c.is_ascii_digit() || c == ':'))
-        && date.iter().any(|w| w.len() == 4 && w.chars().all(|c| c.is_ascii_digit()))
+        && date
+            .iter()
+            .any(|w| w.contains(':') && w.chars().all(|c| c.is_ascii_digit() || c == ':'))
+        && date
+            .iter()
+            .any(|w| w.len() == 4 && w.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// The blank line before a separator belongs to the format, not the message.
@@ -85,7 +91,10 @@ mod tests {
         assert_eq!(ranges.len(), 2);
         let data = std::fs::read(&path).unwrap();
         let first = unescape(&data[ranges[0].0 as usize..ranges[0].1 as usize]);
-        assert_eq!(String::from_utf8(first).unwrap(), "Subject: one\n\nFrom here on\nFrom the start\n");
+        assert_eq!(
+            String::from_utf8(first).unwrap(),
+            "Subject: one\n\nFrom here on\nFrom the start\n"
+        );
         let second = &data[ranges[1].0 as usize..ranges[1].1 as usize];
         assert_eq!(second, b"Subject: two\n\nbody\n");
     }

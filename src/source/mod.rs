@@ -13,7 +13,12 @@ use std::path::{Path, PathBuf};
 pub enum Item {
     File(PathBuf),
     /// A byte range of an mbox file (the `From ` line excluded).
-    MboxMessage { path: PathBuf, index: usize, start: u64, end: u64 },
+    MboxMessage {
+        path: PathBuf,
+        index: usize,
+        start: u64,
+        end: u64,
+    },
 }
 
 impl Item {
@@ -21,14 +26,18 @@ impl Item {
     pub fn origin(&self) -> String {
         match self {
             Item::File(p) => format!("file:{}", p.display()),
-            Item::MboxMessage { path, index, .. } => format!("mbox:{}#{}", path.display(), index + 1),
+            Item::MboxMessage { path, index, .. } => {
+                format!("mbox:{}#{}", path.display(), index + 1)
+            }
         }
     }
 
     pub fn read(&self) -> std::io::Result<Vec<u8>> {
         match self {
             Item::File(p) => std::fs::read(p),
-            Item::MboxMessage { path, start, end, .. } => {
+            Item::MboxMessage {
+                path, start, end, ..
+            } => {
                 let mut f = std::fs::File::open(path)?;
                 f.seek(SeekFrom::Start(*start))?;
                 let mut buf = Vec::with_capacity((end - start) as usize);
@@ -87,7 +96,12 @@ pub fn expand(paths: &[PathBuf]) -> std::io::Result<Vec<Item>> {
 fn push_file(items: &mut Vec<Item>, path: PathBuf) -> std::io::Result<()> {
     if is_mbox(&path)? {
         for (index, (start, end)) in mbox::scan(&path)?.into_iter().enumerate() {
-            items.push(Item::MboxMessage { path: path.clone(), index, start, end });
+            items.push(Item::MboxMessage {
+                path: path.clone(),
+                index,
+                start,
+                end,
+            });
         }
     } else {
         items.push(Item::File(path));

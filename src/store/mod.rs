@@ -332,7 +332,15 @@ impl OutboxStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Queued, Self::Sending, Self::Sent, Self::Failed, Self::Dead].into_iter().find(|v| v.as_str() == s)
+        [
+            Self::Queued,
+            Self::Sending,
+            Self::Sent,
+            Self::Failed,
+            Self::Dead,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -374,15 +382,33 @@ pub trait Tx: Send {
     async fn ticket_state(&mut self, id: TicketId) -> Result<Option<TicketState>>;
     async fn insert_ticket(&mut self, ticket: &NewTicket) -> Result<TicketId>;
     /// Adds a follower; `false` when they already followed (their source is kept).
-    async fn add_follower(&mut self, ticket: TicketId, user: UserId, source: FollowerSource, now: OffsetDateTime) -> Result<bool>;
+    async fn add_follower(
+        &mut self,
+        ticket: TicketId,
+        user: UserId,
+        source: FollowerSource,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
     async fn attach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<()>;
     async fn insert_comment(&mut self, comment: &NewComment) -> Result<CommentId>;
     async fn insert_attachment(&mut self, attachment: &NewAttachment) -> Result<i64>;
     async fn insert_event(&mut self, event: &NewEvent) -> Result<()>;
     /// Remembers ids for threading; an id already known keeps its first ticket,
     /// except that a `received`/`sent` id replaces a mere `referenced` one.
-    async fn remember_refs(&mut self, ids: &[MessageId], ticket: TicketId, kind: RefKind, now: OffsetDateTime) -> Result<()>;
-    async fn update_ticket(&mut self, ticket: TicketId, status: Status, last_message_id: Option<&MessageId>, now: OffsetDateTime) -> Result<()>;
+    async fn remember_refs(
+        &mut self,
+        ids: &[MessageId],
+        ticket: TicketId,
+        kind: RefKind,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+    async fn update_ticket(
+        &mut self,
+        ticket: TicketId,
+        status: Status,
+        last_message_id: Option<&MessageId>,
+        now: OffsetDateTime,
+    ) -> Result<()>;
     async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64>;
     async fn log_delivery(&mut self, entry: &NewLogEntry) -> Result<i64>;
     async fn commit(self: Box<Self>) -> Result<()>;
@@ -411,9 +437,20 @@ pub trait Store: Send + Sync {
 
     /// Claims up to `limit` due rows: marks them `sending` with a lease, so a
     /// crashed sender's rows become due again when the lease runs out.
-    async fn claim_outbox(&self, now: OffsetDateTime, lease: Duration, limit: i64) -> Result<Vec<OutboxRow>>;
+    async fn claim_outbox(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>>;
     async fn mark_sent(&self, id: i64, now: OffsetDateTime) -> Result<()>;
     /// `retry_at: None` dead-letters the row.
-    async fn mark_failed(&self, id: i64, error: &str, retry_at: Option<OffsetDateTime>, now: OffsetDateTime) -> Result<()>;
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<()>;
     async fn list_outbox(&self) -> Result<Vec<OutboxRow>>;
 }

@@ -12,7 +12,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqliteConnection, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
@@ -30,15 +32,19 @@ fn map_err(e: sqlx::Error) -> StoreError {
                 return StoreError::Conflict(db.message().to_string());
             }
             // Primary result codes: BUSY 5, LOCKED 6, IOERR 10, FULL 13, CANTOPEN 14.
-            let primary = db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+            let primary = db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .map(|c| c & 0xff);
             match primary {
                 Some(5 | 6 | 10 | 13 | 14) => StoreError::Unavailable(e),
                 _ => StoreError::Database(e),
             }
         }
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
-            StoreError::Unavailable(e)
-        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
         _ => StoreError::Database(e),
     }
 }
@@ -63,7 +69,8 @@ where
     T::Err: std::fmt::Display,
 {
     let text: String = row.try_get(col).q()?;
-    text.parse().map_err(|e: T::Err| StoreError::Invalid(format!("{col}: {e}")))
+    text.parse()
+        .map_err(|e: T::Err| StoreError::Invalid(format!("{col}: {e}")))
 }
 
 fn opt_parse_col<T: FromStr>(row: &SqliteRow, col: &str) -> Result<Option<T>>
@@ -71,7 +78,11 @@ where
     T::Err: std::fmt::Display,
 {
     let text: Option<String> = row.try_get(col).q()?;
-    text.map(|t| t.parse().map_err(|e: T::Err| StoreError::Invalid(format!("{col}: {e}")))).transpose()
+    text.map(|t| {
+        t.parse()
+            .map_err(|e: T::Err| StoreError::Invalid(format!("{col}: {e}")))
+    })
+    .transpose()
 }
 
 fn opt_message_id(row: &SqliteRow, col: &str) -> Result<Option<MessageId>> {
@@ -81,7 +92,9 @@ fn opt_message_id(row: &SqliteRow, col: &str) -> Result<Option<MessageId>> {
 
 /// The file behind a `sqlite://PATH` URL, so its folder can be created.
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
@@ -89,10 +102,11 @@ fn sqlite_path(url: &str) -> Option<&str> {
 impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://PATH` URL.
     pub async fn connect(url: &str) -> Result<Self> {
-        if let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent()) {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
-            }
+        if let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent())
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
         }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("database url: {e}")))?
@@ -119,7 +133,11 @@ pub struct SqliteTx {
     tx: Transaction<'static, sqlx::Sqlite>,
 }
 
-async fn user_where(conn: &mut SqliteConnection, email: Option<&EmailAddress>, id: Option<UserId>) -> Result<Option<User>> {
+async fn user_where(
+    conn: &mut SqliteConnection,
+    email: Option<&EmailAddress>,
+    id: Option<UserId>,
+) -> Result<Option<User>> {
     let row = sqlx::query(
         "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
          FROM users u LEFT JOIN orgs o ON o.id = u.org_id
@@ -146,7 +164,11 @@ fn user_from_row(r: &SqliteRow) -> Result<User> {
     })
 }
 
-async fn insert_user(conn: &mut SqliteConnection, user: &NewUser, now: OffsetDateTime) -> Result<User> {
+async fn insert_user(
+    conn: &mut SqliteConnection,
+    user: &NewUser,
+    now: OffsetDateTime,
+) -> Result<User> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO users (email, name, role, org_id, locale, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
     )
@@ -159,28 +181,46 @@ async fn insert_user(conn: &mut SqliteConnection, user: &NewUser, now: OffsetDat
     .fetch_one(&mut *conn)
     .await
     .q()?;
-    user_where(conn, None, Some(id)).await?.ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+    user_where(conn, None, Some(id))
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
 }
 
 async fn org_where(conn: &mut SqliteConnection, key: &str) -> Result<Option<Org>> {
-    let row = sqlx::query("SELECT id, slug, name FROM orgs WHERE slug = ?1 OR lower(name) = lower(?1) OR id = ?2")
-        .bind(key)
-        .bind(key.parse::<i64>().ok())
-        .fetch_optional(&mut *conn)
-        .await
-        .q()?;
+    let row = sqlx::query(
+        "SELECT id, slug, name FROM orgs WHERE slug = ?1 OR lower(name) = lower(?1) OR id = ?2",
+    )
+    .bind(key)
+    .bind(key.parse::<i64>().ok())
+    .fetch_optional(&mut *conn)
+    .await
+    .q()?;
     match row {
-        Some(r) => Ok(Some(org_details(conn, r.try_get(0).q()?, r.try_get(1).q()?, r.try_get(2).q()?).await?)),
+        Some(r) => Ok(Some(
+            org_details(
+                conn,
+                r.try_get(0).q()?,
+                r.try_get(1).q()?,
+                r.try_get(2).q()?,
+            )
+            .await?,
+        )),
         None => Ok(None),
     }
 }
 
-async fn org_details(conn: &mut SqliteConnection, id: OrgId, slug: String, name: String) -> Result<Org> {
-    let domains = sqlx::query_scalar("SELECT domain FROM org_domains WHERE org_id = ?1 ORDER BY domain")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await
-        .q()?;
+async fn org_details(
+    conn: &mut SqliteConnection,
+    id: OrgId,
+    slug: String,
+    name: String,
+) -> Result<Org> {
+    let domains =
+        sqlx::query_scalar("SELECT domain FROM org_domains WHERE org_id = ?1 ORDER BY domain")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await
+            .q()?;
     let leads = sqlx::query_scalar(
         "SELECT u.email FROM org_leads l JOIN users u ON u.id = l.user_id WHERE l.org_id = ?1 ORDER BY u.email",
     )
@@ -188,7 +228,13 @@ async fn org_details(conn: &mut SqliteConnection, id: OrgId, slug: String, name:
     .fetch_all(&mut *conn)
     .await
     .q()?;
-    Ok(Org { id, slug, name, domains, leads })
+    Ok(Org {
+        id,
+        slug,
+        name,
+        domains,
+        leads,
+    })
 }
 
 #[async_trait]
@@ -242,11 +288,12 @@ impl Tx for SqliteTx {
     async fn tickets_of(&mut self, ids: &[MessageId]) -> Result<HashMap<MessageId, TicketId>> {
         let mut out = HashMap::new();
         for id in ids {
-            let ticket: Option<i64> = sqlx::query_scalar("SELECT ticket_id FROM message_refs WHERE message_id = ?1")
-                .bind(id.as_str())
-                .fetch_optional(&mut *self.tx)
-                .await
-                .q()?;
+            let ticket: Option<i64> =
+                sqlx::query_scalar("SELECT ticket_id FROM message_refs WHERE message_id = ?1")
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .q()?;
             if let Some(ticket) = ticket {
                 out.insert(id.clone(), ticket);
             }
@@ -285,11 +332,13 @@ impl Tx for SqliteTx {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-        let orgs = sqlx::query_scalar("SELECT org_id FROM ticket_orgs WHERE ticket_id = ?1 ORDER BY org_id")
-            .bind(id)
-            .fetch_all(&mut *self.tx)
-            .await
-            .q()?;
+        let orgs = sqlx::query_scalar(
+            "SELECT org_id FROM ticket_orgs WHERE ticket_id = ?1 ORDER BY org_id",
+        )
+        .bind(id)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?;
         Ok(Some(TicketState {
             id: r.try_get(0).q()?,
             subject: r.try_get(1).q()?,
@@ -320,7 +369,13 @@ impl Tx for SqliteTx {
         .q()
     }
 
-    async fn add_follower(&mut self, ticket: TicketId, user: UserId, source: FollowerSource, now: OffsetDateTime) -> Result<bool> {
+    async fn add_follower(
+        &mut self,
+        ticket: TicketId,
+        user: UserId,
+        source: FollowerSource,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO followers (ticket_id, user_id, source, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (ticket_id, user_id) DO NOTHING",
@@ -336,12 +391,14 @@ impl Tx for SqliteTx {
     }
 
     async fn attach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<()> {
-        sqlx::query("INSERT INTO ticket_orgs (ticket_id, org_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
-            .bind(ticket)
-            .bind(org)
-            .execute(&mut *self.tx)
-            .await
-            .q()?;
+        sqlx::query(
+            "INSERT INTO ticket_orgs (ticket_id, org_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .bind(ticket)
+        .bind(org)
+        .execute(&mut *self.tx)
+        .await
+        .q()?;
         Ok(())
     }
 
@@ -392,7 +449,13 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn remember_refs(&mut self, ids: &[MessageId], ticket: TicketId, kind: RefKind, now: OffsetDateTime) -> Result<()> {
+    async fn remember_refs(
+        &mut self,
+        ids: &[MessageId],
+        ticket: TicketId,
+        kind: RefKind,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let now = format_ts(now);
         for id in ids {
             sqlx::query(
@@ -411,7 +474,13 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn update_ticket(&mut self, ticket: TicketId, status: Status, last: Option<&MessageId>, now: OffsetDateTime) -> Result<()> {
+    async fn update_ticket(
+        &mut self,
+        ticket: TicketId,
+        status: Status,
+        last: Option<&MessageId>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE tickets SET status = ?2, last_message_id = COALESCE(?3, last_message_id), updated_at = ?4 WHERE id = ?1",
         )
@@ -427,7 +496,12 @@ impl Tx for SqliteTx {
 
     async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64> {
         let now = format_ts(row.now);
-        let refs = row.references.iter().map(MessageId::as_str).collect::<Vec<_>>().join(" ");
+        let refs = row
+            .references
+            .iter()
+            .map(MessageId::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
         sqlx::query_scalar(
             "INSERT INTO outbox (ticket_id, template, to_addr, to_user_id, reason, message_id, in_reply_to, refs, subject,
                                  context, status, attempts, next_attempt_at, created_at)
@@ -491,22 +565,25 @@ fn outbox_from_row(r: &SqliteRow) -> Result<OutboxRow> {
         template: r.try_get("template").q()?,
         subject: r.try_get("subject").q()?,
         message_id: r.try_get("message_id").q()?,
-        status: OutboxStatus::parse(&status).ok_or_else(|| StoreError::Invalid(format!("outbox status {status}")))?,
+        status: OutboxStatus::parse(&status)
+            .ok_or_else(|| StoreError::Invalid(format!("outbox status {status}")))?,
         attempts: r.try_get("attempts").q()?,
         reason: r.try_get("reason").q()?,
         in_reply_to: r.try_get("in_reply_to").q()?,
         references: r.try_get("refs").q()?,
-        context: serde_json::from_str(&context).map_err(|e| StoreError::Invalid(format!("outbox context: {e}")))?,
+        context: serde_json::from_str(&context)
+            .map_err(|e| StoreError::Invalid(format!("outbox context: {e}")))?,
     })
 }
 
-const OUTBOX_COLUMNS: &str =
-    "id, ticket_id, to_addr, to_user_id, template, subject, message_id, status, attempts, reason, in_reply_to, refs, context";
+const OUTBOX_COLUMNS: &str = "id, ticket_id, to_addr, to_user_id, template, subject, message_id, status, attempts, reason, in_reply_to, refs, context";
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -522,13 +599,15 @@ impl Store for SqliteStore {
 
     async fn add_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.q()?;
-        let id: i64 = sqlx::query_scalar("INSERT INTO orgs (slug, name, created_at) VALUES (?1, ?2, ?3) RETURNING id")
-            .bind(slug)
-            .bind(name)
-            .bind(format_ts(OffsetDateTime::now_utc()))
-            .fetch_one(&mut *tx)
-            .await
-            .q()?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO orgs (slug, name, created_at) VALUES (?1, ?2, ?3) RETURNING id",
+        )
+        .bind(slug)
+        .bind(name)
+        .bind(format_ts(OffsetDateTime::now_utc()))
+        .fetch_one(&mut *tx)
+        .await
+        .q()?;
         for domain in domains {
             sqlx::query("INSERT INTO org_domains (domain, org_id) VALUES (?1, ?2)")
                 .bind(domain.to_ascii_lowercase())
@@ -544,10 +623,21 @@ impl Store for SqliteStore {
 
     async fn list_orgs(&self) -> Result<Vec<Org>> {
         let mut conn = self.pool.acquire().await.q()?;
-        let rows = sqlx::query("SELECT id, slug, name FROM orgs ORDER BY slug").fetch_all(&mut *conn).await.q()?;
+        let rows = sqlx::query("SELECT id, slug, name FROM orgs ORDER BY slug")
+            .fetch_all(&mut *conn)
+            .await
+            .q()?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(org_details(&mut conn, r.try_get(0).q()?, r.try_get(1).q()?, r.try_get(2).q()?).await?);
+            out.push(
+                org_details(
+                    &mut conn,
+                    r.try_get(0).q()?,
+                    r.try_get(1).q()?,
+                    r.try_get(2).q()?,
+                )
+                .await?,
+            );
         }
         Ok(out)
     }
@@ -558,12 +648,14 @@ impl Store for SqliteStore {
     }
 
     async fn add_org_lead(&self, org: OrgId, user: UserId) -> Result<()> {
-        sqlx::query("INSERT INTO org_leads (org_id, user_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
-            .bind(org)
-            .bind(user)
-            .execute(&self.pool)
-            .await
-            .q()?;
+        sqlx::query(
+            "INSERT INTO org_leads (org_id, user_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .bind(org)
+        .bind(user)
+        .execute(&self.pool)
+        .await
+        .q()?;
         Ok(())
     }
 
@@ -765,7 +857,12 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn claim_outbox(&self, now: OffsetDateTime, lease: Duration, limit: i64) -> Result<Vec<OutboxRow>> {
+    async fn claim_outbox(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
         let now_text = format_ts(now);
         let until = format_ts(now + lease);
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -799,7 +896,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn mark_failed(&self, id: i64, error: &str, retry_at: Option<OffsetDateTime>, now: OffsetDateTime) -> Result<()> {
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let (status, next) = match retry_at {
             Some(at) => ("failed", format_ts(at)),
             None => ("dead", format_ts(now)),
@@ -816,12 +919,14 @@ impl Store for SqliteStore {
     }
 
     async fn list_outbox(&self) -> Result<Vec<OutboxRow>> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id")))
-            .fetch_all(&self.pool)
-            .await
-            .q()?
-            .iter()
-            .map(outbox_from_row)
-            .collect()
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .q()?
+        .iter()
+        .map(outbox_from_row)
+        .collect()
     }
 }

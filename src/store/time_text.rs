@@ -8,11 +8,15 @@ const FORMAT: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
 
 pub fn format_ts(at: OffsetDateTime) -> String {
-    at.to_offset(UtcOffset::UTC).format(FORMAT).expect("fixed format always formats")
+    at.to_offset(UtcOffset::UTC)
+        .format(FORMAT)
+        .expect("fixed format always formats")
 }
 
 pub fn parse_ts(text: &str) -> Option<OffsetDateTime> {
-    PrimitiveDateTime::parse(text, FORMAT).ok().map(PrimitiveDateTime::assume_utc)
+    PrimitiveDateTime::parse(text, FORMAT)
+        .ok()
+        .map(PrimitiveDateTime::assume_utc)
 }
 
 #[cfg(test)]

@@ -57,7 +57,9 @@ impl TestApp {
     /// A fresh database with the fixtures' world: alice (id 1), bob, carol, sam, dave.
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let app = App::open(test_settings(dir.path())).await.expect("app opens");
+        let app = App::open(test_settings(dir.path()))
+            .await
+            .expect("app opens");
         seed_world(app.store.as_ref()).await;
         Self { dir, app }
     }
@@ -67,7 +69,15 @@ impl TestApp {
     }
 
     pub async fn deliver(&self, raw: &[u8]) -> IngestReport {
-        self.app.ingestor.ingest(Delivery { raw, origin: "test", notify: true }).await.expect("ingest succeeds")
+        self.app
+            .ingestor
+            .ingest(Delivery {
+                raw,
+                origin: "test",
+                notify: true,
+            })
+            .await
+            .expect("ingest succeeds")
     }
 
     pub async fn deliver_file(&self, name: &str) -> IngestReport {
@@ -76,7 +86,11 @@ impl TestApp {
     }
 
     pub async fn ticket(&self, id: i64) -> TicketView {
-        self.store().ticket_view(id).await.expect("store works").expect("ticket exists")
+        self.store()
+            .ticket_view(id)
+            .await
+            .expect("store works")
+            .expect("ticket exists")
     }
 
     pub async fn outbox(&self) -> Vec<OutboxRow> {
@@ -85,18 +99,49 @@ impl TestApp {
 }
 
 pub async fn seed_world(store: &dyn Store) {
-    let site_a = store.add_org("Customer Site A", "customer-site-a", &["customer.test".into()]).await.unwrap();
-    let other = store.add_org("Other Corp", "other-corp", &["other.test".into()]).await.unwrap();
+    let site_a = store
+        .add_org(
+            "Customer Site A",
+            "customer-site-a",
+            &["customer.test".into()],
+        )
+        .await
+        .unwrap();
+    let other = store
+        .add_org("Other Corp", "other-corp", &["other.test".into()])
+        .await
+        .unwrap();
     let users = [
-        ("alice@customer.test", "Alice Anders", Role::Customer, Some(site_a.id)),
-        ("bob@customer.test", "Bob Brown", Role::Customer, Some(site_a.id)),
-        ("carol@other.test", "Carol Chen", Role::Customer, Some(other.id)),
+        (
+            "alice@customer.test",
+            "Alice Anders",
+            Role::Customer,
+            Some(site_a.id),
+        ),
+        (
+            "bob@customer.test",
+            "Bob Brown",
+            Role::Customer,
+            Some(site_a.id),
+        ),
+        (
+            "carol@other.test",
+            "Carol Chen",
+            Role::Customer,
+            Some(other.id),
+        ),
         ("sam@example.test", "Sam Staff", Role::Staff, None),
         ("dave@example.test", "Dave Lead", Role::Staff, None),
     ];
     for (email, name, role, org_id) in users {
         let user = store
-            .add_user(&NewUser { email: EmailAddress::parse(email).unwrap(), name: name.into(), role, org_id, locale: "en".into() })
+            .add_user(&NewUser {
+                email: EmailAddress::parse(email).unwrap(),
+                name: name.into(),
+                role,
+                org_id,
+                locale: "en".into(),
+            })
             .await
             .unwrap();
         if email.starts_with("dave@") {

@@ -1,0 +1,419 @@
+//! The binary as an operator and an MTA use it: exit codes, JSON lines, folders
+//! and mbox files, and `serve` on the embedded default.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fixtures;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ticketgate");
+
+/// A working directory with a config like the shipped one, all state under it.
+fn workdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    std::fs::write(
+        dir.path().join("config/ticketgate.toml"),
+        "[support]\nname = \"Example Support\"\naddress = \"support@example.test\"\ndomain = \"example.test\"\n\
+         notify = \"team@example.test\"\ntag = \"Support\"\nreply_secret = \"test-secret\"\n\
+         [[mailbox]]\nname = \"inbox\"\nkind = \"maildir\"\npath = \"var/maildir\"\npoll_interval = \"100ms\"\n\
+         [outbox]\npoll_interval = \"100ms\"\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn run(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args, None);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn seed(dir: &Path) {
+    ok(
+        dir,
+        &["org", "add", "Customer Site A", "--domain", "customer.test"],
+    );
+    ok(
+        dir,
+        &[
+            "user",
+            "add",
+            "alice@customer.test",
+            "--name",
+            "Alice Anders",
+            "--org",
+            "Customer Site A",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "user",
+            "add",
+            "bob@customer.test",
+            "--name",
+            "Bob Brown",
+            "--org",
+            "customer-site-a",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "user",
+            "add",
+            "sam@example.test",
+            "--name",
+            "Sam Staff",
+            "--role",
+            "staff",
+        ],
+    );
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(name)).unwrap()
+}
+
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect()
+}
+
+#[test]
+fn stdin_delivery_prints_one_json_outcome() {
+    let dir = workdir();
+    seed(dir.path());
+    let out = run(
+        dir.path(),
+        &["ingest", "--json", "-"],
+        Some(&fixture("_base/01_alice_opens_ticket.eml")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["outcome"], "ticket_created");
+    assert_eq!(lines[0]["ticket"], 1);
+    assert_eq!(lines[0]["message_id"], "<base-1@customer.test>");
+    assert!(lines[0]["comment"].is_i64() && lines[0]["reason"].is_null());
+
+    // Re-delivery by the MTA is recorded as a duplicate, not a second ticket.
+    let again = run(
+        dir.path(),
+        &["ingest", "--json", "-"],
+        Some(&fixture("_base/01_alice_opens_ticket.eml")),
+    );
+    assert_eq!(
+        json_lines(&String::from_utf8(again.stdout).unwrap())[0]["outcome"],
+        "duplicate"
+    );
+}
+
+#[test]
+fn stdin_delivery_exits_75_when_the_database_is_unavailable() {
+    let dir = workdir();
+    std::fs::write(dir.path().join("not-a-dir"), "x").unwrap();
+    let out = Command::new(BIN)
+        .args(["ingest", "-"])
+        .current_dir(dir.path())
+        .env("TICKETGATE__DATABASE__URL", "sqlite://not-a-dir/db.sqlite")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(&fixture("new_ticket_plain_text.eml"))?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("temporary failure"));
+}
+
+#[test]
+fn folders_and_mbox_files_are_ingested_in_order_without_a_progress_bar_off_a_terminal() {
+    let dir = workdir();
+    seed(dir.path());
+    // A Maildir whose file names order the thread: root first, then the reply.
+    let md = dir.path().join("import");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    std::fs::write(
+        md.join("cur/1700000001.M1.host:2,S"),
+        fixture("_base/01_alice_opens_ticket.eml"),
+    )
+    .unwrap();
+    std::fs::write(
+        md.join("new/1700000002.M2.host"),
+        fixture("reply_matched_by_references_only.eml"),
+    )
+    .unwrap();
+    // An mbox with two messages, one body line needing mboxrd quoting.
+    let mut mbox = Vec::new();
+    for name in [
+        "new_ticket_plain_text.eml",
+        "unknown_sender_new_message.eml",
+    ] {
+        mbox.extend_from_slice(b"From someone@example.test Mon Nov 23 09:00:00 2026\n");
+        mbox.extend_from_slice(&fixture(name));
+        mbox.extend_from_slice(b"\n");
+    }
+    std::fs::write(dir.path().join("archive.mbox"), &mbox).unwrap();
+
+    let out = run(
+        dir.path(),
+        &["ingest", "--json", "import", "archive.mbox"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no progress bar when stderr is not a terminal: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcomes: Vec<(String, serde_json::Value)> =
+        json_lines(&String::from_utf8(out.stdout).unwrap())
+            .into_iter()
+            .map(|l| {
+                (
+                    l["outcome"].as_str().unwrap().to_string(),
+                    l["ticket"].clone(),
+                )
+            })
+            .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("ticket_created".to_string(), serde_json::json!(1)),
+            ("comment_added".to_string(), serde_json::json!(1)),
+            ("ticket_created".to_string(), serde_json::json!(2)),
+            ("rejected".to_string(), serde_json::Value::Null),
+        ]
+    );
+    let listed = ok(dir.path(), &["messages", "list", "--outcome", "rejected"]);
+    assert!(
+        listed.contains("unknown_sender") && listed.contains("stranger@unknown.test"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn no_notify_imports_history_without_queueing_mail() {
+    let dir = workdir();
+    seed(dir.path());
+    ok(
+        dir.path(),
+        &[
+            "ingest",
+            "--no-notify",
+            fixtures()
+                .join("_base/01_alice_opens_ticket.eml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    let outbox: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(dir.path(), &["outbox", "list", "--json"])).unwrap();
+    assert!(outbox.is_empty(), "{outbox:?}");
+    let tickets: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(dir.path(), &["ticket", "list", "--json"])).unwrap();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0]["requester"], "alice@customer.test");
+    assert_eq!(tickets[0]["org"], "customer-site-a");
+    assert_eq!(tickets[0]["status"], "new");
+}
+
+#[test]
+fn ticket_show_json_has_the_documented_fields() {
+    let dir = workdir();
+    seed(dir.path());
+    ok(
+        dir.path(),
+        &[
+            "ingest",
+            fixtures()
+                .join("_base/01_alice_opens_ticket.eml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    let t: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["ticket", "show", "1", "--json"])).unwrap();
+    for field in [
+        "id",
+        "subject",
+        "status",
+        "status_label",
+        "priority",
+        "requester",
+        "org",
+        "orgs",
+        "followers",
+        "comments",
+        "events",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(t.get(field).is_some(), "missing {field}: {t}");
+    }
+    assert_eq!(t["status_label"], "New");
+    assert_eq!(
+        t["followers"],
+        serde_json::json!([{"email": "alice@customer.test", "source": "creator"}, {"email": "bob@customer.test", "source": "cc"}])
+    );
+    let c = &t["comments"][0];
+    for field in [
+        "id",
+        "author",
+        "body",
+        "signature",
+        "internal",
+        "source",
+        "message_id",
+        "created_at",
+        "attachments",
+    ] {
+        assert!(c.get(field).is_some(), "comment missing {field}: {c}");
+    }
+    assert_eq!(c["source"], "email");
+    assert_eq!(t["events"][0]["kind"], "ticket_created");
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_takes_mail_from_the_maildir_and_writes_notifications_then_stops_on_sigterm() {
+    let dir = workdir();
+    seed(dir.path());
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let new = dir.path().join("var/maildir/new");
+    wait_for("the Maildir to be created", Duration::from_secs(20), || {
+        new.is_dir()
+    });
+    std::fs::write(
+        dir.path().join("var/maildir/tmp/1700000001.M1.host"),
+        fixture("_base/01_alice_opens_ticket.eml"),
+    )
+    .unwrap();
+    std::fs::rename(
+        dir.path().join("var/maildir/tmp/1700000001.M1.host"),
+        new.join("1700000001.M1.host"),
+    )
+    .unwrap();
+
+    let seen = dir.path().join("var/maildir/cur/1700000001.M1.host:2,S");
+    wait_for(
+        "the message to move to cur/ with the S flag",
+        Duration::from_secs(20),
+        || seen.exists(),
+    );
+    let outbox = dir.path().join("var/outbox");
+    wait_for("two notification files", Duration::from_secs(20), || {
+        std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .count()
+                    == 2
+            })
+            .unwrap_or(false)
+    });
+    let mut files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let ack = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(ack.contains("To: alice@customer.test"), "{ack}");
+    assert!(
+        ack.contains("Subject: [Support #1] Login page returns 500 after upgrade"),
+        "{ack}"
+    );
+    assert!(ack.contains("In-Reply-To: <base-1@customer.test>"), "{ack}");
+    assert!(ack.contains("Auto-Submitted: auto-generated"), "{ack}");
+    assert!(
+        ack.contains("Reply-To: \"Example Support\" <support+1.1.rjiluu6zaglnhpwe@example.test>"),
+        "{ack}"
+    );
+    assert!(ack.contains("--- Reply above this line ---"), "{ack}");
+
+    // std cannot send SIGTERM; kill(1) can.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let code = loop {
+        if let Some(code) = child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "serve did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "serve exited with {code:?}");
+}
