@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on Debian: installs what the tests
+# need, then runs formatting, lints and every test. Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# The Rust toolchain comes from rustup; Debian's cargo is too old for this crate.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust 1.95 or newer with rustup" >&2; exit 1; }
+
+# C compiler for the bundled SQLite and ring.
+if ! command -v cc >/dev/null 2>&1; then
+    log "installing build-essential"
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -yq build-essential
+    else
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -yq build-essential
+    fi
+fi
+
+start=$(date +%s)
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+log "cargo test"
+cargo test --locked --all-targets
+
+log "doc tests"
+cargo test --locked --doc
+
+log "all green in $(( $(date +%s) - start ))s"
