@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{MailboxKind, Settings, SmtpKind};
 use crate::ingest::{Delivery, Ingestor, IntakePolicy};
-use crate::mailer::{FileMailer, Mailer};
+use crate::mailer::{FileMailer, Mailer, SmtpMailer};
 use crate::outbox::{OutboxPolicy, OutboxWorker};
 use crate::render::Renderer;
 use crate::source::maildir::Maildir;
@@ -67,11 +67,16 @@ impl App {
                     format!("creating outbox folder {}", self.settings.smtp.dir)
                 })?)
             }
-            SmtpKind::Smtp => {
-                bail!("smtp.kind = \"smtp\" is not supported by this build yet; use \"file\"")
-            }
+            SmtpKind::Smtp => Arc::new(
+                SmtpMailer::new(
+                    &self.settings.smtp,
+                    &self.settings.support.domain,
+                    self.settings.outbox.concurrency,
+                )
+                .context("setting up SMTP")?,
+            ),
         };
-        let templates = Path::new("templates");
+        let templates = Path::new(&self.settings.outbox.templates);
         let renderer = Arc::new(Renderer::new(
             templates.is_dir().then(|| templates.to_path_buf()),
         ));

@@ -199,6 +199,8 @@ pub struct SmtpSettings {
     pub password: String,
     /// Where the `file` kind writes `.eml` files.
     pub dir: String,
+    /// Extra CA certificate (PEM) trusted for `starttls`/`tls`, e.g. a private relay's.
+    pub ca_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -232,6 +234,11 @@ pub struct OutboxSettings {
     pub lease: Span,
     pub attach_max: Size,
     pub poll_interval: Span,
+    /// Messages sent at once (and SMTP connections pooled).
+    #[serde(deserialize_with = "lenient")]
+    pub concurrency: u32,
+    /// The operator's template folder; files there override the built-in ones.
+    pub templates: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,6 +323,7 @@ impl Default for SmtpSettings {
             username: String::new(),
             password: String::new(),
             dir: "var/outbox".into(),
+            ca_file: String::new(),
         }
     }
 }
@@ -339,7 +347,7 @@ impl Default for IntakeSettings {
         Self {
             max_message_size: Size(50 * 1024 * 1024),
             allow_unknown_senders: false,
-            auto_reply_window: Span(Duration::from_secs(3600)),
+            auto_reply_window: Span(Duration::from_secs(600)),
         }
     }
 }
@@ -352,6 +360,8 @@ impl Default for OutboxSettings {
             lease: Span(Duration::from_secs(300)),
             attach_max: Size(10 * 1024 * 1024),
             poll_interval: Span(Duration::from_secs(1)),
+            concurrency: 8,
+            templates: "templates".into(),
         }
     }
 }

@@ -20,9 +20,10 @@ use crate::domain::outcome::{Outcome, reason};
 use crate::domain::reply;
 use crate::domain::threading::{self, ThreadFacts};
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Role, Status};
+use crate::notice::{self, Notice};
 use crate::store::{
-    CommentSource, NewAttachment, NewComment, NewEvent, NewLogEntry, NewOutbox, NewTicket, NewUser,
-    RefKind, Store, StoreError, TicketState, Tx, User,
+    CommentSource, NewAttachment, NewComment, NewEvent, NewLogEntry, NewTicket, NewUser, RefKind,
+    Store, StoreError, TicketState, Tx, User,
 };
 
 /// What intake needs from config, resolved once at start.
@@ -37,6 +38,8 @@ pub struct IntakePolicy {
     pub secret: Vec<u8>,
     pub max_message_size: u64,
     pub allow_unknown_senders: bool,
+    /// At most one automatic answer (acknowledgement, refusal) per sender per window.
+    pub auto_reply_window: std::time::Duration,
 }
 
 impl IntakePolicy {
@@ -52,6 +55,7 @@ impl IntakePolicy {
             secret: settings.reply_secret()?,
             max_message_size: settings.intake.max_message_size.0,
             allow_unknown_senders: settings.intake.allow_unknown_senders,
+            auto_reply_window: settings.intake.auto_reply_window.0,
         })
     }
 
@@ -108,23 +112,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// A fresh notification Message-ID: `<tg.<uuid>@<support.domain>>`; the prefix lets
-/// classification recognise our own mail when it comes back.
-pub fn new_message_id(domain: &str) -> MessageId {
-    let id = format!(
-        "{}{}@{}",
-        classify::OWN_MESSAGE_ID_PREFIX,
-        uuid::Uuid::new_v4().simple(),
-        domain
-    );
-    MessageId::parse(&id).expect("generated ids are well-formed")
-}
-
 #[derive(Clone)]
 pub struct Ingestor {
     store: Arc<dyn Store>,
     policy: Arc<IntakePolicy>,
     own: Arc<OwnIdentity>,
+    sender: Arc<notice::Sender>,
 }
 
 /// What a transaction decided, before the log row is written.
@@ -151,10 +144,15 @@ impl Decided {
 impl Ingestor {
     pub fn new(store: Arc<dyn Store>, policy: IntakePolicy) -> Self {
         let own = Arc::new(policy.own_identity());
+        let sender = Arc::new(notice::Sender {
+            domain: policy.domain.clone(),
+            tag: policy.tag.clone(),
+        });
         Self {
             store,
             policy: Arc::new(policy),
             own,
+            sender,
         }
     }
 
@@ -221,7 +219,21 @@ impl Ingestor {
         } else {
             match (mail, too_large) {
                 (None, _) => Decided::refused(Outcome::Rejected, reason::UNPARSEABLE),
-                (Some(_), true) => Decided::refused(Outcome::Rejected, reason::TOO_LARGE),
+                (Some(mail), true) => {
+                    // Automatic mail is never answered, however large.
+                    if classify::classify(mail, &self.own).is_none() {
+                        self.refusal_notice(
+                            tx.as_mut(),
+                            mail,
+                            reason::TOO_LARGE,
+                            None,
+                            delivery.notify,
+                            now,
+                        )
+                        .await?;
+                    }
+                    Decided::refused(Outcome::Rejected, reason::TOO_LARGE)
+                }
                 (Some(mail), false) => self.decide(tx.as_mut(), mail, delivery.notify, now).await?,
             }
         };
@@ -278,12 +290,19 @@ impl Ingestor {
         now: OffsetDateTime,
     ) -> Result<Decided, StoreError> {
         if let Some(auto) = classify::classify(mail, &self.own) {
+            if auto == classify::Automatic::DeliveryReport {
+                self.record_bounces(tx, mail, now).await?;
+            }
             return Ok(Decided::refused(Outcome::Ignored, auto.as_str()));
         }
         let Some(sender) = mail.sender() else {
             return Ok(Decided::refused(Outcome::Rejected, reason::NO_SENDER));
         };
         let mut user = tx.user_by_email(sender).await?;
+        if user.as_ref().is_some_and(|u| u.bouncing) {
+            // A person writing from the address shows it receives mail again.
+            tx.set_bouncing(sender, false).await?;
+        }
         if user.is_none() {
             // Senders from an org's domain are registered as its members on first contact.
             if let Some(org) = tx.org_for_domain(sender.domain()).await? {
@@ -319,12 +338,23 @@ impl Ingestor {
         let mut decided = match existing {
             Some(state) => {
                 let Some(user) = user else {
+                    self.refusal_notice(tx, mail, reason::UNKNOWN_SENDER, None, notify, now)
+                        .await?;
                     return Ok(Decided {
                         thread_reason,
                         ..Decided::refused(Outcome::Quarantined, reason::UNKNOWN_SENDER)
                     });
                 };
                 if !ticket::may_comment(&actor(&user), &access(&state)) {
+                    self.refusal_notice(
+                        tx,
+                        mail,
+                        reason::NOT_A_PARTICIPANT,
+                        Some(&user),
+                        notify,
+                        now,
+                    )
+                    .await?;
                     return Ok(Decided {
                         thread_reason,
                         ticket: Some(state.id),
@@ -342,6 +372,8 @@ impl Ingestor {
                             .await?
                     }
                     None => {
+                        self.refusal_notice(tx, mail, reason::UNKNOWN_SENDER, None, notify, now)
+                            .await?;
                         return Ok(Decided {
                             thread_reason,
                             ..Decided::refused(Outcome::Rejected, reason::UNKNOWN_SENDER)
@@ -420,16 +452,19 @@ impl Ingestor {
                 user: user.id,
                 email: user.email.clone(),
                 name: user.name.clone(),
+                locale: user.locale.clone(),
                 role: user.role,
                 source: FollowerSource::Creator,
                 bouncing: user.bouncing,
             };
-            // X-Auto-Response-Suppress asks for no automatic answer: no acknowledgement.
-            let plan = notify::on_ticket_created(
-                &requester,
-                self.policy.notify.as_ref(),
-                !mail.auto.suppress_auto_response,
-            );
+            // X-Auto-Response-Suppress asks for no automatic answer; the rate limit
+            // keeps a looping correspondent from getting more than one per window.
+            let acknowledge = !mail.auto.suppress_auto_response
+                && tx
+                    .claim_auto_reply(&user.email, now, self.policy.auto_reply_window)
+                    .await?;
+            let plan =
+                notify::on_ticket_created(&requester, self.policy.notify.as_ref(), acknowledge);
             let state = tx
                 .ticket_state(ticket_id)
                 .await?
@@ -573,54 +608,99 @@ impl Ingestor {
         plan: &[Recipient],
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut references: Vec<MessageId> = Vec::new();
-        for id in [&state.root_message_id, &state.last_message_id]
-            .into_iter()
-            .flatten()
-        {
-            if !references.contains(id) {
-                references.push(id.clone());
-            }
+        let comment = serde_json::json!({
+            "id": comment_id,
+            "body": body,
+            "author_name": author.name,
+            "author_email": author.email,
+            "internal": false,
+            "attachments": mail.attachments.iter().map(|a| &a.filename).collect::<Vec<_>>(),
+        });
+        for r in plan {
+            let notice = Notice {
+                template: r.template,
+                to: &r.to,
+                name: r.name.as_deref(),
+                user: r.user,
+                locale: r.locale.as_deref(),
+                reason: r.reason,
+                ticket: Some(state),
+                comment: Some((comment_id, comment.clone())),
+                event: serde_json::json!({}),
+            };
+            notice::queue(tx, &self.sender, notice, now).await?;
         }
-        for recipient in plan {
-            let message_id = new_message_id(&self.policy.domain);
-            let context = serde_json::json!({
-                "ticket": { "id": state.id, "subject": state.subject, "status": state.status },
-                "comment": {
-                    "id": comment_id,
-                    "body": body,
-                    "author_name": author.name,
-                    "author_email": author.email,
-                    "attachments": mail.attachments.iter().map(|a| &a.filename).collect::<Vec<_>>(),
-                },
-                "recipient": { "email": recipient.to, "reason": recipient.reason },
-                "recipient_name": recipient.name,
-            });
-            tx.enqueue(&NewOutbox {
-                ticket_id: Some(state.id),
-                template: recipient.template.to_string(),
-                to: recipient.to.clone(),
-                to_user_id: recipient.user,
-                reason: recipient.reason.to_string(),
-                message_id: message_id.clone(),
-                in_reply_to: state
-                    .last_message_id
-                    .clone()
-                    .or_else(|| state.root_message_id.clone()),
-                references: references.clone(),
-                subject: format!("[{} #{}] {}", self.policy.tag, state.id, state.subject),
-                context,
-                now,
-            })
-            .await?;
-            // Replies to the notification thread by In-Reply-To even before it is sent.
-            tx.remember_refs(
-                std::slice::from_ref(&message_id),
-                state.id,
-                RefKind::Sent,
-                now,
-            )
-            .await?;
+        Ok(())
+    }
+
+    /// Tells the sender of a refused message why, once per rate-limit window.
+    /// The answer goes to From, never Reply-To: a forged Reply-To must not
+    /// turn the gateway into a mail cannon.
+    async fn refusal_notice(
+        &self,
+        tx: &mut dyn Tx,
+        mail: &InboundMail,
+        reason: &str,
+        user: Option<&User>,
+        notify: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let Some(sender) = mail.sender() else {
+            return Ok(());
+        };
+        if !notify
+            || mail.auto.suppress_auto_response
+            || !tx
+                .claim_auto_reply(sender, now, self.policy.auto_reply_window)
+                .await?
+        {
+            return Ok(());
+        }
+        let limit = format!("{} MB", self.policy.max_message_size / (1024 * 1024));
+        let notice = Notice {
+            template: "refused",
+            to: sender,
+            name: user
+                .map(|u| u.name.as_str())
+                .or(mail.from.as_ref().and_then(|f| f.name.as_deref())),
+            user: None,
+            locale: user.map(|u| u.locale.as_str()),
+            reason: "sender",
+            ticket: None,
+            comment: None,
+            event: serde_json::json!({ "reason": reason, "original_subject": mail.subject, "limit": limit }),
+        };
+        notice::queue(tx, &self.sender, notice, now).await?;
+        Ok(())
+    }
+
+    /// A delivery report about one of our notifications marks its recipient as
+    /// bouncing, so they are not mailed again until they write in themselves.
+    async fn record_bounces(
+        &self,
+        tx: &mut dyn Tx,
+        mail: &InboundMail,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        for id in &mail.auto.report_about {
+            let Some((ticket, recipient)) = tx.outbox_recipient(id).await? else {
+                continue;
+            };
+            // When the report names its failed recipients, believe only those.
+            let failed = &mail.auto.report_recipients;
+            if !failed.is_empty() && !failed.contains(&recipient) {
+                continue;
+            }
+            if tx.set_bouncing(&recipient, true).await? {
+                tx.insert_event(&NewEvent {
+                    ticket_id: ticket,
+                    kind: "recipient_bouncing",
+                    actor_id: None,
+                    data: serde_json::json!({ "email": recipient, "message_id": id }),
+                    now,
+                })
+                .await?;
+            }
         }
         Ok(())
     }

@@ -1,14 +1,17 @@
 //! The outbox worker: claims due rows with a lease (never holding a transaction
 //! across delivery), renders them, hands them to the mailer, and records the
 //! result. Transient failures retry with exponential backoff; after
-//! `max_attempts` a row is dead-lettered; permanent failures die at once.
+//! `max_attempts` a row is dead-lettered; permanent failures (5xx) die at once
+//! and mark the recipient as bouncing so they are not mailed again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use lettre::Message;
-use lettre::message::Mailbox;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +33,9 @@ pub struct OutboxPolicy {
     pub backoff: Duration,
     pub lease: Duration,
     pub poll_interval: Duration,
+    /// Attachments of a comment ride along up to this many bytes in total.
+    pub attach_max: u64,
+    pub concurrency: usize,
     /// Status labels from `[statuses]` (machine name → label).
     pub labels: Vec<(Status, String)>,
 }
@@ -44,6 +50,8 @@ impl OutboxPolicy {
             backoff: s.outbox.backoff.0,
             lease: s.outbox.lease.0,
             poll_interval: s.outbox.poll_interval.0,
+            attach_max: s.outbox.attach_max.0,
+            concurrency: s.outbox.concurrency.max(1) as usize,
             labels: Status::ALL
                 .iter()
                 .map(|st| (*st, s.status_label(*st)))
@@ -74,7 +82,11 @@ pub struct FlushStats {
     pub dead: usize,
 }
 
-const BATCH: i64 = 50;
+enum Delivered {
+    Sent,
+    Failed,
+    Dead,
+}
 
 impl OutboxWorker {
     pub fn new(
@@ -94,16 +106,26 @@ impl OutboxWorker {
     /// Sends everything due now, batch by batch, then returns.
     pub async fn flush(&self) -> anyhow::Result<FlushStats> {
         let mut stats = FlushStats::default();
+        let batch = (self.policy.concurrency * 8).max(32) as i64;
         loop {
             let rows = self
                 .store
-                .claim_outbox(OffsetDateTime::now_utc(), self.policy.lease, BATCH)
+                .claim_outbox(OffsetDateTime::now_utc(), self.policy.lease, batch)
                 .await?;
             if rows.is_empty() {
                 return Ok(stats);
             }
-            for row in rows {
-                self.deliver(row, &mut stats).await?;
+            let results: Vec<anyhow::Result<Delivered>> = futures_util::stream::iter(rows)
+                .map(|row| self.deliver(row))
+                .buffer_unordered(self.policy.concurrency)
+                .collect()
+                .await;
+            for result in results {
+                match result? {
+                    Delivered::Sent => stats.sent += 1,
+                    Delivered::Failed => stats.failed += 1,
+                    Delivered::Dead => stats.dead += 1,
+                }
             }
         }
     }
@@ -121,86 +143,152 @@ impl OutboxWorker {
         }
     }
 
-    async fn deliver(&self, row: OutboxRow, stats: &mut FlushStats) -> anyhow::Result<()> {
-        let now = OffsetDateTime::now_utc();
-        let result = match self.compose(&row) {
+    async fn deliver(&self, row: OutboxRow) -> anyhow::Result<Delivered> {
+        let result = match self.compose(&row).await {
             Ok(bytes) => {
-                self.mailer
-                    .send(Outgoing {
-                        id: row.id,
-                        to: &row.to,
-                        bytes: &bytes,
-                    })
-                    .await
+                let outgoing = Outgoing {
+                    id: row.id,
+                    from: self.policy.support.as_str(),
+                    to: &row.to,
+                    bytes: &bytes,
+                };
+                self.mailer.send(outgoing).await
             }
             // A template that does not render will not render on retry either.
             Err(e) => Err(MailError::Permanent(format!("{e:#}"))),
         };
-        match result {
+        let now = OffsetDateTime::now_utc();
+        Ok(match result {
             Ok(()) => {
-                self.store
-                    .mark_sent(row.id, OffsetDateTime::now_utc())
-                    .await?;
-                stats.sent += 1;
+                self.store.mark_sent(row.id, now).await?;
+                Delivered::Sent
             }
             Err(e) if e.is_transient() && (row.attempts as u32) < self.policy.max_attempts => {
+                let exponent = row.attempts.clamp(1, 16) as u32 - 1;
                 let wait = self
                     .policy
                     .backoff
-                    .saturating_mul(1u32 << (row.attempts.clamp(1, 16) - 1) as u32);
-                let wait = wait.min(Duration::from_secs(6 * 3600));
+                    .saturating_mul(1 << exponent)
+                    .min(Duration::from_secs(6 * 3600));
                 tracing::warn!(id = row.id, to = %row.to, attempts = row.attempts, error = %e, "notification failed; will retry");
                 self.store
                     .mark_failed(row.id, &e.to_string(), Some(now + wait), now)
                     .await?;
-                stats.failed += 1;
+                Delivered::Failed
             }
             Err(e) => {
                 tracing::error!(id = row.id, to = %row.to, attempts = row.attempts, error = %e, "notification dead-lettered");
                 self.store
                     .mark_failed(row.id, &e.to_string(), None, now)
                     .await?;
-                stats.dead += 1;
+                if !e.is_transient()
+                    && row.to_user_id.is_some()
+                    && let Ok(addr) = EmailAddress::parse(&row.to)
+                {
+                    self.store.mark_bouncing(&addr).await?;
+                }
+                Delivered::Dead
+            }
+        })
+    }
+
+    /// The template context: the row's snapshot plus what config and the
+    /// attachments decide at send time.
+    fn context(&self, row: &OutboxRow, attached: &[String], listed: &[Value]) -> Value {
+        let mut context = row.context.clone();
+        let Some(map) = context.as_object_mut() else {
+            return context;
+        };
+        let recipient_name = map
+            .get("recipient")
+            .and_then(|r| r.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                if row.locale == "ja" {
+                    row.to.clone()
+                } else {
+                    "there".into()
+                }
+            });
+        map.insert("marker".into(), MARKER.into());
+        map.insert(
+            "support_name".into(),
+            self.policy.support_name.clone().into(),
+        );
+        map.insert(
+            "support_address".into(),
+            self.policy.support.to_string().into(),
+        );
+        map.insert("locale".into(), row.locale.clone().into());
+        map.insert("recipient_name".into(), recipient_name.into());
+        if let Some(ticket) = map.get_mut("ticket").and_then(Value::as_object_mut) {
+            let status = ticket
+                .get("status")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<Status>().ok());
+            if let Some(status) = status {
+                ticket.insert("status_label".into(), self.policy.label(status).into());
             }
         }
-        Ok(())
+        if let Some(event) = map.get_mut("event").and_then(Value::as_object_mut) {
+            for (field, label_field) in [("from", "from_label"), ("to", "to_label")] {
+                let status = event
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<Status>().ok());
+                if let Some(status) = status {
+                    event.insert(label_field.into(), self.policy.label(status).into());
+                }
+            }
+        }
+        if let Some(comment) = map.get_mut("comment").and_then(Value::as_object_mut) {
+            comment.insert("attachments".into(), json!(attached));
+            comment.insert("attachments_listed".into(), json!(listed));
+        }
+        context
     }
 
     /// The full RFC 5322 message of an outbox row.
-    pub fn compose(&self, row: &OutboxRow) -> anyhow::Result<Vec<u8>> {
-        let mut context = row.context.clone();
-        let status = context
-            .pointer("/ticket/status")
-            .and_then(|s| s.as_str())
-            .and_then(|s| s.parse::<Status>().ok())
-            .unwrap_or(Status::New);
-        if let Some(map) = context.as_object_mut() {
-            map.insert("marker".into(), MARKER.into());
-            map.insert(
-                "support_name".into(),
-                self.policy.support_name.clone().into(),
-            );
-            map.insert("status_label".into(), self.policy.label(status).into());
-            let name = map
-                .get("recipient_name")
-                .and_then(|v| v.as_str())
-                .map(str::to_string);
-            map.insert(
-                "recipient_name".into(),
-                name.unwrap_or_else(|| "there".into()).into(),
-            );
+    pub async fn compose(&self, row: &OutboxRow) -> anyhow::Result<Vec<u8>> {
+        // Attachments ride along while they fit in `attach_max`; the rest are listed.
+        let mut files = Vec::new();
+        let (mut attached, mut listed) = (Vec::new(), Vec::new());
+        if let Some(comment) = row.comment_id {
+            let mut budget = self.policy.attach_max;
+            for file in self.store.comment_files(comment).await? {
+                if (file.data.len() as u64) <= budget {
+                    budget -= file.data.len() as u64;
+                    attached.push(file.filename.clone());
+                    files.push(file);
+                } else {
+                    listed.push(json!({ "filename": file.filename, "size": file.data.len() }));
+                }
+            }
         }
-        let text = self.renderer.text(&row.template, &context)?;
+        let context = self.context(row, &attached, &listed);
+        let rendered = self.renderer.notification(
+            &row.template,
+            &row.locale,
+            &context,
+            row.subject.is_empty(),
+        )?;
+        let subject = rendered.subject.unwrap_or_else(|| row.subject.clone());
 
         let from = Mailbox::new(
             Some(self.policy.support_name.clone()),
             self.policy.support.as_str().parse()?,
         );
-        let to: Mailbox = row.to.parse()?;
+        let to_name = row
+            .context
+            .pointer("/recipient/name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let to = Mailbox::new(to_name, row.to.parse()?);
         let mut builder = Message::builder()
             .from(from)
             .to(to)
-            .subject(row.subject.clone())
+            .subject(subject)
             .message_id(Some(row.message_id.clone()))
             .date_now()
             // RFC 3834 §5: automatic mail; Outlook's header asks clients not to auto-answer.
@@ -230,7 +318,30 @@ impl OutboxWorker {
         if let Some(refs) = &row.references {
             builder = builder.references(refs.clone());
         }
-        let message = builder.header(ContentType::TEXT_PLAIN).body(text)?;
+        let alternative = MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(rendered.text),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(rendered.html),
+            );
+        let message = if files.is_empty() {
+            builder.multipart(alternative)?
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(alternative);
+            for file in files {
+                let content_type = ContentType::parse(&file.content_type).unwrap_or_else(|_| {
+                    ContentType::parse("application/octet-stream").expect("static type")
+                });
+                mixed =
+                    mixed.singlepart(Attachment::new(file.filename).body(file.data, content_type));
+            }
+            builder.multipart(mixed)?
+        };
         Ok(message.formatted())
     }
 }

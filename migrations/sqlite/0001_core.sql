@@ -152,7 +152,11 @@ CREATE TABLE outbox (
     template        TEXT NOT NULL,
     to_addr         TEXT NOT NULL,
     to_user_id      INTEGER REFERENCES users(id),
+    -- The recipient's language when queued: templates/<locale>/ first.
+    locale          TEXT NOT NULL DEFAULT 'en',
     reason          TEXT NOT NULL,
+    -- The comment whose attachments ride along, if any.
+    comment_id      INTEGER REFERENCES comments(id),
     -- Stable across retries, so a resend folds into the first copy.
     message_id      TEXT NOT NULL UNIQUE,
     in_reply_to     TEXT,
@@ -169,6 +173,13 @@ CREATE TABLE outbox (
     sent_at         TEXT
 );
 CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+
+-- Rate limit of automatic answers (acknowledgements, refusal notices): the last
+-- one per address, so two robots cannot keep each other busy.
+CREATE TABLE auto_replies (
+    address     TEXT PRIMARY KEY,
+    last_at     TEXT NOT NULL
+);
 
 -- Where each source stopped (IMAP UIDVALIDITY/UID), committed with the messages.
 CREATE TABLE source_cursors (

@@ -11,6 +11,8 @@ pub struct Follower {
     pub user: UserId,
     pub email: EmailAddress,
     pub name: String,
+    /// Language of their notifications (`en`, `ja`, ...).
+    pub locale: String,
     pub role: Role,
     pub source: FollowerSource,
     /// Set when deliveries to this address bounce; they are not mailed again.
@@ -22,6 +24,8 @@ pub struct Recipient {
     pub to: EmailAddress,
     /// Display name for the greeting; `None` for the support team address.
     pub name: Option<String>,
+    /// Language of the notification; `None`: the default.
+    pub locale: Option<String>,
     /// The registered user, when the recipient is one (reply tokens need it).
     pub user: Option<UserId>,
     pub template: &'static str,
@@ -47,6 +51,7 @@ pub fn on_ticket_created(
         out.push(Recipient {
             to: requester.email.clone(),
             name: Some(requester.name.clone()),
+            locale: Some(requester.locale.clone()),
             user: Some(requester.user),
             template: "ack",
             reason: "requester",
@@ -58,6 +63,7 @@ pub fn on_ticket_created(
             Recipient {
                 to: notify.clone(),
                 name: None,
+                locale: None,
                 user: None,
                 template: "new_ticket",
                 reason: "support_notify",
@@ -85,6 +91,7 @@ pub fn on_comment(
             Recipient {
                 to: f.email.clone(),
                 name: Some(f.name.clone()),
+                locale: Some(f.locale.clone()),
                 user: Some(f.user),
                 template: "comment_added",
                 reason: f.source.as_str(),
@@ -97,6 +104,7 @@ pub fn on_comment(
             Recipient {
                 to: notify.clone(),
                 name: None,
+                locale: None,
                 user: None,
                 template: "comment_added",
                 reason: "support_notify",
@@ -115,6 +123,7 @@ mod tests {
             user,
             email: EmailAddress::parse(email).unwrap(),
             name: email.into(),
+            locale: "en".into(),
             role,
             source,
             bouncing: false,

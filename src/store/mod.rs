@@ -174,7 +174,9 @@ pub struct NewOutbox {
     pub template: String,
     pub to: EmailAddress,
     pub to_user_id: Option<UserId>,
+    pub locale: String,
     pub reason: String,
+    pub comment_id: Option<CommentId>,
     pub message_id: MessageId,
     pub in_reply_to: Option<MessageId>,
     pub references: Vec<MessageId>,
@@ -353,6 +355,10 @@ pub struct OutboxRow {
     pub to: String,
     #[serde(skip)]
     pub to_user_id: Option<UserId>,
+    #[serde(skip)]
+    pub locale: String,
+    #[serde(skip)]
+    pub comment_id: Option<CommentId>,
     pub template: String,
     pub subject: String,
     pub message_id: String,
@@ -410,6 +416,21 @@ pub trait Tx: Send {
         now: OffsetDateTime,
     ) -> Result<()>;
     async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64>;
+    /// Takes the one automatic answer `address` may get per `window`: `true`
+    /// (and the time is recorded) when none was sent within it.
+    async fn claim_auto_reply(
+        &mut self,
+        address: &EmailAddress,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Result<bool>;
+    /// The recipient of the notification with this Message-ID, if we sent one.
+    async fn outbox_recipient(
+        &mut self,
+        message_id: &MessageId,
+    ) -> Result<Option<(TicketId, EmailAddress)>>;
+    /// Marks a user's address as bouncing (or working again); `false` when no such user.
+    async fn set_bouncing(&mut self, email: &EmailAddress, bouncing: bool) -> Result<bool>;
     async fn log_delivery(&mut self, entry: &NewLogEntry) -> Result<i64>;
     async fn commit(self: Box<Self>) -> Result<()>;
 }
@@ -453,4 +474,15 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<()>;
     async fn list_outbox(&self) -> Result<Vec<OutboxRow>>;
+    /// Files of a comment with their content, for attaching to notifications.
+    async fn comment_files(&self, comment: CommentId) -> Result<Vec<StoredFile>>;
+    /// Marks a user's address as bouncing after a permanent delivery failure.
+    async fn mark_bouncing(&self, email: &EmailAddress) -> Result<bool>;
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
 }

@@ -313,7 +313,7 @@ impl Tx for SqliteTx {
             return Ok(None);
         };
         let followers = sqlx::query(
-            "SELECT f.user_id, u.email, u.name, u.role, f.source, u.bouncing FROM followers f JOIN users u ON u.id = f.user_id
+            "SELECT f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing FROM followers f JOIN users u ON u.id = f.user_id
              WHERE f.ticket_id = ?1 ORDER BY f.created_at, f.user_id",
         )
         .bind(id)
@@ -326,6 +326,7 @@ impl Tx for SqliteTx {
                 user: f.try_get(0).q()?,
                 email: email_col(f, "email")?,
                 name: f.try_get("name").q()?,
+                locale: f.try_get("locale").q()?,
                 role: parse_col(f, "role")?,
                 source: parse_col(f, "source")?,
                 bouncing: f.try_get("bouncing").q()?,
@@ -504,8 +505,8 @@ impl Tx for SqliteTx {
             .join(" ");
         sqlx::query_scalar(
             "INSERT INTO outbox (ticket_id, template, to_addr, to_user_id, reason, message_id, in_reply_to, refs, subject,
-                                 context, status, attempts, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', 0, ?11, ?11) RETURNING id",
+                                 context, status, attempts, next_attempt_at, created_at, locale, comment_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', 0, ?11, ?11, ?12, ?13) RETURNING id",
         )
         .bind(row.ticket_id)
         .bind(&row.template)
@@ -518,9 +519,56 @@ impl Tx for SqliteTx {
         .bind(&row.subject)
         .bind(row.context.to_string())
         .bind(now)
+        .bind(&row.locale)
+        .bind(row.comment_id)
         .fetch_one(&mut *self.tx)
         .await
         .q()
+    }
+
+    async fn claim_auto_reply(
+        &mut self,
+        address: &EmailAddress,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO auto_replies (address, last_at) VALUES (?1, ?2)
+             ON CONFLICT (address) DO UPDATE SET last_at = excluded.last_at WHERE auto_replies.last_at <= ?3",
+        )
+        .bind(address.as_str())
+        .bind(format_ts(now))
+        .bind(format_ts(now - window))
+        .execute(&mut *self.tx)
+        .await
+        .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn outbox_recipient(
+        &mut self,
+        message_id: &MessageId,
+    ) -> Result<Option<(TicketId, EmailAddress)>> {
+        let row = sqlx::query(
+            "SELECT ticket_id, to_addr FROM outbox WHERE message_id = ?1 AND ticket_id IS NOT NULL",
+        )
+        .bind(message_id.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .q()?;
+        row.map(|r| Ok((r.try_get(0).q()?, email_col(&r, "to_addr")?)))
+            .transpose()
+    }
+
+    async fn set_bouncing(&mut self, email: &EmailAddress, bouncing: bool) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE users SET bouncing = ?2 WHERE email = ?1 AND bouncing <> ?2")
+                .bind(email.as_str())
+                .bind(bouncing)
+                .execute(&mut *self.tx)
+                .await
+                .q()?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn log_delivery(&mut self, e: &NewLogEntry) -> Result<i64> {
@@ -562,6 +610,8 @@ fn outbox_from_row(r: &SqliteRow) -> Result<OutboxRow> {
         ticket_id: r.try_get("ticket_id").q()?,
         to: r.try_get("to_addr").q()?,
         to_user_id: r.try_get("to_user_id").q()?,
+        locale: r.try_get("locale").q()?,
+        comment_id: r.try_get("comment_id").q()?,
         template: r.try_get("template").q()?,
         subject: r.try_get("subject").q()?,
         message_id: r.try_get("message_id").q()?,
@@ -576,7 +626,8 @@ fn outbox_from_row(r: &SqliteRow) -> Result<OutboxRow> {
     })
 }
 
-const OUTBOX_COLUMNS: &str = "id, ticket_id, to_addr, to_user_id, template, subject, message_id, status, attempts, reason, in_reply_to, refs, context";
+const OUTBOX_COLUMNS: &str = "id, ticket_id, to_addr, to_user_id, locale, comment_id, template, subject, \
+     message_id, status, attempts, reason, in_reply_to, refs, context";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -916,6 +967,29 @@ impl Store for SqliteStore {
             .await
             .q()?;
         Ok(())
+    }
+
+    async fn comment_files(&self, comment: CommentId) -> Result<Vec<StoredFile>> {
+        sqlx::query(
+            "SELECT a.filename, a.content_type, b.data FROM attachments a JOIN blobs b ON b.sha256 = a.blob_sha256
+             WHERE a.comment_id = ?1 ORDER BY a.id",
+        )
+        .bind(comment)
+        .fetch_all(&self.pool)
+        .await
+        .q()?
+        .iter()
+        .map(|r| Ok(StoredFile { filename: r.try_get(0).q()?, content_type: r.try_get(1).q()?, data: r.try_get(2).q()? }))
+        .collect()
+    }
+
+    async fn mark_bouncing(&self, email: &EmailAddress) -> Result<bool> {
+        let done = sqlx::query("UPDATE users SET bouncing = 1 WHERE email = ?1 AND bouncing = 0")
+            .bind(email.as_str())
+            .execute(&self.pool)
+            .await
+            .q()?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn list_outbox(&self) -> Result<Vec<OutboxRow>> {

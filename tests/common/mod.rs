@@ -11,11 +11,13 @@ use ticketgate::config::Settings;
 use ticketgate::domain::ids::EmailAddress;
 use ticketgate::domain::ticket::Role;
 use ticketgate::ingest::{Delivery, IngestReport};
+use ticketgate::store::sqlite::SqliteStore;
 use ticketgate::store::{NewUser, OutboxRow, Store, TicketView};
 
 pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub app: App,
+    sqlite: SqliteStore,
 }
 
 pub fn fixtures() -> PathBuf {
@@ -56,12 +58,20 @@ poll_interval = "100ms"
 impl TestApp {
     /// A fresh database with the fixtures' world: alice (id 1), bob, carol, sam, dave.
     pub async fn new() -> Self {
+        Self::with_settings(|_| {}).await
+    }
+
+    /// Like `new`, with settings adjusted by `adjust` first.
+    pub async fn with_settings(adjust: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let app = App::open(test_settings(dir.path()))
+        let mut settings = test_settings(dir.path());
+        adjust(&mut settings);
+        let sqlite = SqliteStore::connect(&settings.database.url)
             .await
-            .expect("app opens");
+            .expect("sqlite opens");
+        let app = App::open(settings).await.expect("app opens");
         seed_world(app.store.as_ref()).await;
-        Self { dir, app }
+        Self { dir, app, sqlite }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -91,6 +101,11 @@ impl TestApp {
             .await
             .expect("store works")
             .expect("ticket exists")
+    }
+
+    /// Direct SQL for tests that set up states no command reaches yet.
+    pub fn sqlite_pool(&self) -> &sqlx::SqlitePool {
+        self.sqlite.pool()
     }
 
     pub async fn outbox(&self) -> Vec<OutboxRow> {

@@ -1,0 +1,288 @@
+//! Ingest behaviours beyond the golden files: deduplication without a
+//! Message-ID, size limits, replies to our own notifications, reopening.
+
+mod common;
+
+use common::TestApp;
+use ticketgate::config::Size;
+use ticketgate::domain::ids::EmailAddress;
+use ticketgate::domain::outcome::Outcome;
+use ticketgate::store::LogFilter;
+
+fn message(from: &str, headers: &str, body: &str) -> Vec<u8> {
+    format!("From: {from}\nTo: support@example.test\n{headers}\n\n{body}\n").into_bytes()
+}
+
+#[tokio::test]
+async fn without_a_message_id_the_same_bytes_are_a_duplicate_and_different_bytes_are_not() {
+    let app = TestApp::new().await;
+    let first = message(
+        "alice@customer.test",
+        "Subject: Form submission",
+        "Printer 3 is offline.",
+    );
+    let a = app.deliver(&first).await;
+    let b = app.deliver(&first).await;
+    let other = app
+        .deliver(&message(
+            "alice@customer.test",
+            "Subject: Form submission",
+            "Printer 4 is offline.",
+        ))
+        .await;
+    assert_eq!(a.outcome, Outcome::TicketCreated);
+    assert_eq!((b.outcome, b.ticket), (Outcome::Duplicate, a.ticket));
+    assert_eq!(other.outcome, Outcome::TicketCreated);
+    assert_ne!(other.ticket, a.ticket);
+}
+
+#[tokio::test]
+async fn oversized_mail_is_rejected_from_its_headers_and_kept() {
+    let app = TestApp::with_settings(|s| s.intake.max_message_size = Size(2048)).await;
+    let big = message(
+        "alice@customer.test",
+        "Message-ID: <big@customer.test>\nSubject: Logs",
+        &"x".repeat(4096),
+    );
+    let report = app.deliver(&big).await;
+    assert_eq!(report.outcome, Outcome::Rejected);
+    assert_eq!(report.reason.as_deref(), Some("too_large"));
+    assert_eq!(report.message_id.as_deref(), Some("<big@customer.test>"));
+    let log = app.store().list_log(&LogFilter::default()).await.unwrap();
+    assert_eq!(log.last().unwrap().size as usize, big.len());
+    assert_eq!(
+        log.last().unwrap().sender.as_deref(),
+        Some("alice@customer.test")
+    );
+    // The sender is told once; a second oversized message within the window is not answered.
+    let again = message(
+        "alice@customer.test",
+        "Message-ID: <big2@customer.test>\nSubject: Logs",
+        &"y".repeat(4096),
+    );
+    app.deliver(&again).await;
+    let notices = app.outbox().await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(
+        (notices[0].template.as_str(), notices[0].to.as_str()),
+        ("refused", "alice@customer.test")
+    );
+    assert_eq!(notices[0].context["event"]["reason"], "too_large");
+}
+
+#[tokio::test]
+async fn empty_and_headerless_input_is_rejected_as_unparseable() {
+    let app = TestApp::new().await;
+    for raw in [&b""[..], b"\r\n\r\n", b"\x00\x01\x02"] {
+        let report = app.deliver(raw).await;
+        assert_eq!(report.outcome, Outcome::Rejected, "{raw:?}");
+        assert!(
+            matches!(
+                report.reason.as_deref(),
+                Some("unparseable") | Some("no_sender")
+            ),
+            "{raw:?}: {report:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reply_to_a_notification_threads_by_its_message_id() {
+    let app = TestApp::new().await;
+    let created = app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    let ack = app
+        .outbox()
+        .await
+        .into_iter()
+        .find(|r| r.template == "ack")
+        .expect("ack queued");
+    let reply = app
+        .deliver(&message(
+            "alice@customer.test",
+            &format!(
+                "Message-ID: <r1@customer.test>\nIn-Reply-To: {}\nSubject: Re: whatever",
+                ack.message_id
+            ),
+            "One more detail: it only happens with SSO.",
+        ))
+        .await;
+    assert_eq!(reply.outcome, Outcome::CommentAdded);
+    assert_eq!(reply.ticket, created.ticket);
+    assert_eq!(
+        reply.thread_reason,
+        Some(format!("in_reply_to {}", ack.message_id))
+    );
+}
+
+#[tokio::test]
+async fn notifications_thread_to_the_root_and_the_latest_message() {
+    let app = TestApp::new().await;
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    app.deliver_file("reply_matched_by_in_reply_to.eml").await;
+    let rows = app.outbox().await;
+    let to_alice = rows
+        .iter()
+        .rfind(|r| r.to == "alice@customer.test")
+        .unwrap();
+    assert_eq!(to_alice.template, "comment_added");
+    assert_eq!(
+        to_alice.in_reply_to.as_deref(),
+        Some("<case-irt@example.test>")
+    );
+    assert_eq!(
+        to_alice.references.as_deref(),
+        Some("<base-1@customer.test> <case-irt@example.test>")
+    );
+    assert!(
+        rows.iter().all(|r| r.to != "sam@example.test"),
+        "the author is not told about their own comment"
+    );
+}
+
+#[tokio::test]
+async fn a_customer_reply_reopens_a_closed_ticket_but_not_an_escalated_one() {
+    let app = TestApp::new().await;
+    let t = app
+        .deliver_file("_base/01_alice_opens_ticket.eml")
+        .await
+        .ticket
+        .unwrap();
+    for (status, expected) in [("closed", "new"), ("escalated", "escalated")] {
+        sqlx::query("UPDATE tickets SET status = ?1 WHERE id = ?2")
+            .bind(status)
+            .bind(t)
+            .execute(app.sqlite_pool())
+            .await
+            .unwrap();
+        let id = format!(
+            "Message-ID: <reopen-{status}@customer.test>\nIn-Reply-To: <base-1@customer.test>\nSubject: Re: x"
+        );
+        let r = app
+            .deliver(&message("bob@customer.test", &id, "Still broken."))
+            .await;
+        assert_eq!(r.outcome, Outcome::CommentAdded);
+        assert_eq!(
+            serde_json::to_value(app.ticket(t).await.status).unwrap(),
+            expected,
+            "after a reply on {status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refusal_notices_go_to_from_never_to_reply_to() {
+    let app = TestApp::new().await;
+    let forged = message(
+        "stranger@unknown.test",
+        "Message-ID: <s1@unknown.test>\nReply-To: victim@customer.test\nSubject: Help",
+        "Please answer to the Reply-To.",
+    );
+    let report = app.deliver(&forged).await;
+    assert_eq!(
+        (report.outcome, report.reason.as_deref()),
+        (Outcome::Rejected, Some("unknown_sender"))
+    );
+    let rows = app.outbox().await;
+    assert_eq!(
+        rows.iter().map(|r| r.to.as_str()).collect::<Vec<_>>(),
+        ["stranger@unknown.test"]
+    );
+}
+
+#[tokio::test]
+async fn automatic_mail_is_never_answered() {
+    let app = TestApp::new().await;
+    for headers in [
+        "Auto-Submitted: auto-replied",
+        "Precedence: bulk",
+        "X-Autoreply: yes",
+    ] {
+        let raw = message(
+            "stranger@unknown.test",
+            &format!("{headers}\nSubject: Out of office"),
+            "Away.",
+        );
+        assert_eq!(
+            app.deliver(&raw).await.outcome,
+            Outcome::Ignored,
+            "{headers}"
+        );
+    }
+    assert!(app.outbox().await.is_empty());
+}
+
+fn bob() -> EmailAddress {
+    EmailAddress::parse("bob@customer.test").unwrap()
+}
+
+#[tokio::test]
+async fn a_delivery_report_about_a_notification_marks_its_recipient_bouncing_until_they_write() {
+    let app = TestApp::new().await;
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    assert_eq!(
+        app.deliver_file("reply_matched_by_in_reply_to.eml")
+            .await
+            .outcome,
+        Outcome::CommentAdded
+    );
+    let notification = app
+        .outbox()
+        .await
+        .into_iter()
+        .find(|r| r.to == "bob@customer.test")
+        .expect("bob is notified");
+    let dsn = format!(
+        "From: MAILER-DAEMON@mx.customer.test\nTo: support@example.test\nSubject: Undelivered Mail\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n\
+         --b\nContent-Type: text/plain\n\nMailbox full.\n\
+         --b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.customer.test\n\n\
+         Final-Recipient: rfc822; bob@customer.test\nAction: failed\nStatus: 5.2.2\n\n\
+         --b\nContent-Type: text/rfc822-headers\n\nMessage-ID: {}\nFrom: support@example.test\n\n--b--\n",
+        notification.message_id
+    );
+    assert_eq!(app.deliver(dsn.as_bytes()).await.outcome, Outcome::Ignored);
+    assert!(
+        app.store()
+            .find_user(&bob())
+            .await
+            .unwrap()
+            .unwrap()
+            .bouncing
+    );
+    let ticket = app.ticket(1).await;
+    assert!(
+        ticket.events.iter().any(|e| e.kind == "recipient_bouncing"),
+        "{:?}",
+        ticket.events
+    );
+
+    // While bouncing, bob is left out of notifications...
+    let before = app.outbox().await.len();
+    let irt = "In-Reply-To: <base-1@customer.test>\nSubject: Re: x";
+    app.deliver(&message(
+        "alice@customer.test",
+        &format!("Message-ID: <a9@customer.test>\n{irt}"),
+        "Any news?",
+    ))
+    .await;
+    let rows = app.outbox().await;
+    assert!(
+        rows.len() > before && rows[before..].iter().all(|r| r.to != "bob@customer.test"),
+        "{rows:?}"
+    );
+    // ...until he writes in himself.
+    app.deliver(&message(
+        "bob@customer.test",
+        &format!("Message-ID: <b9@customer.test>\n{irt}"),
+        "Inbox works again.",
+    ))
+    .await;
+    assert!(
+        !app.store()
+            .find_user(&bob())
+            .await
+            .unwrap()
+            .unwrap()
+            .bouncing
+    );
+}
