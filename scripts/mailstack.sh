@@ -9,6 +9,7 @@
 #   scripts/mailstack.sh env               print the export lines only
 #   scripts/mailstack.sh add-user ADDR...  add mailboxes at the test domains (no restart)
 #   scripts/mailstack.sh restart-dovecot   stop and start Dovecot only
+#   scripts/mailstack.sh stop-postfix      stop Postfix only (outage tests; `start` brings it back)
 #
 # Typical use:  eval "$(scripts/mailstack.sh start)"
 #
@@ -320,9 +321,12 @@ passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u $DC_PASSWD
 }
+# allow_all_users: LMTP delivers without a passdb lookup. Postfix already refuses
+# unknown recipients at RCPT; Dovecot re-reads its passwd-file at most once a
+# second, so a mailbox added a moment ago would otherwise bounce in LMTP.
 userdb {
   driver = static
-  args = uid=$MAIL_USER gid=$MAIL_USER home=$MAIL_DIR/%d/%n
+  args = uid=$MAIL_USER gid=$MAIL_USER home=$MAIL_DIR/%d/%n allow_all_users=yes
 }
 
 first_valid_uid = 500
@@ -647,6 +651,11 @@ cmd_restart_dovecot() {
     wait_for "dovecot (IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, LMTP)" "$DIR/dovecot.log" imap_up
 }
 
+cmd_stop_postfix() {
+    take_lock
+    stop_postfix
+}
+
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2
     exit "${1:-2}"
@@ -661,6 +670,7 @@ status) cmd_status ;;
 env) print_env ;;
 add-user) need_root add-user "$@" && cmd_add_user "$@" ;;
 restart-dovecot) need_root restart-dovecot "$@" && cmd_restart_dovecot ;;
+stop-postfix) need_root stop-postfix "$@" && cmd_stop_postfix ;;
 -h | --help | help) usage 0 ;;
 *) usage ;;
 esac

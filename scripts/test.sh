@@ -23,6 +23,10 @@ if ! command -v cc >/dev/null 2>&1; then
 fi
 
 start=$(date +%s)
+# Real Dovecot and Postfix on loopback (installed on first use; needs root).
+log "starting the mail stack"
+eval "$(scripts/mailstack.sh start)"
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

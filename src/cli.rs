@@ -17,6 +17,7 @@ use crate::domain::outcome::Outcome;
 use crate::domain::reply;
 use crate::domain::ticket::{Role, Status};
 use crate::ingest::{Delivery, IngestReport};
+use crate::manage;
 use crate::source;
 use crate::store::{LogFilter, NewUser, TicketFilter};
 
@@ -116,6 +117,9 @@ pub enum UserCommand {
         role: String,
         #[arg(long, default_value = "en")]
         locale: String,
+        /// Do not email the new user an invitation.
+        #[arg(long)]
+        no_invite: bool,
     },
     List {
         #[arg(long)]
@@ -429,19 +433,20 @@ async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
             org,
             role,
             locale,
+            no_invite,
         } => {
             let email = EmailAddress::parse(&email)?;
             let role: Role = role.parse()?;
-            let org_id = match org {
+            let org = match org {
                 Some(o) => Some(
                     app.store
                         .find_org(&o)
                         .await?
-                        .with_context(|| format!("no organization {o:?}"))?
-                        .id,
+                        .with_context(|| format!("no organization {o:?}"))?,
                 ),
                 None => None,
             };
+            let org_id = org.as_ref().map(|o| o.id);
             let locale = locale.trim().to_ascii_lowercase();
             if locale.is_empty()
                 || !locale
@@ -450,16 +455,15 @@ async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
             {
                 bail!("invalid locale {locale:?}");
             }
-            let user = app
-                .store
-                .add_user(&NewUser {
-                    email,
-                    name: name.trim().to_string(),
-                    role,
-                    org_id,
-                    locale,
-                })
-                .await?;
+            let new_user = NewUser {
+                email,
+                name: name.trim().to_string(),
+                role,
+                org_id,
+                locale,
+            };
+            let org_name = org.as_ref().map(|o| o.name.as_str());
+            let user = manage::add_user(&app.ingestor, &new_user, org_name, !no_invite).await?;
             println!("user {} added (id {})", user.email, user.id);
         }
         UserCommand::List { json } => {

@@ -164,6 +164,11 @@ impl Ingestor {
         &self.policy
     }
 
+    /// How notifications queued next to ingest are addressed and tagged.
+    pub fn notice_sender(&self) -> &notice::Sender {
+        &self.sender
+    }
+
     /// Records one delivery. `Err` only for storage trouble (nothing was
     /// committed: deliver again); every input, however broken, gets an `Ok` outcome.
     pub async fn ingest(&self, delivery: Delivery<'_>) -> Result<IngestReport, IngestError> {

@@ -5,6 +5,7 @@ pub mod config;
 pub mod domain;
 pub mod ingest;
 pub mod mailer;
+pub mod manage;
 pub mod notice;
 pub mod outbox;
 pub mod render;

@@ -67,6 +67,7 @@ fn seed(dir: &Path) {
         &[
             "user",
             "add",
+            "--no-invite",
             "alice@customer.test",
             "--name",
             "Alice Anders",
@@ -79,6 +80,7 @@ fn seed(dir: &Path) {
         &[
             "user",
             "add",
+            "--no-invite",
             "bob@customer.test",
             "--name",
             "Bob Brown",
@@ -91,6 +93,7 @@ fn seed(dir: &Path) {
         &[
             "user",
             "add",
+            "--no-invite",
             "sam@example.test",
             "--name",
             "Sam Staff",
@@ -433,4 +436,44 @@ fn serve_takes_mail_from_the_maildir_and_writes_notifications_then_stops_on_sigt
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(code.success(), "serve exited with {code:?}");
+}
+
+#[test]
+fn adding_a_user_queues_their_invitation() {
+    let dir = workdir();
+    ok(dir.path(), &["org", "add", "Customer Site A"]);
+    ok(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "nina@customer.test",
+            "--name",
+            "Nina",
+            "--org",
+            "customer-site-a",
+            "--locale",
+            "ja",
+        ],
+    );
+    let outbox: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(dir.path(), &["outbox", "list", "--json"])).unwrap();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert_eq!(outbox[0]["template"], "invite");
+    assert_eq!(outbox[0]["to"], "nina@customer.test");
+    ok(dir.path(), &["outbox", "flush"]);
+    let raw = std::fs::read(dir.path().join("var/outbox/00000001.eml")).unwrap();
+    let invite = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    // The Japanese subject template, decoded from RFC 2047.
+    assert!(
+        invite.subject().unwrap().contains("Example Support"),
+        "{:?}",
+        invite.subject()
+    );
+    assert!(
+        invite
+            .body_text(0)
+            .unwrap()
+            .contains("support@example.test")
+    );
 }

@@ -176,3 +176,4 @@ pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
     }
     out
 }
+pub mod mailstack;
