@@ -19,9 +19,9 @@ use crate::domain::ids::EmailAddress;
 use crate::domain::reply::MARKER;
 use crate::domain::ticket::Status;
 use crate::domain::token;
-use crate::mailer::{MailError, Mailer, Outgoing};
+use crate::mailer::{Mailer, Outgoing};
 use crate::render::Renderer;
-use crate::store::{OutboxRow, Store};
+use crate::store::{Attempt, AttemptResult, OutboxRow, Store};
 
 /// What composing a notification needs from config.
 #[derive(Debug, Clone)]
@@ -82,12 +82,6 @@ pub struct FlushStats {
     pub dead: usize,
 }
 
-enum Delivered {
-    Sent,
-    Failed,
-    Dead,
-}
-
 impl OutboxWorker {
     pub fn new(
         store: Arc<dyn Store>,
@@ -115,16 +109,19 @@ impl OutboxWorker {
             if rows.is_empty() {
                 return Ok(stats);
             }
-            let results: Vec<anyhow::Result<Delivered>> = futures_util::stream::iter(rows)
+            let attempts: Vec<Attempt> = futures_util::stream::iter(rows)
                 .map(|row| self.deliver(row))
                 .buffer_unordered(self.policy.concurrency)
                 .collect()
                 .await;
-            for result in results {
-                match result? {
-                    Delivered::Sent => stats.sent += 1,
-                    Delivered::Failed => stats.failed += 1,
-                    Delivered::Dead => stats.dead += 1,
+            self.store
+                .record_attempts(&attempts, OffsetDateTime::now_utc())
+                .await?;
+            for attempt in &attempts {
+                match attempt.result {
+                    AttemptResult::Sent => stats.sent += 1,
+                    AttemptResult::Retry { .. } => stats.failed += 1,
+                    AttemptResult::Dead { .. } => stats.dead += 1,
                 }
             }
         }
@@ -143,26 +140,30 @@ impl OutboxWorker {
         }
     }
 
-    async fn deliver(&self, row: OutboxRow) -> anyhow::Result<Delivered> {
-        let result = match self.compose(&row).await {
-            Ok(bytes) => {
-                let outgoing = Outgoing {
-                    id: row.id,
-                    from: self.policy.support.as_str(),
-                    to: &row.to,
-                    bytes: &bytes,
+    /// One delivery attempt. A crash after the server accepted the message and
+    /// before its batch is recorded sends it again, with the same Message-ID.
+    async fn deliver(&self, row: OutboxRow) -> Attempt {
+        let bytes = match self.compose(&row).await {
+            Ok(bytes) => bytes,
+            // A template that does not render will not render on retry either;
+            // it says nothing about the recipient's address.
+            Err(e) => {
+                tracing::error!(id = row.id, template = %row.template, error = %format!("{e:#}"), "notification cannot be composed");
+                let result = AttemptResult::Dead {
+                    error: format!("{e:#}"),
+                    bouncing: None,
                 };
-                self.mailer.send(outgoing).await
+                return Attempt { id: row.id, result };
             }
-            // A template that does not render will not render on retry either.
-            Err(e) => Err(MailError::Permanent(format!("{e:#}"))),
         };
-        let now = OffsetDateTime::now_utc();
-        Ok(match result {
-            Ok(()) => {
-                self.store.mark_sent(row.id, now).await?;
-                Delivered::Sent
-            }
+        let outgoing = Outgoing {
+            id: row.id,
+            from: self.policy.support.as_str(),
+            to: &row.to,
+            bytes: &bytes,
+        };
+        let result = match self.mailer.send(outgoing).await {
+            Ok(()) => AttemptResult::Sent,
             Err(e) if e.is_transient() && (row.attempts as u32) < self.policy.max_attempts => {
                 let exponent = row.attempts.clamp(1, 16) as u32 - 1;
                 let wait = self
@@ -171,25 +172,25 @@ impl OutboxWorker {
                     .saturating_mul(1 << exponent)
                     .min(Duration::from_secs(6 * 3600));
                 tracing::warn!(id = row.id, to = %row.to, attempts = row.attempts, error = %e, "notification failed; will retry");
-                self.store
-                    .mark_failed(row.id, &e.to_string(), Some(now + wait), now)
-                    .await?;
-                Delivered::Failed
+                AttemptResult::Retry {
+                    at: OffsetDateTime::now_utc() + wait,
+                    error: e.to_string(),
+                }
             }
             Err(e) => {
                 tracing::error!(id = row.id, to = %row.to, attempts = row.attempts, error = %e, "notification dead-lettered");
-                self.store
-                    .mark_failed(row.id, &e.to_string(), None, now)
-                    .await?;
-                if !e.is_transient()
-                    && row.to_user_id.is_some()
-                    && let Ok(addr) = EmailAddress::parse(&row.to)
-                {
-                    self.store.mark_bouncing(&addr).await?;
+                // Only a permanent refusal says the address is bad; running out of
+                // retries says the path was.
+                let bouncing = (!e.is_transient() && row.to_user_id.is_some())
+                    .then(|| EmailAddress::parse(&row.to).ok())
+                    .flatten();
+                AttemptResult::Dead {
+                    error: e.to_string(),
+                    bouncing,
                 }
-                Delivered::Dead
             }
-        })
+        };
+        Attempt { id: row.id, result }
     }
 
     /// The template context: the row's snapshot plus what config and the

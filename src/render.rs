@@ -223,6 +223,75 @@ impl Renderer {
 mod tests {
     use super::*;
 
+    fn sample(event: &str, with_ticket: bool) -> serde_json::Value {
+        let ticket = serde_json::json!({"id": 7, "subject": "Printer <on> fire", "status": "in_progress",
+            "status_label": "In Progress", "priority": "P2"});
+        serde_json::json!({
+            "marker": "--- Reply above this line ---", "support_name": "Example Support",
+            "support_address": "support@example.test", "locale": "en", "recipient_name": "Alice",
+            "recipient": {"email": "alice@customer.test", "name": "Alice", "reason": "creator"},
+            "ticket": if with_ticket { ticket } else { serde_json::Value::Null },
+            "comment": {"id": 1, "body": "It <b>smokes</b>.\n\nSecond paragraph.", "author_name": "Bob",
+                "author_email": "bob@customer.test", "internal": event == "comment_added",
+                "attachments": ["log.txt"], "attachments_listed": [{"filename": "dump.bin", "size": 123456}]},
+            "event": {"from": "new", "from_label": "New", "to": "closed", "to_label": "Closed", "actor_name": "Sam",
+                "actor_email": "sam@example.test", "priority": "P2", "sla_name": "High", "sla_response": "4 hours",
+                "source": "cc", "excerpt": "@alice please look", "following": true, "user_name": "Alice",
+                "user_email": "alice@customer.test", "org_name": "Customer Site A",
+                "failures": [{"command": "#status closed", "reason": "not permitted"}],
+                "original_subject": "Help", "reason": "too_large", "limit": "50 MB", "release": "5.2.1",
+                "tickets": [{"id": 7, "subject": "Printer", "status_label": "New", "updated_at": "2026-11-27"}]},
+        })
+    }
+
+    #[test]
+    fn every_shipped_template_renders_and_starts_with_the_marker() {
+        let r = Renderer::new(None);
+        for locale in std::iter::once("en").chain(LOCALES.iter().copied()) {
+            for event in EVENTS {
+                let needs_subject = SUBJECTS
+                    .iter()
+                    .any(|(n, _)| n.trim_end_matches(".subject.txt") == *event);
+                let with_ticket = !matches!(*event, "invite" | "refused" | "list_answer");
+                let out = r
+                    .notification(event, locale, &sample(event, with_ticket), needs_subject)
+                    .unwrap_or_else(|e| panic!("{locale}/{event}: {e}"));
+                assert!(
+                    out.text.starts_with("--- Reply above this line ---\n"),
+                    "{locale}/{event}.txt:\n{}",
+                    out.text
+                );
+                let body = out
+                    .html
+                    .split("<body")
+                    .nth(1)
+                    .and_then(|b| b.split_once('>'))
+                    .expect("an HTML document")
+                    .1;
+                let first_text = body
+                    .split('>')
+                    .map(|p| p.split('<').next().unwrap().trim())
+                    .find(|t| !t.is_empty());
+                assert_eq!(
+                    first_text,
+                    Some("--- Reply above this line ---"),
+                    "{locale}/{event}.html"
+                );
+                assert!(
+                    !out.html.contains("<b>smokes</b>"),
+                    "{locale}/{event}.html does not escape the comment"
+                );
+                assert_eq!(out.subject.is_some(), needs_subject);
+                if let Some(subject) = out.subject {
+                    assert!(
+                        !subject.is_empty() && !subject.contains('\n'),
+                        "{locale}/{event}.subject.txt"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn text_becomes_escaped_paragraphs() {
         let html = text_to_html("Hi <b>you</b> & me\nline two\n\nnext").to_string();

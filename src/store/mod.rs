@@ -464,20 +464,34 @@ pub trait Store: Send + Sync {
         lease: Duration,
         limit: i64,
     ) -> Result<Vec<OutboxRow>>;
-    async fn mark_sent(&self, id: i64, now: OffsetDateTime) -> Result<()>;
-    /// `retry_at: None` dead-letters the row.
-    async fn mark_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<OffsetDateTime>,
-        now: OffsetDateTime,
-    ) -> Result<()>;
+    /// Records how a batch of claimed rows fared, in one transaction (one
+    /// disk sync for the batch instead of one per message).
+    async fn record_attempts(&self, attempts: &[Attempt], now: OffsetDateTime) -> Result<()>;
     async fn list_outbox(&self) -> Result<Vec<OutboxRow>>;
     /// Files of a comment with their content, for attaching to notifications.
     async fn comment_files(&self, comment: CommentId) -> Result<Vec<StoredFile>>;
-    /// Marks a user's address as bouncing after a permanent delivery failure.
-    async fn mark_bouncing(&self, email: &EmailAddress) -> Result<bool>;
+}
+
+/// The result of one delivery attempt of an outbox row.
+#[derive(Debug, Clone)]
+pub enum AttemptResult {
+    Sent,
+    /// Try again at `at`.
+    Retry {
+        at: OffsetDateTime,
+        error: String,
+    },
+    /// Dead-lettered; `bouncing`: the user address to mark as bouncing (a 5xx).
+    Dead {
+        error: String,
+        bouncing: Option<EmailAddress>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub id: i64,
+    pub result: AttemptResult,
 }
 
 #[derive(Debug, Clone)]

@@ -937,36 +937,46 @@ impl Store for SqliteStore {
         Ok(rows)
     }
 
-    async fn mark_sent(&self, id: i64, now: OffsetDateTime) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = ?2, lease_until = NULL, last_error = NULL WHERE id = ?1")
-            .bind(id)
-            .bind(format_ts(now))
-            .execute(&self.pool)
-            .await
-            .q()?;
-        Ok(())
-    }
-
-    async fn mark_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<OffsetDateTime>,
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        let (status, next) = match retry_at {
-            Some(at) => ("failed", format_ts(at)),
-            None => ("dead", format_ts(now)),
-        };
-        sqlx::query("UPDATE outbox SET status = ?2, next_attempt_at = ?3, lease_until = NULL, last_error = ?4 WHERE id = ?1")
-            .bind(id)
+    async fn record_attempts(&self, attempts: &[Attempt], now: OffsetDateTime) -> Result<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let now = format_ts(now);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.q()?;
+        for attempt in attempts {
+            let (status, next, error) = match &attempt.result {
+                AttemptResult::Sent => ("sent", None, None),
+                AttemptResult::Retry { at, error } => {
+                    ("failed", Some(format_ts(*at)), Some(error.as_str()))
+                }
+                AttemptResult::Dead { error, .. } => ("dead", None, Some(error.as_str())),
+            };
+            sqlx::query(
+                "UPDATE outbox SET status = ?2, next_attempt_at = COALESCE(?3, next_attempt_at), lease_until = NULL,
+                        last_error = ?4, sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END
+                 WHERE id = ?1",
+            )
+            .bind(attempt.id)
             .bind(status)
             .bind(next)
             .bind(error)
-            .execute(&self.pool)
+            .bind(&now)
+            .execute(&mut *tx)
             .await
             .q()?;
-        Ok(())
+            if let AttemptResult::Dead {
+                bouncing: Some(email),
+                ..
+            } = &attempt.result
+            {
+                sqlx::query("UPDATE users SET bouncing = 1 WHERE email = ?1")
+                    .bind(email.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .q()?;
+            }
+        }
+        tx.commit().await.q()
     }
 
     async fn comment_files(&self, comment: CommentId) -> Result<Vec<StoredFile>> {
@@ -981,15 +991,6 @@ impl Store for SqliteStore {
         .iter()
         .map(|r| Ok(StoredFile { filename: r.try_get(0).q()?, content_type: r.try_get(1).q()?, data: r.try_get(2).q()? }))
         .collect()
-    }
-
-    async fn mark_bouncing(&self, email: &EmailAddress) -> Result<bool> {
-        let done = sqlx::query("UPDATE users SET bouncing = 1 WHERE email = ?1 AND bouncing = 0")
-            .bind(email.as_str())
-            .execute(&self.pool)
-            .await
-            .q()?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn list_outbox(&self) -> Result<Vec<OutboxRow>> {
