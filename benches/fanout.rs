@@ -103,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
             raw: open.as_bytes(),
             origin: "bench",
             notify: true,
+            ..Default::default()
         })
         .await?;
     let worker = app.outbox_worker()?;
@@ -119,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
                 raw: comment.as_bytes(),
                 origin: "bench",
                 notify: true,
+                ..Default::default()
             })
             .await?;
         assert_eq!(r.ticket, report.ticket);

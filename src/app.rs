@@ -16,6 +16,7 @@ use crate::ingest::{Delivery, Ingestor, IntakePolicy};
 use crate::mailer::{FileMailer, Mailer, SmtpMailer};
 use crate::outbox::{OutboxPolicy, OutboxWorker};
 use crate::render::Renderer;
+use crate::source::imap::ImapPoller;
 use crate::source::maildir::Maildir;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -110,10 +111,12 @@ impl App {
                         cancel.clone(),
                     ));
                 }
-                MailboxKind::Imap => bail!(
-                    "mailbox {:?}: IMAP is not supported by this build yet",
-                    mailbox.name
-                ),
+                MailboxKind::Imap => {
+                    let poller = ImapPoller::new(mailbox.clone(), self.ingestor.clone())
+                        .with_context(|| format!("mailbox {:?}", mailbox.name))?;
+                    tracing::info!(mailbox = %mailbox.name, host = %mailbox.host, port = mailbox.port, "polling IMAP");
+                    tracker.spawn(poller.run(cancel.clone()));
+                }
             }
         }
         let worker = self.outbox_worker()?;
@@ -178,6 +181,7 @@ async fn take_one(ingestor: &Ingestor, maildir: &Maildir, name: &str, path: &Pat
             raw: &raw,
             origin: &origin,
             notify: true,
+            ..Default::default()
         })
         .await
     {

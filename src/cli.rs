@@ -279,6 +279,7 @@ async fn ingest_stdin(config: Option<PathBuf>, args: &IngestArgs) -> ExitCode {
                 raw: &raw,
                 origin: "stdin",
                 notify: !args.no_notify,
+                ..Default::default()
             })
             .await?;
         Ok(report)
@@ -341,6 +342,7 @@ async fn ingest_paths(app: &App, args: &IngestArgs) -> anyhow::Result<ExitCode> 
                     raw: &raw,
                     origin: &origin,
                     notify: !args.no_notify,
+                    ..Default::default()
                 })
                 .await
                 .map_err(|e| (e.is_transient(), anyhow::Error::new(e))),

@@ -178,6 +178,8 @@ pub struct MailboxSettings {
     pub poll_interval: Span,
     /// Maildir root (holding `new/`, `cur/`, `tmp/`).
     pub path: String,
+    /// Extra CA certificate (PEM) trusted for `tls`/`starttls`, e.g. a private server's.
+    pub ca_file: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -309,6 +311,7 @@ impl Default for MailboxSettings {
             idle: true,
             poll_interval: Span(Duration::from_secs(1)),
             path: "var/maildir".into(),
+            ca_file: String::new(),
         }
     }
 }

@@ -70,13 +70,28 @@ impl IntakePolicy {
 }
 
 /// One message handed over by a source.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Delivery<'a> {
     pub raw: &'a [u8],
     /// Where it came from (`maildir:inbox/new/…`, `file:…`, `stdin`, `imap:…`), for the log.
     pub origin: &'a str,
     /// `false` imports history (`ingest --no-notify`): nothing is queued for anyone.
     pub notify: bool,
+    /// The source position this message completes, committed with its outcome
+    /// (IMAP: mailbox, UIDVALIDITY, UID), so a crash after the commit and before
+    /// the source is told never processes the message twice.
+    pub cursor: Option<SourceCursor<'a>>,
+    /// The size the source reported when only the headers were fetched (the
+    /// message is over `max_message_size`; `raw` holds its header section).
+    pub declared_size: Option<u64>,
+}
+
+/// A position in a source: everything up to `uid` under `validity` is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceCursor<'a> {
+    pub source: &'a str,
+    pub validity: u32,
+    pub uid: u32,
 }
 
 /// The recorded outcome of one delivery (`ingest --json` prints this).
@@ -172,7 +187,8 @@ impl Ingestor {
     /// Records one delivery. `Err` only for storage trouble (nothing was
     /// committed: deliver again); every input, however broken, gets an `Ok` outcome.
     pub async fn ingest(&self, delivery: Delivery<'_>) -> Result<IngestReport, IngestError> {
-        let too_large = delivery.raw.len() as u64 > self.policy.max_message_size;
+        let size = delivery.declared_size.unwrap_or(delivery.raw.len() as u64);
+        let too_large = size > self.policy.max_message_size;
         // Oversized mail is logged from its headers alone; its body is never decoded.
         let parsed = if too_large {
             InboundMail::parse_headers(delivery.raw)
@@ -219,6 +235,7 @@ impl Ingestor {
             d.comment = previous.comment_id;
             let entry = self.log_entry(delivery, mail, &dedup_key, sha, &d, Some(previous.id), now);
             let log_id = tx.log_delivery(&entry).await?;
+            advance(tx.as_mut(), delivery, now).await?;
             tx.commit().await?;
             return Ok(report(message_id, d, log_id));
         } else {
@@ -244,6 +261,7 @@ impl Ingestor {
         };
         let entry = self.log_entry(delivery, mail, &dedup_key, sha, &decided, None, now);
         let log_id = tx.log_delivery(&entry).await?;
+        advance(tx.as_mut(), delivery, now).await?;
         tx.commit().await?;
         tracing::info!(
             origin = delivery.origin,
@@ -272,7 +290,7 @@ impl Ingestor {
             message_id: mail.and_then(|m| m.message_id.clone()),
             origin: delivery.origin.to_string(),
             raw_sha256: sha.to_string(),
-            size: delivery.raw.len() as u64,
+            size: delivery.declared_size.unwrap_or(delivery.raw.len() as u64),
             sender: mail.and_then(|m| m.sender()).map(|s| s.to_string()),
             subject: mail.map(|m| m.subject.clone()),
             outcome: d.outcome,
@@ -708,6 +726,21 @@ impl Ingestor {
             }
         }
         Ok(())
+    }
+}
+
+/// Moves the source cursor with the delivery, in its transaction.
+async fn advance(
+    tx: &mut dyn Tx,
+    delivery: &Delivery<'_>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    match delivery.cursor {
+        Some(c) => {
+            tx.advance_cursor(c.source, i64::from(c.validity), i64::from(c.uid), now)
+                .await
+        }
+        None => Ok(()),
     }
 }
 

@@ -2,6 +2,7 @@
 //! the IMAP issue, IMAP). A source hands bytes to `ingest` and acknowledges
 //! only after the outcome is committed.
 
+pub mod imap;
 pub mod maildir;
 pub mod mbox;
 

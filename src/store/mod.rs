@@ -432,6 +432,15 @@ pub trait Tx: Send {
     /// Marks a user's address as bouncing (or working again); `false` when no such user.
     async fn set_bouncing(&mut self, email: &EmailAddress, bouncing: bool) -> Result<bool>;
     async fn log_delivery(&mut self, entry: &NewLogEntry) -> Result<i64>;
+    /// Records that `source` is done up to `uid` under `validity` (a new
+    /// validity replaces the old cursor; under the same one it only moves forward).
+    async fn advance_cursor(
+        &mut self,
+        source: &str,
+        validity: i64,
+        uid: i64,
+        now: OffsetDateTime,
+    ) -> Result<()>;
     async fn commit(self: Box<Self>) -> Result<()>;
 }
 
@@ -468,6 +477,8 @@ pub trait Store: Send + Sync {
     /// disk sync for the batch instead of one per message).
     async fn record_attempts(&self, attempts: &[Attempt], now: OffsetDateTime) -> Result<()>;
     async fn list_outbox(&self) -> Result<Vec<OutboxRow>>;
+    /// Where `source` stopped: `(validity, last uid)`.
+    async fn source_cursor(&self, source: &str) -> Result<Option<(i64, i64)>>;
     /// Files of a comment with their content, for attaching to notifications.
     async fn comment_files(&self, comment: CommentId) -> Result<Vec<StoredFile>>;
 }

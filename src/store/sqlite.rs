@@ -597,6 +597,30 @@ impl Tx for SqliteTx {
         .q()
     }
 
+    async fn advance_cursor(
+        &mut self,
+        source: &str,
+        validity: i64,
+        uid: i64,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO source_cursors (source, validity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (source) DO UPDATE SET
+                 last_uid = CASE WHEN source_cursors.validity = excluded.validity
+                                 THEN max(source_cursors.last_uid, excluded.last_uid) ELSE excluded.last_uid END,
+                 validity = excluded.validity, updated_at = excluded.updated_at",
+        )
+        .bind(source)
+        .bind(validity)
+        .bind(uid)
+        .bind(format_ts(now))
+        .execute(&mut *self.tx)
+        .await
+        .q()?;
+        Ok(())
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         self.tx.commit().await.q()
     }
@@ -991,6 +1015,16 @@ impl Store for SqliteStore {
         .iter()
         .map(|r| Ok(StoredFile { filename: r.try_get(0).q()?, content_type: r.try_get(1).q()?, data: r.try_get(2).q()? }))
         .collect()
+    }
+
+    async fn source_cursor(&self, source: &str) -> Result<Option<(i64, i64)>> {
+        let row = sqlx::query("SELECT validity, last_uid FROM source_cursors WHERE source = ?1")
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await
+            .q()?;
+        row.map(|r| Ok((r.try_get(0).q()?, r.try_get(1).q()?)))
+            .transpose()
     }
 
     async fn list_outbox(&self) -> Result<Vec<OutboxRow>> {

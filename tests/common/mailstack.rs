@@ -101,12 +101,12 @@ impl MailStack {
         );
     }
 
-    /// Every message in `user`'s INBOX, as raw bytes, in UID order.
-    pub async fn inbox(&self, user: &str) -> Vec<Vec<u8>> {
+    /// A logged-in IMAP session as `user`.
+    pub async fn login(&self, user: &str) -> async_imap::Session<TcpStream> {
         // Dovecot re-reads its passwd-file at most once a second: a mailbox added
         // a moment ago may need a second attempt.
         let start = Instant::now();
-        let mut session = loop {
+        loop {
             let tcp = TcpStream::connect((self.host.as_str(), self.imap_port))
                 .await
                 .expect("IMAP connects");
@@ -117,14 +117,22 @@ impl MailStack {
                 .expect("greeting")
                 .expect("greeting present");
             match client.login(user, &self.password).await {
-                Ok(session) => break session,
+                Ok(session) => return session,
                 Err((e, _)) if start.elapsed() > Duration::from_secs(5) => {
                     panic!("IMAP login as {user}: {e}")
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
             }
-        };
-        session.select("INBOX").await.expect("select INBOX");
+        }
+    }
+
+    /// Every message in `user`'s `folder` (empty when it does not exist), in UID order.
+    pub async fn folder(&self, user: &str, folder: &str) -> Vec<Vec<u8>> {
+        let mut session = self.login(user).await;
+        if session.select(folder).await.is_err() {
+            session.logout().await.ok();
+            return Vec::new();
+        }
         let fetches: Vec<_> = session
             .uid_fetch("1:*", "(UID RFC822)")
             .await
@@ -139,6 +147,28 @@ impl MailStack {
         messages.sort_by_key(|(uid, _)| *uid);
         session.logout().await.ok();
         messages.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// Every message in `user`'s INBOX, as raw bytes, in UID order.
+    pub async fn inbox(&self, user: &str) -> Vec<Vec<u8>> {
+        self.folder(user, "INBOX").await
+    }
+
+    /// Sends one message through Postfix (SMTP on loopback).
+    pub async fn send(&self, from: &str, to: &str, raw: &[u8]) {
+        use lettre::AsyncTransport;
+        let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(
+            self.host.as_str(),
+        )
+        .port(self.smtp_port)
+        .build();
+        let envelope =
+            lettre::address::Envelope::new(Some(from.parse().unwrap()), vec![to.parse().unwrap()])
+                .unwrap();
+        transport
+            .send_raw(&envelope, raw)
+            .await
+            .expect("Postfix accepts the message");
     }
 
     /// Waits until `user`'s INBOX holds at least `count` messages.

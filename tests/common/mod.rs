@@ -85,6 +85,7 @@ impl TestApp {
                 raw,
                 origin: "test",
                 notify: true,
+                ..Default::default()
             })
             .await
             .expect("ingest succeeds")

@@ -1,0 +1,588 @@
+//! IMAP intake (RFC 3501 / RFC 9051), one task per configured mailbox.
+//!
+//! Exactly once: messages are fetched by UID with `BODY.PEEK[]` (nothing is
+//! marked read), ingested, and only after their outcome is committed moved out
+//! of the folder with UID MOVE (RFC 6851), or COPY + `\Deleted` + UID EXPUNGE
+//! (RFC 6851 §3.3, RFC 4315) where MOVE is missing. The cursor (UIDVALIDITY,
+//! last UID) commits in the same transaction as each outcome, so a message
+//! committed just before a crash is moved on restart instead of ingested again;
+//! a new UIDVALIDITY (RFC 3501 §2.3.1.1) discards the cursor and the ingest
+//! log turns repeats into `duplicate`. New mail is pushed with IDLE (RFC 2177)
+//! when offered, re-issued well before the 29-minute limit; otherwise polled.
+
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_imap::Session;
+use async_imap::extensions::idle::IdleResponse;
+use futures_util::TryStreamExt;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{MailboxSettings, TlsMode};
+use crate::domain::outcome::Outcome;
+use crate::ingest::{Delivery, IngestError, Ingestor, SourceCursor};
+
+/// The connection under the IMAP client: plain TCP or TLS.
+#[derive(Debug)]
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("connecting to {0}: {1}")]
+    Connect(String, #[source] io::Error),
+    #[error("TLS setup: {0}")]
+    TlsSetup(String),
+    #[error("login refused for {0}: {1}")]
+    Auth(String, String),
+    #[error("IMAP: {0}")]
+    Protocol(#[from] async_imap::error::Error),
+    #[error("server greeting missing or refused")]
+    Greeting,
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+impl ImapError {
+    /// Authentication failures are retried slowly: hammering a server with a
+    /// wrong password gets the account locked.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, ImapError::Auth(..))
+    }
+}
+
+/// What the poller reports about itself (readiness, metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImapState {
+    Connecting,
+    Connected,
+    Idle,
+    Disconnected,
+}
+
+/// One mailbox's poller.
+pub struct ImapPoller {
+    settings: MailboxSettings,
+    ingestor: Ingestor,
+    tls: Option<TlsConnector>,
+    state: Arc<tokio::sync::watch::Sender<ImapState>>,
+}
+
+type ImapSession = Session<Conn>;
+/// A UID with its RFC822.SIZE.
+type UidSize = (u32, u64);
+
+/// Messages fetched per UID FETCH, and the most bytes fetched at once.
+const BATCH_MESSAGES: usize = 100;
+const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+/// IDLE is re-issued before the 29-minute inactivity limit (RFC 2177 §3).
+const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+
+fn tls_connector(settings: &MailboxSettings) -> Result<TlsConnector, ImapError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if !settings.ca_file.is_empty() {
+        let certs = CertificateDer::pem_file_iter(Path::new(&settings.ca_file))
+            .map_err(|e| ImapError::TlsSetup(format!("{}: {e}", settings.ca_file)))?;
+        for cert in certs {
+            let cert =
+                cert.map_err(|e| ImapError::TlsSetup(format!("{}: {e}", settings.ca_file)))?;
+            roots
+                .add(cert)
+                .map_err(|e| ImapError::TlsSetup(e.to_string()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ImapError::TlsSetup(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// `1:3,5,7:9` for a sorted set of UIDs.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+impl ImapPoller {
+    pub fn new(settings: MailboxSettings, ingestor: Ingestor) -> Result<Self, ImapError> {
+        let tls = match settings.tls {
+            TlsMode::None => None,
+            TlsMode::Starttls | TlsMode::Tls => Some(tls_connector(&settings)?),
+        };
+        let (state, _) = tokio::sync::watch::channel(ImapState::Disconnected);
+        Ok(Self {
+            settings,
+            ingestor,
+            tls,
+            state: Arc::new(state),
+        })
+    }
+
+    /// Follows the connection state (for readiness and metrics).
+    pub fn state(&self) -> tokio::sync::watch::Receiver<ImapState> {
+        self.state.subscribe()
+    }
+
+    fn set_state(&self, state: ImapState) {
+        self.state.send_replace(state);
+    }
+
+    /// Runs until cancelled: reconnects after any failure with exponential
+    /// backoff and jitter (1 s doubling to 5 min; at least a minute after a
+    /// refused login).
+    pub async fn run(self, cancel: CancellationToken) {
+        let name = self.settings.name.clone();
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let started = tokio::time::Instant::now();
+            let result = self.session(&cancel).await;
+            self.set_state(ImapState::Disconnected);
+            let error = match result {
+                Ok(()) => return,
+                Err(e) => e,
+            };
+            if started.elapsed() > Duration::from_secs(60) {
+                backoff = Duration::from_secs(1);
+            }
+            let mut wait = backoff;
+            if error.is_auth() {
+                wait = wait.max(Duration::from_secs(60));
+                tracing::error!(mailbox = %name, error = %error, "IMAP login refused; check username and password");
+            } else {
+                tracing::warn!(mailbox = %name, error = %error, retry_in = ?wait, "IMAP connection failed");
+            }
+            let jitter = Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 4);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait + jitter) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(300));
+        }
+    }
+
+    async fn connect(&self) -> Result<ImapSession, ImapError> {
+        let s = &self.settings;
+        let address = format!("{}:{}", s.host, s.port);
+        let tcp = TcpStream::connect(&address)
+            .await
+            .map_err(|e| ImapError::Connect(address.clone(), e))?;
+        tcp.set_nodelay(true).ok();
+        let server_name = || {
+            ServerName::try_from(s.host.clone())
+                .map_err(|e| ImapError::TlsSetup(format!("server name {}: {e}", s.host)))
+        };
+        let client = match (s.tls, &self.tls) {
+            (TlsMode::Tls, Some(connector)) => {
+                let tls = connector
+                    .connect(server_name()?, tcp)
+                    .await
+                    .map_err(|e| ImapError::Connect(address.clone(), e))?;
+                let mut client = async_imap::Client::new(Conn::Tls(Box::new(tls)));
+                // Read the greeting ourselves: skipping it would hide BYE or PREAUTH.
+                client
+                    .read_response()
+                    .await
+                    .map_err(|e| ImapError::Connect(address.clone(), e))?
+                    .ok_or(ImapError::Greeting)?;
+                client
+            }
+            (TlsMode::Starttls, Some(connector)) => {
+                let mut client = async_imap::Client::new(Conn::Plain(tcp));
+                client
+                    .read_response()
+                    .await
+                    .map_err(|e| ImapError::Connect(address.clone(), e))?
+                    .ok_or(ImapError::Greeting)?;
+                client.run_command_and_check_ok("STARTTLS", None).await?;
+                let Conn::Plain(tcp) = client.into_inner() else {
+                    unreachable!("plain before STARTTLS")
+                };
+                let tls = connector
+                    .connect(server_name()?, tcp)
+                    .await
+                    .map_err(|e| ImapError::Connect(address.clone(), e))?;
+                // RFC 3501 §6.2.1: no second greeting after STARTTLS.
+                async_imap::Client::new(Conn::Tls(Box::new(tls)))
+            }
+            _ => {
+                let mut client = async_imap::Client::new(Conn::Plain(tcp));
+                client
+                    .read_response()
+                    .await
+                    .map_err(|e| ImapError::Connect(address.clone(), e))?
+                    .ok_or(ImapError::Greeting)?;
+                client
+            }
+        };
+        client
+            .login(&s.username, &s.password)
+            .await
+            .map_err(|(e, _)| match e {
+                async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
+                    ImapError::Auth(s.username.clone(), text)
+                }
+                other => ImapError::Protocol(other),
+            })
+    }
+
+    /// One connection's life: log in, prepare folders, drain, wait, repeat.
+    async fn session(&self, cancel: &CancellationToken) -> Result<(), ImapError> {
+        self.set_state(ImapState::Connecting);
+        let mut session = self.connect().await?;
+        // MOVE and IDLE are advertised only after login.
+        let caps = session.capabilities().await?;
+        let can_move = caps.has_str("MOVE");
+        let can_idle = caps.has_str("IDLE") && self.settings.idle;
+        let uidplus = caps.has_str("UIDPLUS");
+        drop(caps);
+        for folder in [
+            &self.settings.processed_folder,
+            &self.settings.rejected_folder,
+        ] {
+            if let Err(e) = session.create(folder).await {
+                // The code is not parsed by the client: match the text.
+                if !e.to_string().contains("ALREADYEXISTS") {
+                    return Err(e.into());
+                }
+            }
+        }
+        let mailbox = session.select(&self.settings.folder).await?;
+        let validity = mailbox.uid_validity.unwrap_or(0);
+        self.set_state(ImapState::Connected);
+        tracing::info!(mailbox = %self.settings.name, folder = %self.settings.folder, validity, can_move, can_idle, "IMAP connected");
+
+        loop {
+            self.drain(&mut session, validity, can_move, uidplus, cancel)
+                .await?;
+            if cancel.is_cancelled() {
+                break;
+            }
+            if can_idle {
+                let mut idle = session.idle();
+                idle.init().await?;
+                self.set_state(ImapState::Idle);
+                let (wait, _stop) = idle.wait_with_timeout(IDLE_RENEW);
+                let woke = tokio::select! {
+                    r = wait => Some(r),
+                    _ = cancel.cancelled() => None,
+                };
+                session = idle.done().await?;
+                self.set_state(ImapState::Connected);
+                match woke {
+                    None => break,
+                    Some(Ok(
+                        IdleResponse::NewData(_)
+                        | IdleResponse::Timeout
+                        | IdleResponse::ManualInterrupt,
+                    )) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                }
+            } else {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(self.settings.poll_interval.0) => {}
+                }
+            }
+            drain_unsolicited(&mut session);
+        }
+        session.logout().await.ok();
+        Ok(())
+    }
+
+    /// Processes everything in the folder, oldest UID first, until it is empty.
+    async fn drain(
+        &self,
+        session: &mut ImapSession,
+        validity: u32,
+        can_move: bool,
+        uidplus: bool,
+        cancel: &CancellationToken,
+    ) -> Result<(), ImapError> {
+        let source = self.settings.name.as_str();
+        loop {
+            let mut uids: Vec<u32> = session.uid_search("ALL").await?.into_iter().collect();
+            drain_unsolicited(session);
+            if uids.is_empty() {
+                return Ok(());
+            }
+            uids.sort_unstable();
+            // Committed before a crash but never moved: move them, do not ingest again.
+            let done_up_to = match self
+                .ingestor
+                .store()
+                .source_cursor(source)
+                .await
+                .map_err(IngestError::from)?
+            {
+                Some((v, uid)) if v == i64::from(validity) => uid,
+                _ => 0,
+            };
+            let (done, todo): (Vec<u32>, Vec<u32>) =
+                uids.iter().partition(|&&uid| i64::from(uid) <= done_up_to);
+            if !done.is_empty() {
+                self.move_to(
+                    session,
+                    &done,
+                    &self.settings.processed_folder,
+                    can_move,
+                    uidplus,
+                )
+                .await?;
+            }
+            for chunk in todo.chunks(BATCH_MESSAGES) {
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+                self.take_batch(session, chunk, validity, can_move, uidplus)
+                    .await?;
+            }
+        }
+    }
+
+    /// Fetches, ingests and moves one batch. On a storage failure the messages
+    /// already committed are still moved, the rest stay for the next attempt.
+    async fn take_batch(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+        validity: u32,
+        can_move: bool,
+        uidplus: bool,
+    ) -> Result<(), ImapError> {
+        let max = self.ingestor.policy().max_message_size;
+        let sizes: Vec<(u32, u64)> = {
+            let fetches: Vec<_> = session
+                .uid_fetch(uid_set(uids), "(UID RFC822.SIZE)")
+                .await?
+                .try_collect()
+                .await?;
+            let mut sizes: Vec<(u32, u64)> = fetches
+                .iter()
+                .filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0)))))
+                .collect();
+            sizes.sort_unstable();
+            sizes
+        };
+        drain_unsolicited(session);
+        let (mut processed, mut rejected) = (Vec::new(), Vec::new());
+        let mut failure = None;
+        // Groups of messages fetched together, bounded in count and bytes.
+        let mut groups: Vec<Vec<(u32, u64)>> = Vec::new();
+        let mut bytes = 0;
+        for &(uid, size) in &sizes {
+            let fits = groups
+                .last()
+                .is_some_and(|g| g.len() < BATCH_MESSAGES && bytes + size <= BATCH_BYTES);
+            if !fits {
+                groups.push(Vec::new());
+                bytes = 0;
+            }
+            groups.last_mut().expect("just pushed").push((uid, size));
+            bytes += size;
+        }
+        'groups: for group in groups {
+            let (large, normal): (Vec<UidSize>, Vec<UidSize>) =
+                group.into_iter().partition(|(_, size)| *size > max);
+            let mut items: Vec<(u32, Option<u64>, Vec<u8>)> = Vec::new();
+            if !normal.is_empty() {
+                let set: Vec<u32> = normal.iter().map(|(u, _)| *u).collect();
+                let fetches: Vec<_> = session
+                    .uid_fetch(uid_set(&set), "(UID BODY.PEEK[])")
+                    .await?
+                    .try_collect()
+                    .await?;
+                items.extend(
+                    fetches
+                        .iter()
+                        .filter_map(|f| Some((f.uid?, None, f.body()?.to_vec()))),
+                );
+            }
+            for (uid, size) in large {
+                // Over the limit: only the header section is downloaded.
+                let fetches: Vec<_> = session
+                    .uid_fetch(uid.to_string(), "(UID BODY.PEEK[HEADER])")
+                    .await?
+                    .try_collect()
+                    .await?;
+                let header = fetches
+                    .iter()
+                    .find_map(|f| f.header().map(<[u8]>::to_vec))
+                    .unwrap_or_default();
+                items.push((uid, Some(size), header));
+            }
+            drain_unsolicited(session);
+            items.sort_by_key(|(uid, _, _)| *uid);
+            for (uid, declared_size, raw) in items {
+                let origin = format!(
+                    "imap:{}/{};UIDVALIDITY={validity}/;UID={uid}",
+                    self.settings.name, self.settings.folder
+                );
+                let delivery = Delivery {
+                    raw: &raw,
+                    origin: &origin,
+                    notify: true,
+                    cursor: Some(SourceCursor {
+                        source: &self.settings.name,
+                        validity,
+                        uid,
+                    }),
+                    declared_size,
+                };
+                match self.ingestor.ingest(delivery).await {
+                    Ok(report) if report.outcome == Outcome::Rejected => rejected.push(uid),
+                    Ok(_) => processed.push(uid),
+                    Err(e) => {
+                        failure = Some(e);
+                        break 'groups;
+                    }
+                }
+            }
+        }
+        // Acknowledge only what is committed.
+        self.move_to(
+            session,
+            &processed,
+            &self.settings.processed_folder,
+            can_move,
+            uidplus,
+        )
+        .await?;
+        self.move_to(
+            session,
+            &rejected,
+            &self.settings.rejected_folder,
+            can_move,
+            uidplus,
+        )
+        .await?;
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    async fn move_to(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+        folder: &str,
+        can_move: bool,
+        uidplus: bool,
+    ) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        if can_move {
+            session.uid_mv(&set, folder).await?;
+        } else {
+            // RFC 6851 §3.3: COPY, mark \Deleted, and expunge just those UIDs.
+            session.uid_copy(&set, folder).await?;
+            let _: Vec<_> = session
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await?
+                .try_collect()
+                .await?;
+            if uidplus {
+                let _: Vec<_> = session.uid_expunge(&set).await?.try_collect().await?;
+            } else {
+                let _: Vec<_> = session.expunge().await?.try_collect().await?;
+            }
+        }
+        drain_unsolicited(session);
+        Ok(())
+    }
+}
+
+/// The client keeps unsolicited responses in a bounded channel that drops when
+/// full; nothing here needs them (every pass starts with UID SEARCH), so empty it.
+fn drain_unsolicited(session: &mut ImapSession) {
+    while session.unsolicited_responses.try_recv().is_ok() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_compress_runs() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8, 9]), "1:3,5,7:9");
+        assert_eq!(uid_set(&[4]), "4");
+        assert_eq!(uid_set(&[]), "");
+    }
+}
