@@ -10,6 +10,10 @@
 #   scripts/mailstack.sh add-user ADDR...  add mailboxes at the test domains (no restart)
 #   scripts/mailstack.sh restart-dovecot   stop and start Dovecot only
 #   scripts/mailstack.sh stop-postfix      stop Postfix only (outage tests; `start` brings it back)
+#   scripts/mailstack.sh flush             retry Postfix's deferred mail now (postqueue -f)
+#
+# Mail to any address at pipe.example.test is piped (pipe(8), as the mail user)
+# into $TICKETGATE_MAILSTACK_DIR/pipe-target, e.g. "ticketgate ingest -".
 #
 # Typical use:  eval "$(scripts/mailstack.sh start)"
 #
@@ -34,6 +38,7 @@ PASSWORD=test-password
 HOST=127.0.0.1
 
 DOMAINS=(example.test customer.test other.test)
+PIPE_DOMAIN=pipe.example.test # piped into the gateway instead of a mailbox
 INITIAL_USERS=(
     support@example.test team@example.test sam@example.test dave@example.test
     alice@customer.test bob@customer.test carol@other.test
@@ -411,8 +416,13 @@ mydestination =
 inet_interfaces = loopback-only
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
-relay_domains =
 relayhost =
+# MTA pipe intake: mail to any address at $PIPE_DOMAIN goes through pipe(8) into
+# $DIR/pipe-ingest, which runs $DIR/pipe-target (a test writes it, typically
+# "exec ticketgate --config FILE ingest -"); exit 75 makes Postfix retry later.
+relay_domains = $PIPE_DOMAIN
+transport_maps = texthash:$PF_ETC/transport
+ticketgate_destination_recipient_limit = 1
 alias_maps =
 alias_database =
 biff = no
@@ -481,6 +491,19 @@ lmtp       unix  -       -      n      -      -       lmtp
 anvil      unix  -       -      n      -      1       anvil
 scache     unix  -       -      n      -      1       scache
 postlog    unix-dgram n  -      n      -      1       postlogd
+ticketgate unix  -       n      n      -      -       pipe
+  flags=R user=$MAIL_USER argv=$DIR/pipe-ingest
+EOF
+    write_file "$PF_ETC/transport" 644 <<EOF && POSTFIX_CHANGED=1
+$PIPE_DOMAIN ticketgate:
+EOF
+    # pipe(8) refuses to run commands as root: it runs as $MAIL_USER.
+    write_file "$DIR/pipe-ingest" 755 <<EOF || true
+#!/bin/sh
+# Run by Postfix's pipe(8) for mail to $PIPE_DOMAIN: hands the message to
+# $DIR/pipe-target on stdin. No target yet: temporary failure (EX_TEMPFAIL).
+[ -x "$DIR/pipe-target" ] || exit 75
+exec "$DIR/pipe-target"
 EOF
     return 0
 }
@@ -651,6 +674,10 @@ cmd_restart_dovecot() {
     wait_for "dovecot (IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, LMTP)" "$DIR/dovecot.log" imap_up
 }
 
+cmd_flush() {
+    postqueue -c "$PF_ETC" -f
+}
+
 cmd_stop_postfix() {
     take_lock
     stop_postfix
@@ -671,6 +698,7 @@ env) print_env ;;
 add-user) need_root add-user "$@" && cmd_add_user "$@" ;;
 restart-dovecot) need_root restart-dovecot "$@" && cmd_restart_dovecot ;;
 stop-postfix) need_root stop-postfix "$@" && cmd_stop_postfix ;;
+flush) need_root flush "$@" && cmd_flush ;;
 -h | --help | help) usage 0 ;;
 *) usage ;;
 esac
