@@ -38,18 +38,21 @@ struct Running {
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     state: tokio::sync::watch::Receiver<ImapState>,
+    attempts: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Running {
     fn start(app: &TestApp, mailbox: MailboxSettings) -> Self {
         let poller = ImapPoller::new(mailbox, app.app.ingestor.clone()).unwrap();
         let state = poller.state();
+        let attempts = poller.attempts();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(poller.run(cancel.clone()));
         Self {
             cancel,
             task,
             state,
+            attempts,
         }
     }
 
@@ -433,4 +436,92 @@ async fn five_hundred_messages_survive_repeated_sigkills_exactly_once() {
         "INBOX empty afterwards"
     );
     assert_eq!(stack.folder(&inbox, "Processed").await.len(), N);
+}
+
+#[tokio::test]
+async fn mailboxes_over_implicit_tls_and_starttls_run_side_by_side() {
+    let _shared = DOVECOT.read().await;
+    let stack = mailstack();
+    let (a, b) = (
+        format!("tls-{}@example.test", unique()),
+        format!("stls-{}@example.test", unique()),
+    );
+    stack.add_users(&[&a, &b]);
+    let app = TestApp::new().await;
+    let tls = MailboxSettings {
+        tls: TlsMode::Tls,
+        port: stack.imaps_port,
+        ca_file: stack.ca.clone(),
+        ..imap_mailbox(stack, &a, "INBOX")
+    };
+    let starttls = MailboxSettings {
+        tls: TlsMode::Starttls,
+        ca_file: stack.ca.clone(),
+        ..imap_mailbox(stack, &b, "INBOX")
+    };
+    let mut first = Running::start(&app, tls);
+    let mut second = Running::start(&app, starttls);
+    first
+        .wait_until(ImapState::Idle, Duration::from_secs(20))
+        .await;
+    second
+        .wait_until(ImapState::Idle, Duration::from_secs(20))
+        .await;
+    let u = unique();
+    stack
+        .send(
+            "alice@customer.test",
+            &a,
+            &message(
+                "alice@customer.test",
+                &a,
+                &format!("t1-{u}@customer.test"),
+                "Over TLS",
+                "x",
+            ),
+        )
+        .await;
+    stack
+        .send(
+            "bob@customer.test",
+            &b,
+            &message(
+                "bob@customer.test",
+                &b,
+                &format!("t2-{u}@customer.test"),
+                "Over STARTTLS",
+                "y",
+            ),
+        )
+        .await;
+    let rows = wait_for_log(&app, 2, Duration::from_secs(20)).await;
+    let mut origins: Vec<&str> = rows
+        .iter()
+        .map(|r| r.origin.split('/').next().unwrap())
+        .collect();
+    origins.sort();
+    assert_eq!(
+        origins,
+        [format!("imap:imap-{a}"), format!("imap:imap-{b}")]
+    );
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_login_is_not_retried_in_a_hot_loop() {
+    let _shared = DOVECOT.read().await;
+    let stack = mailstack();
+    let user = format!("pw-{}@example.test", unique());
+    stack.add_users(&[&user]);
+    let app = TestApp::new().await;
+    let mailbox = MailboxSettings {
+        password: "wrong".into(),
+        ..imap_mailbox(stack, &user, "INBOX")
+    };
+    let running = Running::start(&app, mailbox);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let attempts = running.attempts.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(attempts, 1, "one login attempt in 4 s, then a long wait");
+    running.stop().await;
 }

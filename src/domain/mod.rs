@@ -2,9 +2,12 @@
 //! notification, as functions over data. Nothing here touches tokio, sqlx, lettre,
 //! axum, the filesystem or the clock, so each rule is tested with plain tables.
 
+pub mod auth;
 pub mod classify;
+pub mod commands;
 pub mod ids;
 pub mod mail;
+pub mod mentions;
 pub mod notify;
 pub mod outcome;
 pub mod reply;

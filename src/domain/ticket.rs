@@ -141,6 +141,33 @@ pub fn status_after_reply(current: Status, actor: Role) -> Option<Status> {
     }
 }
 
+/// Who may move a ticket from `from` to `to` (DESIGN "The ticket model"):
+/// staff anything; the requester may close; a participant may reopen a closed
+/// (not an escalated) ticket. Only staff set `in_progress`, `blocked`, `escalated`.
+pub fn may_set_status(actor: &Actor, access: &Access, from: Status, to: Status) -> bool {
+    if actor.role == Role::Staff {
+        return true;
+    }
+    match to {
+        Status::Closed => actor.user == access.requester,
+        Status::New => from == Status::Closed && may_comment(actor, access),
+        Status::InProgress | Status::Blocked | Status::Escalated => false,
+    }
+}
+
+/// Priorities, releases and internal comments are staff business.
+pub fn may_set_priority(actor: &Actor) -> bool {
+    actor.role == Role::Staff
+}
+
+pub fn may_note_release(actor: &Actor) -> bool {
+    actor.role == Role::Staff
+}
+
+pub fn may_post_internal(actor: &Actor) -> bool {
+    actor.role == Role::Staff
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +258,94 @@ mod tests {
         for (name, actor, expected) in cases {
             assert_eq!(may_comment(&actor, &access), expected, "{name}");
         }
+    }
+
+    /// Every (role × requester? × current status × requested status).
+    #[test]
+    fn status_permissions_for_every_role_and_transition() {
+        let access = Access {
+            requester: 1,
+            followers: vec![1, 2],
+            orgs: vec![10],
+        };
+        let staff = Actor {
+            user: 9,
+            role: Role::Staff,
+            org: None,
+        };
+        let requester = Actor {
+            user: 1,
+            role: Role::Customer,
+            org: Some(10),
+        };
+        let follower = Actor {
+            user: 2,
+            role: Role::Customer,
+            org: Some(20),
+        };
+        let stranger = Actor {
+            user: 5,
+            role: Role::Customer,
+            org: Some(30),
+        };
+        for &from in Status::ALL {
+            for &to in Status::ALL {
+                assert!(
+                    may_set_status(&staff, &access, from, to),
+                    "staff {from} -> {to}"
+                );
+                let customer_may = |who: &Actor| match to {
+                    Status::Closed => who.user == access.requester,
+                    Status::New => from == Status::Closed && who.user != stranger.user,
+                    _ => false,
+                };
+                for (name, who) in [
+                    ("requester", &requester),
+                    ("follower", &follower),
+                    ("stranger", &stranger),
+                ] {
+                    assert_eq!(
+                        may_set_status(who, &access, from, to),
+                        customer_may(who),
+                        "{name} {from} -> {to}"
+                    );
+                }
+            }
+        }
+        // Spot checks that read as the policy.
+        assert!(may_set_status(
+            &requester,
+            &access,
+            Status::InProgress,
+            Status::Closed
+        ));
+        assert!(!may_set_status(
+            &follower,
+            &access,
+            Status::InProgress,
+            Status::Closed
+        ));
+        assert!(may_set_status(
+            &follower,
+            &access,
+            Status::Closed,
+            Status::New
+        ));
+        assert!(!may_set_status(
+            &requester,
+            &access,
+            Status::Escalated,
+            Status::New
+        ));
+        assert!(!may_set_status(
+            &requester,
+            &access,
+            Status::New,
+            Status::InProgress
+        ));
+        assert!(may_set_priority(&staff) && !may_set_priority(&requester));
+        assert!(may_note_release(&staff) && !may_note_release(&requester));
+        assert!(may_post_internal(&staff) && !may_post_internal(&follower));
     }
 
     #[test]

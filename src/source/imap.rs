@@ -117,6 +117,8 @@ pub struct ImapPoller {
     ingestor: Ingestor,
     tls: Option<TlsConnector>,
     state: Arc<tokio::sync::watch::Sender<ImapState>>,
+    /// Connections attempted so far (metrics; tests check there is no hot loop).
+    attempts: Arc<std::sync::atomic::AtomicU64>,
 }
 
 type ImapSession = Session<Conn>;
@@ -190,12 +192,18 @@ impl ImapPoller {
             ingestor,
             tls,
             state: Arc::new(state),
+            attempts: Arc::default(),
         })
     }
 
     /// Follows the connection state (for readiness and metrics).
     pub fn state(&self) -> tokio::sync::watch::Receiver<ImapState> {
         self.state.subscribe()
+    }
+
+    /// Counts connection attempts.
+    pub fn attempts(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.attempts.clone()
     }
 
     fn set_state(&self, state: ImapState) {
@@ -236,6 +244,8 @@ impl ImapPoller {
     }
 
     async fn connect(&self) -> Result<ImapSession, ImapError> {
+        self.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let s = &self.settings;
         let address = format!("{}:{}", s.host, s.port);
         let tcp = TcpStream::connect(&address)

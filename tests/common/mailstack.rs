@@ -17,6 +17,9 @@ pub struct MailStack {
     pub host: String,
     pub smtp_port: u16,
     pub imap_port: u16,
+    pub imaps_port: u16,
+    /// The test CA that signed Dovecot's certificate (PEM file).
+    pub ca: String,
     pub password: String,
 }
 
@@ -58,6 +61,8 @@ pub fn mailstack() -> &'static MailStack {
             host: get("TICKETGATE_TEST_IMAP_HOST"),
             smtp_port: get("TICKETGATE_TEST_SMTP_PORT").parse().unwrap(),
             imap_port: get("TICKETGATE_TEST_IMAP_PORT").parse().unwrap(),
+            imaps_port: get("TICKETGATE_TEST_IMAPS_PORT").parse().unwrap(),
+            ca: get("TICKETGATE_TEST_CA"),
             password: get("TICKETGATE_TEST_MAIL_PASSWORD"),
         }
     })
