@@ -11,6 +11,7 @@ pub mod mentions;
 pub mod notify;
 pub mod outcome;
 pub mod reply;
+pub mod rules;
 pub mod threading;
 pub mod ticket;
 pub mod token;

@@ -1,0 +1,476 @@
+//! The rules engine (`config/rules.toml`): ordered, declarative rules that turn
+//! an event into effects. One pass: the effects of a rule never trigger rules
+//! again, so no configuration can loop. Pure: `evaluate` returns what to do;
+//! the use case does it.
+
+use regex::Regex;
+use serde::Deserialize;
+
+use super::ticket::{Priority, Role, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    TicketCreated,
+    CommentAdded,
+    StatusChanged,
+}
+
+/// What a rule looks at. Every condition given must hold; lists mean "any of".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWhen {
+    author_role: Option<String>,
+    #[serde(default)]
+    sender_domain: Vec<String>,
+    #[serde(default)]
+    org: Vec<String>,
+    #[serde(default)]
+    status: Vec<String>,
+    #[serde(default)]
+    priority: Vec<String>,
+    subject_regex: Option<String>,
+    body_regex: Option<String>,
+    has_attachment: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThen {
+    set_status: Option<String>,
+    set_priority: Option<String>,
+    #[serde(default)]
+    add_follower: Vec<String>,
+    #[serde(default)]
+    share_with_org_leads: bool,
+    reply_template: Option<String>,
+    internal_note: Option<String>,
+    #[serde(default)]
+    stop: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    on: Trigger,
+    #[serde(default)]
+    when: RawWhen,
+    #[serde(default)]
+    then: RawThen,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct When {
+    pub author_role: Option<Role>,
+    pub sender_domain: Vec<String>,
+    pub org: Vec<String>,
+    pub status: Vec<Status>,
+    pub priority: Vec<Priority>,
+    pub subject_regex: Option<Regex>,
+    pub body_regex: Option<Regex>,
+    pub has_attachment: Option<bool>,
+}
+
+/// One thing a rule does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    SetStatus(Status),
+    SetPriority(Priority),
+    AddFollower(String),
+    ShareWithOrgLeads,
+    ReplyTemplate(String),
+    InternalNote(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub on: Trigger,
+    pub when: When,
+    pub then: Vec<Action>,
+    pub stop: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+}
+
+/// A problem in the rules file, located by file and line for `rules check`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct RuleError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// The facts of one event.
+#[derive(Debug, Clone, Default)]
+pub struct Facts<'a> {
+    pub author_role: Option<Role>,
+    pub sender_domain: &'a str,
+    /// Slugs of the organizations attached to the ticket.
+    pub orgs: &'a [String],
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub has_attachment: bool,
+}
+
+/// An effect and the rule that caused it (recorded in the ticket's events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effect {
+    pub rule: String,
+    pub action: Action,
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.find(needle)
+        .map(|at| text[..at].lines().count().max(1))
+        .unwrap_or(1)
+}
+
+impl RuleSet {
+    /// Parses and validates a rules file; every error names its line.
+    pub fn parse(text: &str, file: &str) -> Result<Self, RuleError> {
+        let err = |line: usize, message: String| RuleError {
+            file: file.to_string(),
+            line,
+            message,
+        };
+        let raw: RawRules = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(1);
+            err(line, e.message().to_string())
+        })?;
+        let mut rules = Vec::with_capacity(raw.rule.len());
+        for r in raw.rule {
+            let line = line_of(text, &format!("\"{}\"", r.name));
+            let bad = |what: &str, e: &dyn std::fmt::Display| {
+                err(line, format!("rule {:?}: {what}: {e}", r.name))
+            };
+            let regex = |p: &Option<String>, what: &str| -> Result<Option<Regex>, RuleError> {
+                p.as_deref()
+                    .map(|p| {
+                        regex::RegexBuilder::new(p)
+                            .size_limit(1 << 20)
+                            .build()
+                            .map_err(|e| bad(what, &e))
+                    })
+                    .transpose()
+            };
+            let when = When {
+                author_role: r
+                    .when
+                    .author_role
+                    .as_deref()
+                    .map(|v| v.parse())
+                    .transpose()
+                    .map_err(|e| bad("author_role", &e))?,
+                sender_domain: r
+                    .when
+                    .sender_domain
+                    .iter()
+                    .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+                    .collect(),
+                org: r.when.org.clone(),
+                status: r
+                    .when
+                    .status
+                    .iter()
+                    .map(|s| s.parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| bad("status", &e))?,
+                priority: r
+                    .when
+                    .priority
+                    .iter()
+                    .map(|s| s.parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| bad("priority", &e))?,
+                subject_regex: regex(&r.when.subject_regex, "subject_regex")?,
+                body_regex: regex(&r.when.body_regex, "body_regex")?,
+                has_attachment: r.when.has_attachment,
+            };
+            let mut then = Vec::new();
+            if let Some(s) = &r.then.set_status {
+                then.push(Action::SetStatus(
+                    s.parse().map_err(|e| bad("set_status", &e))?,
+                ));
+            }
+            if let Some(p) = &r.then.set_priority {
+                then.push(Action::SetPriority(
+                    p.parse().map_err(|e| bad("set_priority", &e))?,
+                ));
+            }
+            then.extend(
+                r.then
+                    .add_follower
+                    .iter()
+                    .map(|f| Action::AddFollower(f.trim().to_ascii_lowercase())),
+            );
+            if r.then.share_with_org_leads {
+                then.push(Action::ShareWithOrgLeads);
+            }
+            if let Some(t) = &r.then.reply_template {
+                if t.is_empty() || t.contains(['/', '.']) {
+                    return Err(bad("reply_template", &"a template name like \"ack\""));
+                }
+                then.push(Action::ReplyTemplate(t.clone()));
+            }
+            if let Some(n) = &r.then.internal_note {
+                then.push(Action::InternalNote(n.clone()));
+            }
+            if then.is_empty() && !r.then.stop {
+                return Err(bad("then", &"no action"));
+            }
+            rules.push(Rule {
+                name: r.name,
+                on: r.on,
+                when,
+                then,
+                stop: r.then.stop,
+            });
+        }
+        Ok(Self { rules })
+    }
+
+    /// The effects of one event, in rule order, until a rule with `stop` matches.
+    pub fn evaluate(&self, trigger: Trigger, facts: &Facts<'_>) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.on == trigger) {
+            if !rule.when.matches(facts) {
+                continue;
+            }
+            effects.extend(rule.then.iter().map(|a| Effect {
+                rule: rule.name.clone(),
+                action: a.clone(),
+            }));
+            if rule.stop {
+                break;
+            }
+        }
+        effects
+    }
+}
+
+impl When {
+    fn matches(&self, f: &Facts<'_>) -> bool {
+        self.author_role.is_none_or(|r| f.author_role == Some(r))
+            && (self.sender_domain.is_empty()
+                || self
+                    .sender_domain
+                    .iter()
+                    .any(|d| f.sender_domain.eq_ignore_ascii_case(d)))
+            && (self.org.is_empty()
+                || self
+                    .org
+                    .iter()
+                    .any(|o| f.orgs.iter().any(|x| x.eq_ignore_ascii_case(o))))
+            && (self.status.is_empty() || f.status.is_some_and(|s| self.status.contains(&s)))
+            && (self.priority.is_empty() || f.priority.is_some_and(|p| self.priority.contains(&p)))
+            && self
+                .subject_regex
+                .as_ref()
+                .is_none_or(|r| r.is_match(f.subject))
+            && self.body_regex.as_ref().is_none_or(|r| r.is_match(f.body))
+            && self.has_attachment.is_none_or(|h| h == f.has_attachment)
+    }
+}
+
+/// The shipped `config/rules.toml`, used when no file is configured.
+pub const DEFAULT_RULES: &str = include_str!("../../config/rules.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> RuleSet {
+        RuleSet::parse(DEFAULT_RULES, "config/rules.toml").expect("shipped rules are valid")
+    }
+
+    fn names(effects: &[Effect]) -> Vec<String> {
+        effects
+            .iter()
+            .map(|e| format!("{}: {:?}", e.rule, e.action))
+            .collect()
+    }
+
+    #[test]
+    fn every_default_rule() {
+        let rules = defaults();
+        let orgs = vec!["customer-site-a".to_string()];
+        let customer_new = Facts {
+            author_role: Some(Role::Customer),
+            sender_domain: "customer.test",
+            orgs: &orgs,
+            status: Some(Status::New),
+            subject: "Printer",
+            body: "It is broken",
+            ..Facts::default()
+        };
+        let created = rules.evaluate(Trigger::TicketCreated, &customer_new);
+        assert!(
+            created
+                .iter()
+                .any(|e| e.action == Action::ReplyTemplate("ack".into())),
+            "{:?}",
+            names(&created)
+        );
+        assert!(
+            created
+                .iter()
+                .any(|e| e.action == Action::ShareWithOrgLeads),
+            "{:?}",
+            names(&created)
+        );
+        assert!(
+            !created
+                .iter()
+                .any(|e| e.action == Action::ReplyTemplate("environment_upgrade".into()))
+        );
+
+        let upgrade = Facts {
+            subject: "Request: environment upgrade to 5.2",
+            ..customer_new.clone()
+        };
+        let created = rules.evaluate(Trigger::TicketCreated, &upgrade);
+        assert!(
+            created
+                .iter()
+                .any(|e| e.action == Action::ReplyTemplate("environment_upgrade".into())),
+            "{:?}",
+            names(&created)
+        );
+
+        let reply_on_closed = Facts {
+            status: Some(Status::Closed),
+            ..customer_new.clone()
+        };
+        assert_eq!(
+            rules
+                .evaluate(Trigger::CommentAdded, &reply_on_closed)
+                .into_iter()
+                .map(|e| e.action)
+                .collect::<Vec<_>>(),
+            [Action::SetStatus(Status::New)]
+        );
+        let reply_on_escalated = Facts {
+            status: Some(Status::Escalated),
+            ..customer_new.clone()
+        };
+        assert!(
+            rules
+                .evaluate(Trigger::CommentAdded, &reply_on_escalated)
+                .is_empty()
+        );
+        let staff_on_closed = Facts {
+            author_role: Some(Role::Staff),
+            ..reply_on_closed.clone()
+        };
+        assert!(
+            rules
+                .evaluate(Trigger::CommentAdded, &staff_on_closed)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn conditions_combine_and_stop_ends_the_pass() {
+        let text = r#"
+[[rule]]
+name = "p1 for outages"
+on = "ticket_created"
+when = { subject_regex = "(?i)outage", sender_domain = ["customer.test"], has_attachment = false }
+then = { set_priority = "P1", stop = true }
+
+[[rule]]
+name = "never reached after stop"
+on = "ticket_created"
+then = { internal_note = "hello" }
+"#;
+        let rules = RuleSet::parse(text, "t.toml").unwrap();
+        let f = Facts {
+            subject: "Total OUTAGE",
+            sender_domain: "customer.test",
+            ..Facts::default()
+        };
+        assert_eq!(
+            rules
+                .evaluate(Trigger::TicketCreated, &f)
+                .into_iter()
+                .map(|e| e.action)
+                .collect::<Vec<_>>(),
+            [Action::SetPriority(Priority::P1)]
+        );
+        let other_domain = Facts {
+            sender_domain: "other.test",
+            ..f.clone()
+        };
+        assert_eq!(
+            rules
+                .evaluate(Trigger::TicketCreated, &other_domain)
+                .into_iter()
+                .map(|e| e.action)
+                .collect::<Vec<_>>(),
+            [Action::InternalNote("hello".into())]
+        );
+        let with_file = Facts {
+            has_attachment: true,
+            ..f.clone()
+        };
+        assert_eq!(rules.evaluate(Trigger::TicketCreated, &with_file).len(), 1);
+        assert!(
+            rules.evaluate(Trigger::CommentAdded, &f).is_empty(),
+            "other triggers do not match"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let cases = [
+            (
+                "[[rule]]\nname = \"x\"\non = \"sometimes\"\nthen = { stop = true }\n",
+                3,
+                "sometimes",
+            ),
+            (
+                "[[rule]]\nname = \"bad status\"\non = \"comment_added\"\nthen = { set_status = \"finished\" }\n",
+                2,
+                "set_status",
+            ),
+            (
+                "[[rule]]\nname = \"bad regex\"\non = \"comment_added\"\nwhen = { body_regex = \"(\" }\nthen = { stop = true }\n",
+                2,
+                "body_regex",
+            ),
+            (
+                "[[rule]]\nname = \"nothing\"\non = \"comment_added\"\n",
+                2,
+                "no action",
+            ),
+            (
+                "\n\n[[rule]]\nname = \"typo\"\non = \"comment_added\"\nthen = { set_statsu = \"new\" }\n",
+                6,
+                "set_statsu",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            let e = RuleSet::parse(text, "rules.toml").unwrap_err();
+            assert_eq!((e.file.as_str(), e.line), ("rules.toml", line), "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+    }
+}
