@@ -659,8 +659,13 @@ cmd_add_user() {
     take_lock
     setup
     reload_changed
+    local before
+    before=$(cksum <"$DC_PASSWD" 2>/dev/null || true)
     merge_users "${addrs[@]}"
     write_user_maps
+    # Dovecot re-reads its passwd-file at most once a second: wait that out so
+    # the new mailboxes can log in as soon as this returns.
+    [[ $(cksum <"$DC_PASSWD") == "$before" ]] || sleep 1.1
     log "$# address(es) registered; $(wc -l <"$USERS_FILE") mailboxes in total"
 }
 

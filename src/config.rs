@@ -136,6 +136,22 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub sla: BTreeMap<String, SlaSettings>,
     pub statuses: BTreeMap<String, String>,
+    pub rules: RulesSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesSettings {
+    /// The rules file; the shipped defaults apply when it does not exist.
+    pub file: String,
+}
+
+impl Default for RulesSettings {
+    fn default() -> Self {
+        Self {
+            file: "config/rules.toml".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -283,6 +299,7 @@ impl Default for Settings {
             admin: AdminSettings::default(),
             sla: BTreeMap::new(),
             statuses: BTreeMap::new(),
+            rules: RulesSettings::default(),
         }
     }
 }
@@ -472,6 +489,34 @@ impl Settings {
 
     pub fn notify_address(&self) -> Option<EmailAddress> {
         EmailAddress::parse(&self.support.notify).ok()
+    }
+
+    /// The rules of `[rules] file`, or the shipped defaults when the file is missing.
+    pub fn rules(&self) -> Result<crate::domain::rules::RuleSet, ConfigError> {
+        use crate::domain::rules::{DEFAULT_RULES, RuleSet};
+        let path = Path::new(&self.rules.file);
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_RULES.to_string(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        RuleSet::parse(&text, &self.rules.file).map_err(|e| ConfigError::Invalid {
+            key: "rules.file".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// `[sla.P1..P4]` as (name, response) by priority.
+    pub fn sla_table(&self) -> BTreeMap<crate::domain::ticket::Priority, (String, String)> {
+        self.sla
+            .iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, (v.name.clone(), v.response.clone()))))
+            .collect()
     }
 
     /// The label of a status: from `[statuses]`, else the default.

@@ -13,13 +13,17 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::domain::classify::{self, OwnIdentity};
+use crate::domain::commands::{self, Command};
 use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId};
 use crate::domain::mail::InboundMail;
+use crate::domain::mentions;
 use crate::domain::notify::{self, Follower, Recipient};
 use crate::domain::outcome::{Outcome, reason};
 use crate::domain::reply;
+use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
 use crate::domain::threading::{self, ThreadFacts};
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Role, Status};
+use crate::effects::{Author, ChangePolicy, Changes, Failure};
 use crate::notice::{self, Notice};
 use crate::store::{
     CommentSource, NewAttachment, NewComment, NewEvent, NewLogEntry, NewTicket, NewUser, RefKind,
@@ -40,6 +44,10 @@ pub struct IntakePolicy {
     pub allow_unknown_senders: bool,
     /// At most one automatic answer (acknowledgement, refusal) per sender per window.
     pub auto_reply_window: std::time::Duration,
+    /// `[auth] trusted_authserv_id`: whose Authentication-Results count.
+    pub trusted_authserv_id: String,
+    pub rules: Arc<RuleSet>,
+    pub changes: ChangePolicy,
 }
 
 impl IntakePolicy {
@@ -56,6 +64,13 @@ impl IntakePolicy {
             max_message_size: settings.intake.max_message_size.0,
             allow_unknown_senders: settings.intake.allow_unknown_senders,
             auto_reply_window: settings.intake.auto_reply_window.0,
+            trusted_authserv_id: settings.auth.trusted_authserv_id.clone(),
+            rules: Arc::new(settings.rules()?),
+            changes: ChangePolicy {
+                notify: settings.notify_address(),
+                sla: settings.sla_table(),
+                auto_follow_mentions: settings.mentions.auto_follow,
+            },
         })
     }
 
@@ -425,6 +440,28 @@ impl Ingestor {
         }
     }
 
+    /// What the author of `mail` may prove about themselves: our MTA vouched
+    /// for their domain, or they wrote to the reply address issued to them.
+    fn proven(&self, mail: &InboundMail, user: &User, ticket: Option<TicketId>) -> bool {
+        let token = threading::find_token(mail, &self.policy.support, &self.policy.secret);
+        token.is_some_and(|t| t.user == user.id && Some(t.ticket) == ticket)
+            || crate::domain::auth::sender_verified(
+                &mail.authentication_results,
+                &self.policy.trusted_authserv_id,
+                user.email.domain(),
+            )
+    }
+
+    fn changes<'a>(&'a self, tx: &'a mut dyn Tx, notify: bool, now: OffsetDateTime) -> Changes<'a> {
+        Changes {
+            tx,
+            sender: &self.sender,
+            policy: &self.policy.changes,
+            now,
+            notify,
+        }
+    }
+
     async fn create_ticket(
         &self,
         tx: &mut dyn Tx,
@@ -433,6 +470,27 @@ impl Ingestor {
         notify: bool,
         now: OffsetDateTime,
     ) -> Result<Decided, StoreError> {
+        let extracted = reply::extract_text(&mail.text);
+        let text = extracted.comment_text(&mail.text);
+        let parsed = commands::parse(&text);
+        let only_list = !parsed.commands.is_empty()
+            && parsed
+                .commands
+                .iter()
+                .all(|c| c.parsed == Ok(Command::List))
+            && parsed.rest.trim().is_empty()
+            && mail.attachments.is_empty();
+        if only_list {
+            // `#list` alone: an answer, not a ticket.
+            self.changes(tx, notify, now).answer_list(user).await?;
+            return Ok(Decided {
+                outcome: Outcome::CommandOnly,
+                reason: None,
+                thread_reason: None,
+                ticket: None,
+                comment: None,
+            });
+        }
         let subject = threading::ticket_subject(&mail.subject, &self.policy.tag);
         let ticket_id = tx
             .insert_ticket(&NewTicket {
@@ -467,9 +525,20 @@ impl Ingestor {
             now,
         })
         .await?;
-        let (comment_id, body) = self.store_comment(tx, mail, user, ticket_id, now).await?;
+        let body = if parsed.commands.is_empty() {
+            text.clone()
+        } else {
+            parsed.rest.clone()
+        };
+        let comment_id = self
+            .store_comment(tx, mail, user, ticket_id, &body, &extracted, false, now)
+            .await?;
         self.remember_thread(tx, mail, ticket_id, now).await?;
-
+        let state = tx
+            .ticket_state(ticket_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
+        let comment = self.comment_json(comment_id, &body, user, mail, false);
         if notify {
             let requester = Follower {
                 user: user.id,
@@ -480,21 +549,42 @@ impl Ingestor {
                 source: FollowerSource::Creator,
                 bouncing: user.bouncing,
             };
-            // X-Auto-Response-Suppress asks for no automatic answer; the rate limit
-            // keeps a looping correspondent from getting more than one per window.
-            let acknowledge = !mail.auto.suppress_auto_response
-                && tx
-                    .claim_auto_reply(&user.email, now, self.policy.auto_reply_window)
-                    .await?;
-            let plan =
-                notify::on_ticket_created(&requester, self.policy.notify.as_ref(), acknowledge);
-            let state = tx
-                .ticket_state(ticket_id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
-            self.enqueue(tx, &state, user, (comment_id, &body), mail, &plan, now)
+            // The acknowledgement is a rule (config/rules.toml); the team is always told.
+            let plan = notify::on_ticket_created(&requester, self.policy.notify.as_ref(), false);
+            self.enqueue(tx, &state, comment_id, &comment, &plan, now)
                 .await?;
         }
+        let proven = self.proven(mail, user, Some(ticket_id));
+        let mut changes = self.changes(tx, notify, now);
+        let (state, mut failures) = self
+            .run_commands(&mut changes, state, user, proven, &parsed)
+            .await?;
+        let excerpt: String = body.chars().take(300).collect();
+        failures.extend(
+            changes
+                .mentions(&state, user, &mentions::find(&body), &excerpt)
+                .await?,
+        );
+        let facts_status = Some(Status::New);
+        self.apply_rules(
+            &mut changes,
+            Trigger::TicketCreated,
+            facts_status,
+            state,
+            user,
+            mail,
+            &body,
+            (comment_id, &comment),
+        )
+        .await?;
+        let state = changes
+            .tx
+            .ticket_state(ticket_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
+        changes
+            .report_failures(user, Some(&state), &mail.subject, &failures)
+            .await?;
         Ok(Decided {
             outcome: Outcome::TicketCreated,
             reason: None,
@@ -515,73 +605,275 @@ impl Ingestor {
         now: OffsetDateTime,
         via: &threading::ThreadReason,
     ) -> Result<Decided, StoreError> {
-        let (comment_id, body) = self.store_comment(tx, mail, user, state.id, now).await?;
-        tx.insert_event(&NewEvent {
-            ticket_id: state.id,
-            kind: "comment_added",
-            actor_id: Some(user.id),
-            data: serde_json::json!({ "comment": comment_id, "message_id": mail.message_id, "thread": via.describe() }),
-            now,
-        })
-        .await?;
-        let mut status = state.status;
-        if let Some(next) = ticket::status_after_reply(state.status, user.role) {
+        let extracted = reply::extract_text(&mail.text);
+        let text = extracted.comment_text(&mail.text);
+        let parsed = commands::parse(&text);
+        let proven = self.proven(mail, user, Some(state.id));
+        let mut failures = Vec::new();
+        let wants_internal = parsed
+            .commands
+            .iter()
+            .any(|c| c.parsed == Ok(Command::Internal));
+        let internal = wants_internal && ticket::may_post_internal(&actor(user)) && proven;
+        if wants_internal && !internal {
+            failures.push(Failure::new(
+                "#internal",
+                "only verified support staff post internal comments",
+            ));
+        }
+        let body = if parsed.commands.is_empty() {
+            text.clone()
+        } else {
+            parsed.rest.clone()
+        };
+        let has_content = !body.trim().is_empty() || !mail.attachments.is_empty();
+        let mut comment = None;
+        if has_content || parsed.commands.is_empty() {
+            let id = self
+                .store_comment(tx, mail, user, state.id, &body, &extracted, internal, now)
+                .await?;
             tx.insert_event(&NewEvent {
                 ticket_id: state.id,
-                kind: "status_changed",
+                kind: "comment_added",
                 actor_id: Some(user.id),
-                data: serde_json::json!({ "from": state.status, "to": next, "cause": "reply" }),
+                data: serde_json::json!({ "comment": id, "message_id": mail.message_id, "thread": via.describe(), "internal": internal }),
                 now,
             })
             .await?;
-            status = next;
+            comment = Some((id, self.comment_json(id, &body, user, mail, internal)));
         }
-        tx.update_ticket(state.id, status, mail.message_id.as_ref(), now)
+        tx.update_ticket(state.id, state.status, mail.message_id.as_ref(), now)
             .await?;
         self.remember_thread(tx, mail, state.id, now).await?;
-        if notify {
+        let mut current = tx
+            .ticket_state(state.id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("ticket {}", state.id)))?;
+        if let (true, Some((id, json))) = (notify, &comment) {
             let plan = notify::on_comment(
-                &state.followers,
+                &current.followers,
                 &user.email,
                 self.policy.notify.as_ref(),
-                false,
+                internal,
             );
-            let mut state = state.clone();
-            state.status = status;
-            if mail.message_id.is_some() {
-                state.last_message_id = mail.message_id.clone();
-            }
-            self.enqueue(tx, &state, user, (comment_id, &body), mail, &plan, now)
-                .await?;
+            self.enqueue(tx, &current, *id, json, &plan, now).await?;
         }
+        let mut changes = self.changes(tx, notify, now);
+        let (after, more) = self
+            .run_commands(&mut changes, current, user, proven, &parsed)
+            .await?;
+        current = after;
+        failures.extend(more);
+        if let Some((id, json)) = &comment {
+            // Mentions in an internal note reach staff only.
+            let found: Vec<_> = mentions::find(&body);
+            let excerpt: String = body.chars().take(300).collect();
+            let visible = if internal { Vec::new() } else { found };
+            failures.extend(changes.mentions(&current, user, &visible, &excerpt).await?);
+            self.apply_rules(
+                &mut changes,
+                Trigger::CommentAdded,
+                Some(state.status),
+                current.clone(),
+                user,
+                mail,
+                &body,
+                (*id, json),
+            )
+            .await?;
+        }
+        changes
+            .report_failures(user, Some(&current), &mail.subject, &failures)
+            .await?;
+        let outcome = if comment.is_some() {
+            Outcome::CommentAdded
+        } else {
+            Outcome::CommandOnly
+        };
         Ok(Decided {
-            outcome: Outcome::CommentAdded,
+            outcome,
             reason: None,
             thread_reason: None,
             ticket: Some(state.id),
-            comment: Some(comment_id),
+            comment: comment.map(|(id, _)| id),
         })
     }
 
-    /// Stores the message as a comment; returns its id and the comment text.
+    /// Runs the command lines in order; each refusal is one failure.
+    async fn run_commands(
+        &self,
+        changes: &mut Changes<'_>,
+        mut state: TicketState,
+        user: &User,
+        proven: bool,
+        parsed: &commands::Parsed,
+    ) -> Result<(TicketState, Vec<Failure>), StoreError> {
+        let author = Author { user, proven };
+        let mut failures = Vec::new();
+        for line in &parsed.commands {
+            match &line.parsed {
+                Err(problem) => failures.push(Failure::new(line.line.clone(), problem.to_string())),
+                Ok(Command::Internal) => {}
+                Ok(Command::List) => changes.answer_list(user).await?,
+                Ok(command) => match changes.command(&state, &author, command).await? {
+                    Ok(next) => state = next,
+                    Err(reason) => failures.push(Failure::new(line.line.clone(), reason)),
+                },
+            }
+        }
+        Ok((state, failures))
+    }
+
+    /// One pass of the rules for `trigger`; their effects do not trigger rules.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_rules(
+        &self,
+        changes: &mut Changes<'_>,
+        trigger: Trigger,
+        status_before: Option<Status>,
+        mut state: TicketState,
+        author: &User,
+        mail: &InboundMail,
+        body: &str,
+        (comment_id, comment): (CommentId, &serde_json::Value),
+    ) -> Result<(), StoreError> {
+        let mut org_slugs = Vec::new();
+        for org in &state.orgs {
+            if let Some(o) = changes.tx.org_by_key(&org.to_string()).await? {
+                org_slugs.push(o.slug);
+            }
+        }
+        let facts = Facts {
+            author_role: Some(author.role),
+            sender_domain: author.email.domain(),
+            orgs: &org_slugs,
+            status: status_before,
+            priority: state.priority,
+            subject: &mail.subject,
+            body,
+            has_attachment: !mail.attachments.is_empty(),
+        };
+        let mut answered: Option<bool> = None;
+        for effect in self.policy.rules.evaluate(trigger, &facts) {
+            let cause = format!("rule: {}", effect.rule);
+            match effect.action {
+                Action::SetStatus(to) => {
+                    state = changes.set_status(&state, None, to, &cause).await?
+                }
+                Action::SetPriority(p) => state = changes.set_priority(&state, author, p).await?,
+                Action::AddFollower(email) => {
+                    if let Ok(email) = EmailAddress::parse(&email)
+                        && let Some(user) = changes.tx.user_by_email(&email).await?
+                    {
+                        changes
+                            .add_follower(&state, &user, FollowerSource::Follow, None, "you_follow")
+                            .await?;
+                    }
+                }
+                Action::ShareWithOrgLeads => changes.share_with_leads(&state).await?,
+                Action::ReplyTemplate(template) => {
+                    // Automatic answers: never to a message that asked for none,
+                    // at most one per sender per window.
+                    // One claim per message: several answers to the same message
+                    // are one conversation, not a loop.
+                    if !changes.notify || mail.auto.suppress_auto_response || author.bouncing {
+                        continue;
+                    }
+                    if answered.is_none() {
+                        answered = Some(
+                            changes
+                                .tx
+                                .claim_auto_reply(
+                                    &author.email,
+                                    changes.now,
+                                    self.policy.auto_reply_window,
+                                )
+                                .await?,
+                        );
+                    }
+                    if answered != Some(true) {
+                        continue;
+                    }
+                    let mut leads = Vec::new();
+                    if let Some(org) = author.org_id {
+                        for lead in changes.tx.org_leads(org).await? {
+                            leads.push(serde_json::json!({"name": lead.name, "email": lead.email}));
+                        }
+                    }
+                    let n = Notice {
+                        template: &template,
+                        to: &author.email,
+                        name: Some(&author.name),
+                        user: Some(author.id),
+                        locale: Some(&author.locale),
+                        reason: "requester",
+                        ticket: Some(&state),
+                        comment: Some((comment_id, comment.clone())),
+                        event: serde_json::json!({ "rule": effect.rule, "leads": leads }),
+                    };
+                    notice::queue(changes.tx, changes.sender, n, changes.now).await?;
+                }
+                Action::InternalNote(text) => {
+                    changes
+                        .tx
+                        .insert_comment(&NewComment {
+                            ticket_id: state.id,
+                            author_id: author.id,
+                            body: text,
+                            signature: None,
+                            quoted: None,
+                            internal: true,
+                            source: CommentSource::System,
+                            message_id: None,
+                            ingest_id: None,
+                            now: changes.now,
+                        })
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn comment_json(
+        &self,
+        id: CommentId,
+        body: &str,
+        author: &User,
+        mail: &InboundMail,
+        internal: bool,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "id": id,
+            "body": body,
+            "author_name": author.name,
+            "author_email": author.email,
+            "internal": internal,
+            "attachments": mail.attachments.iter().map(|a| &a.filename).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Stores the message as a comment with `body` (the text without command lines).
+    #[allow(clippy::too_many_arguments)]
     async fn store_comment(
         &self,
         tx: &mut dyn Tx,
         mail: &InboundMail,
         user: &User,
         ticket_id: TicketId,
+        body: &str,
+        extracted: &reply::Extracted,
+        internal: bool,
         now: OffsetDateTime,
-    ) -> Result<(CommentId, String), StoreError> {
-        let extracted = reply::extract_text(&mail.text);
-        let body = extracted.comment_text(&mail.text);
+    ) -> Result<CommentId, StoreError> {
         let comment_id = tx
             .insert_comment(&NewComment {
                 ticket_id,
                 author_id: user.id,
-                body: body.clone(),
+                body: body.to_string(),
                 signature: extracted.signature.clone(),
                 quoted: extracted.quoted.clone(),
-                internal: false,
+                internal,
                 source: CommentSource::Email,
                 message_id: mail.message_id.clone(),
                 ingest_id: None,
@@ -600,7 +892,7 @@ impl Ingestor {
             })
             .await?;
         }
-        Ok((comment_id, body))
+        Ok(comment_id)
     }
 
     /// Every id of an accepted message joins its ticket's thread: its own as
@@ -620,25 +912,15 @@ impl Ingestor {
             .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn enqueue(
         &self,
         tx: &mut dyn Tx,
         state: &TicketState,
-        author: &User,
-        (comment_id, body): (CommentId, &str),
-        mail: &InboundMail,
+        comment_id: CommentId,
+        comment: &serde_json::Value,
         plan: &[Recipient],
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let comment = serde_json::json!({
-            "id": comment_id,
-            "body": body,
-            "author_name": author.name,
-            "author_email": author.email,
-            "internal": false,
-            "attachments": mail.attachments.iter().map(|a| &a.filename).collect::<Vec<_>>(),
-        });
         for r in plan {
             let notice = Notice {
                 template: r.template,

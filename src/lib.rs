@@ -3,6 +3,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod effects;
 pub mod ingest;
 pub mod mailer;
 pub mod manage;

@@ -22,6 +22,7 @@ pub const EVENTS: &[&str] = &[
     "refused",
     "list_answer",
     "release_noted",
+    "environment_upgrade",
 ];
 
 /// The languages shipped besides the default (English).
@@ -48,6 +49,7 @@ macro_rules! built_in_subjects {
 }
 
 const BODIES: &[(&str, &str)] = built_in!(
+    "environment_upgrade",
     "ack",
     "new_ticket",
     "comment_added",

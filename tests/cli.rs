@@ -387,9 +387,13 @@ fn serve_takes_mail_from_the_maildir_and_writes_notifications_then_stops_on_sigt
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    let raw = std::fs::read(&files[0]).unwrap();
+    let raws: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let raw = raws
+        .iter()
+        .find(|r| String::from_utf8_lossy(r).contains("To: \"Alice Anders\" <alice@customer.test>"))
+        .expect("an acknowledgement to Alice");
     let ack = mail_parser::MessageParser::default()
-        .parse(&raw)
+        .parse(raw)
         .expect("the notification parses");
     let header = |name: &str| {
         ack.header_raw(name)

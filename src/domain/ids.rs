@@ -66,6 +66,13 @@ impl fmt::Display for EmailAddress {
     }
 }
 
+impl std::str::FromStr for EmailAddress {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 impl TryFrom<String> for EmailAddress {
     type Error = IdError;
     fn try_from(value: String) -> Result<Self, Self::Error> {

@@ -34,9 +34,21 @@ fn fold(input: &str) -> String {
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident, $kind:literal, { $($variant:ident => $text:literal $(| $alias:literal)*),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name { $($variant),+ }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -93,7 +105,7 @@ impl Status {
 
 string_enum!(
     /// Service-level priorities; their names and response targets come from `[sla.Pn]`.
-    Priority, "priority", { P1 => "p1" | "1", P2 => "p2" | "2", P3 => "p3" | "3", P4 => "p4" | "4" }
+    Priority, "priority", { P1 => "P1" | "p1" | "1", P2 => "P2" | "p2" | "2", P3 => "P3" | "p3" | "3", P4 => "P4" | "p4" | "4" }
 );
 
 string_enum!(

@@ -408,6 +408,30 @@ pub trait Tx: Send {
         kind: RefKind,
         now: OffsetDateTime,
     ) -> Result<()>;
+    async fn set_priority(
+        &mut self,
+        ticket: TicketId,
+        priority: Priority,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+    async fn set_release(
+        &mut self,
+        ticket: TicketId,
+        release: &str,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+    /// `false` when they did not follow.
+    async fn remove_follower(&mut self, ticket: TicketId, user: UserId) -> Result<bool>;
+    /// `false` when the org was not attached.
+    async fn detach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<bool>;
+    async fn org_by_key(&mut self, name_or_slug: &str) -> Result<Option<Org>>;
+    async fn org_leads(&mut self, org: OrgId) -> Result<Vec<User>>;
+    async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>>;
+    /// Users `author` may mention or share with: staff, anyone registered;
+    /// customers, their organization's members and its delivery leads.
+    async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>>;
+    /// Open tickets `user` can see (followed, or of an attached org), newest first.
+    async fn open_tickets_of(&mut self, user: &User, limit: i64) -> Result<Vec<TicketSummary>>;
     async fn update_ticket(
         &mut self,
         ticket: TicketId,

@@ -495,6 +495,130 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn set_priority(
+        &mut self,
+        ticket: TicketId,
+        priority: Priority,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query("UPDATE tickets SET priority = ?2, updated_at = ?3 WHERE id = ?1")
+            .bind(ticket)
+            .bind(priority.as_str())
+            .bind(format_ts(now))
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(())
+    }
+
+    async fn set_release(
+        &mut self,
+        ticket: TicketId,
+        release: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query("UPDATE tickets SET release = ?2, updated_at = ?3 WHERE id = ?1")
+            .bind(ticket)
+            .bind(release)
+            .bind(format_ts(now))
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(())
+    }
+
+    async fn remove_follower(&mut self, ticket: TicketId, user: UserId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM followers WHERE ticket_id = ?1 AND user_id = ?2")
+            .bind(ticket)
+            .bind(user)
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn detach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM ticket_orgs WHERE ticket_id = ?1 AND org_id = ?2")
+            .bind(ticket)
+            .bind(org)
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn org_by_key(&mut self, name_or_slug: &str) -> Result<Option<Org>> {
+        org_where(&mut self.tx, name_or_slug.trim()).await
+    }
+
+    async fn org_leads(&mut self, org: OrgId) -> Result<Vec<User>> {
+        sqlx::query(
+            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+             FROM org_leads l JOIN users u ON u.id = l.user_id LEFT JOIN orgs o ON o.id = u.org_id
+             WHERE l.org_id = ?1 ORDER BY u.email",
+        )
+        .bind(org)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>> {
+        user_where(&mut self.tx, None, Some(id)).await
+    }
+
+    async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>> {
+        sqlx::query(
+            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+             FROM users u LEFT JOIN orgs o ON o.id = u.org_id
+             WHERE ?1 = 'staff'
+                OR (?2 IS NOT NULL AND u.org_id = ?2)
+                OR u.id IN (SELECT user_id FROM org_leads WHERE org_id = ?2)
+             ORDER BY u.email",
+        )
+        .bind(author.role.as_str())
+        .bind(author.org_id)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn open_tickets_of(&mut self, user: &User, limit: i64) -> Result<Vec<TicketSummary>> {
+        sqlx::query(
+            "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at
+             FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
+             WHERE t.status NOT IN ('closed', 'escalated')
+               AND (EXISTS (SELECT 1 FROM followers f WHERE f.ticket_id = t.id AND f.user_id = ?1)
+                    OR (?2 IS NOT NULL AND EXISTS (SELECT 1 FROM ticket_orgs x WHERE x.ticket_id = t.id AND x.org_id = ?2)))
+             ORDER BY t.updated_at DESC, t.id DESC LIMIT ?3",
+        )
+        .bind(user.id)
+        .bind(user.org_id)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?
+        .iter()
+        .map(|r| {
+            Ok(TicketSummary {
+                id: r.try_get(0).q()?,
+                subject: r.try_get(1).q()?,
+                status: parse_col(r, "status")?,
+                priority: opt_parse_col(r, "priority")?,
+                requester: r.try_get(4).q()?,
+                org: r.try_get(5).q()?,
+                updated_at: r.try_get(6).q()?,
+            })
+        })
+        .collect()
+    }
+
     async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64> {
         let now = format_ts(row.now);
         let refs = row

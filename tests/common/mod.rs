@@ -47,10 +47,23 @@ tag = "Support"
 reply_secret = "test-secret"
 [outbox]
 poll_interval = "100ms"
+[auth]
+trusted_authserv_id = "mx.example.test"
+[sla.P1]
+name = "Critical"
+response = "1 hour"
+[sla.P2]
+name = "High"
+response = "4 hours"
+[rules]
+file = "{rules}"
 "#,
         db = dir.join("ticketgate.db").display(),
         maildir = dir.join("maildir").display(),
         outbox = dir.join("outbox").display(),
+        rules = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/rules.toml")
+            .display(),
     );
     Settings::from_sources(&text, "test", Vec::new()).expect("test settings are valid")
 }

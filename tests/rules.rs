@@ -1,0 +1,379 @@
+//! Commands, mentions, sharing and rules through `ingest`: the ticket state
+//! afterwards and exactly who was emailed.
+
+mod common;
+
+use common::TestApp;
+use ticketgate::domain::outcome::Outcome;
+use ticketgate::domain::token;
+use ticketgate::store::OutboxRow;
+
+/// A reply on ticket #1 (the base thread) from `from`, with extra headers.
+fn reply(from: &str, id: &str, headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\nTo: support@example.test\nMessage-ID: <{id}@x.test>\nIn-Reply-To: <base-1@customer.test>\nSubject: Re: Login page\n{headers}\n\n{body}\n"
+    )
+    .into_bytes()
+}
+
+/// Authentication-Results from our MTA vouching for `domain`.
+fn verified(domain: &str) -> String {
+    format!(
+        "Authentication-Results: mx.example.test; dkim=pass header.d={domain}; dmarc=pass header.from={domain}"
+    )
+}
+
+async fn base() -> (TestApp, usize) {
+    let app = TestApp::new().await;
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    let n = app.outbox().await.len();
+    (app, n)
+}
+
+async fn new_rows(app: &TestApp, since: usize) -> Vec<OutboxRow> {
+    app.outbox().await.split_off(since)
+}
+
+fn who(rows: &[OutboxRow]) -> Vec<String> {
+    rows.iter()
+        .map(|r| format!("{} {}", r.to, r.template))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_requester_closes_their_ticket_and_everyone_else_is_told() {
+    let (app, since) = base().await;
+    let token = token::reply_address(
+        &"support@example.test".parse().unwrap(),
+        b"test-secret",
+        1,
+        1,
+    );
+    let raw = reply(
+        "alice@customer.test",
+        "c1",
+        &format!("Delivered-To: {token}"),
+        "#status closed\nWorks now, thanks!",
+    );
+    let r = app.deliver(&raw).await;
+    assert_eq!(r.outcome, Outcome::CommentAdded);
+    let t = app.ticket(1).await;
+    assert_eq!(serde_json::to_value(t.status).unwrap(), "closed");
+    assert_eq!(
+        t.comments.last().unwrap().body,
+        "Works now, thanks!",
+        "the command line is not part of the comment"
+    );
+    let rows = new_rows(&app, since).await;
+    assert_eq!(
+        who(&rows),
+        [
+            "bob@customer.test comment_added",
+            "dave@example.test comment_added",
+            "team@example.test comment_added",
+            "bob@customer.test status_changed",
+            "dave@example.test status_changed",
+            "team@example.test status_changed",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_follower_may_not_close_and_is_told_once_but_the_comment_stays() {
+    let (app, since) = base().await;
+    let raw = reply(
+        "bob@customer.test",
+        "c2",
+        "",
+        "#status closed\n#frobnicate\nIt still fails for me.",
+    );
+    assert_eq!(app.deliver(&raw).await.outcome, Outcome::CommentAdded);
+    let t = app.ticket(1).await;
+    assert_eq!(serde_json::to_value(t.status).unwrap(), "new");
+    assert_eq!(t.comments.last().unwrap().body, "It still fails for me.");
+    let rows = new_rows(&app, since).await;
+    let notices: Vec<&OutboxRow> = rows
+        .iter()
+        .filter(|r| r.template == "command_failed")
+        .collect();
+    assert_eq!(
+        notices.len(),
+        1,
+        "one notice listing every failure: {:?}",
+        who(&rows)
+    );
+    assert_eq!(notices[0].to, "bob@customer.test");
+    let failures = notices[0].context["event"]["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 2);
+    assert_eq!(failures[0]["command"], "#status closed");
+    assert_eq!(failures[1]["command"], "#frobnicate");
+}
+
+#[tokio::test]
+async fn staff_commands_need_proof_of_the_sender() {
+    let (app, since) = base().await;
+    // A forged From: no Authentication-Results, no token.
+    let forged = reply(
+        "sam@example.test",
+        "f1",
+        "Reply-To: attacker@evil.test",
+        "#status blocked\nWaiting on the vendor.",
+    );
+    assert_eq!(app.deliver(&forged).await.outcome, Outcome::CommentAdded);
+    assert_eq!(
+        serde_json::to_value(app.ticket(1).await.status).unwrap(),
+        "new"
+    );
+    let rows = new_rows(&app, since).await;
+    let notice = rows
+        .iter()
+        .find(|r| r.template == "command_failed")
+        .expect("the refusal is reported");
+    assert_eq!(notice.to, "sam@example.test", "to From, never to Reply-To");
+    assert!(rows.iter().all(|r| r.to != "attacker@evil.test"));
+
+    // The same from our MTA's verdict: applied.
+    let real = reply(
+        "sam@example.test",
+        "f2",
+        &verified("example.test"),
+        "#status in progress\n#priority P2\nLooking into it.",
+    );
+    app.deliver(&real).await;
+    let t = app.ticket(1).await;
+    assert_eq!(serde_json::to_value(t.status).unwrap(), "in_progress");
+    assert_eq!(serde_json::to_value(t.priority).unwrap(), "P2");
+    let sla = t
+        .comments
+        .iter()
+        .find(|c| c.source == "system")
+        .expect("a comment announces the priority");
+    assert_eq!(
+        sla.body,
+        "Priority set to P2 (High): response within 4 hours."
+    );
+    // A verdict for another domain proves nothing.
+    let other = reply(
+        "sam@example.test",
+        "f3",
+        &verified("evil.test"),
+        "#status closed",
+    );
+    assert_eq!(app.deliver(&other).await.outcome, Outcome::CommandOnly);
+    assert_eq!(
+        serde_json::to_value(app.ticket(1).await.status).unwrap(),
+        "in_progress"
+    );
+}
+
+#[tokio::test]
+async fn sharing_needs_proof_and_stays_within_the_organization() {
+    let (app, since) = base().await;
+    let token = token::reply_address(
+        &"support@example.test".parse().unwrap(),
+        b"test-secret",
+        1,
+        1,
+    );
+    // bob already follows (Cc); share with a new colleague and with carol of another org.
+    app.deliver(b"From: nina@customer.test\nTo: support@example.test\nSubject: hi\n\nhello\n")
+        .await; // registers nina
+    let since = since.max(0);
+    let raw = reply(
+        "alice@customer.test",
+        "s1",
+        &format!("To: {token}"),
+        "#share nina@customer.test, carol@other.test",
+    );
+    assert_eq!(app.deliver(&raw).await.outcome, Outcome::CommandOnly);
+    let t = app.ticket(1).await;
+    let followers: Vec<String> = t
+        .followers
+        .iter()
+        .map(|f| format!("{} ({})", f.email, f.source.as_str()))
+        .collect();
+    assert!(
+        followers.contains(&"nina@customer.test (share)".to_string()),
+        "{followers:?}"
+    );
+    assert!(
+        !followers.iter().any(|f| f.starts_with("carol@")),
+        "{followers:?}"
+    );
+    let rows = new_rows(&app, since).await;
+    assert!(
+        rows.iter()
+            .any(|r| r.to == "nina@customer.test" && r.template == "shared_with_you"),
+        "{:?}",
+        who(&rows)
+    );
+    let failed = rows
+        .iter()
+        .find(|r| r.template == "command_failed")
+        .expect("carol is refused");
+    assert!(
+        failed.context["event"]["failures"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("carol@other.test")
+    );
+
+    // Without proof, sharing is refused.
+    let unproven = reply("alice@customer.test", "s2", "", "#share bob@customer.test");
+    app.deliver(&unproven).await;
+    assert!(
+        app.outbox()
+            .await
+            .iter()
+            .filter(|r| r.template == "command_failed")
+            .count()
+            >= 2
+    );
+}
+
+#[tokio::test]
+async fn mentions_notify_and_follow_and_strangers_are_reported() {
+    let (app, since) = base().await;
+    let raw = reply(
+        "alice@customer.test",
+        "m1",
+        "",
+        "@dave can you look? Also @carol.\n\n> @bob in a quote is not a mention",
+    );
+    app.deliver(&raw).await;
+    let t = app.ticket(1).await;
+    assert!(
+        t.followers.iter().any(|f| f.email == "dave@example.test"),
+        "the lead follows"
+    );
+    let rows = new_rows(&app, since).await;
+    assert!(
+        rows.iter()
+            .any(|r| r.to == "dave@example.test" && r.template == "mentioned"),
+        "{:?}",
+        who(&rows)
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.to == "bob@customer.test" && r.template == "mentioned")
+    );
+    let failed = rows
+        .iter()
+        .find(|r| r.template == "command_failed")
+        .expect("@carol is reported");
+    assert_eq!(failed.context["event"]["failures"][0]["command"], "@carol");
+    assert_eq!(
+        failed.context["event"]["failures"][0]["reason"],
+        "not in your organization"
+    );
+}
+
+#[tokio::test]
+async fn list_alone_answers_the_sender_without_a_ticket() {
+    let (app, since) = base().await;
+    let raw = b"From: alice@customer.test\nTo: support@example.test\nReply-To: someone@evil.test\nMessage-ID: <l1@x.test>\nSubject: list\n\n#list\n";
+    let r = app.deliver(raw).await;
+    assert_eq!((r.outcome, r.ticket), (Outcome::CommandOnly, None));
+    let rows = new_rows(&app, since).await;
+    assert_eq!(who(&rows), ["alice@customer.test list_answer"]);
+    assert_eq!(rows[0].context["event"]["tickets"][0]["id"], 1);
+}
+
+#[tokio::test]
+async fn a_customer_reply_reopens_a_closed_ticket_but_not_an_escalated_one() {
+    let (app, _) = base().await;
+    let sam = verified("example.test");
+    app.deliver(&reply("sam@example.test", "r1", &sam, "#status closed"))
+        .await;
+    app.deliver(&reply("bob@customer.test", "r2", "", "It is back."))
+        .await;
+    assert_eq!(
+        serde_json::to_value(app.ticket(1).await.status).unwrap(),
+        "new",
+        "reopened by the default rule"
+    );
+    app.deliver(&reply("sam@example.test", "r3", &sam, "#status escalated"))
+        .await;
+    app.deliver(&reply("bob@customer.test", "r4", "", "Any news?"))
+        .await;
+    assert_eq!(
+        serde_json::to_value(app.ticket(1).await.status).unwrap(),
+        "escalated"
+    );
+    let since = app.outbox().await.len();
+    app.deliver(&reply("sam@example.test", "r5", &sam, "#release 5.2.1"))
+        .await;
+    let t = app.ticket(1).await;
+    assert_eq!(t.comments.last().unwrap().body, "Fixed in release 5.2.1.");
+    let rows = new_rows(&app, since).await;
+    assert!(
+        rows.iter()
+            .any(|r| r.to == "alice@customer.test" && r.template == "release_noted"),
+        "{:?}",
+        who(&rows)
+    );
+}
+
+#[tokio::test]
+async fn internal_comments_reach_staff_only() {
+    let (app, since) = base().await;
+    let raw = reply(
+        "sam@example.test",
+        "i1",
+        &verified("example.test"),
+        "#internal\nCustomer is on the old cluster.",
+    );
+    app.deliver(&raw).await;
+    let t = app.ticket(1).await;
+    assert!(t.comments.last().unwrap().internal);
+    let rows = new_rows(&app, since).await;
+    assert_eq!(
+        who(&rows),
+        [
+            "dave@example.test comment_added",
+            "team@example.test comment_added"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_requester_cannot_unfollow_and_an_upgrade_request_points_to_the_lead() {
+    let (app, since) = base().await;
+    app.deliver(&reply("alice@customer.test", "u1", "", "#unfollow"))
+        .await;
+    assert!(
+        app.ticket(1)
+            .await
+            .followers
+            .iter()
+            .any(|f| f.email == "alice@customer.test")
+    );
+    assert!(
+        new_rows(&app, since)
+            .await
+            .iter()
+            .any(|r| r.template == "command_failed")
+    );
+
+    let since = app.outbox().await.len();
+    let raw = b"From: bob@customer.test\nTo: support@example.test\nMessage-ID: <up@x.test>\nSubject: Environment upgrade to 5.2\n\nPlease plan it.\n";
+    let r = app.deliver(raw).await;
+    let rows = new_rows(&app, since).await;
+    let answer = rows
+        .iter()
+        .find(|r| r.template == "environment_upgrade")
+        .expect("the upgrade rule answers");
+    assert_eq!(answer.to, "bob@customer.test");
+    assert_eq!(
+        answer.context["event"]["leads"][0]["email"],
+        "dave@example.test"
+    );
+    assert!(
+        app.ticket(r.ticket.unwrap())
+            .await
+            .followers
+            .iter()
+            .any(|f| f.email == "dave@example.test")
+    );
+}
