@@ -117,7 +117,8 @@ async fn a_customer_is_acknowledged_in_their_inbox_with_every_documented_header(
     let report = app.deliver(raw.as_bytes()).await;
     assert_eq!(report.outcome, Outcome::TicketCreated);
     let ticket = report.ticket.unwrap();
-    assert_eq!(flush(&app).await.sent, 2);
+    // The acknowledgement, the team notice, and the org's delivery lead (default rule).
+    assert_eq!(flush(&app).await.sent, 3);
 
     let inbox = stack.wait_for(&cust, 1, WAIT).await;
     assert_eq!(inbox.len(), 1);
@@ -337,7 +338,8 @@ async fn a_recipient_postfix_rejects_is_dead_lettered_and_marked_bouncing_withou
     );
     app.deliver(raw.as_bytes()).await;
     let stats = flush(&app).await;
-    assert_eq!((stats.sent, stats.dead), (1, 1));
+    // The team notice and the delivery lead's share are sent; the acknowledgement dies.
+    assert_eq!((stats.sent, stats.dead), (2, 1));
     let rows = app.outbox().await;
     let dead = rows.iter().find(|r| r.to == gone).unwrap();
     assert_eq!((dead.status, dead.attempts), (OutboxStatus::Dead, 1));
@@ -470,7 +472,13 @@ async fn japanese_subjects_and_names_decode_exactly_in_mail_parser_and_python() 
     );
     let ticket = app.deliver(raw.as_bytes()).await.ticket.unwrap();
     flush(&app).await;
-    let file = app.dir.path().join("outbox/00000001.eml");
+    let ack_row = app
+        .outbox()
+        .await
+        .into_iter()
+        .find(|r| r.template == "ack")
+        .expect("an acknowledgement");
+    let file = app.dir.path().join(format!("outbox/{:08}.eml", ack_row.id));
     let bytes = std::fs::read(&file).unwrap();
     let ack = parse(&bytes);
     let expected_subject = format!("[Support #{ticket}] {subject}");
@@ -534,7 +542,13 @@ async fn attachments_ride_along_up_to_attach_max_and_larger_ones_are_listed() {
     );
     app.deliver(raw.as_bytes()).await;
     flush(&app).await;
-    let bytes = std::fs::read(app.dir.path().join("outbox/00000002.eml")).unwrap(); // the team notice
+    let team = app
+        .outbox()
+        .await
+        .into_iter()
+        .find(|r| r.template == "new_ticket")
+        .expect("the team notice");
+    let bytes = std::fs::read(app.dir.path().join(format!("outbox/{:08}.eml", team.id))).unwrap();
     let notice = parse(&bytes);
     let names: Vec<_> = notice
         .attachments()

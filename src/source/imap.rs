@@ -90,6 +90,8 @@ pub enum ImapError {
     Protocol(#[from] async_imap::error::Error),
     #[error("server greeting missing or refused")]
     Greeting,
+    #[error("no progress: {0}")]
+    Stuck(String),
     #[error(transparent)]
     Ingest(#[from] IngestError),
 }
@@ -336,9 +338,20 @@ impl ImapPoller {
         self.set_state(ImapState::Connected);
         tracing::info!(mailbox = %self.settings.name, folder = %self.settings.folder, validity, can_move, can_idle, "IMAP connected");
 
+        // IDLE wake-ups in a row that found nothing to do; a server repeating
+        // itself (e.g. a selected folder deleted underneath) must not make us spin.
+        let mut idle_wakeups = 0u32;
         loop {
-            self.drain(&mut session, validity, can_move, uidplus, cancel)
+            let taken = self
+                .drain(&mut session, validity, can_move, uidplus, cancel)
                 .await?;
+            if taken > 0 {
+                idle_wakeups = 0;
+            } else if idle_wakeups >= 20 {
+                return Err(ImapError::Stuck(
+                    "IDLE keeps waking with nothing new; reconnecting".into(),
+                ));
+            }
             if cancel.is_cancelled() {
                 break;
             }
@@ -355,11 +368,10 @@ impl ImapPoller {
                 self.set_state(ImapState::Connected);
                 match woke {
                     None => break,
-                    Some(Ok(
-                        IdleResponse::NewData(_)
-                        | IdleResponse::Timeout
-                        | IdleResponse::ManualInterrupt,
-                    )) => {}
+                    Some(Ok(IdleResponse::NewData(_))) => idle_wakeups += 1,
+                    Some(Ok(IdleResponse::Timeout | IdleResponse::ManualInterrupt)) => {
+                        idle_wakeups = 0
+                    }
                     Some(Err(e)) => return Err(e.into()),
                 }
             } else {
@@ -382,13 +394,14 @@ impl ImapPoller {
         can_move: bool,
         uidplus: bool,
         cancel: &CancellationToken,
-    ) -> Result<(), ImapError> {
+    ) -> Result<usize, ImapError> {
         let source = self.settings.name.as_str();
+        let mut taken = 0;
         loop {
             let mut uids: Vec<u32> = session.uid_search("ALL").await?.into_iter().collect();
             drain_unsolicited(session);
             if uids.is_empty() {
-                return Ok(());
+                return Ok(taken);
             }
             uids.sort_unstable();
             // Committed before a crash but never moved: move them, do not ingest again.
@@ -413,13 +426,15 @@ impl ImapPoller {
                     uidplus,
                 )
                 .await?;
+                taken += done.len();
             }
             for chunk in todo.chunks(BATCH_MESSAGES) {
                 if cancel.is_cancelled() {
-                    return Ok(());
+                    return Ok(taken);
                 }
                 self.take_batch(session, chunk, validity, can_move, uidplus)
                     .await?;
+                taken += chunk.len();
             }
         }
     }
@@ -540,10 +555,19 @@ impl ImapPoller {
             uidplus,
         )
         .await?;
-        match failure {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
+        if let Some(e) = failure {
+            return Err(e.into());
         }
+        // A server that lists UIDs it will not return (seen with a folder
+        // deleted and recreated under a selected session) would make the drain
+        // spin: reconnect, which selects the folder afresh.
+        if processed.is_empty() && rejected.is_empty() {
+            return Err(ImapError::Stuck(format!(
+                "{} UIDs listed but none could be fetched",
+                uids.len()
+            )));
+        }
+        Ok(())
     }
 
     async fn move_to(
