@@ -61,6 +61,9 @@ pub enum Command {
     /// The ingest log: every delivery and its outcome.
     #[command(subcommand)]
     Messages(MessagesCommand),
+    /// The rules file.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Split a message body into reply, signature and quoted parts (JSON).
     ExtractReply {
         /// The body is HTML.
@@ -155,6 +158,12 @@ pub enum OutboxCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validate the rules file and print its rules in order.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum MessagesCommand {
     List {
         #[arg(long)]
@@ -186,6 +195,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return extract_reply(*html, file);
     }
     let settings = Settings::load(cli.config.as_deref())?;
+    if let Command::Rules(RulesCommand::Check) = &cli.command {
+        return rules_check(&settings);
+    }
     let app = App::open(settings).await?;
     match cli.command {
         Command::Serve => {
@@ -259,7 +271,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::ExtractReply { .. } => unreachable!("handled above"),
+        Command::ExtractReply { .. } | Command::Rules(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -588,4 +600,28 @@ fn extract_reply(html: bool, file: &PathBuf) -> anyhow::Result<ExitCode> {
     };
     println!("{}", serde_json::to_string_pretty(&extracted)?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn rules_check(settings: &Settings) -> anyhow::Result<ExitCode> {
+    match settings.rules() {
+        Ok(rules) => {
+            println!("{}: {} rules", settings.rules.file, rules.rules.len());
+            for (i, rule) in rules.rules.iter().enumerate() {
+                let actions: Vec<String> = rule.then.iter().map(|a| format!("{a:?}")).collect();
+                println!(
+                    "{:>2}. on {:?}: {}{} -> {}",
+                    i + 1,
+                    rule.on,
+                    rule.name,
+                    if rule.stop { " (stop)" } else { "" },
+                    actions.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

@@ -481,3 +481,28 @@ fn adding_a_user_queues_their_invitation() {
             .contains("support@example.test")
     );
 }
+
+#[test]
+fn rules_check_lists_the_rules_and_points_at_errors_by_line() {
+    let dir = workdir();
+    let good = run(dir.path(), &["rules", "check"], None);
+    assert!(good.status.success());
+    let listing = String::from_utf8(good.stdout).unwrap();
+    assert!(
+        listing.contains("acknowledge new tickets") && listing.contains("reopen a closed ticket"),
+        "{listing}"
+    );
+
+    std::fs::write(
+        dir.path().join("config/rules.toml"),
+        "# comment\n[[rule]]\nname = \"broken\"\non = \"comment_added\"\nwhen = { body_regex = \"(\" }\nthen = { stop = true }\n",
+    )
+    .unwrap();
+    let bad = run(dir.path(), &["rules", "check"], None);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8(bad.stderr).unwrap();
+    assert!(
+        err.contains("config/rules.toml:3") && err.contains("body_regex"),
+        "{err}"
+    );
+}
