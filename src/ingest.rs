@@ -574,7 +574,7 @@ impl Ingestor {
             user,
             mail,
             &body,
-            (comment_id, &comment),
+            Some((comment_id, &comment)),
         )
         .await?;
         let state = changes
@@ -664,6 +664,7 @@ impl Ingestor {
             .await?;
         current = after;
         failures.extend(more);
+        let status_after_commands = current.status;
         if let Some((id, json)) = &comment {
             // Mentions in an internal note reach staff only.
             let found: Vec<_> = mentions::find(&body);
@@ -678,7 +679,27 @@ impl Ingestor {
                 user,
                 mail,
                 &body,
-                (*id, json),
+                Some((*id, json)),
+            )
+            .await?;
+        }
+        if status_after_commands != state.status {
+            // A status set by command triggers `status_changed` rules (one pass).
+            let now_state = changes
+                .tx
+                .ticket_state(state.id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("ticket {}", state.id)))?;
+            let shown = comment.as_ref().map(|(id, json)| (*id, json));
+            self.apply_rules(
+                &mut changes,
+                Trigger::StatusChanged,
+                Some(status_after_commands),
+                now_state,
+                user,
+                mail,
+                &body,
+                shown,
             )
             .await?;
         }
@@ -735,7 +756,7 @@ impl Ingestor {
         author: &User,
         mail: &InboundMail,
         body: &str,
-        (comment_id, comment): (CommentId, &serde_json::Value),
+        comment: Option<(CommentId, &serde_json::Value)>,
     ) -> Result<(), StoreError> {
         let mut org_slugs = Vec::new();
         for org in &state.orgs {
@@ -808,7 +829,7 @@ impl Ingestor {
                         locale: Some(&author.locale),
                         reason: "requester",
                         ticket: Some(&state),
-                        comment: Some((comment_id, comment.clone())),
+                        comment: comment.map(|(id, c)| (id, c.clone())),
                         event: serde_json::json!({ "rule": effect.rule, "leads": leads }),
                     };
                     notice::queue(changes.tx, changes.sender, n, changes.now).await?;

@@ -377,3 +377,35 @@ async fn the_requester_cannot_unfollow_and_an_upgrade_request_points_to_the_lead
             .any(|f| f.email == "dave@example.test")
     );
 }
+
+#[tokio::test]
+async fn a_status_set_by_command_fires_status_changed_rules_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"note escalations\"\non = \"status_changed\"\nwhen = { status = [\"escalated\"] }\n\
+         then = { internal_note = \"Escalated: engineering has the details.\", set_status = \"blocked\" }\n",
+    )
+    .unwrap();
+    let path = rules.display().to_string();
+    let app = TestApp::with_settings(move |s| s.rules.file = path).await;
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    app.deliver(&reply(
+        "sam@example.test",
+        "e1",
+        &verified("example.test"),
+        "#status escalated",
+    ))
+    .await;
+    let t = app.ticket(1).await;
+    let note = t
+        .comments
+        .iter()
+        .find(|c| c.internal)
+        .expect("the rule's internal note");
+    assert_eq!(note.body, "Escalated: engineering has the details.");
+    // The rule's own status change does not fire the rule again (one pass).
+    assert_eq!(serde_json::to_value(t.status).unwrap(), "blocked");
+    assert_eq!(t.comments.iter().filter(|c| c.internal).count(), 1);
+}
