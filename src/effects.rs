@@ -23,6 +23,8 @@ pub struct ChangePolicy {
     pub sla: BTreeMap<Priority, (String, String)>,
     /// Mentioned users follow the ticket (`[mentions] auto_follow`).
     pub auto_follow_mentions: bool,
+    /// Status labels from `[statuses]`, for answers rendered from a snapshot.
+    pub labels: BTreeMap<Status, String>,
 }
 
 /// One refused command or mention, for the author's notice.
@@ -568,7 +570,7 @@ impl Changes<'_> {
         let tickets = self.tx.open_tickets_of(author, 50).await?;
         let rows: Vec<_> = tickets
             .iter()
-            .map(|t| json!({"id": t.id, "subject": t.subject, "status": t.status, "status_label": t.status.default_label(), "updated_at": t.updated_at}))
+            .map(|t| json!({"id": t.id, "subject": t.subject, "status": t.status, "status_label": self.policy.labels.get(&t.status).cloned().unwrap_or_else(|| t.status.default_label().to_string()), "updated_at": t.updated_at}))
             .collect();
         self.tell_one(
             author,

@@ -70,6 +70,10 @@ impl IntakePolicy {
                 notify: settings.notify_address(),
                 sla: settings.sla_table(),
                 auto_follow_mentions: settings.mentions.auto_follow,
+                labels: Status::ALL
+                    .iter()
+                    .map(|st| (*st, settings.status_label(*st)))
+                    .collect(),
             },
         })
     }
