@@ -10,7 +10,6 @@ use time::OffsetDateTime;
 use crate::domain::commands::Command;
 use crate::domain::ids::{EmailAddress, TicketId};
 use crate::domain::mentions::{self, Candidate, Mention, Resolution};
-use crate::domain::notify::Follower;
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Role, Status};
 use crate::notice::{self, Notice, Sender};
 use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState, Tx, User};
@@ -594,7 +593,3 @@ impl Changes<'_> {
         Ok(())
     }
 }
-
-/// Keeps `Follower` in use for the notification planner's input type.
-#[allow(dead_code)]
-fn _planner_input(_: &Follower) {}
