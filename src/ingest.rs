@@ -474,7 +474,7 @@ impl Ingestor {
         notify: bool,
         now: OffsetDateTime,
     ) -> Result<Decided, StoreError> {
-        let extracted = reply::extract_text(&mail.text);
+        let extracted = reply::extract_mail(mail);
         let text = extracted.comment_text(&mail.text);
         let parsed = commands::parse(&text);
         let only_list = !parsed.commands.is_empty()
@@ -609,7 +609,7 @@ impl Ingestor {
         now: OffsetDateTime,
         via: &threading::ThreadReason,
     ) -> Result<Decided, StoreError> {
-        let extracted = reply::extract_text(&mail.text);
+        let extracted = reply::extract_mail(mail);
         let text = extracted.comment_text(&mail.text);
         let parsed = commands::parse(&text);
         let proven = self.proven(mail, user, Some(state.id));

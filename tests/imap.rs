@@ -289,10 +289,26 @@ async fn a_recreated_folder_with_a_new_uidvalidity_makes_no_duplicate_tickets() 
     // The folder is deleted and recreated (a new UIDVALIDITY) holding the same messages.
     admin.delete("Support").await.unwrap();
     admin.create("Support").await.unwrap();
-    for raw in &raws {
-        admin.append("Support", None, None, raw).await.unwrap();
-    }
     admin.logout().await.ok();
+    for raw in &raws {
+        // Dovecot may answer "Mailbox was deleted under us" while the poller's
+        // session still holds the old folder: a fresh session retries.
+        let mut tries = 0;
+        loop {
+            let mut session = stack.login(&user).await;
+            let appended = session.append("Support", None, None, raw).await;
+            session.logout().await.ok();
+            match appended {
+                Ok(()) => break,
+                Err(e) if tries < 10 => {
+                    tries += 1;
+                    eprintln!("append retried: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("append failed: {e}"),
+            }
+        }
+    }
     let rows = wait_for_log(&app, 10, Duration::from_secs(60)).await;
     let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome.as_str()).collect();
     assert_eq!(

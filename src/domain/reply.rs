@@ -1,8 +1,38 @@
-//! Reply extraction: what the person wrote now, apart from the quoted history
-//! and their signature. This is the baseline (the gateway's own marker,
-//! trailing quotes after a quote header, `-- ` signatures, forwards kept whole);
-//! the reply-extraction issue extends the set of clients and languages.
+//! Reply extraction: what the person wrote now, apart from the quoted history,
+//! their signature, and whether they forwarded another message.
+//!
+//! The contract (DESIGN): keep top-posted, bottom-posted and inline answers
+//! alike, and never keep less than the person wrote. Peers either store the
+//! whole message (noise) or cut at the first `>` (inline answers and code lost);
+//! this module reads the message as a sequence of classified lines instead:
+//!
+//! 1. Every line gets a [`Kind`]: text, `>` quote, a quote header ("On … wrote:"
+//!    in many languages and wrapped over up to five lines; Outlook's
+//!    `From:/Sent:/To:/Subject:` block; `-----Original Message-----`), a forward
+//!    header, the gateway's [`MARKER`], a signature separator, a mobile footer.
+//!    Fenced and indented code is always text, so `a > b` or `>>> print()` in
+//!    code never reads as a quote. All look-ahead is bounded (a few lines), so
+//!    the work is linear in the size of the message.
+//! 2. One forward scan decides what the quote headers mean:
+//!    - text, then a header, then only quotes (or nothing): a top-post; the
+//!      header and everything after it is the quote;
+//!    - a header, a quote, then more text: an inline (interleaved) answer; the
+//!      header line goes, the `>` block stays as the context of the answer below
+//!      it (a bare "Yes." means nothing without the question it answers);
+//!    - a header and one quote at the very top, then only text: a bottom-post;
+//!      the header and the quote go;
+//!    - Outlook's header block and `-----Original Message-----` introduce an
+//!      unquoted original: always a cut;
+//!    - a forward header: everything from it on is content (`forwarded: true`).
+//! 3. From the end backwards: trailing quotes, the signature (`-- `, or a line
+//!    of underscores with a few lines after it) and mobile footers ("Sent from
+//!    my iPhone", localized) are taken off.
+//!
+//! A `>` passage without a header above it is kept: the person selected it to
+//! answer it. Nothing is thrown away silently: every line with a letter or a
+//! digit ends up in `reply`, `signature` or `quoted`.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -10,7 +40,16 @@ use regex::Regex;
 /// The first line of every notification; replies are cut here (DESIGN).
 pub const MARKER: &str = "--- Reply above this line ---";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// Lines longer than this are never headers, footers or separators: they are
+/// only tested for a leading `>`. Bounds the regex work on hostile input.
+const MAX_CLASSIFIED_LINE: usize = 400;
+/// How far a wrapped quote header may run ("On …" up to "… wrote:").
+const HEADER_WINDOW: usize = 5;
+/// A `-- ` separator followed by more non-blank lines than this is not a
+/// signature but a separator the person wrote; what follows stays in the reply.
+const MAX_SIGNATURE_LINES: usize = 15;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Extracted {
     pub reply: String,
     pub signature: Option<String>,
@@ -30,156 +69,1207 @@ impl Extracted {
     }
 }
 
-static QUOTE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?x)^\s*(?:
-            On\s.{1,200}\swrote:\s*$                                   # Gmail, Apple Mail, Thunderbird
-          | -{2,}\s*Original\s+Message\s*-{2,}\s*$                     # Outlook
-          | Am\s.{1,200}\sschrieb.{0,100}:\s*$                          # German
-          | Le\s.{1,200}\sa\s+écrit\s*:\s*$                             # French
-          | El\s.{1,200}\sescribió:\s*$                                 # Spanish
-          | Il\s.{1,200}\sha\s+scritto:\s*$                             # Italian
-        )",
-    )
-    .expect("static regex")
-});
-
-static FORWARD_HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*(?:-{2,}\s*Forwarded message\s*-{2,}|Begin forwarded message:|-{2,}\s*Weitergeleitete Nachricht\s*-{2,})")
-        .expect("static regex")
-});
-
-static MOBILE_FOOTER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*(?:Sent from my \w+|Sent from (?:Mail|Outlook) for \w+|Get Outlook for \w+|Von meinem \w+ gesendet|Envoyé de mon \w+)\b.*$")
-        .expect("static regex")
-});
-
-fn join(lines: &[&str]) -> String {
-    lines.join("\n").trim_matches('\n').trim_end().to_string()
+/// What a line is, before deciding what it means in its context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Blank,
+    /// Anything the person may have written, including code.
+    Text,
+    /// A `>` (or Supercite `AB>`) quoted line.
+    Quote,
+    /// The gateway's [`MARKER`], unquoted.
+    Marker,
+    /// The first line of a forwarded message.
+    Forward,
+    /// A line of an "On … wrote:" header.
+    Attribution,
+    /// A line of an Outlook header block or an "Original Message" separator.
+    Original,
+    /// `-- ` (RFC 3676 §4.3) or `--`.
+    SigSep,
+    /// A line made of one repeated punctuation character (`_____`, `***`).
+    Delimiter,
+    /// A mobile client's footer ("Sent from my iPhone").
+    Footer,
 }
 
-fn non_empty(text: String) -> Option<String> {
-    (!text.trim().is_empty()).then_some(text)
+/// Where a line ends up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Reply,
+    Quoted,
+    Signature,
+    /// Separators and decoration: no content of their own.
+    Drop,
+}
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("static regex")
+}
+
+/// The start of an attribution: an intro word and a date, or a date first.
+static ATTR_START: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?x)^[-*\s]*(?:
+        (?:On|At|Am|Le|El|Il|Op|Em|Às|Den|På|Dnia|W\sdniu|In\sdata|No\sdia|Il\sgiorno)\s.*\d
+      | .*\sschrieb\s+am\s
+      | 在.*\d
+      | \d{1,2}\.?\s+\p{L}+\.?,?\s+\d{4}
+      | \p{L}{2,12}\.?,?\s+\d{1,2}\.?\s+\p{L}+\.?,?\s+\d{4}
+      | \d{4}\s?年\s?\d{1,2}\s?月\s?\d{1,2}\s?日
+      | \d{4}[-/.]\d{1,2}[-/.]\d{1,2}\s
+    )")
+});
+
+/// Attributions that are complete on one line without a verb (Gmail's ISO and
+/// old formats): `2026-11-23 09:14 GMT+01:00 Alice`, `2026/11/23 Alice <a@x>`.
+static ATTR_COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?x)^(?:
+        \d{4}-\d{2}-\d{2}\s+\d{1,2}:\d{2}\s+GMT[+-]\d{1,2}:?\d{2}\s+\S.*
+      | \d{4}/\d{1,2}/\d{1,2}\s.*<[^<>\s@]+@[^<>\s]+>\s*:?
+    )$")
+});
+
+/// The verb of an attribution, in the languages we know of.
+static ATTR_VERB: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?xi)
+        \b(?:wrote|writes|schrieb|geschreven|schreef|escribió|escreveu|scritto|scrisse
+            |napisał|napisała|написал|написала|писал|пише|skrev|kirjoitti|napsal|yazdı)\b
+      | \ba\s+écrit\b
+      | 写道 | 寫道 | 書きました | のメッセージ
+    ")
+});
+
+/// The end of an attribution: a colon (or Zoho's trailing dashes).
+static ATTR_END: LazyLock<Regex> = LazyLock::new(|| re(r"(?:[:：]|\S\s*-{2,})\s*\**$"));
+
+/// An attribution ending in the address, without a verb (Gmail ru/ja/zh).
+static ATTR_END_ADDRESS: LazyLock<Regex> = LazyLock::new(|| re(r"(?:>|\))\s*[:：]\s*$"));
+
+static TIME: LazyLock<Regex> = LazyLock::new(|| re(r"\d{1,2}[:.]\d{2}"));
+
+/// A header field of a quoted message (Outlook desktop, web and mobile).
+static FIELD: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?xi)^\s*\*{0,2}(
+        from|sent|date|to|cc|bcc|subject|reply-to
+      | von|gesendet|datum|an|betreff|antwort\san
+      | de|envoyé|à|a|objet|répondre\sà
+      | enviado|enviada|fecha|para|asunto
+      | da|inviato|data|oggetto|risposta
+      | van|verzonden|aan|onderwerp
+      | od|wysłano|do|dw|temat
+      | от|отправлено|дата|кому|копия|тема
+      | från|skickat|till|kopia|ämne
+      | fra|sendt|dato|til|kopi|emne
+      | 发件人|发送时间|收件人|抄送|主题|日期|寄件者|傳送時間|收件者|副本|主旨
+      | 差出人|送信日時|宛先|件名|日付
+    )\*{0,2}\s*[:：]")
+});
+
+/// The fields that name the sender: a quoted header block must have one.
+static FROM_FIELD: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)^\s*\*{0,2}(?:from|von|de|da|van|od|от|från|fra|发件人|寄件者|差出人)\*{0,2}\s*[:：]")
+});
+
+/// Fields that only appear when someone pastes raw headers on purpose: such a
+/// block is content (a bounce to look at), not a quote.
+static RAW_FIELD: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)^\s*(?:received|message-id|return-path|x-[\w-]+|dkim-signature|mime-version|content-type|authentication-results|delivered-to|arc-[\w-]+)\s*:",
+    )
+});
+
+static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?xi)^\s*\*?\s*-{2,}\s*(?:
+        original\smessage|ursprüngliche\snachricht|original-nachricht|message\sd'origine
+      | message\soriginal|mensaje\soriginal|messaggio\soriginale|oorspronkelijk\sbericht
+      | origineel\sbericht|mensagem\soriginal|wiadomość\soryginalna|oryginalna\swiadomość
+      | исходное\sсообщение|ursprungligt\smeddelande|opprinnelig\smelding
+      | oprindelig\smeddelelse|原始邮件|原始郵件|元のメッセージ
+    )\s*-{2,}\s*\*?\s*$")
+});
+
+static FORWARD: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?xi)^\s*\*?\s*(?:
+        -{2,}\s*(?:forwarded\smessage|weitergeleitete\snachricht|message\stransféré
+          |mensaje\sreenviado|messaggio\sinoltrato|doorgestuurd\sbericht|mensagem\sencaminhada
+          |wiadomość\sprzekazana(?:\sdalej)?|przekazana\swiadomość|пересылаемое\sсообщение
+          |пересланное\sсообщение|vidarebefordrat\smeddelande|videresendt\smelding
+          |videresendt\sbesked|转发的邮件|轉寄的郵件|転送メッセージ|転送されたメッセージ)\s*-{2,}
+      | begin\sforwarded\smessage\s*:
+      | anfang\sder\sweitergeleiteten\s(?:nachricht|e-mail)\s*:
+      | début\sdu\smessage\s(?:réexpédié|transféré)\s*:
+      | inicio\sdel\smensaje\sreenviado\s*:
+      | inizio\s(?:del\s)?messaggio\sinoltrato\s*:
+      | begin\sdoorgestuurd\sbericht\s*:
+      | início\sda\smensagem\s(?:reencaminhada|encaminhada)\s*:
+      | начало\sпересылаемого\sсообщения\s*:
+      | vidarebefordrat\smejl\s*:
+      | 转发的邮件\s*[:：] | 転送されたメッセージ\s*[:：]
+    )")
+});
+
+/// Footers mobile and web clients append ("Sent from my iPhone"), localized.
+/// Matched against a whole, short line, and only at the end of the reply.
+static FOOTER: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?xi)^(?:
+        sent\s(?:from|via|with|using|by|on)\s.{1,120}
+      | from\smy\s(?:iphone|ipad|ipod|android|mobile|phone|cell|smartphone|tablet|galaxy|samsung|blackberry).{0,40}
+      | \S+\sfrom\s(?:my\s)?mobile.{0,40}
+      | get\s\[?outlook\b.{0,120}
+      | von\s(?:meinem|meiner)\s.{1,60}\sgesendet\.?
+      | gesendet\s(?:von|mit|vom|aus)\s.{1,80}
+      | diese\snachricht\swurde\s(?:von|mit)\s.{1,80}\sgesendet\.?
+      | envoyé\s(?:de|depuis|avec|à\spartir\sde)\s.{1,80}
+      | obtenir\soutlook\spour\s.{1,40}
+      | enviado\s(?:desde|do|da|con|com|pelo|pela)\s.{1,80}
+      | obt(?:ener|er\so)\soutlook\s.{1,40}
+      | inviato\s(?:da|dal|dalla|con)\s.{1,80}
+      | scarica\soutlook\s.{1,40}
+      | (?:verzonden|verstuurd)\s(?:vanaf|van|met|via)\s.{1,80}
+      | outlook\svoor\s.{1,30}\sdownloaden
+      | wysłan[eo]\s(?:z|ze|przy|przez)\s.{1,80}
+      | pobierz\s(?:aplikację\s)?outlook.{0,60}
+      | отправлено\s(?:с|из|со)\s.{1,80}
+      | получить\soutlook.{0,40}
+      | skickat\s(?:från|med)\s.{1,80}
+      | hämta\soutlook.{0,40}
+      | sendt\s(?:fra|med)\s.{1,80}
+      | (?:skaff|få)\s.{0,10}outlook.{0,40}
+      | (?:发自|来自|寄自)我的.{0,40}
+      | 從我的.{0,40}傳送
+      | .{1,40}から送信
+      | .{0,30}outlook.{0,20}を入手
+    )$")
+});
+
+/// Gmail's invisible tracking glyph, alone on a line.
+const GMAIL_SPACER: char = '\u{1427}';
+
+/// The longest prefix of `line` of at most `max` bytes, cut on a char boundary.
+fn head(line: &str, max: usize) -> &str {
+    if line.len() <= max {
+        return line;
+    }
+    let mut end = max;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+fn is_blank(line: &str) -> bool {
+    line.trim().is_empty()
+}
+
+/// `>` after at most three spaces, or a Supercite citation of one to three
+/// capitals (`C>`, `JD> `). Longer names (`Richard>`) are too often text.
+fn is_quote_line(line: &str) -> bool {
+    let spaces = line.bytes().take_while(|&b| b == b' ').count();
+    if spaces <= 3 && line.as_bytes().get(spaces) == Some(&b'>') {
+        return true;
+    }
+    let caps = line.bytes().take_while(u8::is_ascii_uppercase).count();
+    (1..=3).contains(&caps)
+        && line.as_bytes().get(caps) == Some(&b'>')
+        && matches!(line.as_bytes().get(caps + 1), None | Some(b' '))
+}
+
+/// The text of a quoted line without its quote marks.
+fn dequote(line: &str) -> &str {
+    line.trim_start_matches(['>', ' ', '\t'])
+}
+
+/// A Python prompt (`>>> x`), which looks like a third-level quote.
+fn is_prompt(line: &str) -> bool {
+    line.strip_prefix(">>> ")
+        .is_some_and(|rest| !rest.starts_with('>') && !rest.trim().is_empty())
+}
+
+fn is_delimiter(line: &str) -> bool {
+    let t = line.trim();
+    if t.chars().all(|c| c == GMAIL_SPACER) && !t.is_empty() {
+        return true;
+    }
+    let mut chars = t.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    "-_=*~+#.•─━".contains(first) && t.chars().count() >= 3 && chars.all(|c| c == first)
+}
+
+fn is_underscores(line: &str) -> bool {
+    let t = line.trim();
+    t.len() >= 3 && t.bytes().all(|b| b == b'_')
+}
+
+fn is_marker(line: &str) -> bool {
+    let t = line.trim().trim_matches('*').trim();
+    t == MARKER || (t.contains(MARKER) && t.len() <= MARKER.len() + 8 && !t.starts_with('>'))
+}
+
+fn has_letters(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_alphanumeric() && c != GMAIL_SPACER)
+}
+
+/// Lines inside fenced code (```` ``` ```` or `~~~`) or indented by a tab or
+/// four spaces: never quotes, headers or signatures.
+fn code_lines(lines: &[&str]) -> Vec<bool> {
+    fn fence(line: &str) -> Option<(u8, usize)> {
+        let spaces = line.bytes().take_while(|&b| b == b' ').count();
+        if spaces > 3 {
+            return None;
+        }
+        let rest = &line.as_bytes()[spaces..];
+        let c = *rest.first()?;
+        if c != b'`' && c != b'~' {
+            return None;
+        }
+        let n = rest.iter().take_while(|&&b| b == c).count();
+        (n >= 3).then_some((c, n))
+    }
+    let mut code: Vec<bool> = lines
+        .iter()
+        .map(|l| l.starts_with('\t') || l.starts_with("    "))
+        .collect();
+    // Pair fences; an opening fence that never closes is text, and the scan
+    // resumes after it (a bounded number of times, so this stays linear).
+    let mut from = 0;
+    for _ in 0..8 {
+        let mut open: Option<(usize, u8, usize)> = None;
+        for (i, line) in lines.iter().enumerate().skip(from) {
+            let Some((c, n)) = fence(line) else { continue };
+            match open {
+                Some((start, oc, on))
+                    if oc == c && n >= on && line.trim().bytes().all(|b| b == c) =>
+                {
+                    code[start..=i].iter_mut().for_each(|x| *x = true);
+                    open = None;
+                }
+                Some(_) => {}
+                None => open = Some((i, c, n)),
+            }
+        }
+        match open {
+            Some((start, _, _)) => from = start + 1,
+            None => break,
+        }
+    }
+    code
+}
+
+/// The classified lines of a message.
+struct Doc<'a> {
+    lines: Vec<&'a str>,
+    kind: Vec<Kind>,
+    /// For the first line of a header (attribution or Outlook block): the index
+    /// one past its last line. Zero elsewhere.
+    span: Vec<usize>,
+}
+
+impl<'a> Doc<'a> {
+    fn new(text: &'a str) -> Self {
+        let lines: Vec<&str> = text.split('\n').collect();
+        let code = code_lines(&lines);
+        let mut kind: Vec<Kind> = lines
+            .iter()
+            .zip(&code)
+            .map(|(line, &code)| classify_line(line, code))
+            .collect();
+        // A run of `>>> ` lines standing alone is a Python session, not a
+        // third-level quote (which always sits among `>` and `>>` lines).
+        let n = lines.len();
+        let mut i = 0;
+        while i < n {
+            if kind[i] == Kind::Quote && is_prompt(lines[i]) {
+                let start = i;
+                while i < n && kind[i] == Kind::Quote && is_prompt(lines[i]) {
+                    i += 1;
+                }
+                let before = start.checked_sub(1).map(|b| kind[b]);
+                let after = kind.get(i).copied();
+                if before != Some(Kind::Quote) && after != Some(Kind::Quote) {
+                    kind[start..i].iter_mut().for_each(|k| *k = Kind::Text);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        let mut doc = Doc {
+            span: vec![0; n],
+            lines,
+            kind,
+        };
+        doc.find_headers(&code);
+        doc
+    }
+
+    /// Marks attribution headers and Outlook header blocks. Every test looks at
+    /// most `HEADER_WINDOW` (or a dozen) lines ahead: linear overall.
+    fn find_headers(&mut self, code: &[bool]) {
+        let n = self.lines.len();
+        let next_nonblank = {
+            let mut next = vec![n; n + 1];
+            for i in (0..n).rev() {
+                next[i] = if is_blank(self.lines[i]) {
+                    next[i + 1]
+                } else {
+                    i
+                };
+            }
+            next
+        };
+        let mut i = 0;
+        while i < n {
+            let line = self.lines[i];
+            let candidate = !code[i]
+                && line.len() <= MAX_CLASSIFIED_LINE
+                && matches!(self.kind[i], Kind::Text | Kind::Original);
+            if !candidate {
+                i += 1;
+                continue;
+            }
+            if let Some(end) = self.attribution_at(i, code, &next_nonblank) {
+                let start = self.extend_back(i);
+                self.mark(start, end, Kind::Attribution);
+                i = end;
+                continue;
+            }
+            if let Some(end) = self.header_block_at(i) {
+                // An Outlook separator line just above belongs to the quote.
+                let mut start = i;
+                let above = (i >= 1)
+                    .then(|| i - 1)
+                    .filter(|&a| self.kind[a] == Kind::Delimiter);
+                if let Some(a) = above {
+                    start = a;
+                }
+                self.mark(start, end, Kind::Original);
+                i = end;
+                continue;
+            }
+            if self.kind[i] == Kind::Original {
+                self.span[i] = i + 1;
+            }
+            i += 1;
+        }
+    }
+
+    /// A wrapped attribution whose first line ends with an unclosed `<`
+    /// (`… "Alice" <` / `a@x> wrote:`) starts one line up.
+    fn extend_back(&self, i: usize) -> usize {
+        match i.checked_sub(1) {
+            Some(p)
+                if self.kind[p] == Kind::Text
+                    && self.lines[p].len() <= MAX_CLASSIFIED_LINE
+                    && self.lines[p].trim_end().ends_with('<') =>
+            {
+                p
+            }
+            _ => i,
+        }
+    }
+
+    fn mark(&mut self, start: usize, end: usize, kind: Kind) {
+        self.kind[start..end].iter_mut().for_each(|k| *k = kind);
+        self.span[start..end].iter_mut().for_each(|s| *s = 0);
+        self.span[start] = end;
+    }
+
+    /// An attribution starting at line `i`: returns one past its last line.
+    fn attribution_at(&self, i: usize, code: &[bool], next_nonblank: &[usize]) -> Option<usize> {
+        let n = self.lines.len();
+        let line = self.lines[i].trim();
+        if ATTR_START.is_match(line) {
+            // Look for the end of a possibly wrapped header.
+            let mut joined = String::new();
+            let mut blanks = 0;
+            let window = (i + HEADER_WINDOW).min(n);
+            for (j, (&l, &is_code)) in self.lines[..window]
+                .iter()
+                .zip(&code[..window])
+                .enumerate()
+                .skip(i)
+            {
+                if j > i && (is_code || l.len() > 200) {
+                    break;
+                }
+                if is_blank(l) {
+                    blanks += 1;
+                    if blanks > 2 {
+                        break;
+                    }
+                    continue;
+                }
+                let l = l.trim();
+                joined.push(' ');
+                joined.push_str(l);
+                let ends = ATTR_END.is_match(l);
+                if (ends && ATTR_VERB.is_match(&joined)) || ATTR_END_ADDRESS.is_match(l) {
+                    // Clients always name an address or a time, or quote below;
+                    // "On 3 servers … the log wrote:" in prose does neither.
+                    let below = next_nonblank.get(j + 1).copied().unwrap_or(n);
+                    let quote_below = below < n && self.kind[below] == Kind::Quote;
+                    if joined.contains('@') || TIME.is_match(&joined) || quote_below {
+                        return Some(j + 1);
+                    }
+                    break;
+                }
+                if j > i && ATTR_START.is_match(l) {
+                    break;
+                }
+            }
+        }
+        if ATTR_COMPLETE.is_match(line) {
+            return Some(i + 1);
+        }
+        // A verb line alone ("Alice <a@x> wrote:", Thunderbird's "Alice wrote:")
+        // needs evidence: an address, a time, or a quote right below it.
+        if line.len() <= 300 && ATTR_VERB.is_match(line) && ATTR_END.is_match(line) {
+            let below = next_nonblank.get(i + 1).copied().unwrap_or(n);
+            let quote_below = below < n && self.kind[below] == Kind::Quote;
+            if line.contains('@') || TIME.is_match(line) || quote_below {
+                return Some(i + 1);
+            }
+        }
+        None
+    }
+
+    /// An Outlook-style header block (`From:`, `Sent:`, `To:`, `Subject:` in
+    /// any of our languages) starting at line `i`: returns one past its end.
+    fn header_block_at(&self, i: usize) -> Option<usize> {
+        if !FIELD.is_match(head(self.lines[i], MAX_CLASSIFIED_LINE)) {
+            return None;
+        }
+        let n = self.lines.len();
+        let (mut fields, mut from, mut continuation) = (0, false, 0);
+        let mut end = i;
+        for j in i..(i + 12).min(n) {
+            let l = head(self.lines[j], MAX_CLASSIFIED_LINE);
+            if is_blank(l) {
+                break;
+            }
+            if RAW_FIELD.is_match(l) {
+                return None;
+            }
+            if FIELD.is_match(l) {
+                fields += 1;
+                from |= FROM_FIELD.is_match(l);
+                continuation = 0;
+            } else {
+                // A wrapped value (a long Subject) continues the block.
+                continuation += 1;
+                if continuation > 1 {
+                    break;
+                }
+            }
+            end = j + 1;
+        }
+        (fields >= 3 && from).then_some(end)
+    }
+}
+
+fn classify_line(line: &str, code: bool) -> Kind {
+    if is_blank(line) {
+        return Kind::Blank;
+    }
+    if code {
+        return Kind::Text;
+    }
+    if line.len() > MAX_CLASSIFIED_LINE {
+        return if is_quote_line(line) {
+            Kind::Quote
+        } else {
+            Kind::Text
+        };
+    }
+    if is_marker(line) {
+        return Kind::Marker;
+    }
+    if is_quote_line(line) {
+        return Kind::Quote;
+    }
+    let t = line.trim();
+    if FORWARD.is_match(t) {
+        return Kind::Forward;
+    }
+    if ORIGINAL_MESSAGE.is_match(t) {
+        return Kind::Original;
+    }
+    if line.trim_end() == "--" {
+        return Kind::SigSep;
+    }
+    if is_delimiter(t) {
+        return Kind::Delimiter;
+    }
+    let bare = t
+        .trim_start_matches(['(', '<', '['])
+        .trim_end_matches([')', '>', ']', '.']);
+    if t.len() <= 160 && FOOTER.is_match(bare) {
+        return Kind::Footer;
+    }
+    Kind::Text
+}
+
+/// Removes what no stored text should hold: NULs (PostgreSQL refuses them)
+/// and carriage returns.
+fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\0' => {}
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push('\n');
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The lines of one part, without leading empty lines (a bare `>` counts as
+/// empty) and trailing whitespace. Lines keep their own trailing spaces: in
+/// code and Markdown they can matter.
+fn collect(doc: &Doc<'_>, part: &[Part], want: Part) -> String {
+    let mut out = String::new();
+    for (line, p) in doc.lines.iter().zip(part) {
+        if *p == want {
+            if out.is_empty() && dequote(line).trim().is_empty() {
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out
 }
 
 /// Splits a plain-text body.
 pub fn extract_text(text: &str) -> Extracted {
-    let lines: Vec<&str> = text.lines().collect();
-    let forwarded = lines.iter().any(|l| FORWARD_HEADER.is_match(l));
+    let text = normalize(text);
+    let doc = Doc::new(&text);
+    let n = doc.lines.len();
+    let kind = &doc.kind;
+    let mut part = vec![Part::Reply; n];
 
     // 1. Our marker: everything from it on is the notification being answered.
-    let mut cut = lines
-        .iter()
-        .position(|l| l.trim() == MARKER)
-        .unwrap_or(lines.len());
+    let end = kind.iter().position(|k| *k == Kind::Marker).unwrap_or(n);
+    part[end..].iter_mut().for_each(|p| *p = Part::Quoted);
 
-    // 2. A quote header followed only by quoted text, blank lines or the quoted
-    //    message itself ends the reply. Forwards are content and are kept.
-    if !forwarded {
-        if let Some(pos) = lines[..cut].iter().position(|l| QUOTE_HEADER.is_match(l)) {
-            cut = pos;
+    // Precomputed so the scan below never looks ahead more than a step:
+    // `after_quote[i]`: the first line at or after i that is neither a quote nor
+    // blank; `answered_after[i]`: some quote at or after i is followed by text.
+    let mut after_quote = vec![n; n + 1];
+    let mut answered_after = vec![false; n + 1];
+    for i in (0..n).rev() {
+        after_quote[i] = if matches!(kind[i], Kind::Quote | Kind::Blank) {
+            after_quote[i + 1]
         } else {
-            // Bottom quote without a header: trailing `>` lines (inline answers
-            // above them stay, since only the final run is removed).
-            let mut end = cut;
-            while end > 0 && (lines[end - 1].trim().is_empty() || lines[end - 1].starts_with('>')) {
-                end -= 1;
+            i
+        };
+        let answered = kind[i] == Kind::Quote && kind.get(after_quote[i]) == Some(&Kind::Text);
+        answered_after[i] = answered_after[i + 1] || answered;
+    }
+    let next_nonblank = |from: usize| (from..end).find(|&j| kind[j] != Kind::Blank);
+
+    // 2. The forward scan: what each quote header means here.
+    let mut forwarded = false;
+    let mut tail_end = end;
+    let mut seen_text = false;
+    let mut i = 0;
+    while i < end {
+        match kind[i] {
+            Kind::Text => {
+                seen_text = true;
+                i += 1;
             }
-            if lines[end..cut].iter().any(|l| l.starts_with('>')) {
-                cut = end;
+            Kind::Forward => {
+                forwarded = true;
+                tail_end = i;
+                break;
             }
+            Kind::Quote
+                if (i == 0 || kind[i - 1] != Kind::Quote)
+                    && FORWARD.is_match(head(dequote(doc.lines[i]), MAX_CLASSIFIED_LINE)) =>
+            {
+                // Apple Mail quotes what it forwards: still a forward.
+                forwarded = true;
+                tail_end = i;
+                break;
+            }
+            Kind::Attribution if doc.span[i] > i => {
+                let header_end = doc.span[i];
+                match next_nonblank(header_end).map(|a| (a, kind[a])) {
+                    Some((a, Kind::Quote)) => {
+                        let next = after_quote[a];
+                        let answered = next < end && kind[next] == Kind::Text;
+                        if !answered {
+                            tail_end = i;
+                            break;
+                        }
+                        if !seen_text && !answered_after[next] {
+                            // Bottom-post: the header and the quote above the answer.
+                            part[..next].iter_mut().for_each(|p| *p = Part::Quoted);
+                            i = next;
+                        } else {
+                            // Inline answers: the header goes, the quote is their context.
+                            part[i..header_end]
+                                .iter_mut()
+                                .for_each(|p| *p = Part::Quoted);
+                            i = header_end;
+                        }
+                    }
+                    Some((_, Kind::Text)) if !seen_text => {
+                        // A header on top of unquoted text: the text is the answer.
+                        part[i..header_end]
+                            .iter_mut()
+                            .for_each(|p| *p = Part::Quoted);
+                        i = header_end;
+                    }
+                    _ => {
+                        tail_end = i;
+                        break;
+                    }
+                }
+            }
+            Kind::Original if doc.span[i] > i => {
+                tail_end = i;
+                break;
+            }
+            _ => i += 1,
         }
     }
-    let quoted = non_empty(join(&lines[cut..]));
-    let mut body = &lines[..cut];
-
-    // 3. Signature: the last `-- ` separator (RFC 3676 §4.3), or a mobile footer.
-    let mut signature = None;
-    if let Some(pos) = body.iter().rposition(|l| *l == "-- " || *l == "--") {
-        signature = non_empty(join(&body[pos + 1..]));
-        body = &body[..pos];
-    } else if let Some(pos) = body.iter().rposition(|l| !l.trim().is_empty())
-        && MOBILE_FOOTER.is_match(body[pos])
-    {
-        signature = Some(body[pos].trim().to_string());
-        body = &body[..pos];
+    if !forwarded {
+        part[tail_end..end]
+            .iter_mut()
+            .for_each(|p| *p = Part::Quoted);
     }
+
+    // 3. From the end backwards: trailing quotes, signature, footers.
+    let mut text_before = vec![0usize; n + 1];
+    for j in 0..n {
+        let counts = kind[j] == Kind::Text && part[j] == Part::Reply;
+        text_before[j + 1] = text_before[j] + usize::from(counts);
+    }
+    let mut end = tail_end;
+    let mut signature_done = false;
+    loop {
+        while end > 0 && (kind[end - 1] == Kind::Blank || part[end - 1] != Part::Reply) {
+            end -= 1;
+        }
+        if end == 0 {
+            break;
+        }
+        let last = end - 1;
+        match kind[last] {
+            Kind::Quote | Kind::Attribution | Kind::Original => {
+                let mut start = last;
+                while start > 0
+                    && part[start - 1] == Part::Reply
+                    && matches!(
+                        kind[start - 1],
+                        Kind::Quote | Kind::Blank | Kind::Attribution | Kind::Original
+                    )
+                {
+                    start -= 1;
+                }
+                part[start..end].iter_mut().for_each(|p| *p = Part::Quoted);
+                if text_before[start] == 0 {
+                    // Only quotes: the reply is empty (the comment falls back).
+                    part[..start]
+                        .iter_mut()
+                        .filter(|p| **p == Part::Reply)
+                        .for_each(|p| *p = Part::Quoted);
+                    break;
+                }
+                end = start;
+            }
+            Kind::Footer => {
+                part[last] = Part::Signature;
+                end = last;
+            }
+            Kind::Delimiter => {
+                part[last] = Part::Drop;
+                end = last;
+            }
+            _ if !signature_done => {
+                signature_done = true;
+                match signature_start(&doc, &part, end) {
+                    Some(sep) => {
+                        part[sep] = Part::Drop;
+                        part[sep + 1..end]
+                            .iter_mut()
+                            .filter(|p| **p == Part::Reply)
+                            .for_each(|p| *p = Part::Signature);
+                        end = sep;
+                    }
+                    None => break,
+                }
+            }
+            _ => break,
+        }
+    }
+    // A quoted copy of our marker is no part of an inline answer.
+    for (j, line) in doc.lines.iter().enumerate() {
+        if part[j] == Part::Reply && kind[j] == Kind::Quote && dequote(line).trim() == MARKER {
+            part[j] = Part::Quoted;
+        }
+    }
+
+    let non_empty = |s: String| has_letters(&s).then_some(s);
     Extracted {
-        reply: join(body),
-        signature,
-        quoted,
+        reply: collect(&doc, &part, Part::Reply),
+        signature: non_empty(collect(&doc, &part, Part::Signature)),
+        quoted: non_empty(collect(&doc, &part, Part::Quoted)),
         forwarded,
     }
 }
 
-/// Splits an HTML body: converted to text first, so the same rules apply.
+/// The separator line of a signature ending at `end`: the last `-- ` with at
+/// most `MAX_SIGNATURE_LINES` lines after it, or a line of underscores with at
+/// most four (Hotmail and Outlook.com put one above the signature).
+fn signature_start(doc: &Doc<'_>, part: &[Part], end: usize) -> Option<usize> {
+    let mut non_blank = 0;
+    let mut j = end;
+    while j > 0 && end - j < 3 * MAX_SIGNATURE_LINES {
+        j -= 1;
+        if part[j] != Part::Reply {
+            return None;
+        }
+        match doc.kind[j] {
+            Kind::SigSep => return Some(j),
+            Kind::Delimiter if is_underscores(doc.lines[j]) && non_blank <= 4 => return Some(j),
+            Kind::Blank => {}
+            Kind::Quote | Kind::Attribution | Kind::Original | Kind::Forward | Kind::Marker => {
+                return None;
+            }
+            _ => {
+                non_blank += 1;
+                if non_blank > MAX_SIGNATURE_LINES {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Elements of HTML clients after which everything is the original message
+/// (Outlook desktop, web and mobile; Yahoo). Quotes in `<blockquote>` (Gmail,
+/// Apple Mail, Thunderbird) need no cut here: they come out of the text
+/// conversion as `>` lines and are read like any text quote, inline answers
+/// between them included.
+const HTML_CUTS: [&str; 7] = [
+    "id=\"appendonsend\"",
+    "id=\"divrplyfwdmsg\"",
+    "id=\"x_divrplyfwdmsg\"",
+    "yahoo_quoted",
+    "border-top:solid #e1e1e1",
+    "border-top:solid #b5c4df",
+    "border-top: solid #e1e1e1",
+];
+
+/// Splits an HTML body. The structure is used where it is unambiguous (the
+/// Outlook and Yahoo containers of the original); the rest is converted to text
+/// and read like a text body.
 pub fn extract_html(html: &str) -> Extracted {
-    extract_text(&super::mail::html_to_text(html))
+    let lower = html.to_ascii_lowercase();
+    let cut = HTML_CUTS
+        .iter()
+        .filter_map(|needle| lower.find(needle))
+        .min()
+        .and_then(|at| lower[..at].rfind('<'));
+    if let Some(cut) = cut {
+        let theirs = super::mail::html_to_text(&html[cut..]);
+        let first = theirs.lines().find(|l| !is_blank(l)).unwrap_or("");
+        if !FORWARD.is_match(head(first, MAX_CLASSIFIED_LINE)) {
+            let mut got = extract_converted(&super::mail::html_to_text(&html[..cut]));
+            let theirs = theirs.trim();
+            if !theirs.is_empty() {
+                got.quoted = Some(match got.quoted.take() {
+                    Some(q) => format!("{q}\n\n{theirs}"),
+                    None => theirs.to_string(),
+                });
+            }
+            return got;
+        }
+    }
+    extract_converted(&super::mail::html_to_text(html))
+}
+
+/// Reads converted HTML: its link footnotes (`[1]: https://…`, all at the end)
+/// are set aside first, since after a quote they would read as an inline
+/// answer, then each goes back to the part that refers to it.
+fn extract_converted(text: &str) -> Extracted {
+    static FOOTNOTE: LazyLock<Regex> = LazyLock::new(|| re(r"^\[(\d{1,5})\]: \S"));
+    static REFERENCE: LazyLock<Regex> = LazyLock::new(|| re(r"\]\[(\d{1,5})\]"));
+    let lines: Vec<&str> = text.lines().collect();
+    let mut body_end = lines.len();
+    while body_end > 0
+        && (is_blank(lines[body_end - 1])
+            || FOOTNOTE.is_match(head(lines[body_end - 1], MAX_CLASSIFIED_LINE)))
+    {
+        body_end -= 1;
+    }
+    let notes: Vec<&str> = lines[body_end..]
+        .iter()
+        .copied()
+        .filter(|l| !is_blank(l))
+        .collect();
+    let mut got = extract_text(&lines[..body_end].join("\n"));
+    // The references of each part, gathered once (a message may hold
+    // thousands of links: no search of the reply per footnote).
+    let refs = |text: &str| -> HashSet<String> {
+        REFERENCE
+            .captures_iter(text)
+            .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+            .collect()
+    };
+    let in_reply = refs(&got.reply);
+    let in_signature = refs(got.signature.as_deref().unwrap_or(""));
+    let (mut reply, mut signature, mut quoted) = (Vec::new(), Vec::new(), Vec::new());
+    for note in notes {
+        let number = FOOTNOTE
+            .captures(head(note, MAX_CLASSIFIED_LINE))
+            .and_then(|c| c.get(1))
+            .map_or("", |m| m.as_str());
+        if in_reply.contains(number) {
+            reply.push(note);
+        } else if in_signature.contains(number) {
+            signature.push(note);
+        } else {
+            quoted.push(note);
+        }
+    }
+    let append = |target: &mut String, notes: Vec<&str>| {
+        if !notes.is_empty() {
+            if !target.is_empty() {
+                target.push_str("\n\n");
+            }
+            target.push_str(&notes.join("\n"));
+        }
+    };
+    if !got.reply.is_empty() {
+        append(&mut got.reply, reply);
+    } else {
+        quoted.extend(reply);
+    }
+    if let Some(sig) = got.signature.as_mut() {
+        append(sig, signature);
+    } else {
+        quoted.extend(signature);
+    }
+    if !quoted.is_empty() {
+        let mut q = got.quoted.take().unwrap_or_default();
+        append(&mut q, quoted);
+        got.quoted = Some(q);
+    }
+    got
+}
+
+/// The reply of a parsed message: from the HTML structure when the text was
+/// only converted from HTML, else from the text part (its `>` quotes are the
+/// client's own and more reliable than a conversion).
+pub fn extract_mail(mail: &super::mail::InboundMail) -> Extracted {
+    match &mail.html {
+        Some(html) if mail.text_from_html => extract_html(html),
+        _ => extract_text(&mail.text),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// (name, input, reply, signature, quoted, forwarded)
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        bool,
+    );
+
+    fn check(cases: &[Case]) {
+        let mut failures = Vec::new();
+        for (name, input, reply, signature, quoted, forwarded) in cases {
+            let got = extract_text(input);
+            let want = Extracted {
+                reply: reply.to_string(),
+                signature: signature.map(str::to_string),
+                quoted: quoted.map(str::to_string),
+                forwarded: *forwarded,
+            };
+            if got != want {
+                failures.push(format!("{name}:\n  got  {got:?}\n  want {want:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
     #[test]
-    fn replies_are_cut_at_the_marker_and_quote_headers() {
-        let cases = [
+    fn cuts_at_the_marker_and_quote_headers() {
+        check(&[
             (
                 "marker",
                 "Thanks!\n\n--- Reply above this line ---\nold",
                 "Thanks!",
+                None,
                 Some("--- Reply above this line ---\nold"),
+                false,
             ),
             (
-                "gmail",
+                "gmail english",
                 "Sounds good.\n\nOn Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> hi\n",
                 "Sounds good.",
+                None,
                 Some("On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> hi"),
+                false,
             ),
             (
-                "outlook",
+                "header wrapped over three lines",
+                "Yes.\nLe 23 nov. 2026 09:14, \"Alice\"\n<a@x.test>\na écrit :\n\n> hi\n",
+                "Yes.",
+                None,
+                Some("Le 23 nov. 2026 09:14, \"Alice\"\n<a@x.test>\na écrit :\n\n> hi"),
+                false,
+            ),
+            (
+                "header with an unclosed bracket above",
+                "Da.\n\n23 нояб. 2026 г. 9:14 пользователь \"Alice\" <\na@x.test> написал:\n\n> hi\n",
+                "Da.",
+                None,
+                Some("23 нояб. 2026 г. 9:14 пользователь \"Alice\" <\na@x.test> написал:\n\n> hi"),
+                false,
+            ),
+            (
+                "japanese gmail without a verb",
+                "了解です。\n\n2026年11月23日(月) 9:14 Alice <a@x.test>:\n> hi\n",
+                "了解です。",
+                None,
+                Some("2026年11月23日(月) 9:14 Alice <a@x.test>:\n> hi"),
+                false,
+            ),
+            (
+                "thunderbird name only, quote below",
+                "Done.\n\nAlice Anders wrote:\n> please\n",
+                "Done.",
+                None,
+                Some("Alice Anders wrote:\n> please"),
+                false,
+            ),
+            (
+                "prose starting like a header stays",
+                "On 3 servers the job fails.\nThe scheduler log wrote:\nerror 42\n",
+                "On 3 servers the job fails.\nThe scheduler log wrote:\nerror 42",
+                None,
+                None,
+                false,
+            ),
+            (
+                "prose ending in wrote: without evidence stays",
+                "This is what the manual wrote:\nrestart the service\n",
+                "This is what the manual wrote:\nrestart the service",
+                None,
+                None,
+                false,
+            ),
+            (
+                "outlook original message",
                 "Done.\n\n-----Original Message-----\nFrom: x\n",
                 "Done.",
-                Some("-----Original Message-----\nFrom: x"),
-            ),
-            (
-                "bottom quote",
-                "> question?\nanswer\n\n> old\n> older\n",
-                "> question?\nanswer",
-                Some("> old\n> older"),
-            ),
-            (
-                "nothing quoted",
-                "Just text\nsecond line\n",
-                "Just text\nsecond line",
                 None,
+                Some("-----Original Message-----\nFrom: x"),
+                false,
             ),
-        ];
-        for (name, input, reply, quoted) in cases {
-            let got = extract_text(input);
-            assert_eq!(got.reply, reply, "{name}");
-            assert_eq!(got.quoted.as_deref(), quoted, "{name}");
-        }
+            (
+                "outlook header block",
+                "Done.\n\n________________________________\nFrom: Alice <a@x.test>\nSent: Monday\nTo: support\nSubject: Re: x\n\nold\n",
+                "Done.",
+                None,
+                Some(
+                    "________________________________\nFrom: Alice <a@x.test>\nSent: Monday\nTo: support\nSubject: Re: x\n\nold",
+                ),
+                false,
+            ),
+            (
+                "pasted raw headers are content",
+                "The bounce:\n\nFrom: a@x.test\nTo: b@y.test\nSubject: hi\nMessage-ID: <1@x>\n",
+                "The bounce:\n\nFrom: a@x.test\nTo: b@y.test\nSubject: hi\nMessage-ID: <1@x>",
+                None,
+                None,
+                false,
+            ),
+        ]);
     }
 
     #[test]
-    fn signatures_are_split_off() {
-        let got = extract_text("Fixed, thanks.\n-- \nAlice Anders\nACME\n");
-        assert_eq!(got.reply, "Fixed, thanks.");
-        assert_eq!(got.signature.as_deref(), Some("Alice Anders\nACME"));
-        let got = extract_text("ok\n\nSent from my iPhone\n");
-        assert_eq!(
-            (got.reply.as_str(), got.signature.as_deref()),
-            ("ok", Some("Sent from my iPhone"))
-        );
+    fn keeps_inline_answers_and_code() {
+        check(&[
+            (
+                "bottom quote without header",
+                "> question?\nanswer\n\n> old\n> older\n",
+                "> question?\nanswer",
+                None,
+                Some("> old\n> older"),
+                false,
+            ),
+            (
+                "interleaved after a header",
+                "Hi,\n\nOn Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> one?\n\nyes\n\n> two?\n\nno\n",
+                "Hi,\n\n> one?\n\nyes\n\n> two?\n\nno",
+                None,
+                Some("On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:"),
+                false,
+            ),
+            (
+                "bottom-post after a header",
+                "On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> one?\n\nyes\n",
+                "yes",
+                None,
+                Some("On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> one?"),
+                false,
+            ),
+            (
+                "fenced code with > and a header-like line",
+                "Try:\n\n```\nif a > b:\n> not a quote\nOn 1 May 2026, x wrote:\n```\n",
+                "Try:\n\n```\nif a > b:\n> not a quote\nOn 1 May 2026, x wrote:\n```",
+                None,
+                None,
+                false,
+            ),
+            (
+                "python prompt",
+                "It fails:\n\n>>> import foo\n>>> foo.run()\nValueError\n",
+                "It fails:\n\n>>> import foo\n>>> foo.run()\nValueError",
+                None,
+                None,
+                false,
+            ),
+            (
+                "indented code",
+                "Config:\n\n    > redirect\n    -- \n",
+                "Config:\n\n    > redirect\n    --",
+                None,
+                None,
+                false,
+            ),
+            (
+                "unclosed fence is text",
+                "```\nThanks\n\nOn Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> hi\n",
+                "```\nThanks",
+                None,
+                Some("On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> hi"),
+                false,
+            ),
+            (
+                "quoted marker above an inline answer",
+                "> --- Reply above this line ---\n> Can you send logs?\n\nAttached.\n",
+                "> Can you send logs?\n\nAttached.",
+                None,
+                Some("> --- Reply above this line ---"),
+                false,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn splits_signatures_and_footers() {
+        check(&[
+            (
+                "dash dash space",
+                "Fixed, thanks.\n-- \nAlice Anders\nACME\n",
+                "Fixed, thanks.",
+                Some("Alice Anders\nACME"),
+                None,
+                false,
+            ),
+            (
+                "iphone",
+                "ok\n\nSent from my iPhone\n",
+                "ok",
+                Some("Sent from my iPhone"),
+                None,
+                false,
+            ),
+            (
+                "german footer above a quote",
+                "ok\n\nVon meinem iPhone gesendet\n\n> alt\n",
+                "ok",
+                Some("Von meinem iPhone gesendet"),
+                Some("> alt"),
+                false,
+            ),
+            (
+                "signature after the trailing quote",
+                "ok\n\n> old\n\n-- \nBob\n",
+                "ok",
+                Some("Bob"),
+                Some("> old"),
+                false,
+            ),
+            (
+                "underscores above a short signature",
+                "ok\n\n____\nBob Builder\n",
+                "ok",
+                Some("Bob Builder"),
+                None,
+                false,
+            ),
+            (
+                "a long part after -- is not a signature",
+                "a\n--\n1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n16\n",
+                "a\n--\n1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n16",
+                None,
+                None,
+                false,
+            ),
+            (
+                "sent from in the middle is text",
+                "Sent from the staging server, the log:\nerror\n",
+                "Sent from the staging server, the log:\nerror",
+                None,
+                None,
+                false,
+            ),
+        ]);
     }
 
     #[test]
     fn forwards_are_content() {
-        let got = extract_text("FYI\n\n---------- Forwarded message ---------\nFrom: x\n\nbody\n");
-        assert!(got.forwarded);
-        assert!(got.reply.contains("body"));
-        assert_eq!(got.quoted, None);
+        check(&[
+            (
+                "gmail forward",
+                "FYI\n\n---------- Forwarded message ---------\nFrom: x\n\nbody\n",
+                "FYI\n\n---------- Forwarded message ---------\nFrom: x\n\nbody",
+                None,
+                None,
+                true,
+            ),
+            (
+                "apple quoted forward",
+                "See below.\n\n> Begin forwarded message:\n>\n> From: x\n> body\n",
+                "See below.\n\n> Begin forwarded message:\n>\n> From: x\n> body",
+                None,
+                None,
+                true,
+            ),
+            (
+                "forward inside the quoted history is a quote",
+                "ok\n\nOn Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> ---------- Forwarded message ---------\n> body\n",
+                "ok",
+                None,
+                Some(
+                    "On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> ---------- Forwarded message ---------\n> body",
+                ),
+                false,
+            ),
+        ]);
     }
 
     #[test]
@@ -187,6 +1277,117 @@ mod tests {
         let text = "> just a quote\n";
         let got = extract_text(text);
         assert_eq!(got.reply, "");
+        assert_eq!(got.quoted.as_deref(), Some("> just a quote"));
         assert_eq!(got.comment_text(text), "> just a quote");
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        let long = "é".repeat(600_000);
+        let cases: [(&str, String); 6] = [
+            ("one huge line", long.clone()),
+            ("one huge quoted line", format!("> {long}\nok")),
+            ("nul bytes", "a\0b\n\0\n> q\0\n".to_string()),
+            ("crlf", "ok\r\n\r\n> q\r\n".to_string()),
+            ("many headers", "On 1 Jan 2026, x wrote:\n".repeat(20_000)),
+            ("many fences", "```\n~~~~\n````\n".repeat(10_000)),
+        ];
+        for (name, input) in cases {
+            let got = extract_text(&input);
+            assert!(!got.reply.contains('\0'), "{name}");
+            let _ = extract_html(&input);
+        }
+        assert_eq!(extract_text("ok\r\n\r\n> q\r\n").reply, "ok");
+        assert_eq!(extract_text("a\0b").reply, "ab");
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Lines that exercise every kind, including hostile ones.
+        const LINES: &[&str] = &[
+            "",
+            "Thanks, fixed.",
+            "second line of the answer",
+            "> question?",
+            ">> older",
+            ">",
+            "On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:",
+            "Alice wrote:",
+            "Le 23 nov. 2026 à 09:14, Alice",
+            "a écrit :",
+            "2026年11月23日(月) 9:14 Alice <a@x.test>:",
+            "From: Alice <a@x.test>",
+            "Sent: Monday",
+            "To: Bob",
+            "Subject: hi",
+            "-----Original Message-----",
+            "---------- Forwarded message ---------",
+            "> Begin forwarded message:",
+            "-- ",
+            "--",
+            "____",
+            "***",
+            "Sent from my iPhone",
+            "```",
+            "~~~",
+            "    code > x",
+            ">>> prompt()",
+            MARKER,
+            "> --- Reply above this line ---",
+            "\u{1427}",
+            "é\0ß",
+            "\r",
+            "[1]: https://a.test/",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn every_written_line_lands_in_a_part(picks in prop::collection::vec(0..LINES.len(), 0..40)) {
+                let text = picks.iter().map(|&i| LINES[i]).collect::<Vec<_>>().join("\n");
+                let got = extract_text(&text);
+                prop_assert!(!got.reply.contains('\0'));
+                let all = format!(
+                    "{}\n{}\n{}",
+                    got.reply,
+                    got.signature.clone().unwrap_or_default(),
+                    got.quoted.clone().unwrap_or_default()
+                );
+                for line in normalize(&text).lines().filter(|l| has_letters(l)) {
+                    prop_assert!(all.contains(line), "{line:?} lost from {text:?}: {got:?}");
+                }
+                let _ = extract_html(&text);
+            }
+        }
+    }
+
+    #[test]
+    fn html_uses_the_structure_of_outlook_and_yahoo() {
+        let cases = [
+            (
+                "outlook web",
+                "<div>Done.</div><div id=\"appendonsend\"></div><hr><div id=\"divRplyFwdMsg\"><b>From:</b> Alice</div><div>old</div>",
+                "Done.",
+            ),
+            (
+                "yahoo",
+                "<div>Done.</div><div class=\"yahoo_quoted\"><div>On Monday, Alice wrote:</div><div>old</div></div>",
+                "Done.",
+            ),
+            (
+                "gmail blockquote and footnotes",
+                "<div>See <a href=\"http://a.test/\">this</a>.</div><div class=\"gmail_quote\"><div class=\"gmail_attr\">On Mon, 23 Nov 2026 at 09:14, Alice &lt;a@x.test&gt; wrote:</div><blockquote class=\"gmail_quote\">old <a href=\"http://b.test/\">link</a></blockquote></div>",
+                "See [this][1].\n\n[1]: http://a.test/",
+            ),
+        ];
+        for (name, html, reply) in cases {
+            let got = extract_html(html);
+            assert_eq!(got.reply, reply, "{name}: {got:?}");
+            assert!(got.quoted.is_some_and(|q| q.contains("old")), "{name}");
+        }
     }
 }

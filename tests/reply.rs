@@ -1,0 +1,104 @@
+//! Golden tests of reply extraction: every `fixtures/reply/<name>.txt` (through
+//! `extract_text`) and `<name>.html` (through `extract_html`) must produce
+//! `<name>.expected.json`, exactly as `ticketgate extract-reply [--html]` prints
+//! it, with LF and with CRLF line endings.
+//!
+//! `BLESS=1 cargo test --test reply` rewrites the expectations (review every
+//! change by hand); a mismatch writes `<name>.actual.json` beside the fixture.
+
+use std::path::{Path, PathBuf};
+
+use ticketgate::domain::reply::{self, Extracted};
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/reply");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures/reply exists")
+        .map(|e| e.expect("readable directory entry").path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("txt" | "html")))
+        .collect();
+    out.sort();
+    out
+}
+
+fn extract(path: &Path, body: &str) -> Extracted {
+    if path.extension().is_some_and(|e| e == "html") {
+        reply::extract_html(body)
+    } else {
+        reply::extract_text(body)
+    }
+}
+
+/// The JSON `extract-reply` prints for this body.
+fn render(got: &Extracted) -> String {
+    serde_json::to_string_pretty(got).expect("serializable") + "\n"
+}
+
+#[test]
+fn every_fixture_matches_its_expectation() {
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut failures = Vec::new();
+    let all = fixtures();
+    assert!(all.len() >= 40, "the reply fixtures are missing");
+    for path in all {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let stem = path.with_extension("");
+        let expected_path = stem.with_extension("expected.json");
+        let actual_path = stem.with_extension("actual.json");
+        let raw = std::fs::read(&path).expect("fixture readable");
+        let body = String::from_utf8_lossy(&raw);
+        let got = render(&extract(&path, &body));
+        if bless {
+            std::fs::write(&expected_path, &got).expect("expectation writable");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if got != expected {
+            std::fs::write(&actual_path, &got).expect("actual writable");
+            failures.push(format!("{name}: see {}", actual_path.display()));
+            continue;
+        }
+        let _ = std::fs::remove_file(&actual_path);
+        let crlf = body.replace("\r\n", "\n").replace('\n', "\r\n");
+        if render(&extract(&path, &crlf)) != expected {
+            failures.push(format!("{name}: differs with CRLF line endings"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "reply fixtures differ:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn a_reply_never_loses_a_written_line() {
+    // Every line with a letter or digit is somewhere: reply, signature or quoted.
+    for path in fixtures()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+    {
+        let body = std::fs::read_to_string(&path).expect("fixture is UTF-8");
+        let got = reply::extract_text(&body);
+        let all = format!(
+            "{}\n{}\n{}",
+            got.reply,
+            got.signature.unwrap_or_default(),
+            got.quoted.unwrap_or_default()
+        );
+        for line in body
+            .lines()
+            .filter(|l| l.chars().any(char::is_alphanumeric))
+        {
+            assert!(
+                all.contains(line.trim_end()),
+                "{}: line {line:?} is in no part",
+                path.display()
+            );
+        }
+    }
+}
