@@ -151,6 +151,19 @@ async fn user_where(
     row.map(|r| user_from_row(&r)).transpose()
 }
 
+/// A ticket list row: id, subject, status, priority, requester email, org slug, updated_at.
+fn summary_from_row(r: &SqliteRow) -> Result<TicketSummary> {
+    Ok(TicketSummary {
+        id: r.try_get(0).q()?,
+        subject: r.try_get(1).q()?,
+        status: parse_col(r, "status")?,
+        priority: opt_parse_col(r, "priority")?,
+        requester: r.try_get(4).q()?,
+        org: r.try_get(5).q()?,
+        updated_at: r.try_get(6).q()?,
+    })
+}
+
 fn user_from_row(r: &SqliteRow) -> Result<User> {
     Ok(User {
         id: r.try_get(0).q()?,
@@ -605,17 +618,7 @@ impl Tx for SqliteTx {
         .await
         .q()?
         .iter()
-        .map(|r| {
-            Ok(TicketSummary {
-                id: r.try_get(0).q()?,
-                subject: r.try_get(1).q()?,
-                status: parse_col(r, "status")?,
-                priority: opt_parse_col(r, "priority")?,
-                requester: r.try_get(4).q()?,
-                org: r.try_get(5).q()?,
-                updated_at: r.try_get(6).q()?,
-            })
-        })
+        .map(summary_from_row)
         .collect()
     }
 
@@ -901,17 +904,7 @@ impl Store for SqliteStore {
         .await
         .q()?
         .iter()
-        .map(|r| {
-            Ok(TicketSummary {
-                id: r.try_get(0).q()?,
-                subject: r.try_get(1).q()?,
-                status: parse_col(r, "status")?,
-                priority: opt_parse_col(r, "priority")?,
-                requester: r.try_get(4).q()?,
-                org: r.try_get(5).q()?,
-                updated_at: r.try_get(6).q()?,
-            })
-        })
+        .map(summary_from_row)
         .collect()
     }
 
