@@ -408,3 +408,85 @@ async fn a_status_set_by_command_fires_status_changed_rules_once() {
     assert_eq!(serde_json::to_value(t.status).unwrap(), "blocked");
     assert_eq!(t.comments.iter().filter(|c| c.internal).count(), 1);
 }
+
+#[tokio::test]
+async fn organizations_give_access_never_email_and_removing_one_removes_access() {
+    let (app, _) = base().await;
+    let sam = verified("example.test");
+    // carol (Other Corp) may not comment on ticket #1...
+    let before = app
+        .deliver(&reply("carol@other.test", "o1", "", "Can I see this?"))
+        .await;
+    assert_eq!(before.outcome, Outcome::Quarantined);
+    // ...until staff attach her organization; organizations are never emailed.
+    let since = app.outbox().await.len();
+    app.deliver(&reply(
+        "sam@example.test",
+        "o2",
+        &sam,
+        "#share-org \"Other Corp\"",
+    ))
+    .await;
+    assert_eq!(app.ticket(1).await.orgs, ["customer-site-a", "other-corp"]);
+    assert!(
+        new_rows(&app, since)
+            .await
+            .iter()
+            .all(|r| r.to != "carol@other.test")
+    );
+    let during = app
+        .deliver(&reply("carol@other.test", "o3", "", "Now I can."))
+        .await;
+    assert_eq!(during.outcome, Outcome::CommentAdded);
+    // carol follows explicitly; bob's org access is irrelevant to him as a Cc follower.
+    app.deliver(&reply("carol@other.test", "o4", "", "#follow"))
+        .await;
+    app.deliver(&reply(
+        "sam@example.test",
+        "o5",
+        &sam,
+        "#unshare-org other-corp",
+    ))
+    .await;
+    assert_eq!(app.ticket(1).await.orgs, ["customer-site-a"]);
+    // A follower keeps access when their organization is removed.
+    let after = app
+        .deliver(&reply(
+            "carol@other.test",
+            "o6",
+            "",
+            "Still here as a follower.",
+        ))
+        .await;
+    assert_eq!(after.outcome, Outcome::CommentAdded);
+    // Another member of that organization, not a follower, has lost access.
+    let colleague = app
+        .deliver(&reply("dan@other.test", "o8", "", "And me?"))
+        .await;
+    assert_eq!(
+        (colleague.outcome, colleague.reason.as_deref()),
+        (Outcome::Quarantined, Some("not_a_participant"))
+    );
+    // A customer may not attach another organization.
+    let since = app.outbox().await.len();
+    let token = token::reply_address(
+        &"support@example.test".parse().unwrap(),
+        b"test-secret",
+        1,
+        1,
+    );
+    app.deliver(&reply(
+        "alice@customer.test",
+        "o7",
+        &format!("To: {token}"),
+        "#share-org other-corp",
+    ))
+    .await;
+    assert_eq!(app.ticket(1).await.orgs, ["customer-site-a"]);
+    assert!(
+        new_rows(&app, since)
+            .await
+            .iter()
+            .any(|r| r.template == "command_failed")
+    );
+}
