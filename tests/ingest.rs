@@ -286,3 +286,44 @@ async fn a_delivery_report_about_a_notification_marks_its_recipient_bouncing_unt
             .bouncing
     );
 }
+
+#[tokio::test]
+async fn deeply_nested_mime_and_huge_lines_get_an_outcome() {
+    let app = TestApp::new().await;
+    // 3,000 nested multiparts.
+    let mut raw = String::from(
+        "From: alice@customer.test\nTo: support@example.test\nSubject: nested\nMessage-ID: <deep@customer.test>\n",
+    );
+    for i in 0..3000 {
+        raw.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n"
+        ));
+    }
+    raw.push_str("Content-Type: text/plain\n\nbottom\n");
+    let r = app.deliver(raw.as_bytes()).await;
+    assert_eq!(r.outcome, Outcome::TicketCreated, "{r:?}");
+
+    // 200 messages forwarded inside each other.
+    let mut inner = String::from("From: x@y.test\nSubject: core\n\ncore text\n");
+    for i in 0..200 {
+        inner =
+            format!("From: x@y.test\nSubject: level {i}\nContent-Type: message/rfc822\n\n{inner}");
+    }
+    let raw = format!(
+        "From: bob@customer.test\nTo: support@example.test\nMessage-ID: <russian-doll@customer.test>\nSubject: doll\nContent-Type: multipart/mixed; boundary=\"z\"\n\n--z\nContent-Type: text/plain\n\nsee attached\n--z\nContent-Type: message/rfc822\n\n{inner}\n--z--\n"
+    );
+    let r = app.deliver(raw.as_bytes()).await;
+    assert_eq!(r.outcome, Outcome::TicketCreated, "{r:?}");
+
+    // A 2 MB single line.
+    let raw = format!(
+        "From: bob@customer.test\nTo: support@example.test\nMessage-ID: <long@customer.test>\nSubject: long\n\n{}\n",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let r = app.deliver(raw.as_bytes()).await;
+    assert_eq!(r.outcome, Outcome::TicketCreated);
+    assert!(
+        app.ticket(r.ticket.unwrap()).await.comments[0].body.len() >= 2 * 1024 * 1024,
+        "nothing was cut"
+    );
+}
