@@ -34,7 +34,7 @@ log "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
 log "cargo test"
-cargo test --locked --all-targets
+cargo test --locked --lib --bins --tests
 
 log "doc tests"
 cargo test --locked --doc
