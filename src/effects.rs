@@ -53,11 +53,16 @@ pub struct Author<'a> {
 
 impl Author<'_> {
     fn actor(&self) -> Actor {
-        Actor {
-            user: self.user.id,
-            role: self.user.role,
-            org: self.user.org_id,
-        }
+        actor(self.user)
+    }
+}
+
+/// A user as the permission rules see them.
+pub fn actor(user: &User) -> Actor {
+    Actor {
+        user: user.id,
+        role: user.role,
+        org: user.org_id,
     }
 }
 

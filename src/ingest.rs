@@ -22,8 +22,8 @@ use crate::domain::outcome::{Outcome, reason};
 use crate::domain::reply;
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
 use crate::domain::threading::{self, ThreadFacts};
-use crate::domain::ticket::{self, Access, Actor, FollowerSource, Role, Status};
-use crate::effects::{Author, ChangePolicy, Changes, Failure};
+use crate::domain::ticket::{self, FollowerSource, Role, Status};
+use crate::effects::{self, Author, ChangePolicy, Changes, Failure};
 use crate::notice::{self, Notice};
 use crate::store::{
     CommentSource, NewAttachment, NewComment, NewEvent, NewLogEntry, NewTicket, NewUser, RefKind,
@@ -366,7 +366,7 @@ impl Ingestor {
             &user,
             threading::subject_tag(&mail.subject, &self.policy.tag),
         ) && let Some(state) = tx.ticket_state(tagged).await?
-            && ticket::may_comment(&actor(user), &access(&state))
+            && ticket::may_comment(&effects::actor(user), &effects::access(&state))
         {
             facts.tagged = Some(tagged);
         }
@@ -387,7 +387,7 @@ impl Ingestor {
                         ..Decided::refused(Outcome::Quarantined, reason::UNKNOWN_SENDER)
                     });
                 };
-                if !ticket::may_comment(&actor(&user), &access(&state)) {
+                if !ticket::may_comment(&effects::actor(&user), &effects::access(&state)) {
                     self.refusal_notice(
                         tx,
                         mail,
@@ -618,7 +618,7 @@ impl Ingestor {
             .commands
             .iter()
             .any(|c| c.parsed == Ok(Command::Internal));
-        let internal = wants_internal && ticket::may_post_internal(&actor(user)) && proven;
+        let internal = wants_internal && ticket::may_post_internal(&effects::actor(user)) && proven;
         if wants_internal && !internal {
             failures.push(Failure::new(
                 "#internal",
@@ -1060,21 +1060,5 @@ fn report(message_id: Option<MessageId>, d: Decided, log_id: i64) -> IngestRepor
         reason: d.reason,
         log_id,
         thread_reason: d.thread_reason,
-    }
-}
-
-fn actor(user: &User) -> Actor {
-    Actor {
-        user: user.id,
-        role: user.role,
-        org: user.org_id,
-    }
-}
-
-fn access(state: &TicketState) -> Access {
-    Access {
-        requester: state.requester_id,
-        followers: state.followers.iter().map(|f| f.user).collect(),
-        orgs: state.orgs.clone(),
     }
 }

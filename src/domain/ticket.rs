@@ -143,16 +143,6 @@ pub fn may_comment(actor: &Actor, access: &Access) -> bool {
         || actor.org.is_some_and(|org| access.orgs.contains(&org))
 }
 
-/// The status a reply moves a ticket to, if any (the default rule of DESIGN):
-/// a customer's reply reopens a `closed` ticket to `new`; on `escalated` it is
-/// only a comment; staff replies never change status implicitly.
-pub fn status_after_reply(current: Status, actor: Role) -> Option<Status> {
-    match (current, actor) {
-        (Status::Closed, Role::Customer) => Some(Status::New),
-        _ => None,
-    }
-}
-
 /// Who may move a ticket from `from` to `to` (DESIGN "The ticket model"):
 /// staff anything; the requester may close; a participant may reopen a closed
 /// (not an escalated) ticket. Only staff set `in_progress`, `blocked`, `escalated`.
@@ -358,16 +348,5 @@ mod tests {
         assert!(may_set_priority(&staff) && !may_set_priority(&requester));
         assert!(may_note_release(&staff) && !may_note_release(&requester));
         assert!(may_post_internal(&staff) && !may_post_internal(&follower));
-    }
-
-    #[test]
-    fn replies_reopen_only_closed_tickets_of_customers() {
-        assert_eq!(
-            status_after_reply(Status::Closed, Role::Customer),
-            Some(Status::New)
-        );
-        assert_eq!(status_after_reply(Status::Escalated, Role::Customer), None);
-        assert_eq!(status_after_reply(Status::Closed, Role::Staff), None);
-        assert_eq!(status_after_reply(Status::Blocked, Role::Customer), None);
     }
 }
