@@ -121,31 +121,25 @@ impl Changes<'_> {
         if !self.notify {
             return Ok(());
         }
-        let author = actor
-            .cloned()
-            .unwrap_or_else(|| EmailAddress::parse("nobody@invalid").expect("static"));
         let internal = comment.as_ref().is_some_and(|(_, c)| c["internal"] == true);
         let plan = crate::domain::notify::on_comment(
             &state.followers,
-            &author,
+            actor,
             self.policy.notify.as_ref(),
             internal,
         );
-        for r in plan {
-            let n = Notice {
-                template,
-                to: &r.to,
-                name: r.name.as_deref(),
-                user: r.user,
-                locale: r.locale.as_deref(),
-                reason: r.reason,
-                ticket: Some(state),
-                comment: comment.clone(),
-                event: event.clone(),
-            };
-            notice::queue(self.tx, self.sender, n, self.now).await?;
-        }
-        Ok(())
+        let shown = comment.as_ref().map(|(id, c)| (*id, c));
+        notice::queue_plan(
+            self.tx,
+            self.sender,
+            &plan,
+            Some(template),
+            state,
+            shown,
+            &event,
+            self.now,
+        )
+        .await
     }
 
     async fn tell_one(

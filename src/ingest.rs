@@ -17,7 +17,7 @@ use crate::domain::commands::{self, Command};
 use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId};
 use crate::domain::mail::InboundMail;
 use crate::domain::mentions;
-use crate::domain::notify::{self, Follower, Recipient};
+use crate::domain::notify::{self, Follower};
 use crate::domain::outcome::{Outcome, reason};
 use crate::domain::reply;
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
@@ -555,8 +555,18 @@ impl Ingestor {
             };
             // The acknowledgement is a rule (config/rules.toml); the team is always told.
             let plan = notify::on_ticket_created(&requester, self.policy.notify.as_ref(), false);
-            self.enqueue(tx, &state, comment_id, &comment, &plan, now)
-                .await?;
+            let shown = Some((comment_id, &comment));
+            notice::queue_plan(
+                tx,
+                &self.sender,
+                &plan,
+                None,
+                &state,
+                shown,
+                &serde_json::json!({}),
+                now,
+            )
+            .await?;
         }
         let proven = self.proven(mail, user, Some(ticket_id));
         let mut changes = self.changes(tx, notify, now);
@@ -656,11 +666,22 @@ impl Ingestor {
         if let (true, Some((id, json))) = (notify, &comment) {
             let plan = notify::on_comment(
                 &current.followers,
-                &user.email,
+                Some(&user.email),
                 self.policy.notify.as_ref(),
                 internal,
             );
-            self.enqueue(tx, &current, *id, json, &plan, now).await?;
+            let shown = Some((*id, json));
+            notice::queue_plan(
+                tx,
+                &self.sender,
+                &plan,
+                None,
+                &current,
+                shown,
+                &serde_json::json!({}),
+                now,
+            )
+            .await?;
         }
         let mut changes = self.changes(tx, notify, now);
         let (after, more) = self
@@ -935,32 +956,6 @@ impl Ingestor {
         }
         tx.remember_refs(&mail.ancestors(), ticket, RefKind::Referenced, now)
             .await
-    }
-
-    async fn enqueue(
-        &self,
-        tx: &mut dyn Tx,
-        state: &TicketState,
-        comment_id: CommentId,
-        comment: &serde_json::Value,
-        plan: &[Recipient],
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        for r in plan {
-            let notice = Notice {
-                template: r.template,
-                to: &r.to,
-                name: r.name.as_deref(),
-                user: r.user,
-                locale: r.locale.as_deref(),
-                reason: r.reason,
-                ticket: Some(state),
-                comment: Some((comment_id, comment.clone())),
-                event: serde_json::json!({}),
-            };
-            notice::queue(tx, &self.sender, notice, now).await?;
-        }
-        Ok(())
     }
 
     /// Tells the sender of a refused message why, once per rate-limit window.

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::domain::classify::OWN_MESSAGE_ID_PREFIX;
 use crate::domain::ids::{CommentId, EmailAddress, MessageId, UserId};
+use crate::domain::notify::Recipient;
 use crate::store::{NewOutbox, RefKind, StoreError, TicketState, Tx};
 
 /// What the templates say about the gateway itself.
@@ -109,4 +110,35 @@ pub async fn queue(
             .await?;
     }
     Ok(id)
+}
+
+/// Queues one notice per planned recipient about `ticket`. `template`
+/// overrides the plan's own (a status change reaches the same people as a
+/// comment, with another template).
+#[allow(clippy::too_many_arguments)]
+pub async fn queue_plan(
+    tx: &mut dyn Tx,
+    sender: &Sender,
+    plan: &[Recipient],
+    template: Option<&str>,
+    ticket: &TicketState,
+    comment: Option<(CommentId, &Value)>,
+    event: &Value,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for r in plan {
+        let notice = Notice {
+            template: template.unwrap_or(r.template),
+            to: &r.to,
+            name: r.name.as_deref(),
+            user: r.user,
+            locale: r.locale.as_deref(),
+            reason: r.reason,
+            ticket: Some(ticket),
+            comment: comment.map(|(id, c)| (id, c.clone())),
+            event: event.clone(),
+        };
+        queue(tx, sender, notice, now).await?;
+    }
+    Ok(())
 }

@@ -73,17 +73,18 @@ pub fn on_ticket_created(
     out
 }
 
-/// A comment: every follower and the support team, minus its author, minus
-/// customers when the comment is internal, minus bouncing addresses, once each.
+/// A comment or other update: every follower and the support team, minus its
+/// author (`None` when a rule made it), minus customers when it is internal,
+/// minus bouncing addresses, once each.
 pub fn on_comment(
     followers: &[Follower],
-    author: &EmailAddress,
+    author: Option<&EmailAddress>,
     notify: Option<&EmailAddress>,
     internal: bool,
 ) -> Vec<Recipient> {
     let mut out = Vec::new();
     for f in followers {
-        if f.email == *author || f.bouncing || (internal && f.role != Role::Staff) {
+        if Some(&f.email) == author || f.bouncing || (internal && f.role != Role::Staff) {
             continue;
         }
         push_unique(
@@ -98,7 +99,7 @@ pub fn on_comment(
             },
         );
     }
-    if let Some(notify) = notify.filter(|n| *n != author) {
+    if let Some(notify) = notify.filter(|n| Some(*n) != author) {
         push_unique(
             &mut out,
             Recipient {
@@ -235,7 +236,7 @@ mod tests {
             assert_eq!(
                 summary(&on_comment(
                     &followers,
-                    &addr(author),
+                    Some(&addr(author)),
                     Some(&team),
                     internal
                 )),
@@ -255,7 +256,7 @@ mod tests {
         )];
         let plan = on_comment(
             &followers,
-            &addr("alice@customer.test"),
+            Some(&addr("alice@customer.test")),
             Some(&addr("team@example.test")),
             false,
         );
