@@ -3,13 +3,17 @@
 //! a rule, or (later) the admin API. Runs inside the caller's transaction.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::domain::commands::Command;
-use crate::domain::ids::{EmailAddress, TicketId};
+use crate::domain::ids::{CommentId, EmailAddress, TicketId};
+use crate::domain::mail::InboundMail;
 use crate::domain::mentions::{self, Candidate, Mention, Resolution};
+use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Role, Status};
 use crate::notice::{self, Notice, Sender};
 use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState, Tx, User};
@@ -24,6 +28,30 @@ pub struct ChangePolicy {
     pub auto_follow_mentions: bool,
     /// Status labels from `[statuses]`, for answers rendered from a snapshot.
     pub labels: BTreeMap<Status, String>,
+    pub rules: Arc<RuleSet>,
+    /// At most one automatic answer per sender per window.
+    pub auto_reply_window: Duration,
+}
+
+/// What the rules see of the message or API call that caused a change.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleInput<'a> {
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub has_attachment: bool,
+    /// The author asked for no automatic answers (`X-Auto-Response-Suppress`).
+    pub suppress_auto_response: bool,
+}
+
+impl<'a> RuleInput<'a> {
+    pub fn of(mail: &'a InboundMail, body: &'a str) -> Self {
+        Self {
+            subject: &mail.subject,
+            body,
+            has_attachment: !mail.attachments.is_empty(),
+            suppress_auto_response: mail.auto.suppress_auto_response,
+        }
+    }
 }
 
 /// One refused command or mention, for the author's notice.
@@ -40,6 +68,23 @@ impl Failure {
             reason: reason.into(),
         }
     }
+}
+
+/// Why a change was refused; the same reasons reach an email author (in
+/// their notice) and an API client (as 403, 409 or 404).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "the sender could not be verified (no DKIM/DMARC pass and not a reply to your own notification)"
+    )]
+    Unverified,
+    #[error("{0}")]
+    Forbidden(String),
+    /// The requester can never be removed from their ticket.
+    #[error("{0}")]
+    Protected(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// Who is acting and with what proof of identity.
@@ -201,6 +246,79 @@ impl Changes<'_> {
         Ok(new_state)
     }
 
+    /// A comment written outside email (the admin API): the same event,
+    /// notifications, mentions and `comment_added` rules as a reply by mail.
+    /// Returns the comment and the mentions that could not be resolved.
+    pub async fn comment(
+        &mut self,
+        state: &TicketState,
+        author: &User,
+        body: &str,
+        internal: bool,
+        source: CommentSource,
+    ) -> Result<(CommentId, Vec<Failure>), StoreError> {
+        let id = self
+            .tx
+            .insert_comment(&NewComment {
+                ticket_id: state.id,
+                author_id: author.id,
+                body: body.to_string(),
+                signature: None,
+                quoted: None,
+                internal,
+                source,
+                message_id: None,
+                ingest_id: None,
+                now: self.now,
+            })
+            .await?;
+        self.event(
+            state.id,
+            "comment_added",
+            Some(author.id),
+            json!({"comment": id, "internal": internal, "source": source}),
+        )
+        .await?;
+        self.tx
+            .update_ticket(state.id, state.status, None, self.now)
+            .await?;
+        let current = self.reload(state.id).await?;
+        let shown = json!({"id": id, "body": body, "author_name": author.name, "author_email": author.email, "internal": internal, "attachments": []});
+        self.tell_followers(
+            &current,
+            Some(&author.email),
+            "comment_added",
+            json!({}),
+            Some((id, shown.clone())),
+        )
+        .await?;
+        // Mentions in an internal note reach staff only.
+        let found = if internal {
+            Vec::new()
+        } else {
+            mentions::find(body)
+        };
+        let excerpt: String = body.chars().take(300).collect();
+        let failures = self.mentions(&current, author, &found, &excerpt).await?;
+        let current = self.reload(state.id).await?;
+        let input = RuleInput {
+            subject: &current.subject,
+            body,
+            has_attachment: false,
+            suppress_auto_response: false,
+        };
+        self.apply_rules(
+            Trigger::CommentAdded,
+            Some(state.status),
+            current.clone(),
+            author,
+            &input,
+            Some((id, &shown)),
+        )
+        .await?;
+        Ok((id, failures))
+    }
+
     /// Sets a priority; a comment names the level and its response target (DESIGN).
     pub async fn set_priority(
         &mut self,
@@ -326,31 +444,37 @@ impl Changes<'_> {
         state: &TicketState,
         author: &Author<'_>,
         command: &Command,
-    ) -> Result<Result<TicketState, String>, StoreError> {
+    ) -> Result<Result<TicketState, Refusal>, StoreError> {
         let actor = author.actor();
         let user = author.user;
         // DESIGN "Forged senders": staff commands and access grants need proof.
         let needs_proof = user.role == Role::Staff || command.grants_access();
         if needs_proof && !author.proven {
-            return Ok(Err("the sender could not be verified (no DKIM/DMARC pass and not a reply to your own notification)".into()));
+            return Ok(Err(Refusal::Unverified));
         }
         let access = access(state);
         Ok(Ok(match command {
             Command::Status(to) => {
                 if !ticket::may_set_status(&actor, &access, state.status, *to) {
-                    return Ok(Err(format!("you may not set the status to {to}")));
+                    return Ok(Err(Refusal::Forbidden(format!(
+                        "you may not set the status to {to}"
+                    ))));
                 }
                 self.set_status(state, Some(user), *to, "command").await?
             }
             Command::Priority(p) => {
                 if !ticket::may_set_priority(&actor) {
-                    return Ok(Err("only support staff set priorities".into()));
+                    return Ok(Err(Refusal::Forbidden(
+                        "only support staff set priorities".into(),
+                    )));
                 }
                 self.set_priority(state, user, *p).await?
             }
             Command::Release(version) => {
                 if !ticket::may_note_release(&actor) {
-                    return Ok(Err("only support staff record releases".into()));
+                    return Ok(Err(Refusal::Forbidden(
+                        "only support staff record releases".into(),
+                    )));
                 }
                 self.note_release(state, user, version).await?
             }
@@ -367,7 +491,9 @@ impl Changes<'_> {
             }
             Command::Unfollow => {
                 if user.id == state.requester_id {
-                    return Ok(Err("the requester always follows their ticket".into()));
+                    return Ok(Err(Refusal::Protected(
+                        "the requester always follows their ticket".into(),
+                    )));
                 }
                 if self.tx.remove_follower(state.id, user.id).await? {
                     self.event(
@@ -401,7 +527,7 @@ impl Changes<'_> {
                     }
                 }
                 if !failures.is_empty() {
-                    return Ok(Err(failures.join("; ")));
+                    return Ok(Err(Refusal::NotFound(failures.join("; "))));
                 }
                 self.reload(state.id).await?
             }
@@ -411,17 +537,17 @@ impl Changes<'_> {
                         continue;
                     };
                     if target.id == state.requester_id {
-                        return Ok(Err(format!(
+                        return Ok(Err(Refusal::Protected(format!(
                             "{address} created the ticket and cannot be removed"
-                        )));
+                        ))));
                     }
                     if user.role != Role::Staff
                         && user.id != state.requester_id
                         && target.id != user.id
                     {
-                        return Ok(Err(format!(
+                        return Ok(Err(Refusal::Forbidden(format!(
                             "only the requester or staff may remove {address}"
-                        )));
+                        ))));
                     }
                     if self.tx.remove_follower(state.id, target.id).await? {
                         self.event(
@@ -437,13 +563,13 @@ impl Changes<'_> {
             }
             Command::ShareOrg(key) | Command::UnshareOrg(key) => {
                 let Some(org) = self.tx.org_by_key(key).await? else {
-                    return Ok(Err(format!("no organization {key:?}")));
+                    return Ok(Err(Refusal::NotFound(format!("no organization {key:?}"))));
                 };
                 if user.role != Role::Staff && user.org_id != Some(org.id) {
-                    return Ok(Err(format!(
+                    return Ok(Err(Refusal::Forbidden(format!(
                         "you may only share with your own organization, not {}",
                         org.name
-                    )));
+                    ))));
                 }
                 if matches!(command, Command::ShareOrg(_)) {
                     self.tx.attach_org(state.id, org.id).await?;
@@ -587,6 +713,115 @@ impl Changes<'_> {
             for lead in self.tx.org_leads(org).await? {
                 self.add_follower(state, &lead, FollowerSource::Share, None, "shared_with_you")
                     .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass of the rules for `trigger`; their effects do not trigger rules.
+    pub async fn apply_rules(
+        &mut self,
+        trigger: Trigger,
+        status_before: Option<Status>,
+        mut state: TicketState,
+        author: &User,
+        input: &RuleInput<'_>,
+        comment: Option<(CommentId, &serde_json::Value)>,
+    ) -> Result<(), StoreError> {
+        let mut org_slugs = Vec::new();
+        for org in &state.orgs {
+            if let Some(o) = self.tx.org_by_key(&org.to_string()).await? {
+                org_slugs.push(o.slug);
+            }
+        }
+        let facts = Facts {
+            author_role: Some(author.role),
+            sender_domain: author.email.domain(),
+            orgs: &org_slugs,
+            status: status_before,
+            priority: state.priority,
+            subject: input.subject,
+            body: input.body,
+            has_attachment: input.has_attachment,
+        };
+        let mut answered: Option<bool> = None;
+        for effect in self.policy.rules.evaluate(trigger, &facts) {
+            let cause = format!("rule: {}", effect.rule);
+            match effect.action {
+                Action::SetStatus(to) => state = self.set_status(&state, None, to, &cause).await?,
+                Action::SetPriority(p) => state = self.set_priority(&state, author, p).await?,
+                Action::AddFollower(email) => {
+                    if let Ok(email) = EmailAddress::parse(&email)
+                        && let Some(user) = self.tx.user_by_email(&email).await?
+                    {
+                        self.add_follower(
+                            &state,
+                            &user,
+                            FollowerSource::Follow,
+                            None,
+                            "you_follow",
+                        )
+                        .await?;
+                    }
+                }
+                Action::ShareWithOrgLeads => self.share_with_leads(&state).await?,
+                Action::ReplyTemplate(template) => {
+                    // Automatic answers: never to a message that asked for none,
+                    // at most one per sender per window.
+                    // One claim per message: several answers to the same message
+                    // are one conversation, not a loop.
+                    if !self.notify || input.suppress_auto_response || author.bouncing {
+                        continue;
+                    }
+                    if answered.is_none() {
+                        answered = Some(
+                            self.tx
+                                .claim_auto_reply(
+                                    &author.email,
+                                    self.now,
+                                    self.policy.auto_reply_window,
+                                )
+                                .await?,
+                        );
+                    }
+                    if answered != Some(true) {
+                        continue;
+                    }
+                    let mut leads = Vec::new();
+                    if let Some(org) = author.org_id {
+                        for lead in self.tx.org_leads(org).await? {
+                            leads.push(json!({"name": lead.name, "email": lead.email}));
+                        }
+                    }
+                    let n = Notice {
+                        template: &template,
+                        to: &author.email,
+                        name: Some(&author.name),
+                        user: Some(author.id),
+                        locale: Some(&author.locale),
+                        reason: "requester",
+                        ticket: Some(&state),
+                        comment: comment.map(|(id, c)| (id, c.clone())),
+                        event: json!({ "rule": effect.rule, "leads": leads }),
+                    };
+                    notice::queue(self.tx, self.sender, n, self.now).await?;
+                }
+                Action::InternalNote(text) => {
+                    self.tx
+                        .insert_comment(&NewComment {
+                            ticket_id: state.id,
+                            author_id: author.id,
+                            body: text,
+                            signature: None,
+                            quoted: None,
+                            internal: true,
+                            source: CommentSource::System,
+                            message_id: None,
+                            ingest_id: None,
+                            now: self.now,
+                        })
+                        .await?;
+                }
             }
         }
         Ok(())

@@ -20,10 +20,11 @@ use crate::domain::mentions;
 use crate::domain::notify::{self, Follower};
 use crate::domain::outcome::{Outcome, reason};
 use crate::domain::reply;
-use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
+use crate::domain::rules::Trigger;
 use crate::domain::threading::{self, ThreadFacts};
 use crate::domain::ticket::{self, FollowerSource, Role, Status};
-use crate::effects::{self, Author, ChangePolicy, Changes, Failure};
+use crate::effects::{self, Author, ChangePolicy, Changes, Failure, RuleInput};
+use crate::metrics::Metrics;
 use crate::notice::{self, Notice};
 use crate::store::{
     CommentSource, NewAttachment, NewComment, NewEvent, NewLogEntry, NewTicket, NewUser, RefKind,
@@ -46,7 +47,7 @@ pub struct IntakePolicy {
     pub auto_reply_window: std::time::Duration,
     /// `[auth] trusted_authserv_id`: whose Authentication-Results count.
     pub trusted_authserv_id: String,
-    pub rules: Arc<RuleSet>,
+    /// Also holds the rules and the automatic-answer window.
     pub changes: ChangePolicy,
 }
 
@@ -65,7 +66,6 @@ impl IntakePolicy {
             allow_unknown_senders: settings.intake.allow_unknown_senders,
             auto_reply_window: settings.intake.auto_reply_window.0,
             trusted_authserv_id: settings.auth.trusted_authserv_id.clone(),
-            rules: Arc::new(settings.rules()?),
             changes: ChangePolicy {
                 notify: settings.notify_address(),
                 sla: settings.sla_table(),
@@ -74,6 +74,8 @@ impl IntakePolicy {
                     .iter()
                     .map(|st| (*st, settings.status_label(*st)))
                     .collect(),
+                rules: Arc::new(settings.rules()?),
+                auto_reply_window: settings.intake.auto_reply_window.0,
             },
         })
     }
@@ -103,6 +105,9 @@ pub struct Delivery<'a> {
     /// The size the source reported when only the headers were fetched (the
     /// message is over `max_message_size`; `raw` holds its header section).
     pub declared_size: Option<u64>,
+    /// Re-runs this quarantined or rejected log row (admin replay); it is
+    /// marked superseded in the same transaction.
+    pub replay_of: Option<i64>,
 }
 
 /// A position in a source: everything up to `uid` under `validity` is recorded.
@@ -131,6 +136,23 @@ pub struct IngestReport {
 pub enum IngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A replay that cannot run; nothing was written.
+    #[error(transparent)]
+    Replay(#[from] ReplayRefusal),
+}
+
+/// Why a logged delivery cannot be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayRefusal {
+    #[error("no message {0} in the ingest log")]
+    NotFound(i64),
+    #[error("message {id} was {outcome}: only quarantined or rejected messages are replayed")]
+    NotReplayable { id: i64, outcome: String },
+    #[error("message {0} was already replayed")]
+    AlreadyReplayed(i64),
+    /// Oversized IMAP mail is fetched by its headers only; its body never reached us.
+    #[error("only the headers of message {0} were kept; deliver it again instead")]
+    HeadersOnly(i64),
 }
 
 impl IngestError {
@@ -138,6 +160,7 @@ impl IngestError {
     pub fn is_transient(&self) -> bool {
         match self {
             IngestError::Store(e) => e.is_transient(),
+            IngestError::Replay(_) => false,
         }
     }
 }
@@ -152,6 +175,7 @@ pub struct Ingestor {
     policy: Arc<IntakePolicy>,
     own: Arc<OwnIdentity>,
     sender: Arc<notice::Sender>,
+    metrics: Arc<Metrics>,
 }
 
 /// What a transaction decided, before the log row is written.
@@ -187,7 +211,13 @@ impl Ingestor {
             policy: Arc::new(policy),
             own,
             sender,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Outcome counts and latencies of this process (`/metrics`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -206,6 +236,7 @@ impl Ingestor {
     /// Records one delivery. `Err` only for storage trouble (nothing was
     /// committed: deliver again); every input, however broken, gets an `Ok` outcome.
     pub async fn ingest(&self, delivery: Delivery<'_>) -> Result<IngestReport, IngestError> {
+        let started = std::time::Instant::now();
         let size = delivery.declared_size.unwrap_or(delivery.raw.len() as u64);
         let too_large = size > self.policy.max_message_size;
         // Oversized mail is logged from its headers alone; its body is never decoded.
@@ -224,9 +255,52 @@ impl Ingestor {
                 Err(IngestError::Store(StoreError::Conflict(what))) if attempt < 4 => {
                     tracing::debug!(%what, attempt, "write conflict, retrying");
                 }
-                other => return other,
+                Ok(report) => {
+                    self.metrics
+                        .record_ingest(report.outcome, started.elapsed());
+                    return Ok(report);
+                }
+                Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Re-runs a quarantined or rejected delivery from its stored raw bytes
+    /// (say, after its sender was registered). The old row stays, marked
+    /// superseded; the new outcome is a new row pointing at it.
+    pub async fn replay(&self, log_id: i64) -> Result<IngestReport, IngestError> {
+        let row = self
+            .store
+            .log_row(log_id)
+            .await?
+            .ok_or(ReplayRefusal::NotFound(log_id))?;
+        if row.superseded {
+            return Err(ReplayRefusal::AlreadyReplayed(log_id).into());
+        }
+        if !matches!(row.outcome.as_str(), "quarantined" | "rejected") {
+            return Err(ReplayRefusal::NotReplayable {
+                id: log_id,
+                outcome: row.outcome,
+            }
+            .into());
+        }
+        let raw = self
+            .store
+            .blob(&row.raw_sha256)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("raw message {}", row.raw_sha256)))?;
+        if raw.len() as i64 != row.size {
+            return Err(ReplayRefusal::HeadersOnly(log_id).into());
+        }
+        let origin = format!("replay:{log_id}");
+        self.ingest(Delivery {
+            raw: &raw,
+            origin: &origin,
+            notify: row.notify,
+            replay_of: Some(log_id),
+            ..Default::default()
+        })
+        .await
     }
 
     async fn ingest_once(
@@ -247,6 +321,11 @@ impl Ingestor {
         let mut tx = self.store.begin().await?;
         // The raw message is stored before anything else is decided about it.
         tx.put_blob(sha, delivery.raw).await?;
+        if let Some(id) = delivery.replay_of
+            && !tx.supersede_log(id).await?
+        {
+            return Err(ReplayRefusal::AlreadyReplayed(id).into());
+        }
 
         let decided = if let Some(previous) = tx.find_logged(&dedup_key).await? {
             let mut d = Decided::refused(Outcome::Duplicate, reason::DUPLICATE);
@@ -318,6 +397,7 @@ impl Ingestor {
             ticket_id: d.ticket,
             comment_id: d.comment,
             duplicate_of,
+            replay_of: delivery.replay_of,
             notify: delivery.notify,
             now,
         }
@@ -580,17 +660,16 @@ impl Ingestor {
                 .await?,
         );
         let facts_status = Some(Status::New);
-        self.apply_rules(
-            &mut changes,
-            Trigger::TicketCreated,
-            facts_status,
-            state,
-            user,
-            mail,
-            &body,
-            Some((comment_id, &comment)),
-        )
-        .await?;
+        changes
+            .apply_rules(
+                Trigger::TicketCreated,
+                facts_status,
+                state,
+                user,
+                &RuleInput::of(mail, &body),
+                Some((comment_id, &comment)),
+            )
+            .await?;
         let state = changes
             .tx
             .ticket_state(ticket_id)
@@ -696,17 +775,16 @@ impl Ingestor {
             let excerpt: String = body.chars().take(300).collect();
             let visible = if internal { Vec::new() } else { found };
             failures.extend(changes.mentions(&current, user, &visible, &excerpt).await?);
-            self.apply_rules(
-                &mut changes,
-                Trigger::CommentAdded,
-                Some(state.status),
-                current.clone(),
-                user,
-                mail,
-                &body,
-                Some((*id, json)),
-            )
-            .await?;
+            changes
+                .apply_rules(
+                    Trigger::CommentAdded,
+                    Some(state.status),
+                    current.clone(),
+                    user,
+                    &RuleInput::of(mail, &body),
+                    Some((*id, json)),
+                )
+                .await?;
         }
         if status_after_commands != state.status {
             // A status set by command triggers `status_changed` rules (one pass).
@@ -716,17 +794,16 @@ impl Ingestor {
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("ticket {}", state.id)))?;
             let shown = comment.as_ref().map(|(id, json)| (*id, json));
-            self.apply_rules(
-                &mut changes,
-                Trigger::StatusChanged,
-                Some(status_after_commands),
-                now_state,
-                user,
-                mail,
-                &body,
-                shown,
-            )
-            .await?;
+            changes
+                .apply_rules(
+                    Trigger::StatusChanged,
+                    Some(status_after_commands),
+                    now_state,
+                    user,
+                    &RuleInput::of(mail, &body),
+                    shown,
+                )
+                .await?;
         }
         changes
             .report_failures(user, Some(&current), &mail.subject, &failures)
@@ -763,122 +840,13 @@ impl Ingestor {
                 Ok(Command::List) => changes.answer_list(user).await?,
                 Ok(command) => match changes.command(&state, &author, command).await? {
                     Ok(next) => state = next,
-                    Err(reason) => failures.push(Failure::new(line.line.clone(), reason)),
+                    Err(refusal) => {
+                        failures.push(Failure::new(line.line.clone(), refusal.to_string()))
+                    }
                 },
             }
         }
         Ok((state, failures))
-    }
-
-    /// One pass of the rules for `trigger`; their effects do not trigger rules.
-    #[allow(clippy::too_many_arguments)]
-    async fn apply_rules(
-        &self,
-        changes: &mut Changes<'_>,
-        trigger: Trigger,
-        status_before: Option<Status>,
-        mut state: TicketState,
-        author: &User,
-        mail: &InboundMail,
-        body: &str,
-        comment: Option<(CommentId, &serde_json::Value)>,
-    ) -> Result<(), StoreError> {
-        let mut org_slugs = Vec::new();
-        for org in &state.orgs {
-            if let Some(o) = changes.tx.org_by_key(&org.to_string()).await? {
-                org_slugs.push(o.slug);
-            }
-        }
-        let facts = Facts {
-            author_role: Some(author.role),
-            sender_domain: author.email.domain(),
-            orgs: &org_slugs,
-            status: status_before,
-            priority: state.priority,
-            subject: &mail.subject,
-            body,
-            has_attachment: !mail.attachments.is_empty(),
-        };
-        let mut answered: Option<bool> = None;
-        for effect in self.policy.rules.evaluate(trigger, &facts) {
-            let cause = format!("rule: {}", effect.rule);
-            match effect.action {
-                Action::SetStatus(to) => {
-                    state = changes.set_status(&state, None, to, &cause).await?
-                }
-                Action::SetPriority(p) => state = changes.set_priority(&state, author, p).await?,
-                Action::AddFollower(email) => {
-                    if let Ok(email) = EmailAddress::parse(&email)
-                        && let Some(user) = changes.tx.user_by_email(&email).await?
-                    {
-                        changes
-                            .add_follower(&state, &user, FollowerSource::Follow, None, "you_follow")
-                            .await?;
-                    }
-                }
-                Action::ShareWithOrgLeads => changes.share_with_leads(&state).await?,
-                Action::ReplyTemplate(template) => {
-                    // Automatic answers: never to a message that asked for none,
-                    // at most one per sender per window.
-                    // One claim per message: several answers to the same message
-                    // are one conversation, not a loop.
-                    if !changes.notify || mail.auto.suppress_auto_response || author.bouncing {
-                        continue;
-                    }
-                    if answered.is_none() {
-                        answered = Some(
-                            changes
-                                .tx
-                                .claim_auto_reply(
-                                    &author.email,
-                                    changes.now,
-                                    self.policy.auto_reply_window,
-                                )
-                                .await?,
-                        );
-                    }
-                    if answered != Some(true) {
-                        continue;
-                    }
-                    let mut leads = Vec::new();
-                    if let Some(org) = author.org_id {
-                        for lead in changes.tx.org_leads(org).await? {
-                            leads.push(serde_json::json!({"name": lead.name, "email": lead.email}));
-                        }
-                    }
-                    let n = Notice {
-                        template: &template,
-                        to: &author.email,
-                        name: Some(&author.name),
-                        user: Some(author.id),
-                        locale: Some(&author.locale),
-                        reason: "requester",
-                        ticket: Some(&state),
-                        comment: comment.map(|(id, c)| (id, c.clone())),
-                        event: serde_json::json!({ "rule": effect.rule, "leads": leads }),
-                    };
-                    notice::queue(changes.tx, changes.sender, n, changes.now).await?;
-                }
-                Action::InternalNote(text) => {
-                    changes
-                        .tx
-                        .insert_comment(&NewComment {
-                            ticket_id: state.id,
-                            author_id: author.id,
-                            body: text,
-                            signature: None,
-                            quoted: None,
-                            internal: true,
-                            source: CommentSource::System,
-                            message_id: None,
-                            ingest_id: None,
-                            now: changes.now,
-                        })
-                        .await?;
-                }
-            }
-        }
-        Ok(())
     }
 
     fn comment_json(

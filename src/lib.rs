@@ -7,6 +7,7 @@ pub mod effects;
 pub mod ingest;
 pub mod mailer;
 pub mod manage;
+pub mod metrics;
 pub mod notice;
 pub mod outbox;
 pub mod render;

@@ -527,6 +527,7 @@ impl ImapPoller {
                         uid,
                     }),
                     declared_size,
+                    replay_of: None,
                 };
                 match self.ingestor.ingest(delivery).await {
                     Ok(report) if report.outcome == Outcome::Rejected => rejected.push(uid),

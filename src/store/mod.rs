@@ -201,6 +201,8 @@ pub struct NewLogEntry {
     pub ticket_id: Option<TicketId>,
     pub comment_id: Option<CommentId>,
     pub duplicate_of: Option<i64>,
+    /// For a replay: the quarantined or rejected delivery it re-runs.
+    pub replay_of: Option<i64>,
     pub notify: bool,
     pub now: OffsetDateTime,
 }
@@ -220,6 +222,14 @@ pub struct LogRow {
     pub comment: Option<CommentId>,
     pub size: i64,
     pub received_at: String,
+    /// A later replay of this delivery replaced it.
+    pub superseded: bool,
+    /// The delivery this row replays.
+    pub replay_of: Option<i64>,
+    #[serde(skip)]
+    pub raw_sha256: String,
+    #[serde(skip)]
+    pub notify: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -266,7 +276,7 @@ pub struct FollowerView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AttachmentView {
-    #[serde(skip)]
+    /// For `GET /api/attachments/{id}`.
     pub id: i64,
     pub filename: String,
     pub content_type: String,
@@ -456,6 +466,9 @@ pub trait Tx: Send {
     /// Marks a user's address as bouncing (or working again); `false` when no such user.
     async fn set_bouncing(&mut self, email: &EmailAddress, bouncing: bool) -> Result<bool>;
     async fn log_delivery(&mut self, entry: &NewLogEntry) -> Result<i64>;
+    /// Marks a quarantined or rejected delivery as replaced by a replay;
+    /// `false` when it is not one (any more), e.g. a concurrent replay won.
+    async fn supersede_log(&mut self, id: i64) -> Result<bool>;
     /// Records that `source` is done up to `uid` under `validity` (a new
     /// validity replaces the old cursor; under the same one it only moves forward).
     async fn advance_cursor(
@@ -505,6 +518,38 @@ pub trait Store: Send + Sync {
     async fn source_cursor(&self, source: &str) -> Result<Option<(i64, i64)>>;
     /// Files of a comment with their content, for attaching to notifications.
     async fn comment_files(&self, comment: CommentId) -> Result<Vec<StoredFile>>;
+    /// One attachment with its content, and the ticket it belongs to.
+    async fn attachment(&self, id: i64) -> Result<Option<(TicketId, StoredFile)>>;
+    async fn log_row(&self, id: i64) -> Result<Option<LogRow>>;
+    /// Stored content by SHA-256 (raw messages, attachments).
+    async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+    /// Outbox rows per status (for metrics).
+    async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>>;
+
+    /// Stores a new API token by its hash for a user.
+    async fn create_token(
+        &self,
+        user: UserId,
+        sha256: &str,
+        label: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<ApiToken>;
+    async fn list_tokens(&self, user: Option<UserId>) -> Result<Vec<ApiToken>>;
+    /// `false` when there is no such token or it was already revoked.
+    async fn revoke_token(&self, id: i64, now: OffsetDateTime) -> Result<bool>;
+    /// The user of a live (unrevoked) token; notes when it was last used.
+    async fn token_user(&self, sha256: &str, now: OffsetDateTime) -> Result<Option<User>>;
+}
+
+/// An API token as listed (never the token itself).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub user: String,
+    pub label: Option<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
 }
 
 /// The result of one delivery attempt of an outbox row.

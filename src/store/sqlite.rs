@@ -265,7 +265,7 @@ impl Tx for SqliteTx {
 
     async fn find_logged(&mut self, dedup_key: &str) -> Result<Option<LoggedMessage>> {
         let row = sqlx::query(
-            "SELECT id, outcome, ticket_id, comment_id FROM ingest_log WHERE dedup_key = ?1 AND outcome <> 'duplicate'",
+            "SELECT id, outcome, ticket_id, comment_id FROM ingest_log WHERE dedup_key = ?1 AND outcome <> 'duplicate' AND superseded = 0",
         )
         .bind(dedup_key)
         .fetch_optional(&mut *self.tx)
@@ -701,8 +701,8 @@ impl Tx for SqliteTx {
     async fn log_delivery(&mut self, e: &NewLogEntry) -> Result<i64> {
         sqlx::query_scalar(
             "INSERT INTO ingest_log (dedup_key, message_id, origin, raw_sha256, size, sender, subject, outcome, reason,
-                                     thread_reason, ticket_id, comment_id, duplicate_of, notify, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id",
+                                     thread_reason, ticket_id, comment_id, duplicate_of, notify, received_at, replay_of)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) RETURNING id",
         )
         .bind(&e.dedup_key)
         .bind(e.message_id.as_ref().map(MessageId::as_str))
@@ -719,9 +719,22 @@ impl Tx for SqliteTx {
         .bind(e.duplicate_of)
         .bind(e.notify)
         .bind(format_ts(e.now))
+        .bind(e.replay_of)
         .fetch_one(&mut *self.tx)
         .await
         .q()
+    }
+
+    async fn supersede_log(&mut self, id: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE ingest_log SET superseded = 1
+             WHERE id = ?1 AND superseded = 0 AND outcome IN ('quarantined', 'rejected')",
+        )
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .q()?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn advance_cursor(
@@ -775,6 +788,57 @@ fn outbox_from_row(r: &SqliteRow) -> Result<OutboxRow> {
         context: serde_json::from_str(&context)
             .map_err(|e| StoreError::Invalid(format!("outbox context: {e}")))?,
     })
+}
+
+const LOG_COLUMNS: &str = "id, message_id, origin, sender, subject, outcome, reason, thread_reason, ticket_id, \
+     comment_id, size, received_at, superseded, replay_of, raw_sha256, notify";
+
+fn log_from_row(r: &SqliteRow) -> Result<LogRow> {
+    Ok(LogRow {
+        id: r.try_get(0).q()?,
+        message_id: r.try_get(1).q()?,
+        origin: r.try_get(2).q()?,
+        sender: r.try_get(3).q()?,
+        subject: r.try_get(4).q()?,
+        outcome: r.try_get(5).q()?,
+        reason: r.try_get(6).q()?,
+        thread_reason: r.try_get(7).q()?,
+        ticket: r.try_get(8).q()?,
+        comment: r.try_get(9).q()?,
+        size: r.try_get(10).q()?,
+        received_at: r.try_get(11).q()?,
+        superseded: r.try_get(12).q()?,
+        replay_of: r.try_get(13).q()?,
+        raw_sha256: r.try_get(14).q()?,
+        notify: r.try_get(15).q()?,
+    })
+}
+
+impl SqliteStore {
+    async fn tokens_where(&self, user: Option<UserId>, id: Option<i64>) -> Result<Vec<ApiToken>> {
+        sqlx::query(
+            "SELECT t.id, u.email, t.label, t.created_at, t.last_used_at, t.revoked_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE (?1 IS NULL OR t.user_id = ?1) AND (?2 IS NULL OR t.id = ?2) ORDER BY t.id",
+        )
+        .bind(user)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .q()?
+        .iter()
+        .map(|r| {
+            Ok(ApiToken {
+                id: r.try_get(0).q()?,
+                user: r.try_get(1).q()?,
+                label: r.try_get(2).q()?,
+                created_at: r.try_get(3).q()?,
+                last_used_at: r.try_get(4).q()?,
+                revoked_at: r.try_get(5).q()?,
+            })
+        })
+        .collect()
+    }
 }
 
 const OUTBOX_COLUMNS: &str = "id, ticket_id, to_addr, to_user_id, locale, comment_id, template, subject, \
@@ -1019,10 +1083,10 @@ impl Store for SqliteStore {
     }
 
     async fn list_log(&self, f: &LogFilter) -> Result<Vec<LogRow>> {
-        sqlx::query(
-            "SELECT id, message_id, origin, sender, subject, outcome, reason, thread_reason, ticket_id, comment_id, size, received_at
-             FROM ingest_log WHERE (?1 IS NULL OR outcome = ?1) AND id > ?2 ORDER BY id LIMIT ?3",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LOG_COLUMNS} FROM ingest_log
+             WHERE (?1 IS NULL OR outcome = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
+        )))
         .bind(f.outcome.map(Outcome::as_str))
         .bind(f.after.unwrap_or(0))
         .bind(f.limit.unwrap_or(-1))
@@ -1030,23 +1094,131 @@ impl Store for SqliteStore {
         .await
         .q()?
         .iter()
-        .map(|r| {
-            Ok(LogRow {
-                id: r.try_get(0).q()?,
-                message_id: r.try_get(1).q()?,
-                origin: r.try_get(2).q()?,
-                sender: r.try_get(3).q()?,
-                subject: r.try_get(4).q()?,
-                outcome: r.try_get(5).q()?,
-                reason: r.try_get(6).q()?,
-                thread_reason: r.try_get(7).q()?,
-                ticket: r.try_get(8).q()?,
-                comment: r.try_get(9).q()?,
-                size: r.try_get(10).q()?,
-                received_at: r.try_get(11).q()?,
-            })
-        })
+        .map(log_from_row)
         .collect()
+    }
+
+    async fn log_row(&self, id: i64) -> Result<Option<LogRow>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LOG_COLUMNS} FROM ingest_log WHERE id = ?1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .q()?
+        .as_ref()
+        .map(log_from_row)
+        .transpose()
+    }
+
+    async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT data FROM blobs WHERE sha256 = ?1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .q()
+    }
+
+    async fn attachment(&self, id: i64) -> Result<Option<(TicketId, StoredFile)>> {
+        let row = sqlx::query(
+            "SELECT c.ticket_id, a.filename, a.content_type, b.data FROM attachments a
+             JOIN comments c ON c.id = a.comment_id JOIN blobs b ON b.sha256 = a.blob_sha256 WHERE a.id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .q()?;
+        row.map(|r| {
+            Ok((
+                r.try_get(0).q()?,
+                StoredFile {
+                    filename: r.try_get(1).q()?,
+                    content_type: r.try_get(2).q()?,
+                    data: r.try_get(3).q()?,
+                },
+            ))
+        })
+        .transpose()
+    }
+
+    async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>> {
+        let rows = sqlx::query("SELECT status, count(*) FROM outbox GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .q()?;
+        let mut out = Vec::new();
+        for r in rows {
+            let status: String = r.try_get(0).q()?;
+            if let Some(s) = OutboxStatus::parse(&status) {
+                out.push((s, r.try_get(1).q()?));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_token(
+        &self,
+        user: UserId,
+        sha256: &str,
+        label: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<ApiToken> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_tokens (user_id, token_sha256, label, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        )
+        .bind(user)
+        .bind(sha256)
+        .bind(label)
+        .bind(format_ts(now))
+        .fetch_one(&self.pool)
+        .await
+        .q()?;
+        self.tokens_where(None, Some(id))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))
+    }
+
+    async fn list_tokens(&self, user: Option<UserId>) -> Result<Vec<ApiToken>> {
+        self.tokens_where(user, None).await
+    }
+
+    async fn revoke_token(&self, id: i64, now: OffsetDateTime) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(format_ts(now))
+        .execute(&self.pool)
+        .await
+        .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn token_user(&self, sha256: &str, now: OffsetDateTime) -> Result<Option<User>> {
+        let mut conn = self.pool.acquire().await.q()?;
+        let Some((token_id, user_id)): Option<(i64, i64)> = sqlx::query_as(
+            "SELECT id, user_id FROM api_tokens WHERE token_sha256 = ?1 AND revoked_at IS NULL",
+        )
+        .bind(sha256)
+        .fetch_optional(&mut *conn)
+        .await
+        .q()?
+        else {
+            return Ok(None);
+        };
+        // At most one write a minute per token: a busy API client must not
+        // turn every read into a disk sync.
+        sqlx::query(
+            "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
+        )
+        .bind(token_id)
+        .bind(format_ts(now))
+        .bind(format_ts(now - Duration::from_secs(60)))
+        .execute(&mut *conn)
+        .await
+        .q()?;
+        user_where(&mut conn, None, Some(user_id)).await
     }
 
     async fn claim_outbox(

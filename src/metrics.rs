@@ -1,0 +1,194 @@
+//! Process metrics in the Prometheus text format (`GET /metrics`), names
+//! prefixed `ticketgate_`. Counters and histograms live in the process (they
+//! reset on restart, as Prometheus expects); the outbox depth and mailbox
+//! states are read at scrape time, so they are right whichever instance is asked.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::domain::outcome::Outcome;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MailboxLabels {
+    mailbox: String,
+    state: String,
+}
+
+/// Everything `/metrics` reports. Cheap to update from any task.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    messages: Family<OutcomeLabels, Counter>,
+    ingest_seconds: Histogram,
+    http_requests: Family<HttpLabels, Counter>,
+    outbox: Family<StatusLabels, Gauge>,
+    mailboxes: Family<MailboxLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ticketgate");
+        let messages = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "messages",
+            "Deliveries recorded, by outcome",
+            messages.clone(),
+        );
+        // From 1 ms to ~16 s: a delivery is one transaction with one disk sync.
+        let ingest_seconds = Histogram::new(
+            [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 16.0,
+            ]
+            .into_iter(),
+        );
+        registry.register(
+            "ingest_duration_seconds",
+            "Time from receiving a message to its committed outcome",
+            ingest_seconds.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "Admin HTTP requests, by route and status",
+            http_requests.clone(),
+        );
+        let outbox = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "outbox_messages",
+            "Outbox rows by status (queued, sending, failed, sent, dead)",
+            outbox.clone(),
+        );
+        let mailboxes = Family::<MailboxLabels, Gauge>::default();
+        registry.register(
+            "mailbox_state",
+            "1 for the state each mailbox poller is in",
+            mailboxes.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            messages,
+            ingest_seconds,
+            http_requests,
+            outbox,
+            mailboxes,
+        }
+    }
+
+    pub fn record_ingest(&self, outcome: Outcome, took: Duration) {
+        self.messages
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str().to_string(),
+            })
+            .inc();
+        self.ingest_seconds.observe(took.as_secs_f64());
+    }
+
+    /// `route` is the matched route template (`/api/tickets/{id}`), never the
+    /// raw path, so ids do not multiply the series.
+    pub fn record_http(&self, method: &str, route: &str, status: u16) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+    }
+
+    /// Sets the outbox gauges from a fresh count; statuses with no rows read 0.
+    pub fn set_outbox(&self, counts: &[(&str, i64)]) {
+        for status in ["queued", "sending", "failed", "sent", "dead"] {
+            let n = counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n);
+            self.outbox
+                .get_or_create(&StatusLabels {
+                    status: status.to_string(),
+                })
+                .set(n);
+        }
+    }
+
+    /// One mailbox's state: its current state reads 1, the others 0.
+    pub fn set_mailbox(&self, mailbox: &str, state: &str, all: &[&str]) {
+        for s in all {
+            self.mailboxes
+                .get_or_create(&MailboxLabels {
+                    mailbox: mailbox.to_string(),
+                    state: (*s).to_string(),
+                })
+                .set(i64::from(*s == state));
+        }
+    }
+
+    /// The text exposition format (OpenMetrics-compatible, which Prometheus reads).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_outcomes_and_routes_by_template() {
+        let m = Metrics::new();
+        m.record_ingest(Outcome::TicketCreated, Duration::from_millis(3));
+        m.record_ingest(Outcome::TicketCreated, Duration::from_millis(3));
+        m.record_http("GET", "/api/tickets/{id}", 200);
+        m.set_outbox(&[("queued", 4)]);
+        m.set_mailbox("inbox", "idle", &["connected", "idle"]);
+        let text = m.encode();
+        assert!(
+            text.contains(r#"ticketgate_messages_total{outcome="ticket_created"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("ticketgate_ingest_duration_seconds_count 2"),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"ticketgate_http_requests_total{method="GET",route="/api/tickets/{id}",status="200"} 1"#
+        ));
+        assert!(text.contains(r#"ticketgate_outbox_messages{status="queued"} 4"#));
+        assert!(text.contains(r#"ticketgate_outbox_messages{status="dead"} 0"#));
+        assert!(text.contains(r#"ticketgate_mailbox_state{mailbox="inbox",state="idle"} 1"#));
+        assert!(text.contains(r#"ticketgate_mailbox_state{mailbox="inbox",state="connected"} 0"#));
+    }
+}
