@@ -95,6 +95,18 @@ impl App {
     /// them to finish the message in hand.
     pub async fn serve(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let tracker = TaskTracker::new();
+        // Bound first: a taken port fails `serve` at once instead of later in a task.
+        let admin = match self.settings.admin.listen.trim() {
+            "" => None,
+            addr => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("admin endpoint: cannot listen on {addr}"))?;
+                tracing::info!(addr = %listener.local_addr()?, "admin endpoint listening");
+                Some(listener)
+            }
+        };
+        let mut mailbox_states = Vec::new();
         for mailbox in &self.settings.mailbox {
             match mailbox.kind {
                 MailboxKind::Maildir => {
@@ -115,9 +127,19 @@ impl App {
                     let poller = ImapPoller::new(mailbox.clone(), self.ingestor.clone())
                         .with_context(|| format!("mailbox {:?}", mailbox.name))?;
                     tracing::info!(mailbox = %mailbox.name, host = %mailbox.host, port = mailbox.port, "polling IMAP");
+                    mailbox_states.push((mailbox.name.clone(), poller.state()));
                     tracker.spawn(poller.run(cancel.clone()));
                 }
             }
+        }
+        if let Some(listener) = admin {
+            let state = crate::api::ApiState::new(self.ingestor.clone(), mailbox_states);
+            let cancel = cancel.clone();
+            tracker.spawn(async move {
+                if let Err(e) = crate::api::serve(listener, state, cancel).await {
+                    tracing::error!(error = %e, "admin endpoint stopped");
+                }
+            });
         }
         let worker = self.outbox_worker()?;
         tracker.spawn({

@@ -12,14 +12,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, shutdown_signal};
 use crate::config::Settings;
-use crate::domain::ids::{EmailAddress, slugify};
+use crate::domain::ids::EmailAddress;
 use crate::domain::outcome::Outcome;
 use crate::domain::reply;
 use crate::domain::ticket::{Role, Status};
 use crate::ingest::{Delivery, IngestReport};
 use crate::manage;
 use crate::source;
-use crate::store::{LogFilter, NewUser, TicketFilter};
+use crate::store::{LogFilter, TicketFilter};
 
 /// sysexits.h EX_TEMPFAIL: an MTA keeps the message and retries.
 pub const EX_TEMPFAIL: u8 = 75;
@@ -64,6 +64,9 @@ pub enum Command {
     /// The rules file.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Admin API tokens (one per staff user and purpose; stored hashed).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Split a message body into reply, signature and quoted parts (JSON).
     ExtractReply {
         /// The body is HTML.
@@ -173,6 +176,34 @@ pub enum MessagesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run a quarantined or rejected message through intake again.
+    Replay {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Prints a new token once; only its hash is kept.
+    Create {
+        #[arg(long)]
+        user: String,
+        /// What the token is for (shown by `token list`).
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revokes a token at once: the next request with it gets 401.
+    Revoke { id: i64 },
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -271,6 +302,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Messages(MessagesCommand::Replay { id, json }) => {
+            let report = app.ingestor.replay(id).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "message {id} replayed: {} {}",
+                    report.outcome,
+                    report
+                        .ticket
+                        .map(|t| format!("#{t}"))
+                        .or(report.reason.clone())
+                        .unwrap_or_default()
+                );
+            }
+        }
+        Command::Token(cmd) => token(&app, cmd).await?,
         Command::ExtractReply { .. } | Command::Rules(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
@@ -390,15 +438,7 @@ async fn ingest_paths(app: &App, args: &IngestArgs) -> anyhow::Result<ExitCode> 
 async fn org(app: &App, cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
         OrgCommand::Add { name, domains } => {
-            let slug = slugify(&name);
-            if slug.is_empty() {
-                bail!("an organization name needs at least one letter or digit");
-            }
-            let domains: Vec<String> = domains
-                .iter()
-                .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
-                .collect();
-            let org = app.store.add_org(name.trim(), &slug, &domains).await?;
+            let org = manage::add_org(app.store.as_ref(), &name, &domains).await?;
             println!("organization {} ({}) added", org.name, org.slug);
         }
         OrgCommand::List { json } => {
@@ -418,22 +458,78 @@ async fn org(app: &App, cmd: OrgCommand) -> anyhow::Result<()> {
             }
         }
         OrgCommand::Lead(LeadCommand::Add { org, email }) => {
-            let found = app
-                .store
-                .find_org(&org)
-                .await?
-                .with_context(|| format!("no organization {org:?}"))?;
-            let email = EmailAddress::parse(&email)?;
+            let found = manage::add_lead(app.store.as_ref(), &org, &email).await?;
+            println!("{email} is a delivery lead of {}", found.name);
+        }
+    }
+    Ok(())
+}
+
+async fn token(app: &App, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create { user, label, json } => {
+            let email = EmailAddress::parse(&user)?;
             let user = app
                 .store
                 .find_user(&email)
                 .await?
                 .with_context(|| format!("no user {email}"))?;
             if user.role != Role::Staff {
-                bail!("{email} is not staff: delivery leads are staff users");
+                bail!("{email} is not staff: API tokens act as a staff user");
             }
-            app.store.add_org_lead(found.id, user.id).await?;
-            println!("{email} is a delivery lead of {}", found.name);
+            let token = crate::api::new_token()
+                .map_err(|e| anyhow::anyhow!("reading random bytes: {e}"))?;
+            let row = app
+                .store
+                .create_token(
+                    user.id,
+                    &crate::api::token_hash(&token),
+                    label.as_deref(),
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::json!({"token": token, "id": row.id}));
+            } else {
+                println!("{token}");
+            }
+        }
+        TokenCommand::List { user, json } => {
+            let user_id = match user {
+                Some(u) => {
+                    let email = EmailAddress::parse(&u)?;
+                    let found = app.store.find_user(&email).await?;
+                    Some(found.with_context(|| format!("no user {email}"))?.id)
+                }
+                None => None,
+            };
+            let tokens = app.store.list_tokens(user_id).await?;
+            if json {
+                print_json(&tokens)?;
+            } else {
+                for t in tokens {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        t.id,
+                        t.user,
+                        t.label.as_deref().unwrap_or("-"),
+                        t.created_at,
+                        t.revoked_at
+                            .map(|r| format!("revoked {r}"))
+                            .unwrap_or_else(|| "active".into())
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !app
+                .store
+                .revoke_token(id, time::OffsetDateTime::now_utc())
+                .await?
+            {
+                bail!("no active token {id}");
+            }
+            println!("token {id} revoked");
         }
     }
     Ok(())
@@ -449,35 +545,18 @@ async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
             locale,
             no_invite,
         } => {
-            let email = EmailAddress::parse(&email)?;
-            let role: Role = role.parse()?;
-            let org = match org {
-                Some(o) => Some(
-                    app.store
-                        .find_org(&o)
-                        .await?
-                        .with_context(|| format!("no organization {o:?}"))?,
-                ),
-                None => None,
-            };
-            let org_id = org.as_ref().map(|o| o.id);
-            let locale = locale.trim().to_ascii_lowercase();
-            if locale.is_empty()
-                || !locale
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                bail!("invalid locale {locale:?}");
-            }
-            let new_user = NewUser {
-                email,
-                name: name.trim().to_string(),
-                role,
-                org_id,
-                locale,
-            };
-            let org_name = org.as_ref().map(|o| o.name.as_str());
-            let user = manage::add_user(&app.ingestor, &new_user, org_name, !no_invite).await?;
+            let user = manage::register_user(
+                &app.ingestor,
+                &manage::UserRequest {
+                    email: &email,
+                    name: &name,
+                    org: org.as_deref(),
+                    role: &role,
+                    locale: &locale,
+                    invite: !no_invite,
+                },
+            )
+            .await?;
             println!("user {} added (id {})", user.email, user.id);
         }
         UserCommand::List { json } => {

@@ -64,12 +64,9 @@ impl Metrics {
             messages.clone(),
         );
         // From 1 ms to ~16 s: a delivery is one transaction with one disk sync.
-        let ingest_seconds = Histogram::new(
-            [
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 16.0,
-            ]
-            .into_iter(),
-        );
+        let ingest_seconds = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 16.0,
+        ]);
         registry.register(
             "ingest_duration_seconds",
             "Time from receiving a message to its committed outcome",

@@ -45,7 +45,7 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Org {
     pub id: OrgId,
     pub slug: String,
@@ -54,7 +54,7 @@ pub struct Org {
     pub leads: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: UserId,
     pub email: EmailAddress,
@@ -208,7 +208,7 @@ pub struct NewLogEntry {
 }
 
 /// One row of the ingest log, as read (CLI `messages list`, API `/api/messages`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LogRow {
     pub id: i64,
     pub message_id: Option<String>,
@@ -257,7 +257,7 @@ pub struct TicketFilter {
     pub after: Option<TicketId>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TicketSummary {
     pub id: TicketId,
     pub subject: String,
@@ -268,13 +268,13 @@ pub struct TicketSummary {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FollowerView {
     pub email: String,
     pub source: FollowerSource,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttachmentView {
     /// For `GET /api/attachments/{id}`.
     pub id: i64,
@@ -283,7 +283,7 @@ pub struct AttachmentView {
     pub size: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CommentView {
     pub id: CommentId,
     pub author: String,
@@ -296,16 +296,17 @@ pub struct CommentView {
     pub attachments: Vec<AttachmentView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub kind: String,
     pub actor: Option<String>,
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub created_at: String,
 }
 
 /// A ticket as users see it (DESIGN "Ticket JSON").
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TicketView {
     pub id: TicketId,
     pub subject: String,

@@ -190,4 +190,5 @@ pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
     }
     out
 }
+pub mod http;
 pub mod mailstack;

@@ -1,0 +1,419 @@
+//! Users, organizations, attachments, the ingest log with replay, and the
+//! operator's endpoints (`/healthz`, `/readyz`, `/metrics`, no token needed).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
+use crate::domain::outcome::Outcome;
+use crate::ingest::IngestReport;
+use crate::manage::{self, ManageError, UserRequest};
+use crate::source::imap::ImapState;
+use crate::store::{LogFilter, LogRow, Org, User};
+
+impl From<ManageError> for ApiError {
+    fn from(e: ManageError) -> Self {
+        match e {
+            ManageError::Invalid(m) => ApiError::invalid(m),
+            ManageError::NotFound(m) => ApiError::not_found(m),
+            ManageError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Downloads an attachment. Served as a download with `nosniff` and a
+/// sandboxing CSP, so an HTML or SVG attachment cannot run script in the
+/// admin endpoint's origin.
+#[utoipa::path(get, path = "/api/attachments/{id}", tag = "tickets",
+    params(("id" = i64, Path, description = "Attachment id (from the ticket's comments)")),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream"),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub async fn attachment(
+    State(state): State<ApiState>,
+    _staff: Staff,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let (_, file) = state
+        .ingestor()
+        .store()
+        .attachment(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("attachment {id} not found")))?;
+    let content_type = HeaderValue::from_str(&file.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CONTENT_DISPOSITION, disposition(&file.filename)),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox; default-src 'none'"),
+        ),
+    ];
+    Ok((headers, file.data).into_response())
+}
+
+/// `attachment` with an ASCII fallback name and the exact name in
+/// `filename*` (RFC 6266 §4.3, RFC 8187 encoding).
+fn disposition(filename: &str) -> HeaderValue {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in filename.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or(HeaderValue::from_static("attachment"))
+}
+
+/// Every registered user.
+#[utoipa::path(get, path = "/api/users", tag = "directory",
+    responses((status = 200, description = "OK", body = Vec<User>), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody)))]
+pub async fn list_users(
+    State(state): State<ApiState>,
+    _staff: Staff,
+) -> Result<Json<Vec<User>>, ApiError> {
+    Ok(Json(state.ingestor().store().list_users().await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    email: String,
+    name: String,
+    /// Organization slug or name (customers).
+    org: Option<String>,
+    /// `customer` (default) or `staff`.
+    #[serde(default = "customer")]
+    role: String,
+    /// Language of their emails, e.g. `en`, `ja`.
+    #[serde(default = "english")]
+    locale: String,
+    /// Email them an invitation (default true).
+    #[serde(default = "yes")]
+    invite: bool,
+}
+
+fn customer() -> String {
+    "customer".into()
+}
+fn english() -> String {
+    "en".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// Registers a user and emails them an invitation; 409 if the address is taken.
+#[utoipa::path(post, path = "/api/users", tag = "directory", request_body = NewUserBody,
+    responses((status = 201, description = "Created", body = User), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 422, description = "Invalid values", body = ErrorBody)))]
+pub async fn create_user(
+    State(state): State<ApiState>,
+    _staff: Staff,
+    Body(new): Body<NewUserBody>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let user = manage::register_user(
+        state.ingestor(),
+        &UserRequest {
+            email: &new.email,
+            name: &new.name,
+            org: new.org.as_deref(),
+            role: &new.role,
+            locale: &new.locale,
+            invite: new.invite,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        ManageError::Store(crate::store::StoreError::Conflict(_)) => {
+            ApiError::conflict(format!("{} is already registered", new.email))
+        }
+        other => other.into(),
+    })?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Every organization with its domains and delivery leads.
+#[utoipa::path(get, path = "/api/orgs", tag = "directory",
+    responses((status = 200, description = "OK", body = Vec<Org>), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody)))]
+pub async fn list_orgs(
+    State(state): State<ApiState>,
+    _staff: Staff,
+) -> Result<Json<Vec<Org>>, ApiError> {
+    Ok(Json(state.ingestor().store().list_orgs().await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrgBody {
+    name: String,
+    /// Senders from these domains are registered as members on first contact.
+    #[serde(default)]
+    domains: Vec<String>,
+}
+
+/// Adds an organization; its slug is derived from the name (409 if taken).
+#[utoipa::path(post, path = "/api/orgs", tag = "directory", request_body = NewOrgBody,
+    responses((status = 201, description = "Created", body = Org), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody),
+        (status = 422, description = "Invalid values", body = ErrorBody)))]
+pub async fn create_org(
+    State(state): State<ApiState>,
+    _staff: Staff,
+    Body(new): Body<NewOrgBody>,
+) -> Result<(StatusCode, Json<Org>), ApiError> {
+    let org = manage::add_org(state.ingestor().store().as_ref(), &new.name, &new.domains)
+        .await
+        .map_err(|e| match e {
+            ManageError::Store(crate::store::StoreError::Conflict(_)) => {
+                ApiError::conflict("an organization with that name or one of those domains exists")
+            }
+            other => other.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(org)))
+}
+
+/// Makes a staff user a delivery lead of the organization.
+#[utoipa::path(put, path = "/api/orgs/{slug}/leads/{email}", tag = "directory",
+    params(("slug" = String, Path, description = "Organization slug or name"), ("email" = String, Path, description = "A staff user's address")),
+    responses((status = 200, description = "OK", body = Org), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 422, description = "Invalid values", body = ErrorBody)))]
+pub async fn add_lead(
+    State(state): State<ApiState>,
+    _staff: Staff,
+    Path((slug, email)): Path<(String, String)>,
+) -> Result<Json<Org>, ApiError> {
+    Ok(Json(
+        manage::add_lead(state.ingestor().store().as_ref(), &slug, &email).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageQuery {
+    /// e.g. `quarantined`, `rejected`, `ticket_created`.
+    outcome: Option<String>,
+    /// Page size (default 50, at most 500).
+    limit: Option<i64>,
+    /// The `next` value of the previous page.
+    after: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    messages: Vec<LogRow>,
+    next: Option<i64>,
+}
+
+/// The ingest log: one row per delivery, oldest first.
+#[utoipa::path(get, path = "/api/messages", tag = "messages", params(MessageQuery),
+    responses((status = 200, description = "OK", body = MessagePage), (status = 400, description = "Malformed request", body = ErrorBody), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody)))]
+pub async fn list_messages(
+    State(state): State<ApiState>,
+    _staff: Staff,
+    Query(q): Query<MessageQuery>,
+) -> Result<Json<MessagePage>, ApiError> {
+    let outcome = q
+        .outcome
+        .as_deref()
+        .map(|o| {
+            Outcome::ALL
+                .into_iter()
+                .find(|x| x.as_str() == o)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown outcome {o:?}")))
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 500"));
+    }
+    let messages = state
+        .ingestor()
+        .store()
+        .list_log(&LogFilter {
+            outcome,
+            limit: Some(limit),
+            after: q.after,
+        })
+        .await?;
+    let next = (messages.len() as i64 == limit)
+        .then(|| messages.last().map(|m| m.id))
+        .flatten();
+    Ok(Json(MessagePage { messages, next }))
+}
+
+/// One delivery of the ingest log.
+#[utoipa::path(get, path = "/api/messages/{id}", tag = "messages",
+    params(("id" = i64, Path, description = "Ingest log id")),
+    responses((status = 200, description = "OK", body = LogRow), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub async fn get_message(
+    State(state): State<ApiState>,
+    _staff: Staff,
+    Path(id): Path<i64>,
+) -> Result<Json<LogRow>, ApiError> {
+    Ok(Json(
+        state
+            .ingestor()
+            .store()
+            .log_row(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))?,
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Replayed {
+    /// The new ingest log row; the replayed one is now `superseded`.
+    message: LogRow,
+    #[schema(value_type = Outcome)]
+    outcome: Outcome,
+    ticket: Option<i64>,
+    comment: Option<i64>,
+}
+
+/// Runs a quarantined or rejected message through intake again (say, after
+/// its sender was registered). 409 for any other outcome or a second replay.
+#[utoipa::path(post, path = "/api/messages/{id}/replay", tag = "messages",
+    params(("id" = i64, Path, description = "Ingest log id")),
+    responses((status = 200, description = "OK", body = Replayed), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = ErrorBody)))]
+pub async fn replay(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path(id): Path<i64>,
+) -> Result<Json<Replayed>, ApiError> {
+    let report: IngestReport = state.ingestor().replay(id).await?;
+    tracing::info!(log = id, by = %staff.email, outcome = %report.outcome, "replayed");
+    let message = state
+        .ingestor()
+        .store()
+        .log_row(report.log_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("message {} not found", report.log_id)))?;
+    Ok(Json(Replayed {
+        message,
+        outcome: report.outcome,
+        ticket: report.ticket,
+        comment: report.comment,
+    }))
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "ok", content_type = "text/plain")))]
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    ready: bool,
+    database: bool,
+    /// Each IMAP mailbox and whether its poller is connected.
+    mailboxes: Vec<MailboxReadiness>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailboxReadiness {
+    name: String,
+    state: String,
+    connected: bool,
+}
+
+fn state_name(s: ImapState) -> &'static str {
+    match s {
+        ImapState::Connecting => "connecting",
+        ImapState::Connected => "connected",
+        ImapState::Idle => "idle",
+        ImapState::Disconnected => "disconnected",
+    }
+}
+
+const STATES: [&str; 4] = ["connecting", "connected", "idle", "disconnected"];
+
+/// Ready when the database answers and every IMAP mailbox is connected (503 otherwise).
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, description = "OK", body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
+pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readiness>) {
+    let database = match state.ingestor().store().ping().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            false
+        }
+    };
+    let mailboxes: Vec<_> = state
+        .inner
+        .mailboxes
+        .iter()
+        .map(|(name, rx)| {
+            let s = *rx.borrow();
+            MailboxReadiness {
+                name: name.clone(),
+                state: state_name(s).to_string(),
+                connected: matches!(s, ImapState::Connected | ImapState::Idle),
+            }
+        })
+        .collect();
+    let ready = database && mailboxes.iter().all(|m| m.connected);
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(Readiness {
+            ready,
+            database,
+            mailboxes,
+        }),
+    )
+}
+
+/// Prometheus text format; names are prefixed `ticketgate_`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<ApiState>) -> Response {
+    let metrics = state.ingestor().metrics();
+    match state.ingestor().store().outbox_counts().await {
+        Ok(counts) => {
+            let named: Vec<_> = counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+            metrics.set_outbox(&named);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count the outbox"),
+    }
+    for (name, rx) in &state.inner.mailboxes {
+        metrics.set_mailbox(name, state_name(*rx.borrow()), &STATES);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            // The OpenMetrics-compatible text the encoder writes; Prometheus reads it.
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        metrics.encode(),
+    )
+        .into_response()
+}

@@ -1,0 +1,371 @@
+//! Ticket routes. Each change runs `effects::Changes` in one transaction,
+//! exactly as the matching email command does, acting as the token's staff
+//! user; API callers count as proven senders (they hold a secret token).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
+use crate::domain::commands::Command;
+use crate::domain::ids::{CommentId, EmailAddress, TicketId};
+use crate::domain::rules::Trigger;
+use crate::domain::ticket::{self, Priority, Status};
+use crate::effects::{self, Author, Changes, Failure, RuleInput};
+use crate::store::{CommentSource, TicketFilter, TicketState, TicketSummary, TicketView, Tx};
+
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TicketQuery {
+    /// Machine name, e.g. `in_progress`.
+    status: Option<String>,
+    /// Organization slug or name.
+    org: Option<String>,
+    /// Requester's email address.
+    requester: Option<String>,
+    /// Page size (default 50, at most 500).
+    limit: Option<i64>,
+    /// The `next` value of the previous page.
+    after: Option<TicketId>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketPage {
+    tickets: Vec<TicketSummary>,
+    /// Pass as `after` for the next page; null on the last page.
+    next: Option<TicketId>,
+}
+
+/// Lists tickets, oldest first, filtered and paginated by id.
+#[utoipa::path(get, path = "/api/tickets", params(TicketQuery), tag = "tickets",
+    responses((status = 200, description = "OK", body = TicketPage), (status = 400, description = "Malformed request", body = ErrorBody), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody)))]
+pub async fn list_tickets(
+    State(state): State<ApiState>,
+    _staff: Staff,
+    Query(q): Query<TicketQuery>,
+) -> Result<Json<TicketPage>, ApiError> {
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<Status>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let requester = q
+        .requester
+        .as_deref()
+        .map(EmailAddress::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("requester: {e}")))?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let tickets = state
+        .ingestor()
+        .store()
+        .list_tickets(&TicketFilter {
+            status,
+            org: q.org,
+            requester,
+            limit: Some(limit),
+            after: q.after,
+        })
+        .await?;
+    let next = (tickets.len() as i64 == limit)
+        .then(|| tickets.last().map(|t| t.id))
+        .flatten();
+    Ok(Json(TicketPage { tickets, next }))
+}
+
+/// The ticket with its followers, comments (internal ones included: this is
+/// the staff API) and events.
+#[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets",
+    params(("id" = i64, Path, description = "Ticket id")),
+    responses((status = 200, description = "OK", body = TicketView), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub async fn get_ticket(
+    State(state): State<ApiState>,
+    _staff: Staff,
+    Path(id): Path<TicketId>,
+) -> Result<Json<TicketView>, ApiError> {
+    Ok(Json(view(&state, id).await?))
+}
+
+async fn view(state: &ApiState, id: TicketId) -> Result<TicketView, ApiError> {
+    let mut view = state
+        .ingestor()
+        .store()
+        .ticket_view(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("ticket {id} not found")))?;
+    view.status_label = state.label(view.status);
+    Ok(view)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketPatch {
+    #[schema(value_type = Option<Status>)]
+    status: Option<String>,
+    #[schema(value_type = Option<Priority>)]
+    priority: Option<String>,
+}
+
+/// Sets the status and/or the priority, as `#status` and `#priority` would.
+#[utoipa::path(patch, path = "/api/tickets/{id}", tag = "tickets", request_body = TicketPatch,
+    params(("id" = i64, Path, description = "Ticket id")),
+    responses((status = 200, description = "OK", body = TicketView), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 403, description = "Not permitted for this user", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid values", body = ErrorBody)))]
+pub async fn patch_ticket(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path(id): Path<TicketId>,
+    Body(patch): Body<TicketPatch>,
+) -> Result<Json<TicketView>, ApiError> {
+    let mut commands = Vec::new();
+    if let Some(s) = &patch.status {
+        let to: Status = s.parse().map_err(|e| ApiError::invalid(format!("{e}")))?;
+        commands.push(Command::Status(to));
+    }
+    if let Some(p) = &patch.priority {
+        let p: Priority = p.parse().map_err(|e| ApiError::invalid(format!("{e}")))?;
+        commands.push(Command::Priority(p));
+    }
+    if commands.is_empty() {
+        return Err(ApiError::invalid("give `status`, `priority` or both"));
+    }
+    run(&state, &staff, id, &commands).await?;
+    Ok(Json(view(&state, id).await?))
+}
+
+/// Runs commands on one ticket in one transaction; any refusal rolls all back.
+async fn run(
+    state: &ApiState,
+    staff: &crate::store::User,
+    id: TicketId,
+    commands: &[Command],
+) -> Result<(), ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.ingestor().store().begin().await?;
+    let mut current = load(tx.as_mut(), id).await?;
+    let before = current.status;
+    let mut changes = changes(state, tx.as_mut(), now);
+    let author = Author {
+        user: staff,
+        proven: true,
+    };
+    for command in commands {
+        current = changes.command(&current, &author, command).await??;
+    }
+    if current.status != before {
+        // As with an email command: `status_changed` rules run once.
+        let subject = current.subject.clone();
+        let input = RuleInput {
+            subject: &subject,
+            body: "",
+            has_attachment: false,
+            suppress_auto_response: false,
+        };
+        changes
+            .apply_rules(
+                Trigger::StatusChanged,
+                Some(current.status),
+                current.clone(),
+                staff,
+                &input,
+                None,
+            )
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn load(tx: &mut dyn Tx, id: TicketId) -> Result<TicketState, ApiError> {
+    tx.ticket_state(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("ticket {id} not found")))
+}
+
+fn changes<'a>(state: &'a ApiState, tx: &'a mut dyn Tx, now: OffsetDateTime) -> Changes<'a> {
+    Changes {
+        tx,
+        sender: state.ingestor().notice_sender(),
+        policy: &state.ingestor().policy().changes,
+        now,
+        notify: true,
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCommentBody {
+    body: String,
+    /// Staff only: visible to staff, emailed to staff only.
+    #[serde(default)]
+    internal: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommentCreated {
+    id: CommentId,
+    ticket: TicketId,
+    /// @mentions that did not resolve (the author is told here, not by email).
+    mentions_failed: Vec<MentionFailure>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MentionFailure {
+    mention: String,
+    reason: String,
+}
+
+/// Adds a comment; followers and the support team are emailed as for a reply.
+#[utoipa::path(post, path = "/api/tickets/{id}/comments", tag = "tickets", request_body = NewCommentBody,
+    params(("id" = i64, Path, description = "Ticket id")),
+    responses((status = 201, description = "Created", body = CommentCreated), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 403, description = "Not permitted for this user", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Invalid values", body = ErrorBody)))]
+pub async fn add_comment(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path(id): Path<TicketId>,
+    Body(new): Body<NewCommentBody>,
+) -> Result<(StatusCode, Json<CommentCreated>), ApiError> {
+    let body = new.body.trim_end();
+    if body.trim().is_empty() {
+        return Err(ApiError::invalid("`body` is empty"));
+    }
+    let actor = effects::actor(&staff);
+    if new.internal && !ticket::may_post_internal(&actor) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only support staff post internal comments",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.ingestor().store().begin().await?;
+    let current = load(tx.as_mut(), id).await?;
+    if !ticket::may_comment(&actor, &effects::access(&current)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "you may not comment on this ticket",
+        ));
+    }
+    let (comment, failures) = changes(&state, tx.as_mut(), now)
+        .comment(&current, &staff, body, new.internal, CommentSource::Api)
+        .await?;
+    tx.commit().await?;
+    let mentions_failed = failures
+        .into_iter()
+        .map(|Failure { command, reason }| MentionFailure {
+            mention: command,
+            reason,
+        })
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(CommentCreated {
+            id: comment,
+            ticket: id,
+            mentions_failed,
+        }),
+    ))
+}
+
+fn address(text: &str) -> Result<EmailAddress, ApiError> {
+    EmailAddress::parse(text).map_err(|e| ApiError::bad_request(format!("{text:?}: {e}")))
+}
+
+/// Shares the ticket with a registered user (they follow it and are told).
+#[utoipa::path(put, path = "/api/tickets/{id}/followers/{email}", tag = "tickets",
+    params(("id" = i64, Path, description = "Ticket id"), ("email" = String, Path, description = "A registered user's address")),
+    responses((status = 200, description = "OK", body = TicketView), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub async fn add_follower(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path((id, email)): Path<(TicketId, String)>,
+) -> Result<Json<TicketView>, ApiError> {
+    let email = address(&email)?;
+    run(&state, &staff, id, &[Command::Share(vec![email])]).await?;
+    Ok(Json(view(&state, id).await?))
+}
+
+/// Removes a follower. The ticket's creator can never be removed (409).
+#[utoipa::path(delete, path = "/api/tickets/{id}/followers/{email}", tag = "tickets",
+    params(("id" = i64, Path, description = "Ticket id"), ("email" = String, Path, description = "The follower's address")),
+    responses((status = 204, description = "Done; no content"), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody)))]
+pub async fn remove_follower(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path((id, email)): Path<(TicketId, String)>,
+) -> Result<StatusCode, ApiError> {
+    let email = address(&email)?;
+    if state.ingestor().store().find_user(&email).await?.is_none() {
+        return Err(ApiError::not_found(format!("no user {email}")));
+    }
+    run(&state, &staff, id, &[Command::Unshare(vec![email])]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Attaches an organization: its members may read and comment (never emailed).
+#[utoipa::path(put, path = "/api/tickets/{id}/orgs/{slug}", tag = "tickets",
+    params(("id" = i64, Path, description = "Ticket id"), ("slug" = String, Path, description = "Organization slug or name")),
+    responses((status = 200, description = "OK", body = TicketView), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub async fn add_org(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path((id, slug)): Path<(TicketId, String)>,
+) -> Result<Json<TicketView>, ApiError> {
+    run(&state, &staff, id, &[Command::ShareOrg(slug)]).await?;
+    Ok(Json(view(&state, id).await?))
+}
+
+/// Detaches an organization; its members keep access only if they follow.
+#[utoipa::path(delete, path = "/api/tickets/{id}/orgs/{slug}", tag = "tickets",
+    params(("id" = i64, Path, description = "Ticket id"), ("slug" = String, Path, description = "Organization slug or name")),
+    responses((status = 204, description = "Done; no content"), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub async fn remove_org(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path((id, slug)): Path<(TicketId, String)>,
+) -> Result<StatusCode, ApiError> {
+    run(&state, &staff, id, &[Command::UnshareOrg(slug)]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    /// e.g. `5.2.1`
+    version: String,
+}
+
+/// Records the release that fixes the ticket; a comment naming it goes to everyone on it.
+#[utoipa::path(post, path = "/api/tickets/{id}/release", tag = "tickets", request_body = ReleaseBody,
+    params(("id" = i64, Path, description = "Ticket id")),
+    responses((status = 200, description = "OK", body = TicketView), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 422, description = "Invalid values", body = ErrorBody)))]
+pub async fn release(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path(id): Path<TicketId>,
+    Body(release): Body<ReleaseBody>,
+) -> Result<Json<TicketView>, ApiError> {
+    let version = release.version.trim();
+    if version.is_empty() || version.len() > 100 || version.contains(char::is_control) {
+        return Err(ApiError::invalid(
+            "`version` must be 1 to 100 printable characters",
+        ));
+    }
+    run(&state, &staff, id, &[Command::Release(version.to_string())]).await?;
+    Ok(Json(view(&state, id).await?))
+}
