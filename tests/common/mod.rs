@@ -191,3 +191,4 @@ pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
     out
 }
 pub mod mailstack;
+pub mod pg;
