@@ -95,6 +95,7 @@ contract!(
     ticket_and_log_filters_select_and_page,
     a_mailbox_lease_has_one_holder_until_it_expires,
     racing_instances_take_an_expired_lease_exactly_once,
+    text_with_a_nul_character_is_stored_not_refused,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
@@ -1113,4 +1114,44 @@ async fn racing_instances_take_an_expired_lease_exactly_once(db: &Db) {
     assert_eq!(winners, 1);
     let (holder, _) = db.store.lease_holder("mbox").await.unwrap().unwrap();
     assert!(holder.starts_with("racer-"));
+}
+
+/// Mail can carry NUL, which PostgreSQL text cannot: the delivery must still be
+/// recorded (there as U+FFFD) rather than fail its transaction on every retry.
+async fn text_with_a_nul_character_is_stored_not_refused(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "nul", T0).await;
+    let mut tx = db.store.begin().await.unwrap();
+    tx.insert_comment(&NewComment {
+        ticket_id: id,
+        author_id: w.alice.id,
+        body: "before\0after".into(),
+        signature: None,
+        quoted: None,
+        internal: false,
+        source: CommentSource::Email,
+        message_id: None,
+        ingest_id: None,
+        now: T0,
+    })
+    .await
+    .unwrap();
+    let mut entry = log_entry("<nul@x>", Outcome::CommentAdded, None);
+    entry.subject = Some("sub\0ject".into());
+    tx.put_blob(&"aa".repeat(32), b"raw").await.unwrap();
+    tx.log_delivery(&entry).await.unwrap();
+    tx.commit().await.unwrap();
+    let body = &db.store.ticket_view(id).await.unwrap().unwrap().comments[0].body;
+    assert!(
+        body.starts_with("before") && body.ends_with("after"),
+        "{body:?}"
+    );
+    let subject = db.store.list_log(&LogFilter::default()).await.unwrap()[0]
+        .subject
+        .clone()
+        .unwrap();
+    assert!(
+        subject.starts_with("sub") && subject.ends_with("ject"),
+        "{subject:?}"
+    );
 }
