@@ -27,6 +27,25 @@ start=$(date +%s)
 log "starting the mail stack"
 eval "$(scripts/mailstack.sh start)"
 
+# PostgreSQL (15 on CI machines, trust auth) for the store contract suite and
+# the multi-instance test. Those tests fail, never skip, when it is down.
+export TICKETGATE_TEST_POSTGRES_URL="${TICKETGATE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+log "checking PostgreSQL"
+if ! pg_isready -q -d "$TICKETGATE_TEST_POSTGRES_URL"; then
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    log "starting PostgreSQL $version"
+    if [ "$(id -u)" = 0 ]; then
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    else
+        sudo pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    fi
+    for _ in $(seq 30); do
+        pg_isready -q -d "$TICKETGATE_TEST_POSTGRES_URL" && break
+        sleep 1
+    done
+    pg_isready -d "$TICKETGATE_TEST_POSTGRES_URL" || { echo "PostgreSQL is not reachable" >&2; exit 1; }
+fi
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

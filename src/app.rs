@@ -19,6 +19,7 @@ use crate::render::Renderer;
 use crate::source::imap::ImapPoller;
 use crate::source::maildir::Maildir;
 use crate::store::Store;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 
 /// Opens the store for a database URL and brings its schema up to date.
@@ -30,15 +31,33 @@ pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
                 .with_context(|| format!("opening {url}"))?,
         )
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        bail!("PostgreSQL is not supported by this build yet; use a sqlite:// URL")
+        Arc::new(
+            PgStore::connect(url)
+                .await
+                .with_context(|| format!("connecting to {}", redact(url)))?,
+        )
     } else {
-        bail!("unsupported database URL {url:?}: expected sqlite://PATH")
+        bail!(
+            "unsupported database URL {:?}: expected sqlite://PATH or postgres://…",
+            redact(url)
+        )
     };
     store
         .migrate()
         .await
         .context("applying database migrations")?;
     Ok(store)
+}
+
+/// A database URL fit for logs: the password, if any, replaced by `***`.
+fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _password)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
 }
 
 /// The parts most commands need.

@@ -196,6 +196,9 @@ pub struct MailboxSettings {
     pub path: String,
     /// Extra CA certificate (PEM) trusted for `tls`/`starttls`, e.g. a private server's.
     pub ca_file: String,
+    /// IMAP: how long the poll lease lasts unrenewed (renewed every third of it).
+    /// Bounds how soon another instance takes over when the holder dies.
+    pub lease: Span,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -329,6 +332,7 @@ impl Default for MailboxSettings {
             poll_interval: Span(Duration::from_secs(1)),
             path: "var/maildir".into(),
             ca_file: String::new(),
+            lease: Span(Duration::from_secs(30)),
         }
     }
 }

@@ -9,11 +9,23 @@
 //! a new UIDVALIDITY (RFC 3501 §2.3.1.1) discards the cursor and the ingest
 //! log turns repeats into `duplicate`. New mail is pushed with IDLE (RFC 2177)
 //! when offered, re-issued well before the 29-minute limit; otherwise polled.
+//!
+//! One poller per mailbox across instances: before connecting, a poller takes
+//! the mailbox's lease in the store (`Store::acquire_lease`) and renews it every
+//! third of `lease`; an instance without it stands by and asks again at that
+//! pace. The session is dropped the moment a renewal fails, is refused, or
+//! cannot finish before the lease would run out, so a holder cut off from the
+//! database stops taking messages before anyone else may start. When the
+//! holder dies, another instance takes over within `lease` plus a third of it.
+//! Should two pollers ever overlap (clock skew, a stalled process waking up),
+//! nothing breaks: the ingest log's unique dedup key turns the second taking of
+//! a message into `duplicate`, and only committed messages are moved.
 
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -94,6 +106,8 @@ pub enum ImapError {
     Stuck(String),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error("mailbox lease lost: {0}")]
+    LeaseLost(String),
 }
 
 impl ImapError {
@@ -111,6 +125,26 @@ pub enum ImapState {
     Connected,
     Idle,
     Disconnected,
+}
+
+/// This process as a lease holder: host and pid for people reading the
+/// `mailbox_leases` table, plus a random part so a restarted process that
+/// reuses a pid is not mistaken for its predecessor.
+pub fn holder_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown-host".into());
+        format!(
+            "{host}/{}/{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        )
+    })
 }
 
 /// One mailbox's poller.
@@ -219,11 +253,29 @@ impl ImapPoller {
         let name = self.settings.name.clone();
         let mut backoff = Duration::from_secs(1);
         loop {
+            let Some(valid_until) = self.wait_for_lease(&cancel).await else {
+                return;
+            };
             let started = tokio::time::Instant::now();
-            let result = self.session(&cancel).await;
+            let result = tokio::select! {
+                r = self.session(&cancel) => r,
+                why = self.keep_lease(valid_until) => Err(ImapError::LeaseLost(why)),
+            };
             self.set_state(ImapState::Disconnected);
             let error = match result {
-                Ok(()) => return,
+                Ok(()) => {
+                    // Shutting down: hand the mailbox over without making the
+                    // next instance wait for the lease to expire.
+                    if let Err(e) = self
+                        .ingestor
+                        .store()
+                        .release_lease(&self.lease_key(), holder_id())
+                        .await
+                    {
+                        tracing::warn!(mailbox = %name, error = %e, "cannot release the mailbox lease; it will expire");
+                    }
+                    return;
+                }
                 Err(e) => e,
             };
             if started.elapsed() > Duration::from_secs(60) {
@@ -242,6 +294,75 @@ impl ImapPoller {
                 _ = tokio::time::sleep(wait + jitter) => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(300));
+        }
+    }
+
+    /// The lease names the mailbox on its server, not the local config name,
+    /// so instances configured with different names still exclude each other.
+    fn lease_key(&self) -> String {
+        let s = &self.settings;
+        format!("imap://{}@{}:{}/{}", s.username, s.host, s.port, s.folder)
+    }
+
+    fn lease_ttl(&self) -> Duration {
+        self.settings.lease.0.max(Duration::from_secs(1))
+    }
+
+    /// Waits until this instance holds the mailbox's lease; `None` when
+    /// cancelled first. Returns until when the lease is surely ours: measured
+    /// from before the request, so a slow answer only shortens it.
+    async fn wait_for_lease(&self, cancel: &CancellationToken) -> Option<tokio::time::Instant> {
+        let (key, ttl) = (self.lease_key(), self.lease_ttl());
+        let store = self.ingestor.store();
+        let mut standing_by = false;
+        loop {
+            let asked = tokio::time::Instant::now();
+            match store
+                .acquire_lease(&key, holder_id(), time::OffsetDateTime::now_utc(), ttl)
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(mailbox = %self.settings.name, holder = holder_id(), "mailbox lease taken");
+                    return Some(asked + ttl);
+                }
+                Ok(false) if !standing_by => {
+                    standing_by = true;
+                    let holder = store
+                        .lease_holder(&key)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|(h, _)| h);
+                    tracing::info!(mailbox = %self.settings.name, holder = holder.as_deref(), "mailbox polled by another instance; standing by");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(mailbox = %self.settings.name, error = %e, "cannot take the mailbox lease; will retry")
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = tokio::time::sleep(ttl / 3) => {}
+            }
+        }
+    }
+
+    /// Renews the lease every third of its duration; returns why it was lost.
+    /// Never returns while the lease holds, so the session runs beside it.
+    async fn keep_lease(&self, mut valid_until: tokio::time::Instant) -> String {
+        let (key, ttl) = (self.lease_key(), self.lease_ttl());
+        let store = self.ingestor.store();
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            let asked = tokio::time::Instant::now();
+            let renewal =
+                store.acquire_lease(&key, holder_id(), time::OffsetDateTime::now_utc(), ttl);
+            match tokio::time::timeout_at(valid_until, renewal).await {
+                Ok(Ok(true)) => valid_until = asked + ttl,
+                Ok(Ok(false)) => return "taken over by another instance".into(),
+                Ok(Err(e)) => return format!("renewal failed: {e}"),
+                Err(_) => return "no renewal before the lease ran out".into(),
+            }
         }
     }
 

@@ -14,6 +14,7 @@ use crate::domain::notify::Follower;
 use crate::domain::outcome::Outcome;
 use crate::domain::ticket::{FollowerSource, Priority, Role, Status};
 
+pub mod postgres;
 pub mod sqlite;
 mod time_text;
 
@@ -396,6 +397,8 @@ pub trait Tx: Send {
     async fn insert_user(&mut self, user: &NewUser, now: OffsetDateTime) -> Result<User>;
     /// The ticket of each id the gateway has received, sent or seen referenced.
     async fn tickets_of(&mut self, ids: &[MessageId]) -> Result<HashMap<MessageId, TicketId>>;
+    /// The ticket as of now; on PostgreSQL the row stays locked until commit,
+    /// so two instances changing one ticket take turns instead of losing an update.
     async fn ticket_state(&mut self, id: TicketId) -> Result<Option<TicketState>>;
     async fn insert_ticket(&mut self, ticket: &NewTicket) -> Result<TicketId>;
     /// Adds a follower; `false` when they already followed (their source is kept).
@@ -540,6 +543,24 @@ pub trait Store: Send + Sync {
     async fn revoke_token(&self, id: i64, now: OffsetDateTime) -> Result<bool>;
     /// The user of a live (unrevoked) token; notes when it was last used.
     async fn token_user(&self, sha256: &str, now: OffsetDateTime) -> Result<Option<User>>;
+
+    /// Takes or renews the lease on mailbox `name` for `holder` until `now +
+    /// ttl`, in one atomic upsert: `true` when the lease was free, expired, or
+    /// already `holder`'s and is now `holder`'s; `false` while another holder's
+    /// lease runs. Times are the caller's clock: instances must keep their
+    /// clocks in sync to well under the lease.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<bool>;
+    /// Gives the lease up if `holder` has it, so another instance can take
+    /// over at once instead of waiting for it to expire.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+    /// Who holds the lease on `name` and until when (expired leases included).
+    async fn lease_holder(&self, name: &str) -> Result<Option<(String, OffsetDateTime)>>;
 }
 
 /// An API token as listed (never the token itself).

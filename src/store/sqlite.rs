@@ -1327,4 +1327,55 @@ impl Store for SqliteStore {
         .map(outbox_from_row)
         .collect()
     }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO mailbox_leases (name, holder, expires_at, acquired_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET
+                 holder = excluded.holder,
+                 expires_at = excluded.expires_at,
+                 acquired_at = CASE WHEN mailbox_leases.holder = excluded.holder
+                                    THEN mailbox_leases.acquired_at ELSE excluded.acquired_at END
+             WHERE mailbox_leases.expires_at <= ?4 OR mailbox_leases.holder = ?2",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(format_ts(now + ttl))
+        .bind(format_ts(now))
+        .execute(&self.pool)
+        .await
+        .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM mailbox_leases WHERE name = ?1 AND holder = ?2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .q()?;
+        Ok(())
+    }
+
+    async fn lease_holder(&self, name: &str) -> Result<Option<(String, OffsetDateTime)>> {
+        let row = sqlx::query("SELECT holder, expires_at FROM mailbox_leases WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .q()?;
+        row.map(|r| {
+            let expires: String = r.try_get(1).q()?;
+            let expires = parse_ts(&expires)
+                .ok_or_else(|| StoreError::Invalid(format!("lease expiry {expires}")))?;
+            Ok((r.try_get(0).q()?, expires))
+        })
+        .transpose()
+    }
 }

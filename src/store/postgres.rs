@@ -1,0 +1,1398 @@
+//! PostgreSQL implementation of `Store`: the shared store when several
+//! instances run against one database.
+//!
+//! Isolation: READ COMMITTED (the server default) plus explicit row locks,
+//! not SERIALIZABLE. The writes that race between instances are all guarded:
+//! - the same message taken twice: the partial unique index on the ingest log's
+//!   dedup key makes the second insert wait for the first commit and then fail
+//!   with a unique violation (`Conflict`); ingest retries and records `duplicate`;
+//! - two replies to one ticket: `Tx::ticket_state` reads the ticket `FOR UPDATE`,
+//!   so the second transaction waits and then decides on the committed state
+//!   (status, followers, last Message-ID) instead of overwriting it;
+//! - auto-registration, followers, refs, auto-reply claims, cursors, leases:
+//!   single-statement upserts, atomic under READ COMMITTED;
+//! - outbox rows: claimed with `FOR UPDATE SKIP LOCKED` in one statement, so
+//!   concurrent workers split the due rows and never block on each other.
+//!
+//! SERIALIZABLE would also be correct but turns every overlapping read into a
+//! possible serialization failure, which the sources would retry after a
+//! reconnect; the row lock makes the one real conflict wait instead.
+//! Deadlocks and serialization failures map to `Unavailable` (retry later).
+//!
+//! Times are TIMESTAMPTZ, bound and read as `OffsetDateTime`; views format
+//! them with `store::format_ts`, so JSON is identical on both backends.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, PgPool, Row, Transaction};
+use time::OffsetDateTime;
+
+use super::*;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// SQLSTATE classes and codes after which the same work can succeed later:
+/// serialization failure, deadlock, lock timeout, connection exceptions (08),
+/// insufficient resources (53), operator intervention (57: shutdown, restart).
+fn transient_sqlstate(code: &str) -> bool {
+    matches!(code, "40001" | "40P01" | "55P03")
+        || code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57")
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                return StoreError::Conflict(db.message().to_string());
+            }
+            if db.code().is_some_and(|c| transient_sqlstate(&c)) {
+                StoreError::Unavailable(e)
+            } else {
+                StoreError::Database(e)
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+        _ => StoreError::Database(e),
+    }
+}
+
+/// PostgreSQL text cannot hold NUL, which mail can: it becomes U+FFFD so such
+/// a message still gets an outcome instead of failing its transaction forever.
+fn clean(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+fn oclean(s: Option<&str>) -> Option<Cow<'_, str>> {
+    s.map(clean)
+}
+
+/// A TIMESTAMPTZ column as the text SQLite stores, so both backends show the same JSON.
+fn ts_col(row: &PgRow, col: &str) -> Result<String> {
+    let at: OffsetDateTime = row.try_get(col).q()?;
+    Ok(format_ts(at))
+}
+
+trait Q<T> {
+    fn q(self) -> Result<T>;
+}
+
+impl<T> Q<T> for std::result::Result<T, sqlx::Error> {
+    fn q(self) -> Result<T> {
+        self.map_err(map_err)
+    }
+}
+
+fn email_col(row: &PgRow, col: &str) -> Result<EmailAddress> {
+    let text: String = row.try_get(col).q()?;
+    EmailAddress::parse(&text).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn parse_col<T: FromStr>(row: &PgRow, col: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(col).q()?;
+    text.parse()
+        .map_err(|e: T::Err| StoreError::Invalid(format!("{col}: {e}")))
+}
+
+fn opt_parse_col<T: FromStr>(row: &PgRow, col: &str) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: Option<String> = row.try_get(col).q()?;
+    text.map(|t| {
+        t.parse()
+            .map_err(|e: T::Err| StoreError::Invalid(format!("{col}: {e}")))
+    })
+    .transpose()
+}
+
+fn opt_message_id(row: &PgRow, col: &str) -> Result<Option<MessageId>> {
+    let text: Option<String> = row.try_get(col).q()?;
+    Ok(text.and_then(|t| MessageId::parse(&t).ok()))
+}
+
+const LOG_COLUMNS: &str = "id, message_id, origin, sender, subject, outcome, reason, thread_reason, ticket_id, \
+     comment_id, size, received_at, superseded, replay_of, raw_sha256, notify";
+
+fn log_from_row(r: &PgRow) -> Result<LogRow> {
+    Ok(LogRow {
+        id: r.try_get(0).q()?,
+        message_id: r.try_get(1).q()?,
+        origin: r.try_get(2).q()?,
+        sender: r.try_get(3).q()?,
+        subject: r.try_get(4).q()?,
+        outcome: r.try_get(5).q()?,
+        reason: r.try_get(6).q()?,
+        thread_reason: r.try_get(7).q()?,
+        ticket: r.try_get(8).q()?,
+        comment: r.try_get(9).q()?,
+        size: r.try_get(10).q()?,
+        received_at: ts_col(r, "received_at")?,
+        superseded: r.try_get(12).q()?,
+        replay_of: r.try_get(13).q()?,
+        raw_sha256: r.try_get(14).q()?,
+        notify: r.try_get(15).q()?,
+    })
+}
+
+fn opt_ts_col(row: &PgRow, col: &str) -> Result<Option<String>> {
+    let at: Option<OffsetDateTime> = row.try_get(col).q()?;
+    Ok(at.map(format_ts))
+}
+
+impl PgStore {
+    async fn tokens_where(&self, user: Option<UserId>, id: Option<i64>) -> Result<Vec<ApiToken>> {
+        sqlx::query(
+            "SELECT t.id, u.email, t.label, t.created_at, t.last_used_at, t.revoked_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE ($1::bigint IS NULL OR t.user_id = $1) AND ($2::bigint IS NULL OR t.id = $2) ORDER BY t.id",
+        )
+        .bind(user)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .q()?
+        .iter()
+        .map(|r| {
+            Ok(ApiToken {
+                id: r.try_get(0).q()?,
+                user: r.try_get(1).q()?,
+                label: r.try_get(2).q()?,
+                created_at: ts_col(r, "created_at")?,
+                last_used_at: opt_ts_col(r, "last_used_at")?,
+                revoked_at: opt_ts_col(r, "revoked_at")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Connects to a `postgres://` or `postgresql://` URL (the database must exist).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("database url: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .q()?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+pub struct PgTx {
+    tx: Transaction<'static, sqlx::Postgres>,
+}
+
+async fn user_where(
+    conn: &mut PgConnection,
+    email: Option<&EmailAddress>,
+    id: Option<UserId>,
+) -> Result<Option<User>> {
+    let row = sqlx::query(
+        "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+         FROM users u LEFT JOIN orgs o ON o.id = u.org_id
+         WHERE u.email = $1 OR u.id = $2",
+    )
+    .bind(email.map(|e| e.as_str().to_string()))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .q()?;
+    row.map(|r| user_from_row(&r)).transpose()
+}
+
+/// A ticket list row: id, subject, status, priority, requester email, org slug, updated_at.
+fn summary_from_row(r: &PgRow) -> Result<TicketSummary> {
+    Ok(TicketSummary {
+        id: r.try_get(0).q()?,
+        subject: r.try_get(1).q()?,
+        status: parse_col(r, "status")?,
+        priority: opt_parse_col(r, "priority")?,
+        requester: r.try_get(4).q()?,
+        org: r.try_get(5).q()?,
+        updated_at: ts_col(r, "updated_at")?,
+    })
+}
+
+fn user_from_row(r: &PgRow) -> Result<User> {
+    Ok(User {
+        id: r.try_get(0).q()?,
+        email: email_col(r, "email")?,
+        name: r.try_get("name").q()?,
+        role: parse_col(r, "role")?,
+        org_id: r.try_get("org_id").q()?,
+        org: r.try_get("slug").q()?,
+        locale: r.try_get("locale").q()?,
+        bouncing: r.try_get("bouncing").q()?,
+    })
+}
+
+async fn insert_user(conn: &mut PgConnection, user: &NewUser, now: OffsetDateTime) -> Result<User> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO users (email, name, role, org_id, locale, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(user.email.as_str())
+    .bind(clean(&user.name))
+    .bind(user.role.as_str())
+    .bind(user.org_id)
+    .bind(&user.locale)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .q()?;
+    user_where(conn, None, Some(id))
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+}
+
+async fn org_where(conn: &mut PgConnection, key: &str) -> Result<Option<Org>> {
+    let row = sqlx::query(
+        "SELECT id, slug, name FROM orgs WHERE slug = $1 OR lower(name) = lower($1) OR id = $2",
+    )
+    .bind(key)
+    .bind(key.parse::<i64>().ok())
+    .fetch_optional(&mut *conn)
+    .await
+    .q()?;
+    match row {
+        Some(r) => Ok(Some(
+            org_details(
+                conn,
+                r.try_get(0).q()?,
+                r.try_get(1).q()?,
+                r.try_get(2).q()?,
+            )
+            .await?,
+        )),
+        None => Ok(None),
+    }
+}
+
+async fn org_details(
+    conn: &mut PgConnection,
+    id: OrgId,
+    slug: String,
+    name: String,
+) -> Result<Org> {
+    let domains =
+        sqlx::query_scalar("SELECT domain FROM org_domains WHERE org_id = $1 ORDER BY domain")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await
+            .q()?;
+    let leads = sqlx::query_scalar(
+        "SELECT u.email FROM org_leads l JOIN users u ON u.id = l.user_id WHERE l.org_id = $1 ORDER BY u.email",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await
+    .q()?;
+    Ok(Org {
+        id,
+        slug,
+        name,
+        domains,
+        leads,
+    })
+}
+
+#[async_trait]
+impl Tx for PgTx {
+    async fn put_blob(&mut self, sha256: &str, data: &[u8]) -> Result<()> {
+        sqlx::query("INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
+            .bind(sha256)
+            .bind(data.len() as i64)
+            .bind(data)
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(())
+    }
+
+    async fn find_logged(&mut self, dedup_key: &str) -> Result<Option<LoggedMessage>> {
+        let row = sqlx::query(
+            "SELECT id, outcome, ticket_id, comment_id FROM ingest_log WHERE dedup_key = $1 AND outcome <> 'duplicate' AND NOT superseded",
+        )
+        .bind(dedup_key)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .q()?;
+        row.map(|r| {
+            Ok(LoggedMessage {
+                id: r.try_get(0).q()?,
+                outcome: parse_col(&r, "outcome")?,
+                ticket_id: r.try_get(2).q()?,
+                comment_id: r.try_get(3).q()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn user_by_email(&mut self, email: &EmailAddress) -> Result<Option<User>> {
+        user_where(&mut self.tx, Some(email), None).await
+    }
+
+    async fn org_for_domain(&mut self, domain: &str) -> Result<Option<OrgId>> {
+        sqlx::query_scalar("SELECT org_id FROM org_domains WHERE domain = $1")
+            .bind(domain.to_ascii_lowercase())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .q()
+    }
+
+    async fn insert_user(&mut self, user: &NewUser, now: OffsetDateTime) -> Result<User> {
+        insert_user(&mut self.tx, user, now).await
+    }
+
+    async fn tickets_of(&mut self, ids: &[MessageId]) -> Result<HashMap<MessageId, TicketId>> {
+        let mut out = HashMap::new();
+        for id in ids {
+            let ticket: Option<i64> =
+                sqlx::query_scalar("SELECT ticket_id FROM message_refs WHERE message_id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .q()?;
+            if let Some(ticket) = ticket {
+                out.insert(id.clone(), ticket);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ticket_state(&mut self, id: TicketId) -> Result<Option<TicketState>> {
+        let Some(r) = sqlx::query(
+            // The row lock serializes concurrent changes to one ticket: a second
+            // transaction waits here and then reads what the first committed.
+            "SELECT id, subject, status, priority, requester_id, root_message_id, last_message_id FROM tickets WHERE id = $1
+             FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .q()?
+        else {
+            return Ok(None);
+        };
+        let followers = sqlx::query(
+            "SELECT f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing FROM followers f JOIN users u ON u.id = f.user_id
+             WHERE f.ticket_id = $1 ORDER BY f.created_at, f.user_id",
+        )
+        .bind(id)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?
+        .iter()
+        .map(|f| {
+            Ok(Follower {
+                user: f.try_get(0).q()?,
+                email: email_col(f, "email")?,
+                name: f.try_get("name").q()?,
+                locale: f.try_get("locale").q()?,
+                role: parse_col(f, "role")?,
+                source: parse_col(f, "source")?,
+                bouncing: f.try_get("bouncing").q()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let orgs = sqlx::query_scalar(
+            "SELECT org_id FROM ticket_orgs WHERE ticket_id = $1 ORDER BY org_id",
+        )
+        .bind(id)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?;
+        Ok(Some(TicketState {
+            id: r.try_get(0).q()?,
+            subject: r.try_get(1).q()?,
+            status: parse_col(&r, "status")?,
+            priority: opt_parse_col(&r, "priority")?,
+            requester_id: r.try_get(4).q()?,
+            root_message_id: opt_message_id(&r, "root_message_id")?,
+            last_message_id: opt_message_id(&r, "last_message_id")?,
+            followers,
+            orgs,
+        }))
+    }
+
+    async fn insert_ticket(&mut self, nt: &NewTicket) -> Result<TicketId> {
+        sqlx::query_scalar(
+            "INSERT INTO tickets (subject, status, requester_id, org_id, root_message_id, last_message_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $6) RETURNING id",
+        )
+        .bind(clean(&nt.subject))
+        .bind(nt.status.as_str())
+        .bind(nt.requester_id)
+        .bind(nt.org_id)
+        .bind(nt.root_message_id.as_ref().map(MessageId::as_str))
+        .bind(nt.now)
+        .fetch_one(&mut *self.tx)
+        .await
+        .q()
+    }
+
+    async fn add_follower(
+        &mut self,
+        ticket: TicketId,
+        user: UserId,
+        source: FollowerSource,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO followers (ticket_id, user_id, source, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (ticket_id, user_id) DO NOTHING",
+        )
+        .bind(ticket)
+        .bind(user)
+        .bind(source.as_str())
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn attach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ticket_orgs (ticket_id, org_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(ticket)
+        .bind(org)
+        .execute(&mut *self.tx)
+        .await
+        .q()?;
+        Ok(())
+    }
+
+    async fn insert_comment(&mut self, c: &NewComment) -> Result<CommentId> {
+        sqlx::query_scalar(
+            "INSERT INTO comments (ticket_id, author_id, body, signature, quoted, internal, source, message_id, ingest_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(c.ticket_id)
+        .bind(c.author_id)
+        .bind(clean(&c.body))
+        .bind(oclean(c.signature.as_deref()))
+        .bind(oclean(c.quoted.as_deref()))
+        .bind(c.internal)
+        .bind(c.source.as_str())
+        .bind(c.message_id.as_ref().map(MessageId::as_str))
+        .bind(c.ingest_id)
+        .bind(c.now)
+        .fetch_one(&mut *self.tx)
+        .await
+        .q()
+    }
+
+    async fn insert_attachment(&mut self, a: &NewAttachment) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO attachments (comment_id, filename, content_type, size, blob_sha256) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(a.comment_id)
+        .bind(clean(&a.filename))
+        .bind(clean(&a.content_type))
+        .bind(a.size as i64)
+        .bind(&a.sha256)
+        .fetch_one(&mut *self.tx)
+        .await
+        .q()
+    }
+
+    async fn insert_event(&mut self, e: &NewEvent) -> Result<()> {
+        sqlx::query("INSERT INTO events (ticket_id, kind, actor_id, data, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(e.ticket_id)
+            .bind(e.kind)
+            .bind(e.actor_id)
+            .bind(e.data.to_string())
+            .bind(e.now)
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(())
+    }
+
+    async fn remember_refs(
+        &mut self,
+        ids: &[MessageId],
+        ticket: TicketId,
+        kind: RefKind,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        for id in ids {
+            sqlx::query(
+                "INSERT INTO message_refs (message_id, ticket_id, kind, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (message_id) DO UPDATE SET kind = excluded.kind
+                 WHERE message_refs.kind = 'referenced' AND excluded.kind <> 'referenced'",
+            )
+            .bind(id.as_str())
+            .bind(ticket)
+            .bind(kind.as_str())
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        }
+        Ok(())
+    }
+
+    async fn update_ticket(
+        &mut self,
+        ticket: TicketId,
+        status: Status,
+        last: Option<&MessageId>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE tickets SET status = $2, last_message_id = COALESCE($3, last_message_id), updated_at = $4 WHERE id = $1",
+        )
+        .bind(ticket)
+        .bind(status.as_str())
+        .bind(last.map(MessageId::as_str))
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .q()?;
+        Ok(())
+    }
+
+    async fn set_priority(
+        &mut self,
+        ticket: TicketId,
+        priority: Priority,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query("UPDATE tickets SET priority = $2, updated_at = $3 WHERE id = $1")
+            .bind(ticket)
+            .bind(priority.as_str())
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(())
+    }
+
+    async fn set_release(
+        &mut self,
+        ticket: TicketId,
+        release: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query("UPDATE tickets SET release = $2, updated_at = $3 WHERE id = $1")
+            .bind(ticket)
+            .bind(clean(release))
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(())
+    }
+
+    async fn remove_follower(&mut self, ticket: TicketId, user: UserId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM followers WHERE ticket_id = $1 AND user_id = $2")
+            .bind(ticket)
+            .bind(user)
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn detach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM ticket_orgs WHERE ticket_id = $1 AND org_id = $2")
+            .bind(ticket)
+            .bind(org)
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn org_by_key(&mut self, name_or_slug: &str) -> Result<Option<Org>> {
+        org_where(&mut self.tx, name_or_slug.trim()).await
+    }
+
+    async fn org_leads(&mut self, org: OrgId) -> Result<Vec<User>> {
+        sqlx::query(
+            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+             FROM org_leads l JOIN users u ON u.id = l.user_id LEFT JOIN orgs o ON o.id = u.org_id
+             WHERE l.org_id = $1 ORDER BY u.email",
+        )
+        .bind(org)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>> {
+        user_where(&mut self.tx, None, Some(id)).await
+    }
+
+    async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>> {
+        sqlx::query(
+            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+             FROM users u LEFT JOIN orgs o ON o.id = u.org_id
+             WHERE $1 = 'staff'
+                OR ($2 IS NOT NULL AND u.org_id = $2)
+                OR u.id IN (SELECT user_id FROM org_leads WHERE org_id = $2)
+             ORDER BY u.email",
+        )
+        .bind(author.role.as_str())
+        .bind(author.org_id)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn open_tickets_of(&mut self, user: &User, limit: i64) -> Result<Vec<TicketSummary>> {
+        sqlx::query(
+            "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at
+             FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
+             WHERE t.status NOT IN ('closed', 'escalated')
+               AND (EXISTS (SELECT 1 FROM followers f WHERE f.ticket_id = t.id AND f.user_id = $1)
+                    OR ($2 IS NOT NULL AND EXISTS (SELECT 1 FROM ticket_orgs x WHERE x.ticket_id = t.id AND x.org_id = $2)))
+             ORDER BY t.updated_at DESC, t.id DESC LIMIT $3",
+        )
+        .bind(user.id)
+        .bind(user.org_id)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?
+        .iter()
+        .map(summary_from_row)
+        .collect()
+    }
+
+    async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64> {
+        let refs = row
+            .references
+            .iter()
+            .map(MessageId::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        sqlx::query_scalar(
+            "INSERT INTO outbox (ticket_id, template, to_addr, to_user_id, reason, message_id, in_reply_to, refs, subject,
+                                 context, status, attempts, next_attempt_at, created_at, locale, comment_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', 0, $11, $11, $12, $13) RETURNING id",
+        )
+        .bind(row.ticket_id)
+        .bind(&row.template)
+        .bind(row.to.as_str())
+        .bind(row.to_user_id)
+        .bind(clean(&row.reason))
+        .bind(row.message_id.as_str())
+        .bind(row.in_reply_to.as_ref().map(MessageId::as_str))
+        .bind((!refs.is_empty()).then_some(refs))
+        .bind(clean(&row.subject))
+        .bind(row.context.to_string())
+        .bind(row.now)
+        .bind(&row.locale)
+        .bind(row.comment_id)
+        .fetch_one(&mut *self.tx)
+        .await
+        .q()
+    }
+
+    async fn claim_auto_reply(
+        &mut self,
+        address: &EmailAddress,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO auto_replies (address, last_at) VALUES ($1, $2)
+             ON CONFLICT (address) DO UPDATE SET last_at = excluded.last_at WHERE auto_replies.last_at <= $3",
+        )
+        .bind(address.as_str())
+        .bind(now)
+        .bind(now - window)
+        .execute(&mut *self.tx)
+        .await
+        .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn outbox_recipient(
+        &mut self,
+        message_id: &MessageId,
+    ) -> Result<Option<(TicketId, EmailAddress)>> {
+        let row = sqlx::query(
+            "SELECT ticket_id, to_addr FROM outbox WHERE message_id = $1 AND ticket_id IS NOT NULL",
+        )
+        .bind(message_id.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .q()?;
+        row.map(|r| Ok((r.try_get(0).q()?, email_col(&r, "to_addr")?)))
+            .transpose()
+    }
+
+    async fn set_bouncing(&mut self, email: &EmailAddress, bouncing: bool) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE users SET bouncing = $2 WHERE email = $1 AND bouncing <> $2")
+                .bind(email.as_str())
+                .bind(bouncing)
+                .execute(&mut *self.tx)
+                .await
+                .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn log_delivery(&mut self, e: &NewLogEntry) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO ingest_log (dedup_key, message_id, origin, raw_sha256, size, sender, subject, outcome, reason,
+                                     thread_reason, ticket_id, comment_id, duplicate_of, notify, received_at, replay_of)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+        )
+        .bind(&e.dedup_key)
+        .bind(e.message_id.as_ref().map(MessageId::as_str))
+        .bind(clean(&e.origin))
+        .bind(&e.raw_sha256)
+        .bind(e.size as i64)
+        .bind(oclean(e.sender.as_deref()))
+        .bind(oclean(e.subject.as_deref()))
+        .bind(e.outcome.as_str())
+        .bind(oclean(e.reason.as_deref()))
+        .bind(oclean(e.thread_reason.as_deref()))
+        .bind(e.ticket_id)
+        .bind(e.comment_id)
+        .bind(e.duplicate_of)
+        .bind(e.notify)
+        .bind(e.now)
+        .bind(e.replay_of)
+        .fetch_one(&mut *self.tx)
+        .await
+        .q()
+    }
+
+    async fn supersede_log(&mut self, id: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE ingest_log SET superseded = TRUE
+             WHERE id = $1 AND NOT superseded AND outcome IN ('quarantined', 'rejected')",
+        )
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn advance_cursor(
+        &mut self,
+        source: &str,
+        validity: i64,
+        uid: i64,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO source_cursors (source, validity, last_uid, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (source) DO UPDATE SET
+                 last_uid = CASE WHEN source_cursors.validity = excluded.validity
+                                 THEN GREATEST(source_cursors.last_uid, excluded.last_uid) ELSE excluded.last_uid END,
+                 validity = excluded.validity, updated_at = excluded.updated_at",
+        )
+        .bind(source)
+        .bind(validity)
+        .bind(uid)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .q()?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.q()
+    }
+}
+
+fn outbox_from_row(r: &PgRow) -> Result<OutboxRow> {
+    let status: String = r.try_get("status").q()?;
+    let context: String = r.try_get("context").q()?;
+    Ok(OutboxRow {
+        id: r.try_get("id").q()?,
+        ticket_id: r.try_get("ticket_id").q()?,
+        to: r.try_get("to_addr").q()?,
+        to_user_id: r.try_get("to_user_id").q()?,
+        locale: r.try_get("locale").q()?,
+        comment_id: r.try_get("comment_id").q()?,
+        template: r.try_get("template").q()?,
+        subject: r.try_get("subject").q()?,
+        message_id: r.try_get("message_id").q()?,
+        status: OutboxStatus::parse(&status)
+            .ok_or_else(|| StoreError::Invalid(format!("outbox status {status}")))?,
+        attempts: r.try_get("attempts").q()?,
+        reason: r.try_get("reason").q()?,
+        in_reply_to: r.try_get("in_reply_to").q()?,
+        references: r.try_get("refs").q()?,
+        context: serde_json::from_str(&context)
+            .map_err(|e| StoreError::Invalid(format!("outbox context: {e}")))?,
+    })
+}
+
+const OUTBOX_COLUMNS: &str = "id, ticket_id, to_addr, to_user_id, locale, comment_id, template, subject, \
+     message_id, status, attempts, reason, in_reply_to, refs, context";
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>> {
+        let tx = self.pool.begin().await.q()?;
+        Ok(Box::new(PgTx { tx }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.q()?;
+        Ok(())
+    }
+
+    async fn add_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org> {
+        let mut tx = self.pool.begin().await.q()?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO orgs (slug, name, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(slug)
+        .bind(clean(name))
+        .bind(OffsetDateTime::now_utc())
+        .fetch_one(&mut *tx)
+        .await
+        .q()?;
+        for domain in domains {
+            sqlx::query("INSERT INTO org_domains (domain, org_id) VALUES ($1, $2)")
+                .bind(domain.to_ascii_lowercase())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .q()?;
+        }
+        let org = org_details(&mut tx, id, slug.to_string(), name.to_string()).await?;
+        tx.commit().await.q()?;
+        Ok(org)
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<Org>> {
+        let mut conn = self.pool.acquire().await.q()?;
+        let rows = sqlx::query("SELECT id, slug, name FROM orgs ORDER BY slug")
+            .fetch_all(&mut *conn)
+            .await
+            .q()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(
+                org_details(
+                    &mut conn,
+                    r.try_get(0).q()?,
+                    r.try_get(1).q()?,
+                    r.try_get(2).q()?,
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn find_org(&self, name_or_slug: &str) -> Result<Option<Org>> {
+        let mut conn = self.pool.acquire().await.q()?;
+        org_where(&mut conn, name_or_slug.trim()).await
+    }
+
+    async fn add_org_lead(&self, org: OrgId, user: UserId) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO org_leads (org_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(org)
+        .bind(user)
+        .execute(&self.pool)
+        .await
+        .q()?;
+        Ok(())
+    }
+
+    async fn add_user(&self, user: &NewUser) -> Result<User> {
+        let mut conn = self.pool.acquire().await.q()?;
+        insert_user(&mut conn, user, OffsetDateTime::now_utc()).await
+    }
+
+    async fn find_user(&self, email: &EmailAddress) -> Result<Option<User>> {
+        let mut conn = self.pool.acquire().await.q()?;
+        user_where(&mut conn, Some(email), None).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        sqlx::query(
+            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+             FROM users u LEFT JOIN orgs o ON o.id = u.org_id ORDER BY u.email",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .q()?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn list_tickets(&self, f: &TicketFilter) -> Result<Vec<TicketSummary>> {
+        sqlx::query(
+            "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at
+             FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
+             WHERE ($1 IS NULL OR t.status = $1)
+               AND ($2 IS NULL OR EXISTS (SELECT 1 FROM ticket_orgs x JOIN orgs xo ON xo.id = x.org_id
+                                          WHERE x.ticket_id = t.id AND (xo.slug = $2 OR lower(xo.name) = lower($2))))
+               AND ($3 IS NULL OR u.email = $3)
+               AND t.id > $4
+             ORDER BY t.id LIMIT $5",
+        )
+        .bind(f.status.map(Status::as_str))
+        .bind(f.org.as_deref())
+        .bind(f.requester.as_ref().map(EmailAddress::as_str))
+        .bind(f.after.unwrap_or(0))
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await
+        .q()?
+        .iter()
+        .map(summary_from_row)
+        .collect()
+    }
+
+    async fn ticket_view(&self, id: TicketId) -> Result<Option<TicketView>> {
+        let mut conn = self.pool.acquire().await.q()?;
+        let Some(t) = sqlx::query(
+            "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.created_at, t.updated_at
+             FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id WHERE t.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .q()?
+        else {
+            return Ok(None);
+        };
+        let orgs = sqlx::query_scalar(
+            "SELECT o.slug FROM ticket_orgs x JOIN orgs o ON o.id = x.org_id WHERE x.ticket_id = $1 ORDER BY o.slug",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .q()?;
+        let followers = sqlx::query(
+            "SELECT u.email, f.source FROM followers f JOIN users u ON u.id = f.user_id WHERE f.ticket_id = $1
+             ORDER BY f.created_at, f.user_id",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .q()?
+        .iter()
+        .map(|r| Ok(FollowerView { email: r.try_get(0).q()?, source: parse_col(r, "source")? }))
+        .collect::<Result<Vec<_>>>()?;
+        let mut comments = sqlx::query(
+            "SELECT c.id, u.email, c.body, c.signature, c.internal, c.source, c.message_id, c.created_at
+             FROM comments c JOIN users u ON u.id = c.author_id WHERE c.ticket_id = $1 ORDER BY c.id",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .q()?
+        .iter()
+        .map(|r| {
+            Ok(CommentView {
+                id: r.try_get(0).q()?,
+                author: r.try_get(1).q()?,
+                body: r.try_get(2).q()?,
+                signature: r.try_get(3).q()?,
+                internal: r.try_get(4).q()?,
+                source: r.try_get(5).q()?,
+                message_id: r.try_get(6).q()?,
+                created_at: ts_col(r, "created_at")?,
+                attachments: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let attachments = sqlx::query(
+            "SELECT a.id, a.comment_id, a.filename, a.content_type, a.size FROM attachments a
+             JOIN comments c ON c.id = a.comment_id WHERE c.ticket_id = $1 ORDER BY a.id",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .q()?;
+        for a in &attachments {
+            let comment_id: i64 = a.try_get(1).q()?;
+            if let Some(c) = comments.iter_mut().find(|c| c.id == comment_id) {
+                c.attachments.push(AttachmentView {
+                    id: a.try_get(0).q()?,
+                    filename: a.try_get(2).q()?,
+                    content_type: a.try_get(3).q()?,
+                    size: a.try_get(4).q()?,
+                });
+            }
+        }
+        let events = sqlx::query(
+            "SELECT e.kind, u.email, e.data, e.created_at FROM events e LEFT JOIN users u ON u.id = e.actor_id
+             WHERE e.ticket_id = $1 ORDER BY e.id",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .q()?
+        .iter()
+        .map(|r| {
+            let data: String = r.try_get(2).q()?;
+            Ok(EventView {
+                kind: r.try_get(0).q()?,
+                actor: r.try_get(1).q()?,
+                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                created_at: ts_col(r, "created_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let status: Status = parse_col(&t, "status")?;
+        Ok(Some(TicketView {
+            id: t.try_get(0).q()?,
+            subject: t.try_get(1).q()?,
+            status,
+            status_label: status.default_label().to_string(),
+            priority: opt_parse_col(&t, "priority")?,
+            requester: t.try_get(4).q()?,
+            org: t.try_get(5).q()?,
+            orgs,
+            followers,
+            comments,
+            events,
+            created_at: ts_col(&t, "created_at")?,
+            updated_at: ts_col(&t, "updated_at")?,
+        }))
+    }
+
+    async fn list_log(&self, f: &LogFilter) -> Result<Vec<LogRow>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LOG_COLUMNS} FROM ingest_log
+             WHERE ($1::text IS NULL OR outcome = $1) AND id > $2 ORDER BY id LIMIT $3"
+        )))
+        .bind(f.outcome.map(Outcome::as_str))
+        .bind(f.after.unwrap_or(0))
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await
+        .q()?
+        .iter()
+        .map(log_from_row)
+        .collect()
+    }
+
+    async fn log_row(&self, id: i64) -> Result<Option<LogRow>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LOG_COLUMNS} FROM ingest_log WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .q()?
+        .as_ref()
+        .map(log_from_row)
+        .transpose()
+    }
+
+    async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT data FROM blobs WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .q()
+    }
+
+    async fn attachment(&self, id: i64) -> Result<Option<(TicketId, StoredFile)>> {
+        let row = sqlx::query(
+            "SELECT c.ticket_id, a.filename, a.content_type, b.data FROM attachments a
+             JOIN comments c ON c.id = a.comment_id JOIN blobs b ON b.sha256 = a.blob_sha256 WHERE a.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .q()?;
+        row.map(|r| {
+            Ok((
+                r.try_get(0).q()?,
+                StoredFile {
+                    filename: r.try_get(1).q()?,
+                    content_type: r.try_get(2).q()?,
+                    data: r.try_get(3).q()?,
+                },
+            ))
+        })
+        .transpose()
+    }
+
+    async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>> {
+        let rows = sqlx::query("SELECT status, count(*) FROM outbox GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .q()?;
+        let mut out = Vec::new();
+        for r in rows {
+            let status: String = r.try_get(0).q()?;
+            if let Some(s) = OutboxStatus::parse(&status) {
+                out.push((s, r.try_get(1).q()?));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_token(
+        &self,
+        user: UserId,
+        sha256: &str,
+        label: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<ApiToken> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_tokens (user_id, token_sha256, label, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(user)
+        .bind(sha256)
+        .bind(oclean(label))
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .q()?;
+        self.tokens_where(None, Some(id))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))
+    }
+
+    async fn list_tokens(&self, user: Option<UserId>) -> Result<Vec<ApiToken>> {
+        self.tokens_where(user, None).await
+    }
+
+    async fn revoke_token(&self, id: i64, now: OffsetDateTime) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn token_user(&self, sha256: &str, now: OffsetDateTime) -> Result<Option<User>> {
+        let mut conn = self.pool.acquire().await.q()?;
+        let Some((token_id, user_id)): Option<(i64, i64)> = sqlx::query_as(
+            "SELECT id, user_id FROM api_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL",
+        )
+        .bind(sha256)
+        .fetch_optional(&mut *conn)
+        .await
+        .q()?
+        else {
+            return Ok(None);
+        };
+        // At most one write a minute per token, not one per request.
+        sqlx::query(
+            "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(token_id)
+        .bind(now)
+        .bind(now - Duration::from_secs(60))
+        .execute(&mut *conn)
+        .await
+        .q()?;
+        user_where(&mut conn, None, Some(user_id)).await
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        // SKIP LOCKED: rows another instance is claiming right now are left to
+        // it, so two workers never take the same row and never wait on each
+        // other. The lock lasts for this statement only; the lease protects the
+        // row during delivery, and a lease that ran out (its sender died) makes
+        // the row due again.
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE outbox SET status = 'sending', lease_until = $1, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM outbox
+                          WHERE (status IN ('queued', 'failed') AND next_attempt_at <= $2)
+                             OR (status = 'sending' AND lease_until <= $2)
+                          ORDER BY id LIMIT $3
+                          FOR UPDATE SKIP LOCKED)
+             RETURNING {OUTBOX_COLUMNS}"
+        )))
+        .bind(now + lease)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .q()?
+        .iter()
+        .map(outbox_from_row)
+        .collect::<Result<Vec<_>>>()?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    async fn record_attempts(&self, attempts: &[Attempt], now: OffsetDateTime) -> Result<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.q()?;
+        for attempt in attempts {
+            let (status, next, error) = match &attempt.result {
+                AttemptResult::Sent => ("sent", None, None),
+                AttemptResult::Retry { at, error } => ("failed", Some(*at), Some(error.as_str())),
+                AttemptResult::Dead { error, .. } => ("dead", None, Some(error.as_str())),
+            };
+            sqlx::query(
+                "UPDATE outbox SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), lease_until = NULL,
+                        last_error = $4, sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END
+                 WHERE id = $1",
+            )
+            .bind(attempt.id)
+            .bind(status)
+            .bind(next)
+            .bind(error.map(clean))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .q()?;
+            if let AttemptResult::Dead {
+                bouncing: Some(email),
+                ..
+            } = &attempt.result
+            {
+                sqlx::query("UPDATE users SET bouncing = TRUE WHERE email = $1")
+                    .bind(email.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .q()?;
+            }
+        }
+        tx.commit().await.q()
+    }
+
+    async fn comment_files(&self, comment: CommentId) -> Result<Vec<StoredFile>> {
+        sqlx::query(
+            "SELECT a.filename, a.content_type, b.data FROM attachments a JOIN blobs b ON b.sha256 = a.blob_sha256
+             WHERE a.comment_id = $1 ORDER BY a.id",
+        )
+        .bind(comment)
+        .fetch_all(&self.pool)
+        .await
+        .q()?
+        .iter()
+        .map(|r| Ok(StoredFile { filename: r.try_get(0).q()?, content_type: r.try_get(1).q()?, data: r.try_get(2).q()? }))
+        .collect()
+    }
+
+    async fn source_cursor(&self, source: &str) -> Result<Option<(i64, i64)>> {
+        let row = sqlx::query("SELECT validity, last_uid FROM source_cursors WHERE source = $1")
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await
+            .q()?;
+        row.map(|r| Ok((r.try_get(0).q()?, r.try_get(1).q()?)))
+            .transpose()
+    }
+
+    async fn list_outbox(&self) -> Result<Vec<OutboxRow>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .q()?
+        .iter()
+        .map(outbox_from_row)
+        .collect()
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<bool> {
+        // One statement: the conflict row is locked while its WHERE is checked,
+        // so two instances racing for an expired lease cannot both win.
+        let done = sqlx::query(
+            "INSERT INTO mailbox_leases (name, holder, expires_at, acquired_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET
+                 holder = excluded.holder,
+                 expires_at = excluded.expires_at,
+                 acquired_at = CASE WHEN mailbox_leases.holder = excluded.holder
+                                    THEN mailbox_leases.acquired_at ELSE excluded.acquired_at END
+             WHERE mailbox_leases.expires_at <= $4 OR mailbox_leases.holder = $2",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + ttl)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .q()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM mailbox_leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .q()?;
+        Ok(())
+    }
+
+    async fn lease_holder(&self, name: &str) -> Result<Option<(String, OffsetDateTime)>> {
+        let row = sqlx::query("SELECT holder, expires_at FROM mailbox_leases WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .q()?;
+        row.map(|r| Ok((r.try_get(0).q()?, r.try_get(1).q()?)))
+            .transpose()
+    }
+}

@@ -1,0 +1,1258 @@
+//! The `Store` contract: one suite, run unchanged against SQLite and
+//! PostgreSQL. Each test is an async fn over `&Db`; `contract!` instantiates it
+//! once per backend (`sqlite::name`, `postgres::name`). Every PostgreSQL test
+//! gets its own database, dropped afterwards; an unreachable server fails them.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use common::pg::TestDb;
+use ticketgate::domain::ids::{EmailAddress, MessageId};
+use ticketgate::domain::outcome::Outcome;
+use ticketgate::domain::ticket::{FollowerSource, Priority, Role, Status};
+use ticketgate::store::postgres::PgStore;
+use ticketgate::store::sqlite::SqliteStore;
+use ticketgate::store::{
+    Attempt, AttemptResult, CommentSource, LogFilter, NewAttachment, NewComment, NewEvent,
+    NewLogEntry, NewOutbox, NewTicket, NewUser, OutboxStatus, RefKind, Store, StoreError,
+    TicketFilter, User, format_ts, parse_ts,
+};
+
+/// A store under test and what keeps its database alive.
+struct Db {
+    store: Arc<dyn Store>,
+    _keep: Keep,
+}
+
+enum Keep {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres(#[allow(dead_code)] TestDb),
+}
+
+impl Db {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("contract.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Self {
+            store: Arc::new(store),
+            _keep: Keep::Sqlite(dir),
+        }
+    }
+
+    async fn postgres() -> Self {
+        let db = TestDb::create().await;
+        let store = PgStore::connect(&db.url).await.unwrap();
+        store.migrate().await.unwrap();
+        Self {
+            store: Arc::new(store),
+            _keep: Keep::Postgres(db),
+        }
+    }
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(&super::Db::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(&super::Db::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    orgs_and_users_are_found_by_every_key,
+    reachable_users_follow_the_organization_rules,
+    a_dedup_key_is_unique_among_non_duplicate_deliveries,
+    a_concurrent_second_recording_of_a_message_conflicts_then_sees_the_first,
+    two_transactions_on_one_ticket_take_turns_and_lose_no_update,
+    a_ticket_view_shows_everything_written_with_sqlite_timestamps,
+    followers_and_orgs_are_added_once_and_removed,
+    message_refs_keep_their_first_ticket,
+    outbox_rows_are_claimed_once_until_their_lease_runs_out,
+    concurrent_claimers_never_get_the_same_outbox_row,
+    attempts_record_sent_retry_and_dead_and_mark_bouncers,
+    cursors_move_forward_and_reset_on_a_new_validity,
+    one_automatic_reply_per_address_per_window,
+    ticket_and_log_filters_select_and_page,
+    a_mailbox_lease_has_one_holder_until_it_expires,
+    racing_instances_take_an_expired_lease_exactly_once,
+    text_with_a_nul_character_is_stored_not_refused,
+    api_tokens_are_found_by_hash_until_revoked,
+    a_superseded_delivery_frees_its_dedup_key_once,
+);
+
+const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
+
+fn email(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+fn mid(s: &str) -> MessageId {
+    MessageId::parse(s).unwrap()
+}
+
+async fn user(db: &Db, address: &str, role: Role, org: Option<i64>) -> User {
+    db.store
+        .add_user(&NewUser {
+            email: email(address),
+            name: address.split('@').next().unwrap().to_string(),
+            role,
+            org_id: org,
+            locale: "en".into(),
+        })
+        .await
+        .unwrap()
+}
+
+/// An org "Site A" (customer.test) with alice and a lead, staff sam, and carol elsewhere.
+struct World {
+    site_a: i64,
+    other: i64,
+    alice: User,
+    bob: User,
+    carol: User,
+    sam: User,
+    dave: User,
+}
+
+async fn world(db: &Db) -> World {
+    let site_a = db
+        .store
+        .add_org("Site A", "site-a", &["Customer.test".into()])
+        .await
+        .unwrap()
+        .id;
+    let other = db
+        .store
+        .add_org("Other Corp", "other-corp", &["other.test".into()])
+        .await
+        .unwrap()
+        .id;
+    let alice = user(db, "alice@customer.test", Role::Customer, Some(site_a)).await;
+    let bob = user(db, "bob@customer.test", Role::Customer, Some(site_a)).await;
+    let carol = user(db, "carol@other.test", Role::Customer, Some(other)).await;
+    let sam = user(db, "sam@example.test", Role::Staff, None).await;
+    let dave = user(db, "dave@example.test", Role::Staff, None).await;
+    db.store.add_org_lead(site_a, dave.id).await.unwrap();
+    World {
+        site_a,
+        other,
+        alice,
+        bob,
+        carol,
+        sam,
+        dave,
+    }
+}
+
+async fn ticket(db: &Db, w: &World, subject: &str, now: OffsetDateTime) -> i64 {
+    let mut tx = db.store.begin().await.unwrap();
+    let id = tx
+        .insert_ticket(&NewTicket {
+            subject: subject.into(),
+            status: Status::New,
+            requester_id: w.alice.id,
+            org_id: Some(w.site_a),
+            root_message_id: Some(mid(&format!("<{subject}@customer.test>"))),
+            now,
+        })
+        .await
+        .unwrap();
+    tx.add_follower(id, w.alice.id, FollowerSource::Creator, now)
+        .await
+        .unwrap();
+    tx.attach_org(id, w.site_a).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+fn log_entry(key: &str, outcome: Outcome, duplicate_of: Option<i64>) -> NewLogEntry {
+    NewLogEntry {
+        dedup_key: key.into(),
+        message_id: MessageId::parse(key).ok(),
+        origin: "test".into(),
+        raw_sha256: "aa".repeat(32),
+        size: 3,
+        sender: Some("alice@customer.test".into()),
+        subject: Some("Hello".into()),
+        outcome,
+        reason: None,
+        thread_reason: None,
+        ticket_id: None,
+        comment_id: None,
+        duplicate_of,
+        replay_of: None,
+        notify: true,
+        now: T0,
+    }
+}
+
+async fn log(db: &Db, key: &str, outcome: Outcome) -> Result<i64, StoreError> {
+    let mut tx = db.store.begin().await?;
+    tx.put_blob(&"aa".repeat(32), b"raw").await?;
+    let id = tx.log_delivery(&log_entry(key, outcome, None)).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+fn outbox_row(n: usize, to: &User, ticket: Option<i64>) -> NewOutbox {
+    NewOutbox {
+        ticket_id: ticket,
+        template: "ack".into(),
+        to: to.email.clone(),
+        to_user_id: Some(to.id),
+        locale: "en".into(),
+        reason: "requester".into(),
+        comment_id: None,
+        message_id: mid(&format!("<n{n}@example.test>")),
+        in_reply_to: Some(mid("<root@customer.test>")),
+        references: vec![mid("<root@customer.test>"), mid("<last@customer.test>")],
+        subject: format!("Notification {n}"),
+        context: serde_json::json!({ "n": n, "text": "ü" }),
+        now: T0,
+    }
+}
+
+async fn enqueue(db: &Db, rows: &[NewOutbox]) {
+    let mut tx = db.store.begin().await.unwrap();
+    for row in rows {
+        tx.enqueue(row).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn orgs_and_users_are_found_by_every_key(db: &Db) {
+    let w = world(db).await;
+    let store = &db.store;
+    for key in ["site-a", "Site A", "site a", " SITE A "] {
+        let org = store.find_org(key).await.unwrap().expect(key);
+        assert_eq!(org.id, w.site_a, "{key}");
+        assert_eq!(org.domains, vec!["customer.test"], "domains are lowercased");
+        assert_eq!(org.leads, vec!["dave@example.test"]);
+    }
+    assert!(store.find_org("nobody").await.unwrap().is_none());
+    let slugs: Vec<_> = store
+        .list_orgs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.slug)
+        .collect();
+    assert_eq!(slugs, ["other-corp", "site-a"]);
+    let emails: Vec<_> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.email.to_string())
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            "alice@customer.test",
+            "bob@customer.test",
+            "carol@other.test",
+            "dave@example.test",
+            "sam@example.test"
+        ]
+    );
+    let alice = store
+        .find_user(&email("alice@customer.test"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alice.org.as_deref(), Some("site-a"));
+    assert_eq!(alice.role, Role::Customer);
+    assert!(!alice.bouncing);
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.org_for_domain("CUSTOMER.test").await.unwrap(),
+        Some(w.site_a)
+    );
+    assert_eq!(tx.org_for_domain("nowhere.test").await.unwrap(), None);
+    assert_eq!(
+        tx.user_by_id(w.carol.id).await.unwrap().unwrap().email,
+        w.carol.email
+    );
+    assert_eq!(
+        tx.user_by_email(&w.sam.email).await.unwrap().unwrap().id,
+        w.sam.id
+    );
+    assert_eq!(
+        tx.org_by_key("other-corp").await.unwrap().unwrap().id,
+        w.other
+    );
+    let leads = tx.org_leads(w.site_a).await.unwrap();
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0].id, w.dave.id);
+    let new = tx
+        .insert_user(
+            &NewUser {
+                email: email("erin@customer.test"),
+                name: "Erin".into(),
+                role: Role::Customer,
+                org_id: Some(w.site_a),
+                locale: "ja".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(new.locale, "ja");
+    assert_eq!(new.org.as_deref(), Some("site-a"));
+    tx.commit().await.unwrap();
+
+    // Registering an address twice is a conflict, not a generic failure.
+    let again = store
+        .add_user(&NewUser {
+            email: email("erin@customer.test"),
+            name: "Erin again".into(),
+            role: Role::Customer,
+            org_id: None,
+            locale: "en".into(),
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let dup_org = store.add_org("Site A", "site-a", &[]).await;
+    assert!(
+        matches!(dup_org, Err(StoreError::Conflict(_))),
+        "{dup_org:?}"
+    );
+}
+
+async fn reachable_users_follow_the_organization_rules(db: &Db) {
+    let w = world(db).await;
+    let mut tx = db.store.begin().await.unwrap();
+    let names = |users: Vec<User>| users.into_iter().map(|u| u.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(tx.reachable_users(&w.alice).await.unwrap()),
+        ["alice", "bob", "dave"],
+        "own org and its lead"
+    );
+    assert_eq!(
+        names(tx.reachable_users(&w.carol).await.unwrap()),
+        ["carol"]
+    );
+    assert_eq!(tx.reachable_users(&w.sam).await.unwrap().len(), 5);
+    let _ = w.bob;
+}
+
+async fn a_dedup_key_is_unique_among_non_duplicate_deliveries(db: &Db) {
+    let first = log(db, "<m1@customer.test>", Outcome::TicketCreated)
+        .await
+        .unwrap();
+    let second = log(db, "<m1@customer.test>", Outcome::Ignored).await;
+    assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
+    // Any number of duplicate rows may repeat it.
+    for _ in 0..2 {
+        let mut tx = db.store.begin().await.unwrap();
+        let previous = tx.find_logged("<m1@customer.test>").await.unwrap().unwrap();
+        assert_eq!(previous.id, first);
+        assert_eq!(previous.outcome, Outcome::TicketCreated);
+        tx.log_delivery(&log_entry(
+            "<m1@customer.test>",
+            Outcome::Duplicate,
+            Some(previous.id),
+        ))
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(tx.find_logged("<other@x>").await.unwrap().is_none());
+    drop(tx); // rolled back
+    let rows = db.store.list_log(&LogFilter::default()).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(),
+        ["ticket_created", "duplicate", "duplicate"]
+    );
+    assert_eq!(rows[0].received_at, format_ts(T0));
+    assert_eq!(rows[0].message_id.as_deref(), Some("<m1@customer.test>"));
+}
+
+async fn a_concurrent_second_recording_of_a_message_conflicts_then_sees_the_first(db: &Db) {
+    // Instance A is inside its transaction when instance B records the same message.
+    let mut a = db.store.begin().await.unwrap();
+    a.put_blob(&"aa".repeat(32), b"raw").await.unwrap();
+    assert!(a.find_logged("<race@x>").await.unwrap().is_none());
+    let a_id = a
+        .log_delivery(&log_entry("<race@x>", Outcome::TicketCreated, None))
+        .await
+        .unwrap();
+    let store = db.store.clone();
+    let b = tokio::spawn(async move { log_in(&store, "<race@x>").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!b.is_finished(), "B waits for A's transaction");
+    a.commit().await.unwrap();
+    // Either B's transaction started after A's commit and sees A's row
+    // (SQLite serializes writers), or it ran alongside and its insert failed
+    // as a conflict (PostgreSQL): never a second non-duplicate row.
+    match b.await.unwrap() {
+        Ok(Some(seen)) => assert_eq!(seen, a_id),
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("B must see A's row or conflict: {other:?}"),
+    }
+    // B's retry sees A's row and records itself as its duplicate.
+    assert_eq!(log_in(&db.store, "<race@x>").await.unwrap(), Some(a_id));
+}
+
+/// Records `key` unless already logged: `Some(previous)` when it was.
+async fn log_in(store: &Arc<dyn Store>, key: &str) -> Result<Option<i64>, StoreError> {
+    let mut tx = store.begin().await?;
+    tx.put_blob(&"bb".repeat(32), b"raw2").await?;
+    if let Some(previous) = tx.find_logged(key).await? {
+        return Ok(Some(previous.id));
+    }
+    tx.log_delivery(&log_entry(key, Outcome::TicketCreated, None))
+        .await?;
+    tx.commit().await?;
+    Ok(None)
+}
+
+async fn two_transactions_on_one_ticket_take_turns_and_lose_no_update(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "turns", T0).await;
+    let mut a = db.store.begin().await.unwrap();
+    let state = a.ticket_state(id).await.unwrap().unwrap();
+    assert_eq!(state.last_message_id, Some(mid("<turns@customer.test>")));
+    let store = db.store.clone();
+    let b = tokio::spawn(async move {
+        let mut b = store.begin().await.unwrap();
+        let state = b.ticket_state(id).await.unwrap().unwrap();
+        b.update_ticket(id, Status::New, Some(&mid("<b@customer.test>")), T0)
+            .await
+            .unwrap();
+        b.commit().await.unwrap();
+        state
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!b.is_finished(), "B waits while A works on the ticket");
+    a.update_ticket(id, Status::Closed, Some(&mid("<a@customer.test>")), T0)
+        .await
+        .unwrap();
+    a.add_follower(id, w.bob.id, FollowerSource::Follow, T0)
+        .await
+        .unwrap();
+    a.commit().await.unwrap();
+    let seen_by_b = b.await.unwrap();
+    assert_eq!(seen_by_b.status, Status::Closed, "B decided on A's result");
+    assert_eq!(seen_by_b.last_message_id, Some(mid("<a@customer.test>")));
+    assert_eq!(seen_by_b.followers.len(), 2);
+}
+
+async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "view", T0).await;
+    let later = T0 + Duration::from_secs(90);
+    let mut tx = db.store.begin().await.unwrap();
+    tx.put_blob(&"cc".repeat(32), b"%PDF-1.7").await.unwrap();
+    tx.put_blob(&"cc".repeat(32), b"%PDF-1.7").await.unwrap();
+    let comment = tx
+        .insert_comment(&NewComment {
+            ticket_id: id,
+            author_id: w.alice.id,
+            body: "Printer on fire — 火事".into(),
+            signature: Some("-- Alice".into()),
+            quoted: Some("> earlier".into()),
+            internal: false,
+            source: CommentSource::Email,
+            message_id: Some(mid("<view@customer.test>")),
+            ingest_id: None,
+            now: T0,
+        })
+        .await
+        .unwrap();
+    let internal = tx
+        .insert_comment(&NewComment {
+            ticket_id: id,
+            author_id: w.sam.id,
+            body: "internal note".into(),
+            signature: None,
+            quoted: None,
+            internal: true,
+            source: CommentSource::Api,
+            message_id: None,
+            ingest_id: None,
+            now: later,
+        })
+        .await
+        .unwrap();
+    assert!(internal > comment);
+    tx.insert_attachment(&NewAttachment {
+        comment_id: comment,
+        filename: "fire.pdf".into(),
+        content_type: "application/pdf".into(),
+        size: 8,
+        sha256: "cc".repeat(32),
+    })
+    .await
+    .unwrap();
+    tx.insert_event(&NewEvent {
+        ticket_id: id,
+        kind: "status_changed",
+        actor_id: Some(w.sam.id),
+        data: serde_json::json!({"from": "new", "to": "in_progress"}),
+        now: later,
+    })
+    .await
+    .unwrap();
+    tx.insert_event(&NewEvent {
+        ticket_id: id,
+        kind: "rule",
+        actor_id: None,
+        data: serde_json::json!({}),
+        now: later,
+    })
+    .await
+    .unwrap();
+    tx.update_ticket(id, Status::InProgress, None, later)
+        .await
+        .unwrap();
+    tx.set_priority(id, Priority::P2, later).await.unwrap();
+    tx.set_release(id, "5.2.1", later).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let view = db.store.ticket_view(id).await.unwrap().unwrap();
+    assert_eq!(view.subject, "view");
+    assert_eq!(view.status, Status::InProgress);
+    assert_eq!(view.status_label, "In Progress");
+    assert_eq!(view.priority, Some(Priority::P2));
+    assert_eq!(view.requester, "alice@customer.test");
+    assert_eq!(view.org.as_deref(), Some("site-a"));
+    assert_eq!(view.orgs, ["site-a"]);
+    assert_eq!(view.created_at, "2026-03-01T10:00:00.123456Z");
+    assert_eq!(view.updated_at, format_ts(later));
+    assert_eq!(view.comments.len(), 2);
+    let c = &view.comments[0];
+    assert_eq!(c.body, "Printer on fire — 火事");
+    assert_eq!(c.signature.as_deref(), Some("-- Alice"));
+    assert!(!c.internal);
+    assert_eq!(c.source, "email");
+    assert_eq!(c.message_id.as_deref(), Some("<view@customer.test>"));
+    assert_eq!(c.created_at, format_ts(T0));
+    assert_eq!(c.attachments.len(), 1);
+    assert_eq!(c.attachments[0].filename, "fire.pdf");
+    assert_eq!(c.attachments[0].size, 8);
+    assert!(view.comments[1].internal);
+    assert_eq!(view.comments[1].source, "api");
+    assert_eq!(view.events.len(), 2);
+    assert_eq!(view.events[0].kind, "status_changed");
+    assert_eq!(view.events[0].actor.as_deref(), Some("sam@example.test"));
+    assert_eq!(view.events[0].data["to"], "in_progress");
+    assert_eq!(view.events[1].actor, None);
+    assert_eq!(parse_ts(&view.events[0].created_at), Some(later));
+    // The same JSON on both backends, field for field.
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(json["followers"][0]["source"], "creator");
+    assert_eq!(
+        json["comments"][0]["attachments"][0]["content_type"],
+        "application/pdf"
+    );
+
+    let files = db.store.comment_files(comment).await.unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].data, b"%PDF-1.7");
+    assert!(db.store.comment_files(internal).await.unwrap().is_empty());
+
+    let mut tx = db.store.begin().await.unwrap();
+    let state = tx.ticket_state(id).await.unwrap().unwrap();
+    assert_eq!(state.status, Status::InProgress);
+    assert_eq!(state.priority, Some(Priority::P2));
+    assert_eq!(state.requester_id, w.alice.id);
+    assert_eq!(state.root_message_id, Some(mid("<view@customer.test>")));
+    assert_eq!(state.orgs, [w.site_a]);
+    assert!(tx.ticket_state(id + 1000).await.unwrap().is_none());
+    assert!(db.store.ticket_view(id + 1000).await.unwrap().is_none());
+}
+
+async fn followers_and_orgs_are_added_once_and_removed(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "followers", T0).await;
+    let mut tx = db.store.begin().await.unwrap();
+    let t1 = T0 + Duration::from_secs(1);
+    assert!(
+        tx.add_follower(id, w.bob.id, FollowerSource::Share, t1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.add_follower(id, w.bob.id, FollowerSource::Follow, t1)
+            .await
+            .unwrap(),
+        "already following: source kept"
+    );
+    assert!(
+        tx.add_follower(id, w.dave.id, FollowerSource::Mention, t1)
+            .await
+            .unwrap()
+    );
+    assert!(tx.remove_follower(id, w.dave.id).await.unwrap());
+    assert!(!tx.remove_follower(id, w.dave.id).await.unwrap());
+    tx.attach_org(id, w.other).await.unwrap();
+    tx.attach_org(id, w.other).await.unwrap();
+    assert!(tx.detach_org(id, w.site_a).await.unwrap());
+    assert!(!tx.detach_org(id, w.site_a).await.unwrap());
+    let state = tx.ticket_state(id).await.unwrap().unwrap();
+    let followers: Vec<_> = state
+        .followers
+        .iter()
+        .map(|f| (f.email.to_string(), f.source))
+        .collect();
+    assert_eq!(
+        followers,
+        [
+            ("alice@customer.test".to_string(), FollowerSource::Creator),
+            ("bob@customer.test".to_string(), FollowerSource::Share)
+        ]
+    );
+    assert_eq!(state.orgs, [w.other]);
+    tx.commit().await.unwrap();
+    let view = db.store.ticket_view(id).await.unwrap().unwrap();
+    assert_eq!(view.orgs, ["other-corp"]);
+    assert_eq!(view.followers.len(), 2);
+}
+
+async fn message_refs_keep_their_first_ticket(db: &Db) {
+    let w = world(db).await;
+    let one = ticket(db, &w, "one", T0).await;
+    let two = ticket(db, &w, "two", T0).await;
+    let mut tx = db.store.begin().await.unwrap();
+    tx.remember_refs(&[mid("<a@x>"), mid("<b@x>")], one, RefKind::Referenced, T0)
+        .await
+        .unwrap();
+    tx.remember_refs(&[mid("<b@x>"), mid("<c@x>")], two, RefKind::Received, T0)
+        .await
+        .unwrap();
+    tx.remember_refs(&[mid("<c@x>")], one, RefKind::Sent, T0)
+        .await
+        .unwrap();
+    let found = tx
+        .tickets_of(&[mid("<a@x>"), mid("<b@x>"), mid("<c@x>"), mid("<z@x>")])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 3, "an unknown id is absent");
+    assert_eq!(found[&mid("<a@x>")], one);
+    assert_eq!(found[&mid("<b@x>")], one);
+    assert_eq!(found[&mid("<c@x>")], two);
+    tx.commit().await.unwrap();
+}
+
+async fn outbox_rows_are_claimed_once_until_their_lease_runs_out(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "outbox", T0).await;
+    enqueue(
+        db,
+        &[
+            outbox_row(1, &w.alice, Some(id)),
+            outbox_row(2, &w.bob, Some(id)),
+            outbox_row(3, &w.sam, None),
+        ],
+    )
+    .await;
+    let lease = Duration::from_secs(300);
+    let first = db.store.claim_outbox(T0, lease, 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|r| r.subject.as_str()).collect::<Vec<_>>(),
+        ["Notification 1", "Notification 2"]
+    );
+    let r = &first[0];
+    assert_eq!(r.status, OutboxStatus::Sending);
+    assert_eq!(r.attempts, 1);
+    assert_eq!(r.to, "alice@customer.test");
+    assert_eq!(r.to_user_id, Some(w.alice.id));
+    assert_eq!(r.ticket_id, Some(id));
+    assert_eq!(r.message_id, "<n1@example.test>");
+    assert_eq!(r.in_reply_to.as_deref(), Some("<root@customer.test>"));
+    assert_eq!(
+        r.references.as_deref(),
+        Some("<root@customer.test> <last@customer.test>")
+    );
+    assert_eq!(r.context["text"], "ü");
+    let second = db.store.claim_outbox(T0, lease, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].subject, "Notification 3");
+    assert!(
+        db.store
+            .claim_outbox(T0, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let almost = T0 + lease - Duration::from_secs(1);
+    assert!(
+        db.store
+            .claim_outbox(almost, lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leases still run"
+    );
+    // The sender died mid-send: once the lease is over the rows are due again.
+    let after = T0 + lease;
+    let again = db.store.claim_outbox(after, lease, 10).await.unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|r| r.attempts == 2));
+    let listed = db.store.list_outbox().await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|r| r.status == OutboxStatus::Sending));
+
+    let mut tx = db.store.begin().await.unwrap();
+    assert_eq!(
+        tx.outbox_recipient(&mid("<n2@example.test>"))
+            .await
+            .unwrap(),
+        Some((id, w.bob.email.clone()))
+    );
+    assert_eq!(
+        tx.outbox_recipient(&mid("<n3@example.test>"))
+            .await
+            .unwrap(),
+        None,
+        "no ticket"
+    );
+    // A notification's Message-ID is unique.
+    let dup = tx.enqueue(&outbox_row(1, &w.alice, Some(id))).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+}
+
+async fn concurrent_claimers_never_get_the_same_outbox_row(db: &Db) {
+    let w = world(db).await;
+    const N: usize = 300;
+    let rows: Vec<_> = (0..N).map(|n| outbox_row(n, &w.sam, None)).collect();
+    enqueue(db, &rows).await;
+    let mut claimers = Vec::new();
+    for _ in 0..4 {
+        let store = db.store.clone();
+        claimers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let rows = store
+                    .claim_outbox(T0, Duration::from_secs(60), 7)
+                    .await
+                    .unwrap();
+                if rows.is_empty() {
+                    return mine;
+                }
+                mine.extend(rows.into_iter().map(|r| r.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await.unwrap());
+    }
+    let total = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(total, N, "each row claimed exactly once");
+    assert_eq!(all.len(), N);
+}
+
+async fn attempts_record_sent_retry_and_dead_and_mark_bouncers(db: &Db) {
+    let w = world(db).await;
+    enqueue(
+        db,
+        &[
+            outbox_row(1, &w.alice, None),
+            outbox_row(2, &w.bob, None),
+            outbox_row(3, &w.carol, None),
+        ],
+    )
+    .await;
+    let lease = Duration::from_secs(60);
+    let claimed = db.store.claim_outbox(T0, lease, 10).await.unwrap();
+    let retry_at = T0 + Duration::from_secs(30);
+    db.store
+        .record_attempts(
+            &[
+                Attempt {
+                    id: claimed[0].id,
+                    result: AttemptResult::Sent,
+                },
+                Attempt {
+                    id: claimed[1].id,
+                    result: AttemptResult::Retry {
+                        at: retry_at,
+                        error: "421 try later".into(),
+                    },
+                },
+                Attempt {
+                    id: claimed[2].id,
+                    result: AttemptResult::Dead {
+                        error: "550 no such user".into(),
+                        bouncing: Some(w.carol.email.clone()),
+                    },
+                },
+            ],
+            T0,
+        )
+        .await
+        .unwrap();
+    db.store.record_attempts(&[], T0).await.unwrap();
+    let statuses: Vec<_> = db
+        .store
+        .list_outbox()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [OutboxStatus::Sent, OutboxStatus::Failed, OutboxStatus::Dead]
+    );
+    assert!(
+        db.store
+            .find_user(&w.carol.email)
+            .await
+            .unwrap()
+            .unwrap()
+            .bouncing
+    );
+    // Sent and dead rows are never claimed; the failed one once it is due.
+    let early = T0 + Duration::from_secs(29);
+    assert!(
+        db.store
+            .claim_outbox(early, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = db.store.claim_outbox(retry_at, lease, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].to, "bob@customer.test");
+    assert_eq!(due[0].attempts, 2);
+
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(
+        !tx.set_bouncing(&w.carol.email, true).await.unwrap(),
+        "already"
+    );
+    assert!(tx.set_bouncing(&w.carol.email, false).await.unwrap());
+    assert!(
+        !tx.set_bouncing(&email("nobody@x.test"), true)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert!(
+        !db.store
+            .find_user(&w.carol.email)
+            .await
+            .unwrap()
+            .unwrap()
+            .bouncing
+    );
+}
+
+async fn cursors_move_forward_and_reset_on_a_new_validity(db: &Db) {
+    assert_eq!(db.store.source_cursor("inbox").await.unwrap(), None);
+    for (validity, uid, expected) in [
+        (7, 10, (7, 10)),
+        (7, 15, (7, 15)),
+        (7, 12, (7, 15)), // never backwards under the same validity
+        (9, 3, (9, 3)),   // a new validity replaces the cursor
+    ] {
+        let mut tx = db.store.begin().await.unwrap();
+        tx.advance_cursor("inbox", validity, uid, T0).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            db.store.source_cursor("inbox").await.unwrap(),
+            Some(expected)
+        );
+    }
+    // Rolled back with its transaction.
+    let mut tx = db.store.begin().await.unwrap();
+    tx.advance_cursor("inbox", 9, 100, T0).await.unwrap();
+    drop(tx);
+    assert_eq!(db.store.source_cursor("inbox").await.unwrap(), Some((9, 3)));
+    assert_eq!(db.store.source_cursor("other").await.unwrap(), None);
+}
+
+async fn one_automatic_reply_per_address_per_window(db: &Db) {
+    let window = Duration::from_secs(600);
+    let a = email("robot@x.test");
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(tx.claim_auto_reply(&a, T0, window).await.unwrap());
+    assert!(
+        !tx.claim_auto_reply(&a, T0 + Duration::from_secs(599), window)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.claim_auto_reply(&email("human@x.test"), T0, window)
+            .await
+            .unwrap()
+    );
+    assert!(tx.claim_auto_reply(&a, T0 + window, window).await.unwrap());
+    assert!(
+        !tx.claim_auto_reply(&a, T0 + window + Duration::from_secs(1), window)
+            .await
+            .unwrap(),
+        "the window restarts at the last answer"
+    );
+    tx.commit().await.unwrap();
+}
+
+async fn ticket_and_log_filters_select_and_page(db: &Db) {
+    let w = world(db).await;
+    let mut ids = Vec::new();
+    for n in 0..4u64 {
+        ids.push(ticket(db, &w, &format!("t{n}"), T0 + Duration::from_secs(n)).await);
+    }
+    // t3: carol's, in Other Corp; t1 closed.
+    let mut tx = db.store.begin().await.unwrap();
+    let carols = tx
+        .insert_ticket(&NewTicket {
+            subject: "carol's".into(),
+            status: Status::New,
+            requester_id: w.carol.id,
+            org_id: Some(w.other),
+            root_message_id: None,
+            now: T0,
+        })
+        .await
+        .unwrap();
+    tx.attach_org(carols, w.other).await.unwrap();
+    tx.update_ticket(ids[1], Status::Closed, None, T0 + Duration::from_secs(9))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let list = |f: TicketFilter| {
+        let store = db.store.clone();
+        async move {
+            store
+                .list_tickets(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(TicketFilter::default()).await.len(), 5);
+    assert_eq!(
+        list(TicketFilter {
+            status: Some(Status::Closed),
+            ..Default::default()
+        })
+        .await,
+        [ids[1]]
+    );
+    for org in ["other-corp", "Other Corp"] {
+        assert_eq!(
+            list(TicketFilter {
+                org: Some(org.into()),
+                ..Default::default()
+            })
+            .await,
+            [carols]
+        );
+    }
+    assert_eq!(
+        list(TicketFilter {
+            requester: Some(w.carol.email.clone()),
+            ..Default::default()
+        })
+        .await,
+        [carols]
+    );
+    assert_eq!(
+        list(TicketFilter {
+            limit: Some(2),
+            after: Some(ids[0]),
+            ..Default::default()
+        })
+        .await,
+        [ids[1], ids[2]]
+    );
+    let summary = &db
+        .store
+        .list_tickets(&TicketFilter::default())
+        .await
+        .unwrap()[1];
+    assert_eq!(summary.updated_at, format_ts(T0 + Duration::from_secs(9)));
+    assert_eq!(summary.requester, "alice@customer.test");
+    assert_eq!(summary.org.as_deref(), Some("site-a"));
+
+    // Open tickets alice can see, newest first: followed or of her org.
+    let mut tx = db.store.begin().await.unwrap();
+    let open: Vec<_> = tx
+        .open_tickets_of(&w.alice, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(open, [ids[3], ids[2], ids[0]]);
+    assert_eq!(tx.open_tickets_of(&w.alice, 1).await.unwrap().len(), 1);
+    let bobs: Vec<_> = tx
+        .open_tickets_of(&w.bob, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(bobs, [ids[3], ids[2], ids[0]], "through the org");
+    assert_eq!(tx.open_tickets_of(&w.sam, 10).await.unwrap().len(), 0);
+    drop(tx);
+
+    for (n, outcome) in [
+        Outcome::TicketCreated,
+        Outcome::Quarantined,
+        Outcome::Rejected,
+        Outcome::Quarantined,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        log(db, &format!("<log{n}@x>"), outcome).await.unwrap();
+    }
+    let q = db
+        .store
+        .list_log(&LogFilter {
+            outcome: Some(Outcome::Quarantined),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(q.len(), 2);
+    assert!(q.iter().all(|r| r.outcome == "quarantined"));
+    let page = db
+        .store
+        .list_log(&LogFilter {
+            outcome: None,
+            limit: Some(2),
+            after: Some(q[0].id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].outcome, "rejected");
+    assert_eq!(page[1].id, q[1].id);
+    assert_eq!(page[0].sender.as_deref(), Some("alice@customer.test"));
+    assert_eq!(page[0].size, 3);
+}
+
+async fn a_mailbox_lease_has_one_holder_until_it_expires(db: &Db) {
+    let ttl = Duration::from_secs(30);
+    let s = &db.store;
+    assert_eq!(s.lease_holder("mbox").await.unwrap(), None);
+    assert!(s.acquire_lease("mbox", "a", T0, ttl).await.unwrap());
+    assert!(!s.acquire_lease("mbox", "b", T0, ttl).await.unwrap());
+    assert!(
+        s.acquire_lease("other", "b", T0, ttl).await.unwrap(),
+        "leases are per mailbox"
+    );
+    // Renewal moves the expiry; the other instance still waits.
+    let t10 = T0 + Duration::from_secs(10);
+    assert!(s.acquire_lease("mbox", "a", t10, ttl).await.unwrap());
+    assert_eq!(
+        s.lease_holder("mbox").await.unwrap(),
+        Some(("a".into(), t10 + ttl))
+    );
+    assert!(
+        !s.acquire_lease("mbox", "b", T0 + ttl + Duration::from_secs(1), ttl)
+            .await
+            .unwrap(),
+        "renewed: not expired yet"
+    );
+    // a dies: b takes over once the lease ran out; a has lost it.
+    let expired = t10 + ttl;
+    assert!(s.acquire_lease("mbox", "b", expired, ttl).await.unwrap());
+    assert!(!s.acquire_lease("mbox", "a", expired, ttl).await.unwrap());
+    assert_eq!(s.lease_holder("mbox").await.unwrap().unwrap().0, "b");
+    // Releasing someone else's lease does nothing; releasing one's own frees it.
+    s.release_lease("mbox", "a").await.unwrap();
+    assert!(!s.acquire_lease("mbox", "a", expired, ttl).await.unwrap());
+    s.release_lease("mbox", "b").await.unwrap();
+    assert_eq!(s.lease_holder("mbox").await.unwrap(), None);
+    assert!(s.acquire_lease("mbox", "a", expired, ttl).await.unwrap());
+}
+
+async fn racing_instances_take_an_expired_lease_exactly_once(db: &Db) {
+    let ttl = Duration::from_secs(30);
+    assert!(
+        db.store
+            .acquire_lease("mbox", "dead", T0, ttl)
+            .await
+            .unwrap()
+    );
+    let later = T0 + ttl + Duration::from_secs(5);
+    let mut racers = Vec::new();
+    for n in 0..8 {
+        let store = db.store.clone();
+        racers.push(tokio::spawn(async move {
+            store
+                .acquire_lease("mbox", &format!("racer-{n}"), later, ttl)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for r in racers {
+        winners += usize::from(r.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    let (holder, _) = db.store.lease_holder("mbox").await.unwrap().unwrap();
+    assert!(holder.starts_with("racer-"));
+}
+
+/// Mail can carry NUL, which PostgreSQL text cannot: the delivery must still be
+/// recorded (there as U+FFFD) rather than fail its transaction on every retry.
+async fn text_with_a_nul_character_is_stored_not_refused(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "nul", T0).await;
+    let mut tx = db.store.begin().await.unwrap();
+    tx.insert_comment(&NewComment {
+        ticket_id: id,
+        author_id: w.alice.id,
+        body: "before\0after".into(),
+        signature: None,
+        quoted: None,
+        internal: false,
+        source: CommentSource::Email,
+        message_id: None,
+        ingest_id: None,
+        now: T0,
+    })
+    .await
+    .unwrap();
+    let mut entry = log_entry("<nul@x>", Outcome::CommentAdded, None);
+    entry.subject = Some("sub\0ject".into());
+    tx.put_blob(&"aa".repeat(32), b"raw").await.unwrap();
+    tx.log_delivery(&entry).await.unwrap();
+    tx.commit().await.unwrap();
+    let body = &db.store.ticket_view(id).await.unwrap().unwrap().comments[0].body;
+    assert!(
+        body.starts_with("before") && body.ends_with("after"),
+        "{body:?}"
+    );
+    let subject = db.store.list_log(&LogFilter::default()).await.unwrap()[0]
+        .subject
+        .clone()
+        .unwrap();
+    assert!(
+        subject.starts_with("sub") && subject.ends_with("ject"),
+        "{subject:?}"
+    );
+}
+
+async fn api_tokens_are_found_by_hash_until_revoked(db: &Db) {
+    let w = world(db).await;
+    let t = db
+        .store
+        .create_token(w.sam.id, &"ab".repeat(32), Some("ci"), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (t.user.as_str(), t.label.as_deref()),
+        ("sam@example.test", Some("ci"))
+    );
+    assert_eq!(t.created_at, format_ts(T0));
+    let found = db.store.token_user(&"ab".repeat(32), T0).await.unwrap();
+    assert_eq!(found.map(|u| u.id), Some(w.sam.id));
+    assert!(
+        db.store
+            .token_user(&"cd".repeat(32), T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listed = db.store.list_tokens(Some(w.sam.id)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].last_used_at, Some(format_ts(T0)));
+    assert!(
+        db.store
+            .list_tokens(Some(w.alice.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The same hash twice is a conflict, not a second token.
+    assert!(matches!(
+        db.store
+            .create_token(w.alice.id, &"ab".repeat(32), None, T0)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(db.store.revoke_token(t.id, T0).await.unwrap());
+    assert!(!db.store.revoke_token(t.id, T0).await.unwrap());
+    assert!(
+        db.store
+            .token_user(&"ab".repeat(32), T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.store.list_tokens(None).await.unwrap()[0]
+            .revoked_at
+            .is_some()
+    );
+}
+
+async fn a_superseded_delivery_frees_its_dedup_key_once(db: &Db) {
+    let first = log(db, "<replay@x.test>", Outcome::Quarantined)
+        .await
+        .unwrap();
+    let done = log(db, "<done@x.test>", Outcome::TicketCreated)
+        .await
+        .unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(
+        !tx.supersede_log(done).await.unwrap(),
+        "only refused deliveries are replayed"
+    );
+    assert!(tx.supersede_log(first).await.unwrap());
+    assert!(tx.find_logged("<replay@x.test>").await.unwrap().is_none());
+    let mut again = log_entry("<replay@x.test>", Outcome::CommentAdded, None);
+    again.replay_of = Some(first);
+    let second = tx.log_delivery(&again).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(
+        !tx.supersede_log(first).await.unwrap(),
+        "a replay happens once"
+    );
+    assert_eq!(
+        tx.find_logged("<replay@x.test>")
+            .await
+            .unwrap()
+            .map(|l| l.id),
+        Some(second)
+    );
+    drop(tx);
+    let old = db.store.log_row(first).await.unwrap().unwrap();
+    assert!(old.superseded);
+    let new = db.store.log_row(second).await.unwrap().unwrap();
+    assert_eq!(
+        (new.replay_of, new.superseded, new.raw_sha256.len()),
+        (Some(first), false, 64)
+    );
+    assert_eq!(
+        db.store.blob(&"aa".repeat(32)).await.unwrap().as_deref(),
+        Some(&b"raw"[..])
+    );
+}
