@@ -46,6 +46,13 @@ if ! pg_isready -q -d "$TICKETGATE_TEST_POSTGRES_URL"; then
     pg_isready -d "$TICKETGATE_TEST_POSTGRES_URL" || { echo "PostgreSQL is not reachable" >&2; exit 1; }
 fi
 
+# An independent OpenAPI 3.x validator for the admin API's document (tests/api.rs).
+if ! python3 -m openapi_spec_validator --help >/dev/null 2>&1; then
+    log "installing openapi-spec-validator"
+    python3 -m pip install --quiet 'openapi-spec-validator>=0.7,<1' \
+        || python3 -m pip install --quiet --break-system-packages 'openapi-spec-validator>=0.7,<1'
+fi
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

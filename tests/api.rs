@@ -810,3 +810,80 @@ async fn the_openapi_document_lists_every_route_and_validates() {
         Err(e) => panic!("cannot run python3: {e}"),
     }
 }
+
+/// Two instances on one PostgreSQL database: a change made through one
+/// instance's endpoint is what the other shows, and tokens work on both.
+#[tokio::test]
+async fn the_endpoint_works_from_any_instance_sharing_postgres() {
+    let db = common::pg::TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut addrs = Vec::new();
+    let mut apps = Vec::new();
+    let cancel = CancellationToken::new();
+    for n in 0..2 {
+        let mut settings = common::test_settings(&dir.path().join(format!("i{n}")));
+        settings.database.url = db.url.clone();
+        let app = ticketgate::app::App::open(settings).await.unwrap();
+        if n == 0 {
+            common::seed_world(app.store.as_ref()).await;
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(listener.local_addr().unwrap());
+        let state = ApiState::new(app.ingestor.clone(), Vec::new());
+        tokio::spawn(api::serve(listener, state, cancel.clone()));
+        apps.push(app);
+    }
+    let _stop = cancel.drop_guard();
+    let sam = apps[0]
+        .store
+        .find_user(&EmailAddress::parse("sam@example.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let token = api::new_token().unwrap();
+    apps[0]
+        .store
+        .create_token(
+            sam.id,
+            &api::token_hash(&token),
+            None,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let id = apps[0]
+        .ingestor
+        .ingest(ticketgate::ingest::Delivery {
+            raw: ALICE_OPENS,
+            origin: "test",
+            notify: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .ticket
+        .unwrap();
+
+    let body = serde_json::to_vec(&json!({"status": "blocked"})).unwrap();
+    let r = request(
+        addrs[1],
+        "PATCH",
+        &format!("/api/tickets/{id}"),
+        Some(&token),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = request(
+        addrs[0],
+        "GET",
+        &format!("/api/tickets/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(seen.json()["status"], "blocked");
+    let ready = request(addrs[1], "GET", "/readyz", None, None).await;
+    assert_eq!(ready.status, 200);
+    drop(apps);
+}

@@ -506,3 +506,51 @@ fn rules_check_lists_the_rules_and_points_at_errors_by_line() {
         "{err}"
     );
 }
+
+#[test]
+fn api_tokens_are_shown_once_listed_without_the_secret_and_revoked() {
+    let dir = workdir();
+    seed(dir.path()); // sam@example.test is staff
+    let created: serde_json::Value = serde_json::from_str(&ok(
+        dir.path(),
+        &["token", "create", "--user", "sam@example.test", "--json"],
+    ))
+    .unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("tg_") && token.len() == 67, "{token}");
+    let id = created["id"].as_i64().unwrap();
+    let plain = ok(
+        dir.path(),
+        &["token", "create", "--user", "sam@example.test"],
+    );
+    assert_eq!(plain.lines().count(), 1);
+    assert!(plain.trim().starts_with("tg_") && plain.trim() != token);
+
+    let customer = run(
+        dir.path(),
+        &["token", "create", "--user", "alice@customer.test"],
+        None,
+    );
+    assert!(!customer.status.success());
+    assert!(String::from_utf8_lossy(&customer.stderr).contains("not staff"));
+
+    let listed = ok(dir.path(), &["token", "list", "--json"]);
+    assert!(
+        !listed.contains(&token),
+        "the secret is never stored or shown again"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[0]["user"], "sam@example.test");
+
+    ok(dir.path(), &["token", "revoke", &id.to_string()]);
+    assert!(
+        !run(dir.path(), &["token", "revoke", &id.to_string()], None)
+            .status
+            .success()
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["token", "list", "--json"])).unwrap();
+    assert!(listed[0]["revoked_at"].is_string());
+    assert!(listed[1]["revoked_at"].is_null());
+}
