@@ -728,12 +728,11 @@ impl Changes<'_> {
         input: &RuleInput<'_>,
         comment: Option<(CommentId, &serde_json::Value)>,
     ) -> Result<(), StoreError> {
-        let mut org_slugs = Vec::new();
-        for org in &state.orgs {
-            if let Some(o) = self.tx.org_by_key(&org.to_string()).await? {
-                org_slugs.push(o.slug);
-            }
-        }
+        let org_slugs = if state.orgs.is_empty() {
+            Vec::new()
+        } else {
+            self.tx.org_slugs(&state.orgs).await?
+        };
         let facts = Facts {
             author_role: Some(author.role),
             sender_domain: author.email.domain(),

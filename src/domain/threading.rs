@@ -127,19 +127,23 @@ pub fn find_token(mail: &InboundMail, support: &EmailAddress, secret: &[u8]) -> 
         .find_map(|addr| token::verify(support, secret, addr).ok())
 }
 
-fn tag_regex(tag: &str) -> Regex {
-    Regex::new(&format!(
-        r"(?i)\[\s*{}\s*#\s*(\d{{1,18}})\s*\]",
-        regex::escape(tag.trim())
-    ))
-    .expect("escaped tag makes a valid regex")
+/// Any `[<word> #<id>]`; the word is compared with the configured tag in
+/// code, so no regex is compiled per message (or per tag).
+static ANY_TAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\[\s*([^\[\]#]*?)\s*#\s*(\d{1,18})\s*\]").expect("static regex")
+});
+
+fn is_tag(found: &str, tag: &str) -> bool {
+    let tag = tag.trim();
+    found.eq_ignore_ascii_case(tag) || found.to_lowercase() == tag.to_lowercase()
 }
 
 /// The ticket id of the first `[<tag> #<id>]` in a subject.
 pub fn subject_tag(subject: &str, tag: &str) -> Option<TicketId> {
-    tag_regex(tag)
-        .captures(subject)?
-        .get(1)?
+    ANY_TAG
+        .captures_iter(subject)
+        .find(|c| is_tag(&c[1], tag))?
+        .get(2)?
         .as_str()
         .parse()
         .ok()
@@ -156,7 +160,13 @@ static REPLY_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
 
 /// A new ticket's subject: reply/forward prefixes and any ticket tags removed.
 pub fn ticket_subject(subject: &str, tag: &str) -> String {
-    let untagged = tag_regex(tag).replace_all(subject, " ");
+    let untagged = ANY_TAG.replace_all(subject, |c: &regex::Captures| {
+        if is_tag(&c[1], tag) {
+            " ".to_string()
+        } else {
+            c[0].to_string()
+        }
+    });
     let stripped = REPLY_PREFIX.replace(untagged.trim(), "");
     let cleaned = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
     if cleaned.is_empty() {

@@ -633,30 +633,45 @@ impl ImapPoller {
             }
             drain_unsolicited(session);
             items.sort_by_key(|(uid, _, _)| *uid);
-            for (uid, declared_size, raw) in items {
-                let origin = format!(
-                    "imap:{}/{};UIDVALIDITY={validity}/;UID={uid}",
-                    self.settings.name, self.settings.folder
-                );
-                let delivery = Delivery {
-                    raw: &raw,
-                    origin: &origin,
+            // One transaction per group: one disk sync for up to BATCH_MESSAGES.
+            let origins: Vec<String> = items
+                .iter()
+                .map(|(uid, _, _)| {
+                    format!(
+                        "imap:{}/{};UIDVALIDITY={validity}/;UID={uid}",
+                        self.settings.name, self.settings.folder
+                    )
+                })
+                .collect();
+            let deliveries: Vec<Delivery> = items
+                .iter()
+                .zip(&origins)
+                .map(|((uid, declared_size, raw), origin)| Delivery {
+                    raw,
+                    origin,
                     notify: true,
                     cursor: Some(SourceCursor {
                         source: &self.settings.name,
                         validity,
-                        uid,
+                        uid: *uid,
                     }),
-                    declared_size,
+                    declared_size: *declared_size,
                     replay_of: None,
-                };
-                match self.ingestor.ingest(delivery).await {
-                    Ok(report) if report.outcome == Outcome::Rejected => rejected.push(uid),
-                    Ok(_) => processed.push(uid),
-                    Err(e) => {
-                        failure = Some(e);
-                        break 'groups;
+                })
+                .collect();
+            match self.ingestor.ingest_batch(&deliveries).await {
+                Ok(reports) => {
+                    for ((uid, _, _), report) in items.iter().zip(reports) {
+                        if report.outcome == Outcome::Rejected {
+                            rejected.push(*uid);
+                        } else {
+                            processed.push(*uid);
+                        }
                     }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break 'groups;
                 }
             }
         }

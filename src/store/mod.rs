@@ -439,6 +439,8 @@ pub trait Tx: Send {
     /// `false` when the org was not attached.
     async fn detach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<bool>;
     async fn org_by_key(&mut self, name_or_slug: &str) -> Result<Option<Org>>;
+    /// The slugs of these organizations, in one statement (rules read them per delivery).
+    async fn org_slugs(&mut self, ids: &[OrgId]) -> Result<Vec<String>>;
     async fn org_leads(&mut self, org: OrgId) -> Result<Vec<User>>;
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>>;
     /// Users `author` may mention or share with: staff, anyone registered;

@@ -632,6 +632,14 @@ impl Tx for PgTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn org_slugs(&mut self, ids: &[OrgId]) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT slug FROM orgs WHERE id = ANY($1) ORDER BY slug")
+            .bind(ids)
+            .fetch_all(&mut *self.tx)
+            .await
+            .q()
+    }
+
     async fn org_by_key(&mut self, name_or_slug: &str) -> Result<Option<Org>> {
         org_where(&mut self.tx, name_or_slug.trim()).await
     }

@@ -560,6 +560,17 @@ impl Tx for SqliteTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn org_slugs(&mut self, ids: &[OrgId]) -> Result<Vec<String>> {
+        let list = serde_json::to_string(ids).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        sqlx::query_scalar(
+            "SELECT slug FROM orgs WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY slug",
+        )
+        .bind(list)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()
+    }
+
     async fn org_by_key(&mut self, name_or_slug: &str) -> Result<Option<Org>> {
         org_where(&mut self.tx, name_or_slug.trim()).await
     }
