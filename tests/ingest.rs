@@ -327,3 +327,41 @@ async fn deeply_nested_mime_and_huge_lines_get_an_outcome() {
         "nothing was cut"
     );
 }
+
+/// A batch (one transaction) decides exactly as one delivery at a time:
+/// a reply threads onto a ticket created earlier in the same batch, a repeat
+/// inside the batch is a duplicate, and refusals are recorded, not dropped.
+#[tokio::test]
+async fn a_batch_records_each_message_as_if_delivered_alone() {
+    let t = TestApp::new().await;
+    let open = b"Message-ID: <batch-1@customer.test>\r\nFrom: alice@customer.test\r\nTo: support@example.test\r\nSubject: Batch\r\n\r\nFirst.\r\n".to_vec();
+    let reply = b"Message-ID: <batch-2@customer.test>\r\nFrom: bob@customer.test\r\nTo: support@example.test\r\nIn-Reply-To: <batch-1@customer.test>\r\nSubject: Re: Batch\r\n\r\nSecond.\r\n".to_vec();
+    let stranger = b"Message-ID: <batch-3@nowhere.test>\r\nFrom: x@nowhere.test\r\nTo: support@example.test\r\nSubject: Hi\r\n\r\nThird.\r\n".to_vec();
+    let raws = [&open, &reply, &open, &stranger];
+    let deliveries: Vec<_> = raws
+        .iter()
+        .map(|raw| ticketgate::ingest::Delivery {
+            raw,
+            origin: "batch",
+            notify: true,
+            ..Default::default()
+        })
+        .collect();
+    let reports = t.app.ingestor.ingest_batch(&deliveries).await.unwrap();
+    let outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::TicketCreated,
+            Outcome::CommentAdded,
+            Outcome::Duplicate,
+            Outcome::Rejected
+        ]
+    );
+    assert_eq!(reports[1].ticket, reports[0].ticket);
+    assert_eq!(reports[2].ticket, reports[0].ticket);
+    let ticket = t.ticket(reports[0].ticket.unwrap()).await;
+    assert_eq!(ticket.comments.len(), 2);
+    let log = t.store().list_log(&LogFilter::default()).await.unwrap();
+    assert_eq!(log.len(), 4, "one log row per delivery");
+}
