@@ -129,9 +129,8 @@ pub fn find_token(mail: &InboundMail, support: &EmailAddress, secret: &[u8]) -> 
 
 /// Any `[<word> #<id>]`; the word is compared with the configured tag in
 /// code, so no regex is compiled per message (or per tag).
-static ANY_TAG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\[\s*([^\[\]#]*?)\s*#\s*(\d{1,18})\s*\]").expect("static regex")
-});
+static ANY_TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\[\s*([^\[\]#]*?)\s*#\s*(\d{1,18})\s*\]").expect("static regex"));
 
 fn is_tag(found: &str, tag: &str) -> bool {
     let tag = tag.trim();

@@ -315,8 +315,16 @@ impl Tx for SqliteTx {
     }
 
     async fn ticket_state(&mut self, id: TicketId) -> Result<Option<TicketState>> {
+        // One statement (followers and orgs as JSON arrays): ingest reads the
+        // state several times per delivery, and every statement is a round
+        // trip to sqlx's SQLite worker thread.
         let Some(r) = sqlx::query(
-            "SELECT id, subject, status, priority, requester_id, root_message_id, last_message_id FROM tickets WHERE id = ?1",
+            "SELECT t.id, t.subject, t.status, t.priority, t.requester_id, t.root_message_id, t.last_message_id,
+                    (SELECT json_group_array(json_array(f.user_id, u.email, u.name, u.locale, u.role, f.source, json(CASE WHEN u.bouncing THEN 'true' ELSE 'false' END)))
+                     FROM (SELECT * FROM followers WHERE ticket_id = t.id ORDER BY created_at, user_id) f
+                     JOIN users u ON u.id = f.user_id) AS followers,
+                    (SELECT json_group_array(org_id) FROM (SELECT org_id FROM ticket_orgs WHERE ticket_id = t.id ORDER BY org_id)) AS orgs
+             FROM tickets t WHERE t.id = ?1",
         )
         .bind(id)
         .fetch_optional(&mut *self.tx)
@@ -325,34 +333,29 @@ impl Tx for SqliteTx {
         else {
             return Ok(None);
         };
-        let followers = sqlx::query(
-            "SELECT f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing FROM followers f JOIN users u ON u.id = f.user_id
-             WHERE f.ticket_id = ?1 ORDER BY f.created_at, f.user_id",
-        )
-        .bind(id)
-        .fetch_all(&mut *self.tx)
-        .await
-        .q()?
-        .iter()
-        .map(|f| {
-            Ok(Follower {
-                user: f.try_get(0).q()?,
-                email: email_col(f, "email")?,
-                name: f.try_get("name").q()?,
-                locale: f.try_get("locale").q()?,
-                role: parse_col(f, "role")?,
-                source: parse_col(f, "source")?,
-                bouncing: f.try_get("bouncing").q()?,
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Invalid(format!("ticket {id} {what}: {e}"))
+        };
+        let followers_json: String = r.try_get("followers").q()?;
+        type Row = (i64, String, String, String, String, String, bool);
+        let rows: Vec<Row> =
+            serde_json::from_str(&followers_json).map_err(|e| bad("followers", &e))?;
+        let followers = rows
+            .into_iter()
+            .map(|(user, email, name, locale, role, source, bouncing)| {
+                Ok(Follower {
+                    user,
+                    email: EmailAddress::parse(&email).map_err(|e| bad("follower email", &e))?,
+                    name,
+                    locale,
+                    role: role.parse().map_err(|e| bad("follower role", &e))?,
+                    source: source.parse().map_err(|e| bad("follower source", &e))?,
+                    bouncing,
+                })
             })
-        })
-        .collect::<Result<Vec<_>>>()?;
-        let orgs = sqlx::query_scalar(
-            "SELECT org_id FROM ticket_orgs WHERE ticket_id = ?1 ORDER BY org_id",
-        )
-        .bind(id)
-        .fetch_all(&mut *self.tx)
-        .await
-        .q()?;
+            .collect::<Result<Vec<_>>>()?;
+        let orgs_json: String = r.try_get("orgs").q()?;
+        let orgs: Vec<OrgId> = serde_json::from_str(&orgs_json).map_err(|e| bad("orgs", &e))?;
         Ok(Some(TicketState {
             id: r.try_get(0).q()?,
             subject: r.try_get(1).q()?,
@@ -470,21 +473,25 @@ impl Tx for SqliteTx {
         kind: RefKind,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let now = format_ts(now);
-        for id in ids {
-            sqlx::query(
-                "INSERT INTO message_refs (message_id, ticket_id, kind, created_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (message_id) DO UPDATE SET kind = excluded.kind
-                 WHERE message_refs.kind = 'referenced' AND excluded.kind <> 'referenced'",
-            )
-            .bind(id.as_str())
-            .bind(ticket)
-            .bind(kind.as_str())
-            .bind(&now)
-            .execute(&mut *self.tx)
-            .await
-            .q()?;
+        if ids.is_empty() {
+            return Ok(());
         }
+        // All ids in one statement (a round trip each would dominate ingest).
+        let list = serde_json::to_string(&ids.iter().map(MessageId::as_str).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO message_refs (message_id, ticket_id, kind, created_at)
+             SELECT value, ?2, ?3, ?4 FROM json_each(?1) WHERE true
+             ON CONFLICT (message_id) DO UPDATE SET kind = excluded.kind
+             WHERE message_refs.kind = 'referenced' AND excluded.kind <> 'referenced'",
+        )
+        .bind(list)
+        .bind(ticket)
+        .bind(kind.as_str())
+        .bind(format_ts(now))
+        .execute(&mut *self.tx)
+        .await
+        .q()?;
         Ok(())
     }
 
