@@ -12,6 +12,8 @@ use ticketgate::domain::ticket::Role;
 use ticketgate::ingest::Delivery;
 use ticketgate::store::NewUser;
 
+mod common;
+
 const FOLLOWERS: usize = 1000;
 const RUNS: usize = 5;
 
@@ -137,13 +139,14 @@ async fn main() -> anyhow::Result<()> {
     let (min, max) = rates
         .iter()
         .fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
-    println!("| benchmark | setup | runs | median | min | max |");
-    println!("|---|---|---|---|---|---|");
+    println!("| benchmark | setup | result | peak RSS |");
+    println!("|---|---|---|---|");
     println!(
-        "| notification fan-out | 1 comment -> {FOLLOWERS} recipients, SQLite, Postfix on loopback (accepted after DATA), {concurrency} SMTP connections | {RUNS} | {:.0} msg/s | {:.0} | {:.0} |",
+        "| notification fan-out | 1 comment -> {FOLLOWERS} recipients, SQLite, Postfix on loopback (accepted after DATA), {concurrency} SMTP connections; {RUNS} runs, median | {:.0} msg/s (min {:.0}, max {:.0}) | {:.0} MB |",
         median(rates.clone()),
         min,
-        max
+        max,
+        common::peak_rss_mb()
     );
     Ok(())
 }

@@ -17,6 +17,9 @@ use ticketgate::source::imap::{ImapPoller, ImapState};
 use ticketgate::store::LogFilter;
 use tokio_util::sync::CancellationToken;
 
+mod common;
+use common::{message, peak_rss_mb};
+
 const DRAIN: usize = 10_000;
 const LATENCY: usize = 200;
 
@@ -50,27 +53,6 @@ fn add_user(addr: &str) {
             .unwrap()
             .success()
     );
-}
-
-/// A ~3 KB message; odd ones reply to the one before (half the mail threads).
-fn message(i: usize, run: &str, to: &str) -> Vec<u8> {
-    let mut headers = format!(
-        "From: Customer {i} <c{}@customer.test>\r\nTo: {to}\r\nMessage-ID: <m{i}-{run}@customer.test>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n",
-        i / 2
-    );
-    if i % 2 == 1 {
-        headers.push_str(&format!(
-            "In-Reply-To: <m{}-{run}@customer.test>\r\nSubject: Re: Request {}\r\n",
-            i - 1,
-            i - 1
-        ));
-    } else {
-        headers.push_str(&format!("Subject: Request {i}\r\n"));
-    }
-    let line = "The quarterly export stops at row 4096 and the log shows a timeout from the reporting service.\r\n";
-    let body = line.repeat(3000 / line.len());
-    format!("{headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}")
-        .into_bytes()
 }
 
 async fn app(dir: &std::path::Path) -> anyhow::Result<App> {
@@ -148,6 +130,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let drain_secs = start.elapsed().as_secs_f64();
+    let drain_rss = peak_rss_mb(); // before the latency part adds to it
     cancel.cancel();
     task.await?;
     session.select("INBOX").await?;
@@ -187,18 +170,20 @@ async fn main() -> anyhow::Result<()> {
     task.await?;
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
 
-    println!("| benchmark | setup | result |");
-    println!("|---|---|---|");
+    println!("| benchmark | setup | result | peak RSS |");
+    println!("|---|---|---|---|");
     println!(
-        "| IMAP drain | {DRAIN} messages (~3 KB, half replies) in one Dovecot INBOX -> SQLite (WAL, synchronous=FULL), fetched in batches of 100, moved to Processed | {:.0} msg/s ({drain_secs:.1} s; {} left in INBOX) |",
+        "| IMAP drain | {DRAIN} messages (~3 KB, half replies) in one Dovecot INBOX -> SQLite (WAL, synchronous=FULL), fetched in batches of 100, moved to Processed | {:.0} msg/s ({drain_secs:.1} s; {} left in INBOX) | {:.0} MB |",
         DRAIN as f64 / drain_secs,
-        left.len()
+        left.len(),
+        drain_rss
     );
     println!(
-        "| IDLE latency | {LATENCY} messages one at a time, Postfix SMTP acceptance -> committed outcome (Dovecot notifies ~500 ms after delivery) | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms |",
+        "| IDLE latency | {LATENCY} messages one at a time, Postfix SMTP acceptance -> committed outcome (Dovecot notifies ~500 ms after delivery) | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms | {:.0} MB |",
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
-        latencies.last().unwrap()
+        latencies.last().unwrap(),
+        peak_rss_mb()
     );
     Ok(())
 }
