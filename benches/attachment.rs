@@ -16,24 +16,10 @@ use ticketgate::domain::outcome::Outcome;
 use ticketgate::ingest::Delivery;
 
 mod common;
-use common::{median, peak_rss_mb};
+use common::{median, peak_rss_mb, rss_mb};
 
 const RUNS: usize = 3;
 const SIZE: usize = 25 * 1024 * 1024 + 2; // a multiple of 3
-
-/// Current resident set size in MB (`VmRSS`), to show what the raw message
-/// itself costs before ingest starts.
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 /// The message, built without ever holding the 25 MB of bytes themselves
 /// (only the ~34 MB encoded form), so the process's peak RSS is not inflated

@@ -55,11 +55,6 @@ fn mailstack_env() -> (String, u16) {
     )
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (host, port) = mailstack_env();
@@ -143,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|");
     println!(
         "| notification fan-out | 1 comment -> {FOLLOWERS} recipients, SQLite, Postfix on loopback (accepted after DATA), {concurrency} SMTP connections; {RUNS} runs, median | {:.0} msg/s (min {:.0}, max {:.0}) | {:.0} MB |",
-        median(rates.clone()),
+        common::median(rates.clone()),
         min,
         max,
         common::peak_rss_mb()

@@ -14,35 +14,13 @@ use lettre::AsyncTransport;
 use ticketgate::app::App;
 use ticketgate::config::{MailboxKind, MailboxSettings, Settings, Span, TlsMode};
 use ticketgate::source::imap::{ImapPoller, ImapState};
-use ticketgate::store::LogFilter;
 use tokio_util::sync::CancellationToken;
 
 mod common;
-use common::{message, peak_rss_mb};
+use common::{count, message, peak_rss_mb, percentile, stack};
 
 const DRAIN: usize = 10_000;
 const LATENCY: usize = 200;
-
-fn stack() -> HashMap<String, String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailstack.sh");
-    let out = Command::new(script)
-        .arg("start")
-        .output()
-        .expect("mailstack runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("export ")?
-                .split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect()
-}
 
 fn add_user(addr: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailstack.sh");
@@ -81,18 +59,6 @@ fn mailbox(env: &HashMap<String, String>, user: &str) -> MailboxSettings {
         poll_interval: Span(Duration::from_millis(100)),
         ..MailboxSettings::default()
     }
-}
-
-async fn count(app: &App) -> usize {
-    app.store
-        .list_log(&LogFilter::default())
-        .await
-        .map(|r| r.len())
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[tokio::main]

@@ -19,34 +19,12 @@ use std::time::{Duration, Instant};
 use lettre::AsyncTransport;
 use ticketgate::app::App;
 use ticketgate::config::Settings;
-use ticketgate::store::LogFilter;
 
 mod common;
-use common::message;
+use common::{count, message, percentile, stack};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ticketgate");
 const N: usize = 200;
-
-fn stack() -> HashMap<String, String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailstack.sh");
-    let out = Command::new(script)
-        .arg("start")
-        .output()
-        .expect("mailstack runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("export ")?
-                .split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect()
-}
 
 /// A fresh work dir with a config file and a migrated database whose org
 /// domain is customer.test; returns the open app (to watch the log) and the config.
@@ -63,18 +41,6 @@ async fn setup(work: &Path) -> anyhow::Result<(App, PathBuf)> {
         .add_org("Customers", "customers", &["customer.test".into()])
         .await?;
     Ok((app, config))
-}
-
-async fn count(app: &App) -> usize {
-    app.store
-        .list_log(&LogFilter::default())
-        .await
-        .map(|r| r.len())
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn summary(mut ms: Vec<f64>) -> String {

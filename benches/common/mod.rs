@@ -31,13 +31,59 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
 
 /// Peak resident set size of this process so far, in MB (Linux `VmHWM`).
 pub fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// Current resident set size of this process, in MB (Linux `VmRSS`).
+pub fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+fn status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `p` (0..=1) of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Starts the test mail stack (`scripts/mailstack.sh start`) and returns
+/// the variables it exports (`TICKETGATE_TEST_*`).
+pub fn stack() -> std::collections::HashMap<String, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailstack.sh");
+    let out = std::process::Command::new(script)
+        .arg("start")
+        .output()
+        .expect("mailstack runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("export ")?
+                .split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Deliveries recorded so far (every outcome).
+pub async fn count(app: &ticketgate::app::App) -> usize {
+    app.store
+        .list_log(&ticketgate::store::LogFilter::default())
+        .await
+        .map(|r| r.len())
+        .unwrap_or(0)
 }
