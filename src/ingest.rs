@@ -327,11 +327,7 @@ impl Ingestor {
         deliveries: &[Delivery<'_>],
     ) -> Result<Vec<IngestReport>, IngestError> {
         if deliveries.len() < 2 {
-            let mut out = Vec::with_capacity(deliveries.len());
-            for d in deliveries {
-                out.push(self.ingest(*d).await?);
-            }
-            return Ok(out);
+            return self.one_by_one(deliveries).await;
         }
         let started = std::time::Instant::now();
         let prepared: Vec<Prepared> = deliveries.iter().map(|d| self.prepare(d)).collect();
@@ -345,14 +341,21 @@ impl Ingestor {
             }
             Err(IngestError::Store(StoreError::Conflict(what))) => {
                 tracing::debug!(%what, "write conflict in a batch, recording one by one");
-                let mut out = Vec::with_capacity(deliveries.len());
-                for d in deliveries {
-                    out.push(self.ingest(*d).await?);
-                }
-                Ok(out)
+                self.one_by_one(deliveries).await
             }
             Err(e) => Err(e),
         }
+    }
+
+    async fn one_by_one(
+        &self,
+        deliveries: &[Delivery<'_>],
+    ) -> Result<Vec<IngestReport>, IngestError> {
+        let mut out = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            out.push(self.ingest(*d).await?);
+        }
+        Ok(out)
     }
 
     async fn ingest_together(

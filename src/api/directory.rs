@@ -244,10 +244,7 @@ pub async fn list_messages(
                 .ok_or_else(|| ApiError::bad_request(format!("unknown outcome {o:?}")))
         })
         .transpose()?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be between 1 and 500"));
-    }
+    let limit = super::page_limit(q.limit)?;
     let messages = state
         .ingestor()
         .store()
@@ -257,9 +254,7 @@ pub async fn list_messages(
             after: q.after,
         })
         .await?;
-    let next = (messages.len() as i64 == limit)
-        .then(|| messages.last().map(|m| m.id))
-        .flatten();
+    let next = super::next_page(&messages, limit, |m| m.id);
     Ok(Json(MessagePage { messages, next }))
 }
 

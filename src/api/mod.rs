@@ -33,6 +33,27 @@ mod directory;
 mod schema;
 mod tickets;
 
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+
+/// A list endpoint's page size: `limit`, default 50, at most 500.
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    Ok(limit)
+}
+
+/// The `after` value for the next page: the last id of a full page, else none.
+fn next_page<T>(items: &[T], limit: i64, id: impl Fn(&T) -> i64) -> Option<i64> {
+    (items.len() as i64 == limit)
+        .then(|| items.last().map(id))
+        .flatten()
+}
+
 /// Request bodies larger than this are refused with 413 before parsing.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 

@@ -17,9 +17,6 @@ use crate::domain::ticket::{self, Priority, Status};
 use crate::effects::{self, Author, Changes, Failure, RuleInput};
 use crate::store::{CommentSource, TicketFilter, TicketState, TicketSummary, TicketView, Tx};
 
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 500;
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TicketQuery {
@@ -62,12 +59,7 @@ pub async fn list_tickets(
         .map(EmailAddress::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("requester: {e}")))?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
+    let limit = super::page_limit(q.limit)?;
     let tickets = state
         .ingestor()
         .store()
@@ -79,9 +71,7 @@ pub async fn list_tickets(
             after: q.after,
         })
         .await?;
-    let next = (tickets.len() as i64 == limit)
-        .then(|| tickets.last().map(|t| t.id))
-        .flatten();
+    let next = super::next_page(&tickets, limit, |t| t.id);
     Ok(Json(TicketPage { tickets, next }))
 }
 
