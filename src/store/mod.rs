@@ -24,7 +24,7 @@ pub use time_text::{format_ts, parse_ts};
 pub enum StoreError {
     /// Busy, locked, I/O, pool exhaustion: worth retrying later.
     #[error("database temporarily unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
     /// A uniqueness rule fired; the caller may retry and will see the winner.
     #[error("conflicting write: {0}")]
     Conflict(String),
@@ -33,7 +33,7 @@ pub enum StoreError {
     #[error("invalid: {0}")]
     Invalid(String),
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] BoxError),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -43,6 +43,9 @@ impl StoreError {
         matches!(self, StoreError::Unavailable(_) | StoreError::Conflict(_))
     }
 }
+
+/// The driver's error (sqlx, or rusqlite on SQLite's write connection).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

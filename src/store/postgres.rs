@@ -56,17 +56,17 @@ fn map_err(e: sqlx::Error) -> StoreError {
                 return StoreError::Conflict(db.message().to_string());
             }
             if db.code().is_some_and(|c| transient_sqlstate(&c)) {
-                StoreError::Unavailable(e)
+                StoreError::Unavailable(e.into())
             } else {
-                StoreError::Database(e)
+                StoreError::Database(e.into())
             }
         }
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
-        _ => StoreError::Database(e),
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.into()),
+        _ => StoreError::Database(e.into()),
     }
 }
 
