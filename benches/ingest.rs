@@ -185,6 +185,9 @@ async fn main() -> anyhow::Result<()> {
         rates.push(n as f64 / ingesting.as_secs_f64());
         let tickets = app.store.list_tickets(&Default::default()).await?.len();
         assert_eq!(tickets, n / 2 + n % 2, "every other message opens a ticket");
+        if std::env::var_os("TICKETGATE_BENCH_KEEP").is_some() {
+            eprintln!("kept {}", dir.keep().display()); // for inspecting the database
+        }
     }
     println!(
         "| full ingest, {backend} | {n} messages (~3 KB, half replies, senders auto-registered, notifications queued), committed {batch} per transaction; 3 runs, median | {:.0} msg/s (runs: {}) | {:.0} MB |",

@@ -111,7 +111,6 @@ fn re(pattern: &str) -> Regex {
 static ATTR_START: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?x)^[-*\s]*(?:
         (?:On|At|Am|Le|El|Il|Op|Em|Às|Den|På|Dnia|W\sdniu|In\sdata|No\sdia|Il\sgiorno)\s.*\d
-      | .*\sschrieb\s+am\s
       | 在.*\d
       | \d{1,2}\.?\s+\p{L}+\.?,?\s+\d{4}
       | \p{L}{2,12}\.?,?\s+\d{1,2}\.?\s+\p{L}+\.?,?\s+\d{4}
@@ -119,6 +118,33 @@ static ATTR_START: LazyLock<Regex> = LazyLock::new(|| {
       | \d{4}[-/.]\d{1,2}[-/.]\d{1,2}\s
     )")
 });
+
+/// German Outlook's attribution, which may start anywhere on the line. Kept
+/// out of `ATTR_START` so that one stays anchored and gives up after a word.
+static ATTR_SCHRIEB: LazyLock<Regex> = LazyLock::new(|| re(r"\sschrieb\s+am\s"));
+
+fn is_attr_start(line: &str) -> bool {
+    ATTR_START.is_match(line) || (line.contains("schrieb") && ATTR_SCHRIEB.is_match(line))
+}
+
+/// `ATTR_END`, after the cheap test every match passes (ends in a colon or a
+/// dash once trailing stars and spaces are gone): most lines fail it.
+fn is_attr_end(line: &str) -> bool {
+    line.trim_end_matches('*')
+        .trim_end()
+        .ends_with([':', '：', '-'])
+        && ATTR_END.is_match(line)
+}
+
+/// Every forward marker has a colon or a run of dashes.
+fn is_forward(line: &str) -> bool {
+    (line.contains("--") || line.contains([':', '：'])) && FORWARD.is_match(line)
+}
+
+/// Every header field has a colon.
+fn is_field(line: &str) -> bool {
+    line.contains([':', '：']) && FIELD.is_match(line)
+}
 
 /// Attributions that are complete on one line without a verb (Gmail's ISO and
 /// old formats): `2026-11-23 09:14 GMT+01:00 Alice`, `2026/11/23 Alice <a@x>`.
@@ -480,7 +506,7 @@ impl<'a> Doc<'a> {
     fn attribution_at(&self, i: usize, code: &[bool], next_nonblank: &[usize]) -> Option<usize> {
         let n = self.lines.len();
         let line = self.lines[i].trim();
-        if ATTR_START.is_match(line) {
+        if is_attr_start(line) {
             // Look for the end of a possibly wrapped header.
             let mut joined = String::new();
             let mut blanks = 0;
@@ -504,7 +530,7 @@ impl<'a> Doc<'a> {
                 let l = l.trim();
                 joined.push(' ');
                 joined.push_str(l);
-                let ends = ATTR_END.is_match(l);
+                let ends = is_attr_end(l);
                 if (ends && ATTR_VERB.is_match(&joined)) || ATTR_END_ADDRESS.is_match(l) {
                     // Clients always name an address or a time, or quote below;
                     // "On 3 servers … the log wrote:" in prose does neither.
@@ -515,7 +541,7 @@ impl<'a> Doc<'a> {
                     }
                     break;
                 }
-                if j > i && ATTR_START.is_match(l) {
+                if j > i && is_attr_start(l) {
                     break;
                 }
             }
@@ -525,7 +551,7 @@ impl<'a> Doc<'a> {
         }
         // A verb line alone ("Alice <a@x> wrote:", Thunderbird's "Alice wrote:")
         // needs evidence: an address, a time, or a quote right below it.
-        if line.len() <= 300 && ATTR_VERB.is_match(line) && ATTR_END.is_match(line) {
+        if line.len() <= 300 && is_attr_end(line) && ATTR_VERB.is_match(line) {
             let below = next_nonblank.get(i + 1).copied().unwrap_or(n);
             let quote_below = below < n && self.kind[below] == Kind::Quote;
             if line.contains('@') || TIME.is_match(line) || quote_below {
@@ -538,7 +564,7 @@ impl<'a> Doc<'a> {
     /// An Outlook-style header block (`From:`, `Sent:`, `To:`, `Subject:` in
     /// any of our languages) starting at line `i`: returns one past its end.
     fn header_block_at(&self, i: usize) -> Option<usize> {
-        if !FIELD.is_match(head(self.lines[i], MAX_CLASSIFIED_LINE)) {
+        if !is_field(head(self.lines[i], MAX_CLASSIFIED_LINE)) {
             return None;
         }
         let n = self.lines.len();
@@ -552,7 +578,7 @@ impl<'a> Doc<'a> {
             if RAW_FIELD.is_match(l) {
                 return None;
             }
-            if FIELD.is_match(l) {
+            if is_field(l) {
                 fields += 1;
                 from |= FROM_FIELD.is_match(l);
                 continuation = 0;
@@ -590,10 +616,10 @@ fn classify_line(line: &str, code: bool) -> Kind {
         return Kind::Quote;
     }
     let t = line.trim();
-    if FORWARD.is_match(t) {
+    if is_forward(t) {
         return Kind::Forward;
     }
-    if ORIGINAL_MESSAGE.is_match(t) {
+    if t.contains("--") && ORIGINAL_MESSAGE.is_match(t) {
         return Kind::Original;
     }
     if line.trim_end() == "--" {
@@ -694,7 +720,7 @@ pub fn extract_text(text: &str) -> Extracted {
             }
             Kind::Quote
                 if (i == 0 || kind[i - 1] != Kind::Quote)
-                    && FORWARD.is_match(head(dequote(doc.lines[i]), MAX_CLASSIFIED_LINE)) =>
+                    && is_forward(head(dequote(doc.lines[i]), MAX_CLASSIFIED_LINE)) =>
             {
                 // Apple Mail quotes what it forwards: still a forward.
                 forwarded = true;
@@ -886,7 +912,7 @@ pub fn extract_html(html: &str) -> Extracted {
     if let Some(cut) = cut {
         let theirs = super::mail::html_to_text(&html[cut..]);
         let first = theirs.lines().find(|l| !is_blank(l)).unwrap_or("");
-        if !FORWARD.is_match(head(first, MAX_CLASSIFIED_LINE)) {
+        if !is_forward(head(first, MAX_CLASSIFIED_LINE)) {
             let mut got = extract_converted(&super::mail::html_to_text(&html[..cut]));
             let theirs = theirs.trim();
             if !theirs.is_empty() {

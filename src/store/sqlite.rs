@@ -114,6 +114,7 @@ impl SqliteStore {
             .await
             .q()?;
         let writer = Arc::new(tokio::sync::Mutex::new(open_writer(url)?));
+        spawn_checkpointer(url, Arc::downgrade(&writer))?;
         Ok(Self { pool, writer })
     }
 
@@ -138,7 +139,49 @@ const BLOB_INLINE: usize = 1 << 20;
 /// ever prepared twice.
 const STATEMENT_CACHE: usize = 128;
 
+/// Pages the write connection keeps in memory (KiB, as a negative
+/// `cache_size`): enough for the indexes a batch touches, so they are not
+/// re-read from the OS or spilled mid-transaction.
+const WRITER_CACHE_KIB: i64 = 8 * 1024;
+
+/// How often the checkpointer thread looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
 fn open_writer(url: &str) -> Result<rusqlite::Connection> {
+    let conn = open_rusqlite(url)?;
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+        .r()?;
+    // Commits never checkpoint themselves: copying the WAL back into the
+    // database (and its fsync) would land on whichever delivery happened to
+    // cross the threshold. The checkpointer thread does it instead.
+    conn.pragma_update(None, "wal_autocheckpoint", 0).r()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Checkpoints the WAL beside the writer, PASSIVE so it never blocks a
+/// commit or a reader. It stops when the last `SqliteStore` clone is gone.
+fn spawn_checkpointer(
+    url: &str,
+    writer: std::sync::Weak<tokio::sync::Mutex<rusqlite::Connection>>,
+) -> Result<()> {
+    let conn = open_rusqlite(url)?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while writer.strong_count() > 0 {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "sqlite checkpoint failed; will retry");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(e.into()))?;
+    Ok(())
+}
+
+/// A connection with the settings every connection to the file shares.
+fn open_rusqlite(url: &str) -> Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let path = sqlite_path(url)
         .ok_or_else(|| StoreError::Invalid(format!("database url {url}: need a file path")))?;
@@ -155,7 +198,6 @@ fn open_writer(url: &str) -> Result<rusqlite::Connection> {
     conn.pragma_update(None, "journal_mode", "WAL").r()?;
     conn.pragma_update(None, "synchronous", "FULL").r()?;
     conn.pragma_update(None, "foreign_keys", "ON").r()?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
