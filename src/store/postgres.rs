@@ -23,7 +23,7 @@
 //! them with `store::format_ts`, so JSON is identical on both backends.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -204,8 +204,251 @@ impl PgStore {
     }
 }
 
-pub struct PgTx {
-    tx: Transaction<'static, sqlx::Postgres>,
+/// Writes whose result nobody reads, held back and sent together: one
+/// statement per flush instead of one round trip each. A message's blob,
+/// events, thread refs, org links, ticket touch and source cursor otherwise
+/// cost a round trip apiece, and on a busy 2-core machine the round trip, not
+/// the server's work, is what ingest waits for.
+///
+/// Order is kept where it is visible: a statement that reads or writes a table
+/// with held-back rows flushes first (`PgTx::flush_if`), and `commit` flushes
+/// everything. Errors (a unique or foreign-key violation) surface from the
+/// flush, still inside the transaction, so nothing commits past them.
+#[derive(Default)]
+struct Pending {
+    /// `Table` bits with held-back rows.
+    tables: u8,
+    blob_sha: Vec<String>,
+    blob_size: Vec<i64>,
+    blob_data: Vec<Vec<u8>>,
+    event_ticket: Vec<i64>,
+    event_kind: Vec<&'static str>,
+    event_actor: Vec<Option<i64>>,
+    event_data: Vec<String>,
+    event_at: Vec<OffsetDateTime>,
+    /// One entry per Message-ID, merged as consecutive upserts would have
+    /// left it (one statement cannot upsert the same row twice).
+    refs: Vec<(String, i64, RefKind, OffsetDateTime)>,
+    ticket_orgs: Vec<(i64, i64)>,
+    /// `update_ticket` per ticket, merged: the later call wins, an absent
+    /// Message-ID keeps the earlier one (as `COALESCE` would have).
+    ticket_updates: Vec<(i64, &'static str, Option<String>, OffsetDateTime)>,
+    cursors: Vec<(String, i64, i64, OffsetDateTime)>,
+}
+
+/// Tables `Pending` holds rows for, as bits of `Pending::tables`.
+struct Table;
+
+impl Table {
+    const BLOBS: u8 = 1;
+    const EVENTS: u8 = 2;
+    const REFS: u8 = 4;
+    const TICKET_ORGS: u8 = 8;
+    const TICKETS: u8 = 16;
+    const CURSORS: u8 = 32;
+    const ALL: u8 = 63;
+}
+
+/// Blobs up to this size wait for the flush; larger ones (attachments) are
+/// written at once rather than copied and held in memory.
+const HELD_BLOB_MAX: usize = 64 * 1024;
+
+/// The flush: one data-modifying CTE per table, each fed by `unnest` over
+/// parallel arrays (empty arrays write nothing). All CTEs run, referenced or
+/// not; foreign keys are checked at the end of the statement, so the order of
+/// the CTEs does not matter. Parameters `$1..$22`.
+macro_rules! flush_ctes {
+    () => {
+        "
+ held_blobs AS (INSERT INTO blobs (sha256, size, data)
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[]) ON CONFLICT (sha256) DO NOTHING),
+ held_events AS (INSERT INTO events (ticket_id, kind, actor_id, data, created_at)
+     SELECT * FROM unnest($4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::timestamptz[])),
+ held_refs AS (INSERT INTO message_refs (message_id, ticket_id, kind, created_at)
+     SELECT * FROM unnest($9::text[], $10::bigint[], $11::text[], $12::timestamptz[])
+     ON CONFLICT (message_id) DO UPDATE SET kind = excluded.kind
+     WHERE message_refs.kind = 'referenced' AND excluded.kind <> 'referenced'),
+ held_orgs AS (INSERT INTO ticket_orgs (ticket_id, org_id)
+     SELECT * FROM unnest($13::bigint[], $14::bigint[]) ON CONFLICT DO NOTHING),
+ held_tickets AS (UPDATE tickets SET status = u.status, last_message_id = COALESCE(u.last, tickets.last_message_id),
+                                     updated_at = u.at
+     FROM unnest($15::bigint[], $16::text[], $17::text[], $18::timestamptz[]) AS u (id, status, last, at)
+     WHERE tickets.id = u.id),
+ held_cursors AS (INSERT INTO source_cursors (source, validity, last_uid, updated_at)
+     SELECT * FROM unnest($19::text[], $20::bigint[], $21::bigint[], $22::timestamptz[])
+     ON CONFLICT (source) DO UPDATE SET
+         last_uid = CASE WHEN source_cursors.validity = excluded.validity
+                         THEN GREATEST(source_cursors.last_uid, excluded.last_uid) ELSE excluded.last_uid END,
+         validity = excluded.validity, updated_at = excluded.updated_at)"
+    };
+}
+
+/// The ingest log insert as the last part of a `WITH`, its 16 parameters
+/// numbered from `$1`, or from `$23` after `flush_ctes!`.
+macro_rules! log_insert {
+    (1) => {
+        log_insert!(@ "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16")
+    };
+    (23) => {
+        log_insert!(@ "$23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38")
+    };
+    (@ $params:literal) => {
+        concat!(
+            "log AS (INSERT INTO ingest_log (dedup_key, message_id, origin, raw_sha256, size, sender, subject, outcome,
+                                    reason, thread_reason, ticket_id, comment_id, duplicate_of, notify, received_at, replay_of)
+             VALUES (", $params, ") RETURNING id)
+             SELECT id FROM log"
+        )
+    };
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.tables == 0
+    }
+
+    fn put_blob(&mut self, sha256: &str, data: &[u8]) {
+        self.tables |= Table::BLOBS;
+        self.blob_sha.push(sha256.to_string());
+        self.blob_size.push(data.len() as i64);
+        self.blob_data.push(data.to_vec());
+    }
+
+    fn event(&mut self, e: &NewEvent) {
+        self.tables |= Table::EVENTS;
+        self.event_ticket.push(e.ticket_id);
+        self.event_kind.push(e.kind);
+        self.event_actor.push(e.actor_id);
+        self.event_data.push(e.data.to_string());
+        self.event_at.push(e.now);
+    }
+
+    /// Same result as upserting one by one: the first insert of an id wins
+    /// (ticket, time); a `referenced` entry is upgraded by the first later
+    /// kind that is not `referenced`, and then stays.
+    fn remember_ref(&mut self, id: &str, ticket: i64, kind: RefKind, now: OffsetDateTime) {
+        self.tables |= Table::REFS;
+        match self.refs.iter_mut().find(|r| r.0 == id) {
+            Some(held) => {
+                if held.2 == RefKind::Referenced && kind != RefKind::Referenced {
+                    held.2 = kind;
+                }
+            }
+            None => self.refs.push((id.to_string(), ticket, kind, now)),
+        }
+    }
+
+    fn attach_org(&mut self, ticket: i64, org: i64) {
+        self.tables |= Table::TICKET_ORGS;
+        if !self.ticket_orgs.contains(&(ticket, org)) {
+            self.ticket_orgs.push((ticket, org));
+        }
+    }
+
+    fn update_ticket(
+        &mut self,
+        ticket: i64,
+        status: &'static str,
+        last: Option<&str>,
+        now: OffsetDateTime,
+    ) {
+        self.tables |= Table::TICKETS;
+        match self.ticket_updates.iter_mut().find(|u| u.0 == ticket) {
+            Some(held) => {
+                held.1 = status;
+                if let Some(last) = last {
+                    held.2 = Some(last.to_string());
+                }
+                held.3 = now;
+            }
+            None => self
+                .ticket_updates
+                .push((ticket, status, last.map(str::to_string), now)),
+        }
+    }
+
+    /// False when a held cursor of the same source has another UIDVALIDITY:
+    /// merging across a validity change is not what two upserts do, so the
+    /// caller flushes first.
+    fn advance_cursor(
+        &mut self,
+        source: &str,
+        validity: i64,
+        uid: i64,
+        now: OffsetDateTime,
+    ) -> bool {
+        match self.cursors.iter_mut().find(|c| c.0 == source) {
+            Some(held) if held.1 != validity => return false,
+            Some(held) => {
+                held.2 = held.2.max(uid);
+                held.3 = now;
+            }
+            None => self.cursors.push((source.to_string(), validity, uid, now)),
+        }
+        self.tables |= Table::CURSORS;
+        true
+    }
+
+    /// Binds the held rows as `$1..$22` of `flush_ctes!`, leaving `self` empty.
+    fn bind<'q>(
+        &mut self,
+        q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let p = std::mem::take(self);
+        let (ref_ids, ref_tickets, ref_kinds, ref_at) = p.refs.into_iter().fold(
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            |mut v, (id, t, k, at)| {
+                v.0.push(id);
+                v.1.push(t);
+                v.2.push(k.as_str());
+                v.3.push(at);
+                v
+            },
+        );
+        let (org_tickets, org_ids): (Vec<i64>, Vec<i64>) = p.ticket_orgs.into_iter().unzip();
+        let (upd_ids, upd_status, upd_last, upd_at) = p.ticket_updates.into_iter().fold(
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            |mut v, (id, s, last, at)| {
+                v.0.push(id);
+                v.1.push(s);
+                v.2.push(last);
+                v.3.push(at);
+                v
+            },
+        );
+        let (cur_source, cur_validity, cur_uid, cur_at) = p.cursors.into_iter().fold(
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            |mut v, (s, validity, uid, at)| {
+                v.0.push(s);
+                v.1.push(validity);
+                v.2.push(uid);
+                v.3.push(at);
+                v
+            },
+        );
+        q.bind(p.blob_sha)
+            .bind(p.blob_size)
+            .bind(p.blob_data)
+            .bind(p.event_ticket)
+            .bind(p.event_kind)
+            .bind(p.event_actor)
+            .bind(p.event_data)
+            .bind(p.event_at)
+            .bind(ref_ids)
+            .bind(ref_tickets)
+            .bind(ref_kinds)
+            .bind(ref_at)
+            .bind(org_tickets)
+            .bind(org_ids)
+            .bind(upd_ids)
+            .bind(upd_status)
+            .bind(upd_last)
+            .bind(upd_at)
+            .bind(cur_source)
+            .bind(cur_validity)
+            .bind(cur_uid)
+            .bind(cur_at)
+    }
 }
 
 async fn user_where(
@@ -224,6 +467,49 @@ async fn user_where(
     .await
     .q()?;
     row.map(|r| user_from_row(&r)).transpose()
+}
+
+pub struct PgTx {
+    tx: Transaction<'static, sqlx::Postgres>,
+    /// Writes held back until a statement needs them (see `Pending`).
+    held: Pending,
+    /// Tickets whose row this transaction has locked, or created (invisible
+    /// to others until commit): reading their state again needs no lock
+    /// statement first, so it is one round trip.
+    locked: HashSet<TicketId>,
+    /// Answers about orgs, which no `Tx` method changes, asked once per
+    /// transaction: a batch of mail from one org asks once, not per message.
+    domain_orgs: HashMap<String, Option<OrgId>>,
+    slugs: HashMap<OrgId, String>,
+    leads: HashMap<OrgId, Vec<User>>,
+}
+
+impl PgTx {
+    fn new(tx: Transaction<'static, sqlx::Postgres>) -> Self {
+        Self {
+            tx,
+            held: Pending::default(),
+            locked: HashSet::new(),
+            domain_orgs: HashMap::new(),
+            slugs: HashMap::new(),
+            leads: HashMap::new(),
+        }
+    }
+
+    /// Sends the held-back writes if any of them are to `tables`: called by
+    /// every statement that reads or writes one of those tables (or refers
+    /// to them by foreign key), so it sees what came before it.
+    async fn flush_if(&mut self, tables: u8) -> Result<()> {
+        if self.held.tables & tables == 0 {
+            return Ok(());
+        }
+        self.held
+            .bind(sqlx::query(concat!("WITH", flush_ctes!(), " SELECT 1")))
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(())
+    }
 }
 
 /// A ticket list row: id, subject, status, priority, requester email, org slug, updated_at.
@@ -253,8 +539,12 @@ fn user_from_row(r: &PgRow) -> Result<User> {
 }
 
 async fn insert_user(conn: &mut PgConnection, user: &NewUser, now: OffsetDateTime) -> Result<User> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO users (email, name, role, org_id, locale, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    // The new row with its org's slug in the same round trip.
+    let row = sqlx::query(
+        "WITH u AS (INSERT INTO users (email, name, role, org_id, locale, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+                    RETURNING id, email, name, role, org_id, locale, bouncing)
+         SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+         FROM u LEFT JOIN orgs o ON o.id = u.org_id",
     )
     .bind(user.email.as_str())
     .bind(clean(&user.name))
@@ -265,9 +555,7 @@ async fn insert_user(conn: &mut PgConnection, user: &NewUser, now: OffsetDateTim
     .fetch_one(&mut *conn)
     .await
     .q()?;
-    user_where(conn, None, Some(id))
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+    user_from_row(&row)
 }
 
 async fn org_where(conn: &mut PgConnection, key: &str) -> Result<Option<Org>> {
@@ -324,6 +612,10 @@ async fn org_details(
 #[async_trait]
 impl Tx for PgTx {
     async fn put_blob(&mut self, sha256: &str, data: &[u8]) -> Result<()> {
+        if data.len() <= HELD_BLOB_MAX {
+            self.held.put_blob(sha256, data);
+            return Ok(());
+        }
         sqlx::query("INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
             .bind(sha256)
             .bind(data.len() as i64)
@@ -358,11 +650,17 @@ impl Tx for PgTx {
     }
 
     async fn org_for_domain(&mut self, domain: &str) -> Result<Option<OrgId>> {
-        sqlx::query_scalar("SELECT org_id FROM org_domains WHERE domain = $1")
-            .bind(domain.to_ascii_lowercase())
+        let domain = domain.to_ascii_lowercase();
+        if let Some(org) = self.domain_orgs.get(&domain) {
+            return Ok(*org);
+        }
+        let org = sqlx::query_scalar("SELECT org_id FROM org_domains WHERE domain = $1")
+            .bind(&domain)
             .fetch_optional(&mut *self.tx)
             .await
-            .q()
+            .q()?;
+        self.domain_orgs.insert(domain, org);
+        Ok(org)
     }
 
     async fn insert_user(&mut self, user: &NewUser, now: OffsetDateTime) -> Result<User> {
@@ -371,14 +669,20 @@ impl Tx for PgTx {
 
     async fn tickets_of(&mut self, ids: &[MessageId]) -> Result<HashMap<MessageId, TicketId>> {
         let mut out = HashMap::new();
-        for id in ids {
-            let ticket: Option<i64> =
-                sqlx::query_scalar("SELECT ticket_id FROM message_refs WHERE message_id = $1")
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *self.tx)
-                    .await
-                    .q()?;
-            if let Some(ticket) = ticket {
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        self.flush_if(Table::REFS).await?;
+        let keys: Vec<&str> = ids.iter().map(MessageId::as_str).collect();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT message_id, ticket_id FROM message_refs WHERE message_id = ANY($1::text[])",
+        )
+        .bind(&keys)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?;
+        for (key, ticket) in rows {
+            if let Some(id) = ids.iter().find(|id| id.as_str() == key) {
                 out.insert(id.clone(), ticket);
             }
         }
@@ -386,62 +690,70 @@ impl Tx for PgTx {
     }
 
     async fn ticket_state(&mut self, id: TicketId) -> Result<Option<TicketState>> {
-        let Some(r) = sqlx::query(
+        self.flush_if(Table::TICKETS | Table::TICKET_ORGS).await?;
+        if !self.locked.contains(&id) {
             // The row lock serializes concurrent changes to one ticket: a second
             // transaction waits here and then reads what the first committed.
-            "SELECT id, subject, status, priority, requester_id, root_message_id, last_message_id FROM tickets WHERE id = $1
-             FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .q()?
-        else {
-            return Ok(None);
-        };
-        let followers = sqlx::query(
-            "SELECT f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing FROM followers f JOIN users u ON u.id = f.user_id
-             WHERE f.ticket_id = $1 ORDER BY f.created_at, f.user_id",
+            // The read below is a separate statement so that its snapshot is
+            // taken after the wait (READ COMMITTED: one snapshot per statement).
+            let found = sqlx::query("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .q()?;
+            if found.is_none() {
+                return Ok(None);
+            }
+            self.locked.insert(id);
+        }
+        // The ticket, its orgs and one row per follower, in one round trip.
+        let rows = sqlx::query(
+            "SELECT t.id, t.subject, t.status, t.priority, t.requester_id, t.root_message_id, t.last_message_id,
+                    ARRAY(SELECT org_id FROM ticket_orgs WHERE ticket_id = t.id ORDER BY org_id) AS orgs,
+                    f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing
+             FROM tickets t
+             LEFT JOIN followers f ON f.ticket_id = t.id
+             LEFT JOIN users u ON u.id = f.user_id
+             WHERE t.id = $1
+             ORDER BY f.created_at, f.user_id",
         )
         .bind(id)
         .fetch_all(&mut *self.tx)
         .await
-        .q()?
-        .iter()
-        .map(|f| {
-            Ok(Follower {
-                user: f.try_get(0).q()?,
+        .q()?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let mut followers = Vec::with_capacity(rows.len());
+        for f in &rows {
+            let Some(user) = f.try_get::<Option<i64>, _>("user_id").q()? else {
+                continue;
+            };
+            followers.push(Follower {
+                user,
                 email: email_col(f, "email")?,
                 name: f.try_get("name").q()?,
                 locale: f.try_get("locale").q()?,
                 role: parse_col(f, "role")?,
                 source: parse_col(f, "source")?,
                 bouncing: f.try_get("bouncing").q()?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-        let orgs = sqlx::query_scalar(
-            "SELECT org_id FROM ticket_orgs WHERE ticket_id = $1 ORDER BY org_id",
-        )
-        .bind(id)
-        .fetch_all(&mut *self.tx)
-        .await
-        .q()?;
+            });
+        }
         Ok(Some(TicketState {
             id: r.try_get(0).q()?,
             subject: r.try_get(1).q()?,
-            status: parse_col(&r, "status")?,
-            priority: opt_parse_col(&r, "priority")?,
+            status: parse_col(r, "status")?,
+            priority: opt_parse_col(r, "priority")?,
             requester_id: r.try_get(4).q()?,
-            root_message_id: opt_message_id(&r, "root_message_id")?,
-            last_message_id: opt_message_id(&r, "last_message_id")?,
+            root_message_id: opt_message_id(r, "root_message_id")?,
+            last_message_id: opt_message_id(r, "last_message_id")?,
             followers,
-            orgs,
+            orgs: r.try_get("orgs").q()?,
         }))
     }
 
     async fn insert_ticket(&mut self, nt: &NewTicket) -> Result<TicketId> {
-        sqlx::query_scalar(
+        let id = sqlx::query_scalar(
             "INSERT INTO tickets (subject, status, requester_id, org_id, root_message_id, last_message_id, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $5, $6, $6) RETURNING id",
         )
@@ -453,7 +765,9 @@ impl Tx for PgTx {
         .bind(nt.now)
         .fetch_one(&mut *self.tx)
         .await
-        .q()
+        .q()?;
+        self.locked.insert(id);
+        Ok(id)
     }
 
     async fn add_follower(
@@ -478,14 +792,7 @@ impl Tx for PgTx {
     }
 
     async fn attach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO ticket_orgs (ticket_id, org_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(ticket)
-        .bind(org)
-        .execute(&mut *self.tx)
-        .await
-        .q()?;
+        self.held.attach_org(ticket, org);
         Ok(())
     }
 
@@ -510,6 +817,7 @@ impl Tx for PgTx {
     }
 
     async fn insert_attachment(&mut self, a: &NewAttachment) -> Result<i64> {
+        self.flush_if(Table::BLOBS).await?;
         sqlx::query_scalar(
             "INSERT INTO attachments (comment_id, filename, content_type, size, blob_sha256) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -524,15 +832,7 @@ impl Tx for PgTx {
     }
 
     async fn insert_event(&mut self, e: &NewEvent) -> Result<()> {
-        sqlx::query("INSERT INTO events (ticket_id, kind, actor_id, data, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(e.ticket_id)
-            .bind(e.kind)
-            .bind(e.actor_id)
-            .bind(e.data.to_string())
-            .bind(e.now)
-            .execute(&mut *self.tx)
-            .await
-            .q()?;
+        self.held.event(e);
         Ok(())
     }
 
@@ -544,18 +844,7 @@ impl Tx for PgTx {
         now: OffsetDateTime,
     ) -> Result<()> {
         for id in ids {
-            sqlx::query(
-                "INSERT INTO message_refs (message_id, ticket_id, kind, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (message_id) DO UPDATE SET kind = excluded.kind
-                 WHERE message_refs.kind = 'referenced' AND excluded.kind <> 'referenced'",
-            )
-            .bind(id.as_str())
-            .bind(ticket)
-            .bind(kind.as_str())
-            .bind(now)
-            .execute(&mut *self.tx)
-            .await
-            .q()?;
+            self.held.remember_ref(id.as_str(), ticket, kind, now);
         }
         Ok(())
     }
@@ -567,16 +856,8 @@ impl Tx for PgTx {
         last: Option<&MessageId>,
         now: OffsetDateTime,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE tickets SET status = $2, last_message_id = COALESCE($3, last_message_id), updated_at = $4 WHERE id = $1",
-        )
-        .bind(ticket)
-        .bind(status.as_str())
-        .bind(last.map(MessageId::as_str))
-        .bind(now)
-        .execute(&mut *self.tx)
-        .await
-        .q()?;
+        self.held
+            .update_ticket(ticket, status.as_str(), last.map(MessageId::as_str), now);
         Ok(())
     }
 
@@ -586,6 +867,7 @@ impl Tx for PgTx {
         priority: Priority,
         now: OffsetDateTime,
     ) -> Result<()> {
+        self.flush_if(Table::TICKETS).await?;
         sqlx::query("UPDATE tickets SET priority = $2, updated_at = $3 WHERE id = $1")
             .bind(ticket)
             .bind(priority.as_str())
@@ -602,6 +884,7 @@ impl Tx for PgTx {
         release: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
+        self.flush_if(Table::TICKETS).await?;
         sqlx::query("UPDATE tickets SET release = $2, updated_at = $3 WHERE id = $1")
             .bind(ticket)
             .bind(clean(release))
@@ -623,6 +906,7 @@ impl Tx for PgTx {
     }
 
     async fn detach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<bool> {
+        self.flush_if(Table::TICKET_ORGS).await?;
         let done = sqlx::query("DELETE FROM ticket_orgs WHERE ticket_id = $1 AND org_id = $2")
             .bind(ticket)
             .bind(org)
@@ -633,11 +917,30 @@ impl Tx for PgTx {
     }
 
     async fn org_slugs(&mut self, ids: &[OrgId]) -> Result<Vec<String>> {
-        sqlx::query_scalar("SELECT slug FROM orgs WHERE id = ANY($1) ORDER BY slug")
-            .bind(ids)
-            .fetch_all(&mut *self.tx)
-            .await
-            .q()
+        let missing: Vec<OrgId> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.slugs.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            let rows: Vec<(i64, String)> =
+                sqlx::query_as("SELECT id, slug FROM orgs WHERE id = ANY($1)")
+                    .bind(&missing)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .q()?;
+            self.slugs.extend(rows);
+        }
+        let mut found: Vec<OrgId> = ids.to_vec();
+        found.sort_unstable();
+        found.dedup();
+        // Byte order, as the "C" collation of the column sorts.
+        let mut slugs: Vec<String> = found
+            .iter()
+            .filter_map(|id| self.slugs.get(id).cloned())
+            .collect();
+        slugs.sort();
+        Ok(slugs)
     }
 
     async fn org_by_key(&mut self, name_or_slug: &str) -> Result<Option<Org>> {
@@ -645,7 +948,10 @@ impl Tx for PgTx {
     }
 
     async fn org_leads(&mut self, org: OrgId) -> Result<Vec<User>> {
-        sqlx::query(
+        if let Some(leads) = self.leads.get(&org) {
+            return Ok(leads.clone());
+        }
+        let leads = sqlx::query(
             "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
              FROM org_leads l JOIN users u ON u.id = l.user_id LEFT JOIN orgs o ON o.id = u.org_id
              WHERE l.org_id = $1 ORDER BY u.email",
@@ -656,7 +962,9 @@ impl Tx for PgTx {
         .q()?
         .iter()
         .map(user_from_row)
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+        self.leads.insert(org, leads.clone());
+        Ok(leads)
     }
 
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>> {
@@ -683,6 +991,7 @@ impl Tx for PgTx {
     }
 
     async fn open_tickets_of(&mut self, user: &User, limit: i64) -> Result<Vec<TicketSummary>> {
+        self.flush_if(Table::TICKETS | Table::TICKET_ORGS).await?;
         sqlx::query(
             "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at
              FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
@@ -767,6 +1076,8 @@ impl Tx for PgTx {
     }
 
     async fn set_bouncing(&mut self, email: &EmailAddress, bouncing: bool) -> Result<bool> {
+        // Cached leads carry the flag.
+        self.leads.clear();
         let done =
             sqlx::query("UPDATE users SET bouncing = $2 WHERE email = $1 AND bouncing <> $2")
                 .bind(email.as_str())
@@ -778,30 +1089,40 @@ impl Tx for PgTx {
     }
 
     async fn log_delivery(&mut self, e: &NewLogEntry) -> Result<i64> {
-        sqlx::query_scalar(
-            "INSERT INTO ingest_log (dedup_key, message_id, origin, raw_sha256, size, sender, subject, outcome, reason,
-                                     thread_reason, ticket_id, comment_id, duplicate_of, notify, received_at, replay_of)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
-        )
-        .bind(&e.dedup_key)
-        .bind(e.message_id.as_ref().map(MessageId::as_str))
-        .bind(clean(&e.origin))
-        .bind(&e.raw_sha256)
-        .bind(e.size as i64)
-        .bind(oclean(e.sender.as_deref()))
-        .bind(oclean(e.subject.as_deref()))
-        .bind(e.outcome.as_str())
-        .bind(oclean(e.reason.as_deref()))
-        .bind(oclean(e.thread_reason.as_deref()))
-        .bind(e.ticket_id)
-        .bind(e.comment_id)
-        .bind(e.duplicate_of)
-        .bind(e.notify)
-        .bind(e.now)
-        .bind(e.replay_of)
-        .fetch_one(&mut *self.tx)
-        .await
-        .q()
+        // The last statement of a delivery: the held-back writes ride along in
+        // the same statement (the log row's blob among them) instead of
+        // costing a flush of their own.
+        let q = if self.held.is_empty() {
+            sqlx::query(concat!("WITH", " ", log_insert!(1)))
+        } else {
+            self.held.bind(sqlx::query(concat!(
+                "WITH",
+                flush_ctes!(),
+                ",",
+                log_insert!(23)
+            )))
+        };
+        q.bind(&e.dedup_key)
+            .bind(e.message_id.as_ref().map(MessageId::as_str))
+            .bind(clean(&e.origin))
+            .bind(&e.raw_sha256)
+            .bind(e.size as i64)
+            .bind(oclean(e.sender.as_deref()))
+            .bind(oclean(e.subject.as_deref()))
+            .bind(e.outcome.as_str())
+            .bind(oclean(e.reason.as_deref()))
+            .bind(oclean(e.thread_reason.as_deref()))
+            .bind(e.ticket_id)
+            .bind(e.comment_id)
+            .bind(e.duplicate_of)
+            .bind(e.notify)
+            .bind(e.now)
+            .bind(e.replay_of)
+            .fetch_one(&mut *self.tx)
+            .await
+            .q()?
+            .try_get(0)
+            .q()
     }
 
     async fn supersede_log(&mut self, id: i64) -> Result<bool> {
@@ -823,24 +1144,15 @@ impl Tx for PgTx {
         uid: i64,
         now: OffsetDateTime,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO source_cursors (source, validity, last_uid, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (source) DO UPDATE SET
-                 last_uid = CASE WHEN source_cursors.validity = excluded.validity
-                                 THEN GREATEST(source_cursors.last_uid, excluded.last_uid) ELSE excluded.last_uid END,
-                 validity = excluded.validity, updated_at = excluded.updated_at",
-        )
-        .bind(source)
-        .bind(validity)
-        .bind(uid)
-        .bind(now)
-        .execute(&mut *self.tx)
-        .await
-        .q()?;
+        if !self.held.advance_cursor(source, validity, uid, now) {
+            self.flush_if(Table::CURSORS).await?;
+            self.held.advance_cursor(source, validity, uid, now);
+        }
         Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        self.flush_if(Table::ALL).await?;
         self.tx.commit().await.q()
     }
 }
@@ -883,7 +1195,7 @@ impl Store for PgStore {
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
         let tx = self.pool.begin().await.q()?;
-        Ok(Box::new(PgTx { tx }))
+        Ok(Box::new(PgTx::new(tx)))
     }
 
     async fn ping(&self) -> Result<()> {
