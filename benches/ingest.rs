@@ -6,9 +6,10 @@
 //! One process per backend, so peak RSS is its own.
 //!
 //! `cargo bench --bench ingest -- sqlite|postgres [N] [BATCH]`
-//! `cargo bench --bench ingest -- statements` counts the SQL statements one
-//! delivery issues (sqlx's per-statement events) and times a bare statement
-//! round trip, which together bound what the SQLite adapter can reach.
+//! `cargo bench --bench ingest -- statements` counts the statements one
+//! delivery sends to PostgreSQL (sqlx's per-statement events: each is a round
+//! trip) and times a bare round trip; together they bound what it can reach.
+//! (SQLite's delivery transaction runs on rusqlite in-process, with no round trips.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,11 @@ async fn app(url: &str, dir: &std::path::Path) -> anyhow::Result<App> {
         .add_org("Customers", "customers", &["customer.test".into()])
         .await?;
     Ok(app)
+}
+
+fn postgres_base() -> String {
+    std::env::var("TICKETGATE_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 async fn fresh_postgres(base: &str, name: &str) -> anyhow::Result<String> {
@@ -90,11 +96,8 @@ async fn statements() -> anyhow::Result<()> {
         tracing_subscriber::registry().with(CountStatements(count.clone(), by_sql.clone())),
     )?;
     let dir = tempfile::tempdir()?;
-    let app = app(
-        &format!("sqlite://{}/bench.db", dir.path().display()),
-        dir.path(),
-    )
-    .await?;
+    let url = fresh_postgres(&postgres_base(), "tg_bench_statements").await?;
+    let app = app(&url, dir.path()).await?;
     let n = 1000;
     let messages: Vec<Vec<u8>> = (0..n)
         .map(|i| message(i, "count", "support@example.test"))
@@ -119,8 +122,7 @@ async fn statements() -> anyhow::Result<()> {
         }
     }
     // A bare statement through the same pool: the adapter's fixed cost.
-    let pool =
-        sqlx::SqlitePool::connect(&format!("sqlite://{}/bench.db", dir.path().display())).await?;
+    let pool = sqlx::PgPool::connect(&url).await?;
     let rounds = 20_000;
     let start = Instant::now();
     for _ in 0..rounds {
@@ -128,7 +130,7 @@ async fn statements() -> anyhow::Result<()> {
     }
     let per_statement_us = start.elapsed().as_secs_f64() * 1e6 / rounds as f64;
     println!(
-        "| SQL per delivery | {n} deliveries as above, one per transaction; sqlx statement events counted | {per_message:.1} statements/message; a bare `SELECT 1` round trip costs {per_statement_us:.0} µs (ceiling from round trips alone: {:.0} msg/s) | {:.0} MB |",
+        "| PostgreSQL round trips per delivery | {n} deliveries as above, one per transaction; sqlx statement events counted | {per_message:.1} statements/message; a bare `SELECT 1` round trip costs {per_statement_us:.0} µs (ceiling from round trips alone: {:.0} msg/s) | {:.0} MB |",
         1e6 / (per_message * per_statement_us),
         peak_rss_mb()
     );
@@ -151,11 +153,7 @@ async fn main() -> anyhow::Result<()> {
     for round in 0..3 {
         let dir = tempfile::tempdir()?;
         let url = match backend {
-            "postgres" => {
-                let base = std::env::var("TICKETGATE_BENCH_POSTGRES_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-                fresh_postgres(&base, &format!("tg_bench_{round}")).await?
-            }
+            "postgres" => fresh_postgres(&postgres_base(), &format!("tg_bench_{round}")).await?,
             _ => format!("sqlite://{}/bench.db", dir.path().display()),
         };
         let app = app(&url, dir.path()).await?;

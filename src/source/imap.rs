@@ -164,6 +164,39 @@ type UidSize = (u32, u64);
 /// Messages fetched per UID FETCH, and the most bytes fetched at once.
 const BATCH_MESSAGES: usize = 100;
 const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+/// A fetched message: UID, the declared size when only its header was
+/// fetched (over the size limit), and the bytes.
+type Fetched = (u32, Option<u64>, Vec<u8>);
+
+/// What an ingest task committed, by the folder each UID goes to.
+#[derive(Default)]
+struct Taken {
+    /// UIDs handed to the task (for the stuck-server check).
+    listed: usize,
+    processed: Vec<u32>,
+    rejected: Vec<u32>,
+    failure: Option<IngestError>,
+}
+
+/// An ingest running beside the IMAP session. Dropped unfinished (the poller
+/// stopped or lost its lease), it is aborted: an open transaction rolls back
+/// and its messages stay in the folder.
+struct IngestTask(tokio::task::JoinHandle<Taken>);
+
+impl IngestTask {
+    async fn finish(mut self) -> Result<Taken, ImapError> {
+        (&mut self.0)
+            .await
+            .map_err(|e| ImapError::Stuck(format!("ingest task failed: {e}")))
+    }
+}
+
+impl Drop for IngestTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// IDLE is re-issued before the 29-minute inactivity limit (RFC 2177 §3).
 const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 
@@ -549,27 +582,36 @@ impl ImapPoller {
                 .await?;
                 taken += done.len();
             }
+            // Pipelined: while one batch is being ingested, the next is fetched
+            // and the one before is moved, so Dovecot's work and ours overlap.
+            // A batch is still moved only after its own commit.
+            let mut pending: Option<IngestTask> = None;
             for chunk in todo.chunks(BATCH_MESSAGES) {
                 if cancel.is_cancelled() {
-                    return Ok(taken);
+                    break;
                 }
-                self.take_batch(session, chunk, validity, can_move, uidplus)
-                    .await?;
-                taken += chunk.len();
+                let groups = self.fetch_batch(session, chunk).await?;
+                if let Some(task) = pending.take() {
+                    taken += self.settle(session, task, can_move, uidplus).await?;
+                }
+                pending = Some(self.spawn_ingest(groups, validity));
+            }
+            if let Some(task) = pending.take() {
+                taken += self.settle(session, task, can_move, uidplus).await?;
+            }
+            if cancel.is_cancelled() {
+                return Ok(taken);
             }
         }
     }
 
-    /// Fetches, ingests and moves one batch. On a storage failure the messages
-    /// already committed are still moved, the rest stay for the next attempt.
-    async fn take_batch(
+    /// Fetches one batch: full bodies in groups bounded in count and bytes,
+    /// headers only for messages over the size limit.
+    async fn fetch_batch(
         &self,
         session: &mut ImapSession,
         uids: &[u32],
-        validity: u32,
-        can_move: bool,
-        uidplus: bool,
-    ) -> Result<(), ImapError> {
+    ) -> Result<Vec<Vec<Fetched>>, ImapError> {
         let max = self.ingestor.policy().max_message_size;
         let sizes: Vec<(u32, u64)> = {
             let fetches: Vec<_> = session
@@ -585,9 +627,6 @@ impl ImapPoller {
             sizes
         };
         drain_unsolicited(session);
-        let (mut processed, mut rejected) = (Vec::new(), Vec::new());
-        let mut failure = None;
-        // Groups of messages fetched together, bounded in count and bytes.
         let mut groups: Vec<Vec<(u32, u64)>> = Vec::new();
         let mut bytes = 0;
         for &(uid, size) in &sizes {
@@ -601,10 +640,11 @@ impl ImapPoller {
             groups.last_mut().expect("just pushed").push((uid, size));
             bytes += size;
         }
-        'groups: for group in groups {
+        let mut fetched = Vec::with_capacity(groups.len());
+        for group in groups {
             let (large, normal): (Vec<UidSize>, Vec<UidSize>) =
                 group.into_iter().partition(|(_, size)| *size > max);
-            let mut items: Vec<(u32, Option<u64>, Vec<u8>)> = Vec::new();
+            let mut items: Vec<Fetched> = Vec::new();
             if !normal.is_empty() {
                 let set: Vec<u32> = normal.iter().map(|(u, _)| *u).collect();
                 let fetches: Vec<_> = session
@@ -633,78 +673,101 @@ impl ImapPoller {
             }
             drain_unsolicited(session);
             items.sort_by_key(|(uid, _, _)| *uid);
-            // One transaction per group: one disk sync for up to BATCH_MESSAGES.
-            let origins: Vec<String> = items
-                .iter()
-                .map(|(uid, _, _)| {
-                    format!(
-                        "imap:{}/{};UIDVALIDITY={validity}/;UID={uid}",
-                        self.settings.name, self.settings.folder
-                    )
-                })
-                .collect();
-            let deliveries: Vec<Delivery> = items
-                .iter()
-                .zip(&origins)
-                .map(|((uid, declared_size, raw), origin)| Delivery {
-                    raw,
-                    origin,
-                    notify: true,
-                    cursor: Some(SourceCursor {
-                        source: &self.settings.name,
-                        validity,
-                        uid: *uid,
-                    }),
-                    declared_size: *declared_size,
-                    replay_of: None,
-                })
-                .collect();
-            match self.ingestor.ingest_batch(&deliveries).await {
-                Ok(reports) => {
-                    for ((uid, _, _), report) in items.iter().zip(reports) {
-                        if report.outcome == Outcome::Rejected {
-                            rejected.push(*uid);
-                        } else {
-                            processed.push(*uid);
+            fetched.push(items);
+        }
+        Ok(fetched)
+    }
+
+    /// Ingests fetched groups on their own task, one transaction per group
+    /// (one disk sync for up to BATCH_MESSAGES). Stops at the first storage
+    /// failure: the groups before it are committed, the rest are not.
+    fn spawn_ingest(&self, groups: Vec<Vec<Fetched>>, validity: u32) -> IngestTask {
+        let ingestor = self.ingestor.clone();
+        let (name, folder) = (self.settings.name.clone(), self.settings.folder.clone());
+        let listed = groups.iter().map(Vec::len).sum();
+        let handle = tokio::spawn(async move {
+            let mut taken = Taken {
+                listed,
+                ..Taken::default()
+            };
+            for items in groups {
+                let origins: Vec<String> = items
+                    .iter()
+                    .map(|(uid, _, _)| {
+                        format!("imap:{name}/{folder};UIDVALIDITY={validity}/;UID={uid}")
+                    })
+                    .collect();
+                let deliveries: Vec<Delivery> = items
+                    .iter()
+                    .zip(&origins)
+                    .map(|((uid, declared_size, raw), origin)| Delivery {
+                        raw,
+                        origin,
+                        notify: true,
+                        cursor: Some(SourceCursor {
+                            source: &name,
+                            validity,
+                            uid: *uid,
+                        }),
+                        declared_size: *declared_size,
+                        replay_of: None,
+                    })
+                    .collect();
+                match ingestor.ingest_batch(&deliveries).await {
+                    Ok(reports) => {
+                        for ((uid, _, _), report) in items.iter().zip(reports) {
+                            if report.outcome == Outcome::Rejected {
+                                taken.rejected.push(*uid);
+                            } else {
+                                taken.processed.push(*uid);
+                            }
                         }
                     }
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break 'groups;
+                    Err(e) => {
+                        taken.failure = Some(e);
+                        break;
+                    }
                 }
             }
-        }
+            taken
+        });
+        IngestTask(handle)
+    }
+
+    /// Waits for an ingest task and moves what it committed; returns how many
+    /// messages left the folder. On a storage failure the committed messages
+    /// are still moved and the rest stay for the next attempt.
+    async fn settle(
+        &self,
+        session: &mut ImapSession,
+        task: IngestTask,
+        can_move: bool,
+        uidplus: bool,
+    ) -> Result<usize, ImapError> {
+        let taken = task.finish().await?;
         // Acknowledge only what is committed.
-        self.move_to(
-            session,
-            &processed,
-            &self.settings.processed_folder,
-            can_move,
-            uidplus,
-        )
-        .await?;
-        self.move_to(
-            session,
-            &rejected,
-            &self.settings.rejected_folder,
-            can_move,
-            uidplus,
-        )
-        .await?;
-        if let Some(e) = failure {
+        let folders = [
+            (&taken.processed, &self.settings.processed_folder),
+            (&taken.rejected, &self.settings.rejected_folder),
+        ];
+        for (uids, folder) in folders {
+            self.move_to(session, uids, folder, can_move, uidplus)
+                .await?;
+        }
+        if let Some(e) = taken.failure {
             return Err(e.into());
         }
         // A server that lists UIDs it will not return (seen with a folder
         // deleted and recreated under a selected session) would make the drain
         // spin: reconnect, which selects the folder afresh.
-        if processed.is_empty() && rejected.is_empty() {
+        let moved = taken.processed.len() + taken.rejected.len();
+        if moved == 0 {
             return Err(ImapError::Stuck(format!(
                 "{} UIDs listed but none could be fetched",
-                uids.len()
+                taken.listed
             )));
         }
-        Ok(())
+        Ok(moved)
     }
 
     async fn move_to(
