@@ -265,7 +265,7 @@ impl Session {
             let mail = read_reply(&mut self.io).await?;
             let rcpt = read_reply(&mut self.io).await?;
             let data_reply = read_reply(&mut self.io).await?;
-            let refused = [mail, rcpt].into_iter().find(|r| !r.is_positive());
+            let refused = [mail, rcpt].into_iter().find(|r| !completed(r));
             if let Some(refused) = refused {
                 if u16::from(data_reply.code()) == 354 {
                     // A server that took DATA anyway gets an empty message
@@ -277,10 +277,15 @@ impl Session {
             }
             expect(data_reply, 354)?;
         } else {
-            for (c, code) in commands.iter().zip([250, 250, 354]) {
+            for c in &commands[..2] {
                 command(&mut self.io, c).await?;
-                expect(read_reply(&mut self.io).await?, code)?;
+                let reply = read_reply(&mut self.io).await?;
+                if !completed(&reply) {
+                    return Err(refusal(reply));
+                }
             }
+            command(&mut self.io, &commands[2]).await?;
+            expect(read_reply(&mut self.io).await?, 354)?;
         }
         let handed_over = |e: std::io::Error| Fault::Io(e.to_string(), true);
         let inner = self.io.get_mut();
@@ -291,7 +296,7 @@ impl Session {
             Fault::Io(e, _) | Fault::Closing(e) => Fault::Io(e, true),
             refused => refused,
         })?;
-        if reply.code().severity == Severity::PositiveCompletion {
+        if completed(&reply) {
             Ok(())
         } else {
             Err(Fault::Refused(reply))
@@ -390,6 +395,11 @@ fn expect(reply: Response, code: u16) -> Result<Response, Fault> {
     } else {
         Err(refusal(reply))
     }
+}
+
+/// 2yz: MAIL and RCPT may also answer 251 (RFC 5321 §3.4), not only 250.
+fn completed(reply: &Response) -> bool {
+    reply.code().severity == Severity::PositiveCompletion
 }
 
 fn refusal(reply: Response) -> Fault {
