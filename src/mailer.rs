@@ -1,16 +1,20 @@
-//! Delivery of formatted notifications: over SMTP through one pooled, reused
-//! lettre transport, or as `.eml` files (the embedded default).
+//! Delivery of formatted notifications: over SMTP through a few reused
+//! connections (`smtp`), or as `.eml` files (the embedded default).
 
-use std::path::PathBuf;
+mod smtp;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
+use lettre::Address;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+use tokio_rustls::TlsConnector;
+
+use self::smtp::{Endpoint, Failure, SmtpClient, Tls};
 
 use crate::config::{SmtpSettings, TlsMode};
 
@@ -77,10 +81,10 @@ impl Mailer for FileMailer {
     }
 }
 
-/// SMTP through lettre's pooled transport: connections are reused across
-/// messages and shared by concurrent senders.
+/// SMTP through a few reused connections shared by concurrent senders (see
+/// `smtp` for why not lettre's transport).
 pub struct SmtpMailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    client: SmtpClient,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,66 +92,74 @@ pub struct SmtpMailer {
 pub struct SmtpSetupError(String);
 
 impl SmtpMailer {
-    /// `hello`: the name we announce in EHLO (the support domain).
+    /// `hello`: the name we announce in EHLO (the support domain);
+    /// `connections`: how many may be open at once.
     pub fn new(
         settings: &SmtpSettings,
         hello: &str,
-        pool_size: u32,
+        connections: u32,
     ) -> Result<Self, SmtpSetupError> {
-        let err = |e: &dyn std::fmt::Display| SmtpSetupError(e.to_string());
-        let tls_parameters = || -> Result<TlsParameters, SmtpSetupError> {
-            let mut builder = TlsParameters::builder(settings.host.clone());
-            if !settings.ca_file.is_empty() {
-                let pem = std::fs::read(&settings.ca_file)
-                    .map_err(|e| err(&format!("{}: {e}", settings.ca_file)))?;
-                builder =
-                    builder.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| err(&e))?);
-            }
-            builder.build_rustls().map_err(|e| err(&e))
-        };
         let tls = match settings.tls {
             TlsMode::None => Tls::None,
-            TlsMode::Starttls => Tls::Required(tls_parameters()?),
-            TlsMode::Tls => Tls::Wrapper(tls_parameters()?),
+            TlsMode::Starttls => Tls::Starttls(tls_connector(settings)?),
+            TlsMode::Tls => Tls::Wrapper(tls_connector(settings)?),
         };
-        let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(settings.host.clone())
-                .port(settings.port)
-                .tls(tls)
-                .hello_name(ClientId::Domain(hello.to_string()))
-                .timeout(Some(Duration::from_secs(60)))
-                .pool_config(PoolConfig::new().max_size(pool_size.max(1)));
-        if !settings.username.is_empty() {
-            builder = builder.credentials(Credentials::new(
-                settings.username.clone(),
-                settings.password.clone(),
-            ));
-        }
+        let endpoint = Endpoint {
+            host: settings.host.clone(),
+            port: settings.port,
+            tls,
+            hello: ClientId::Domain(hello.to_string()),
+            credentials: (!settings.username.is_empty())
+                .then(|| Credentials::new(settings.username.clone(), settings.password.clone())),
+            timeout: Duration::from_secs(60),
+        };
         Ok(Self {
-            transport: builder.build(),
+            client: SmtpClient::new(endpoint, connections.max(1) as usize),
         })
     }
+}
+
+/// The public roots plus `ca_file`, e.g. a private relay's CA.
+fn tls_connector(settings: &SmtpSettings) -> Result<TlsConnector, SmtpSetupError> {
+    let err = |e: &dyn std::fmt::Display| SmtpSetupError(e.to_string());
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if !settings.ca_file.is_empty() {
+        let certs = CertificateDer::pem_file_iter(Path::new(&settings.ca_file))
+            .map_err(|e| err(&format!("{}: {e}", settings.ca_file)))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| err(&format!("{}: {e}", settings.ca_file)))?;
+            roots.add(cert).map_err(|e| err(&e))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| err(&e))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 #[async_trait]
 impl Mailer for SmtpMailer {
     async fn send(&self, message: Outgoing<'_>) -> Result<(), MailError> {
-        let from = message
+        let from: Address = message
             .from
             .parse()
             .map_err(|e| MailError::Permanent(format!("sender {}: {e}", message.from)))?;
-        let to = message
+        let to: Address = message
             .to
             .parse()
             .map_err(|e| MailError::Permanent(format!("recipient {}: {e}", message.to)))?;
-        let envelope =
-            Envelope::new(Some(from), vec![to]).map_err(|e| MailError::Permanent(e.to_string()))?;
-        match self.transport.send_raw(&envelope, message.bytes).await {
-            Ok(_) => Ok(()),
+        match self.client.send(&from, &to, message.bytes).await {
+            Ok(()) => Ok(()),
             // RFC 5321 §4.2.1: 5yz is permanent; 4yz, timeouts and connection
             // trouble are worth retrying.
-            Err(e) if e.is_permanent() => Err(MailError::Permanent(e.to_string())),
-            Err(e) => Err(MailError::Transient(e.to_string())),
+            Err(Failure::Permanent(e)) => Err(MailError::Permanent(e)),
+            Err(Failure::Transient(e)) => Err(MailError::Transient(e)),
         }
     }
 }

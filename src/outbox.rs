@@ -4,6 +4,8 @@
 //! `max_attempts` a row is dead-lettered; permanent failures (5xx) die at once
 //! and mark the recipient as bouncing so they are not mailed again.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,13 +17,13 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::ids::EmailAddress;
+use crate::domain::ids::{CommentId, EmailAddress};
 use crate::domain::reply::MARKER;
 use crate::domain::ticket::Status;
 use crate::domain::token;
 use crate::mailer::{Mailer, Outgoing};
 use crate::render::Renderer;
-use crate::store::{Attempt, AttemptResult, OutboxRow, Store};
+use crate::store::{Attempt, AttemptResult, OutboxRow, Store, StoredFile};
 
 /// What composing a notification needs from config.
 #[derive(Debug, Clone)]
@@ -109,8 +111,19 @@ impl OutboxWorker {
             if rows.is_empty() {
                 return Ok(stats);
             }
+            // A fan-out is one comment to many recipients: read its files once
+            // per batch, not once per recipient.
+            let mut files: HashMap<CommentId, Arc<Vec<StoredFile>>> = HashMap::new();
+            for comment in rows.iter().filter_map(|r| r.comment_id) {
+                if let Entry::Vacant(slot) = files.entry(comment) {
+                    slot.insert(Arc::new(self.store.comment_files(comment).await?));
+                }
+            }
             let attempts: Vec<Attempt> = futures_util::stream::iter(rows)
-                .map(|row| self.deliver(row))
+                .map(|row| {
+                    let files = row.comment_id.and_then(|c| files.get(&c).cloned());
+                    self.deliver(row, files)
+                })
                 .buffer_unordered(self.policy.concurrency)
                 .collect()
                 .await;
@@ -142,8 +155,8 @@ impl OutboxWorker {
 
     /// One delivery attempt. A crash after the server accepted the message and
     /// before its batch is recorded sends it again, with the same Message-ID.
-    async fn deliver(&self, row: OutboxRow) -> Attempt {
-        let bytes = match self.compose(&row).await {
+    async fn deliver(&self, row: OutboxRow, files: Option<Arc<Vec<StoredFile>>>) -> Attempt {
+        let bytes = match self.compose(&row, files.as_deref().map_or(&[], Vec::as_slice)) {
             Ok(bytes) => bytes,
             // A template that does not render will not render on retry either;
             // it says nothing about the recipient's address.
@@ -250,21 +263,24 @@ impl OutboxWorker {
         context
     }
 
-    /// The full RFC 5322 message of an outbox row.
-    pub async fn compose(&self, row: &OutboxRow) -> anyhow::Result<Vec<u8>> {
+    /// The full RFC 5322 message of an outbox row; `comment_files` are the
+    /// files of its comment, if any.
+    pub fn compose(
+        &self,
+        row: &OutboxRow,
+        comment_files: &[StoredFile],
+    ) -> anyhow::Result<Vec<u8>> {
         // Attachments ride along while they fit in `attach_max`; the rest are listed.
         let mut files = Vec::new();
         let (mut attached, mut listed) = (Vec::new(), Vec::new());
-        if let Some(comment) = row.comment_id {
-            let mut budget = self.policy.attach_max;
-            for file in self.store.comment_files(comment).await? {
-                if (file.data.len() as u64) <= budget {
-                    budget -= file.data.len() as u64;
-                    attached.push(file.filename.clone());
-                    files.push(file);
-                } else {
-                    listed.push(json!({ "filename": file.filename, "size": file.data.len() }));
-                }
+        let mut budget = self.policy.attach_max;
+        for file in comment_files {
+            if (file.data.len() as u64) <= budget {
+                budget -= file.data.len() as u64;
+                attached.push(file.filename.clone());
+                files.push(file);
+            } else {
+                listed.push(json!({ "filename": file.filename, "size": file.data.len() }));
             }
         }
         let context = self.context(row, &attached, &listed);
@@ -338,8 +354,9 @@ impl OutboxWorker {
                 let content_type = ContentType::parse(&file.content_type).unwrap_or_else(|_| {
                     ContentType::parse("application/octet-stream").expect("static type")
                 });
-                mixed =
-                    mixed.singlepart(Attachment::new(file.filename).body(file.data, content_type));
+                mixed = mixed.singlepart(
+                    Attachment::new(file.filename.clone()).body(file.data.clone(), content_type),
+                );
             }
             builder.multipart(mixed)?
         };

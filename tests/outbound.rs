@@ -23,6 +23,14 @@ static POSTFIX: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn smtp_app(stack: &MailStack, notify: &str) -> TestApp {
+    smtp_app_with(stack, notify, |_| {}).await
+}
+
+async fn smtp_app_with(
+    stack: &MailStack,
+    notify: &str,
+    adjust: impl FnOnce(&mut ticketgate::config::Settings) + Send + 'static,
+) -> TestApp {
     let (host, port, notify) = (stack.host.clone(), stack.smtp_port, notify.to_string());
     TestApp::with_settings(move |s| {
         s.smtp.kind = SmtpKind::Smtp;
@@ -32,6 +40,7 @@ async fn smtp_app(stack: &MailStack, notify: &str) -> TestApp {
         s.support.notify = notify;
         s.outbox.backoff = Span(Duration::from_secs(1));
         s.outbox.poll_interval = Span(Duration::from_millis(200));
+        adjust(s);
     })
     .await
 }
@@ -560,4 +569,84 @@ async fn attachments_ride_along_up_to_attach_max_and_larger_ones_are_listed() {
         text.contains("big.bin"),
         "the large file is listed by name: {text}"
     );
+}
+
+#[tokio::test]
+async fn a_fan_out_over_parallel_connections_reaches_each_follower_once_and_records_every_attempt()
+{
+    let _shared = POSTFIX.read().await;
+    let stack = mailstack();
+    let u = unique();
+    let team = format!("team-{u}@example.test");
+    // Every fifth follower has no mailbox: Postfix refuses them at RCPT, in
+    // the middle of other messages on the same pooled connections.
+    let followers: Vec<String> = (0..24)
+        .map(|i| {
+            let who = if i % 5 == 4 { "gone" } else { "fan" };
+            format!("{who}{i}-{u}@customer.test")
+        })
+        .collect();
+    let mailboxes: Vec<&str> = followers
+        .iter()
+        .map(String::as_str)
+        .filter(|f| f.starts_with("fan"))
+        .chain([team.as_str()])
+        .collect();
+    stack.add_users(&mailboxes);
+    let app = smtp_app_with(stack, &team, |s| s.outbox.concurrency = 4).await;
+    for (i, f) in followers.iter().enumerate() {
+        let name = format!("Follower {i}");
+        register(
+            &app,
+            f,
+            &name,
+            Role::Customer,
+            Some("customer-site-a"),
+            "en",
+        )
+        .await;
+    }
+    let opener = &followers[0];
+    let raw = format!(
+        "From: {opener}\nTo: support@example.test\nCc: {}\nMessage-ID: <fan-{u}@customer.test>\nSubject: Fan-out\n\nHello all.\n",
+        followers[1..].join(", ")
+    );
+    app.deliver(raw.as_bytes()).await;
+    flush(&app).await;
+    let comment = format!(
+        "From: {opener}\nTo: support@example.test\nMessage-ID: <fan2-{u}@customer.test>\nIn-Reply-To: <fan-{u}@customer.test>\nSubject: Re: Fan-out\n\nAn update.\n"
+    );
+    app.deliver(comment.as_bytes()).await;
+    flush(&app).await;
+
+    // Every row was attempted exactly once: sent, or dead for a refused recipient.
+    let rows = app.outbox().await;
+    assert!(rows.iter().any(|r| r.status == OutboxStatus::Dead));
+    for row in &rows {
+        let gone = row.to.starts_with("gone");
+        let expected = if gone {
+            OutboxStatus::Dead
+        } else {
+            OutboxStatus::Sent
+        };
+        assert_eq!((row.status, row.attempts), (expected, 1), "{}", row.to);
+    }
+    // Each mailbox holds exactly the messages of its sent rows, none twice.
+    for mailbox in &mailboxes {
+        let mut expected: Vec<String> = rows
+            .iter()
+            .filter(|r| r.to == *mailbox)
+            .map(|r| r.message_id.trim_matches(['<', '>']).to_string())
+            .collect();
+        assert!(!expected.is_empty(), "{mailbox} was notified");
+        let inbox = stack.wait_for(mailbox, expected.len(), WAIT).await;
+        let mut got: Vec<String> = inbox
+            .iter()
+            .map(|m| parse(m).message_id().unwrap_or_default().to_string())
+            .collect();
+        expected.sort();
+        got.sort();
+        assert_eq!(got, expected, "{mailbox}");
+    }
+    assert_eq!(flush(&app).await, Default::default());
 }
