@@ -144,6 +144,10 @@ const STATEMENT_CACHE: usize = 128;
 /// re-read from the OS or spilled mid-transaction.
 const WRITER_CACHE_KIB: i64 = 8 * 1024;
 
+/// The write connection checkpoints by itself only past this many WAL pages
+/// (40 MB); normally the checkpointer thread has long since done it.
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+
 /// How often the checkpointer thread looks at the WAL.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
@@ -151,10 +155,13 @@ fn open_writer(url: &str) -> Result<rusqlite::Connection> {
     let conn = open_rusqlite(url)?;
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
         .r()?;
-    // Commits never checkpoint themselves: copying the WAL back into the
-    // database (and its fsync) would land on whichever delivery happened to
-    // cross the threshold. The checkpointer thread does it instead.
-    conn.pragma_update(None, "wal_autocheckpoint", 0).r()?;
+    // Commits leave checkpoints to the checkpointer thread: copying the WAL
+    // back into the database (and its fsync) would otherwise land on whichever
+    // delivery crossed SQLite's 1,000-page threshold. The high threshold kept
+    // here bounds the WAL for short-lived processes (`ingest -`) that exit
+    // before the checkpointer's first turn.
+    conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+        .r()?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
@@ -1586,5 +1593,47 @@ impl Store for SqliteStore {
             Ok((r.try_get(0).q()?, expires))
         })
         .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Commits leave the WAL alone (below 40 MB); the checkpointer thread is
+    /// what moves their pages into the database file.
+    #[tokio::test]
+    async fn the_checkpointer_moves_committed_pages_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
+        let before = std::fs::metadata(&path).unwrap().len();
+        let data = vec![7u8; 2 << 20];
+        let mut tx = store.begin().await.unwrap();
+        tx.put_blob("ab", &data).await.unwrap();
+        tx.commit().await.unwrap();
+        let wal = path.with_extension("db-wal");
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() >= 2 << 20,
+            "the commit is in the WAL"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::metadata(&path).unwrap().len() < before + (2 << 20) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint within 5 s: database file still {} bytes",
+                std::fs::metadata(&path).unwrap().len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut tx = store.begin().await.unwrap();
+        // Written in place (zeroblob + incremental I/O) and read back whole.
+        drop(tx.put_blob("ab", &data).await);
+        drop(tx);
+        assert_eq!(store.blob("ab").await.unwrap().unwrap(), data);
     }
 }
