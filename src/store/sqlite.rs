@@ -132,6 +132,9 @@ impl SqliteStore {
 /// their statements directly, each prepared once and kept in its cache.
 type Writer = Arc<tokio::sync::Mutex<rusqlite::Connection>>;
 
+/// How long a writer waits for another process's write lock (as the pool).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Blobs above this size are written in pieces of this size (see `put_blob`).
 const BLOB_INLINE: usize = 1 << 20;
 
@@ -199,7 +202,7 @@ fn open_rusqlite(url: &str) -> Result<rusqlite::Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .r()?;
-    conn.busy_timeout(Duration::from_secs(30)).r()?;
+    conn.busy_timeout(BUSY_TIMEOUT).r()?;
     // WAL is a property of the file (set when the pool opened it); synchronous
     // and foreign_keys are per connection and must match the pool's.
     conn.pragma_update(None, "journal_mode", "WAL").r()?;
@@ -208,9 +211,25 @@ fn open_rusqlite(url: &str) -> Result<rusqlite::Connection> {
     Ok(conn)
 }
 
-/// Runs a call that can wait on the disk (commit's fsync) or on another
-/// process's write lock (`busy_timeout`). On the multi-threaded runtime the
-/// worker hands its other tasks to another thread first.
+/// `BEGIN IMMEDIATE`: tried at once on this thread; only when another process
+/// holds the write lock is it retried where it may wait (`busy_timeout`).
+fn begin_immediate(conn: &rusqlite::Connection) -> Result<()> {
+    conn.busy_timeout(Duration::ZERO).r()?;
+    let first = conn.execute_batch("BEGIN IMMEDIATE");
+    conn.busy_timeout(BUSY_TIMEOUT).r()?;
+    match first {
+        Err(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            may_block(|| conn.execute_batch("BEGIN IMMEDIATE")).r()
+        }
+        other => other.r(),
+    }
+}
+
+/// Runs a call that can take long: waiting out another process's write lock
+/// (`busy_timeout`), writing a large blob, admin work. On the multi-threaded
+/// runtime the worker hands its other tasks to another thread first.
 fn may_block<T>(f: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
@@ -960,7 +979,10 @@ impl Tx for SqliteTx {
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
         let conn = &self.conn;
-        may_block(|| conn.execute_batch("COMMIT")).r()?;
+        // Inline: holding the write lock, COMMIT waits for nobody; its fsync
+        // (about a millisecond here) is shorter than handing the worker's
+        // other tasks to another thread, which `block_in_place` does.
+        conn.execute_batch("COMMIT").r()?;
         self.open = false;
         Ok(())
     }
@@ -1065,7 +1087,7 @@ impl Store for SqliteStore {
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
         let conn = self.writer.clone().lock_owned().await;
-        may_block(|| conn.execute_batch("BEGIN IMMEDIATE")).r()?;
+        begin_immediate(&conn)?;
         Ok(Box::new(SqliteTx { conn, open: true }))
     }
 
