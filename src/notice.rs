@@ -83,7 +83,16 @@ pub async fn queue(
         "ticket": notice.ticket.map(|t| json!({
             "id": t.id, "subject": t.subject, "status": t.status, "priority": t.priority,
         })),
-        "comment": notice.comment.as_ref().map(|(_, c)| c.clone()),
+        // The comment's text is not copied into every recipient's row (a
+        // fan-out would store it once per follower): the outbox reads it back
+        // by `comment_id` when it composes.
+        "comment": notice.comment.as_ref().map(|(_, c)| {
+            let mut c = c.clone();
+            if let Some(fields) = c.as_object_mut() {
+                fields.remove("body");
+            }
+            c
+        }),
         "event": notice.event,
         "recipient": { "email": notice.to, "name": notice.name, "reason": notice.reason },
     });

@@ -70,6 +70,12 @@ impl OutboxPolicy {
     }
 }
 
+/// What a notification shows of its comment, read once per batch.
+pub struct Comment {
+    pub body: Option<String>,
+    pub files: Vec<StoredFile>,
+}
+
 pub struct OutboxWorker {
     store: Arc<dyn Store>,
     mailer: Arc<dyn Mailer>,
@@ -111,18 +117,21 @@ impl OutboxWorker {
             if rows.is_empty() {
                 return Ok(stats);
             }
-            // A fan-out is one comment to many recipients: read its files once
-            // per batch, not once per recipient.
-            let mut files: HashMap<CommentId, Arc<Vec<StoredFile>>> = HashMap::new();
-            for comment in rows.iter().filter_map(|r| r.comment_id) {
-                if let Entry::Vacant(slot) = files.entry(comment) {
-                    slot.insert(Arc::new(self.store.comment_files(comment).await?));
+            // A fan-out is one comment to many recipients: read its text and
+            // files once per batch, not once per recipient.
+            let mut comments: HashMap<CommentId, Arc<Comment>> = HashMap::new();
+            for id in rows.iter().filter_map(|r| r.comment_id) {
+                if let Entry::Vacant(slot) = comments.entry(id) {
+                    slot.insert(Arc::new(Comment {
+                        body: self.store.comment_body(id).await?,
+                        files: self.store.comment_files(id).await?,
+                    }));
                 }
             }
             let attempts: Vec<Attempt> = futures_util::stream::iter(rows)
                 .map(|row| {
-                    let files = row.comment_id.and_then(|c| files.get(&c).cloned());
-                    self.deliver(row, files)
+                    let comment = row.comment_id.and_then(|c| comments.get(&c).cloned());
+                    self.deliver(row, comment)
                 })
                 .buffer_unordered(self.policy.concurrency)
                 .collect()
@@ -155,8 +164,8 @@ impl OutboxWorker {
 
     /// One delivery attempt. A crash after the server accepted the message and
     /// before its batch is recorded sends it again, with the same Message-ID.
-    async fn deliver(&self, row: OutboxRow, files: Option<Arc<Vec<StoredFile>>>) -> Attempt {
-        let bytes = match self.compose(&row, files.as_deref().map_or(&[], Vec::as_slice)) {
+    async fn deliver(&self, row: OutboxRow, comment: Option<Arc<Comment>>) -> Attempt {
+        let bytes = match self.compose(&row, comment.as_deref()) {
             Ok(bytes) => bytes,
             // A template that does not render will not render on retry either;
             // it says nothing about the recipient's address.
@@ -208,7 +217,13 @@ impl OutboxWorker {
 
     /// The template context: the row's snapshot plus what config and the
     /// attachments decide at send time.
-    fn context(&self, row: &OutboxRow, attached: &[String], listed: &[Value]) -> Value {
+    fn context(
+        &self,
+        row: &OutboxRow,
+        body: Option<&str>,
+        attached: &[String],
+        listed: &[Value],
+    ) -> Value {
         let mut context = row.context.clone();
         let Some(map) = context.as_object_mut() else {
             return context;
@@ -257,19 +272,20 @@ impl OutboxWorker {
             }
         }
         if let Some(comment) = map.get_mut("comment").and_then(Value::as_object_mut) {
+            // Rows queued before the text moved out of the context still carry it.
+            if !comment.contains_key("body") {
+                comment.insert("body".into(), body.unwrap_or_default().into());
+            }
             comment.insert("attachments".into(), json!(attached));
             comment.insert("attachments_listed".into(), json!(listed));
         }
         context
     }
 
-    /// The full RFC 5322 message of an outbox row; `comment_files` are the
-    /// files of its comment, if any.
-    pub fn compose(
-        &self,
-        row: &OutboxRow,
-        comment_files: &[StoredFile],
-    ) -> anyhow::Result<Vec<u8>> {
+    /// The full RFC 5322 message of an outbox row, with the text and files of
+    /// its comment, if any.
+    pub fn compose(&self, row: &OutboxRow, comment: Option<&Comment>) -> anyhow::Result<Vec<u8>> {
+        let comment_files = comment.map_or(&[][..], |c| c.files.as_slice());
         // Attachments ride along while they fit in `attach_max`; the rest are listed.
         let mut files = Vec::new();
         let (mut attached, mut listed) = (Vec::new(), Vec::new());
@@ -283,7 +299,8 @@ impl OutboxWorker {
                 listed.push(json!({ "filename": file.filename, "size": file.data.len() }));
             }
         }
-        let context = self.context(row, &attached, &listed);
+        let body = comment.and_then(|c| c.body.as_deref());
+        let context = self.context(row, body, &attached, &listed);
         let rendered = self.renderer.notification(
             &row.template,
             &row.locale,

@@ -573,6 +573,11 @@ async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) 
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].data, b"%PDF-1.7");
     assert!(db.store.comment_files(internal).await.unwrap().is_empty());
+    assert_eq!(
+        db.store.comment_body(comment).await.unwrap().as_deref(),
+        Some("Printer on fire — 火事")
+    );
+    assert_eq!(db.store.comment_body(internal + 1000).await.unwrap(), None);
 
     let mut tx = db.store.begin().await.unwrap();
     let state = tx.ticket_state(id).await.unwrap().unwrap();

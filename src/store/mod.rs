@@ -527,6 +527,8 @@ pub trait Store: Send + Sync {
     async fn source_cursor(&self, source: &str) -> Result<Option<(i64, i64)>>;
     /// Files of a comment with their content, for attaching to notifications.
     async fn comment_files(&self, comment: CommentId) -> Result<Vec<StoredFile>>;
+    /// A comment's text: notifications about it carry its id, not a copy.
+    async fn comment_body(&self, comment: CommentId) -> Result<Option<String>>;
     /// One attachment with its content, and the ticket it belongs to.
     async fn attachment(&self, id: i64) -> Result<Option<(TicketId, StoredFile)>>;
     async fn log_row(&self, id: i64) -> Result<Option<LogRow>>;

@@ -1544,6 +1544,14 @@ impl Store for SqliteStore {
         .collect()
     }
 
+    async fn comment_body(&self, comment: CommentId) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT body FROM comments WHERE id = ?1")
+            .bind(comment)
+            .fetch_optional(&self.pool)
+            .await
+            .q()
+    }
+
     async fn source_cursor(&self, source: &str) -> Result<Option<(i64, i64)>> {
         let row = sqlx::query("SELECT validity, last_uid FROM source_cursors WHERE source = ?1")
             .bind(source)
