@@ -2,7 +2,6 @@
 //! 1,000 followers, sent by the outbox worker; messages/s counted as accepted by
 //! Postfix after DATA. Run with `scripts/bench.sh fanout` (or `cargo bench --bench fanout`).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ticketgate::app::App;
@@ -17,41 +16,17 @@ mod common;
 const FOLLOWERS: usize = 1000;
 const RUNS: usize = 5;
 
+/// The mail stack's SMTP host and port, with the followers' mailboxes added.
 fn mailstack_env() -> (String, u16) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailstack.sh");
-    let out = Command::new(script)
-        .arg("start")
-        .output()
-        .expect("mailstack runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let env = String::from_utf8_lossy(&out.stdout).to_string();
-    let get = |k: &str| {
-        env.lines()
-            .find_map(|l| l.strip_prefix(&format!("export {k}=")))
-            .unwrap_or_else(|| panic!("{k} missing"))
-            .to_string()
-    };
-    let followers: Vec<String> = (1..=FOLLOWERS)
+    let env = common::stack();
+    let mut mailboxes: Vec<String> = (1..=FOLLOWERS)
         .map(|i| format!("f{i:04}@customer.test"))
         .collect();
-    let out = Command::new(script)
-        .arg("add-user")
-        .args(&followers)
-        .arg("bench-team@example.test")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    mailboxes.push("bench-team@example.test".into());
+    common::add_users(&mailboxes);
     (
-        get("TICKETGATE_TEST_IMAP_HOST"),
-        get("TICKETGATE_TEST_SMTP_PORT").parse().unwrap(),
+        env["TICKETGATE_TEST_IMAP_HOST"].clone(),
+        env["TICKETGATE_TEST_SMTP_PORT"].parse().unwrap(),
     )
 }
 

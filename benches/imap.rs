@@ -7,45 +7,18 @@
 //! Run with `scripts/bench.sh imap`.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lettre::AsyncTransport;
-use ticketgate::app::App;
-use ticketgate::config::{MailboxKind, MailboxSettings, Settings, Span, TlsMode};
+use ticketgate::config::{MailboxKind, MailboxSettings, Span, TlsMode};
 use ticketgate::source::imap::{ImapPoller, ImapState};
 use tokio_util::sync::CancellationToken;
 
 mod common;
-use common::{count, message, peak_rss_mb, percentile, stack};
+use common::{add_users, app, count, message, peak_rss_mb, percentile, stack};
 
 const DRAIN: usize = 10_000;
 const LATENCY: usize = 200;
-
-fn add_user(addr: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailstack.sh");
-    assert!(
-        Command::new(script)
-            .args(["add-user", addr])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
-async fn app(dir: &std::path::Path) -> anyhow::Result<App> {
-    let text = format!(
-        "[database]\nurl = \"sqlite://{}/bench.db\"\n[smtp]\nkind = \"file\"\ndir = \"{}/outbox\"\n[support]\naddress = \"support@example.test\"\n\
-         domain = \"example.test\"\nreply_secret = \"bench\"\n",
-        dir.display(),
-        dir.display()
-    );
-    let app = App::open(Settings::from_sources(&text, "bench", Vec::new())?).await?;
-    app.store
-        .add_org("Customers", "customers", &["customer.test".into()])
-        .await?;
-    Ok(app)
-}
 
 fn mailbox(env: &HashMap<String, String>, user: &str) -> MailboxSettings {
     MailboxSettings {
@@ -68,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Drain: fill a mailbox with APPEND (fast, no SMTP in the measurement), then time the poller.
     let user = format!("drain-{run}@example.test");
-    add_user(&user);
+    add_users(std::slice::from_ref(&user));
     tokio::time::sleep(Duration::from_millis(1100)).await; // Dovecot re-reads its passwd-file once a second
     let tcp = tokio::net::TcpStream::connect((
         env["TICKETGATE_TEST_IMAP_HOST"].as_str(),
@@ -87,7 +60,12 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     let dir = tempfile::tempdir()?;
-    let drain_app = app(dir.path()).await?;
+    let drain_app = app(
+        &format!("sqlite://{}/bench.db", dir.path().display()),
+        dir.path(),
+        None,
+    )
+    .await?;
     let poller = ImapPoller::new(mailbox(&env, &user), drain_app.ingestor.clone())?;
     let cancel = CancellationToken::new();
     let start = Instant::now();
@@ -105,9 +83,14 @@ async fn main() -> anyhow::Result<()> {
 
     // Latency: one message at a time through Postfix while the poller IDLEs.
     let user = format!("lat-{run}@example.test");
-    add_user(&user);
+    add_users(std::slice::from_ref(&user));
     let dir = tempfile::tempdir()?;
-    let lat_app = app(dir.path()).await?;
+    let lat_app = app(
+        &format!("sqlite://{}/bench.db", dir.path().display()),
+        dir.path(),
+        None,
+    )
+    .await?;
     let poller = ImapPoller::new(mailbox(&env, &user), lat_app.ingestor.clone())?;
     let mut state = poller.state();
     let cancel = CancellationToken::new();

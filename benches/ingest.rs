@@ -15,25 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ticketgate::app::App;
-use ticketgate::config::Settings;
 use ticketgate::ingest::Delivery;
 
 mod common;
-use common::{median, message, peak_rss_mb};
 
-async fn app(url: &str, dir: &std::path::Path) -> anyhow::Result<App> {
-    let text = format!(
-        "[database]\nurl = \"{url}\"\n[smtp]\nkind = \"file\"\ndir = \"{}/outbox\"\n[support]\naddress = \"support@example.test\"\n\
-         domain = \"example.test\"\nnotify = \"team@example.test\"\nreply_secret = \"bench\"\n[admin]\nlisten = \"\"\n",
-        dir.display()
-    );
-    let app = App::open(Settings::from_sources(&text, "bench", Vec::new())?).await?;
-    app.store
-        .add_org("Customers", "customers", &["customer.test".into()])
-        .await?;
-    Ok(app)
-}
+/// Every new ticket also notifies the support team, as in a real setup.
+const BENCH_NOTIFY: &str = "team@example.test";
+use common::{median, message, peak_rss_mb};
 
 fn postgres_base() -> String {
     std::env::var("TICKETGATE_BENCH_POSTGRES_URL")
@@ -97,7 +85,7 @@ async fn statements() -> anyhow::Result<()> {
     )?;
     let dir = tempfile::tempdir()?;
     let url = fresh_postgres(&postgres_base(), "tg_bench_statements").await?;
-    let app = app(&url, dir.path()).await?;
+    let app = common::app(&url, dir.path(), Some(BENCH_NOTIFY)).await?;
     let n = 1000;
     let messages: Vec<Vec<u8>> = (0..n)
         .map(|i| message(i, "count", "support@example.test"))
@@ -156,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
             "postgres" => fresh_postgres(&postgres_base(), &format!("tg_bench_{round}")).await?,
             _ => format!("sqlite://{}/bench.db", dir.path().display()),
         };
-        let app = app(&url, dir.path()).await?;
+        let app = common::app(&url, dir.path(), Some(BENCH_NOTIFY)).await?;
         let run = format!("r{round}");
         // Each batch is generated just before it is ingested (outside the
         // clock), so peak RSS is the gateway's, not a 30 MB corpus held in memory.

@@ -79,6 +79,45 @@ pub fn stack() -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// Adds mailboxes to the running mail stack (`scripts/mailstack.sh add-user`).
+pub fn add_users(addrs: &[String]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailstack.sh");
+    let out = std::process::Command::new(script)
+        .arg("add-user")
+        .args(addrs)
+        .output()
+        .expect("mailstack runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A gateway on `url` writing notifications as files under `dir`, with the
+/// `customer.test` org that `message` senders belong to; `notify` is the
+/// optional `[support] notify` address.
+pub async fn app(
+    url: &str,
+    dir: &std::path::Path,
+    notify: Option<&str>,
+) -> anyhow::Result<ticketgate::app::App> {
+    let notify = notify
+        .map(|n| format!("notify = \"{n}\"\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "[database]\nurl = \"{url}\"\n[smtp]\nkind = \"file\"\ndir = \"{}/outbox\"\n[support]\naddress = \"support@example.test\"\n\
+         domain = \"example.test\"\n{notify}reply_secret = \"bench\"\n[admin]\nlisten = \"\"\n",
+        dir.display()
+    );
+    let settings = ticketgate::config::Settings::from_sources(&text, "bench", Vec::new())?;
+    let app = ticketgate::app::App::open(settings).await?;
+    app.store
+        .add_org("Customers", "customers", &["customer.test".into()])
+        .await?;
+    Ok(app)
+}
+
 /// Deliveries recorded so far (every outcome).
 pub async fn count(app: &ticketgate::app::App) -> usize {
     app.store
