@@ -62,27 +62,6 @@ impl<T> Q<T> for std::result::Result<T, sqlx::Error> {
     }
 }
 
-fn parse_col<T: FromStr>(row: &SqliteRow, col: &str) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    let text: String = row.try_get(col).q()?;
-    text.parse()
-        .map_err(|e: T::Err| StoreError::Invalid(format!("{col}: {e}")))
-}
-
-fn opt_parse_col<T: FromStr>(row: &SqliteRow, col: &str) -> Result<Option<T>>
-where
-    T::Err: std::fmt::Display,
-{
-    let text: Option<String> = row.try_get(col).q()?;
-    text.map(|t| {
-        t.parse()
-            .map_err(|e: T::Err| StoreError::Invalid(format!("{col}: {e}")))
-    })
-    .transpose()
-}
-
 /// The file behind a `sqlite://PATH` URL, so its folder can be created.
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
@@ -1233,7 +1212,7 @@ impl Store for SqliteStore {
         .await
         .q()?
         .iter()
-        .map(|r| Ok(FollowerView { email: r.try_get(0).q()?, source: parse_col(r, "source")? }))
+        .map(|r| Ok(FollowerView { email: r.try_get(0).q()?, source: r.parse_at(1)? }))
         .collect::<Result<Vec<_>>>()?;
         let mut comments = sqlx::query(
             "SELECT c.id, u.email, c.body, c.signature, c.internal, c.source, c.message_id, c.created_at
@@ -1296,13 +1275,13 @@ impl Store for SqliteStore {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-        let status: Status = parse_col(&t, "status")?;
+        let status: Status = t.parse_at(2)?;
         Ok(Some(TicketView {
             id: t.try_get(0).q()?,
             subject: t.try_get(1).q()?,
             status,
             status_label: status.default_label().to_string(),
-            priority: opt_parse_col(&t, "priority")?,
+            priority: t.opt_parse_at(3)?,
             requester: t.try_get(4).q()?,
             org: t.try_get(5).q()?,
             orgs,
