@@ -39,8 +39,15 @@ async fn fresh_postgres(base: &str, name: &str) -> anyhow::Result<String> {
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await?;
-    let (head, _) = base.rsplit_once('/').unwrap_or((base, ""));
-    Ok(format!("{head}/{name}"))
+    // Same server and options (e.g. `?sslmode=disable`), another database.
+    let (path, query) = base.split_once('?').map_or((base, ""), |(p, q)| (p, q));
+    let (head, _) = path.rsplit_once('/').unwrap_or((path, ""));
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    Ok(format!("{head}/{name}{query}"))
 }
 
 /// Counts sqlx's statement events (target `sqlx::query`), and by statement

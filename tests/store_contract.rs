@@ -98,6 +98,7 @@ contract!(
     text_with_a_nul_character_is_stored_not_refused,
     api_tokens_are_found_by_hash_until_revoked,
     a_superseded_delivery_frees_its_dedup_key_once,
+    a_ticket_reads_back_its_own_changes_within_the_transaction,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
@@ -1260,4 +1261,56 @@ async fn a_superseded_delivery_frees_its_dedup_key_once(db: &Db) {
         db.store.blob(&"aa".repeat(32)).await.unwrap().as_deref(),
         Some(&b"raw"[..])
     );
+}
+
+/// What a delivery changed is what it reads next, before and after commit:
+/// the rules of a second message in one batch see the first one's status,
+/// last Message-ID and orgs.
+async fn a_ticket_reads_back_its_own_changes_within_the_transaction(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "read-back", T0).await;
+    let t1 = T0 + Duration::from_secs(1);
+    let mut tx = db.store.begin().await.unwrap();
+    let before = tx.ticket_state(id).await.unwrap().unwrap();
+    assert_eq!(before.status, Status::New);
+    assert_eq!(before.orgs, [w.site_a]);
+
+    tx.update_ticket(
+        id,
+        Status::Blocked,
+        Some(&mid("<second@customer.test>")),
+        t1,
+    )
+    .await
+    .unwrap();
+    tx.attach_org(id, w.other).await.unwrap();
+    tx.attach_org(id, w.site_a).await.unwrap();
+    let state = tx.ticket_state(id).await.unwrap().unwrap();
+    assert_eq!(state.status, Status::Blocked);
+    assert_eq!(
+        state.last_message_id.as_ref().map(MessageId::as_str),
+        Some("<second@customer.test>")
+    );
+    let mut orgs = vec![w.site_a, w.other];
+    orgs.sort_unstable();
+    assert_eq!(state.orgs, orgs, "each org once, in id order");
+
+    // A change without a Message-ID keeps the last one.
+    tx.update_ticket(id, Status::InProgress, None, t1)
+        .await
+        .unwrap();
+    let state = tx.ticket_state(id).await.unwrap().unwrap();
+    assert_eq!(state.status, Status::InProgress);
+    assert_eq!(
+        state.last_message_id.as_ref().map(MessageId::as_str),
+        Some("<second@customer.test>")
+    );
+    tx.commit().await.unwrap();
+
+    let mut tx = db.store.begin().await.unwrap();
+    let stored = tx.ticket_state(id).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::InProgress);
+    assert_eq!(stored.last_message_id, state.last_message_id);
+    assert_eq!(stored.orgs, orgs);
+    drop(tx);
 }

@@ -232,7 +232,7 @@ struct Pending {
     ticket_orgs: Vec<(i64, i64)>,
     /// `update_ticket` per ticket, merged: the later call wins, an absent
     /// Message-ID keeps the earlier one (as `COALESCE` would have).
-    ticket_updates: Vec<(i64, &'static str, Option<String>, OffsetDateTime)>,
+    ticket_updates: Vec<(i64, Status, Option<MessageId>, OffsetDateTime)>,
     cursors: Vec<(String, i64, i64, OffsetDateTime)>,
 }
 
@@ -253,60 +253,79 @@ impl Table {
 /// written at once rather than copied and held in memory.
 const HELD_BLOB_MAX: usize = 64 * 1024;
 
-/// The flush: one data-modifying CTE per table, each fed by `unnest` over
-/// parallel arrays (empty arrays write nothing). All CTEs run, referenced or
-/// not; foreign keys are checked at the end of the statement, so the order of
-/// the CTEs does not matter. Parameters `$1..$22`.
-macro_rules! flush_ctes {
-    () => {
-        "
- held_blobs AS (INSERT INTO blobs (sha256, size, data)
-     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[]) ON CONFLICT (sha256) DO NOTHING),
- held_events AS (INSERT INTO events (ticket_id, kind, actor_id, data, created_at)
-     SELECT * FROM unnest($4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::timestamptz[])),
- held_refs AS (INSERT INTO message_refs (message_id, ticket_id, kind, created_at)
-     SELECT * FROM unnest($9::text[], $10::bigint[], $11::text[], $12::timestamptz[])
+/// The flush: one data-modifying CTE per table that holds rows, each fed by
+/// `unnest` over parallel arrays, in `Table` bit order. Only those tables:
+/// every CTE costs the server an executor node, relation and index opens
+/// and its foreign-key trigger setup even when its arrays are empty, which
+/// made a six-part flush the most expensive statement of a delivery.
+/// Foreign keys are checked at the end of the statement, so the order of
+/// the CTEs does not matter. `{}` marks a parameter, numbered when built.
+const FLUSH_PARTS: [&str; 6] = [
+    "held_blobs AS (INSERT INTO blobs (sha256, size, data)
+     SELECT * FROM unnest({}::text[], {}::bigint[], {}::bytea[]) ON CONFLICT (sha256) DO NOTHING)",
+    "held_events AS (INSERT INTO events (ticket_id, kind, actor_id, data, created_at)
+     SELECT * FROM unnest({}::bigint[], {}::text[], {}::bigint[], {}::text[], {}::timestamptz[]))",
+    "held_refs AS (INSERT INTO message_refs (message_id, ticket_id, kind, created_at)
+     SELECT * FROM unnest({}::text[], {}::bigint[], {}::text[], {}::timestamptz[])
      ON CONFLICT (message_id) DO UPDATE SET kind = excluded.kind
-     WHERE message_refs.kind = 'referenced' AND excluded.kind <> 'referenced'),
- held_orgs AS (INSERT INTO ticket_orgs (ticket_id, org_id)
-     SELECT * FROM unnest($13::bigint[], $14::bigint[]) ON CONFLICT DO NOTHING),
- held_tickets AS (UPDATE tickets SET status = u.status, last_message_id = COALESCE(u.last, tickets.last_message_id),
+     WHERE message_refs.kind = 'referenced' AND excluded.kind <> 'referenced')",
+    "held_orgs AS (INSERT INTO ticket_orgs (ticket_id, org_id)
+     SELECT * FROM unnest({}::bigint[], {}::bigint[]) ON CONFLICT DO NOTHING)",
+    "held_tickets AS (UPDATE tickets SET status = u.status, last_message_id = COALESCE(u.last, tickets.last_message_id),
                                      updated_at = u.at
-     FROM unnest($15::bigint[], $16::text[], $17::text[], $18::timestamptz[]) AS u (id, status, last, at)
-     WHERE tickets.id = u.id),
- held_cursors AS (INSERT INTO source_cursors (source, validity, last_uid, updated_at)
-     SELECT * FROM unnest($19::text[], $20::bigint[], $21::bigint[], $22::timestamptz[])
+     FROM unnest({}::bigint[], {}::text[], {}::text[], {}::timestamptz[]) AS u (id, status, last, at)
+     WHERE tickets.id = u.id)",
+    "held_cursors AS (INSERT INTO source_cursors (source, validity, last_uid, updated_at)
+     SELECT * FROM unnest({}::text[], {}::bigint[], {}::bigint[], {}::timestamptz[])
      ON CONFLICT (source) DO UPDATE SET
          last_uid = CASE WHEN source_cursors.validity = excluded.validity
                          THEN GREATEST(source_cursors.last_uid, excluded.last_uid) ELSE excluded.last_uid END,
-         validity = excluded.validity, updated_at = excluded.updated_at)"
-    };
-}
+         validity = excluded.validity, updated_at = excluded.updated_at)",
+];
 
-/// The ingest log insert as the last part of a `WITH`, its 16 parameters
-/// numbered from `$1`, or from `$23` after `flush_ctes!`.
-macro_rules! log_insert {
-    (1) => {
-        log_insert!(@ "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16")
-    };
-    (23) => {
-        log_insert!(@ "$23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38")
-    };
-    (@ $params:literal) => {
-        concat!(
-            "log AS (INSERT INTO ingest_log (dedup_key, message_id, origin, raw_sha256, size, sender, subject, outcome,
+/// The ingest log insert, as the last part of a `WITH`.
+const LOG_INSERT: &str = "log AS (INSERT INTO ingest_log (dedup_key, message_id, origin, raw_sha256, size, sender, subject, outcome,
                                     reason, thread_reason, ticket_id, comment_id, duplicate_of, notify, received_at, replay_of)
-             VALUES (", $params, ") RETURNING id)
-             SELECT id FROM log"
-        )
-    };
+             VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id)
+             SELECT id FROM log";
+
+/// The statement that flushes `tables` (`Table` bits), ending in the log
+/// insert when `log` is set (its parameters after the held ones) or in
+/// `SELECT 1`. Built once per combination and kept: sqlx prepares each
+/// distinct text once per connection.
+fn flush_sql(tables: u8, log: bool) -> &'static str {
+    static BUILT: [std::sync::OnceLock<String>; 128] = [const { std::sync::OnceLock::new() }; 128];
+    let slot = usize::from(tables & Table::ALL) | if log { 64 } else { 0 };
+    BUILT[slot].get_or_init(|| {
+        let mut parts: Vec<&str> = (0..FLUSH_PARTS.len())
+            .filter(|bit| tables & (1 << bit) != 0)
+            .map(|bit| FLUSH_PARTS[bit])
+            .collect();
+        if log {
+            parts.push(LOG_INSERT);
+        }
+        let mut sql = String::from("WITH ");
+        let mut n = 0;
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(",\n ");
+            }
+            let mut pieces = part.split("{}");
+            sql.push_str(pieces.next().unwrap_or_default());
+            for piece in pieces {
+                n += 1;
+                sql.push_str(&format!("${n}"));
+                sql.push_str(piece);
+            }
+        }
+        if !log {
+            sql.push_str(" SELECT 1");
+        }
+        sql
+    })
 }
 
 impl Pending {
-    fn is_empty(&self) -> bool {
-        self.tables == 0
-    }
-
     fn put_blob(&mut self, sha256: &str, data: &[u8]) {
         self.tables |= Table::BLOBS;
         self.blob_sha.push(sha256.to_string());
@@ -348,8 +367,8 @@ impl Pending {
     fn update_ticket(
         &mut self,
         ticket: i64,
-        status: &'static str,
-        last: Option<&str>,
+        status: Status,
+        last: Option<&MessageId>,
         now: OffsetDateTime,
     ) {
         self.tables |= Table::TICKETS;
@@ -357,13 +376,37 @@ impl Pending {
             Some(held) => {
                 held.1 = status;
                 if let Some(last) = last {
-                    held.2 = Some(last.to_string());
+                    held.2 = Some(last.clone());
                 }
                 held.3 = now;
             }
             None => self
                 .ticket_updates
-                .push((ticket, status, last.map(str::to_string), now)),
+                .push((ticket, status, last.cloned(), now)),
+        }
+    }
+
+    /// Lays this ticket's held update and org links over `state` read from
+    /// the table: what reading it after a flush would have returned (the
+    /// update's `COALESCE` keeps the stored last Message-ID when it has none;
+    /// orgs stay in id order, each once).
+    fn overlay(&self, state: &mut TicketState) {
+        if let Some((_, status, last, _)) = self.ticket_updates.iter().find(|u| u.0 == state.id) {
+            state.status = *status;
+            if let Some(last) = last {
+                state.last_message_id = Some(last.clone());
+            }
+        }
+        let before = state.orgs.len();
+        state.orgs.extend(
+            self.ticket_orgs
+                .iter()
+                .filter(|(ticket, _)| *ticket == state.id)
+                .map(|(_, org)| *org),
+        );
+        if state.orgs.len() != before {
+            state.orgs.sort_unstable();
+            state.orgs.dedup();
         }
     }
 
@@ -389,7 +432,8 @@ impl Pending {
         true
     }
 
-    /// Binds the held rows as `$1..$22` of `flush_ctes!`, leaving `self` empty.
+    /// Binds the held rows as the parameters of `flush_sql(tables, _)`, in
+    /// the same table order, leaving `self` empty.
     fn bind<'q>(
         &mut self,
         q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
@@ -410,8 +454,8 @@ impl Pending {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
             |mut v, (id, s, last, at)| {
                 v.0.push(id);
-                v.1.push(s);
-                v.2.push(last);
+                v.1.push(s.as_str());
+                v.2.push(last.map(|m| m.as_str().to_string()));
                 v.3.push(at);
                 v
             },
@@ -426,28 +470,39 @@ impl Pending {
                 v
             },
         );
-        q.bind(p.blob_sha)
-            .bind(p.blob_size)
-            .bind(p.blob_data)
-            .bind(p.event_ticket)
-            .bind(p.event_kind)
-            .bind(p.event_actor)
-            .bind(p.event_data)
-            .bind(p.event_at)
-            .bind(ref_ids)
-            .bind(ref_tickets)
-            .bind(ref_kinds)
-            .bind(ref_at)
-            .bind(org_tickets)
-            .bind(org_ids)
-            .bind(upd_ids)
-            .bind(upd_status)
-            .bind(upd_last)
-            .bind(upd_at)
-            .bind(cur_source)
-            .bind(cur_validity)
-            .bind(cur_uid)
-            .bind(cur_at)
+        let mut q = q;
+        if p.tables & Table::BLOBS != 0 {
+            q = q.bind(p.blob_sha).bind(p.blob_size).bind(p.blob_data);
+        }
+        if p.tables & Table::EVENTS != 0 {
+            q = q
+                .bind(p.event_ticket)
+                .bind(p.event_kind)
+                .bind(p.event_actor)
+                .bind(p.event_data)
+                .bind(p.event_at);
+        }
+        if p.tables & Table::REFS != 0 {
+            q = q
+                .bind(ref_ids)
+                .bind(ref_tickets)
+                .bind(ref_kinds)
+                .bind(ref_at);
+        }
+        if p.tables & Table::TICKET_ORGS != 0 {
+            q = q.bind(org_tickets).bind(org_ids);
+        }
+        if p.tables & Table::TICKETS != 0 {
+            q = q.bind(upd_ids).bind(upd_status).bind(upd_last).bind(upd_at);
+        }
+        if p.tables & Table::CURSORS != 0 {
+            q = q
+                .bind(cur_source)
+                .bind(cur_validity)
+                .bind(cur_uid)
+                .bind(cur_at);
+        }
+        q
     }
 }
 
@@ -503,8 +558,9 @@ impl PgTx {
         if self.held.tables & tables == 0 {
             return Ok(());
         }
+        let sql = flush_sql(self.held.tables, false);
         self.held
-            .bind(sqlx::query(concat!("WITH", flush_ctes!(), " SELECT 1")))
+            .bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
             .execute(&mut *self.tx)
             .await
             .q()?;
@@ -674,14 +730,19 @@ impl Tx for PgTx {
         }
         self.flush_if(Table::REFS).await?;
         let keys: Vec<&str> = ids.iter().map(MessageId::as_str).collect();
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT message_id, ticket_id FROM message_refs WHERE message_id = ANY($1::text[])",
+        // One index probe per key, as a scalar subquery that the planner
+        // cannot turn into a join: the generic plan (see `begin`) of a join,
+        // or of `= ANY($1)`, is made once and may scan once the table grows.
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT k.id, (SELECT ticket_id FROM message_refs WHERE message_id = k.id)
+             FROM unnest($1::text[]) AS k(id)",
         )
         .bind(&keys)
         .fetch_all(&mut *self.tx)
         .await
         .q()?;
         for (key, ticket) in rows {
+            let Some(ticket) = ticket else { continue };
             if let Some(id) = ids.iter().find(|id| id.as_str() == key) {
                 out.insert(id.clone(), ticket);
             }
@@ -690,7 +751,8 @@ impl Tx for PgTx {
     }
 
     async fn ticket_state(&mut self, id: TicketId) -> Result<Option<TicketState>> {
-        self.flush_if(Table::TICKETS | Table::TICKET_ORGS).await?;
+        // No flush: the held ticket updates and org links are laid over what
+        // the row says (`Pending::overlay`), as the flush would have left it.
         if !self.locked.contains(&id) {
             // The row lock serializes concurrent changes to one ticket: a second
             // transaction waits here and then reads what the first committed.
@@ -739,7 +801,7 @@ impl Tx for PgTx {
                 bouncing: f.try_get("bouncing").q()?,
             });
         }
-        Ok(Some(TicketState {
+        let mut state = TicketState {
             id: r.try_get(0).q()?,
             subject: r.try_get(1).q()?,
             status: parse_col(r, "status")?,
@@ -749,7 +811,9 @@ impl Tx for PgTx {
             last_message_id: opt_message_id(r, "last_message_id")?,
             followers,
             orgs: r.try_get("orgs").q()?,
-        }))
+        };
+        self.held.overlay(&mut state);
+        Ok(Some(state))
     }
 
     async fn insert_ticket(&mut self, nt: &NewTicket) -> Result<TicketId> {
@@ -856,8 +920,7 @@ impl Tx for PgTx {
         last: Option<&MessageId>,
         now: OffsetDateTime,
     ) -> Result<()> {
-        self.held
-            .update_ticket(ticket, status.as_str(), last.map(MessageId::as_str), now);
+        self.held.update_ticket(ticket, status, last, now);
         Ok(())
     }
 
@@ -1092,16 +1155,8 @@ impl Tx for PgTx {
         // The last statement of a delivery: the held-back writes ride along in
         // the same statement (the log row's blob among them) instead of
         // costing a flush of their own.
-        let q = if self.held.is_empty() {
-            sqlx::query(concat!("WITH", " ", log_insert!(1)))
-        } else {
-            self.held.bind(sqlx::query(concat!(
-                "WITH",
-                flush_ctes!(),
-                ",",
-                log_insert!(23)
-            )))
-        };
+        let sql = flush_sql(self.held.tables, true);
+        let q = self.held.bind(sqlx::query(sqlx::AssertSqlSafe(sql)));
         q.bind(&e.dedup_key)
             .bind(e.message_id.as_ref().map(MessageId::as_str))
             .bind(clean(&e.origin))
@@ -1194,7 +1249,17 @@ impl Store for PgStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
-        let tx = self.pool.begin().await.q()?;
+        // Generic plans for the transaction's statements: each is a key
+        // lookup or a single-row write, whose plan does not depend on the
+        // values. Without this the server replans the first five executions
+        // of every prepared statement, and any whose generic plan it costs
+        // higher (the `email = $1 OR id = $2` user lookup, `= ANY($1)`),
+        // on every execution: a tenth of a delivery's server time.
+        let tx = self
+            .pool
+            .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+            .await
+            .q()?;
         Ok(Box::new(PgTx::new(tx)))
     }
 
