@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::domain::classify::{self, OwnIdentity};
@@ -167,8 +166,9 @@ impl IngestError {
     }
 }
 
+/// The blob key of a stored message or attachment.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
 }
 
 #[derive(Clone)]
@@ -1120,5 +1120,24 @@ fn report(origin: &str, message_id: Option<MessageId>, d: Decided, log_id: i64) 
         reason: d.reason,
         log_id,
         thread_reason: d.thread_reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sha256_hex;
+
+    /// Blob keys are stored: a change of hash implementation must not change them
+    /// (FIPS 180-2 test vectors).
+    #[test]
+    fn blob_keys_are_the_standard_sha256() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 }
