@@ -436,7 +436,7 @@ impl Pending {
     /// the same table order, leaving `self` empty.
     fn bind<'q>(
         &mut self,
-        q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        mut q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
         let p = std::mem::take(self);
         let (ref_ids, ref_tickets, ref_kinds, ref_at) = p.refs.into_iter().fold(
@@ -470,7 +470,6 @@ impl Pending {
                 v
             },
         );
-        let mut q = q;
         if p.tables & Table::BLOBS != 0 {
             q = q.bind(p.blob_sha).bind(p.blob_size).bind(p.blob_data);
         }
@@ -1787,5 +1786,28 @@ impl Store for PgStore {
             .q()?;
         row.map(|r| Ok((r.try_get(0).q()?, r.try_get(1).q()?)))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Table, flush_sql};
+
+    /// Parameters are numbered across the parts present, in `Table` bit
+    /// order, with the log insert's after them: the order `Pending::bind`
+    /// binds in.
+    #[test]
+    fn a_flush_numbers_only_the_parts_it_holds() {
+        let sql = flush_sql(Table::BLOBS | Table::TICKETS, true);
+        assert!(!sql.contains("{}"));
+        assert!(sql.contains("unnest($1::text[], $2::bigint[], $3::bytea[])"));
+        assert!(sql.contains("unnest($4::bigint[], $5::text[], $6::text[], $7::timestamptz[])"));
+        assert!(sql.contains("VALUES ($8, $9,") && sql.contains("$23) RETURNING id"));
+        assert!(!sql.contains("held_events") && !sql.contains("$24"));
+
+        let sql = flush_sql(Table::CURSORS, false);
+        assert!(sql.starts_with("WITH held_cursors AS"));
+        assert!(sql.contains("$4::timestamptz[]") && !sql.contains("$5"));
+        assert!(sql.ends_with(" SELECT 1"));
     }
 }
