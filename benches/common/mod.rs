@@ -56,12 +56,12 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Starts the test mail stack (`scripts/mailstack.sh start`) and returns
-/// the variables it exports (`TICKETGATE_TEST_*`).
-pub fn stack() -> std::collections::HashMap<String, String> {
+/// Runs `scripts/mailstack.sh ARGS...`, panicking with its stderr when it
+/// fails; returns its stdout.
+fn mailstack<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailstack.sh");
     let out = std::process::Command::new(script)
-        .arg("start")
+        .args(args)
         .output()
         .expect("mailstack runs");
     assert!(
@@ -69,7 +69,13 @@ pub fn stack() -> std::collections::HashMap<String, String> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Starts the test mail stack (`scripts/mailstack.sh start`) and returns
+/// the variables it exports (`TICKETGATE_TEST_*`).
+pub fn stack() -> std::collections::HashMap<String, String> {
+    mailstack(&["start"])
         .lines()
         .filter_map(|l| {
             l.strip_prefix("export ")?
@@ -81,17 +87,9 @@ pub fn stack() -> std::collections::HashMap<String, String> {
 
 /// Adds mailboxes to the running mail stack (`scripts/mailstack.sh add-user`).
 pub fn add_users(addrs: &[String]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailstack.sh");
-    let out = std::process::Command::new(script)
-        .arg("add-user")
-        .args(addrs)
-        .output()
-        .expect("mailstack runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args = vec!["add-user"];
+    args.extend(addrs.iter().map(String::as_str));
+    mailstack(&args);
 }
 
 /// A gateway on `url` writing notifications as files under `dir`, with the
