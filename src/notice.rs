@@ -85,13 +85,17 @@ pub async fn queue(
         })),
         // The comment's text is not copied into every recipient's row (a
         // fan-out would store it once per follower): the outbox reads it back
-        // by `comment_id` when it composes.
-        "comment": notice.comment.as_ref().map(|(_, c)| {
-            let mut c = c.clone();
-            if let Some(fields) = c.as_object_mut() {
-                fields.remove("body");
-            }
-            c
+        // by `comment_id` when it composes. Copied without it, rather than
+        // copied whole and then stripped.
+        "comment": notice.comment.as_ref().map(|(_, c)| match c.as_object() {
+            Some(fields) => Value::Object(
+                fields
+                    .iter()
+                    .filter(|(key, _)| *key != "body")
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect(),
+            ),
+            None => c.clone(),
         }),
         "event": notice.event,
         "recipient": { "email": notice.to, "name": notice.name, "reason": notice.reason },
