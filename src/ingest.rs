@@ -26,8 +26,8 @@ use crate::effects::{self, Author, ChangePolicy, Changes, Failure, RuleInput};
 use crate::metrics::Metrics;
 use crate::notice::{self, Notice};
 use crate::store::{
-    CommentSource, NewAttachment, NewComment, NewEvent, NewLogEntry, NewTicket, NewUser, RefKind,
-    Store, StoreError, TicketState, Tx, User,
+    CommentSource, Lookahead, NewAttachment, NewComment, NewEvent, NewLogEntry, NewTicket, NewUser,
+    RefKind, Store, StoreError, TicketState, Tx, User,
 };
 
 /// What intake needs from config, resolved once at start.
@@ -185,6 +185,21 @@ struct Prepared {
     parsed: Result<InboundMail, crate::domain::mail::ParseError>,
     sha: String,
     too_large: bool,
+}
+
+impl Prepared {
+    /// The Message-ID, or the content hash of mail without one.
+    fn dedup_key(&self) -> String {
+        match self
+            .parsed
+            .as_ref()
+            .ok()
+            .and_then(|m| m.message_id.as_ref())
+        {
+            Some(id) => id.as_str().to_string(),
+            None => format!("sha256:{}", self.sha),
+        }
+    }
 }
 
 /// Logged once the outcome is committed, never for a rolled-back attempt.
@@ -364,6 +379,7 @@ impl Ingestor {
         prepared: &[Prepared],
     ) -> Result<Vec<IngestReport>, IngestError> {
         let mut tx = self.store.begin().await?;
+        tx.look_ahead(&self.look_ahead(prepared)).await?;
         let mut reports = Vec::with_capacity(deliveries.len());
         for (d, p) in deliveries.iter().zip(prepared) {
             reports.push(self.record(tx.as_mut(), d, p).await?);
@@ -373,6 +389,27 @@ impl Ingestor {
             log_outcome(r);
         }
         Ok(reports)
+    }
+
+    /// What `decide` will look up for these deliveries, for `Tx::look_ahead`.
+    fn look_ahead(&self, prepared: &[Prepared]) -> Lookahead {
+        let mut batch = Lookahead {
+            deliveries: prepared.len(),
+            ..Lookahead::default()
+        };
+        for p in prepared {
+            batch.dedup_keys.push(p.dedup_key());
+            let (Ok(mail), false) = (&p.parsed, p.too_large) else {
+                continue;
+            };
+            batch.senders.extend(mail.sender().cloned());
+            batch.message_ids.extend(mail.ancestors());
+            batch.message_ids.extend(mail.message_id.clone());
+            batch
+                .tickets
+                .extend(threading::subject_tag(&mail.subject, &self.policy.tag));
+        }
+        batch
     }
 
     /// Parsing and hashing: done once, outside any transaction and its retries.
@@ -420,10 +457,7 @@ impl Ingestor {
         let now = OffsetDateTime::now_utc();
         let mail = parsed.as_ref().ok();
         let message_id = mail.and_then(|m| m.message_id.clone());
-        let dedup_key = match &message_id {
-            Some(id) => id.as_str().to_string(),
-            None => format!("sha256:{sha}"),
-        };
+        let dedup_key = prepared.dedup_key();
 
         // The raw message is stored before anything else is decided about it.
         tx.put_blob(sha, delivery.raw).await?;

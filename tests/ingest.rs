@@ -331,23 +331,15 @@ async fn deeply_nested_mime_and_huge_lines_get_an_outcome() {
 /// A batch (one transaction) decides exactly as one delivery at a time:
 /// a reply threads onto a ticket created earlier in the same batch, a repeat
 /// inside the batch is a duplicate, and refusals are recorded, not dropped.
-#[tokio::test]
-async fn a_batch_records_each_message_as_if_delivered_alone() {
-    let t = TestApp::new().await;
+/// A second batch threads onto, repeats and tags what the first committed.
+/// Run on both stores: on PostgreSQL a batch reads ahead and holds its
+/// inserts until commit (`Tx::look_ahead`).
+async fn a_batch_records_each_message_as_if_delivered_alone(t: &TestApp) {
     let open = b"Message-ID: <batch-1@customer.test>\r\nFrom: alice@customer.test\r\nTo: support@example.test\r\nSubject: Batch\r\n\r\nFirst.\r\n".to_vec();
     let reply = b"Message-ID: <batch-2@customer.test>\r\nFrom: bob@customer.test\r\nTo: support@example.test\r\nIn-Reply-To: <batch-1@customer.test>\r\nSubject: Re: Batch\r\n\r\nSecond.\r\n".to_vec();
     let stranger = b"Message-ID: <batch-3@nowhere.test>\r\nFrom: x@nowhere.test\r\nTo: support@example.test\r\nSubject: Hi\r\n\r\nThird.\r\n".to_vec();
-    let raws = [&open, &reply, &open, &stranger];
-    let deliveries: Vec<_> = raws
-        .iter()
-        .map(|raw| ticketgate::ingest::Delivery {
-            raw,
-            origin: "batch",
-            notify: true,
-            ..Default::default()
-        })
-        .collect();
-    let reports = t.app.ingestor.ingest_batch(&deliveries).await.unwrap();
+    let batch = |raws: &[&Vec<u8>]| -> Vec<Vec<u8>> { raws.iter().map(|r| r.to_vec()).collect() };
+    let reports = ingest_batch(t, &batch(&[&open, &reply, &open, &stranger])).await;
     let outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
     assert_eq!(
         outcomes,
@@ -360,8 +352,79 @@ async fn a_batch_records_each_message_as_if_delivered_alone() {
     );
     assert_eq!(reports[1].ticket, reports[0].ticket);
     assert_eq!(reports[2].ticket, reports[0].ticket);
-    let ticket = t.ticket(reports[0].ticket.unwrap()).await;
-    assert_eq!(ticket.comments.len(), 2);
+    let id = reports[0].ticket.unwrap();
+    let ticket = t.ticket(id).await;
+    let bodies: Vec<_> = ticket.comments.iter().map(|c| c.body.trim()).collect();
+    assert_eq!(bodies, ["First.", "Second."]);
+    let comment_ids: Vec<_> = ticket.comments.iter().map(|c| c.id).collect();
+    assert_eq!(
+        [reports[0].comment, reports[1].comment],
+        [Some(comment_ids[0]), Some(comment_ids[1])],
+        "the reports name the stored comments"
+    );
     let log = t.store().list_log(&LogFilter::default()).await.unwrap();
     assert_eq!(log.len(), 4, "one log row per delivery");
+    let mut log_ids: Vec<_> = log.iter().map(|r| r.id).collect();
+    log_ids.sort_unstable();
+    assert_eq!(
+        log_ids,
+        reports.iter().map(|r| r.log_id).collect::<Vec<_>>(),
+        "log ids in delivery order"
+    );
+    let row = t.store().log_row(reports[1].log_id).await.unwrap().unwrap();
+    assert_eq!(row.comment, reports[1].comment);
+    // Bob's reply notified Alice, about his comment.
+    let outbox = t.outbox().await;
+    assert!(
+        outbox
+            .iter()
+            .any(|o| o.to == "alice@customer.test" && o.comment_id == reports[1].comment),
+        "{outbox:?}"
+    );
+
+    let later = format!(
+        "Message-ID: <batch-4@customer.test>\r\nFrom: alice@customer.test\r\nTo: support@example.test\r\nIn-Reply-To: <batch-2@customer.test>\r\nSubject: Re: Batch\r\n\r\nFourth.\r\n"
+    )
+    .into_bytes();
+    let tagged = format!(
+        "Message-ID: <batch-5@customer.test>\r\nFrom: bob@customer.test\r\nTo: support@example.test\r\nSubject: About [Support #{id}]\r\n\r\nFifth.\r\n"
+    )
+    .into_bytes();
+    let reports = ingest_batch(t, &batch(&[&reply, &later, &tagged])).await;
+    let outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Duplicate,
+            Outcome::CommentAdded,
+            Outcome::CommentAdded
+        ]
+    );
+    assert!(reports.iter().all(|r| r.ticket == Some(id)), "{reports:?}");
+    let ticket = t.ticket(id).await;
+    let bodies: Vec<_> = ticket.comments.iter().map(|c| c.body.trim()).collect();
+    assert_eq!(bodies, ["First.", "Second.", "Fourth.", "Fifth."]);
+}
+
+async fn ingest_batch(t: &TestApp, raws: &[Vec<u8>]) -> Vec<ticketgate::ingest::IngestReport> {
+    let deliveries: Vec<_> = raws
+        .iter()
+        .map(|raw| ticketgate::ingest::Delivery {
+            raw,
+            origin: "batch",
+            notify: true,
+            ..Default::default()
+        })
+        .collect();
+    t.app.ingestor.ingest_batch(&deliveries).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_records_each_message_as_if_delivered_alone_in_sqlite() {
+    a_batch_records_each_message_as_if_delivered_alone(&TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn a_batch_records_each_message_as_if_delivered_alone_in_postgres() {
+    a_batch_records_each_message_as_if_delivered_alone(&TestApp::postgres().await).await;
 }

@@ -389,9 +389,30 @@ pub struct OutboxRow {
     pub context: serde_json::Value,
 }
 
+/// What a batch of deliveries is about to look up: a store that pays a
+/// round trip per statement (PostgreSQL) reads it all in a few statements
+/// instead of several per message. A hint only: every `Tx` method answers
+/// the same with or without it.
+#[derive(Debug, Clone, Default)]
+pub struct Lookahead {
+    /// How many deliveries the transaction records (one log row each).
+    pub deliveries: usize,
+    pub dedup_keys: Vec<String>,
+    pub senders: Vec<EmailAddress>,
+    /// Message-IDs and ancestors the deliveries thread by.
+    pub message_ids: Vec<MessageId>,
+    /// Tickets named by subject tags.
+    pub tickets: Vec<TicketId>,
+}
+
 /// The writes and reads of one delivery, in one transaction.
 #[async_trait]
 pub trait Tx: Send {
+    /// Reads ahead what `batch` will look up (see `Lookahead`); a no-op
+    /// where lookups cost no round trip (SQLite, in-process).
+    async fn look_ahead(&mut self, _batch: &Lookahead) -> Result<()> {
+        Ok(())
+    }
     /// Stores content under its SHA-256 (hex); storing it again is a no-op.
     async fn put_blob(&mut self, sha256: &str, data: &[u8]) -> Result<()>;
     async fn find_logged(&mut self, dedup_key: &str) -> Result<Option<LoggedMessage>>;

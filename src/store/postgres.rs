@@ -217,7 +217,7 @@ impl PgStore {
 #[derive(Default)]
 struct Pending {
     /// `Table` bits with held-back rows.
-    tables: u8,
+    tables: u16,
     blob_sha: Vec<String>,
     blob_size: Vec<i64>,
     blob_data: Vec<Vec<u8>>,
@@ -229,24 +229,90 @@ struct Pending {
     /// One entry per Message-ID, merged as consecutive upserts would have
     /// left it (one statement cannot upsert the same row twice).
     refs: Vec<(String, i64, RefKind, OffsetDateTime)>,
+    /// Position in `refs` by Message-ID: a batch holds hundreds.
+    ref_index: HashMap<String, usize>,
     ticket_orgs: Vec<(i64, i64)>,
     /// `update_ticket` per ticket, merged: the later call wins, an absent
     /// Message-ID keeps the earlier one (as `COALESCE` would have).
     ticket_updates: Vec<(i64, Status, Option<MessageId>, OffsetDateTime)>,
     cursors: Vec<(String, i64, i64, OffsetDateTime)>,
+    /// Rows whose id was drawn ahead (`PgTx::draw_id`), so nothing waits
+    /// for their insert.
+    comments: Vec<HeldComment>,
+    outbox: Vec<HeldOutbox>,
+    log: Vec<HeldLog>,
+}
+
+struct HeldComment {
+    id: i64,
+    ticket_id: i64,
+    author_id: i64,
+    body: String,
+    signature: Option<String>,
+    quoted: Option<String>,
+    internal: bool,
+    source: &'static str,
+    message_id: Option<String>,
+    ingest_id: Option<i64>,
+    at: OffsetDateTime,
+}
+
+struct HeldOutbox {
+    id: i64,
+    ticket_id: Option<i64>,
+    template: String,
+    to: String,
+    to_user_id: Option<i64>,
+    reason: String,
+    message_id: String,
+    in_reply_to: Option<String>,
+    refs: Option<String>,
+    subject: String,
+    context: String,
+    at: OffsetDateTime,
+    locale: String,
+    comment_id: Option<i64>,
+}
+
+struct HeldLog {
+    id: i64,
+    dedup_key: String,
+    message_id: Option<String>,
+    origin: String,
+    raw_sha256: String,
+    size: i64,
+    sender: Option<String>,
+    subject: Option<String>,
+    outcome: &'static str,
+    reason: Option<String>,
+    thread_reason: Option<String>,
+    ticket_id: Option<i64>,
+    comment_id: Option<i64>,
+    duplicate_of: Option<i64>,
+    notify: bool,
+    at: OffsetDateTime,
+    replay_of: Option<i64>,
+}
+
+/// One column of held rows, as the array `unnest` takes.
+fn col<R, T>(rows: &[R], f: impl Fn(&R) -> T) -> Vec<T> {
+    rows.iter().map(f).collect()
 }
 
 /// Tables `Pending` holds rows for, as bits of `Pending::tables`.
 struct Table;
 
 impl Table {
-    const BLOBS: u8 = 1;
-    const EVENTS: u8 = 2;
-    const REFS: u8 = 4;
-    const TICKET_ORGS: u8 = 8;
-    const TICKETS: u8 = 16;
-    const CURSORS: u8 = 32;
-    const ALL: u8 = 63;
+    const BLOBS: u16 = 1;
+    const EVENTS: u16 = 2;
+    const REFS: u16 = 4;
+    const TICKET_ORGS: u16 = 8;
+    const TICKETS: u16 = 16;
+    const CURSORS: u16 = 32;
+    const COMMENTS: u16 = 64;
+    const OUTBOX: u16 = 128;
+    const LOG: u16 = 256;
+    const ALL: u16 = 511;
 }
 
 /// Blobs up to this size wait for the flush; larger ones (attachments) are
@@ -260,7 +326,7 @@ const HELD_BLOB_MAX: usize = 64 * 1024;
 /// made a six-part flush the most expensive statement of a delivery.
 /// Foreign keys are checked at the end of the statement, so the order of
 /// the CTEs does not matter. `{}` marks a parameter, numbered when built.
-const FLUSH_PARTS: [&str; 6] = [
+const FLUSH_PARTS: [&str; 9] = [
     "held_blobs AS (INSERT INTO blobs (sha256, size, data)
      SELECT * FROM unnest({}::text[], {}::bigint[], {}::bytea[]) ON CONFLICT (sha256) DO NOTHING)",
     "held_events AS (INSERT INTO events (ticket_id, kind, actor_id, data, created_at)
@@ -281,6 +347,24 @@ const FLUSH_PARTS: [&str; 6] = [
          last_uid = CASE WHEN source_cursors.validity = excluded.validity
                          THEN GREATEST(source_cursors.last_uid, excluded.last_uid) ELSE excluded.last_uid END,
          validity = excluded.validity, updated_at = excluded.updated_at)",
+    "held_comments AS (INSERT INTO comments (id, ticket_id, author_id, body, signature, quoted, internal, source, message_id,
+                                         ingest_id, created_at)
+     SELECT * FROM unnest({}::bigint[], {}::bigint[], {}::bigint[], {}::text[], {}::text[], {}::text[], {}::bool[],
+                          {}::text[], {}::text[], {}::bigint[], {}::timestamptz[]))",
+    "held_outbox AS (INSERT INTO outbox (id, ticket_id, template, to_addr, to_user_id, reason, message_id, in_reply_to, refs,
+                                     subject, context, status, attempts, next_attempt_at, created_at, locale, comment_id)
+     SELECT r.id, r.ticket_id, r.template, r.to_addr, r.to_user_id, r.reason, r.message_id, r.in_reply_to, r.refs,
+            r.subject, r.context, 'queued', 0, r.at, r.at, r.locale, r.comment_id
+     FROM unnest({}::bigint[], {}::bigint[], {}::text[], {}::text[], {}::bigint[], {}::text[], {}::text[], {}::text[],
+                 {}::text[], {}::text[], {}::text[], {}::timestamptz[], {}::text[], {}::bigint[])
+          AS r (id, ticket_id, template, to_addr, to_user_id, reason, message_id, in_reply_to, refs, subject, context,
+                at, locale, comment_id))",
+    "held_log AS (INSERT INTO ingest_log (id, dedup_key, message_id, origin, raw_sha256, size, sender, subject, outcome,
+                                      reason, thread_reason, ticket_id, comment_id, duplicate_of, notify, received_at,
+                                      replay_of)
+     SELECT * FROM unnest({}::bigint[], {}::text[], {}::text[], {}::text[], {}::text[], {}::bigint[], {}::text[],
+                          {}::text[], {}::text[], {}::text[], {}::text[], {}::bigint[], {}::bigint[], {}::bigint[],
+                          {}::bool[], {}::timestamptz[], {}::bigint[]))",
 ];
 
 /// The ingest log insert, as the last part of a `WITH`.
@@ -293,9 +377,10 @@ const LOG_INSERT: &str = "log AS (INSERT INTO ingest_log (dedup_key, message_id,
 /// insert when `log` is set (its parameters after the held ones) or in
 /// `SELECT 1`. Built once per combination and kept: sqlx prepares each
 /// distinct text once per connection.
-fn flush_sql(tables: u8, log: bool) -> &'static str {
-    static BUILT: [std::sync::OnceLock<String>; 128] = [const { std::sync::OnceLock::new() }; 128];
-    let slot = usize::from(tables & Table::ALL) | if log { 64 } else { 0 };
+fn flush_sql(tables: u16, log: bool) -> &'static str {
+    static BUILT: [std::sync::OnceLock<String>; 1024] =
+        [const { std::sync::OnceLock::new() }; 1024];
+    let slot = usize::from(tables & Table::ALL) | if log { 512 } else { 0 };
     BUILT[slot].get_or_init(|| {
         let mut parts: Vec<&str> = (0..FLUSH_PARTS.len())
             .filter(|bit| tables & (1 << bit) != 0)
@@ -347,14 +432,84 @@ impl Pending {
     /// kind that is not `referenced`, and then stays.
     fn remember_ref(&mut self, id: &str, ticket: i64, kind: RefKind, now: OffsetDateTime) {
         self.tables |= Table::REFS;
-        match self.refs.iter_mut().find(|r| r.0 == id) {
-            Some(held) => {
+        match self.ref_index.get(id) {
+            Some(&at) => {
+                let held = &mut self.refs[at];
                 if held.2 == RefKind::Referenced && kind != RefKind::Referenced {
                     held.2 = kind;
                 }
             }
-            None => self.refs.push((id.to_string(), ticket, kind, now)),
+            None => {
+                self.ref_index.insert(id.to_string(), self.refs.len());
+                self.refs.push((id.to_string(), ticket, kind, now));
+            }
         }
+    }
+
+    /// The ticket a held ref gives `id`.
+    fn held_ref(&self, id: &str) -> Option<i64> {
+        self.ref_index.get(id).map(|&at| self.refs[at].1)
+    }
+
+    fn comment(&mut self, id: i64, c: &NewComment) {
+        self.tables |= Table::COMMENTS;
+        self.comments.push(HeldComment {
+            id,
+            ticket_id: c.ticket_id,
+            author_id: c.author_id,
+            body: clean(&c.body).into_owned(),
+            signature: oclean(c.signature.as_deref()).map(Cow::into_owned),
+            quoted: oclean(c.quoted.as_deref()).map(Cow::into_owned),
+            internal: c.internal,
+            source: c.source.as_str(),
+            message_id: c.message_id.as_ref().map(|m| m.as_str().to_string()),
+            ingest_id: c.ingest_id,
+            at: c.now,
+        });
+    }
+
+    fn outbox(&mut self, id: i64, row: &NewOutbox) {
+        self.tables |= Table::OUTBOX;
+        self.outbox.push(HeldOutbox {
+            id,
+            ticket_id: row.ticket_id,
+            template: row.template.clone(),
+            to: row.to.as_str().to_string(),
+            to_user_id: row.to_user_id,
+            reason: clean(&row.reason).into_owned(),
+            message_id: row.message_id.as_str().to_string(),
+            in_reply_to: row.in_reply_to.as_ref().map(|m| m.as_str().to_string()),
+            refs: outbox_refs(row),
+            subject: clean(&row.subject).into_owned(),
+            context: row.context.to_string(),
+            at: row.now,
+            locale: row.locale.clone(),
+            comment_id: row.comment_id,
+        });
+    }
+
+    fn log(&mut self, id: i64, e: &NewLogEntry) {
+        self.tables |= Table::LOG;
+        let owned = |s: Option<&str>| oclean(s).map(Cow::into_owned);
+        self.log.push(HeldLog {
+            id,
+            dedup_key: e.dedup_key.clone(),
+            message_id: e.message_id.as_ref().map(|m| m.as_str().to_string()),
+            origin: clean(&e.origin).into_owned(),
+            raw_sha256: e.raw_sha256.clone(),
+            size: e.size as i64,
+            sender: owned(e.sender.as_deref()),
+            subject: owned(e.subject.as_deref()),
+            outcome: e.outcome.as_str(),
+            reason: owned(e.reason.as_deref()),
+            thread_reason: owned(e.thread_reason.as_deref()),
+            ticket_id: e.ticket_id,
+            comment_id: e.comment_id,
+            duplicate_of: e.duplicate_of,
+            notify: e.notify,
+            at: e.now,
+            replay_of: e.replay_of,
+        });
     }
 
     fn attach_org(&mut self, ticket: i64, org: i64) {
@@ -501,6 +656,60 @@ impl Pending {
                 .bind(cur_uid)
                 .bind(cur_at);
         }
+        if p.tables & Table::COMMENTS != 0 {
+            let c = &p.comments;
+            q = q
+                .bind(col(c, |r| r.id))
+                .bind(col(c, |r| r.ticket_id))
+                .bind(col(c, |r| r.author_id))
+                .bind(col(c, |r| r.body.clone()))
+                .bind(col(c, |r| r.signature.clone()))
+                .bind(col(c, |r| r.quoted.clone()))
+                .bind(col(c, |r| r.internal))
+                .bind(col(c, |r| r.source))
+                .bind(col(c, |r| r.message_id.clone()))
+                .bind(col(c, |r| r.ingest_id))
+                .bind(col(c, |r| r.at));
+        }
+        if p.tables & Table::OUTBOX != 0 {
+            let o = &p.outbox;
+            q = q
+                .bind(col(o, |r| r.id))
+                .bind(col(o, |r| r.ticket_id))
+                .bind(col(o, |r| r.template.clone()))
+                .bind(col(o, |r| r.to.clone()))
+                .bind(col(o, |r| r.to_user_id))
+                .bind(col(o, |r| r.reason.clone()))
+                .bind(col(o, |r| r.message_id.clone()))
+                .bind(col(o, |r| r.in_reply_to.clone()))
+                .bind(col(o, |r| r.refs.clone()))
+                .bind(col(o, |r| r.subject.clone()))
+                .bind(col(o, |r| r.context.clone()))
+                .bind(col(o, |r| r.at))
+                .bind(col(o, |r| r.locale.clone()))
+                .bind(col(o, |r| r.comment_id));
+        }
+        if p.tables & Table::LOG != 0 {
+            let l = &p.log;
+            q = q
+                .bind(col(l, |r| r.id))
+                .bind(col(l, |r| r.dedup_key.clone()))
+                .bind(col(l, |r| r.message_id.clone()))
+                .bind(col(l, |r| r.origin.clone()))
+                .bind(col(l, |r| r.raw_sha256.clone()))
+                .bind(col(l, |r| r.size))
+                .bind(col(l, |r| r.sender.clone()))
+                .bind(col(l, |r| r.subject.clone()))
+                .bind(col(l, |r| r.outcome))
+                .bind(col(l, |r| r.reason.clone()))
+                .bind(col(l, |r| r.thread_reason.clone()))
+                .bind(col(l, |r| r.ticket_id))
+                .bind(col(l, |r| r.comment_id))
+                .bind(col(l, |r| r.duplicate_of))
+                .bind(col(l, |r| r.notify))
+                .bind(col(l, |r| r.at))
+                .bind(col(l, |r| r.replay_of));
+        }
         q
     }
 }
@@ -536,6 +745,50 @@ pub struct PgTx {
     domain_orgs: HashMap<String, Option<OrgId>>,
     slugs: HashMap<OrgId, String>,
     leads: HashMap<OrgId, Vec<User>>,
+    known: Known,
+}
+
+/// What this transaction has read, kept current by its own writes, so a
+/// batch reads each thing once (most of it in `look_ahead`) instead of once
+/// per message. Rows other instances commit meanwhile are not seen; the ones
+/// that matter cannot be missed: a second log row for a dedup key, or a
+/// second user for an address, fails the commit on a unique index
+/// (`Conflict`, and ingest records the batch one by one), and the tickets
+/// read here are locked.
+#[derive(Default)]
+struct Known {
+    /// Dedup key: its logged non-duplicate delivery, or `None` when there is none.
+    logged: HashMap<String, Option<LoggedMessage>>,
+    /// Email address: its user, or `None`.
+    users: HashMap<String, Option<User>>,
+    /// Message-ID: its ticket as the table had it (held refs are in `Pending`).
+    refs: HashMap<String, Option<TicketId>>,
+    /// Locked tickets, as of this transaction's writes.
+    states: HashMap<TicketId, TicketState>,
+    /// Deliveries announced by `look_ahead` and not logged yet: how many ids
+    /// to draw at a time. Zero outside a look-ahead batch, where rows are
+    /// inserted at once instead (no gaps in ids for one delivery).
+    deliveries_left: usize,
+    /// Ids drawn ahead per `Seq`, the next one last.
+    ids: [Vec<i64>; 3],
+}
+
+/// Tables whose ids `PgTx::draw_id` draws ahead.
+#[derive(Clone, Copy)]
+enum Seq {
+    Log,
+    Comments,
+    Outbox,
+}
+
+impl Seq {
+    fn table(self) -> &'static str {
+        match self {
+            Seq::Log => "ingest_log",
+            Seq::Comments => "comments",
+            Seq::Outbox => "outbox",
+        }
+    }
 }
 
 impl PgTx {
@@ -547,13 +800,178 @@ impl PgTx {
             domain_orgs: HashMap::new(),
             slugs: HashMap::new(),
             leads: HashMap::new(),
+            known: Known::default(),
         }
+    }
+
+    /// An id for a row of `seq`'s table, drawn ahead from its sequence (one
+    /// statement per block of the batch's remaining deliveries) so the row
+    /// can be held for the flush; `None` outside a look-ahead batch. A block
+    /// dies with the transaction, so ids order as before: by when a
+    /// transaction drew them, not when it committed.
+    async fn draw_id(&mut self, seq: Seq) -> Result<Option<i64>> {
+        let n = self.known.deliveries_left;
+        let pool = &mut self.known.ids[seq as usize];
+        if pool.is_empty() && n > 0 {
+            let mut ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)",
+            )
+            .bind(seq.table())
+            .bind(i32::try_from(n).unwrap_or(i32::MAX))
+            .fetch_all(&mut *self.tx)
+            .await
+            .q()?;
+            ids.reverse();
+            *pool = ids;
+        }
+        Ok(pool.pop())
+    }
+
+    /// Logs a delivery outside a look-ahead batch: the held-back writes ride
+    /// along in the same statement (the log row's blob among them) instead
+    /// of costing a flush of their own.
+    async fn log_now(&mut self, e: &NewLogEntry) -> Result<i64> {
+        let sql = flush_sql(self.held.tables, true);
+        let q = self.held.bind(sqlx::query(sqlx::AssertSqlSafe(sql)));
+        q.bind(&e.dedup_key)
+            .bind(e.message_id.as_ref().map(MessageId::as_str))
+            .bind(clean(&e.origin))
+            .bind(&e.raw_sha256)
+            .bind(e.size as i64)
+            .bind(oclean(e.sender.as_deref()))
+            .bind(oclean(e.subject.as_deref()))
+            .bind(e.outcome.as_str())
+            .bind(oclean(e.reason.as_deref()))
+            .bind(oclean(e.thread_reason.as_deref()))
+            .bind(e.ticket_id)
+            .bind(e.comment_id)
+            .bind(e.duplicate_of)
+            .bind(e.notify)
+            .bind(e.now)
+            .bind(e.replay_of)
+            .fetch_one(&mut *self.tx)
+            .await
+            .q()?
+            .try_get(0)
+            .q()
+    }
+
+    /// Locks `ids` (in id order, so two batches cannot deadlock on them) and
+    /// reads their states into `known.states`.
+    async fn lock_and_read(&mut self, ids: &[TicketId]) -> Result<()> {
+        let mut ids: Vec<TicketId> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.known.states.contains_key(id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let lock: Vec<TicketId> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.locked.contains(id))
+            .collect();
+        if !lock.is_empty() {
+            // A separate statement before the read, as in `ticket_state`.
+            let locked: Vec<TicketId> = sqlx::query_scalar(
+                "SELECT id FROM tickets WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            )
+            .bind(&lock)
+            .fetch_all(&mut *self.tx)
+            .await
+            .q()?;
+            self.locked.extend(locked);
+        }
+        ids.retain(|id| self.locked.contains(id));
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // Each ticket, its orgs and one row per follower, in one round trip.
+        let rows = sqlx::query(
+            "SELECT t.id, t.subject, t.status, t.priority, t.requester_id, t.root_message_id, t.last_message_id,
+                    ARRAY(SELECT org_id FROM ticket_orgs WHERE ticket_id = t.id ORDER BY org_id) AS orgs,
+                    f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing
+             FROM tickets t
+             LEFT JOIN followers f ON f.ticket_id = t.id
+             LEFT JOIN users u ON u.id = f.user_id
+             WHERE t.id = ANY($1)
+             ORDER BY t.id, f.created_at, f.user_id",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?;
+        let mut at = 0;
+        while let Some(r) = rows.get(at) {
+            let id: TicketId = r.try_get(0).q()?;
+            let mut followers = Vec::new();
+            while let Some(f) = rows.get(at) {
+                if f.try_get::<TicketId, _>(0).q()? != id {
+                    break;
+                }
+                at += 1;
+                let Some(user) = f.try_get::<Option<i64>, _>("user_id").q()? else {
+                    continue;
+                };
+                followers.push(Follower {
+                    user,
+                    email: email_col(f, "email")?,
+                    name: f.try_get("name").q()?,
+                    locale: f.try_get("locale").q()?,
+                    role: parse_col(f, "role")?,
+                    source: parse_col(f, "source")?,
+                    bouncing: f.try_get("bouncing").q()?,
+                });
+            }
+            let mut state = TicketState {
+                id,
+                subject: r.try_get(1).q()?,
+                status: parse_col(r, "status")?,
+                priority: opt_parse_col(r, "priority")?,
+                requester_id: r.try_get(4).q()?,
+                root_message_id: opt_message_id(r, "root_message_id")?,
+                last_message_id: opt_message_id(r, "last_message_id")?,
+                followers,
+                orgs: r.try_get("orgs").q()?,
+            };
+            // What the held writes will make of it.
+            self.held.overlay(&mut state);
+            self.known.states.insert(id, state);
+        }
+        Ok(())
+    }
+
+    /// Message-ID to ticket as the table has it, for ids not asked before.
+    async fn read_refs(&mut self, ids: &[&str]) -> Result<()> {
+        let mut keys: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.known.refs.contains_key(*id))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // One index probe per key, as a scalar subquery that the planner
+        // cannot turn into a join: the generic plan (see `begin`) of a join,
+        // or of `= ANY($1)`, is made once and may scan once the table grows.
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT k.id, (SELECT ticket_id FROM message_refs WHERE message_id = k.id)
+             FROM unnest($1::text[]) AS k(id)",
+        )
+        .bind(&keys)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?;
+        self.known.refs.extend(rows);
+        Ok(())
     }
 
     /// Sends the held-back writes if any of them are to `tables`: called by
     /// every statement that reads or writes one of those tables (or refers
     /// to them by foreign key), so it sees what came before it.
-    async fn flush_if(&mut self, tables: u8) -> Result<()> {
+    async fn flush_if(&mut self, tables: u16) -> Result<()> {
         if self.held.tables & tables == 0 {
             return Ok(());
         }
@@ -565,6 +983,17 @@ impl PgTx {
             .q()?;
         Ok(())
     }
+}
+
+/// The `refs` column: the References ids, space-separated.
+fn outbox_refs(row: &NewOutbox) -> Option<String> {
+    (!row.references.is_empty()).then(|| {
+        row.references
+            .iter()
+            .map(MessageId::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
 
 /// A ticket list row: id, subject, status, priority, requester email, org slug, updated_at.
@@ -681,7 +1110,82 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    async fn look_ahead(&mut self, batch: &Lookahead) -> Result<()> {
+        self.known.deliveries_left = batch.deliveries;
+        // Each statement probes its keys one index lookup at a time
+        // (`LIMIT 1` keeps the lateral subquery a parameterized probe under
+        // the generic plan, see `begin`).
+        let keys: Vec<&str> = batch
+            .dedup_keys
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !self.known.logged.contains_key(*k))
+            .collect();
+        if !keys.is_empty() {
+            let rows = sqlx::query(
+                "SELECT k.key, l.id, l.outcome, l.ticket_id, l.comment_id
+                 FROM unnest($1::text[]) AS k(key)
+                 CROSS JOIN LATERAL (SELECT id, outcome, ticket_id, comment_id FROM ingest_log
+                                     WHERE dedup_key = k.key AND outcome <> 'duplicate' AND NOT superseded
+                                     LIMIT 1) l",
+            )
+            .bind(&keys)
+            .fetch_all(&mut *self.tx)
+            .await
+            .q()?;
+            for key in keys {
+                self.known.logged.insert(key.to_string(), None);
+            }
+            for r in rows {
+                let logged = LoggedMessage {
+                    id: r.try_get(1).q()?,
+                    outcome: parse_col(&r, "outcome")?,
+                    ticket_id: r.try_get(3).q()?,
+                    comment_id: r.try_get(4).q()?,
+                };
+                self.known.logged.insert(r.try_get(0).q()?, Some(logged));
+            }
+        }
+        let emails: Vec<&str> = batch
+            .senders
+            .iter()
+            .map(EmailAddress::as_str)
+            .filter(|e| !self.known.users.contains_key(*e))
+            .collect();
+        if !emails.is_empty() {
+            let rows = sqlx::query(
+                "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+                 FROM unnest($1::text[]) AS k(email)
+                 CROSS JOIN LATERAL (SELECT * FROM users WHERE email = k.email LIMIT 1) u
+                 LEFT JOIN orgs o ON o.id = u.org_id",
+            )
+            .bind(&emails)
+            .fetch_all(&mut *self.tx)
+            .await
+            .q()?;
+            for email in emails {
+                self.known.users.insert(email.to_string(), None);
+            }
+            for r in rows {
+                let user = user_from_row(&r)?;
+                self.known
+                    .users
+                    .insert(user.email.as_str().to_string(), Some(user));
+            }
+        }
+        let ids: Vec<&str> = batch.message_ids.iter().map(MessageId::as_str).collect();
+        self.read_refs(&ids).await?;
+        let mut tickets = batch.tickets.clone();
+        tickets.extend(self.known.refs.values().flatten());
+        self.lock_and_read(&tickets).await
+    }
+
     async fn find_logged(&mut self, dedup_key: &str) -> Result<Option<LoggedMessage>> {
+        // Every log row this transaction writes is in `known.logged`, so the
+        // table is asked only about keys it has not seen.
+        if let Some(known) = self.known.logged.get(dedup_key) {
+            return Ok(known.clone());
+        }
         let row = sqlx::query(
             "SELECT id, outcome, ticket_id, comment_id FROM ingest_log WHERE dedup_key = $1 AND outcome <> 'duplicate' AND NOT superseded",
         )
@@ -689,19 +1193,31 @@ impl Tx for PgTx {
         .fetch_optional(&mut *self.tx)
         .await
         .q()?;
-        row.map(|r| {
-            Ok(LoggedMessage {
-                id: r.try_get(0).q()?,
-                outcome: parse_col(&r, "outcome")?,
-                ticket_id: r.try_get(2).q()?,
-                comment_id: r.try_get(3).q()?,
+        let found = row
+            .map(|r| {
+                Ok::<_, StoreError>(LoggedMessage {
+                    id: r.try_get(0).q()?,
+                    outcome: parse_col(&r, "outcome")?,
+                    ticket_id: r.try_get(2).q()?,
+                    comment_id: r.try_get(3).q()?,
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        self.known
+            .logged
+            .insert(dedup_key.to_string(), found.clone());
+        Ok(found)
     }
 
     async fn user_by_email(&mut self, email: &EmailAddress) -> Result<Option<User>> {
-        user_where(&mut self.tx, Some(email), None).await
+        if let Some(known) = self.known.users.get(email.as_str()) {
+            return Ok(known.clone());
+        }
+        let user = user_where(&mut self.tx, Some(email), None).await?;
+        self.known
+            .users
+            .insert(email.as_str().to_string(), user.clone());
+        Ok(user)
     }
 
     async fn org_for_domain(&mut self, domain: &str) -> Result<Option<OrgId>> {
@@ -719,100 +1235,39 @@ impl Tx for PgTx {
     }
 
     async fn insert_user(&mut self, user: &NewUser, now: OffsetDateTime) -> Result<User> {
-        insert_user(&mut self.tx, user, now).await
+        let user = insert_user(&mut self.tx, user, now).await?;
+        self.known
+            .users
+            .insert(user.email.as_str().to_string(), Some(user.clone()));
+        Ok(user)
     }
 
     async fn tickets_of(&mut self, ids: &[MessageId]) -> Result<HashMap<MessageId, TicketId>> {
-        let mut out = HashMap::new();
-        if ids.is_empty() {
-            return Ok(out);
-        }
-        self.flush_if(Table::REFS).await?;
         let keys: Vec<&str> = ids.iter().map(MessageId::as_str).collect();
-        // One index probe per key, as a scalar subquery that the planner
-        // cannot turn into a join: the generic plan (see `begin`) of a join,
-        // or of `= ANY($1)`, is made once and may scan once the table grows.
-        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT k.id, (SELECT ticket_id FROM message_refs WHERE message_id = k.id)
-             FROM unnest($1::text[]) AS k(id)",
-        )
-        .bind(&keys)
-        .fetch_all(&mut *self.tx)
-        .await
-        .q()?;
-        for (key, ticket) in rows {
-            let Some(ticket) = ticket else { continue };
-            if let Some(id) = ids.iter().find(|id| id.as_str() == key) {
-                out.insert(id.clone(), ticket);
-            }
-        }
-        Ok(out)
+        self.read_refs(&keys).await?;
+        // A stored ref keeps its ticket when a held one names the same id
+        // (the flush's upsert changes only its kind).
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let stored = self.known.refs.get(id.as_str()).copied().flatten();
+                Some((
+                    id.clone(),
+                    stored.or_else(|| self.held.held_ref(id.as_str()))?,
+                ))
+            })
+            .collect())
     }
 
     async fn ticket_state(&mut self, id: TicketId) -> Result<Option<TicketState>> {
         // No flush: the held ticket updates and org links are laid over what
         // the row says (`Pending::overlay`), as the flush would have left it.
-        if !self.locked.contains(&id) {
-            // The row lock serializes concurrent changes to one ticket: a second
-            // transaction waits here and then reads what the first committed.
-            // The read below is a separate statement so that its snapshot is
-            // taken after the wait (READ COMMITTED: one snapshot per statement).
-            let found = sqlx::query("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *self.tx)
-                .await
-                .q()?;
-            if found.is_none() {
-                return Ok(None);
-            }
-            self.locked.insert(id);
-        }
-        // The ticket, its orgs and one row per follower, in one round trip.
-        let rows = sqlx::query(
-            "SELECT t.id, t.subject, t.status, t.priority, t.requester_id, t.root_message_id, t.last_message_id,
-                    ARRAY(SELECT org_id FROM ticket_orgs WHERE ticket_id = t.id ORDER BY org_id) AS orgs,
-                    f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing
-             FROM tickets t
-             LEFT JOIN followers f ON f.ticket_id = t.id
-             LEFT JOIN users u ON u.id = f.user_id
-             WHERE t.id = $1
-             ORDER BY f.created_at, f.user_id",
-        )
-        .bind(id)
-        .fetch_all(&mut *self.tx)
-        .await
-        .q()?;
-        let Some(r) = rows.first() else {
-            return Ok(None);
-        };
-        let mut followers = Vec::with_capacity(rows.len());
-        for f in &rows {
-            let Some(user) = f.try_get::<Option<i64>, _>("user_id").q()? else {
-                continue;
-            };
-            followers.push(Follower {
-                user,
-                email: email_col(f, "email")?,
-                name: f.try_get("name").q()?,
-                locale: f.try_get("locale").q()?,
-                role: parse_col(f, "role")?,
-                source: parse_col(f, "source")?,
-                bouncing: f.try_get("bouncing").q()?,
-            });
-        }
-        let mut state = TicketState {
-            id: r.try_get(0).q()?,
-            subject: r.try_get(1).q()?,
-            status: parse_col(r, "status")?,
-            priority: opt_parse_col(r, "priority")?,
-            requester_id: r.try_get(4).q()?,
-            root_message_id: opt_message_id(r, "root_message_id")?,
-            last_message_id: opt_message_id(r, "last_message_id")?,
-            followers,
-            orgs: r.try_get("orgs").q()?,
-        };
-        self.held.overlay(&mut state);
-        Ok(Some(state))
+        // The row lock serializes concurrent changes to one ticket: a second
+        // transaction waits in `lock_and_read` and then reads what the first
+        // committed (the read is a separate statement, so under READ
+        // COMMITTED its snapshot is taken after the wait).
+        self.lock_and_read(&[id]).await?;
+        Ok(self.known.states.get(&id).cloned())
     }
 
     async fn insert_ticket(&mut self, nt: &NewTicket) -> Result<TicketId> {
@@ -851,15 +1306,27 @@ impl Tx for PgTx {
         .execute(&mut *self.tx)
         .await
         .q()?;
+        // Read again when asked (the row stays locked).
+        self.known.states.remove(&ticket);
         Ok(done.rows_affected() == 1)
     }
 
     async fn attach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<()> {
         self.held.attach_org(ticket, org);
+        if let Some(state) = self.known.states.get_mut(&ticket)
+            && !state.orgs.contains(&org)
+        {
+            state.orgs.push(org);
+            state.orgs.sort_unstable();
+        }
         Ok(())
     }
 
     async fn insert_comment(&mut self, c: &NewComment) -> Result<CommentId> {
+        if let Some(id) = self.draw_id(Seq::Comments).await? {
+            self.held.comment(id, c);
+            return Ok(id);
+        }
         sqlx::query_scalar(
             "INSERT INTO comments (ticket_id, author_id, body, signature, quoted, internal, source, message_id, ingest_id, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -880,7 +1347,7 @@ impl Tx for PgTx {
     }
 
     async fn insert_attachment(&mut self, a: &NewAttachment) -> Result<i64> {
-        self.flush_if(Table::BLOBS).await?;
+        self.flush_if(Table::BLOBS | Table::COMMENTS).await?;
         sqlx::query_scalar(
             "INSERT INTO attachments (comment_id, filename, content_type, size, blob_sha256) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -920,6 +1387,12 @@ impl Tx for PgTx {
         now: OffsetDateTime,
     ) -> Result<()> {
         self.held.update_ticket(ticket, status, last, now);
+        if let Some(state) = self.known.states.get_mut(&ticket) {
+            state.status = status;
+            if let Some(last) = last {
+                state.last_message_id = Some(last.clone());
+            }
+        }
         Ok(())
     }
 
@@ -937,6 +1410,9 @@ impl Tx for PgTx {
             .execute(&mut *self.tx)
             .await
             .q()?;
+        if let Some(state) = self.known.states.get_mut(&ticket) {
+            state.priority = Some(priority);
+        }
         Ok(())
     }
 
@@ -964,6 +1440,9 @@ impl Tx for PgTx {
             .execute(&mut *self.tx)
             .await
             .q()?;
+        if let Some(state) = self.known.states.get_mut(&ticket) {
+            state.followers.retain(|f| f.user != user);
+        }
         Ok(done.rows_affected() == 1)
     }
 
@@ -975,6 +1454,9 @@ impl Tx for PgTx {
             .execute(&mut *self.tx)
             .await
             .q()?;
+        if let Some(state) = self.known.states.get_mut(&ticket) {
+            state.orgs.retain(|o| *o != org);
+        }
         Ok(done.rows_affected() == 1)
     }
 
@@ -1074,12 +1556,10 @@ impl Tx for PgTx {
     }
 
     async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64> {
-        let refs = row
-            .references
-            .iter()
-            .map(MessageId::as_str)
-            .collect::<Vec<_>>()
-            .join(" ");
+        if let Some(id) = self.draw_id(Seq::Outbox).await? {
+            self.held.outbox(id, row);
+            return Ok(id);
+        }
         sqlx::query_scalar(
             "INSERT INTO outbox (ticket_id, template, to_addr, to_user_id, reason, message_id, in_reply_to, refs, subject,
                                  context, status, attempts, next_attempt_at, created_at, locale, comment_id)
@@ -1092,7 +1572,7 @@ impl Tx for PgTx {
         .bind(clean(&row.reason))
         .bind(row.message_id.as_str())
         .bind(row.in_reply_to.as_ref().map(MessageId::as_str))
-        .bind((!refs.is_empty()).then_some(refs))
+        .bind(outbox_refs(row))
         .bind(clean(&row.subject))
         .bind(row.context.to_string())
         .bind(row.now)
@@ -1126,6 +1606,7 @@ impl Tx for PgTx {
         &mut self,
         message_id: &MessageId,
     ) -> Result<Option<(TicketId, EmailAddress)>> {
+        self.flush_if(Table::OUTBOX).await?;
         let row = sqlx::query(
             "SELECT ticket_id, to_addr FROM outbox WHERE message_id = $1 AND ticket_id IS NOT NULL",
         )
@@ -1138,8 +1619,16 @@ impl Tx for PgTx {
     }
 
     async fn set_bouncing(&mut self, email: &EmailAddress, bouncing: bool) -> Result<bool> {
-        // Cached leads carry the flag.
+        // Cached leads, users and followers carry the flag.
         self.leads.clear();
+        if let Some(Some(user)) = self.known.users.get_mut(email.as_str()) {
+            user.bouncing = bouncing;
+        }
+        for state in self.known.states.values_mut() {
+            for f in state.followers.iter_mut().filter(|f| f.email == *email) {
+                f.bouncing = bouncing;
+            }
+        }
         let done =
             sqlx::query("UPDATE users SET bouncing = $2 WHERE email = $1 AND bouncing <> $2")
                 .bind(email.as_str())
@@ -1151,35 +1640,33 @@ impl Tx for PgTx {
     }
 
     async fn log_delivery(&mut self, e: &NewLogEntry) -> Result<i64> {
-        // The last statement of a delivery: the held-back writes ride along in
-        // the same statement (the log row's blob among them) instead of
-        // costing a flush of their own.
-        let sql = flush_sql(self.held.tables, true);
-        let q = self.held.bind(sqlx::query(sqlx::AssertSqlSafe(sql)));
-        q.bind(&e.dedup_key)
-            .bind(e.message_id.as_ref().map(MessageId::as_str))
-            .bind(clean(&e.origin))
-            .bind(&e.raw_sha256)
-            .bind(e.size as i64)
-            .bind(oclean(e.sender.as_deref()))
-            .bind(oclean(e.subject.as_deref()))
-            .bind(e.outcome.as_str())
-            .bind(oclean(e.reason.as_deref()))
-            .bind(oclean(e.thread_reason.as_deref()))
-            .bind(e.ticket_id)
-            .bind(e.comment_id)
-            .bind(e.duplicate_of)
-            .bind(e.notify)
-            .bind(e.now)
-            .bind(e.replay_of)
-            .fetch_one(&mut *self.tx)
-            .await
-            .q()?
-            .try_get(0)
-            .q()
+        let id = match self.draw_id(Seq::Log).await? {
+            Some(id) => {
+                self.known.deliveries_left = self.known.deliveries_left.saturating_sub(1);
+                self.held.log(id, e);
+                id
+            }
+            None => self.log_now(e).await?,
+        };
+        if e.outcome != Outcome::Duplicate {
+            let logged = LoggedMessage {
+                id,
+                outcome: e.outcome,
+                ticket_id: e.ticket_id,
+                comment_id: e.comment_id,
+            };
+            self.known.logged.insert(e.dedup_key.clone(), Some(logged));
+        }
+        Ok(id)
     }
 
     async fn supersede_log(&mut self, id: i64) -> Result<bool> {
+        self.flush_if(Table::LOG).await?;
+        for known in self.known.logged.values_mut() {
+            if known.as_ref().is_some_and(|l| l.id == id) {
+                *known = None;
+            }
+        }
         let done = sqlx::query(
             "UPDATE ingest_log SET superseded = TRUE
              WHERE id = $1 AND NOT superseded AND outcome IN ('quarantined', 'rejected')",

@@ -17,7 +17,9 @@ use ticketgate::store::{NewUser, OutboxRow, Store, TicketView};
 pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub app: App,
-    sqlite: SqliteStore,
+    sqlite: Option<SqliteStore>,
+    /// The PostgreSQL database of `TestApp::postgres`, dropped last.
+    _pg: Option<pg::TestDb>,
 }
 
 pub fn fixtures() -> PathBuf {
@@ -84,7 +86,28 @@ impl TestApp {
             .expect("sqlite opens");
         let app = App::open(settings).await.expect("app opens");
         seed_world(app.store.as_ref()).await;
-        Self { dir, app, sqlite }
+        Self {
+            dir,
+            app,
+            sqlite: Some(sqlite),
+            _pg: None,
+        }
+    }
+
+    /// Like `new`, on a fresh PostgreSQL database (see `pg`).
+    pub async fn postgres() -> Self {
+        let db = pg::TestDb::create().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = test_settings(dir.path());
+        settings.database.url = db.url.clone();
+        let app = App::open(settings).await.expect("app opens");
+        seed_world(app.store.as_ref()).await;
+        Self {
+            dir,
+            app,
+            sqlite: None,
+            _pg: Some(db),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -119,7 +142,7 @@ impl TestApp {
 
     /// Direct SQL for tests that set up states no command reaches yet.
     pub fn sqlite_pool(&self) -> &sqlx::SqlitePool {
-        self.sqlite.pool()
+        self.sqlite.as_ref().expect("a SQLite test app").pool()
     }
 
     pub async fn outbox(&self) -> Vec<OutboxRow> {
