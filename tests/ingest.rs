@@ -382,10 +382,8 @@ async fn a_batch_records_each_message_as_if_delivered_alone(t: &TestApp) {
         "{outbox:?}"
     );
 
-    let later = format!(
-        "Message-ID: <batch-4@customer.test>\r\nFrom: alice@customer.test\r\nTo: support@example.test\r\nIn-Reply-To: <batch-2@customer.test>\r\nSubject: Re: Batch\r\n\r\nFourth.\r\n"
-    )
-    .into_bytes();
+    let later = b"Message-ID: <batch-4@customer.test>\r\nFrom: alice@customer.test\r\nTo: support@example.test\r\nIn-Reply-To: <batch-2@customer.test>\r\nSubject: Re: Batch\r\n\r\nFourth.\r\n"
+        .to_vec();
     let tagged = format!(
         "Message-ID: <batch-5@customer.test>\r\nFrom: bob@customer.test\r\nTo: support@example.test\r\nSubject: About [Support #{id}]\r\n\r\nFifth.\r\n"
     )
