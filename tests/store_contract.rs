@@ -18,9 +18,9 @@ use ticketgate::domain::ticket::{FollowerSource, Priority, Role, Status};
 use ticketgate::store::postgres::PgStore;
 use ticketgate::store::sqlite::SqliteStore;
 use ticketgate::store::{
-    Attempt, AttemptResult, CommentSource, LogFilter, NewAttachment, NewComment, NewEvent,
-    NewLogEntry, NewOutbox, NewTicket, NewUser, OutboxStatus, RefKind, Store, StoreError,
-    TicketFilter, User, format_ts, parse_ts,
+    Attempt, AttemptResult, CommentSource, LogFilter, Lookahead, NewAttachment, NewComment,
+    NewEvent, NewLogEntry, NewOutbox, NewTicket, NewUser, OutboxStatus, RefKind, Store, StoreError,
+    TicketFilter, TicketState, User, format_ts, parse_ts,
 };
 
 /// A store under test and what keeps its database alive.
@@ -99,6 +99,8 @@ contract!(
     api_tokens_are_found_by_hash_until_revoked,
     a_superseded_delivery_frees_its_dedup_key_once,
     a_ticket_reads_back_its_own_changes_within_the_transaction,
+    followers_of_a_new_ticket_read_back_in_table_order,
+    a_look_ahead_batch_sees_its_own_writes,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
@@ -1312,5 +1314,210 @@ async fn a_ticket_reads_back_its_own_changes_within_the_transaction(db: &Db) {
     assert_eq!(stored.status, Status::InProgress);
     assert_eq!(stored.last_message_id, state.last_message_id);
     assert_eq!(stored.orgs, orgs);
+    drop(tx);
+}
+
+/// Followers added to a ticket created in the same transaction (which
+/// PostgreSQL holds until commit) read back as the table orders them: by
+/// time, then user id; adding one twice is refused.
+async fn followers_of_a_new_ticket_read_back_in_table_order(db: &Db) {
+    let w = world(db).await;
+    let t1 = T0 + Duration::from_secs(1);
+    let mut tx = db.store.begin().await.unwrap();
+    for who in [&w.alice, &w.bob, &w.sam] {
+        tx.user_by_email(&who.email).await.unwrap().unwrap();
+    }
+    let id = tx
+        .insert_ticket(&NewTicket {
+            subject: "order".into(),
+            status: Status::New,
+            requester_id: w.bob.id,
+            org_id: Some(w.site_a),
+            root_message_id: Some(mid("<order@customer.test>")),
+            now: T0,
+        })
+        .await
+        .unwrap();
+    assert!(
+        tx.add_follower(id, w.sam.id, FollowerSource::Cc, t1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.add_follower(id, w.bob.id, FollowerSource::Creator, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.add_follower(id, w.alice.id, FollowerSource::Cc, t1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.add_follower(id, w.bob.id, FollowerSource::Cc, t1)
+            .await
+            .unwrap()
+    );
+    let order = |s: &TicketState| -> Vec<(i64, FollowerSource)> {
+        s.followers.iter().map(|f| (f.user, f.source)).collect()
+    };
+    let mut later = vec![
+        (w.alice.id, FollowerSource::Cc),
+        (w.sam.id, FollowerSource::Cc),
+    ];
+    later.sort_unstable_by_key(|f| f.0);
+    let expected: Vec<_> = std::iter::once((w.bob.id, FollowerSource::Creator))
+        .chain(later)
+        .collect();
+    let state = tx.ticket_state(id).await.unwrap().unwrap();
+    assert_eq!(order(&state), expected);
+    assert_eq!(state.followers[0].email, w.bob.email);
+    tx.commit().await.unwrap();
+
+    let mut tx = db.store.begin().await.unwrap();
+    let stored = tx.ticket_state(id).await.unwrap().unwrap();
+    assert_eq!(order(&stored), expected);
+    drop(tx);
+}
+
+/// Within a batch that read ahead, every lookup answers with the batch's
+/// own earlier writes: log rows, users, thread refs and ticket changes.
+async fn a_look_ahead_batch_sees_its_own_writes(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "ahead", T0).await;
+    let mut tx = db.store.begin().await.unwrap();
+    tx.remember_refs(&[mid("<ahead@customer.test>")], id, RefKind::Received, T0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let old = log(db, "<old@customer.test>", Outcome::TicketCreated)
+        .await
+        .unwrap();
+    let stranger = email("new@nowhere.test");
+    let mut tx = db.store.begin().await.unwrap();
+    tx.look_ahead(&Lookahead {
+        deliveries: 3,
+        dedup_keys: vec!["<old@customer.test>".into(), "<n1@customer.test>".into()],
+        senders: vec![w.alice.email.clone(), stranger.clone()],
+        message_ids: vec![mid("<ahead@customer.test>"), mid("<n1@customer.test>")],
+        tickets: vec![id],
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        tx.find_logged("<old@customer.test>")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        old
+    );
+    assert!(
+        tx.find_logged("<n1@customer.test>")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(tx.user_by_email(&stranger).await.unwrap().is_none());
+    let new_user = tx
+        .insert_user(
+            &NewUser {
+                email: stranger.clone(),
+                name: "New".into(),
+                role: Role::Customer,
+                org_id: None,
+                locale: "en".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.user_by_email(&stranger).await.unwrap().unwrap().id,
+        new_user.id
+    );
+    let found = tx
+        .tickets_of(&[mid("<ahead@customer.test>")])
+        .await
+        .unwrap();
+    assert_eq!(found.values().copied().collect::<Vec<_>>(), [id]);
+
+    // A delivery: its comment, notification and log row are written.
+    let comment = tx
+        .insert_comment(&NewComment {
+            ticket_id: id,
+            author_id: w.alice.id,
+            body: "held body".into(),
+            signature: None,
+            quoted: None,
+            internal: false,
+            source: CommentSource::Email,
+            message_id: Some(mid("<n1@customer.test>")),
+            ingest_id: None,
+            now: T0,
+        })
+        .await
+        .unwrap();
+    let mut note = outbox_row(1, &w.bob, Some(id));
+    note.comment_id = Some(comment);
+    let queued = tx.enqueue(&note).await.unwrap();
+    tx.remember_refs(&[mid("<n1@customer.test>")], id, RefKind::Received, T0)
+        .await
+        .unwrap();
+    tx.update_ticket(id, Status::InProgress, Some(&mid("<n1@customer.test>")), T0)
+        .await
+        .unwrap();
+    tx.add_follower(id, new_user.id, FollowerSource::Cc, T0)
+        .await
+        .unwrap();
+    let mut entry = log_entry("<n1@customer.test>", Outcome::CommentAdded, None);
+    entry.ticket_id = Some(id);
+    entry.comment_id = Some(comment);
+    let first = tx.log_delivery(&entry).await.unwrap();
+
+    // The next delivery of the batch sees all of it.
+    let logged = tx.find_logged("<n1@customer.test>").await.unwrap().unwrap();
+    assert_eq!((logged.id, logged.comment_id), (first, Some(comment)));
+    let found = tx.tickets_of(&[mid("<n1@customer.test>")]).await.unwrap();
+    assert_eq!(found.values().copied().collect::<Vec<_>>(), [id]);
+    let state = tx.ticket_state(id).await.unwrap().unwrap();
+    assert_eq!(state.status, Status::InProgress);
+    assert!(state.followers.iter().any(|f| f.user == new_user.id));
+    let repeat = tx
+        .log_delivery(&log_entry(
+            "<n1@customer.test>",
+            Outcome::Duplicate,
+            Some(first),
+        ))
+        .await
+        .unwrap();
+    assert!(repeat > first, "log ids follow delivery order");
+    tx.commit().await.unwrap();
+
+    assert_eq!(
+        db.store.comment_body(comment).await.unwrap().as_deref(),
+        Some("held body")
+    );
+    let row = db.store.log_row(first).await.unwrap().unwrap();
+    assert_eq!(row.comment, Some(comment));
+    let outbox = db.store.list_outbox().await.unwrap();
+    assert!(
+        outbox
+            .iter()
+            .any(|o| o.id == queued && o.comment_id == Some(comment))
+    );
+    let mut tx = db.store.begin().await.unwrap();
+    assert_eq!(
+        tx.find_logged("<n1@customer.test>")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        first
+    );
+    assert_eq!(
+        tx.ticket_state(id).await.unwrap().unwrap().status,
+        Status::InProgress
+    );
     drop(tx);
 }

@@ -241,6 +241,8 @@ struct Pending {
     comments: Vec<HeldComment>,
     outbox: Vec<HeldOutbox>,
     log: Vec<HeldLog>,
+    /// Followers of tickets created in this transaction (`Known::fresh`).
+    followers: Vec<(i64, i64, &'static str, OffsetDateTime)>,
 }
 
 struct HeldComment {
@@ -312,7 +314,8 @@ impl Table {
     const COMMENTS: u16 = 64;
     const OUTBOX: u16 = 128;
     const LOG: u16 = 256;
-    const ALL: u16 = 511;
+    const FOLLOWERS: u16 = 512;
+    const ALL: u16 = 1023;
 }
 
 /// Blobs up to this size wait for the flush; larger ones (attachments) are
@@ -326,7 +329,7 @@ const HELD_BLOB_MAX: usize = 64 * 1024;
 /// made a six-part flush the most expensive statement of a delivery.
 /// Foreign keys are checked at the end of the statement, so the order of
 /// the CTEs does not matter. `{}` marks a parameter, numbered when built.
-const FLUSH_PARTS: [&str; 9] = [
+const FLUSH_PARTS: [&str; 10] = [
     "held_blobs AS (INSERT INTO blobs (sha256, size, data)
      SELECT * FROM unnest({}::text[], {}::bigint[], {}::bytea[]) ON CONFLICT (sha256) DO NOTHING)",
     "held_events AS (INSERT INTO events (ticket_id, kind, actor_id, data, created_at)
@@ -365,6 +368,8 @@ const FLUSH_PARTS: [&str; 9] = [
      SELECT * FROM unnest({}::bigint[], {}::text[], {}::text[], {}::text[], {}::text[], {}::bigint[], {}::text[],
                           {}::text[], {}::text[], {}::text[], {}::text[], {}::bigint[], {}::bigint[], {}::bigint[],
                           {}::bool[], {}::timestamptz[], {}::bigint[]))",
+    "held_followers AS (INSERT INTO followers (ticket_id, user_id, source, created_at)
+     SELECT * FROM unnest({}::bigint[], {}::bigint[], {}::text[], {}::timestamptz[]) ON CONFLICT DO NOTHING)",
 ];
 
 /// The ingest log insert, as the last part of a `WITH`.
@@ -378,9 +383,9 @@ const LOG_INSERT: &str = "log AS (INSERT INTO ingest_log (dedup_key, message_id,
 /// `SELECT 1`. Built once per combination and kept: sqlx prepares each
 /// distinct text once per connection.
 fn flush_sql(tables: u16, log: bool) -> &'static str {
-    static BUILT: [std::sync::OnceLock<String>; 1024] =
-        [const { std::sync::OnceLock::new() }; 1024];
-    let slot = usize::from(tables & Table::ALL) | if log { 512 } else { 0 };
+    static BUILT: [std::sync::OnceLock<String>; 2048] =
+        [const { std::sync::OnceLock::new() }; 2048];
+    let slot = usize::from(tables & Table::ALL) | if log { 1024 } else { 0 };
     BUILT[slot].get_or_init(|| {
         let mut parts: Vec<&str> = (0..FLUSH_PARTS.len())
             .filter(|bit| tables & (1 << bit) != 0)
@@ -710,6 +715,14 @@ impl Pending {
                 .bind(col(l, |r| r.at))
                 .bind(col(l, |r| r.replay_of));
         }
+        if p.tables & Table::FOLLOWERS != 0 {
+            let f = &p.followers;
+            q = q
+                .bind(col(f, |r| r.0))
+                .bind(col(f, |r| r.1))
+                .bind(col(f, |r| r.2))
+                .bind(col(f, |r| r.3));
+        }
         q
     }
 }
@@ -765,6 +778,10 @@ struct Known {
     refs: HashMap<String, Option<TicketId>>,
     /// Locked tickets, as of this transaction's writes.
     states: HashMap<TicketId, TicketState>,
+    /// Tickets created in this transaction, whose followers are all known:
+    /// when each was added, in the order of their `followers` (the table's
+    /// order: by time, then user id).
+    fresh: HashMap<TicketId, Vec<OffsetDateTime>>,
     /// Deliveries announced by `look_ahead` and not logged yet: how many ids
     /// to draw at a time. Zero outside a look-ahead batch, where rows are
     /// inserted at once instead (no gaps in ids for one delivery).
@@ -831,6 +848,7 @@ impl PgTx {
     /// along in the same statement (the log row's blob among them) instead
     /// of costing a flush of their own.
     async fn log_now(&mut self, e: &NewLogEntry) -> Result<i64> {
+        self.settle_refs();
         let sql = flush_sql(self.held.tables, true);
         let q = self.held.bind(sqlx::query(sqlx::AssertSqlSafe(sql)));
         q.bind(&e.dedup_key)
@@ -886,6 +904,7 @@ impl PgTx {
         if ids.is_empty() {
             return Ok(());
         }
+        self.flush_if(Table::FOLLOWERS).await?;
         // Each ticket, its orgs and one row per follower, in one round trip.
         let rows = sqlx::query(
             "SELECT t.id, t.subject, t.status, t.priority, t.requester_id, t.root_message_id, t.last_message_id,
@@ -941,6 +960,49 @@ impl PgTx {
         Ok(())
     }
 
+    /// Adds a follower to a ticket created in this transaction without a
+    /// round trip: its followers are all known, so whether `user` is new is
+    /// too. `None` when that does not hold (another ticket, or a user this
+    /// transaction has not read): the caller inserts at once instead.
+    fn add_fresh_follower(
+        &mut self,
+        ticket: TicketId,
+        user: UserId,
+        source: FollowerSource,
+        now: OffsetDateTime,
+    ) -> Option<bool> {
+        let added_at = self.known.fresh.get_mut(&ticket)?;
+        let state = self.known.states.get_mut(&ticket)?;
+        if state.followers.iter().any(|f| f.user == user) {
+            return Some(false);
+        }
+        let u = self.known.users.values().flatten().find(|u| u.id == user)?;
+        let at = state
+            .followers
+            .iter()
+            .zip(added_at.iter())
+            .position(|(f, t)| (*t, f.user) > (now, user))
+            .unwrap_or(state.followers.len());
+        state.followers.insert(
+            at,
+            Follower {
+                user,
+                email: u.email.clone(),
+                name: u.name.clone(),
+                locale: u.locale.clone(),
+                role: u.role,
+                source,
+                bouncing: u.bouncing,
+            },
+        );
+        added_at.insert(at, now);
+        self.held.tables |= Table::FOLLOWERS;
+        self.held
+            .followers
+            .push((ticket, user, source.as_str(), now));
+        Some(true)
+    }
+
     /// Message-ID to ticket as the table has it, for ids not asked before.
     async fn read_refs(&mut self, ids: &[&str]) -> Result<()> {
         let mut keys: Vec<&str> = ids
@@ -968,6 +1030,17 @@ impl PgTx {
         Ok(())
     }
 
+    /// The held refs are about to be stored: an id known to be absent will
+    /// then have the held ticket. (An id not asked about yet is asked when
+    /// it is; one already stored keeps its ticket.)
+    fn settle_refs(&mut self) {
+        for (id, ticket, _, _) in &self.held.refs {
+            if let Some(known @ None) = self.known.refs.get_mut(id) {
+                *known = Some(*ticket);
+            }
+        }
+    }
+
     /// Sends the held-back writes if any of them are to `tables`: called by
     /// every statement that reads or writes one of those tables (or refers
     /// to them by foreign key), so it sees what came before it.
@@ -975,6 +1048,7 @@ impl PgTx {
         if self.held.tables & tables == 0 {
             return Ok(());
         }
+        self.settle_refs();
         let sql = flush_sql(self.held.tables, false);
         self.held
             .bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
@@ -1285,6 +1359,22 @@ impl Tx for PgTx {
         .await
         .q()?;
         self.locked.insert(id);
+        // As the row reads back: followers and orgs are added separately.
+        self.known.states.insert(
+            id,
+            TicketState {
+                id,
+                subject: clean(&nt.subject).into_owned(),
+                status: nt.status,
+                priority: None,
+                requester_id: nt.requester_id,
+                root_message_id: nt.root_message_id.clone(),
+                last_message_id: nt.root_message_id.clone(),
+                followers: Vec::new(),
+                orgs: Vec::new(),
+            },
+        );
+        self.known.fresh.insert(id, Vec::new());
         Ok(id)
     }
 
@@ -1295,6 +1385,10 @@ impl Tx for PgTx {
         source: FollowerSource,
         now: OffsetDateTime,
     ) -> Result<bool> {
+        if let Some(added) = self.add_fresh_follower(ticket, user, source, now) {
+            return Ok(added);
+        }
+        self.known.fresh.remove(&ticket);
         let done = sqlx::query(
             "INSERT INTO followers (ticket_id, user_id, source, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (ticket_id, user_id) DO NOTHING",
@@ -1434,6 +1528,8 @@ impl Tx for PgTx {
     }
 
     async fn remove_follower(&mut self, ticket: TicketId, user: UserId) -> Result<bool> {
+        self.flush_if(Table::FOLLOWERS).await?;
+        self.known.fresh.remove(&ticket);
         let done = sqlx::query("DELETE FROM followers WHERE ticket_id = $1 AND user_id = $2")
             .bind(ticket)
             .bind(user)
@@ -1507,6 +1603,13 @@ impl Tx for PgTx {
         .iter()
         .map(user_from_row)
         .collect::<Result<Vec<_>>>()?;
+        // Leads are often added as followers (`add_fresh_follower`).
+        for lead in &leads {
+            self.known
+                .users
+                .entry(lead.email.as_str().to_string())
+                .or_insert_with(|| Some(lead.clone()));
+        }
         self.leads.insert(org, leads.clone());
         Ok(leads)
     }
@@ -1535,7 +1638,8 @@ impl Tx for PgTx {
     }
 
     async fn open_tickets_of(&mut self, user: &User, limit: i64) -> Result<Vec<TicketSummary>> {
-        self.flush_if(Table::TICKETS | Table::TICKET_ORGS).await?;
+        self.flush_if(Table::TICKETS | Table::TICKET_ORGS | Table::FOLLOWERS)
+            .await?;
         sqlx::query(
             "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at
              FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
