@@ -101,6 +101,7 @@ contract!(
     a_ticket_reads_back_its_own_changes_within_the_transaction,
     followers_of_a_new_ticket_read_back_in_table_order,
     a_look_ahead_batch_sees_its_own_writes,
+    automatic_replies_in_a_look_ahead_batch_keep_the_window,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
@@ -1520,4 +1521,81 @@ async fn a_look_ahead_batch_sees_its_own_writes(db: &Db) {
         Status::InProgress
     );
     drop(tx);
+}
+
+/// Automatic-reply claims decided from what `look_ahead` read follow the
+/// same window as one by one, and store the last answer's time.
+async fn automatic_replies_in_a_look_ahead_batch_keep_the_window(db: &Db) {
+    let window = Duration::from_secs(600);
+    let secs = Duration::from_secs;
+    let (a, b) = (email("robot@x.test"), email("human@x.test"));
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(tx.claim_auto_reply(&a, T0, window).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let mut tx = db.store.begin().await.unwrap();
+    tx.look_ahead(&Lookahead {
+        deliveries: 2,
+        senders: vec![a.clone(), b.clone()],
+        ..Lookahead::default()
+    })
+    .await
+    .unwrap();
+    assert!(
+        !tx.claim_auto_reply(&a, T0 + secs(599), window)
+            .await
+            .unwrap()
+    );
+    assert!(tx.claim_auto_reply(&b, T0, window).await.unwrap());
+    assert!(!tx.claim_auto_reply(&b, T0 + secs(1), window).await.unwrap());
+    assert!(tx.claim_auto_reply(&a, T0 + window, window).await.unwrap());
+    assert!(
+        !tx.claim_auto_reply(&a, T0 + window + secs(1), window)
+            .await
+            .unwrap()
+    );
+    assert!(tx.claim_auto_reply(&b, T0 + window, window).await.unwrap());
+    tx.commit().await.unwrap();
+
+    // Both addresses were last answered at T0 + window.
+    let mut tx = db.store.begin().await.unwrap();
+    for who in [&a, &b] {
+        let just_before = T0 + window + window - secs(1);
+        assert!(
+            !tx.claim_auto_reply(who, just_before, window).await.unwrap(),
+            "{who}"
+        );
+        assert!(
+            tx.claim_auto_reply(who, T0 + window + window, window)
+                .await
+                .unwrap(),
+            "{who}"
+        );
+    }
+    tx.commit().await.unwrap();
+}
+
+/// PostgreSQL: a batch decided to answer an address that had no claim row,
+/// and another transaction answered it first; the batch's commit fails as a
+/// conflict (ingest then records it one by one) instead of answering twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_claim_taken_meanwhile_fails_the_batch_as_a_conflict() {
+    let db = Db::postgres().await;
+    let window = Duration::from_secs(600);
+    let a = email("robot@x.test");
+    let mut batch = db.store.begin().await.unwrap();
+    batch
+        .look_ahead(&Lookahead {
+            deliveries: 1,
+            senders: vec![a.clone()],
+            ..Lookahead::default()
+        })
+        .await
+        .unwrap();
+    assert!(batch.claim_auto_reply(&a, T0, window).await.unwrap());
+    let mut other = db.store.begin().await.unwrap();
+    assert!(other.claim_auto_reply(&a, T0, window).await.unwrap());
+    other.commit().await.unwrap();
+    let err = batch.commit().await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 }

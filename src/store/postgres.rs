@@ -243,6 +243,21 @@ struct Pending {
     log: Vec<HeldLog>,
     /// Followers of tickets created in this transaction (`Known::fresh`).
     followers: Vec<(i64, i64, &'static str, OffsetDateTime)>,
+    users: Vec<HeldUser>,
+    /// Automatic-reply claims decided from `Known::auto_replies`: on rows
+    /// this transaction has locked, and on addresses that had none.
+    claims_seen: Vec<(String, OffsetDateTime)>,
+    claims_new: Vec<(String, OffsetDateTime)>,
+}
+
+struct HeldUser {
+    id: i64,
+    email: String,
+    name: String,
+    role: &'static str,
+    org_id: Option<i64>,
+    locale: String,
+    at: OffsetDateTime,
 }
 
 struct HeldComment {
@@ -315,7 +330,10 @@ impl Table {
     const OUTBOX: u16 = 128;
     const LOG: u16 = 256;
     const FOLLOWERS: u16 = 512;
-    const ALL: u16 = 1023;
+    const USERS: u16 = 1024;
+    const CLAIMS_SEEN: u16 = 2048;
+    const CLAIMS_NEW: u16 = 4096;
+    const ALL: u16 = 8191;
 }
 
 /// Blobs up to this size wait for the flush; larger ones (attachments) are
@@ -329,7 +347,7 @@ const HELD_BLOB_MAX: usize = 64 * 1024;
 /// made a six-part flush the most expensive statement of a delivery.
 /// Foreign keys are checked at the end of the statement, so the order of
 /// the CTEs does not matter. `{}` marks a parameter, numbered when built.
-const FLUSH_PARTS: [&str; 10] = [
+const FLUSH_PARTS: [&str; 13] = [
     "held_blobs AS (INSERT INTO blobs (sha256, size, data)
      SELECT * FROM unnest({}::text[], {}::bigint[], {}::bytea[]) ON CONFLICT (sha256) DO NOTHING)",
     "held_events AS (INSERT INTO events (ticket_id, kind, actor_id, data, created_at)
@@ -370,6 +388,12 @@ const FLUSH_PARTS: [&str; 10] = [
                           {}::bool[], {}::timestamptz[], {}::bigint[]))",
     "held_followers AS (INSERT INTO followers (ticket_id, user_id, source, created_at)
      SELECT * FROM unnest({}::bigint[], {}::bigint[], {}::text[], {}::timestamptz[]) ON CONFLICT DO NOTHING)",
+    "held_users AS (INSERT INTO users (id, email, name, role, org_id, locale, created_at)
+     SELECT * FROM unnest({}::bigint[], {}::text[], {}::text[], {}::text[], {}::bigint[], {}::text[], {}::timestamptz[]))",
+    "held_claims_seen AS (UPDATE auto_replies SET last_at = c.at
+     FROM unnest({}::text[], {}::timestamptz[]) AS c (address, at) WHERE auto_replies.address = c.address)",
+    "held_claims_new AS (INSERT INTO auto_replies (address, last_at)
+     SELECT * FROM unnest({}::text[], {}::timestamptz[]) ON CONFLICT (address) DO NOTHING RETURNING 1)",
 ];
 
 /// The ingest log insert, as the last part of a `WITH`.
@@ -378,21 +402,44 @@ const LOG_INSERT: &str = "log AS (INSERT INTO ingest_log (dedup_key, message_id,
              VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id)
              SELECT id FROM log";
 
-/// The statement that flushes `tables` (`Table` bits), ending in the log
-/// insert when `log` is set (its parameters after the held ones) or in
-/// `SELECT 1`. Built once per combination and kept: sqlx prepares each
-/// distinct text once per connection.
-fn flush_sql(tables: u16, log: bool) -> &'static str {
-    static BUILT: [std::sync::OnceLock<String>; 2048] =
-        [const { std::sync::OnceLock::new() }; 2048];
-    let slot = usize::from(tables & Table::ALL) | if log { 1024 } else { 0 };
-    BUILT[slot].get_or_init(|| {
+/// A ticket insert, as the last part of a `WITH` (subject, status,
+/// requester, org, root Message-ID twice, time twice).
+const TICKET_INSERT: &str = "t AS (INSERT INTO tickets (subject, status, requester_id, org_id, root_message_id, last_message_id,
+                                  created_at, updated_at)
+             VALUES ({}, {}, {}, {}, {}, {}, {}, {}) RETURNING id)
+             SELECT id FROM t";
+
+/// What a flush statement ends in, after the held rows.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Tail {
+    /// The count of new automatic-reply claims that took (see
+    /// `PgTx::flush_if`), or 1 when it holds none.
+    Count,
+    /// `LOG_INSERT`, returning the log row's id.
+    Log,
+    /// `TICKET_INSERT`, returning the ticket's id.
+    Ticket,
+}
+
+/// The statement that flushes `tables` (`Table` bits) and ends in `tail`,
+/// whose parameters follow the held ones. Built once per combination and
+/// kept: sqlx prepares each distinct text once per connection.
+fn flush_sql(tables: u16, tail: Tail) -> &'static str {
+    static BUILT: std::sync::LazyLock<std::sync::Mutex<HashMap<(u16, Tail), &'static str>>> =
+        std::sync::LazyLock::new(Default::default);
+    let tables = tables & Table::ALL;
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    built.entry((tables, tail)).or_insert_with(|| {
         let mut parts: Vec<&str> = (0..FLUSH_PARTS.len())
             .filter(|bit| tables & (1 << bit) != 0)
             .map(|bit| FLUSH_PARTS[bit])
             .collect();
-        if log {
-            parts.push(LOG_INSERT);
+        match tail {
+            Tail::Log => parts.push(LOG_INSERT),
+            Tail::Ticket => parts.push(TICKET_INSERT),
+            Tail::Count => {}
         }
         let mut sql = String::from("WITH ");
         let mut n = 0;
@@ -408,10 +455,15 @@ fn flush_sql(tables: u16, log: bool) -> &'static str {
                 sql.push_str(piece);
             }
         }
-        if !log {
-            sql.push_str(" SELECT 1");
+        if tail == Tail::Count {
+            sql.push_str(if tables & Table::CLAIMS_NEW != 0 {
+                " SELECT count(*) FROM held_claims_new"
+            } else {
+                " SELECT 1::bigint"
+            });
         }
-        sql
+        // A few dozen combinations occur; each is kept for the process.
+        Box::leak(sql.into_boxed_str())
     })
 }
 
@@ -723,6 +775,25 @@ impl Pending {
                 .bind(col(f, |r| r.2))
                 .bind(col(f, |r| r.3));
         }
+        if p.tables & Table::USERS != 0 {
+            let u = &p.users;
+            q = q
+                .bind(col(u, |r| r.id))
+                .bind(col(u, |r| r.email.clone()))
+                .bind(col(u, |r| r.name.clone()))
+                .bind(col(u, |r| r.role))
+                .bind(col(u, |r| r.org_id))
+                .bind(col(u, |r| r.locale.clone()))
+                .bind(col(u, |r| r.at));
+        }
+        if p.tables & Table::CLAIMS_SEEN != 0 {
+            let c = &p.claims_seen;
+            q = q.bind(col(c, |r| r.0.clone())).bind(col(c, |r| r.1));
+        }
+        if p.tables & Table::CLAIMS_NEW != 0 {
+            let c = &p.claims_new;
+            q = q.bind(col(c, |r| r.0.clone())).bind(col(c, |r| r.1));
+        }
         q
     }
 }
@@ -778,6 +849,11 @@ struct Known {
     refs: HashMap<String, Option<TicketId>>,
     /// Locked tickets, as of this transaction's writes.
     states: HashMap<TicketId, TicketState>,
+    /// Address: when its last automatic reply went out, for the rows
+    /// `look_ahead` locked, or `None` where it found no row.
+    auto_replies: HashMap<String, Option<OffsetDateTime>>,
+    /// Senders `look_ahead` found unregistered: how many user ids to draw.
+    unknown_senders: usize,
     /// Tickets created in this transaction, whose followers are all known:
     /// when each was added, in the order of their `followers` (the table's
     /// order: by time, then user id).
@@ -787,7 +863,7 @@ struct Known {
     /// inserted at once instead (no gaps in ids for one delivery).
     deliveries_left: usize,
     /// Ids drawn ahead per `Seq`, the next one last.
-    ids: [Vec<i64>; 3],
+    ids: [Vec<i64>; 4],
 }
 
 /// Tables whose ids `PgTx::draw_id` draws ahead.
@@ -796,6 +872,7 @@ enum Seq {
     Log,
     Comments,
     Outbox,
+    Users,
 }
 
 impl Seq {
@@ -804,6 +881,7 @@ impl Seq {
             Seq::Log => "ingest_log",
             Seq::Comments => "comments",
             Seq::Outbox => "outbox",
+            Seq::Users => "users",
         }
     }
 }
@@ -827,8 +905,12 @@ impl PgTx {
     /// dies with the transaction, so ids order as before: by when a
     /// transaction drew them, not when it committed.
     async fn draw_id(&mut self, seq: Seq) -> Result<Option<i64>> {
-        let n = self.known.deliveries_left;
         let pool = &mut self.known.ids[seq as usize];
+        let n = match seq {
+            // At most one per unregistered sender, drawn once.
+            Seq::Users if pool.is_empty() => std::mem::take(&mut self.known.unknown_senders),
+            _ => self.known.deliveries_left,
+        };
         if pool.is_empty() && n > 0 {
             let mut ids: Vec<i64> = sqlx::query_scalar(
                 "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)",
@@ -848,8 +930,10 @@ impl PgTx {
     /// along in the same statement (the log row's blob among them) instead
     /// of costing a flush of their own.
     async fn log_now(&mut self, e: &NewLogEntry) -> Result<i64> {
+        // Claims need their count checked (`flush_if`).
+        self.flush_if(Table::CLAIMS_NEW).await?;
         self.settle_refs();
-        let sql = flush_sql(self.held.tables, true);
+        let sql = flush_sql(self.held.tables, Tail::Log);
         let q = self.held.bind(sqlx::query(sqlx::AssertSqlSafe(sql)));
         q.bind(&e.dedup_key)
             .bind(e.message_id.as_ref().map(MessageId::as_str))
@@ -904,7 +988,7 @@ impl PgTx {
         if ids.is_empty() {
             return Ok(());
         }
-        self.flush_if(Table::FOLLOWERS).await?;
+        self.flush_if(Table::FOLLOWERS | Table::USERS).await?;
         // Each ticket, its orgs and one row per follower, in one round trip.
         let rows = sqlx::query(
             "SELECT t.id, t.subject, t.status, t.priority, t.requester_id, t.root_message_id, t.last_message_id,
@@ -1049,12 +1133,24 @@ impl PgTx {
             return Ok(());
         }
         self.settle_refs();
-        let sql = flush_sql(self.held.tables, false);
-        self.held
+        let claims = self.held.claims_new.len() as i64;
+        let sql = flush_sql(self.held.tables, Tail::Count);
+        let took: i64 = self
+            .held
             .bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
-            .execute(&mut *self.tx)
+            .fetch_one(&mut *self.tx)
             .await
+            .q()?
+            .try_get(0)
             .q()?;
+        if claims > 0 && took != claims {
+            // Another transaction answered one of these addresses since
+            // `look_ahead` found it had no row: roll back, and ingest
+            // records the batch one by one, deciding on the committed row.
+            return Err(StoreError::Conflict(
+                "an automatic reply was claimed concurrently".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -1220,6 +1316,7 @@ impl Tx for PgTx {
                 self.known.logged.insert(r.try_get(0).q()?, Some(logged));
             }
         }
+        self.flush_if(Table::USERS).await?;
         let emails: Vec<&str> = batch
             .senders
             .iter()
@@ -1237,14 +1334,40 @@ impl Tx for PgTx {
             .fetch_all(&mut *self.tx)
             .await
             .q()?;
-            for email in emails {
+            let mut unknown: HashSet<&str> = emails.iter().copied().collect();
+            for email in &emails {
                 self.known.users.insert(email.to_string(), None);
             }
             for r in rows {
                 let user = user_from_row(&r)?;
+                unknown.remove(user.email.as_str());
                 self.known
                     .users
                     .insert(user.email.as_str().to_string(), Some(user));
+            }
+            self.known.unknown_senders = unknown.len();
+        }
+        // When each sender was last answered automatically; the rows found
+        // stay locked, so the answer holds until commit.
+        let addresses: Vec<&str> = batch
+            .senders
+            .iter()
+            .map(EmailAddress::as_str)
+            .filter(|a| !self.known.auto_replies.contains_key(*a))
+            .collect();
+        if !addresses.is_empty() {
+            let rows: Vec<(String, OffsetDateTime)> = sqlx::query_as(
+                "SELECT address, last_at FROM auto_replies WHERE address = ANY($1) ORDER BY address FOR UPDATE",
+            )
+            .bind(&addresses)
+            .fetch_all(&mut *self.tx)
+            .await
+            .q()?;
+            for address in addresses {
+                self.known.auto_replies.insert(address.to_string(), None);
+            }
+            for (address, at) in rows {
+                self.known.auto_replies.insert(address, Some(at));
             }
         }
         let ids: Vec<&str> = batch.message_ids.iter().map(MessageId::as_str).collect();
@@ -1287,6 +1410,7 @@ impl Tx for PgTx {
         if let Some(known) = self.known.users.get(email.as_str()) {
             return Ok(known.clone());
         }
+        self.flush_if(Table::USERS).await?;
         let user = user_where(&mut self.tx, Some(email), None).await?;
         self.known
             .users
@@ -1309,7 +1433,40 @@ impl Tx for PgTx {
     }
 
     async fn insert_user(&mut self, user: &NewUser, now: OffsetDateTime) -> Result<User> {
-        let user = insert_user(&mut self.tx, user, now).await?;
+        let user = match self.draw_id(Seq::Users).await? {
+            // Held until the ticket insert or the flush; a second
+            // registration of the address elsewhere fails the commit on the
+            // unique email (`Conflict`), as the insert itself would have.
+            Some(id) => {
+                let org = match user.org_id {
+                    Some(org) => self.org_slugs(&[org]).await?.pop(),
+                    None => None,
+                };
+                let held = HeldUser {
+                    id,
+                    email: user.email.as_str().to_string(),
+                    name: clean(&user.name).into_owned(),
+                    role: user.role.as_str(),
+                    org_id: user.org_id,
+                    locale: user.locale.clone(),
+                    at: now,
+                };
+                self.held.tables |= Table::USERS;
+                let stored = User {
+                    id,
+                    email: user.email.clone(),
+                    name: held.name.clone(),
+                    role: user.role,
+                    org_id: user.org_id,
+                    org,
+                    locale: user.locale.clone(),
+                    bouncing: false,
+                };
+                self.held.users.push(held);
+                stored
+            }
+            None => insert_user(&mut self.tx, user, now).await?,
+        };
         self.known
             .users
             .insert(user.email.as_str().to_string(), Some(user.clone()));
@@ -1345,19 +1502,34 @@ impl Tx for PgTx {
     }
 
     async fn insert_ticket(&mut self, nt: &NewTicket) -> Result<TicketId> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO tickets (subject, status, requester_id, org_id, root_message_id, last_message_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $6) RETURNING id",
-        )
-        .bind(clean(&nt.subject))
-        .bind(nt.status.as_str())
-        .bind(nt.requester_id)
-        .bind(nt.org_id)
-        .bind(nt.root_message_id.as_ref().map(MessageId::as_str))
-        .bind(nt.now)
-        .fetch_one(&mut *self.tx)
-        .await
-        .q()?;
+        // Held users (the requester among them) go in the same statement;
+        // the other held rows keep waiting for the flush.
+        let users = Pending {
+            tables: self.held.tables & Table::USERS,
+            users: std::mem::take(&mut self.held.users),
+            ..Pending::default()
+        };
+        self.held.tables &= !Table::USERS;
+        let mut users = users;
+        let root = nt.root_message_id.as_ref().map(MessageId::as_str);
+        let id = users
+            .bind(sqlx::query(sqlx::AssertSqlSafe(flush_sql(
+                users.tables,
+                Tail::Ticket,
+            ))))
+            .bind(clean(&nt.subject))
+            .bind(nt.status.as_str())
+            .bind(nt.requester_id)
+            .bind(nt.org_id)
+            .bind(root)
+            .bind(root)
+            .bind(nt.now)
+            .bind(nt.now)
+            .fetch_one(&mut *self.tx)
+            .await
+            .q()?
+            .try_get(0)
+            .q()?;
         self.locked.insert(id);
         // As the row reads back: followers and orgs are added separately.
         self.known.states.insert(
@@ -1389,6 +1561,7 @@ impl Tx for PgTx {
             return Ok(added);
         }
         self.known.fresh.remove(&ticket);
+        self.flush_if(Table::USERS).await?;
         let done = sqlx::query(
             "INSERT INTO followers (ticket_id, user_id, source, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (ticket_id, user_id) DO NOTHING",
@@ -1421,6 +1594,7 @@ impl Tx for PgTx {
             self.held.comment(id, c);
             return Ok(id);
         }
+        self.flush_if(Table::USERS).await?;
         sqlx::query_scalar(
             "INSERT INTO comments (ticket_id, author_id, body, signature, quoted, internal, source, message_id, ingest_id, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -1591,6 +1765,7 @@ impl Tx for PgTx {
         if let Some(leads) = self.leads.get(&org) {
             return Ok(leads.clone());
         }
+        self.flush_if(Table::USERS).await?;
         let leads = sqlx::query(
             "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
              FROM org_leads l JOIN users u ON u.id = l.user_id LEFT JOIN orgs o ON o.id = u.org_id
@@ -1615,10 +1790,12 @@ impl Tx for PgTx {
     }
 
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>> {
+        self.flush_if(Table::USERS).await?;
         user_where(&mut self.tx, None, Some(id)).await
     }
 
     async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>> {
+        self.flush_if(Table::USERS).await?;
         sqlx::query(
             "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
              FROM users u LEFT JOIN orgs o ON o.id = u.org_id
@@ -1638,7 +1815,7 @@ impl Tx for PgTx {
     }
 
     async fn open_tickets_of(&mut self, user: &User, limit: i64) -> Result<Vec<TicketSummary>> {
-        self.flush_if(Table::TICKETS | Table::TICKET_ORGS | Table::FOLLOWERS)
+        self.flush_if(Table::TICKETS | Table::TICKET_ORGS | Table::FOLLOWERS | Table::USERS)
             .await?;
         sqlx::query(
             "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at
@@ -1664,6 +1841,7 @@ impl Tx for PgTx {
             self.held.outbox(id, row);
             return Ok(id);
         }
+        self.flush_if(Table::USERS).await?;
         sqlx::query_scalar(
             "INSERT INTO outbox (ticket_id, template, to_addr, to_user_id, reason, message_id, in_reply_to, refs, subject,
                                  context, status, attempts, next_attempt_at, created_at, locale, comment_id)
@@ -1693,6 +1871,29 @@ impl Tx for PgTx {
         now: OffsetDateTime,
         window: Duration,
     ) -> Result<bool> {
+        if let Some(&last) = self.known.auto_replies.get(address.as_str()) {
+            // Decided on the row `look_ahead` locked, or on its absence
+            // (checked when the claim is flushed).
+            if last.is_some_and(|at| at > now - window) {
+                return Ok(false);
+            }
+            let addr = address.as_str();
+            // A row this batch inserts is not there to update until the flush.
+            let new = last.is_none() || self.held.claims_new.iter().any(|c| c.0 == addr);
+            let held = if new {
+                self.held.tables |= Table::CLAIMS_NEW;
+                &mut self.held.claims_new
+            } else {
+                self.held.tables |= Table::CLAIMS_SEEN;
+                &mut self.held.claims_seen
+            };
+            match held.iter_mut().find(|c| c.0 == addr) {
+                Some(claim) => claim.1 = now,
+                None => held.push((addr.to_string(), now)),
+            }
+            self.known.auto_replies.insert(addr.to_string(), Some(now));
+            return Ok(true);
+        }
         let done = sqlx::query(
             "INSERT INTO auto_replies (address, last_at) VALUES ($1, $2)
              ON CONFLICT (address) DO UPDATE SET last_at = excluded.last_at WHERE auto_replies.last_at <= $3",
@@ -1723,6 +1924,7 @@ impl Tx for PgTx {
     }
 
     async fn set_bouncing(&mut self, email: &EmailAddress, bouncing: bool) -> Result<bool> {
+        self.flush_if(Table::USERS).await?;
         // Cached leads, users and followers carry the flag.
         self.leads.clear();
         if let Some(Some(user)) = self.known.users.get_mut(email.as_str()) {
@@ -2382,23 +2584,32 @@ impl Store for PgStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{Table, flush_sql};
+    use super::{Table, Tail, flush_sql};
 
     /// Parameters are numbered across the parts present, in `Table` bit
     /// order, with the log insert's after them: the order `Pending::bind`
     /// binds in.
     #[test]
     fn a_flush_numbers_only_the_parts_it_holds() {
-        let sql = flush_sql(Table::BLOBS | Table::TICKETS, true);
+        let sql = flush_sql(Table::BLOBS | Table::TICKETS, Tail::Log);
         assert!(!sql.contains("{}"));
         assert!(sql.contains("unnest($1::text[], $2::bigint[], $3::bytea[])"));
         assert!(sql.contains("unnest($4::bigint[], $5::text[], $6::text[], $7::timestamptz[])"));
         assert!(sql.contains("VALUES ($8, $9,") && sql.contains("$23) RETURNING id"));
         assert!(!sql.contains("held_events") && !sql.contains("$24"));
 
-        let sql = flush_sql(Table::CURSORS, false);
+        let sql = flush_sql(Table::CURSORS, Tail::Count);
         assert!(sql.starts_with("WITH held_cursors AS"));
         assert!(sql.contains("$4::timestamptz[]") && !sql.contains("$5"));
-        assert!(sql.ends_with(" SELECT 1"));
+        assert!(sql.ends_with(" SELECT 1::bigint"));
+
+        // New claims are counted; a ticket insert follows the held users.
+        let sql = flush_sql(Table::CLAIMS_NEW, Tail::Count);
+        assert!(sql.ends_with("SELECT count(*) FROM held_claims_new"));
+        let sql = flush_sql(Table::USERS, Tail::Ticket);
+        assert!(!sql.contains("{}") && sql.contains("$7::timestamptz[]"));
+        assert!(sql.contains("VALUES ($8, $9, $10, $11, $12, $13, $14, $15) RETURNING id"));
+        let sql = flush_sql(0, Tail::Ticket);
+        assert!(sql.starts_with("WITH t AS") && sql.contains("VALUES ($1,"));
     }
 }
