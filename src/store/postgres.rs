@@ -11,6 +11,12 @@
 //!   (status, followers, last Message-ID) instead of overwriting it;
 //! - auto-registration, followers, refs, auto-reply claims, cursors, leases:
 //!   single-statement upserts, atomic under READ COMMITTED;
+//! - a batch (`Tx::look_ahead`) decides from what it read at its start: the
+//!   tickets it reads are locked (in id order), the automatic-reply rows too,
+//!   and what it could not lock (a new user, a first log row for a
+//!   Message-ID, a first automatic reply to an address) fails its commit as
+//!   a `Conflict` when another transaction wrote it meanwhile; ingest then
+//!   records that batch one message at a time;
 //! - outbox rows: claimed with `FOR UPDATE SKIP LOCKED` in one statement, so
 //!   concurrent workers split the due rows and never block on each other.
 //!
