@@ -804,6 +804,16 @@ impl Pending {
     }
 }
 
+/// A logged delivery from `id, outcome, ticket_id, comment_id` at column `first`.
+fn logged_from_row(r: &PgRow, first: usize) -> Result<LoggedMessage> {
+    Ok(LoggedMessage {
+        id: r.try_get(first).q()?,
+        outcome: parse_col(r, "outcome")?,
+        ticket_id: r.try_get(first + 2).q()?,
+        comment_id: r.try_get(first + 3).q()?,
+    })
+}
+
 async fn user_where(
     conn: &mut PgConnection,
     email: Option<&EmailAddress>,
@@ -1093,6 +1103,105 @@ impl PgTx {
         Some(true)
     }
 
+    /// The logged deliveries of `keys` not asked before, into `known.logged`.
+    /// (Like the other look-ahead reads, one index probe per key: `LIMIT 1`
+    /// keeps the lateral subquery a parameterized probe under the generic
+    /// plan, see `begin`.)
+    async fn read_logged(&mut self, keys: &[&str]) -> Result<()> {
+        let keys: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| !self.known.logged.contains_key(*k))
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let rows = sqlx::query(
+            "SELECT k.key, l.id, l.outcome, l.ticket_id, l.comment_id
+             FROM unnest($1::text[]) AS k(key)
+             CROSS JOIN LATERAL (SELECT id, outcome, ticket_id, comment_id FROM ingest_log
+                                 WHERE dedup_key = k.key AND outcome <> 'duplicate' AND NOT superseded
+                                 LIMIT 1) l",
+        )
+        .bind(&keys)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?;
+        for key in keys {
+            self.known.logged.insert(key.to_string(), None);
+        }
+        for r in rows {
+            let logged = logged_from_row(&r, 1)?;
+            self.known.logged.insert(r.try_get(0).q()?, Some(logged));
+        }
+        Ok(())
+    }
+
+    /// The users of `emails` not asked before, into `known.users`; counts
+    /// the unregistered ones (`known.unknown_senders`).
+    async fn read_users(&mut self, emails: &[&str]) -> Result<()> {
+        self.flush_if(Table::USERS).await?;
+        let emails: Vec<&str> = emails
+            .iter()
+            .copied()
+            .filter(|e| !self.known.users.contains_key(*e))
+            .collect();
+        if emails.is_empty() {
+            return Ok(());
+        }
+        let rows = sqlx::query(
+            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+             FROM unnest($1::text[]) AS k(email)
+             CROSS JOIN LATERAL (SELECT * FROM users WHERE email = k.email LIMIT 1) u
+             LEFT JOIN orgs o ON o.id = u.org_id",
+        )
+        .bind(&emails)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?;
+        let mut unknown: HashSet<&str> = emails.iter().copied().collect();
+        for email in &emails {
+            self.known.users.insert(email.to_string(), None);
+        }
+        for r in rows {
+            let user = user_from_row(&r)?;
+            unknown.remove(user.email.as_str());
+            self.known
+                .users
+                .insert(user.email.as_str().to_string(), Some(user));
+        }
+        self.known.unknown_senders += unknown.len();
+        Ok(())
+    }
+
+    /// When each of `addresses` was last answered automatically, into
+    /// `known.auto_replies`; the rows found stay locked, so the answer
+    /// holds until commit.
+    async fn read_auto_replies(&mut self, addresses: &[&str]) -> Result<()> {
+        let addresses: Vec<&str> = addresses
+            .iter()
+            .copied()
+            .filter(|a| !self.known.auto_replies.contains_key(*a))
+            .collect();
+        if addresses.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(String, OffsetDateTime)> = sqlx::query_as(
+            "SELECT address, last_at FROM auto_replies WHERE address = ANY($1) ORDER BY address FOR UPDATE",
+        )
+        .bind(&addresses)
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?;
+        for address in addresses {
+            self.known.auto_replies.insert(address.to_string(), None);
+        }
+        for (address, at) in rows {
+            self.known.auto_replies.insert(address, Some(at));
+        }
+        Ok(())
+    }
+
     /// Message-ID to ticket as the table has it, for ids not asked before.
     async fn read_refs(&mut self, ids: &[&str]) -> Result<()> {
         let mut keys: Vec<&str> = ids
@@ -1288,94 +1397,11 @@ impl Tx for PgTx {
 
     async fn look_ahead(&mut self, batch: &Lookahead) -> Result<()> {
         self.known.deliveries_left = batch.deliveries;
-        // Each statement probes its keys one index lookup at a time
-        // (`LIMIT 1` keeps the lateral subquery a parameterized probe under
-        // the generic plan, see `begin`).
-        let keys: Vec<&str> = batch
-            .dedup_keys
-            .iter()
-            .map(String::as_str)
-            .filter(|k| !self.known.logged.contains_key(*k))
-            .collect();
-        if !keys.is_empty() {
-            let rows = sqlx::query(
-                "SELECT k.key, l.id, l.outcome, l.ticket_id, l.comment_id
-                 FROM unnest($1::text[]) AS k(key)
-                 CROSS JOIN LATERAL (SELECT id, outcome, ticket_id, comment_id FROM ingest_log
-                                     WHERE dedup_key = k.key AND outcome <> 'duplicate' AND NOT superseded
-                                     LIMIT 1) l",
-            )
-            .bind(&keys)
-            .fetch_all(&mut *self.tx)
-            .await
-            .q()?;
-            for key in keys {
-                self.known.logged.insert(key.to_string(), None);
-            }
-            for r in rows {
-                let logged = LoggedMessage {
-                    id: r.try_get(1).q()?,
-                    outcome: parse_col(&r, "outcome")?,
-                    ticket_id: r.try_get(3).q()?,
-                    comment_id: r.try_get(4).q()?,
-                };
-                self.known.logged.insert(r.try_get(0).q()?, Some(logged));
-            }
-        }
-        self.flush_if(Table::USERS).await?;
-        let emails: Vec<&str> = batch
-            .senders
-            .iter()
-            .map(EmailAddress::as_str)
-            .filter(|e| !self.known.users.contains_key(*e))
-            .collect();
-        if !emails.is_empty() {
-            let rows = sqlx::query(
-                "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
-                 FROM unnest($1::text[]) AS k(email)
-                 CROSS JOIN LATERAL (SELECT * FROM users WHERE email = k.email LIMIT 1) u
-                 LEFT JOIN orgs o ON o.id = u.org_id",
-            )
-            .bind(&emails)
-            .fetch_all(&mut *self.tx)
-            .await
-            .q()?;
-            let mut unknown: HashSet<&str> = emails.iter().copied().collect();
-            for email in &emails {
-                self.known.users.insert(email.to_string(), None);
-            }
-            for r in rows {
-                let user = user_from_row(&r)?;
-                unknown.remove(user.email.as_str());
-                self.known
-                    .users
-                    .insert(user.email.as_str().to_string(), Some(user));
-            }
-            self.known.unknown_senders = unknown.len();
-        }
-        // When each sender was last answered automatically; the rows found
-        // stay locked, so the answer holds until commit.
-        let addresses: Vec<&str> = batch
-            .senders
-            .iter()
-            .map(EmailAddress::as_str)
-            .filter(|a| !self.known.auto_replies.contains_key(*a))
-            .collect();
-        if !addresses.is_empty() {
-            let rows: Vec<(String, OffsetDateTime)> = sqlx::query_as(
-                "SELECT address, last_at FROM auto_replies WHERE address = ANY($1) ORDER BY address FOR UPDATE",
-            )
-            .bind(&addresses)
-            .fetch_all(&mut *self.tx)
-            .await
-            .q()?;
-            for address in addresses {
-                self.known.auto_replies.insert(address.to_string(), None);
-            }
-            for (address, at) in rows {
-                self.known.auto_replies.insert(address, Some(at));
-            }
-        }
+        let keys: Vec<&str> = batch.dedup_keys.iter().map(String::as_str).collect();
+        self.read_logged(&keys).await?;
+        let senders: Vec<&str> = batch.senders.iter().map(EmailAddress::as_str).collect();
+        self.read_users(&senders).await?;
+        self.read_auto_replies(&senders).await?;
         let ids: Vec<&str> = batch.message_ids.iter().map(MessageId::as_str).collect();
         self.read_refs(&ids).await?;
         let mut tickets = batch.tickets.clone();
@@ -1396,16 +1422,7 @@ impl Tx for PgTx {
         .fetch_optional(&mut *self.tx)
         .await
         .q()?;
-        let found = row
-            .map(|r| {
-                Ok::<_, StoreError>(LoggedMessage {
-                    id: r.try_get(0).q()?,
-                    outcome: parse_col(&r, "outcome")?,
-                    ticket_id: r.try_get(2).q()?,
-                    comment_id: r.try_get(3).q()?,
-                })
-            })
-            .transpose()?;
+        let found = row.map(|r| logged_from_row(&r, 0)).transpose()?;
         self.known
             .logged
             .insert(dedup_key.to_string(), found.clone());
