@@ -214,7 +214,10 @@ impl PgStore {
 /// statement per flush instead of one round trip each. A message's blob,
 /// events, thread refs, org links, ticket touch and source cursor otherwise
 /// cost a round trip apiece, and on a busy 2-core machine the round trip, not
-/// the server's work, is what ingest waits for.
+/// the server's work, is what ingest waits for. In a look-ahead batch the
+/// rows whose id is returned (comments, notifications, log rows, new users)
+/// and the followers of new tickets are held too, so a batch's writes go out
+/// in the commit's one statement.
 ///
 /// Order is kept where it is visible: a statement that reads or writes a table
 /// with held-back rows flushes first (`PgTx::flush_if`), and `commit` flushes
