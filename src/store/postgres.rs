@@ -1009,14 +1009,20 @@ impl PgTx {
         }
         self.flush_if(Table::FOLLOWERS | Table::USERS).await?;
         // Each ticket, its orgs and one row per follower, in one round trip.
+        // Every step is an index probe per ticket, whatever the statistics:
+        // the generic plan (see `begin`) of plain joins over `t.id = ANY($1)`,
+        // made while the tables were young and not yet analyzed, hashed a
+        // sequential scan of all followers for every batch. `LIMIT 1` and
+        // `OFFSET 0` keep the lateral subqueries parameterized.
         let rows = sqlx::query(
             "SELECT t.id, t.subject, t.status, t.priority, t.requester_id, t.root_message_id, t.last_message_id,
                     ARRAY(SELECT org_id FROM ticket_orgs WHERE ticket_id = t.id ORDER BY org_id) AS orgs,
                     f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing
-             FROM tickets t
-             LEFT JOIN followers f ON f.ticket_id = t.id
-             LEFT JOIN users u ON u.id = f.user_id
-             WHERE t.id = ANY($1)
+             FROM unnest($1::bigint[]) AS k(id)
+             CROSS JOIN LATERAL (SELECT * FROM tickets WHERE id = k.id LIMIT 1) t
+             LEFT JOIN LATERAL (SELECT user_id, source, created_at FROM followers
+                                WHERE ticket_id = t.id OFFSET 0) f ON true
+             LEFT JOIN LATERAL (SELECT * FROM users WHERE id = f.user_id LIMIT 1) u ON true
              ORDER BY t.id, f.created_at, f.user_id",
         )
         .bind(&ids)
