@@ -202,6 +202,13 @@ impl Prepared {
     }
 }
 
+/// The ids a delivery threads by: its ancestors, then its own Message-ID.
+fn thread_ids(mail: &InboundMail) -> Vec<MessageId> {
+    let mut ids = mail.ancestors();
+    ids.extend(mail.message_id.clone());
+    ids
+}
+
 /// Logged once the outcome is committed, never for a rolled-back attempt.
 fn log_outcome(r: &IngestReport) {
     tracing::info!(
@@ -403,8 +410,7 @@ impl Ingestor {
                 continue;
             };
             batch.senders.extend(mail.sender().cloned());
-            batch.message_ids.extend(mail.ancestors());
-            batch.message_ids.extend(mail.message_id.clone());
+            batch.message_ids.extend(thread_ids(mail));
             batch
                 .tickets
                 .extend(threading::subject_tag(&mail.subject, &self.policy.tag));
@@ -565,10 +571,8 @@ impl Ingestor {
             }
         }
 
-        let mut ids = mail.ancestors();
-        ids.extend(mail.message_id.clone());
         let mut facts = ThreadFacts {
-            known: tx.tickets_of(&ids).await?,
+            known: tx.tickets_of(&thread_ids(mail)).await?,
             token: threading::find_token(mail, &self.policy.support, &self.policy.secret),
             tagged: None,
         };

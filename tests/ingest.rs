@@ -338,8 +338,7 @@ async fn a_batch_records_each_message_as_if_delivered_alone(t: &TestApp) {
     let open = b"Message-ID: <batch-1@customer.test>\r\nFrom: alice@customer.test\r\nTo: support@example.test\r\nSubject: Batch\r\n\r\nFirst.\r\n".to_vec();
     let reply = b"Message-ID: <batch-2@customer.test>\r\nFrom: bob@customer.test\r\nTo: support@example.test\r\nIn-Reply-To: <batch-1@customer.test>\r\nSubject: Re: Batch\r\n\r\nSecond.\r\n".to_vec();
     let stranger = b"Message-ID: <batch-3@nowhere.test>\r\nFrom: x@nowhere.test\r\nTo: support@example.test\r\nSubject: Hi\r\n\r\nThird.\r\n".to_vec();
-    let batch = |raws: &[&Vec<u8>]| -> Vec<Vec<u8>> { raws.iter().map(|r| r.to_vec()).collect() };
-    let reports = ingest_batch(t, &batch(&[&open, &reply, &open, &stranger])).await;
+    let reports = ingest_batch(t, &[&open, &reply, &open, &stranger]).await;
     let outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
     assert_eq!(
         outcomes,
@@ -388,7 +387,7 @@ async fn a_batch_records_each_message_as_if_delivered_alone(t: &TestApp) {
         "Message-ID: <batch-5@customer.test>\r\nFrom: bob@customer.test\r\nTo: support@example.test\r\nSubject: About [Support #{id}]\r\n\r\nFifth.\r\n"
     )
     .into_bytes();
-    let reports = ingest_batch(t, &batch(&[&reply, &later, &tagged])).await;
+    let reports = ingest_batch(t, &[&reply, &later, &tagged]).await;
     let outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
     assert_eq!(
         outcomes,
@@ -404,7 +403,7 @@ async fn a_batch_records_each_message_as_if_delivered_alone(t: &TestApp) {
     assert_eq!(bodies, ["First.", "Second.", "Fourth.", "Fifth."]);
 }
 
-async fn ingest_batch(t: &TestApp, raws: &[Vec<u8>]) -> Vec<ticketgate::ingest::IngestReport> {
+async fn ingest_batch(t: &TestApp, raws: &[&Vec<u8>]) -> Vec<ticketgate::ingest::IngestReport> {
     let deliveries: Vec<_> = raws
         .iter()
         .map(|raw| ticketgate::ingest::Delivery {

@@ -926,11 +926,12 @@ impl PgTx {
     async fn draw_id(&mut self, seq: Seq) -> Result<Option<i64>> {
         let pool = &mut self.known.ids[seq as usize];
         let n = match seq {
+            _ if !pool.is_empty() => 0,
             // At most one per unregistered sender, drawn once.
-            Seq::Users if pool.is_empty() => std::mem::take(&mut self.known.unknown_senders),
+            Seq::Users => std::mem::take(&mut self.known.unknown_senders),
             _ => self.known.deliveries_left,
         };
-        if pool.is_empty() && n > 0 {
+        if n > 0 {
             let mut ids: Vec<i64> = sqlx::query_scalar(
                 "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)",
             )
@@ -1536,13 +1537,12 @@ impl Tx for PgTx {
     async fn insert_ticket(&mut self, nt: &NewTicket) -> Result<TicketId> {
         // Held users (the requester among them) go in the same statement;
         // the other held rows keep waiting for the flush.
-        let users = Pending {
+        let mut users = Pending {
             tables: self.held.tables & Table::USERS,
             users: std::mem::take(&mut self.held.users),
             ..Pending::default()
         };
         self.held.tables &= !Table::USERS;
-        let mut users = users;
         let root = nt.root_message_id.as_ref().map(MessageId::as_str);
         let id = users
             .bind(sqlx::query(sqlx::AssertSqlSafe(flush_sql(

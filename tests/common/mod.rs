@@ -84,14 +84,7 @@ impl TestApp {
         let sqlite = SqliteStore::connect(&settings.database.url)
             .await
             .expect("sqlite opens");
-        let app = App::open(settings).await.expect("app opens");
-        seed_world(app.store.as_ref()).await;
-        Self {
-            dir,
-            app,
-            sqlite: Some(sqlite),
-            _pg: None,
-        }
+        Self::open(dir, settings, Some(sqlite), None).await
     }
 
     /// Like `new`, on a fresh PostgreSQL database (see `pg`).
@@ -100,13 +93,22 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = test_settings(dir.path());
         settings.database.url = db.url.clone();
+        Self::open(dir, settings, None, Some(db)).await
+    }
+
+    async fn open(
+        dir: tempfile::TempDir,
+        settings: Settings,
+        sqlite: Option<SqliteStore>,
+        pg: Option<pg::TestDb>,
+    ) -> Self {
         let app = App::open(settings).await.expect("app opens");
         seed_world(app.store.as_ref()).await;
         Self {
             dir,
             app,
-            sqlite: None,
-            _pg: Some(db),
+            sqlite,
+            _pg: pg,
         }
     }
 
