@@ -254,6 +254,19 @@ async fn orgs_and_users_are_found_by_every_key(db: &Db) {
         assert_eq!(org.leads, vec!["dave@example.test"]);
     }
     assert!(store.find_org("nobody").await.unwrap().is_none());
+    // Rules match on a ticket's org slugs: none, one, or several, sorted; an
+    // unknown id has none.
+    let mut tx = store.begin().await.unwrap();
+    for (ids, want) in [
+        (vec![], vec![]),
+        (vec![w.site_a], vec!["site-a"]),
+        (vec![w.site_a, w.other], vec!["other-corp", "site-a"]),
+        (vec![w.other, w.site_a, 999_999], vec!["other-corp", "site-a"]),
+        (vec![999_999], vec![]),
+    ] {
+        assert_eq!(tx.org_slugs(&ids).await.unwrap(), want, "{ids:?}");
+    }
+    drop(tx);
     let slugs: Vec<_> = store
         .list_orgs()
         .await

@@ -778,6 +778,20 @@ impl Tx for SqliteTx {
     }
 
     async fn org_slugs(&mut self, ids: &[OrgId]) -> Result<Vec<String>> {
+        // Nearly every ticket has one org or none: asked for directly, that is
+        // a primary-key lookup instead of a `json_each` scan (7 µs a message).
+        match ids {
+            [] => return Ok(Vec::new()),
+            [id] => {
+                return rows(
+                    &self.conn,
+                    "SELECT slug FROM orgs WHERE id = ?1",
+                    [id],
+                    |r| r.text_at(0),
+                );
+            }
+            _ => {}
+        }
         let list = serde_json::to_string(ids).map_err(|e| StoreError::Invalid(e.to_string()))?;
         rows(
             &self.conn,
