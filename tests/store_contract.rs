@@ -261,7 +261,10 @@ async fn orgs_and_users_are_found_by_every_key(db: &Db) {
         (vec![], vec![]),
         (vec![w.site_a], vec!["site-a"]),
         (vec![w.site_a, w.other], vec!["other-corp", "site-a"]),
-        (vec![w.other, w.site_a, 999_999], vec!["other-corp", "site-a"]),
+        (
+            vec![w.other, w.site_a, 999_999],
+            vec!["other-corp", "site-a"],
+        ),
         (vec![999_999], vec![]),
     ] {
         assert_eq!(tx.org_slugs(&ids).await.unwrap(), want, "{ids:?}");
