@@ -416,6 +416,85 @@ async fn ingest_batch(t: &TestApp, raws: &[&Vec<u8>]) -> Vec<ticketgate::ingest:
     t.app.ingestor.ingest_batch(&deliveries).await.unwrap()
 }
 
+/// A batch works out each message's reply, signature and attachment hashes on
+/// another thread while it records the earlier ones; every comment must still
+/// get its own message's content, whichever thread got there first.
+async fn a_batch_keeps_each_message_s_own_reply_signature_and_files(t: &TestApp) {
+    let mut raws = Vec::new();
+    for i in 0..20 {
+        // Every fifth opening message carries a file; the rest are plain text.
+        let rest = if i % 5 == 0 {
+            format!(
+                "Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nTicket {i}.\n\n-- \nAlice {i}\n--b\n\
+                 Content-Type: application/octet-stream; name=\"f{i}.bin\"\nContent-Disposition: attachment; filename=\"f{i}.bin\"\n\n\
+                 file {i}\n--b--"
+            )
+        } else {
+            format!("\nTicket {i}.\n\n-- \nAlice {i}")
+        };
+        let open = format!(
+            "From: alice@customer.test\nTo: support@example.test\nMessage-ID: <many-{i}@customer.test>\nSubject: Many {i}\nMIME-Version: 1.0\n{rest}\n"
+        );
+        raws.push(open.into_bytes());
+        raws.push(message(
+            "bob@customer.test",
+            &format!("Message-ID: <many-{i}-re@customer.test>\nIn-Reply-To: <many-{i}@customer.test>\nSubject: Re: Many {i}"),
+            &format!("Reply {i}.\n\nOn Mon, 2 Mar 2026 at 10:00, Alice <alice@customer.test> wrote:\n> Ticket {i}.\n"),
+        ));
+    }
+    let refs: Vec<&Vec<u8>> = raws.iter().collect();
+    let reports = ingest_batch(t, &refs).await;
+    for i in 0..20 {
+        let (open, reply) = (&reports[2 * i], &reports[2 * i + 1]);
+        assert_eq!(
+            (open.outcome, reply.outcome),
+            (Outcome::TicketCreated, Outcome::CommentAdded),
+            "message pair {i}"
+        );
+        assert_eq!(reply.ticket, open.ticket);
+        let ticket = t.ticket(open.ticket.unwrap()).await;
+        assert_eq!(ticket.subject, format!("Many {i}"));
+        let got: Vec<_> = ticket
+            .comments
+            .iter()
+            .map(|c| (c.body.trim(), c.signature.as_deref().map(str::trim)))
+            .collect();
+        let (first, second) = (format!("Ticket {i}."), format!("Reply {i}."));
+        let signature = format!("Alice {i}");
+        assert_eq!(
+            got,
+            [
+                (first.as_str(), Some(signature.as_str())),
+                (second.as_str(), None)
+            ],
+            "ticket of pair {i}"
+        );
+        let files = &ticket.comments[0].attachments;
+        if i % 5 == 0 {
+            assert_eq!(files.len(), 1, "pair {i}");
+            let (owner, stored) = t.store().attachment(files[0].id).await.unwrap().unwrap();
+            assert_eq!(owner, ticket.id);
+            assert_eq!(stored.filename, format!("f{i}.bin"));
+            assert_eq!(
+                String::from_utf8_lossy(&stored.data).trim(),
+                format!("file {i}")
+            );
+        } else {
+            assert!(files.is_empty(), "pair {i}: {files:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_keeps_each_message_s_own_reply_signature_and_files_in_sqlite() {
+    a_batch_keeps_each_message_s_own_reply_signature_and_files(&TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn a_batch_keeps_each_message_s_own_reply_signature_and_files_in_postgres() {
+    a_batch_keeps_each_message_s_own_reply_signature_and_files(&TestApp::postgres().await).await;
+}
+
 #[tokio::test]
 async fn a_batch_records_each_message_as_if_delivered_alone_in_sqlite() {
     a_batch_records_each_message_as_if_delivered_alone(&TestApp::new().await).await;
