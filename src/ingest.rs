@@ -228,6 +228,22 @@ impl Content {
 }
 
 impl Prepared {
+    fn new(raw: &[u8], declared_size: Option<u64>, max_message_size: u64) -> Self {
+        let too_large = declared_size.unwrap_or(raw.len() as u64) > max_message_size;
+        // Oversized mail is logged from its headers alone; its body is never decoded.
+        let parsed = if too_large {
+            InboundMail::parse_headers(raw)
+        } else {
+            InboundMail::parse(raw)
+        };
+        Prepared {
+            parsed,
+            sha: sha256_hex(raw),
+            too_large,
+            content: OnceLock::new(),
+        }
+    }
+
     /// The Message-ID, or the content hash of mail without one.
     fn dedup_key(&self) -> String {
         match self
@@ -247,22 +263,41 @@ impl Prepared {
     }
 }
 
-/// Works out a batch's `Content` in order on a blocking-pool thread, so the
-/// other core does it while this one records the earlier messages (reply
-/// extraction and @mentions were a sixth of ingest CPU). Recording takes each as it comes: done, being done
-/// (it waits for that one), or not started (it works it out itself). The
-/// reader stops once the batch is dropped.
-fn read_ahead(batch: &Arc<Vec<Prepared>>) {
+/// Deliveries up to this size are copied for a batch's reader thread; larger
+/// ones are prepared where they are recorded, without a copy.
+const READ_AHEAD_MAX: usize = 1 << 20;
+
+/// A batch's deliveries, each prepared once, by whichever thread gets to it
+/// first: the recording task or the batch's reader (`read_ahead`).
+struct Batch {
+    slots: Vec<OnceLock<Prepared>>,
+}
+
+/// Prepares a batch's deliveries and works out their `Content`, in order, on
+/// a blocking-pool thread, so the other core does it while this one records
+/// the earlier messages (parsing, reply extraction and @mentions were about
+/// a quarter of ingest CPU). Recording takes each as it comes: done, being
+/// done (it waits for that one), or not started (it does it itself). The
+/// reader works on copies of the raw bytes, and stops once the batch is dropped.
+fn read_ahead(batch: &Arc<Batch>, deliveries: &[Delivery<'_>], max_message_size: u64) {
+    let copies: Vec<Option<(Vec<u8>, Option<u64>)>> = deliveries
+        .iter()
+        .map(|d| (d.raw.len() <= READ_AHEAD_MAX).then(|| (d.raw.to_vec(), d.declared_size)))
+        .collect();
     let batch = Arc::downgrade(batch);
     tokio::task::spawn_blocking(move || {
-        let mut i = 0;
-        while let Some(batch) = batch.upgrade()
-            && let Some(p) = batch.get(i)
-        {
+        for (slot, copy) in copies.into_iter().enumerate() {
+            let Some(batch) = batch.upgrade() else {
+                break;
+            };
+            let Some((raw, declared_size)) = copy else {
+                continue;
+            };
+            let p = batch.slots[slot]
+                .get_or_init(|| Prepared::new(&raw, declared_size, max_message_size));
             if let (Ok(mail), false) = (&p.parsed, p.too_large) {
                 p.content(mail);
             }
-            i += 1;
         }
     });
 }
@@ -417,10 +452,11 @@ impl Ingestor {
             return self.one_by_one(deliveries).await;
         }
         let started = std::time::Instant::now();
-        let prepared: Arc<Vec<Prepared>> =
-            Arc::new(deliveries.iter().map(|d| self.prepare(d)).collect());
-        read_ahead(&prepared);
-        match self.ingest_together(deliveries, &prepared).await {
+        let batch = Arc::new(Batch {
+            slots: deliveries.iter().map(|_| OnceLock::new()).collect(),
+        });
+        read_ahead(&batch, deliveries, self.policy.max_message_size);
+        match self.ingest_together(deliveries, &batch).await {
             Ok(reports) => {
                 let took = started.elapsed();
                 for r in &reports {
@@ -450,13 +486,26 @@ impl Ingestor {
     async fn ingest_together(
         &self,
         deliveries: &[Delivery<'_>],
-        prepared: &[Prepared],
+        batch: &Batch,
     ) -> Result<Vec<IngestReport>, IngestError> {
+        let prepared = |i: usize| batch.slots[i].get_or_init(|| self.prepare(&deliveries[i]));
+        let look_ahead = if self.store.looks_ahead() {
+            // All of it parsed first: from the back, while the reader goes
+            // from the front, so each parses about half.
+            for i in (0..deliveries.len()).rev() {
+                prepared(i);
+            }
+            Some(self.look_ahead((0..deliveries.len()).map(prepared)))
+        } else {
+            None
+        };
         let mut tx = self.store.begin().await?;
-        tx.look_ahead(&self.look_ahead(prepared)).await?;
+        if let Some(look_ahead) = look_ahead {
+            tx.look_ahead(&look_ahead).await?;
+        }
         let mut reports = Vec::with_capacity(deliveries.len());
-        for (d, p) in deliveries.iter().zip(prepared) {
-            reports.push(self.record(tx.as_mut(), d, p).await?);
+        for (i, d) in deliveries.iter().enumerate() {
+            reports.push(self.record(tx.as_mut(), d, prepared(i)).await?);
         }
         tx.commit().await?;
         for r in &reports {
@@ -466,7 +515,7 @@ impl Ingestor {
     }
 
     /// What `decide` will look up for these deliveries, for `Tx::look_ahead`.
-    fn look_ahead(&self, prepared: &[Prepared]) -> Lookahead {
+    fn look_ahead<'p>(&self, prepared: impl ExactSizeIterator<Item = &'p Prepared>) -> Lookahead {
         let mut batch = Lookahead {
             deliveries: prepared.len(),
             ..Lookahead::default()
@@ -487,20 +536,11 @@ impl Ingestor {
 
     /// Parsing and hashing: done once, outside any transaction and its retries.
     fn prepare(&self, delivery: &Delivery<'_>) -> Prepared {
-        let size = delivery.declared_size.unwrap_or(delivery.raw.len() as u64);
-        let too_large = size > self.policy.max_message_size;
-        // Oversized mail is logged from its headers alone; its body is never decoded.
-        let parsed = if too_large {
-            InboundMail::parse_headers(delivery.raw)
-        } else {
-            InboundMail::parse(delivery.raw)
-        };
-        Prepared {
-            parsed,
-            sha: sha256_hex(delivery.raw),
-            too_large,
-            content: OnceLock::new(),
-        }
+        Prepared::new(
+            delivery.raw,
+            delivery.declared_size,
+            self.policy.max_message_size,
+        )
     }
 
     async fn ingest_once(

@@ -517,6 +517,11 @@ pub trait Store: Send + Sync {
     /// A write transaction; on SQLite it takes the write lock up front so two
     /// writers queue instead of failing on upgrade.
     async fn begin(&self) -> Result<Box<dyn Tx>>;
+    /// Whether its transactions' `look_ahead` does anything. When not, a batch
+    /// starts recording before the rest of it is parsed.
+    fn looks_ahead(&self) -> bool {
+        false
+    }
     async fn ping(&self) -> Result<()>;
 
     async fn add_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org>;

@@ -2072,6 +2072,10 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn looks_ahead(&self) -> bool {
+        true
+    }
+
     async fn begin(&self) -> Result<Box<dyn Tx>> {
         // Generic plans for the transaction's statements: each is a key
         // lookup or a single-row write, whose plan does not depend on the
