@@ -263,9 +263,10 @@ impl Prepared {
     }
 }
 
-/// Deliveries up to this size are copied for a batch's reader thread; larger
-/// ones are prepared where they are recorded, without a copy.
-const READ_AHEAD_MAX: usize = 1 << 20;
+/// At most this many bytes of a batch are copied for its reader thread (a
+/// source's batch may hold 32 MB); deliveries past it are prepared where they
+/// are recorded, without a copy.
+const READ_AHEAD_BYTES: usize = 4 << 20;
 
 /// A batch's deliveries, each prepared once, by whichever thread gets to it
 /// first: the recording task or the batch's reader (`read_ahead`).
@@ -280,9 +281,14 @@ struct Batch {
 /// done (it waits for that one), or not started (it does it itself). The
 /// reader works on copies of the raw bytes, and stops once the batch is dropped.
 fn read_ahead(batch: &Arc<Batch>, deliveries: &[Delivery<'_>], max_message_size: u64) {
+    let mut budget = READ_AHEAD_BYTES;
     let copies: Vec<Option<(Vec<u8>, Option<u64>)>> = deliveries
         .iter()
-        .map(|d| (d.raw.len() <= READ_AHEAD_MAX).then(|| (d.raw.to_vec(), d.declared_size)))
+        .map(|d| {
+            let fits = d.raw.len() <= budget;
+            budget -= if fits { d.raw.len() } else { 0 };
+            fits.then(|| (d.raw.to_vec(), d.declared_size))
+        })
         .collect();
     let batch = Arc::downgrade(batch);
     tokio::task::spawn_blocking(move || {

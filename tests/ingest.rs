@@ -483,6 +483,29 @@ async fn a_batch_keeps_each_message_s_own_reply_signature_and_files(t: &TestApp)
             assert!(files.is_empty(), "pair {i}: {files:?}");
         }
     }
+
+    // Past the reader's copy budget (4 MiB a batch), a delivery is prepared
+    // where it is recorded; the small one after it still gets its own content.
+    let big_file = "QUJD".repeat(5 << 18); // 5 MiB of base64, "ABC" repeated
+    let big = format!(
+        "From: alice@customer.test\nTo: support@example.test\nMessage-ID: <big@customer.test>\nSubject: Big\nMIME-Version: 1.0\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nA big one.\n--b\n\
+         Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"big.bin\"\nContent-Transfer-Encoding: base64\n\n\
+         {big_file}\n--b--\n"
+    )
+    .into_bytes();
+    let small = message(
+        "bob@customer.test",
+        "Message-ID: <big-re@customer.test>\nIn-Reply-To: <big@customer.test>\nSubject: Re: Big",
+        "Got it.\n\n> A big one.\n",
+    );
+    let reports = ingest_batch(t, &[&big, &small]).await;
+    assert_eq!(reports[1].ticket, reports[0].ticket);
+    let ticket = t.ticket(reports[0].ticket.unwrap()).await;
+    let bodies: Vec<_> = ticket.comments.iter().map(|c| c.body.trim()).collect();
+    assert_eq!(bodies, ["A big one.", "Got it."]);
+    let file = &ticket.comments[0].attachments[0];
+    assert_eq!(file.size, 3 * (5 << 18), "QUJD decodes to ABC");
 }
 
 #[tokio::test]
