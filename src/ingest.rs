@@ -257,6 +257,11 @@ impl Prepared {
         }
     }
 
+    /// The parsed mail, unless it is too large to be read past its headers.
+    fn readable(&self) -> Option<&InboundMail> {
+        self.parsed.as_ref().ok().filter(|_| !self.too_large)
+    }
+
     /// The content of the parsed `mail` (this delivery's), worked out once.
     fn content(&self, mail: &InboundMail) -> &Content {
         self.content.get_or_init(|| Content::of(mail))
@@ -286,7 +291,9 @@ fn read_ahead(batch: &Arc<Batch>, deliveries: &[Delivery<'_>], max_message_size:
         .iter()
         .map(|d| {
             let fits = d.raw.len() <= budget;
-            budget -= if fits { d.raw.len() } else { 0 };
+            if fits {
+                budget -= d.raw.len();
+            }
             fits.then(|| (d.raw.to_vec(), d.declared_size))
         })
         .collect();
@@ -301,7 +308,7 @@ fn read_ahead(batch: &Arc<Batch>, deliveries: &[Delivery<'_>], max_message_size:
             };
             let p = batch.slots[slot]
                 .get_or_init(|| Prepared::new(&raw, declared_size, max_message_size));
-            if let (Ok(mail), false) = (&p.parsed, p.too_large) {
+            if let Some(mail) = p.readable() {
                 p.content(mail);
             }
         }
@@ -528,7 +535,7 @@ impl Ingestor {
         };
         for p in prepared {
             batch.dedup_keys.push(p.dedup_key());
-            let (Ok(mail), false) = (&p.parsed, p.too_large) else {
+            let Some(mail) = p.readable() else {
                 continue;
             };
             batch.senders.extend(mail.sender().cloned());

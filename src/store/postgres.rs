@@ -807,6 +807,19 @@ impl Pending {
     }
 }
 
+/// The `keys` that `known` has no answer for yet, each once, sorted: what a
+/// look-ahead read still has to ask the server.
+fn unasked<'k, V>(keys: &[&'k str], known: &HashMap<String, V>) -> Vec<&'k str> {
+    let mut keys: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| !known.contains_key(*k))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
 /// A logged delivery from `id, outcome, ticket_id, comment_id` at column `first`.
 fn logged_from_row(r: &PgRow, first: usize) -> Result<LoggedMessage> {
     Ok(LoggedMessage {
@@ -1118,11 +1131,7 @@ impl PgTx {
     /// keeps the lateral subquery a parameterized probe under the generic
     /// plan, see `begin`.)
     async fn read_logged(&mut self, keys: &[&str]) -> Result<()> {
-        let keys: Vec<&str> = keys
-            .iter()
-            .copied()
-            .filter(|k| !self.known.logged.contains_key(*k))
-            .collect();
+        let keys = unasked(keys, &self.known.logged);
         if keys.is_empty() {
             return Ok(());
         }
@@ -1151,11 +1160,7 @@ impl PgTx {
     /// the unregistered ones (`known.unknown_senders`).
     async fn read_users(&mut self, emails: &[&str]) -> Result<()> {
         self.flush_if(Table::USERS).await?;
-        let emails: Vec<&str> = emails
-            .iter()
-            .copied()
-            .filter(|e| !self.known.users.contains_key(*e))
-            .collect();
+        let emails = unasked(emails, &self.known.users);
         if emails.is_empty() {
             return Ok(());
         }
@@ -1188,11 +1193,7 @@ impl PgTx {
     /// `known.auto_replies`; the rows found stay locked, so the answer
     /// holds until commit.
     async fn read_auto_replies(&mut self, addresses: &[&str]) -> Result<()> {
-        let addresses: Vec<&str> = addresses
-            .iter()
-            .copied()
-            .filter(|a| !self.known.auto_replies.contains_key(*a))
-            .collect();
+        let addresses = unasked(addresses, &self.known.auto_replies);
         if addresses.is_empty() {
             return Ok(());
         }
@@ -1214,13 +1215,7 @@ impl PgTx {
 
     /// Message-ID to ticket as the table has it, for ids not asked before.
     async fn read_refs(&mut self, ids: &[&str]) -> Result<()> {
-        let mut keys: Vec<&str> = ids
-            .iter()
-            .copied()
-            .filter(|id| !self.known.refs.contains_key(*id))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
+        let keys = unasked(ids, &self.known.refs);
         if keys.is_empty() {
             return Ok(());
         }
