@@ -936,14 +936,17 @@ impl Ingestor {
                 Some((comment_id, &comment)),
             )
             .await?;
-        let state = changes
-            .tx
-            .ticket_state(ticket_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
-        changes
-            .report_failures(user, Some(&state), &mail.subject, &failures)
-            .await?;
+        if !failures.is_empty() {
+            // The report names the ticket as the rules left it.
+            let state = changes
+                .tx
+                .ticket_state(ticket_id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
+            changes
+                .report_failures(user, Some(&state), &mail.subject, &failures)
+                .await?;
+        }
         Ok(Decided {
             outcome: Outcome::TicketCreated,
             reason: None,
@@ -999,10 +1002,16 @@ impl Ingestor {
         tx.update_ticket(state.id, state.status, mail.message_id.as_ref(), now)
             .await?;
         self.remember_thread(tx, mail, state.id, now).await?;
-        let mut current = tx
-            .ticket_state(state.id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("ticket {}", state.id)))?;
+        // `state` was read in this transaction and only `update_ticket` has
+        // changed the ticket since: reading it back again would cost SQLite
+        // three statements a reply.
+        let mut current = TicketState {
+            last_message_id: mail
+                .message_id
+                .clone()
+                .or_else(|| state.last_message_id.clone()),
+            ..state.clone()
+        };
         if let (true, Some((id, json))) = (notify, &comment) {
             let plan = notify::on_comment(
                 &current.followers,

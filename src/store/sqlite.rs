@@ -1623,6 +1623,76 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    /// Migration 0004 rebuilds `message_refs` and `followers` WITHOUT ROWID:
+    /// a database made before it keeps its threads and its followers.
+    #[tokio::test]
+    async fn clustering_refs_and_followers_keeps_an_existing_database_s_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations/sqlite")
+            .run_to(3, store.pool())
+            .await
+            .unwrap();
+        let at = "2026-11-01T00:00:00Z";
+        for sql in [
+            "INSERT INTO users (id, email, name, role, created_at) VALUES (1, 'ann@customer.test', 'Ann', 'customer', ?1)",
+            "INSERT INTO users (id, email, name, role, created_at) VALUES (2, 'bob@customer.test', 'Bob', 'customer', ?1)",
+            "INSERT INTO tickets (id, subject, status, requester_id, created_at, updated_at) VALUES (7, 'Printer', 'new', 1, ?1, ?1)",
+            "INSERT INTO followers (ticket_id, user_id, source, created_at) VALUES (7, 1, 'creator', ?1)",
+            "INSERT INTO followers (ticket_id, user_id, source, created_at) VALUES (7, 2, 'cc', ?1)",
+            "INSERT INTO message_refs (message_id, ticket_id, kind, created_at) VALUES ('<a@customer.test>', 7, 'received', ?1)",
+            "INSERT INTO message_refs (message_id, ticket_id, kind, created_at) VALUES ('<b@customer.test>', 7, 'referenced', ?1)",
+        ] {
+            sqlx::query(sql)
+                .bind(at)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        store.migrate().await.unwrap();
+
+        let ids: Vec<MessageId> = [
+            "<a@customer.test>",
+            "<b@customer.test>",
+            "<c@customer.test>",
+        ]
+        .iter()
+        .map(|m| MessageId::parse(m).unwrap())
+        .collect();
+        let mut tx = store.begin().await.unwrap();
+        let found = tx.tickets_of(&ids).await.unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.values().all(|&t| t == 7), "{found:?}");
+        let state = tx.ticket_state(7).await.unwrap().unwrap();
+        let followers: Vec<_> = state.followers.iter().map(|f| (f.user, f.source)).collect();
+        assert_eq!(
+            followers,
+            [(1, FollowerSource::Creator), (2, FollowerSource::Cc)]
+        );
+        drop(tx);
+        // The rebuilt tables have no rowid, and their secondary indexes are back.
+        for table in ["message_refs", "followers"] {
+            let sql = format!("SELECT rowid FROM {table}");
+            assert!(
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(store.pool())
+                    .await
+                    .is_err(),
+                "{table} still has a rowid"
+            );
+        }
+        let indexes: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('message_refs_ticket', 'followers_user') ORDER BY name",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(indexes.len(), 2, "{indexes:?}");
+    }
+
     /// Commits leave the WAL alone (below 40 MB); the checkpointer thread is
     /// what moves their pages into the database file.
     #[tokio::test]
@@ -1634,7 +1704,14 @@ mod tests {
             .unwrap();
         store.migrate().await.unwrap();
         tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
-        let before = std::fs::metadata(&path).unwrap().len();
+        // Pages the migrations freed (dropped tables) are reused first.
+        let (free, page): (i64, i64) = sqlx::query_as(
+            "SELECT freelist_count, page_size FROM pragma_freelist_count, pragma_page_size",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let before = std::fs::metadata(&path).unwrap().len() - (free * page) as u64;
         let data = vec![7u8; 2 << 20];
         let mut tx = store.begin().await.unwrap();
         tx.put_blob("ab", &data).await.unwrap();
