@@ -7,7 +7,7 @@
 #   scripts/bench.sh ingest     full ingest of 10,000 messages into SQLite and PostgreSQL
 #   scripts/bench.sh attachment one 25 MB attachment into SQLite: seconds, peak RSS
 #   scripts/bench.sh pipe       MTA pipe latency (Postfix -> ticketgate ingest -) p50/p99
-#   scripts/bench.sh fanout     notification fan-out into Postfix
+#   scripts/bench.sh fanout     notification fan-out into Postfix; Postfix alone (smtp-source); into smtp-sink
 #   scripts/bench.sh imap       IMAP drain of 10,000 messages; IDLE latency p50/p99
 #
 # `all` adds the ratio "full ingest into SQLite / Python parse-only" (target >= 3x).
