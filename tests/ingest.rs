@@ -508,6 +508,74 @@ async fn a_batch_keeps_each_message_s_own_reply_signature_and_files(t: &TestApp)
     assert_eq!(file.size, 3 * (5 << 18), "QUJD decodes to ABC");
 }
 
+/// In a batch a new ticket's row may wait for the commit with everything
+/// that refers to it; a command that changes the ticket at once (priority)
+/// and a reply later in the batch must still find it.
+async fn a_batch_applies_commands_to_the_tickets_it_opens(t: &TestApp) {
+    let verified = "Authentication-Results: mx.example.test; dkim=pass header.d=example.test; dmarc=pass header.from=example.test";
+    let first = message(
+        "alice@customer.test",
+        "Message-ID: <cmd-0@customer.test>\nSubject: Printer",
+        "It jams.",
+    );
+    let staff = message(
+        "sam@example.test",
+        &format!("{verified}\nMessage-ID: <cmd-1@example.test>\nSubject: Outage at Customer"),
+        "#priority P1\n#status in progress\nTheir site is down.",
+    );
+    let reply = message(
+        "sam@example.test",
+        &format!(
+            "{verified}\nMessage-ID: <cmd-2@example.test>\nIn-Reply-To: <cmd-1@example.test>\nSubject: Re: Outage at Customer"
+        ),
+        "Still looking.",
+    );
+    // A status set on the first ticket by the next message of the batch.
+    let blocked = message(
+        "sam@example.test",
+        &format!(
+            "{verified}\nMessage-ID: <cmd-3@example.test>\nIn-Reply-To: <cmd-0@customer.test>\nSubject: Re: Printer"
+        ),
+        "#status blocked\nWaiting on the vendor.",
+    );
+    let reports = ingest_batch(t, &[&first, &blocked, &staff, &reply]).await;
+    let outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::TicketCreated,
+            Outcome::CommentAdded,
+            Outcome::TicketCreated,
+            Outcome::CommentAdded
+        ]
+    );
+    assert_eq!(reports[1].ticket, reports[0].ticket);
+    assert_eq!(reports[3].ticket, reports[2].ticket);
+    let ticket = t.ticket(reports[2].ticket.unwrap()).await;
+    assert_eq!(serde_json::to_value(ticket.priority).unwrap(), "P1");
+    assert_eq!(serde_json::to_value(ticket.status).unwrap(), "in_progress");
+    let bodies: Vec<_> = ticket
+        .comments
+        .iter()
+        .filter(|c| c.source == "email")
+        .map(|c| c.body.trim())
+        .collect();
+    assert_eq!(bodies, ["Their site is down.", "Still looking."]);
+    let other = t.ticket(reports[0].ticket.unwrap()).await;
+    assert_eq!(other.priority, None, "the other ticket has its own");
+    assert_eq!(serde_json::to_value(other.status).unwrap(), "blocked");
+}
+
+#[tokio::test]
+async fn a_batch_applies_commands_to_the_tickets_it_opens_in_sqlite() {
+    a_batch_applies_commands_to_the_tickets_it_opens(&TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn a_batch_applies_commands_to_the_tickets_it_opens_in_postgres() {
+    a_batch_applies_commands_to_the_tickets_it_opens(&TestApp::postgres().await).await;
+}
+
 #[tokio::test]
 async fn a_batch_keeps_each_message_s_own_reply_signature_and_files_in_sqlite() {
     a_batch_keeps_each_message_s_own_reply_signature_and_files(&TestApp::new().await).await;
