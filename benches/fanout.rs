@@ -15,7 +15,7 @@ use ticketgate::app::App;
 use ticketgate::config::{Settings, SmtpKind, Span, TlsMode};
 use ticketgate::domain::ids::EmailAddress;
 use ticketgate::domain::ticket::Role;
-use ticketgate::ingest::Delivery;
+use ticketgate::ingest::{Delivery, IngestReport};
 use ticketgate::store::NewUser;
 
 mod common;
@@ -85,15 +85,7 @@ impl Fanout {
             "From: f0001@customer.test\nTo: support@example.test\nCc: {}\nMessage-ID: <bench-root@customer.test>\nSubject: Fan-out\n\nHello all.\n",
             cc.join(", ")
         );
-        let report = app
-            .ingestor
-            .ingest(Delivery {
-                raw: open.as_bytes(),
-                origin: "bench",
-                notify: true,
-                ..Default::default()
-            })
-            .await?;
+        let report = deliver(&app, &open).await?;
         let worker = app.outbox_worker()?;
         worker.flush().await?;
         Ok(Self {
@@ -110,16 +102,7 @@ impl Fanout {
         let comment = format!(
             "From: f0001@customer.test\nTo: support@example.test\nMessage-ID: <bench-{run}@customer.test>\nIn-Reply-To: <bench-root@customer.test>\nSubject: Re: Fan-out\n\nUpdate {run}.\n"
         );
-        let r = self
-            .app
-            .ingestor
-            .ingest(Delivery {
-                raw: comment.as_bytes(),
-                origin: "bench",
-                notify: true,
-                ..Default::default()
-            })
-            .await?;
+        let r = deliver(&self.app, &comment).await?;
         assert_eq!(r.ticket, self.ticket);
         let start = Instant::now();
         let stats = self.worker.flush().await?;
@@ -131,6 +114,19 @@ impl Fanout {
         assert_eq!((stats.failed, stats.dead), (0, 0));
         Ok(stats.sent as f64 / elapsed.as_secs_f64())
     }
+}
+
+/// Ingests `raw` as mail from outside, notifications on.
+async fn deliver(app: &App, raw: &str) -> anyhow::Result<IngestReport> {
+    Ok(app
+        .ingestor
+        .ingest(Delivery {
+            raw: raw.as_bytes(),
+            origin: "bench",
+            notify: true,
+            ..Default::default()
+        })
+        .await?)
 }
 
 /// Postfix's own load generator (the postfix package puts its test tools in

@@ -129,7 +129,8 @@ pub struct Changes<'a> {
 }
 
 impl Changes<'_> {
-    async fn reload(&mut self, ticket: TicketId) -> Result<TicketState, StoreError> {
+    /// The ticket as this transaction now has it; a missing one is an error.
+    pub(crate) async fn reload(&mut self, ticket: TicketId) -> Result<TicketState, StoreError> {
         self.tx
             .ticket_state(ticket)
             .await?

@@ -938,11 +938,7 @@ impl Ingestor {
             .await?;
         if !failures.is_empty() {
             // The report names the ticket as the rules left it.
-            let state = changes
-                .tx
-                .ticket_state(ticket_id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
+            let state = changes.reload(ticket_id).await?;
             changes
                 .report_failures(user, Some(&state), &mail.subject, &failures)
                 .await?;
@@ -1057,11 +1053,7 @@ impl Ingestor {
         }
         if status_after_commands != state.status {
             // A status set by command triggers `status_changed` rules (one pass).
-            let now_state = changes
-                .tx
-                .ticket_state(state.id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("ticket {}", state.id)))?;
+            let now_state = changes.reload(state.id).await?;
             let shown = comment.as_ref().map(|(id, json)| (*id, json));
             changes
                 .apply_rules(

@@ -601,6 +601,22 @@ impl Pending {
         });
     }
 
+    fn new_ticket(&mut self, id: i64, t: &NewTicket) {
+        self.tables |= Table::NEW_TICKETS;
+        let root = t.root_message_id.as_ref().map(|m| m.as_str().to_string());
+        self.new_tickets.push(HeldTicket {
+            id,
+            subject: clean(&t.subject).into_owned(),
+            status: t.status,
+            requester_id: t.requester_id,
+            org_id: t.org_id,
+            last: root.clone(),
+            root,
+            created_at: t.now,
+            updated_at: t.now,
+        });
+    }
+
     fn attach_org(&mut self, ticket: i64, org: i64) {
         self.tables |= Table::TICKET_ORGS;
         if !self.ticket_orgs.contains(&(ticket, org)) {
@@ -1576,7 +1592,6 @@ impl Tx for PgTx {
     }
 
     async fn insert_ticket(&mut self, nt: &NewTicket) -> Result<TicketId> {
-        let root = nt.root_message_id.as_ref().map(MessageId::as_str);
         let id = if self.known.deliveries_left > 0 {
             // In a batch the row waits for the flush with the rows that refer
             // to it (its insert was about 190 µs of server time); only its
@@ -1588,18 +1603,7 @@ impl Tx for PgTx {
                     .fetch_one(&mut *self.tx)
                     .await
                     .q()?;
-            self.held.tables |= Table::NEW_TICKETS;
-            self.held.new_tickets.push(HeldTicket {
-                id,
-                subject: clean(&nt.subject).into_owned(),
-                status: nt.status,
-                requester_id: nt.requester_id,
-                org_id: nt.org_id,
-                root: root.map(str::to_string),
-                last: root.map(str::to_string),
-                created_at: nt.now,
-                updated_at: nt.now,
-            });
+            self.held.new_ticket(id, nt);
             id
         } else {
             // Held users (the requester among them) go in the same statement;
@@ -1610,6 +1614,7 @@ impl Tx for PgTx {
                 ..Pending::default()
             };
             self.held.tables &= !Table::USERS;
+            let root = nt.root_message_id.as_ref().map(MessageId::as_str);
             users
                 .bind(sqlx::query(sqlx::AssertSqlSafe(flush_sql(
                     users.tables,
