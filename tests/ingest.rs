@@ -595,3 +595,57 @@ async fn a_batch_records_each_message_as_if_delivered_alone_in_sqlite() {
 async fn a_batch_records_each_message_as_if_delivered_alone_in_postgres() {
     a_batch_records_each_message_as_if_delivered_alone(&TestApp::postgres().await).await;
 }
+
+/// A stranger who sends Alice's Message-ID before Alice does is refused and
+/// reserves nothing: Alice's mail opens its ticket, delivered alone or in one
+/// batch with the stranger's. The stranger's row stays; replayed, it is a
+/// duplicate of Alice's.
+async fn a_refused_message_id_does_not_stop_its_owner_s_mail(t: &TestApp) {
+    let stranger = b"Message-ID: <owned@customer.test>\r\nFrom: x@nowhere.test\r\nTo: support@example.test\r\nSubject: Hi\r\n\r\nFirst.\r\n".to_vec();
+    let alice = b"Message-ID: <owned@customer.test>\r\nFrom: alice@customer.test\r\nTo: support@example.test\r\nSubject: Printer\r\n\r\nPrinter 3 is offline.\r\n".to_vec();
+    let refused = t.deliver(&stranger).await;
+    assert_eq!(refused.outcome, Outcome::Rejected);
+    let genuine = t.deliver(&alice).await;
+    assert_eq!(genuine.outcome, Outcome::TicketCreated);
+    let ticket = t.ticket(genuine.ticket.unwrap()).await;
+    assert_eq!(ticket.comments[0].body.trim(), "Printer 3 is offline.");
+    // Alice's own re-delivery is still a duplicate.
+    let again = t.deliver(&alice).await;
+    assert_eq!(
+        (again.outcome, again.ticket),
+        (Outcome::Duplicate, genuine.ticket)
+    );
+    let replayed = t.app.ingestor.replay(refused.log_id).await.unwrap();
+    assert_eq!(
+        (replayed.outcome, replayed.ticket),
+        (Outcome::Duplicate, genuine.ticket)
+    );
+
+    // The same in one batch, refused first.
+    let stranger = b"Message-ID: <owned2@customer.test>\r\nFrom: x@nowhere.test\r\nTo: support@example.test\r\nSubject: Hi\r\n\r\nFirst.\r\n".to_vec();
+    let alice = b"Message-ID: <owned2@customer.test>\r\nFrom: alice@customer.test\r\nTo: support@example.test\r\nSubject: Scanner\r\n\r\nScanner 2 jams.\r\n".to_vec();
+    let reports = ingest_batch(t, &[&stranger, &alice, &alice]).await;
+    let outcomes: Vec<_> = reports.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Rejected,
+            Outcome::TicketCreated,
+            Outcome::Duplicate
+        ]
+    );
+    let ticket = t.ticket(reports[1].ticket.unwrap()).await;
+    assert_eq!(ticket.comments[0].body.trim(), "Scanner 2 jams.");
+    let log = t.store().list_log(&LogFilter::default()).await.unwrap();
+    assert_eq!(log.len(), 7, "one row per delivery, refused ones kept");
+}
+
+#[tokio::test]
+async fn a_refused_message_id_does_not_stop_its_owner_s_mail_in_sqlite() {
+    a_refused_message_id_does_not_stop_its_owner_s_mail(&TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn a_refused_message_id_does_not_stop_its_owner_s_mail_in_postgres() {
+    a_refused_message_id_does_not_stop_its_owner_s_mail(&TestApp::postgres().await).await;
+}

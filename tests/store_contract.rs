@@ -81,7 +81,8 @@ macro_rules! contract {
 contract!(
     orgs_and_users_are_found_by_every_key,
     reachable_users_follow_the_organization_rules,
-    a_dedup_key_is_unique_among_non_duplicate_deliveries,
+    a_dedup_key_is_unique_among_accepted_deliveries,
+    refused_deliveries_reserve_no_dedup_key,
     a_concurrent_second_recording_of_a_message_conflicts_then_sees_the_first,
     two_transactions_on_one_ticket_take_turns_and_lose_no_update,
     a_ticket_view_shows_everything_written_with_sqlite_timestamps,
@@ -377,11 +378,11 @@ async fn reachable_users_follow_the_organization_rules(db: &Db) {
     let _ = w.bob;
 }
 
-async fn a_dedup_key_is_unique_among_non_duplicate_deliveries(db: &Db) {
+async fn a_dedup_key_is_unique_among_accepted_deliveries(db: &Db) {
     let first = log(db, "<m1@customer.test>", Outcome::TicketCreated)
         .await
         .unwrap();
-    let second = log(db, "<m1@customer.test>", Outcome::Ignored).await;
+    let second = log(db, "<m1@customer.test>", Outcome::CommandOnly).await;
     assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
     // Any number of duplicate rows may repeat it.
     for _ in 0..2 {
@@ -408,6 +409,50 @@ async fn a_dedup_key_is_unique_among_non_duplicate_deliveries(db: &Db) {
     );
     assert_eq!(rows[0].received_at, format_ts(T0));
     assert_eq!(rows[0].message_id.as_deref(), Some("<m1@customer.test>"));
+}
+
+/// A stranger who sends a Message-ID first must not make its owner's mail a
+/// duplicate: rejected and quarantined rows stay (for replay) but reserve
+/// nothing, alone, in a transaction that wrote them and in a look-ahead batch.
+async fn refused_deliveries_reserve_no_dedup_key(db: &Db) {
+    let key = "<taken@customer.test>";
+    let rejected = log(db, key, Outcome::Rejected).await.unwrap();
+    log(db, key, Outcome::Quarantined).await.unwrap();
+    log(db, key, Outcome::Rejected).await.unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    tx.look_ahead(&Lookahead {
+        deliveries: 2,
+        dedup_keys: vec![key.into()],
+        ..Lookahead::default()
+    })
+    .await
+    .unwrap();
+    assert!(tx.find_logged(key).await.unwrap().is_none(), "look-ahead");
+    tx.log_delivery(&log_entry(key, Outcome::Quarantined, None))
+        .await
+        .unwrap();
+    assert!(tx.find_logged(key).await.unwrap().is_none(), "own write");
+    let accepted = tx
+        .log_delivery(&log_entry(key, Outcome::TicketCreated, None))
+        .await
+        .unwrap();
+    assert_eq!(tx.find_logged(key).await.unwrap().unwrap().id, accepted);
+    tx.commit().await.unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    assert_eq!(tx.find_logged(key).await.unwrap().unwrap().id, accepted);
+    drop(tx);
+    let again = log(db, key, Outcome::CommentAdded).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let rows = db.store.list_log(&LogFilter::default()).await.unwrap();
+    assert_eq!(rows.len(), 5, "refused rows stay");
+    assert!(
+        !db.store
+            .log_row(rejected)
+            .await
+            .unwrap()
+            .unwrap()
+            .superseded
+    );
 }
 
 async fn a_concurrent_second_recording_of_a_message_conflicts_then_sees_the_first(db: &Db) {

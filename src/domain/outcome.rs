@@ -43,6 +43,8 @@ impl Outcome {
     }
 
     /// Whether the message changed a ticket (and so its ids join the thread).
+    /// Only accepted deliveries reserve their dedup key: a refused stranger
+    /// who sent a Message-ID first must not make its owner's mail a duplicate.
     pub fn is_accepted(self) -> bool {
         matches!(
             self,

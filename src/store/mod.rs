@@ -243,7 +243,8 @@ pub struct LogFilter {
     pub after: Option<i64>,
 }
 
-/// The earlier, non-duplicate delivery of the same dedup key.
+/// The earlier accepted delivery of the same dedup key (refused and
+/// duplicate rows reserve no key: `Outcome::is_accepted`).
 #[derive(Debug, Clone)]
 pub struct LoggedMessage {
     pub id: i64,
@@ -415,6 +416,7 @@ pub trait Tx: Send {
     }
     /// Stores content under its SHA-256 (hex); storing it again is a no-op.
     async fn put_blob(&mut self, sha256: &str, data: &[u8]) -> Result<()>;
+    /// The accepted delivery of `dedup_key`, if any: what makes a new one a duplicate.
     async fn find_logged(&mut self, dedup_key: &str) -> Result<Option<LoggedMessage>>;
     async fn user_by_email(&mut self, email: &EmailAddress) -> Result<Option<User>>;
     async fn org_for_domain(&mut self, domain: &str) -> Result<Option<OrgId>>;

@@ -4,7 +4,7 @@
 //! Isolation: READ COMMITTED (the server default) plus explicit row locks,
 //! not SERIALIZABLE. The writes that race between instances are all guarded:
 //! - the same message taken twice: the partial unique index on the ingest log's
-//!   dedup key makes the second insert wait for the first commit and then fail
+//!   dedup key (accepted outcomes only; a refusal is simply recorded twice) makes the second insert wait for the first commit and then fail
 //!   with a unique violation (`Conflict`); ingest retries and records `duplicate`;
 //! - two replies to one ticket: `Tx::ticket_state` reads the ticket `FOR UPDATE`,
 //!   so the second transaction waits and then decides on the committed state
@@ -934,7 +934,7 @@ pub struct PgTx {
 /// read here are locked.
 #[derive(Default)]
 struct Known {
-    /// Dedup key: its logged non-duplicate delivery, or `None` when there is none.
+    /// Dedup key: its logged accepted delivery, or `None` when there is none.
     logged: HashMap<String, Option<LoggedMessage>>,
     /// Email address: its user, or `None`.
     users: HashMap<String, Option<User>>,
@@ -1201,7 +1201,7 @@ impl PgTx {
             "SELECT k.key, l.id, l.outcome, l.ticket_id, l.comment_id
              FROM unnest($1::text[]) AS k(key)
              CROSS JOIN LATERAL (SELECT id, outcome, ticket_id, comment_id FROM ingest_log
-                                 WHERE dedup_key = k.key AND outcome <> 'duplicate' AND NOT superseded
+                                 WHERE dedup_key = k.key AND outcome IN ('ticket_created', 'comment_added', 'command_only')
                                  LIMIT 1) l",
         )
         .bind(&keys)
@@ -1483,7 +1483,7 @@ impl Tx for PgTx {
             return Ok(known.clone());
         }
         let row = sqlx::query(
-            "SELECT id, outcome, ticket_id, comment_id FROM ingest_log WHERE dedup_key = $1 AND outcome <> 'duplicate' AND NOT superseded",
+            "SELECT id, outcome, ticket_id, comment_id FROM ingest_log WHERE dedup_key = $1 AND outcome IN ('ticket_created', 'comment_added', 'command_only')",
         )
         .bind(dedup_key)
         .fetch_optional(&mut *self.tx)
@@ -2059,7 +2059,8 @@ impl Tx for PgTx {
             }
             None => self.log_now(e).await?,
         };
-        if e.outcome != Outcome::Duplicate {
+        // Only accepted deliveries reserve their key (migration 0003).
+        if e.outcome.is_accepted() {
             let logged = LoggedMessage {
                 id,
                 outcome: e.outcome,

@@ -505,7 +505,7 @@ impl Tx for SqliteTx {
     async fn find_logged(&mut self, dedup_key: &str) -> Result<Option<LoggedMessage>> {
         row(
             &self.conn,
-            "SELECT id, outcome, ticket_id, comment_id FROM ingest_log WHERE dedup_key = ?1 AND outcome <> 'duplicate' AND superseded = 0",
+            "SELECT id, outcome, ticket_id, comment_id FROM ingest_log WHERE dedup_key = ?1 AND outcome IN ('ticket_created', 'comment_added', 'command_only')",
             [dedup_key],
             |r| {
                 Ok(LoggedMessage {
