@@ -326,19 +326,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn ingest_stdin(config: Option<PathBuf>, args: &IngestArgs) -> ExitCode {
     let result: anyhow::Result<IngestReport> = async {
-        let mut raw = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut raw)
-            .context("reading stdin")?;
-        let settings = Settings::load(config.as_deref())?;
-        let app = App::open(settings).await?;
+        let app = App::open(Settings::load(config.as_deref())?).await?;
+        // Oversized mail is never held whole: its outcome (`rejected`,
+        // `too_large`) is recorded from what was kept, and exit 0 tells the
+        // MTA not to try again.
+        let read = source::read_bounded(
+            std::io::stdin().lock(),
+            None,
+            app.ingestor.policy().limits(),
+        )
+        .context("reading stdin")?;
         let report = app
             .ingestor
             .ingest(Delivery {
-                raw: &raw,
+                raw: &read.raw,
                 origin: "stdin",
                 notify: !args.no_notify,
+                declared_size: read.declared_size(),
                 ..Default::default()
             })
             .await?;
@@ -380,7 +384,18 @@ fn report_line(r: &IngestReport, origin: &str) -> String {
 }
 
 async fn ingest_paths(app: &App, args: &IngestArgs) -> anyhow::Result<ExitCode> {
-    let items = source::expand(&args.paths)?;
+    let (mut transient, mut failed) = (0usize, 0usize);
+    let mut items = Vec::new();
+    for path in &args.paths {
+        match source::expand(std::slice::from_ref(path)) {
+            Ok(found) => items.extend(found),
+            Err(e) => {
+                // Named, and the other paths still taken.
+                eprintln!("{}: not read: {e}", path.display());
+                failed += 1;
+            }
+        }
+    }
     let bar = if !args.json && std::io::stderr().is_terminal() {
         let bar =
             ProgressBar::with_draw_target(Some(items.len() as u64), ProgressDrawTarget::stderr());
@@ -392,16 +407,17 @@ async fn ingest_paths(app: &App, args: &IngestArgs) -> anyhow::Result<ExitCode> 
     } else {
         ProgressBar::hidden()
     };
-    let (mut transient, mut failed) = (0usize, 0usize);
+    let limits = app.ingestor.policy().limits();
     for item in &items {
         let origin = item.origin();
-        let outcome = match item.read() {
-            Ok(raw) => app
+        let outcome = match item.read(limits) {
+            Ok(read) => app
                 .ingestor
                 .ingest(Delivery {
-                    raw: &raw,
+                    raw: &read.raw,
                     origin: &origin,
                     notify: !args.no_notify,
+                    declared_size: read.declared_size(),
                     ..Default::default()
                 })
                 .await

@@ -241,6 +241,10 @@ pub struct SupportSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct IntakeSettings {
     pub max_message_size: Size,
+    /// Of a message over `max_message_size`, the bytes kept in the store
+    /// (its header section always): enough to see what it was, never the
+    /// whole of something that may be gigabytes.
+    pub keep_oversize: Size,
     #[serde(deserialize_with = "lenient")]
     pub allow_unknown_senders: bool,
     pub auto_reply_window: Span,
@@ -370,6 +374,7 @@ impl Default for IntakeSettings {
     fn default() -> Self {
         Self {
             max_message_size: Size(50 * 1024 * 1024),
+            keep_oversize: Size(1024 * 1024),
             allow_unknown_senders: false,
             auto_reply_window: Span(Duration::from_secs(600)),
         }
@@ -470,6 +475,12 @@ impl Settings {
         }
         if self.support.domain.trim().is_empty() {
             return Err(invalid("support.domain", "must not be empty".into()));
+        }
+        if self.intake.max_message_size.0 == 0 {
+            return Err(invalid(
+                "intake.max_message_size",
+                "must be larger than 0 (every message would be refused as too large)".into(),
+            ));
         }
         for name in self.statuses.keys() {
             name.parse::<Status>()

@@ -41,6 +41,8 @@ pub struct IntakePolicy {
     pub tag: String,
     pub secret: Vec<u8>,
     pub max_message_size: u64,
+    /// `[intake] keep_oversize`: how much of a larger message a source keeps.
+    pub keep_oversize: u64,
     pub allow_unknown_senders: bool,
     /// At most one automatic answer (acknowledgement, refusal) per sender per window.
     pub auto_reply_window: std::time::Duration,
@@ -62,6 +64,7 @@ impl IntakePolicy {
             tag: settings.support.tag.clone(),
             secret: settings.reply_secret()?,
             max_message_size: settings.intake.max_message_size.0,
+            keep_oversize: settings.intake.keep_oversize.0,
             allow_unknown_senders: settings.intake.allow_unknown_senders,
             auto_reply_window: settings.intake.auto_reply_window.0,
             trusted_authserv_id: settings.auth.trusted_authserv_id.clone(),
@@ -77,6 +80,14 @@ impl IntakePolicy {
                 auto_reply_window: settings.intake.auto_reply_window.0,
             },
         })
+    }
+
+    /// How much of a message sources read (see `source::read_bounded`).
+    pub fn limits(&self) -> crate::source::Limits {
+        crate::source::Limits {
+            max: self.max_message_size,
+            keep: self.keep_oversize,
+        }
     }
 
     fn own_identity(&self) -> OwnIdentity {
@@ -107,6 +118,10 @@ pub struct Delivery<'a> {
     /// Re-runs this quarantined or rejected log row (admin replay); it is
     /// marked superseded in the same transaction.
     pub replay_of: Option<i64>,
+    /// The source gave up on this message after it failed again and again
+    /// (it is being moved aside): logged `rejected`/`processing_failed` from
+    /// its header section (`raw`), and nothing else is decided about it.
+    pub failed: bool,
 }
 
 /// A position in a source: everything up to `uid` under `validity` is recorded.
@@ -185,6 +200,8 @@ struct Prepared {
     parsed: Result<InboundMail, crate::domain::mail::ParseError>,
     sha: String,
     too_large: bool,
+    /// Parsed from its header section only (too large, or given up on).
+    headers_only: bool,
     /// Worked out when first needed, or ahead of time by a batch's reader.
     content: OnceLock<Content>,
 }
@@ -228,10 +245,11 @@ impl Content {
 }
 
 impl Prepared {
-    fn new(raw: &[u8], declared_size: Option<u64>, max_message_size: u64) -> Self {
+    fn new(raw: &[u8], declared_size: Option<u64>, max_message_size: u64, failed: bool) -> Self {
         let too_large = declared_size.unwrap_or(raw.len() as u64) > max_message_size;
-        // Oversized mail is logged from its headers alone; its body is never decoded.
-        let parsed = if too_large {
+        // Oversized and failed mail is logged from its headers alone; its body is never decoded.
+        let headers_only = too_large || failed;
+        let parsed = if headers_only {
             InboundMail::parse_headers(raw)
         } else {
             InboundMail::parse(raw)
@@ -240,6 +258,7 @@ impl Prepared {
             parsed,
             sha: sha256_hex(raw),
             too_large,
+            headers_only,
             content: OnceLock::new(),
         }
     }
@@ -259,7 +278,7 @@ impl Prepared {
 
     /// The parsed mail, unless it is too large to be read past its headers.
     fn readable(&self) -> Option<&InboundMail> {
-        self.parsed.as_ref().ok().filter(|_| !self.too_large)
+        self.parsed.as_ref().ok().filter(|_| !self.headers_only)
     }
 
     /// The content of the parsed `mail` (this delivery's), worked out once.
@@ -287,14 +306,16 @@ struct Batch {
 /// reader works on copies of the raw bytes, and stops once the batch is dropped.
 fn read_ahead(batch: &Arc<Batch>, deliveries: &[Delivery<'_>], max_message_size: u64) {
     let mut budget = READ_AHEAD_BYTES;
-    let copies: Vec<Option<(Vec<u8>, Option<u64>)>> = deliveries
+    // Raw bytes, declared size and `failed` of each delivery within the budget.
+    type Copy = (Vec<u8>, Option<u64>, bool);
+    let copies: Vec<Option<Copy>> = deliveries
         .iter()
         .map(|d| {
             let fits = d.raw.len() <= budget;
             if fits {
                 budget -= d.raw.len();
             }
-            fits.then(|| (d.raw.to_vec(), d.declared_size))
+            fits.then(|| (d.raw.to_vec(), d.declared_size, d.failed))
         })
         .collect();
     let batch = Arc::downgrade(batch);
@@ -303,11 +324,11 @@ fn read_ahead(batch: &Arc<Batch>, deliveries: &[Delivery<'_>], max_message_size:
             let Some(batch) = batch.upgrade() else {
                 break;
             };
-            let Some((raw, declared_size)) = copy else {
+            let Some((raw, declared_size, failed)) = copy else {
                 continue;
             };
             let p = batch.slots[slot]
-                .get_or_init(|| Prepared::new(&raw, declared_size, max_message_size));
+                .get_or_init(|| Prepared::new(&raw, declared_size, max_message_size, failed));
             if let Some(mail) = p.readable() {
                 p.content(mail);
             }
@@ -553,6 +574,7 @@ impl Ingestor {
             delivery.raw,
             delivery.declared_size,
             self.policy.max_message_size,
+            delivery.failed,
         )
     }
 
@@ -605,6 +627,9 @@ impl Ingestor {
             return Ok(report(delivery.origin, message_id, d, log_id));
         } else {
             match (mail, too_large) {
+                _ if delivery.failed => {
+                    Decided::refused(Outcome::Rejected, reason::PROCESSING_FAILED)
+                }
                 (None, _) => Decided::refused(Outcome::Rejected, reason::UNPARSEABLE),
                 (Some(mail), true) => {
                     // Automatic mail is never answered, however large.

@@ -81,4 +81,7 @@ pub mod reason {
     pub const UNPARSEABLE: &str = "unparseable";
     pub const NO_SENDER: &str = "no_sender";
     pub const DUPLICATE: &str = "duplicate";
+    /// A source gave up on the message after repeated failures and moved it
+    /// aside (Maildir `failed/`); the log keeps its header section.
+    pub const PROCESSING_FAILED: &str = "processing_failed";
 }

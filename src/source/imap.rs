@@ -711,6 +711,7 @@ impl ImapPoller {
                         }),
                         declared_size: *declared_size,
                         replay_of: None,
+                        failed: false,
                     })
                     .collect();
                 match ingestor.ingest_batch(&deliveries).await {

@@ -2,7 +2,10 @@
 //! outcome is committed the file moves to `cur/` with the `S` (seen) flag, as a
 //! mail client would, so the inbox shows what is done and nothing is deleted.
 
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
+
+use super::{Bounded, Limits, read_bounded};
 
 pub fn is_maildir(path: &Path) -> bool {
     path.join("new").is_dir() && path.join("cur").is_dir()
@@ -44,6 +47,41 @@ impl Maildir {
         Ok(files)
     }
 
+    /// Opens, locks and reads (within `limits`) a message of `new/`.
+    /// `Ok(None)` when another process polling this Maildir has it: locked,
+    /// or moved by the time the lock was ours. The lock (flock) lasts until
+    /// the `Claimed` is dropped, so the caller keeps it until the file moved.
+    pub fn claim(&self, path: &Path, limits: Limits) -> std::io::Result<Option<Claimed>> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+        // Opened before the holder moved it and unlocked: it is done.
+        if !path.exists() {
+            return Ok(None);
+        }
+        let size = file.metadata()?.len();
+        let read = read_bounded(&file, Some(size), limits)?;
+        Ok(Some(Claimed { _lock: file, read }))
+    }
+
+    /// Moves a message that keeps failing out of `new/` into `failed/`
+    /// (created beside `cur/`, `new/` and `tmp/` when first needed), where
+    /// it waits for a person and blocks nothing.
+    pub fn move_failed(&self, path: &Path) -> std::io::Result<PathBuf> {
+        let dir = self.root.join("failed");
+        std::fs::create_dir_all(&dir)?;
+        let target = dir.join(path.file_name().unwrap_or_default());
+        std::fs::rename(path, &target)?;
+        Ok(target)
+    }
+
     /// Moves a processed message from `new/` to `cur/` with the `S` flag.
     pub fn mark_seen(&self, path: &Path) -> std::io::Result<PathBuf> {
         let name = path
@@ -54,6 +92,14 @@ impl Maildir {
         std::fs::rename(path, &target)?;
         Ok(target)
     }
+}
+
+/// A message of `new/` this process has locked and read.
+#[derive(Debug)]
+pub struct Claimed {
+    /// Held (flock) until the message has moved out of `new/`.
+    _lock: File,
+    pub read: Bounded,
 }
 
 /// `unique` → `unique:2,S`; `unique:2,FR` → `unique:2,FRS` (flags kept sorted).

@@ -33,20 +33,107 @@ impl Item {
         }
     }
 
-    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+    /// Reads the message, at most `limits.max` bytes of it plus its header
+    /// section: a larger one comes back cut (`Bounded::size` says how large).
+    pub fn read(&self, limits: Limits) -> std::io::Result<Bounded> {
         match self {
-            Item::File(p) => std::fs::read(p),
+            Item::File(p) => {
+                let f = std::fs::File::open(p)?;
+                let size = f.metadata()?.len();
+                read_bounded(f, Some(size), limits)
+            }
             Item::MboxMessage {
                 path, start, end, ..
             } => {
                 let mut f = std::fs::File::open(path)?;
                 f.seek(SeekFrom::Start(*start))?;
-                let mut buf = Vec::with_capacity((end - start) as usize);
-                f.take(end - start).read_to_end(&mut buf)?;
-                Ok(mbox::unescape(&buf))
+                let mut read = read_bounded(f.take(end - start), Some(end - start), limits)?;
+                // `From ` unescaping is for whole messages; a cut one is stored as it is.
+                if !read.is_cut() {
+                    read.raw = mbox::unescape(&read.raw);
+                    read.size = read.raw.len() as u64;
+                }
+                Ok(read)
             }
         }
     }
+}
+
+/// How much of a message a source reads (`[intake] max_message_size` and
+/// `keep_oversize`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Larger messages are refused (`rejected`/`too_large`) and never read whole.
+    pub max: u64,
+    /// Of a larger message, at most this many bytes are kept (its header
+    /// section always, as far as it lies within `max`).
+    pub keep: u64,
+}
+
+/// A message as read: whole, or cut to its header section and first bytes.
+#[derive(Debug)]
+pub struct Bounded {
+    pub raw: Vec<u8>,
+    /// The message's full size (larger than `raw` when it was cut).
+    pub size: u64,
+}
+
+impl Bounded {
+    pub fn is_cut(&self) -> bool {
+        self.size > self.raw.len() as u64
+    }
+
+    /// For `Delivery::declared_size`: the full size of a cut message.
+    pub fn declared_size(&self) -> Option<u64> {
+        self.is_cut().then_some(self.size)
+    }
+}
+
+/// Reads at most `limits.max` + 1 bytes (so memory stays within the size a
+/// message may have); a message past that keeps its header section and up to
+/// `limits.keep` bytes, and the rest is counted without being held (`known`,
+/// the size when the reader knows it, spares reading a file to its end). A
+/// pipe is read to its end, so the MTA on its other side sees it taken.
+pub fn read_bounded(
+    mut reader: impl Read,
+    known: Option<u64>,
+    limits: Limits,
+) -> std::io::Result<Bounded> {
+    let mut raw = Vec::new();
+    if known.is_some_and(|k| k <= limits.max) {
+        raw.reserve_exact(known.unwrap_or(0) as usize);
+    }
+    (&mut reader)
+        .take(limits.max.saturating_add(1))
+        .read_to_end(&mut raw)?;
+    if raw.len() as u64 <= limits.max {
+        let size = raw.len() as u64;
+        return Ok(Bounded { raw, size });
+    }
+    let kept = header_section_len(&raw).max(limits.keep.min(raw.len() as u64) as usize);
+    raw.truncate(kept);
+    raw.shrink_to_fit();
+    let read = limits.max.saturating_add(1);
+    let size = match known {
+        Some(k) => k.max(read),
+        None => read.saturating_add(std::io::copy(&mut reader, &mut std::io::sink())?),
+    };
+    Ok(Bounded { raw, size })
+}
+
+/// The length of the header section including the empty line that ends it
+/// (RFC 5322 §2.1), or all of `raw` when no empty line is found.
+pub fn header_section_len(raw: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(nl) = raw[at..].iter().position(|&b| b == b'\n') {
+        let next = at + nl + 1;
+        let line = &raw[at..next];
+        if line == b"\n" || line == b"\r\n" {
+            return next;
+        }
+        at = next;
+    }
+    raw.len()
 }
 
 fn is_mbox(path: &Path) -> std::io::Result<bool> {
@@ -108,4 +195,49 @@ fn push_file(items: &mut Vec<Item>, path: PathBuf) -> std::io::Result<()> {
         items.push(Item::File(path));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits { max: 64, keep: 8 };
+
+    #[test]
+    fn a_message_within_the_limit_is_read_whole() {
+        let msg = b"Subject: a\r\n\r\nbody\r\n";
+        let read = read_bounded(&msg[..], None, LIMITS).unwrap();
+        assert_eq!(
+            (read.raw.as_slice(), read.size),
+            (&msg[..], msg.len() as u64)
+        );
+        assert!(!read.is_cut());
+    }
+
+    #[test]
+    fn a_larger_message_keeps_its_header_section_and_counts_the_rest() {
+        let mut msg = b"Subject: big\nFrom: a@b.test\n\n".to_vec();
+        let headers = msg.len();
+        msg.extend(std::iter::repeat_n(b'x', 10_000));
+        let read = read_bounded(&msg[..], None, LIMITS).unwrap();
+        assert_eq!(read.raw, msg[..headers]);
+        assert_eq!(read.declared_size(), Some(msg.len() as u64));
+        let keep_more = Limits { max: 64, keep: 40 };
+        let read = read_bounded(&msg[..], Some(msg.len() as u64), keep_more).unwrap();
+        assert_eq!((read.raw.len(), read.size), (40, msg.len() as u64));
+    }
+
+    #[test]
+    fn a_header_section_longer_than_the_limit_is_cut_at_the_limit() {
+        let msg = "X-Long: y\r\n".repeat(100);
+        let read = read_bounded(msg.as_bytes(), None, LIMITS).unwrap();
+        assert_eq!((read.raw.len(), read.size), (65, msg.len() as u64));
+    }
+
+    #[test]
+    fn header_sections_end_at_the_first_empty_line() {
+        assert_eq!(header_section_len(b"A: b\r\n\r\nbody"), 8);
+        assert_eq!(header_section_len(b"A: b\n\nbody"), 6);
+        assert_eq!(header_section_len(b"A: b\nC: d"), 9);
+    }
 }
