@@ -704,6 +704,30 @@ impl Ingestor {
             }
             return Ok(Decided::refused(Outcome::Ignored, auto.as_str()));
         }
+        if mail.from_fields > 1 {
+            // Whose message it is is unknown (see `InboundMail::from_fields`):
+            // nobody is registered, answered or acted for. A message on a
+            // thread waits for staff; a new one is refused.
+            let facts = ThreadFacts {
+                known: tx.tickets_of(&thread_ids(mail)).await?,
+                token: threading::find_token(mail, &self.policy.support, &self.policy.secret),
+                tagged: None,
+            };
+            let decision = threading::resolve(mail, &facts);
+            let ticket = match decision.ticket {
+                Some(id) => tx.ticket_state(id).await?.map(|s| s.id),
+                None => None,
+            };
+            let outcome = match ticket {
+                Some(_) => Outcome::Quarantined,
+                None => Outcome::Rejected,
+            };
+            return Ok(Decided {
+                thread_reason: Some(decision.reason.describe()),
+                ticket,
+                ..Decided::refused(outcome, reason::MULTIPLE_FROM)
+            });
+        }
         let Some(sender) = mail.sender() else {
             return Ok(Decided::refused(Outcome::Rejected, reason::NO_SENDER));
         };

@@ -141,8 +141,8 @@ fn resinfo(segment: &[Lexeme]) -> Option<Option<AuthResult>> {
     use Lexeme::{Equals, Word};
     match segment {
         // A trailing `;` (some MTAs write one) ends nothing.
-        [] => return Some(None),
-        [Word(none)] if none.eq_ignore_ascii_case("none") => return Some(None),
+        [] => Some(None),
+        [Word(none)] if none.eq_ignore_ascii_case("none") => Some(None),
         [Word(method), Equals, Word(result), rest @ ..] => {
             if rest.len() % 3 != 0 {
                 return None;

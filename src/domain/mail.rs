@@ -70,6 +70,10 @@ pub struct InboundMail {
     pub auto: AutoHeaders,
     /// Raw `Authentication-Results` values (RFC 8601), checked against the trusted authserv-id later.
     pub authentication_results: Vec<String>,
+    /// How many From header fields the message has. RFC 5322 §3.6 allows one;
+    /// with two, DMARC verifiers and mail clients read the first and a parser
+    /// may pick the last, so such a message is never acted on.
+    pub from_fields: usize,
     pub raw_size: usize,
 }
 
@@ -112,6 +116,7 @@ impl InboundMail {
         let mut auto = AutoHeaders::default();
         let mut delivered_to = Vec::new();
         let mut authentication_results = Vec::new();
+        let mut from_fields = 0;
         for (name, value) in message.headers_raw() {
             let value = value.trim();
             let lower = || {
@@ -143,6 +148,7 @@ impl InboundMail {
                         .filter(|a| !delivered_to.contains(a)),
                 ),
                 "authentication-results" => authentication_results.push(unfold(value)),
+                "from" => from_fields += 1,
                 _ => {}
             }
         }
@@ -172,6 +178,7 @@ impl InboundMail {
             attachments: Vec::new(),
             auto,
             authentication_results,
+            from_fields,
             raw_size,
         };
         if with_body {

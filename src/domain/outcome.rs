@@ -84,4 +84,6 @@ pub mod reason {
     /// A source gave up on the message after repeated failures and moved it
     /// aside (Maildir `failed/`); the log keeps its header section.
     pub const PROCESSING_FAILED: &str = "processing_failed";
+    /// More than one From field (RFC 5322 §3.6): whose message it is is unknown.
+    pub const MULTIPLE_FROM: &str = "multiple_from";
 }
