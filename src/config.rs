@@ -29,6 +29,38 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
+/// A cap written as `"20/1h"`: at most `count` per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Default for Rate {
+    /// 20 an hour: far above what a person opens, far below a loop.
+    fn default() -> Self {
+        Rate {
+            count: 20,
+            per: Duration::from_secs(3600),
+        }
+    }
+}
+
+pub fn parse_rate(text: &str) -> Option<Rate> {
+    let (count, per) = text.split_once('/')?;
+    let per = parse_span(per)?;
+    let count: u32 = count.trim().parse().ok()?;
+    (!per.is_zero()).then_some(Rate { count, per })
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_rate(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a rate like \"20/1h\": {text:?}")))
+    }
+}
+
 /// A size written as `"25MB"`, `"512KB"`, `"1GB"` or a number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
@@ -248,6 +280,9 @@ pub struct IntakeSettings {
     #[serde(deserialize_with = "lenient")]
     pub allow_unknown_senders: bool,
     pub auto_reply_window: Span,
+    /// Automatic mail (acknowledgements, rule answers) per address: a cap
+    /// that breaks loops with auto-responders classification missed.
+    pub auto_reply_limit: Rate,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -377,6 +412,7 @@ impl Default for IntakeSettings {
             keep_oversize: Size(1024 * 1024),
             allow_unknown_senders: false,
             auto_reply_window: Span(Duration::from_secs(600)),
+            auto_reply_limit: Rate::default(),
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::domain::mail::InboundMail;
 use crate::domain::mentions::{self, Candidate, Mention, Resolution};
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Role, Status};
-use crate::notice::{self, Notice, Sender};
+use crate::notice::{self, Change, Digest, Notice, Sender};
 use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState, Tx, User};
 
 /// What the changes need from config.
@@ -31,6 +31,8 @@ pub struct ChangePolicy {
     pub rules: Arc<RuleSet>,
     /// At most one automatic answer per sender per window.
     pub auto_reply_window: Duration,
+    /// `[intake] auto_reply_limit`: rule answers (acknowledgements) per address.
+    pub auto_reply_limit: crate::config::Rate,
 }
 
 /// What the rules see of the message or API call that caused a change.
@@ -126,9 +128,36 @@ pub struct Changes<'a> {
     pub now: OffsetDateTime,
     /// `false` (history import): record, email no one.
     pub notify: bool,
+    /// What each person is told, queued by `finish` as one row each.
+    digest: Digest,
 }
 
-impl Changes<'_> {
+impl<'a> Changes<'a> {
+    pub fn new(
+        tx: &'a mut dyn Tx,
+        sender: &'a Sender,
+        policy: &'a ChangePolicy,
+        now: OffsetDateTime,
+        notify: bool,
+    ) -> Self {
+        Self {
+            tx,
+            sender,
+            policy,
+            now,
+            notify,
+            digest: Digest::default(),
+        }
+    }
+
+    /// Queues what the changes told each person: one outbox row per
+    /// recipient, after everything (commands, mentions, rules) has run, so
+    /// each mail shows the ticket as it ends up. Call it before committing.
+    pub async fn finish(mut self) -> Result<(), StoreError> {
+        let digest = std::mem::take(&mut self.digest);
+        digest.queue(self.tx, self.sender, self.now).await
+    }
+
     /// The ticket as this transaction now has it; a missing one is an error.
     pub(crate) async fn reload(&mut self, ticket: TicketId) -> Result<TicketState, StoreError> {
         self.tx
@@ -156,11 +185,11 @@ impl Changes<'_> {
     }
 
     /// Every follower and the support team, minus the actor.
-    async fn tell_followers(
+    pub(crate) async fn tell_followers(
         &mut self,
         state: &TicketState,
         actor: Option<&EmailAddress>,
-        template: &str,
+        template: &'static str,
         event: serde_json::Value,
         comment: Option<(i64, serde_json::Value)>,
     ) -> Result<(), StoreError> {
@@ -174,29 +203,56 @@ impl Changes<'_> {
             self.policy.notify.as_ref(),
             internal,
         );
-        let shown = comment.as_ref().map(|(id, c)| (*id, c));
-        notice::queue_plan(
-            self.tx,
-            self.sender,
-            &plan,
-            Some(template),
-            state,
-            shown,
-            &event,
-            self.now,
-        )
-        .await
+        self.digest.saw(state);
+        for r in &plan {
+            self.digest
+                .tell(r.into(), state.id, template, event.clone(), comment.clone());
+        }
+        Ok(())
     }
 
+    /// Tells each planned recipient with their own template (a new ticket:
+    /// the team's `new_ticket`; a reply: `comment_added`).
+    pub(crate) fn tell_plan(
+        &mut self,
+        state: &TicketState,
+        plan: &[crate::domain::notify::Recipient],
+        comment: Option<(CommentId, &serde_json::Value)>,
+    ) {
+        if !self.notify {
+            return;
+        }
+        self.digest.saw(state);
+        for r in plan {
+            let shown = comment.map(|(id, c)| (id, c.clone()));
+            self.digest
+                .tell(r.into(), state.id, r.template, json!({}), shown);
+        }
+    }
+
+    /// Tells one user: about a ticket, through the digest; otherwise (an
+    /// answer that names no ticket) at once.
     async fn tell_one(
         &mut self,
         user: &User,
         state: Option<&TicketState>,
-        template: &str,
+        template: &'static str,
         reason: &str,
         event: serde_json::Value,
     ) -> Result<(), StoreError> {
         if !self.notify || user.bouncing {
+            return Ok(());
+        }
+        if let (Some(state), true) = (state, template != "command_failed") {
+            self.digest.saw(state);
+            let to = notice::To {
+                to: &user.email,
+                name: Some(&user.name),
+                user: Some(user.id),
+                locale: Some(&user.locale),
+                reason,
+            };
+            self.digest.tell(to, state.id, template, event, None);
             return Ok(());
         }
         let n = Notice {
@@ -234,8 +290,16 @@ impl Changes<'_> {
         )
         .await?;
         let new_state = self.reload(state.id).await?;
-        let event =
-            json!({"from": state.status, "to": to, "actor_name": actor.map(|u| u.name.clone())});
+        let actor_name = actor.map(|u| u.name.clone());
+        self.digest.change(
+            state.id,
+            Change::Status {
+                from: state.status,
+                to,
+            },
+            actor_name.as_deref(),
+        );
+        let event = json!({"from": state.status, "to": to, "actor_name": actor_name});
         self.tell_followers(
             &new_state,
             actor.map(|u| &u.email),
@@ -345,6 +409,8 @@ impl Changes<'_> {
         .await?;
         let new_state = self.reload(state.id).await?;
         let event = json!({"priority": level, "sla_name": name, "sla_response": response, "actor_name": actor.name});
+        self.digest
+            .change(state.id, Change::Priority(&event), Some(&actor.name));
         let comment = json!({"id": comment_id, "body": body, "author_name": actor.name, "author_email": actor.email, "internal": false, "attachments": []});
         self.tell_followers(
             &new_state,
@@ -376,6 +442,8 @@ impl Changes<'_> {
         .await?;
         let new_state = self.reload(state.id).await?;
         let comment = json!({"id": comment_id, "body": body, "author_name": actor.name, "author_email": actor.email, "internal": false, "attachments": []});
+        self.digest
+            .change(state.id, Change::Release(release), Some(&actor.name));
         self.tell_followers(
             &new_state,
             Some(&actor.email),
@@ -416,7 +484,7 @@ impl Changes<'_> {
         user: &User,
         source: FollowerSource,
         by: Option<&User>,
-        template: &str,
+        template: &'static str,
     ) -> Result<bool, StoreError> {
         if !self
             .tx
@@ -433,6 +501,15 @@ impl Changes<'_> {
         )
         .await?;
         let new_state = self.reload(state.id).await?;
+        self.digest.change(
+            state.id,
+            Change::FollowerAdded {
+                name: &user.name,
+                email: &user.email,
+            },
+            None,
+        );
+        // Null for a rule: the templates then name the support desk.
         let event = json!({"source": source, "actor_name": by.map(|u| u.name.clone()), "actor_email": by.map(|u| u.email.clone())});
         self.tell_one(user, Some(&new_state), template, source.as_str(), event)
             .await?;
@@ -595,7 +672,7 @@ impl Changes<'_> {
                 self.reload(state.id).await?
             }
             // Handled by the caller: they shape the comment and the answer.
-            Command::Internal | Command::List => state.clone(),
+            Command::Internal | Command::List | Command::Help => state.clone(),
         }))
     }
 
@@ -707,6 +784,20 @@ impl Changes<'_> {
         .await
     }
 
+    /// Answers `#help`: the commands this sender may use (staff see theirs
+    /// too), in their language, to From only.
+    pub async fn answer_help(&mut self, author: &User) -> Result<(), StoreError> {
+        let staff = author.role == Role::Staff;
+        self.tell_one(
+            author,
+            None,
+            "help_answer",
+            "sender",
+            json!({ "staff": staff, "statuses": self.policy.labels.values().collect::<Vec<_>>() }),
+        )
+        .await
+    }
+
     /// Shares a ticket with its organization's delivery leads (a rule action).
     pub async fn share_with_leads(&mut self, state: &TicketState) -> Result<(), StoreError> {
         let orgs = state.orgs.clone();
@@ -766,23 +857,34 @@ impl Changes<'_> {
                 }
                 Action::ShareWithOrgLeads => self.share_with_leads(&state).await?,
                 Action::ReplyTemplate(template) => {
-                    // Automatic answers: never to a message that asked for none,
-                    // at most one per sender per window.
+                    // Automatic answers: never to a message that asked for none;
+                    // every new ticket its own acknowledgement (its number is
+                    // how the customer refers to it), up to `auto_reply_limit`
+                    // per address, which stops a loop with an auto-responder
+                    // that classification missed.
                     // One claim per message: several answers to the same message
                     // are one conversation, not a loop.
                     if !self.notify || input.suppress_auto_response || author.bouncing {
                         continue;
                     }
                     if answered.is_none() {
-                        answered = Some(
-                            self.tx
-                                .claim_auto_reply(
-                                    &author.email,
-                                    self.now,
-                                    self.policy.auto_reply_window,
-                                )
-                                .await?,
-                        );
+                        let limit = self.policy.auto_reply_limit;
+                        let claimed = self
+                            .tx
+                            .claim_capped(&author.email, self.now, limit.count, limit.per)
+                            .await?;
+                        if !claimed {
+                            tracing::warn!(
+                                to = %author.email,
+                                ticket = state.id,
+                                rule = effect.rule.as_str(),
+                                template = template.as_str(),
+                                limit = limit.count,
+                                per_secs = limit.per.as_secs(),
+                                "automatic answer suppressed: auto_reply_limit reached"
+                            );
+                        }
+                        answered = Some(claimed);
                     }
                     if answered != Some(true) {
                         continue;

@@ -78,6 +78,7 @@ impl IntakePolicy {
                     .collect(),
                 rules: Arc::new(settings.rules()?),
                 auto_reply_window: settings.intake.auto_reply_window.0,
+                auto_reply_limit: settings.intake.auto_reply_limit,
             },
         })
     }
@@ -857,13 +858,7 @@ impl Ingestor {
     }
 
     fn changes<'a>(&'a self, tx: &'a mut dyn Tx, notify: bool, now: OffsetDateTime) -> Changes<'a> {
-        Changes {
-            tx,
-            sender: &self.sender,
-            policy: &self.policy.changes,
-            now,
-            notify,
-        }
+        Changes::new(tx, &self.sender, &self.policy.changes, now, notify)
     }
 
     async fn create_ticket(
@@ -876,16 +871,30 @@ impl Ingestor {
         now: OffsetDateTime,
     ) -> Result<Decided, StoreError> {
         let parsed = &content.commands;
-        let only_list = !parsed.commands.is_empty()
+        let only_questions = !parsed.commands.is_empty()
             && parsed
                 .commands
                 .iter()
-                .all(|c| c.parsed == Ok(Command::List))
-            && parsed.rest.trim().is_empty()
+                .all(|c| c.parsed.as_ref().is_ok_and(Command::is_question))
+            && commands::only_pleasantries(&parsed.rest)
             && mail.attachments.is_empty();
-        if only_list {
-            // `#list` alone: an answer, not a ticket.
-            self.changes(tx, notify, now).answer_list(user).await?;
+        if only_questions {
+            // `#list`, `#help` (and a greeting): answers, not a ticket.
+            let mut changes = self.changes(tx, notify, now);
+            let mut asked = Vec::new();
+            for c in &parsed.commands {
+                if let Ok(command) = &c.parsed
+                    && !asked.contains(command)
+                {
+                    asked.push(command.clone());
+                }
+            }
+            for command in asked {
+                match command {
+                    Command::Help => changes.answer_help(user).await?,
+                    _ => changes.answer_list(user).await?,
+                }
+            }
             return Ok(Decided {
                 outcome: Outcome::CommandOnly,
                 reason: None,
@@ -938,6 +947,7 @@ impl Ingestor {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
         let comment = self.comment_json(comment_id, body, user, mail, false);
+        let mut changes = self.changes(tx, notify, now);
         if notify {
             let requester = Follower {
                 user: user.id,
@@ -950,21 +960,9 @@ impl Ingestor {
             };
             // The acknowledgement is a rule (config/rules.toml); the team is always told.
             let plan = notify::on_ticket_created(&requester, self.policy.notify.as_ref(), false);
-            let shown = Some((comment_id, &comment));
-            notice::queue_plan(
-                tx,
-                &self.sender,
-                &plan,
-                None,
-                &state,
-                shown,
-                &serde_json::json!({}),
-                now,
-            )
-            .await?;
+            changes.tell_plan(&state, &plan, Some((comment_id, &comment)));
         }
         let proven = self.proven(mail, user, Some(ticket_id));
-        let mut changes = self.changes(tx, notify, now);
         let (state, mut failures) = self
             .run_commands(&mut changes, state, user, proven, parsed)
             .await?;
@@ -992,6 +990,7 @@ impl Ingestor {
                 .report_failures(user, Some(&state), &mail.subject, &failures)
                 .await?;
         }
+        changes.finish().await?;
         Ok(Decided {
             outcome: Outcome::TicketCreated,
             reason: None,
@@ -1057,6 +1056,7 @@ impl Ingestor {
                 .or_else(|| state.last_message_id.clone()),
             ..state.clone()
         };
+        let mut changes = self.changes(tx, notify, now);
         if let (true, Some((id, json))) = (notify, &comment) {
             let plan = notify::on_comment(
                 &current.followers,
@@ -1064,20 +1064,8 @@ impl Ingestor {
                 self.policy.notify.as_ref(),
                 internal,
             );
-            let shown = Some((*id, json));
-            notice::queue_plan(
-                tx,
-                &self.sender,
-                &plan,
-                None,
-                &current,
-                shown,
-                &serde_json::json!({}),
-                now,
-            )
-            .await?;
+            changes.tell_plan(&current, &plan, Some((*id, json)));
         }
-        let mut changes = self.changes(tx, notify, now);
         let (after, more) = self
             .run_commands(&mut changes, current, user, proven, parsed)
             .await?;
@@ -1118,6 +1106,7 @@ impl Ingestor {
         changes
             .report_failures(user, Some(&current), &mail.subject, &failures)
             .await?;
+        changes.finish().await?;
         let outcome = if comment.is_some() {
             Outcome::CommentAdded
         } else {
@@ -1148,6 +1137,7 @@ impl Ingestor {
                 Err(problem) => failures.push(Failure::new(line.line.clone(), problem.to_string())),
                 Ok(Command::Internal) => {}
                 Ok(Command::List) => changes.answer_list(user).await?,
+                Ok(Command::Help) => changes.answer_help(user).await?,
                 Ok(command) => match changes.command(&state, &author, command).await? {
                     Ok(next) => state = next,
                     Err(refusal) => {

@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::domain::classify::OWN_MESSAGE_ID_PREFIX;
-use crate::domain::ids::{CommentId, EmailAddress, MessageId, UserId};
+use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId, UserId};
 use crate::domain::notify::Recipient;
+use crate::domain::ticket::Status;
 use crate::store::{NewOutbox, RefKind, StoreError, TicketState, Tx};
 
 /// What the templates say about the gateway itself.
@@ -154,4 +155,269 @@ pub async fn queue_plan(
         queue(tx, sender, notice, now).await?;
     }
     Ok(())
+}
+
+/// What one delivery or one API call tells each person, gathered while its
+/// changes run and queued at the end as ONE outbox row per recipient and
+/// ticket (DESIGN Round 2: one action, at most one notification per recipient).
+/// A reply whose comment carries `#status closed` is one mail saying both; a
+/// mail of 200 alternating `#status` lines is one mail with the net change.
+#[derive(Debug, Default)]
+pub struct Digest {
+    /// The ticket as the latest change left it: every mail shows its final state.
+    tickets: Vec<TicketState>,
+    /// Ticket-wide changes, shown to everyone told anything about the ticket.
+    news: Vec<(TicketId, News)>,
+    /// One entry per recipient and ticket, in the order they were first told.
+    people: Vec<Person>,
+}
+
+/// Changes to one ticket that every recipient of its digest sees.
+#[derive(Debug, Default, Clone)]
+struct News {
+    /// First `from` and last `to`; none when they are equal.
+    status: Option<(Status, Status)>,
+    /// The last priority set: its event fields.
+    priority: Option<Value>,
+    releases: Vec<String>,
+    /// People who began to follow: `{name, email}`.
+    followers_added: Vec<Value>,
+    /// Who made the last of these changes (`None`: a rule, shown as the support desk).
+    actor_name: Option<String>,
+}
+
+/// One thing a recipient is told, with its classic template.
+#[derive(Debug, Clone)]
+struct Item {
+    template: &'static str,
+    event: Value,
+    comment: Option<(CommentId, Value)>,
+}
+
+#[derive(Debug, Clone)]
+struct Person {
+    to: EmailAddress,
+    name: Option<String>,
+    user: Option<UserId>,
+    locale: Option<String>,
+    /// The first reason they were told for: the strongest tie they had.
+    reason: String,
+    ticket: TicketId,
+    items: Vec<Item>,
+}
+
+/// Who gets an item: a planned recipient, or one user told in person.
+#[derive(Debug, Clone, Copy)]
+pub struct To<'a> {
+    pub to: &'a EmailAddress,
+    pub name: Option<&'a str>,
+    pub user: Option<UserId>,
+    pub locale: Option<&'a str>,
+    pub reason: &'a str,
+}
+
+impl<'a> From<&'a Recipient> for To<'a> {
+    fn from(r: &'a Recipient) -> Self {
+        To {
+            to: &r.to,
+            name: r.name.as_deref(),
+            user: r.user,
+            locale: r.locale.as_deref(),
+            reason: r.reason,
+        }
+    }
+}
+
+/// A change to the ticket itself, as the digest records it.
+#[derive(Debug, Clone)]
+pub enum Change<'a> {
+    Status {
+        from: Status,
+        to: Status,
+    },
+    Priority(&'a Value),
+    Release(&'a str),
+    FollowerAdded {
+        name: &'a str,
+        email: &'a EmailAddress,
+    },
+}
+
+impl Digest {
+    pub fn is_empty(&self) -> bool {
+        self.people.is_empty()
+    }
+
+    /// Keeps `state` as the ticket's latest; later mails show it.
+    pub fn saw(&mut self, state: &TicketState) {
+        match self.tickets.iter_mut().find(|t| t.id == state.id) {
+            Some(t) => *t = state.clone(),
+            None => self.tickets.push(state.clone()),
+        }
+    }
+
+    /// Records a change to the ticket, made by `actor_name` (`None`: a rule).
+    pub fn change(&mut self, ticket: TicketId, change: Change<'_>, actor_name: Option<&str>) {
+        let news = match self.news.iter_mut().position(|(t, _)| *t == ticket) {
+            Some(i) => &mut self.news[i].1,
+            None => {
+                self.news.push((ticket, News::default()));
+                &mut self.news.last_mut().expect("just pushed").1
+            }
+        };
+        match change {
+            Change::Status { from, to } => {
+                let first = news.status.map_or(from, |(first, _)| first);
+                news.status = Some((first, to));
+            }
+            Change::Priority(event) => news.priority = Some(event.clone()),
+            Change::Release(version) => {
+                if !news.releases.iter().any(|r| r == version) {
+                    news.releases.push(version.to_string());
+                }
+            }
+            Change::FollowerAdded { name, email } => {
+                news.followers_added
+                    .push(json!({ "name": name, "email": email }));
+                return;
+            }
+        }
+        news.actor_name = actor_name.map(str::to_string);
+    }
+
+    /// Tells `to` one thing about `ticket` (`template` is what a mail about
+    /// it alone would use). A second item of the same template replaces the
+    /// first's event: only where it ended up is news.
+    pub fn tell(
+        &mut self,
+        to: To<'_>,
+        ticket: TicketId,
+        template: &'static str,
+        event: Value,
+        comment: Option<(CommentId, Value)>,
+    ) {
+        let person = match self
+            .people
+            .iter()
+            .position(|p| p.ticket == ticket && p.to == *to.to)
+        {
+            Some(i) => &mut self.people[i],
+            None => {
+                self.people.push(Person {
+                    to: to.to.clone(),
+                    name: to.name.map(str::to_string),
+                    user: to.user,
+                    locale: to.locale.map(str::to_string),
+                    reason: to.reason.to_string(),
+                    ticket,
+                    items: Vec::new(),
+                });
+                self.people.last_mut().expect("just pushed")
+            }
+        };
+        let item = Item {
+            template,
+            event,
+            comment,
+        };
+        match person.items.iter_mut().find(|i| i.template == template) {
+            // Several status changes are one (from the first, to the last);
+            // the other kinds come once per delivery anyway.
+            Some(old) if template == "status_changed" => {
+                let from = old.event["from"].clone();
+                *old = item;
+                old.event["from"] = from;
+            }
+            Some(old) if template == "release_noted" || template == "priority_set" => *old = item,
+            Some(_) => {}
+            None => person.items.push(item),
+        }
+    }
+
+    /// Queues one row per recipient and ticket: the classic template when
+    /// they were told one thing, `ticket_updated` listing everything when
+    /// more. A status that ended where it began is no news.
+    pub async fn queue(
+        self,
+        tx: &mut dyn Tx,
+        sender: &Sender,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        for mut person in self.people {
+            let Some(ticket) = self.tickets.iter().find(|t| t.id == person.ticket) else {
+                continue;
+            };
+            let news = self
+                .news
+                .iter()
+                .find(|(t, _)| *t == person.ticket)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default();
+            person
+                .items
+                .retain(|i| i.template != "status_changed" || i.event["from"] != i.event["to"]);
+            // New followers are news to the others: one thing plus them is several.
+            let others_joined = news
+                .followers_added
+                .iter()
+                .any(|f| f["email"] != json!(person.to));
+            let (template, event, comment) = match person.items.len() {
+                0 => continue,
+                1 if !others_joined => {
+                    let item = person.items.pop().expect("one item");
+                    (item.template, item.event, item.comment)
+                }
+                _ => summary(&person, &news),
+            };
+            let notice = Notice {
+                template,
+                to: &person.to,
+                name: person.name.as_deref(),
+                user: person.user,
+                locale: person.locale.as_deref(),
+                reason: &person.reason,
+                ticket: Some(ticket),
+                comment,
+                event,
+            };
+            queue(tx, sender, notice, now).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The `ticket_updated` context of a recipient told several things: the
+/// comment, every change to the ticket, and what concerns them in person.
+/// A new ticket keeps its own template (`new_ticket`), which shows the
+/// ticket as it now is.
+fn summary(person: &Person, news: &News) -> (&'static str, Value, Option<(CommentId, Value)>) {
+    let find = |template: &str| person.items.iter().find(|i| i.template == template);
+    let comment = find("new_ticket")
+        .or_else(|| find("comment_added"))
+        .and_then(|i| i.comment.clone());
+    let template = if find("new_ticket").is_some() {
+        "new_ticket"
+    } else {
+        "ticket_updated"
+    };
+    let status = news.status.filter(|(from, to)| from != to);
+    let personal = |template: &str| find(template).map(|i| i.event.clone());
+    let event = json!({
+        "actor_name": news.actor_name,
+        "from": status.map(|(from, _)| from),
+        "to": status.map(|(_, to)| to),
+        "priority": news.priority.as_ref().map(|p| p["priority"].clone()),
+        "sla_name": news.priority.as_ref().map(|p| p["sla_name"].clone()),
+        "sla_response": news.priority.as_ref().map(|p| p["sla_response"].clone()),
+        "releases": news.releases,
+        "followers_added": news
+            .followers_added
+            .iter()
+            .filter(|f| f["email"] != json!(person.to))
+            .collect::<Vec<_>>(),
+        "shared_with_you": personal("shared_with_you"),
+        "you_follow": personal("you_follow"),
+        "mentioned": personal("mentioned"),
+    });
+    (template, event, comment)
 }

@@ -23,6 +23,8 @@ pub const EVENTS: &[&str] = &[
     "list_answer",
     "release_noted",
     "environment_upgrade",
+    "ticket_updated",
+    "help_answer",
 ];
 
 /// The languages shipped besides the default (English).
@@ -63,11 +65,18 @@ const BODIES: &[(&str, &str)] = built_in!(
     "refused",
     "list_answer",
     "release_noted",
+    "ticket_updated",
+    "help_answer",
 );
 
 /// Subjects of notifications that are not about one ticket.
-const SUBJECTS: &[(&str, &str)] =
-    built_in_subjects!("invite", "command_failed", "refused", "list_answer");
+const SUBJECTS: &[(&str, &str)] = built_in_subjects!(
+    "invite",
+    "command_failed",
+    "refused",
+    "list_answer",
+    "help_answer"
+);
 
 fn built_in_template(name: &str) -> Option<&'static str> {
     BODIES
@@ -254,7 +263,8 @@ mod tests {
                 let needs_subject = SUBJECTS
                     .iter()
                     .any(|(n, _)| n.trim_end_matches(".subject.txt") == *event);
-                let with_ticket = !matches!(*event, "invite" | "refused" | "list_answer");
+                let with_ticket =
+                    !matches!(*event, "invite" | "refused" | "list_answer" | "help_answer");
                 let out = r
                     .notification(event, locale, &sample(event, with_ticket), needs_subject)
                     .unwrap_or_else(|e| panic!("{locale}/{event}: {e}"));

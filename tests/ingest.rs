@@ -649,3 +649,226 @@ async fn a_refused_message_id_does_not_stop_its_owner_s_mail_in_sqlite() {
 async fn a_refused_message_id_does_not_stop_its_owner_s_mail_in_postgres() {
     a_refused_message_id_does_not_stop_its_owner_s_mail(&TestApp::postgres().await).await;
 }
+
+/// `(to, template)` of the mails sent since the first `skip`.
+fn sent(mails: &[common::Mail], skip: usize) -> Vec<(String, String)> {
+    mails[skip..]
+        .iter()
+        .map(|m| (m.to.clone(), m.subject.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_new_ticket_is_acknowledged_up_to_the_per_address_cap() {
+    let app = TestApp::with_settings(|s| {
+        s.intake.auto_reply_limit = ticketgate::config::parse_rate("2/1h").unwrap();
+    })
+    .await;
+    let mut tickets = Vec::new();
+    for n in 1..=3 {
+        let raw = message(
+            "Alice Anders <alice@customer.test>",
+            &format!("Message-ID: <t{n}@customer.test>\nSubject: Problem number {n}"),
+            "Something broke.",
+        );
+        let r = app.deliver(&raw).await;
+        assert_eq!(r.outcome, Outcome::TicketCreated);
+        tickets.push(r.ticket.unwrap());
+    }
+    let mails = app.mails().await;
+    let acks: Vec<&common::Mail> = mails
+        .iter()
+        .filter(|m| m.to == "alice@customer.test")
+        .collect();
+    // Two within the cap, each naming its own ticket; the third suppressed.
+    assert_eq!(acks.len(), 2, "{:?}", sent(&mails, 0));
+    for (ack, id) in acks.iter().zip(&tickets) {
+        ack.assert_reads_well();
+        assert!(
+            ack.subject.starts_with(&format!("[Support #{id}]")),
+            "{}",
+            ack.subject
+        );
+        assert!(
+            ack.text.contains(&format!("opened ticket #{id}")),
+            "{}",
+            ack.text
+        );
+    }
+    // The team hears of every ticket, capped or not.
+    assert_eq!(
+        mails.iter().filter(|m| m.to == "team@example.test").count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_second_ticket_within_the_refusal_window_still_gets_its_acknowledgement() {
+    let app = TestApp::new().await;
+    for n in 1..=2 {
+        let raw = message(
+            "alice@customer.test",
+            &format!("Message-ID: <w{n}@customer.test>\nSubject: Question {n}"),
+            "Hello.",
+        );
+        app.deliver(&raw).await;
+    }
+    // A stranger is refused once per window, however often they write.
+    for n in 1..=2 {
+        let raw = message(
+            "stranger@unknown.test",
+            &format!("Message-ID: <x{n}@unknown.test>\nSubject: Hi {n}"),
+            "Hello.",
+        );
+        app.deliver(&raw).await;
+    }
+    let mails = app.mails().await;
+    let per = common::count_per_recipient(&mails);
+    assert!(
+        per.contains(&("alice@customer.test".to_string(), 2)),
+        "{per:?}"
+    );
+    assert!(
+        per.contains(&("stranger@unknown.test".to_string(), 1)),
+        "{per:?}"
+    );
+}
+
+#[tokio::test]
+async fn list_or_help_with_a_greeting_answers_and_opens_no_ticket() {
+    let app = TestApp::new().await;
+    let cases = [
+        ("alice@customer.test", "l1", "#list\n\nThanks,\nAlice"),
+        ("alice@customer.test", "h1", "#help\nHi there!"),
+        ("sam@example.test", "h2", "#help"),
+    ];
+    for (from, id, body) in cases {
+        let raw = message(
+            from,
+            &format!("Message-ID: <{id}@x.test>\nSubject: list"),
+            body,
+        );
+        let r = app.deliver(&raw).await;
+        assert_eq!(
+            (r.outcome, r.ticket),
+            (Outcome::CommandOnly, None),
+            "{body}"
+        );
+    }
+    assert!(app.store().ticket_view(1).await.unwrap().is_none());
+    let mails = app.mails().await;
+    assert_eq!(
+        common::count_per_recipient(&mails),
+        [
+            ("alice@customer.test".to_string(), 2),
+            ("sam@example.test".to_string(), 1)
+        ]
+    );
+    for m in &mails {
+        m.assert_reads_well();
+    }
+    let customer_help = &mails[1];
+    assert_eq!(
+        customer_help.subject,
+        "Commands you can use with Example Support"
+    );
+    assert!(
+        customer_help.text.contains("#share ADDRESS"),
+        "{}",
+        customer_help.text
+    );
+    assert!(
+        !customer_help.text.contains("#priority"),
+        "{}",
+        customer_help.text
+    );
+    let staff_help = &mails[2];
+    assert!(
+        staff_help.text.contains("#priority P1"),
+        "{}",
+        staff_help.text
+    );
+    assert!(
+        staff_help
+            .text
+            .contains("one of: New, In Progress, Blocked, Closed, Closed - Escalated to TEM"),
+        "{}",
+        staff_help.text
+    );
+
+    // A request after the command is a ticket.
+    let raw = message(
+        "alice@customer.test",
+        "Message-ID: <l2@x.test>\nSubject: Export",
+        "#list\nThe export to CSV drops the last row since yesterday, please check.",
+    );
+    assert_eq!(app.deliver(&raw).await.outcome, Outcome::TicketCreated);
+}
+
+#[tokio::test]
+async fn help_answers_in_the_sender_s_language() {
+    let app = TestApp::new().await;
+    let org = app
+        .store()
+        .find_org("customer-site-a")
+        .await
+        .unwrap()
+        .unwrap();
+    app.store()
+        .add_user(&ticketgate::store::NewUser {
+            email: EmailAddress::parse("kenji@customer.test").unwrap(),
+            name: "山田 健二".into(),
+            role: ticketgate::domain::ticket::Role::Customer,
+            org_id: Some(org.id),
+            locale: "ja".into(),
+        })
+        .await
+        .unwrap();
+    let raw = message(
+        "kenji@customer.test",
+        "Message-ID: <hj@x.test>\nSubject: help",
+        "#help\nよろしくお願いします。",
+    );
+    assert_eq!(app.deliver(&raw).await.outcome, Outcome::CommandOnly);
+    let mails = app.mails().await;
+    assert_eq!(mails.len(), 1);
+    mails[0].assert_reads_well();
+    assert_eq!(
+        mails[0].subject,
+        "【Example Support】ご利用いただけるコマンド一覧"
+    );
+    assert!(mails[0].text.contains("山田 健二 様"), "{}", mails[0].text);
+    assert!(
+        mails[0].text.contains("#share アドレス"),
+        "{}",
+        mails[0].text
+    );
+    assert!(mails[0].html.contains("この一覧"), "{}", mails[0].html);
+}
+
+#[tokio::test]
+async fn a_ticket_shared_by_a_rule_names_the_support_desk() {
+    let app = TestApp::new().await;
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    let mails = app.mails().await;
+    let to_dave: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to == "dave@example.test")
+        .collect();
+    assert_eq!(to_dave.len(), 1);
+    to_dave[0].assert_reads_well();
+    assert!(
+        to_dave[0]
+            .text
+            .contains("Example Support shared ticket #1 with you."),
+        "{}",
+        to_dave[0].text
+    );
+    assert!(
+        to_dave[0]
+            .html
+            .contains("Example Support shared ticket <strong>#1</strong> with you."),
+        "{}",
+        to_dave[0].html
+    );
+}

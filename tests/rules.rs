@@ -64,18 +64,20 @@ async fn the_requester_closes_their_ticket_and_everyone_else_is_told() {
         "Works now, thanks!",
         "the command line is not part of the comment"
     );
+    // One mail each, saying both the comment and the new status.
     let rows = new_rows(&app, since).await;
     assert_eq!(
         who(&rows),
         [
-            "bob@customer.test comment_added",
-            "dave@example.test comment_added",
-            "team@example.test comment_added",
-            "bob@customer.test status_changed",
-            "dave@example.test status_changed",
-            "team@example.test status_changed",
+            "bob@customer.test ticket_updated",
+            "dave@example.test ticket_updated",
+            "team@example.test ticket_updated",
         ]
     );
+    for row in &rows {
+        assert_eq!(row.context["event"]["to"], "closed");
+        assert_eq!(row.context["ticket"]["status"], "closed");
+    }
 }
 
 #[tokio::test]
@@ -246,11 +248,17 @@ async fn mentions_notify_and_follow_and_strangers_are_reported() {
         "the lead follows"
     );
     let rows = new_rows(&app, since).await;
-    assert!(
-        rows.iter()
-            .any(|r| r.to == "dave@example.test" && r.template == "mentioned"),
-        "{:?}",
-        who(&rows)
+    // Dave already follows (the lead rule): one mail with the comment that
+    // says he was mentioned.
+    let to_dave: Vec<_> = rows
+        .iter()
+        .filter(|r| r.to == "dave@example.test")
+        .collect();
+    assert_eq!(to_dave.len(), 1, "{:?}", who(&rows));
+    assert_eq!(to_dave[0].template, "ticket_updated");
+    assert_eq!(
+        to_dave[0].context["event"]["mentioned"]["actor_name"],
+        "Alice Anders"
     );
     assert!(
         !rows
@@ -489,4 +497,150 @@ async fn organizations_give_access_never_email_and_removing_one_removes_access()
             .iter()
             .any(|r| r.template == "command_failed")
     );
+}
+
+/// The reply address issued to `user` on ticket #1: proof of who they are.
+fn token_of(user: i64) -> String {
+    format!(
+        "Delivered-To: {}",
+        token::reply_address(
+            &"support@example.test".parse().unwrap(),
+            b"test-secret",
+            1,
+            user
+        )
+    )
+}
+
+#[tokio::test]
+async fn a_comment_with_a_status_command_is_one_mail_per_follower_saying_both() {
+    let (app, _) = base().await;
+    let sam = verified("example.test");
+    let blocked = reply("sam@example.test", "s1", &sam, "#status blocked");
+    assert_eq!(app.deliver(&blocked).await.outcome, Outcome::CommandOnly);
+    let before = app.mails().await.len();
+    let raw = reply(
+        "alice@customer.test",
+        "c1",
+        &token_of(1),
+        "#status closed\nWorks now, thanks!",
+    );
+    assert_eq!(app.deliver(&raw).await.outcome, Outcome::CommentAdded);
+    let mails = app.mails().await.split_off(before);
+    assert_eq!(
+        common::count_per_recipient(&mails),
+        [
+            ("bob@customer.test".to_string(), 1),
+            ("dave@example.test".to_string(), 1),
+            ("team@example.test".to_string(), 1),
+        ]
+    );
+    for m in &mails {
+        m.assert_reads_well();
+        assert!(m.text.contains("Works now, thanks!"), "{}", m.text);
+        assert!(
+            m.text.contains("from \"Blocked\" to \"Closed\""),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("Status:   Closed\n"), "{}", m.text);
+        assert!(m.html.contains("Works now, thanks!"), "{}", m.html);
+        assert!(m.html.contains("Closed"), "{}", m.html);
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_status_lines_are_one_mail_per_follower_with_the_net_change() {
+    let (app, _) = base().await;
+    // Back where it started: the comment alone is news.
+    let before = app.mails().await.len();
+    let raw = reply(
+        "alice@customer.test",
+        "even",
+        &token_of(1),
+        &format!("{}Never mind.", "#close\n#reopen\n".repeat(100)),
+    );
+    assert_eq!(app.deliver(&raw).await.outcome, Outcome::CommentAdded);
+    assert_eq!(
+        serde_json::to_value(app.ticket(1).await.status).unwrap(),
+        "new"
+    );
+    let mails = app.mails().await.split_off(before);
+    assert_eq!(
+        common::count_per_recipient(&mails),
+        [
+            ("bob@customer.test".to_string(), 1),
+            ("dave@example.test".to_string(), 1),
+            ("team@example.test".to_string(), 1),
+        ]
+    );
+    for m in &mails {
+        m.assert_reads_well();
+        assert!(m.text.contains("Never mind."), "{}", m.text);
+        assert!(!m.text.contains("from \""), "no status news: {}", m.text);
+    }
+
+    // One more line: one mail each with the net change.
+    let before = app.mails().await.len();
+    let mut body: String = "#close\n#reopen\n".repeat(100);
+    body.push_str("#close\nDone, closing.");
+    let raw = reply("alice@customer.test", "odd", &token_of(1), &body);
+    assert_eq!(app.deliver(&raw).await.outcome, Outcome::CommentAdded);
+    assert_eq!(
+        serde_json::to_value(app.ticket(1).await.status).unwrap(),
+        "closed"
+    );
+    let mails = app.mails().await;
+    assert_eq!(app.outbox().await.len(), mails.len(), "one row, one mail");
+    let mails = mails[before..].to_vec();
+    assert_eq!(
+        common::count_per_recipient(&mails),
+        [
+            ("bob@customer.test".to_string(), 1),
+            ("dave@example.test".to_string(), 1),
+            ("team@example.test".to_string(), 1),
+        ]
+    );
+    for m in &mails {
+        m.assert_reads_well();
+        assert!(m.text.contains("from \"New\" to \"Closed\""), "{}", m.text);
+        assert!(m.text.contains("Status:   Closed\n"), "{}", m.text);
+        assert!(m.text.contains("Done, closing."), "{}", m.text);
+    }
+}
+
+#[tokio::test]
+async fn mentioning_a_follower_is_one_mail_that_says_both() {
+    let (app, _) = base().await;
+    let before = app.mails().await.len();
+    let raw = reply(
+        "alice@customer.test",
+        "m2",
+        "",
+        "@dave could you look at this today?",
+    );
+    app.deliver(&raw).await;
+    let mails = app.mails().await.split_off(before);
+    assert_eq!(
+        common::count_per_recipient(&mails),
+        [
+            ("bob@customer.test".to_string(), 1),
+            ("dave@example.test".to_string(), 1),
+            ("team@example.test".to_string(), 1),
+        ]
+    );
+    let dave = mails.iter().find(|m| m.to == "dave@example.test").unwrap();
+    dave.assert_reads_well();
+    assert!(
+        dave.text.contains("Alice Anders mentioned you"),
+        "{}",
+        dave.text
+    );
+    assert!(
+        dave.text.contains("@dave could you look at this today?"),
+        "{}",
+        dave.text
+    );
+    let bob = mails.iter().find(|m| m.to == "bob@customer.test").unwrap();
+    assert!(!bob.text.contains("mentioned you"), "{}", bob.text);
 }

@@ -174,6 +174,7 @@ async fn run(
             )
             .await?;
     }
+    changes.finish().await?;
     tx.commit().await?;
     Ok(())
 }
@@ -185,13 +186,13 @@ async fn load(tx: &mut dyn Tx, id: TicketId) -> Result<TicketState, ApiError> {
 }
 
 fn changes<'a>(state: &'a ApiState, tx: &'a mut dyn Tx, now: OffsetDateTime) -> Changes<'a> {
-    Changes {
+    Changes::new(
         tx,
-        sender: state.ingestor().notice_sender(),
-        policy: &state.ingestor().policy().changes,
+        state.ingestor().notice_sender(),
+        &state.ingestor().policy().changes,
         now,
-        notify: true,
-    }
+        true,
+    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -250,9 +251,11 @@ pub async fn add_comment(
             "you may not comment on this ticket",
         ));
     }
-    let (comment, failures) = changes(&state, tx.as_mut(), now)
+    let mut changes = changes(&state, tx.as_mut(), now);
+    let (comment, failures) = changes
         .comment(&current, &staff, body, new.internal, CommentSource::Api)
         .await?;
+    changes.finish().await?;
     tx.commit().await?;
     let mentions_failed = failures
         .into_iter()

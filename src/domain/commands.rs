@@ -21,6 +21,16 @@ pub enum Command {
     Internal,
     /// Alone in a mail to the support address: answer with the sender's open tickets.
     List,
+    /// Answer with the commands the sender may use.
+    Help,
+}
+
+impl Command {
+    /// Commands that ask for an answer rather than change a ticket: a mail
+    /// of only these (and a greeting) opens no ticket.
+    pub fn is_question(&self) -> bool {
+        matches!(self, Command::List | Command::Help)
+    }
 }
 
 impl Command {
@@ -176,8 +186,24 @@ fn parse_one(word: &str, args: &str) -> Result<Command, CommandProblem> {
         }
         "internal" | "private" => Ok(Command::Internal),
         "list" | "tickets" => Ok(Command::List),
+        "help" | "commands" if args.is_empty() => Ok(Command::Help),
         _ => Err(CommandProblem::Unknown(word.to_string())),
     }
+}
+
+/// Whether the text left after the commands is only a greeting or a
+/// sign-off ("Thanks!", "Best regards,\nAlice"): at most three short lines
+/// and no question. Anything longer is a request and opens a ticket.
+pub fn only_pleasantries(rest: &str) -> bool {
+    let lines: Vec<&str> = rest
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "--")
+        .collect();
+    lines.len() <= 3
+        && lines.iter().all(|l| {
+            l.chars().count() <= 40 && l.split_whitespace().count() <= 5 && !l.contains(['?', '？'])
+        })
 }
 
 /// Splits the top command block from the text. Leading blank lines are
@@ -280,6 +306,8 @@ mod tests {
             ("#release v5.2.1", Command::Release("5.2.1".into())),
             ("#internal", Command::Internal),
             ("#list", Command::List),
+            ("#help", Command::Help),
+            ("#Help", Command::Help),
         ];
         for (line, expected) in cases {
             assert_eq!(one(line), Ok(expected), "{line}");
@@ -384,5 +412,26 @@ mod tests {
         assert!(Command::ShareOrg("x".into()).grants_access());
         assert!(!Command::Unshare(vec![]).grants_access());
         assert!(!Command::Status(Status::Closed).grants_access());
+    }
+
+    #[test]
+    fn greetings_and_sign_offs_are_not_requests() {
+        let cases = [
+            ("nothing", "", true),
+            ("thanks", "Thanks!", true),
+            ("sign-off with a name", "Best regards,\nAlice Anders", true),
+            ("greeting and signature", "Hi,\n\nThanks\n--\nAlice", true),
+            ("Japanese", "よろしくお願いします。\n山田", true),
+            ("a question", "Why is my printer on fire?", false),
+            (
+                "a request",
+                "The login page shows an error since this morning, please check",
+                false,
+            ),
+            ("four lines", "Hi\nthere\nmore\ntext", false),
+        ];
+        for (name, rest, expected) in cases {
+            assert_eq!(only_pleasantries(rest), expected, "{name}");
+        }
     }
 }

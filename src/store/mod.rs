@@ -490,6 +490,33 @@ pub trait Tx: Send {
         now: OffsetDateTime,
         window: Duration,
     ) -> Result<bool>;
+    /// Like `claim_auto_reply`, for any key (the slots of `claim_capped`).
+    async fn claim_auto_reply_key(
+        &mut self,
+        key: &str,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Result<bool>;
+    /// Takes one of the `count` automatic answers `address` may get per
+    /// `per` (`[intake] auto_reply_limit`): `count` slots, each claimed at
+    /// most once per `per`, so no stretch of `per` holds more than `count`.
+    /// `false`: the cap is reached and the answer is not sent.
+    async fn claim_capped(
+        &mut self,
+        address: &EmailAddress,
+        now: OffsetDateTime,
+        count: u32,
+        per: Duration,
+    ) -> Result<bool> {
+        for slot in 0..count {
+            // A space never occurs in an address: no slot is someone's window.
+            let key = format!("{address} #{slot}");
+            if self.claim_auto_reply_key(&key, now, per).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
     /// The recipient of the notification with this Message-ID, if we sent one.
     async fn outbox_recipient(
         &mut self,

@@ -1999,11 +1999,27 @@ impl Tx for PgTx {
             self.known.auto_replies.insert(addr.to_string(), Some(now));
             return Ok(true);
         }
+        self.claim_auto_reply_key(address.as_str(), now, window)
+            .await
+    }
+
+    /// Keys other than senders are never read ahead: straight to the table.
+    async fn claim_auto_reply_key(
+        &mut self,
+        key: &str,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Result<bool> {
+        if let Ok(address) = EmailAddress::parse(key)
+            && self.known.auto_replies.contains_key(address.as_str())
+        {
+            return self.claim_auto_reply(&address, now, window).await;
+        }
         let done = sqlx::query(
             "INSERT INTO auto_replies (address, last_at) VALUES ($1, $2)
              ON CONFLICT (address) DO UPDATE SET last_at = excluded.last_at WHERE auto_replies.last_at <= $3",
         )
-        .bind(address.as_str())
+        .bind(key)
         .bind(now)
         .bind(now - window)
         .execute(&mut *self.tx)

@@ -884,11 +884,21 @@ impl Tx for SqliteTx {
         now: OffsetDateTime,
         window: Duration,
     ) -> Result<bool> {
+        self.claim_auto_reply_key(address.as_str(), now, window)
+            .await
+    }
+
+    async fn claim_auto_reply_key(
+        &mut self,
+        address: &str,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Result<bool> {
         let n = execute(
             &self.conn,
             "INSERT INTO auto_replies (address, last_at) VALUES (?1, ?2)
              ON CONFLICT (address) DO UPDATE SET last_at = excluded.last_at WHERE auto_replies.last_at <= ?3",
-            rusqlite::params![address.as_str(), format_ts(now), format_ts(now - window)],
+            rusqlite::params![address, format_ts(now), format_ts(now - window)],
         )?;
         Ok(n == 1)
     }

@@ -150,6 +150,87 @@ impl TestApp {
     pub async fn outbox(&self) -> Vec<OutboxRow> {
         self.store().list_outbox().await.expect("store works")
     }
+
+    /// Sends everything queued (the test config writes `.eml` files) and
+    /// reads back every mail sent so far, in outbox order, as recipients see it.
+    pub async fn mails(&self) -> Vec<Mail> {
+        self.app
+            .outbox_worker()
+            .expect("outbox worker")
+            .flush()
+            .await
+            .expect("outbox flush");
+        let dir = self.dir.path().join("outbox");
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .map(|e| e.expect("outbox entry").path())
+                .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort();
+        files.iter().map(|f| Mail::read(f)).collect()
+    }
+}
+
+/// A notification as its recipient reads it.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Mail {
+    fn read(path: &Path) -> Self {
+        let raw = std::fs::read(path).expect("outbox file");
+        let m = mail_parser::MessageParser::default()
+            .parse(&raw)
+            .expect("notification parses");
+        Mail {
+            to: m
+                .to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default()
+                .to_lowercase(),
+            subject: m.subject().unwrap_or_default().to_string(),
+            text: m.body_text(0).unwrap_or_default().replace("\r\n", "\n"),
+            html: m.body_html(0).unwrap_or_default().replace("\r\n", "\n"),
+        }
+    }
+
+    /// Fails on what a recipient must never read: `None`/`null`, status
+    /// machine names, unrendered template syntax.
+    pub fn assert_reads_well(&self) {
+        for part in [&self.text, &self.html] {
+            for bad in [
+                "None",
+                "null",
+                "in_progress",
+                "{{",
+                "{%",
+                "undefined",
+                "status_changed",
+            ] {
+                assert!(
+                    !part.contains(bad),
+                    "mail to {} shows {bad:?}:\n{part}",
+                    self.to
+                );
+            }
+        }
+    }
+}
+
+/// How many mails each recipient got, sorted by address.
+pub fn count_per_recipient(mails: &[Mail]) -> Vec<(String, usize)> {
+    let mut counts = std::collections::BTreeMap::new();
+    for m in mails {
+        *counts.entry(m.to.clone()).or_insert(0) += 1;
+    }
+    counts.into_iter().collect()
 }
 
 pub async fn seed_world(store: &dyn Store) {
