@@ -4,8 +4,11 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use anyhow::{Context, bail};
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
@@ -32,10 +35,32 @@ pub const EX_TEMPFAIL: u8 = 75;
 )]
 pub struct Cli {
     /// Config file (default: config/ticketgate.toml when present).
-    #[arg(long, global = true, env = "TICKETGATE_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETGATE_CONFIG",
+        help_heading = "Global options"
+    )]
     pub config: Option<PathBuf>,
+    /// Log lines on stderr: `text` (coloured on a terminal) or `json` (one object a line, for log shippers).
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETGATE_LOG_FORMAT",
+        default_value = "text",
+        value_enum,
+        help_heading = "Global options"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How `main` writes log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,22 +71,22 @@ pub enum Command {
     Migrate,
     /// Ingest messages from files, Maildir folders, mbox files, or `-` (stdin).
     Ingest(IngestArgs),
-    /// Organizations.
+    /// Organizations: add, list, delivery leads.
     #[command(subcommand)]
     Org(OrgCommand),
-    /// Users.
+    /// Users: add, edit, list.
     #[command(subcommand)]
     User(UserCommand),
-    /// Tickets.
+    /// Tickets: list, show.
     #[command(subcommand)]
     Ticket(TicketCommand),
-    /// Queued notifications.
+    /// Notifications: list what is queued and sent, send what is due.
     #[command(subcommand)]
     Outbox(OutboxCommand),
-    /// The ingest log: every delivery and its outcome.
+    /// The ingest log: every delivery and its outcome; replay.
     #[command(subcommand)]
     Messages(MessagesCommand),
-    /// The rules file.
+    /// The rules file: check it.
     #[command(subcommand)]
     Rules(RulesCommand),
     /// Admin API tokens (one per staff user and purpose; stored hashed).
@@ -85,19 +110,24 @@ pub struct IngestArgs {
     /// Import history: record everything, email no one.
     #[arg(long)]
     pub no_notify: bool,
-    #[arg(required = true)]
+    /// Message files, Maildir folders (new/ and cur/), mbox files, or `-` for one message on stdin.
+    #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
+    /// Add an organization; its slug is derived from the name.
     Add {
+        /// The organization's name, e.g. "Customer Site A" (slug customer-site-a).
         name: String,
         /// A mail domain whose senders are auto-registered into the org (repeatable).
-        #[arg(long = "domain")]
+        #[arg(long = "domain", value_name = "DOMAIN")]
         domains: Vec<String>,
     },
+    /// List organizations with their domains and delivery leads.
     List {
+        /// A JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -108,26 +138,67 @@ pub enum OrgCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum LeadCommand {
-    Add { org: String, email: String },
+    /// Make a staff user a delivery lead of an organization.
+    Add {
+        /// The organization's name or slug.
+        org: String,
+        /// The staff user's address.
+        email: String,
+    },
+    /// Stop a staff user being a delivery lead of an organization.
+    Remove {
+        /// The organization's name or slug.
+        org: String,
+        /// The lead's address.
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
+    /// Register a user and email them an invitation.
     Add {
+        /// Their email address.
         email: String,
+        /// Their name, as shown in mail and on tickets.
         #[arg(long)]
         name: String,
+        /// The organization (name or slug) a customer belongs to.
         #[arg(long)]
         org: Option<String>,
-        #[arg(long, default_value = "customer")]
-        role: String,
+        /// Customers see their own and their organization's tickets; staff see all.
+        #[arg(long, default_value = "customer", value_parser = Named(Role::ALL))]
+        role: Role,
+        /// Language of their mail: en or ja.
         #[arg(long, default_value = "en")]
         locale: String,
         /// Do not email the new user an invitation.
         #[arg(long)]
         no_invite: bool,
     },
+    /// Change a user's name, role, language or organization.
+    Edit {
+        /// The user's email address.
+        email: String,
+        /// Their new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Their new role.
+        #[arg(long, value_parser = Named(Role::ALL))]
+        role: Option<Role>,
+        /// The new language of their mail: en or ja.
+        #[arg(long)]
+        locale: Option<String>,
+        /// Move them into this organization (name or slug).
+        #[arg(long, conflicts_with = "no_org")]
+        org: Option<String>,
+        /// Take them out of their organization.
+        #[arg(long)]
+        no_org: bool,
+    },
+    /// List registered users.
     List {
+        /// A JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -135,16 +206,23 @@ pub enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TicketCommand {
+    /// List tickets by number, oldest first.
     List {
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
+        /// Only tickets with this status.
+        #[arg(long, value_parser = Named(Status::ALL))]
+        status: Option<Status>,
+        /// At most this many tickets (default: all).
+        #[arg(long, value_name = "N")]
         limit: Option<i64>,
+        /// A JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
+    /// Show a ticket: its people, comments and history.
     Show {
+        /// The ticket number.
         id: i64,
+        /// The ticket as JSON (the API's shape).
         #[arg(long)]
         json: bool,
     },
@@ -152,7 +230,9 @@ pub enum TicketCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
+    /// List queued, sent and failed notifications.
     List {
+        /// A JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -168,17 +248,23 @@ pub enum RulesCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum MessagesCommand {
+    /// List deliveries and their outcomes, oldest first.
     List {
-        #[arg(long)]
-        outcome: Option<String>,
-        #[arg(long)]
+        /// Only deliveries with this outcome.
+        #[arg(long, value_parser = Named(Outcome::ALL.as_slice()))]
+        outcome: Option<Outcome>,
+        /// At most this many rows (default: all).
+        #[arg(long, value_name = "N")]
         limit: Option<i64>,
+        /// A JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Run a quarantined or rejected message through intake again.
     Replay {
+        /// The ingest log id (first column of `messages list`).
         id: i64,
+        /// The new outcome as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -186,24 +272,94 @@ pub enum MessagesCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Prints a new token once; only its hash is kept.
+    /// Create an admin API token and print it once; only its hash is kept.
     Create {
-        #[arg(long)]
+        /// The staff user the token acts as.
+        #[arg(long, value_name = "EMAIL")]
         user: String,
         /// What the token is for (shown by `token list`).
         #[arg(long)]
         label: Option<String>,
+        /// Print `{"token": …, "id": …}` instead of the token alone.
         #[arg(long)]
         json: bool,
     },
+    /// List tokens (never their secrets).
     List {
-        #[arg(long)]
+        /// Only this user's tokens.
+        #[arg(long, value_name = "EMAIL")]
         user: Option<String>,
+        /// A JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
-    /// Revokes a token at once: the next request with it gets 401.
-    Revoke { id: i64 },
+    /// Revoke a token at once: the next request with it gets 401.
+    Revoke {
+        /// The token's id (first column of `token list`).
+        id: i64,
+    },
+}
+
+/// The machine names of a closed set of values (statuses, roles, outcomes):
+/// the help lists them, and parsing takes the spellings people type.
+trait MachineName: Copy + Send + Sync + FromStr + 'static {
+    fn machine_name(self) -> &'static str;
+}
+
+macro_rules! machine_name {
+    ($($t:ty),*) => {$(
+        impl MachineName for $t {
+            fn machine_name(self) -> &'static str {
+                self.as_str()
+            }
+        }
+    )*};
+}
+machine_name!(Status, Role, Outcome);
+
+#[derive(Clone)]
+struct Named<T: 'static>(&'static [T]);
+
+impl<T: MachineName> TypedValueParser for Named<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = value.to_string_lossy();
+        text.parse().map_err(|_| {
+            let mut err = clap::Error::new(ErrorKind::InvalidValue).with_cmd(cmd);
+            if let Some(arg) = arg {
+                err.insert(
+                    ContextKind::InvalidArg,
+                    ContextValue::String(arg.to_string()),
+                );
+            }
+            err.insert(
+                ContextKind::InvalidValue,
+                ContextValue::String(text.into_owned()),
+            );
+            err.insert(
+                ContextKind::ValidValue,
+                ContextValue::Strings(
+                    self.0
+                        .iter()
+                        .map(|v| v.machine_name().to_string())
+                        .collect(),
+                ),
+            );
+            err
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            self.0.iter().map(|v| PossibleValue::new(v.machine_name())),
+        ))
+    }
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -250,17 +406,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&rows)?;
             } else {
+                let mut table =
+                    Table::new(&["ID", "STATUS", "ATTEMPTS", "TEMPLATE", "TO", "SUBJECT"]);
                 for r in rows {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}",
-                        r.id,
-                        r.status.as_str(),
-                        r.attempts,
+                    table.row([
+                        r.id.to_string(),
+                        r.status.as_str().to_string(),
+                        r.attempts.to_string(),
                         r.template,
                         r.to,
-                        r.subject
-                    );
+                        r.subject,
+                    ]);
                 }
+                table.print("no notifications");
             }
         }
         Command::Outbox(OutboxCommand::Flush) => {
@@ -275,7 +433,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
             json,
         }) => {
-            let outcome = outcome.map(|o| o.parse::<Outcome>()).transpose()?;
             let rows = app
                 .store
                 .list_log(&LogFilter {
@@ -287,19 +444,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&rows)?;
             } else {
+                let mut table = Table::new(&[
+                    "ID", "RECEIVED", "OUTCOME", "REASON", "TICKET", "FROM", "SUBJECT",
+                ]);
                 for r in rows {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}",
-                        r.id,
+                    table.row([
+                        r.id.to_string(),
+                        short_time(&r.received_at),
                         r.outcome,
-                        r.reason.as_deref().unwrap_or("-"),
+                        r.reason.unwrap_or_else(|| "-".into()),
                         r.ticket
                             .map(|t| format!("#{t}"))
                             .unwrap_or_else(|| "-".into()),
-                        r.sender.as_deref().unwrap_or("-"),
-                        r.subject.as_deref().unwrap_or("")
-                    );
+                        r.sender.unwrap_or_else(|| "-".into()),
+                        r.subject.unwrap_or_default(),
+                    ]);
                 }
+                table.print("no deliveries");
             }
         }
         Command::Messages(MessagesCommand::Replay { id, json }) => {
@@ -462,20 +623,20 @@ async fn org(app: &App, cmd: OrgCommand) -> anyhow::Result<()> {
             if json {
                 print_json(&orgs)?;
             } else {
+                let mut table = Table::new(&["SLUG", "NAME", "DOMAINS", "LEADS"]);
                 for o in orgs {
-                    println!(
-                        "{}\t{}\t{}\t{}",
-                        o.slug,
-                        o.name,
-                        o.domains.join(","),
-                        o.leads.join(",")
-                    );
+                    table.row([o.slug, o.name, or_dash(o.domains), or_dash(o.leads)]);
                 }
+                table.print("no organizations");
             }
         }
         OrgCommand::Lead(LeadCommand::Add { org, email }) => {
             let found = manage::add_lead(app.store.as_ref(), &org, &email).await?;
             println!("{email} is a delivery lead of {}", found.name);
+        }
+        OrgCommand::Lead(LeadCommand::Remove { org, email }) => {
+            let found = manage::remove_lead(app.store.as_ref(), &org, &email).await?;
+            println!("{email} is no longer a delivery lead of {}", found.name);
         }
     }
     Ok(())
@@ -523,18 +684,19 @@ async fn token(app: &App, cmd: TokenCommand) -> anyhow::Result<()> {
             if json {
                 print_json(&tokens)?;
             } else {
+                let mut table = Table::new(&["ID", "USER", "LABEL", "CREATED", "STATE"]);
                 for t in tokens {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}",
-                        t.id,
+                    table.row([
+                        t.id.to_string(),
                         t.user,
-                        t.label.as_deref().unwrap_or("-"),
-                        t.created_at,
+                        t.label.unwrap_or_else(|| "-".into()),
+                        short_time(&t.created_at),
                         t.revoked_at
-                            .map(|r| format!("revoked {r}"))
-                            .unwrap_or_else(|| "active".into())
-                    );
+                            .map(|r| format!("revoked {}", short_time(&r)))
+                            .unwrap_or_else(|| "active".into()),
+                    ]);
                 }
+                table.print("no tokens");
             }
         }
         TokenCommand::Revoke { id } => {
@@ -567,7 +729,7 @@ async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
                     email: &email,
                     name: &name,
                     org: org.as_deref(),
-                    role: &role,
+                    role: role.as_str(),
                     locale: &locale,
                     invite: !no_invite,
                 },
@@ -575,21 +737,56 @@ async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
             .await?;
             println!("user {} added (id {})", user.email, user.id);
         }
+        UserCommand::Edit {
+            email,
+            name,
+            role,
+            locale,
+            org,
+            no_org,
+        } => {
+            let org = match (org, no_org) {
+                (Some(o), _) => Some(Some(o)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            let user = manage::edit_user(
+                app.store.as_ref(),
+                &email,
+                &manage::UserEdit {
+                    name: name.as_deref(),
+                    role,
+                    locale: locale.as_deref(),
+                    org: org.as_ref().map(|o| o.as_deref()),
+                },
+            )
+            .await?;
+            println!(
+                "user {}: {}, {}, {}, {}",
+                user.email,
+                user.name,
+                user.role.as_str(),
+                user.locale,
+                user.org.as_deref().unwrap_or("no organization")
+            );
+        }
         UserCommand::List { json } => {
             let users = app.store.list_users().await?;
             if json {
                 print_json(&users)?;
             } else {
+                let mut table = Table::new(&["ID", "EMAIL", "ROLE", "ORG", "LOCALE", "NAME"]);
                 for u in users {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}",
-                        u.id,
-                        u.email,
-                        u.role.as_str(),
-                        u.org.as_deref().unwrap_or("-"),
-                        u.name
-                    );
+                    table.row([
+                        u.id.to_string(),
+                        u.email.to_string(),
+                        u.role.as_str().to_string(),
+                        u.org.unwrap_or_else(|| "-".into()),
+                        u.locale,
+                        u.name,
+                    ]);
                 }
+                table.print("no users");
             }
         }
     }
@@ -603,7 +800,6 @@ async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> {
             limit,
             json,
         } => {
-            let status = status.map(|s| s.parse::<Status>()).transpose()?;
             let tickets = app
                 .store
                 .list_tickets(&TicketFilter {
@@ -615,18 +811,29 @@ async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> {
             if json {
                 print_json(&tickets)?;
             } else {
+                let mut table = Table::new(&[
+                    "TICKET",
+                    "STATUS",
+                    "PRIORITY",
+                    "REQUESTER",
+                    "ORG",
+                    "UPDATED",
+                    "SUBJECT",
+                ]);
                 for t in tickets {
-                    println!(
-                        "#{}\t{}\t{}\t{}\t{}",
-                        t.id,
+                    table.row([
+                        format!("#{}", t.id),
                         app.settings.status_label(t.status),
                         t.priority
                             .map(|p| p.as_str().to_uppercase())
                             .unwrap_or_else(|| "-".into()),
                         t.requester,
-                        t.subject
-                    );
+                        t.org.unwrap_or_else(|| "-".into()),
+                        short_time(&t.updated_at),
+                        t.subject,
+                    ]);
                 }
+                table.print("no tickets");
             }
         }
         TicketCommand::Show { id, json } => {
@@ -663,7 +870,7 @@ async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> {
                         "\n--- comment {} by {} at {}{}",
                         c.id,
                         c.author,
-                        c.created_at,
+                        short_time(&c.created_at),
                         if c.internal { " (internal)" } else { "" }
                     );
                     println!("{}", c.body);
@@ -671,6 +878,17 @@ async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> {
                         println!(
                             "[attachment: {} {} {} bytes]",
                             a.filename, a.content_type, a.size
+                        );
+                    }
+                }
+                if !view.events.is_empty() {
+                    println!("\n--- history");
+                    for e in &view.events {
+                        println!(
+                            "{}  {}  {}",
+                            short_time(&e.created_at),
+                            e.actor.as_deref().unwrap_or("(rules and system)"),
+                            describe_event(e, &app.settings)
                         );
                     }
                 }
@@ -702,15 +920,17 @@ fn rules_check(settings: &Settings) -> anyhow::Result<ExitCode> {
         Ok(rules) => {
             println!("{}: {} rules", settings.rules.file, rules.rules.len());
             for (i, rule) in rules.rules.iter().enumerate() {
-                let actions: Vec<String> = rule.then.iter().map(|a| format!("{a:?}")).collect();
-                println!(
-                    "{:>2}. on {:?}: {}{} -> {}",
-                    i + 1,
-                    rule.on,
-                    rule.name,
-                    if rule.stop { " (stop)" } else { "" },
-                    actions.join(", ")
-                );
+                println!("{:>2}. {}", i + 1, rule.name);
+                println!("    on   {}", rule.on);
+                let when = rule.when.conditions();
+                if !when.is_empty() {
+                    println!("    when {}", when.join(", "));
+                }
+                let mut then: Vec<String> = rule.then.iter().map(ToString::to_string).collect();
+                if rule.stop {
+                    then.push("stop".into());
+                }
+                println!("    then {}", then.join(", "));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -718,5 +938,118 @@ fn rules_check(settings: &Settings) -> anyhow::Result<ExitCode> {
             eprintln!("{e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// A table for people: a header row, then columns padded to their widest cell
+/// (scripts use `--json`).
+struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(headers: &[&str]) -> Self {
+        Self {
+            rows: vec![headers.iter().map(|h| h.to_string()).collect()],
+        }
+    }
+
+    fn row<const N: usize>(&mut self, cells: [String; N]) {
+        // A mail subject or a name must not break the row or the columns.
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| c.replace(char::is_control, " "))
+                .collect(),
+        );
+    }
+
+    /// Prints the table, or `empty` alone when it has no rows.
+    fn print(self, empty: &str) {
+        if self.rows.len() == 1 {
+            println!("({empty})");
+            return;
+        }
+        let columns = self.rows[0].len();
+        let mut widths = vec![0; columns];
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        for row in &self.rows {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                line.push_str(cell);
+                if i + 1 < columns {
+                    let pad = widths[i] - cell.chars().count() + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            // A closed pipe (`| head`) ends the listing quietly.
+            if writeln!(out, "{}", line.trim_end()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `2026-12-02T14:23:48.324148Z` as `2026-12-02 14:23:48` (UTC, as stored);
+/// anything else as it is.
+fn short_time(stored: &str) -> String {
+    match stored.get(..19) {
+        Some(head) if stored.as_bytes().get(10) == Some(&b'T') => head.replacen('T', " ", 1),
+        _ => stored.to_string(),
+    }
+}
+
+fn or_dash(items: Vec<String>) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(",")
+    }
+}
+
+/// One line of a ticket's history in words (`ticket show`); kinds this does
+/// not know print with their data as recorded.
+fn describe_event(e: &crate::store::EventView, settings: &Settings) -> String {
+    let text = |key: &str| e.data.get(key).and_then(|v| v.as_str()).unwrap_or("?");
+    let label = |key: &str| {
+        e.data
+            .get(key)
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse::<Status>().ok())
+            .map(|s| settings.status_label(s))
+            .unwrap_or_else(|| text(key).to_string())
+    };
+    match e.kind.as_str() {
+        "ticket_created" => format!("opened the ticket: {}", text("subject")),
+        "comment_added" => {
+            let internal = e.data.get("internal").and_then(|v| v.as_bool()) == Some(true);
+            format!(
+                "added {}comment {}",
+                if internal { "an internal " } else { "" },
+                e.data
+                    .get("comment")
+                    .map(|c| c.to_string())
+                    .unwrap_or_default()
+            )
+        }
+        "status_changed" => format!(
+            "changed the status from {} to {}",
+            label("from"),
+            label("to")
+        ),
+        "priority_set" => format!("set the priority to {}", text("priority")),
+        "release_noted" => format!("noted release {}", text("release")),
+        "follower_added" => format!("added follower {} ({})", text("email"), text("source")),
+        "follower_removed" => format!("removed follower {}", text("email")),
+        "org_added" => format!("shared the ticket with organization {}", text("org")),
+        "org_removed" => format!("unshared the ticket from organization {}", text("org")),
+        "mentioned" => format!("mentioned {}", text("email")),
+        "recipient_bouncing" => format!("mail to {} bounced", text("email")),
+        other => format!("{} {}", other.replace('_', " "), e.data),
     }
 }

@@ -8,7 +8,7 @@ use crate::domain::ids::{EmailAddress, slugify};
 use crate::domain::ticket::Role;
 use crate::ingest::Ingestor;
 use crate::notice::{self, Notice};
-use crate::store::{NewUser, Org, Store, StoreError, User};
+use crate::store::{NewUser, Org, Store, StoreError, User, UserChange};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
@@ -18,6 +18,9 @@ pub enum ManageError {
     /// Something it names does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// It exists already (CLI exit 1, API 409).
+    #[error("{0}")]
+    Exists(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -53,7 +56,28 @@ pub async fn register_user(
         ),
         None => None,
     };
-    let locale = req.locale.trim().to_ascii_lowercase();
+    let locale = valid_locale(req.locale)?;
+    let name = valid_name(req.name)?;
+    let new_user = NewUser {
+        email,
+        name,
+        role,
+        org_id: org.as_ref().map(|o| o.id),
+        locale,
+    };
+    let org_name = org.as_ref().map(|o| o.name.as_str());
+    match add_user(ingestor, &new_user, org_name, req.invite).await {
+        // The only unique key of a user is the address.
+        Err(StoreError::Conflict(_)) => Err(ManageError::Exists(format!(
+            "{} is already registered",
+            new_user.email
+        ))),
+        other => Ok(other?),
+    }
+}
+
+fn valid_locale(locale: &str) -> Result<String, ManageError> {
+    let locale = locale.trim().to_ascii_lowercase();
     if locale.is_empty()
         || locale.len() > 35
         || !locale
@@ -62,21 +86,86 @@ pub async fn register_user(
     {
         return Err(ManageError::Invalid(format!("invalid locale {locale:?}")));
     }
-    let name = req.name.trim();
+    Ok(locale)
+}
+
+fn valid_name(name: &str) -> Result<String, ManageError> {
+    let name = name.trim();
     if name.is_empty() || name.contains(char::is_control) {
         return Err(ManageError::Invalid(
             "a user needs a name without control characters".into(),
         ));
     }
-    let new_user = NewUser {
-        email,
-        name: name.to_string(),
-        role,
-        org_id: org.as_ref().map(|o| o.id),
-        locale,
+    Ok(name.to_string())
+}
+
+/// An operator's edit of a user: `None` keeps a field as it is.
+#[derive(Debug, Default)]
+pub struct UserEdit<'a> {
+    pub name: Option<&'a str>,
+    pub role: Option<Role>,
+    pub locale: Option<&'a str>,
+    /// `Some(None)` takes the user out of their organization.
+    pub org: Option<Option<&'a str>>,
+}
+
+/// Validates and applies an edit; returns the user as it now is. A delivery
+/// lead stays staff: making one a customer asks for the lead to go first.
+pub async fn edit_user(
+    store: &dyn Store,
+    email: &str,
+    edit: &UserEdit<'_>,
+) -> Result<User, ManageError> {
+    let email = EmailAddress::parse(email)
+        .map_err(|e| ManageError::Invalid(format!("email {email:?}: {e}")))?;
+    let user = store
+        .find_user(&email)
+        .await?
+        .ok_or_else(|| ManageError::NotFound(format!("no registered user {email}")))?;
+    if edit.name.is_none() && edit.role.is_none() && edit.locale.is_none() && edit.org.is_none() {
+        return Err(ManageError::Invalid(
+            "nothing to change: give a name, role, locale or organization".into(),
+        ));
+    }
+    let org_id = match edit.org {
+        Some(Some(o)) => Some(Some(
+            store
+                .find_org(o)
+                .await?
+                .ok_or_else(|| ManageError::NotFound(format!("no organization {o:?}")))?
+                .id,
+        )),
+        Some(None) => Some(None),
+        None => None,
     };
-    let org_name = org.as_ref().map(|o| o.name.as_str());
-    Ok(add_user(ingestor, &new_user, org_name, req.invite).await?)
+    if edit.role == Some(Role::Customer) && user.role == Role::Staff {
+        let leads: Vec<String> = store
+            .list_orgs()
+            .await?
+            .into_iter()
+            .filter(|o| o.leads.iter().any(|l| *l == email.as_str()))
+            .map(|o| o.slug)
+            .collect();
+        if !leads.is_empty() {
+            return Err(ManageError::Invalid(format!(
+                "{email} is a delivery lead of {}: remove the lead first (org lead remove)",
+                leads.join(", ")
+            )));
+        }
+    }
+    let change = UserChange {
+        name: edit.name.map(valid_name).transpose()?,
+        role: edit.role,
+        locale: edit.locale.map(valid_locale).transpose()?,
+        org_id,
+    };
+    if !store.update_user(user.id, &change).await? {
+        return Err(ManageError::NotFound(format!("no registered user {email}")));
+    }
+    store
+        .find_user(&email)
+        .await?
+        .ok_or_else(|| ManageError::NotFound(format!("no registered user {email}")))
 }
 
 /// Validates and adds an organization; its slug comes from the name.
@@ -121,6 +210,31 @@ pub async fn add_lead(store: &dyn Store, org: &str, email: &str) -> Result<Org, 
         )));
     }
     store.add_org_lead(found.id, user.id).await?;
+    store
+        .find_org(&found.slug)
+        .await?
+        .ok_or_else(|| ManageError::NotFound(format!("no organization {org:?}")))
+}
+
+/// Ends a staff user's delivery lead of an organization.
+pub async fn remove_lead(store: &dyn Store, org: &str, email: &str) -> Result<Org, ManageError> {
+    let found = store
+        .find_org(org)
+        .await?
+        .ok_or_else(|| ManageError::NotFound(format!("no organization {org:?}")))?;
+    let email = EmailAddress::parse(email)
+        .map_err(|e| ManageError::Invalid(format!("email {email:?}: {e}")))?;
+    let user = store.find_user(&email).await?;
+    let removed = match user {
+        Some(user) => store.remove_org_lead(found.id, user.id).await?,
+        None => false,
+    };
+    if !removed {
+        return Err(ManageError::NotFound(format!(
+            "{email} is not a delivery lead of {}",
+            found.name
+        )));
+    }
     store
         .find_org(&found.slug)
         .await?

@@ -609,6 +609,110 @@ async fn users_orgs_and_leads_are_created_with_invites_and_refusals() {
 }
 
 #[tokio::test]
+async fn users_are_edited_and_delivery_leads_removed() {
+    let api = Api::start().await;
+    let r = api
+        .send(
+            "PATCH",
+            "/api/users/alice@customer.test",
+            json!({"name": "Alice Ando", "locale": "ja", "org": "other-corp"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let alice = r.json();
+    assert_eq!(
+        (
+            &alice["name"],
+            &alice["locale"],
+            &alice["org"],
+            &alice["role"]
+        ),
+        (
+            &json!("Alice Ando"),
+            &json!("ja"),
+            &json!("other-corp"),
+            &json!("customer")
+        )
+    );
+    // `null` takes her out of the organization; fields left out stay.
+    let r = api
+        .send(
+            "PATCH",
+            "/api/users/alice@customer.test",
+            json!({"org": null}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["org"], Value::Null);
+    assert_eq!(r.json()["name"], "Alice Ando");
+    let listed = api.get("/api/users").await.json();
+    let alice = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "alice@customer.test")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&alice["org"], &alice["locale"]),
+        (&Value::Null, &json!("ja"))
+    );
+
+    let bad_role = api
+        .send(
+            "PATCH",
+            "/api/users/bob@customer.test",
+            json!({"role": "boss"}),
+        )
+        .await;
+    assert_eq!(bad_role.status, 422);
+    let nobody = api
+        .send(
+            "PATCH",
+            "/api/users/nobody@customer.test",
+            json!({"name": "N"}),
+        )
+        .await;
+    assert_eq!(nobody.status, 404);
+    let unknown_field = api
+        .send(
+            "PATCH",
+            "/api/users/bob@customer.test",
+            json!({"team": "x"}),
+        )
+        .await;
+    assert_eq!(unknown_field.status, 422);
+
+    // Dave leads Customer Site A: he stays staff until the lead is removed.
+    let demote = api
+        .send(
+            "PATCH",
+            "/api/users/dave@example.test",
+            json!({"role": "customer"}),
+        )
+        .await;
+    assert_eq!(demote.status, 422, "{}", demote.text());
+    let removed = api
+        .delete("/api/orgs/customer-site-a/leads/dave@example.test")
+        .await;
+    assert_eq!(removed.status, 200, "{}", removed.text());
+    assert_eq!(removed.json()["leads"], json!([]));
+    let again = api
+        .delete("/api/orgs/customer-site-a/leads/dave@example.test")
+        .await;
+    assert_eq!((again.status, again.code().as_str()), (404, "not_found"));
+    let demote = api
+        .send(
+            "PATCH",
+            "/api/users/dave@example.test",
+            json!({"role": "customer"}),
+        )
+        .await;
+    assert_eq!(demote.status, 200, "{}", demote.text());
+    assert_eq!(demote.json()["role"], "customer");
+}
+
+#[tokio::test]
 async fn a_quarantined_reply_is_replayed_once_its_sender_is_registered() {
     let api = Api::start().await;
     let id = alice_ticket(&api).await;
@@ -742,8 +846,9 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/tickets/{id}/release", &["post"]),
     ("/api/attachments/{id}", &["get"]),
     ("/api/users", &["get", "post"]),
+    ("/api/users/{email}", &["patch"]),
     ("/api/orgs", &["get", "post"]),
-    ("/api/orgs/{slug}/leads/{email}", &["put"]),
+    ("/api/orgs/{slug}/leads/{email}", &["put", "delete"]),
     ("/api/messages", &["get"]),
     ("/api/messages/{id}", &["get"]),
     ("/api/messages/{id}/replay", &["post"]),

@@ -554,3 +554,412 @@ fn api_tokens_are_shown_once_listed_without_the_secret_and_revoked() {
     assert!(listed[0]["revoked_at"].is_string());
     assert!(listed[1]["revoked_at"].is_null());
 }
+
+/// Every command path under `cmd`, e.g. `["user", "edit"]`, depth first.
+fn command_paths(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+    for sub in cmd.get_subcommands() {
+        if sub.get_name() == "help" {
+            continue;
+        }
+        let mut path = prefix.to_vec();
+        path.push(sub.get_name().to_string());
+        out.push(path.clone());
+        command_paths(sub, &path, out);
+    }
+}
+
+fn all_command_paths() -> Vec<Vec<String>> {
+    use clap::CommandFactory;
+    let mut paths = vec![vec![]];
+    command_paths(&ticketgate::cli::Cli::command(), &[], &mut paths);
+    paths
+}
+
+#[test]
+fn every_command_and_flag_says_what_it_is_for() {
+    use clap::CommandFactory;
+    let mut root = ticketgate::cli::Cli::command();
+    root.build();
+    let mut missing = Vec::new();
+    for path in all_command_paths() {
+        let mut cmd = &root;
+        for name in &path {
+            cmd = cmd.find_subcommand(name).unwrap();
+        }
+        let shown = format!("ticketgate {}", path.join(" "));
+        if cmd.get_about().is_none() {
+            missing.push(format!("{shown}: no description"));
+        }
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id != "help" && id != "version" && arg.get_help().is_none() {
+                missing.push(format!("{shown}: {id} has no description"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+/// `--help` of every command against `tests/snapshots/help/<command>.txt`;
+/// `BLESS=1` rewrites them (review the diff: it is the CLI's documentation).
+#[test]
+fn help_output_matches_the_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/help");
+    let bless = std::env::var_os("BLESS").is_some();
+    if bless {
+        std::fs::create_dir_all(&snapshots).unwrap();
+    }
+    let mut failures = Vec::new();
+    for path in all_command_paths() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = Command::new(BIN)
+            .args(&args)
+            .current_dir(dir.path())
+            .env_remove("TICKETGATE_CONFIG")
+            .env_remove("TICKETGATE_LOG_FORMAT")
+            .env("COLUMNS", "100")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        let name = if path.is_empty() {
+            "ticketgate".to_string()
+        } else {
+            path.join("-")
+        };
+        let file = snapshots.join(format!("{name}.txt"));
+        if bless {
+            std::fs::write(&file, &help).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&file).unwrap_or_default();
+        if help != expected {
+            let actual = file.with_extension("actual.txt");
+            std::fs::write(&actual, &help).unwrap();
+            failures.push(format!(
+                "{} differs; the output is in {} (BLESS=1 to accept)",
+                file.display(),
+                actual.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn adding_a_registered_address_again_says_so_and_exits_1() {
+    let dir = workdir();
+    seed(dir.path());
+    let again = run(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--no-invite",
+            "Alice@customer.test",
+            "--name",
+            "Alice again",
+        ],
+        None,
+    );
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8(again.stderr).unwrap();
+    assert_eq!(
+        err.trim(),
+        "ticketgate: alice@customer.test is already registered"
+    );
+}
+
+#[test]
+fn lists_for_people_have_column_headers() {
+    let dir = workdir();
+    seed(dir.path());
+    ok(
+        dir.path(),
+        &[
+            "ingest",
+            fixtures()
+                .join("_base/01_alice_opens_ticket.eml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    let first_line = |args: &[&str]| ok(dir.path(), args).lines().next().unwrap().to_string();
+    let words = |line: String| {
+        line.split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        words(first_line(&["ticket", "list"])),
+        [
+            "TICKET",
+            "STATUS",
+            "PRIORITY",
+            "REQUESTER",
+            "ORG",
+            "UPDATED",
+            "SUBJECT"
+        ]
+    );
+    assert_eq!(
+        words(first_line(&["user", "list"])),
+        ["ID", "EMAIL", "ROLE", "ORG", "LOCALE", "NAME"]
+    );
+    assert_eq!(
+        words(first_line(&["org", "list"])),
+        ["SLUG", "NAME", "DOMAINS", "LEADS"]
+    );
+    assert_eq!(
+        words(first_line(&["outbox", "list"])),
+        ["ID", "STATUS", "ATTEMPTS", "TEMPLATE", "TO", "SUBJECT"]
+    );
+    assert_eq!(
+        words(first_line(&["messages", "list"])),
+        [
+            "ID", "RECEIVED", "OUTCOME", "REASON", "TICKET", "FROM", "SUBJECT"
+        ]
+    );
+    // Columns line up under their headers.
+    let tickets = ok(dir.path(), &["ticket", "list"]);
+    let lines: Vec<&str> = tickets.lines().collect();
+    assert_eq!(lines.len(), 2, "{tickets}");
+    assert_eq!(
+        lines[1].find("alice@customer.test"),
+        lines[0].find("REQUESTER")
+    );
+    assert!(
+        lines[1].starts_with("#1 ") && lines[1].ends_with("Login page returns 500 after upgrade")
+    );
+    assert_eq!(ok(dir.path(), &["token", "list"]).trim(), "(no tokens)");
+}
+
+#[test]
+fn status_and_outcome_flags_list_their_values_and_take_labels() {
+    let dir = workdir();
+    let bad = run(dir.path(), &["ticket", "list", "--status", "pending"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8(bad.stderr).unwrap();
+    assert!(
+        err.contains("[possible values: new, in_progress, blocked, closed, escalated]"),
+        "{err}"
+    );
+    // The label people see is accepted too.
+    ok(dir.path(), &["ticket", "list", "--status", "In Progress"]);
+    let bad = run(dir.path(), &["messages", "list", "--outcome", "spam"], None);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("quarantined"),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn ticket_show_prints_the_history_in_words() {
+    let dir = workdir();
+    seed(dir.path());
+    ok(
+        dir.path(),
+        &[
+            "ingest",
+            fixtures()
+                .join("_base/01_alice_opens_ticket.eml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    ok(
+        dir.path(),
+        &[
+            "ingest",
+            fixtures()
+                .join("reply_matched_by_references_only.eml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    let shown = ok(dir.path(), &["ticket", "show", "1"]);
+    let history = shown
+        .split_once("\n--- history\n")
+        .map(|(_, h)| h)
+        .unwrap_or_else(|| panic!("no history in {shown}"));
+    let events: Vec<&str> = history.lines().collect();
+    assert!(
+        events[0].ends_with(
+            "alice@customer.test  opened the ticket: Login page returns 500 after upgrade"
+        ),
+        "{history}"
+    );
+    assert_eq!(events.len(), 2, "{history}");
+    assert!(
+        events[1].ends_with("bob@customer.test  added comment 2"),
+        "{history}"
+    );
+}
+
+#[test]
+fn rules_check_prints_rules_as_they_are_written() {
+    let dir = workdir();
+    let listing = ok(dir.path(), &["rules", "check"]);
+    assert!(
+        listing.contains(
+            " 1. acknowledge new tickets\n    on   ticket_created\n    then reply_template = \"ack\"\n"
+        ),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("    when author_role = \"customer\", status = [\"closed\"]\n    then set_status = \"new\"\n"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("ReplyTemplate") && !listing.contains("TicketCreated"),
+        "no Rust debug output: {listing}"
+    );
+}
+
+#[test]
+fn logs_are_plain_off_a_terminal_and_json_on_request() {
+    let dir = workdir();
+    seed(dir.path());
+    let eml = fixtures().join("_base/01_alice_opens_ticket.eml");
+    let ingest = |format: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        if let Some(f) = format {
+            cmd.args(["--log-format", f]);
+        }
+        let out = cmd
+            .args(["ingest", "--no-notify", eml.to_str().unwrap()])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let text = ingest(None);
+    assert!(text.contains("INFO") && text.contains("ingested"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour codes in a pipe: {text:?}"
+    );
+    let json = ingest(Some("json"));
+    let line: serde_json::Value = serde_json::from_str(json.lines().next().unwrap())
+        .unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["message"], "ingested");
+    assert_eq!(line["outcome"], "duplicate");
+}
+
+#[test]
+fn operators_edit_users_and_remove_delivery_leads() {
+    let dir = workdir();
+    seed(dir.path());
+    ok(dir.path(), &["org", "add", "Other Corp"]);
+    ok(
+        dir.path(),
+        &["org", "lead", "add", "customer-site-a", "sam@example.test"],
+    );
+    // A lead stays staff until the lead is removed.
+    let demote = run(
+        dir.path(),
+        &["user", "edit", "sam@example.test", "--role", "customer"],
+        None,
+    );
+    assert_eq!(demote.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&demote.stderr).contains("delivery lead of customer-site-a"));
+    assert_eq!(
+        ok(
+            dir.path(),
+            &[
+                "org",
+                "lead",
+                "remove",
+                "Customer Site A",
+                "sam@example.test"
+            ]
+        )
+        .trim(),
+        "sam@example.test is no longer a delivery lead of Customer Site A"
+    );
+    let orgs: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["org", "list", "--json"])).unwrap();
+    assert_eq!(orgs[0]["slug"], "customer-site-a");
+    assert_eq!(orgs[0]["leads"], serde_json::json!([]));
+    let again = run(
+        dir.path(),
+        &[
+            "org",
+            "lead",
+            "remove",
+            "customer-site-a",
+            "sam@example.test",
+        ],
+        None,
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not a delivery lead"));
+
+    ok(
+        dir.path(),
+        &[
+            "user",
+            "edit",
+            "alice@customer.test",
+            "--name",
+            "Alice Ando",
+            "--locale",
+            "ja",
+            "--org",
+            "other-corp",
+        ],
+    );
+    ok(
+        dir.path(),
+        &["user", "edit", "bob@customer.test", "--no-org"],
+    );
+    ok(
+        dir.path(),
+        &["user", "edit", "sam@example.test", "--role", "customer"],
+    );
+    let users: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["user", "list", "--json"])).unwrap();
+    let find = |email: &str| {
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == email)
+            .unwrap()
+            .clone()
+    };
+    let alice = find("alice@customer.test");
+    assert_eq!(
+        (
+            &alice["name"],
+            &alice["locale"],
+            &alice["org"],
+            &alice["role"]
+        ),
+        (
+            &serde_json::json!("Alice Ando"),
+            &serde_json::json!("ja"),
+            &serde_json::json!("other-corp"),
+            &serde_json::json!("customer")
+        )
+    );
+    assert!(find("bob@customer.test")["org"].is_null());
+    assert_eq!(find("sam@example.test")["role"], "customer");
+    assert_eq!(find("sam@example.test")["name"], "Sam Staff");
+
+    let nobody = run(
+        dir.path(),
+        &["user", "edit", "nobody@customer.test", "--name", "X"],
+        None,
+    );
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&nobody.stderr).contains("no registered user nobody@customer.test")
+    );
+}

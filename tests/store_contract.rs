@@ -20,7 +20,7 @@ use ticketgate::store::sqlite::SqliteStore;
 use ticketgate::store::{
     Attempt, AttemptResult, CommentSource, LogFilter, Lookahead, NewAttachment, NewComment,
     NewEvent, NewLogEntry, NewOutbox, NewTicket, NewUser, OutboxStatus, RefKind, Store, StoreError,
-    TicketFilter, TicketState, User, format_ts, parse_ts,
+    TicketFilter, TicketState, User, UserChange, format_ts, parse_ts,
 };
 
 /// A store under test and what keeps its database alive.
@@ -103,6 +103,7 @@ contract!(
     followers_of_a_new_ticket_read_back_in_table_order,
     a_look_ahead_batch_sees_its_own_writes,
     automatic_replies_in_a_look_ahead_batch_keep_the_window,
+    users_are_edited_field_by_field_and_leads_removed,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
@@ -243,6 +244,64 @@ async fn enqueue(db: &Db, rows: &[NewOutbox]) {
         tx.enqueue(row).await.unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+async fn users_are_edited_field_by_field_and_leads_removed(db: &Db) {
+    let w = world(db).await;
+    let store = &db.store;
+    let find = |address: &'static str| async move {
+        store.find_user(&email(address)).await.unwrap().unwrap()
+    };
+    // Name and locale change; role and organization stay.
+    let change = UserChange {
+        name: Some("Alice Ando".into()),
+        locale: Some("ja".into()),
+        ..UserChange::default()
+    };
+    assert!(store.update_user(w.alice.id, &change).await.unwrap());
+    let alice = find("alice@customer.test").await;
+    assert_eq!(
+        (
+            alice.name.as_str(),
+            alice.locale.as_str(),
+            alice.role,
+            alice.org_id
+        ),
+        ("Alice Ando", "ja", Role::Customer, Some(w.site_a))
+    );
+    assert_eq!(alice.org.as_deref(), Some("site-a"));
+    // Into another organization, then out of any.
+    let moved = UserChange {
+        org_id: Some(Some(w.other)),
+        ..UserChange::default()
+    };
+    assert!(store.update_user(w.alice.id, &moved).await.unwrap());
+    assert_eq!(
+        find("alice@customer.test").await.org.as_deref(),
+        Some("other-corp")
+    );
+    let out = UserChange {
+        org_id: Some(None),
+        ..UserChange::default()
+    };
+    assert!(store.update_user(w.alice.id, &out).await.unwrap());
+    let alice = find("alice@customer.test").await;
+    assert_eq!((alice.org_id, alice.name.as_str()), (None, "Alice Ando"));
+    let promoted = UserChange {
+        role: Some(Role::Staff),
+        ..UserChange::default()
+    };
+    assert!(store.update_user(w.bob.id, &promoted).await.unwrap());
+    assert_eq!(find("bob@customer.test").await.role, Role::Staff);
+    assert_eq!(find("bob@customer.test").await.org_id, Some(w.site_a));
+    assert!(!store.update_user(999_999, &promoted).await.unwrap());
+
+    assert!(store.remove_org_lead(w.site_a, w.dave.id).await.unwrap());
+    assert!(!store.remove_org_lead(w.site_a, w.dave.id).await.unwrap());
+    let site_a = store.find_org("site-a").await.unwrap().unwrap();
+    assert!(site_a.leads.is_empty(), "{:?}", site_a.leads);
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.org_leads(w.site_a).await.unwrap().is_empty());
 }
 
 async fn orgs_and_users_are_found_by_every_key(db: &Db) {

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
 use crate::domain::outcome::Outcome;
+use crate::domain::ticket::Role;
 use crate::ingest::IngestReport;
 use crate::manage::{self, ManageError, UserRequest};
 use crate::source::imap::ImapState;
@@ -20,6 +21,7 @@ impl From<ManageError> for ApiError {
         match e {
             ManageError::Invalid(m) => ApiError::invalid(m),
             ManageError::NotFound(m) => ApiError::not_found(m),
+            ManageError::Exists(m) => ApiError::conflict(m),
             ManageError::Store(e) => e.into(),
         }
     }
@@ -145,14 +147,60 @@ pub async fn create_user(
             invite: new.invite,
         },
     )
-    .await
-    .map_err(|e| match e {
-        ManageError::Store(crate::store::StoreError::Conflict(_)) => {
-            ApiError::conflict(format!("{} is already registered", new.email))
-        }
-        other => other.into(),
-    })?;
+    .await?;
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserEditBody {
+    name: Option<String>,
+    /// `customer` or `staff`.
+    role: Option<String>,
+    /// Language of their emails, e.g. `en`, `ja`.
+    locale: Option<String>,
+    /// Organization slug or name; `null` takes them out of their organization.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    org: Option<Option<String>>,
+}
+
+/// A field that is present, even as `null` (`Some(None)`), against one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Changes a user's name, role, language or organization; fields left out
+/// stay as they are. A delivery lead cannot become a customer (422).
+#[utoipa::path(patch, path = "/api/users/{email}", tag = "directory", request_body = UserEditBody,
+    params(("email" = String, Path, description = "The user's address")),
+    responses((status = 200, description = "The user as it now is", body = User), (status = 400, description = "Malformed request", body = ErrorBody), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 422, description = "Invalid values", body = ErrorBody)))]
+pub async fn edit_user(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path(email): Path<String>,
+    Body(edit): Body<UserEditBody>,
+) -> Result<Json<User>, ApiError> {
+    let role = edit
+        .role
+        .as_deref()
+        .map(str::parse::<Role>)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let user = manage::edit_user(
+        state.ingestor().store().as_ref(),
+        &email,
+        &manage::UserEdit {
+            name: edit.name.as_deref(),
+            role,
+            locale: edit.locale.as_deref(),
+            org: edit.org.as_ref().map(|o| o.as_deref()),
+        },
+    )
+    .await?;
+    tracing::info!(user = %user.email, by = %staff.email, "user edited");
+    Ok(Json(user))
 }
 
 /// Every organization with its domains and delivery leads.
@@ -206,6 +254,21 @@ pub async fn add_lead(
 ) -> Result<Json<Org>, ApiError> {
     Ok(Json(
         manage::add_lead(state.ingestor().store().as_ref(), &slug, &email).await?,
+    ))
+}
+
+/// Ends a user's delivery lead of the organization (404 if they were not one).
+#[utoipa::path(delete, path = "/api/orgs/{slug}/leads/{email}", tag = "directory",
+    params(("slug" = String, Path, description = "Organization slug or name"), ("email" = String, Path, description = "The lead's address")),
+    responses((status = 200, description = "The organization as it now is", body = Org), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 422, description = "Invalid values", body = ErrorBody)))]
+pub async fn remove_lead(
+    State(state): State<ApiState>,
+    _staff: Staff,
+    Path((slug, email)): Path<(String, String)>,
+) -> Result<Json<Org>, ApiError> {
+    Ok(Json(
+        manage::remove_lead(state.ingestor().store().as_ref(), &slug, &email).await?,
     ))
 }
 

@@ -290,6 +290,75 @@ impl When {
     }
 }
 
+/// Rules print as they are written in the rules file (`rules check`).
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Trigger::TicketCreated => "ticket_created",
+            Trigger::CommentAdded => "comment_added",
+            Trigger::StatusChanged => "status_changed",
+        })
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::SetStatus(s) => write!(f, "set_status = {:?}", s.as_str()),
+            Action::SetPriority(p) => write!(f, "set_priority = {:?}", p.as_str()),
+            Action::AddFollower(a) => write!(f, "add_follower = {a:?}"),
+            Action::ShareWithOrgLeads => f.write_str("share_with_org_leads"),
+            Action::ReplyTemplate(t) => write!(f, "reply_template = {t:?}"),
+            Action::InternalNote(n) => write!(f, "internal_note = {n:?}"),
+        }
+    }
+}
+
+impl When {
+    /// Each condition as written in the rules file; empty when the rule always applies.
+    pub fn conditions(&self) -> Vec<String> {
+        let list = |items: Vec<&str>| format!("{items:?}");
+        let mut out = Vec::new();
+        if let Some(r) = self.author_role {
+            out.push(format!("author_role = {:?}", r.as_str()));
+        }
+        if !self.sender_domain.is_empty() {
+            out.push(format!(
+                "sender_domain = {}",
+                list(self.sender_domain.iter().map(String::as_str).collect())
+            ));
+        }
+        if !self.org.is_empty() {
+            out.push(format!(
+                "org = {}",
+                list(self.org.iter().map(String::as_str).collect())
+            ));
+        }
+        if !self.status.is_empty() {
+            out.push(format!(
+                "status = {}",
+                list(self.status.iter().map(|s| s.as_str()).collect())
+            ));
+        }
+        if !self.priority.is_empty() {
+            out.push(format!(
+                "priority = {}",
+                list(self.priority.iter().map(|p| p.as_str()).collect())
+            ));
+        }
+        if let Some(r) = &self.subject_regex {
+            out.push(format!("subject_regex = {:?}", r.as_str()));
+        }
+        if let Some(r) = &self.body_regex {
+            out.push(format!("body_regex = {:?}", r.as_str()));
+        }
+        if let Some(h) = self.has_attachment {
+            out.push(format!("has_attachment = {h}"));
+        }
+        out
+    }
+}
+
 /// The shipped `config/rules.toml`, used when no file is configured.
 pub const DEFAULT_RULES: &str = include_str!("../../config/rules.toml");
 

@@ -72,6 +72,16 @@ pub struct User {
     pub bouncing: bool,
 }
 
+/// An edit of a registered user: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub locale: Option<String>,
+    /// `Some(None)` takes the user out of their organization.
+    pub org_id: Option<Option<OrgId>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub email: EmailAddress,
@@ -558,9 +568,13 @@ pub trait Store: Send + Sync {
     /// By slug or by name (case-insensitive).
     async fn find_org(&self, name_or_slug: &str) -> Result<Option<Org>>;
     async fn add_org_lead(&self, org: OrgId, user: UserId) -> Result<()>;
+    /// False when the user was not a lead of the org.
+    async fn remove_org_lead(&self, org: OrgId, user: UserId) -> Result<bool>;
     async fn add_user(&self, user: &NewUser) -> Result<User>;
     async fn find_user(&self, email: &EmailAddress) -> Result<Option<User>>;
     async fn list_users(&self) -> Result<Vec<User>>;
+    /// Changes what `change` names and leaves the rest; false when there is no such user.
+    async fn update_user(&self, id: UserId, change: &UserChange) -> Result<bool>;
 
     async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>>;
     async fn ticket_view(&self, id: TicketId) -> Result<Option<TicketView>>;

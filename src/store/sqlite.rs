@@ -1155,6 +1155,34 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn remove_org_lead(&self, org: OrgId, user: UserId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM org_leads WHERE org_id = ?1 AND user_id = ?2")
+            .bind(org)
+            .bind(user)
+            .execute(&self.pool)
+            .await
+            .q()?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn update_user(&self, id: UserId, change: &UserChange) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET name = COALESCE(?2, name), role = COALESCE(?3, role),
+                 locale = COALESCE(?4, locale), org_id = CASE WHEN ?5 THEN ?6 ELSE org_id END
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(change.name.as_deref())
+        .bind(change.role.map(|r| r.as_str()))
+        .bind(change.locale.as_deref())
+        .bind(change.org_id.is_some())
+        .bind(change.org_id.flatten())
+        .execute(&self.pool)
+        .await
+        .q()?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn add_user(&self, user: &NewUser) -> Result<User> {
         self.with_writer(|conn| insert_user(conn, user, OffsetDateTime::now_utc()))
             .await
