@@ -293,6 +293,9 @@ pub struct OutboxSettings {
     pub backoff: Span,
     pub lease: Span,
     pub attach_max: Size,
+    /// A notification carries at most this much of a comment's text (cut on
+    /// a line or character boundary) and says the full text is on the ticket.
+    pub excerpt_max: Size,
     pub poll_interval: Span,
     /// Messages sent at once (and SMTP connections pooled).
     #[serde(deserialize_with = "lenient")]
@@ -424,6 +427,7 @@ impl Default for OutboxSettings {
             backoff: Span(Duration::from_secs(30)),
             lease: Span(Duration::from_secs(300)),
             attach_max: Size(10 * 1024 * 1024),
+            excerpt_max: Size(64 * 1024),
             poll_interval: Span(Duration::from_secs(1)),
             concurrency: 8,
             templates: "templates".into(),

@@ -37,6 +37,8 @@ pub struct OutboxPolicy {
     pub poll_interval: Duration,
     /// Attachments of a comment ride along up to this many bytes in total.
     pub attach_max: u64,
+    /// `[outbox] excerpt_max`: the most of a comment's text a mail carries.
+    pub excerpt_max: usize,
     pub concurrency: usize,
     /// Status labels from `[statuses]` (machine name → label).
     pub labels: Vec<(Status, String)>,
@@ -53,6 +55,7 @@ impl OutboxPolicy {
             lease: s.outbox.lease.0,
             poll_interval: s.outbox.poll_interval.0,
             attach_max: s.outbox.attach_max.0,
+            excerpt_max: usize::try_from(s.outbox.excerpt_max.0).unwrap_or(usize::MAX),
             concurrency: s.outbox.concurrency.max(1) as usize,
             labels: Status::ALL
                 .iter()
@@ -276,6 +279,13 @@ impl OutboxWorker {
             if !comment.contains_key("body") {
                 comment.insert("body".into(), body.unwrap_or_default().into());
             }
+            // A mail carries an excerpt of a long text; the ticket keeps all of it.
+            if let Some(Value::String(text)) = comment.get_mut("body")
+                && text.len() > self.policy.excerpt_max
+            {
+                text.truncate(excerpt_end(text, self.policy.excerpt_max));
+                comment.insert("truncated".into(), true.into());
+            }
             comment.insert("attachments".into(), json!(attached));
             comment.insert("attachments_listed".into(), json!(listed));
         }
@@ -356,12 +366,12 @@ impl OutboxWorker {
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_PLAIN)
-                    .body(rendered.text),
+                    .body(crlf(rendered.text)),
             )
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_HTML)
-                    .body(rendered.html),
+                    .body(crlf(rendered.html)),
             );
         let message = if files.is_empty() {
             builder.multipart(alternative)?
@@ -379,4 +389,39 @@ impl OutboxWorker {
         };
         Ok(message.formatted())
     }
+}
+
+/// Where an excerpt of at most `max` bytes of `text` ends: after the last
+/// line break in its second half, else on the last character boundary.
+fn excerpt_end(text: &str, max: usize) -> usize {
+    let end = text.floor_char_boundary(max);
+    match text[..end].rfind('\n') {
+        Some(nl) if nl >= end / 2 => nl + 1,
+        _ => end,
+    }
+}
+
+/// `text` with CRLF line endings (RFC 5322 §2.3), built in one pass. lettre
+/// converts a body itself by inserting a CR before each bare LF in place,
+/// which is quadratic (an 8 MB comment took 30 s); given CRLF already, it
+/// only scans.
+fn crlf(text: String) -> String {
+    let bare = text
+        .bytes()
+        .enumerate()
+        .filter(|&(i, b)| b == b'\n' && (i == 0 || text.as_bytes()[i - 1] != b'\r'))
+        .count();
+    if bare == 0 {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + bare);
+    let mut last = '\0';
+    for c in text.chars() {
+        if c == '\n' && last != '\r' {
+            out.push('\r');
+        }
+        out.push(c);
+        last = c;
+    }
+    out
 }

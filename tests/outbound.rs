@@ -650,3 +650,65 @@ async fn a_fan_out_over_parallel_connections_reaches_each_follower_once_and_reco
     }
     assert_eq!(flush(&app).await, Default::default());
 }
+
+/// A long comment is mailed as an excerpt of at most `excerpt_max` that says,
+/// in the recipient's language and in both parts, that the full text is on
+/// the ticket; the ticket keeps every line.
+#[tokio::test]
+async fn a_long_comment_is_mailed_as_an_excerpt_that_points_to_the_ticket() {
+    let app = TestApp::with_settings(|s| s.outbox.excerpt_max = Size(4096)).await;
+    app.store()
+        .add_user(&NewUser {
+            email: EmailAddress::parse("hana@customer.test").unwrap(),
+            name: "Hana".into(),
+            role: Role::Customer,
+            org_id: Some(1),
+            locale: "ja".into(),
+        })
+        .await
+        .unwrap();
+    let body: String = (0..20_000)
+        .map(|i| format!("Log line {i:05}: the printer said no.\n"))
+        .collect();
+    let raw = format!(
+        "From: hana@customer.test\nTo: support@example.test\nMessage-ID: <long@customer.test>\n\
+         Subject: Printer log\n\n{body}"
+    );
+    let report = app.deliver(raw.as_bytes()).await;
+    assert_eq!(report.outcome, Outcome::TicketCreated);
+    let ticket = app.ticket(report.ticket.unwrap()).await;
+    assert!(
+        ticket.comments[0].body.contains("Log line 19999"),
+        "all kept"
+    );
+    flush(&app).await;
+    let rows = app.outbox().await;
+    for (template, to, note) in [
+        (
+            "ack",
+            "hana@customer.test",
+            "全文はお問い合わせ #1 でご確認いただけます",
+        ),
+        (
+            "new_ticket",
+            "team@example.test",
+            "the full text is on ticket #1",
+        ),
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| r.template == template && r.to == to)
+            .unwrap_or_else(|| panic!("{template} to {to}: {rows:?}"));
+        let bytes =
+            std::fs::read(app.dir.path().join(format!("outbox/{:08}.eml", row.id))).unwrap();
+        assert!(bytes.len() < 32 * 1024, "{template}: {} bytes", bytes.len());
+        let mail = parse(&bytes);
+        let text = mail.body_text(0).unwrap();
+        let html = mail.body_html(0).unwrap();
+        for (part, content) in [("text", &text), ("html", &html)] {
+            assert!(content.contains("Log line 00000"), "{template} {part}");
+            assert!(!content.contains("Log line 19999"), "{template} {part}");
+            assert!(content.contains(note), "{template} {part}: {content}");
+        }
+    }
+}
