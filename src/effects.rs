@@ -734,9 +734,15 @@ impl<'a> Changes<'a> {
                             .join(", ")
                     ),
                 )),
-                Resolution::NotFound => {
-                    failures.push(Failure::new(m.text(), "not in your organization"))
-                }
+                // Staff may reach everyone: for them nobody matched at all.
+                Resolution::NotFound => failures.push(Failure::new(
+                    m.text(),
+                    if author.role == Role::Staff {
+                        "no registered user has that name or address"
+                    } else {
+                        "not in your organization"
+                    },
+                )),
             }
         }
         Ok(failures)

@@ -277,6 +277,25 @@ async fn mentions_notify_and_follow_and_strangers_are_reported() {
 }
 
 #[tokio::test]
+async fn a_staff_mention_of_nobody_registered_says_so() {
+    let (app, since) = base().await;
+    let sam = verified("example.test");
+    app.deliver(&reply("sam@example.test", "m2", &sam, "@zed can you look?"))
+        .await;
+    let rows = new_rows(&app, since).await;
+    let failed = rows
+        .iter()
+        .find(|r| r.template == "command_failed" && r.to == "sam@example.test")
+        .expect("@zed is reported to Sam");
+    assert_eq!(failed.context["event"]["failures"][0]["command"], "@zed");
+    // Staff may mention anyone: the reason is not an organization.
+    assert_eq!(
+        failed.context["event"]["failures"][0]["reason"],
+        "no registered user has that name or address"
+    );
+}
+
+#[tokio::test]
 async fn list_alone_answers_the_sender_without_a_ticket() {
     let (app, since) = base().await;
     let raw = b"From: alice@customer.test\nTo: support@example.test\nReply-To: someone@evil.test\nMessage-ID: <l1@x.test>\nSubject: list\n\n#list\n";

@@ -129,7 +129,8 @@ pub enum Resolution {
     Found(UserId),
     /// Several people answer to the handle; the author must be more precise.
     Ambiguous(Vec<EmailAddress>),
-    /// Nobody the author may mention (DESIGN: reported as "not in your organization").
+    /// Nobody the author may mention: "not in your organization" to a customer,
+    /// "no registered user …" to staff, who may mention anyone.
     NotFound,
 }
 
