@@ -713,6 +713,18 @@ async fn users_are_edited_and_delivery_leads_removed() {
 }
 
 #[tokio::test]
+async fn unknown_query_parameters_are_refused_with_400() {
+    let api = Api::start().await;
+    alice_ticket(&api).await;
+    let r = api.get("/api/tickets?assignee=sam@example.test").await;
+    assert_eq!((r.status, r.code().as_str()), (400, "bad_request"));
+    assert!(r.text().contains("assignee"), "{}", r.text());
+    let r = api.get("/api/messages?outcome=rejected&sender=x").await;
+    assert_eq!((r.status, r.code().as_str()), (400, "bad_request"));
+    assert_eq!(api.get("/api/tickets?status=new").await.status, 200);
+}
+
+#[tokio::test]
 async fn a_quarantined_reply_is_replayed_once_its_sender_is_registered() {
     let api = Api::start().await;
     let id = alice_ticket(&api).await;

@@ -274,6 +274,8 @@ pub async fn remove_lead(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+// A misspelt or unsupported filter is an error, not "everything" (README: 400).
+#[serde(deny_unknown_fields)]
 pub struct MessageQuery {
     /// e.g. `quarantined`, `rejected`, `ticket_created`.
     outcome: Option<String>,

@@ -19,6 +19,8 @@ use crate::store::{CommentSource, TicketFilter, TicketState, TicketSummary, Tick
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+// A misspelt or unsupported filter is an error, not "everything" (README: 400).
+#[serde(deny_unknown_fields)]
 pub struct TicketQuery {
     /// Machine name, e.g. `in_progress`.
     status: Option<String>,
