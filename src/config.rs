@@ -267,6 +267,9 @@ pub struct SupportSettings {
     /// HMAC key of reply tokens. Empty: read from (or created in) `reply_secret_file`.
     pub reply_secret: String,
     pub reply_secret_file: String,
+    /// Dates in mail are shown in this zone: `UTC` (default) or an offset
+    /// such as `+09:00` (`domain::dates::Zone`).
+    pub timezone: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -404,6 +407,7 @@ impl Default for SupportSettings {
             tag: "Support".into(),
             reply_secret: String::new(),
             reply_secret_file: "var/reply_secret".into(),
+            timezone: "UTC".into(),
         }
     }
 }

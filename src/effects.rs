@@ -33,6 +33,18 @@ pub struct ChangePolicy {
     pub auto_reply_window: Duration,
     /// `[intake] auto_reply_limit`: rule answers (acknowledgements) per address.
     pub auto_reply_limit: crate::config::Rate,
+    /// `[support] timezone`: dates in mail are shown in it.
+    pub timezone: crate::domain::dates::Zone,
+}
+
+impl ChangePolicy {
+    /// A status as people read it: its configured label.
+    pub fn label(&self, status: Status) -> String {
+        self.labels
+            .get(&status)
+            .cloned()
+            .unwrap_or_else(|| status.default_label().to_string())
+    }
 }
 
 /// What the rules see of the message or API call that caused a change.
@@ -76,8 +88,9 @@ impl Failure {
 /// their notice) and an API client (as 403, 409 or 404).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// Said to a customer: no protocol names (issue 19 item 6).
     #[error(
-        "the sender could not be verified (no DKIM/DMARC pass and not a reply to your own notification)"
+        "we could not confirm that this email comes from you; to use this command, reply to a notification we sent to you"
     )]
     Unverified,
     #[error("{0}")]
@@ -535,7 +548,8 @@ impl<'a> Changes<'a> {
             Command::Status(to) => {
                 if !ticket::may_set_status(&actor, &access, state.status, *to) {
                     return Ok(Err(Refusal::Forbidden(format!(
-                        "you may not set the status to {to}"
+                        "you may not set the status to \"{}\"",
+                        self.policy.label(*to)
                     ))));
                 }
                 self.set_status(state, Some(user), *to, "command").await?
@@ -635,6 +649,18 @@ impl<'a> Changes<'a> {
                             json!({"email": address}),
                         )
                         .await?;
+                        if target.id != user.id {
+                            // They stop getting its mail: this last one says why.
+                            let event = json!({"actor_name": user.name, "actor_email": user.email});
+                            self.tell_one(
+                                &target,
+                                Some(state),
+                                "follower_removed",
+                                "removed",
+                                event,
+                            )
+                            .await?;
+                        }
                     }
                 }
                 self.reload(state.id).await?
@@ -759,16 +785,20 @@ impl<'a> Changes<'a> {
         if failures.is_empty() {
             return Ok(());
         }
-        let list: Vec<_> = failures
-            .iter()
-            .map(|f| json!({"command": f.command, "reason": f.reason}))
-            .collect();
+        // A mention is not a command: the notice lists the two apart.
+        let (mentions, commands): (Vec<&Failure>, Vec<&Failure>) =
+            failures.iter().partition(|f| f.command.starts_with('@'));
+        let list = |fs: Vec<&Failure>| -> Vec<serde_json::Value> {
+            fs.iter()
+                .map(|f| json!({"command": f.command, "reason": f.reason}))
+                .collect()
+        };
         self.tell_one(
             author,
             state,
             "command_failed",
             "sender",
-            json!({"failures": list, "original_subject": subject}),
+            json!({"failures": list(commands), "mentions": list(mentions), "original_subject": subject}),
         )
         .await
     }
@@ -778,7 +808,7 @@ impl<'a> Changes<'a> {
         let tickets = self.tx.open_tickets_of(author, 50).await?;
         let rows: Vec<_> = tickets
             .iter()
-            .map(|t| json!({"id": t.id, "subject": t.subject, "status": t.status, "status_label": self.policy.labels.get(&t.status).cloned().unwrap_or_else(|| t.status.default_label().to_string()), "updated_at": t.updated_at}))
+            .map(|t| json!({"id": t.id, "subject": t.subject, "status": t.status, "status_label": self.policy.label(t.status), "updated_at": self.local_time(&t.updated_at, &author.locale)}))
             .collect();
         self.tell_one(
             author,
@@ -788,6 +818,14 @@ impl<'a> Changes<'a> {
             json!({"tickets": rows}),
         )
         .await
+    }
+
+    /// A stored timestamp as `author` reads it: their language, the desk's zone.
+    fn local_time(&self, stored: &str, locale: &str) -> String {
+        match crate::store::time_text::parse_ts(stored) {
+            Some(at) => crate::domain::dates::format(at, locale, self.policy.timezone),
+            None => stored.to_string(),
+        }
     }
 
     /// Answers `#help`: the commands this sender may use (staff see theirs

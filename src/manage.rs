@@ -257,6 +257,8 @@ pub async fn add_user(
             "user_name": created.name,
             "user_email": created.email,
             "org_name": org_name,
+            // Staff get the staff guide, not the customer's.
+            "staff": created.role == crate::domain::ticket::Role::Staff,
         });
         let notice = Notice {
             template: "invite",

@@ -356,6 +356,14 @@ impl Digest {
             person
                 .items
                 .retain(|i| i.template != "status_changed" || i.event["from"] != i.event["to"]);
+            // Removed from the ticket: that is all they are told, and the last.
+            if let Some(i) = person
+                .items
+                .iter()
+                .position(|i| i.template == "follower_removed")
+            {
+                person.items = vec![person.items.swap_remove(i)];
+            }
             // New followers are news to the others: one thing plus them is several.
             let others_joined = news
                 .followers_added
@@ -363,7 +371,7 @@ impl Digest {
                 .any(|f| f["email"] != json!(person.to));
             let (template, event, comment) = match person.items.len() {
                 0 => continue,
-                1 if !others_joined => {
+                1 if !others_joined || person.items[0].template == "follower_removed" => {
                     let item = person.items.pop().expect("one item");
                     (item.template, item.event, item.comment)
                 }

@@ -25,6 +25,7 @@ pub const EVENTS: &[&str] = &[
     "environment_upgrade",
     "ticket_updated",
     "help_answer",
+    "follower_removed",
 ];
 
 /// The languages shipped besides the default (English).
@@ -67,6 +68,7 @@ const BODIES: &[(&str, &str)] = built_in!(
     "release_noted",
     "ticket_updated",
     "help_answer",
+    "follower_removed",
 );
 
 /// Subjects of notifications that are not about one ticket.

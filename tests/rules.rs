@@ -269,11 +269,12 @@ async fn mentions_notify_and_follow_and_strangers_are_reported() {
         .iter()
         .find(|r| r.template == "command_failed")
         .expect("@carol is reported");
-    assert_eq!(failed.context["event"]["failures"][0]["command"], "@carol");
+    assert_eq!(failed.context["event"]["mentions"][0]["command"], "@carol");
     assert_eq!(
-        failed.context["event"]["failures"][0]["reason"],
+        failed.context["event"]["mentions"][0]["reason"],
         "not in your organization"
     );
+    assert_eq!(failed.context["event"]["failures"], serde_json::json!([]));
 }
 
 #[tokio::test]
@@ -662,4 +663,206 @@ async fn mentioning_a_follower_is_one_mail_that_says_both() {
     );
     let bob = mails.iter().find(|m| m.to == "bob@customer.test").unwrap();
     assert!(!bob.text.contains("mentioned you"), "{}", bob.text);
+}
+
+#[tokio::test]
+async fn what_a_customer_reads_uses_labels_and_plain_words() {
+    let (app, _) = base().await;
+    let before = app.mails().await.len();
+    // A customer may not set "In Progress"; @carol is not in her organization.
+    let raw = reply(
+        "alice@customer.test",
+        "w1",
+        "",
+        "#status in progress\nPlease hurry, @carol.",
+    );
+    app.deliver(&raw).await;
+    // Sharing needs proof; bob gives none.
+    let raw = reply(
+        "bob@customer.test",
+        "w2",
+        "",
+        "#share alice@customer.test\nok",
+    );
+    app.deliver(&raw).await;
+    let mails = app.mails().await.split_off(before);
+    // Alice: her notice, and Bob's comment.
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|m| m.to == "alice@customer.test")
+            .count(),
+        2
+    );
+    let to_alice: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to == "alice@customer.test" && m.text.contains("not carried out"))
+        .collect();
+    assert_eq!(to_alice.len(), 1, "{mails:#?}");
+    let notice = to_alice[0];
+    notice.assert_reads_well();
+    assert!(
+        notice
+            .text
+            .contains("The following command in it was not carried out:\n\n  * #status in progress\n    you may not set the status to \"In Progress\""),
+        "{}",
+        notice.text
+    );
+    assert!(
+        notice.text.contains(
+            "Nobody was told of this mention:\n\n  * @carol\n    not in your organization"
+        ),
+        "{}",
+        notice.text
+    );
+    let to_bob: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to == "bob@customer.test" && m.text.contains("not carried out"))
+        .collect();
+    assert_eq!(to_bob.len(), 1, "{mails:#?}");
+    to_bob[0].assert_reads_well();
+    assert!(
+        to_bob[0]
+            .text
+            .contains("we could not confirm that this email comes from you"),
+        "{}",
+        to_bob[0].text
+    );
+    for m in &mails {
+        assert!(
+            !m.text.contains("DKIM") && !m.html.contains("DKIM"),
+            "{}",
+            m.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_dates_are_in_the_reader_s_language_and_the_desk_s_zone() {
+    let app = TestApp::with_settings(|s| s.support.timezone = "+09:00".into()).await;
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    let stored = app.ticket(1).await.updated_at;
+    let before = app.mails().await.len();
+    let raw = b"From: alice@customer.test\nTo: support@example.test\nMessage-ID: <dl@x.test>\nSubject: list\n\n#list\n";
+    assert_eq!(app.deliver(raw).await.outcome, Outcome::CommandOnly);
+    let mails = app.mails().await.split_off(before);
+    assert_eq!(mails.len(), 1);
+    let list = &mails[0];
+    list.assert_reads_well();
+    assert!(!list.text.contains(&stored), "{}", list.text);
+    assert!(
+        list.text.contains("In Progress") || list.text.contains("New,"),
+        "{}",
+        list.text
+    );
+    assert!(list.text.contains("(UTC+09:00)"), "{}", list.text);
+    assert!(!list.html.contains(&stored), "{}", list.html);
+
+    // The same list in Japanese.
+    sqlx::query("UPDATE users SET locale = 'ja' WHERE email = 'alice@customer.test'")
+        .execute(app.sqlite_pool())
+        .await
+        .unwrap();
+    let raw = b"From: alice@customer.test\nTo: support@example.test\nMessage-ID: <dl2@x.test>\nSubject: list\n\n#list\n";
+    app.deliver(raw).await;
+    let ja = app.mails().await.pop().unwrap();
+    ja.assert_reads_well();
+    assert!(
+        ja.text.contains("最終更新：2026年") || ja.text.contains("最終更新："),
+        "{}",
+        ja.text
+    );
+    assert!(
+        ja.text.contains("日 ") && ja.text.contains("（UTC+09:00）"),
+        "{}",
+        ja.text
+    );
+}
+
+#[tokio::test]
+async fn a_removed_follower_is_told_once() {
+    let (app, _) = base().await;
+    let before = app.mails().await.len();
+    let raw = reply(
+        "alice@customer.test",
+        "rm",
+        &token_of(1),
+        "#unshare bob@customer.test\nBob has moved on.",
+    );
+    assert_eq!(app.deliver(&raw).await.outcome, Outcome::CommentAdded);
+    let mails = app.mails().await.split_off(before);
+    let to_bob: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to == "bob@customer.test")
+        .collect();
+    assert_eq!(to_bob.len(), 1, "{mails:#?}");
+    to_bob[0].assert_reads_well();
+    assert!(
+        to_bob[0]
+            .text
+            .contains("Alice Anders <alice@customer.test> removed you from ticket #1."),
+        "{}",
+        to_bob[0].text
+    );
+    assert!(
+        !to_bob[0].text.contains("Bob has moved on."),
+        "{}",
+        to_bob[0].text
+    );
+}
+
+#[tokio::test]
+async fn a_staff_invite_explains_the_staff_commands() {
+    let app = TestApp::new().await;
+    let new = |email: &str, role| ticketgate::store::NewUser {
+        email: email.parse().unwrap(),
+        name: "Nina New".into(),
+        role,
+        org_id: None,
+        locale: "en".into(),
+    };
+    let ingestor = &app.app.ingestor;
+    ticketgate::manage::add_user(
+        ingestor,
+        &new("nina@example.test", ticketgate::domain::ticket::Role::Staff),
+        None,
+        true,
+    )
+    .await
+    .unwrap();
+    ticketgate::manage::add_user(
+        ingestor,
+        &new(
+            "carl@customer.test",
+            ticketgate::domain::ticket::Role::Customer,
+        ),
+        None,
+        true,
+    )
+    .await
+    .unwrap();
+    let mails = app.mails().await;
+    assert_eq!(
+        common::count_per_recipient(&mails),
+        [
+            ("carl@customer.test".to_string(), 1),
+            ("nina@example.test".to_string(), 1)
+        ]
+    );
+    let staff = mails.iter().find(|m| m.to == "nina@example.test").unwrap();
+    staff.assert_reads_well();
+    assert!(
+        staff.text.contains("registered as support staff"),
+        "{}",
+        staff.text
+    );
+    assert!(staff.text.contains("#priority P2"), "{}", staff.text);
+    assert!(!staff.text.contains("To open a ticket"), "{}", staff.text);
+    let customer = mails.iter().find(|m| m.to == "carl@customer.test").unwrap();
+    assert!(
+        customer.text.contains("To open a ticket"),
+        "{}",
+        customer.text
+    );
+    assert!(!customer.text.contains("#priority"), "{}", customer.text);
 }

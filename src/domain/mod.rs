@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod classify;
 pub mod commands;
+pub mod dates;
 pub mod ids;
 pub mod mail;
 pub mod mentions;

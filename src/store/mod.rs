@@ -16,7 +16,7 @@ use crate::domain::ticket::{FollowerSource, Priority, Role, Status};
 
 pub mod postgres;
 pub mod sqlite;
-mod time_text;
+pub(crate) mod time_text;
 
 pub use time_text::{format_ts, parse_ts};
 
