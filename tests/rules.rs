@@ -298,6 +298,20 @@ async fn a_staff_mention_of_nobody_registered_says_so() {
 }
 
 #[tokio::test]
+async fn a_request_to_upgrade_our_production_environment_gets_the_upgrade_answer() {
+    let (app, since) = base().await;
+    let raw = "From: bob@customer.test\nTo: support@example.test\nMessage-ID: <up2@x.test>\nSubject: Please upgrade our production environment\n\nTo 5.2, any evening.\n";
+    app.deliver(raw.as_bytes()).await;
+    let rows = new_rows(&app, since).await;
+    let answers: Vec<_> = rows
+        .iter()
+        .filter(|r| r.template == "environment_upgrade")
+        .map(|r| r.to.as_str())
+        .collect();
+    assert_eq!(answers, ["bob@customer.test"], "{:?}", who(&rows));
+}
+
+#[tokio::test]
 async fn list_alone_answers_the_sender_without_a_ticket() {
     let (app, since) = base().await;
     let raw = b"From: alice@customer.test\nTo: support@example.test\nReply-To: someone@evil.test\nMessage-ID: <l1@x.test>\nSubject: list\n\n#list\n";

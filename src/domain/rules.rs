@@ -377,6 +377,88 @@ mod tests {
             .collect()
     }
 
+    /// The shipped upgrade rule answers a request to upgrade an environment,
+    /// whichever word comes first, in English and Japanese, and nothing else.
+    #[test]
+    fn the_upgrade_rule_matches_upgrade_and_environment_in_either_order() {
+        let rules = defaults();
+        let answers = |subject: &str| {
+            let facts = Facts {
+                author_role: Some(Role::Customer),
+                sender_domain: "customer.test",
+                status: Some(Status::New),
+                subject,
+                ..Facts::default()
+            };
+            rules
+                .evaluate(Trigger::TicketCreated, &facts)
+                .iter()
+                .any(|e| e.action == Action::ReplyTemplate("environment_upgrade".into()))
+        };
+        let cases = [
+            ("the old spelling", "Environment upgrade to 5.2", true),
+            (
+                "upgrade first",
+                "Please upgrade our production environment",
+                true,
+            ),
+            (
+                "plural, other words between",
+                "Upgrading the staging and test environments",
+                true,
+            ),
+            (
+                "lower case, short form",
+                "can you upgrade the prod env this week?",
+                true,
+            ),
+            (
+                "environment first, plural",
+                "Environment upgrades for next quarter",
+                true,
+            ),
+            (
+                "Japanese, environment first",
+                "本番環境のアップグレードをお願いします",
+                true,
+            ),
+            ("Japanese, upgrade first", "アップグレード：検証環境", true),
+            (
+                "Japanese, version-up",
+                "テスト環境をバージョンアップしてください",
+                true,
+            ),
+            (
+                "an upgrade without an environment",
+                "Login page returns 500 after upgrade",
+                false,
+            ),
+            (
+                "an environment without an upgrade",
+                "Test environment is down",
+                false,
+            ),
+            (
+                "a word that only contains them",
+                "Upgradeable environmentalism",
+                false,
+            ),
+            (
+                "Japanese, environment only",
+                "検証環境が起動しません",
+                false,
+            ),
+            (
+                "Japanese, upgrade only",
+                "アップグレード後にログインできません",
+                false,
+            ),
+        ];
+        for (name, subject, expected) in cases {
+            assert_eq!(answers(subject), expected, "{name}: {subject:?}");
+        }
+    }
+
     #[test]
     fn every_default_rule() {
         let rules = defaults();
