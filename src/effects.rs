@@ -377,7 +377,10 @@ impl<'a> Changes<'a> {
             mentions::find(body)
         };
         let excerpt: String = body.chars().take(300).collect();
-        let failures = self.mentions(&current, author, &found, &excerpt).await?;
+        // Over the API or portal the author has signed in: proven.
+        let failures = self
+            .mentions(&current, author, true, &found, &excerpt)
+            .await?;
         let current = self.reload(state.id).await?;
         let input = RuleInput {
             subject: &current.subject,
@@ -538,9 +541,9 @@ impl<'a> Changes<'a> {
     ) -> Result<Result<TicketState, Refusal>, StoreError> {
         let actor = author.actor();
         let user = author.user;
-        // DESIGN "Forged senders": staff commands and access grants need proof.
-        let needs_proof = user.role == Role::Staff || command.grants_access();
-        if needs_proof && !author.proven {
+        // DESIGN "Forged senders": staff commands and changes of who may see
+        // the ticket (grants and removals) need proof.
+        if ticket::needs_proof(&actor, command.reach()) && !author.proven {
             return Ok(Err(Refusal::Unverified));
         }
         let access = access(state);
@@ -708,6 +711,7 @@ impl<'a> Changes<'a> {
         &mut self,
         state: &TicketState,
         author: &User,
+        proven: bool,
         found: &[Mention],
         excerpt: &str,
     ) -> Result<Vec<Failure>, StoreError> {
@@ -731,6 +735,11 @@ impl<'a> Changes<'a> {
                     let Some(target) = reachable.iter().find(|u| u.id == id) else {
                         continue;
                     };
+                    if !ticket::may_mention(proven, &actor(target), &access(state)) {
+                        // It would let them in: as a share would, it needs proof.
+                        failures.push(Failure::new(m.text(), Refusal::Unverified.to_string()));
+                        continue;
+                    }
                     let following = self.policy.auto_follow_mentions;
                     if following {
                         self.tx

@@ -975,7 +975,7 @@ impl Ingestor {
         let excerpt: String = body.chars().take(300).collect();
         failures.extend(
             changes
-                .mentions(&state, user, &content.mentions, &excerpt)
+                .mentions(&state, user, proven, &content.mentions, &excerpt)
                 .await?,
         );
         let facts_status = Some(Status::New);
@@ -1082,7 +1082,11 @@ impl Ingestor {
             // Mentions in an internal note reach staff only.
             let excerpt: String = body.chars().take(300).collect();
             let visible: &[mentions::Mention] = if internal { &[] } else { &content.mentions };
-            failures.extend(changes.mentions(&current, user, visible, &excerpt).await?);
+            failures.extend(
+                changes
+                    .mentions(&current, user, proven, visible, &excerpt)
+                    .await?,
+            );
             changes
                 .apply_rules(
                     Trigger::CommentAdded,

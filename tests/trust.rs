@@ -5,6 +5,9 @@ mod common;
 
 use common::TestApp;
 use ticketgate::domain::outcome::Outcome;
+use ticketgate::domain::ticket::Role;
+use ticketgate::domain::token;
+use ticketgate::store::{NewUser, TicketView};
 
 /// Alice's ticket #1 (Bob in Cc follows it).
 async fn alices_ticket(app: &TestApp) -> i64 {
@@ -53,4 +56,222 @@ async fn a_message_with_two_from_fields_is_refused_and_changes_nothing() {
         "bob still follows"
     );
     assert_eq!(app.outbox().await.len(), before, "nobody was emailed");
+}
+
+fn message(from: &str, headers: &str, body: &str) -> Vec<u8> {
+    format!("From: {from}\nTo: support@example.test\n{headers}\n\n{body}\n").into_bytes()
+}
+
+/// A reply on ticket #1 by `from`, with extra `headers`.
+fn reply_on_1(from: &str, id: &str, headers: &str, body: &str) -> Vec<u8> {
+    let headers = format!(
+        "Message-ID: <{id}@test>\nIn-Reply-To: <base-1@customer.test>\nSubject: Re: Login page\n{headers}"
+    );
+    message(from, headers.trim_end(), body)
+}
+
+/// The reply address the gateway issues to `user` on `ticket`.
+fn own_reply_address(ticket: i64, user: i64) -> String {
+    token::reply_address(
+        &"support@example.test".parse().unwrap(),
+        b"test-secret",
+        ticket,
+        user,
+    )
+    .to_string()
+}
+
+fn followers(ticket: &TicketView) -> Vec<(String, String)> {
+    ticket
+        .followers
+        .iter()
+        .map(|f| (f.email.clone(), f.source.to_string()))
+        .collect()
+}
+
+/// `(to, template)` of the rows queued since `since`.
+async fn mail_since(app: &TestApp, since: usize) -> Vec<(String, String)> {
+    app.outbox()
+        .await
+        .split_off(since)
+        .into_iter()
+        .map(|r| (r.to, r.template))
+        .collect()
+}
+
+/// The commands a `command_failed` notice to `to` lists.
+async fn reported_to(app: &TestApp, to: &str) -> Vec<String> {
+    app.outbox()
+        .await
+        .into_iter()
+        .filter(|r| r.to == to && r.template == "command_failed")
+        .flat_map(|r| {
+            r.context["event"]["failures"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|f| f["command"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_forged_staff_mention_lets_nobody_in_and_is_reported_back() {
+    let app = TestApp::new().await;
+    let t = alices_ticket(&app).await;
+    let since = app.outbox().await.len();
+    let forged = app
+        .deliver(&reply_on_1(
+            "sam@example.test",
+            "m1",
+            "",
+            "@carol@other.test please look",
+        ))
+        .await;
+    assert_eq!(forged.outcome, Outcome::CommentAdded);
+    let ticket = app.ticket(t).await;
+    assert!(
+        !followers(&ticket)
+            .iter()
+            .any(|(e, _)| e == "carol@other.test"),
+        "carol does not follow: {:?}",
+        followers(&ticket)
+    );
+    let sent = mail_since(&app, since).await;
+    assert!(
+        !sent.iter().any(|(to, _)| to == "carol@other.test"),
+        "carol is not emailed: {sent:?}"
+    );
+    assert_eq!(
+        reported_to(&app, "sam@example.test").await,
+        ["@carol@other.test"]
+    );
+
+    // The same mention, vouched for by our MTA, lets her in.
+    let since = app.outbox().await.len();
+    let proven = app
+        .deliver(&reply_on_1(
+            "sam@example.test",
+            "m2",
+            "Authentication-Results: mx.example.test; dkim=pass header.d=example.test",
+            "@carol@other.test please look",
+        ))
+        .await;
+    assert_eq!(proven.outcome, Outcome::CommentAdded);
+    assert!(
+        followers(&app.ticket(t).await).contains(&("carol@other.test".into(), "mention".into()))
+    );
+    let to_carol: Vec<_> = mail_since(&app, since)
+        .await
+        .into_iter()
+        .filter(|(to, _)| to == "carol@other.test")
+        .collect();
+    assert_eq!(to_carol.len(), 1, "{to_carol:?}");
+}
+
+#[tokio::test]
+async fn an_unproven_customer_may_still_mention_someone_who_already_sees_the_ticket() {
+    let app = TestApp::new().await;
+    let t = alices_ticket(&app).await;
+    // Erin is in the ticket's organization: pointing her at it gives nothing away.
+    assert_eq!(app.ticket(t).await.orgs, ["customer-site-a"]);
+    let site_a = app
+        .store()
+        .find_org("customer-site-a")
+        .await
+        .unwrap()
+        .unwrap();
+    app.store()
+        .add_user(&NewUser {
+            email: "erin@customer.test".parse().unwrap(),
+            name: "Erin Evans".into(),
+            role: Role::Customer,
+            org_id: Some(site_a.id),
+            locale: "en".into(),
+        })
+        .await
+        .unwrap();
+    let since = app.outbox().await.len();
+    let r = app
+        .deliver(&reply_on_1(
+            "alice@customer.test",
+            "m3",
+            "",
+            "@erin see above",
+        ))
+        .await;
+    assert_eq!(r.outcome, Outcome::CommentAdded);
+    let to_erin: Vec<_> = mail_since(&app, since)
+        .await
+        .into_iter()
+        .filter(|(to, _)| to == "erin@customer.test")
+        .collect();
+    assert_eq!(to_erin, [("erin@customer.test".into(), "mentioned".into())]);
+    assert!(
+        followers(&app.ticket(t).await).contains(&("erin@customer.test".into(), "mention".into()))
+    );
+    assert!(reported_to(&app, "alice@customer.test").await.is_empty());
+}
+
+#[tokio::test]
+async fn removing_followers_or_organizations_needs_proof() {
+    let app = TestApp::new().await;
+    let t = alices_ticket(&app).await;
+    let before = app.ticket(t).await;
+    assert!(
+        followers(&before)
+            .iter()
+            .any(|(e, _)| e == "bob@customer.test")
+    );
+    assert_eq!(before.orgs.len(), 1);
+
+    // A never-seen address at the org's domain, registered by this very mail.
+    app.deliver(&reply_on_1(
+        "eve@customer.test",
+        "u1",
+        "",
+        "#unshare-org customer-site-a\nPlease ignore the noise.",
+    ))
+    .await;
+    // A forged requester, and a forged Bob leaving his own ticket.
+    app.deliver(&reply_on_1(
+        "alice@customer.test",
+        "u2",
+        "",
+        "#unshare bob@customer.test\nThanks.",
+    ))
+    .await;
+    app.deliver(&reply_on_1(
+        "bob@customer.test",
+        "u3",
+        "",
+        "#unfollow\nI am out of office.",
+    ))
+    .await;
+    let after = app.ticket(t).await;
+    assert_eq!(after.orgs, before.orgs, "the org stays attached");
+    assert_eq!(followers(&after), followers(&before), "nobody was removed");
+    assert_eq!(
+        reported_to(&app, "eve@customer.test").await,
+        ["#unshare-org customer-site-a"]
+    );
+    assert_eq!(
+        reported_to(&app, "alice@customer.test").await,
+        ["#unshare bob@customer.test"]
+    );
+    assert_eq!(reported_to(&app, "bob@customer.test").await, ["#unfollow"]);
+
+    // A reply to Alice's own reply address is proof, as for a share.
+    app.deliver(&reply_on_1(
+        "alice@customer.test",
+        "u4",
+        &format!("Delivered-To: {}", own_reply_address(t, 1)),
+        "#unshare bob@customer.test\nThanks.",
+    ))
+    .await;
+    assert!(
+        !followers(&app.ticket(t).await)
+            .iter()
+            .any(|(e, _)| e == "bob@customer.test")
+    );
 }

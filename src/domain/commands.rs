@@ -3,7 +3,7 @@
 //! about position: a `#` further down is text, so quoting a command never runs it.
 
 use super::ids::EmailAddress;
-use super::ticket::{Priority, Status};
+use super::ticket::{Priority, Reach, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -31,12 +31,20 @@ impl Command {
     pub fn is_question(&self) -> bool {
         matches!(self, Command::List | Command::Help)
     }
-}
 
-impl Command {
-    /// Commands that give someone access need proof of the sender (DESIGN "Forged senders").
-    pub fn grants_access(&self) -> bool {
-        matches!(self, Command::Share(_) | Command::ShareOrg(_))
+    /// How the command changes who may see the ticket; see `ticket::needs_proof`.
+    pub fn reach(&self) -> Reach {
+        match self {
+            Command::Share(_) | Command::ShareOrg(_) => Reach::Grants,
+            Command::Unshare(_) | Command::UnshareOrg(_) | Command::Unfollow => Reach::Removes,
+            Command::Status(_)
+            | Command::Priority(_)
+            | Command::Follow
+            | Command::Release(_)
+            | Command::Internal
+            | Command::List
+            | Command::Help => Reach::Keeps,
+        }
     }
 }
 
@@ -407,11 +415,24 @@ mod tests {
     }
 
     #[test]
-    fn access_granting_commands_are_marked() {
-        assert!(Command::Share(vec![]).grants_access());
-        assert!(Command::ShareOrg("x".into()).grants_access());
-        assert!(!Command::Unshare(vec![]).grants_access());
-        assert!(!Command::Status(Status::Closed).grants_access());
+    fn commands_that_change_who_sees_a_ticket_are_marked() {
+        let cases = [
+            (Command::Share(vec![]), Reach::Grants),
+            (Command::ShareOrg("x".into()), Reach::Grants),
+            (Command::Unshare(vec![]), Reach::Removes),
+            (Command::UnshareOrg("x".into()), Reach::Removes),
+            (Command::Unfollow, Reach::Removes),
+            (Command::Follow, Reach::Keeps),
+            (Command::Status(Status::Closed), Reach::Keeps),
+            (Command::Priority(Priority::P1), Reach::Keeps),
+            (Command::Release("4.2".into()), Reach::Keeps),
+            (Command::Internal, Reach::Keeps),
+            (Command::List, Reach::Keeps),
+            (Command::Help, Reach::Keeps),
+        ];
+        for (command, reach) in cases {
+            assert_eq!(command.reach(), reach, "{command:?}");
+        }
     }
 
     #[test]

@@ -170,6 +170,43 @@ pub fn may_post_internal(actor: &Actor) -> bool {
     actor.role == Role::Staff
 }
 
+/// How a change moves the set of people who may see a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    Keeps,
+    /// Someone gains access: a share, or a mention of someone outside the ticket.
+    Grants,
+    /// Someone loses access: an unshare, or one's own `#unfollow`.
+    Removes,
+}
+
+/// Whether a change needs proof of the sender (a trusted DKIM/DMARC pass or
+/// a reply to their own reply address; DESIGN "Forged senders"): everything
+/// staff do, and anything that changes who may see the ticket. Removal counts
+/// as much as a grant: a forger could otherwise drop a colleague or an org, or
+/// `#unfollow` a real customer off their own updates.
+pub fn needs_proof(actor: &Actor, reach: Reach) -> bool {
+    actor.role == Role::Staff || reach != Reach::Keeps
+}
+
+/// What mentioning `target` does. The mention mail carries the ticket and the
+/// target's own reply address (and, by default, makes them a follower), so a
+/// mention of someone who may not already see the ticket grants access.
+pub fn mention_reach(target: &Actor, access: &Access) -> Reach {
+    if may_comment(target, access) {
+        Reach::Keeps
+    } else {
+        Reach::Grants
+    }
+}
+
+/// Whether an author with (`proven`) or without proof may mention `target`.
+/// A mention is not a command: an unproven author may still point a current
+/// participant at the ticket, never let anyone new in.
+pub fn may_mention(proven: bool, target: &Actor, access: &Access) -> bool {
+    proven || mention_reach(target, access) == Reach::Keeps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +385,74 @@ mod tests {
         assert!(may_set_priority(&staff) && !may_set_priority(&requester));
         assert!(may_note_release(&staff) && !may_note_release(&requester));
         assert!(may_post_internal(&staff) && !may_post_internal(&follower));
+    }
+
+    #[test]
+    fn who_needs_proof() {
+        let customer = Actor {
+            user: 1,
+            role: Role::Customer,
+            org: Some(10),
+        };
+        let staff = Actor {
+            user: 9,
+            role: Role::Staff,
+            org: None,
+        };
+        let cases = [
+            (
+                "customer, nothing changes who sees it",
+                customer,
+                Reach::Keeps,
+                false,
+            ),
+            ("customer grants", customer, Reach::Grants, true),
+            ("customer removes", customer, Reach::Removes, true),
+            ("staff, anything", staff, Reach::Keeps, true),
+            ("staff grants", staff, Reach::Grants, true),
+            ("staff removes", staff, Reach::Removes, true),
+        ];
+        for (name, actor, reach, expected) in cases {
+            assert_eq!(needs_proof(&actor, reach), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn who_may_be_mentioned_without_proof() {
+        let access = Access {
+            requester: 1,
+            followers: vec![1, 2],
+            orgs: vec![10],
+        };
+        let target = |user, role, org| Actor { user, role, org };
+        let cases = [
+            ("the requester", target(1, Role::Customer, Some(10)), true),
+            (
+                "a follower from elsewhere",
+                target(2, Role::Customer, Some(20)),
+                true,
+            ),
+            (
+                "a member of an attached org",
+                target(3, Role::Customer, Some(10)),
+                true,
+            ),
+            ("staff", target(4, Role::Staff, None), true),
+            (
+                "someone of another org",
+                target(5, Role::Customer, Some(20)),
+                false,
+            ),
+            ("someone of no org", target(6, Role::Customer, None), false),
+        ];
+        for (name, who, unproven_may) in cases {
+            assert_eq!(may_mention(false, &who, &access), unproven_may, "{name}");
+            assert!(may_mention(true, &who, &access), "{name}, proven");
+            assert_eq!(
+                mention_reach(&who, &access) == Reach::Grants,
+                !unproven_may,
+                "{name}"
+            );
+        }
     }
 }
