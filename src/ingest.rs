@@ -1259,18 +1259,20 @@ impl Ingestor {
             return Ok(());
         }
         let limit = format!("{} MB", self.policy.max_message_size / (1024 * 1024));
+        // To an unknown sender (who may be forged: backscatter) the notice says
+        // nothing the sender wrote, neither display name nor subject, so it
+        // cannot carry anyone's text to a third party.
+        let original_subject = user.map(|_| mail.subject.as_str());
         let notice = Notice {
             template: "refused",
             to: sender,
-            name: user
-                .map(|u| u.name.as_str())
-                .or(mail.from.as_ref().and_then(|f| f.name.as_deref())),
+            name: user.map(|u| u.name.as_str()),
             user: None,
             locale: user.map(|u| u.locale.as_str()),
             reason: "sender",
             ticket: None,
             comment: None,
-            event: serde_json::json!({ "reason": reason, "original_subject": mail.subject, "limit": limit }),
+            event: serde_json::json!({ "reason": reason, "original_subject": original_subject, "limit": limit }),
         };
         notice::queue(tx, &self.sender, notice, now).await?;
         Ok(())

@@ -1016,3 +1016,17 @@ async fn the_endpoint_works_from_any_instance_sharing_postgres() {
     assert_eq!(ready.status, 200);
     drop(apps);
 }
+
+#[tokio::test]
+async fn a_known_route_with_another_method_answers_405_with_the_json_error_body() {
+    let api = Api::start().await;
+    for (method, path) in [("PUT", "/api/tickets"), ("DELETE", "/api/users")] {
+        let r = request(api.addr, method, path, Some(&api.token), None).await;
+        assert_eq!(r.status, 405, "{method} {path}");
+        assert_eq!(
+            r.json()["error"]["code"],
+            "method_not_allowed",
+            "{method} {path}"
+        );
+    }
+}

@@ -712,3 +712,41 @@ async fn a_long_comment_is_mailed_as_an_excerpt_that_points_to_the_ticket() {
         }
     }
 }
+
+/// A refusal to an unknown (possibly forged) sender repeats nothing they
+/// wrote: not their display name, not their subject (backscatter).
+#[tokio::test]
+async fn a_refusal_to_an_unknown_sender_echoes_none_of_their_text() {
+    let app = TestApp::new().await;
+    let raw = "From: \"Cheap Pills www.spam.test\" <victim@nowhere.test>\nTo: support@example.test\n\
+               Message-ID: <spam@nowhere.test>\nSubject: BUY NOW at www.spam.test\n\nBuy.\n";
+    let report = app.deliver(raw.as_bytes()).await;
+    assert_eq!(
+        (report.outcome, report.reason.as_deref()),
+        (Outcome::Rejected, Some("unknown_sender"))
+    );
+    flush(&app).await;
+    let rows = app.outbox().await;
+    let refusals: Vec<_> = rows
+        .iter()
+        .filter(|r| r.to == "victim@nowhere.test")
+        .collect();
+    assert_eq!(refusals.len(), 1, "{rows:?}");
+    let bytes = std::fs::read(
+        app.dir
+            .path()
+            .join(format!("outbox/{:08}.eml", refusals[0].id)),
+    )
+    .unwrap();
+    let mail = parse(&bytes);
+    let shown = format!(
+        "{}\n{}\n{}\n{}",
+        mail.subject().unwrap_or_default(),
+        header(&mail, "To"),
+        mail.body_text(0).unwrap(),
+        mail.body_html(0).unwrap()
+    );
+    assert!(!shown.contains("spam.test"), "{shown}");
+    assert!(!shown.contains("Cheap Pills"), "{shown}");
+    assert!(shown.contains("not registered"), "{shown}");
+}

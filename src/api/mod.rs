@@ -392,6 +392,15 @@ pub fn router(state: ApiState) -> Router {
         }),
     )
     .fallback(|| async { ApiError::not_found("no such route") })
+    // Every previously added route: a known path with another method gets
+    // the same JSON error body as every other refusal (axum's own is empty).
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method",
+        )
+    })
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
     .layer(middleware::from_fn_with_state(state.clone(), track))
     .with_state(state)

@@ -170,7 +170,10 @@ impl InboundMail {
             to: message.to().map(mailboxes).unwrap_or_default(),
             cc: message.cc().map(mailboxes).unwrap_or_default(),
             delivered_to,
-            subject: message.subject().map(clean_line).unwrap_or_default(),
+            subject: message
+                .subject()
+                .map(|s| cap_subject(clean_line(s)))
+                .unwrap_or_default(),
             date: message.date().map(|d| d.to_timestamp()),
             text: String::new(),
             html: None,
@@ -371,17 +374,43 @@ fn mailboxes_first(address: &Address<'_>) -> Option<Mailbox> {
 }
 
 /// One-line header text: no NULs or control characters, whitespace collapsed.
+/// One line of header text as people will see it: whitespace runs become one
+/// space, control characters go, and so do bidirectional controls (Unicode
+/// UAX #9: embeddings, overrides, isolates, marks), which let
+/// `invoice<U+202E>fdp.exe` show as "invoiceexe.pdf".
 fn clean_line(input: &str) -> String {
     let mut out = String::with_capacity(input.len());
     for word in input.split(|c: char| c.is_whitespace() || c.is_control()) {
-        if !word.is_empty() {
+        let mut word = word.chars().filter(|c| !is_bidi_control(*c)).peekable();
+        if word.peek().is_some() {
             if !out.is_empty() {
                 out.push(' ');
             }
-            out.push_str(word);
+            out.extend(word);
         }
     }
     out
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+    )
+}
+
+/// A subject is cut to this many characters (the last one an ellipsis): it
+/// is stored with the ticket and repeated in every notification's subject,
+/// and a 1 MB one made every mail about its ticket 1 MB.
+pub const SUBJECT_MAX_CHARS: usize = 250;
+
+fn cap_subject(subject: String) -> String {
+    match subject.char_indices().nth(SUBJECT_MAX_CHARS - 1) {
+        Some((cut, _)) if subject[cut..].chars().nth(1).is_some() => {
+            format!("{}…", subject[..cut].trim_end())
+        }
+        _ => subject,
+    }
 }
 
 fn unfold(input: &str) -> String {
@@ -612,6 +641,34 @@ mod tests {
             "support+1.2.abc@example.test"
         );
         assert_eq!(mail.text, "Body\n");
+    }
+
+    #[test]
+    fn shown_header_text_is_bounded_and_free_of_bidi_controls() {
+        let long = "x".repeat(1 << 20);
+        let raw = format!(
+            "From: \"Eve\u{202E}gnp.\" <eve@customer.test>\r\nSubject: {long}\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nSee file.\r\n--b\r\n\
+             Content-Type: application/octet-stream\r\n\
+             Content-Disposition: attachment; filename=\"invoice\u{202E}fdp.exe\"\r\n\r\nMZ\r\n--b--\r\n"
+        );
+        let mail = InboundMail::parse(raw.as_bytes()).unwrap();
+        assert_eq!(mail.subject.chars().count(), SUBJECT_MAX_CHARS);
+        assert!(mail.subject.ends_with('…'));
+        assert_eq!(mail.attachments[0].filename, "invoicefdp.exe");
+        assert_eq!(mail.from.as_ref().unwrap().name.as_deref(), Some("Evegnp."));
+        let cases = [
+            ("a\u{202A}b\u{202B}c\u{202C}d\u{202D}e\u{202E}f", "abcdef"),
+            ("a\u{2066}b\u{2067}c\u{2068}d\u{2069}e", "abcde"),
+            ("left\u{200E} \u{200F} right\u{061C}", "left right"),
+            ("مرحبا  Hello", "مرحبا Hello"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(clean_line(input), expected, "{input:?}");
+        }
+        let exact = "y".repeat(SUBJECT_MAX_CHARS);
+        assert_eq!(cap_subject(exact.clone()), exact, "at the limit: kept");
     }
 
     #[test]
