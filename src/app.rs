@@ -74,6 +74,16 @@ impl App {
         let policy =
             IntakePolicy::from_settings(&settings).context("loading the reply-token secret")?;
         let ingestor = Ingestor::new(store.clone(), policy);
+        // Like the database, the Maildir inbox exists from the first command
+        // on, so mail can be written into its tmp/ before `serve` runs
+        // (README "Trying it"). `serve` fails if it still cannot be made.
+        for mailbox in &settings.mailbox {
+            if mailbox.kind == MailboxKind::Maildir
+                && let Err(e) = Maildir::new(&mailbox.path).ensure()
+            {
+                tracing::warn!(path = %mailbox.path, error = %e, "cannot create the Maildir");
+            }
+        }
         Ok(Self {
             settings,
             store,

@@ -549,6 +549,18 @@ async fn ingest_paths(app: &App, args: &IngestArgs) -> anyhow::Result<ExitCode> 
     let mut items = Vec::new();
     for path in &args.paths {
         match source::expand(std::slice::from_ref(path)) {
+            // Said, so an empty run is never mistaken for one that took mail.
+            Ok(found) if found.is_empty() => eprintln!(
+                "{}: no messages to ingest ({})",
+                path.display(),
+                if source::maildir::is_maildir(path) {
+                    "a Maildir with nothing in new/ or cur/"
+                } else if path.is_dir() {
+                    "a folder with no message files"
+                } else {
+                    "no message in it"
+                }
+            ),
             Ok(found) => items.extend(found),
             Err(e) => {
                 // Named, and the other paths still taken.

@@ -963,3 +963,49 @@ fn operators_edit_users_and_remove_delivery_leads() {
         String::from_utf8_lossy(&nobody.stderr).contains("no registered user nobody@customer.test")
     );
 }
+
+/// README "Trying it": the Maildir's tmp/ is there to copy into once any
+/// command has run, before `serve` ever has.
+#[test]
+fn the_configured_maildir_exists_after_the_first_command() {
+    let dir = workdir();
+    ok(dir.path(), &["org", "add", "Customer Site A"]);
+    for sub in ["tmp", "new", "cur"] {
+        assert!(
+            dir.path().join("var/maildir").join(sub).is_dir(),
+            "var/maildir/{sub} missing"
+        );
+    }
+}
+
+#[test]
+fn a_maildir_without_cur_is_ingested_from_new_and_an_empty_one_is_named() {
+    let dir = workdir();
+    seed(dir.path());
+    let md = dir.path().join("drop");
+    std::fs::create_dir_all(md.join("new")).unwrap();
+    std::fs::write(
+        md.join("new/1700000001.M1.host"),
+        fixture("_base/01_alice_opens_ticket.eml"),
+    )
+    .unwrap();
+    let out = run(dir.path(), &["ingest", "--json", "drop"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(lines.len(), 1, "the message in new/ is taken");
+    assert_eq!(lines[0]["outcome"], "ticket_created");
+
+    std::fs::create_dir_all(dir.path().join("empty/new")).unwrap();
+    let out = run(dir.path(), &["ingest", "empty"], None);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err.trim(),
+        "empty: no messages to ingest (a Maildir with nothing in new/ or cur/)"
+    );
+}

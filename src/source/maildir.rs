@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use super::{Bounded, Limits, read_bounded};
 
+/// A folder with `new/` or `cur/`: a Maildir written by hand (or by `cp` and
+/// `mv`, as the README does) may not have both yet.
 pub fn is_maildir(path: &Path) -> bool {
-    path.join("new").is_dir() && path.join("cur").is_dir()
+    path.join("new").is_dir() || path.join("cur").is_dir()
 }
 
 #[derive(Debug, Clone)]

@@ -165,8 +165,13 @@ pub fn expand(paths: &[PathBuf]) -> std::io::Result<Vec<Item>> {
     for path in paths {
         if path.is_dir() {
             if maildir::is_maildir(path) {
-                let mut files = files_in(&path.join("cur"))?;
-                files.extend(files_in(&path.join("new"))?);
+                let mut files = Vec::new();
+                for sub in ["cur", "new"] {
+                    let sub = path.join(sub);
+                    if sub.is_dir() {
+                        files.extend(files_in(&sub)?);
+                    }
+                }
                 files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
                 items.extend(files.into_iter().map(Item::File));
             } else {
