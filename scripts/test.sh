@@ -65,4 +65,9 @@ cargo test --locked --lib --bins --tests
 log "doc tests"
 cargo test --locked --doc
 
+# The README's "Trying it" block, run as written in a fresh copy with the
+# binary the tests just built.
+log "README walkthrough"
+scripts/readme-walkthrough.sh
+
 log "all green in $(( $(date +%s) - start ))s"
