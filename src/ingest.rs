@@ -1021,16 +1021,26 @@ impl Ingestor {
         let parsed = &content.commands;
         let proven = self.proven(mail, user, Some(state.id));
         let mut failures = Vec::new();
-        let wants_internal = parsed
+        let internal = parsed
             .commands
             .iter()
             .any(|c| c.parsed == Ok(Command::Internal));
-        let internal = wants_internal && ticket::may_post_internal(&effects::actor(user)) && proven;
-        if wants_internal && !internal {
-            failures.push(Failure::new(
-                "#internal",
-                "only verified support staff post internal comments",
-            ));
+        if internal && !ticket::may_post_internal(&effects::actor(user), proven) {
+            // Fail safe: text meant for staff is never published. It waits
+            // for staff, and the sender learns how to prove who they are.
+            self.refusal_notice(
+                tx,
+                mail,
+                reason::UNVERIFIED_INTERNAL,
+                Some(user),
+                notify,
+                now,
+            )
+            .await?;
+            return Ok(Decided {
+                ticket: Some(state.id),
+                ..Decided::refused(Outcome::Quarantined, reason::UNVERIFIED_INTERNAL)
+            });
         }
         let body = &content.body;
         let has_content = !body.trim().is_empty() || !mail.attachments.is_empty();

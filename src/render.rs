@@ -258,6 +258,24 @@ mod tests {
     }
 
     #[test]
+    fn an_unverified_internal_note_is_explained_with_the_way_to_prove_it() {
+        let r = Renderer::new(None);
+        let mut context = sample("refused", false);
+        context["event"]["reason"] = "unverified_internal".into();
+        for (locale, says) in [
+            ("en", ["#internal", "reply to a notification", "DKIM"]),
+            ("ja", ["#internal", "通知メールに返信", "DKIM"]),
+        ] {
+            let out = r.notification("refused", locale, &context, true).unwrap();
+            for part in [&out.text, &out.html] {
+                for phrase in says {
+                    assert!(part.contains(phrase), "{locale} lacks {phrase:?}:\n{part}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_shipped_template_renders_and_starts_with_the_marker() {
         let r = Renderer::new(None);
         for locale in std::iter::once("en").chain(LOCALES.iter().copied()) {

@@ -99,17 +99,19 @@ async fn mail_since(app: &TestApp, since: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The commands a `command_failed` notice to `to` lists.
+/// The commands and mentions `command_failed` notices to `to` list.
 async fn reported_to(app: &TestApp, to: &str) -> Vec<String> {
     app.outbox()
         .await
         .into_iter()
         .filter(|r| r.to == to && r.template == "command_failed")
         .flat_map(|r| {
-            r.context["event"]["failures"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
+            ["failures", "mentions"].into_iter().flat_map(move |list| {
+                r.context["event"][list]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
         })
         .filter_map(|f| f["command"].as_str().map(str::to_string))
         .collect()
@@ -274,4 +276,71 @@ async fn removing_followers_or_organizations_needs_proof() {
             .iter()
             .any(|(e, _)| e == "bob@customer.test")
     );
+}
+
+#[tokio::test]
+async fn an_unproven_internal_note_is_quarantined_never_published() {
+    let app = TestApp::new().await;
+    let t = alices_ticket(&app).await;
+    let since = app.outbox().await.len();
+    // To the support address, not Sam's own reply address, and no verdict of our MTA.
+    let r = app
+        .deliver(&reply_on_1(
+            "sam@example.test",
+            "i1",
+            "",
+            "#internal\nBetween us: the customer's admin broke it.",
+        ))
+        .await;
+    assert_eq!(
+        (r.outcome, r.reason.as_deref(), r.ticket),
+        (Outcome::Quarantined, Some("unverified_internal"), Some(t))
+    );
+    assert_eq!(app.ticket(t).await.comments.len(), 1, "no comment added");
+    let sent = mail_since(&app, since).await;
+    assert_eq!(
+        sent,
+        [("sam@example.test".into(), "refused".into())],
+        "only Sam hears of it"
+    );
+    let notice = app.outbox().await.pop().unwrap();
+    assert_eq!(notice.context["event"]["reason"], "unverified_internal");
+
+    // Replying to his own reply address, it is an internal note.
+    let since = app.outbox().await.len();
+    let r = app
+        .deliver(&reply_on_1(
+            "sam@example.test",
+            "i2",
+            &format!("Delivered-To: {}", own_reply_address(t, 4)),
+            "#internal\nBetween us: the customer's admin broke it.",
+        ))
+        .await;
+    assert_eq!(r.outcome, Outcome::CommentAdded);
+    let ticket = app.ticket(t).await;
+    assert!(ticket.comments.last().unwrap().internal);
+    let sent = mail_since(&app, since).await;
+    assert!(
+        sent.iter().all(|(to, _)| to.ends_with("@example.test")),
+        "staff only: {sent:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_customer_asking_for_an_internal_note_is_quarantined() {
+    let app = TestApp::new().await;
+    let t = alices_ticket(&app).await;
+    let r = app
+        .deliver(&reply_on_1(
+            "bob@customer.test",
+            "i3",
+            &format!("Delivered-To: {}", own_reply_address(t, 2)),
+            "#internal\nDo not tell Alice.",
+        ))
+        .await;
+    assert_eq!(
+        (r.outcome, r.reason.as_deref()),
+        (Outcome::Quarantined, Some("unverified_internal"))
+    );
+    assert_eq!(app.ticket(t).await.comments.len(), 1);
 }

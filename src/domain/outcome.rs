@@ -86,4 +86,6 @@ pub mod reason {
     pub const PROCESSING_FAILED: &str = "processing_failed";
     /// More than one From field (RFC 5322 §3.6): whose message it is is unknown.
     pub const MULTIPLE_FROM: &str = "multiple_from";
+    /// `#internal` from someone not proven staff: never published.
+    pub const UNVERIFIED_INTERNAL: &str = "unverified_internal";
 }

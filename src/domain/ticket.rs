@@ -166,8 +166,10 @@ pub fn may_note_release(actor: &Actor) -> bool {
     actor.role == Role::Staff
 }
 
-pub fn may_post_internal(actor: &Actor) -> bool {
-    actor.role == Role::Staff
+/// Only proven staff post internal notes: text meant for staff is never
+/// published on a forged From's word (the caller quarantines it instead).
+pub fn may_post_internal(actor: &Actor, proven: bool) -> bool {
+    actor.role == Role::Staff && proven
 }
 
 /// How a change moves the set of people who may see a ticket.
@@ -384,7 +386,9 @@ mod tests {
         ));
         assert!(may_set_priority(&staff) && !may_set_priority(&requester));
         assert!(may_note_release(&staff) && !may_note_release(&requester));
-        assert!(may_post_internal(&staff) && !may_post_internal(&follower));
+        assert!(may_post_internal(&staff, true));
+        assert!(!may_post_internal(&staff, false), "unproven staff");
+        assert!(!may_post_internal(&follower, true));
     }
 
     #[test]
