@@ -294,6 +294,9 @@ impl Prepared {
     }
 }
 
+/// The `auto_replies` key of the quarantine alert's window (never an address).
+const QUARANTINE_ALERT_KEY: &str = "quarantine alert";
+
 /// At most this many bytes of a batch are copied for its reader thread (a
 /// source's batch may hold 32 MB); deliveries past it are prepared where they
 /// are recorded, without a copy.
@@ -659,6 +662,9 @@ impl Ingestor {
                 }
             }
         };
+        if decided.outcome == Outcome::Quarantined {
+            self.quarantine_alert(tx, delivery.notify, now).await?;
+        }
         let entry = self.log_entry(delivery, mail, &dedup_key, sha, &decided, None, now);
         let log_id = tx.log_delivery(&entry).await?;
         advance(tx, delivery, now).await?;
@@ -1243,6 +1249,45 @@ impl Ingestor {
         }
         tx.remember_refs(&mail.ancestors(), ticket, RefKind::Referenced, now)
             .await
+    }
+
+    /// Staff hear of quarantined mail (its sender was told support will
+    /// review it): at most one alert per `auto_reply_window` to the support
+    /// team, due at the window's end; the outbox lists in it, when it is
+    /// sent, every message quarantined since and not yet replayed, each with
+    /// its replay command.
+    async fn quarantine_alert(
+        &self,
+        tx: &mut dyn Tx,
+        notify: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let Some(team) = self.policy.notify.as_ref() else {
+            tracing::warn!("mail was quarantined and [support] notify is empty: no one is alerted");
+            return Ok(());
+        };
+        let window = self.policy.auto_reply_window;
+        if !notify
+            || !tx
+                .claim_auto_reply_key(QUARANTINE_ALERT_KEY, now, window)
+                .await?
+        {
+            return Ok(());
+        }
+        let notice = Notice {
+            template: crate::outbox::QUARANTINE_ALERT,
+            to: team,
+            name: None,
+            user: None,
+            locale: None,
+            reason: "support_notify",
+            ticket: None,
+            comment: None,
+            event: serde_json::json!({ "since": crate::store::time_text::format_ts(now) }),
+        };
+        // Queued to be sent when the window closes, with what arrived in it.
+        notice::queue(tx, &self.sender, notice, now + window).await?;
+        Ok(())
     }
 
     /// Tells the sender of a refused message why, once per rate-limit window.

@@ -73,6 +73,12 @@ impl OutboxPolicy {
     }
 }
 
+/// The staff alert about quarantined mail: its list is read when it is sent.
+pub const QUARANTINE_ALERT: &str = "quarantine_alert";
+
+/// At most this many quarantined messages are listed in one alert.
+const ALERT_LIST_MAX: usize = 50;
+
 /// What a notification shows of its comment, read once per batch.
 pub struct Comment {
     pub body: Option<String>,
@@ -113,10 +119,13 @@ impl OutboxWorker {
         let mut stats = FlushStats::default();
         let batch = (self.policy.concurrency * 8).max(32) as i64;
         loop {
-            let rows = self
+            let mut rows = self
                 .store
                 .claim_outbox(OffsetDateTime::now_utc(), self.policy.lease, batch)
                 .await?;
+            for row in rows.iter_mut().filter(|r| r.template == QUARANTINE_ALERT) {
+                self.list_quarantined(row).await?;
+            }
             if rows.is_empty() {
                 return Ok(stats);
             }
@@ -150,6 +159,54 @@ impl OutboxWorker {
                 }
             }
         }
+    }
+
+    /// Fills a quarantine alert with what was quarantined since it was queued
+    /// and is not yet replayed (`event.messages`, the latest `ALERT_LIST_MAX`;
+    /// `event.more`: how many others).
+    async fn list_quarantined(&self, row: &mut OutboxRow) -> anyhow::Result<()> {
+        let since = row
+            .context
+            .pointer("/event/since")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut found = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_log(&crate::store::LogFilter {
+                    outcome: Some(crate::domain::outcome::Outcome::Quarantined),
+                    limit: Some(500),
+                    after,
+                })
+                .await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some(last.id);
+            // Stored timestamps are fixed-width UTC text: they compare as text.
+            found.extend(
+                page.into_iter()
+                    .filter(|r| !r.superseded && r.received_at >= since),
+            );
+        }
+        let more = found.len().saturating_sub(ALERT_LIST_MAX);
+        let messages: Vec<Value> = found[more..]
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id, "sender": r.sender, "subject": r.subject, "reason": r.reason,
+                    "ticket": r.ticket, "replay": format!("ticketgate messages replay {}", r.id),
+                })
+            })
+            .collect();
+        if let Some(event) = row.context.get_mut("event").and_then(Value::as_object_mut) {
+            event.insert("messages".into(), json!(messages));
+            event.insert("more".into(), json!(more));
+        }
+        Ok(())
     }
 
     /// Runs until cancelled; a store outage is logged and retried, never fatal.

@@ -26,6 +26,7 @@ pub const EVENTS: &[&str] = &[
     "ticket_updated",
     "help_answer",
     "follower_removed",
+    "quarantine_alert",
 ];
 
 /// The languages shipped besides the default (English).
@@ -69,6 +70,7 @@ const BODIES: &[(&str, &str)] = built_in!(
     "ticket_updated",
     "help_answer",
     "follower_removed",
+    "quarantine_alert",
 );
 
 /// Subjects of notifications that are not about one ticket.
@@ -77,7 +79,8 @@ const SUBJECTS: &[(&str, &str)] = built_in_subjects!(
     "command_failed",
     "refused",
     "list_answer",
-    "help_answer"
+    "help_answer",
+    "quarantine_alert"
 );
 
 fn built_in_template(name: &str) -> Option<&'static str> {
@@ -283,8 +286,10 @@ mod tests {
                 let needs_subject = SUBJECTS
                     .iter()
                     .any(|(n, _)| n.trim_end_matches(".subject.txt") == *event);
-                let with_ticket =
-                    !matches!(*event, "invite" | "refused" | "list_answer" | "help_answer");
+                let with_ticket = !matches!(
+                    *event,
+                    "invite" | "refused" | "list_answer" | "help_answer" | "quarantine_alert"
+                );
                 let out = r
                     .notification(event, locale, &sample(event, with_ticket), needs_subject)
                     .unwrap_or_else(|e| panic!("{locale}/{event}: {e}"));

@@ -872,3 +872,91 @@ async fn a_ticket_shared_by_a_rule_names_the_support_desk() {
         to_dave[0].html
     );
 }
+
+#[tokio::test]
+async fn quarantined_mail_alerts_the_team_once_per_window_with_replay_commands() {
+    let app = TestApp::new().await;
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    let before = app.mails().await.len();
+    let carol = message(
+        "carol@other.test",
+        "Message-ID: <q1@other.test>\nIn-Reply-To: <base-1@customer.test>\nSubject: Re: Login page",
+        "I have this too.",
+    );
+    let stranger = message(
+        "someone@nowhere.test",
+        "Message-ID: <q2@nowhere.test>\nIn-Reply-To: <base-1@customer.test>\nSubject: Re: Login page",
+        "Me too.",
+    );
+    let mut ids = Vec::new();
+    for raw in [&carol, &stranger] {
+        let r = app.deliver(raw).await;
+        assert_eq!(r.outcome, Outcome::Quarantined);
+        ids.push(r.log_id);
+    }
+    // Each sender is told; the team's alert waits for the window to close.
+    let mails = app.mails().await.split_off(before);
+    assert_eq!(
+        common::count_per_recipient(&mails),
+        [
+            ("carol@other.test".to_string(), 1),
+            ("someone@nowhere.test".to_string(), 1)
+        ]
+    );
+    let alerts: Vec<_> = app
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|r| r.template == "quarantine_alert")
+        .collect();
+    assert_eq!(alerts.len(), 1, "one alert per window");
+    assert_eq!(alerts[0].to, "team@example.test");
+
+    // The window closes: one mail listing both, with their replay commands.
+    sqlx::query(
+        "UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00.000000Z' WHERE template = 'quarantine_alert'",
+    )
+    .execute(app.sqlite_pool())
+    .await
+    .unwrap();
+    let sent_before = before + mails.len();
+    let all = app.mails().await;
+    assert_eq!(all.len(), sent_before + 1, "the alert and nothing else");
+    let alerts: Vec<_> = all
+        .iter()
+        .filter(|m| m.subject.starts_with("Quarantined mail"))
+        .collect();
+    assert_eq!(alerts.len(), 1);
+    let alert = alerts[0];
+    assert_eq!(alert.to, "team@example.test");
+    alert.assert_reads_well();
+    assert_eq!(alert.subject, "Quarantined mail to review (2)");
+    for id in &ids {
+        assert!(
+            alert
+                .text
+                .contains(&format!("ticketgate messages replay {id}\n")),
+            "{}",
+            alert.text
+        );
+        assert!(
+            alert
+                .html
+                .contains(&format!("ticketgate messages replay {id}</code>")),
+            "{}",
+            alert.html
+        );
+    }
+    assert!(
+        alert
+            .text
+            .contains("Message 2 from carol@other.test on ticket #1"),
+        "{}",
+        alert.text
+    );
+    assert!(
+        alert.text.contains("Why: the sender is not registered."),
+        "{}",
+        alert.text
+    );
+}

@@ -55,7 +55,15 @@ async fn a_message_with_two_from_fields_is_refused_and_changes_nothing() {
             .any(|f| f.email == "bob@customer.test"),
         "bob still follows"
     );
-    assert_eq!(app.outbox().await.len(), before, "nobody was emailed");
+    // Only the support team's alert about quarantined mail (issue 19 item 5).
+    let rows = app.outbox().await.split_off(before);
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.to.as_str(), r.template.as_str()))
+            .collect::<Vec<_>>(),
+        [("team@example.test", "quarantine_alert")],
+        "nobody else was emailed"
+    );
 }
 
 fn message(from: &str, headers: &str, body: &str) -> Vec<u8> {
@@ -300,10 +308,18 @@ async fn an_unproven_internal_note_is_quarantined_never_published() {
     let sent = mail_since(&app, since).await;
     assert_eq!(
         sent,
-        [("sam@example.test".into(), "refused".into())],
-        "only Sam hears of it"
+        [
+            ("sam@example.test".into(), "refused".into()),
+            ("team@example.test".into(), "quarantine_alert".into())
+        ],
+        "only Sam hears of it, and the team that it waits for review"
     );
-    let notice = app.outbox().await.pop().unwrap();
+    let notice = app
+        .outbox()
+        .await
+        .into_iter()
+        .rfind(|r| r.template == "refused")
+        .unwrap();
     assert_eq!(notice.context["event"]["reason"], "unverified_internal");
 
     // Replying to his own reply address, it is an internal note.
