@@ -9,6 +9,7 @@
 #   scripts/bench.sh pipe       MTA pipe latency (Postfix -> ticketgate ingest -) p50/p99
 #   scripts/bench.sh fanout     notification fan-out into Postfix; Postfix alone (smtp-source); into smtp-sink
 #   scripts/bench.sh imap       IMAP drain of 10,000 messages; IDLE latency p50/p99
+#   scripts/bench.sh hostile    hostile 10 MB and 1 MB messages through `ticketgate ingest`: seconds, peak RSS
 #
 # `all` adds the ratio "full ingest into SQLite / Python parse-only" (target >= 3x).
 # The mail stack (scripts/mailstack.sh) is started only for pipe, fanout and imap.
@@ -17,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 case $which in
-all | parse | python | ingest | attachment | pipe | fanout | imap) ;;
+all | parse | python | ingest | attachment | pipe | fanout | imap | hostile) ;;
 *)
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2
     exit 2
@@ -114,6 +115,10 @@ fi
 if want imap; then
     need_mailstack
     bench "IMAP drain / IDLE latency" cargo bench --locked --bench imap
+fi
+
+if want hostile; then
+    bench "hostile input" cargo bench --locked --bench hostile
 fi
 
 # The machine the figures come from.

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use crate::domain::commands::Command;
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
 use crate::domain::mail::InboundMail;
-use crate::domain::mentions::{self, Candidate, Mention, Resolution};
+use crate::domain::mentions::{self, Candidate, Directory, Resolution};
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Role, Status};
 use crate::notice::{self, Change, Digest, Notice, Sender};
@@ -65,6 +65,22 @@ impl<'a> RuleInput<'a> {
             has_attachment: !mail.attachments.is_empty(),
             suppress_auto_response: mail.auto.suppress_auto_response,
         }
+    }
+}
+
+/// The most failures one `command_failed` notice lists; it says how many more
+/// there were. The notice goes to a From anyone can forge: its size is bounded
+/// whatever the message held.
+pub const MAX_LISTED_FAILURES: usize = 20;
+
+/// The most characters of a failure's command or reason a notice shows.
+const MAX_FAILURE_CHARS: usize = 200;
+
+/// A failure's text as a notice shows it: at most `MAX_FAILURE_CHARS`.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_FAILURE_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -372,7 +388,7 @@ impl<'a> Changes<'a> {
         .await?;
         // Mentions in an internal note reach staff only.
         let found = if internal {
-            Vec::new()
+            mentions::Found::default()
         } else {
             mentions::find(body)
         };
@@ -706,30 +722,43 @@ impl<'a> Changes<'a> {
     }
 
     /// Resolves mentions among the users the author may reach; the found ones
-    /// are told (and follow, by default); the rest come back as failures.
+    /// are told (and follow, by default); the rest come back as failures, and
+    /// those past `MAX_MENTIONS` as one line.
     pub async fn mentions(
         &mut self,
         state: &TicketState,
         author: &User,
         proven: bool,
-        found: &[Mention],
+        found: &mentions::Found,
         excerpt: &str,
     ) -> Result<Vec<Failure>, StoreError> {
-        if found.is_empty() {
-            return Ok(Vec::new());
+        let mut failures = Vec::new();
+        // First, so that it is listed even when the notice is full.
+        if found.more > 0 {
+            failures.push(Failure::new(
+                format!("@… and {} more", found.more),
+                format!(
+                    "not looked up: a message may mention at most {} people",
+                    mentions::MAX_MENTIONS
+                ),
+            ));
+        }
+        if found.mentions.is_empty() {
+            return Ok(failures);
         }
         let reachable = self.tx.reachable_users(author).await?;
-        let candidates: Vec<Candidate> = reachable
-            .iter()
-            .map(|u| Candidate {
-                user: u.id,
-                email: u.email.clone(),
-                name: u.name.clone(),
-            })
-            .collect();
-        let mut failures = Vec::new();
-        for m in found {
-            match mentions::resolve(m, &candidates) {
+        let directory = Directory::new(
+            reachable
+                .iter()
+                .map(|u| Candidate {
+                    user: u.id,
+                    email: u.email.clone(),
+                    name: u.name.clone(),
+                })
+                .collect(),
+        );
+        for m in &found.mentions {
+            match directory.resolve(m) {
                 Resolution::Found(id) if id == author.id => {}
                 Resolution::Found(id) => {
                     let Some(target) = reachable.iter().find(|u| u.id == id) else {
@@ -758,17 +787,22 @@ impl<'a> Changes<'a> {
                     self.tell_one(target, Some(&new_state), "mentioned", "mention", event)
                         .await?;
                 }
-                Resolution::Ambiguous(emails) => failures.push(Failure::new(
-                    m.text(),
-                    format!(
-                        "several people match: {}",
-                        emails
-                            .iter()
-                            .map(|e| e.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )),
+                Resolution::Ambiguous(emails) => {
+                    const SHOWN: usize = 5;
+                    let mut listed = emails
+                        .iter()
+                        .take(SHOWN)
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    if emails.len() > SHOWN {
+                        listed.push_str(&format!(" and {} more", emails.len() - SHOWN));
+                    }
+                    failures.push(Failure::new(
+                        m.text(),
+                        format!("several people match: {listed}"),
+                    ))
+                }
                 // Staff may reach everyone: for them nobody matched at all.
                 Resolution::NotFound => failures.push(Failure::new(
                     m.text(),
@@ -794,12 +828,17 @@ impl<'a> Changes<'a> {
         if failures.is_empty() {
             return Ok(());
         }
+        // At most MAX_LISTED_FAILURES, then a count: the notice goes to a From
+        // anyone can forge.
+        let more = failures.len().saturating_sub(MAX_LISTED_FAILURES);
         // A mention is not a command: the notice lists the two apart.
-        let (mentions, commands): (Vec<&Failure>, Vec<&Failure>) =
-            failures.iter().partition(|f| f.command.starts_with('@'));
+        let (mentions, commands): (Vec<&Failure>, Vec<&Failure>) = failures
+            .iter()
+            .take(MAX_LISTED_FAILURES)
+            .partition(|f| f.command.starts_with('@'));
         let list = |fs: Vec<&Failure>| -> Vec<serde_json::Value> {
             fs.iter()
-                .map(|f| json!({"command": f.command, "reason": f.reason}))
+                .map(|f| json!({"command": clip(&f.command), "reason": clip(&f.reason)}))
                 .collect()
         };
         self.tell_one(
@@ -807,7 +846,7 @@ impl<'a> Changes<'a> {
             state,
             "command_failed",
             "sender",
-            json!({"failures": list(commands), "mentions": list(mentions), "original_subject": subject}),
+            json!({"failures": list(commands), "mentions": list(mentions), "more_failures": more, "original_subject": subject}),
         )
         .await
     }

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::domain::classify::{self, OwnIdentity};
 use crate::domain::commands::{self, Command};
 use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId};
-use crate::domain::mail::InboundMail;
+use crate::domain::mail::{InboundMail, ParseError};
 use crate::domain::mentions;
 use crate::domain::notify::{self, Follower};
 use crate::domain::outcome::{Outcome, reason};
@@ -209,6 +209,8 @@ struct Prepared {
     too_large: bool,
     /// Parsed from its header section only (too large, or given up on).
     headers_only: bool,
+    /// Too many MIME parts to parse (`mail::too_complex`): headers only.
+    too_complex: bool,
     /// Worked out when first needed, or ahead of time by a batch's reader.
     content: OnceLock<Content>,
 }
@@ -222,7 +224,7 @@ struct Content {
     commands: commands::Parsed,
     /// The comment: the reply without its command lines.
     body: String,
-    mentions: Vec<mentions::Mention>,
+    mentions: mentions::Found,
     /// SHA-256 of each attachment, in `mail.attachments` order.
     attachment_shas: Vec<String>,
 }
@@ -255,17 +257,24 @@ impl Prepared {
     fn new(raw: &[u8], declared_size: Option<u64>, max_message_size: u64, failed: bool) -> Self {
         let too_large = declared_size.unwrap_or(raw.len() as u64) > max_message_size;
         // Oversized and failed mail is logged from its headers alone; its body is never decoded.
-        let headers_only = too_large || failed;
-        let parsed = if headers_only {
+        let mut headers_only = too_large || failed;
+        let mut parsed = if headers_only {
             InboundMail::parse_headers(raw)
         } else {
             InboundMail::parse(raw)
         };
+        // So is mail of too many parts: the parser would take many times its size.
+        let too_complex = matches!(parsed, Err(ParseError::TooComplex));
+        if too_complex {
+            parsed = InboundMail::parse_headers(raw);
+            headers_only = true;
+        }
         Prepared {
             parsed,
             sha: sha256_hex(raw),
             too_large,
             headers_only,
+            too_complex,
             content: OnceLock::new(),
         }
     }
@@ -611,6 +620,7 @@ impl Ingestor {
             parsed,
             sha,
             too_large,
+            too_complex,
             ..
         } = prepared;
         let (sha, too_large) = (sha.as_str(), *too_large);
@@ -641,6 +651,11 @@ impl Ingestor {
                     Decided::refused(Outcome::Rejected, reason::PROCESSING_FAILED)
                 }
                 (None, _) => Decided::refused(Outcome::Rejected, reason::UNPARSEABLE),
+                // Read no further than its headers, like mail too large; not answered:
+                // whoever sends it builds it to cost us, and From may be forged.
+                (Some(_), _) if *too_complex => {
+                    Decided::refused(Outcome::Rejected, reason::TOO_COMPLEX)
+                }
                 (Some(mail), true) => {
                     // Automatic mail is never answered, however large.
                     if classify::classify(mail, &self.own).is_none() {
@@ -1097,7 +1112,8 @@ impl Ingestor {
         if let Some((id, json)) = &comment {
             // Mentions in an internal note reach staff only.
             let excerpt: String = body.chars().take(300).collect();
-            let visible: &[mentions::Mention] = if internal { &[] } else { &content.mentions };
+            let none = mentions::Found::default();
+            let visible = if internal { &none } else { &content.mentions };
             failures.extend(
                 changes
                     .mentions(&current, user, proven, visible, &excerpt)

@@ -300,8 +300,18 @@ async fn deeply_nested_mime_and_huge_lines_get_an_outcome() {
         ));
     }
     raw.push_str("Content-Type: text/plain\n\nbottom\n");
+    // Refused unread (the parser would take many times its size), logged from
+    // its headers, its bytes kept.
     let r = app.deliver(raw.as_bytes()).await;
-    assert_eq!(r.outcome, Outcome::TicketCreated, "{r:?}");
+    assert_eq!(r.outcome, Outcome::Rejected, "{r:?}");
+    assert_eq!(r.reason.as_deref(), Some("too_complex"));
+    assert_eq!(r.message_id.as_deref(), Some("<deep@customer.test>"));
+    let log = app.store().list_log(&LogFilter::default()).await.unwrap();
+    assert_eq!(log.last().unwrap().size as usize, raw.len());
+    assert_eq!(
+        log.last().unwrap().sender.as_deref(),
+        Some("alice@customer.test")
+    );
 
     // 200 messages forwarded inside each other.
     let mut inner = String::from("From: x@y.test\nSubject: core\n\ncore text\n");

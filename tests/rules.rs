@@ -277,6 +277,52 @@ async fn mentions_notify_and_follow_and_strangers_are_reported() {
     assert_eq!(failed.context["event"]["failures"], serde_json::json!([]));
 }
 
+/// Issue 18: 160,000 handles held the writer for 35 s and sent a 42 MB notice.
+#[tokio::test]
+async fn a_flood_of_mentions_resolves_the_first_ones_and_the_notice_stays_bounded() {
+    let (app, since) = base().await;
+    let strangers: String = (0..40).map(|i| format!("@nobody{i} ")).collect();
+    let raw = reply(
+        "alice@customer.test",
+        "m2",
+        "",
+        &format!("#priority P2\n#status blocked\n#release 5.0\n@dave please look. {strangers}"),
+    );
+    assert_eq!(app.deliver(&raw).await.outcome, Outcome::CommentAdded);
+    let rows = new_rows(&app, since).await;
+    let told = |to: &str, template: &str| {
+        rows.iter()
+            .filter(|r| r.to == to && r.template == template)
+            .count()
+    };
+    // Dave, the lead, is told of the mention in the one mail about this update.
+    let to_dave: Vec<_> = rows
+        .iter()
+        .filter(|r| r.to == "dave@example.test")
+        .collect();
+    assert_eq!(to_dave.len(), 1, "{:?}", who(&rows));
+    assert!(
+        to_dave[0].template == "mentioned" || !to_dave[0].context["event"]["mentioned"].is_null(),
+        "{:?}",
+        to_dave[0].context
+    );
+    assert_eq!(told("alice@customer.test", "command_failed"), 1);
+    let notice = rows
+        .iter()
+        .find(|r| r.template == "command_failed")
+        .expect("the failures are reported");
+    let event = &notice.context["event"];
+    // 3 refused commands, the 21 mentions past the cap in one line, then the
+    // 19 strangers looked up: 23 failures, of which the notice lists 20.
+    let commands = event["failures"].as_array().unwrap();
+    let mentions = event["mentions"].as_array().unwrap();
+    assert_eq!((commands.len(), mentions.len()), (3, 17));
+    assert_eq!(mentions[0]["command"], "@… and 21 more");
+    assert_eq!(mentions[1]["command"], "@nobody0");
+    assert_eq!(mentions[1]["reason"], "not in your organization");
+    assert_eq!(event["more_failures"], 3);
+}
+
 #[tokio::test]
 async fn a_staff_mention_of_nobody_registered_says_so() {
     let (app, since) = base().await;

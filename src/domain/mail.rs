@@ -4,8 +4,10 @@
 //! lossily as needed rather than dropped.
 
 use mail_parser::{
-    Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+    Address, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
+
+use std::collections::VecDeque;
 
 use super::ids::{EmailAddress, MessageId};
 
@@ -83,6 +85,156 @@ pub enum ParseError {
     Empty,
     #[error("no header section could be parsed")]
     NoHeaders,
+    /// More MIME parts or containers than any person sends (`MAX_MIME_PARTS`,
+    /// `MAX_MIME_BOUNDARIES`): only the header section is read.
+    #[error("the message has too many MIME parts")]
+    TooComplex,
+}
+
+/// The most MIME parts a message may have before it is refused unread. The
+/// parser builds every part with its headers (about 1 KB each), so a 26 MB
+/// message of 3 million empty parts took 591 MB.
+pub const MAX_MIME_PARTS: usize = 2_000;
+
+/// The most distinct multipart boundaries (so nested containers) a message
+/// may declare.
+pub const MAX_MIME_BOUNDARIES: usize = 64;
+
+/// Whether a message is too complex to hand to the parser, from its raw
+/// bytes in a few linear scans (no tree built). mail-parser finds `--boundary`
+/// anywhere, not only at a line start (RFC 2046 §5.1.1 wants a line), so the
+/// count here is an upper bound taken the same way: every `--` followed by a
+/// declared boundary, plus every `message/rfc822` or `message/global` (a part
+/// holding a whole message, RFC 2046 §5.2.1; nested ones make the depth).
+pub fn too_complex(raw: &[u8]) -> bool {
+    use memchr::{memchr_iter, memmem};
+    let mut boundaries: Vec<&[u8]> = Vec::new();
+    for at in memchr_iter(b'=', raw) {
+        // `boundary`, any case, then RFC 2231's `*`, `*0` or spaces, then `=`.
+        let name_end = raw[..at]
+            .iter()
+            .rposition(|b| !matches!(b, b'*' | b'0'..=b'9' | b' ' | b'\t'))
+            .map_or(0, |p| p + 1);
+        let is_boundary =
+            name_end >= 8 && raw[name_end - 8..name_end].eq_ignore_ascii_case(b"boundary");
+        if let Some(value) = is_boundary
+            .then(|| boundary_value(&raw[at + 1..]))
+            .flatten()
+            && !boundaries.contains(&value)
+        {
+            if boundaries.len() == MAX_MIME_BOUNDARIES {
+                return true;
+            }
+            boundaries.push(value);
+        }
+    }
+    let mut parts = 0;
+    for boundary in boundaries {
+        let mut delimiter = b"--".to_vec();
+        delimiter.extend_from_slice(boundary);
+        parts += memmem::find_iter(raw, &delimiter).count();
+        if parts > MAX_MIME_PARTS {
+            return true;
+        }
+    }
+    for at in memchr_iter(b'/', raw) {
+        let kind = raw[at + 1..].get(..6).unwrap_or_default();
+        if at >= 7
+            && raw[at - 7..at].eq_ignore_ascii_case(b"message")
+            && (kind.eq_ignore_ascii_case(b"rfc822") || kind.eq_ignore_ascii_case(b"global"))
+        {
+            parts += 1;
+            if parts > MAX_MIME_PARTS {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The value of a `boundary` parameter after its `=`: `"b"`, `b`, or RFC
+/// 2231's `''b`; `None` when empty.
+fn boundary_value(rest: &[u8]) -> Option<&[u8]> {
+    let mut i = 0;
+    while i < rest.len() && matches!(rest[i], b' ' | b'\t' | b'\'') {
+        i += 1;
+    }
+    let quoted = rest.get(i) == Some(&b'"');
+    i += usize::from(quoted);
+    let value = &rest[i..];
+    let end = value
+        .iter()
+        .position(|&b| {
+            if quoted {
+                b == b'"' || b == b'\r' || b == b'\n'
+            } else {
+                b == b';' || b.is_ascii_whitespace()
+            }
+        })
+        .unwrap_or(value.len());
+    (end > 0).then(|| &value[..end])
+}
+
+/// mail-parser as its default (`MessageStream::parse_headers` with an empty
+/// map), except `In-Reply-To` and `References`, kept raw: its id parser
+/// allocates every id of a list (200,000 of them fit in a 1 MB header), where
+/// `ids_of` keeps a few in one pass. A custom map replaces the whole default,
+/// so it is spelled out here.
+fn parser() -> &'static MessageParser {
+    static PARSER: std::sync::LazyLock<MessageParser> = std::sync::LazyLock::new(|| {
+        use HeaderName as H;
+        let mut p = MessageParser::new().default_header_raw();
+        for h in [
+            H::Subject,
+            H::Comments,
+            H::ContentDescription,
+            H::ContentLocation,
+            H::ContentTransferEncoding,
+        ] {
+            p = p.header_text(h);
+        }
+        for h in [
+            H::From,
+            H::To,
+            H::Cc,
+            H::Bcc,
+            H::ReplyTo,
+            H::Sender,
+            H::ResentTo,
+            H::ResentFrom,
+            H::ResentBcc,
+            H::ResentCc,
+            H::ResentSender,
+            H::ListArchive,
+            H::ListHelp,
+            H::ListId,
+            H::ListOwner,
+            H::ListPost,
+            H::ListSubscribe,
+            H::ListUnsubscribe,
+        ] {
+            p = p.header_address(h);
+        }
+        for h in [
+            H::MessageId,
+            H::ReturnPath,
+            H::ContentId,
+            H::ResentMessageId,
+        ] {
+            p = p.header_id(h);
+        }
+        p.header_date(H::Date)
+            .header_date(H::ResentDate)
+            .header_comma_separated(H::Keywords)
+            .header_comma_separated(H::ContentLanguage)
+            .header_received(H::Received)
+            .header_raw(H::MimeVersion)
+            .header_content_type(H::ContentType)
+            .header_content_type(H::ContentDisposition)
+            .header_raw(H::InReplyTo)
+            .header_raw(H::References)
+    });
+    &PARSER
 }
 
 impl InboundMail {
@@ -91,9 +243,10 @@ impl InboundMail {
         if raw.iter().all(u8::is_ascii_whitespace) {
             return Err(ParseError::Empty);
         }
-        let message = MessageParser::default()
-            .parse(raw)
-            .ok_or(ParseError::NoHeaders)?;
+        if too_complex(raw) {
+            return Err(ParseError::TooComplex);
+        }
+        let message = parser().parse(raw).ok_or(ParseError::NoHeaders)?;
         if message.headers().is_empty() {
             return Err(ParseError::NoHeaders);
         }
@@ -106,9 +259,7 @@ impl InboundMail {
         if raw.iter().take(4096).all(u8::is_ascii_whitespace) {
             return Err(ParseError::Empty);
         }
-        let message = MessageParser::default()
-            .parse_headers(raw)
-            .ok_or(ParseError::NoHeaders)?;
+        let message = parser().parse_headers(raw).ok_or(ParseError::NoHeaders)?;
         Ok(Self::from_message(&message, raw.len(), false))
     }
 
@@ -323,6 +474,7 @@ impl InboundMail {
     }
 
     /// Every Message-ID this message names as an ancestor, In-Reply-To first.
+    /// Both lists are short (`MAX_THREAD_IDS` each), so the dedup is cheap.
     pub fn ancestors(&self) -> Vec<MessageId> {
         let mut out: Vec<MessageId> =
             Vec::with_capacity(self.in_reply_to.len() + self.references.len());
@@ -335,27 +487,60 @@ impl InboundMail {
     }
 }
 
+/// The most Message-IDs kept from one `In-Reply-To` or `References` header:
+/// the first (RFC 5322 §3.6.4: the thread's root) and the last ones (the
+/// nearest parents). Longer lists are only ever written to make threading
+/// lookups, ref rows and this scan cost more.
+pub const MAX_THREAD_IDS: usize = 32;
+
+/// Message-IDs of a header read raw (see `parser`), in order, each once, at
+/// most `MAX_THREAD_IDS` (the first and the last ones). One pass over the
+/// value; the dedup looks only at the few ids kept.
 fn ids_of(value: &HeaderValue<'_>) -> Vec<MessageId> {
-    let mut out = Vec::new();
-    let mut push = |s: &str| {
-        // Some clients put several ids or comments into one token; split on brackets.
-        for piece in s
-            .split(['<', '>', ' ', ','])
-            .filter(|p| p.contains('@') || !p.trim().is_empty())
-        {
-            if let Ok(id) = MessageId::parse(piece)
-                && !out.contains(&id)
-            {
-                out.push(id);
+    let text = match value {
+        HeaderValue::Text(t) => t.as_ref(),
+        _ => return Vec::new(),
+    };
+    let mut first: Option<MessageId> = None;
+    let mut last: VecDeque<MessageId> = VecDeque::with_capacity(MAX_THREAD_IDS);
+    let mut keep = |piece: &str| {
+        let Ok(id) = MessageId::parse(piece) else {
+            return;
+        };
+        if first.as_ref() == Some(&id) || last.contains(&id) {
+            return;
+        }
+        if first.is_none() {
+            first = Some(id);
+            return;
+        }
+        if last.len() == MAX_THREAD_IDS - 1 {
+            last.pop_front();
+        }
+        last.push_back(id);
+    };
+    if text.contains('<') {
+        // `<id>` tokens (RFC 5322 §3.6.4 msg-id); text between them is CFWS.
+        let mut rest = text;
+        while let Some(open) = rest.find('<') {
+            let after = &rest[open + 1..];
+            let Some(close) = after.find(['>', '<']) else {
+                break;
+            };
+            if after.as_bytes()[close] == b'>' {
+                keep(&after[..close]);
+                rest = &after[close + 1..];
+            } else {
+                rest = &after[close..];
             }
         }
-    };
-    match value {
-        HeaderValue::Text(t) => push(t),
-        HeaderValue::TextList(list) => list.iter().for_each(|t| push(t)),
-        _ => {}
+    } else {
+        // Some clients write bare ids, separated by spaces or commas.
+        text.split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|p| !p.is_empty())
+            .for_each(&mut keep);
     }
-    out
+    first.into_iter().chain(last).collect()
 }
 
 fn mailboxes(address: &Address<'_>) -> Vec<Mailbox> {
@@ -596,17 +781,130 @@ pub fn unflow(text: &str, delsp: bool) -> String {
 
 /// Converts HTML to readable plain text for HTML-only mail.
 pub fn html_to_text(html: &str) -> String {
+    let html = flatten_html(html);
     // Links keep their targets as footnotes: a URL is often the point of the message.
     let text = html2text::config::plain_no_decorate()
         .link_footnotes(true)
         .string_from_read(html.as_bytes(), 10_000)
         .unwrap_or_else(|_| html.to_string());
-    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
-    let mut out = lines.join("\n");
-    while out.contains("\n\n\n") {
-        out = out.replace("\n\n\n", "\n\n");
+    // Trailing blanks off, at most one empty line in a row, in one pass.
+    let mut out = String::with_capacity(text.len());
+    let mut blank = false;
+    for line in text.lines().map(str::trim_end) {
+        if line.is_empty() && blank {
+            continue;
+        }
+        blank = line.is_empty();
+        out.push_str(line);
+        out.push('\n');
     }
     out.trim().to_string()
+}
+
+/// The deepest element nesting `flatten_html` keeps. Mail clients nest a few
+/// dozen tables and divs at most.
+pub const MAX_HTML_DEPTH: usize = 100;
+
+/// HTML with the tags of elements nested deeper than `MAX_HTML_DEPTH` removed
+/// (their text stays). The HTML tree builder (WHATWG HTML §13.2.4.2, "has an
+/// element in scope") walks the stack of open elements for each tag, so
+/// 100,000 nested `<div>`s cost it 10^10 steps; this pass is linear. Depth is
+/// counted from the tags as written: void elements and those whose end tag
+/// may be left out (`<p>`, `<li>`, table cells…, §13.1.2.4) do not nest.
+pub fn flatten_html(html: &str) -> std::borrow::Cow<'_, str> {
+    const FLAT: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup",
+        "thead", "tbody", "tfoot", "colgroup", "caption", "rb", "rt", "rp", "rtc", "html", "head",
+        "body", "!doctype",
+    ];
+    let bytes = html.as_bytes();
+    let mut out: Option<String> = None;
+    let mut depth = 0usize;
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(at) = memchr_lt(bytes, i) {
+        // A comment may hold anything; its end is `-->` (§13.2.5.43).
+        if bytes[at..].starts_with(b"<!--") {
+            i = find_from(bytes, at + 4, b"-->").map_or(bytes.len(), |e| e + 3);
+            continue;
+        }
+        let closing = bytes.get(at + 1) == Some(&b'/');
+        let name_start = at + 1 + usize::from(closing);
+        let name_end = bytes[name_start..]
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'!' || *b == b'-'))
+            .map_or(bytes.len(), |n| name_start + n);
+        if name_end == name_start
+            || !bytes[name_start].is_ascii_alphabetic() && bytes[name_start] != b'!'
+        {
+            i = at + 1;
+            continue;
+        }
+        let Some(tag_end) = bytes[name_end..].iter().position(|&b| b == b'>') else {
+            break;
+        };
+        let tag_end = name_end + tag_end + 1;
+        let name = html[name_start..name_end].to_ascii_lowercase();
+        let self_closing = bytes[..tag_end].ends_with(b"/>");
+        if matches!(name.as_str(), "script" | "style" | "textarea" | "title") && !closing {
+            // Raw text: no tags inside, up to its end tag.
+            let end = format!("</{name}");
+            i = find_from_ignore_case(bytes, tag_end, end.as_bytes()).unwrap_or(bytes.len());
+            continue;
+        }
+        if self_closing || FLAT.contains(&name.as_str()) {
+            i = tag_end;
+            continue;
+        }
+        let too_deep = if closing {
+            let deep = depth > MAX_HTML_DEPTH;
+            depth = depth.saturating_sub(1);
+            deep
+        } else {
+            depth += 1;
+            depth > MAX_HTML_DEPTH
+        };
+        if too_deep {
+            let out = out.get_or_insert_with(|| String::with_capacity(html.len()));
+            out.push_str(&html[copied..at]);
+            // A space keeps the words on either side of the dropped tag apart.
+            out.push(' ');
+            copied = tag_end;
+        }
+        i = tag_end;
+    }
+    match out {
+        Some(mut out) => {
+            out.push_str(&html[copied..]);
+            std::borrow::Cow::Owned(out)
+        }
+        None => std::borrow::Cow::Borrowed(html),
+    }
+}
+
+fn memchr_lt(bytes: &[u8], from: usize) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b == b'<')
+        .map(|p| from + p)
+}
+
+fn find_from(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
+}
+
+fn find_from_ignore_case(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+        .map(|p| from + p)
 }
 
 #[cfg(test)]
@@ -672,6 +970,95 @@ mod tests {
     }
 
     #[test]
+    fn a_long_references_list_keeps_its_root_and_its_last_ids_once() {
+        let mut refs = String::new();
+        for i in 0..5_000 {
+            // Every id twice, folded the way mail clients fold long headers.
+            refs.push_str(&format!(" <r{i}@x.test>\r\n <r{i}@x.test>"));
+        }
+        let raw = format!(
+            "From: a@customer.test\r\nMessage-ID: <m@customer.test>\r\nIn-Reply-To: <r4999@x.test>\r\nReferences:{refs}\r\n\r\nHi\r\n"
+        );
+        let mail = InboundMail::parse(raw.as_bytes()).unwrap();
+        let ids = |list: &[MessageId]| {
+            list.iter()
+                .map(|i| i.as_str().to_string())
+                .collect::<Vec<_>>()
+        };
+        let mut expected = vec!["<r0@x.test>".to_string()];
+        expected.extend((5_000 - MAX_THREAD_IDS + 1..5_000).map(|i| format!("<r{i}@x.test>")));
+        assert_eq!(ids(&mail.references), expected);
+        assert_eq!(ids(&mail.in_reply_to), ["<r4999@x.test>"]);
+        let ancestors = ids(&mail.ancestors());
+        assert_eq!(ancestors.len(), MAX_THREAD_IDS);
+        assert_eq!(ancestors[0], "<r4999@x.test>");
+        assert_eq!(ancestors[MAX_THREAD_IDS - 1], "<r0@x.test>");
+    }
+
+    #[test]
+    fn ids_are_read_from_brackets_or_bare_words() {
+        let cases: [(&str, &[&str]); 5] = [
+            ("<a@x> <b@x>", &["<a@x>", "<b@x>"]),
+            ("<a@x><b@x>", &["<a@x>", "<b@x>"]),
+            ("(comment) <a@x>, <a@x>\r\n\t<b@x>", &["<a@x>", "<b@x>"]),
+            ("a@x b@x,c@x", &["<a@x>", "<b@x>", "<c@x>"]),
+            ("<broken <a@x>", &["<a@x>"]),
+        ];
+        for (value, expected) in cases {
+            let got = ids_of(&HeaderValue::Text(value.into()));
+            let got: Vec<&str> = got.iter().map(MessageId::as_str).collect();
+            assert_eq!(got, expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_message_of_too_many_parts_is_refused_before_it_is_parsed() {
+        let head = "From: a@customer.test\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n";
+        let parts = |n: usize| format!("{head}{}--b--\r\n", "--b\r\n\r\nx\r\n".repeat(n));
+        assert!(InboundMail::parse(parts(MAX_MIME_PARTS / 2).as_bytes()).is_ok());
+        assert_eq!(
+            InboundMail::parse(parts(MAX_MIME_PARTS + 1).as_bytes()),
+            Err(ParseError::TooComplex)
+        );
+        // Delimiters need not start a line for the parser: they count anywhere.
+        let inline = format!("{head}{}", "--bx ".repeat(MAX_MIME_PARTS + 1));
+        assert_eq!(
+            InboundMail::parse(inline.as_bytes()),
+            Err(ParseError::TooComplex)
+        );
+        // The headers are still read, to log and answer the message.
+        let mail = InboundMail::parse_headers(parts(MAX_MIME_PARTS + 1).as_bytes()).unwrap();
+        assert_eq!(mail.sender().unwrap().as_str(), "a@customer.test");
+    }
+
+    #[test]
+    fn deeply_nested_mime_is_refused_before_it_is_parsed() {
+        let depth = 5_000;
+        let mut nested = String::from("From: a@customer.test\r\n");
+        for level in 0..depth {
+            nested.push_str(&format!(
+                "Content-Type: multipart/mixed; BOUNDARY*0=\"l{level}\"\r\n\r\n--l{level}\r\n"
+            ));
+        }
+        nested.push_str("\r\nbottom\r\n");
+        assert_eq!(
+            InboundMail::parse(nested.as_bytes()),
+            Err(ParseError::TooComplex)
+        );
+        let messages = format!(
+            "From: a@customer.test\r\n{}\r\nbottom\r\n",
+            "Content-Type: message/rfc822\r\n\r\n".repeat(MAX_MIME_PARTS + 1)
+        );
+        assert_eq!(
+            InboundMail::parse(messages.as_bytes()),
+            Err(ParseError::TooComplex)
+        );
+        // An ordinary message with an attached message is not complex.
+        let ok = "From: a@customer.test\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nhi\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: c@d.test\r\n\r\nold\r\n--b--\r\n";
+        assert!(!too_complex(ok.as_bytes()));
+    }
+
+    #[test]
     fn automatic_headers_are_read() {
         let raw = b"From: a@b.test\nAuto-Submitted: Auto-Replied; owner-email=x\nPrecedence: Bulk\nReturn-Path: <>\nX-Auto-Response-Suppress: All\n\nx";
         let mail = InboundMail::parse(raw).unwrap();
@@ -701,6 +1088,29 @@ mod tests {
         for (input, delsp, expected) in cases {
             assert_eq!(unflow(input, delsp), expected, "{input:?}");
         }
+    }
+
+    #[test]
+    fn deeply_nested_html_is_flattened_and_keeps_its_text() {
+        let depth = 20_000;
+        let html = format!(
+            "<html><body>{}<p>deep text</p>{}<p>after</p></body></html>",
+            "<div>".repeat(depth),
+            "</div>".repeat(depth)
+        );
+        let flat = flatten_html(&html);
+        assert_eq!(flat.matches("<div>").count(), MAX_HTML_DEPTH);
+        assert_eq!(flat.matches("</div>").count(), MAX_HTML_DEPTH);
+        let text = html_to_text(&html);
+        assert_eq!(text, "deep text\n\nafter");
+    }
+
+    #[test]
+    fn ordinary_html_passes_the_flattening_unchanged() {
+        let html = "<!DOCTYPE html><html><head><style>p>a{}</style></head><body>\
+            <table><tr><td><p>one<br>two<li>x<img src=a.png/><!-- <div> --></td></tr></table>\
+            <div><span>three</span></div></body></html>";
+        assert!(matches!(flatten_html(html), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

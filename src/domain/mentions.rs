@@ -2,6 +2,8 @@
 //! handle) or `@alice@customer.test`, found only in what the person wrote now:
 //! not in quoted lines, code, or email addresses.
 
+use std::collections::HashMap;
+
 use super::ids::{EmailAddress, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +33,45 @@ fn address_char(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '@' | '/' | ':')
 }
 
-/// Mentions in order of first appearance, each once.
-pub fn find(text: &str) -> Vec<Mention> {
-    let mut out: Vec<Mention> = Vec::new();
+/// The most mentions one message may carry: only these are resolved (and
+/// their people told); the rest are counted and reported to the author in one
+/// line. A mail of 160,000 handles must not hold the writer for minutes.
+pub const MAX_MENTIONS: usize = 20;
+
+/// The mentions of a text: the first `MAX_MENTIONS` distinct ones, in order of
+/// first appearance, and how many more there were.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    pub mentions: Vec<Mention>,
+    /// Mentions past the cap (each occurrence not among `mentions`), not resolved.
+    pub more: usize,
+}
+
+impl Found {
+    fn add(&mut self, mention: Mention) {
+        if self.mentions.contains(&mention) {
+            return;
+        }
+        if self.mentions.len() < MAX_MENTIONS {
+            self.mentions.push(mention);
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+/// The byte index after the run of `keep` characters starting at `from`.
+fn run_end(line: &str, from: usize, keep: fn(char) -> bool) -> usize {
+    line[from..]
+        .char_indices()
+        .find(|&(_, c)| !keep(c))
+        .map_or(line.len(), |(at, _)| from + at)
+}
+
+/// Mentions in order of first appearance, each once, at most `MAX_MENTIONS`.
+/// One pass over the text, nothing copied but the handles found.
+pub fn find(text: &str) -> Found {
+    let mut found = Found::default();
     let mut fenced = false;
     for line in text.lines() {
         let trimmed = line.trim_start();
@@ -46,54 +84,46 @@ pub fn find(text: &str) -> Vec<Mention> {
         {
             continue;
         }
+        let bytes = line.as_bytes();
         let mut in_code = false;
-        let chars: Vec<char> = line.chars().collect();
+        let mut previous: Option<char> = None;
         let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
+        while let Some(c) = line[i..].chars().next() {
             if c == '`' {
                 in_code = !in_code;
-            } else if c == '@' && !in_code && (i == 0 || !address_char(chars[i - 1])) {
+            } else if c == '@' && !in_code && !previous.is_some_and(address_char) {
                 let start = i + 1;
-                let mut end = start;
-                while end < chars.len() && handle_char(chars[end]) {
-                    end += 1;
-                }
+                let mut end = run_end(line, start, handle_char);
                 // A sentence may end right after the handle.
-                while end > start && matches!(chars[end - 1], '.' | '-' | '_') {
+                while end > start && matches!(bytes[end - 1], b'.' | b'-' | b'_') {
                     end -= 1;
                 }
                 if end > start {
-                    let handle: String =
-                        chars[start..end].iter().collect::<String>().to_lowercase();
+                    let handle = line[start..end].to_lowercase();
                     let mut address = None;
                     let mut next = end;
-                    if end < chars.len() && chars[end] == '@' {
-                        let mut d = end + 1;
-                        while d < chars.len() && handle_char(chars[d]) {
-                            d += 1;
-                        }
-                        while d > end + 1 && matches!(chars[d - 1], '.' | '-') {
+                    if bytes.get(end) == Some(&b'@') {
+                        let mut d = run_end(line, end + 1, handle_char);
+                        while d > end + 1 && matches!(bytes[d - 1], b'.' | b'-') {
                             d -= 1;
                         }
-                        let domain: String = chars[end + 1..d].iter().collect();
+                        let domain = &line[end + 1..d];
                         if let Ok(a) = EmailAddress::parse(&format!("{handle}@{domain}")) {
                             address = Some(a);
                             next = d;
                         }
                     }
-                    let mention = Mention { handle, address };
-                    if !out.contains(&mention) {
-                        out.push(mention);
-                    }
+                    found.add(Mention { handle, address });
+                    previous = line[..next].chars().next_back();
                     i = next;
                     continue;
                 }
             }
-            i += 1;
+            previous = Some(c);
+            i += c.len_utf8();
         }
     }
-    out
+    found
 }
 
 /// A registered user the author may mention.
@@ -134,38 +164,64 @@ pub enum Resolution {
     NotFound,
 }
 
-/// Resolves a mention among the users the author may mention. A local part
-/// that matches exactly one user wins over display handles.
-pub fn resolve(mention: &Mention, candidates: &[Candidate]) -> Resolution {
-    if let Some(address) = &mention.address {
-        return candidates
-            .iter()
-            .find(|c| c.email == *address)
-            .map_or(Resolution::NotFound, |c| Resolution::Found(c.user));
+/// The users an author may mention, indexed once by local part and by display
+/// handle, so that each mention is resolved by lookups, not by a scan.
+pub struct Directory {
+    candidates: Vec<Candidate>,
+    by_local: HashMap<String, Vec<usize>>,
+    by_handle: HashMap<String, Vec<usize>>,
+}
+
+impl Directory {
+    pub fn new(candidates: Vec<Candidate>) -> Self {
+        let mut by_local: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_handle: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, c) in candidates.iter().enumerate() {
+            by_local
+                .entry(c.email.local_part().to_string())
+                .or_default()
+                .push(i);
+            for handle in c.handles() {
+                by_handle.entry(handle).or_default().push(i);
+            }
+        }
+        Self {
+            candidates,
+            by_local,
+            by_handle,
+        }
     }
-    let by_local: Vec<&Candidate> = candidates
-        .iter()
-        .filter(|c| c.email.local_part() == mention.handle)
-        .collect();
-    let matches: Vec<&Candidate> = if by_local.is_empty() {
-        candidates
-            .iter()
-            .filter(|c| c.handles().contains(&mention.handle))
-            .collect()
-    } else {
-        by_local
-    };
-    match matches.as_slice() {
-        [] => Resolution::NotFound,
-        [one] => Resolution::Found(one.user),
-        many => {
-            let mut emails: Vec<EmailAddress> = many.iter().map(|c| c.email.clone()).collect();
-            emails.sort();
-            emails.dedup();
-            if emails.len() == 1 {
-                Resolution::Found(many[0].user)
-            } else {
-                Resolution::Ambiguous(emails)
+
+    /// Resolves a mention. A local part that matches exactly one user wins
+    /// over display handles.
+    pub fn resolve(&self, mention: &Mention) -> Resolution {
+        if let Some(address) = &mention.address {
+            return self
+                .candidates
+                .iter()
+                .find(|c| c.email == *address)
+                .map_or(Resolution::NotFound, |c| Resolution::Found(c.user));
+        }
+        let matches = self
+            .by_local
+            .get(&mention.handle)
+            .or_else(|| self.by_handle.get(&mention.handle))
+            .map_or(&[][..], Vec::as_slice);
+        match matches {
+            [] => Resolution::NotFound,
+            [one] => Resolution::Found(self.candidates[*one].user),
+            many => {
+                let mut emails: Vec<EmailAddress> = many
+                    .iter()
+                    .map(|&i| self.candidates[i].email.clone())
+                    .collect();
+                emails.sort();
+                emails.dedup();
+                if emails.len() == 1 {
+                    Resolution::Found(self.candidates[many[0]].user)
+                } else {
+                    Resolution::Ambiguous(emails)
+                }
             }
         }
     }
@@ -176,7 +232,7 @@ mod tests {
     use super::*;
 
     fn handles(text: &str) -> Vec<String> {
-        find(text).iter().map(Mention::text).collect()
+        find(text).mentions.iter().map(Mention::text).collect()
     }
 
     #[test]
@@ -219,6 +275,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_text_carries_at_most_max_mentions_and_counts_the_rest() {
+        let mut text: String = (0..5_000).map(|i| format!("@user{i} ")).collect();
+        text.push_str("\n@user0 @user3 again");
+        let found = find(&text);
+        let kept: Vec<String> = found.mentions.iter().map(Mention::text).collect();
+        let expected: Vec<String> = (0..MAX_MENTIONS).map(|i| format!("@user{i}")).collect();
+        assert_eq!(kept, expected);
+        assert_eq!(found.more, 5_000 - MAX_MENTIONS);
+    }
+
     fn c(user: UserId, email: &str, name: &str) -> Candidate {
         Candidate {
             user,
@@ -235,7 +302,10 @@ mod tests {
             c(3, "a.smith@customer.test", "Alice Smith"),
             c(4, "dave@example.test", "Dave Lead"),
         ];
-        let m = |t: &str| find(t).remove(0);
+        let m = |t: &str| find(t).mentions.remove(0);
+        let resolve = |m: &Mention, candidates: &Vec<Candidate>| {
+            Directory::new(candidates.clone()).resolve(m)
+        };
         let cases: Vec<(&str, Resolution)> = vec![
             ("@bob", Resolution::Found(2)),
             ("@Bob", Resolution::Found(2)),

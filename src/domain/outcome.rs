@@ -79,6 +79,8 @@ pub mod reason {
     pub const NOT_A_PARTICIPANT: &str = "not_a_participant";
     pub const TOO_LARGE: &str = "too_large";
     pub const UNPARSEABLE: &str = "unparseable";
+    /// More MIME parts or nested containers than a person sends (`mail::too_complex`).
+    pub const TOO_COMPLEX: &str = "too_complex";
     pub const NO_SENDER: &str = "no_sender";
     pub const DUPLICATE: &str = "duplicate";
     /// A source gave up on the message after repeated failures and moved it
