@@ -541,3 +541,67 @@ async fn a_refused_login_is_not_retried_in_a_hot_loop() {
     assert_eq!(attempts, 1, "one login attempt in 4 s, then a long wait");
     running.stop().await;
 }
+
+/// A message whose ingest keeps failing holds up the mail behind it only
+/// for a few reconnections: then it is logged `rejected`/`processing_failed`
+/// from its header section and moved to Rejected.
+#[tokio::test]
+async fn a_message_that_keeps_failing_is_set_aside_in_rejected_with_an_outcome() {
+    let _shared = DOVECOT.read().await;
+    let stack = mailstack();
+    let inbox = format!("poison-{}@example.test", unique());
+    stack.add_users(&[&inbox]);
+    let app = TestApp::new().await;
+    let poison = format!("poison-{}@customer.test", unique());
+    // The store refuses this one message for as long as it is not a refusal.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TRIGGER poison BEFORE INSERT ON ingest_log
+         WHEN NEW.message_id = '<{poison}>' AND NEW.outcome <> 'rejected'
+         BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+    )))
+    .execute(app.sqlite_pool())
+    .await
+    .unwrap();
+    let first = message("alice@customer.test", &inbox, &poison, "Boom", "Boom.");
+    stack.send("alice@customer.test", &inbox, &first).await;
+    let start = Instant::now();
+    while stack.inbox(&inbox).await.len() != 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = message(
+        "alice@customer.test",
+        &inbox,
+        &format!("fine-{}@customer.test", unique()),
+        "Printer",
+        "Printer 3 is offline.",
+    );
+    stack.send("alice@customer.test", &inbox, &second).await;
+    let running = Running::start(&app, imap_mailbox(stack, &inbox, "INBOX"));
+    let rows = wait_for_log(&app, 2, Duration::from_secs(60)).await;
+    let outcomes: Vec<_> = rows
+        .iter()
+        .map(|r| (r.outcome.as_str(), r.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("rejected", Some("processing_failed")),
+            ("ticket_created", None)
+        ]
+    );
+    assert_eq!(
+        rows[0].message_id.as_deref(),
+        Some(format!("<{poison}>").as_str())
+    );
+    let start = Instant::now();
+    while stack.folder(&inbox, "Rejected").await.len() != 1 || !stack.inbox(&inbox).await.is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the message never reached Rejected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.stop().await;
+}

@@ -21,6 +21,7 @@
 //! nothing breaks: the ingest log's unique dedup key turns the second taking of
 //! a message into `duplicate`, and only committed messages are moved.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
@@ -155,7 +156,15 @@ pub struct ImapPoller {
     state: Arc<tokio::sync::watch::Sender<ImapState>>,
     /// Connections attempted so far (metrics; tests check there is no hot loop).
     attempts: Arc<std::sync::atomic::AtomicU64>,
+    /// Messages whose ingest failed, by (UIDVALIDITY, UID): how many times.
+    /// Each failure ends the session, so they are retried with its backoff.
+    failing: Arc<std::sync::Mutex<HashMap<(u32, u32), u32>>>,
 }
+
+/// After this many failed attempts a message is logged
+/// `rejected`/`processing_failed` from its header section and moved to the
+/// rejected folder, so it holds up the mail behind it no longer.
+const GIVE_UP_AFTER: u32 = 5;
 
 type ImapSession = Session<Conn>;
 /// A UID with its RFC822.SIZE.
@@ -249,6 +258,60 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
+/// Records `deliveries` one at a time, up to the first that fails. A message
+/// that has failed `GIVE_UP_AFTER` times is recorded as given up on instead
+/// (its header section, `processing_failed`) and goes to the rejected folder.
+async fn one_by_one(
+    ingestor: &Ingestor,
+    deliveries: &[Delivery<'_>],
+    validity: u32,
+    failing: &std::sync::Mutex<HashMap<(u32, u32), u32>>,
+    taken: &mut Taken,
+) -> Result<(), IngestError> {
+    for d in deliveries {
+        let uid = d.cursor.map_or(0, |c| c.uid);
+        let report = match ingestor.ingest(*d).await {
+            Ok(report) => report,
+            Err(e) => {
+                let failures = {
+                    let mut failing = failing.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = failing.entry((validity, uid)).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                tracing::warn!(uid, failures, error = %e, "ingest of a message failed");
+                if failures < GIVE_UP_AFTER {
+                    return Err(e);
+                }
+                let headers = &d.raw[..crate::source::header_section_len(d.raw)];
+                let report = ingestor
+                    .ingest(Delivery {
+                        raw: headers,
+                        declared_size: Some(d.declared_size.unwrap_or(d.raw.len() as u64)),
+                        failed: true,
+                        ..*d
+                    })
+                    .await?;
+                tracing::error!(
+                    uid,
+                    "message failed repeatedly: logged rejected/processing_failed and moved aside"
+                );
+                report
+            }
+        };
+        failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(validity, uid));
+        if report.outcome == Outcome::Rejected {
+            taken.rejected.push(uid);
+        } else {
+            taken.processed.push(uid);
+        }
+    }
+    Ok(())
+}
+
 impl ImapPoller {
     pub fn new(settings: MailboxSettings, ingestor: Ingestor) -> Result<Self, ImapError> {
         let tls = match settings.tls {
@@ -262,6 +325,7 @@ impl ImapPoller {
             tls,
             state: Arc::new(state),
             attempts: Arc::default(),
+            failing: Arc::default(),
         })
     }
 
@@ -683,6 +747,7 @@ impl ImapPoller {
     /// failure: the groups before it are committed, the rest are not.
     fn spawn_ingest(&self, groups: Vec<Vec<Fetched>>, validity: u32) -> IngestTask {
         let ingestor = self.ingestor.clone();
+        let failing = self.failing.clone();
         let (name, folder) = (self.settings.name.clone(), self.settings.folder.clone());
         let listed = groups.iter().map(Vec::len).sum();
         let handle = tokio::spawn(async move {
@@ -724,9 +789,15 @@ impl ImapPoller {
                             }
                         }
                     }
-                    Err(e) => {
-                        taken.failure = Some(e);
-                        break;
+                    Err(_) => {
+                        // One by one, to find the message at fault; the cursor
+                        // must not pass it, so the group stops there.
+                        if let Err(e) =
+                            one_by_one(&ingestor, &deliveries, validity, &failing, &mut taken).await
+                        {
+                            taken.failure = Some(e);
+                            break;
+                        }
                     }
                 }
             }
