@@ -769,12 +769,13 @@ impl<'a> Changes<'a> {
                         failures.push(Failure::new(m.text(), Refusal::Unverified.to_string()));
                         continue;
                     }
-                    let following = self.policy.auto_follow_mentions;
-                    if following {
-                        self.tx
+                    // `following`: they follow because of this mention; one who
+                    // already followed is not told they "now follow".
+                    let following = self.policy.auto_follow_mentions
+                        && self
+                            .tx
                             .add_follower(state.id, target.id, FollowerSource::Mention, self.now)
                             .await?;
-                    }
                     self.event(
                         state.id,
                         "mentioned",

@@ -724,6 +724,8 @@ async fn mentioning_a_follower_is_one_mail_that_says_both() {
     );
     let bob = mails.iter().find(|m| m.to == "bob@customer.test").unwrap();
     assert!(!bob.text.contains("mentioned you"), "{}", bob.text);
+    // Dave already followed: he is not told he "now follows".
+    assert!(!dave.text.contains("now follow"), "{}", dave.text);
 }
 
 #[tokio::test]
