@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use crate::domain::classify::{self, OwnIdentity};
 use crate::domain::commands::{self, Command};
 use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId};
+use crate::domain::lookalike;
 use crate::domain::mail::{InboundMail, ParseError};
 use crate::domain::mentions;
 use crate::domain::notify::{self, Follower};
@@ -764,13 +765,24 @@ impl Ingestor {
             // A person writing from the address shows it receives mail again.
             tx.set_bouncing(sender, false).await?;
         }
+        let registers = user.is_none()
+            && (self.policy.allow_unknown_senders
+                || tx.org_for_domain(sender.domain()).await?.is_some());
+        if registers && lookalike::confusable_address(sender) {
+            // It could pass for someone else's address: never registered
+            // from mail; staff decide.
+            self.tell_team_refused(tx, mail, sender, reason::CONFUSABLE_SENDER, notify, now)
+                .await?;
+            return Ok(Decided::refused(
+                Outcome::Rejected,
+                reason::CONFUSABLE_SENDER,
+            ));
+        }
         if user.is_none() {
             // Senders from an org's domain are registered as its members on first contact.
             if let Some(org) = tx.org_for_domain(sender.domain()).await? {
-                user = Some(
-                    tx.insert_user(&self.new_customer(mail, sender, Some(org)), now)
-                        .await?,
-                );
+                let new = self.new_customer(tx, mail, sender, Some(org)).await?;
+                user = Some(tx.insert_user(&new, now).await?);
             }
         }
 
@@ -837,8 +849,8 @@ impl Ingestor {
                 let user = match user {
                     Some(user) => user,
                     None if self.policy.allow_unknown_senders => {
-                        tx.insert_user(&self.new_customer(mail, sender, None), now)
-                            .await?
+                        let new = self.new_customer(tx, mail, sender, None).await?;
+                        tx.insert_user(&new, now).await?
                     }
                     None => {
                         self.refusal_notice(tx, mail, reason::UNKNOWN_SENDER, None, notify, now)
@@ -857,19 +869,67 @@ impl Ingestor {
         Ok(decided)
     }
 
-    fn new_customer(&self, mail: &InboundMail, sender: &EmailAddress, org: Option<i64>) -> NewUser {
-        let name = mail
-            .from
-            .as_ref()
-            .and_then(|f| f.name.clone())
-            .unwrap_or_else(|| sender.local_part().to_string());
-        NewUser {
+    /// A user registered from their first mail. Their display name comes from
+    /// From, unless it claims the support name or a staff member's name
+    /// (`"Sam Staff (Example Support)" <helpdesk@customer.test>`): then the
+    /// local part.
+    async fn new_customer(
+        &self,
+        tx: &mut dyn Tx,
+        mail: &InboundMail,
+        sender: &EmailAddress,
+        org: Option<i64>,
+    ) -> Result<NewUser, StoreError> {
+        let claimed = mail.from.as_ref().and_then(|f| f.name.clone());
+        let name = match claimed {
+            Some(name) if !name.trim().is_empty() => {
+                let staff = tx.staff_names().await?;
+                let protected = std::iter::once(self.policy.support_name.as_str())
+                    .chain(staff.iter().map(String::as_str));
+                if lookalike::claims_name(&name, protected) {
+                    sender.local_part().to_string()
+                } else {
+                    name
+                }
+            }
+            _ => sender.local_part().to_string(),
+        };
+        Ok(NewUser {
             email: sender.clone(),
             name,
             role: Role::Customer,
             org_id: org,
             locale: "en".into(),
-        }
+        })
+    }
+
+    /// Tells the support team (`support.notify`) that a sender was refused.
+    async fn tell_team_refused(
+        &self,
+        tx: &mut dyn Tx,
+        mail: &InboundMail,
+        sender: &EmailAddress,
+        reason: &str,
+        notify: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let Some(team) = self.policy.notify.as_ref().filter(|_| notify) else {
+            return Ok(());
+        };
+        let name = mail.from.as_ref().and_then(|f| f.name.clone());
+        let notice = Notice {
+            template: "sender_refused",
+            to: team,
+            name: None,
+            user: None,
+            locale: None,
+            reason: "support_notify",
+            ticket: None,
+            comment: None,
+            event: serde_json::json!({ "reason": reason, "sender": sender, "name": name, "original_subject": mail.subject }),
+        };
+        notice::queue(tx, &self.sender, notice, now).await?;
+        Ok(())
     }
 
     /// What the author of `mail` may prove about themselves: our MTA vouched

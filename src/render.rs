@@ -27,6 +27,7 @@ pub const EVENTS: &[&str] = &[
     "help_answer",
     "follower_removed",
     "quarantine_alert",
+    "sender_refused",
 ];
 
 /// The languages shipped besides the default (English).
@@ -71,6 +72,7 @@ const BODIES: &[(&str, &str)] = built_in!(
     "help_answer",
     "follower_removed",
     "quarantine_alert",
+    "sender_refused",
 );
 
 /// Subjects of notifications that are not about one ticket.
@@ -80,7 +82,8 @@ const SUBJECTS: &[(&str, &str)] = built_in_subjects!(
     "refused",
     "list_answer",
     "help_answer",
-    "quarantine_alert"
+    "quarantine_alert",
+    "sender_refused"
 );
 
 fn built_in_template(name: &str) -> Option<&'static str> {
@@ -266,8 +269,11 @@ mod tests {
         let mut context = sample("refused", false);
         context["event"]["reason"] = "unverified_internal".into();
         for (locale, says) in [
-            ("en", ["#internal", "reply to a notification", "DKIM"]),
-            ("ja", ["#internal", "通知メールに返信", "DKIM"]),
+            (
+                "en",
+                ["#internal", "a reply to a notification", "yours alone"],
+            ),
+            ("ja", ["#internal", "通知メールへの返信", "ご本人専用"]),
         ] {
             let out = r.notification("refused", locale, &context, true).unwrap();
             for part in [&out.text, &out.html] {
@@ -288,7 +294,12 @@ mod tests {
                     .any(|(n, _)| n.trim_end_matches(".subject.txt") == *event);
                 let with_ticket = !matches!(
                     *event,
-                    "invite" | "refused" | "list_answer" | "help_answer" | "quarantine_alert"
+                    "invite"
+                        | "refused"
+                        | "list_answer"
+                        | "help_answer"
+                        | "quarantine_alert"
+                        | "sender_refused"
                 );
                 let out = r
                     .notification(event, locale, &sample(event, with_ticket), needs_subject)

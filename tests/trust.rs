@@ -360,3 +360,60 @@ async fn a_customer_asking_for_an_internal_note_is_quarantined() {
     );
     assert_eq!(app.ticket(t).await.comments.len(), 1);
 }
+
+#[tokio::test]
+async fn a_look_alike_address_is_not_registered_and_staff_are_told() {
+    let app = TestApp::new().await;
+    // Cyrillic "а" (U+0430) in place of Latin "a", at Site A's domain.
+    let from = "\"Alice Anders\" <\u{430}lice@customer.test>";
+    let r = app
+        .deliver(&message(
+            from,
+            "Message-ID: <c1@customer.test>\nSubject: New bank details",
+            "Please pay to the new account.",
+        ))
+        .await;
+    assert_eq!(
+        (r.outcome, r.reason.as_deref(), r.ticket),
+        (Outcome::Rejected, Some("confusable_sender"), None)
+    );
+    let address = "\u{430}lice@customer.test".parse().unwrap();
+    assert!(app.store().find_user(&address).await.unwrap().is_none());
+    let sent = mail_since(&app, 0).await;
+    assert_eq!(
+        sent,
+        [("team@example.test".into(), "sender_refused".into())]
+    );
+}
+
+#[tokio::test]
+async fn a_display_name_claiming_support_or_staff_is_not_taken() {
+    let app = TestApp::new().await;
+    for (i, from, expected) in [
+        (
+            1,
+            "\"Sam Staff (Example Support)\" <helpdesk@customer.test>",
+            "helpdesk",
+        ),
+        (2, "\"SAM STAFF\" <sam.s@customer.test>", "sam.s"),
+        (3, "\"Erin Evans\" <erin@customer.test>", "Erin Evans"),
+    ] {
+        let r = app
+            .deliver(&message(
+                from,
+                &format!("Message-ID: <n{i}@customer.test>\nSubject: Question {i}"),
+                "Is the portal down?",
+            ))
+            .await;
+        assert_eq!(r.outcome, Outcome::TicketCreated, "{from}");
+        let address = from
+            .rsplit_once('<')
+            .unwrap()
+            .1
+            .trim_end_matches('>')
+            .parse()
+            .unwrap();
+        let user = app.store().find_user(&address).await.unwrap().unwrap();
+        assert_eq!(user.name, expected, "{from}");
+    }
+}

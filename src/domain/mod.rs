@@ -7,6 +7,7 @@ pub mod classify;
 pub mod commands;
 pub mod dates;
 pub mod ids;
+pub mod lookalike;
 pub mod mail;
 pub mod mentions;
 pub mod notify;

@@ -90,4 +90,7 @@ pub mod reason {
     pub const MULTIPLE_FROM: &str = "multiple_from";
     /// `#internal` from someone not proven staff: never published.
     pub const UNVERIFIED_INTERNAL: &str = "unverified_internal";
+    /// A first-contact address that mixes scripts or looks like another
+    /// (`lookalike::confusable_address`): not registered from mail.
+    pub const CONFUSABLE_SENDER: &str = "confusable_sender";
 }

@@ -1899,6 +1899,17 @@ impl Tx for PgTx {
         user_where(&mut self.tx, None, Some(id)).await
     }
 
+    async fn staff_names(&mut self) -> Result<Vec<String>> {
+        self.flush_if(Table::USERS).await?;
+        sqlx::query("SELECT name FROM users WHERE role = 'staff' ORDER BY id")
+            .fetch_all(&mut *self.tx)
+            .await
+            .q()?
+            .iter()
+            .map(|r| r.try_get("name").q())
+            .collect()
+    }
+
     async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>> {
         self.flush_if(Table::USERS).await?;
         sqlx::query(

@@ -820,6 +820,15 @@ impl Tx for SqliteTx {
         user_by_id(&self.conn, id)
     }
 
+    async fn staff_names(&mut self) -> Result<Vec<String>> {
+        rows(
+            &self.conn,
+            "SELECT name FROM users WHERE role = 'staff' ORDER BY id",
+            [],
+            |r| r.text_at(0),
+        )
+    }
+
     async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>> {
         rows(
             &self.conn,
