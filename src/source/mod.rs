@@ -99,6 +99,9 @@ pub fn read_bounded(
     known: Option<u64>,
     limits: Limits,
 ) -> std::io::Result<Bounded> {
+    if let Some(size) = known.filter(|k| *k > limits.max) {
+        return read_head(reader, size, limits);
+    }
     let mut raw = Vec::new();
     if known.is_some_and(|k| k <= limits.max) {
         raw.reserve_exact(known.unwrap_or(0) as usize);
@@ -119,6 +122,55 @@ pub fn read_bounded(
         None => read.saturating_add(std::io::copy(&mut reader, &mut std::io::sink())?),
     };
     Ok(Bounded { raw, size })
+}
+
+/// A message known to be over the limit: only as far as its header section
+/// and `limits.keep` are read (never past `limits.max` + 1), so a 1 GB file
+/// costs its first kilobytes, not its first `max_message_size`.
+fn read_head(mut reader: impl Read, size: u64, limits: Limits) -> std::io::Result<Bounded> {
+    let cap = usize::try_from(limits.max.saturating_add(1)).unwrap_or(usize::MAX);
+    let keep = usize::try_from(limits.keep).unwrap_or(usize::MAX);
+    let mut raw = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let (mut scanned, mut headers) = (0, None);
+    while raw.len() < cap && (headers.is_none() || raw.len() < keep) {
+        let want = chunk.len().min(cap - raw.len());
+        let n = reader.read(&mut chunk[..want])?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        if headers.is_none() {
+            headers = header_end(&raw, scanned);
+            scanned = raw.len();
+        }
+    }
+    let kept = headers.unwrap_or(raw.len()).max(keep.min(raw.len()));
+    raw.truncate(kept);
+    Ok(Bounded { raw, size })
+}
+
+/// Where the header section of `raw` ends, if it does within `raw`, looking
+/// only at what follows `from` (the part scanned before), so reading in
+/// chunks stays linear.
+fn header_end(raw: &[u8], from: usize) -> Option<usize> {
+    if raw.starts_with(b"\n") {
+        return Some(1);
+    }
+    if raw.starts_with(b"\r\n") {
+        return Some(2);
+    }
+    let start = from.saturating_sub(2);
+    let mut i = start;
+    while let Some(nl) = raw[i..].iter().position(|&b| b == b'\n') {
+        let at = i + nl;
+        match raw.get(at + 1..) {
+            Some([b'\n', ..]) => return Some(at + 2),
+            Some([b'\r', b'\n', ..]) => return Some(at + 3),
+            _ => i = at + 1,
+        }
+    }
+    None
 }
 
 /// The length of the header section including the empty line that ends it
@@ -237,6 +289,51 @@ mod tests {
         let msg = "X-Long: y\r\n".repeat(100);
         let read = read_bounded(msg.as_bytes(), None, LIMITS).unwrap();
         assert_eq!((read.raw.len(), read.size), (65, msg.len() as u64));
+    }
+
+    /// Counts what is read from it.
+    struct Counting<'a>(&'a [u8], usize);
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = (&self.0[self.1..]).read(buf)?;
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_file_known_to_be_too_large_is_read_only_to_its_header_and_kept_bytes() {
+        let mut msg = b"Subject: big\r\nFrom: a@b.test\r\n\r\n".to_vec();
+        let headers = msg.len();
+        msg.extend(std::iter::repeat_n(b'x', 1 << 20));
+        let limits = Limits {
+            max: 512 * 1024,
+            keep: 1000,
+        };
+        let mut file = Counting(&msg, 0);
+        let read = read_bounded(&mut file, Some(msg.len() as u64), limits).unwrap();
+        assert_eq!((read.raw.len(), read.size), (1000, msg.len() as u64));
+        assert!(file.1 <= 64 * 1024, "read {} bytes", file.1);
+        let headers_only = Limits {
+            max: 512 * 1024,
+            keep: 0,
+        };
+        let read = read_bounded(&msg[..], Some(msg.len() as u64), headers_only).unwrap();
+        assert_eq!(read.raw, msg[..headers]);
+        // A header section split across reads is found all the same.
+        let long = format!("X-Pad: {}\r\n\r\nbody", "p".repeat(70_000));
+        let read = read_bounded(
+            long.as_bytes(),
+            Some(1 << 30),
+            Limits {
+                max: 100_000,
+                keep: 0,
+            },
+        )
+        .unwrap();
+        assert_eq!(read.raw.len(), long.len() - 4);
+        assert_eq!(header_end(b"\r\nbody", 0), Some(2));
     }
 
     #[test]
