@@ -125,7 +125,7 @@ async fn two_instances_share_a_mailbox_and_a_killed_one_loses_nothing_and_sends_
             "[database]\nurl = \"{url}\"\n\
              [support]\naddress = \"support@example.test\"\ndomain = \"example.test\"\nnotify = \"{team}\"\n\
              reply_secret = \"shared-secret\"\n\
-             [intake]\nauto_reply_window = \"0s\"\n\
+             [intake]\nauto_reply_window = \"0s\"\nauto_reply_limit = \"1000/1h\"\n\
              [smtp]\nkind = \"smtp\"\nhost = \"{host}\"\nport = {smtp}\ntls = \"none\"\n\
              [outbox]\npoll_interval = \"200ms\"\nlease = \"20s\"\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\
