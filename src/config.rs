@@ -270,6 +270,19 @@ pub struct SupportSettings {
     /// Dates in mail are shown in this zone: `UTC` (default) or an offset
     /// such as `+09:00` (`domain::dates::Zone`).
     pub timezone: String,
+    /// Who gets the team's notices: `group` (one to `notify`) or `each`
+    /// (also every staff user their own copy, with their own reply address,
+    /// so commands in a reply to it are proven).
+    pub notify_staff: NotifyStaff,
+}
+
+/// `[support] notify_staff`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyStaff {
+    #[default]
+    Group,
+    Each,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -408,6 +421,7 @@ impl Default for SupportSettings {
             reply_secret: String::new(),
             reply_secret_file: "var/reply_secret".into(),
             timezone: "UTC".into(),
+            notify_staff: NotifyStaff::Group,
         }
     }
 }

@@ -22,6 +22,8 @@ use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState,
 #[derive(Debug, Clone, Default)]
 pub struct ChangePolicy {
     pub notify: Option<EmailAddress>,
+    /// `[support] notify_staff = "each"`: every staff user gets their own copy.
+    pub notify_each_staff: bool,
     /// `[sla.Pn]`: name and response target.
     pub sla: BTreeMap<Priority, (String, String)>,
     /// Mentioned users follow the ticket (`[mentions] auto_follow`).
@@ -213,6 +215,31 @@ impl<'a> Changes<'a> {
             .await
     }
 
+    /// Every staff user as a recipient of the team's notices when
+    /// `notify_staff = "each"`; none with `"group"` (no query then).
+    pub(crate) async fn team_staff(
+        &mut self,
+    ) -> Result<Vec<crate::domain::notify::Follower>, StoreError> {
+        if !self.policy.notify_each_staff {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .tx
+            .staff_users()
+            .await?
+            .into_iter()
+            .map(|u| crate::domain::notify::Follower {
+                user: u.id,
+                email: u.email,
+                name: u.name,
+                locale: u.locale,
+                role: u.role,
+                source: FollowerSource::Follow,
+                bouncing: u.bouncing,
+            })
+            .collect())
+    }
+
     /// Every follower and the support team, minus the actor.
     pub(crate) async fn tell_followers(
         &mut self,
@@ -226,12 +253,12 @@ impl<'a> Changes<'a> {
             return Ok(());
         }
         let internal = comment.as_ref().is_some_and(|(_, c)| c["internal"] == true);
-        let plan = crate::domain::notify::on_comment(
-            &state.followers,
-            actor,
-            self.policy.notify.as_ref(),
-            internal,
-        );
+        let staff = self.team_staff().await?;
+        let team = crate::domain::notify::Team {
+            notify: self.policy.notify.as_ref(),
+            staff: &staff,
+        };
+        let plan = crate::domain::notify::on_comment(&state.followers, actor, &team, internal);
         self.digest.saw(state);
         for r in &plan {
             self.digest

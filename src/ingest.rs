@@ -71,6 +71,8 @@ impl IntakePolicy {
             trusted_authserv_id: settings.auth.trusted_authserv_id.clone(),
             changes: ChangePolicy {
                 notify: settings.notify_address(),
+                notify_each_staff: settings.support.notify_staff
+                    == crate::config::NotifyStaff::Each,
                 sla: settings.sla_table(),
                 auto_follow_mentions: settings.mentions.auto_follow,
                 labels: Status::ALL
@@ -883,9 +885,9 @@ impl Ingestor {
         let claimed = mail.from.as_ref().and_then(|f| f.name.clone());
         let name = match claimed {
             Some(name) if !name.trim().is_empty() => {
-                let staff = tx.staff_names().await?;
+                let staff = tx.staff_users().await?;
                 let protected = std::iter::once(self.policy.support_name.as_str())
-                    .chain(staff.iter().map(String::as_str));
+                    .chain(staff.iter().map(|u| u.name.as_str()));
                 if lookalike::claims_name(&name, protected) {
                     sender.local_part().to_string()
                 } else {
@@ -1046,7 +1048,12 @@ impl Ingestor {
                 bouncing: user.bouncing,
             };
             // The acknowledgement is a rule (config/rules.toml); the team is always told.
-            let plan = notify::on_ticket_created(&requester, self.policy.notify.as_ref(), false);
+            let staff = changes.team_staff().await?;
+            let team = notify::Team {
+                notify: self.policy.notify.as_ref(),
+                staff: &staff,
+            };
+            let plan = notify::on_ticket_created(&requester, &team, false);
             changes.tell_plan(&state, &plan, Some((comment_id, &comment)));
         }
         let proven = self.proven(mail, user, Some(ticket_id));
@@ -1155,12 +1162,12 @@ impl Ingestor {
         };
         let mut changes = self.changes(tx, notify, now);
         if let (true, Some((id, json))) = (notify, &comment) {
-            let plan = notify::on_comment(
-                &current.followers,
-                Some(&user.email),
-                self.policy.notify.as_ref(),
-                internal,
-            );
+            let staff = changes.team_staff().await?;
+            let team = notify::Team {
+                notify: self.policy.notify.as_ref(),
+                staff: &staff,
+            };
+            let plan = notify::on_comment(&current.followers, Some(&user.email), &team, internal);
             changes.tell_plan(&current, &plan, Some((*id, json)));
         }
         let (after, more) = self

@@ -285,6 +285,25 @@ mod tests {
     }
 
     #[test]
+    fn team_notices_say_how_a_command_is_proven() {
+        let r = Renderer::new(None);
+        for event in ["new_ticket", "comment_added", "ticket_updated"] {
+            for (reason, en, ja) in [
+                ("support_notify", "notify_staff", "notify_staff"),
+                ("staff", "yours alone", "あなた専用"),
+            ] {
+                let mut context = sample(event, true);
+                context["recipient"]["reason"] = reason.into();
+                for (locale, says) in [("en", en), ("ja", ja)] {
+                    let out = r.notification(event, locale, &context, false).unwrap();
+                    assert!(out.text.contains(says), "{locale}/{event}.txt, {reason}");
+                    assert!(out.html.contains(says), "{locale}/{event}.html, {reason}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_shipped_template_renders_and_starts_with_the_marker() {
         let r = Renderer::new(None);
         for locale in std::iter::once("en").chain(LOCALES.iter().copied()) {

@@ -417,3 +417,60 @@ async fn a_display_name_claiming_support_or_staff_is_not_taken() {
         assert_eq!(user.name, expected, "{from}");
     }
 }
+
+#[tokio::test]
+async fn with_notify_staff_each_every_staff_member_gets_a_copy_they_can_command_from() {
+    let app = TestApp::with_settings(|s| {
+        s.support.notify_staff = ticketgate::config::NotifyStaff::Each;
+    })
+    .await;
+    let t = alices_ticket(&app).await;
+    let rows = app.outbox().await;
+    let count = |to: &str| rows.iter().filter(|r| r.to == to).count();
+    // Sam is staff; Dave is staff and follows (a delivery lead): one mail each.
+    assert_eq!(
+        (
+            count("team@example.test"),
+            count("sam@example.test"),
+            count("dave@example.test")
+        ),
+        (1, 1, 1),
+        "{:?}",
+        rows.iter()
+            .map(|r| (&r.to, &r.template))
+            .collect::<Vec<_>>()
+    );
+    let sams = rows.iter().find(|r| r.to == "sam@example.test").unwrap();
+    assert_eq!(
+        sams.to_user_id,
+        Some(4),
+        "his own copy, his own reply address"
+    );
+
+    // A reply to that copy is proven: his command runs.
+    let r = app
+        .deliver(&reply_on_1(
+            "sam@example.test",
+            "e1",
+            &format!("Delivered-To: {}", own_reply_address(t, 4)),
+            "#status blocked\nWaiting for the database team.",
+        ))
+        .await;
+    assert_eq!(r.outcome, Outcome::CommentAdded);
+    assert_eq!(
+        serde_json::to_value(app.ticket(t).await.status).unwrap(),
+        "blocked"
+    );
+}
+
+#[tokio::test]
+async fn by_default_the_team_gets_one_notice_and_staff_no_copies() {
+    let app = TestApp::new().await;
+    alices_ticket(&app).await;
+    let rows = app.outbox().await;
+    assert_eq!(
+        rows.iter().filter(|r| r.to == "team@example.test").count(),
+        1
+    );
+    assert!(rows.iter().all(|r| r.to != "sam@example.test"));
+}

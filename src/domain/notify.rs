@@ -33,6 +33,55 @@ pub struct Recipient {
     pub reason: &'static str,
 }
 
+/// Who hears of every ticket besides its followers (`[support] notify`,
+/// `notify_staff`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Team<'a> {
+    /// The group address: one notice, no personal reply address.
+    pub notify: Option<&'a EmailAddress>,
+    /// With `notify_staff = "each"`, every staff user: their own copy carries
+    /// their own reply address, so a command in a reply to it is proven.
+    /// Empty with `"group"`.
+    pub staff: &'a [Follower],
+}
+
+impl Team<'_> {
+    /// The team's notices, after `out` holds the followers': the group
+    /// address, then each staff member not already in `out` (a staff
+    /// follower gets one mail), never `skip` (the author), never a bouncing one.
+    fn add(&self, out: &mut Vec<Recipient>, skip: Option<&EmailAddress>, template: &'static str) {
+        if let Some(notify) = self.notify.filter(|n| Some(*n) != skip) {
+            push_unique(
+                out,
+                Recipient {
+                    to: notify.clone(),
+                    name: None,
+                    locale: None,
+                    user: None,
+                    template,
+                    reason: "support_notify",
+                },
+            );
+        }
+        for s in self.staff {
+            if Some(&s.email) == skip || s.bouncing {
+                continue;
+            }
+            push_unique(
+                out,
+                Recipient {
+                    to: s.email.clone(),
+                    name: Some(s.name.clone()),
+                    locale: Some(s.locale.clone()),
+                    user: Some(s.user),
+                    template,
+                    reason: "staff",
+                },
+            );
+        }
+    }
+}
+
 fn push_unique(out: &mut Vec<Recipient>, recipient: Recipient) {
     if !out.iter().any(|r| r.to == recipient.to) {
         out.push(recipient);
@@ -43,7 +92,7 @@ fn push_unique(out: &mut Vec<Recipient>, recipient: Recipient) {
 /// no automatic answer) and a new-ticket notice to the support team.
 pub fn on_ticket_created(
     requester: &Follower,
-    notify: Option<&EmailAddress>,
+    team: &Team<'_>,
     acknowledge: bool,
 ) -> Vec<Recipient> {
     let mut out = Vec::new();
@@ -57,19 +106,7 @@ pub fn on_ticket_created(
             reason: "requester",
         });
     }
-    if let Some(notify) = notify.filter(|n| **n != requester.email) {
-        push_unique(
-            &mut out,
-            Recipient {
-                to: notify.clone(),
-                name: None,
-                locale: None,
-                user: None,
-                template: "new_ticket",
-                reason: "support_notify",
-            },
-        );
-    }
+    team.add(&mut out, Some(&requester.email), "new_ticket");
     out
 }
 
@@ -79,7 +116,7 @@ pub fn on_ticket_created(
 pub fn on_comment(
     followers: &[Follower],
     author: Option<&EmailAddress>,
-    notify: Option<&EmailAddress>,
+    team: &Team<'_>,
     internal: bool,
 ) -> Vec<Recipient> {
     let mut out = Vec::new();
@@ -99,19 +136,7 @@ pub fn on_comment(
             },
         );
     }
-    if let Some(notify) = notify.filter(|n| Some(*n) != author) {
-        push_unique(
-            &mut out,
-            Recipient {
-                to: notify.clone(),
-                name: None,
-                locale: None,
-                user: None,
-                template: "comment_added",
-                reason: "support_notify",
-            },
-        );
-    }
+    team.add(&mut out, author, "comment_added");
     out
 }
 
@@ -135,6 +160,13 @@ mod tests {
         EmailAddress::parse(s).unwrap()
     }
 
+    fn group(notify: &EmailAddress) -> Team<'_> {
+        Team {
+            notify: Some(notify),
+            staff: &[],
+        }
+    }
+
     fn summary(plan: &[Recipient]) -> Vec<String> {
         plan.iter()
             .map(|r| format!("{}:{}:{}", r.to, r.template, r.reason))
@@ -151,25 +183,25 @@ mod tests {
         );
         let team = addr("team@example.test");
         assert_eq!(
-            summary(&on_ticket_created(&alice, Some(&team), true)),
+            summary(&on_ticket_created(&alice, &group(&team), true)),
             [
                 "alice@customer.test:ack:requester",
                 "team@example.test:new_ticket:support_notify"
             ]
         );
         assert_eq!(
-            summary(&on_ticket_created(&alice, Some(&team), false)),
+            summary(&on_ticket_created(&alice, &group(&team), false)),
             ["team@example.test:new_ticket:support_notify"]
         );
         assert_eq!(
-            summary(&on_ticket_created(&alice, None, true)),
+            summary(&on_ticket_created(&alice, &Team::default(), true)),
             ["alice@customer.test:ack:requester"]
         );
         let bouncing = Follower {
             bouncing: true,
             ..alice
         };
-        assert!(on_ticket_created(&bouncing, None, true).is_empty());
+        assert!(on_ticket_created(&bouncing, &Team::default(), true).is_empty());
     }
 
     #[test]
@@ -237,7 +269,7 @@ mod tests {
                 summary(&on_comment(
                     &followers,
                     Some(&addr(author)),
-                    Some(&team),
+                    &group(&team),
                     internal
                 )),
                 expected,
@@ -257,9 +289,79 @@ mod tests {
         let plan = on_comment(
             &followers,
             Some(&addr("alice@customer.test")),
-            Some(&addr("team@example.test")),
+            &group(&addr("team@example.test")),
             false,
         );
         assert_eq!(summary(&plan), ["team@example.test:comment_added:follow"]);
+    }
+
+    /// `notify_staff = "each"`: every staff member their own copy (their own
+    /// reply address), the group address still one; a staff follower, the
+    /// author and a bouncing address as anywhere else.
+    #[test]
+    fn each_staff_member_gets_their_own_copy() {
+        let sam = f(3, "sam@example.test", Role::Staff, FollowerSource::Follow);
+        let dave = f(5, "dave@example.test", Role::Staff, FollowerSource::Follow);
+        let gone = Follower {
+            bouncing: true,
+            ..f(6, "gone@example.test", Role::Staff, FollowerSource::Follow)
+        };
+        let staff = [sam.clone(), dave.clone(), gone];
+        let team_address = addr("team@example.test");
+        let each = Team {
+            notify: Some(&team_address),
+            staff: &staff,
+        };
+        let alice = f(
+            1,
+            "alice@customer.test",
+            Role::Customer,
+            FollowerSource::Creator,
+        );
+        assert_eq!(
+            summary(&on_ticket_created(&alice, &each, true)),
+            [
+                "alice@customer.test:ack:requester",
+                "team@example.test:new_ticket:support_notify",
+                "sam@example.test:new_ticket:staff",
+                "dave@example.test:new_ticket:staff",
+            ]
+        );
+        let plan = on_ticket_created(&alice, &each, false);
+        assert_eq!(plan[1].user, Some(3), "a copy names its staff user");
+        let followers = [alice.clone(), sam.clone()];
+        assert_eq!(
+            summary(&on_comment(&followers, Some(&alice.email), &each, false)),
+            [
+                "sam@example.test:comment_added:follow",
+                "team@example.test:comment_added:support_notify",
+                "dave@example.test:comment_added:staff",
+            ],
+            "sam follows: one mail"
+        );
+        assert_eq!(
+            summary(&on_comment(&followers, Some(&dave.email), &each, true)),
+            [
+                "sam@example.test:comment_added:follow",
+                "team@example.test:comment_added:support_notify",
+            ],
+            "the author is not told; internal notes reach staff"
+        );
+        let no_group = Team {
+            notify: None,
+            staff: &staff,
+        };
+        assert_eq!(
+            summary(&on_comment(
+                &followers,
+                Some(&alice.email),
+                &no_group,
+                false
+            )),
+            [
+                "sam@example.test:comment_added:follow",
+                "dave@example.test:comment_added:staff",
+            ]
+        );
     }
 }

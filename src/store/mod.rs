@@ -478,8 +478,9 @@ pub trait Tx: Send {
     /// The slugs of these organizations, in one statement (rules read them per delivery).
     async fn org_slugs(&mut self, ids: &[OrgId]) -> Result<Vec<String>>;
     async fn org_leads(&mut self, org: OrgId) -> Result<Vec<User>>;
-    /// Names of the staff users: no one registered from mail may take one.
-    async fn staff_names(&mut self) -> Result<Vec<String>>;
+    /// The staff users: their names are no one else's to take, and with
+    /// `notify_staff = "each"` each gets their own copy of team notices.
+    async fn staff_users(&mut self) -> Result<Vec<User>>;
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>>;
     /// Users `author` may mention or share with: staff, anyone registered;
     /// customers, their organization's members and its delivery leads.

@@ -1899,15 +1899,19 @@ impl Tx for PgTx {
         user_where(&mut self.tx, None, Some(id)).await
     }
 
-    async fn staff_names(&mut self) -> Result<Vec<String>> {
+    async fn staff_users(&mut self) -> Result<Vec<User>> {
         self.flush_if(Table::USERS).await?;
-        sqlx::query("SELECT name FROM users WHERE role = 'staff' ORDER BY id")
-            .fetch_all(&mut *self.tx)
-            .await
-            .q()?
-            .iter()
-            .map(|r| r.try_get("name").q())
-            .collect()
+        sqlx::query(
+            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+             FROM users u LEFT JOIN orgs o ON o.id = u.org_id
+             WHERE u.role = 'staff' ORDER BY u.id",
+        )
+        .fetch_all(&mut *self.tx)
+        .await
+        .q()?
+        .iter()
+        .map(user_from_row)
+        .collect()
     }
 
     async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>> {

@@ -820,12 +820,14 @@ impl Tx for SqliteTx {
         user_by_id(&self.conn, id)
     }
 
-    async fn staff_names(&mut self) -> Result<Vec<String>> {
+    async fn staff_users(&mut self) -> Result<Vec<User>> {
         rows(
             &self.conn,
-            "SELECT name FROM users WHERE role = 'staff' ORDER BY id",
+            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+             FROM users u LEFT JOIN orgs o ON o.id = u.org_id
+             WHERE u.role = 'staff' ORDER BY u.id",
             [],
-            |r| r.text_at(0),
+            |r| user_from_row(r),
         )
     }
 
