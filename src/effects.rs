@@ -1,6 +1,7 @@
 //! Changes to a ticket beyond a comment, with the same permission checks and
 //! the same events and notifications whether they come from an email command,
-//! a rule, or (later) the admin API. Runs inside the caller's transaction.
+//! a rule, or the admin API. Runs inside the caller's transaction; what it
+//! tells people is gathered and queued by `Changes::finish`, one mail each.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

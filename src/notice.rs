@@ -1,6 +1,7 @@
 //! Queuing a notification: one outbox row with its final Message-ID, threading
 //! headers and a context snapshot, in the caller's transaction. Shared by every
-//! use case that emails someone (ingest now; commands and the admin API later).
+//! use case that emails someone. Ticket notifications go through a `Digest`
+//! first, so that one delivery or API call is one row per recipient.
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
