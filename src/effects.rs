@@ -812,7 +812,7 @@ impl<'a> Changes<'a> {
                     )
                     .await?;
                     let new_state = self.reload(state.id).await?;
-                    let event = json!({"actor_name": author.name, "excerpt": excerpt, "following": following});
+                    let event = json!({"actor_name": author.name, "actor_email": author.email, "excerpt": excerpt, "following": following});
                     self.tell_one(target, Some(&new_state), "mentioned", "mention", event)
                         .await?;
                 }

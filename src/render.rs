@@ -303,6 +303,33 @@ mod tests {
         }
     }
 
+    /// A display name is the sender's to choose: the address beside it is not.
+    #[test]
+    fn authors_are_shown_with_their_address() {
+        let r = Renderer::new(None);
+        for event in ["comment_added", "new_ticket", "ticket_updated", "mentioned"] {
+            let mut context = sample(event, true);
+            context["comment"]["author_name"] = "Sam Staff (Example Support)".into();
+            context["comment"]["author_email"] = "helpdesk@customer.test".into();
+            context["event"]["actor_name"] = "Sam Staff (Example Support)".into();
+            context["event"]["actor_email"] = "helpdesk@customer.test".into();
+            if event == "ticket_updated" {
+                context["event"]["commented"] = true.into();
+            }
+            for locale in ["en", "ja"] {
+                let out = r.notification(event, locale, &context, false).unwrap();
+                for (kind, part) in [("txt", &out.text), ("html", &out.html)] {
+                    if part.contains("Sam Staff (Example Support)") {
+                        assert!(
+                            part.contains("helpdesk@customer.test"),
+                            "{locale}/{event}.{kind} names the author without the address"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_shipped_template_renders_and_starts_with_the_marker() {
         let r = Renderer::new(None);

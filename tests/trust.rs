@@ -474,3 +474,26 @@ async fn by_default_the_team_gets_one_notice_and_staff_no_copies() {
     );
     assert!(rows.iter().all(|r| r.to != "sam@example.test"));
 }
+
+#[tokio::test]
+async fn a_quoted_semicolon_in_our_mta_s_verdict_proves_nothing() {
+    let app = TestApp::new().await;
+    let t = alices_ticket(&app).await;
+    // The envelope sender is the attacker's choice; our MTA quotes it.
+    let forged = "Authentication-Results: mx.example.test; spf=pass \
+        smtp.mailfrom=\"x;dkim=pass header.d=example.test x=\"@evil.test; dkim=none";
+    app.deliver(&reply_on_1(
+        "sam@example.test",
+        "h1",
+        forged,
+        "#status blocked\n#priority P1\nWaiting on the vendor.",
+    ))
+    .await;
+    let ticket = app.ticket(t).await;
+    assert_eq!(serde_json::to_value(ticket.status).unwrap(), "new");
+    assert_eq!(ticket.priority, None);
+    assert_eq!(
+        reported_to(&app, "sam@example.test").await,
+        ["#status blocked", "#priority P1"]
+    );
+}
