@@ -58,15 +58,18 @@ pub struct RuleInput<'a> {
     pub has_attachment: bool,
     /// The author asked for no automatic answers (`X-Auto-Response-Suppress`).
     pub suppress_auto_response: bool,
+    /// The author proved who they are (see `ticket::rule_role`).
+    pub author_proven: bool,
 }
 
 impl<'a> RuleInput<'a> {
-    pub fn of(mail: &'a InboundMail, body: &'a str) -> Self {
+    pub fn of(mail: &'a InboundMail, body: &'a str, author_proven: bool) -> Self {
         Self {
             subject: &mail.subject,
             body,
             has_attachment: !mail.attachments.is_empty(),
             suppress_auto_response: mail.auto.suppress_auto_response,
+            author_proven,
         }
     }
 }
@@ -431,6 +434,8 @@ impl<'a> Changes<'a> {
             body,
             has_attachment: false,
             suppress_auto_response: false,
+            // Signed in over the API or portal.
+            author_proven: true,
         };
         self.apply_rules(
             Trigger::CommentAdded,
@@ -947,7 +952,7 @@ impl<'a> Changes<'a> {
             self.tx.org_slugs(&state.orgs).await?
         };
         let facts = Facts {
-            author_role: Some(author.role),
+            author_role: ticket::rule_role(author.role, input.author_proven),
             sender_domain: author.email.domain(),
             orgs: &org_slugs,
             status: status_before,

@@ -1073,7 +1073,7 @@ impl Ingestor {
                 facts_status,
                 state,
                 user,
-                &RuleInput::of(mail, body),
+                &RuleInput::of(mail, body, proven),
                 Some((comment_id, &comment)),
             )
             .await?;
@@ -1192,7 +1192,7 @@ impl Ingestor {
                     Some(state.status),
                     current.clone(),
                     user,
-                    &RuleInput::of(mail, body),
+                    &RuleInput::of(mail, body, proven),
                     Some((*id, json)),
                 )
                 .await?;
@@ -1207,7 +1207,7 @@ impl Ingestor {
                     Some(status_after_commands),
                     now_state,
                     user,
-                    &RuleInput::of(mail, body),
+                    &RuleInput::of(mail, body, proven),
                     shown,
                 )
                 .await?;

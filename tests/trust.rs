@@ -497,3 +497,40 @@ async fn a_quoted_semicolon_in_our_mta_s_verdict_proves_nothing() {
         ["#status blocked", "#priority P1"]
     );
 }
+
+#[tokio::test]
+async fn staff_rules_run_only_for_proven_staff() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"staff replies set P1\"\non = \"comment_added\"\n\
+         when = { author_role = \"staff\" }\nthen = { set_priority = \"P1\" }\n",
+    )
+    .unwrap();
+    let path = rules.display().to_string();
+    let app = TestApp::with_settings(move |s| s.rules.file = path).await;
+    let t = alices_ticket(&app).await;
+    app.deliver(&reply_on_1(
+        "sam@example.test",
+        "r1",
+        "",
+        "Looking into it.",
+    ))
+    .await;
+    assert_eq!(app.ticket(t).await.priority, None, "a forged staff From");
+    app.deliver(&reply_on_1(
+        "sam@example.test",
+        "r2",
+        &format!("Delivered-To: {}", own_reply_address(t, 4)),
+        "Looking into it.",
+    ))
+    .await;
+    assert_eq!(
+        app.ticket(t)
+            .await
+            .priority
+            .map(|p| serde_json::to_value(p).unwrap()),
+        Some(serde_json::json!("P1"))
+    );
+}

@@ -164,6 +164,7 @@ async fn run(
             body: "",
             has_attachment: false,
             suppress_auto_response: false,
+            author_proven: true,
         };
         changes
             .apply_rules(

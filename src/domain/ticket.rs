@@ -202,6 +202,15 @@ pub fn mention_reach(target: &Actor, access: &Access) -> Reach {
     }
 }
 
+/// The author's role as rules see it: staff only when proven, so a forged
+/// staff From never fires a staff rule (nor a customer one).
+pub fn rule_role(role: Role, proven: bool) -> Option<Role> {
+    match role {
+        Role::Staff if !proven => None,
+        role => Some(role),
+    }
+}
+
 /// Whether an author with (`proven`) or without proof may mention `target`.
 /// A mention is not a command: an unproven author may still point a current
 /// participant at the ticket, never let anyone new in.
@@ -389,6 +398,14 @@ mod tests {
         assert!(may_post_internal(&staff, true));
         assert!(!may_post_internal(&staff, false), "unproven staff");
         assert!(!may_post_internal(&follower, true));
+    }
+
+    #[test]
+    fn rules_see_staff_only_when_proven() {
+        assert_eq!(rule_role(Role::Staff, true), Some(Role::Staff));
+        assert_eq!(rule_role(Role::Staff, false), None);
+        assert_eq!(rule_role(Role::Customer, false), Some(Role::Customer));
+        assert_eq!(rule_role(Role::Customer, true), Some(Role::Customer));
     }
 
     #[test]
