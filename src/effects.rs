@@ -165,6 +165,18 @@ pub struct Changes<'a> {
     pub notify: bool,
     /// What each person is told, queued by `finish` as one row each.
     digest: Digest,
+    /// The automatic answer to the author (`reply_template` rules), queued by
+    /// `finish`: what failed and later rule answers join it, one mail.
+    answer: Option<Answer>,
+}
+
+/// An automatic answer waiting for `finish`.
+struct Answer {
+    template: String,
+    to: User,
+    state: TicketState,
+    comment: Option<(CommentId, serde_json::Value)>,
+    event: serde_json::Value,
 }
 
 impl<'a> Changes<'a> {
@@ -182,6 +194,7 @@ impl<'a> Changes<'a> {
             now,
             notify,
             digest: Digest::default(),
+            answer: None,
         }
     }
 
@@ -189,6 +202,20 @@ impl<'a> Changes<'a> {
     /// recipient, after everything (commands, mentions, rules) has run, so
     /// each mail shows the ticket as it ends up. Call it before committing.
     pub async fn finish(mut self) -> Result<(), StoreError> {
+        if let Some(a) = self.answer.take() {
+            let n = Notice {
+                template: &a.template,
+                to: &a.to.email,
+                name: Some(&a.to.name),
+                user: Some(a.to.id),
+                locale: Some(&a.to.locale),
+                reason: "requester",
+                ticket: Some(&a.state),
+                comment: a.comment,
+                event: a.event,
+            };
+            notice::queue(self.tx, self.sender, n, self.now).await?;
+        }
         let digest = std::mem::take(&mut self.digest);
         digest.queue(self.tx, self.sender, self.now).await
     }
@@ -875,6 +902,17 @@ impl<'a> Changes<'a> {
                 .map(|f| json!({"command": clip(&f.command), "reason": clip(&f.reason)}))
                 .collect()
         };
+        // An automatic answer already goes to the author: it says what failed
+        // (issue 19 item 2: one mail per recipient per message).
+        if let Some(answer) = self.answer.as_mut().filter(|a| a.to.id == author.id) {
+            answer.event["failures"] = json!(list(commands));
+            answer.event["mentions"] = json!(list(mentions));
+            answer.event["more_failures"] = json!(more);
+            if let Some(state) = state {
+                answer.state = state.clone();
+            }
+            return Ok(());
+        }
         self.tell_one(
             author,
             state,
@@ -1021,18 +1059,29 @@ impl<'a> Changes<'a> {
                             leads.push(json!({"name": lead.name, "email": lead.email}));
                         }
                     }
-                    let n = Notice {
-                        template: &template,
-                        to: &author.email,
-                        name: Some(&author.name),
-                        user: Some(author.id),
-                        locale: Some(&author.locale),
-                        reason: "requester",
-                        ticket: Some(&state),
-                        comment: comment.map(|(id, c)| (id, c.clone())),
-                        event: json!({ "rule": effect.rule, "leads": leads }),
-                    };
-                    notice::queue(self.tx, self.sender, n, self.now).await?;
+                    let event = json!({ "rule": effect.rule, "leads": leads });
+                    match &mut self.answer {
+                        // A later answer to the same message: a section of the
+                        // first mail (rendered from `<template>.section.*`).
+                        Some(first) => {
+                            if let Some(also) = first.event["also"].as_array_mut() {
+                                also.push(json!({"template": template, "event": event}));
+                            } else {
+                                first.event["also"] =
+                                    json!([{"template": template, "event": event}]);
+                            }
+                            first.state = state.clone();
+                        }
+                        None => {
+                            self.answer = Some(Answer {
+                                template,
+                                to: author.clone(),
+                                state: state.clone(),
+                                comment: comment.map(|(id, c)| (id, c.clone())),
+                                event,
+                            })
+                        }
+                    }
                 }
                 Action::InternalNote(text) => {
                     self.tx

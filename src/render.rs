@@ -75,6 +75,10 @@ const BODIES: &[(&str, &str)] = built_in!(
     "sender_refused",
 );
 
+/// Parts of a template that another automatic answer can carry as a section
+/// (several `reply_template` answers to one message are one mail).
+const SECTIONS: &[(&str, &str)] = built_in!("environment_upgrade.section");
+
 /// Subjects of notifications that are not about one ticket.
 const SUBJECTS: &[(&str, &str)] = built_in_subjects!(
     "invite",
@@ -90,6 +94,7 @@ fn built_in_template(name: &str) -> Option<&'static str> {
     BODIES
         .iter()
         .chain(SUBJECTS.iter())
+        .chain(SECTIONS.iter())
         .find(|(n, _)| *n == name)
         .map(|(_, t)| *t)
 }
@@ -230,11 +235,52 @@ impl Renderer {
         } else {
             None
         };
+        let joined;
+        let context = match context["event"]["also"].as_array() {
+            Some(also) if !also.is_empty() => {
+                let mut sections = Vec::with_capacity(also.len());
+                for extra in also {
+                    let name = extra["template"].as_str().unwrap_or_default();
+                    let mut own = context.clone();
+                    own["event"] = extra["event"].clone();
+                    own["section"] = true.into();
+                    sections.push(serde_json::json!({
+                        "text": self.section(name, "txt", locale, &own)?,
+                        "html": self.section(name, "html", locale, &own)?,
+                    }));
+                }
+                joined = {
+                    let mut c = context.clone();
+                    c["sections"] = sections.into();
+                    c
+                };
+                &joined
+            }
+            _ => context,
+        };
         Ok(Rendered {
             subject,
             text: self.render(&format!("{template}.txt"), locale, context)?,
             html: self.render(&format!("{template}.html"), locale, context)?,
         })
+    }
+
+    /// `<name>.section.<kind>`: what an answer says when it rides along in
+    /// another one; an operator's template without a section is shown whole
+    /// rather than dropped.
+    fn section(
+        &self,
+        name: &str,
+        kind: &str,
+        locale: &str,
+        context: &serde_json::Value,
+    ) -> Result<String, RenderError> {
+        match self.render(&format!("{name}.section.{kind}"), locale, context) {
+            Err(e) if e.source.kind() == ErrorKind::TemplateNotFound => {
+                self.render(&format!("{name}.{kind}"), locale, context)
+            }
+            other => other,
+        }
     }
 }
 

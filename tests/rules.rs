@@ -349,12 +349,13 @@ async fn a_request_to_upgrade_our_production_environment_gets_the_upgrade_answer
     let raw = "From: bob@customer.test\nTo: support@example.test\nMessage-ID: <up2@x.test>\nSubject: Please upgrade our production environment\n\nTo 5.2, any evening.\n";
     app.deliver(raw.as_bytes()).await;
     let rows = new_rows(&app, since).await;
+    // The upgrade answer rides in the acknowledgement: one mail.
     let answers: Vec<_> = rows
         .iter()
-        .filter(|r| r.template == "environment_upgrade")
-        .map(|r| r.to.as_str())
+        .filter(|r| r.context["event"]["also"][0]["template"] == "environment_upgrade")
+        .map(|r| format!("{} {}", r.to, r.template))
         .collect();
-    assert_eq!(answers, ["bob@customer.test"], "{:?}", who(&rows));
+    assert_eq!(answers, ["bob@customer.test ack"], "{:?}", who(&rows));
 }
 
 #[tokio::test]
@@ -450,11 +451,11 @@ async fn the_requester_cannot_unfollow_and_an_upgrade_request_points_to_the_lead
     let rows = new_rows(&app, since).await;
     let answer = rows
         .iter()
-        .find(|r| r.template == "environment_upgrade")
-        .expect("the upgrade rule answers");
+        .find(|r| r.context["event"]["also"][0]["template"] == "environment_upgrade")
+        .expect("the upgrade rule answers, within the acknowledgement");
     assert_eq!(answer.to, "bob@customer.test");
     assert_eq!(
-        answer.context["event"]["leads"][0]["email"],
+        answer.context["event"]["also"][0]["event"]["leads"][0]["email"],
         "dave@example.test"
     );
     assert!(
@@ -928,4 +929,106 @@ async fn a_staff_invite_explains_the_staff_commands() {
         customer.text
     );
     assert!(!customer.text.contains("#priority"), "{}", customer.text);
+}
+
+/// Issue 19 item 2: a new ticket is one mail to its requester, the
+/// acknowledgement, which also says what was not carried out.
+#[tokio::test]
+async fn a_new_ticket_with_a_failing_command_is_one_acknowledgement_naming_it() {
+    let (app, _) = base().await;
+    let before = app.mails().await.len();
+    let raw = b"From: bob@customer.test\nTo: support@example.test\nMessage-ID: <nf1@x.test>\nSubject: Printer jams\n\n#share nobody@x.test\nThe printer jams on every page.\n";
+    let r = app.deliver(raw).await;
+    assert_eq!(r.outcome, Outcome::TicketCreated);
+    let id = r.ticket.expect("a ticket");
+    let mails = app.mails().await.split_off(before);
+    let bobs: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to == "bob@customer.test")
+        .collect();
+    assert_eq!(bobs.len(), 1, "{:?}", common::count_per_recipient(&mails));
+    let m = bobs[0];
+    m.assert_reads_well();
+    for part in [&m.text, &m.html] {
+        assert!(part.contains(&format!("#{id}")), "{part}");
+        assert!(part.contains("#share nobody@x.test"), "{part}");
+        assert!(part.contains("was not carried out"), "{part}");
+        assert!(part.contains("The printer jams"), "{part}");
+    }
+}
+
+/// With the acknowledgement suppressed, what failed is still reported, once.
+#[tokio::test]
+async fn a_suppressed_acknowledgement_leaves_the_failure_report_alone() {
+    let (app, since) = base().await;
+    let raw = b"From: bob@customer.test\nTo: support@example.test\nMessage-ID: <nf2@x.test>\nX-Auto-Response-Suppress: All\nSubject: Printer jams\n\n#share nobody@x.test\nThe printer jams.\n";
+    assert_eq!(app.deliver(raw).await.outcome, Outcome::TicketCreated);
+    let rows = new_rows(&app, since).await;
+    let bobs: Vec<_> = rows
+        .iter()
+        .filter(|r| r.to == "bob@customer.test")
+        .map(|r| r.template.as_str())
+        .collect();
+    assert_eq!(bobs, ["command_failed"], "{:?}", who(&rows));
+}
+
+/// An upgrade request answered by two rules (`ack`, `environment_upgrade`):
+/// one mail that acknowledges the ticket and names the delivery lead, en and
+/// ja, text and HTML.
+#[tokio::test]
+async fn an_upgrade_request_is_one_mail_with_the_acknowledgement_and_the_upgrade_answer() {
+    let (app, _) = base().await;
+    let site = app
+        .store()
+        .find_org("customer-site-a")
+        .await
+        .unwrap()
+        .expect("seeded org");
+    app.store()
+        .add_user(&ticketgate::store::NewUser {
+            email: "kenji@customer.test".parse().unwrap(),
+            name: "Kenji Kato".into(),
+            role: ticketgate::domain::ticket::Role::Customer,
+            org_id: Some(site.id),
+            locale: "ja".into(),
+        })
+        .await
+        .unwrap();
+    let cases = [
+        (
+            "bob@customer.test",
+            "Environment upgrade to 5.2",
+            ["opened ticket", "Your environment upgrade request"],
+        ),
+        (
+            "kenji@customer.test",
+            "本番環境のアップグレード",
+            [
+                "お問い合わせを受け付けました",
+                "環境アップグレードのご依頼について",
+            ],
+        ),
+    ];
+    for (n, (from, subject, says)) in cases.into_iter().enumerate() {
+        let before = app.mails().await.len();
+        let raw = format!(
+            "From: {from}\nTo: support@example.test\nMessage-ID: <upm{n}@x.test>\nSubject: {subject}\nContent-Type: text/plain; charset=utf-8\n\nPlease plan it.\n"
+        );
+        let r = app.deliver(raw.as_bytes()).await;
+        assert_eq!(r.outcome, Outcome::TicketCreated);
+        let id = r.ticket.expect("a ticket");
+        let mails = app.mails().await.split_off(before);
+        let theirs: Vec<_> = mails.iter().filter(|m| m.to == from).collect();
+        assert_eq!(theirs.len(), 1, "{:?}", common::count_per_recipient(&mails));
+        let m = theirs[0];
+        m.assert_reads_well();
+        for part in [&m.text, &m.html] {
+            assert!(part.contains(&format!("#{id}")), "{part}");
+            for s in says {
+                assert!(part.contains(s), "{s}: {part}");
+            }
+            assert!(part.contains("dave@example.test"), "{part}");
+            assert!(part.contains("Please plan it."), "{part}");
+        }
+    }
 }
