@@ -1032,3 +1032,29 @@ async fn an_upgrade_request_is_one_mail_with_the_acknowledgement_and_the_upgrade
         }
     }
 }
+
+/// The acknowledgement lists failures as `command_failed` does: at most 20,
+/// then how many more.
+#[tokio::test]
+async fn an_acknowledgement_lists_at_most_twenty_failures_and_counts_the_rest() {
+    let (app, _) = base().await;
+    let before = app.mails().await.len();
+    let commands: String = (0..25).map(|i| format!("#status bogus{i}\n")).collect();
+    let raw = format!(
+        "From: bob@customer.test\nTo: support@example.test\nMessage-ID: <nf25@x.test>\nSubject: Many\n\n{commands}Hello.\n"
+    );
+    assert_eq!(
+        app.deliver(raw.as_bytes()).await.outcome,
+        Outcome::TicketCreated
+    );
+    let mails = app.mails().await.split_off(before);
+    let bobs: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to == "bob@customer.test")
+        .collect();
+    assert_eq!(bobs.len(), 1, "{:?}", common::count_per_recipient(&mails));
+    let text = &bobs[0].text;
+    assert!(text.contains("#status bogus19\n"), "{text}");
+    assert!(!text.contains("#status bogus20\n"), "{text}");
+    assert!(text.contains("... and 5 more, not listed here."), "{text}");
+}
