@@ -8,7 +8,9 @@
 //! under 1 s. Peak RSS comes from `wait4` rusage through GNU time
 //! (`/usr/bin/time -f %M`).
 //!
-//! `cargo bench --bench hostile`
+//! `cargo bench --bench hostile` (all shapes), or
+//! `cargo bench --bench hostile -- "one long line" @mentions`: only the shapes
+//! whose names contain one of the words given.
 
 use std::path::Path;
 use std::process::Command;
@@ -150,10 +152,18 @@ fn main() -> anyhow::Result<()> {
         ("@mentions", mentions),
         ("one long line", long_line),
     ];
+    // cargo passes `--bench` to a harness-free bench; the other words pick shapes.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     println!("| benchmark | setup | result | peak RSS |");
     println!("|---|---|---|---|");
     for (size, limit) in [(10 * MB, 2.0), (MB, 1.0)] {
         for (name, build) in shapes {
+            if !only.is_empty() && !only.iter().any(|w| name.contains(w.as_str())) {
+                continue;
+            }
             let raw = build(size);
             let (secs, peak, outcome) = ingest(&raw)?;
             let above = (peak - idle_peak).max(0.0);

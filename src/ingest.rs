@@ -223,7 +223,9 @@ struct Prepared {
 /// hashes. It depends on no stored state, so a batch works it out on the other
 /// core while earlier messages are recorded (`read_ahead`).
 struct Content {
+    /// Its `reply` is moved into `body`.
     extracted: reply::Extracted,
+    /// Its `rest` is moved into `body`.
     commands: commands::Parsed,
     /// The comment: the reply without its command lines.
     body: String,
@@ -234,14 +236,12 @@ struct Content {
 
 impl Content {
     fn of(mail: &InboundMail) -> Self {
-        let extracted = reply::extract_mail(mail);
-        let text = extracted.comment_text(&mail.text);
-        let commands = commands::parse(&text);
-        let body = if commands.commands.is_empty() {
-            text
-        } else {
-            commands.rest.clone()
-        };
+        // The body is held once here (not as reply, text and rest besides):
+        // each step moves the text on, and `commands.rest` is left empty.
+        let mut extracted = reply::extract_mail(mail);
+        let text = extracted.take_comment_text(&mail.text);
+        let mut commands = commands::parse_owned(text);
+        let body = std::mem::take(&mut commands.rest);
         Content {
             mentions: mentions::find(&body),
             attachment_shas: mail
@@ -965,7 +965,7 @@ impl Ingestor {
                 .commands
                 .iter()
                 .all(|c| c.parsed.as_ref().is_ok_and(Command::is_question))
-            && commands::only_pleasantries(&parsed.rest)
+            && commands::only_pleasantries(&content.body)
             && mail.attachments.is_empty();
         if only_questions {
             // `#list`, `#help` (and a greeting): answers, not a ticket.
@@ -1035,7 +1035,7 @@ impl Ingestor {
             .ticket_state(ticket_id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
-        let comment = self.comment_json(comment_id, body, user, mail, false);
+        let comment = self.comment_json(comment_id, user, mail, false);
         let mut changes = self.changes(tx, notify, now);
         if notify {
             let requester = Follower {
@@ -1145,7 +1145,7 @@ impl Ingestor {
                 now,
             })
             .await?;
-            comment = Some((id, self.comment_json(id, body, user, mail, internal)));
+            comment = Some((id, self.comment_json(id, user, mail, internal)));
         }
         tx.update_ticket(state.id, state.status, mail.message_id.as_ref(), now)
             .await?;
@@ -1258,17 +1258,18 @@ impl Ingestor {
         Ok((state, failures))
     }
 
+    /// The comment as notices show it, without its text: `notice::queue`
+    /// stores no `body` (the outbox reads it back by `comment_id`), so a copy
+    /// here would only be cloned into each recipient's digest item in memory.
     fn comment_json(
         &self,
         id: CommentId,
-        body: &str,
         author: &User,
         mail: &InboundMail,
         internal: bool,
     ) -> serde_json::Value {
         serde_json::json!({
             "id": id,
-            "body": body,
             "author_name": author.name,
             "author_email": author.email,
             "internal": internal,
@@ -1478,7 +1479,39 @@ fn report(origin: &str, message_id: Option<MessageId>, d: Decided, log_id: i64) 
 
 #[cfg(test)]
 mod tests {
-    use super::sha256_hex;
+    use super::{Content, sha256_hex};
+    use crate::domain::{commands, mail::InboundMail, reply};
+
+    /// A large body is held once (issue 18 item 13): moved from the
+    /// extracted reply through the command parse into the comment, with or
+    /// without leading commands, not copied at each step; the comment is
+    /// the text the copying steps made.
+    #[test]
+    fn content_holds_a_large_body_once() {
+        let words = "word ".repeat(200_000);
+        for (text, n_commands) in [
+            (format!("{words}\r\n"), 0),
+            (format!("#priority P2\r\n\r\n{words}\r\nthanks\r\n"), 1),
+        ] {
+            let raw = format!(
+                "From: c1@customer.test\r\nTo: support@example.test\r\nSubject: long\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\n\r\n{text}"
+            );
+            let mail = InboundMail::parse(raw.as_bytes()).expect("parses");
+            let copied = commands::parse(&reply::extract_mail(&mail).comment_text(&mail.text));
+            let want = if copied.commands.is_empty() {
+                reply::extract_mail(&mail).comment_text(&mail.text)
+            } else {
+                copied.rest
+            };
+            let content = Content::of(&mail);
+            assert_eq!(content.commands.commands.len(), n_commands);
+            assert!(content.body.len() > 900_000, "{}", content.body.len());
+            assert!(content.body == want, "the comment text changed");
+            assert_eq!(content.extracted.reply.len(), 0, "the reply is a copy");
+            assert_eq!(content.commands.rest.len(), 0, "the rest is a copy");
+        }
+    }
 
     /// Blob keys are stored: a change of hash implementation must not change them
     /// (FIPS 180-2 test vectors).

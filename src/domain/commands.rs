@@ -217,6 +217,29 @@ pub fn only_pleasantries(rest: &str) -> bool {
 /// Splits the top command block from the text. Leading blank lines are
 /// skipped; the block ends at the first line that is not a command.
 pub fn parse(text: &str) -> Parsed {
+    match leading(text) {
+        (commands, Some(rest)) => Parsed { commands, rest },
+        (commands, None) => Parsed {
+            commands,
+            rest: text.to_string(),
+        },
+    }
+}
+
+/// [`parse`] of an owned text: without commands, `text` itself becomes
+/// `rest` (no copy of a large body).
+pub fn parse_owned(text: String) -> Parsed {
+    match leading(&text) {
+        (commands, Some(rest)) => Parsed { commands, rest },
+        (commands, None) => Parsed {
+            commands,
+            rest: text,
+        },
+    }
+}
+
+/// The leading command lines and, when there are any, the text after them.
+fn leading(text: &str) -> (Vec<CommandLine>, Option<String>) {
     let mut commands = Vec::new();
     let mut lines = text.lines().peekable();
     while lines.peek().is_some_and(|l| l.trim().is_empty()) {
@@ -233,16 +256,15 @@ pub fn parse(text: &str) -> Parsed {
         lines.next();
     }
     if commands.is_empty() {
-        return Parsed {
-            commands,
-            rest: text.to_string(),
-        };
+        return (commands, None);
     }
     let rest: Vec<&str> = lines.collect();
-    Parsed {
-        commands,
-        rest: rest.join("\n").trim_matches('\n').to_string(),
-    }
+    let rest = rest.join("\n");
+    let rest = match rest.trim_matches('\n') {
+        trimmed if trimmed.len() == rest.len() => rest,
+        trimmed => trimmed.to_string(),
+    };
+    (commands, Some(rest))
 }
 
 #[cfg(test)]

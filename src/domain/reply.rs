@@ -67,6 +67,16 @@ impl Extracted {
             self.reply.clone()
         }
     }
+
+    /// [`Self::comment_text`], moving the reply out instead of copying it
+    /// (`reply` is left empty): a 10 MB body is held once less.
+    pub fn take_comment_text(&mut self, full: &str) -> String {
+        if self.reply.trim().is_empty() {
+            full.trim().to_string()
+        } else {
+            std::mem::take(&mut self.reply)
+        }
+    }
 }
 
 /// What a line is, before deciding what it means in its context.
