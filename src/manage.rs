@@ -47,13 +47,7 @@ pub async fn register_user(
         .parse()
         .map_err(|e| ManageError::Invalid(format!("{e}")))?;
     let org = match req.org {
-        Some(o) => Some(
-            ingestor
-                .store()
-                .find_org(o)
-                .await?
-                .ok_or_else(|| ManageError::NotFound(format!("no organization {o:?}")))?,
-        ),
+        Some(o) => Some(org_named(ingestor.store().as_ref(), o).await?),
         None => None,
     };
     let locale = valid_locale(req.locale)?;
@@ -128,13 +122,7 @@ pub async fn edit_user(
         ));
     }
     let org_id = match edit.org {
-        Some(Some(o)) => Some(Some(
-            store
-                .find_org(o)
-                .await?
-                .ok_or_else(|| ManageError::NotFound(format!("no organization {o:?}")))?
-                .id,
-        )),
+        Some(Some(o)) => Some(Some(org_named(store, o).await?.id)),
         Some(None) => Some(None),
         None => None,
     };
@@ -192,12 +180,17 @@ pub async fn add_org(
     Ok(store.add_org(name, &slug, &clean).await?)
 }
 
+/// The organization with this name or slug, or a NotFound naming `key`.
+async fn org_named(store: &dyn Store, key: &str) -> Result<Org, ManageError> {
+    store
+        .find_org(key)
+        .await?
+        .ok_or_else(|| ManageError::NotFound(format!("no organization {key:?}")))
+}
+
 /// Makes a staff user a delivery lead of an organization.
 pub async fn add_lead(store: &dyn Store, org: &str, email: &str) -> Result<Org, ManageError> {
-    let found = store
-        .find_org(org)
-        .await?
-        .ok_or_else(|| ManageError::NotFound(format!("no organization {org:?}")))?;
+    let found = org_named(store, org).await?;
     let email = EmailAddress::parse(email)
         .map_err(|e| ManageError::Invalid(format!("email {email:?}: {e}")))?;
     let user = store
@@ -210,18 +203,12 @@ pub async fn add_lead(store: &dyn Store, org: &str, email: &str) -> Result<Org, 
         )));
     }
     store.add_org_lead(found.id, user.id).await?;
-    store
-        .find_org(&found.slug)
-        .await?
-        .ok_or_else(|| ManageError::NotFound(format!("no organization {org:?}")))
+    org_named(store, &found.slug).await
 }
 
 /// Ends a staff user's delivery lead of an organization.
 pub async fn remove_lead(store: &dyn Store, org: &str, email: &str) -> Result<Org, ManageError> {
-    let found = store
-        .find_org(org)
-        .await?
-        .ok_or_else(|| ManageError::NotFound(format!("no organization {org:?}")))?;
+    let found = org_named(store, org).await?;
     let email = EmailAddress::parse(email)
         .map_err(|e| ManageError::Invalid(format!("email {email:?}: {e}")))?;
     let user = store.find_user(&email).await?;
@@ -235,10 +222,7 @@ pub async fn remove_lead(store: &dyn Store, org: &str, email: &str) -> Result<Or
             found.name
         )));
     }
-    store
-        .find_org(&found.slug)
-        .await?
-        .ok_or_else(|| ManageError::NotFound(format!("no organization {org:?}")))
+    org_named(store, &found.slug).await
 }
 
 /// Registers a user and, unless `invite` is false, queues their invitation
