@@ -919,17 +919,11 @@ impl Ingestor {
             return Ok(());
         };
         let name = mail.from.as_ref().and_then(|f| f.name.clone());
-        let notice = Notice {
-            template: "sender_refused",
-            to: team,
-            name: None,
-            user: None,
-            locale: None,
-            reason: "support_notify",
-            ticket: None,
-            comment: None,
-            event: serde_json::json!({ "reason": reason, "sender": sender, "name": name, "original_subject": mail.subject }),
-        };
+        let notice = Notice::to_team(
+            "sender_refused",
+            team,
+            serde_json::json!({ "reason": reason, "sender": sender, "name": name, "original_subject": mail.subject }),
+        );
         notice::queue(tx, &self.sender, notice, now).await?;
         Ok(())
     }
@@ -1358,17 +1352,11 @@ impl Ingestor {
         {
             return Ok(());
         }
-        let notice = Notice {
-            template: crate::outbox::QUARANTINE_ALERT,
-            to: team,
-            name: None,
-            user: None,
-            locale: None,
-            reason: "support_notify",
-            ticket: None,
-            comment: None,
-            event: serde_json::json!({ "since": crate::store::time_text::format_ts(now) }),
-        };
+        let notice = Notice::to_team(
+            crate::outbox::QUARANTINE_ALERT,
+            team,
+            serde_json::json!({ "since": crate::store::time_text::format_ts(now) }),
+        );
         // Queued to be sent when the window closes, with what arrived in it.
         notice::queue(tx, &self.sender, notice, now + window).await?;
         Ok(())

@@ -38,6 +38,24 @@ pub struct Notice<'a> {
     pub event: Value,
 }
 
+impl<'a> Notice<'a> {
+    /// A notice to the support team's address (`support.notify`): no user,
+    /// so no personal reply address, and no ticket.
+    pub fn to_team(template: &'a str, team: &'a EmailAddress, event: Value) -> Self {
+        Self {
+            template,
+            to: team,
+            name: None,
+            user: None,
+            locale: None,
+            reason: "support_notify",
+            ticket: None,
+            comment: None,
+            event,
+        }
+    }
+}
+
 /// A fresh notification Message-ID: `<tg.<uuid>@<support.domain>>`; the prefix lets
 /// classification recognise our own mail when it comes back.
 pub fn new_message_id(domain: &str) -> MessageId {
