@@ -377,16 +377,15 @@ impl<'a> Changes<'a> {
         )
         .await?;
         let new_state = self.reload(state.id).await?;
-        let actor_name = actor.map(|u| u.name.clone());
         self.digest.change(
             state.id,
             Change::Status {
                 from: state.status,
                 to,
             },
-            actor_name.as_deref(),
+            actor,
         );
-        let event = json!({"from": state.status, "to": to, "actor_name": actor_name});
+        let event = json!({"from": state.status, "to": to, "actor_name": actor.map(|u| &u.name), "actor_email": actor.map(|u| &u.email)});
         self.tell_followers(
             &new_state,
             actor.map(|u| &u.email),
@@ -414,7 +413,7 @@ impl<'a> Changes<'a> {
             .insert_comment(&NewComment {
                 ticket_id: state.id,
                 author_id: author.id,
-                body: body.to_string(),
+                body,
                 signature: None,
                 quoted: None,
                 internal,
@@ -500,9 +499,9 @@ impl<'a> Changes<'a> {
         )
         .await?;
         let new_state = self.reload(state.id).await?;
-        let event = json!({"priority": level, "sla_name": name, "sla_response": response, "actor_name": actor.name});
+        let event = json!({"priority": level, "sla_name": name, "sla_response": response, "actor_name": actor.name, "actor_email": actor.email});
         self.digest
-            .change(state.id, Change::Priority(&event), Some(&actor.name));
+            .change(state.id, Change::Priority(&event), Some(actor));
         let comment = json!({"id": comment_id, "body": body, "author_name": actor.name, "author_email": actor.email, "internal": false, "attachments": []});
         self.tell_followers(
             &new_state,
@@ -535,12 +534,12 @@ impl<'a> Changes<'a> {
         let new_state = self.reload(state.id).await?;
         let comment = json!({"id": comment_id, "body": body, "author_name": actor.name, "author_email": actor.email, "internal": false, "attachments": []});
         self.digest
-            .change(state.id, Change::Release(release), Some(&actor.name));
+            .change(state.id, Change::Release(release), Some(actor));
         self.tell_followers(
             &new_state,
             Some(&actor.email),
             "release_noted",
-            json!({"release": release, "actor_name": actor.name}),
+            json!({"release": release, "actor_name": actor.name, "actor_email": actor.email}),
             Some((comment_id, comment)),
         )
         .await?;
@@ -557,7 +556,7 @@ impl<'a> Changes<'a> {
             .insert_comment(&NewComment {
                 ticket_id: ticket,
                 author_id: actor.id,
-                body: body.to_string(),
+                body,
                 signature: None,
                 quoted: None,
                 internal: false,
@@ -1088,7 +1087,7 @@ impl<'a> Changes<'a> {
                         .insert_comment(&NewComment {
                             ticket_id: state.id,
                             author_id: author.id,
-                            body: text,
+                            body: &text,
                             signature: None,
                             quoted: None,
                             internal: true,

@@ -210,12 +210,12 @@ struct Prepared {
     parsed: Result<InboundMail, crate::domain::mail::ParseError>,
     sha: String,
     too_large: bool,
-    /// Parsed from its header section only (too large, or given up on).
-    headers_only: bool,
     /// Too many MIME parts to parse (`mail::too_complex`): headers only.
     too_complex: bool,
-    /// Worked out when first needed, or ahead of time by a batch's reader.
-    content: OnceLock<Content>,
+    /// Worked out with the parse, for mail read past its headers. It takes
+    /// the text and HTML out of `parsed` (nothing else reads them), so a
+    /// large body is not held twice while it is stored.
+    content: Option<Content>,
 }
 
 /// What a message says, from the message alone: the reply cut from its quote,
@@ -235,11 +235,24 @@ struct Content {
 }
 
 impl Content {
-    fn of(mail: &InboundMail) -> Self {
-        // The body is held once here (not as reply, text and rest besides):
-        // each step moves the text on, and `commands.rest` is left empty.
-        let mut extracted = reply::extract_mail(mail);
-        let text = extracted.take_comment_text(&mail.text);
+    /// Takes `mail.text` and `mail.html` (left empty): the body is held once
+    /// here (not as text, reply and rest besides), each step moving it on;
+    /// `commands.rest` is left empty.
+    fn of(mail: &mut InboundMail) -> Self {
+        let full = std::mem::take(&mut mail.text);
+        let html = mail.html.take();
+        let mut extracted = match &html {
+            Some(html) if mail.text_from_html => reply::extract_html(html),
+            _ => reply::extract_text(&full),
+        };
+        drop(html);
+        let text = if extracted.reply.trim().is_empty() {
+            // All of it was quoted: keep what was sent, without a copy.
+            trim_owned(full)
+        } else {
+            drop(full);
+            std::mem::take(&mut extracted.reply)
+        };
         let mut commands = commands::parse_owned(text);
         let body = std::mem::take(&mut commands.rest);
         Content {
@@ -254,6 +267,14 @@ impl Content {
             body,
         }
     }
+}
+
+/// `text.trim()`, in place: no second buffer for a large body.
+fn trim_owned(mut text: String) -> String {
+    text.truncate(text.trim_end().len());
+    let start = text.len() - text.trim_start().len();
+    text.drain(..start);
+    text
 }
 
 impl Prepared {
@@ -272,13 +293,16 @@ impl Prepared {
             parsed = InboundMail::parse_headers(raw);
             headers_only = true;
         }
+        let content = match &mut parsed {
+            Ok(mail) if !headers_only => Some(Content::of(mail)),
+            _ => None,
+        };
         Prepared {
             parsed,
             sha: sha256_hex(raw),
             too_large,
-            headers_only,
             too_complex,
-            content: OnceLock::new(),
+            content,
         }
     }
 
@@ -295,14 +319,12 @@ impl Prepared {
         }
     }
 
-    /// The parsed mail, unless it is too large to be read past its headers.
-    fn readable(&self) -> Option<&InboundMail> {
-        self.parsed.as_ref().ok().filter(|_| !self.headers_only)
-    }
-
-    /// The content of the parsed `mail` (this delivery's), worked out once.
-    fn content(&self, mail: &InboundMail) -> &Content {
-        self.content.get_or_init(|| Content::of(mail))
+    /// The parsed mail and what it says, unless it is too large to be read
+    /// past its headers. The mail's `text` and `html` are empty: read
+    /// [`Content`].
+    fn readable(&self) -> Option<(&InboundMail, &Content)> {
+        let mail = self.parsed.as_ref().ok()?;
+        Some((mail, self.content.as_ref()?))
     }
 }
 
@@ -349,11 +371,8 @@ fn read_ahead(batch: &Arc<Batch>, deliveries: &[Delivery<'_>], max_message_size:
             let Some((raw, declared_size, failed)) = copy else {
                 continue;
             };
-            let p = batch.slots[slot]
+            batch.slots[slot]
                 .get_or_init(|| Prepared::new(&raw, declared_size, max_message_size, failed));
-            if let Some(mail) = p.readable() {
-                p.content(mail);
-            }
         }
     });
 }
@@ -578,7 +597,7 @@ impl Ingestor {
         };
         for p in prepared {
             batch.dedup_keys.push(p.dedup_key());
-            let Some(mail) = p.readable() else {
+            let Some((mail, _)) = p.readable() else {
                 continue;
             };
             batch.senders.extend(mail.sender().cloned());
@@ -674,10 +693,11 @@ impl Ingestor {
                     }
                     Decided::refused(Outcome::Rejected, reason::TOO_LARGE)
                 }
-                (Some(mail), false) => {
-                    self.decide(tx, mail, prepared, delivery.notify, now)
-                        .await?
-                }
+                (Some(mail), false) => match &prepared.content {
+                    Some(content) => self.decide(tx, mail, content, delivery.notify, now).await?,
+                    // Read past its headers means worked out (`Prepared::new`).
+                    None => Decided::refused(Outcome::Rejected, reason::UNPARSEABLE),
+                },
             }
         };
         if decided.outcome == Outcome::Quarantined {
@@ -725,7 +745,7 @@ impl Ingestor {
         &self,
         tx: &mut dyn Tx,
         mail: &InboundMail,
-        prepared: &Prepared,
+        content: &Content,
         notify: bool,
         now: OffsetDateTime,
     ) -> Result<Decided, StoreError> {
@@ -834,7 +854,6 @@ impl Ingestor {
                         ..Decided::refused(Outcome::Quarantined, reason::NOT_A_PARTICIPANT)
                     });
                 }
-                let content = prepared.content(mail);
                 self.add_comment(
                     tx,
                     mail,
@@ -863,7 +882,7 @@ impl Ingestor {
                         });
                     }
                 };
-                self.create_ticket(tx, mail, prepared.content(mail), &user, notify, now)
+                self.create_ticket(tx, mail, content, &user, notify, now)
                     .await?
             }
         };
@@ -986,6 +1005,31 @@ impl Ingestor {
                 comment: None,
             });
         }
+        // `#internal` on a new message: the opening comment is an internal
+        // note, and from anyone not proven staff the message waits in
+        // quarantine, as a reply would (the Cc'd and the ticket's
+        // organization would otherwise read it).
+        let internal = parsed
+            .commands
+            .iter()
+            .any(|c| c.parsed == Ok(Command::Internal));
+        if internal
+            && !ticket::may_post_internal(&effects::actor(user), self.proven(mail, user, None))
+        {
+            self.refusal_notice(
+                tx,
+                mail,
+                reason::UNVERIFIED_INTERNAL,
+                Some(user),
+                notify,
+                now,
+            )
+            .await?;
+            return Ok(Decided::refused(
+                Outcome::Quarantined,
+                reason::UNVERIFIED_INTERNAL,
+            ));
+        }
         let subject = threading::ticket_subject(&mail.subject, &self.policy.tag);
         let ticket_id = tx
             .insert_ticket(&NewTicket {
@@ -1022,14 +1066,14 @@ impl Ingestor {
         .await?;
         let body = &content.body;
         let comment_id = self
-            .store_comment(tx, mail, content, user, ticket_id, false, now)
+            .store_comment(tx, mail, content, user, ticket_id, internal, now)
             .await?;
         self.remember_thread(tx, mail, ticket_id, now).await?;
         let state = tx
             .ticket_state(ticket_id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
-        let comment = self.comment_json(comment_id, user, mail, false);
+        let comment = self.comment_json(comment_id, user, mail, internal);
         let mut changes = self.changes(tx, notify, now);
         if notify {
             let requester = Follower {
@@ -1287,9 +1331,9 @@ impl Ingestor {
             .insert_comment(&NewComment {
                 ticket_id,
                 author_id: user.id,
-                body: content.body.clone(),
-                signature: content.extracted.signature.clone(),
-                quoted: content.extracted.quoted.clone(),
+                body: &content.body,
+                signature: content.extracted.signature.as_deref(),
+                quoted: content.extracted.quoted.as_deref(),
                 internal,
                 source: CommentSource::Email,
                 message_id: mail.message_id.clone(),
@@ -1492,12 +1536,14 @@ mod tests {
             } else {
                 copied.rest
             };
-            let content = Content::of(&mail);
+            let mut mail = mail;
+            let content = Content::of(&mut mail);
             assert_eq!(content.commands.commands.len(), n_commands);
             assert!(content.body.len() > 900_000, "{}", content.body.len());
             assert!(content.body == want, "the comment text changed");
             assert_eq!(content.extracted.reply.len(), 0, "the reply is a copy");
             assert_eq!(content.commands.rest.len(), 0, "the rest is a copy");
+            assert!(mail.text.is_empty(), "the mail's text is a copy");
         }
     }
 

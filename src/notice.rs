@@ -10,7 +10,7 @@ use crate::domain::classify::OWN_MESSAGE_ID_PREFIX;
 use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId, UserId};
 use crate::domain::notify::Recipient;
 use crate::domain::ticket::Status;
-use crate::store::{NewOutbox, RefKind, StoreError, TicketState, Tx};
+use crate::store::{NewOutbox, RefKind, StoreError, TicketState, Tx, User};
 
 /// What the templates say about the gateway itself.
 #[derive(Debug, Clone)]
@@ -201,8 +201,10 @@ struct News {
     releases: Vec<String>,
     /// People who began to follow: `{name, email}`.
     followers_added: Vec<Value>,
-    /// Who made the last of these changes (`None`: a rule, shown as the support desk).
-    actor_name: Option<String>,
+    /// Who made the last of these changes, name and address (`None`: a
+    /// rule, shown as the support desk). The address is shown beside the
+    /// name: a display name alone can be anyone's (issue 18, item 8).
+    actor: Option<(String, EmailAddress)>,
 }
 
 /// One thing a recipient is told, with its classic template.
@@ -275,8 +277,8 @@ impl Digest {
         }
     }
 
-    /// Records a change to the ticket, made by `actor_name` (`None`: a rule).
-    pub fn change(&mut self, ticket: TicketId, change: Change<'_>, actor_name: Option<&str>) {
+    /// Records a change to the ticket, made by `actor` (`None`: a rule).
+    pub fn change(&mut self, ticket: TicketId, change: Change<'_>, actor: Option<&User>) {
         let news = match self.news.iter_mut().position(|(t, _)| *t == ticket) {
             Some(i) => &mut self.news[i].1,
             None => {
@@ -301,7 +303,7 @@ impl Digest {
                 return;
             }
         }
-        news.actor_name = actor_name.map(str::to_string);
+        news.actor = actor.map(|u| (u.name.clone(), u.email.clone()));
     }
 
     /// Tells `to` one thing about `ticket` (`template` is what a mail about
@@ -430,7 +432,8 @@ fn summary(person: &Person, news: &News) -> (&'static str, Value, Option<(Commen
     let status = news.status.filter(|(from, to)| from != to);
     let personal = |template: &str| find(template).map(|i| i.event.clone());
     let event = json!({
-        "actor_name": news.actor_name,
+        "actor_name": news.actor.as_ref().map(|(name, _)| name),
+        "actor_email": news.actor.as_ref().map(|(_, email)| email),
         "from": status.map(|(from, _)| from),
         "to": status.map(|(_, to)| to),
         "priority": news.priority.as_ref().map(|p| p["priority"].clone()),

@@ -353,14 +353,17 @@ mod tests {
     #[test]
     fn authors_are_shown_with_their_address() {
         let r = Renderer::new(None);
-        for event in ["comment_added", "new_ticket", "ticket_updated", "mentioned"] {
+        for event in EVENTS {
             let mut context = sample(event, true);
             context["comment"]["author_name"] = "Sam Staff (Example Support)".into();
             context["comment"]["author_email"] = "helpdesk@customer.test".into();
             context["event"]["actor_name"] = "Sam Staff (Example Support)".into();
             context["event"]["actor_email"] = "helpdesk@customer.test".into();
-            if event == "ticket_updated" {
+            if *event == "ticket_updated" {
                 context["event"]["commented"] = true.into();
+                context["event"]["mentioned"] = serde_json::json!({
+                    "actor_name": "Sam Staff (Example Support)",
+                    "actor_email": "helpdesk@customer.test", "following": true});
             }
             for locale in ["en", "ja"] {
                 let out = r.notification(event, locale, &context, false).unwrap();

@@ -258,7 +258,12 @@ async fn patching_status_and_priority_records_events_and_notifies_like_a_command
     assert_eq!(mails.len(), 3);
     for m in &mails {
         m.assert_reads_well();
-        assert!(m.text.contains("Sam Staff updated ticket"), "{}", m.text);
+        assert!(
+            m.text
+                .contains("Sam Staff <sam@example.test> updated ticket"),
+            "{}",
+            m.text
+        );
         assert!(
             m.text.contains("Status: from \"New\" to \"In Progress\""),
             "{}",
@@ -1015,6 +1020,35 @@ async fn the_endpoint_works_from_any_instance_sharing_postgres() {
     let ready = request(addrs[1], "GET", "/readyz", None, None).await;
     assert_eq!(ready.status, 200);
     drop(apps);
+}
+
+/// Issue 18, item 16: hyper answered these itself, with an empty body.
+#[tokio::test]
+async fn an_oversized_request_line_or_header_section_answers_with_the_json_error_body() {
+    let api = Api::start().await;
+    let long_path = format!("/api/tickets?q={}", "a".repeat(16 * 1024));
+    let r = request(api.addr, "GET", &long_path, Some(&api.token), None).await;
+    assert_eq!(r.status, 414, "{}", r.text());
+    assert_eq!(r.code(), "uri_too_long");
+    let big_token = "t".repeat(40 * 1024);
+    let r = request(api.addr, "GET", "/api/tickets", Some(&big_token), None).await;
+    assert_eq!(r.status, 431, "{}", r.text());
+    assert_eq!(r.code(), "headers_too_large");
+    // Just under the limit, the request reaches the router (no such route).
+    let r = request(
+        api.addr,
+        "GET",
+        &format!("/api/{}", "a".repeat(7 * 1024)),
+        Some(&api.token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (404, "not_found"),
+        "{}",
+        r.text()
+    );
 }
 
 #[tokio::test]

@@ -361,6 +361,48 @@ async fn a_customer_asking_for_an_internal_note_is_quarantined() {
     assert_eq!(app.ticket(t).await.comments.len(), 1);
 }
 
+/// A new message (not a reply) asking for `#internal`: Bob in Cc would
+/// follow the ticket and read its opening comment.
+#[tokio::test]
+async fn a_new_message_asking_for_an_internal_note_opens_no_public_ticket() {
+    let app = TestApp::new().await;
+    let body = "#internal\nBetween us: the customer's admin broke it.";
+    let r = app
+        .deliver(&message(
+            "sam@example.test",
+            "Cc: bob@customer.test\nMessage-ID: <n1@test>\nSubject: Admin broke it",
+            body,
+        ))
+        .await;
+    assert_eq!(
+        (r.outcome, r.reason.as_deref(), r.ticket),
+        (Outcome::Quarantined, Some("unverified_internal"), None),
+        "an unproven staff From opens nothing"
+    );
+    let since = app.outbox().await.len();
+    let proven = "Authentication-Results: mx.example.test; dkim=pass header.d=example.test";
+    let r = app
+        .deliver(&message(
+            "sam@example.test",
+            &format!(
+                "{proven}\nCc: bob@customer.test\nMessage-ID: <n2@test>\nSubject: Admin broke it"
+            ),
+            body,
+        ))
+        .await;
+    assert_eq!(r.outcome, Outcome::TicketCreated);
+    let ticket = app.ticket(r.ticket.unwrap()).await;
+    assert!(
+        ticket.comments[0].internal,
+        "the opening comment is internal"
+    );
+    let sent = mail_since(&app, since).await;
+    assert!(
+        sent.iter().all(|(to, _)| to.ends_with("@example.test")),
+        "staff only: {sent:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_look_alike_address_is_not_registered_and_staff_are_told() {
     let app = TestApp::new().await;

@@ -57,6 +57,16 @@ fn next_page<T>(items: &[T], limit: i64, id: impl Fn(&T) -> i64) -> Option<i64> 
 /// Request bodies larger than this are refused with 413 before parsing.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// A request target longer than this is refused with 414 (RFC 9110 §15.5.15).
+/// No route takes more than a few hundred bytes; hyper's own bound (64 KiB,
+/// answered with an empty 414) stays behind it.
+pub const URI_LIMIT: usize = 8 * 1024;
+
+/// A header section larger than this (names, values and their line ends) is
+/// refused with 431 (RFC 6585 §5). hyper's own bound (about 400 KB or 100
+/// fields, answered with an empty 431) stays behind it.
+pub const HEADER_LIMIT: usize = 32 * 1024;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct ApiState {
@@ -402,8 +412,38 @@ pub fn router(state: ApiState) -> Router {
         )
     })
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(middleware::from_fn(head_limits))
     .layer(middleware::from_fn_with_state(state.clone(), track))
     .with_state(state)
+}
+
+/// Refuses an oversized request line or header section with the JSON error
+/// body every other refusal has, before any handler or extractor runs.
+async fn head_limits(req: Request, next: Next) -> Response {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > URI_LIMIT {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is {target} bytes; at most {URI_LIMIT} are accepted"),
+        )
+        .into_response();
+    }
+    // Each field as sent: name, ": ", value, CRLF.
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers > HEADER_LIMIT {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the header section is {headers} bytes; at most {HEADER_LIMIT} are accepted"),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Counts every request by its route template and status.

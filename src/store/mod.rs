@@ -134,12 +134,14 @@ impl CommentSource {
 }
 
 #[derive(Debug, Clone)]
-pub struct NewComment {
+/// Borrows its texts: a comment may be as large as the message, and the
+/// caller already holds them (a copy here was 1x the message in peak memory).
+pub struct NewComment<'a> {
     pub ticket_id: TicketId,
     pub author_id: UserId,
-    pub body: String,
-    pub signature: Option<String>,
-    pub quoted: Option<String>,
+    pub body: &'a str,
+    pub signature: Option<&'a str>,
+    pub quoted: Option<&'a str>,
     pub internal: bool,
     pub source: CommentSource,
     pub message_id: Option<MessageId>,
@@ -446,7 +448,7 @@ pub trait Tx: Send {
         now: OffsetDateTime,
     ) -> Result<bool>;
     async fn attach_org(&mut self, ticket: TicketId, org: OrgId) -> Result<()>;
-    async fn insert_comment(&mut self, comment: &NewComment) -> Result<CommentId>;
+    async fn insert_comment(&mut self, comment: &NewComment<'_>) -> Result<CommentId>;
     async fn insert_attachment(&mut self, attachment: &NewAttachment) -> Result<i64>;
     async fn insert_event(&mut self, event: &NewEvent) -> Result<()>;
     /// Remembers ids for threading; an id already known keeps its first ticket,

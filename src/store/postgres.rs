@@ -540,15 +540,15 @@ impl Pending {
         self.ref_index.get(id).map(|&at| self.refs[at].1)
     }
 
-    fn comment(&mut self, id: i64, c: &NewComment) {
+    fn comment(&mut self, id: i64, c: &NewComment<'_>) {
         self.tables |= Table::COMMENTS;
         self.comments.push(HeldComment {
             id,
             ticket_id: c.ticket_id,
             author_id: c.author_id,
-            body: clean(&c.body).into_owned(),
-            signature: oclean(c.signature.as_deref()).map(Cow::into_owned),
-            quoted: oclean(c.quoted.as_deref()).map(Cow::into_owned),
+            body: clean(c.body).into_owned(),
+            signature: oclean(c.signature).map(Cow::into_owned),
+            quoted: oclean(c.quoted).map(Cow::into_owned),
             internal: c.internal,
             source: c.source.as_str(),
             message_id: c.message_id.as_ref().map(|m| m.as_str().to_string()),
@@ -1693,7 +1693,7 @@ impl Tx for PgTx {
         Ok(())
     }
 
-    async fn insert_comment(&mut self, c: &NewComment) -> Result<CommentId> {
+    async fn insert_comment(&mut self, c: &NewComment<'_>) -> Result<CommentId> {
         if let Some(id) = self.draw_id(Seq::Comments).await? {
             self.held.comment(id, c);
             return Ok(id);
@@ -1705,9 +1705,9 @@ impl Tx for PgTx {
         )
         .bind(c.ticket_id)
         .bind(c.author_id)
-        .bind(clean(&c.body))
-        .bind(oclean(c.signature.as_deref()))
-        .bind(oclean(c.quoted.as_deref()))
+        .bind(clean(c.body))
+        .bind(oclean(c.signature))
+        .bind(oclean(c.quoted))
         .bind(c.internal)
         .bind(c.source.as_str())
         .bind(c.message_id.as_ref().map(MessageId::as_str))

@@ -641,7 +641,7 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn insert_comment(&mut self, c: &NewComment) -> Result<CommentId> {
+    async fn insert_comment(&mut self, c: &NewComment<'_>) -> Result<CommentId> {
         insert_id(
             &self.conn,
             "INSERT INTO comments (ticket_id, author_id, body, signature, quoted, internal, source, message_id, ingest_id, created_at)
