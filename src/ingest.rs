@@ -17,19 +17,19 @@ use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId};
 use crate::domain::lookalike;
 use crate::domain::mail::{InboundMail, ParseError};
 use crate::domain::mentions;
-use crate::domain::notify::{self, Follower};
+
 use crate::domain::outcome::{Outcome, reason};
 use crate::domain::reply;
-use crate::domain::rules::Trigger;
+
 use crate::domain::threading::{self, ThreadFacts};
-use crate::domain::ticket::{self, FollowerSource, Role, Status};
-use crate::effects::{self, Author, ChangePolicy, Changes, Failure, RuleInput};
+use crate::domain::ticket::{self, Role, Status};
 use crate::metrics::Metrics;
-use crate::notice::{self, Notice};
 use crate::store::{
-    CommentSource, Lookahead, NewAttachment, NewComment, NewEvent, NewLogEntry, NewTicket, NewUser,
-    RefKind, Store, StoreError, TicketState, Tx, User,
+    CommentSource, Lookahead, NewEvent, NewLogEntry, NewUser, RefKind, Store, StoreError,
+    TicketState, Tx, User,
 };
+use crate::tickets::notice::{self, Notice};
+use crate::tickets::{self, ChangePolicy, Changes};
 
 /// What intake needs from config, resolved once at start.
 #[derive(Debug, Clone)]
@@ -817,7 +817,7 @@ impl Ingestor {
             &user,
             threading::subject_tag(&mail.subject, &self.policy.tag),
         ) && let Some(state) = tx.ticket_state(tagged).await?
-            && ticket::may_comment(&effects::actor(user), &effects::access(&state))
+            && ticket::may_comment(&tickets::actor(user), &tickets::access(&state))
         {
             facts.tagged = Some(tagged);
         }
@@ -838,7 +838,7 @@ impl Ingestor {
                         ..Decided::refused(Outcome::Quarantined, reason::UNKNOWN_SENDER)
                     });
                 };
-                if !ticket::may_comment(&effects::actor(&user), &effects::access(&state)) {
+                if !ticket::may_comment(&tickets::actor(&user), &tickets::access(&state)) {
                     self.refusal_notice(
                         tx,
                         mail,
@@ -1005,130 +1005,100 @@ impl Ingestor {
                 comment: None,
             });
         }
-        // `#internal` on a new message: the opening comment is an internal
-        // note, and from anyone not proven staff the message waits in
-        // quarantine, as a reply would (the Cc'd and the ticket's
-        // organization would otherwise read it).
-        let internal = parsed
-            .commands
-            .iter()
-            .any(|c| c.parsed == Ok(Command::Internal));
-        if internal
-            && !ticket::may_post_internal(&effects::actor(user), self.proven(mail, user, None))
-        {
-            self.refusal_notice(
-                tx,
-                mail,
-                reason::UNVERIFIED_INTERNAL,
-                Some(user),
-                notify,
-                now,
-            )
-            .await?;
-            return Ok(Decided::refused(
-                Outcome::Quarantined,
-                reason::UNVERIFIED_INTERNAL,
-            ));
-        }
         let subject = threading::ticket_subject(&mail.subject, &self.policy.tag);
-        let ticket_id = tx
-            .insert_ticket(&NewTicket {
-                subject: subject.clone(),
-                status: Status::New,
-                requester_id: user.id,
-                org_id: user.org_id,
-                root_message_id: mail.message_id.clone(),
-                now,
-            })
-            .await?;
-        tx.add_follower(ticket_id, user.id, FollowerSource::Creator, now)
-            .await?;
-        if let Some(org) = user.org_id {
-            tx.attach_org(ticket_id, org).await?;
-        }
         // Registered users in Cc of the creating message follow the ticket.
-        for cc in &mail.cc {
-            if cc.address == user.email || cc.address == self.policy.support {
-                continue;
-            }
-            if let Some(cc_user) = tx.user_by_email(&cc.address).await? {
-                tx.add_follower(ticket_id, cc_user.id, FollowerSource::Cc, now)
-                    .await?;
-            }
-        }
-        tx.insert_event(&NewEvent {
-            ticket_id,
-            kind: "ticket_created",
-            actor_id: Some(user.id),
-            data: serde_json::json!({ "subject": subject, "message_id": mail.message_id }),
-            now,
-        })
-        .await?;
-        let body = &content.body;
-        let comment_id = self
-            .store_comment(tx, mail, content, user, ticket_id, internal, now)
-            .await?;
-        self.remember_thread(tx, mail, ticket_id, now).await?;
-        let state = tx
-            .ticket_state(ticket_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
-        let comment = self.comment_json(comment_id, user, mail, internal);
+        let cc: Vec<EmailAddress> = mail
+            .cc
+            .iter()
+            .map(|cc| cc.address.clone())
+            .filter(|a| *a != user.email && *a != self.policy.support)
+            .collect();
+        let proven = self.proven(mail, user, None);
+        let opening = tickets::Opening {
+            written: self.written(mail, content, user, proven, None),
+            subject: &subject,
+            cc: &cc,
+        };
         let mut changes = self.changes(tx, notify, now);
-        if notify {
-            let requester = Follower {
-                user: user.id,
-                email: user.email.clone(),
-                name: user.name.clone(),
-                locale: user.locale.clone(),
-                role: user.role,
-                source: FollowerSource::Creator,
-                bouncing: user.bouncing,
-            };
-            // The acknowledgement is a rule (config/rules.toml); the team is always told.
-            let staff = changes.team_staff().await?;
-            let team = notify::Team {
-                notify: self.policy.notify.as_ref(),
-                staff: &staff,
-            };
-            let plan = notify::on_ticket_created(&requester, &team, false);
-            changes.tell_plan(&state, &plan, Some((comment_id, &comment)));
-        }
-        let proven = self.proven(mail, user, Some(ticket_id));
-        let (state, mut failures) = self
-            .run_commands(&mut changes, state, user, proven, parsed)
-            .await?;
-        let excerpt: String = body.chars().take(300).collect();
-        failures.extend(
-            changes
-                .mentions(&state, user, proven, &content.mentions, &excerpt)
-                .await?,
-        );
-        let facts_status = Some(Status::New);
-        changes
-            .apply_rules(
-                Trigger::TicketCreated,
-                facts_status,
-                state,
-                user,
-                &RuleInput::of(mail, body, proven),
-                Some((comment_id, &comment)),
-            )
-            .await?;
-        if !failures.is_empty() {
+        let added = match changes.open_ticket(&opening).await? {
+            Ok(added) => added,
+            Err(refusal) => {
+                drop(changes);
+                return self
+                    .refused_comment(tx, mail, user, None, refusal, notify, now)
+                    .await;
+            }
+        };
+        let ticket_id = added.state.id;
+        if !added.failures.is_empty() {
             // The report names the ticket as the rules left it.
             let state = changes.reload(ticket_id).await?;
             changes
-                .report_failures(user, Some(&state), &mail.subject, &failures)
+                .report_failures(user, Some(&state), &mail.subject, &added.failures)
                 .await?;
         }
         changes.finish().await?;
+        self.remember_thread(tx, mail, ticket_id, now).await?;
         Ok(Decided {
             outcome: Outcome::TicketCreated,
             reason: None,
             thread_reason: None,
             ticket: Some(ticket_id),
-            comment: Some(comment_id),
+            comment: added.comment,
+        })
+    }
+
+    /// What the message says, for the ticket service.
+    fn written<'m>(
+        &self,
+        mail: &'m InboundMail,
+        content: &'m Content,
+        user: &'m User,
+        proven: bool,
+        thread: Option<&'m str>,
+    ) -> tickets::Written<'m> {
+        let commands = &content.commands.commands;
+        tickets::Written {
+            author: user,
+            proven,
+            source: CommentSource::Email,
+            subject: &mail.subject,
+            body: &content.body,
+            signature: content.extracted.signature.as_deref(),
+            quoted: content.extracted.quoted.as_deref(),
+            internal: commands.iter().any(|c| c.parsed == Ok(Command::Internal)),
+            attachments: &mail.attachments,
+            attachment_shas: &content.attachment_shas,
+            commands,
+            mentions: &content.mentions,
+            message_id: mail.message_id.as_ref(),
+            thread,
+            suppress_auto_response: mail.auto.suppress_auto_response,
+        }
+    }
+
+    /// A comment or ticket the ticket service refused: the message waits in
+    /// quarantine for staff, and its sender is told why (never published).
+    #[allow(clippy::too_many_arguments)]
+    async fn refused_comment(
+        &self,
+        tx: &mut dyn Tx,
+        mail: &InboundMail,
+        user: &User,
+        ticket: Option<TicketId>,
+        refusal: tickets::Refusal,
+        notify: bool,
+        now: OffsetDateTime,
+    ) -> Result<Decided, StoreError> {
+        let why = match refusal {
+            tickets::Refusal::NotAParticipant => reason::NOT_A_PARTICIPANT,
+            _ => reason::UNVERIFIED_INTERNAL,
+        };
+        self.refusal_notice(tx, mail, why, Some(user), notify, now)
+            .await?;
+        Ok(Decided {
+            ticket,
+            ..Decided::refused(Outcome::Quarantined, why)
         })
     }
 
@@ -1144,117 +1114,25 @@ impl Ingestor {
         now: OffsetDateTime,
         via: &threading::ThreadReason,
     ) -> Result<Decided, StoreError> {
-        let parsed = &content.commands;
         let proven = self.proven(mail, user, Some(state.id));
-        let mut failures = Vec::new();
-        let internal = parsed
-            .commands
-            .iter()
-            .any(|c| c.parsed == Ok(Command::Internal));
-        if internal && !ticket::may_post_internal(&effects::actor(user), proven) {
-            // Fail safe: text meant for staff is never published. It waits
-            // for staff, and the sender learns how to prove who they are.
-            self.refusal_notice(
-                tx,
-                mail,
-                reason::UNVERIFIED_INTERNAL,
-                Some(user),
-                notify,
-                now,
-            )
-            .await?;
-            return Ok(Decided {
-                ticket: Some(state.id),
-                ..Decided::refused(Outcome::Quarantined, reason::UNVERIFIED_INTERNAL)
-            });
-        }
-        let body = &content.body;
-        let has_content = !body.trim().is_empty() || !mail.attachments.is_empty();
-        let mut comment = None;
-        if has_content || parsed.commands.is_empty() {
-            let id = self
-                .store_comment(tx, mail, content, user, state.id, internal, now)
-                .await?;
-            tx.insert_event(&NewEvent {
-                ticket_id: state.id,
-                kind: "comment_added",
-                actor_id: Some(user.id),
-                data: serde_json::json!({ "comment": id, "message_id": mail.message_id, "thread": via.describe(), "internal": internal }),
-                now,
-            })
-            .await?;
-            comment = Some((id, self.comment_json(id, user, mail, internal)));
-        }
-        tx.update_ticket(state.id, state.status, mail.message_id.as_ref(), now)
-            .await?;
-        self.remember_thread(tx, mail, state.id, now).await?;
-        // `state` was read in this transaction and only `update_ticket` has
-        // changed the ticket since: reading it back again would cost SQLite
-        // three statements a reply.
-        let mut current = TicketState {
-            last_message_id: mail
-                .message_id
-                .clone()
-                .or_else(|| state.last_message_id.clone()),
-            ..state.clone()
-        };
+        let thread = via.describe();
+        let written = self.written(mail, content, user, proven, Some(&thread));
         let mut changes = self.changes(tx, notify, now);
-        if let (true, Some((id, json))) = (notify, &comment) {
-            let staff = changes.team_staff().await?;
-            let team = notify::Team {
-                notify: self.policy.notify.as_ref(),
-                staff: &staff,
-            };
-            let plan = notify::on_comment(&current.followers, Some(&user.email), &team, internal);
-            changes.tell_plan(&current, &plan, Some((*id, json)));
-        }
-        let (after, more) = self
-            .run_commands(&mut changes, current, user, proven, parsed)
-            .await?;
-        current = after;
-        failures.extend(more);
-        let status_after_commands = current.status;
-        if let Some((id, json)) = &comment {
-            // Mentions in an internal note reach staff only.
-            let excerpt: String = body.chars().take(300).collect();
-            let none = mentions::Found::default();
-            let visible = if internal { &none } else { &content.mentions };
-            failures.extend(
-                changes
-                    .mentions(&current, user, proven, visible, &excerpt)
-                    .await?,
-            );
-            changes
-                .apply_rules(
-                    Trigger::CommentAdded,
-                    Some(state.status),
-                    current.clone(),
-                    user,
-                    &RuleInput::of(mail, body, proven),
-                    Some((*id, json)),
-                )
-                .await?;
-        }
-        if status_after_commands != state.status {
-            // A status set by command triggers `status_changed` rules (one pass).
-            let now_state = changes.reload(state.id).await?;
-            let shown = comment.as_ref().map(|(id, json)| (*id, json));
-            changes
-                .apply_rules(
-                    Trigger::StatusChanged,
-                    Some(status_after_commands),
-                    now_state,
-                    user,
-                    &RuleInput::of(mail, body, proven),
-                    shown,
-                )
-                .await?;
-        }
+        let added = match changes.add_comment(state, &written).await? {
+            Ok(added) => added,
+            Err(refusal) => {
+                drop(changes);
+                return self
+                    .refused_comment(tx, mail, user, Some(state.id), refusal, notify, now)
+                    .await;
+            }
+        };
         changes
-            .report_failures(user, Some(&current), &mail.subject, &failures)
+            .report_failures(user, Some(&added.state), &mail.subject, &added.failures)
             .await?;
         changes.finish().await?;
-        let outcome = if comment.is_some() {
+        self.remember_thread(tx, mail, state.id, now).await?;
+        let outcome = if added.comment.is_some() {
             Outcome::CommentAdded
         } else {
             Outcome::CommandOnly
@@ -1264,96 +1142,8 @@ impl Ingestor {
             reason: None,
             thread_reason: None,
             ticket: Some(state.id),
-            comment: comment.map(|(id, _)| id),
+            comment: added.comment,
         })
-    }
-
-    /// Runs the command lines in order; each refusal is one failure.
-    async fn run_commands(
-        &self,
-        changes: &mut Changes<'_>,
-        mut state: TicketState,
-        user: &User,
-        proven: bool,
-        parsed: &commands::Parsed,
-    ) -> Result<(TicketState, Vec<Failure>), StoreError> {
-        let author = Author { user, proven };
-        let mut failures = Vec::new();
-        for line in &parsed.commands {
-            match &line.parsed {
-                Err(problem) => failures.push(Failure::new(line.line.clone(), problem.to_string())),
-                Ok(Command::Internal) => {}
-                Ok(Command::List) => changes.answer_list(user).await?,
-                Ok(Command::Help) => changes.answer_help(user).await?,
-                Ok(command) => match changes.command(&state, &author, command).await? {
-                    Ok(next) => state = next,
-                    Err(refusal) => {
-                        failures.push(Failure::new(line.line.clone(), refusal.to_string()))
-                    }
-                },
-            }
-        }
-        Ok((state, failures))
-    }
-
-    /// The comment as notices show it, without its text: `notice::queue`
-    /// stores no `body` (the outbox reads it back by `comment_id`), so a copy
-    /// here would only be cloned into each recipient's digest item in memory.
-    fn comment_json(
-        &self,
-        id: CommentId,
-        author: &User,
-        mail: &InboundMail,
-        internal: bool,
-    ) -> serde_json::Value {
-        serde_json::json!({
-            "id": id,
-            "author_name": author.name,
-            "author_email": author.email,
-            "internal": internal,
-            "attachments": mail.attachments.iter().map(|a| &a.filename).collect::<Vec<_>>(),
-        })
-    }
-
-    /// Stores the message as a comment with `body` (the text without command lines).
-    #[allow(clippy::too_many_arguments)]
-    async fn store_comment(
-        &self,
-        tx: &mut dyn Tx,
-        mail: &InboundMail,
-        content: &Content,
-        user: &User,
-        ticket_id: TicketId,
-        internal: bool,
-        now: OffsetDateTime,
-    ) -> Result<CommentId, StoreError> {
-        let comment_id = tx
-            .insert_comment(&NewComment {
-                ticket_id,
-                author_id: user.id,
-                body: &content.body,
-                signature: content.extracted.signature.as_deref(),
-                quoted: content.extracted.quoted.as_deref(),
-                internal,
-                source: CommentSource::Email,
-                message_id: mail.message_id.clone(),
-                ingest_id: None,
-                now,
-            })
-            .await?;
-        for (attachment, sha) in mail.attachments.iter().zip(&content.attachment_shas) {
-            let sha = sha.clone();
-            tx.put_blob(&sha, &attachment.data).await?;
-            tx.insert_attachment(&NewAttachment {
-                comment_id,
-                filename: attachment.filename.clone(),
-                content_type: attachment.content_type.clone(),
-                size: attachment.data.len() as u64,
-                sha256: sha,
-            })
-            .await?;
-        }
-        Ok(comment_id)
     }
 
     /// Every id of an accepted message joins its ticket's thread: its own as

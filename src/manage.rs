@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use crate::domain::ids::{EmailAddress, slugify};
 use crate::domain::ticket::Role;
 use crate::ingest::Ingestor;
-use crate::notice::{self, Notice};
 use crate::store::{NewUser, Org, Store, StoreError, User, UserChange};
+use crate::tickets::notice::{self, Notice};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {

@@ -714,7 +714,8 @@ async fn mentioning_a_follower_is_one_mail_that_says_both() {
     let dave = mails.iter().find(|m| m.to == "dave@example.test").unwrap();
     dave.assert_reads_well();
     assert!(
-        dave.text.contains("Alice Anders mentioned you"),
+        dave.text
+            .contains("Alice Anders <alice@customer.test> mentioned you"),
         "{}",
         dave.text
     );

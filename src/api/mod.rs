@@ -24,10 +24,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::ticket::Status;
-use crate::effects::Refusal;
 use crate::ingest::{IngestError, Ingestor, ReplayRefusal};
 use crate::source::imap::ImapState;
 use crate::store::{StoreError, User};
+use crate::tickets::Refusal;
 
 mod directory;
 mod schema;
@@ -207,7 +207,9 @@ impl From<Refusal> for ApiError {
             Refusal::Protected(m) => Self::new(StatusCode::CONFLICT, "creator_protected", m),
             Refusal::NotFound(m) => Self::not_found(m),
             Refusal::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
-            Refusal::Unverified => Self::new(StatusCode::FORBIDDEN, "forbidden", r.to_string()),
+            Refusal::Unverified | Refusal::NotAParticipant | Refusal::InternalNotAllowed => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", r.to_string())
+            }
         }
     }
 }

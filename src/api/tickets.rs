@@ -1,4 +1,4 @@
-//! Ticket routes. Each change runs `effects::Changes` in one transaction,
+//! Ticket routes. Each change runs `tickets::Changes` in one transaction,
 //! exactly as the matching email command does, acting as the token's staff
 //! user; API callers count as proven senders (they hold a secret token).
 
@@ -12,10 +12,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
 use crate::domain::commands::Command;
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
+use crate::domain::mentions;
 use crate::domain::rules::Trigger;
-use crate::domain::ticket::{self, Priority, Status};
-use crate::effects::{self, Author, Changes, Failure, RuleInput};
+use crate::domain::ticket::{Priority, Status};
 use crate::store::{CommentSource, TicketFilter, TicketState, TicketSummary, TicketView, Tx};
+use crate::tickets::{Author, Changes, Failure, RuleInput, Written};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -236,31 +237,40 @@ pub async fn add_comment(
     if body.trim().is_empty() {
         return Err(ApiError::invalid("`body` is empty"));
     }
-    let actor = effects::actor(&staff);
-    // API callers hold a secret token: proven.
-    if new.internal && !ticket::may_post_internal(&actor, true) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only support staff post internal comments",
-        ));
-    }
     let now = OffsetDateTime::now_utc();
     let mut tx = state.ingestor().store().begin().await?;
     let current = load(tx.as_mut(), id).await?;
-    if !ticket::may_comment(&actor, &effects::access(&current)) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "you may not comment on this ticket",
-        ));
-    }
     let mut changes = changes(&state, tx.as_mut(), now);
-    let (comment, failures) = changes
-        .comment(&current, &staff, body, new.internal, CommentSource::Api)
-        .await?;
+    let subject = current.subject.clone();
+    let added = changes
+        .add_comment(
+            &current,
+            &Written {
+                author: &staff,
+                // API callers hold a secret token: proven.
+                proven: true,
+                source: CommentSource::Api,
+                subject: &subject,
+                body,
+                signature: None,
+                quoted: None,
+                internal: new.internal,
+                attachments: &[],
+                attachment_shas: &[],
+                commands: &[],
+                mentions: &mentions::find(body),
+                message_id: None,
+                thread: None,
+                suppress_auto_response: false,
+            },
+        )
+        .await??;
     changes.finish().await?;
     tx.commit().await?;
+    let comment = added
+        .comment
+        .ok_or_else(|| ApiError::invalid("`body` is empty"))?;
+    let failures = added.failures;
     let mentions_failed = failures
         .into_iter()
         .map(|Failure { command, reason }| MentionFailure {

@@ -157,6 +157,31 @@ pub fn may_set_status(actor: &Actor, access: &Access, from: Status, to: Status) 
     }
 }
 
+/// Why someone may not be removed from a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The ticket's creator can never be removed (DESIGN "The ticket model").
+    Creator,
+    /// Only staff, the requester, or the person themselves remove a follower.
+    NotYours,
+}
+
+/// Whether `actor` may remove `target` from the ticket's followers.
+pub fn may_remove_follower(actor: &Actor, access: &Access, target: UserId) -> Result<(), Removal> {
+    if target == access.requester {
+        return Err(Removal::Creator);
+    }
+    if actor.role != Role::Staff && actor.user != access.requester && actor.user != target {
+        return Err(Removal::NotYours);
+    }
+    Ok(())
+}
+
+/// Organizations give access: a customer shares with (or removes) only their own.
+pub fn may_share_org(actor: &Actor, org: OrgId) -> bool {
+    actor.role == Role::Staff || actor.org == Some(org)
+}
+
 /// Priorities, releases and internal comments are staff business.
 pub fn may_set_priority(actor: &Actor) -> bool {
     actor.role == Role::Staff
@@ -240,6 +265,48 @@ mod tests {
         assert!("finished-ish".parse::<Status>().is_err());
         assert_eq!("P2".parse::<Priority>(), Ok(Priority::P2));
         assert!("P5".parse::<Priority>().is_err());
+    }
+
+    #[test]
+    fn who_may_remove_whom() {
+        let access = Access {
+            requester: 1,
+            followers: vec![1, 2, 3],
+            orgs: vec![10],
+        };
+        let customer = |user| Actor {
+            user,
+            role: Role::Customer,
+            org: Some(10),
+        };
+        let staff = Actor {
+            user: 9,
+            role: Role::Staff,
+            org: None,
+        };
+        for (name, actor, target, want) in [
+            ("staff removes the creator", staff, 1, Err(Removal::Creator)),
+            (
+                "the creator removes themself",
+                customer(1),
+                1,
+                Err(Removal::Creator),
+            ),
+            ("staff removes a follower", staff, 2, Ok(())),
+            ("the requester removes a follower", customer(1), 2, Ok(())),
+            ("a follower removes themself", customer(2), 2, Ok(())),
+            (
+                "a follower removes another",
+                customer(2),
+                3,
+                Err(Removal::NotYours),
+            ),
+        ] {
+            assert_eq!(may_remove_follower(&actor, &access, target), want, "{name}");
+        }
+        assert!(may_share_org(&customer(2), 10));
+        assert!(!may_share_org(&customer(2), 20), "another organization");
+        assert!(may_share_org(&staff, 20));
     }
 
     #[test]

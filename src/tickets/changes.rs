@@ -10,14 +10,13 @@ use std::time::Duration;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::domain::commands::Command;
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
 use crate::domain::mail::InboundMail;
 use crate::domain::mentions::{self, Candidate, Directory, Resolution};
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Role, Status};
-use crate::notice::{self, Change, Digest, Notice, Sender};
 use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState, Tx, User};
+use crate::tickets::notice::{self, Change, Digest, Notice, Sender};
 
 /// What the changes need from config.
 #[derive(Debug, Clone, Default)]
@@ -122,6 +121,12 @@ pub enum Refusal {
     Protected(String),
     #[error("{0}")]
     NotFound(String),
+    /// Only staff, the ticket's followers and its organizations' members comment.
+    #[error("you may not comment on this ticket")]
+    NotAParticipant,
+    /// Only proven staff post internal notes: the text is never published.
+    #[error("only support staff post internal comments")]
+    InternalNotAllowed,
 }
 
 /// Who is acting and with what proof of identity.
@@ -134,7 +139,7 @@ pub struct Author<'a> {
 }
 
 impl Author<'_> {
-    fn actor(&self) -> Actor {
+    pub(super) fn actor(&self) -> Actor {
         actor(self.user)
     }
 }
@@ -228,7 +233,7 @@ impl<'a> Changes<'a> {
             .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket}")))
     }
 
-    async fn event(
+    pub(super) async fn event(
         &mut self,
         ticket: TicketId,
         kind: &'static str,
@@ -319,7 +324,7 @@ impl<'a> Changes<'a> {
 
     /// Tells one user: about a ticket, through the digest; otherwise (an
     /// answer that names no ticket) at once.
-    async fn tell_one(
+    pub(super) async fn tell_one(
         &mut self,
         user: &User,
         state: Option<&TicketState>,
@@ -395,84 +400,6 @@ impl<'a> Changes<'a> {
         )
         .await?;
         Ok(new_state)
-    }
-
-    /// A comment written outside email (the admin API): the same event,
-    /// notifications, mentions and `comment_added` rules as a reply by mail.
-    /// Returns the comment and the mentions that could not be resolved.
-    pub async fn comment(
-        &mut self,
-        state: &TicketState,
-        author: &User,
-        body: &str,
-        internal: bool,
-        source: CommentSource,
-    ) -> Result<(CommentId, Vec<Failure>), StoreError> {
-        let id = self
-            .tx
-            .insert_comment(&NewComment {
-                ticket_id: state.id,
-                author_id: author.id,
-                body,
-                signature: None,
-                quoted: None,
-                internal,
-                source,
-                message_id: None,
-                ingest_id: None,
-                now: self.now,
-            })
-            .await?;
-        self.event(
-            state.id,
-            "comment_added",
-            Some(author.id),
-            json!({"comment": id, "internal": internal, "source": source}),
-        )
-        .await?;
-        self.tx
-            .update_ticket(state.id, state.status, None, self.now)
-            .await?;
-        let current = self.reload(state.id).await?;
-        let shown = json!({"id": id, "body": body, "author_name": author.name, "author_email": author.email, "internal": internal, "attachments": []});
-        self.tell_followers(
-            &current,
-            Some(&author.email),
-            "comment_added",
-            json!({}),
-            Some((id, shown.clone())),
-        )
-        .await?;
-        // Mentions in an internal note reach staff only.
-        let found = if internal {
-            mentions::Found::default()
-        } else {
-            mentions::find(body)
-        };
-        let excerpt: String = body.chars().take(300).collect();
-        // Over the API or portal the author has signed in: proven.
-        let failures = self
-            .mentions(&current, author, true, &found, &excerpt)
-            .await?;
-        let current = self.reload(state.id).await?;
-        let input = RuleInput {
-            subject: &current.subject,
-            body,
-            has_attachment: false,
-            suppress_auto_response: false,
-            // Signed in over the API or portal.
-            author_proven: true,
-        };
-        self.apply_rules(
-            Trigger::CommentAdded,
-            Some(state.status),
-            current.clone(),
-            author,
-            &input,
-            Some((id, &shown)),
-        )
-        .await?;
-        Ok((id, failures))
     }
 
     /// Sets a priority; a comment names the level and its response target (DESIGN).
@@ -605,179 +532,6 @@ impl<'a> Changes<'a> {
         self.tell_one(user, Some(&new_state), template, source.as_str(), event)
             .await?;
         Ok(true)
-    }
-
-    /// Applies one email command; `Err(reason)` when refused.
-    pub async fn command(
-        &mut self,
-        state: &TicketState,
-        author: &Author<'_>,
-        command: &Command,
-    ) -> Result<Result<TicketState, Refusal>, StoreError> {
-        let actor = author.actor();
-        let user = author.user;
-        // DESIGN "Forged senders": staff commands and changes of who may see
-        // the ticket (grants and removals) need proof.
-        if ticket::needs_proof(&actor, command.reach()) && !author.proven {
-            return Ok(Err(Refusal::Unverified));
-        }
-        let access = access(state);
-        Ok(Ok(match command {
-            Command::Status(to) => {
-                if !ticket::may_set_status(&actor, &access, state.status, *to) {
-                    return Ok(Err(Refusal::Forbidden(format!(
-                        "you may not set the status to \"{}\"",
-                        self.policy.label(*to)
-                    ))));
-                }
-                self.set_status(state, Some(user), *to, "command").await?
-            }
-            Command::Priority(p) => {
-                if !ticket::may_set_priority(&actor) {
-                    return Ok(Err(Refusal::Forbidden(
-                        "only support staff set priorities".into(),
-                    )));
-                }
-                self.set_priority(state, user, *p).await?
-            }
-            Command::Release(version) => {
-                if !ticket::may_note_release(&actor) {
-                    return Ok(Err(Refusal::Forbidden(
-                        "only support staff record releases".into(),
-                    )));
-                }
-                self.note_release(state, user, version).await?
-            }
-            Command::Follow => {
-                self.add_follower(
-                    state,
-                    user,
-                    FollowerSource::Follow,
-                    Some(user),
-                    "you_follow",
-                )
-                .await?;
-                self.reload(state.id).await?
-            }
-            Command::Unfollow => {
-                if user.id == state.requester_id {
-                    return Ok(Err(Refusal::Protected(
-                        "the requester always follows their ticket".into(),
-                    )));
-                }
-                if self.tx.remove_follower(state.id, user.id).await? {
-                    self.event(
-                        state.id,
-                        "follower_removed",
-                        Some(user.id),
-                        json!({"email": user.email}),
-                    )
-                    .await?;
-                }
-                self.reload(state.id).await?
-            }
-            Command::Share(addresses) => {
-                let reachable = self.tx.reachable_users(user).await?;
-                let mut failures = Vec::new();
-                for address in addresses {
-                    match reachable.iter().find(|u| u.email == *address) {
-                        Some(target) => {
-                            self.add_follower(
-                                state,
-                                target,
-                                FollowerSource::Share,
-                                Some(user),
-                                "shared_with_you",
-                            )
-                            .await?;
-                        }
-                        None => failures.push(format!(
-                            "{address} is not a registered user you may share with"
-                        )),
-                    }
-                }
-                if !failures.is_empty() {
-                    return Ok(Err(Refusal::NotFound(failures.join("; "))));
-                }
-                self.reload(state.id).await?
-            }
-            Command::Unshare(addresses) => {
-                for address in addresses {
-                    let Some(target) = self.tx.user_by_email(address).await? else {
-                        continue;
-                    };
-                    if target.id == state.requester_id {
-                        return Ok(Err(Refusal::Protected(format!(
-                            "{address} created the ticket and cannot be removed"
-                        ))));
-                    }
-                    if user.role != Role::Staff
-                        && user.id != state.requester_id
-                        && target.id != user.id
-                    {
-                        return Ok(Err(Refusal::Forbidden(format!(
-                            "only the requester or staff may remove {address}"
-                        ))));
-                    }
-                    if self.tx.remove_follower(state.id, target.id).await? {
-                        self.event(
-                            state.id,
-                            "follower_removed",
-                            Some(user.id),
-                            json!({"email": address}),
-                        )
-                        .await?;
-                        if target.id != user.id {
-                            // They stop getting its mail: this last one says why.
-                            let event = json!({"actor_name": user.name, "actor_email": user.email});
-                            self.tell_one(
-                                &target,
-                                Some(state),
-                                "follower_removed",
-                                "removed",
-                                event,
-                            )
-                            .await?;
-                        }
-                    }
-                }
-                self.reload(state.id).await?
-            }
-            Command::ShareOrg(key) | Command::UnshareOrg(key) => {
-                let Some(org) = self.tx.org_by_key(key).await? else {
-                    return Ok(Err(Refusal::NotFound(format!("no organization {key:?}"))));
-                };
-                if user.role != Role::Staff && user.org_id != Some(org.id) {
-                    return Ok(Err(Refusal::Forbidden(format!(
-                        "you may only share with your own organization, not {}",
-                        org.name
-                    ))));
-                }
-                if matches!(command, Command::ShareOrg(_)) {
-                    self.tx.attach_org(state.id, org.id).await?;
-                    self.event(
-                        state.id,
-                        "org_added",
-                        Some(user.id),
-                        json!({"org": org.slug}),
-                    )
-                    .await?;
-                } else {
-                    if self.tx.detach_org(state.id, org.id).await? {
-                        self.event(
-                            state.id,
-                            "org_removed",
-                            Some(user.id),
-                            json!({"org": org.slug}),
-                        )
-                        .await?;
-                    }
-                }
-                self.reload(state.id).await?
-            }
-            // Handled by the caller: they shape the comment and the answer.
-            Command::Internal | Command::List | Command::Help => state.clone(),
-        }))
     }
 
     /// Resolves mentions among the users the author may reach; the found ones

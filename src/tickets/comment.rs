@@ -1,0 +1,269 @@
+//! Adding a comment, by any channel: one permission check, one write, the
+//! same event, notifications, mentions and rules (issue 20: email and the
+//! API each had their own copy, with small differences).
+
+use serde_json::json;
+
+use super::{Author, Changes, Failure, Refusal, RuleInput, access, actor};
+use crate::domain::commands::{Command, CommandLine};
+use crate::domain::ids::{CommentId, MessageId, TicketId};
+use crate::domain::mail::Attachment;
+use crate::domain::mentions;
+use crate::domain::notify::{self, Recipient};
+use crate::domain::rules::Trigger;
+use crate::domain::ticket;
+use crate::store::{CommentSource, NewAttachment, NewComment, StoreError, TicketState, User};
+
+/// What an author wrote, as every channel hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct Written<'a> {
+    pub author: &'a User,
+    /// A reply token or Authentication-Results vouched for the sender, or the
+    /// author signed in (API, portal).
+    pub proven: bool,
+    pub source: CommentSource,
+    /// The subject as written: rules match it, and a failure report names it.
+    pub subject: &'a str,
+    /// The comment text, without its command lines.
+    pub body: &'a str,
+    pub signature: Option<&'a str>,
+    pub quoted: Option<&'a str>,
+    /// Asked for an internal note (`#internal`, or the API's `internal`).
+    pub internal: bool,
+    pub attachments: &'a [Attachment],
+    /// SHA-256 of each attachment, in `attachments` order.
+    pub attachment_shas: &'a [String],
+    pub commands: &'a [CommandLine],
+    pub mentions: &'a mentions::Found,
+    pub message_id: Option<&'a MessageId>,
+    /// How a message found its ticket (email), for the event.
+    pub thread: Option<&'a str>,
+    /// The author asked for no automatic answers (`X-Auto-Response-Suppress`).
+    pub suppress_auto_response: bool,
+}
+
+impl<'a> Written<'a> {
+    pub fn rule_input(&self) -> RuleInput<'a> {
+        RuleInput {
+            subject: self.subject,
+            body: self.body,
+            has_attachment: !self.attachments.is_empty(),
+            suppress_auto_response: self.suppress_auto_response,
+            author_proven: self.proven,
+        }
+    }
+
+    /// Whether it holds a comment: text or a file (a message of commands
+    /// alone adds none).
+    pub fn has_content(&self) -> bool {
+        !self.body.trim().is_empty() || !self.attachments.is_empty()
+    }
+}
+
+/// What an accepted comment did.
+#[derive(Debug)]
+pub struct Added {
+    /// The ticket as the commands left it (before the rules).
+    pub state: TicketState,
+    /// `None`: the message held commands only.
+    pub comment: Option<CommentId>,
+    /// Refused commands and unresolved mentions, for the author.
+    pub failures: Vec<Failure>,
+}
+
+impl Changes<'_> {
+    /// Adds `w` to the ticket: the comment (unless it holds only commands),
+    /// its commands in order, its mentions, then the `comment_added` rules
+    /// and, when a command moved the status, the `status_changed` rules,
+    /// each once. Refused before anything is written when the author may not
+    /// comment, or may not post the internal note asked for.
+    pub async fn add_comment(
+        &mut self,
+        state: &TicketState,
+        w: &Written<'_>,
+    ) -> Result<Result<Added, Refusal>, StoreError> {
+        let actor = actor(w.author);
+        if !ticket::may_comment(&actor, &access(state)) {
+            return Ok(Err(Refusal::NotAParticipant));
+        }
+        if w.internal && !ticket::may_post_internal(&actor, w.proven) {
+            return Ok(Err(Refusal::InternalNotAllowed));
+        }
+        let mut failures = Vec::new();
+        let mut comment = None;
+        if w.has_content() || w.commands.is_empty() {
+            let id = self.write_comment(state.id, w).await?;
+            let mut data = json!({"comment": id, "internal": w.internal, "source": w.source});
+            if let Some(message_id) = w.message_id {
+                data["message_id"] = json!(message_id);
+            }
+            if let Some(thread) = w.thread {
+                data["thread"] = json!(thread);
+            }
+            self.event(state.id, "comment_added", Some(w.author.id), data)
+                .await?;
+            comment = Some((id, comment_json(id, w)));
+        }
+        self.tx
+            .update_ticket(state.id, state.status, w.message_id, self.now)
+            .await?;
+        // `state` was read in this transaction and only `update_ticket` has
+        // changed the ticket since: reading it back again would cost SQLite
+        // three statements a reply.
+        let mut current = TicketState {
+            last_message_id: w
+                .message_id
+                .cloned()
+                .or_else(|| state.last_message_id.clone()),
+            ..state.clone()
+        };
+        if let Some((id, shown)) = &comment {
+            let plan = self.comment_plan(&current, w).await?;
+            self.tell_plan(&current, &plan, Some((*id, shown)));
+        }
+        let (after, more) = self.run_commands(current, w).await?;
+        current = after;
+        failures.extend(more);
+        let status_after_commands = current.status;
+        let input = w.rule_input();
+        if let Some((id, shown)) = &comment {
+            // Mentions in an internal note reach staff only.
+            let excerpt: String = w.body.chars().take(300).collect();
+            let none = mentions::Found::default();
+            let visible = if w.internal { &none } else { w.mentions };
+            failures.extend(
+                self.mentions(&current, w.author, w.proven, visible, &excerpt)
+                    .await?,
+            );
+            self.apply_rules(
+                Trigger::CommentAdded,
+                Some(state.status),
+                current.clone(),
+                w.author,
+                &input,
+                Some((*id, shown)),
+            )
+            .await?;
+        }
+        if status_after_commands != state.status {
+            // A status set by command triggers `status_changed` rules (one pass).
+            let now_state = self.reload(state.id).await?;
+            let shown = comment.as_ref().map(|(id, shown)| (*id, shown));
+            self.apply_rules(
+                Trigger::StatusChanged,
+                Some(status_after_commands),
+                now_state,
+                w.author,
+                &input,
+                shown,
+            )
+            .await?;
+        }
+        Ok(Ok(Added {
+            state: current,
+            comment: comment.map(|(id, _)| id),
+            failures,
+        }))
+    }
+
+    /// Who hears of a comment: its followers and the support team, minus
+    /// its author (and customers, when it is internal).
+    async fn comment_plan(
+        &mut self,
+        state: &TicketState,
+        w: &Written<'_>,
+    ) -> Result<Vec<Recipient>, StoreError> {
+        if !self.notify {
+            return Ok(Vec::new());
+        }
+        let staff = self.team_staff().await?;
+        let team = notify::Team {
+            notify: self.policy.notify.as_ref(),
+            staff: &staff,
+        };
+        Ok(notify::on_comment(
+            &state.followers,
+            Some(&w.author.email),
+            &team,
+            w.internal,
+        ))
+    }
+
+    /// The comment row and its files.
+    pub(super) async fn write_comment(
+        &mut self,
+        ticket: TicketId,
+        w: &Written<'_>,
+    ) -> Result<CommentId, StoreError> {
+        let id = self
+            .tx
+            .insert_comment(&NewComment {
+                ticket_id: ticket,
+                author_id: w.author.id,
+                body: w.body,
+                signature: w.signature,
+                quoted: w.quoted,
+                internal: w.internal,
+                source: w.source,
+                message_id: w.message_id.cloned(),
+                ingest_id: None,
+                now: self.now,
+            })
+            .await?;
+        for (attachment, sha) in w.attachments.iter().zip(w.attachment_shas) {
+            self.tx.put_blob(sha, &attachment.data).await?;
+            self.tx
+                .insert_attachment(&NewAttachment {
+                    comment_id: id,
+                    filename: attachment.filename.clone(),
+                    content_type: attachment.content_type.clone(),
+                    size: attachment.data.len() as u64,
+                    sha256: sha.clone(),
+                })
+                .await?;
+        }
+        Ok(id)
+    }
+
+    /// Runs the command lines in order; each refusal is one failure.
+    /// `#internal` shaped the comment; `#list` and `#help` are answered.
+    pub(super) async fn run_commands(
+        &mut self,
+        mut state: TicketState,
+        w: &Written<'_>,
+    ) -> Result<(TicketState, Vec<Failure>), StoreError> {
+        let author = Author {
+            user: w.author,
+            proven: w.proven,
+        };
+        let mut failures = Vec::new();
+        for line in w.commands {
+            match &line.parsed {
+                Err(problem) => failures.push(Failure::new(line.line.clone(), problem.to_string())),
+                Ok(Command::Internal) => {}
+                Ok(Command::List) => self.answer_list(w.author).await?,
+                Ok(Command::Help) => self.answer_help(w.author).await?,
+                Ok(command) => match self.command(&state, &author, command).await? {
+                    Ok(next) => state = next,
+                    Err(refusal) => {
+                        failures.push(Failure::new(line.line.clone(), refusal.to_string()))
+                    }
+                },
+            }
+        }
+        Ok((state, failures))
+    }
+}
+
+/// The comment as notices show it, without its text: `notice::queue`
+/// stores no `body` (the outbox reads it back by `comment_id`), so a copy
+/// here would only be cloned into each recipient's digest item in memory.
+pub(super) fn comment_json(id: CommentId, w: &Written<'_>) -> serde_json::Value {
+    json!({
+        "id": id,
+        "author_name": w.author.name,
+        "author_email": w.author.email,
+        "internal": w.internal,
+        "attachments": w.attachments.iter().map(|a| &a.filename).collect::<Vec<_>>(),
+    })
+}

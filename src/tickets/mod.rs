@@ -1,0 +1,20 @@
+//! The ticket service: every change to a ticket, whichever channel it comes
+//! from (email, the admin API, the portal). Each use case loads what it
+//! needs, asks `crate::domain` whether it is allowed (pure functions), writes
+//! in the caller's transaction, plans who is told (`notice::Digest`, one mail
+//! per person per delivery or request) and runs the rules once.
+//!
+//! Channels are adapters: they turn their input into these calls and a
+//! `Refusal` into their own answer (a notice or quarantine for email, an HTTP
+//! status for the API). They own the transaction and call
+//! [`Changes::finish`] before committing.
+
+mod changes;
+mod commands;
+mod comment;
+pub mod notice;
+mod open;
+
+pub use changes::*;
+pub use comment::{Added, Written};
+pub use open::Opening;

@@ -1,0 +1,115 @@
+//! Opening a ticket, by any channel: the ticket, its first comment, who
+//! follows it, the team's notice, then its commands, mentions and the
+//! `ticket_created` rules once.
+
+use serde_json::json;
+
+use super::comment::comment_json;
+use super::{Added, Changes, Refusal, Written, actor};
+use crate::domain::ids::EmailAddress;
+use crate::domain::notify::{self, Follower};
+use crate::domain::rules::Trigger;
+use crate::domain::ticket::{self, FollowerSource, Status};
+use crate::store::{NewTicket, StoreError, User};
+
+/// A new ticket: what its requester wrote, and who else is on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Opening<'a> {
+    pub written: Written<'a>,
+    /// The ticket's subject (a channel strips its own decorations).
+    pub subject: &'a str,
+    /// Addresses copied in (email Cc, the author and support left out):
+    /// registered users among them follow the ticket.
+    pub cc: &'a [EmailAddress],
+}
+
+impl Changes<'_> {
+    /// Opens the ticket `o` asks for. Refused before anything is written when
+    /// it asks for an internal note its author may not post.
+    pub async fn open_ticket(
+        &mut self,
+        o: &Opening<'_>,
+    ) -> Result<Result<Added, Refusal>, StoreError> {
+        let w = &o.written;
+        let user: &User = w.author;
+        if w.internal && !ticket::may_post_internal(&actor(user), w.proven) {
+            return Ok(Err(Refusal::InternalNotAllowed));
+        }
+        let ticket_id = self
+            .tx
+            .insert_ticket(&NewTicket {
+                subject: o.subject.to_string(),
+                status: Status::New,
+                requester_id: user.id,
+                org_id: user.org_id,
+                root_message_id: w.message_id.cloned(),
+                now: self.now,
+            })
+            .await?;
+        self.tx
+            .add_follower(ticket_id, user.id, FollowerSource::Creator, self.now)
+            .await?;
+        if let Some(org) = user.org_id {
+            self.tx.attach_org(ticket_id, org).await?;
+        }
+        for address in o.cc {
+            if let Some(cc_user) = self.tx.user_by_email(address).await? {
+                self.tx
+                    .add_follower(ticket_id, cc_user.id, FollowerSource::Cc, self.now)
+                    .await?;
+            }
+        }
+        self.event(
+            ticket_id,
+            "ticket_created",
+            Some(user.id),
+            json!({ "subject": o.subject, "message_id": w.message_id }),
+        )
+        .await?;
+        let comment_id = self.write_comment(ticket_id, w).await?;
+        let state = self.reload(ticket_id).await?;
+        let shown = comment_json(comment_id, w);
+        if self.notify {
+            let requester = Follower {
+                user: user.id,
+                email: user.email.clone(),
+                name: user.name.clone(),
+                locale: user.locale.clone(),
+                role: user.role,
+                source: FollowerSource::Creator,
+                bouncing: user.bouncing,
+            };
+            // The acknowledgement is a rule (config/rules.toml); the team is always told.
+            let staff = self.team_staff().await?;
+            let team = notify::Team {
+                notify: self.policy.notify.as_ref(),
+                staff: &staff,
+            };
+            let plan = notify::on_ticket_created(&requester, &team, false);
+            self.tell_plan(&state, &plan, Some((comment_id, &shown)));
+        }
+        let (state, mut failures) = self.run_commands(state, w).await?;
+        let excerpt: String = w.body.chars().take(300).collect();
+        // Mentions in an internal note reach staff only.
+        let none = crate::domain::mentions::Found::default();
+        let visible = if w.internal { &none } else { w.mentions };
+        failures.extend(
+            self.mentions(&state, user, w.proven, visible, &excerpt)
+                .await?,
+        );
+        self.apply_rules(
+            Trigger::TicketCreated,
+            Some(Status::New),
+            state.clone(),
+            user,
+            &w.rule_input(),
+            Some((comment_id, &shown)),
+        )
+        .await?;
+        Ok(Ok(Added {
+            state,
+            comment: Some(comment_id),
+            failures,
+        }))
+    }
+}
