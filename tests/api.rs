@@ -30,7 +30,13 @@ impl Api {
     async fn with_mailboxes(
         mailboxes: Vec<(String, tokio::sync::watch::Receiver<ImapState>)>,
     ) -> Self {
-        let t = TestApp::new().await;
+        Self::serve(TestApp::new().await, mailboxes).await
+    }
+
+    async fn serve(
+        t: TestApp,
+        mailboxes: Vec<(String, tokio::sync::watch::Receiver<ImapState>)>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = ApiState::new(t.app.ingestor.clone(), mailboxes);
@@ -1049,6 +1055,105 @@ async fn an_oversized_request_line_or_header_section_answers_with_the_json_error
         "{}",
         r.text()
     );
+}
+
+/// Issue 20: one ticket service. The same comment by Sam, once replying by
+/// mail to his own reply address and once over the API, each on a fresh
+/// copy of the same ticket, yields the same events, notifications, mentions
+/// and rule effects; only the comment's `source` (and a mail's Message-ID
+/// and thread) tell the channels apart.
+#[tokio::test]
+async fn the_same_comment_by_email_and_by_api_has_the_same_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"staff replies set P3\"\non = \"comment_added\"\n\
+         when = { author_role = \"staff\" }\nthen = { set_priority = \"P3\" }\n",
+    )
+    .unwrap();
+    let rules = rules.display().to_string();
+    let body = "@bob@customer.test could you send the logs?\n\nSam";
+    let mut seen = Vec::new();
+    for channel in ["email", "api"] {
+        let path = rules.clone();
+        let t = TestApp::with_settings(move |s| s.rules.file = path).await;
+        let api = Api::serve(t, Vec::new()).await;
+        let ticket = api
+            .t
+            .deliver_file("_base/01_alice_opens_ticket.eml")
+            .await
+            .ticket
+            .unwrap();
+        let events_before = api.t.ticket(ticket).await.events.len();
+        let outbox_before = api.outbox_len().await;
+        if channel == "email" {
+            let to = ticketgate::domain::token::reply_address(
+                &"support@example.test".parse().unwrap(),
+                b"test-secret",
+                ticket,
+                4,
+            );
+            let raw = format!(
+                "From: Sam Staff <sam@example.test>\nTo: {to}\nMessage-ID: <same-1@example.test>\n\
+                 In-Reply-To: <base-1@customer.test>\nSubject: Re: Login page\n\n{body}\n"
+            );
+            let r = api.t.deliver(raw.as_bytes()).await;
+            assert_eq!(
+                r.outcome,
+                ticketgate::domain::outcome::Outcome::CommentAdded
+            );
+        } else {
+            let r = api
+                .send(
+                    "POST",
+                    &format!("/api/tickets/{ticket}/comments"),
+                    json!({"body": body}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{}", r.text());
+            assert_eq!(r.json()["mentions_failed"], json!([]));
+        }
+        let view = api.t.ticket(ticket).await;
+        // The rule's priority comment follows it.
+        let comment = view
+            .comments
+            .iter()
+            .rfind(|c| c.source != "system")
+            .unwrap();
+        assert_eq!(comment.source, channel);
+        let events: Vec<(String, Option<String>, Vec<String>)> = view.events[events_before..]
+            .iter()
+            .map(|e| {
+                let mut keys: Vec<String> = e.data.as_object().map_or_else(Vec::new, |o| {
+                    o.keys()
+                        .filter(|k| !["message_id", "thread"].contains(&k.as_str()))
+                        .cloned()
+                        .collect()
+                });
+                keys.sort();
+                (e.kind.clone(), e.actor.clone(), keys)
+            })
+            .collect();
+        seen.push((
+            comment.body.clone(),
+            view.priority.map(|p| p.to_string()),
+            events,
+            api.outbox_since(outbox_before).await,
+        ));
+    }
+    let (email, api) = (&seen[0], &seen[1]);
+    assert_eq!(email.0, api.0, "comment text");
+    assert_eq!(email.1.as_deref(), Some("P3"), "the comment_added rule ran");
+    assert_eq!(email.1, api.1, "rule effects");
+    assert!(
+        email.2.iter().any(|(kind, _, _)| kind == "mentioned"),
+        "{:?}",
+        email.2
+    );
+    assert_eq!(email.2, api.2, "events");
+    assert!(!email.3.is_empty());
+    assert_eq!(email.3, api.3, "notifications");
 }
 
 #[tokio::test]
