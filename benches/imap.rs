@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use lettre::AsyncTransport;
 use ticketgate::config::{MailboxKind, MailboxSettings, Span, TlsMode};
-use ticketgate::source::imap::{ImapPoller, ImapState};
+use ticketgate::health::MailboxState;
+use ticketgate::source::imap::ImapPoller;
 use tokio_util::sync::CancellationToken;
 
 mod common;
@@ -95,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
     let mut state = poller.state();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(poller.run(cancel.clone()));
-    state.wait_for(|s| *s == ImapState::Idle).await?;
+    state.wait_for(|s| *s == MailboxState::Idle).await?;
     let smtp = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(
         env["TICKETGATE_TEST_IMAP_HOST"].as_str(),
     )

@@ -3,22 +3,20 @@
 //! signal. The only place besides `ingest` and `outbox` that holds several
 //! adapters at once.
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{MailboxKind, Settings, SmtpKind};
-use crate::ingest::{Delivery, Ingestor, IntakePolicy};
+use crate::ingest::{Ingestor, IntakePolicy};
 use crate::mailer::{FileMailer, Mailer, SmtpMailer};
 use crate::outbox::{OutboxPolicy, OutboxWorker};
 use crate::render::Renderer;
 use crate::source::imap::ImapPoller;
-use crate::source::maildir::{Claimed, Maildir};
+use crate::source::maildir::{Maildir, MaildirPoller};
 use crate::store::Store;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -180,197 +178,6 @@ impl App {
         tracker.wait().await;
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-/// A message of `new/` whose ingest failed: how often, and when to try again.
-struct Failing {
-    failures: u32,
-    next: Instant,
-}
-
-/// After this many failed attempts a message is moved to `failed/`.
-const GIVE_UP_AFTER: u32 = 5;
-/// The longest wait before a failing message is tried again.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-/// Polls a Maildir's `new/`; each message moves to `cur/` only after its
-/// outcome is committed. A message whose ingest fails waits (doubling from
-/// the poll interval up to five minutes) while the mail behind it goes on;
-/// after `GIVE_UP_AFTER` failures it is logged `rejected`/`processing_failed`
-/// from its header section and moved to `failed/`, so one bad file never
-/// holds up the mailbox. Messages are locked while taken, so two processes
-/// polling one Maildir never both record a message.
-pub struct MaildirPoller {
-    ingestor: Ingestor,
-    maildir: Maildir,
-    name: String,
-    interval: Duration,
-    failing: HashMap<PathBuf, Failing>,
-}
-
-impl MaildirPoller {
-    pub fn new(ingestor: Ingestor, maildir: Maildir, name: String, interval: Duration) -> Self {
-        Self {
-            ingestor,
-            maildir,
-            name,
-            interval,
-            failing: HashMap::new(),
-        }
-    }
-
-    pub async fn run(mut self, cancel: CancellationToken) {
-        loop {
-            self.poll_once(&cancel).await;
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(self.interval) => {}
-            }
-        }
-    }
-
-    /// One pass over `new/`: every message that is due.
-    pub async fn poll_once(&mut self, cancel: &CancellationToken) {
-        let files = match self.maildir.pending() {
-            Ok(files) => files,
-            Err(e) => {
-                tracing::warn!(mailbox = %self.name, error = %e, "listing Maildir failed");
-                return;
-            }
-        };
-        let listed: HashSet<&PathBuf> = files.iter().collect();
-        self.failing.retain(|p, _| listed.contains(p));
-        let mut failed_in_a_row = 0;
-        for path in &files {
-            if cancel.is_cancelled() {
-                return;
-            }
-            if self
-                .failing
-                .get(path)
-                .is_some_and(|f| f.next > Instant::now())
-            {
-                continue;
-            }
-            match self.take_one(path).await {
-                Ok(()) => {
-                    self.failing.remove(path);
-                    failed_in_a_row = 0;
-                }
-                Err(e) => {
-                    let failing = self.failing.entry(path.clone()).or_insert(Failing {
-                        failures: 0,
-                        next: Instant::now(),
-                    });
-                    failing.failures += 1;
-                    let wait = self
-                        .interval
-                        .saturating_mul(1 << failing.failures.min(16))
-                        .min(MAX_BACKOFF);
-                    failing.next = Instant::now() + wait;
-                    let failures = failing.failures;
-                    tracing::warn!(mailbox = %self.name, path = %path.display(), error = format!("{e:#}"), failures, retry_in = ?wait, "ingest failed; message stays in new/");
-                    if failures >= GIVE_UP_AFTER {
-                        self.give_up(path).await;
-                    }
-                    // Two in a row: more likely the store than the messages; wait a tick.
-                    failed_in_a_row += 1;
-                    if failed_in_a_row >= 2 {
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Ingests one message; `Ok` also when another process has it.
-    async fn take_one(&self, path: &Path) -> anyhow::Result<()> {
-        let Some(claimed) = self.claim(path).await? else {
-            return Ok(());
-        };
-        let origin = self.origin(path);
-        self.ingestor
-            .ingest(Delivery {
-                raw: &claimed.read.raw,
-                origin: &origin,
-                notify: true,
-                declared_size: claimed.read.declared_size(),
-                ..Default::default()
-            })
-            .await?;
-        if let Err(e) = self.maildir.mark_seen(path) {
-            // Committed but not moved: the next tick sees it again and logs a duplicate.
-            tracing::warn!(path = %path.display(), error = %e, "cannot move processed message to cur/");
-        }
-        Ok(())
-    }
-
-    /// Records that a message failed for good, from its header section, and
-    /// moves it to `failed/`. When even that cannot be recorded (the store
-    /// is down, not the message at fault) it stays and is tried again.
-    async fn give_up(&mut self, path: &Path) {
-        let claimed = match self.claim(path).await {
-            Ok(Some(c)) => Some(c),
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = format!("{e:#}"), "cannot read the failing message; logging it without headers");
-                None
-            }
-        };
-        let (headers, size) = match &claimed {
-            Some(c) => (
-                &c.read.raw[..crate::source::header_section_len(&c.read.raw)],
-                c.read.size,
-            ),
-            None => (&[][..], 0),
-        };
-        let origin = self.origin(path);
-        let recorded = self
-            .ingestor
-            .ingest(Delivery {
-                raw: headers,
-                origin: &origin,
-                notify: true,
-                declared_size: Some(size),
-                failed: true,
-                ..Default::default()
-            })
-            .await;
-        match recorded.map_err(anyhow::Error::new).and_then(|_| {
-            self.maildir
-                .move_failed(path)
-                .context("moving it to failed/")
-        }) {
-            Ok(target) => {
-                tracing::error!(mailbox = %self.name, path = %target.display(), "message failed repeatedly: logged rejected/processing_failed and moved aside");
-                self.failing.remove(path);
-            }
-            Err(e) => {
-                tracing::warn!(mailbox = %self.name, path = %path.display(), error = format!("{e:#}"), "cannot set the failing message aside; it stays in new/");
-            }
-        }
-    }
-
-    async fn claim(&self, path: &Path) -> anyhow::Result<Option<Claimed>> {
-        let (maildir, path, limits) = (
-            self.maildir.clone(),
-            path.to_path_buf(),
-            self.ingestor.policy().limits(),
-        );
-        let claimed = tokio::task::spawn_blocking(move || maildir.claim(&path, limits))
-            .await
-            .context("reading the message")?
-            .context("reading the message")?;
-        Ok(claimed)
-    }
-
-    fn origin(&self, path: &Path) -> String {
-        let file = path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        format!("maildir:{}/new/{file}", self.name)
     }
 }
 

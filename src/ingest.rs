@@ -20,6 +20,7 @@ use crate::domain::mentions;
 
 use crate::domain::outcome::{Outcome, reason};
 use crate::domain::reply;
+use crate::source::{MailSink, SinkError};
 
 use crate::domain::threading::{self, ThreadFacts};
 use crate::domain::ticket::{self, Role, Status};
@@ -110,36 +111,31 @@ impl IntakePolicy {
     }
 }
 
-/// One message handed over by a source.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Delivery<'a> {
-    pub raw: &'a [u8],
-    /// Where it came from (`maildir:inbox/new/…`, `file:…`, `stdin`, `imap:…`), for the log.
-    pub origin: &'a str,
-    /// `false` imports history (`ingest --no-notify`): nothing is queued for anyone.
-    pub notify: bool,
-    /// The source position this message completes, committed with its outcome
-    /// (IMAP: mailbox, UIDVALIDITY, UID), so a crash after the commit and before
-    /// the source is told never processes the message twice.
-    pub cursor: Option<SourceCursor<'a>>,
-    /// The size the source reported when only the headers were fetched (the
-    /// message is over `max_message_size`; `raw` holds its header section).
-    pub declared_size: Option<u64>,
-    /// Re-runs this quarantined or rejected log row (admin replay); it is
-    /// marked superseded in the same transaction.
-    pub replay_of: Option<i64>,
-    /// The source gave up on this message after it failed again and again
-    /// (it is being moved aside): logged `rejected`/`processing_failed` from
-    /// its header section (`raw`), and nothing else is decided about it.
-    pub failed: bool,
-}
+pub use crate::source::{Delivery, SourceCursor};
 
-/// A position in a source: everything up to `uid` under `validity` is recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SourceCursor<'a> {
-    pub source: &'a str,
-    pub validity: u32,
-    pub uid: u32,
+#[async_trait::async_trait]
+impl MailSink for Ingestor {
+    async fn record(&self, deliveries: &[Delivery<'_>]) -> Result<Vec<Outcome>, SinkError> {
+        let reports = match deliveries {
+            [one] => self.ingest(*one).await.map(|r| vec![r]),
+            _ => self.ingest_batch(deliveries).await,
+        };
+        match reports {
+            Ok(reports) => Ok(reports.into_iter().map(|r| r.outcome).collect()),
+            Err(e) => Err(SinkError {
+                transient: e.is_transient(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn limits(&self) -> crate::source::Limits {
+        self.policy.limits()
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
 }
 
 /// The recorded outcome of one delivery (`ingest --json` prints this).

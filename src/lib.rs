@@ -4,6 +4,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod health;
 pub mod ingest;
 pub mod mailer;
 pub mod manage;

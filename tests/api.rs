@@ -11,7 +11,7 @@ use common::http::{Response, request};
 use serde_json::{Value, json};
 use ticketgate::api::{self, ApiState};
 use ticketgate::domain::ids::EmailAddress;
-use ticketgate::source::imap::ImapState;
+use ticketgate::health::MailboxState;
 use tokio_util::sync::CancellationToken;
 
 struct Api {
@@ -28,14 +28,14 @@ impl Api {
     }
 
     async fn with_mailboxes(
-        mailboxes: Vec<(String, tokio::sync::watch::Receiver<ImapState>)>,
+        mailboxes: Vec<(String, tokio::sync::watch::Receiver<MailboxState>)>,
     ) -> Self {
         Self::serve(TestApp::new().await, mailboxes).await
     }
 
     async fn serve(
         t: TestApp,
-        mailboxes: Vec<(String, tokio::sync::watch::Receiver<ImapState>)>,
+        mailboxes: Vec<(String, tokio::sync::watch::Receiver<MailboxState>)>,
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -823,13 +823,13 @@ async fn a_quarantined_reply_is_replayed_once_its_sender_is_registered() {
 
 #[tokio::test]
 async fn readiness_follows_the_mailboxes_and_metrics_count_requests() {
-    let (tx, rx) = tokio::sync::watch::channel(ImapState::Connecting);
+    let (tx, rx) = tokio::sync::watch::channel(MailboxState::Connecting);
     let api = Api::with_mailboxes(vec![("support".into(), rx)]).await;
     let r = request(api.addr, "GET", "/readyz", None, None).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["mailboxes"][0]["state"], "connecting");
     assert_eq!(r.json()["database"], true);
-    tx.send(ImapState::Idle).unwrap();
+    tx.send(MailboxState::Idle).unwrap();
     let r = request(api.addr, "GET", "/readyz", None, None).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["ready"], true);

@@ -10,7 +10,8 @@ use common::TestApp;
 use common::mailstack::{MailStack, mailstack, unique};
 use ticketgate::config::{MailboxKind, MailboxSettings, Size, Span, TlsMode};
 use ticketgate::domain::outcome::Outcome;
-use ticketgate::source::imap::{ImapPoller, ImapState};
+use ticketgate::health::MailboxState;
+use ticketgate::source::imap::ImapPoller;
 use ticketgate::store::{LogFilter, LogRow};
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +38,7 @@ fn imap_mailbox(stack: &MailStack, user: &str, folder: &str) -> MailboxSettings 
 struct Running {
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
-    state: tokio::sync::watch::Receiver<ImapState>,
+    state: tokio::sync::watch::Receiver<MailboxState>,
     attempts: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -56,7 +57,7 @@ impl Running {
         }
     }
 
-    async fn wait_until(&mut self, wanted: ImapState, timeout: Duration) {
+    async fn wait_until(&mut self, wanted: MailboxState, timeout: Duration) {
         tokio::time::timeout(timeout, self.state.wait_for(|s| *s == wanted))
             .await
             .unwrap_or_else(|_| panic!("poller never reached {wanted:?}"))
@@ -105,7 +106,7 @@ async fn mail_sent_through_postfix_becomes_a_ticket_within_two_seconds_under_idl
     let app = TestApp::new().await;
     let mut running = Running::start(&app, imap_mailbox(stack, &inbox, "INBOX"));
     running
-        .wait_until(ImapState::Idle, Duration::from_secs(20))
+        .wait_until(MailboxState::Idle, Duration::from_secs(20))
         .await;
 
     let id = format!("idle-{}@customer.test", unique());
@@ -219,7 +220,7 @@ async fn a_dovecot_restart_mid_run_is_survived_and_nothing_is_missed() {
     let app = TestApp::new().await;
     let mut running = Running::start(&app, imap_mailbox(stack, &inbox, "INBOX"));
     running
-        .wait_until(ImapState::Idle, Duration::from_secs(20))
+        .wait_until(MailboxState::Idle, Duration::from_secs(20))
         .await;
     let u = unique();
     for i in 0..20 {
@@ -479,10 +480,10 @@ async fn mailboxes_over_implicit_tls_and_starttls_run_side_by_side() {
     let mut first = Running::start(&app, tls);
     let mut second = Running::start(&app, starttls);
     first
-        .wait_until(ImapState::Idle, Duration::from_secs(20))
+        .wait_until(MailboxState::Idle, Duration::from_secs(20))
         .await;
     second
-        .wait_until(ImapState::Idle, Duration::from_secs(20))
+        .wait_until(MailboxState::Idle, Duration::from_secs(20))
         .await;
     let u = unique();
     stack

@@ -11,10 +11,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestApp;
-use ticketgate::app::MaildirPoller;
 use ticketgate::config::Size;
 use ticketgate::domain::outcome::Outcome;
 use ticketgate::source::maildir::Maildir;
+use ticketgate::source::maildir::MaildirPoller;
 use ticketgate::store::LogFilter;
 use tokio_util::sync::CancellationToken;
 

@@ -1,6 +1,7 @@
 //! Users, organizations, attachments, the ingest log with replay, and the
 //! operator's endpoints (`/healthz`, `/readyz`, `/metrics`, no token needed).
 
+use crate::health::MailboxState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,7 +14,6 @@ use crate::domain::outcome::Outcome;
 use crate::domain::ticket::Role;
 use crate::ingest::IngestReport;
 use crate::manage::{self, ManageError, UserRequest};
-use crate::source::imap::ImapState;
 use crate::store::{LogFilter, LogRow, Org, User};
 
 impl From<ManageError> for ApiError {
@@ -401,16 +401,12 @@ pub struct MailboxReadiness {
     connected: bool,
 }
 
-fn state_name(s: ImapState) -> &'static str {
-    match s {
-        ImapState::Connecting => "connecting",
-        ImapState::Connected => "connected",
-        ImapState::Idle => "idle",
-        ImapState::Disconnected => "disconnected",
-    }
-}
-
-const STATES: [&str; 4] = ["connecting", "connected", "idle", "disconnected"];
+const STATES: [&str; 4] = [
+    MailboxState::Connecting.as_str(),
+    MailboxState::Connected.as_str(),
+    MailboxState::Idle.as_str(),
+    MailboxState::Disconnected.as_str(),
+];
 
 /// Ready when the database answers and every IMAP mailbox is connected (503 otherwise).
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
@@ -431,8 +427,8 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readines
             let s = *rx.borrow();
             MailboxReadiness {
                 name: name.clone(),
-                state: state_name(s).to_string(),
-                connected: matches!(s, ImapState::Connected | ImapState::Idle),
+                state: s.as_str().to_string(),
+                connected: s.is_up(),
             }
         })
         .collect();
@@ -465,7 +461,7 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count the outbox"),
     }
     for (name, rx) in &state.inner.mailboxes {
-        metrics.set_mailbox(name, state_name(*rx.borrow()), &STATES);
+        metrics.set_mailbox(name, rx.borrow().as_str(), &STATES);
     }
     (
         [(

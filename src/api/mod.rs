@@ -17,15 +17,14 @@ use axum::{Json, Router};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use tokio::sync::watch;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::ticket::Status;
+use crate::health::Mailboxes;
 use crate::ingest::{IngestError, Ingestor, ReplayRefusal};
-use crate::source::imap::ImapState;
 use crate::store::{StoreError, User};
 use crate::tickets::Refusal;
 
@@ -76,12 +75,12 @@ pub struct ApiState {
 struct Inner {
     ingestor: Ingestor,
     labels: BTreeMap<Status, String>,
-    mailboxes: Vec<(String, watch::Receiver<ImapState>)>,
+    mailboxes: Mailboxes,
 }
 
 impl ApiState {
     /// `mailboxes`: the IMAP pollers' states, for `/readyz` and `/metrics`.
-    pub fn new(ingestor: Ingestor, mailboxes: Vec<(String, watch::Receiver<ImapState>)>) -> Self {
+    pub fn new(ingestor: Ingestor, mailboxes: Mailboxes) -> Self {
         let labels = ingestor.policy().changes.labels.clone();
         Self {
             inner: Arc::new(Inner {

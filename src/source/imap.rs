@@ -40,9 +40,10 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 
+use super::{Delivery, MailSink, SinkError, SourceCursor};
 use crate::config::{MailboxSettings, TlsMode};
 use crate::domain::outcome::Outcome;
-use crate::ingest::{Delivery, IngestError, Ingestor, SourceCursor};
+use crate::store::{Store, StoreError};
 
 /// The connection under the IMAP client: plain TCP or TLS.
 #[derive(Debug)]
@@ -106,7 +107,9 @@ pub enum ImapError {
     #[error("no progress: {0}")]
     Stuck(String),
     #[error(transparent)]
-    Ingest(#[from] IngestError),
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("mailbox lease lost: {0}")]
     LeaseLost(String),
 }
@@ -119,14 +122,7 @@ impl ImapError {
     }
 }
 
-/// What the poller reports about itself (readiness, metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImapState {
-    Connecting,
-    Connected,
-    Idle,
-    Disconnected,
-}
+pub use crate::health::MailboxState;
 
 /// This process as a lease holder: host and pid for people reading the
 /// `mailbox_leases` table, plus a random part so a restarted process that
@@ -151,9 +147,10 @@ pub fn holder_id() -> &'static str {
 /// One mailbox's poller.
 pub struct ImapPoller {
     settings: MailboxSettings,
-    ingestor: Ingestor,
+    sink: Arc<dyn MailSink>,
+    store: Arc<dyn Store>,
     tls: Option<TlsConnector>,
-    state: Arc<tokio::sync::watch::Sender<ImapState>>,
+    state: Arc<tokio::sync::watch::Sender<MailboxState>>,
     /// Connections attempted so far (metrics; tests check there is no hot loop).
     attempts: Arc<std::sync::atomic::AtomicU64>,
     /// Messages whose ingest failed, by (UIDVALIDITY, UID): how many times.
@@ -184,15 +181,15 @@ struct Taken {
     listed: usize,
     processed: Vec<u32>,
     rejected: Vec<u32>,
-    failure: Option<IngestError>,
+    failure: Option<SinkError>,
 }
 
 /// An ingest running beside the IMAP session. Dropped unfinished (the poller
 /// stopped or lost its lease), it is aborted: an open transaction rolls back
 /// and its messages stay in the folder.
-struct IngestTask(tokio::task::JoinHandle<Taken>);
+struct RecordTask(tokio::task::JoinHandle<Taken>);
 
-impl IngestTask {
+impl RecordTask {
     async fn finish(mut self) -> Result<Taken, ImapError> {
         (&mut self.0)
             .await
@@ -200,7 +197,7 @@ impl IngestTask {
     }
 }
 
-impl Drop for IngestTask {
+impl Drop for RecordTask {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -262,16 +259,16 @@ pub fn uid_set(uids: &[u32]) -> String {
 /// that has failed `GIVE_UP_AFTER` times is recorded as given up on instead
 /// (its header section, `processing_failed`) and goes to the rejected folder.
 async fn one_by_one(
-    ingestor: &Ingestor,
+    sink: &dyn MailSink,
     deliveries: &[Delivery<'_>],
     validity: u32,
     failing: &std::sync::Mutex<HashMap<(u32, u32), u32>>,
     taken: &mut Taken,
-) -> Result<(), IngestError> {
+) -> Result<(), SinkError> {
     for d in deliveries {
         let uid = d.cursor.map_or(0, |c| c.uid);
-        let report = match ingestor.ingest(*d).await {
-            Ok(report) => report,
+        let outcome = match sink.record(std::slice::from_ref(d)).await {
+            Ok(outcomes) => outcomes.first().copied(),
             Err(e) => {
                 let failures = {
                     let mut failing = failing.lock().unwrap_or_else(|p| p.into_inner());
@@ -284,26 +281,26 @@ async fn one_by_one(
                     return Err(e);
                 }
                 let headers = &d.raw[..crate::source::header_section_len(d.raw)];
-                let report = ingestor
-                    .ingest(Delivery {
+                let outcomes = sink
+                    .record(&[Delivery {
                         raw: headers,
                         declared_size: Some(d.declared_size.unwrap_or(d.raw.len() as u64)),
                         failed: true,
                         ..*d
-                    })
+                    }])
                     .await?;
                 tracing::error!(
                     uid,
                     "message failed repeatedly: logged rejected/processing_failed and moved aside"
                 );
-                report
+                outcomes.first().copied()
             }
         };
         failing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&(validity, uid));
-        if report.outcome == Outcome::Rejected {
+        if outcome == Some(Outcome::Rejected) {
             taken.rejected.push(uid);
         } else {
             taken.processed.push(uid);
@@ -313,15 +310,16 @@ async fn one_by_one(
 }
 
 impl ImapPoller {
-    pub fn new(settings: MailboxSettings, ingestor: Ingestor) -> Result<Self, ImapError> {
+    pub fn new(settings: MailboxSettings, sink: impl MailSink) -> Result<Self, ImapError> {
         let tls = match settings.tls {
             TlsMode::None => None,
             TlsMode::Starttls | TlsMode::Tls => Some(tls_connector(&settings)?),
         };
-        let (state, _) = tokio::sync::watch::channel(ImapState::Disconnected);
+        let (state, _) = tokio::sync::watch::channel(MailboxState::Disconnected);
         Ok(Self {
             settings,
-            ingestor,
+            store: sink.store(),
+            sink: Arc::new(sink),
             tls,
             state: Arc::new(state),
             attempts: Arc::default(),
@@ -330,7 +328,7 @@ impl ImapPoller {
     }
 
     /// Follows the connection state (for readiness and metrics).
-    pub fn state(&self) -> tokio::sync::watch::Receiver<ImapState> {
+    pub fn state(&self) -> tokio::sync::watch::Receiver<MailboxState> {
         self.state.subscribe()
     }
 
@@ -339,7 +337,7 @@ impl ImapPoller {
         self.attempts.clone()
     }
 
-    fn set_state(&self, state: ImapState) {
+    fn set_state(&self, state: MailboxState) {
         self.state.send_replace(state);
     }
 
@@ -358,14 +356,13 @@ impl ImapPoller {
                 r = self.session(&cancel) => r,
                 why = self.keep_lease(valid_until) => Err(ImapError::LeaseLost(why)),
             };
-            self.set_state(ImapState::Disconnected);
+            self.set_state(MailboxState::Disconnected);
             let error = match result {
                 Ok(()) => {
                     // Shutting down: hand the mailbox over without making the
                     // next instance wait for the lease to expire.
                     if let Err(e) = self
-                        .ingestor
-                        .store()
+                        .store
                         .release_lease(&self.lease_key(), holder_id())
                         .await
                     {
@@ -410,7 +407,7 @@ impl ImapPoller {
     /// from before the request, so a slow answer only shortens it.
     async fn wait_for_lease(&self, cancel: &CancellationToken) -> Option<tokio::time::Instant> {
         let (key, ttl) = (self.lease_key(), self.lease_ttl());
-        let store = self.ingestor.store();
+        let store = &self.store;
         let mut standing_by = false;
         loop {
             let asked = tokio::time::Instant::now();
@@ -448,7 +445,7 @@ impl ImapPoller {
     /// Never returns while the lease holds, so the session runs beside it.
     async fn keep_lease(&self, mut valid_until: tokio::time::Instant) -> String {
         let (key, ttl) = (self.lease_key(), self.lease_ttl());
-        let store = self.ingestor.store();
+        let store = &self.store;
         loop {
             tokio::time::sleep(ttl / 3).await;
             let asked = tokio::time::Instant::now();
@@ -532,7 +529,7 @@ impl ImapPoller {
 
     /// One connection's life: log in, prepare folders, drain, wait, repeat.
     async fn session(&self, cancel: &CancellationToken) -> Result<(), ImapError> {
-        self.set_state(ImapState::Connecting);
+        self.set_state(MailboxState::Connecting);
         let mut session = self.connect().await?;
         // MOVE and IDLE are advertised only after login.
         let caps = session.capabilities().await?;
@@ -553,7 +550,7 @@ impl ImapPoller {
         }
         let mailbox = session.select(&self.settings.folder).await?;
         let validity = mailbox.uid_validity.unwrap_or(0);
-        self.set_state(ImapState::Connected);
+        self.set_state(MailboxState::Connected);
         tracing::info!(mailbox = %self.settings.name, folder = %self.settings.folder, validity, can_move, can_idle, "IMAP connected");
 
         // IDLE wake-ups in a row that found nothing to do; a server repeating
@@ -576,14 +573,14 @@ impl ImapPoller {
             if can_idle {
                 let mut idle = session.idle();
                 idle.init().await?;
-                self.set_state(ImapState::Idle);
+                self.set_state(MailboxState::Idle);
                 let (wait, _stop) = idle.wait_with_timeout(IDLE_RENEW);
                 let woke = tokio::select! {
                     r = wait => Some(r),
                     _ = cancel.cancelled() => None,
                 };
                 session = idle.done().await?;
-                self.set_state(ImapState::Connected);
+                self.set_state(MailboxState::Connected);
                 match woke {
                     None => break,
                     Some(Ok(IdleResponse::NewData(_))) => idle_wakeups += 1,
@@ -623,13 +620,7 @@ impl ImapPoller {
             }
             uids.sort_unstable();
             // Committed before a crash but never moved: move them, do not ingest again.
-            let done_up_to = match self
-                .ingestor
-                .store()
-                .source_cursor(source)
-                .await
-                .map_err(IngestError::from)?
-            {
+            let done_up_to = match self.store.source_cursor(source).await? {
                 Some((v, uid)) if v == i64::from(validity) => uid,
                 _ => 0,
             };
@@ -649,7 +640,7 @@ impl ImapPoller {
             // Pipelined: while one batch is being ingested, the next is fetched
             // and the one before is moved, so Dovecot's work and ours overlap.
             // A batch is still moved only after its own commit.
-            let mut pending: Option<IngestTask> = None;
+            let mut pending: Option<RecordTask> = None;
             for chunk in todo.chunks(BATCH_MESSAGES) {
                 if cancel.is_cancelled() {
                     break;
@@ -658,7 +649,7 @@ impl ImapPoller {
                 if let Some(task) = pending.take() {
                     taken += self.settle(session, task, can_move, uidplus).await?;
                 }
-                pending = Some(self.spawn_ingest(groups, validity));
+                pending = Some(self.spawn_record(groups, validity));
             }
             if let Some(task) = pending.take() {
                 taken += self.settle(session, task, can_move, uidplus).await?;
@@ -676,7 +667,7 @@ impl ImapPoller {
         session: &mut ImapSession,
         uids: &[u32],
     ) -> Result<Vec<Vec<Fetched>>, ImapError> {
-        let max = self.ingestor.policy().max_message_size;
+        let max = self.sink.limits().max;
         let sizes: Vec<(u32, u64)> = {
             let fetches: Vec<_> = session
                 .uid_fetch(uid_set(uids), "(UID RFC822.SIZE)")
@@ -745,8 +736,8 @@ impl ImapPoller {
     /// Ingests fetched groups on their own task, one transaction per group
     /// (one disk sync for up to BATCH_MESSAGES). Stops at the first storage
     /// failure: the groups before it are committed, the rest are not.
-    fn spawn_ingest(&self, groups: Vec<Vec<Fetched>>, validity: u32) -> IngestTask {
-        let ingestor = self.ingestor.clone();
+    fn spawn_record(&self, groups: Vec<Vec<Fetched>>, validity: u32) -> RecordTask {
+        let sink = self.sink.clone();
         let failing = self.failing.clone();
         let (name, folder) = (self.settings.name.clone(), self.settings.folder.clone());
         let listed = groups.iter().map(Vec::len).sum();
@@ -779,10 +770,10 @@ impl ImapPoller {
                         failed: false,
                     })
                     .collect();
-                match ingestor.ingest_batch(&deliveries).await {
-                    Ok(reports) => {
-                        for ((uid, _, _), report) in items.iter().zip(reports) {
-                            if report.outcome == Outcome::Rejected {
+                match sink.record(&deliveries).await {
+                    Ok(outcomes) => {
+                        for ((uid, _, _), outcome) in items.iter().zip(outcomes) {
+                            if outcome == Outcome::Rejected {
                                 taken.rejected.push(*uid);
                             } else {
                                 taken.processed.push(*uid);
@@ -793,7 +784,8 @@ impl ImapPoller {
                         // One by one, to find the message at fault; the cursor
                         // must not pass it, so the group stops there.
                         if let Err(e) =
-                            one_by_one(&ingestor, &deliveries, validity, &failing, &mut taken).await
+                            one_by_one(sink.as_ref(), &deliveries, validity, &failing, &mut taken)
+                                .await
                         {
                             taken.failure = Some(e);
                             break;
@@ -803,7 +795,7 @@ impl ImapPoller {
             }
             taken
         });
-        IngestTask(handle)
+        RecordTask(handle)
     }
 
     /// Waits for an ingest task and moves what it committed; returns how many
@@ -812,7 +804,7 @@ impl ImapPoller {
     async fn settle(
         &self,
         session: &mut ImapSession,
-        task: IngestTask,
+        task: RecordTask,
         can_move: bool,
         uidplus: bool,
     ) -> Result<usize, ImapError> {

@@ -1,6 +1,6 @@
-//! Where raw messages come from: files, folders, Maildir, mbox, stdin (and, with
-//! the IMAP issue, IMAP). A source hands bytes to `ingest` and acknowledges
-//! only after the outcome is committed.
+//! Where raw messages come from: files, folders, Maildir, mbox, stdin and
+//! IMAP. A source hands bytes to a [`MailSink`] and acknowledges them only
+//! after their outcome is committed; it knows nothing of tickets.
 
 pub mod imap;
 pub mod maildir;
@@ -8,6 +8,69 @@ pub mod mbox;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::outcome::Outcome;
+use crate::store::Store;
+
+/// One message handed over by a source.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delivery<'a> {
+    pub raw: &'a [u8],
+    /// Where it came from (`maildir:inbox/new/…`, `file:…`, `stdin`, `imap:…`), for the log.
+    pub origin: &'a str,
+    /// `false` imports history (`ingest --no-notify`): nothing is queued for anyone.
+    pub notify: bool,
+    /// The source position this message completes, committed with its outcome
+    /// (IMAP: mailbox, UIDVALIDITY, UID), so a crash after the commit and before
+    /// the source is told never processes the message twice.
+    pub cursor: Option<SourceCursor<'a>>,
+    /// The size the source reported when only the headers were fetched (the
+    /// message is over `max_message_size`; `raw` holds its header section).
+    pub declared_size: Option<u64>,
+    /// Re-runs this quarantined or rejected log row (admin replay); it is
+    /// marked superseded in the same transaction.
+    pub replay_of: Option<i64>,
+    /// The source gave up on this message after it failed again and again
+    /// (it is being moved aside): logged `rejected`/`processing_failed` from
+    /// its header section (`raw`), and nothing else is decided about it.
+    pub failed: bool,
+}
+
+/// A position in a source: everything up to `uid` under `validity` is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceCursor<'a> {
+    pub source: &'a str,
+    pub validity: u32,
+    pub uid: u32,
+}
+
+/// Where sources hand the mail they read (in `serve`, the ingest use case).
+/// A source learns only each message's outcome: a refused one goes to its
+/// rejected folder, the rest count as taken.
+#[async_trait]
+pub trait MailSink: Send + Sync + 'static {
+    /// Records `deliveries` in one transaction; their outcomes, in order.
+    async fn record(&self, deliveries: &[Delivery<'_>]) -> Result<Vec<Outcome>, SinkError>;
+
+    /// How much of a message to read (see [`read_bounded`]).
+    fn limits(&self) -> Limits;
+
+    /// Where a source keeps its leases and positions: the same database, so
+    /// a position commits with the outcomes it covers.
+    fn store(&self) -> Arc<dyn Store>;
+}
+
+/// A sink could not record a delivery; nothing of it was committed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    /// Worth trying again later (the database, not the message).
+    pub transient: bool,
+    pub message: String,
+}
 
 /// One message to read, found by walking the CLI's paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
