@@ -3,7 +3,6 @@
 //! signal. The only place besides `ingest` and `outbox` that holds several
 //! adapters at once.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -71,6 +70,9 @@ impl App {
         let store = open_store(&settings.database.url).await?;
         let policy =
             IntakePolicy::from_settings(&settings).context("loading the reply-token secret")?;
+        Renderer::for_settings(&settings)
+            .check_rules(&policy.changes.rules)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", settings.rules.file))?;
         let ingestor = Ingestor::new(store.clone(), policy);
         // Like the database, the Maildir inbox exists from the first command
         // on, so mail can be written into its tmp/ before `serve` runs
@@ -105,10 +107,7 @@ impl App {
                 .context("setting up SMTP")?,
             ),
         };
-        let templates = Path::new(&self.settings.outbox.templates);
-        let renderer = Arc::new(Renderer::new(
-            templates.is_dir().then(|| templates.to_path_buf()),
-        ));
+        let renderer = Arc::new(Renderer::for_settings(&self.settings));
         let policy =
             OutboxPolicy::from_settings(&self.settings, self.ingestor.policy().secret.clone());
         Ok(OutboxWorker::new(

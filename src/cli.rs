@@ -928,7 +928,16 @@ fn extract_reply(html: bool, file: &PathBuf) -> anyhow::Result<ExitCode> {
 }
 
 fn rules_check(settings: &Settings) -> anyhow::Result<ExitCode> {
-    match settings.rules() {
+    let checked = settings
+        .rules()
+        .map_err(|e| e.to_string())
+        .and_then(|rules| {
+            crate::render::Renderer::for_settings(settings)
+                .check_rules(&rules)
+                .map_err(|e| format!("{}: {e}", settings.rules.file))
+                .map(|()| rules)
+        });
+    match checked {
         Ok(rules) => {
             println!("{}: {} rules", settings.rules.file, rules.rules.len());
             for (i, rule) in rules.rules.iter().enumerate() {

@@ -13,10 +13,12 @@ use time::OffsetDateTime;
 
 use crate::domain::classify::{self, OwnIdentity};
 use crate::domain::commands::{self, Command};
+use crate::domain::event::EventKind;
 use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId};
 use crate::domain::lookalike;
 use crate::domain::mail::{InboundMail, ParseError};
 use crate::domain::mentions;
+use crate::domain::template::Template;
 
 use crate::domain::outcome::{Outcome, reason};
 use crate::domain::reply;
@@ -935,7 +937,7 @@ impl Ingestor {
         };
         let name = mail.from.as_ref().and_then(|f| f.name.clone());
         let notice = Notice::to_team(
-            "sender_refused",
+            Template::SenderRefused.as_str(),
             team,
             serde_json::json!({ "reason": reason, "sender": sender, "name": name, "original_subject": mail.subject }),
         );
@@ -1221,7 +1223,7 @@ impl Ingestor {
         // cannot carry anyone's text to a third party.
         let original_subject = user.map(|_| mail.subject.as_str());
         let notice = Notice {
-            template: "refused",
+            template: Template::Refused.as_str(),
             to: sender,
             name: user.map(|u| u.name.as_str()),
             user: None,
@@ -1255,7 +1257,7 @@ impl Ingestor {
             if tx.set_bouncing(&recipient, true).await? {
                 tx.insert_event(&NewEvent {
                     ticket_id: ticket,
-                    kind: "recipient_bouncing",
+                    kind: EventKind::RecipientBouncing.as_str(),
                     actor_id: None,
                     data: serde_json::json!({ "email": recipient, "message_id": id }),
                     now,

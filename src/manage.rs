@@ -5,6 +5,7 @@
 use time::OffsetDateTime;
 
 use crate::domain::ids::{EmailAddress, slugify};
+use crate::domain::template::Template;
 use crate::domain::ticket::Role;
 use crate::ingest::Ingestor;
 use crate::store::{NewUser, Org, Store, StoreError, User, UserChange};
@@ -245,7 +246,7 @@ pub async fn add_user(
             "staff": created.role == crate::domain::ticket::Role::Staff,
         });
         let notice = Notice {
-            template: "invite",
+            template: Template::Invite.as_str(),
             to: &created.email,
             name: Some(&created.name),
             user: Some(created.id),

@@ -74,7 +74,7 @@ impl OutboxPolicy {
 }
 
 /// The staff alert about quarantined mail: its list is read when it is sent.
-pub const QUARANTINE_ALERT: &str = "quarantine_alert";
+pub const QUARANTINE_ALERT: &str = crate::domain::template::Template::QuarantineAlert.as_str();
 
 /// At most this many quarantined messages are listed in one alert.
 const ALERT_LIST_MAX: usize = 50;

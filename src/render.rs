@@ -7,28 +7,8 @@ use std::path::PathBuf;
 
 use minijinja::{Environment, ErrorKind, Value};
 
-/// Events with a body template in every shipped language (`.txt` and `.html`).
-pub const EVENTS: &[&str] = &[
-    "ack",
-    "new_ticket",
-    "comment_added",
-    "status_changed",
-    "priority_set",
-    "shared_with_you",
-    "you_follow",
-    "mentioned",
-    "invite",
-    "command_failed",
-    "refused",
-    "list_answer",
-    "release_noted",
-    "environment_upgrade",
-    "ticket_updated",
-    "help_answer",
-    "follower_removed",
-    "quarantine_alert",
-    "sender_refused",
-];
+use crate::domain::rules::{Action, RuleSet};
+use crate::domain::template::with_templates;
 
 /// The languages shipped besides the default (English).
 pub const LOCALES: &[&str] = &["ja"];
@@ -44,56 +24,51 @@ macro_rules! built_in {
     };
 }
 
-macro_rules! built_in_subjects {
-    ($($name:literal),* $(,)?) => {
-        &[$(
-            (concat!($name, ".subject.txt"), include_str!(concat!("../templates/", $name, ".subject.txt"))),
-            (concat!("ja/", $name, ".subject.txt"), include_str!(concat!("../templates/ja/", $name, ".subject.txt"))),
-        )*]
+/// Every built-in template's bodies (`.txt`, `.html`), in every shipped language.
+macro_rules! built_in_bodies {
+    ($($variant:ident $name:literal $subject:ident,)*) => {
+        built_in!($($name),*)
     };
 }
 
-const BODIES: &[(&str, &str)] = built_in!(
-    "environment_upgrade",
-    "ack",
-    "new_ticket",
-    "comment_added",
-    "status_changed",
-    "priority_set",
-    "shared_with_you",
-    "you_follow",
-    "mentioned",
-    "invite",
-    "command_failed",
-    "refused",
-    "list_answer",
-    "release_noted",
-    "ticket_updated",
-    "help_answer",
-    "follower_removed",
-    "quarantine_alert",
-    "sender_refused",
-);
+/// The subject files of a template that has its own (`own`), else none.
+macro_rules! subject_files {
+    (own $name:literal) => {
+        Some([
+            (
+                concat!($name, ".subject.txt"),
+                include_str!(concat!("../templates/", $name, ".subject.txt")),
+            ),
+            (
+                concat!("ja/", $name, ".subject.txt"),
+                include_str!(concat!("../templates/ja/", $name, ".subject.txt")),
+            ),
+        ])
+    };
+    (ticket $name:literal) => {
+        None
+    };
+}
+
+macro_rules! built_in_subjects {
+    ($($variant:ident $name:literal $subject:ident,)*) => {
+        &[$(subject_files!($subject $name),)*]
+    };
+}
+
+const BODIES: &[(&str, &str)] = with_templates!(built_in_bodies);
 
 /// Parts of a template that another automatic answer can carry as a section
 /// (several `reply_template` answers to one message are one mail).
 const SECTIONS: &[(&str, &str)] = built_in!("environment_upgrade.section");
 
 /// Subjects of notifications that are not about one ticket.
-const SUBJECTS: &[(&str, &str)] = built_in_subjects!(
-    "invite",
-    "command_failed",
-    "refused",
-    "list_answer",
-    "help_answer",
-    "quarantine_alert",
-    "sender_refused"
-);
+const SUBJECTS: &[Option<[(&str, &str); 2]>] = with_templates!(built_in_subjects);
 
 fn built_in_template(name: &str) -> Option<&'static str> {
     BODIES
         .iter()
-        .chain(SUBJECTS.iter())
+        .chain(SUBJECTS.iter().flatten().flatten())
         .chain(SECTIONS.iter())
         .find(|(n, _)| *n == name)
         .map(|(_, t)| *t)
@@ -221,6 +196,42 @@ impl Renderer {
         })
     }
 
+    /// Built-in templates, overridden by those in `[outbox] templates` when
+    /// that folder exists.
+    pub fn for_settings(settings: &crate::config::Settings) -> Self {
+        let dir = std::path::Path::new(&settings.outbox.templates);
+        Self::new(dir.is_dir().then(|| dir.to_path_buf()))
+    }
+
+    /// Every `reply_template` of `rules` names a template with a text and an
+    /// HTML body that parse (built in or in the operator's folder); else the
+    /// first that does not, and why. A typo would otherwise surface only
+    /// when the rule first fires, as a notification that never renders.
+    pub fn check_rules(&self, rules: &RuleSet) -> Result<(), String> {
+        for rule in &rules.rules {
+            for action in &rule.then {
+                let Action::ReplyTemplate(name) = action else {
+                    continue;
+                };
+                for file in [format!("{name}.txt"), format!("{name}.html")] {
+                    if let Err(e) = self.env.get_template(&file) {
+                        return Err(format!(
+                            "rule {:?}: reply_template {name:?}: {}",
+                            rule.name,
+                            match e.kind() {
+                                ErrorKind::TemplateNotFound => format!(
+                                    "no template {file} (built in, or in the [outbox] templates folder)"
+                                ),
+                                _ => format!("{file}: {e:#}"),
+                            }
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Text, HTML and (for notifications without a ticket) subject of `template`.
     pub fn notification(
         &self,
@@ -287,6 +298,25 @@ impl Renderer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::template::Template;
+
+    #[test]
+    fn a_rule_naming_a_missing_template_is_refused() {
+        let r = Renderer::new(None);
+        let rules = |template: &str| {
+            RuleSet::parse(
+                &format!(
+                    "[[rule]]\nname = \"answer\"\non = \"ticket_created\"\nthen = {{ reply_template = \"{template}\" }}\n"
+                ),
+                "rules.toml",
+            )
+            .unwrap()
+        };
+        assert_eq!(r.check_rules(&rules("environment_upgrade")), Ok(()));
+        let err = r.check_rules(&rules("enviroment_upgrade")).unwrap_err();
+        assert!(err.contains("enviroment_upgrade.txt"), "{err}");
+        assert!(err.contains("\"answer\""), "{err}");
+    }
 
     fn sample(event: &str, with_ticket: bool) -> serde_json::Value {
         let ticket = serde_json::json!({"id": 7, "subject": "Printer <on> fire", "status": "in_progress",
@@ -353,13 +383,13 @@ mod tests {
     #[test]
     fn authors_are_shown_with_their_address() {
         let r = Renderer::new(None);
-        for event in EVENTS {
+        for event in Template::ALL.iter().map(|t| t.as_str()) {
             let mut context = sample(event, true);
             context["comment"]["author_name"] = "Sam Staff (Example Support)".into();
             context["comment"]["author_email"] = "helpdesk@customer.test".into();
             context["event"]["actor_name"] = "Sam Staff (Example Support)".into();
             context["event"]["actor_email"] = "helpdesk@customer.test".into();
-            if *event == "ticket_updated" {
+            if event == "ticket_updated" {
                 context["event"]["commented"] = true.into();
                 context["event"]["mentioned"] = serde_json::json!({
                     "actor_name": "Sam Staff (Example Support)",
@@ -383,12 +413,11 @@ mod tests {
     fn every_shipped_template_renders_and_starts_with_the_marker() {
         let r = Renderer::new(None);
         for locale in std::iter::once("en").chain(LOCALES.iter().copied()) {
-            for event in EVENTS {
-                let needs_subject = SUBJECTS
-                    .iter()
-                    .any(|(n, _)| n.trim_end_matches(".subject.txt") == *event);
+            for template in Template::ALL {
+                let event = template.as_str();
+                let needs_subject = template.has_own_subject();
                 let with_ticket = !matches!(
-                    *event,
+                    event,
                     "invite"
                         | "refused"
                         | "list_answer"

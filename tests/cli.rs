@@ -505,6 +505,23 @@ fn rules_check_lists_the_rules_and_points_at_errors_by_line() {
         err.contains("config/rules.toml:3") && err.contains("body_regex"),
         "{err}"
     );
+
+    // A template name with a typo: found by the check, and `serve` and
+    // `ingest` refuse to start rather than fail when the rule first fires.
+    std::fs::write(
+        dir.path().join("config/rules.toml"),
+        "[[rule]]\nname = \"answer upgrades\"\non = \"ticket_created\"\nthen = { reply_template = \"enviroment_upgrade\" }\n",
+    )
+    .unwrap();
+    for args in [&["rules", "check"][..], &["ingest", "/dev/null"][..]] {
+        let bad = run(dir.path(), args, None);
+        assert!(!bad.status.success(), "{args:?}");
+        let err = String::from_utf8(bad.stderr).unwrap();
+        assert!(
+            err.contains("answer upgrades") && err.contains("enviroment_upgrade.txt"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! Organizations never appear here: they grant access, never email.
 
 use super::ids::{EmailAddress, UserId};
+use super::template::Template;
 use super::ticket::{FollowerSource, Role};
 
 /// A follower of a ticket as the planner needs it.
@@ -28,7 +29,7 @@ pub struct Recipient {
     pub locale: Option<String>,
     /// The registered user, when the recipient is one (reply tokens need it).
     pub user: Option<UserId>,
-    pub template: &'static str,
+    pub template: Template,
     /// Why they get it: the follower source, `requester`, or `support_notify`.
     pub reason: &'static str,
 }
@@ -49,7 +50,7 @@ impl Team<'_> {
     /// The team's notices, after `out` holds the followers': the group
     /// address, then each staff member not already in `out` (a staff
     /// follower gets one mail), never `skip` (the author), never a bouncing one.
-    fn add(&self, out: &mut Vec<Recipient>, skip: Option<&EmailAddress>, template: &'static str) {
+    fn add(&self, out: &mut Vec<Recipient>, skip: Option<&EmailAddress>, template: Template) {
         if let Some(notify) = self.notify.filter(|n| Some(*n) != skip) {
             push_unique(
                 out,
@@ -102,11 +103,11 @@ pub fn on_ticket_created(
             name: Some(requester.name.clone()),
             locale: Some(requester.locale.clone()),
             user: Some(requester.user),
-            template: "ack",
+            template: Template::Ack,
             reason: "requester",
         });
     }
-    team.add(&mut out, Some(&requester.email), "new_ticket");
+    team.add(&mut out, Some(&requester.email), Template::NewTicket);
     out
 }
 
@@ -131,12 +132,12 @@ pub fn on_comment(
                 name: Some(f.name.clone()),
                 locale: Some(f.locale.clone()),
                 user: Some(f.user),
-                template: "comment_added",
+                template: Template::CommentAdded,
                 reason: f.source.as_str(),
             },
         );
     }
-    team.add(&mut out, author, "comment_added");
+    team.add(&mut out, author, Template::CommentAdded);
     out
 }
 

@@ -10,10 +10,12 @@ use std::time::Duration;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use crate::domain::event::EventKind;
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
 use crate::domain::mail::InboundMail;
 use crate::domain::mentions::{self, Candidate, Directory, Resolution};
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
+use crate::domain::template::Template;
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Role, Status};
 use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState, Tx, User};
 use crate::tickets::notice::{self, Change, Digest, Notice, Sender};
@@ -236,14 +238,14 @@ impl<'a> Changes<'a> {
     pub(super) async fn event(
         &mut self,
         ticket: TicketId,
-        kind: &'static str,
+        kind: EventKind,
         actor: Option<i64>,
         data: serde_json::Value,
     ) -> Result<(), StoreError> {
         self.tx
             .insert_event(&NewEvent {
                 ticket_id: ticket,
-                kind,
+                kind: kind.as_str(),
                 actor_id: actor,
                 data,
                 now: self.now,
@@ -281,7 +283,7 @@ impl<'a> Changes<'a> {
         &mut self,
         state: &TicketState,
         actor: Option<&EmailAddress>,
-        template: &'static str,
+        template: Template,
         event: serde_json::Value,
         comment: Option<(i64, serde_json::Value)>,
     ) -> Result<(), StoreError> {
@@ -328,14 +330,14 @@ impl<'a> Changes<'a> {
         &mut self,
         user: &User,
         state: Option<&TicketState>,
-        template: &'static str,
+        template: Template,
         reason: &str,
         event: serde_json::Value,
     ) -> Result<(), StoreError> {
         if !self.notify || user.bouncing {
             return Ok(());
         }
-        if let (Some(state), true) = (state, template != "command_failed") {
+        if let (Some(state), true) = (state, template != Template::CommandFailed) {
             self.digest.saw(state);
             let to = notice::To {
                 to: &user.email,
@@ -348,7 +350,7 @@ impl<'a> Changes<'a> {
             return Ok(());
         }
         let n = Notice {
-            template,
+            template: template.as_str(),
             to: &user.email,
             name: Some(&user.name),
             user: Some(user.id),
@@ -376,7 +378,7 @@ impl<'a> Changes<'a> {
         self.tx.update_ticket(state.id, to, None, self.now).await?;
         self.event(
             state.id,
-            "status_changed",
+            EventKind::StatusChanged,
             actor.map(|u| u.id),
             json!({"from": state.status, "to": to, "cause": cause}),
         )
@@ -394,7 +396,7 @@ impl<'a> Changes<'a> {
         self.tell_followers(
             &new_state,
             actor.map(|u| &u.email),
-            "status_changed",
+            Template::StatusChanged,
             event,
             None,
         )
@@ -420,7 +422,7 @@ impl<'a> Changes<'a> {
         let comment_id = self.system_comment(state.id, actor, &body).await?;
         self.event(
             state.id,
-            "priority_set",
+            EventKind::PrioritySet,
             Some(actor.id),
             json!({"priority": level, "sla_name": name, "sla_response": response}),
         )
@@ -433,7 +435,7 @@ impl<'a> Changes<'a> {
         self.tell_followers(
             &new_state,
             Some(&actor.email),
-            "priority_set",
+            Template::PrioritySet,
             event,
             Some((comment_id, comment)),
         )
@@ -453,7 +455,7 @@ impl<'a> Changes<'a> {
         let comment_id = self.system_comment(state.id, actor, &body).await?;
         self.event(
             state.id,
-            "release_noted",
+            EventKind::ReleaseNoted,
             Some(actor.id),
             json!({"release": release}),
         )
@@ -465,7 +467,7 @@ impl<'a> Changes<'a> {
         self.tell_followers(
             &new_state,
             Some(&actor.email),
-            "release_noted",
+            Template::ReleaseNoted,
             json!({"release": release, "actor_name": actor.name, "actor_email": actor.email}),
             Some((comment_id, comment)),
         )
@@ -502,7 +504,7 @@ impl<'a> Changes<'a> {
         user: &User,
         source: FollowerSource,
         by: Option<&User>,
-        template: &'static str,
+        template: Template,
     ) -> Result<bool, StoreError> {
         if !self
             .tx
@@ -513,7 +515,7 @@ impl<'a> Changes<'a> {
         }
         self.event(
             state.id,
-            "follower_added",
+            EventKind::FollowerAdded,
             by.map(|u| u.id),
             json!({"email": user.email, "source": source}),
         )
@@ -591,15 +593,21 @@ impl<'a> Changes<'a> {
                             .await?;
                     self.event(
                         state.id,
-                        "mentioned",
+                        EventKind::Mentioned,
                         Some(author.id),
                         json!({"email": target.email}),
                     )
                     .await?;
                     let new_state = self.reload(state.id).await?;
                     let event = json!({"actor_name": author.name, "actor_email": author.email, "excerpt": excerpt, "following": following});
-                    self.tell_one(target, Some(&new_state), "mentioned", "mention", event)
-                        .await?;
+                    self.tell_one(
+                        target,
+                        Some(&new_state),
+                        Template::Mentioned,
+                        "mention",
+                        event,
+                    )
+                    .await?;
                 }
                 Resolution::Ambiguous(emails) => {
                     const SHOWN: usize = 5;
@@ -669,7 +677,7 @@ impl<'a> Changes<'a> {
         self.tell_one(
             author,
             state,
-            "command_failed",
+            Template::CommandFailed,
             "sender",
             json!({"failures": list(commands), "mentions": list(mentions), "more_failures": more, "original_subject": subject}),
         )
@@ -686,7 +694,7 @@ impl<'a> Changes<'a> {
         self.tell_one(
             author,
             None,
-            "list_answer",
+            Template::ListAnswer,
             "sender",
             json!({"tickets": rows}),
         )
@@ -708,7 +716,7 @@ impl<'a> Changes<'a> {
         self.tell_one(
             author,
             None,
-            "help_answer",
+            Template::HelpAnswer,
             "sender",
             json!({ "staff": staff, "statuses": self.policy.labels.values().collect::<Vec<_>>() }),
         )
@@ -720,8 +728,14 @@ impl<'a> Changes<'a> {
         let orgs = state.orgs.clone();
         for org in orgs {
             for lead in self.tx.org_leads(org).await? {
-                self.add_follower(state, &lead, FollowerSource::Share, None, "shared_with_you")
-                    .await?;
+                self.add_follower(
+                    state,
+                    &lead,
+                    FollowerSource::Share,
+                    None,
+                    Template::SharedWithYou,
+                )
+                .await?;
             }
         }
         Ok(())
@@ -767,7 +781,7 @@ impl<'a> Changes<'a> {
                             &user,
                             FollowerSource::Follow,
                             None,
-                            "you_follow",
+                            Template::YouFollow,
                         )
                         .await?;
                     }

@@ -6,6 +6,8 @@ use serde_json::json;
 
 use super::{Author, Changes, Refusal, access};
 use crate::domain::commands::Command;
+use crate::domain::event::EventKind;
+use crate::domain::template::Template;
 use crate::domain::ticket::{self, FollowerSource, Removal};
 use crate::store::{StoreError, TicketState};
 
@@ -57,7 +59,7 @@ impl Changes<'_> {
                     user,
                     FollowerSource::Follow,
                     Some(user),
-                    "you_follow",
+                    Template::YouFollow,
                 )
                 .await?;
                 self.reload(state.id).await?
@@ -71,7 +73,7 @@ impl Changes<'_> {
                 if self.tx.remove_follower(state.id, user.id).await? {
                     self.event(
                         state.id,
-                        "follower_removed",
+                        EventKind::FollowerRemoved,
                         Some(user.id),
                         json!({"email": user.email}),
                     )
@@ -90,7 +92,7 @@ impl Changes<'_> {
                                 target,
                                 FollowerSource::Share,
                                 Some(user),
-                                "shared_with_you",
+                                Template::SharedWithYou,
                             )
                             .await?;
                         }
@@ -125,7 +127,7 @@ impl Changes<'_> {
                     if self.tx.remove_follower(state.id, target.id).await? {
                         self.event(
                             state.id,
-                            "follower_removed",
+                            EventKind::FollowerRemoved,
                             Some(user.id),
                             json!({"email": address}),
                         )
@@ -136,7 +138,7 @@ impl Changes<'_> {
                             self.tell_one(
                                 &target,
                                 Some(state),
-                                "follower_removed",
+                                Template::FollowerRemoved,
                                 "removed",
                                 event,
                             )
@@ -160,7 +162,7 @@ impl Changes<'_> {
                     self.tx.attach_org(state.id, org.id).await?;
                     self.event(
                         state.id,
-                        "org_added",
+                        EventKind::OrgAdded,
                         Some(user.id),
                         json!({"org": org.slug}),
                     )
@@ -169,7 +171,7 @@ impl Changes<'_> {
                     if self.tx.detach_org(state.id, org.id).await? {
                         self.event(
                             state.id,
-                            "org_removed",
+                            EventKind::OrgRemoved,
                             Some(user.id),
                             json!({"org": org.slug}),
                         )

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{Author, Changes, Failure, Refusal, RuleInput, access, actor};
 use crate::domain::commands::{Command, CommandLine};
+use crate::domain::event::EventKind;
 use crate::domain::ids::{CommentId, MessageId, TicketId};
 use crate::domain::mail::Attachment;
 use crate::domain::mentions;
@@ -100,7 +101,7 @@ impl Changes<'_> {
             if let Some(thread) = w.thread {
                 data["thread"] = json!(thread);
             }
-            self.event(state.id, "comment_added", Some(w.author.id), data)
+            self.event(state.id, EventKind::CommentAdded, Some(w.author.id), data)
                 .await?;
             comment = Some((id, comment_json(id, w)));
         }

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::domain::classify::OWN_MESSAGE_ID_PREFIX;
 use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId, UserId};
 use crate::domain::notify::Recipient;
+use crate::domain::template::Template;
 use crate::domain::ticket::Status;
 use crate::store::{NewOutbox, RefKind, StoreError, TicketState, Tx, User};
 
@@ -145,37 +146,6 @@ pub async fn queue(
     Ok(id)
 }
 
-/// Queues one notice per planned recipient about `ticket`. `template`
-/// overrides the plan's own (a status change reaches the same people as a
-/// comment, with another template).
-#[allow(clippy::too_many_arguments)]
-pub async fn queue_plan(
-    tx: &mut dyn Tx,
-    sender: &Sender,
-    plan: &[Recipient],
-    template: Option<&str>,
-    ticket: &TicketState,
-    comment: Option<(CommentId, &Value)>,
-    event: &Value,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    for r in plan {
-        let notice = Notice {
-            template: template.unwrap_or(r.template),
-            to: &r.to,
-            name: r.name.as_deref(),
-            user: r.user,
-            locale: r.locale.as_deref(),
-            reason: r.reason,
-            ticket: Some(ticket),
-            comment: comment.map(|(id, c)| (id, c.clone())),
-            event: event.clone(),
-        };
-        queue(tx, sender, notice, now).await?;
-    }
-    Ok(())
-}
-
 /// What one delivery or one API call tells each person, gathered while its
 /// changes run and queued at the end as ONE outbox row per recipient and
 /// ticket (DESIGN Round 2: one action, at most one notification per recipient).
@@ -210,7 +180,7 @@ struct News {
 /// One thing a recipient is told, with its classic template.
 #[derive(Debug, Clone)]
 struct Item {
-    template: &'static str,
+    template: Template,
     event: Value,
     comment: Option<(CommentId, Value)>,
 }
@@ -313,7 +283,7 @@ impl Digest {
         &mut self,
         to: To<'_>,
         ticket: TicketId,
-        template: &'static str,
+        template: Template,
         event: Value,
         comment: Option<(CommentId, Value)>,
     ) {
@@ -344,12 +314,14 @@ impl Digest {
         match person.items.iter_mut().find(|i| i.template == template) {
             // Several status changes are one (from the first, to the last);
             // the other kinds come once per delivery anyway.
-            Some(old) if template == "status_changed" => {
+            Some(old) if template == Template::StatusChanged => {
                 let from = old.event["from"].clone();
                 *old = item;
                 old.event["from"] = from;
             }
-            Some(old) if template == "release_noted" || template == "priority_set" => *old = item,
+            Some(old) if matches!(template, Template::ReleaseNoted | Template::PrioritySet) => {
+                *old = item
+            }
             Some(_) => {}
             None => person.items.push(item),
         }
@@ -374,14 +346,14 @@ impl Digest {
                 .find(|(t, _)| *t == person.ticket)
                 .map(|(_, n)| n.clone())
                 .unwrap_or_default();
-            person
-                .items
-                .retain(|i| i.template != "status_changed" || i.event["from"] != i.event["to"]);
+            person.items.retain(|i| {
+                i.template != Template::StatusChanged || i.event["from"] != i.event["to"]
+            });
             // Removed from the ticket: that is all they are told, and the last.
             if let Some(i) = person
                 .items
                 .iter()
-                .position(|i| i.template == "follower_removed")
+                .position(|i| i.template == Template::FollowerRemoved)
             {
                 person.items = vec![person.items.swap_remove(i)];
             }
@@ -392,14 +364,14 @@ impl Digest {
                 .any(|f| f["email"] != json!(person.to));
             let (template, event, comment) = match person.items.len() {
                 0 => continue,
-                1 if !others_joined || person.items[0].template == "follower_removed" => {
+                1 if !others_joined || person.items[0].template == Template::FollowerRemoved => {
                     let item = person.items.pop().expect("one item");
                     (item.template, item.event, item.comment)
                 }
                 _ => summary(&person, &news),
             };
             let notice = Notice {
-                template,
+                template: template.as_str(),
                 to: &person.to,
                 name: person.name.as_deref(),
                 user: person.user,
@@ -419,18 +391,18 @@ impl Digest {
 /// comment, every change to the ticket, and what concerns them in person.
 /// A new ticket keeps its own template (`new_ticket`), which shows the
 /// ticket as it now is.
-fn summary(person: &Person, news: &News) -> (&'static str, Value, Option<(CommentId, Value)>) {
-    let find = |template: &str| person.items.iter().find(|i| i.template == template);
-    let comment = find("new_ticket")
-        .or_else(|| find("comment_added"))
+fn summary(person: &Person, news: &News) -> (Template, Value, Option<(CommentId, Value)>) {
+    let find = |template: Template| person.items.iter().find(|i| i.template == template);
+    let comment = find(Template::NewTicket)
+        .or_else(|| find(Template::CommentAdded))
         .and_then(|i| i.comment.clone());
-    let template = if find("new_ticket").is_some() {
-        "new_ticket"
+    let template = if find(Template::NewTicket).is_some() {
+        Template::NewTicket
     } else {
-        "ticket_updated"
+        Template::TicketUpdated
     };
     let status = news.status.filter(|(from, to)| from != to);
-    let personal = |template: &str| find(template).map(|i| i.event.clone());
+    let personal = |template: Template| find(template).map(|i| i.event.clone());
     let event = json!({
         "actor_name": news.actor.as_ref().map(|(name, _)| name),
         "actor_email": news.actor.as_ref().map(|(_, email)| email),
@@ -445,9 +417,9 @@ fn summary(person: &Person, news: &News) -> (&'static str, Value, Option<(Commen
             .iter()
             .filter(|f| f["email"] != json!(person.to))
             .collect::<Vec<_>>(),
-        "shared_with_you": personal("shared_with_you"),
-        "you_follow": personal("you_follow"),
-        "mentioned": personal("mentioned"),
+        "shared_with_you": personal(Template::SharedWithYou),
+        "you_follow": personal(Template::YouFollow),
+        "mentioned": personal(Template::Mentioned),
     });
     (template, event, comment)
 }

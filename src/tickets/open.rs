@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::comment::comment_json;
 use super::{Added, Changes, Refusal, Written, actor};
+use crate::domain::event::EventKind;
 use crate::domain::ids::EmailAddress;
 use crate::domain::notify::{self, Follower};
 use crate::domain::rules::Trigger;
@@ -61,7 +62,7 @@ impl Changes<'_> {
         }
         self.event(
             ticket_id,
-            "ticket_created",
+            EventKind::TicketCreated,
             Some(user.id),
             json!({ "subject": o.subject, "message_id": w.message_id }),
         )
