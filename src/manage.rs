@@ -261,3 +261,18 @@ pub async fn add_user(
     tx.commit().await?;
     Ok(created)
 }
+
+/// How an API token is kept: its SHA-256. Tokens carry 256 random bits, so a fast
+/// hash cannot be brute-forced and lookups stay one indexed read.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new token: `tg_` and 64 hex digits (256 bits from the OS). The prefix
+/// lets secret scanners recognise a leaked one.
+pub fn new_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("tg_{}", hex::encode(bytes)))
+}

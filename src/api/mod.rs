@@ -15,7 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+
 use time::OffsetDateTime;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -288,19 +288,7 @@ where
 /// The staff user a request acts as, from `Authorization: Bearer <token>`.
 pub struct Staff(pub User);
 
-/// How a token is kept: its SHA-256. Tokens carry 256 random bits, so a fast
-/// hash cannot be brute-forced and lookups stay one indexed read.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A new token: `tg_` and 64 hex digits (256 bits from the OS). The prefix
-/// lets secret scanners recognise a leaked one.
-pub fn new_token() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
-    Ok(format!("tg_{}", hex::encode(bytes)))
-}
+pub use crate::manage::{new_token, token_hash};
 
 impl FromRequestParts<ApiState> for Staff {
     type Rejection = ApiError;

@@ -1,0 +1,49 @@
+use super::{Content, sha256_hex};
+use crate::domain::{commands, mail::InboundMail, reply};
+
+/// A large body is held once (issue 18 item 13): moved from the
+/// extracted reply through the command parse into the comment, with or
+/// without leading commands, not copied at each step; the comment is
+/// the text the copying steps made.
+#[test]
+fn content_holds_a_large_body_once() {
+    let words = "word ".repeat(200_000);
+    for (text, n_commands) in [
+        (format!("{words}\r\n"), 0),
+        (format!("#priority P2\r\n\r\n{words}\r\nthanks\r\n"), 1),
+    ] {
+        let raw = format!(
+            "From: c1@customer.test\r\nTo: support@example.test\r\nSubject: long\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\n{text}"
+        );
+        let mail = InboundMail::parse(raw.as_bytes()).expect("parses");
+        let copied = commands::parse(&reply::extract_mail(&mail).comment_text(&mail.text));
+        let want = if copied.commands.is_empty() {
+            reply::extract_mail(&mail).comment_text(&mail.text)
+        } else {
+            copied.rest
+        };
+        let mut mail = mail;
+        let content = Content::of(&mut mail);
+        assert_eq!(content.commands.commands.len(), n_commands);
+        assert!(content.body.len() > 900_000, "{}", content.body.len());
+        assert!(content.body == want, "the comment text changed");
+        assert_eq!(content.extracted.reply.len(), 0, "the reply is a copy");
+        assert_eq!(content.commands.rest.len(), 0, "the rest is a copy");
+        assert!(mail.text.is_empty(), "the mail's text is a copy");
+    }
+}
+
+/// Blob keys are stored: a change of hash implementation must not change them
+/// (FIPS 180-2 test vectors).
+#[test]
+fn blob_keys_are_the_standard_sha256() {
+    assert_eq!(
+        sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(
+        sha256_hex(b""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+}
