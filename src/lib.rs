@@ -1,3 +1,21 @@
+//! ticketgate: an email-driven support-ticketing gateway.
+//!
+//! # Layout
+//!
+//! Which folder holds which decision (the picture and "where to add …" are
+//! in `docs/architecture.md`):
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`domain`] | every decision, as pure functions: mail parsing, classification, threading, reply extraction, commands, permissions, who is told, rules, templates and event kinds |
+//! | [`tickets`] | the ticket service: each change to a ticket (open, comment, commands, status, priority, release, followers) for every channel, with its events, notifications and rules |
+//! | [`ingest`] | the email channel: raw bytes in, one logged outcome out, tickets changed through [`tickets`] |
+//! | [`api`] | the admin HTTP channel: authentication, JSON, the same [`tickets`] calls |
+//! | [`source`] | where mail comes from (Maildir, IMAP, mbox, files, stdin), handed to a [`source::MailSink`] |
+//! | [`store`] | the only SQL: the `Store` and `Tx` traits, SQLite and PostgreSQL |
+//! | [`outbox`], [`render`], [`mailer`] | queued notifications rendered from templates and sent |
+//! | [`manage`] | administration: organizations, users, invitations, API tokens |
+//! | [`app`], [`cli`], [`config`], [`health`], [`metrics`] | wiring, the command line, settings, source health, Prometheus metrics |
 #![forbid(unsafe_code)]
 pub mod api;
 pub mod app;

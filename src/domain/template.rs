@@ -1,5 +1,5 @@
 //! The notifications the gateway sends, by template. The list is written
-//! once, in [`with_templates!`]: it defines [`Template`] here and the
+//! once, in `with_templates!`: it defines [`Template`] here and the
 //! templates compiled into the binary in `render`.
 
 /// Calls `$m!` with every built-in template as `Variant "name" subject,`:
