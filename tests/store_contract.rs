@@ -595,9 +595,9 @@ async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) 
         .insert_comment(&NewComment {
             ticket_id: id,
             author_id: w.alice.id,
-            body: "Printer on fire — 火事".into(),
-            signature: Some("-- Alice".into()),
-            quoted: Some("> earlier".into()),
+            body: "Printer on fire — 火事",
+            signature: Some("-- Alice"),
+            quoted: Some("> earlier"),
             internal: false,
             source: CommentSource::Email,
             message_id: Some(mid("<view@customer.test>")),
@@ -610,7 +610,7 @@ async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) 
         .insert_comment(&NewComment {
             ticket_id: id,
             author_id: w.sam.id,
-            body: "internal note".into(),
+            body: "internal note",
             signature: None,
             quoted: None,
             internal: true,
@@ -1257,7 +1257,7 @@ async fn text_with_a_nul_character_is_stored_not_refused(db: &Db) {
     tx.insert_comment(&NewComment {
         ticket_id: id,
         author_id: w.alice.id,
-        body: "before\0after".into(),
+        body: "before\0after",
         signature: None,
         quoted: None,
         internal: false,
@@ -1568,7 +1568,7 @@ async fn a_look_ahead_batch_sees_its_own_writes(db: &Db) {
         .insert_comment(&NewComment {
             ticket_id: id,
             author_id: w.alice.id,
-            body: "held body".into(),
+            body: "held body",
             signature: None,
             quoted: None,
             internal: false,
