@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::wire;
 use crate::app::{App, shutdown_signal};
 use crate::config::Settings;
 use crate::domain::ids::EmailAddress;
@@ -442,7 +443,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })
                 .await?;
             if json {
-                print_json(&rows)?;
+                print_json(&wire::list::<_, wire::LogRow>(rows))?;
             } else {
                 let mut table = Table::new(&[
                     "ID", "RECEIVED", "OUTCOME", "REASON", "TICKET", "FROM", "SUBJECT",
@@ -633,7 +634,7 @@ async fn org(app: &App, cmd: OrgCommand) -> anyhow::Result<()> {
         OrgCommand::List { json } => {
             let orgs = app.store.list_orgs().await?;
             if json {
-                print_json(&orgs)?;
+                print_json(&wire::list::<_, wire::Org>(orgs))?;
             } else {
                 let mut table = Table::new(&["SLUG", "NAME", "DOMAINS", "LEADS"]);
                 for o in orgs {
@@ -785,7 +786,7 @@ async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::List { json } => {
             let users = app.store.list_users().await?;
             if json {
-                print_json(&users)?;
+                print_json(&wire::list::<_, wire::User>(users))?;
             } else {
                 let mut table = Table::new(&["ID", "EMAIL", "ROLE", "ORG", "LOCALE", "NAME"]);
                 for u in users {
@@ -821,7 +822,7 @@ async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> {
                 })
                 .await?;
             if json {
-                print_json(&tickets)?;
+                print_json(&wire::list::<_, wire::TicketSummary>(tickets))?;
             } else {
                 let mut table = Table::new(&[
                     "TICKET",
@@ -856,7 +857,7 @@ async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("no ticket #{id}"))?;
             view.status_label = app.settings.status_label(view.status);
             if json {
-                print_json(&view)?;
+                print_json(&wire::TicketView::from(view))?;
             } else {
                 println!("#{} {}", view.id, view.subject);
                 println!(

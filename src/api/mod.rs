@@ -32,6 +32,7 @@ use crate::store::{StoreError, User};
 mod directory;
 mod schema;
 mod tickets;
+pub mod wire;
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;

@@ -49,7 +49,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Org {
     pub id: OrgId,
     pub slug: String,
@@ -58,13 +58,12 @@ pub struct Org {
     pub leads: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub id: UserId,
     pub email: EmailAddress,
     pub name: String,
     pub role: Role,
-    #[serde(skip)]
     pub org_id: Option<OrgId>,
     /// The org's slug, for display.
     pub org: Option<String>,
@@ -223,8 +222,8 @@ pub struct NewLogEntry {
     pub now: OffsetDateTime,
 }
 
-/// One row of the ingest log, as read (CLI `messages list`, API `/api/messages`).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// One row of the ingest log, as read; `api::wire::LogRow` is its JSON.
+#[derive(Debug, Clone)]
 pub struct LogRow {
     pub id: i64,
     pub message_id: Option<String>,
@@ -242,9 +241,7 @@ pub struct LogRow {
     pub superseded: bool,
     /// The delivery this row replays.
     pub replay_of: Option<i64>,
-    #[serde(skip)]
     pub raw_sha256: String,
-    #[serde(skip)]
     pub notify: bool,
 }
 
@@ -274,7 +271,7 @@ pub struct TicketFilter {
     pub after: Option<TicketId>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct TicketSummary {
     pub id: TicketId,
     pub subject: String,
@@ -285,13 +282,13 @@ pub struct TicketSummary {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct FollowerView {
     pub email: String,
     pub source: FollowerSource,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct AttachmentView {
     /// For `GET /api/attachments/{id}`.
     pub id: i64,
@@ -300,7 +297,7 @@ pub struct AttachmentView {
     pub size: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct CommentView {
     pub id: CommentId,
     pub author: String,
@@ -313,17 +310,17 @@ pub struct CommentView {
     pub attachments: Vec<AttachmentView>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct EventView {
     pub kind: String,
     pub actor: Option<String>,
-    #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub created_at: String,
 }
 
-/// A ticket as users see it (DESIGN "Ticket JSON").
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A ticket with its thread, as read; `api::wire::TicketView` is its JSON
+/// (DESIGN "Ticket JSON"), which the API and `ticket show --json` share.
+#[derive(Debug, Clone)]
 pub struct TicketView {
     pub id: TicketId,
     pub subject: String,
