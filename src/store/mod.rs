@@ -15,6 +15,9 @@ use crate::domain::outcome::Outcome;
 use crate::domain::ticket::{FollowerSource, Priority, Role, Status};
 
 pub mod postgres;
+mod read;
+mod rows;
+mod sql;
 pub mod sqlite;
 pub(crate) mod time_text;
 

@@ -39,7 +39,7 @@ pub(super) async fn user_where(
     .fetch_optional(conn)
     .await
     .q()?;
-    row.map(|r| user_from_row(&r)).transpose()
+    row.map(|r| rows::user(&r)).transpose()
 }
 
 /// What this transaction has read, kept current by its own writes, so a
@@ -358,7 +358,7 @@ impl PgTx {
             self.known.users.insert(email.to_string(), None);
         }
         for r in rows {
-            let user = user_from_row(&r)?;
+            let user = rows::user(&r)?;
             unknown.remove(user.email.as_str());
             self.known
                 .users

@@ -38,11 +38,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row, Transaction};
 use time::OffsetDateTime;
 
+use super::rows::{self, Cols};
 use super::*;
 
+mod backend;
 mod batch;
 mod lookahead;
-mod read;
 mod tx;
 
 use batch::*;
@@ -99,12 +100,6 @@ fn oclean(s: Option<&str>) -> Option<Cow<'_, str>> {
     s.map(clean)
 }
 
-/// A TIMESTAMPTZ column as the text SQLite stores, so both backends show the same JSON.
-fn ts_col(row: &PgRow, col: &str) -> Result<String> {
-    let at: OffsetDateTime = row.try_get(col).q()?;
-    Ok(format_ts(at))
-}
-
 trait Q<T> {
     fn q(self) -> Result<T>;
 }
@@ -146,61 +141,7 @@ fn opt_message_id(row: &PgRow, col: &str) -> Result<Option<MessageId>> {
     Ok(text.and_then(|t| MessageId::parse(&t).ok()))
 }
 
-const LOG_COLUMNS: &str = "id, message_id, origin, sender, subject, outcome, reason, thread_reason, ticket_id, \
-     comment_id, size, received_at, superseded, replay_of, raw_sha256, notify";
-
-fn log_from_row(r: &PgRow) -> Result<LogRow> {
-    Ok(LogRow {
-        id: r.try_get(0).q()?,
-        message_id: r.try_get(1).q()?,
-        origin: r.try_get(2).q()?,
-        sender: r.try_get(3).q()?,
-        subject: r.try_get(4).q()?,
-        outcome: r.try_get(5).q()?,
-        reason: r.try_get(6).q()?,
-        thread_reason: r.try_get(7).q()?,
-        ticket: r.try_get(8).q()?,
-        comment: r.try_get(9).q()?,
-        size: r.try_get(10).q()?,
-        received_at: ts_col(r, "received_at")?,
-        superseded: r.try_get(12).q()?,
-        replay_of: r.try_get(13).q()?,
-        raw_sha256: r.try_get(14).q()?,
-        notify: r.try_get(15).q()?,
-    })
-}
-
-fn opt_ts_col(row: &PgRow, col: &str) -> Result<Option<String>> {
-    let at: Option<OffsetDateTime> = row.try_get(col).q()?;
-    Ok(at.map(format_ts))
-}
-
 impl PgStore {
-    async fn tokens_where(&self, user: Option<UserId>, id: Option<i64>) -> Result<Vec<ApiToken>> {
-        sqlx::query(
-            "SELECT t.id, u.email, t.label, t.created_at, t.last_used_at, t.revoked_at
-             FROM api_tokens t JOIN users u ON u.id = t.user_id
-             WHERE ($1::bigint IS NULL OR t.user_id = $1) AND ($2::bigint IS NULL OR t.id = $2) ORDER BY t.id",
-        )
-        .bind(user)
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
-        .q()?
-        .iter()
-        .map(|r| {
-            Ok(ApiToken {
-                id: r.try_get(0).q()?,
-                user: r.try_get(1).q()?,
-                label: r.try_get(2).q()?,
-                created_at: ts_col(r, "created_at")?,
-                last_used_at: opt_ts_col(r, "last_used_at")?,
-                revoked_at: opt_ts_col(r, "revoked_at")?,
-            })
-        })
-        .collect()
-    }
-
     /// Connects to a `postgres://` or `postgresql://` URL (the database must exist).
     pub async fn connect(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
@@ -230,30 +171,36 @@ fn outbox_refs(row: &NewOutbox) -> Option<String> {
     })
 }
 
-/// A ticket list row: id, subject, status, priority, requester email, org slug, updated_at.
-fn summary_from_row(r: &PgRow) -> Result<TicketSummary> {
-    Ok(TicketSummary {
-        id: r.try_get(0).q()?,
-        subject: r.try_get(1).q()?,
-        status: parse_col(r, "status")?,
-        priority: opt_parse_col(r, "priority")?,
-        requester: r.try_get(4).q()?,
-        org: r.try_get(5).q()?,
-        updated_at: ts_col(r, "updated_at")?,
-    })
-}
-
-fn user_from_row(r: &PgRow) -> Result<User> {
-    Ok(User {
-        id: r.try_get(0).q()?,
-        email: email_col(r, "email")?,
-        name: r.try_get("name").q()?,
-        role: parse_col(r, "role")?,
-        org_id: r.try_get("org_id").q()?,
-        org: r.try_get("slug").q()?,
-        locale: r.try_get("locale").q()?,
-        bouncing: r.try_get("bouncing").q()?,
-    })
+/// Times are TIMESTAMPTZ: shown as `format_ts` text, as SQLite stores them.
+impl Cols for PgRow {
+    fn i64_at(&self, i: usize) -> Result<i64> {
+        self.try_get(i).q()
+    }
+    fn opt_i64_at(&self, i: usize) -> Result<Option<i64>> {
+        self.try_get(i).q()
+    }
+    fn text_at(&self, i: usize) -> Result<String> {
+        self.try_get(i).q()
+    }
+    fn opt_text_at(&self, i: usize) -> Result<Option<String>> {
+        self.try_get(i).q()
+    }
+    fn bool_at(&self, i: usize) -> Result<bool> {
+        self.try_get(i).q()
+    }
+    fn bytes_at(&self, i: usize) -> Result<Vec<u8>> {
+        self.try_get(i).q()
+    }
+    fn ts_at(&self, i: usize) -> Result<String> {
+        self.time_at(i).map(format_ts)
+    }
+    fn opt_ts_at(&self, i: usize) -> Result<Option<String>> {
+        let at: Option<OffsetDateTime> = self.try_get(i).q()?;
+        Ok(at.map(format_ts))
+    }
+    fn time_at(&self, i: usize) -> Result<OffsetDateTime> {
+        self.try_get(i).q()
+    }
 }
 
 async fn insert_user(conn: &mut PgConnection, user: &NewUser, now: OffsetDateTime) -> Result<User> {
@@ -273,27 +220,19 @@ async fn insert_user(conn: &mut PgConnection, user: &NewUser, now: OffsetDateTim
     .fetch_one(&mut *conn)
     .await
     .q()?;
-    user_from_row(&row)
+    rows::user(&row)
 }
 
 async fn org_where(conn: &mut PgConnection, key: &str) -> Result<Option<Org>> {
-    let row = sqlx::query(
-        "SELECT id, slug, name FROM orgs WHERE slug = $1 OR lower(name) = lower($1) OR id = $2",
-    )
-    .bind(key)
-    .bind(key.parse::<i64>().ok())
-    .fetch_optional(&mut *conn)
-    .await
-    .q()?;
+    let row = sqlx::query(sql::ORG_WHERE)
+        .bind(key)
+        .bind(key.parse::<i64>().ok())
+        .fetch_optional(&mut *conn)
+        .await
+        .q()?;
     match row {
         Some(r) => Ok(Some(
-            org_details(
-                conn,
-                r.try_get(0).q()?,
-                r.try_get(1).q()?,
-                r.try_get(2).q()?,
-            )
-            .await?,
+            org_details(conn, r.i64_at(0)?, r.text_at(1)?, r.text_at(2)?).await?,
         )),
         None => Ok(None),
     }
@@ -305,19 +244,16 @@ async fn org_details(
     slug: String,
     name: String,
 ) -> Result<Org> {
-    let domains =
-        sqlx::query_scalar("SELECT domain FROM org_domains WHERE org_id = $1 ORDER BY domain")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await
-            .q()?;
-    let leads = sqlx::query_scalar(
-        "SELECT u.email FROM org_leads l JOIN users u ON u.id = l.user_id WHERE l.org_id = $1 ORDER BY u.email",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await
-    .q()?;
+    let domains = sqlx::query_scalar(sql::ORG_DOMAINS)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .q()?;
+    let leads = sqlx::query_scalar(sql::ORG_LEAD_EMAILS)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .q()?;
     Ok(Org {
         id,
         slug,

@@ -443,18 +443,14 @@ impl Tx for PgTx {
             return Ok(leads.clone());
         }
         self.flush_if(Table::USERS).await?;
-        let leads = sqlx::query(
-            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
-             FROM org_leads l JOIN users u ON u.id = l.user_id LEFT JOIN orgs o ON o.id = u.org_id
-             WHERE l.org_id = $1 ORDER BY u.email",
-        )
-        .bind(org)
-        .fetch_all(&mut *self.tx)
-        .await
-        .q()?
-        .iter()
-        .map(user_from_row)
-        .collect::<Result<Vec<_>>>()?;
+        let leads = sqlx::query(sql::ORG_LEADS)
+            .bind(org)
+            .fetch_all(&mut *self.tx)
+            .await
+            .q()?
+            .iter()
+            .map(rows::user)
+            .collect::<Result<Vec<_>>>()?;
         // Leads are often added as followers (`add_fresh_follower`).
         for lead in &leads {
             self.known
@@ -473,59 +469,41 @@ impl Tx for PgTx {
 
     async fn staff_users(&mut self) -> Result<Vec<User>> {
         self.flush_if(Table::USERS).await?;
-        sqlx::query(
-            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
-             FROM users u LEFT JOIN orgs o ON o.id = u.org_id
-             WHERE u.role = 'staff' ORDER BY u.id",
-        )
-        .fetch_all(&mut *self.tx)
-        .await
-        .q()?
-        .iter()
-        .map(user_from_row)
-        .collect()
+        sqlx::query(sql::STAFF_USERS)
+            .fetch_all(&mut *self.tx)
+            .await
+            .q()?
+            .iter()
+            .map(rows::user)
+            .collect()
     }
 
     async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>> {
         self.flush_if(Table::USERS).await?;
-        sqlx::query(
-            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
-             FROM users u LEFT JOIN orgs o ON o.id = u.org_id
-             WHERE $1 = 'staff'
-                OR ($2 IS NOT NULL AND u.org_id = $2)
-                OR u.id IN (SELECT user_id FROM org_leads WHERE org_id = $2)
-             ORDER BY u.email",
-        )
-        .bind(author.role.as_str())
-        .bind(author.org_id)
-        .fetch_all(&mut *self.tx)
-        .await
-        .q()?
-        .iter()
-        .map(user_from_row)
-        .collect()
+        sqlx::query(sql::REACHABLE_USERS)
+            .bind(author.role.as_str())
+            .bind(author.org_id)
+            .fetch_all(&mut *self.tx)
+            .await
+            .q()?
+            .iter()
+            .map(rows::user)
+            .collect()
     }
 
     async fn open_tickets_of(&mut self, user: &User, limit: i64) -> Result<Vec<TicketSummary>> {
         self.flush_if(Table::ANY_TICKETS | Table::TICKET_ORGS | Table::FOLLOWERS | Table::USERS)
             .await?;
-        sqlx::query(
-            "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at
-             FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
-             WHERE t.status NOT IN ('closed', 'escalated')
-               AND (EXISTS (SELECT 1 FROM followers f WHERE f.ticket_id = t.id AND f.user_id = $1)
-                    OR ($2 IS NOT NULL AND EXISTS (SELECT 1 FROM ticket_orgs x WHERE x.ticket_id = t.id AND x.org_id = $2)))
-             ORDER BY t.updated_at DESC, t.id DESC LIMIT $3",
-        )
-        .bind(user.id)
-        .bind(user.org_id)
-        .bind(limit)
-        .fetch_all(&mut *self.tx)
-        .await
-        .q()?
-        .iter()
-        .map(summary_from_row)
-        .collect()
+        sqlx::query(sql::OPEN_TICKETS_OF)
+            .bind(user.id)
+            .bind(user.org_id)
+            .bind(limit)
+            .fetch_all(&mut *self.tx)
+            .await
+            .q()?
+            .iter()
+            .map(rows::summary)
+            .collect()
     }
 
     async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64> {

@@ -19,9 +19,10 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
+use super::rows::{self, Cols};
 use super::*;
 
-mod read;
+mod backend;
 mod tx;
 mod writer;
 
@@ -110,41 +111,6 @@ impl SqliteStore {
     }
 }
 
-/// Column access shared by the sqlx rows (read side) and rusqlite rows (write
-/// side), so each row mapper is written once.
-trait Cols {
-    fn i64_at(&self, i: usize) -> Result<i64>;
-    fn opt_i64_at(&self, i: usize) -> Result<Option<i64>>;
-    fn text_at(&self, i: usize) -> Result<String>;
-    fn opt_text_at(&self, i: usize) -> Result<Option<String>>;
-    fn bool_at(&self, i: usize) -> Result<bool>;
-
-    fn parse_at<T: FromStr>(&self, i: usize) -> Result<T>
-    where
-        T::Err: std::fmt::Display,
-    {
-        let text = self.text_at(i)?;
-        text.parse()
-            .map_err(|e: T::Err| StoreError::Invalid(format!("column {i} ({text}): {e}")))
-    }
-
-    fn opt_parse_at<T: FromStr>(&self, i: usize) -> Result<Option<T>>
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.opt_text_at(i)?
-            .map(|t| {
-                t.parse()
-                    .map_err(|e: T::Err| StoreError::Invalid(format!("column {i} ({t}): {e}")))
-            })
-            .transpose()
-    }
-
-    fn email_at(&self, i: usize) -> Result<EmailAddress> {
-        EmailAddress::parse(&self.text_at(i)?).map_err(|e| StoreError::Invalid(e.to_string()))
-    }
-}
-
 impl Cols for SqliteRow {
     fn i64_at(&self, i: usize) -> Result<i64> {
         self.try_get(i).q()
@@ -159,6 +125,9 @@ impl Cols for SqliteRow {
         self.try_get(i).q()
     }
     fn bool_at(&self, i: usize) -> Result<bool> {
+        self.try_get(i).q()
+    }
+    fn bytes_at(&self, i: usize) -> Result<Vec<u8>> {
         self.try_get(i).q()
     }
 }
@@ -179,11 +148,33 @@ impl Cols for rusqlite::Row<'_> {
     fn bool_at(&self, i: usize) -> Result<bool> {
         self.get(i).r()
     }
+    fn bytes_at(&self, i: usize) -> Result<Vec<u8>> {
+        self.get(i).r()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shared statements (`store::sql`) use `$N`: sqlx binds it by its
+    /// number on SQLite too, even when `$2` comes first.
+    #[tokio::test]
+    async fn dollar_parameters_bind_by_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+                .await
+                .unwrap();
+        let (text, n): (String, i64) = sqlx::query_as("SELECT $2 || $1, $3 + $3")
+            .bind("a")
+            .bind("b")
+            .bind(20)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!((text.as_str(), n), ("ba", 40));
+    }
 
     /// Migration 0004 rebuilds `message_refs` and `followers` WITHOUT ROWID:
     /// a database made before it keeps its threads and its followers.

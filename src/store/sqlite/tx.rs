@@ -17,50 +17,17 @@ impl Drop for SqliteTx {
     }
 }
 
-/// A row of `USER_COLUMNS`.
-pub(super) fn user_from_row(r: &impl Cols) -> Result<User> {
-    Ok(User {
-        id: r.i64_at(0)?,
-        email: r.email_at(1)?,
-        name: r.text_at(2)?,
-        role: r.parse_at(3)?,
-        org_id: r.opt_i64_at(4)?,
-        org: r.opt_text_at(5)?,
-        locale: r.text_at(6)?,
-        bouncing: r.bool_at(7)?,
-    })
-}
-
-/// A ticket list row: id, subject, status, priority, requester email, org slug, updated_at.
-pub(super) fn summary_from_row(r: &impl Cols) -> Result<TicketSummary> {
-    Ok(TicketSummary {
-        id: r.i64_at(0)?,
-        subject: r.text_at(1)?,
-        status: r.parse_at(2)?,
-        priority: r.opt_parse_at(3)?,
-        requester: r.text_at(4)?,
-        org: r.opt_text_at(5)?,
-        updated_at: r.text_at(6)?,
-    })
-}
-
-/// Shared by the write connection and the pool's lookups (`user_from_row`).
-pub(super) const USER_BY_EMAIL: &str =
-    "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
-     FROM users u LEFT JOIN orgs o ON o.id = u.org_id WHERE u.email = ?1";
-pub(super) const USER_BY_ID: &str =
-    "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
-     FROM users u LEFT JOIN orgs o ON o.id = u.org_id WHERE u.id = ?1";
-
 pub(super) fn user_by_email(
     conn: &rusqlite::Connection,
     email: &EmailAddress,
 ) -> Result<Option<User>> {
-    row(conn, USER_BY_EMAIL, [email.as_str()], |r| user_from_row(r))
+    row(conn, sql::USER_BY_EMAIL, [email.as_str()], |r| {
+        rows::user(r)
+    })
 }
 
 pub(super) fn user_by_id(conn: &rusqlite::Connection, id: UserId) -> Result<Option<User>> {
-    row(conn, USER_BY_ID, [id], |r| user_from_row(r))
+    row(conn, sql::USER_BY_ID, [id], |r| rows::user(r))
 }
 
 pub(super) fn insert_user(
@@ -86,7 +53,7 @@ pub(super) fn insert_user(
 pub(super) fn org_where(conn: &rusqlite::Connection, key: &str) -> Result<Option<Org>> {
     let found = row(
         conn,
-        "SELECT id, slug, name FROM orgs WHERE slug = ?1 OR lower(name) = lower(?1) OR id = ?2",
+        sql::ORG_WHERE,
         rusqlite::params![key, key.parse::<i64>().ok()],
         |r| Ok((r.i64_at(0)?, r.text_at(1)?, r.text_at(2)?)),
     )?;
@@ -101,18 +68,8 @@ pub(super) fn org_details(
     slug: String,
     name: String,
 ) -> Result<Org> {
-    let domains = rows(
-        conn,
-        "SELECT domain FROM org_domains WHERE org_id = ?1 ORDER BY domain",
-        [id],
-        |r| r.text_at(0),
-    )?;
-    let leads = rows(
-        conn,
-        "SELECT u.email FROM org_leads l JOIN users u ON u.id = l.user_id WHERE l.org_id = ?1 ORDER BY u.email",
-        [id],
-        |r| r.text_at(0),
-    )?;
+    let domains = rows(conn, sql::ORG_DOMAINS, [id], |r| r.text_at(0))?;
+    let leads = rows(conn, sql::ORG_LEAD_EMAILS, [id], |r| r.text_at(0))?;
     Ok(Org {
         id,
         slug,
@@ -462,14 +419,7 @@ impl Tx for SqliteTx {
     }
 
     async fn org_leads(&mut self, org: OrgId) -> Result<Vec<User>> {
-        rows(
-            &self.conn,
-            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
-             FROM org_leads l JOIN users u ON u.id = l.user_id LEFT JOIN orgs o ON o.id = u.org_id
-             WHERE l.org_id = ?1 ORDER BY u.email",
-            [org],
-            |r| user_from_row(r),
-        )
+        rows(&self.conn, sql::ORG_LEADS, [org], |r| rows::user(r))
     }
 
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>> {
@@ -477,41 +427,24 @@ impl Tx for SqliteTx {
     }
 
     async fn staff_users(&mut self) -> Result<Vec<User>> {
-        rows(
-            &self.conn,
-            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
-             FROM users u LEFT JOIN orgs o ON o.id = u.org_id
-             WHERE u.role = 'staff' ORDER BY u.id",
-            [],
-            |r| user_from_row(r),
-        )
+        rows(&self.conn, sql::STAFF_USERS, [], |r| rows::user(r))
     }
 
     async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>> {
         rows(
             &self.conn,
-            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
-             FROM users u LEFT JOIN orgs o ON o.id = u.org_id
-             WHERE ?1 = 'staff'
-                OR (?2 IS NOT NULL AND u.org_id = ?2)
-                OR u.id IN (SELECT user_id FROM org_leads WHERE org_id = ?2)
-             ORDER BY u.email",
+            sql::REACHABLE_USERS,
             rusqlite::params![author.role.as_str(), author.org_id],
-            |r| user_from_row(r),
+            |r| rows::user(r),
         )
     }
 
     async fn open_tickets_of(&mut self, user: &User, limit: i64) -> Result<Vec<TicketSummary>> {
         rows(
             &self.conn,
-            "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at
-             FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
-             WHERE t.status NOT IN ('closed', 'escalated')
-               AND (EXISTS (SELECT 1 FROM followers f WHERE f.ticket_id = t.id AND f.user_id = ?1)
-                    OR (?2 IS NOT NULL AND EXISTS (SELECT 1 FROM ticket_orgs x WHERE x.ticket_id = t.id AND x.org_id = ?2)))
-             ORDER BY t.updated_at DESC, t.id DESC LIMIT ?3",
+            sql::OPEN_TICKETS_OF,
             rusqlite::params![user.id, user.org_id, limit],
-            |r| summary_from_row(r),
+            |r| rows::summary(r),
         )
     }
 
