@@ -59,6 +59,41 @@ pub trait Cols {
     }
 }
 
+/// `Cols` for a row type whose typed getter is the same call `$get` for
+/// every column type, with any overrides after it (`$extra`).
+macro_rules! cols_by {
+    ($row:ty, |$r:ident, $i:ident| $get:expr $(, $($extra:tt)*)?) => {
+        impl $crate::store::rows::Cols for $row {
+            fn i64_at(&self, $i: usize) -> Result<i64> {
+                let $r = self;
+                $get
+            }
+            fn opt_i64_at(&self, $i: usize) -> Result<Option<i64>> {
+                let $r = self;
+                $get
+            }
+            fn text_at(&self, $i: usize) -> Result<String> {
+                let $r = self;
+                $get
+            }
+            fn opt_text_at(&self, $i: usize) -> Result<Option<String>> {
+                let $r = self;
+                $get
+            }
+            fn bool_at(&self, $i: usize) -> Result<bool> {
+                let $r = self;
+                $get
+            }
+            fn bytes_at(&self, $i: usize) -> Result<Vec<u8>> {
+                let $r = self;
+                $get
+            }
+            $($($extra)*)?
+        }
+    };
+}
+pub(crate) use cols_by;
+
 /// `sql::user_columns!`.
 pub fn user(r: &impl Cols) -> Result<User> {
     Ok(User {

@@ -1,4 +1,5 @@
 //! Held rows: writes nobody reads back, sent in one statement per flush.
+
 use super::*;
 
 /// Writes whose result nobody reads, held back and sent together: one

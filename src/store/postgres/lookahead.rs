@@ -1,4 +1,5 @@
 //! What a transaction reads ahead and remembers (`Known`), and the ids it draws ahead.
+
 use super::*;
 
 /// The `keys` that `known` has no answer for yet, each once, sorted: what a

@@ -171,26 +171,9 @@ fn outbox_refs(row: &NewOutbox) -> Option<String> {
     })
 }
 
-/// Times are TIMESTAMPTZ: shown as `format_ts` text, as SQLite stores them.
-impl Cols for PgRow {
-    fn i64_at(&self, i: usize) -> Result<i64> {
-        self.try_get(i).q()
-    }
-    fn opt_i64_at(&self, i: usize) -> Result<Option<i64>> {
-        self.try_get(i).q()
-    }
-    fn text_at(&self, i: usize) -> Result<String> {
-        self.try_get(i).q()
-    }
-    fn opt_text_at(&self, i: usize) -> Result<Option<String>> {
-        self.try_get(i).q()
-    }
-    fn bool_at(&self, i: usize) -> Result<bool> {
-        self.try_get(i).q()
-    }
-    fn bytes_at(&self, i: usize) -> Result<Vec<u8>> {
-        self.try_get(i).q()
-    }
+// Times are TIMESTAMPTZ, shown as the `format_ts` text SQLite stores.
+rows::cols_by! {
+    PgRow, |row, i| row.try_get(i).q(),
     fn ts_at(&self, i: usize) -> Result<String> {
         self.time_at(i).map(format_ts)
     }

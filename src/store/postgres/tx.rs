@@ -1,4 +1,5 @@
 //! `Tx` on PostgreSQL: one delivery's reads and writes.
+
 use super::*;
 
 pub struct PgTx {

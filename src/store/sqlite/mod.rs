@@ -111,47 +111,9 @@ impl SqliteStore {
     }
 }
 
-impl Cols for SqliteRow {
-    fn i64_at(&self, i: usize) -> Result<i64> {
-        self.try_get(i).q()
-    }
-    fn opt_i64_at(&self, i: usize) -> Result<Option<i64>> {
-        self.try_get(i).q()
-    }
-    fn text_at(&self, i: usize) -> Result<String> {
-        self.try_get(i).q()
-    }
-    fn opt_text_at(&self, i: usize) -> Result<Option<String>> {
-        self.try_get(i).q()
-    }
-    fn bool_at(&self, i: usize) -> Result<bool> {
-        self.try_get(i).q()
-    }
-    fn bytes_at(&self, i: usize) -> Result<Vec<u8>> {
-        self.try_get(i).q()
-    }
-}
-
-impl Cols for rusqlite::Row<'_> {
-    fn i64_at(&self, i: usize) -> Result<i64> {
-        self.get(i).r()
-    }
-    fn opt_i64_at(&self, i: usize) -> Result<Option<i64>> {
-        self.get(i).r()
-    }
-    fn text_at(&self, i: usize) -> Result<String> {
-        self.get(i).r()
-    }
-    fn opt_text_at(&self, i: usize) -> Result<Option<String>> {
-        self.get(i).r()
-    }
-    fn bool_at(&self, i: usize) -> Result<bool> {
-        self.get(i).r()
-    }
-    fn bytes_at(&self, i: usize) -> Result<Vec<u8>> {
-        self.get(i).r()
-    }
-}
+// Times stay the text SQLite stores (`Cols`' defaults).
+rows::cols_by!(SqliteRow, |row, i| row.try_get(i).q());
+rows::cols_by!(rusqlite::Row<'_>, |row, i| row.get(i).r());
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,5 @@
 //! `Tx` on SQLite: one delivery on the write connection.
+
 use super::*;
 
 pub struct SqliteTx {

@@ -1,4 +1,5 @@
 //! The rusqlite write connection and its statement helpers.
+
 use super::*;
 
 /// The one write connection, used on the calling task's thread.
