@@ -1,6 +1,11 @@
 //! Storage: the `Store` trait is the only door to SQL. Use cases hold a `Tx` for
 //! the one transaction that records a delivery (raw message, ticket, comment,
 //! events, outbox rows and ingest log commit together or not at all).
+//!
+//! `Store` is written once (`read`, with the statements in `sql` and the row
+//! mappers in `rows`) over each backend's connections; a backend keeps what
+//! differs: its `Tx`, migrations and a few admin writes. The rows here carry
+//! no wire format: `api::wire` is the JSON.
 
 use std::collections::HashMap;
 use std::time::Duration;
