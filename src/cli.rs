@@ -405,7 +405,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Outbox(OutboxCommand::List { json }) => {
             let rows = app.store.list_outbox().await?;
             if json {
-                print_json(&rows)?;
+                print_json(&wire::list::<_, wire::OutboxRow>(rows))?;
             } else {
                 let mut table =
                     Table::new(&["ID", "STATUS", "ATTEMPTS", "TEMPLATE", "TO", "SUBJECT"]);
@@ -695,7 +695,7 @@ async fn token(app: &App, cmd: TokenCommand) -> anyhow::Result<()> {
             };
             let tokens = app.store.list_tokens(user_id).await?;
             if json {
-                print_json(&tokens)?;
+                print_json(&wire::list::<_, wire::ApiToken>(tokens))?;
             } else {
                 let mut table = Table::new(&["ID", "USER", "LABEL", "CREATED", "STATE"]);
                 for t in tokens {

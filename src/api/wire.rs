@@ -1,6 +1,7 @@
 //! The JSON shapes the admin API serves and `--json` prints, with their
 //! OpenAPI schemas: one definition each, so the API, the CLI and the document
-//! cannot drift apart. Built from the store's rows, which carry no wire format.
+//! cannot drift apart. Built from the store's rows, which carry no wire format
+//! (the last two shapes are the CLI's alone).
 //!
 //! Doc comments here are schema descriptions in `/api/openapi.json`.
 //! Conversions name every store field, so a new one is a decision here.
@@ -10,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::domain::ids::{CommentId, EmailAddress, OrgId, TicketId, UserId};
 use crate::domain::ticket::{FollowerSource, Priority, Role, Status};
-use crate::store;
+use crate::store::{self, OutboxStatus};
 
 /// Each row as its JSON shape (lists from the store).
 pub fn list<S, W: From<S>>(rows: Vec<S>) -> Vec<W> {
@@ -329,6 +330,81 @@ impl From<store::TicketView> for TicketView {
             events: list(events),
             created_at,
             updated_at,
+        }
+    }
+}
+
+/// `outbox list --json`: what the operator needs, not the mailer's context.
+#[derive(Debug, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub to: String,
+    pub template: String,
+    pub subject: String,
+    pub message_id: String,
+    pub status: OutboxStatus,
+    pub attempts: i64,
+}
+
+impl From<store::OutboxRow> for OutboxRow {
+    fn from(r: store::OutboxRow) -> Self {
+        let store::OutboxRow {
+            id,
+            ticket_id: _,
+            to,
+            to_user_id: _,
+            locale: _,
+            comment_id: _,
+            template,
+            subject,
+            message_id,
+            status,
+            attempts,
+            reason: _,
+            in_reply_to: _,
+            references: _,
+            context: _,
+        } = r;
+        Self {
+            id,
+            to,
+            template,
+            subject,
+            message_id,
+            status,
+            attempts,
+        }
+    }
+}
+
+/// `token list --json` (never the token itself).
+#[derive(Debug, Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub user: String,
+    pub label: Option<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+impl From<store::ApiToken> for ApiToken {
+    fn from(t: store::ApiToken) -> Self {
+        let store::ApiToken {
+            id,
+            user,
+            label,
+            created_at,
+            last_used_at,
+            revoked_at,
+        } = t;
+        Self {
+            id,
+            user,
+            label,
+            created_at,
+            last_used_at,
+            revoked_at,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! `Store` is written once (`read`, with the statements in `sql` and the row
 //! mappers in `rows`) over each backend's connections; a backend keeps what
 //! differs: its `Tx`, migrations and a few admin writes. The rows here carry
-//! no wire format: `api::wire` is the JSON.
+//! no wire format: `api::wire` is the JSON of the API and the CLI.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -379,31 +379,24 @@ impl OutboxStatus {
     }
 }
 
-/// An outbox row with what the mailer needs.
-#[derive(Debug, Clone, Serialize)]
+/// An outbox row with what the mailer needs; `api::wire::OutboxRow` is what
+/// `outbox list --json` shows of it.
+#[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
-    #[serde(skip)]
     pub ticket_id: Option<TicketId>,
     pub to: String,
-    #[serde(skip)]
     pub to_user_id: Option<UserId>,
-    #[serde(skip)]
     pub locale: String,
-    #[serde(skip)]
     pub comment_id: Option<CommentId>,
     pub template: String,
     pub subject: String,
     pub message_id: String,
     pub status: OutboxStatus,
     pub attempts: i64,
-    #[serde(skip)]
     pub reason: String,
-    #[serde(skip)]
     pub in_reply_to: Option<String>,
-    #[serde(skip)]
     pub references: Option<String>,
-    #[serde(skip)]
     pub context: serde_json::Value,
 }
 
@@ -650,7 +643,7 @@ pub trait Store: Send + Sync {
 }
 
 /// An API token as listed (never the token itself).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ApiToken {
     pub id: i64,
     pub user: String,
