@@ -685,8 +685,9 @@ async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) 
     assert_eq!(view.events[0].data["to"], "in_progress");
     assert_eq!(view.events[1].actor, None);
     assert_eq!(parse_ts(&view.events[0].created_at), Some(later));
-    // The same JSON on both backends, field for field.
-    let json = serde_json::to_value(&view).unwrap();
+    // The same JSON on both backends, field for field (the wire shape the API
+    // and the CLI print).
+    let json = serde_json::to_value(ticketgate::api::wire::TicketView::from(view)).unwrap();
     assert_eq!(json["followers"][0]["source"], "creator");
     assert_eq!(
         json["comments"][0]["attachments"][0]["content_type"],

@@ -9,12 +9,13 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::wire::{self, LogRow, Org, User};
 use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
 use crate::domain::outcome::Outcome;
 use crate::domain::ticket::Role;
 use crate::ingest::IngestReport;
 use crate::manage::{self, ManageError, UserRequest};
-use crate::store::{LogFilter, LogRow, Org, User};
+use crate::store::LogFilter;
 
 impl From<ManageError> for ApiError {
     fn from(e: ManageError) -> Self {
@@ -96,7 +97,9 @@ pub async fn list_users(
     State(state): State<ApiState>,
     _staff: Staff,
 ) -> Result<Json<Vec<User>>, ApiError> {
-    Ok(Json(state.ingestor().store().list_users().await?))
+    Ok(Json(wire::list(
+        state.ingestor().store().list_users().await?,
+    )))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -148,7 +151,7 @@ pub async fn create_user(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok((StatusCode::CREATED, Json(user.into())))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -200,7 +203,7 @@ pub async fn edit_user(
     )
     .await?;
     tracing::info!(user = %user.email, by = %staff.email, "user edited");
-    Ok(Json(user))
+    Ok(Json(user.into()))
 }
 
 /// Every organization with its domains and delivery leads.
@@ -210,7 +213,9 @@ pub async fn list_orgs(
     State(state): State<ApiState>,
     _staff: Staff,
 ) -> Result<Json<Vec<Org>>, ApiError> {
-    Ok(Json(state.ingestor().store().list_orgs().await?))
+    Ok(Json(wire::list(
+        state.ingestor().store().list_orgs().await?,
+    )))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -239,7 +244,7 @@ pub async fn create_org(
             }
             other => other.into(),
         })?;
-    Ok((StatusCode::CREATED, Json(org)))
+    Ok((StatusCode::CREATED, Json(org.into())))
 }
 
 /// Makes a staff user a delivery lead of the organization.
@@ -253,7 +258,9 @@ pub async fn add_lead(
     Path((slug, email)): Path<(String, String)>,
 ) -> Result<Json<Org>, ApiError> {
     Ok(Json(
-        manage::add_lead(state.ingestor().store().as_ref(), &slug, &email).await?,
+        manage::add_lead(state.ingestor().store().as_ref(), &slug, &email)
+            .await?
+            .into(),
     ))
 }
 
@@ -268,7 +275,9 @@ pub async fn remove_lead(
     Path((slug, email)): Path<(String, String)>,
 ) -> Result<Json<Org>, ApiError> {
     Ok(Json(
-        manage::remove_lead(state.ingestor().store().as_ref(), &slug, &email).await?,
+        manage::remove_lead(state.ingestor().store().as_ref(), &slug, &email)
+            .await?
+            .into(),
     ))
 }
 
@@ -320,7 +329,10 @@ pub async fn list_messages(
         })
         .await?;
     let next = super::next_page(&messages, limit, |m| m.id);
-    Ok(Json(MessagePage { messages, next }))
+    Ok(Json(MessagePage {
+        messages: wire::list(messages),
+        next,
+    }))
 }
 
 /// One delivery of the ingest log.
@@ -338,7 +350,8 @@ pub async fn get_message(
             .store()
             .log_row(id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))?,
+            .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))?
+            .into(),
     ))
 }
 
@@ -372,7 +385,7 @@ pub async fn replay(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("message {} not found", report.log_id)))?;
     Ok(Json(Replayed {
-        message,
+        message: message.into(),
         outcome: report.outcome,
         ticket: report.ticket,
         comment: report.comment,

@@ -31,6 +31,7 @@ use crate::tickets::Refusal;
 mod directory;
 mod schema;
 mod tickets;
+pub mod wire;
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;

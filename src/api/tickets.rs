@@ -9,13 +9,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
+use super::wire::{self, TicketSummary, TicketView};
 use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
 use crate::domain::commands::Command;
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
 use crate::domain::mentions;
 use crate::domain::rules::Trigger;
 use crate::domain::ticket::{Priority, Status};
-use crate::store::{CommentSource, TicketFilter, TicketState, TicketSummary, TicketView, Tx};
+use crate::store::{CommentSource, TicketFilter, TicketState, Tx};
 use crate::tickets::{Author, Changes, Failure, RuleInput, Written};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -75,7 +76,10 @@ pub async fn list_tickets(
         })
         .await?;
     let next = super::next_page(&tickets, limit, |t| t.id);
-    Ok(Json(TicketPage { tickets, next }))
+    Ok(Json(TicketPage {
+        tickets: wire::list(tickets),
+        next,
+    }))
 }
 
 /// The ticket with its followers, comments (internal ones included: this is
@@ -99,7 +103,7 @@ async fn view(state: &ApiState, id: TicketId) -> Result<TicketView, ApiError> {
         .await?
         .ok_or_else(|| ApiError::not_found(format!("ticket {id} not found")))?;
     view.status_label = state.label(view.status);
-    Ok(view)
+    Ok(view.into())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

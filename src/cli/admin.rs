@@ -12,7 +12,7 @@ pub(super) async fn org(app: &App, cmd: OrgCommand) -> anyhow::Result<()> {
         OrgCommand::List { json } => {
             let orgs = app.store.list_orgs().await?;
             if json {
-                print_json(&orgs)?;
+                print_json(&wire::list::<_, wire::Org>(orgs))?;
             } else {
                 let mut table = Table::new(&["SLUG", "NAME", "DOMAINS", "LEADS"]);
                 for o in orgs {
@@ -73,7 +73,7 @@ pub(super) async fn token(app: &App, cmd: TokenCommand) -> anyhow::Result<()> {
             };
             let tokens = app.store.list_tokens(user_id).await?;
             if json {
-                print_json(&tokens)?;
+                print_json(&wire::list::<_, wire::ApiToken>(tokens))?;
             } else {
                 let mut table = Table::new(&["ID", "USER", "LABEL", "CREATED", "STATE"]);
                 for t in tokens {
@@ -164,7 +164,7 @@ pub(super) async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::List { json } => {
             let users = app.store.list_users().await?;
             if json {
-                print_json(&users)?;
+                print_json(&wire::list::<_, wire::User>(users))?;
             } else {
                 let mut table = Table::new(&["ID", "EMAIL", "ROLE", "ORG", "LOCALE", "NAME"]);
                 for u in users {
@@ -200,7 +200,7 @@ pub(super) async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> 
                 })
                 .await?;
             if json {
-                print_json(&tickets)?;
+                print_json(&wire::list::<_, wire::TicketSummary>(tickets))?;
             } else {
                 let mut table = Table::new(&[
                     "TICKET",
@@ -235,7 +235,7 @@ pub(super) async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> 
                 .with_context(|| format!("no ticket #{id}"))?;
             view.status_label = app.settings.status_label(view.status);
             if json {
-                print_json(&view)?;
+                print_json(&wire::TicketView::from(view))?;
             } else {
                 println!("#{} {}", view.id, view.subject);
                 println!(

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::wire;
 use crate::app::{App, shutdown_signal};
 use crate::config::Settings;
 use crate::domain::ids::EmailAddress;
@@ -412,7 +413,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Outbox(OutboxCommand::List { json }) => {
             let rows = app.store.list_outbox().await?;
             if json {
-                print_json(&rows)?;
+                print_json(&wire::list::<_, wire::OutboxRow>(rows))?;
             } else {
                 let mut table =
                     Table::new(&["ID", "STATUS", "ATTEMPTS", "TEMPLATE", "TO", "SUBJECT"]);
@@ -450,7 +451,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })
                 .await?;
             if json {
-                print_json(&rows)?;
+                print_json(&wire::list::<_, wire::LogRow>(rows))?;
             } else {
                 let mut table = Table::new(&[
                     "ID", "RECEIVED", "OUTCOME", "REASON", "TICKET", "FROM", "SUBJECT",

@@ -1,6 +1,11 @@
 //! Storage: the `Store` trait is the only door to SQL. Use cases hold a `Tx` for
 //! the one transaction that records a delivery (raw message, ticket, comment,
 //! events, outbox rows and ingest log commit together or not at all).
+//!
+//! `Store` is written once (`read`, with the statements in `sql` and the row
+//! mappers in `rows`) over each backend's connections; a backend keeps what
+//! differs: its `Tx`, migrations and a few admin writes. The rows here carry
+//! no wire format: `api::wire` is the JSON of the API and the CLI.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,6 +20,9 @@ use crate::domain::outcome::Outcome;
 use crate::domain::ticket::{FollowerSource, Priority, Role, Status};
 
 pub mod postgres;
+mod read;
+mod rows;
+mod sql;
 pub mod sqlite;
 pub(crate) mod time_text;
 
@@ -49,7 +57,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Org {
     pub id: OrgId,
     pub slug: String,
@@ -58,13 +66,12 @@ pub struct Org {
     pub leads: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub id: UserId,
     pub email: EmailAddress,
     pub name: String,
     pub role: Role,
-    #[serde(skip)]
     pub org_id: Option<OrgId>,
     /// The org's slug, for display.
     pub org: Option<String>,
@@ -223,8 +230,8 @@ pub struct NewLogEntry {
     pub now: OffsetDateTime,
 }
 
-/// One row of the ingest log, as read (CLI `messages list`, API `/api/messages`).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// One row of the ingest log, as read; `api::wire::LogRow` is its JSON.
+#[derive(Debug, Clone)]
 pub struct LogRow {
     pub id: i64,
     pub message_id: Option<String>,
@@ -242,9 +249,7 @@ pub struct LogRow {
     pub superseded: bool,
     /// The delivery this row replays.
     pub replay_of: Option<i64>,
-    #[serde(skip)]
     pub raw_sha256: String,
-    #[serde(skip)]
     pub notify: bool,
 }
 
@@ -274,7 +279,7 @@ pub struct TicketFilter {
     pub after: Option<TicketId>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct TicketSummary {
     pub id: TicketId,
     pub subject: String,
@@ -285,13 +290,13 @@ pub struct TicketSummary {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct FollowerView {
     pub email: String,
     pub source: FollowerSource,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct AttachmentView {
     /// For `GET /api/attachments/{id}`.
     pub id: i64,
@@ -300,7 +305,7 @@ pub struct AttachmentView {
     pub size: i64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct CommentView {
     pub id: CommentId,
     pub author: String,
@@ -313,17 +318,17 @@ pub struct CommentView {
     pub attachments: Vec<AttachmentView>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct EventView {
     pub kind: String,
     pub actor: Option<String>,
-    #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub created_at: String,
 }
 
-/// A ticket as users see it (DESIGN "Ticket JSON").
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A ticket with its thread, as read; `api::wire::TicketView` is its JSON
+/// (DESIGN "Ticket JSON"), which the API and `ticket show --json` share.
+#[derive(Debug, Clone)]
 pub struct TicketView {
     pub id: TicketId,
     pub subject: String,
@@ -374,31 +379,24 @@ impl OutboxStatus {
     }
 }
 
-/// An outbox row with what the mailer needs.
-#[derive(Debug, Clone, Serialize)]
+/// An outbox row with what the mailer needs; `api::wire::OutboxRow` is what
+/// `outbox list --json` shows of it.
+#[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
-    #[serde(skip)]
     pub ticket_id: Option<TicketId>,
     pub to: String,
-    #[serde(skip)]
     pub to_user_id: Option<UserId>,
-    #[serde(skip)]
     pub locale: String,
-    #[serde(skip)]
     pub comment_id: Option<CommentId>,
     pub template: String,
     pub subject: String,
     pub message_id: String,
     pub status: OutboxStatus,
     pub attempts: i64,
-    #[serde(skip)]
     pub reason: String,
-    #[serde(skip)]
     pub in_reply_to: Option<String>,
-    #[serde(skip)]
     pub references: Option<String>,
-    #[serde(skip)]
     pub context: serde_json::Value,
 }
 
@@ -645,7 +643,7 @@ pub trait Store: Send + Sync {
 }
 
 /// An API token as listed (never the token itself).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ApiToken {
     pub id: i64,
     pub user: String,

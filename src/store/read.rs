@@ -1,0 +1,404 @@
+//! `Store` written once for both backends: a backend supplies connections,
+//! binds `Arg`s and decodes rows (`Cols`); the statements (`sql`), their
+//! arguments and the row mappers (`rows`) are the same. What differs for real
+//! stays with the backend (`Backend`): migrations, the delivery transaction,
+//! and SQLite's admin writes on its write connection.
+
+use std::ops::DerefMut;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::rows::{self, Cols};
+use super::*;
+
+/// A value bound to a shared statement; each backend binds it as it stores it.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
+    /// Text from outside (mail, an API caller) being stored: PostgreSQL text
+    /// cannot hold NUL, so it binds a cleaned copy (`postgres::clean`).
+    Input(Option<&'a str>),
+    Bool(bool),
+    /// TEXT (`format_ts`) on SQLite, TIMESTAMPTZ on PostgreSQL.
+    Time(Option<OffsetDateTime>),
+    /// A LIMIT, `None` for none: SQLite binds -1, PostgreSQL NULL.
+    Limit(Option<i64>),
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl From<bool> for Arg<'_> {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+
+impl From<OffsetDateTime> for Arg<'_> {
+    fn from(v: OffsetDateTime) -> Self {
+        Arg::Time(Some(v))
+    }
+}
+
+impl From<Option<OffsetDateTime>> for Arg<'_> {
+    fn from(v: Option<OffsetDateTime>) -> Self {
+        Arg::Time(v)
+    }
+}
+
+/// One connection of a backend's pool (or its transaction).
+#[async_trait]
+pub trait Conn: Send {
+    type Row: Cols + Send + Sync;
+    async fn all(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<Self::Row>>;
+    async fn opt(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<Self::Row>>;
+    /// Rows affected.
+    async fn run(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64>;
+}
+
+/// What a backend supplies for the shared `Store`. Its methods are named
+/// apart from `Store`'s so that both traits can be in scope.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    type Conn: Conn;
+    /// A pooled connection (`PoolConnection`).
+    type Pooled: DerefMut<Target = Self::Conn> + Send;
+    /// A short write transaction (`sqlx::Transaction`).
+    type Write: DerefMut<Target = Self::Conn> + Send;
+    /// `sql::CLAIM_OUTBOX`, or the PostgreSQL one that skips locked rows.
+    const CLAIM_OUTBOX: &'static str;
+    /// `Store::looks_ahead`.
+    const LOOKS_AHEAD: bool;
+
+    async fn conn(&self) -> Result<Self::Pooled>;
+    async fn write(&self) -> Result<Self::Write>;
+    async fn commit(write: Self::Write) -> Result<()>;
+
+    async fn run_migrations(&self) -> Result<()>;
+    async fn begin_tx(&self) -> Result<Box<dyn Tx>>;
+    async fn create_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org>;
+    async fn all_orgs(&self) -> Result<Vec<Org>>;
+    async fn org_named(&self, name_or_slug: &str) -> Result<Option<Org>>;
+    async fn create_user(&self, user: &NewUser) -> Result<User>;
+}
+
+/// Maps every row.
+fn each<R: Cols, T>(rows: Vec<R>, map: impl Fn(&R) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(map).collect()
+}
+
+#[async_trait]
+impl<B: Backend> Store for B {
+    async fn migrate(&self) -> Result<()> {
+        self.run_migrations().await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>> {
+        self.begin_tx().await
+    }
+
+    fn looks_ahead(&self) -> bool {
+        B::LOOKS_AHEAD
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.conn().await?.run(sql::PING, &[]).await?;
+        Ok(())
+    }
+
+    async fn add_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org> {
+        self.create_org(name, slug, domains).await
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<Org>> {
+        self.all_orgs().await
+    }
+
+    async fn find_org(&self, name_or_slug: &str) -> Result<Option<Org>> {
+        self.org_named(name_or_slug).await
+    }
+
+    async fn add_org_lead(&self, org: OrgId, user: UserId) -> Result<()> {
+        let args = [org.into(), user.into()];
+        self.conn().await?.run(sql::ADD_ORG_LEAD, &args).await?;
+        Ok(())
+    }
+
+    async fn remove_org_lead(&self, org: OrgId, user: UserId) -> Result<bool> {
+        let args = [org.into(), user.into()];
+        Ok(self.conn().await?.run(sql::REMOVE_ORG_LEAD, &args).await? > 0)
+    }
+
+    async fn update_user(&self, id: UserId, change: &UserChange) -> Result<bool> {
+        let args = [
+            id.into(),
+            change.name.as_deref().into(),
+            change.role.map(|r| r.as_str()).into(),
+            change.locale.as_deref().into(),
+            change.org_id.is_some().into(),
+            change.org_id.flatten().into(),
+        ];
+        Ok(self.conn().await?.run(sql::UPDATE_USER, &args).await? > 0)
+    }
+
+    async fn add_user(&self, user: &NewUser) -> Result<User> {
+        self.create_user(user).await
+    }
+
+    async fn find_user(&self, email: &EmailAddress) -> Result<Option<User>> {
+        let args = [email.as_str().into()];
+        let row = self.conn().await?.opt(sql::USER_BY_EMAIL, &args).await?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        each(
+            self.conn().await?.all(sql::LIST_USERS, &[]).await?,
+            rows::user,
+        )
+    }
+
+    async fn list_tickets(&self, f: &TicketFilter) -> Result<Vec<TicketSummary>> {
+        let args = [
+            f.status.map(Status::as_str).into(),
+            f.org.as_deref().into(),
+            f.requester.as_ref().map(EmailAddress::as_str).into(),
+            f.after.unwrap_or(0).into(),
+            Arg::Limit(f.limit),
+        ];
+        let found = self.conn().await?.all(sql::LIST_TICKETS, &args).await?;
+        each(found, rows::summary)
+    }
+
+    async fn ticket_view(&self, id: TicketId) -> Result<Option<TicketView>> {
+        let mut db = self.conn().await?;
+        let args = [id.into()];
+        let Some(ticket) = db.opt(sql::TICKET, &args).await? else {
+            return Ok(None);
+        };
+        let orgs = each(db.all(sql::TICKET_ORGS, &args).await?, |r| r.text_at(0))?;
+        let followers = each(db.all(sql::TICKET_FOLLOWERS, &args).await?, rows::follower)?;
+        let mut comments = each(db.all(sql::TICKET_COMMENTS, &args).await?, rows::comment)?;
+        for row in db.all(sql::TICKET_ATTACHMENTS, &args).await? {
+            let (comment_id, attachment) = rows::attachment(&row)?;
+            if let Some(c) = comments.iter_mut().find(|c| c.id == comment_id) {
+                c.attachments.push(attachment);
+            }
+        }
+        let events = each(db.all(sql::TICKET_EVENTS, &args).await?, rows::event)?;
+        rows::ticket_view(&ticket, orgs, followers, comments, events).map(Some)
+    }
+
+    async fn list_log(&self, f: &LogFilter) -> Result<Vec<LogRow>> {
+        let args = [
+            f.outcome.map(Outcome::as_str).into(),
+            f.after.unwrap_or(0).into(),
+            Arg::Limit(f.limit),
+        ];
+        each(
+            self.conn().await?.all(sql::LIST_LOG, &args).await?,
+            rows::log,
+        )
+    }
+
+    async fn log_row(&self, id: i64) -> Result<Option<LogRow>> {
+        let row = self.conn().await?.opt(sql::LOG_ROW, &[id.into()]).await?;
+        row.as_ref().map(rows::log).transpose()
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        let args = [(now + lease).into(), now.into(), limit.into()];
+        let claimed = self.conn().await?.all(B::CLAIM_OUTBOX, &args).await?;
+        let mut claimed = each(claimed, rows::outbox)?;
+        claimed.sort_by_key(|r| r.id);
+        Ok(claimed)
+    }
+
+    async fn record_attempts(&self, attempts: &[Attempt], now: OffsetDateTime) -> Result<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for attempt in attempts {
+            let (status, next, error) = match &attempt.result {
+                AttemptResult::Sent => ("sent", None, None),
+                AttemptResult::Retry { at, error } => ("failed", Some(*at), Some(error.as_str())),
+                AttemptResult::Dead { error, .. } => ("dead", None, Some(error.as_str())),
+            };
+            let args = [
+                attempt.id.into(),
+                status.into(),
+                next.into(),
+                Arg::Input(error),
+                now.into(),
+            ];
+            tx.run(sql::RECORD_ATTEMPT, &args).await?;
+            if let AttemptResult::Dead {
+                bouncing: Some(email),
+                ..
+            } = &attempt.result
+            {
+                tx.run(sql::MARK_BOUNCING, &[email.as_str().into()]).await?;
+            }
+        }
+        B::commit(tx).await
+    }
+
+    async fn list_outbox(&self) -> Result<Vec<OutboxRow>> {
+        each(
+            self.conn().await?.all(sql::LIST_OUTBOX, &[]).await?,
+            rows::outbox,
+        )
+    }
+
+    async fn source_cursor(&self, source: &str) -> Result<Option<(i64, i64)>> {
+        let row = self
+            .conn()
+            .await?
+            .opt(sql::SOURCE_CURSOR, &[source.into()])
+            .await?;
+        row.map(|r| Ok((r.i64_at(0)?, r.i64_at(1)?))).transpose()
+    }
+
+    async fn comment_files(&self, comment: CommentId) -> Result<Vec<StoredFile>> {
+        let args = [comment.into()];
+        let files = self.conn().await?.all(sql::COMMENT_FILES, &args).await?;
+        each(files, |r| rows::file(r, 0))
+    }
+
+    async fn comment_body(&self, comment: CommentId) -> Result<Option<String>> {
+        let row = self
+            .conn()
+            .await?
+            .opt(sql::COMMENT_BODY, &[comment.into()])
+            .await?;
+        row.map(|r| r.text_at(0)).transpose()
+    }
+
+    async fn attachment(&self, id: i64) -> Result<Option<(TicketId, StoredFile)>> {
+        let row = self
+            .conn()
+            .await?
+            .opt(sql::ATTACHMENT, &[id.into()])
+            .await?;
+        row.map(|r| Ok((r.i64_at(0)?, rows::file(&r, 1)?)))
+            .transpose()
+    }
+
+    async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        let row = self.conn().await?.opt(sql::BLOB, &[sha256.into()]).await?;
+        row.map(|r| r.bytes_at(0)).transpose()
+    }
+
+    async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>> {
+        let mut out = Vec::new();
+        for r in self.conn().await?.all(sql::OUTBOX_COUNTS, &[]).await? {
+            if let Some(s) = OutboxStatus::parse(&r.text_at(0)?) {
+                out.push((s, r.i64_at(1)?));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_token(
+        &self,
+        user: UserId,
+        sha256: &str,
+        label: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<ApiToken> {
+        let mut db = self.conn().await?;
+        let args = [user.into(), sha256.into(), Arg::Input(label), now.into()];
+        let id = db
+            .opt(sql::CREATE_TOKEN, &args)
+            .await?
+            .ok_or_else(|| StoreError::Invalid("insert returned no id".into()))?
+            .i64_at(0)?;
+        let args = [Arg::Int(None), id.into()];
+        let mut found = each(db.all(sql::TOKENS_WHERE, &args).await?, rows::token)?;
+        found
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))
+    }
+
+    async fn list_tokens(&self, user: Option<UserId>) -> Result<Vec<ApiToken>> {
+        let args = [user.into(), Arg::Int(None)];
+        each(
+            self.conn().await?.all(sql::TOKENS_WHERE, &args).await?,
+            rows::token,
+        )
+    }
+
+    async fn revoke_token(&self, id: i64, now: OffsetDateTime) -> Result<bool> {
+        let args = [id.into(), now.into()];
+        Ok(self.conn().await?.run(sql::REVOKE_TOKEN, &args).await? == 1)
+    }
+
+    async fn token_user(&self, sha256: &str, now: OffsetDateTime) -> Result<Option<User>> {
+        let mut db = self.conn().await?;
+        let Some(token) = db.opt(sql::LIVE_TOKEN, &[sha256.into()]).await? else {
+            return Ok(None);
+        };
+        let (token_id, user_id) = (token.i64_at(0)?, token.i64_at(1)?);
+        let minute_ago = now - Duration::from_secs(60);
+        let args = [token_id.into(), now.into(), minute_ago.into()];
+        db.run(sql::TOKEN_USED, &args).await?;
+        let row = db.opt(sql::USER_BY_ID, &[user_id.into()]).await?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let args = [name.into(), holder.into(), (now + ttl).into(), now.into()];
+        Ok(self.conn().await?.run(sql::ACQUIRE_LEASE, &args).await? == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        let args = [name.into(), holder.into()];
+        self.conn().await?.run(sql::RELEASE_LEASE, &args).await?;
+        Ok(())
+    }
+
+    async fn lease_holder(&self, name: &str) -> Result<Option<(String, OffsetDateTime)>> {
+        let row = self
+            .conn()
+            .await?
+            .opt(sql::LEASE_HOLDER, &[name.into()])
+            .await?;
+        row.map(|r| Ok((r.text_at(0)?, r.time_at(1)?))).transpose()
+    }
+}

@@ -1,0 +1,245 @@
+//! Statements both backends run, written once with `$N` parameters: sqlx
+//! binds `$N` by its number on SQLite as on PostgreSQL (`sqlite` tests
+//! `dollar_parameters_bind_by_number`). rusqlite binds by position, so the
+//! ones its write connection runs number their parameters in order of first
+//! use (tested below).
+//!
+//! Only portable SQL: `CAST(x AS t)` rather than `x::t`, `TRUE` rather than
+//! `1`. Times are bound and compared as each backend stores them (`read::Arg`).
+
+/// The user columns `rows::user` reads.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing"
+    };
+}
+
+/// The ticket list columns `rows::summary` reads.
+macro_rules! summary_columns {
+    () => {
+        "t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at"
+    };
+}
+
+/// The ingest log columns `rows::log` reads.
+macro_rules! log_columns {
+    () => {
+        "id, message_id, origin, sender, subject, outcome, reason, thread_reason, ticket_id, \
+         comment_id, size, received_at, superseded, replay_of, raw_sha256, notify"
+    };
+}
+
+/// The outbox columns `rows::outbox` reads.
+macro_rules! outbox_columns {
+    () => {
+        "id, ticket_id, to_addr, to_user_id, locale, comment_id, template, subject, \
+         message_id, status, attempts, reason, in_reply_to, refs, context"
+    };
+}
+
+/// Claims due outbox rows; `$lock` is what the backend adds to the row
+/// selection (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+macro_rules! claim_outbox {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE outbox SET status = 'sending', lease_until = $1, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM outbox
+                          WHERE (status IN ('queued', 'failed') AND next_attempt_at <= $2)
+                             OR (status = 'sending' AND lease_until <= $2)
+                          ORDER BY id LIMIT $3",
+            $lock,
+            ") RETURNING ",
+            outbox_columns!()
+        )
+    };
+}
+
+pub const PING: &str = "SELECT 1";
+
+pub const USER_BY_EMAIL: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users u LEFT JOIN orgs o ON o.id = u.org_id WHERE u.email = $1"
+);
+pub const USER_BY_ID: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users u LEFT JOIN orgs o ON o.id = u.org_id WHERE u.id = $1"
+);
+pub const LIST_USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users u LEFT JOIN orgs o ON o.id = u.org_id ORDER BY u.email"
+);
+pub const ORG_LEADS: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM org_leads l JOIN users u ON u.id = l.user_id LEFT JOIN orgs o ON o.id = u.org_id
+     WHERE l.org_id = $1 ORDER BY u.email"
+);
+pub const STAFF_USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users u LEFT JOIN orgs o ON o.id = u.org_id
+     WHERE u.role = 'staff' ORDER BY u.id"
+);
+/// `$1` the author's role, `$2` their org.
+pub const REACHABLE_USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users u LEFT JOIN orgs o ON o.id = u.org_id
+     WHERE $1 = 'staff'
+        OR ($2 IS NOT NULL AND u.org_id = $2)
+        OR u.id IN (SELECT user_id FROM org_leads WHERE org_id = $2)
+     ORDER BY u.email"
+);
+pub const UPDATE_USER: &str =
+    "UPDATE users SET name = COALESCE($2, name), role = COALESCE($3, role),
+         locale = COALESCE($4, locale),
+         org_id = CASE WHEN CAST($5 AS boolean) THEN CAST($6 AS bigint) ELSE org_id END
+     WHERE id = $1";
+
+/// By slug, name (any case) or id (`$2`, the key as a number).
+pub const ORG_WHERE: &str =
+    "SELECT id, slug, name FROM orgs WHERE slug = $1 OR lower(name) = lower($1) OR id = $2";
+pub const ORG_DOMAINS: &str = "SELECT domain FROM org_domains WHERE org_id = $1 ORDER BY domain";
+pub const ORG_LEAD_EMAILS: &str = "SELECT u.email FROM org_leads l JOIN users u ON u.id = l.user_id
+     WHERE l.org_id = $1 ORDER BY u.email";
+pub const ADD_ORG_LEAD: &str =
+    "INSERT INTO org_leads (org_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+pub const REMOVE_ORG_LEAD: &str = "DELETE FROM org_leads WHERE org_id = $1 AND user_id = $2";
+
+/// `$1` status, `$2` org slug or name, `$3` requester, `$4` after id, `$5` limit.
+pub const LIST_TICKETS: &str = concat!(
+    "SELECT ",
+    summary_columns!(),
+    " FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
+     WHERE ($1 IS NULL OR t.status = $1)
+       AND ($2 IS NULL OR EXISTS (SELECT 1 FROM ticket_orgs x JOIN orgs xo ON xo.id = x.org_id
+                                  WHERE x.ticket_id = t.id AND (xo.slug = $2 OR lower(xo.name) = lower($2))))
+       AND ($3 IS NULL OR u.email = $3)
+       AND t.id > $4
+     ORDER BY t.id LIMIT $5"
+);
+/// Open tickets `$1` follows or `$2` (their org) is attached to, newest first.
+pub const OPEN_TICKETS_OF: &str = concat!(
+    "SELECT ",
+    summary_columns!(),
+    " FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
+     WHERE t.status NOT IN ('closed', 'escalated')
+       AND (EXISTS (SELECT 1 FROM followers f WHERE f.ticket_id = t.id AND f.user_id = $1)
+            OR ($2 IS NOT NULL AND EXISTS (SELECT 1 FROM ticket_orgs x WHERE x.ticket_id = t.id AND x.org_id = $2)))
+     ORDER BY t.updated_at DESC, t.id DESC LIMIT $3"
+);
+
+/// `rows::ticket_view`'s head.
+pub const TICKET: &str =
+    "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.created_at, t.updated_at
+     FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id WHERE t.id = $1";
+pub const TICKET_ORGS: &str = "SELECT o.slug FROM ticket_orgs x JOIN orgs o ON o.id = x.org_id
+     WHERE x.ticket_id = $1 ORDER BY o.slug";
+pub const TICKET_FOLLOWERS: &str =
+    "SELECT u.email, f.source FROM followers f JOIN users u ON u.id = f.user_id
+     WHERE f.ticket_id = $1 ORDER BY f.created_at, f.user_id";
+pub const TICKET_COMMENTS: &str =
+    "SELECT c.id, u.email, c.body, c.signature, c.internal, c.source, c.message_id, c.created_at
+     FROM comments c JOIN users u ON u.id = c.author_id WHERE c.ticket_id = $1 ORDER BY c.id";
+pub const TICKET_ATTACHMENTS: &str =
+    "SELECT a.id, a.comment_id, a.filename, a.content_type, a.size FROM attachments a
+     JOIN comments c ON c.id = a.comment_id WHERE c.ticket_id = $1 ORDER BY a.id";
+pub const TICKET_EVENTS: &str = "SELECT e.kind, u.email, e.data, e.created_at FROM events e
+     LEFT JOIN users u ON u.id = e.actor_id WHERE e.ticket_id = $1 ORDER BY e.id";
+
+/// `$1` outcome, `$2` after id, `$3` limit.
+pub const LIST_LOG: &str = concat!(
+    "SELECT ",
+    log_columns!(),
+    " FROM ingest_log WHERE (CAST($1 AS text) IS NULL OR outcome = $1) AND id > $2 ORDER BY id LIMIT $3"
+);
+pub const LOG_ROW: &str = concat!("SELECT ", log_columns!(), " FROM ingest_log WHERE id = $1");
+
+pub const BLOB: &str = "SELECT data FROM blobs WHERE sha256 = $1";
+pub const ATTACHMENT: &str = "SELECT c.ticket_id, a.filename, a.content_type, b.data FROM attachments a
+     JOIN comments c ON c.id = a.comment_id JOIN blobs b ON b.sha256 = a.blob_sha256 WHERE a.id = $1";
+pub const COMMENT_FILES: &str = "SELECT a.filename, a.content_type, b.data FROM attachments a
+     JOIN blobs b ON b.sha256 = a.blob_sha256 WHERE a.comment_id = $1 ORDER BY a.id";
+pub const COMMENT_BODY: &str = "SELECT body FROM comments WHERE id = $1";
+pub const SOURCE_CURSOR: &str = "SELECT validity, last_uid FROM source_cursors WHERE source = $1";
+
+pub const CREATE_TOKEN: &str = "INSERT INTO api_tokens (user_id, token_sha256, label, created_at)
+     VALUES ($1, $2, $3, $4) RETURNING id";
+/// Tokens of user `$1`, or the one with id `$2`; either may be NULL (all).
+pub const TOKENS_WHERE: &str =
+    "SELECT t.id, u.email, t.label, t.created_at, t.last_used_at, t.revoked_at
+     FROM api_tokens t JOIN users u ON u.id = t.user_id
+     WHERE (CAST($1 AS bigint) IS NULL OR t.user_id = $1) AND (CAST($2 AS bigint) IS NULL OR t.id = $2)
+     ORDER BY t.id";
+pub const REVOKE_TOKEN: &str =
+    "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+pub const LIVE_TOKEN: &str =
+    "SELECT id, user_id FROM api_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL";
+/// Notes a token's use at `$2` unless it was noted after `$3` (a minute ago):
+/// a busy API client must not turn every read into a disk sync.
+pub const TOKEN_USED: &str = "UPDATE api_tokens SET last_used_at = $2
+     WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)";
+
+pub const CLAIM_OUTBOX: &str = claim_outbox!("");
+/// SKIP LOCKED: rows another instance is claiming right now are left to it,
+/// so two workers never take the same row and never wait on each other. The
+/// lock lasts for this statement only; the lease protects the row during
+/// delivery, and a lease that ran out (its sender died) makes the row due again.
+pub const CLAIM_OUTBOX_SKIP_LOCKED: &str = claim_outbox!("\n FOR UPDATE SKIP LOCKED");
+pub const LIST_OUTBOX: &str = concat!("SELECT ", outbox_columns!(), " FROM outbox ORDER BY id");
+pub const OUTBOX_COUNTS: &str = "SELECT status, count(*) FROM outbox GROUP BY status";
+/// `$1` id, `$2` status, `$3` next attempt (NULL keeps it), `$4` error, `$5` now.
+pub const RECORD_ATTEMPT: &str = "UPDATE outbox SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at),
+         lease_until = NULL, last_error = $4, sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END
+     WHERE id = $1";
+pub const MARK_BOUNCING: &str = "UPDATE users SET bouncing = TRUE WHERE email = $1";
+
+/// One statement: the conflict row is locked while its WHERE is checked, so
+/// two instances racing for an expired lease cannot both win. `$3` expiry, `$4` now.
+pub const ACQUIRE_LEASE: &str =
+    "INSERT INTO mailbox_leases (name, holder, expires_at, acquired_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (name) DO UPDATE SET
+         holder = excluded.holder,
+         expires_at = excluded.expires_at,
+         acquired_at = CASE WHEN mailbox_leases.holder = excluded.holder
+                            THEN mailbox_leases.acquired_at ELSE excluded.acquired_at END
+     WHERE mailbox_leases.expires_at <= $4 OR mailbox_leases.holder = $2";
+pub const RELEASE_LEASE: &str = "DELETE FROM mailbox_leases WHERE name = $1 AND holder = $2";
+pub const LEASE_HOLDER: &str = "SELECT holder, expires_at FROM mailbox_leases WHERE name = $1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// rusqlite binds positional parameters in order of first appearance, so
+    /// the statements SQLite's write connection runs must number theirs so.
+    #[test]
+    fn write_connection_statements_number_parameters_in_order() {
+        for sql in [
+            USER_BY_EMAIL,
+            USER_BY_ID,
+            ORG_LEADS,
+            STAFF_USERS,
+            REACHABLE_USERS,
+            ORG_WHERE,
+            ORG_DOMAINS,
+            ORG_LEAD_EMAILS,
+            OPEN_TICKETS_OF,
+        ] {
+            let mut seen = 0;
+            for (i, _) in sql.match_indices('$') {
+                let n: usize = sql[i + 1..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .unwrap();
+                assert!(n <= seen + 1, "${n} before ${} in {sql}", seen + 1);
+                seen = seen.max(n);
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! SQLite under the shared `Store` (`store::read`): sqlx pool connections for
+//! reads, the write connection for org and user records, whose mappers the
+//! delivery transaction shares.
+
+use sqlx::pool::PoolConnection;
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+use super::*;
+use crate::store::read::{Arg, Backend, Conn};
+
+fn bind<'q>(
+    q: Query<'q, Sqlite, SqliteArguments>,
+    arg: &Arg<'q>,
+) -> Query<'q, Sqlite, SqliteArguments> {
+    match *arg {
+        Arg::Int(v) => q.bind(v),
+        Arg::Text(v) | Arg::Input(v) => q.bind(v),
+        Arg::Bool(v) => q.bind(v),
+        Arg::Time(v) => q.bind(v.map(format_ts)),
+        Arg::Limit(v) => q.bind(v.unwrap_or(-1)),
+    }
+}
+
+fn query<'q>(sql: &'static str, args: &[Arg<'q>]) -> Query<'q, Sqlite, SqliteArguments> {
+    args.iter().fold(sqlx::query(sql), bind)
+}
+
+#[async_trait]
+impl Conn for SqliteConnection {
+    type Row = SqliteRow;
+
+    async fn all(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<SqliteRow>> {
+        query(sql, args).fetch_all(self).await.q()
+    }
+
+    async fn opt(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<SqliteRow>> {
+        query(sql, args).fetch_optional(self).await.q()
+    }
+
+    async fn run(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64> {
+        Ok(query(sql, args).execute(self).await.q()?.rows_affected())
+    }
+}
+
+impl SqliteStore {
+    /// Short admin work on the write connection (org and user records share
+    /// their mappers with the delivery transaction).
+    async fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.writer.lock().await;
+        may_block(|| f(&mut conn))
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    type Conn = SqliteConnection;
+    type Pooled = PoolConnection<Sqlite>;
+    type Write = Transaction<'static, Sqlite>;
+    const CLAIM_OUTBOX: &'static str = sql::CLAIM_OUTBOX;
+    const LOOKS_AHEAD: bool = false;
+
+    async fn conn(&self) -> Result<Self::Pooled> {
+        self.pool.acquire().await.q()
+    }
+
+    async fn write(&self) -> Result<Self::Write> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.q()
+    }
+
+    async fn commit(write: Self::Write) -> Result<()> {
+        write.commit().await.q()
+    }
+
+    async fn run_migrations(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn begin_tx(&self) -> Result<Box<dyn Tx>> {
+        let conn = self.writer.clone().lock_owned().await;
+        begin_immediate(&conn)?;
+        Ok(Box::new(SqliteTx { conn, open: true }))
+    }
+
+    async fn create_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org> {
+        self.with_writer(|conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .r()?;
+            let id = insert_id(
+                &tx,
+                "INSERT INTO orgs (slug, name, created_at) VALUES (?1, ?2, ?3) RETURNING id",
+                rusqlite::params![slug, name, format_ts(OffsetDateTime::now_utc())],
+            )?;
+            for domain in domains {
+                execute(
+                    &tx,
+                    "INSERT INTO org_domains (domain, org_id) VALUES (?1, ?2)",
+                    rusqlite::params![domain.to_ascii_lowercase(), id],
+                )?;
+            }
+            let org = org_details(&tx, id, slug.to_string(), name.to_string())?;
+            tx.commit().r()?;
+            Ok(org)
+        })
+        .await
+    }
+
+    async fn all_orgs(&self) -> Result<Vec<Org>> {
+        self.with_writer(|conn| {
+            let orgs = rows(
+                conn,
+                "SELECT id, slug, name FROM orgs ORDER BY slug",
+                [],
+                |r| Ok((r.i64_at(0)?, r.text_at(1)?, r.text_at(2)?)),
+            )?;
+            orgs.into_iter()
+                .map(|(id, slug, name)| org_details(conn, id, slug, name))
+                .collect()
+        })
+        .await
+    }
+
+    async fn org_named(&self, name_or_slug: &str) -> Result<Option<Org>> {
+        self.with_writer(|conn| org_where(conn, name_or_slug.trim()))
+            .await
+    }
+
+    async fn create_user(&self, user: &NewUser) -> Result<User> {
+        self.with_writer(|conn| insert_user(conn, user, OffsetDateTime::now_utc()))
+            .await
+    }
+}

@@ -1,0 +1,255 @@
+//! SQLite implementation of `Store`: the embedded default.
+//!
+//! WAL journal with `synchronous = FULL`: a commit is on disk before the source
+//! is acknowledged (Maildir move, IMAP MOVE), so a power cut cannot lose a
+//! message that the mailbox already gave up. Write transactions start with
+//! `BEGIN IMMEDIATE` so concurrent writers wait on `busy_timeout` instead of
+//! failing when a read transaction tries to upgrade.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+
+use super::rows::{self, Cols};
+use super::*;
+
+mod backend;
+mod tx;
+mod writer;
+
+pub use tx::SqliteTx;
+use tx::*;
+use writer::*;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// Reads outside a delivery (lists, views, the outbox worker, tokens).
+    pool: SqlitePool,
+    writer: Writer,
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                return StoreError::Conflict(db.message().to_string());
+            }
+            // Primary result codes: BUSY 5, LOCKED 6, IOERR 10, FULL 13, CANTOPEN 14.
+            let primary = db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .map(|c| c & 0xff);
+            match primary {
+                Some(5 | 6 | 10 | 13 | 14) => StoreError::Unavailable(e.into()),
+                _ => StoreError::Database(e.into()),
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.into()),
+        _ => StoreError::Database(e.into()),
+    }
+}
+
+trait Q<T> {
+    fn q(self) -> Result<T>;
+}
+
+impl<T> Q<T> for std::result::Result<T, sqlx::Error> {
+    fn q(self) -> Result<T> {
+        self.map_err(map_err)
+    }
+}
+
+/// The file behind a `sqlite://PATH` URL, so its folder can be created.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at a `sqlite://PATH` URL.
+    pub async fn connect(url: &str) -> Result<Self> {
+        if let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent())
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(e.into()))?;
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("database url: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .q()?;
+        let writer = Arc::new(tokio::sync::Mutex::new(open_writer(url)?));
+        spawn_checkpointer(url, Arc::downgrade(&writer))?;
+        Ok(Self { pool, writer })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+// Times stay the text SQLite stores (`Cols`' defaults).
+rows::cols_by!(SqliteRow, |row, i| row.try_get(i).q());
+rows::cols_by!(rusqlite::Row<'_>, |row, i| row.get(i).r());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared statements (`store::sql`) use `$N`: sqlx binds it by its
+    /// number on SQLite too, even when `$2` comes first.
+    #[tokio::test]
+    async fn dollar_parameters_bind_by_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+                .await
+                .unwrap();
+        let (text, n): (String, i64) = sqlx::query_as("SELECT $2 || $1, $3 + $3")
+            .bind("a")
+            .bind("b")
+            .bind(20)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!((text.as_str(), n), ("ba", 40));
+    }
+
+    /// Migration 0004 rebuilds `message_refs` and `followers` WITHOUT ROWID:
+    /// a database made before it keeps its threads and its followers.
+    #[tokio::test]
+    async fn clustering_refs_and_followers_keeps_an_existing_database_s_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations/sqlite")
+            .run_to(3, store.pool())
+            .await
+            .unwrap();
+        let at = "2026-11-01T00:00:00Z";
+        for sql in [
+            "INSERT INTO users (id, email, name, role, created_at) VALUES (1, 'ann@customer.test', 'Ann', 'customer', ?1)",
+            "INSERT INTO users (id, email, name, role, created_at) VALUES (2, 'bob@customer.test', 'Bob', 'customer', ?1)",
+            "INSERT INTO tickets (id, subject, status, requester_id, created_at, updated_at) VALUES (7, 'Printer', 'new', 1, ?1, ?1)",
+            "INSERT INTO followers (ticket_id, user_id, source, created_at) VALUES (7, 1, 'creator', ?1)",
+            "INSERT INTO followers (ticket_id, user_id, source, created_at) VALUES (7, 2, 'cc', ?1)",
+            "INSERT INTO message_refs (message_id, ticket_id, kind, created_at) VALUES ('<a@customer.test>', 7, 'received', ?1)",
+            "INSERT INTO message_refs (message_id, ticket_id, kind, created_at) VALUES ('<b@customer.test>', 7, 'referenced', ?1)",
+        ] {
+            sqlx::query(sql)
+                .bind(at)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        store.migrate().await.unwrap();
+
+        let ids: Vec<MessageId> = [
+            "<a@customer.test>",
+            "<b@customer.test>",
+            "<c@customer.test>",
+        ]
+        .iter()
+        .map(|m| MessageId::parse(m).unwrap())
+        .collect();
+        let mut tx = store.begin().await.unwrap();
+        let found = tx.tickets_of(&ids).await.unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.values().all(|&t| t == 7), "{found:?}");
+        let state = tx.ticket_state(7).await.unwrap().unwrap();
+        let followers: Vec<_> = state.followers.iter().map(|f| (f.user, f.source)).collect();
+        assert_eq!(
+            followers,
+            [(1, FollowerSource::Creator), (2, FollowerSource::Cc)]
+        );
+        drop(tx);
+        // The rebuilt tables have no rowid, and their secondary indexes are back.
+        for table in ["message_refs", "followers"] {
+            let sql = format!("SELECT rowid FROM {table}");
+            assert!(
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(store.pool())
+                    .await
+                    .is_err(),
+                "{table} still has a rowid"
+            );
+        }
+        let indexes: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('message_refs_ticket', 'followers_user') ORDER BY name",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(indexes.len(), 2, "{indexes:?}");
+    }
+
+    /// Commits leave the WAL alone (below 40 MB); the checkpointer thread is
+    /// what moves their pages into the database file.
+    #[tokio::test]
+    async fn the_checkpointer_moves_committed_pages_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
+        // Pages the migrations freed (dropped tables) are reused first.
+        let (free, page): (i64, i64) = sqlx::query_as(
+            "SELECT freelist_count, page_size FROM pragma_freelist_count, pragma_page_size",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let before = std::fs::metadata(&path).unwrap().len() - (free * page) as u64;
+        let data = vec![7u8; 2 << 20];
+        let mut tx = store.begin().await.unwrap();
+        tx.put_blob("ab", &data).await.unwrap();
+        tx.commit().await.unwrap();
+        let wal = path.with_extension("db-wal");
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() >= 2 << 20,
+            "the commit is in the WAL"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::metadata(&path).unwrap().len() < before + (2 << 20) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint within 5 s: database file still {} bytes",
+                std::fs::metadata(&path).unwrap().len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Written in place (zeroblob + incremental I/O) and read back whole;
+        // storing it again is a no-op, not an error.
+        let mut tx = store.begin().await.unwrap();
+        tx.put_blob("ab", &data).await.unwrap();
+        drop(tx);
+        assert_eq!(store.blob("ab").await.unwrap().unwrap(), data);
+    }
+}
