@@ -652,7 +652,11 @@ fn classify_line(line: &str, code: bool) -> Kind {
 
 /// Removes what no stored text should hold: NULs (PostgreSQL refuses them)
 /// and carriage returns.
-fn normalize(text: &str) -> String {
+fn normalize(text: &str) -> std::borrow::Cow<'_, str> {
+    // Most bodies arrive with `\n` line ends already: no second copy.
+    if !text.contains(['\0', '\r']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -666,14 +670,22 @@ fn normalize(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// The lines of one part, without leading empty lines (a bare `>` counts as
 /// empty) and trailing whitespace. Lines keep their own trailing spaces: in
 /// code and Markdown they can matter.
 fn collect(doc: &Doc<'_>, part: &[Part], want: Part) -> String {
-    let mut out = String::new();
+    // Sized first: grown by doubling, a 10 MB reply held 20 MB (issue 18).
+    let size = doc
+        .lines
+        .iter()
+        .zip(part)
+        .filter(|(_, p)| **p == want)
+        .map(|(line, _)| line.len() + 1)
+        .sum();
+    let mut out = String::with_capacity(size);
     for (line, p) in doc.lines.iter().zip(part) {
         if *p == want {
             if out.is_empty() && dequote(line).trim().is_empty() {
