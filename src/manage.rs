@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use crate::domain::ids::{EmailAddress, slugify};
 use crate::domain::template::Template;
 use crate::domain::ticket::Role;
-use crate::ingest::Ingestor;
 use crate::store::{NewUser, Org, Store, StoreError, User, UserChange};
+use crate::tickets::Service;
 use crate::tickets::notice::{self, Notice};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +37,7 @@ pub struct UserRequest<'a> {
 }
 
 /// Validates and registers a user; `invite` queues their invitation.
-pub async fn register_user(
-    ingestor: &Ingestor,
-    req: &UserRequest<'_>,
-) -> Result<User, ManageError> {
+pub async fn register_user(tickets: &Service, req: &UserRequest<'_>) -> Result<User, ManageError> {
     let email = EmailAddress::parse(req.email)
         .map_err(|e| ManageError::Invalid(format!("email {:?}: {e}", req.email)))?;
     let role: Role = req
@@ -48,7 +45,7 @@ pub async fn register_user(
         .parse()
         .map_err(|e| ManageError::Invalid(format!("{e}")))?;
     let org = match req.org {
-        Some(o) => Some(org_named(ingestor.store().as_ref(), o).await?),
+        Some(o) => Some(org_named(tickets.store().as_ref(), o).await?),
         None => None,
     };
     let locale = valid_locale(req.locale)?;
@@ -61,7 +58,7 @@ pub async fn register_user(
         locale,
     };
     let org_name = org.as_ref().map(|o| o.name.as_str());
-    match add_user(ingestor, &new_user, org_name, req.invite).await {
+    match add_user(tickets, &new_user, org_name, req.invite).await {
         // The only unique key of a user is the address.
         Err(StoreError::Conflict(_)) => Err(ManageError::Exists(format!(
             "{} is already registered",
@@ -229,13 +226,13 @@ pub async fn remove_lead(store: &dyn Store, org: &str, email: &str) -> Result<Or
 /// Registers a user and, unless `invite` is false, queues their invitation
 /// (DESIGN: a user is emailed when first added).
 pub async fn add_user(
-    ingestor: &Ingestor,
+    tickets: &Service,
     user: &NewUser,
     org_name: Option<&str>,
     invite: bool,
 ) -> Result<User, StoreError> {
     let now = OffsetDateTime::now_utc();
-    let mut tx = ingestor.store().begin().await?;
+    let mut tx = tickets.store().begin().await?;
     let created = tx.insert_user(user, now).await?;
     if invite {
         let event = serde_json::json!({
@@ -256,7 +253,7 @@ pub async fn add_user(
             comment: None,
             event,
         };
-        notice::queue(tx.as_mut(), ingestor.notice_sender(), notice, now).await?;
+        notice::queue(tx.as_mut(), tickets.sender(), notice, now).await?;
     }
     tx.commit().await?;
     Ok(created)

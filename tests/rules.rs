@@ -886,7 +886,7 @@ async fn a_staff_invite_explains_the_staff_commands() {
         org_id: None,
         locale: "en".into(),
     };
-    let ingestor = &app.app.ingestor;
+    let ingestor = app.app.ingestor.tickets();
     ticketgate::manage::add_user(
         ingestor,
         &new("nina@example.test", ticketgate::domain::ticket::Role::Staff),

@@ -41,7 +41,6 @@ pub async fn attachment(
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     let (_, file) = state
-        .ingestor()
         .store()
         .attachment(id)
         .await?
@@ -97,9 +96,7 @@ pub async fn list_users(
     State(state): State<ApiState>,
     _staff: Staff,
 ) -> Result<Json<Vec<User>>, ApiError> {
-    Ok(Json(wire::list(
-        state.ingestor().store().list_users().await?,
-    )))
+    Ok(Json(wire::list(state.store().list_users().await?)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -140,7 +137,7 @@ pub async fn create_user(
     Body(new): Body<NewUserBody>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     let user = manage::register_user(
-        state.ingestor(),
+        state.tickets(),
         &UserRequest {
             email: &new.email,
             name: &new.name,
@@ -192,7 +189,7 @@ pub async fn edit_user(
         .transpose()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let user = manage::edit_user(
-        state.ingestor().store().as_ref(),
+        state.store().as_ref(),
         &email,
         &manage::UserEdit {
             name: edit.name.as_deref(),
@@ -213,9 +210,7 @@ pub async fn list_orgs(
     State(state): State<ApiState>,
     _staff: Staff,
 ) -> Result<Json<Vec<Org>>, ApiError> {
-    Ok(Json(wire::list(
-        state.ingestor().store().list_orgs().await?,
-    )))
+    Ok(Json(wire::list(state.store().list_orgs().await?)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -236,7 +231,7 @@ pub async fn create_org(
     _staff: Staff,
     Body(new): Body<NewOrgBody>,
 ) -> Result<(StatusCode, Json<Org>), ApiError> {
-    let org = manage::add_org(state.ingestor().store().as_ref(), &new.name, &new.domains)
+    let org = manage::add_org(state.store().as_ref(), &new.name, &new.domains)
         .await
         .map_err(|e| match e {
             ManageError::Store(crate::store::StoreError::Conflict(_)) => {
@@ -258,7 +253,7 @@ pub async fn add_lead(
     Path((slug, email)): Path<(String, String)>,
 ) -> Result<Json<Org>, ApiError> {
     Ok(Json(
-        manage::add_lead(state.ingestor().store().as_ref(), &slug, &email)
+        manage::add_lead(state.store().as_ref(), &slug, &email)
             .await?
             .into(),
     ))
@@ -275,7 +270,7 @@ pub async fn remove_lead(
     Path((slug, email)): Path<(String, String)>,
 ) -> Result<Json<Org>, ApiError> {
     Ok(Json(
-        manage::remove_lead(state.ingestor().store().as_ref(), &slug, &email)
+        manage::remove_lead(state.store().as_ref(), &slug, &email)
             .await?
             .into(),
     ))
@@ -320,7 +315,6 @@ pub async fn list_messages(
         .transpose()?;
     let limit = super::page_limit(q.limit)?;
     let messages = state
-        .ingestor()
         .store()
         .list_log(&LogFilter {
             outcome,
@@ -346,7 +340,6 @@ pub async fn get_message(
 ) -> Result<Json<LogRow>, ApiError> {
     Ok(Json(
         state
-            .ingestor()
             .store()
             .log_row(id)
             .await?
@@ -379,7 +372,6 @@ pub async fn replay(
     let report: IngestReport = state.ingestor().replay(id).await?;
     tracing::info!(log = id, by = %staff.email, outcome = %report.outcome, "replayed");
     let message = state
-        .ingestor()
         .store()
         .log_row(report.log_id)
         .await?
@@ -425,7 +417,7 @@ const STATES: [&str; 4] = [
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, description = "OK", body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
 pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readiness>) {
-    let database = match state.ingestor().store().ping().await {
+    let database = match state.store().ping().await {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
@@ -466,7 +458,7 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readines
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<ApiState>) -> Response {
     let metrics = state.ingestor().metrics();
-    match state.ingestor().store().outbox_counts().await {
+    match state.store().outbox_counts().await {
         Ok(counts) => {
             let named: Vec<_> = counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
             metrics.set_outbox(&named);

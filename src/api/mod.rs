@@ -92,8 +92,19 @@ impl ApiState {
         }
     }
 
+    /// Intake, for what only it does: replay, metrics.
     fn ingestor(&self) -> &Ingestor {
         &self.inner.ingestor
+    }
+
+    /// Every change to a ticket goes through the ticket service.
+    fn tickets(&self) -> &crate::tickets::Service {
+        self.inner.ingestor.tickets()
+    }
+
+    /// Reads (lists, views, readiness).
+    fn store(&self) -> &Arc<dyn crate::store::Store> {
+        self.inner.ingestor.store()
     }
 
     fn label(&self, status: Status) -> String {
@@ -316,7 +327,6 @@ impl FromRequestParts<ApiState> for Staff {
             ));
         };
         let user = state
-            .ingestor()
             .store()
             .token_user(&token_hash(token), OffsetDateTime::now_utc())
             .await?;

@@ -6,7 +6,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use super::wire::{self, TicketSummary, TicketView};
@@ -14,10 +13,9 @@ use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
 use crate::domain::commands::Command;
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
 use crate::domain::mentions;
-use crate::domain::rules::Trigger;
 use crate::domain::ticket::{Priority, Status};
-use crate::store::{CommentSource, TicketFilter, TicketState, Tx};
-use crate::tickets::{Author, Changes, Failure, RuleInput, Written};
+use crate::store::{CommentSource, TicketFilter};
+use crate::tickets::{Author, Failure, Written};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -65,7 +63,6 @@ pub async fn list_tickets(
         .map_err(|e| ApiError::bad_request(format!("requester: {e}")))?;
     let limit = super::page_limit(q.limit)?;
     let tickets = state
-        .ingestor()
         .store()
         .list_tickets(&TicketFilter {
             status,
@@ -97,7 +94,6 @@ pub async fn get_ticket(
 
 async fn view(state: &ApiState, id: TicketId) -> Result<TicketView, ApiError> {
     let mut view = state
-        .ingestor()
         .store()
         .ticket_view(id)
         .await?
@@ -149,58 +145,13 @@ async fn run(
     id: TicketId,
     commands: &[Command],
 ) -> Result<(), ApiError> {
-    let now = OffsetDateTime::now_utc();
-    let mut tx = state.ingestor().store().begin().await?;
-    let mut current = load(tx.as_mut(), id).await?;
-    let before = current.status;
-    let mut changes = changes(state, tx.as_mut(), now);
+    // API callers hold a secret token: proven.
     let author = Author {
         user: staff,
         proven: true,
     };
-    for command in commands {
-        current = changes.command(&current, &author, command).await??;
-    }
-    if current.status != before {
-        // As with an email command: `status_changed` rules run once.
-        let subject = current.subject.clone();
-        let input = RuleInput {
-            subject: &subject,
-            body: "",
-            has_attachment: false,
-            suppress_auto_response: false,
-            author_proven: true,
-        };
-        changes
-            .apply_rules(
-                Trigger::StatusChanged,
-                Some(current.status),
-                current.clone(),
-                staff,
-                &input,
-                None,
-            )
-            .await?;
-    }
-    changes.finish().await?;
-    tx.commit().await?;
+    state.tickets().apply(id, &author, commands).await??;
     Ok(())
-}
-
-async fn load(tx: &mut dyn Tx, id: TicketId) -> Result<TicketState, ApiError> {
-    tx.ticket_state(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("ticket {id} not found")))
-}
-
-fn changes<'a>(state: &'a ApiState, tx: &'a mut dyn Tx, now: OffsetDateTime) -> Changes<'a> {
-    Changes::new(
-        tx,
-        state.ingestor().notice_sender(),
-        &state.ingestor().policy().changes,
-        now,
-        true,
-    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -241,20 +192,16 @@ pub async fn add_comment(
     if body.trim().is_empty() {
         return Err(ApiError::invalid("`body` is empty"));
     }
-    let now = OffsetDateTime::now_utc();
-    let mut tx = state.ingestor().store().begin().await?;
-    let current = load(tx.as_mut(), id).await?;
-    let mut changes = changes(&state, tx.as_mut(), now);
-    let subject = current.subject.clone();
-    let added = changes
-        .add_comment(
-            &current,
+    let added = state
+        .tickets()
+        .comment(
+            id,
             &Written {
                 author: &staff,
                 // API callers hold a secret token: proven.
                 proven: true,
                 source: CommentSource::Api,
-                subject: &subject,
+                subject: None,
                 body,
                 signature: None,
                 quoted: None,
@@ -269,8 +216,6 @@ pub async fn add_comment(
             },
         )
         .await??;
-    changes.finish().await?;
-    tx.commit().await?;
     let comment = added
         .comment
         .ok_or_else(|| ApiError::invalid("`body` is empty"))?;
@@ -320,7 +265,7 @@ pub async fn remove_follower(
     Path((id, email)): Path<(TicketId, String)>,
 ) -> Result<StatusCode, ApiError> {
     let email = address(&email)?;
-    if state.ingestor().store().find_user(&email).await?.is_none() {
+    if state.store().find_user(&email).await?.is_none() {
         return Err(ApiError::not_found(format!("no user {email}")));
     }
     run(&state, &staff, id, &[Command::Unshare(vec![email])]).await?;

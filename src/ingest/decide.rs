@@ -207,7 +207,7 @@ impl Ingestor {
         notify: bool,
         now: OffsetDateTime,
     ) -> Changes<'a> {
-        Changes::new(tx, &self.sender, &self.policy.changes, now, notify)
+        self.tickets.changes(tx, notify, now)
     }
 
     pub(super) async fn create_ticket(
@@ -309,7 +309,7 @@ impl Ingestor {
             author: user,
             proven,
             source: CommentSource::Email,
-            subject: &mail.subject,
+            subject: Some(&mail.subject),
             body: &content.body,
             signature: content.extracted.signature.as_deref(),
             quoted: content.extracted.quoted.as_deref(),

@@ -130,6 +130,8 @@ pub struct Ingestor {
     own: Arc<OwnIdentity>,
     sender: Arc<notice::Sender>,
     metrics: Arc<Metrics>,
+    /// The ticket service every channel calls.
+    tickets: tickets::Service,
 }
 
 /// Logged once the outcome is committed, never for a rolled-back attempt.
@@ -172,12 +174,18 @@ impl Ingestor {
             domain: policy.domain.clone(),
             tag: policy.tag.clone(),
         });
+        let tickets = tickets::Service::new(
+            store.clone(),
+            sender.clone(),
+            Arc::new(policy.changes.clone()),
+        );
         Self {
             store,
             policy: Arc::new(policy),
             own,
             sender,
             metrics: Arc::new(Metrics::new()),
+            tickets,
         }
     }
 
@@ -192,6 +200,11 @@ impl Ingestor {
 
     pub fn policy(&self) -> &IntakePolicy {
         &self.policy
+    }
+
+    /// The ticket service, for channels that act one request at a time.
+    pub fn tickets(&self) -> &tickets::Service {
+        &self.tickets
     }
 
     /// How notifications queued next to ingest are addressed and tagged.

@@ -23,8 +23,9 @@ pub struct Written<'a> {
     /// author signed in (API, portal).
     pub proven: bool,
     pub source: CommentSource,
-    /// The subject as written: rules match it, and a failure report names it.
-    pub subject: &'a str,
+    /// The subject as written (email); rules match it, or the ticket's
+    /// subject when there is none (API, portal).
+    pub subject: Option<&'a str>,
     /// The comment text, without its command lines.
     pub body: &'a str,
     pub signature: Option<&'a str>,
@@ -44,9 +45,12 @@ pub struct Written<'a> {
 }
 
 impl<'a> Written<'a> {
-    pub fn rule_input(&self) -> RuleInput<'a> {
+    pub fn rule_input<'s>(&self, state: &'s TicketState) -> RuleInput<'s>
+    where
+        'a: 's,
+    {
         RuleInput {
-            subject: self.subject,
+            subject: self.subject.unwrap_or(&state.subject),
             body: self.body,
             has_attachment: !self.attachments.is_empty(),
             suppress_auto_response: self.suppress_auto_response,
@@ -126,7 +130,7 @@ impl Changes<'_> {
         current = after;
         failures.extend(more);
         let status_after_commands = current.status;
-        let input = w.rule_input();
+        let input = w.rule_input(state);
         if let Some((id, shown)) = &comment {
             // Mentions in an internal note reach staff only.
             let excerpt: String = w.body.chars().take(300).collect();

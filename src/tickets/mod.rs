@@ -14,7 +14,9 @@ mod commands;
 mod comment;
 pub mod notice;
 mod open;
+mod service;
 
 pub use changes::*;
 pub use comment::{Added, Written};
 pub use open::Opening;
+pub use service::Service;

@@ -103,7 +103,7 @@ impl Changes<'_> {
             Some(Status::New),
             state.clone(),
             user,
-            &w.rule_input(),
+            &w.rule_input(&state),
             Some((comment_id, &shown)),
         )
         .await?;

@@ -1,0 +1,123 @@
+//! The ticket service as a channel that acts one request at a time sees it
+//! (the admin API; the portal next): each call is one transaction, and a
+//! refusal leaves nothing behind. Email calls [`Changes`] directly, inside
+//! the transaction that also logs the delivery.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::notice::Sender;
+use super::{Added, Author, ChangePolicy, Changes, Refusal, RuleInput, Written};
+use crate::domain::commands::Command;
+use crate::domain::ids::TicketId;
+use crate::domain::rules::Trigger;
+use crate::store::{Store, StoreError, TicketState, Tx};
+
+#[derive(Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    sender: Arc<Sender>,
+    policy: Arc<ChangePolicy>,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, sender: Arc<Sender>, policy: Arc<ChangePolicy>) -> Self {
+        Self {
+            store,
+            sender,
+            policy,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &ChangePolicy {
+        &self.policy
+    }
+
+    pub fn sender(&self) -> &Sender {
+        &self.sender
+    }
+
+    /// Changes in `tx`, telling people (`notify`) as of `now`.
+    pub fn changes<'a>(
+        &'a self,
+        tx: &'a mut dyn Tx,
+        notify: bool,
+        now: OffsetDateTime,
+    ) -> Changes<'a> {
+        Changes::new(tx, &self.sender, &self.policy, now, notify)
+    }
+
+    /// Adds `w` to ticket `ticket` ([`Changes::add_comment`]).
+    pub async fn comment(
+        &self,
+        ticket: TicketId,
+        w: &Written<'_>,
+    ) -> Result<Result<Added, Refusal>, StoreError> {
+        let mut tx = self.store.begin().await?;
+        let Some(state) = tx.ticket_state(ticket).await? else {
+            return Ok(Err(not_found(ticket)));
+        };
+        let mut changes = self.changes(tx.as_mut(), true, OffsetDateTime::now_utc());
+        let added = match changes.add_comment(&state, w).await? {
+            Ok(added) => added,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        changes.finish().await?;
+        tx.commit().await?;
+        Ok(Ok(added))
+    }
+
+    /// Runs `commands` on one ticket, all or none: the first refusal rolls
+    /// back the ones before it. When the status moved, the `status_changed`
+    /// rules run once, as after an email's commands.
+    pub async fn apply(
+        &self,
+        ticket: TicketId,
+        author: &Author<'_>,
+        commands: &[Command],
+    ) -> Result<Result<TicketState, Refusal>, StoreError> {
+        let mut tx = self.store.begin().await?;
+        let Some(mut current) = tx.ticket_state(ticket).await? else {
+            return Ok(Err(not_found(ticket)));
+        };
+        let before = current.status;
+        let mut changes = self.changes(tx.as_mut(), true, OffsetDateTime::now_utc());
+        for command in commands {
+            current = match changes.command(&current, author, command).await? {
+                Ok(next) => next,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+        }
+        if current.status != before {
+            let input = RuleInput {
+                subject: &current.subject,
+                body: "",
+                has_attachment: false,
+                suppress_auto_response: false,
+                author_proven: author.proven,
+            };
+            changes
+                .apply_rules(
+                    Trigger::StatusChanged,
+                    Some(current.status),
+                    current.clone(),
+                    author.user,
+                    &input,
+                    None,
+                )
+                .await?;
+        }
+        changes.finish().await?;
+        tx.commit().await?;
+        Ok(Ok(current))
+    }
+}
+
+fn not_found(ticket: TicketId) -> Refusal {
+    Refusal::NotFound(format!("ticket {ticket} not found"))
+}
