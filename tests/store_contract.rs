@@ -104,6 +104,7 @@ contract!(
     a_look_ahead_batch_sees_its_own_writes,
     automatic_replies_in_a_look_ahead_batch_keep_the_window,
     users_are_edited_field_by_field_and_leads_removed,
+    a_comment_larger_than_a_mebibyte_reads_back_as_written,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
@@ -1719,4 +1720,39 @@ async fn postgres_a_claim_taken_meanwhile_fails_the_batch_as_a_conflict() {
     other.commit().await.unwrap();
     let err = batch.commit().await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+/// SQLite writes a body over 1 MiB in place (one copy less in memory);
+/// both backends give back exactly the text written, in the view and alone.
+async fn a_comment_larger_than_a_mebibyte_reads_back_as_written(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "large", T0).await;
+    let body: String = "火事 fire\n".repeat(200_000);
+    assert!(body.len() > 2 << 20);
+    let mut tx = db.store.begin().await.unwrap();
+    let comment = tx
+        .insert_comment(&NewComment {
+            ticket_id: id,
+            author_id: w.alice.id,
+            body: &body,
+            signature: None,
+            quoted: None,
+            internal: false,
+            source: CommentSource::Email,
+            message_id: None,
+            ingest_id: None,
+            now: T0,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let stored = db.store.comment_body(comment).await.unwrap().unwrap();
+    assert!(
+        stored == body,
+        "comment_body differs ({} bytes)",
+        stored.len()
+    );
+    let view = db.store.ticket_view(id).await.unwrap().unwrap();
+    let shown = view.comments.iter().find(|c| c.id == comment).unwrap();
+    assert!(shown.body == body, "the view's body differs");
 }

@@ -141,8 +141,10 @@ pub const TICKET_ORGS: &str = "SELECT o.slug FROM ticket_orgs x JOIN orgs o ON o
 pub const TICKET_FOLLOWERS: &str =
     "SELECT u.email, f.source FROM followers f JOIN users u ON u.id = f.user_id
      WHERE f.ticket_id = $1 ORDER BY f.created_at, f.user_id";
+/// `CAST(body AS text)`: SQLite stores a body over 1 MB as a BLOB written in
+/// place (see the SQLite `insert_comment`); read back, it is the same text.
 pub const TICKET_COMMENTS: &str =
-    "SELECT c.id, u.email, c.body, c.signature, c.internal, c.source, c.message_id, c.created_at
+    "SELECT c.id, u.email, CAST(c.body AS text), c.signature, c.internal, c.source, c.message_id, c.created_at
      FROM comments c JOIN users u ON u.id = c.author_id WHERE c.ticket_id = $1 ORDER BY c.id";
 pub const TICKET_ATTACHMENTS: &str =
     "SELECT a.id, a.comment_id, a.filename, a.content_type, a.size FROM attachments a
@@ -163,7 +165,7 @@ pub const ATTACHMENT: &str = "SELECT c.ticket_id, a.filename, a.content_type, b.
      JOIN comments c ON c.id = a.comment_id JOIN blobs b ON b.sha256 = a.blob_sha256 WHERE a.id = $1";
 pub const COMMENT_FILES: &str = "SELECT a.filename, a.content_type, b.data FROM attachments a
      JOIN blobs b ON b.sha256 = a.blob_sha256 WHERE a.comment_id = $1 ORDER BY a.id";
-pub const COMMENT_BODY: &str = "SELECT body FROM comments WHERE id = $1";
+pub const COMMENT_BODY: &str = "SELECT CAST(body AS text) FROM comments WHERE id = $1";
 pub const SOURCE_CURSOR: &str = "SELECT validity, last_uid FROM source_cursors WHERE source = $1";
 
 pub const CREATE_TOKEN: &str = "INSERT INTO api_tokens (user_id, token_sha256, label, created_at)

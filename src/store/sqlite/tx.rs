@@ -256,14 +256,32 @@ impl Tx for SqliteTx {
     }
 
     async fn insert_comment(&mut self, c: &NewComment<'_>) -> Result<CommentId> {
-        insert_id(
+        // A large body is reserved with zeroblob() and written in place, as
+        // `put_blob` does: bound as text, SQLite would copy it twice (the
+        // bound value, the record), and a 10 MB message would peak over 4x
+        // its size (issue 18). Stored as a BLOB, it is read back through
+        // CAST(body AS text) (store::sql).
+        let large = c.body.len() > BLOB_INLINE;
+        let (body, sql) = if large {
+            (
+                rusqlite::types::ToSqlOutput::from(c.body.len() as i64),
+                "INSERT INTO comments (ticket_id, author_id, body, signature, quoted, internal, source, message_id, ingest_id, created_at)
+                 VALUES (?1, ?2, zeroblob(?3), ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+            )
+        } else {
+            (
+                rusqlite::types::ToSqlOutput::from(c.body),
+                "INSERT INTO comments (ticket_id, author_id, body, signature, quoted, internal, source, message_id, ingest_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+            )
+        };
+        let id = insert_id(
             &self.conn,
-            "INSERT INTO comments (ticket_id, author_id, body, signature, quoted, internal, source, message_id, ingest_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+            sql,
             rusqlite::params![
                 c.ticket_id,
                 c.author_id,
-                c.body,
+                body,
                 c.signature,
                 c.quoted,
                 c.internal,
@@ -272,7 +290,20 @@ impl Tx for SqliteTx {
                 c.ingest_id,
                 format_ts(c.now)
             ],
-        )
+        )?;
+        if large {
+            let conn = &self.conn;
+            may_block(|| -> Result<()> {
+                let mut blob = conn
+                    .blob_open(rusqlite::MAIN_DB, "comments", "body", id, false)
+                    .r()?;
+                for (i, chunk) in c.body.as_bytes().chunks(BLOB_INLINE).enumerate() {
+                    blob.write_at(chunk, i * BLOB_INLINE).r()?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(id)
     }
 
     async fn insert_attachment(&mut self, a: &NewAttachment) -> Result<i64> {
