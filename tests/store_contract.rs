@@ -1169,7 +1169,7 @@ async fn ticket_and_log_filters_select_and_page(db: &Db) {
         .await
         .unwrap();
     assert_eq!(q.len(), 2);
-    assert!(q.iter().all(|r| r.outcome == "quarantined"));
+    assert!(q.iter().all(|r| r.outcome == Outcome::Quarantined));
     let page = db
         .store
         .list_log(&LogFilter {
@@ -1180,7 +1180,7 @@ async fn ticket_and_log_filters_select_and_page(db: &Db) {
         .await
         .unwrap();
     assert_eq!(page.len(), 2);
-    assert_eq!(page[0].outcome, "rejected");
+    assert_eq!(page[0].outcome, Outcome::Rejected);
     assert_eq!(page[1].id, q[1].id);
     assert_eq!(page[0].sender.as_deref(), Some("alice@customer.test"));
     assert_eq!(page[0].size, 3);

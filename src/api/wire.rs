@@ -129,7 +129,7 @@ impl From<store::LogRow> for LogRow {
             origin,
             sender,
             subject,
-            outcome,
+            outcome: outcome.as_str().to_string(),
             reason,
             thread_reason,
             ticket,

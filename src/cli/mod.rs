@@ -460,7 +460,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     table.row([
                         r.id.to_string(),
                         short_time(&r.received_at),
-                        r.outcome,
+                        r.outcome.to_string(),
                         r.reason.unwrap_or_else(|| "-".into()),
                         r.ticket
                             .map(|t| format!("#{t}"))

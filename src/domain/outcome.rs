@@ -53,6 +53,13 @@ impl Outcome {
     }
 }
 
+/// An outcome equals its wire name (`"ticket_created"`), as logs and JSON show it.
+impl PartialEq<&str> for Outcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl FromStr for Outcome {
     type Err = UnknownValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -248,10 +248,10 @@ impl Ingestor {
         if row.superseded {
             return Err(ReplayRefusal::AlreadyReplayed(log_id).into());
         }
-        if !matches!(row.outcome.as_str(), "quarantined" | "rejected") {
+        if !matches!(row.outcome, Outcome::Quarantined | Outcome::Rejected) {
             return Err(ReplayRefusal::NotReplayable {
                 id: log_id,
-                outcome: row.outcome,
+                outcome: row.outcome.to_string(),
             }
             .into());
         }

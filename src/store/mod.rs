@@ -238,7 +238,7 @@ pub struct LogRow {
     pub origin: String,
     pub sender: Option<String>,
     pub subject: Option<String>,
-    pub outcome: String,
+    pub outcome: crate::domain::outcome::Outcome,
     pub reason: Option<String>,
     pub thread_reason: Option<String>,
     pub ticket: Option<TicketId>,

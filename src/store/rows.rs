@@ -129,7 +129,7 @@ pub fn log(r: &impl Cols) -> Result<LogRow> {
         origin: r.text_at(2)?,
         sender: r.opt_text_at(3)?,
         subject: r.opt_text_at(4)?,
-        outcome: r.text_at(5)?,
+        outcome: r.parse_at(5)?,
         reason: r.opt_text_at(6)?,
         thread_reason: r.opt_text_at(7)?,
         ticket: r.opt_i64_at(8)?,
