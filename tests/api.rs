@@ -1064,21 +1064,12 @@ async fn an_oversized_request_line_or_header_section_answers_with_the_json_error
 /// and thread) tell the channels apart.
 #[tokio::test]
 async fn the_same_comment_by_email_and_by_api_has_the_same_effects() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.toml");
-    std::fs::write(
-        &rules,
-        "[[rule]]\nname = \"staff replies set P3\"\non = \"comment_added\"\n\
-         when = { author_role = \"staff\" }\nthen = { set_priority = \"P3\" }\n",
-    )
-    .unwrap();
-    let rules = rules.display().to_string();
+    let rules = "[[rule]]\nname = \"staff replies set P3\"\non = \"comment_added\"\n\
+         when = { author_role = \"staff\" }\nthen = { set_priority = \"P3\" }\n";
     let body = "@bob@customer.test could you send the logs?\n\nSam";
     let mut seen = Vec::new();
     for channel in ["email", "api"] {
-        let path = rules.clone();
-        let t = TestApp::with_settings(move |s| s.rules.file = path).await;
-        let api = Api::serve(t, Vec::new()).await;
+        let api = Api::serve(TestApp::with_rules(rules).await, Vec::new()).await;
         let ticket = api
             .t
             .deliver_file("_base/01_alice_opens_ticket.eml")

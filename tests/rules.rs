@@ -469,16 +469,11 @@ async fn the_requester_cannot_unfollow_and_an_upgrade_request_points_to_the_lead
 
 #[tokio::test]
 async fn a_status_set_by_command_fires_status_changed_rules_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.toml");
-    std::fs::write(
-        &rules,
+    let app = TestApp::with_rules(
         "[[rule]]\nname = \"note escalations\"\non = \"status_changed\"\nwhen = { status = [\"escalated\"] }\n\
          then = { internal_note = \"Escalated: engineering has the details.\", set_status = \"blocked\" }\n",
     )
-    .unwrap();
-    let path = rules.display().to_string();
-    let app = TestApp::with_settings(move |s| s.rules.file = path).await;
+    .await;
     app.deliver_file("_base/01_alice_opens_ticket.eml").await;
     app.deliver(&reply(
         "sam@example.test",

@@ -542,16 +542,11 @@ async fn a_quoted_semicolon_in_our_mta_s_verdict_proves_nothing() {
 
 #[tokio::test]
 async fn staff_rules_run_only_for_proven_staff() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.toml");
-    std::fs::write(
-        &rules,
+    let app = TestApp::with_rules(
         "[[rule]]\nname = \"staff replies set P1\"\non = \"comment_added\"\n\
          when = { author_role = \"staff\" }\nthen = { set_priority = \"P1\" }\n",
     )
-    .unwrap();
-    let path = rules.display().to_string();
-    let app = TestApp::with_settings(move |s| s.rules.file = path).await;
+    .await;
     let t = alices_ticket(&app).await;
     app.deliver(&reply_on_1(
         "sam@example.test",

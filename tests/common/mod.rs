@@ -87,6 +87,19 @@ impl TestApp {
         Self::open(dir, settings, Some(sqlite), None).await
     }
 
+    /// Like `new`, with `rules` (rules.toml text) as the rules file.
+    pub async fn with_rules(rules: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = test_settings(dir.path());
+        let file = dir.path().join("rules.toml");
+        std::fs::write(&file, rules).expect("rules written");
+        settings.rules.file = file.display().to_string();
+        let sqlite = SqliteStore::connect(&settings.database.url)
+            .await
+            .expect("sqlite opens");
+        Self::open(dir, settings, Some(sqlite), None).await
+    }
+
     /// Like `new`, on a fresh PostgreSQL database (see `pg`).
     pub async fn postgres() -> Self {
         let db = pg::TestDb::create().await;
