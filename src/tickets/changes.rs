@@ -253,11 +253,27 @@ impl<'a> Changes<'a> {
             .await
     }
 
+    /// Who `plan` tells, given the support team (the notify address and,
+    /// with `notify_staff = "each"`, every staff user); nobody when this
+    /// change tells nobody.
+    pub(crate) async fn team_plan(
+        &mut self,
+        plan: impl FnOnce(&crate::domain::notify::Team<'_>) -> Vec<crate::domain::notify::Recipient>,
+    ) -> Result<Vec<crate::domain::notify::Recipient>, StoreError> {
+        if !self.notify {
+            return Ok(Vec::new());
+        }
+        let staff = self.team_staff().await?;
+        let team = crate::domain::notify::Team {
+            notify: self.policy.notify.as_ref(),
+            staff: &staff,
+        };
+        Ok(plan(&team))
+    }
+
     /// Every staff user as a recipient of the team's notices when
     /// `notify_staff = "each"`; none with `"group"` (no query then).
-    pub(crate) async fn team_staff(
-        &mut self,
-    ) -> Result<Vec<crate::domain::notify::Follower>, StoreError> {
+    async fn team_staff(&mut self) -> Result<Vec<crate::domain::notify::Follower>, StoreError> {
         if !self.policy.notify_each_staff {
             return Ok(Vec::new());
         }
@@ -291,12 +307,11 @@ impl<'a> Changes<'a> {
             return Ok(());
         }
         let internal = comment.as_ref().is_some_and(|(_, c)| c["internal"] == true);
-        let staff = self.team_staff().await?;
-        let team = crate::domain::notify::Team {
-            notify: self.policy.notify.as_ref(),
-            staff: &staff,
-        };
-        let plan = crate::domain::notify::on_comment(&state.followers, actor, &team, internal);
+        let plan = self
+            .team_plan(|team| {
+                crate::domain::notify::on_comment(&state.followers, actor, team, internal)
+            })
+            .await?;
         self.digest.saw(state);
         for r in &plan {
             self.digest

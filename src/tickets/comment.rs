@@ -10,9 +10,9 @@ use crate::domain::event::EventKind;
 use crate::domain::ids::{CommentId, MessageId, TicketId};
 use crate::domain::mail::Attachment;
 use crate::domain::mentions;
-use crate::domain::notify::{self, Recipient};
+use crate::domain::notify;
 use crate::domain::rules::Trigger;
-use crate::domain::ticket;
+use crate::domain::ticket::{self, Status};
 use crate::store::{CommentSource, NewAttachment, NewComment, StoreError, TicketState, User};
 
 /// What an author wrote, as every channel hands it over.
@@ -123,7 +123,13 @@ impl Changes<'_> {
             ..state.clone()
         };
         if let Some((id, shown)) = &comment {
-            let plan = self.comment_plan(&current, w).await?;
+            // Its followers and the support team, minus its author (and
+            // customers, when it is internal).
+            let plan = self
+                .team_plan(|team| {
+                    notify::on_comment(&current.followers, Some(&w.author.email), team, w.internal)
+                })
+                .await?;
             self.tell_plan(&current, &plan, Some((*id, shown)));
         }
         let (after, more) = self.run_commands(current, w).await?;
@@ -150,48 +156,21 @@ impl Changes<'_> {
             )
             .await?;
         }
-        if status_after_commands != state.status {
-            // A status set by command triggers `status_changed` rules (one pass).
-            let now_state = self.reload(state.id).await?;
-            let shown = comment.as_ref().map(|(id, shown)| (*id, shown));
-            self.apply_rules(
-                Trigger::StatusChanged,
-                Some(status_after_commands),
-                now_state,
-                w.author,
-                &input,
-                shown,
-            )
-            .await?;
-        }
+        let shown = comment.as_ref().map(|(id, shown)| (*id, shown));
+        self.status_rules_once(
+            state.id,
+            state.status,
+            status_after_commands,
+            w.author,
+            &input,
+            shown,
+        )
+        .await?;
         Ok(Ok(Added {
             state: current,
             comment: comment.map(|(id, _)| id),
             failures,
         }))
-    }
-
-    /// Who hears of a comment: its followers and the support team, minus
-    /// its author (and customers, when it is internal).
-    async fn comment_plan(
-        &mut self,
-        state: &TicketState,
-        w: &Written<'_>,
-    ) -> Result<Vec<Recipient>, StoreError> {
-        if !self.notify {
-            return Ok(Vec::new());
-        }
-        let staff = self.team_staff().await?;
-        let team = notify::Team {
-            notify: self.policy.notify.as_ref(),
-            staff: &staff,
-        };
-        Ok(notify::on_comment(
-            &state.followers,
-            Some(&w.author.email),
-            &team,
-            w.internal,
-        ))
     }
 
     /// The comment row and its files.
@@ -228,6 +207,33 @@ impl Changes<'_> {
                 .await?;
         }
         Ok(id)
+    }
+
+    /// The `status_changed` rules, once, when commands moved the status from
+    /// `before` to `after_commands` (what they set; rules since may have
+    /// moved it on). Every channel's commands end here.
+    pub(super) async fn status_rules_once(
+        &mut self,
+        ticket: TicketId,
+        before: Status,
+        after_commands: Status,
+        author: &User,
+        input: &RuleInput<'_>,
+        shown: Option<(CommentId, &serde_json::Value)>,
+    ) -> Result<(), StoreError> {
+        if after_commands == before {
+            return Ok(());
+        }
+        let now_state = self.reload(ticket).await?;
+        self.apply_rules(
+            Trigger::StatusChanged,
+            Some(after_commands),
+            now_state,
+            author,
+            input,
+            shown,
+        )
+        .await
     }
 
     /// Runs the command lines in order; each refusal is one failure.

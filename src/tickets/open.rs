@@ -70,25 +70,20 @@ impl Changes<'_> {
         let comment_id = self.write_comment(ticket_id, w).await?;
         let state = self.reload(ticket_id).await?;
         let shown = comment_json(comment_id, w);
-        if self.notify {
-            let requester = Follower {
-                user: user.id,
-                email: user.email.clone(),
-                name: user.name.clone(),
-                locale: user.locale.clone(),
-                role: user.role,
-                source: FollowerSource::Creator,
-                bouncing: user.bouncing,
-            };
-            // The acknowledgement is a rule (config/rules.toml); the team is always told.
-            let staff = self.team_staff().await?;
-            let team = notify::Team {
-                notify: self.policy.notify.as_ref(),
-                staff: &staff,
-            };
-            let plan = notify::on_ticket_created(&requester, &team, false);
-            self.tell_plan(&state, &plan, Some((comment_id, &shown)));
-        }
+        let requester = Follower {
+            user: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            locale: user.locale.clone(),
+            role: user.role,
+            source: FollowerSource::Creator,
+            bouncing: user.bouncing,
+        };
+        // The acknowledgement is a rule (config/rules.toml); the team is always told.
+        let plan = self
+            .team_plan(|team| notify::on_ticket_created(&requester, team, false))
+            .await?;
+        self.tell_plan(&state, &plan, Some((comment_id, &shown)));
         let (state, mut failures) = self.run_commands(state, w).await?;
         let excerpt: String = w.body.chars().take(300).collect();
         // Mentions in an internal note reach staff only.

@@ -11,7 +11,6 @@ use super::notice::Sender;
 use super::{Added, Author, ChangePolicy, Changes, Refusal, RuleInput, Written};
 use crate::domain::commands::Command;
 use crate::domain::ids::TicketId;
-use crate::domain::rules::Trigger;
 use crate::store::{Store, StoreError, TicketState, Tx};
 
 #[derive(Clone)]
@@ -93,25 +92,16 @@ impl Service {
                 Err(refusal) => return Ok(Err(refusal)),
             };
         }
-        if current.status != before {
-            let input = RuleInput {
-                subject: &current.subject,
-                body: "",
-                has_attachment: false,
-                suppress_auto_response: false,
-                author_proven: author.proven,
-            };
-            changes
-                .apply_rules(
-                    Trigger::StatusChanged,
-                    Some(current.status),
-                    current.clone(),
-                    author.user,
-                    &input,
-                    None,
-                )
-                .await?;
-        }
+        let input = RuleInput {
+            subject: &current.subject,
+            body: "",
+            has_attachment: false,
+            suppress_auto_response: false,
+            author_proven: author.proven,
+        };
+        changes
+            .status_rules_once(ticket, before, current.status, author.user, &input, None)
+            .await?;
         changes.finish().await?;
         tx.commit().await?;
         Ok(Ok(current))
