@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 
 use crate::domain::ids::{EmailAddress, slugify};
-use crate::domain::template::Template;
+use crate::domain::template::{self, Notification};
 use crate::domain::ticket::Role;
 use crate::store::{NewUser, Org, Store, StoreError, User, UserChange};
 use crate::tickets::Service;
@@ -235,15 +235,13 @@ pub async fn add_user(
     let mut tx = tickets.store().begin().await?;
     let created = tx.insert_user(user, now).await?;
     if invite {
-        let event = serde_json::json!({
-            "user_name": created.name,
-            "user_email": created.email,
-            "org_name": org_name,
-            // Staff get the staff guide, not the customer's.
-            "staff": created.role == crate::domain::ticket::Role::Staff,
-        });
         let notice = Notice {
-            template: Template::Invite.as_str(),
+            what: Notification::Invite(template::Invite {
+                user_name: created.name.clone(),
+                user_email: created.email.clone(),
+                org_name: org_name.map(str::to_string),
+                staff: created.role == crate::domain::ticket::Role::Staff,
+            }),
             to: &created.email,
             name: Some(&created.name),
             user: Some(created.id),
@@ -251,7 +249,6 @@ pub async fn add_user(
             reason: "invite",
             ticket: None,
             comment: None,
-            event,
         };
         notice::queue(tx.as_mut(), tickets.sender(), notice, now).await?;
     }

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::ids::{CommentId, EmailAddress};
+use crate::domain::locale::Locale;
 use crate::domain::reply::MARKER;
 use crate::domain::ticket::Status;
 use crate::domain::token;
@@ -293,13 +294,7 @@ impl OutboxWorker {
             .and_then(|r| r.get("name"))
             .and_then(Value::as_str)
             .map(str::to_string)
-            .unwrap_or_else(|| {
-                if row.locale == "ja" {
-                    row.to.clone()
-                } else {
-                    "there".into()
-                }
-            });
+            .unwrap_or_else(|| Locale::of(&row.locale).nameless_reader(&row.to));
         map.insert("marker".into(), MARKER.into());
         map.insert(
             "support_name".into(),

@@ -26,7 +26,7 @@ macro_rules! built_in {
 
 /// Every built-in template's bodies (`.txt`, `.html`), in every shipped language.
 macro_rules! built_in_bodies {
-    ($($variant:ident $name:literal $subject:ident,)*) => {
+    ($($variant:ident $name:literal $subject:ident $context:ty,)*) => {
         built_in!($($name),*)
     };
 }
@@ -51,7 +51,7 @@ macro_rules! subject_files {
 }
 
 macro_rules! built_in_subjects {
-    ($($variant:ident $name:literal $subject:ident,)*) => {
+    ($($variant:ident $name:literal $subject:ident $context:ty,)*) => {
         &[$(subject_files!($subject $name),)*]
     };
 }

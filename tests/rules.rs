@@ -260,6 +260,12 @@ async fn mentions_notify_and_follow_and_strangers_are_reported() {
         to_dave[0].context["event"]["mentioned"]["actor_name"],
         "Alice Anders"
     );
+    // Nobody changed the ticket itself: the mail names who wrote the
+    // comment, not "Ticket #1 was updated."
+    assert_eq!(
+        to_dave[0].context["event"]["actor_email"],
+        "alice@customer.test"
+    );
     assert!(
         !rows
             .iter()

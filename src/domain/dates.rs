@@ -74,9 +74,9 @@ const MONTHS: [&str; 12] = [
 pub fn format(at: OffsetDateTime, locale: &str, zone: Zone) -> String {
     let t = at.to_offset(zone.0);
     let (y, mo, d, h, mi) = (t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute());
-    match locale {
-        "ja" => format!("{y}年{mo}月{d}日 {h:02}:{mi:02}（{}）", zone.label()),
-        _ => format!(
+    match super::locale::Locale::of(locale) {
+        super::locale::Locale::Ja => format!("{y}年{mo}月{d}日 {h:02}:{mi:02}（{}）", zone.label()),
+        super::locale::Locale::En => format!(
             "{d} {} {y}, {h:02}:{mi:02} ({})",
             MONTHS[usize::from(mo) - 1],
             zone.label()

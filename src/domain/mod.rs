@@ -8,6 +8,7 @@ pub mod commands;
 pub mod dates;
 pub mod event;
 pub mod ids;
+pub mod locale;
 pub mod lookalike;
 pub mod mail;
 pub mod mentions;

@@ -3,7 +3,7 @@
 //! Organizations never appear here: they grant access, never email.
 
 use super::ids::{EmailAddress, UserId};
-use super::template::Template;
+use super::template::{Answer, Notification, Plain};
 use super::ticket::{FollowerSource, Role};
 
 /// A follower of a ticket as the planner needs it.
@@ -20,7 +20,7 @@ pub struct Follower {
     pub bouncing: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Recipient {
     pub to: EmailAddress,
     /// Display name for the greeting; `None` for the support team address.
@@ -29,7 +29,8 @@ pub struct Recipient {
     pub locale: Option<String>,
     /// The registered user, when the recipient is one (reply tokens need it).
     pub user: Option<UserId>,
-    pub template: Template,
+    /// The template and what it is told.
+    pub what: Notification,
     /// Why they get it: the follower source, `requester`, or `support_notify`.
     pub reason: &'static str,
 }
@@ -50,7 +51,7 @@ impl Team<'_> {
     /// The team's notices, after `out` holds the followers': the group
     /// address, then each staff member not already in `out` (a staff
     /// follower gets one mail), never `skip` (the author), never a bouncing one.
-    fn add(&self, out: &mut Vec<Recipient>, skip: Option<&EmailAddress>, template: Template) {
+    fn add(&self, out: &mut Vec<Recipient>, skip: Option<&EmailAddress>, what: Notification) {
         if let Some(notify) = self.notify.filter(|n| Some(*n) != skip) {
             push_unique(
                 out,
@@ -59,7 +60,7 @@ impl Team<'_> {
                     name: None,
                     locale: None,
                     user: None,
-                    template,
+                    what: what.clone(),
                     reason: "support_notify",
                 },
             );
@@ -75,7 +76,7 @@ impl Team<'_> {
                     name: Some(s.name.clone()),
                     locale: Some(s.locale.clone()),
                     user: Some(s.user),
-                    template,
+                    what: what.clone(),
                     reason: "staff",
                 },
             );
@@ -103,11 +104,15 @@ pub fn on_ticket_created(
             name: Some(requester.name.clone()),
             locale: Some(requester.locale.clone()),
             user: Some(requester.user),
-            template: Template::Ack,
+            what: Notification::Ack(Answer::default()),
             reason: "requester",
         });
     }
-    team.add(&mut out, Some(&requester.email), Template::NewTicket);
+    team.add(
+        &mut out,
+        Some(&requester.email),
+        Notification::NewTicket(Plain {}),
+    );
     out
 }
 
@@ -132,12 +137,12 @@ pub fn on_comment(
                 name: Some(f.name.clone()),
                 locale: Some(f.locale.clone()),
                 user: Some(f.user),
-                template: Template::CommentAdded,
+                what: Notification::CommentAdded(Plain {}),
                 reason: f.source.as_str(),
             },
         );
     }
-    team.add(&mut out, author, Template::CommentAdded);
+    team.add(&mut out, author, Notification::CommentAdded(Plain {}));
     out
 }
 
@@ -170,7 +175,7 @@ mod tests {
 
     fn summary(plan: &[Recipient]) -> Vec<String> {
         plan.iter()
-            .map(|r| format!("{}:{}:{}", r.to, r.template, r.reason))
+            .map(|r| format!("{}:{}:{}", r.to, r.what.template_name(), r.reason))
             .collect()
     }
 

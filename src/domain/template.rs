@@ -1,39 +1,46 @@
 //! The notifications the gateway sends, by template. The list is written
-//! once, in `with_templates!`: it defines [`Template`] here and the
-//! templates compiled into the binary in `render`.
+//! once, in `with_templates!`: it defines [`Template`] and [`Notification`]
+//! (each template with the typed context it reads) here, and the templates
+//! compiled into the binary in `render`.
 
-/// Calls `$m!` with every built-in template as `Variant "name" subject,`:
+use serde::Serialize;
+
+use super::ids::{CommentId, EmailAddress};
+use super::ticket::{FollowerSource, Status};
+
+/// Calls `$m!` with every built-in template as `Variant "name" subject Context,`:
 /// `subject` is `own` when the template has its own `.subject.txt` (mail
-/// about no ticket), `ticket` when the mail takes the ticket's subject.
+/// about no ticket), `ticket` when the mail takes the ticket's subject;
+/// `Context` is the type of what the template reads as `event`.
 macro_rules! with_templates {
     ($m:ident) => {
         $m! {
-            Ack "ack" ticket,
-            NewTicket "new_ticket" ticket,
-            CommentAdded "comment_added" ticket,
-            StatusChanged "status_changed" ticket,
-            PrioritySet "priority_set" ticket,
-            SharedWithYou "shared_with_you" ticket,
-            YouFollow "you_follow" ticket,
-            Mentioned "mentioned" ticket,
-            ReleaseNoted "release_noted" ticket,
-            FollowerRemoved "follower_removed" ticket,
-            TicketUpdated "ticket_updated" ticket,
-            EnvironmentUpgrade "environment_upgrade" ticket,
-            Invite "invite" own,
-            CommandFailed "command_failed" own,
-            Refused "refused" own,
-            ListAnswer "list_answer" own,
-            HelpAnswer "help_answer" own,
-            QuarantineAlert "quarantine_alert" own,
-            SenderRefused "sender_refused" own,
+            Ack "ack" ticket Answer,
+            NewTicket "new_ticket" ticket Plain,
+            CommentAdded "comment_added" ticket Plain,
+            StatusChanged "status_changed" ticket StatusChanged,
+            PrioritySet "priority_set" ticket PrioritySet,
+            SharedWithYou "shared_with_you" ticket Followed,
+            YouFollow "you_follow" ticket Followed,
+            Mentioned "mentioned" ticket Mentioned,
+            ReleaseNoted "release_noted" ticket ReleaseNoted,
+            FollowerRemoved "follower_removed" ticket Removed,
+            TicketUpdated "ticket_updated" ticket Box<TicketUpdated>,
+            EnvironmentUpgrade "environment_upgrade" ticket Answer,
+            Invite "invite" own Invite,
+            CommandFailed "command_failed" own CommandFailed,
+            Refused "refused" own Refused,
+            ListAnswer "list_answer" own ListAnswer,
+            HelpAnswer "help_answer" own HelpAnswer,
+            QuarantineAlert "quarantine_alert" own QuarantineAlert,
+            SenderRefused "sender_refused" own SenderRefused,
         }
     };
 }
 pub(crate) use with_templates;
 
 macro_rules! define_template {
-    ($($variant:ident $name:literal $subject:ident,)*) => {
+    ($($variant:ident $name:literal $subject:ident $context:ty,)*) => {
         /// A built-in notification template. Its wire name (`as_str`) names
         /// the files under `templates/` and the outbox row's `template`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +64,45 @@ macro_rules! define_template {
                 }
             }
         }
+
+        /// One notification: a built-in template with its own typed context,
+        /// so no template is queued with another's fields; or a rule's
+        /// answer, which may name an operator's template.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Notification {
+            $($variant($context),)*
+            /// A rule's `reply_template` (built in or in the operator's
+            /// templates folder, checked by `rules check`).
+            Answer(String, Answer),
+        }
+
+        impl Notification {
+            /// The template files' name, and the outbox row's `template`.
+            pub fn template_name(&self) -> &str {
+                match self {
+                    $(Notification::$variant(_) => $name,)*
+                    Notification::Answer(name, _) => name,
+                }
+            }
+
+            /// The built-in template, `None` for an operator's answer.
+            pub fn template(&self) -> Option<Template> {
+                match self {
+                    $(Notification::$variant(_) => Some(Template::$variant),)*
+                    Notification::Answer(name, _) => name.parse().ok(),
+                }
+            }
+
+            /// What the template reads as `event`.
+            pub fn fields(&self) -> serde_json::Value {
+                // Plain structs of strings, numbers and lists: they always serialize.
+                match self {
+                    $(Notification::$variant(c) => serde_json::to_value(c),)*
+                    Notification::Answer(_, c) => serde_json::to_value(c),
+                }
+                .unwrap_or_default()
+            }
+        }
     };
 }
 with_templates!(define_template);
@@ -77,6 +123,234 @@ impl std::str::FromStr for Template {
             .find(|t| t.as_str() == s)
             .ok_or_else(|| format!("no built-in template {s:?}"))
     }
+}
+
+// What each template reads as `event`. Field names are the templates'
+// (documented in templates/README.md).
+
+/// Who made a change, as mail shows them: the name with the address beside
+/// it, since a display name alone can be anyone's (issue 18, item 8). Both
+/// empty when a rule made it: the templates then name the support desk.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ByWhom {
+    pub actor_name: Option<String>,
+    pub actor_email: Option<EmailAddress>,
+}
+
+impl ByWhom {
+    pub fn person(name: &str, email: &EmailAddress) -> Self {
+        Self {
+            actor_name: Some(name.to_string()),
+            actor_email: Some(email.clone()),
+        }
+    }
+
+    /// A rule: shown as the support desk.
+    pub fn rule() -> Self {
+        Self::default()
+    }
+}
+
+/// The comment a notification shows, without its text: the outbox reads
+/// the text back by `id` when it composes, so a fan-out to every follower
+/// stores it once, not once per recipient.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Shown {
+    pub id: CommentId,
+    pub author_name: String,
+    pub author_email: EmailAddress,
+    /// Staff only: customers are never told of it.
+    pub internal: bool,
+    /// Its attachments' file names.
+    pub attachments: Vec<String>,
+}
+
+/// Someone named in a mail: a delivery lead, a new follower.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Person {
+    pub name: String,
+    pub email: EmailAddress,
+}
+
+/// A template that needs no fields beyond the ticket and the comment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plain {}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusChanged {
+    pub from: Status,
+    pub to: Status,
+    #[serde(flatten)]
+    pub by: ByWhom,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrioritySet {
+    /// `P1`..: as the customer reads it.
+    pub priority: String,
+    /// The SLA row's name and response target; empty when config has none.
+    pub sla_name: String,
+    pub sla_response: String,
+    #[serde(flatten)]
+    pub by: ByWhom,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseNoted {
+    pub release: String,
+    #[serde(flatten)]
+    pub by: ByWhom,
+}
+
+/// `you_follow` and `shared_with_you`: why they now follow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Followed {
+    pub source: FollowerSource,
+    #[serde(flatten)]
+    pub by: ByWhom,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mentioned {
+    #[serde(flatten)]
+    pub by: ByWhom,
+    pub excerpt: String,
+    /// They follow because of this mention (one who already did is not
+    /// told they "now follow").
+    pub following: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Removed {
+    #[serde(flatten)]
+    pub by: ByWhom,
+}
+
+/// Everything one recipient is told about a ticket at once (DESIGN Round 2:
+/// one action, one mail per recipient): the ticket-wide changes and what
+/// concerns them in person.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TicketUpdated {
+    #[serde(flatten)]
+    pub by: ByWhom,
+    /// Set when the status ended elsewhere than it began.
+    pub from: Option<Status>,
+    pub to: Option<Status>,
+    pub priority: Option<String>,
+    pub sla_name: Option<String>,
+    pub sla_response: Option<String>,
+    pub releases: Vec<String>,
+    /// Others who began to follow (never the recipient).
+    pub followers_added: Vec<Person>,
+    pub shared_with_you: Option<Followed>,
+    pub you_follow: Option<Followed>,
+    pub mentioned: Option<Mentioned>,
+}
+
+/// A command or mention that could not be carried out, as the author is told.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailureLine {
+    pub command: String,
+    pub reason: String,
+}
+
+/// What went wrong in a message, listed apart: commands and mentions, at
+/// most a few, then a count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Failures {
+    pub failures: Vec<FailureLine>,
+    pub mentions: Vec<FailureLine>,
+    pub more_failures: usize,
+}
+
+/// A rule's automatic answer (`ack`, `environment_upgrade`, an operator's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Answer {
+    /// The rule that answered; empty for the built-in acknowledgement.
+    pub rule: String,
+    /// The sender's organization's delivery leads.
+    pub leads: Vec<Person>,
+    /// The message's failed commands: the answer already goes to its
+    /// author, so it says them rather than a second mail.
+    #[serde(flatten)]
+    pub failed: Failures,
+    /// Later answers to the same message, shown as sections of this one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<AlsoAnswer>,
+}
+
+/// One answer riding along in another (`<template>.section.*`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlsoAnswer {
+    pub template: String,
+    pub event: Answer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Invite {
+    pub user_name: String,
+    pub user_email: EmailAddress,
+    pub org_name: Option<String>,
+    /// Staff get the staff guide, not the customer's.
+    pub staff: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandFailed {
+    #[serde(flatten)]
+    pub failed: Failures,
+    pub original_subject: String,
+}
+
+/// A refused message, told to its sender.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refused {
+    pub reason: String,
+    /// `None` to an unknown sender, who may be forged: the notice then
+    /// carries nothing they wrote to a third party.
+    pub original_subject: Option<String>,
+    /// The size limit, as `25 MB`.
+    pub limit: String,
+}
+
+/// One row of `#list`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListedTicket {
+    pub id: i64,
+    pub subject: String,
+    pub status: Status,
+    pub status_label: String,
+    /// In the reader's language and the desk's zone.
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListAnswer {
+    pub tickets: Vec<ListedTicket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HelpAnswer {
+    /// Staff are shown their commands too.
+    pub staff: bool,
+    /// The configured status labels.
+    pub statuses: Vec<String>,
+}
+
+/// The team's alert about quarantined mail; the outbox adds what arrived
+/// since (`messages`, `more`) when it sends it, at the window's end.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuarantineAlert {
+    pub since: String,
+}
+
+/// A sender refused, told to the team.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SenderRefused {
+    pub reason: String,
+    pub sender: EmailAddress,
+    pub name: Option<String>,
+    pub original_subject: String,
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId};
 use crate::domain::lookalike;
 use crate::domain::mail::{InboundMail, ParseError};
 use crate::domain::mentions;
-use crate::domain::template::Template;
+use crate::domain::template::{self, Notification};
 
 use crate::domain::outcome::{Outcome, reason};
 use crate::domain::reply;

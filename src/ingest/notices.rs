@@ -21,11 +21,13 @@ impl Ingestor {
             return Ok(());
         };
         let name = mail.from.as_ref().and_then(|f| f.name.clone());
-        let notice = Notice::to_team(
-            Template::SenderRefused.as_str(),
-            team,
-            serde_json::json!({ "reason": reason, "sender": sender, "name": name, "original_subject": mail.subject }),
-        );
+        let what = Notification::SenderRefused(template::SenderRefused {
+            reason: reason.to_string(),
+            sender: sender.clone(),
+            name,
+            original_subject: mail.subject.clone(),
+        });
+        let notice = Notice::to_team(what, team);
         notice::queue(tx, &self.sender, notice, now).await?;
         Ok(())
     }
@@ -53,11 +55,10 @@ impl Ingestor {
         {
             return Ok(());
         }
-        let notice = Notice::to_team(
-            crate::outbox::QUARANTINE_ALERT,
-            team,
-            serde_json::json!({ "since": crate::store::time_text::format_ts(now) }),
-        );
+        let what = Notification::QuarantineAlert(template::QuarantineAlert {
+            since: crate::store::time_text::format_ts(now),
+        });
+        let notice = Notice::to_team(what, team);
         // Queued to be sent when the window closes, with what arrived in it.
         notice::queue(tx, &self.sender, notice, now + window).await?;
         Ok(())
@@ -90,9 +91,13 @@ impl Ingestor {
         // To an unknown sender (who may be forged: backscatter) the notice says
         // nothing the sender wrote, neither display name nor subject, so it
         // cannot carry anyone's text to a third party.
-        let original_subject = user.map(|_| mail.subject.as_str());
+        let original_subject = user.map(|_| mail.subject.clone());
         let notice = Notice {
-            template: Template::Refused.as_str(),
+            what: Notification::Refused(template::Refused {
+                reason: reason.to_string(),
+                original_subject,
+                limit,
+            }),
             to: sender,
             name: user.map(|u| u.name.as_str()),
             user: None,
@@ -100,7 +105,6 @@ impl Ingestor {
             reason: "sender",
             ticket: None,
             comment: None,
-            event: serde_json::json!({ "reason": reason, "original_subject": original_subject, "limit": limit }),
         };
         notice::queue(tx, &self.sender, notice, now).await?;
         Ok(())

@@ -15,7 +15,7 @@ use crate::domain::ids::{CommentId, EmailAddress, TicketId};
 use crate::domain::mail::InboundMail;
 use crate::domain::mentions::{self, Candidate, Directory, Resolution};
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
-use crate::domain::template::Template;
+use crate::domain::template::{self, Notification, Shown};
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Role, Status};
 use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState, Tx, User};
 use crate::tickets::notice::{self, Change, Digest, Notice, Sender};
@@ -174,16 +174,34 @@ pub struct Changes<'a> {
     digest: Digest,
     /// The automatic answer to the author (`reply_template` rules), queued by
     /// `finish`: what failed and later rule answers join it, one mail.
-    answer: Option<Answer>,
+    answer: Option<PendingAnswer>,
+}
+
+/// Who made a change, as mail shows them; `None` (a rule) names the desk.
+fn by_whom(user: Option<&User>) -> template::ByWhom {
+    user.map_or_else(template::ByWhom::rule, |u| {
+        template::ByWhom::person(&u.name, &u.email)
+    })
+}
+
+/// A system comment (priority, release) as notices show it.
+fn system_shown(id: CommentId, actor: &User) -> Shown {
+    Shown {
+        id,
+        author_name: actor.name.clone(),
+        author_email: actor.email.clone(),
+        internal: false,
+        attachments: Vec::new(),
+    }
 }
 
 /// An automatic answer waiting for `finish`.
-struct Answer {
+struct PendingAnswer {
     template: String,
     to: User,
     state: TicketState,
-    comment: Option<(CommentId, serde_json::Value)>,
-    event: serde_json::Value,
+    comment: Option<Shown>,
+    answer: template::Answer,
 }
 
 impl<'a> Changes<'a> {
@@ -211,7 +229,7 @@ impl<'a> Changes<'a> {
     pub async fn finish(mut self) -> Result<(), StoreError> {
         if let Some(a) = self.answer.take() {
             let n = Notice {
-                template: &a.template,
+                what: Notification::Answer(a.template, a.answer),
                 to: &a.to.email,
                 name: Some(&a.to.name),
                 user: Some(a.to.id),
@@ -219,7 +237,6 @@ impl<'a> Changes<'a> {
                 reason: "requester",
                 ticket: Some(&a.state),
                 comment: a.comment,
-                event: a.event,
             };
             notice::queue(self.tx, self.sender, n, self.now).await?;
         }
@@ -299,14 +316,13 @@ impl<'a> Changes<'a> {
         &mut self,
         state: &TicketState,
         actor: Option<&EmailAddress>,
-        template: Template,
-        event: serde_json::Value,
-        comment: Option<(i64, serde_json::Value)>,
+        what: Notification,
+        comment: Option<Shown>,
     ) -> Result<(), StoreError> {
         if !self.notify {
             return Ok(());
         }
-        let internal = comment.as_ref().is_some_and(|(_, c)| c["internal"] == true);
+        let internal = comment.as_ref().is_some_and(|c| c.internal);
         let plan = self
             .team_plan(|team| {
                 crate::domain::notify::on_comment(&state.followers, actor, team, internal)
@@ -315,7 +331,7 @@ impl<'a> Changes<'a> {
         self.digest.saw(state);
         for r in &plan {
             self.digest
-                .tell(r.into(), state.id, template, event.clone(), comment.clone());
+                .tell(r.into(), state.id, what.clone(), comment.clone());
         }
         Ok(())
     }
@@ -326,16 +342,15 @@ impl<'a> Changes<'a> {
         &mut self,
         state: &TicketState,
         plan: &[crate::domain::notify::Recipient],
-        comment: Option<(CommentId, &serde_json::Value)>,
+        comment: Option<&Shown>,
     ) {
         if !self.notify {
             return;
         }
         self.digest.saw(state);
         for r in plan {
-            let shown = comment.map(|(id, c)| (id, c.clone()));
             self.digest
-                .tell(r.into(), state.id, r.template, json!({}), shown);
+                .tell(r.into(), state.id, r.what.clone(), comment.cloned());
         }
     }
 
@@ -345,14 +360,13 @@ impl<'a> Changes<'a> {
         &mut self,
         user: &User,
         state: Option<&TicketState>,
-        template: Template,
         reason: &str,
-        event: serde_json::Value,
+        what: Notification,
     ) -> Result<(), StoreError> {
         if !self.notify || user.bouncing {
             return Ok(());
         }
-        if let (Some(state), true) = (state, template != Template::CommandFailed) {
+        if let (Some(state), false) = (state, matches!(what, Notification::CommandFailed(_))) {
             self.digest.saw(state);
             let to = notice::To {
                 to: &user.email,
@@ -361,11 +375,11 @@ impl<'a> Changes<'a> {
                 locale: Some(&user.locale),
                 reason,
             };
-            self.digest.tell(to, state.id, template, event, None);
+            self.digest.tell(to, state.id, what, None);
             return Ok(());
         }
         let n = Notice {
-            template: template.as_str(),
+            what,
             to: &user.email,
             name: Some(&user.name),
             user: Some(user.id),
@@ -373,7 +387,6 @@ impl<'a> Changes<'a> {
             reason,
             ticket: state,
             comment: None,
-            event,
         };
         notice::queue(self.tx, self.sender, n, self.now).await?;
         Ok(())
@@ -407,15 +420,13 @@ impl<'a> Changes<'a> {
             },
             actor,
         );
-        let event = json!({"from": state.status, "to": to, "actor_name": actor.map(|u| &u.name), "actor_email": actor.map(|u| &u.email)});
-        self.tell_followers(
-            &new_state,
-            actor.map(|u| &u.email),
-            Template::StatusChanged,
-            event,
-            None,
-        )
-        .await?;
+        let what = Notification::StatusChanged(template::StatusChanged {
+            from: state.status,
+            to,
+            by: by_whom(actor),
+        });
+        self.tell_followers(&new_state, actor.map(|u| &u.email), what, None)
+            .await?;
         Ok(new_state)
     }
 
@@ -443,16 +454,20 @@ impl<'a> Changes<'a> {
         )
         .await?;
         let new_state = self.reload(state.id).await?;
-        let event = json!({"priority": level, "sla_name": name, "sla_response": response, "actor_name": actor.name, "actor_email": actor.email});
+        let set = template::PrioritySet {
+            priority: level,
+            sla_name: name,
+            sla_response: response,
+            by: by_whom(Some(actor)),
+        };
         self.digest
-            .change(state.id, Change::Priority(&event), Some(actor));
-        let comment = json!({"id": comment_id, "body": body, "author_name": actor.name, "author_email": actor.email, "internal": false, "attachments": []});
+            .change(state.id, Change::Priority(&set), Some(actor));
+        let comment = system_shown(comment_id, actor);
         self.tell_followers(
             &new_state,
             Some(&actor.email),
-            Template::PrioritySet,
-            event,
-            Some((comment_id, comment)),
+            Notification::PrioritySet(set),
+            Some(comment),
         )
         .await?;
         Ok(new_state)
@@ -476,15 +491,17 @@ impl<'a> Changes<'a> {
         )
         .await?;
         let new_state = self.reload(state.id).await?;
-        let comment = json!({"id": comment_id, "body": body, "author_name": actor.name, "author_email": actor.email, "internal": false, "attachments": []});
+        let comment = system_shown(comment_id, actor);
         self.digest
             .change(state.id, Change::Release(release), Some(actor));
         self.tell_followers(
             &new_state,
             Some(&actor.email),
-            Template::ReleaseNoted,
-            json!({"release": release, "actor_name": actor.name, "actor_email": actor.email}),
-            Some((comment_id, comment)),
+            Notification::ReleaseNoted(template::ReleaseNoted {
+                release: release.to_string(),
+                by: by_whom(Some(actor)),
+            }),
+            Some(comment),
         )
         .await?;
         Ok(new_state)
@@ -512,14 +529,15 @@ impl<'a> Changes<'a> {
             .await
     }
 
-    /// Adds a follower; the creator keeps `creator`. Tells them with `template`.
+    /// Adds a follower; the creator keeps `creator`. Tells them with `tell`
+    /// (`Notification::YouFollow` or `SharedWithYou`).
     pub async fn add_follower(
         &mut self,
         state: &TicketState,
         user: &User,
         source: FollowerSource,
         by: Option<&User>,
-        template: Template,
+        tell: fn(template::Followed) -> Notification,
     ) -> Result<bool, StoreError> {
         if !self
             .tx
@@ -544,9 +562,11 @@ impl<'a> Changes<'a> {
             },
             None,
         );
-        // Null for a rule: the templates then name the support desk.
-        let event = json!({"source": source, "actor_name": by.map(|u| u.name.clone()), "actor_email": by.map(|u| u.email.clone())});
-        self.tell_one(user, Some(&new_state), template, source.as_str(), event)
+        let what = tell(template::Followed {
+            source,
+            by: by_whom(by),
+        });
+        self.tell_one(user, Some(&new_state), source.as_str(), what)
             .await?;
         Ok(true)
     }
@@ -614,15 +634,13 @@ impl<'a> Changes<'a> {
                     )
                     .await?;
                     let new_state = self.reload(state.id).await?;
-                    let event = json!({"actor_name": author.name, "actor_email": author.email, "excerpt": excerpt, "following": following});
-                    self.tell_one(
-                        target,
-                        Some(&new_state),
-                        Template::Mentioned,
-                        "mention",
-                        event,
-                    )
-                    .await?;
+                    let what = Notification::Mentioned(template::Mentioned {
+                        by: by_whom(Some(author)),
+                        excerpt: excerpt.to_string(),
+                        following,
+                    });
+                    self.tell_one(target, Some(&new_state), "mention", what)
+                        .await?;
                 }
                 Resolution::Ambiguous(emails) => {
                     const SHOWN: usize = 5;
@@ -673,30 +691,33 @@ impl<'a> Changes<'a> {
             .iter()
             .take(MAX_LISTED_FAILURES)
             .partition(|f| f.command.starts_with('@'));
-        let list = |fs: Vec<&Failure>| -> Vec<serde_json::Value> {
+        let list = |fs: Vec<&Failure>| -> Vec<template::FailureLine> {
             fs.iter()
-                .map(|f| json!({"command": clip(&f.command), "reason": clip(&f.reason)}))
+                .map(|f| template::FailureLine {
+                    command: clip(&f.command),
+                    reason: clip(&f.reason),
+                })
                 .collect()
+        };
+        let failed = template::Failures {
+            failures: list(commands),
+            mentions: list(mentions),
+            more_failures: more,
         };
         // An automatic answer already goes to the author: it says what failed
         // (issue 19 item 2: one mail per recipient per message).
-        if let Some(answer) = self.answer.as_mut().filter(|a| a.to.id == author.id) {
-            answer.event["failures"] = json!(list(commands));
-            answer.event["mentions"] = json!(list(mentions));
-            answer.event["more_failures"] = json!(more);
+        if let Some(pending) = self.answer.as_mut().filter(|a| a.to.id == author.id) {
+            pending.answer.failed = failed;
             if let Some(state) = state {
-                answer.state = state.clone();
+                pending.state = state.clone();
             }
             return Ok(());
         }
-        self.tell_one(
-            author,
-            state,
-            Template::CommandFailed,
-            "sender",
-            json!({"failures": list(commands), "mentions": list(mentions), "more_failures": more, "original_subject": subject}),
-        )
-        .await
+        let what = Notification::CommandFailed(template::CommandFailed {
+            failed,
+            original_subject: subject.to_string(),
+        });
+        self.tell_one(author, state, "sender", what).await
     }
 
     /// Answers `#list`: the sender's open tickets, to From only.
@@ -704,16 +725,16 @@ impl<'a> Changes<'a> {
         let tickets = self.tx.open_tickets_of(author, 50).await?;
         let rows: Vec<_> = tickets
             .iter()
-            .map(|t| json!({"id": t.id, "subject": t.subject, "status": t.status, "status_label": self.policy.label(t.status), "updated_at": self.local_time(&t.updated_at, &author.locale)}))
+            .map(|t| template::ListedTicket {
+                id: t.id,
+                subject: t.subject.clone(),
+                status: t.status,
+                status_label: self.policy.label(t.status),
+                updated_at: self.local_time(&t.updated_at, &author.locale),
+            })
             .collect();
-        self.tell_one(
-            author,
-            None,
-            Template::ListAnswer,
-            "sender",
-            json!({"tickets": rows}),
-        )
-        .await
+        let what = Notification::ListAnswer(template::ListAnswer { tickets: rows });
+        self.tell_one(author, None, "sender", what).await
     }
 
     /// A stored timestamp as `author` reads it: their language, the desk's zone.
@@ -727,15 +748,11 @@ impl<'a> Changes<'a> {
     /// Answers `#help`: the commands this sender may use (staff see theirs
     /// too), in their language, to From only.
     pub async fn answer_help(&mut self, author: &User) -> Result<(), StoreError> {
-        let staff = author.role == Role::Staff;
-        self.tell_one(
-            author,
-            None,
-            Template::HelpAnswer,
-            "sender",
-            json!({ "staff": staff, "statuses": self.policy.labels.values().collect::<Vec<_>>() }),
-        )
-        .await
+        let what = Notification::HelpAnswer(template::HelpAnswer {
+            staff: author.role == Role::Staff,
+            statuses: self.policy.labels.values().cloned().collect(),
+        });
+        self.tell_one(author, None, "sender", what).await
     }
 
     /// Shares a ticket with its organization's delivery leads (a rule action).
@@ -748,7 +765,7 @@ impl<'a> Changes<'a> {
                     &lead,
                     FollowerSource::Share,
                     None,
-                    Template::SharedWithYou,
+                    Notification::SharedWithYou,
                 )
                 .await?;
             }
@@ -764,7 +781,7 @@ impl<'a> Changes<'a> {
         mut state: TicketState,
         author: &User,
         input: &RuleInput<'_>,
-        comment: Option<(CommentId, &serde_json::Value)>,
+        comment: Option<&Shown>,
     ) -> Result<(), StoreError> {
         let org_slugs = if state.orgs.is_empty() {
             Vec::new()
@@ -796,7 +813,7 @@ impl<'a> Changes<'a> {
                             &user,
                             FollowerSource::Follow,
                             None,
-                            Template::YouFollow,
+                            Notification::YouFollow,
                         )
                         .await?;
                     }
@@ -838,29 +855,34 @@ impl<'a> Changes<'a> {
                     let mut leads = Vec::new();
                     if let Some(org) = author.org_id {
                         for lead in self.tx.org_leads(org).await? {
-                            leads.push(json!({"name": lead.name, "email": lead.email}));
+                            leads.push(template::Person {
+                                name: lead.name,
+                                email: lead.email,
+                            });
                         }
                     }
-                    let event = json!({ "rule": effect.rule, "leads": leads });
+                    let answer = template::Answer {
+                        rule: effect.rule.clone(),
+                        leads,
+                        ..Default::default()
+                    };
                     match &mut self.answer {
                         // A later answer to the same message: a section of the
                         // first mail (rendered from `<template>.section.*`).
                         Some(first) => {
-                            if let Some(also) = first.event["also"].as_array_mut() {
-                                also.push(json!({"template": template, "event": event}));
-                            } else {
-                                first.event["also"] =
-                                    json!([{"template": template, "event": event}]);
-                            }
+                            first.answer.also.push(template::AlsoAnswer {
+                                template,
+                                event: answer,
+                            });
                             first.state = state.clone();
                         }
                         None => {
-                            self.answer = Some(Answer {
+                            self.answer = Some(PendingAnswer {
                                 template,
                                 to: author.clone(),
                                 state: state.clone(),
-                                comment: comment.map(|(id, c)| (id, c.clone())),
-                                event,
+                                comment: comment.cloned(),
+                                answer,
                             })
                         }
                     }

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Author, Changes, Refusal, access};
 use crate::domain::commands::Command;
 use crate::domain::event::EventKind;
-use crate::domain::template::Template;
+use crate::domain::template::{self, Notification};
 use crate::domain::ticket::{self, FollowerSource, Removal};
 use crate::store::{StoreError, TicketState};
 
@@ -59,7 +59,7 @@ impl Changes<'_> {
                     user,
                     FollowerSource::Follow,
                     Some(user),
-                    Template::YouFollow,
+                    Notification::YouFollow,
                 )
                 .await?;
                 self.reload(state.id).await?
@@ -92,7 +92,7 @@ impl Changes<'_> {
                                 target,
                                 FollowerSource::Share,
                                 Some(user),
-                                Template::SharedWithYou,
+                                Notification::SharedWithYou,
                             )
                             .await?;
                         }
@@ -134,15 +134,10 @@ impl Changes<'_> {
                         .await?;
                         if target.id != user.id {
                             // They stop getting its mail: this last one says why.
-                            let event = json!({"actor_name": user.name, "actor_email": user.email});
-                            self.tell_one(
-                                &target,
-                                Some(state),
-                                Template::FollowerRemoved,
-                                "removed",
-                                event,
-                            )
-                            .await?;
+                            let what = Notification::FollowerRemoved(template::Removed {
+                                by: template::ByWhom::person(&user.name, &user.email),
+                            });
+                            self.tell_one(&target, Some(state), "removed", what).await?;
                         }
                     }
                 }

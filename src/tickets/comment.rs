@@ -12,6 +12,7 @@ use crate::domain::mail::Attachment;
 use crate::domain::mentions;
 use crate::domain::notify;
 use crate::domain::rules::Trigger;
+use crate::domain::template::Shown;
 use crate::domain::ticket::{self, Status};
 use crate::store::{CommentSource, NewAttachment, NewComment, StoreError, TicketState, User};
 
@@ -107,7 +108,7 @@ impl Changes<'_> {
             }
             self.event(state.id, EventKind::CommentAdded, Some(w.author.id), data)
                 .await?;
-            comment = Some((id, comment_json(id, w)));
+            comment = Some(shown_comment(id, w));
         }
         self.tx
             .update_ticket(state.id, state.status, w.message_id, self.now)
@@ -122,7 +123,7 @@ impl Changes<'_> {
                 .or_else(|| state.last_message_id.clone()),
             ..state.clone()
         };
-        if let Some((id, shown)) = &comment {
+        if let Some(shown) = &comment {
             // Its followers and the support team, minus its author (and
             // customers, when it is internal).
             let plan = self
@@ -130,14 +131,14 @@ impl Changes<'_> {
                     notify::on_comment(&current.followers, Some(&w.author.email), team, w.internal)
                 })
                 .await?;
-            self.tell_plan(&current, &plan, Some((*id, shown)));
+            self.tell_plan(&current, &plan, Some(shown));
         }
         let (after, more) = self.run_commands(current, w).await?;
         current = after;
         failures.extend(more);
         let status_after_commands = current.status;
         let input = w.rule_input(state);
-        if let Some((id, shown)) = &comment {
+        if let Some(shown) = &comment {
             // Mentions in an internal note reach staff only.
             let excerpt: String = w.body.chars().take(300).collect();
             let none = mentions::Found::default();
@@ -152,11 +153,11 @@ impl Changes<'_> {
                 current.clone(),
                 w.author,
                 &input,
-                Some((*id, shown)),
+                Some(shown),
             )
             .await?;
         }
-        let shown = comment.as_ref().map(|(id, shown)| (*id, shown));
+        let shown = comment.as_ref();
         self.status_rules_once(
             state.id,
             state.status,
@@ -168,7 +169,7 @@ impl Changes<'_> {
         .await?;
         Ok(Ok(Added {
             state: current,
-            comment: comment.map(|(id, _)| id),
+            comment: comment.map(|c| c.id),
             failures,
         }))
     }
@@ -219,7 +220,7 @@ impl Changes<'_> {
         after_commands: Status,
         author: &User,
         input: &RuleInput<'_>,
-        shown: Option<(CommentId, &serde_json::Value)>,
+        shown: Option<&Shown>,
     ) -> Result<(), StoreError> {
         if after_commands == before {
             return Ok(());
@@ -266,15 +267,13 @@ impl Changes<'_> {
     }
 }
 
-/// The comment as notices show it, without its text: `notice::queue`
-/// stores no `body` (the outbox reads it back by `comment_id`), so a copy
-/// here would only be cloned into each recipient's digest item in memory.
-pub(super) fn comment_json(id: CommentId, w: &Written<'_>) -> serde_json::Value {
-    json!({
-        "id": id,
-        "author_name": w.author.name,
-        "author_email": w.author.email,
-        "internal": w.internal,
-        "attachments": w.attachments.iter().map(|a| &a.filename).collect::<Vec<_>>(),
-    })
+/// The comment as notices show it (without its text).
+pub(super) fn shown_comment(id: CommentId, w: &Written<'_>) -> Shown {
+    Shown {
+        id,
+        author_name: w.author.name.clone(),
+        author_email: w.author.email.clone(),
+        internal: w.internal,
+        attachments: w.attachments.iter().map(|a| a.filename.clone()).collect(),
+    }
 }

@@ -3,13 +3,16 @@
 //! use case that emails someone. Ticket notifications go through a `Digest`
 //! first, so that one delivery or API call is one row per recipient.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::domain::classify::OWN_MESSAGE_ID_PREFIX;
-use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId, UserId};
+use crate::domain::ids::{EmailAddress, MessageId, TicketId, UserId};
 use crate::domain::notify::Recipient;
-use crate::domain::template::Template;
+use crate::domain::template::{
+    self, ByWhom, Followed, Mentioned, Notification, PrioritySet, Shown, Template,
+    TicketUpdated,
+};
 use crate::domain::ticket::Status;
 use crate::store::{NewOutbox, RefKind, StoreError, TicketState, Tx, User};
 
@@ -24,7 +27,8 @@ pub struct Sender {
 /// One notification to one recipient.
 #[derive(Debug, Clone)]
 pub struct Notice<'a> {
-    pub template: &'a str,
+    /// The template and what it is told.
+    pub what: Notification,
     pub to: &'a EmailAddress,
     pub name: Option<&'a str>,
     /// Registered recipient: gets a signed Reply-To bound to them.
@@ -33,18 +37,16 @@ pub struct Notice<'a> {
     /// Why they get it (follower source, `requester`, `support_notify`, `sender`, ...).
     pub reason: &'a str,
     pub ticket: Option<&'a TicketState>,
-    /// The comment shown (its attachments may ride along) and its template fields.
-    pub comment: Option<(CommentId, Value)>,
-    /// Event-specific template fields.
-    pub event: Value,
+    /// The comment shown (its attachments may ride along).
+    pub comment: Option<Shown>,
 }
 
 impl<'a> Notice<'a> {
     /// A notice to the support team's address (`support.notify`): no user,
     /// so no personal reply address, and no ticket.
-    pub fn to_team(template: &'a str, team: &'a EmailAddress, event: Value) -> Self {
+    pub fn to_team(what: Notification, team: &'a EmailAddress) -> Self {
         Self {
-            template,
+            what,
             to: team,
             name: None,
             user: None,
@@ -52,7 +54,6 @@ impl<'a> Notice<'a> {
             reason: "support_notify",
             ticket: None,
             comment: None,
-            event,
         }
     }
 }
@@ -104,32 +105,19 @@ pub async fn queue(
         "ticket": notice.ticket.map(|t| json!({
             "id": t.id, "subject": t.subject, "status": t.status, "priority": t.priority,
         })),
-        // The comment's text is not copied into every recipient's row (a
-        // fan-out would store it once per follower): the outbox reads it back
-        // by `comment_id` when it composes. Copied without it, rather than
-        // copied whole and then stripped.
-        "comment": notice.comment.as_ref().map(|(_, c)| match c.as_object() {
-            Some(fields) => Value::Object(
-                fields
-                    .iter()
-                    .filter(|(key, _)| *key != "body")
-                    .map(|(key, value)| (key.clone(), value.clone()))
-                    .collect(),
-            ),
-            None => c.clone(),
-        }),
-        "event": notice.event,
+        "comment": notice.comment,
+        "event": notice.what.fields(),
         "recipient": { "email": notice.to, "name": notice.name, "reason": notice.reason },
     });
     let id = tx
         .enqueue(&NewOutbox {
             ticket_id: notice.ticket.map(|t| t.id),
-            template: notice.template.to_string(),
+            template: notice.what.template_name().to_string(),
             to: notice.to.clone(),
             to_user_id: notice.user,
             locale: notice.locale.unwrap_or("en").to_string(),
             reason: notice.reason.to_string(),
-            comment_id: notice.comment.as_ref().map(|(id, _)| *id),
+            comment_id: notice.comment.as_ref().map(|c| c.id),
             message_id: message_id.clone(),
             in_reply_to,
             references,
@@ -166,23 +154,28 @@ pub struct Digest {
 struct News {
     /// First `from` and last `to`; none when they are equal.
     status: Option<(Status, Status)>,
-    /// The last priority set: its event fields.
-    priority: Option<Value>,
+    /// The last priority set.
+    priority: Option<PrioritySet>,
     releases: Vec<String>,
-    /// People who began to follow: `{name, email}`.
-    followers_added: Vec<Value>,
+    /// People who began to follow.
+    followers_added: Vec<template::Person>,
     /// Who made the last of these changes, name and address (`None`: a
     /// rule, shown as the support desk). The address is shown beside the
     /// name: a display name alone can be anyone's (issue 18, item 8).
     actor: Option<(String, EmailAddress)>,
 }
 
-/// One thing a recipient is told, with its classic template.
+/// One thing a recipient is told: what a mail about it alone would say.
 #[derive(Debug, Clone)]
 struct Item {
-    template: Template,
-    event: Value,
-    comment: Option<(CommentId, Value)>,
+    what: Notification,
+    comment: Option<Shown>,
+}
+
+impl Item {
+    fn is(&self, template: Template) -> bool {
+        self.what.template() == Some(template)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -226,7 +219,7 @@ pub enum Change<'a> {
         from: Status,
         to: Status,
     },
-    Priority(&'a Value),
+    Priority(&'a PrioritySet),
     Release(&'a str),
     FollowerAdded {
         name: &'a str,
@@ -261,31 +254,32 @@ impl Digest {
                 let first = news.status.map_or(from, |(first, _)| first);
                 news.status = Some((first, to));
             }
-            Change::Priority(event) => news.priority = Some(event.clone()),
+            Change::Priority(set) => news.priority = Some(set.clone()),
             Change::Release(version) => {
                 if !news.releases.iter().any(|r| r == version) {
                     news.releases.push(version.to_string());
                 }
             }
             Change::FollowerAdded { name, email } => {
-                news.followers_added
-                    .push(json!({ "name": name, "email": email }));
+                news.followers_added.push(template::Person {
+                    name: name.to_string(),
+                    email: email.clone(),
+                });
                 return;
             }
         }
         news.actor = actor.map(|u| (u.name.clone(), u.email.clone()));
     }
 
-    /// Tells `to` one thing about `ticket` (`template` is what a mail about
-    /// it alone would use). A second item of the same template replaces the
-    /// first's event: only where it ended up is news.
+    /// Tells `to` one thing about `ticket` (`what` a mail about it alone
+    /// would say). A second item of the same template replaces the first's
+    /// fields: only where it ended up is news.
     pub fn tell(
         &mut self,
         to: To<'_>,
         ticket: TicketId,
-        template: Template,
-        event: Value,
-        comment: Option<(CommentId, Value)>,
+        what: Notification,
+        comment: Option<Shown>,
     ) {
         let person = match self
             .people
@@ -306,23 +300,25 @@ impl Digest {
                 self.people.last_mut().expect("just pushed")
             }
         };
-        let item = Item {
-            template,
-            event,
-            comment,
-        };
-        match person.items.iter_mut().find(|i| i.template == template) {
+        let template = what.template();
+        let mut item = Item { what, comment };
+        match person
+            .items
+            .iter_mut()
+            .find(|i| template.is_some() && i.what.template() == template)
+        {
             // Several status changes are one (from the first, to the last);
             // the other kinds come once per delivery anyway.
-            Some(old) if template == Template::StatusChanged => {
-                let from = old.event["from"].clone();
-                *old = item;
-                old.event["from"] = from;
-            }
-            Some(old) if matches!(template, Template::ReleaseNoted | Template::PrioritySet) => {
-                *old = item
-            }
-            Some(_) => {}
+            Some(old) => match (&old.what, &mut item.what) {
+                (Notification::StatusChanged(first), Notification::StatusChanged(last)) => {
+                    last.from = first.from;
+                    *old = item;
+                }
+                (Notification::ReleaseNoted(_), _) | (Notification::PrioritySet(_), _) => {
+                    *old = item
+                }
+                _ => {}
+            },
             None => person.items.push(item),
         }
     }
@@ -346,32 +342,30 @@ impl Digest {
                 .find(|(t, _)| *t == person.ticket)
                 .map(|(_, n)| n.clone())
                 .unwrap_or_default();
-            person.items.retain(|i| {
-                i.template != Template::StatusChanged || i.event["from"] != i.event["to"]
+            person.items.retain(|i| match &i.what {
+                Notification::StatusChanged(s) => s.from != s.to,
+                _ => true,
             });
             // Removed from the ticket: that is all they are told, and the last.
             if let Some(i) = person
                 .items
                 .iter()
-                .position(|i| i.template == Template::FollowerRemoved)
+                .position(|i| i.is(Template::FollowerRemoved))
             {
                 person.items = vec![person.items.swap_remove(i)];
             }
             // New followers are news to the others: one thing plus them is several.
-            let others_joined = news
-                .followers_added
-                .iter()
-                .any(|f| f["email"] != json!(person.to));
-            let (template, event, comment) = match person.items.len() {
+            let others_joined = news.followers_added.iter().any(|f| f.email != person.to);
+            let (what, comment) = match person.items.len() {
                 0 => continue,
-                1 if !others_joined || person.items[0].template == Template::FollowerRemoved => {
+                1 if !others_joined || person.items[0].is(Template::FollowerRemoved) => {
                     let item = person.items.pop().expect("one item");
-                    (item.template, item.event, item.comment)
+                    (item.what, item.comment)
                 }
                 _ => summary(&person, &news),
             };
             let notice = Notice {
-                template: template.as_str(),
+                what,
                 to: &person.to,
                 name: person.name.as_deref(),
                 user: person.user,
@@ -379,7 +373,6 @@ impl Digest {
                 reason: &person.reason,
                 ticket: Some(ticket),
                 comment,
-                event,
             };
             queue(tx, sender, notice, now).await?;
         }
@@ -390,36 +383,49 @@ impl Digest {
 /// The `ticket_updated` context of a recipient told several things: the
 /// comment, every change to the ticket, and what concerns them in person.
 /// A new ticket keeps its own template (`new_ticket`), which shows the
-/// ticket as it now is.
-fn summary(person: &Person, news: &News) -> (Template, Value, Option<(CommentId, Value)>) {
-    let find = |template: Template| person.items.iter().find(|i| i.template == template);
+/// ticket as it now is. With no change made by anyone (a comment, and
+/// rules or mentions after it), the comment's author is who updated it.
+fn summary(person: &Person, news: &News) -> (Notification, Option<Shown>) {
+    let find = |template: Template| person.items.iter().find(|i| i.is(template));
     let comment = find(Template::NewTicket)
         .or_else(|| find(Template::CommentAdded))
         .and_then(|i| i.comment.clone());
-    let template = if find(Template::NewTicket).is_some() {
-        Template::NewTicket
-    } else {
-        Template::TicketUpdated
-    };
+    if let Some(new) = find(Template::NewTicket) {
+        return (new.what.clone(), comment);
+    }
     let status = news.status.filter(|(from, to)| from != to);
-    let personal = |template: Template| find(template).map(|i| i.event.clone());
-    let event = json!({
-        "actor_name": news.actor.as_ref().map(|(name, _)| name),
-        "actor_email": news.actor.as_ref().map(|(_, email)| email),
-        "from": status.map(|(from, _)| from),
-        "to": status.map(|(_, to)| to),
-        "priority": news.priority.as_ref().map(|p| p["priority"].clone()),
-        "sla_name": news.priority.as_ref().map(|p| p["sla_name"].clone()),
-        "sla_response": news.priority.as_ref().map(|p| p["sla_response"].clone()),
-        "releases": news.releases,
-        "followers_added": news
+    let by = match (&news.actor, &comment) {
+        (Some((name, email)), _) => ByWhom::person(name, email),
+        (None, Some(c)) => ByWhom::person(&c.author_name, &c.author_email),
+        (None, None) => ByWhom::rule(),
+    };
+    let followed = |template: Template| -> Option<Followed> {
+        match find(template).map(|i| &i.what) {
+            Some(Notification::SharedWithYou(f) | Notification::YouFollow(f)) => Some(f.clone()),
+            _ => None,
+        }
+    };
+    let mentioned: Option<Mentioned> = match find(Template::Mentioned).map(|i| &i.what) {
+        Some(Notification::Mentioned(m)) => Some(m.clone()),
+        _ => None,
+    };
+    let updated = TicketUpdated {
+        by,
+        from: status.map(|(from, _)| from),
+        to: status.map(|(_, to)| to),
+        priority: news.priority.as_ref().map(|p| p.priority.clone()),
+        sla_name: news.priority.as_ref().map(|p| p.sla_name.clone()),
+        sla_response: news.priority.as_ref().map(|p| p.sla_response.clone()),
+        releases: news.releases.clone(),
+        followers_added: news
             .followers_added
             .iter()
-            .filter(|f| f["email"] != json!(person.to))
-            .collect::<Vec<_>>(),
-        "shared_with_you": personal(Template::SharedWithYou),
-        "you_follow": personal(Template::YouFollow),
-        "mentioned": personal(Template::Mentioned),
-    });
-    (template, event, comment)
+            .filter(|f| f.email != person.to)
+            .cloned()
+            .collect(),
+        shared_with_you: followed(Template::SharedWithYou),
+        you_follow: followed(Template::YouFollow),
+        mentioned,
+    };
+    (Notification::TicketUpdated(Box::new(updated)), comment)
 }

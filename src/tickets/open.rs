@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::comment::comment_json;
+use super::comment::shown_comment;
 use super::{Added, Changes, Refusal, Written, actor};
 use crate::domain::event::EventKind;
 use crate::domain::ids::EmailAddress;
@@ -69,7 +69,7 @@ impl Changes<'_> {
         .await?;
         let comment_id = self.write_comment(ticket_id, w).await?;
         let state = self.reload(ticket_id).await?;
-        let shown = comment_json(comment_id, w);
+        let shown = shown_comment(comment_id, w);
         let requester = Follower {
             user: user.id,
             email: user.email.clone(),
@@ -83,7 +83,7 @@ impl Changes<'_> {
         let plan = self
             .team_plan(|team| notify::on_ticket_created(&requester, team, false))
             .await?;
-        self.tell_plan(&state, &plan, Some((comment_id, &shown)));
+        self.tell_plan(&state, &plan, Some(&shown));
         let (state, mut failures) = self.run_commands(state, w).await?;
         let excerpt: String = w.body.chars().take(300).collect();
         // Mentions in an internal note reach staff only.
@@ -99,7 +99,7 @@ impl Changes<'_> {
             state.clone(),
             user,
             &w.rule_input(&state),
-            Some((comment_id, &shown)),
+            Some(&shown),
         )
         .await?;
         Ok(Ok(Added {
