@@ -70,6 +70,7 @@ pub async fn list_tickets(
             requester,
             limit: Some(limit),
             after: q.after,
+            ..Default::default()
         })
         .await?;
     let next = super::next_page(&tickets, limit, |t| t.id);

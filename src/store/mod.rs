@@ -122,21 +122,43 @@ pub struct NewTicket {
     pub now: OffsetDateTime,
 }
 
+/// The channel a comment came through (`comments.source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CommentSource {
     Email,
     Api,
     System,
+    /// The web portal.
+    Web,
 }
 
 impl CommentSource {
+    pub const ALL: [CommentSource; 4] = [
+        CommentSource::Email,
+        CommentSource::Api,
+        CommentSource::System,
+        CommentSource::Web,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CommentSource::Email => "email",
             CommentSource::Api => "api",
             CommentSource::System => "system",
+            CommentSource::Web => "web",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// A source equals its stored name (`"email"`), as the JSON shows it.
+impl PartialEq<&str> for CommentSource {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -270,13 +292,36 @@ pub struct LoggedMessage {
     pub comment_id: Option<CommentId>,
 }
 
+/// Which tickets `Store::list_tickets` lists: every field that is set must
+/// hold; in id order, `limit` of them after the id `after`.
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
     pub status: Option<Status>,
+    /// An attached organization, by slug or name (any case).
     pub org: Option<String>,
     pub requester: Option<EmailAddress>,
+    pub priority: Option<Priority>,
+    /// A piece of the subject, in any case (`%`, `_` and `\` match
+    /// themselves). Case is folded by the database: ASCII only on SQLite.
+    /// At most `TEXT_FILTER_MAX` bytes.
+    pub text: Option<String>,
+    /// Only the tickets this user may see as a customer (`None`: all).
+    pub visible_to: Option<Visibility>,
     pub limit: Option<i64>,
     pub after: Option<TicketId>,
+}
+
+/// The longest `TicketFilter::text`: longer is `StoreError::Invalid`, on
+/// both backends (SQLite refuses LIKE patterns over 50,000 bytes).
+pub const TEXT_FILTER_MAX: usize = 1000;
+
+/// The tickets a customer sees (`domain::ticket::may_comment` without the
+/// staff rule): those they requested or follow, and those attached to their
+/// organization (`ticket_orgs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visibility {
+    pub user: UserId,
+    pub org: Option<OrgId>,
 }
 
 #[derive(Debug, Clone)]
@@ -308,11 +353,14 @@ pub struct AttachmentView {
 #[derive(Debug, Clone)]
 pub struct CommentView {
     pub id: CommentId,
+    /// The author's address.
     pub author: String,
+    /// The author's display name.
+    pub author_name: String,
     pub body: String,
     pub signature: Option<String>,
     pub internal: bool,
-    pub source: String,
+    pub source: CommentSource,
     pub message_id: Option<String>,
     pub created_at: String,
     pub attachments: Vec<AttachmentView>,
@@ -338,6 +386,8 @@ pub struct TicketView {
     pub requester: String,
     pub org: Option<String>,
     pub orgs: Vec<String>,
+    /// The release the fix ships in (`#release`), once staff named it.
+    pub release: Option<String>,
     pub followers: Vec<FollowerView>,
     pub comments: Vec<CommentView>,
     pub events: Vec<EventView>,
@@ -550,6 +600,9 @@ pub trait Tx: Send {
         uid: i64,
         now: OffsetDateTime,
     ) -> Result<()>;
+    /// Stores a one-time portal link by its token's hash. In the transaction
+    /// because an invitation's link and the mail that carries it commit together.
+    async fn insert_web_link(&mut self, link: &NewWebLink) -> Result<()>;
     async fn commit(self: Box<Self>) -> Result<()>;
 }
 
@@ -623,6 +676,24 @@ pub trait Store: Send + Sync {
     /// The user of a live (unrevoked) token; notes when it was last used.
     async fn token_user(&self, sha256: &str, now: OffsetDateTime) -> Result<Option<User>>;
 
+    /// Uses up a one-time portal link: its user, if the link is known, unused
+    /// and unexpired at `now`; it is then used. One statement marks it, so of
+    /// two concurrent takes exactly one gets the user; every later take, an
+    /// expired and an unknown link give `None`.
+    async fn take_web_link(&self, token_hash: &str, now: OffsetDateTime) -> Result<Option<User>>;
+    /// Stores a portal session by its token's hash (`Conflict` if it exists).
+    async fn create_session(&self, session: &NewSession) -> Result<()>;
+    /// The user of a live (unexpired at `now`) session and its CSRF token.
+    /// Notes `now` as last seen when that was over a minute ago, so most
+    /// page views only read.
+    async fn session(&self, token_hash: &str, now: OffsetDateTime)
+    -> Result<Option<(User, String)>>;
+    /// Signs a session out; `false` when there was none.
+    async fn end_session(&self, token_hash: &str) -> Result<bool>;
+    /// Deletes the links and sessions expired at `now` (used, unexpired links
+    /// stay until they expire); how many rows went.
+    async fn purge_web(&self, now: OffsetDateTime) -> Result<u64>;
+
     /// Takes or renews the lease on mailbox `name` for `holder` until `now +
     /// ttl`, in one atomic upsert: `true` when the lease was free, expired, or
     /// already `holder`'s and is now `holder`'s; `false` while another holder's
@@ -640,6 +711,59 @@ pub trait Store: Send + Sync {
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
     /// Who holds the lease on `name` and until when (expired leases included).
     async fn lease_holder(&self, name: &str) -> Result<Option<(String, OffsetDateTime)>>;
+}
+
+/// What a one-time portal link does when taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    SignIn,
+    /// Accepts an invitation (mailed with it, `Tx::insert_web_link`).
+    Invite,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::SignIn => "sign_in",
+            LinkPurpose::Invite => "invite",
+        }
+    }
+}
+
+/// A one-time portal link, as stored: never the token, only its hash.
+#[derive(Debug, Clone)]
+pub struct NewWebLink {
+    /// SHA-256 (hex) of the token the link carries.
+    pub token_hash: String,
+    pub user: UserId,
+    pub purpose: LinkPurpose,
+    pub now: OffsetDateTime,
+    pub expires: OffsetDateTime,
+}
+
+/// A portal session, as stored: the cookie's token only as its hash.
+#[derive(Clone)]
+pub struct NewSession {
+    /// SHA-256 (hex) of the session cookie's token.
+    pub token_hash: String,
+    pub user: UserId,
+    /// The session's CSRF token (random), which its forms carry.
+    pub csrf: String,
+    pub now: OffsetDateTime,
+    pub expires: OffsetDateTime,
+}
+
+/// Leaves the CSRF token out of logs.
+impl std::fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSession")
+            .field("token_hash", &self.token_hash)
+            .field("user", &self.user)
+            .field("csrf", &"<redacted>")
+            .field("now", &self.now)
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 /// An API token as listed (never the token itself).

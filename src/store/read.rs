@@ -106,6 +106,21 @@ pub trait Backend: Send + Sync {
     async fn create_user(&self, user: &NewUser) -> Result<User>;
 }
 
+/// A LIKE pattern (escape `\`) matching `text` anywhere, every character
+/// of it literally.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// Maps every row.
 fn each<R: Cols, T>(rows: Vec<R>, map: impl Fn(&R) -> Result<T>) -> Result<Vec<T>> {
     rows.iter().map(map).collect()
@@ -183,12 +198,22 @@ impl<B: Backend> Store for B {
     }
 
     async fn list_tickets(&self, f: &TicketFilter) -> Result<Vec<TicketSummary>> {
+        if f.text.as_ref().is_some_and(|t| t.len() > TEXT_FILTER_MAX) {
+            return Err(StoreError::Invalid(format!(
+                "ticket search text over {TEXT_FILTER_MAX} bytes"
+            )));
+        }
+        let pattern = f.text.as_deref().map(contains_pattern);
         let args = [
             f.status.map(Status::as_str).into(),
             f.org.as_deref().into(),
             f.requester.as_ref().map(EmailAddress::as_str).into(),
             f.after.unwrap_or(0).into(),
             Arg::Limit(f.limit),
+            f.priority.map(Priority::as_str).into(),
+            Arg::Input(pattern.as_deref()),
+            f.visible_to.map(|v| v.user).into(),
+            f.visible_to.and_then(|v| v.org).into(),
         ];
         let found = self.conn().await?.all(sql::LIST_TICKETS, &args).await?;
         each(found, rows::summary)
@@ -376,6 +401,60 @@ impl<B: Backend> Store for B {
         row.as_ref().map(rows::user).transpose()
     }
 
+    async fn take_web_link(&self, token_hash: &str, now: OffsetDateTime) -> Result<Option<User>> {
+        let mut db = self.conn().await?;
+        let args = [token_hash.into(), now.into()];
+        let Some(taken) = db.opt(sql::TAKE_WEB_LINK, &args).await? else {
+            return Ok(None);
+        };
+        let row = db.opt(sql::USER_BY_ID, &[taken.i64_at(0)?.into()]).await?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn create_session(&self, s: &NewSession) -> Result<()> {
+        let args = [
+            s.token_hash.as_str().into(),
+            s.user.into(),
+            s.csrf.as_str().into(),
+            s.now.into(),
+            s.expires.into(),
+        ];
+        self.conn().await?.run(sql::CREATE_SESSION, &args).await?;
+        Ok(())
+    }
+
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(User, String)>> {
+        let mut db = self.conn().await?;
+        let args = [token_hash.into(), now.into()];
+        let Some(row) = db.opt(sql::LIVE_SESSION, &args).await? else {
+            return Ok(None);
+        };
+        let (user, csrf, seen) = (rows::user(&row)?, row.text_at(8)?, row.time_at(9)?);
+        let minute_ago = now - Duration::from_secs(60);
+        if seen < minute_ago {
+            let args = [token_hash.into(), now.into(), minute_ago.into()];
+            db.run(sql::SESSION_SEEN, &args).await?;
+        }
+        Ok(Some((user, csrf)))
+    }
+
+    async fn end_session(&self, token_hash: &str) -> Result<bool> {
+        let args = [token_hash.into()];
+        Ok(self.conn().await?.run(sql::END_SESSION, &args).await? > 0)
+    }
+
+    async fn purge_web(&self, now: OffsetDateTime) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let links = tx.run(sql::PURGE_WEB_LINKS, &[now.into()]).await?;
+        let sessions = tx.run(sql::PURGE_WEB_SESSIONS, &[now.into()]).await?;
+        B::commit(tx).await?;
+        Ok(links + sessions)
+    }
+
     async fn acquire_lease(
         &self,
         name: &str,
@@ -400,5 +479,24 @@ impl<B: Backend> Store for B {
             .opt(sql::LEASE_HOLDER, &[name.into()])
             .await?;
         row.map(|r| Ok((r.text_at(0)?, r.time_at(1)?))).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_pattern;
+
+    #[test]
+    fn a_search_text_is_matched_literally_anywhere() {
+        for (text, pattern) in [
+            ("printer", "%printer%"),
+            ("100%", "%100\\%%"),
+            ("a_b", "%a\\_b%"),
+            ("C:\\tmp", "%C:\\\\tmp%"),
+            ("", "%%"),
+            ("火事", "%火事%"),
+        ] {
+            assert_eq!(contains_pattern(text), pattern, "{text}");
+        }
     }
 }

@@ -199,13 +199,16 @@ pub fn follower(r: &impl Cols) -> Result<FollowerView> {
 
 /// `sql::TICKET_COMMENTS`, without its attachments.
 pub fn comment(r: &impl Cols) -> Result<CommentView> {
+    let source = r.text_at(5)?;
     Ok(CommentView {
         id: r.i64_at(0)?,
         author: r.text_at(1)?,
+        author_name: r.text_at(8)?,
         body: r.text_at(2)?,
         signature: r.opt_text_at(3)?,
         internal: r.bool_at(4)?,
-        source: r.text_at(5)?,
+        source: CommentSource::parse(&source)
+            .ok_or_else(|| StoreError::Invalid(format!("comment source {source}")))?,
         message_id: r.opt_text_at(6)?,
         created_at: r.ts_at(7)?,
         attachments: Vec::new(),
@@ -253,6 +256,7 @@ pub fn ticket_view(
         requester: r.text_at(4)?,
         org: r.opt_text_at(5)?,
         orgs,
+        release: r.opt_text_at(8)?,
         followers,
         comments,
         events,

@@ -109,7 +109,11 @@ pub const ADD_ORG_LEAD: &str =
     "INSERT INTO org_leads (org_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 pub const REMOVE_ORG_LEAD: &str = "DELETE FROM org_leads WHERE org_id = $1 AND user_id = $2";
 
-/// `$1` status, `$2` org slug or name, `$3` requester, `$4` after id, `$5` limit.
+/// `$1` status, `$2` org slug or name, `$3` requester, `$4` after id, `$5`
+/// limit, `$6` priority, `$7` a LIKE pattern for the subject (escaped with
+/// `\`; both sides lowered: ASCII only on SQLite, whose `lower` folds no
+/// more), `$8` a user whose tickets only: requested, followed, or attached
+/// to `$9`, their org.
 pub const LIST_TICKETS: &str = concat!(
     "SELECT ",
     summary_columns!(),
@@ -118,6 +122,11 @@ pub const LIST_TICKETS: &str = concat!(
        AND ($2 IS NULL OR EXISTS (SELECT 1 FROM ticket_orgs x JOIN orgs xo ON xo.id = x.org_id
                                   WHERE x.ticket_id = t.id AND (xo.slug = $2 OR lower(xo.name) = lower($2))))
        AND ($3 IS NULL OR u.email = $3)
+       AND ($6 IS NULL OR t.priority = $6)
+       AND ($7 IS NULL OR lower(t.subject) LIKE lower($7) ESCAPE '\\')
+       AND ($8 IS NULL OR t.requester_id = $8
+            OR EXISTS (SELECT 1 FROM followers f WHERE f.ticket_id = t.id AND f.user_id = $8)
+            OR EXISTS (SELECT 1 FROM ticket_orgs x WHERE x.ticket_id = t.id AND x.org_id = $9))
        AND t.id > $4
      ORDER BY t.id LIMIT $5"
 );
@@ -134,7 +143,7 @@ pub const OPEN_TICKETS_OF: &str = concat!(
 
 /// `rows::ticket_view`'s head.
 pub const TICKET: &str =
-    "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.created_at, t.updated_at
+    "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.created_at, t.updated_at, t.release
      FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id WHERE t.id = $1";
 pub const TICKET_ORGS: &str = "SELECT o.slug FROM ticket_orgs x JOIN orgs o ON o.id = x.org_id
      WHERE x.ticket_id = $1 ORDER BY o.slug";
@@ -144,7 +153,7 @@ pub const TICKET_FOLLOWERS: &str =
 /// `CAST(body AS text)`: SQLite stores a body over 1 MB as a BLOB written in
 /// place (see the SQLite `insert_comment`); read back, it is the same text.
 pub const TICKET_COMMENTS: &str =
-    "SELECT c.id, u.email, CAST(c.body AS text), c.signature, c.internal, c.source, c.message_id, c.created_at
+    "SELECT c.id, u.email, CAST(c.body AS text), c.signature, c.internal, c.source, c.message_id, c.created_at, u.name
      FROM comments c JOIN users u ON u.id = c.author_id WHERE c.ticket_id = $1 ORDER BY c.id";
 pub const TICKET_ATTACHMENTS: &str =
     "SELECT a.id, a.comment_id, a.filename, a.content_type, a.size FROM attachments a
@@ -184,6 +193,35 @@ pub const LIVE_TOKEN: &str =
 /// a busy API client must not turn every read into a disk sync.
 pub const TOKEN_USED: &str = "UPDATE api_tokens SET last_used_at = $2
      WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)";
+
+/// Runs on SQLite's write connection too (`Tx::insert_web_link`).
+pub const INSERT_WEB_LINK: &str =
+    "INSERT INTO web_links (token_hash, user_id, purpose, created_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5)";
+/// Single use: of two concurrent takes, the second finds `used_at` set (on
+/// PostgreSQL it waits for the first one's row lock, then re-checks the row).
+/// `$2` now.
+pub const TAKE_WEB_LINK: &str = "UPDATE web_links SET used_at = $2
+     WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id";
+/// `$4` now: created and last seen.
+pub const CREATE_SESSION: &str =
+    "INSERT INTO web_sessions (token_hash, user_id, csrf, created_at, expires_at, last_seen_at)
+     VALUES ($1, $2, $3, $4, $5, $4)";
+/// A session unexpired at `$2`: its user (`rows::user`), then csrf, last seen.
+pub const LIVE_SESSION: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    ", s.csrf, s.last_seen_at
+     FROM web_sessions s JOIN users u ON u.id = s.user_id LEFT JOIN orgs o ON o.id = u.org_id
+     WHERE s.token_hash = $1 AND s.expires_at > $2"
+);
+/// Notes a session seen at `$2` unless it was after `$3` (a minute ago), as
+/// `TOKEN_USED` does for tokens.
+pub const SESSION_SEEN: &str = "UPDATE web_sessions SET last_seen_at = $2
+     WHERE token_hash = $1 AND last_seen_at < $3";
+pub const END_SESSION: &str = "DELETE FROM web_sessions WHERE token_hash = $1";
+pub const PURGE_WEB_LINKS: &str = "DELETE FROM web_links WHERE expires_at <= $1";
+pub const PURGE_WEB_SESSIONS: &str = "DELETE FROM web_sessions WHERE expires_at <= $1";
 
 pub const CLAIM_OUTBOX: &str = claim_outbox!("");
 /// SKIP LOCKED: rows another instance is claiming right now are left to it,
@@ -230,6 +268,7 @@ mod tests {
             ORG_DOMAINS,
             ORG_LEAD_EMAILS,
             OPEN_TICKETS_OF,
+            INSERT_WEB_LINK,
         ] {
             let mut seen = 0;
             for (i, _) in sql.match_indices('$') {

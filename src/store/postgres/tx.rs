@@ -686,6 +686,22 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    async fn insert_web_link(&mut self, link: &NewWebLink) -> Result<()> {
+        // The invited user may be one this transaction registered, held back
+        // until a flush: the link's foreign key needs the row now.
+        self.flush_if(Table::USERS).await?;
+        sqlx::query(sql::INSERT_WEB_LINK)
+            .bind(&link.token_hash)
+            .bind(link.user)
+            .bind(link.purpose.as_str())
+            .bind(link.now)
+            .bind(link.expires)
+            .execute(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<()> {
         self.flush_if(Table::ALL).await?;
         self.tx.commit().await.q()

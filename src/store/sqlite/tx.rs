@@ -612,6 +612,21 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn insert_web_link(&mut self, link: &NewWebLink) -> Result<()> {
+        execute(
+            &self.conn,
+            sql::INSERT_WEB_LINK,
+            rusqlite::params![
+                link.token_hash,
+                link.user,
+                link.purpose.as_str(),
+                format_ts(link.now),
+                format_ts(link.expires)
+            ],
+        )?;
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<()> {
         let conn = &self.conn;
         // Inline: holding the write lock, COMMIT waits for nobody; its fsync
