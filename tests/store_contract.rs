@@ -18,9 +18,10 @@ use ticketgate::domain::ticket::{FollowerSource, Priority, Role, Status};
 use ticketgate::store::postgres::PgStore;
 use ticketgate::store::sqlite::SqliteStore;
 use ticketgate::store::{
-    Attempt, AttemptResult, CommentSource, LogFilter, Lookahead, NewAttachment, NewComment,
-    NewEvent, NewLogEntry, NewOutbox, NewTicket, NewUser, OutboxStatus, RefKind, Store, StoreError,
-    TicketFilter, TicketState, User, UserChange, format_ts, parse_ts,
+    Attempt, AttemptResult, CommentSource, LinkPurpose, LogFilter, Lookahead, NewAttachment,
+    NewComment, NewEvent, NewLogEntry, NewOutbox, NewSession, NewTicket, NewUser, NewWebLink,
+    OutboxStatus, RefKind, Store, StoreError, TEXT_FILTER_MAX, TicketFilter, TicketState, User,
+    UserChange, Visibility, format_ts, parse_ts,
 };
 
 /// A store under test and what keeps its database alive.
@@ -50,6 +51,34 @@ impl Db {
         let db = TestDb::create().await;
         let store = PgStore::connect(&db.url).await.unwrap();
         store.migrate().await.unwrap();
+        Self {
+            store: Arc::new(store),
+            _keep: Keep::Postgres(db),
+        }
+    }
+
+    /// A database an earlier release left, migrated up to `version` only.
+    async fn sqlite_at(version: i64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("contract.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        sqlx::migrate!("./migrations/sqlite")
+            .run_to(version, store.pool())
+            .await
+            .unwrap();
+        Self {
+            store: Arc::new(store),
+            _keep: Keep::Sqlite(dir),
+        }
+    }
+
+    async fn postgres_at(version: i64) -> Self {
+        let db = TestDb::create().await;
+        let store = PgStore::connect(&db.url).await.unwrap();
+        sqlx::migrate!("./migrations/postgres")
+            .run_to(version, store.pool())
+            .await
+            .unwrap();
         Self {
             store: Arc::new(store),
             _keep: Keep::Postgres(db),
@@ -105,6 +134,15 @@ contract!(
     automatic_replies_in_a_look_ahead_batch_keep_the_window,
     users_are_edited_field_by_field_and_leads_removed,
     a_comment_larger_than_a_mebibyte_reads_back_as_written,
+    a_web_link_is_taken_once_and_only_before_it_expires,
+    two_concurrent_takes_of_one_link_give_one_user,
+    an_invitation_link_commits_with_the_user_it_invites,
+    a_session_gives_its_user_and_csrf_until_it_expires_or_ends,
+    purging_removes_only_expired_links_and_sessions,
+    a_comment_from_the_portal_reads_back_as_web,
+    a_customer_lists_the_tickets_they_created_follow_or_share_by_org,
+    ticket_search_is_case_insensitive_and_takes_wildcards_literally,
+    tickets_are_filtered_by_priority,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
@@ -665,6 +703,7 @@ async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) 
     assert_eq!(view.requester, "alice@customer.test");
     assert_eq!(view.org.as_deref(), Some("site-a"));
     assert_eq!(view.orgs, ["site-a"]);
+    assert_eq!(view.release.as_deref(), Some("5.2.1"));
     assert_eq!(view.created_at, "2026-03-01T10:00:00.123456Z");
     assert_eq!(view.updated_at, format_ts(later));
     assert_eq!(view.comments.len(), 2);
@@ -675,6 +714,8 @@ async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) 
     assert_eq!(c.source, "email");
     assert_eq!(c.message_id.as_deref(), Some("<view@customer.test>"));
     assert_eq!(c.created_at, format_ts(T0));
+    assert_eq!(c.author_name, "alice");
+    assert_eq!(c.source, CommentSource::Email);
     assert_eq!(c.attachments.len(), 1);
     assert_eq!(c.attachments[0].filename, "fire.pdf");
     assert_eq!(c.attachments[0].size, 8);
@@ -694,6 +735,7 @@ async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) 
         json["comments"][0]["attachments"][0]["content_type"],
         "application/pdf"
     );
+    assert_eq!(json["comments"][1]["source"], "api");
 
     let files = db.store.comment_files(comment).await.unwrap();
     assert_eq!(files.len(), 1);
@@ -1755,4 +1797,541 @@ async fn a_comment_larger_than_a_mebibyte_reads_back_as_written(db: &Db) {
     let view = db.store.ticket_view(id).await.unwrap().unwrap();
     let shown = view.comments.iter().find(|c| c.id == comment).unwrap();
     assert!(shown.body == body, "the view's body differs");
+}
+
+/// The hash a link or session is stored by (any 64 hex digits will do here).
+fn hash(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+async fn link(db: &Db, token: &str, user: &User, purpose: LinkPurpose, expires: OffsetDateTime) {
+    let mut tx = db.store.begin().await.unwrap();
+    tx.insert_web_link(&NewWebLink {
+        token_hash: token.into(),
+        user: user.id,
+        purpose,
+        now: T0,
+        expires,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn session(token: &str, user: &User, csrf: &str, expires: OffsetDateTime) -> NewSession {
+    NewSession {
+        token_hash: token.into(),
+        user: user.id,
+        csrf: csrf.into(),
+        now: T0,
+        expires,
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+async fn a_web_link_is_taken_once_and_only_before_it_expires(db: &Db) {
+    let w = world(db).await;
+    link(db, &hash(1), &w.alice, LinkPurpose::SignIn, T0 + HOUR).await;
+    link(db, &hash(2), &w.bob, LinkPurpose::Invite, T0 + HOUR).await;
+    let s = &db.store;
+    let taken = s.take_web_link(&hash(1), T0).await.unwrap().unwrap();
+    assert_eq!(
+        (taken.id, taken.email.as_str()),
+        (w.alice.id, "alice@customer.test")
+    );
+    assert_eq!(taken.org.as_deref(), Some("site-a"));
+    assert!(
+        s.take_web_link(&hash(1), T0).await.unwrap().is_none(),
+        "used"
+    );
+    // Expired at its expiry instant; unexpired just before it; unknown never.
+    assert!(
+        s.take_web_link(&hash(2), T0 + HOUR)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let just_before = T0 + HOUR - Duration::from_micros(1);
+    assert_eq!(
+        s.take_web_link(&hash(2), just_before)
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(w.bob.id)
+    );
+    assert!(s.take_web_link(&hash(3), T0).await.unwrap().is_none());
+    // The token hash is the key: a second link with it is a conflict.
+    let mut tx = s.begin().await.unwrap();
+    let again = tx
+        .insert_web_link(&NewWebLink {
+            token_hash: hash(1),
+            user: w.carol.id,
+            purpose: LinkPurpose::SignIn,
+            now: T0,
+            expires: T0 + HOUR,
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+}
+
+async fn two_concurrent_takes_of_one_link_give_one_user(db: &Db) {
+    let w = world(db).await;
+    for round in 0..5u8 {
+        link(db, &hash(round), &w.alice, LinkPurpose::SignIn, T0 + HOUR).await;
+        let takers: Vec<_> = (0..2)
+            .map(|_| {
+                let store = db.store.clone();
+                tokio::spawn(async move { store.take_web_link(&hash(round), T0).await.unwrap() })
+            })
+            .collect();
+        let mut users = Vec::new();
+        for taker in takers {
+            users.extend(taker.await.unwrap().map(|u| u.id));
+        }
+        assert_eq!(users, [w.alice.id], "round {round}");
+    }
+}
+
+/// The invitation's link and its new user commit in one transaction (on
+/// PostgreSQL a look-ahead batch holds the user back until something needs it).
+async fn an_invitation_link_commits_with_the_user_it_invites(db: &Db) {
+    let newcomer = email("nina@customer.test");
+    let mut tx = db.store.begin().await.unwrap();
+    tx.look_ahead(&Lookahead {
+        deliveries: 1,
+        senders: vec![newcomer.clone()],
+        ..Lookahead::default()
+    })
+    .await
+    .unwrap();
+    let nina = tx
+        .insert_user(
+            &NewUser {
+                email: newcomer,
+                name: "Nina".into(),
+                role: Role::Customer,
+                org_id: None,
+                locale: "en".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    tx.insert_web_link(&NewWebLink {
+        token_hash: hash(9),
+        user: nina.id,
+        purpose: LinkPurpose::Invite,
+        now: T0,
+        expires: T0 + HOUR,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let taken = db.store.take_web_link(&hash(9), T0).await.unwrap().unwrap();
+    assert_eq!((taken.id, taken.name.as_str()), (nina.id, "Nina"));
+
+    // Rolled back, the link goes with the invitation.
+    let mut tx = db.store.begin().await.unwrap();
+    tx.insert_web_link(&NewWebLink {
+        token_hash: hash(10),
+        user: nina.id,
+        purpose: LinkPurpose::Invite,
+        now: T0,
+        expires: T0 + HOUR,
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    assert!(
+        db.store
+            .take_web_link(&hash(10), T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn a_session_gives_its_user_and_csrf_until_it_expires_or_ends(db: &Db) {
+    let w = world(db).await;
+    let s = &db.store;
+    s.create_session(&session(&hash(1), &w.alice, "csrf-alice", T0 + HOUR))
+        .await
+        .unwrap();
+    s.create_session(&session(&hash(2), &w.sam, "csrf-sam", T0 + HOUR))
+        .await
+        .unwrap();
+    let (user, csrf) = s.session(&hash(1), T0).await.unwrap().unwrap();
+    assert_eq!((user.id, csrf.as_str()), (w.alice.id, "csrf-alice"));
+    assert_eq!(user.org.as_deref(), Some("site-a"));
+    // Seen again later (last_seen_at moves): the same answer.
+    for later in [T0 + Duration::from_secs(30), T0 + Duration::from_secs(600)] {
+        let (user, csrf) = s.session(&hash(1), later).await.unwrap().unwrap();
+        assert_eq!((user.id, csrf.as_str()), (w.alice.id, "csrf-alice"));
+    }
+    let (user, csrf) = s.session(&hash(2), T0).await.unwrap().unwrap();
+    assert_eq!((user.id, csrf.as_str()), (w.sam.id, "csrf-sam"));
+    assert!(
+        s.session(&hash(1), T0 + HOUR).await.unwrap().is_none(),
+        "expired"
+    );
+    assert!(s.session(&hash(3), T0).await.unwrap().is_none(), "unknown");
+    let again = s
+        .create_session(&session(&hash(1), &w.bob, "other", T0 + HOUR))
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+
+    assert!(s.end_session(&hash(1)).await.unwrap());
+    assert!(s.session(&hash(1), T0).await.unwrap().is_none(), "ended");
+    assert!(!s.end_session(&hash(1)).await.unwrap());
+    assert!(
+        s.session(&hash(2), T0).await.unwrap().is_some(),
+        "others stay"
+    );
+}
+
+async fn purging_removes_only_expired_links_and_sessions(db: &Db) {
+    let w = world(db).await;
+    let now = T0 + HOUR;
+    let s = &db.store;
+    link(db, &hash(1), &w.alice, LinkPurpose::SignIn, now).await; // expired at `now`
+    link(db, &hash(2), &w.alice, LinkPurpose::SignIn, now + HOUR).await;
+    link(db, &hash(3), &w.bob, LinkPurpose::Invite, now + HOUR).await; // used, still unexpired
+    assert!(s.take_web_link(&hash(3), T0).await.unwrap().is_some());
+    s.create_session(&session(
+        &hash(4),
+        &w.alice,
+        "a",
+        now - Duration::from_secs(1),
+    ))
+    .await
+    .unwrap();
+    s.create_session(&session(&hash(5), &w.bob, "b", now + HOUR))
+        .await
+        .unwrap();
+
+    assert_eq!(s.purge_web(now).await.unwrap(), 2);
+    assert_eq!(s.purge_web(now).await.unwrap(), 0);
+    assert_eq!(
+        s.take_web_link(&hash(2), now).await.unwrap().map(|u| u.id),
+        Some(w.alice.id)
+    );
+    assert!(s.session(&hash(5), now).await.unwrap().is_some());
+    assert!(!s.end_session(&hash(4)).await.unwrap(), "purged");
+    // Later, the rest expires and goes.
+    assert_eq!(s.purge_web(now + HOUR).await.unwrap(), 3);
+}
+
+async fn a_comment_from_the_portal_reads_back_as_web(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "portal", T0).await;
+    let mut tx = db.store.begin().await.unwrap();
+    let comment = tx
+        .insert_comment(&NewComment {
+            ticket_id: id,
+            author_id: w.bob.id,
+            body: "Written on the portal",
+            signature: None,
+            quoted: None,
+            internal: false,
+            source: CommentSource::Web,
+            message_id: None,
+            ingest_id: None,
+            now: T0,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let view = db.store.ticket_view(id).await.unwrap().unwrap();
+    let c = view.comments.iter().find(|c| c.id == comment).unwrap();
+    assert_eq!(c.source, CommentSource::Web);
+    assert_eq!(c.source, "web");
+    assert_eq!(
+        (c.author.as_str(), c.author_name.as_str()),
+        ("bob@customer.test", "bob")
+    );
+    assert_eq!(c.body, "Written on the portal");
+    let json = serde_json::to_value(ticketgate::api::wire::TicketView::from(view)).unwrap();
+    assert_eq!(json["comments"][0]["source"], "web");
+}
+
+async fn ticket_ids(db: &Db, filter: TicketFilter) -> Vec<i64> {
+    db.store
+        .list_tickets(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect()
+}
+
+/// A ticket of `requester`'s with no follower and no org attached.
+async fn bare_ticket(db: &Db, subject: &str, requester: &User, org: Option<i64>) -> i64 {
+    let mut tx = db.store.begin().await.unwrap();
+    let id = tx
+        .insert_ticket(&NewTicket {
+            subject: subject.into(),
+            status: Status::New,
+            requester_id: requester.id,
+            org_id: org,
+            root_message_id: None,
+            now: T0,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn a_customer_lists_the_tickets_they_created_follow_or_share_by_org(db: &Db) {
+    let w = world(db).await;
+    // alice's, attached to Site A (and followed by her, as a creator).
+    let alices = ticket(db, &w, "alice's", T0).await;
+    // carol's in Other Corp; alice follows it.
+    let followed = bare_ticket(db, "followed", &w.carol, Some(w.other)).await;
+    let carols = bare_ticket(db, "carol's", &w.carol, Some(w.other)).await;
+    // bob's, no follower row and no org attached: his as its requester.
+    let bobs = bare_ticket(db, "bob's", &w.bob, None).await;
+    // Site A is its org column, but detached from it: ticket_orgs decides.
+    let detached = bare_ticket(db, "detached", &w.dave, Some(w.site_a)).await;
+    let mut tx = db.store.begin().await.unwrap();
+    tx.add_follower(followed, w.alice.id, FollowerSource::Share, T0)
+        .await
+        .unwrap();
+    tx.attach_org(followed, w.other).await.unwrap();
+    tx.attach_org(carols, w.other).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let sees = |u: &User| TicketFilter {
+        visible_to: Some(Visibility {
+            user: u.id,
+            org: u.org_id,
+        }),
+        ..Default::default()
+    };
+    assert_eq!(ticket_ids(db, sees(&w.alice)).await, [alices, followed]);
+    assert_eq!(
+        ticket_ids(db, sees(&w.bob)).await,
+        [alices, bobs],
+        "org, created"
+    );
+    assert_eq!(ticket_ids(db, sees(&w.carol)).await, [followed, carols]);
+    assert_eq!(ticket_ids(db, sees(&w.dave)).await, [detached], "requested");
+    assert!(ticket_ids(db, sees(&w.sam)).await.is_empty());
+    assert!(
+        !ticket_ids(db, sees(&w.alice)).await.contains(&detached),
+        "not through tickets.org_id alone"
+    );
+    // No visibility: everything (staff); paging as before.
+    assert_eq!(ticket_ids(db, TicketFilter::default()).await.len(), 5);
+    assert_eq!(
+        ticket_ids(
+            db,
+            TicketFilter {
+                limit: Some(1),
+                after: Some(alices),
+                ..sees(&w.bob)
+            }
+        )
+        .await,
+        [bobs]
+    );
+    // Combined with the other filters.
+    assert_eq!(
+        ticket_ids(
+            db,
+            TicketFilter {
+                text: Some("CAROL".into()),
+                ..sees(&w.carol)
+            }
+        )
+        .await,
+        [carols]
+    );
+    assert!(
+        ticket_ids(
+            db,
+            TicketFilter {
+                text: Some("carol".into()),
+                ..sees(&w.alice)
+            }
+        )
+        .await
+        .is_empty()
+    );
+}
+
+async fn ticket_search_is_case_insensitive_and_takes_wildcards_literally(db: &Db) {
+    let w = world(db).await;
+    let mut id = std::collections::HashMap::new();
+    for subject in [
+        "Printer on FIRE",
+        "100% broken",
+        "100 percent fine",
+        "a_b",
+        "axb",
+        r"C:\temp is full",
+        "C:temp",
+        "プリンター 火事",
+    ] {
+        id.insert(subject, bare_ticket(db, subject, &w.alice, None).await);
+    }
+    let search = |text: &str| {
+        ticket_ids(
+            db,
+            TicketFilter {
+                text: Some(text.into()),
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(search("fire").await, [id["Printer on FIRE"]]);
+    assert_eq!(search("pRINTER ON f").await, [id["Printer on FIRE"]]);
+    assert_eq!(search("100%").await, [id["100% broken"]]);
+    assert_eq!(search("%").await, [id["100% broken"]]);
+    assert_eq!(search("a_b").await, [id["a_b"]]);
+    assert_eq!(search("_").await, [id["a_b"]]);
+    assert_eq!(search(r"c:\t").await, [id[r"C:\temp is full"]]);
+    assert_eq!(search("火事").await, [id["プリンター 火事"]]);
+    assert!(search("printer fire").await.is_empty());
+    assert_eq!(
+        search("").await.len(),
+        8,
+        "an empty piece is in every subject"
+    );
+    let long = "x".repeat(TEXT_FILTER_MAX + 1);
+    let refused = db
+        .store
+        .list_tickets(&TicketFilter {
+            text: Some(long),
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+}
+
+async fn tickets_are_filtered_by_priority(db: &Db) {
+    let w = world(db).await;
+    let one = ticket(db, &w, "one", T0).await;
+    let two = ticket(db, &w, "two", T0).await;
+    let three = ticket(db, &w, "three", T0).await;
+    let mut tx = db.store.begin().await.unwrap();
+    tx.set_priority(one, Priority::P1, T0).await.unwrap();
+    tx.set_priority(three, Priority::P1, T0).await.unwrap();
+    tx.set_priority(two, Priority::P3, T0).await.unwrap();
+    tx.commit().await.unwrap();
+    let with = |p: Priority| TicketFilter {
+        priority: Some(p),
+        ..Default::default()
+    };
+    assert_eq!(ticket_ids(db, with(Priority::P1)).await, [one, three]);
+    assert_eq!(ticket_ids(db, with(Priority::P3)).await, [two]);
+    assert!(ticket_ids(db, with(Priority::P2)).await.is_empty());
+    assert_eq!(
+        ticket_ids(
+            db,
+            TicketFilter {
+                status: Some(Status::New),
+                text: Some("THREE".into()),
+                ..with(Priority::P1)
+            }
+        )
+        .await,
+        [three]
+    );
+}
+
+/// A database made before the portal migration (SQLite 0007, PostgreSQL
+/// 0004) upgrades with its comments as they were, large ones included; then
+/// a comment from the portal is accepted.
+async fn an_existing_database_keeps_its_comments_through_the_web_migration(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "before", T0).await;
+    let large: String = "火事 fire\n".repeat(150_000);
+    let mut tx = db.store.begin().await.unwrap();
+    tx.put_blob(&"cc".repeat(32), b"%PDF-1.7").await.unwrap();
+    let mut comments = Vec::new();
+    for (n, (body, source, internal)) in [
+        ("Printer on fire", CommentSource::Email, false),
+        ("internal note", CommentSource::Api, true),
+        ("Status set by a rule", CommentSource::System, false),
+        (large.as_str(), CommentSource::Email, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        comments.push(
+            tx.insert_comment(&NewComment {
+                ticket_id: id,
+                author_id: if internal { w.sam.id } else { w.alice.id },
+                body,
+                signature: (n == 0).then_some("-- Alice"),
+                quoted: Some("> earlier"),
+                internal,
+                source,
+                message_id: Some(mid(&format!("<c{n}@customer.test>"))),
+                ingest_id: None,
+                now: T0 + Duration::from_secs(n as u64),
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    tx.insert_attachment(&NewAttachment {
+        comment_id: comments[0],
+        filename: "fire.pdf".into(),
+        content_type: "application/pdf".into(),
+        size: 8,
+        sha256: "cc".repeat(32),
+    })
+    .await
+    .unwrap();
+    tx.set_release(id, "5.2.1", T0).await.unwrap();
+    tx.commit().await.unwrap();
+    let before = db.store.ticket_view(id).await.unwrap().unwrap();
+
+    db.store.migrate().await.unwrap();
+
+    let after = db.store.ticket_view(id).await.unwrap().unwrap();
+    assert_eq!(after.comments.len(), 4);
+    assert!(after.comments[3].body == large, "the large body differs");
+    assert_eq!(format!("{before:?}"), format!("{after:?}"));
+    for &c in &comments {
+        let body = db.store.comment_body(c).await.unwrap();
+        assert!(body.is_some_and(|b| !b.is_empty()), "comment {c}");
+    }
+    assert_eq!(db.store.comment_files(comments[0]).await.unwrap().len(), 1);
+    let mut tx = db.store.begin().await.unwrap();
+    tx.insert_comment(&NewComment {
+        ticket_id: id,
+        author_id: w.alice.id,
+        body: "from the portal",
+        signature: None,
+        quoted: None,
+        internal: false,
+        source: CommentSource::Web,
+        message_id: None,
+        ingest_id: None,
+        now: T0,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let view = db.store.ticket_view(id).await.unwrap().unwrap();
+    assert_eq!(view.comments[4].source, CommentSource::Web);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_an_existing_database_keeps_its_comments_through_the_web_migration() {
+    an_existing_database_keeps_its_comments_through_the_web_migration(&Db::sqlite_at(6).await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_an_existing_database_keeps_its_comments_through_the_web_migration() {
+    an_existing_database_keeps_its_comments_through_the_web_migration(&Db::postgres_at(3).await)
+        .await;
 }

@@ -686,8 +686,11 @@ pub trait Store: Send + Sync {
     /// The user of a live (unexpired at `now`) session and its CSRF token.
     /// Notes `now` as last seen when that was over a minute ago, so most
     /// page views only read.
-    async fn session(&self, token_hash: &str, now: OffsetDateTime)
-    -> Result<Option<(User, String)>>;
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(User, String)>>;
     /// Signs a session out; `false` when there was none.
     async fn end_session(&self, token_hash: &str) -> Result<bool>;
     /// Deletes the links and sessions expired at `now` (used, unexpired links

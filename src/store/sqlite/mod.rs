@@ -208,6 +208,171 @@ mod tests {
         assert_eq!(indexes.len(), 2, "{indexes:?}");
     }
 
+    /// Migration 0007 widens `comments.source`'s CHECK by moving the column,
+    /// and the body after it: the body stays last (written in place, 0006),
+    /// and the table keeps its ids, indexes, foreign keys and the rows that
+    /// reference it.
+    #[tokio::test]
+    async fn widening_comment_sources_keeps_the_body_last_and_every_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations/sqlite")
+            .run_to(6, store.pool())
+            .await
+            .unwrap();
+        let at = "2026-11-01T00:00:00.000000Z";
+        for sql in [
+            "INSERT INTO users (id, email, name, role, created_at) VALUES (1, 'ann@customer.test', 'Ann', 'customer', ?1)",
+            "INSERT INTO tickets (id, subject, status, requester_id, created_at, updated_at) VALUES (7, 'Printer', 'new', 1, ?1, ?1)",
+            "INSERT INTO blobs (sha256, size, data) VALUES ('aa', 3, x'616263')",
+            "INSERT INTO ingest_log (id, dedup_key, origin, raw_sha256, size, outcome, received_at) VALUES (3, '<a@x>', 'test', 'aa', 3, 'comment_added', ?1)",
+            "INSERT INTO comments (id, ticket_id, author_id, body, signature, quoted, internal, source, message_id, ingest_id, created_at)
+             VALUES (10, 7, 1, 'on fire', '-- Ann', '> earlier', 0, 'email', '<a@x>', 3, ?1)",
+            "INSERT INTO comments (id, ticket_id, author_id, body, internal, source, created_at)
+             VALUES (12, 7, 1, CAST('stored as a blob' AS BLOB), 1, 'api', ?1)",
+            "INSERT INTO comments (id, ticket_id, author_id, body, internal, source, created_at) VALUES (13, 7, 1, 'rule', 0, 'system', ?1)",
+            "UPDATE ingest_log SET ticket_id = 7, comment_id = 10",
+            "INSERT INTO attachments (id, comment_id, filename, content_type, size, blob_sha256) VALUES (5, 10, 'a.txt', 'text/plain', 3, 'aa')",
+            "INSERT INTO outbox (ticket_id, template, to_addr, reason, comment_id, message_id, subject, context, status, next_attempt_at, created_at)
+             VALUES (7, 'ack', 'ann@customer.test', 'requester', 10, '<n@x>', 'Printer', '{}', 'queued', ?1, ?1)",
+        ] {
+            sqlx::query(sql)
+                .bind(at)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        type Rows = Vec<(String, String, String)>;
+        let comments = || {
+            sqlx::query_as::<_, (i64, String, String, String, Option<String>, bool)>(
+                "SELECT id, source, typeof(body), CAST(body AS text), signature, internal FROM comments ORDER BY id",
+            )
+            .fetch_all(store.pool())
+        };
+        // What the table has and what points at it.
+        let shape = || {
+            sqlx::query_as::<_, (String, String, String)>(
+                "SELECT 'index', name, COALESCE(sql, '') FROM sqlite_master WHERE tbl_name = 'comments' AND type IN ('index', 'trigger')
+                 UNION ALL SELECT 'references', p.\"table\", p.\"from\" || ' ' || p.\"to\" || ' ' || p.on_delete
+                 FROM pragma_foreign_key_list('comments') p
+                 UNION ALL SELECT 'referenced by', m.name, p.\"from\" || ' ' || p.on_delete
+                 FROM sqlite_master m, pragma_foreign_key_list(m.name) p WHERE m.type = 'table' AND p.\"table\" = 'comments'
+                 ORDER BY 1, 2, 3",
+            )
+            .fetch_all(store.pool())
+        };
+        let (rows_before, shape_before): (_, Rows) =
+            (comments().await.unwrap(), shape().await.unwrap());
+        assert!(shape_before.len() >= 6, "{shape_before:?}");
+
+        store.migrate().await.unwrap();
+
+        assert_eq!(comments().await.unwrap(), rows_before);
+        assert_eq!(
+            rows_before[1].2, "blob",
+            "a body written in place stays a blob"
+        );
+        assert_eq!(shape().await.unwrap(), shape_before);
+        let columns: Vec<(String,)> =
+            sqlx::query_as("SELECT name FROM pragma_table_info('comments') ORDER BY cid")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let columns: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(
+            columns,
+            [
+                "id",
+                "ticket_id",
+                "author_id",
+                "signature",
+                "quoted",
+                "internal",
+                "message_id",
+                "ingest_id",
+                "created_at",
+                "source",
+                "body"
+            ]
+        );
+        let broken: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert!(broken.is_empty(), "{broken:?}");
+        let attached: (i64, i64) =
+            sqlx::query_as("SELECT comment_id, (SELECT count(*) FROM outbox WHERE comment_id = 10) FROM attachments WHERE id = 5")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(attached, (10, 1));
+        let insert = "INSERT INTO comments (ticket_id, author_id, body, internal, source, created_at) VALUES (7, 1, 'x', 0, ?1, ?2)";
+        for (source, accepted) in [("web", true), ("email", true), ("bogus", false)] {
+            let done = sqlx::query(insert)
+                .bind(source)
+                .bind(at)
+                .execute(store.pool())
+                .await;
+            assert_eq!(done.is_ok(), accepted, "{source}: {done:?}");
+        }
+    }
+
+    /// A page view reads its session; only the first one after a minute
+    /// writes `last_seen_at`.
+    #[tokio::test]
+    async fn a_session_is_noted_as_seen_at_most_once_a_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+                .await
+                .unwrap();
+        store.migrate().await.unwrap();
+        let ann = store
+            .add_user(&NewUser {
+                email: EmailAddress::parse("ann@customer.test").unwrap(),
+                name: "Ann".into(),
+                role: Role::Customer,
+                org_id: None,
+                locale: "en".into(),
+            })
+            .await
+            .unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        store
+            .create_session(&NewSession {
+                token_hash: "ab".repeat(32),
+                user: ann.id,
+                csrf: "c".into(),
+                now: t0,
+                expires: t0 + Duration::from_secs(3600),
+            })
+            .await
+            .unwrap();
+        for (after, seen) in [(0, 0), (30, 0), (59, 0), (61, 61), (90, 61), (125, 125)] {
+            let now = t0 + Duration::from_secs(after);
+            assert!(
+                store
+                    .session(&"ab".repeat(32), now)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            let (last,): (String,) = sqlx::query_as("SELECT last_seen_at FROM web_sessions")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            assert_eq!(
+                last,
+                format_ts(t0 + Duration::from_secs(seen)),
+                "seen at +{after}s"
+            );
+        }
+    }
+
     /// Commits leave the WAL alone (below 40 MB); the checkpointer thread is
     /// what moves their pages into the database file.
     #[tokio::test]
