@@ -46,6 +46,18 @@ if ! pg_isready -q -d "$TICKETGATE_TEST_POSTGRES_URL"; then
     pg_isready -d "$TICKETGATE_TEST_POSTGRES_URL" || { echo "PostgreSQL is not reachable" >&2; exit 1; }
 fi
 
+# Debian's Chromium and its WebDriver for the portal's browser test
+# (tests/web.rs); with TICKETGATE_TEST_BROWSER set, a missing one fails it.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+    log "installing chromium and chromium-driver"
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -yq chromium chromium-driver
+    else
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -yq chromium chromium-driver
+    fi
+fi
+export TICKETGATE_TEST_BROWSER=1
+
 # An independent OpenAPI 3.x validator for the admin API's document (tests/api.rs).
 if ! python3 -m openapi_spec_validator --help >/dev/null 2>&1; then
     log "installing openapi-spec-validator"

@@ -133,6 +133,16 @@ impl App {
                 Some(listener)
             }
         };
+        let web = match self.settings.web.listen.trim() {
+            "" => None,
+            addr => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("portal: cannot listen on {addr}"))?;
+                tracing::info!(addr = %listener.local_addr()?, base_url = %self.settings.web.base_url, "portal listening");
+                Some(listener)
+            }
+        };
         let mut mailbox_states = Vec::new();
         for mailbox in &self.settings.mailbox {
             match mailbox.kind {
@@ -165,6 +175,19 @@ impl App {
             tracker.spawn(async move {
                 if let Err(e) = crate::api::serve(listener, state, cancel).await {
                     tracing::error!(error = %e, "admin endpoint stopped");
+                }
+            });
+        }
+        if let Some(listener) = web {
+            let state = crate::web::WebState::new(
+                self.ingestor.tickets().clone(),
+                &self.settings.web,
+                self.settings.intake.max_message_size.0,
+            );
+            let cancel = cancel.clone();
+            tracker.spawn(async move {
+                if let Err(e) = crate::web::serve(listener, state, cancel).await {
+                    tracing::error!(error = %e, "portal stopped");
                 }
             });
         }

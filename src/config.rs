@@ -166,6 +166,7 @@ pub struct Settings {
     pub mentions: MentionSettings,
     pub auth: AuthSettings,
     pub admin: AdminSettings,
+    pub web: WebSettings,
     pub sla: BTreeMap<String, SlaSettings>,
     pub statuses: BTreeMap<String, String>,
     pub rules: RulesSettings,
@@ -339,6 +340,55 @@ pub struct AdminSettings {
     pub listen: String,
 }
 
+/// `[web]`: the portal customers and staff use in a browser.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSettings {
+    /// Where the portal listens; empty turns it off.
+    pub listen: String,
+    /// The portal's address as people reach it (behind a TLS proxy: the
+    /// proxy's `https://` address): links in emails start with it, and
+    /// `https` makes the session cookie `Secure`.
+    pub base_url: String,
+    /// Sign-in links emailed to one address (`"5/15m"`).
+    pub login_limit_address: Rate,
+    /// `POST /login` requests from one client address (`"30/10m"`).
+    pub login_limit_client: Rate,
+    /// How long the link in an invitation stays valid.
+    pub invite_ttl: Span,
+    /// How long a session lasts without being used.
+    pub session_ttl: Span,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            base_url: "http://127.0.0.1:8080".into(),
+            login_limit_address: Rate {
+                count: 5,
+                per: Duration::from_secs(15 * 60),
+            },
+            login_limit_client: Rate {
+                count: 30,
+                per: Duration::from_secs(10 * 60),
+            },
+            invite_ttl: Span(Duration::from_secs(7 * 86400)),
+            session_ttl: Span(Duration::from_secs(14 * 86400)),
+        }
+    }
+}
+
+impl WebSettings {
+    /// `base_url` without a trailing `/`, when the portal is on.
+    pub fn portal_url(&self) -> Option<&str> {
+        if self.listen.trim().is_empty() {
+            return None;
+        }
+        Some(self.base_url.trim().trim_end_matches('/')).filter(|u| !u.is_empty())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlaSettings {
@@ -358,6 +408,7 @@ impl Default for Settings {
             mentions: MentionSettings::default(),
             auth: AuthSettings::default(),
             admin: AdminSettings::default(),
+            web: WebSettings::default(),
             sla: BTreeMap::new(),
             statuses: BTreeMap::new(),
             rules: RulesSettings::default(),
@@ -543,6 +594,20 @@ impl Settings {
         for name in self.statuses.keys() {
             name.parse::<Status>()
                 .map_err(|e| invalid(&format!("statuses.{name}"), e.to_string()))?;
+        }
+        let base = self.web.base_url.trim();
+        let portal_on = !self.web.listen.trim().is_empty();
+        if portal_on && !base.starts_with("http://") && !base.starts_with("https://") {
+            return Err(invalid(
+                "web.base_url",
+                format!("must start with http:// or https:// (links in emails use it): {base:?}"),
+            ));
+        }
+        if self.web.login_limit_address.count == 0 || self.web.login_limit_client.count == 0 {
+            return Err(invalid(
+                "web.login_limit_address",
+                "a limit of 0 would refuse every sign-in".into(),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for m in &self.mailbox {

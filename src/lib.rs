@@ -11,6 +11,7 @@
 //! | [`tickets`] | the ticket service: each change to a ticket (open, comment, commands, status, priority, release, followers) for every channel, with its events, notifications and rules |
 //! | [`ingest`] | the email channel: raw bytes in, one logged outcome out, tickets changed through [`tickets`] |
 //! | [`api`] | the admin HTTP channel: authentication, JSON, the same [`tickets`] calls |
+//! | [`web`] | the portal: pages for customers and staff, emailed sign-in links, sessions and CSRF, the same [`tickets`] calls |
 //! | [`source`] | where mail comes from (Maildir, IMAP, mbox, files, stdin), handed to a [`source::MailSink`] |
 //! | [`store`] | the only SQL: the `Store` and `Tx` traits, SQLite and PostgreSQL |
 //! | [`outbox`], [`render`], [`mailer`] | queued notifications rendered from templates and sent |
@@ -32,3 +33,4 @@ pub mod render;
 pub mod source;
 pub mod store;
 pub mod tickets;
+pub mod web;

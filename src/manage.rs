@@ -4,10 +4,13 @@
 
 use time::OffsetDateTime;
 
+use crate::domain::ids::UserId;
 use crate::domain::ids::{EmailAddress, slugify};
 use crate::domain::template::{self, Notification};
 use crate::domain::ticket::Role;
-use crate::store::{NewUser, Org, Store, StoreError, User, UserChange};
+use crate::store::{
+    LinkPurpose, NewUser, NewWebLink, Org, Store, StoreError, Tx, User, UserChange,
+};
 use crate::tickets::Service;
 use crate::tickets::notice::{self, Notice};
 
@@ -235,12 +238,30 @@ pub async fn add_user(
     let mut tx = tickets.store().begin().await?;
     let created = tx.insert_user(user, now).await?;
     if invite {
+        // With the portal on, the invitation is also their first sign-in.
+        let (link, link_days) = match &tickets.sender().portal {
+            Some(portal) => {
+                let link = portal_link(
+                    tx.as_mut(),
+                    &portal.base_url,
+                    created.id,
+                    LinkPurpose::Invite,
+                    portal.invite_ttl,
+                    now,
+                )
+                .await?;
+                (Some(link), portal.invite_ttl.as_secs().div_ceil(86400))
+            }
+            None => (None, 0),
+        };
         let notice = Notice {
             what: Notification::Invite(template::Invite {
                 user_name: created.name.clone(),
                 user_email: created.email.clone(),
                 org_name: org_name.map(str::to_string),
                 staff: created.role == crate::domain::ticket::Role::Staff,
+                link,
+                link_days,
             }),
             to: &created.email,
             name: Some(&created.name),
@@ -261,6 +282,28 @@ pub async fn add_user(
 pub fn token_hash(token: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A one-time portal link for `user` (`<base_url>/login/<token>`), valid
+/// for `ttl`; only the token's hash is stored, in `tx`.
+pub async fn portal_link(
+    tx: &mut dyn Tx,
+    base_url: &str,
+    user: UserId,
+    purpose: LinkPurpose,
+    ttl: std::time::Duration,
+    now: OffsetDateTime,
+) -> Result<String, StoreError> {
+    let token = new_token().map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
+    tx.insert_web_link(&NewWebLink {
+        token_hash: token_hash(&token),
+        user,
+        purpose,
+        now,
+        expires: now + ttl,
+    })
+    .await?;
+    Ok(format!("{base_url}/login/{token}"))
 }
 
 /// A new token: `tg_` and 64 hex digits (256 bits from the OS). The prefix

@@ -21,7 +21,7 @@ fn workdir() -> tempfile::TempDir {
         "[support]\nname = \"Example Support\"\naddress = \"support@example.test\"\ndomain = \"example.test\"\n\
          notify = \"team@example.test\"\ntag = \"Support\"\nreply_secret = \"test-secret\"\n\
          [[mailbox]]\nname = \"inbox\"\nkind = \"maildir\"\npath = \"var/maildir\"\npoll_interval = \"100ms\"\n\
-         [outbox]\npoll_interval = \"100ms\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+         [outbox]\npoll_interval = \"100ms\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[web]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     dir

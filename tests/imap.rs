@@ -366,7 +366,7 @@ async fn five_hundred_messages_survive_repeated_sigkills_exactly_once() {
             "[support]\naddress = \"support@example.test\"\ndomain = \"example.test\"\nreply_secret = \"k\"\n\
              [[mailbox]]\nname = \"crash\"\nkind = \"imap\"\nhost = \"{}\"\nport = {}\ntls = \"none\"\n\
              username = \"{inbox}\"\npassword = \"{}\"\npoll_interval = \"200ms\"\n\
-             [admin]\nlisten = \"127.0.0.1:0\"\n",
+             [admin]\nlisten = \"127.0.0.1:0\"\n[web]\nlisten = \"127.0.0.1:0\"\n",
             stack.host, stack.imap_port, stack.password
         ),
     )

@@ -128,7 +128,7 @@ async fn two_instances_share_a_mailbox_and_a_killed_one_loses_nothing_and_sends_
              [intake]\nauto_reply_window = \"0s\"\nauto_reply_limit = \"1000/1h\"\n\
              [smtp]\nkind = \"smtp\"\nhost = \"{host}\"\nport = {smtp}\ntls = \"none\"\n\
              [outbox]\npoll_interval = \"200ms\"\nlease = \"20s\"\n\
-             [admin]\nlisten = \"127.0.0.1:0\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n[web]\nlisten = \"127.0.0.1:0\"\n\
              [[mailbox]]\nname = \"shared\"\nkind = \"imap\"\nhost = \"{host}\"\nport = {imap}\ntls = \"none\"\n\
              username = \"{inbox}\"\npassword = \"{password}\"\npoll_interval = \"200ms\"\nlease = \"{lease}s\"\n",
             url = db.url,

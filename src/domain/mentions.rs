@@ -126,6 +126,18 @@ pub fn find(text: &str) -> Found {
     found
 }
 
+/// The handle that names one person for the `@` autocomplete: their
+/// whole name joined with dots (`alice.anders`), or the address's local
+/// part when they have no name.
+pub fn handle(name: &str, email: &EmailAddress) -> String {
+    let words: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
+    if words.is_empty() {
+        email.local_part().to_lowercase()
+    } else {
+        words.join(".")
+    }
+}
+
 /// A registered user the author may mention.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {

@@ -34,6 +34,7 @@ macro_rules! with_templates {
             HelpAnswer "help_answer" own HelpAnswer,
             QuarantineAlert "quarantine_alert" own QuarantineAlert,
             SenderRefused "sender_refused" own SenderRefused,
+            SignIn "sign_in" own SignIn,
         }
     };
 }
@@ -293,6 +294,18 @@ pub struct Invite {
     pub org_name: Option<String>,
     /// Staff get the staff guide, not the customer's.
     pub staff: bool,
+    /// A one-time sign-in link to the portal, when it is on.
+    pub link: Option<String>,
+    /// How many days the link works.
+    pub link_days: u64,
+}
+
+/// A one-time portal sign-in link, asked for on the sign-in page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignIn {
+    pub link: String,
+    /// How many minutes it works.
+    pub minutes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -173,6 +173,7 @@ impl Ingestor {
         let sender = Arc::new(notice::Sender {
             domain: policy.domain.clone(),
             tag: policy.tag.clone(),
+            portal: policy.portal.clone(),
         });
         let tickets = tickets::Service::new(
             store.clone(),

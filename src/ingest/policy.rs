@@ -22,6 +22,8 @@ pub struct IntakePolicy {
     pub trusted_authserv_id: String,
     /// Also holds the rules and the automatic-answer window.
     pub changes: ChangePolicy,
+    /// The portal invitations link to, when `[web]` is on.
+    pub portal: Option<crate::tickets::notice::Portal>,
 }
 
 impl IntakePolicy {
@@ -39,6 +41,13 @@ impl IntakePolicy {
             keep_oversize: settings.intake.keep_oversize.0,
             allow_unknown_senders: settings.intake.allow_unknown_senders,
             auto_reply_window: settings.intake.auto_reply_window.0,
+            portal: settings
+                .web
+                .portal_url()
+                .map(|base_url| crate::tickets::notice::Portal {
+                    base_url: base_url.to_string(),
+                    invite_ttl: settings.web.invite_ttl.0,
+                }),
             trusted_authserv_id: settings.auth.trusted_authserv_id.clone(),
             changes: ChangePolicy {
                 notify: settings.notify_address(),

@@ -10,8 +10,7 @@ use crate::domain::classify::OWN_MESSAGE_ID_PREFIX;
 use crate::domain::ids::{EmailAddress, MessageId, TicketId, UserId};
 use crate::domain::notify::Recipient;
 use crate::domain::template::{
-    self, ByWhom, Followed, Mentioned, Notification, PrioritySet, Shown, Template,
-    TicketUpdated,
+    self, ByWhom, Followed, Mentioned, Notification, PrioritySet, Shown, Template, TicketUpdated,
 };
 use crate::domain::ticket::Status;
 use crate::store::{NewOutbox, RefKind, StoreError, TicketState, Tx, User};
@@ -22,6 +21,17 @@ pub struct Sender {
     /// `support.domain`: notification Message-IDs are generated under it.
     pub domain: String,
     pub tag: String,
+    /// The portal, when it is on: invitations carry a sign-in link to it.
+    pub portal: Option<Portal>,
+}
+
+/// Where the portal is, as emails link to it.
+#[derive(Debug, Clone)]
+pub struct Portal {
+    /// `[web] base_url`, without a trailing `/`.
+    pub base_url: String,
+    /// How long an invitation's link works (`[web] invite_ttl`).
+    pub invite_ttl: std::time::Duration,
 }
 
 /// One notification to one recipient.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::notice::Sender;
-use super::{Added, Author, ChangePolicy, Changes, Refusal, RuleInput, Written};
+use super::{Added, Author, ChangePolicy, Changes, Opening, Refusal, RuleInput, Written};
 use crate::domain::commands::Command;
 use crate::domain::ids::TicketId;
 use crate::store::{Store, StoreError, TicketState, Tx};
@@ -49,6 +49,19 @@ impl Service {
         now: OffsetDateTime,
     ) -> Changes<'a> {
         Changes::new(tx, &self.sender, &self.policy, now, notify)
+    }
+
+    /// Opens the ticket `o` asks for ([`Changes::open_ticket`]).
+    pub async fn open(&self, o: &Opening<'_>) -> Result<Result<Added, Refusal>, StoreError> {
+        let mut tx = self.store.begin().await?;
+        let mut changes = self.changes(tx.as_mut(), true, OffsetDateTime::now_utc());
+        let added = match changes.open_ticket(o).await? {
+            Ok(added) => added,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        changes.finish().await?;
+        tx.commit().await?;
+        Ok(Ok(added))
     }
 
     /// Adds `w` to ticket `ticket` ([`Changes::add_comment`]).

@@ -312,3 +312,4 @@ pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
 pub mod http;
 pub mod mailstack;
 pub mod pg;
+pub mod webdriver;

@@ -1,0 +1,340 @@
+//! Signing in without a password: `POST /login` emails a one-time link,
+//! `GET /login/<token>` shows one button (mail scanners that fetch links
+//! must not use them up), and its POST starts a server-side session. Only
+//! hashes of links and sessions are stored.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use time::OffsetDateTime;
+
+use super::{WebError, WebState, form, pages};
+use crate::config::Rate;
+use crate::domain::ids::EmailAddress;
+use crate::domain::locale::Locale;
+use crate::domain::template::{self, Notification};
+use crate::manage::{new_token, portal_link, token_hash};
+use crate::store::{LinkPurpose, NewSession, User};
+use crate::tickets::notice::{self, Notice};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "tg_session";
+
+/// How long an emailed sign-in link works.
+pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The signed-in person of a request, with their session's CSRF token.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub user: User,
+    pub csrf: String,
+    session: String,
+}
+
+impl Viewer {
+    pub fn locale(&self) -> Locale {
+        Locale::of(&self.user.locale)
+    }
+
+    pub fn is_staff(&self) -> bool {
+        self.user.role == crate::domain::ticket::Role::Staff
+    }
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+impl FromRequestParts<WebState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Response> {
+        let signed_out = |method: &Method| -> Response {
+            if method == Method::GET {
+                Redirect::to("/").into_response()
+            } else {
+                // A change without a session changes nothing.
+                WebError::Forbidden.into_response()
+            }
+        };
+        let Some(token) = cookie_value(&parts.headers) else {
+            return Err(signed_out(&parts.method));
+        };
+        let hash = token_hash(&token);
+        match state
+            .store()
+            .session(&hash, OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(Some((user, csrf))) => Ok(Viewer {
+                user,
+                csrf,
+                session: hash,
+            }),
+            Ok(None) => Err(signed_out(&parts.method)),
+            Err(e) => Err(WebError::Store(e).into_response()),
+        }
+    }
+}
+
+/// Sign-in requests per client address within a sliding window, kept in
+/// memory: at most `cap` clients are remembered (the oldest are forgotten
+/// first), so the table stays bounded whatever connects.
+pub struct ClientLimiter {
+    rate: Rate,
+    seen: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+impl ClientLimiter {
+    const CAP: usize = 100_000;
+
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            rate,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one request from `ip`; `false` when it is over the limit.
+    pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
+        // IPv6 clients get a /64 each: one host has that many addresses.
+        let key = match ip {
+            IpAddr::V6(v6) => {
+                let mut s = v6.segments();
+                s[4..].fill(0);
+                IpAddr::from(s)
+            }
+            v4 => v4,
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= Self::CAP && !seen.contains_key(&key) {
+            seen.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < self.rate.per)
+            });
+            if seen.len() >= Self::CAP {
+                return false;
+            }
+        }
+        let times = seen.entry(key).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.rate.per)
+        {
+            times.pop_front();
+        }
+        if times.len() >= self.rate.count as usize {
+            return false;
+        }
+        times.push_back(now);
+        true
+    }
+}
+
+/// `GET /`: the sign-in page, or the tickets when signed in.
+pub async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+    if let Some(token) = cookie_value(&headers)
+        && state
+            .store()
+            .session(&token_hash(&token), OffsetDateTime::now_utc())
+            .await?
+            .is_some()
+    {
+        return Ok(Redirect::to("/tickets").into_response());
+    }
+    Ok(pages::render("login.html", Locale::En, context! {})?.into_response())
+}
+
+/// `POST /login`: the same page whatever the address, so that nobody learns
+/// who is registered; a registered address gets a sign-in link, at most
+/// `login_limit_address` per window (counted for every address alike).
+pub async fn request_link(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Result<Response, WebError> {
+    if !state.inner.clients.allow(peer.ip(), Instant::now()) {
+        let page = pages::render("login.html", Locale::En, context! { too_many => true })?;
+        return Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response());
+    }
+    let form = form::read(req, None, 16 * 1024).await?;
+    let sent = pages::render("login.html", Locale::En, context! { sent => true })?;
+    let Some(email) = form.get("email").and_then(|e| EmailAddress::parse(e).ok()) else {
+        let page = pages::render("login.html", Locale::En, context! { invalid => true })?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    };
+    let now = OffsetDateTime::now_utc();
+    let store = state.store();
+    let mut tx = store.begin().await?;
+    let limit = state.inner.login_limit_address;
+    let mut claimed = false;
+    for slot in 0..limit.count {
+        // A space never occurs in an address: no slot is anyone's window.
+        let key = format!("sign-in {email} #{slot}");
+        if tx.claim_auto_reply_key(&key, now, limit.per).await? {
+            claimed = true;
+            break;
+        }
+    }
+    let user = tx.user_by_email(&email).await?;
+    match user {
+        Some(user) if claimed && !user.bouncing => {
+            let link = portal_link(
+                tx.as_mut(),
+                &state.inner.base_url,
+                user.id,
+                LinkPurpose::SignIn,
+                LINK_TTL,
+                now,
+            )
+            .await?;
+            let notice = Notice {
+                what: Notification::SignIn(template::SignIn {
+                    link,
+                    minutes: LINK_TTL.as_secs() / 60,
+                }),
+                to: &user.email,
+                name: Some(&user.name),
+                user: Some(user.id),
+                locale: Some(&user.locale),
+                reason: "sign_in",
+                ticket: None,
+                comment: None,
+            };
+            notice::queue(tx.as_mut(), state.tickets().sender(), notice, now).await?;
+            tracing::info!(user = %user.email, "sign-in link sent");
+        }
+        Some(user) if !claimed => {
+            tracing::warn!(user = %user.email, "sign-in link not sent: login_limit_address reached");
+        }
+        _ => {}
+    }
+    tx.commit().await?;
+    Ok(sent.into_response())
+}
+
+/// `GET /login/<token>`: one button; the link is used only by its POST.
+pub async fn confirm(Path(token): Path<String>) -> Result<Response, WebError> {
+    if !plausible(&token) {
+        return expired();
+    }
+    Ok(pages::render("link.html", Locale::En, context! { token => token })?.into_response())
+}
+
+fn plausible(token: &str) -> bool {
+    token.len() == 67
+        && token.starts_with("tg_")
+        && token[3..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn expired() -> Result<Response, WebError> {
+    let page = pages::render("login.html", Locale::En, context! { expired => true })?;
+    Ok((StatusCode::GONE, page).into_response())
+}
+
+/// `POST /login/<token>`: a live, unused link starts a session (its cookie
+/// `HttpOnly`, `SameSite=Lax`, `Secure` over https) and is used up.
+pub async fn sign_in(
+    State(state): State<WebState>,
+    Path(token): Path<String>,
+) -> Result<Response, WebError> {
+    if !plausible(&token) {
+        return expired();
+    }
+    let now = OffsetDateTime::now_utc();
+    let Some(user) = state
+        .store()
+        .take_web_link(&token_hash(&token), now)
+        .await?
+    else {
+        return expired();
+    };
+    let session = new_token().map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let csrf = new_token().map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let ttl = state.inner.session_ttl;
+    state
+        .store()
+        .create_session(&NewSession {
+            token_hash: token_hash(&session),
+            user: user.id,
+            csrf,
+            now,
+            expires: now + ttl,
+        })
+        .await?;
+    tracing::info!(user = %user.email, "signed in to the portal");
+    let cookie = format!(
+        "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        ttl.as_secs(),
+        if state.inner.secure { "; Secure" } else { "" }
+    );
+    let mut res = Redirect::to("/tickets").into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| WebError::BadRequest(e.to_string()))?,
+    );
+    Ok(res)
+}
+
+/// `POST /logout`: ends the session here and in the store.
+pub async fn sign_out(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    req: Request,
+) -> Result<Response, WebError> {
+    form::read(req, Some(&viewer.csrf), 16 * 1024).await?;
+    state.store().end_session(&viewer.session).await?;
+    let mut res = Redirect::to("/").into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("tg_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_limit_slides_and_ipv6_hosts_share_a_slot() {
+        let limiter = ClientLimiter::new(Rate {
+            count: 2,
+            per: Duration::from_secs(60),
+        });
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(limiter.allow(a, t0));
+        assert!(limiter.allow(a, t0));
+        assert!(!limiter.allow(a, t0 + Duration::from_secs(59)));
+        assert!(limiter.allow(a, t0 + Duration::from_secs(61)));
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8::2".parse().unwrap();
+        assert!(limiter.allow(v6a, t0));
+        assert!(limiter.allow(v6b, t0));
+        assert!(!limiter.allow(v6a, t0), "one /64 is one client");
+    }
+
+    #[test]
+    fn only_well_formed_tokens_are_looked_up() {
+        let token = new_token().unwrap();
+        assert!(plausible(&token));
+        assert!(!plausible("tg_short"));
+        assert!(!plausible(&token.replace("tg_", "xx_")));
+    }
+}

@@ -1,0 +1,576 @@
+//! Ticket pages: the list (a customer's own and their organization's; the
+//! staff queue with filters), a new ticket, one ticket with its
+//! conversation, and the forms that change it. Each change is one call to
+//! `tickets::Service`, with `source` `web`; a refusal is shown on the page
+//! in the viewer's words.
+
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::session::Viewer;
+use super::{WebError, WebState, form, pages};
+use crate::domain::commands::Command;
+use crate::domain::ids::{EmailAddress, TicketId};
+use crate::domain::locale::Locale;
+use crate::domain::mail::Attachment;
+use crate::domain::mentions;
+use crate::domain::ticket::{self, Priority, Status};
+use crate::store::{CommentSource, TicketFilter, TicketState, User, Visibility};
+use crate::tickets::{Author, Opening, Refusal, Written, access, actor};
+
+const PAGE: i64 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    priority: Option<String>,
+    org: Option<String>,
+    q: Option<String>,
+    after: Option<TicketId>,
+}
+
+fn blank(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// `GET /tickets`: a customer's tickets (created, followed, their
+/// organization's); for staff the queue, filtered and paged.
+pub async fn list(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    let locale = viewer.locale();
+    let mut filter = TicketFilter {
+        limit: Some(PAGE),
+        after: q.after,
+        ..Default::default()
+    };
+    if viewer.is_staff() {
+        filter.status = blank(&q.status).and_then(|s| s.parse::<Status>().ok());
+        filter.priority = blank(&q.priority).and_then(|p| p.parse::<Priority>().ok());
+        filter.org = blank(&q.org).map(str::to_string);
+        // A search longer than any subject finds nothing anyway.
+        filter.text = blank(&q.q).map(|s| s.chars().take(200).collect());
+    } else {
+        filter.visible_to = Some(Visibility {
+            user: viewer.user.id,
+            org: viewer.user.org_id,
+        });
+    }
+    let tickets = state.store().list_tickets(&filter).await?;
+    let policy = state.tickets().policy();
+    let rows: Vec<_> = tickets
+        .iter()
+        .map(|t| {
+            context! {
+                id => t.id, subject => t.subject.clone(), status => t.status.as_str(),
+                status_label => policy.label(t.status),
+                priority => t.priority.map(|p| p.as_str().to_uppercase()),
+                requester => t.requester.clone(), org => t.org.clone(),
+                updated_at => local_time(&state, &t.updated_at, locale),
+            }
+        })
+        .collect();
+    let next = (tickets.len() as i64 == PAGE)
+        .then(|| tickets.last().map(|t| t.id))
+        .flatten();
+    let next_link = next.map(|after| {
+        let mut query = vec![("after".to_string(), after.to_string())];
+        for (name, value) in [
+            ("status", &q.status),
+            ("priority", &q.priority),
+            ("org", &q.org),
+            ("q", &q.q),
+        ] {
+            if let Some(v) = blank(value) {
+                query.push((name.to_string(), v.to_string()));
+            }
+        }
+        format!(
+            "/tickets?{}",
+            serde_urlencoded::to_string(&query).unwrap_or_default()
+        )
+    });
+    let orgs = if viewer.is_staff() {
+        state.store().list_orgs().await?
+    } else {
+        Vec::new()
+    };
+    let statuses = status_options(&state);
+    let page = pages::render(
+        "tickets.html",
+        locale,
+        context! {
+            viewer => viewer_ctx(&viewer), tickets => rows, next => next_link,
+            statuses => statuses, priorities => priority_options(),
+            orgs => orgs.iter().map(|o| context! { slug => o.slug.clone(), name => o.name.clone() }).collect::<Vec<_>>(),
+            filter => context! { status => blank(&q.status), priority => blank(&q.priority),
+                org => blank(&q.org), q => blank(&q.q) },
+        },
+    )?;
+    Ok(page.into_response())
+}
+
+fn status_options(state: &WebState) -> Vec<minijinja::Value> {
+    state
+        .tickets()
+        .policy()
+        .labels
+        .iter()
+        .map(|(s, label)| context! { value => s.as_str(), label => label })
+        .collect()
+}
+
+fn priority_options() -> Vec<&'static str> {
+    vec!["P1", "P2", "P3", "P4"]
+}
+
+fn viewer_ctx(viewer: &Viewer) -> minijinja::Value {
+    context! {
+        name => viewer.user.name.clone(), email => viewer.user.email.to_string(),
+        staff => viewer.is_staff(), csrf => viewer.csrf.clone(), org => viewer.user.org.clone(),
+    }
+}
+
+fn local_time(state: &WebState, stored: &str, locale: Locale) -> String {
+    match crate::store::time_text::parse_ts(stored) {
+        Some(at) => {
+            crate::domain::dates::format(at, locale.as_str(), state.tickets().policy().timezone)
+        }
+        None => stored.to_string(),
+    }
+}
+
+/// `GET /tickets/new`.
+pub async fn new_form(viewer: Viewer) -> Result<Response, WebError> {
+    Ok(pages::render(
+        "new.html",
+        viewer.locale(),
+        context! { viewer => viewer_ctx(&viewer) },
+    )?
+    .into_response())
+}
+
+fn uploads(form: &form::Form) -> (Vec<Attachment>, Vec<String>) {
+    let files: Vec<Attachment> = form
+        .files
+        .iter()
+        .map(|f| Attachment {
+            filename: f.filename.clone(),
+            content_type: f.content_type.clone(),
+            data: f.data.clone(),
+        })
+        .collect();
+    let shas = files
+        .iter()
+        .map(|f| crate::ingest::sha256_hex(&f.data))
+        .collect();
+    (files, shas)
+}
+
+/// `POST /tickets`: opens a ticket as an email to support would
+/// (acknowledgement, the team's notice, rules).
+pub async fn create(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    req: Request,
+) -> Result<Response, WebError> {
+    let form = form::read(req, Some(&viewer.csrf), state.inner.max_body).await?;
+    let subject = form.get("subject").unwrap_or_default();
+    let body = form.raw("body").unwrap_or_default().trim_end();
+    if subject.is_empty() || (body.trim().is_empty() && form.files.is_empty()) {
+        let page = pages::render(
+            "new.html",
+            viewer.locale(),
+            context! { viewer => viewer_ctx(&viewer), error => pages::word(viewer.locale(), "new_missing"),
+            subject => subject, body => body },
+        )?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    let subject: String = subject
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(500)
+        .collect();
+    let (files, shas) = uploads(&form);
+    let found = mentions::find(body);
+    let opening = Opening {
+        written: written(&viewer.user, body, false, &files, &shas, &found),
+        subject: &subject,
+        cc: &[],
+    };
+    let added = state.tickets().open(&opening).await?;
+    match added {
+        Ok(added) => Ok(Redirect::to(&format!("/tickets/{}", added.state.id)).into_response()),
+        Err(refusal) => Err(WebError::BadRequest(refusal.to_string())),
+    }
+}
+
+/// What a portal user wrote: signed in through a link sent to their own
+/// address, they are proven as a reply to their own notification is.
+fn written<'a>(
+    user: &'a User,
+    body: &'a str,
+    internal: bool,
+    files: &'a [Attachment],
+    shas: &'a [String],
+    found: &'a mentions::Found,
+) -> Written<'a> {
+    Written {
+        author: user,
+        proven: true,
+        source: CommentSource::Web,
+        subject: None,
+        body,
+        signature: None,
+        quoted: None,
+        internal,
+        attachments: files,
+        attachment_shas: shas,
+        commands: &[],
+        mentions: found,
+        message_id: None,
+        thread: None,
+        suppress_auto_response: false,
+    }
+}
+
+/// The ticket if `viewer` may see it; otherwise not found, whatever the
+/// reason, so that ticket numbers reveal nothing.
+async fn visible(state: &WebState, viewer: &Viewer, id: TicketId) -> Result<TicketState, WebError> {
+    let mut tx = state.store().begin().await?;
+    let ticket = tx.ticket_state(id).await?;
+    drop(tx);
+    match ticket {
+        Some(t) if ticket::may_comment(&actor(&viewer.user), &access(&t)) => Ok(t),
+        _ => Err(WebError::NotFound),
+    }
+}
+
+/// `GET /tickets/{id}`.
+pub async fn show(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path(id): Path<TicketId>,
+) -> Result<Response, WebError> {
+    visible(&state, &viewer, id).await?;
+    ticket_page(&state, &viewer, id, None, StatusCode::OK).await
+}
+
+/// The ticket page, with `message` (a refusal, a warning) above it.
+async fn ticket_page(
+    state: &WebState,
+    viewer: &Viewer,
+    id: TicketId,
+    message: Option<minijinja::Value>,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let locale = viewer.locale();
+    let view = state
+        .store()
+        .ticket_view(id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let policy = state.tickets().policy();
+    let staff = viewer.is_staff();
+    let comments: Vec<_> = view
+        .comments
+        .iter()
+        .filter(|c| staff || !c.internal)
+        .map(|c| {
+            context! {
+                id => c.id, author => c.author.clone(), author_name => c.author_name.clone(), body => c.body.clone(),
+                internal => c.internal, source => c.source.as_str(), created_at => local_time(state, &c.created_at, locale),
+                attachments => c.attachments.iter().map(|a| context! {
+                    id => a.id, filename => a.filename.clone(), size => a.size,
+                }).collect::<Vec<_>>(),
+            }
+        })
+        .collect();
+    let sla = view
+        .priority
+        .and_then(|p| policy.sla.get(&p).cloned())
+        .map(|(name, response)| context! { name => name, response => response });
+    let page = pages::render(
+        "ticket.html",
+        locale,
+        context! {
+            viewer => viewer_ctx(viewer),
+            ticket => context! {
+                id => view.id, subject => view.subject, status => view.status.as_str(),
+                status_label => policy.label(view.status),
+                status_help => pages::word(locale, &format!("status_help_{}", view.status.as_str())),
+                priority => view.priority.map(|p| p.as_str().to_uppercase()), sla => sla,
+                release => view.release.clone(), requester => view.requester.clone(),
+                followers => view.followers.iter().map(|f| context! {
+                    email => f.email.clone(), source => f.source.as_str(),
+                    creator => f.email == view.requester,
+                }).collect::<Vec<_>>(),
+                orgs => view.orgs,
+                following => view.followers.iter().any(|f| f.email == viewer.user.email.as_str()),
+                created_at => local_time(state, &view.created_at, locale),
+            },
+            comments => comments,
+            statuses => status_options(state),
+            priorities => priority_options(),
+            message => message,
+        },
+    )?;
+    Ok((status, page).into_response())
+}
+
+/// `POST /tickets/{id}/comments`: `body`, `attachments`, staff `internal`.
+pub async fn comment(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path(id): Path<TicketId>,
+    req: Request,
+) -> Result<Response, WebError> {
+    let form = form::read(req, Some(&viewer.csrf), state.inner.max_body).await?;
+    visible(&state, &viewer, id).await?;
+    let body = form.raw("body").unwrap_or_default().trim_end();
+    if body.trim().is_empty() && form.files.is_empty() {
+        let message = refusal_message(viewer.locale(), "comment_empty", None);
+        return ticket_page(
+            &state,
+            &viewer,
+            id,
+            Some(message),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let (files, shas) = uploads(&form);
+    let found = mentions::find(body);
+    let internal = viewer.is_staff() && form.checked("internal");
+    let w = written(&viewer.user, body, internal, &files, &shas, &found);
+    match state.tickets().comment(id, &w).await? {
+        Ok(added) if !added.failures.is_empty() => {
+            // The comment is in; the mentions that found nobody are said here.
+            let lines: Vec<String> = added
+                .failures
+                .iter()
+                .map(|f| format!("{}: {}", f.command, f.reason))
+                .collect();
+            let message = context! { kind => "warning",
+            text => pages::word(viewer.locale(), "mentions_failed"), lines => lines };
+            ticket_page(&state, &viewer, id, Some(message), StatusCode::OK).await
+        }
+        Ok(_) => Ok(Redirect::to(&format!("/tickets/{id}#latest")).into_response()),
+        Err(refusal) => {
+            let message = refusal_message(viewer.locale(), "refused", Some(refusal.to_string()));
+            ticket_page(&state, &viewer, id, Some(message), StatusCode::FORBIDDEN).await
+        }
+    }
+}
+
+fn refusal_message(locale: Locale, key: &str, detail: Option<String>) -> minijinja::Value {
+    context! { kind => "error", text => pages::word(locale, key), lines => detail.into_iter().collect::<Vec<_>>() }
+}
+
+/// `POST /tickets/{id}/{action}`: follow, unfollow, share, unshare,
+/// share-org, unshare-org; staff also status, priority, release. Each is
+/// the email command of the same name, run by the ticket service.
+pub async fn act(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path((id, action)): Path<(TicketId, String)>,
+    req: Request,
+) -> Result<Response, WebError> {
+    let form = form::read(req, Some(&viewer.csrf), 64 * 1024).await?;
+    let ticket = visible(&state, &viewer, id).await?;
+    let locale = viewer.locale();
+    let say = |key: &str, detail: Option<String>| refusal_message(locale, key, detail);
+    let address = |field: &str| -> Result<EmailAddress, minijinja::Value> {
+        let text = form.get(field).unwrap_or_default();
+        EmailAddress::parse(text).map_err(|_| say("bad_address", Some(text.to_string())))
+    };
+    let command = match action.as_str() {
+        "follow" => Ok(Command::Follow),
+        "unfollow" => Ok(Command::Unfollow),
+        "share" => address("email").map(|a| Command::Share(vec![a])),
+        "unshare" => address("email").map(|a| Command::Unshare(vec![a])),
+        "share-org" | "unshare-org" => match form.get("org") {
+            None => Err(say("bad_org", None)),
+            Some(org) => {
+                let own = viewer.user.org.as_deref() == Some(org);
+                if action == "unshare-org" && own && !viewer.is_staff() && !form.checked("confirm")
+                {
+                    // Their own organization may be how they see the ticket.
+                    let message = context! { kind => "confirm", text => pages::word(locale, "unshare_own_org"),
+                    org => org, lines => Vec::<String>::new() };
+                    return ticket_page(&state, &viewer, id, Some(message), StatusCode::OK).await;
+                }
+                Ok(if action == "share-org" {
+                    Command::ShareOrg(org.to_string())
+                } else {
+                    Command::UnshareOrg(org.to_string())
+                })
+            }
+        },
+        "status" => match form.get("status").map(str::parse::<Status>) {
+            Some(Ok(to)) => {
+                if ticket::may_set_status(&actor(&viewer.user), &access(&ticket), ticket.status, to)
+                {
+                    Ok(Command::Status(to))
+                } else {
+                    let label = state.tickets().policy().label(to);
+                    Err(context! { kind => "error",
+                    text => pages::word(locale, "status_not_allowed").replace("{status}", &label),
+                    lines => Vec::<String>::new() })
+                }
+            }
+            _ => Err(say("bad_value", None)),
+        },
+        "priority" => match form.get("priority").map(str::parse::<Priority>) {
+            Some(Ok(p)) => Ok(Command::Priority(p)),
+            _ => Err(say("bad_value", None)),
+        },
+        "release" => match form.get("version") {
+            Some(v) if v.len() <= 100 && !v.contains(char::is_control) => {
+                Ok(Command::Release(v.to_string()))
+            }
+            _ => Err(say("bad_value", None)),
+        },
+        _ => return Err(WebError::NotFound),
+    };
+    let command = match command {
+        Ok(c) => c,
+        Err(message) => {
+            return ticket_page(
+                &state,
+                &viewer,
+                id,
+                Some(message),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let author = Author {
+        user: &viewer.user,
+        proven: true,
+    };
+    match state.tickets().apply(id, &author, &[command]).await? {
+        Ok(_) => {
+            // Who left the ticket may no longer see it.
+            if visible(&state, &viewer, id).await.is_err() {
+                return Ok(Redirect::to("/tickets").into_response());
+            }
+            Ok(Redirect::to(&format!("/tickets/{id}")).into_response())
+        }
+        Err(refusal) => {
+            let (key, status) = match &refusal {
+                Refusal::Protected(_) => ("creator_protected", StatusCode::CONFLICT),
+                Refusal::NotFound(_) => ("not_found_named", StatusCode::UNPROCESSABLE_ENTITY),
+                Refusal::Forbidden(_) => ("forbidden_action", StatusCode::FORBIDDEN),
+                _ => ("refused", StatusCode::FORBIDDEN),
+            };
+            let message = say(key, Some(refusal.to_string()));
+            ticket_page(&state, &viewer, id, Some(message), status).await
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MentionQuery {
+    #[serde(default)]
+    q: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Mentionable {
+    email: String,
+    name: String,
+    handle: String,
+}
+
+/// `GET /tickets/{id}/mentionable?q=`: who this viewer may `@`-mention
+/// (a customer: their organization and its delivery leads; staff: anyone),
+/// for the autocomplete; at most 20, matched on name, address or handle.
+pub async fn mentionable(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path(id): Path<TicketId>,
+    Query(q): Query<MentionQuery>,
+) -> Result<Json<Vec<Mentionable>>, WebError> {
+    visible(&state, &viewer, id).await?;
+    let needle = q.q.trim().trim_start_matches('@').to_lowercase();
+    let mut tx = state.store().begin().await?;
+    let reachable = tx.reachable_users(&viewer.user).await?;
+    drop(tx);
+    let found = reachable
+        .into_iter()
+        .filter(|u| u.id != viewer.user.id)
+        .map(|u| Mentionable {
+            handle: mentions::handle(&u.name, &u.email),
+            email: u.email.to_string(),
+            name: u.name,
+        })
+        .filter(|m| {
+            needle.is_empty()
+                || m.name.to_lowercase().contains(&needle)
+                || m.email.contains(&needle)
+                || m.handle.contains(&needle)
+        })
+        .take(20)
+        .collect();
+    Ok(Json(found))
+}
+
+/// `GET /tickets/{id}/attachments/{attachment}`: a file of a comment the
+/// viewer may read, as a download (never rendered in the portal's origin).
+pub async fn attachment(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path((id, attachment)): Path<(TicketId, i64)>,
+) -> Result<Response, WebError> {
+    visible(&state, &viewer, id).await?;
+    let view = state
+        .store()
+        .ticket_view(id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let shown = view
+        .comments
+        .iter()
+        .filter(|c| viewer.is_staff() || !c.internal)
+        .any(|c| c.attachments.iter().any(|a| a.id == attachment));
+    if !shown {
+        return Err(WebError::NotFound);
+    }
+    let (ticket, file) = state
+        .store()
+        .attachment(attachment)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    if ticket != id {
+        return Err(WebError::NotFound);
+    }
+    let mut res = file.data.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    let name: String = file
+        .filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
+}

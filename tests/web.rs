@@ -1,0 +1,735 @@
+//! The portal over real HTTP (issue 21): signing in from an emailed link,
+//! the pages customers and staff use, and what an attacker cannot do.
+//! Every change is checked in the store and in the mail people receive.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::TestApp;
+use common::http::{Response, send};
+use ticketgate::manage::portal_link;
+use ticketgate::store::LinkPurpose;
+use ticketgate::web::{WebState, serve};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+struct Portal {
+    t: TestApp,
+    addr: SocketAddr,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+/// A signed-in browser: its session cookie and its CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn form(fields: &[(&str, &str)]) -> Vec<u8> {
+    serde_urlencoded::to_string(fields).unwrap().into_bytes()
+}
+
+impl Portal {
+    async fn start() -> Self {
+        let t = TestApp::new().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = WebState::new(
+            t.app.ingestor.tickets().clone(),
+            &t.app.settings.web,
+            t.app.settings.intake.max_message_size.0,
+        );
+        let cancel = CancellationToken::new();
+        tokio::spawn(serve(listener, state, cancel.clone()));
+        Self {
+            t,
+            addr,
+            _stop: cancel.drop_guard(),
+        }
+    }
+
+    async fn get(&self, path: &str, b: Option<&Browser>) -> Response {
+        let cookie = b.map(|b| b.cookie.clone());
+        let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
+        send(self.addr, "GET", path, &headers, None).await
+    }
+
+    async fn post(&self, path: &str, b: Option<&Browser>, fields: &[(&str, &str)]) -> Response {
+        let body = form(fields);
+        let mut headers = vec![("Content-Type", FORM)];
+        if let Some(b) = b {
+            headers.push(("Cookie", b.cookie.as_str()));
+        }
+        send(self.addr, "POST", path, &headers, Some(&body)).await
+    }
+
+    /// Posts `fields` with the browser's CSRF token first.
+    async fn act(&self, path: &str, b: &Browser, fields: &[(&str, &str)]) -> Response {
+        let mut all = vec![("csrf", b.csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post(path, Some(b), &all).await
+    }
+
+    /// The sign-in links emailed to `email` so far, newest last.
+    async fn links_to(&self, email: &str) -> Vec<String> {
+        self.t
+            .outbox()
+            .await
+            .iter()
+            .filter(|r| r.to == email && r.template == "sign_in")
+            .filter_map(|r| r.context["event"]["link"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Signs `email` in the way a person does: asks for a link, opens the
+    /// emailed one, presses the button.
+    async fn sign_in(&self, email: &str) -> Browser {
+        let before = self.links_to(email).await.len();
+        let res = self.post("/login", None, &[("email", email)]).await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        let links = self.links_to(email).await;
+        assert_eq!(links.len(), before + 1, "one link emailed to {email}");
+        self.open_link(links.last().unwrap())
+            .await
+            .expect("the link signs in")
+    }
+
+    /// Opens an emailed link: the GET only shows a button, the POST signs in.
+    async fn open_link(&self, link: &str) -> Result<Browser, Response> {
+        let path = &link[link.find("/login/").expect("a portal link")..];
+        let page = self.get(path, None).await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        assert!(page.text().contains(&format!("action=\"{path}\"")));
+        let res = self.post(path, None, &[]).await;
+        if res.status != 303 {
+            return Err(res);
+        }
+        let set = res
+            .header("set-cookie")
+            .expect("a session cookie")
+            .to_string();
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+            "{set}"
+        );
+        let cookie = set.split(';').next().unwrap().to_string();
+        let mut b = Browser {
+            cookie,
+            csrf: String::new(),
+        };
+        let page = self.get("/tickets", Some(&b)).await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        b.csrf = csrf_of(&page.text());
+        Ok(b)
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..at + html[at..].find('"').unwrap()].to_string()
+}
+
+fn multipart(boundary: &str, fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    for (name, filename, data) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: text/plain\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// Opens a ticket as `b` with one attached file; its id.
+async fn open_ticket(p: &Portal, b: &Browser, subject: &str, text: &str) -> i64 {
+    let boundary = "XyZ123boundary";
+    let body = multipart(
+        boundary,
+        &[("csrf", &b.csrf), ("subject", subject), ("body", text)],
+        &[("attachments", "log.txt", b"ERROR 500 at /login\n")],
+    );
+    let kind = format!("multipart/form-data; boundary={boundary}");
+    let res = send(
+        p.addr,
+        "POST",
+        "/tickets",
+        &[("Content-Type", &kind), ("Cookie", &b.cookie)],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let to = res.header("location").unwrap();
+    to.trim_start_matches("/tickets/").parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_customer_and_staff_work_a_ticket_in_the_browser_and_the_right_people_are_emailed() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Printer on fire", "It smokes since the update.").await;
+
+    let t = p.t.ticket(id).await;
+    assert_eq!(t.requester, "alice@customer.test");
+    assert_eq!(t.comments[0].source, "web");
+    assert_eq!(t.comments[0].attachments[0].filename, "log.txt");
+
+    // A comment that mentions a colleague, then a share.
+    let res = p
+        .act(
+            &format!("/tickets/{id}/comments"),
+            &alice,
+            &[("body", "@bob.brown can you confirm?")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let res = p
+        .act(
+            &format!("/tickets/{id}/share"),
+            &alice,
+            &[("email", "bob@customer.test")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+
+    // Staff: In Progress, P2, an internal note.
+    let sam = p.sign_in("sam@example.test").await;
+    for (action, field, value) in [
+        ("status", "status", "in_progress"),
+        ("priority", "priority", "P2"),
+    ] {
+        let res = p
+            .act(&format!("/tickets/{id}/{action}"), &sam, &[(field, value)])
+            .await;
+        assert_eq!(res.status, 303, "{action}: {}", res.text());
+    }
+    let res = p
+        .act(
+            &format!("/tickets/{id}/comments"),
+            &sam,
+            &[
+                ("body", "Staff only: the fuser is a known fault."),
+                ("internal", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+
+    let t = p.t.ticket(id).await;
+    assert_eq!(t.status, ticketgate::domain::ticket::Status::InProgress);
+    assert!(t.comments.iter().any(|c| c.internal && c.source == "web"));
+
+    // Alice's page: the priority with its SLA, not the internal note.
+    let page = p.get(&format!("/tickets/{id}"), Some(&alice)).await.text();
+    assert!(page.contains("In Progress"), "{page}");
+    assert!(page.contains("P2") && page.contains("High"), "{page}");
+    assert!(
+        page.contains("Priority set to P2"),
+        "the priority comment shows: {page}"
+    );
+    assert!(
+        !page.contains("known fault"),
+        "a customer never sees an internal note"
+    );
+    let staff_page = p.get(&format!("/tickets/{id}"), Some(&sam)).await.text();
+    assert!(staff_page.contains("known fault"));
+
+    // The mail: the team heard of the new ticket, Bob of his mention/share,
+    // and the internal note reached staff only.
+    let mails = p.t.mails().await;
+    for m in &mails {
+        m.assert_reads_well();
+    }
+    let to = |who: &str| mails.iter().filter(|m| m.to == who).collect::<Vec<_>>();
+    assert!(
+        to("team@example.test")
+            .iter()
+            .any(|m| m.text.contains("It smokes"))
+    );
+    assert!(
+        to("alice@customer.test")
+            .iter()
+            .any(|m| m.text.contains("#") && m.subject.contains("Printer on fire"))
+    );
+    assert!(
+        !to("bob@customer.test").is_empty(),
+        "Bob is told of the mention"
+    );
+    for m in to("alice@customer.test")
+        .iter()
+        .chain(to("bob@customer.test").iter())
+    {
+        assert!(
+            !m.text.contains("known fault"),
+            "an internal note was emailed to {}",
+            m.to
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_organizations_ticket_is_not_found() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Private", "Only Site A may read this.").await;
+    let carol = p.sign_in("carol@other.test").await;
+    let res = p.get(&format!("/tickets/{id}"), Some(&carol)).await;
+    assert_eq!(res.status, 404);
+    assert!(!res.text().contains("Only Site A"));
+    let res = p
+        .act(
+            &format!("/tickets/{id}/comments"),
+            &carol,
+            &[("body", "let me in")],
+        )
+        .await;
+    assert_eq!(res.status, 404);
+    let list = p.get("/tickets", Some(&carol)).await.text();
+    assert!(!list.contains("Private"));
+    // Bob, in Alice's organization, sees it.
+    let bob = p.sign_in("bob@customer.test").await;
+    assert_eq!(
+        p.get(&format!("/tickets/{id}"), Some(&bob)).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_changes_nothing() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "CSRF", "First.").await;
+    let before = p.t.ticket(id).await.comments.len();
+    let res = p
+        .post(
+            &format!("/tickets/{id}/comments"),
+            Some(&alice),
+            &[("body", "forged")],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    let res = p
+        .post(
+            &format!("/tickets/{id}/comments"),
+            Some(&alice),
+            &[("csrf", "tg_wrong"), ("body", "forged")],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    // Multipart: the token must come first; a file before it is never read.
+    let boundary = "b0undary";
+    let body = multipart(
+        boundary,
+        &[("body", "forged")],
+        &[("attachments", "x.txt", b"x")],
+    );
+    let kind = format!("multipart/form-data; boundary={boundary}");
+    let res = send(
+        p.addr,
+        "POST",
+        &format!("/tickets/{id}/comments"),
+        &[("Content-Type", &kind), ("Cookie", &alice.cookie)],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(res.status, 403);
+    // A cross-site POST is refused even with the token.
+    let fields = form(&[("csrf", &alice.csrf), ("body", "cross-site")]);
+    let res = send(
+        p.addr,
+        "POST",
+        &format!("/tickets/{id}/comments"),
+        &[
+            ("Content-Type", FORM),
+            ("Cookie", &alice.cookie),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        Some(&fields),
+    )
+    .await;
+    assert_eq!(res.status, 403);
+    assert_eq!(p.t.ticket(id).await.comments.len(), before);
+    // Signed out: no change either.
+    let res = p
+        .post(
+            &format!("/tickets/{id}/comments"),
+            None,
+            &[("body", "anon")],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    assert_eq!(p.t.ticket(id).await.comments.len(), before);
+}
+
+#[tokio::test]
+async fn a_used_or_expired_link_is_refused() {
+    let p = Portal::start().await;
+    p.post("/login", None, &[("email", "alice@customer.test")])
+        .await;
+    let link = p.links_to("alice@customer.test").await.pop().unwrap();
+    p.open_link(&link).await.expect("first use signs in");
+    let again = p
+        .open_link(&link)
+        .await
+        .err()
+        .expect("a second use is refused");
+    assert_eq!(again.status, 410);
+    assert!(again.header("set-cookie").is_none());
+
+    let alice =
+        p.t.store()
+            .find_user(&"alice@customer.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    let mut tx = p.t.store().begin().await.unwrap();
+    let stale = portal_link(
+        tx.as_mut(),
+        "http://portal.test",
+        alice.id,
+        LinkPurpose::SignIn,
+        Duration::ZERO,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let res = p
+        .open_link(&stale)
+        .await
+        .err()
+        .expect("an expired link is refused");
+    assert_eq!(res.status, 410);
+    let made_up = format!("/login/tg_{}", "0".repeat(64));
+    assert_eq!(p.post(&made_up, None, &[]).await.status, 410);
+}
+
+#[tokio::test]
+async fn a_customer_cannot_set_a_staff_only_status() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Status", "Please hurry.").await;
+    let res = p
+        .act(
+            &format!("/tickets/{id}/status"),
+            &alice,
+            &[("status", "in_progress")],
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    let page = res.text();
+    assert!(
+        page.contains("“In Progress”"),
+        "the label, not the machine name: {page}"
+    );
+    assert_eq!(
+        p.t.ticket(id).await.status,
+        ticketgate::domain::ticket::Status::New
+    );
+    // The creator cannot be removed, and is told so in words.
+    let bob = p.sign_in("bob@customer.test").await;
+    let res = p
+        .act(
+            &format!("/tickets/{id}/unshare"),
+            &bob,
+            &[("email", "alice@customer.test")],
+        )
+        .await;
+    assert_eq!(res.status, 409, "{}", res.text());
+    assert!(res.text().contains("cannot be removed"));
+    // A customer may close their own ticket.
+    let res = p
+        .act(
+            &format!("/tickets/{id}/status"),
+            &alice,
+            &[("status", "closed")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    assert_eq!(
+        p.t.ticket(id).await.status,
+        ticketgate::domain::ticket::Status::Closed
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_address_gets_the_same_page_and_no_email() {
+    let p = Portal::start().await;
+    let known = p
+        .post("/login", None, &[("email", "alice@customer.test")])
+        .await;
+    let unknown = p
+        .post("/login", None, &[("email", "mallory@evil.test")])
+        .await;
+    assert_eq!(known.status, unknown.status);
+    assert_eq!(known.text(), unknown.text());
+    let outbox = p.t.outbox().await;
+    assert!(outbox.iter().all(|r| r.to != "mallory@evil.test"));
+    // Per address: at most 5 links per window, the page unchanged.
+    for _ in 0..6 {
+        let res = p
+            .post("/login", None, &[("email", "bob@customer.test")])
+            .await;
+        assert_eq!(res.text(), known.text());
+    }
+    assert_eq!(p.links_to("bob@customer.test").await.len(), 5);
+}
+
+#[tokio::test]
+async fn html_in_a_comment_is_shown_as_text() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(
+        &p,
+        &alice,
+        "<b>bold</b> subject",
+        "<script>alert(1)</script> & <img src=x onerror=alert(2)>",
+    )
+    .await;
+    let res = p.get(&format!("/tickets/{id}"), Some(&alice)).await;
+    let page = res.text();
+    assert!(!page.contains("<script>alert(1)"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
+            || page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>bold</b>"));
+    let csp = res.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+}
+
+#[tokio::test]
+async fn the_mentionable_list_is_the_viewers_organization() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Mentions", "Who can I tell?").await;
+    let res = p
+        .get(&format!("/tickets/{id}/mentionable?q=b"), Some(&alice))
+        .await;
+    assert_eq!(res.status, 200);
+    let people = res.json();
+    let emails: Vec<&str> = people
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["email"].as_str().unwrap())
+        .collect();
+    assert!(emails.contains(&"bob@customer.test"), "{people}");
+    assert!(
+        !emails.contains(&"carol@other.test"),
+        "another organization is not listed"
+    );
+    let bob = people
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["email"] == "bob@customer.test")
+        .unwrap();
+    assert_eq!(bob["handle"], "bob.brown");
+}
+
+/// Where the browser test leaves its screenshots: `TICKETGATE_SCREENSHOTS`
+/// (`docs/screenshots` to refresh the README's), else the test's folder.
+fn screenshot_dir(p: &Portal) -> std::path::PathBuf {
+    match std::env::var_os("TICKETGATE_SCREENSHOTS") {
+        Some(dir) => {
+            let dir = std::path::PathBuf::from(dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        }
+        None => p.t.dir.path().to_path_buf(),
+    }
+}
+
+/// Signs `email` in through the browser: the sign-in form, then the link
+/// from the mail it causes, then its button.
+async fn browser_sign_in(p: &Portal, d: &common::webdriver::Driver, email: &str) {
+    d.goto(&format!("http://{}/", p.addr)).await;
+    d.type_into("#email", email).await;
+    d.click("form[action='/login'] button").await;
+    d.wait_for(".notice.ok").await;
+    let link = p
+        .links_to(email)
+        .await
+        .pop()
+        .expect("a sign-in link was emailed");
+    let path = &link[link.find("/login/").unwrap()..];
+    d.goto(&format!("http://{}{path}", p.addr)).await;
+    d.click("#sign-in").await;
+    d.wait_for("form[action='/logout']").await;
+}
+
+async fn browser_sign_out(d: &common::webdriver::Driver) {
+    d.click("form[action='/logout'] button").await;
+    d.wait_for("#email").await;
+}
+
+#[tokio::test]
+async fn in_a_real_browser_a_customer_and_staff_work_a_ticket() {
+    let Some(d) = common::webdriver::Driver::start().await else {
+        return;
+    };
+    let p = Portal::start().await;
+    let shots = screenshot_dir(&p);
+    let base = format!("http://{}", p.addr);
+
+    // Alice: signs in from the emailed link, opens a ticket with a file.
+    browser_sign_in(&p, &d, "alice@customer.test").await;
+    d.goto(&format!("{base}/tickets/new")).await;
+    d.type_into("#subject", "Invoices export fails with error 500")
+        .await;
+    d.type_into(
+        "#body",
+        "Since this morning the CSV export of invoices answers 500.\nThe log is attached.",
+    )
+    .await;
+    let file = p.t.dir.path().join("export.log");
+    std::fs::write(&file, "GET /invoices.csv 500 12ms\n").unwrap();
+    d.type_into("#attachments", file.to_str().unwrap()).await;
+    d.click("form[action='/tickets'] button[type=submit]").await;
+    d.wait_for(".conversation").await;
+    let url = d.url().await;
+    let id: i64 = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches("#latest")
+        .parse()
+        .unwrap();
+    assert!(d.source().await.contains("export.log"));
+
+    // A comment with an @ picked from the autocomplete.
+    d.type_into("#body", "Looping in @bo").await;
+    d.wait_for("#mention-list li[data-handle='bob.brown']")
+        .await;
+    d.click("#mention-list li[data-handle='bob.brown']").await;
+    d.type_into("#body", "who saw it first.").await;
+    d.click("#post-comment").await;
+    d.wait_for("#latest").await;
+    let t = p.t.ticket(id).await;
+    let last = t.comments.last().unwrap();
+    assert_eq!(last.body, "Looping in @bob.brown who saw it first.");
+    assert_eq!(last.source, "web");
+
+    // Shares with a teammate.
+    d.type_into("#share-email", "carol@other.test").await;
+    d.click("form[action$='/share'] button").await;
+    d.wait_for(".notice.error").await;
+    assert!(
+        p.t.ticket(id)
+            .await
+            .followers
+            .iter()
+            .all(|f| f.email != "carol@other.test"),
+        "a customer shares only within reach"
+    );
+    d.goto(&format!("{base}/tickets/{id}")).await;
+    d.type_into("#share-email", "bob@customer.test").await;
+    d.click("form[action$='/share'] button").await;
+    d.wait_for(".conversation").await;
+    assert!(
+        p.t.ticket(id)
+            .await
+            .followers
+            .iter()
+            .any(|f| f.email == "bob@customer.test")
+    );
+    d.goto(&format!("{base}/tickets")).await;
+    d.screenshot(&shots.join("customer-tickets.png")).await;
+    browser_sign_out(&d).await;
+
+    // Sam (staff): In Progress, P2, an internal note.
+    browser_sign_in(&p, &d, "sam@example.test").await;
+    d.goto(&format!("{base}/tickets")).await;
+    d.screenshot(&shots.join("staff-queue.png")).await;
+    d.goto(&format!("{base}/tickets/{id}")).await;
+    d.select("#set-status", "in_progress").await;
+    d.click("form[action$='/status'] button").await;
+    d.wait_for(".conversation").await;
+    d.select("#set-priority", "P2").await;
+    d.click("form[action$='/priority'] button").await;
+    d.wait_for(".conversation").await;
+    d.type_into(
+        "#body",
+        "Internal: the export job ran out of memory on db-2.",
+    )
+    .await;
+    d.click("#internal").await;
+    d.click("#post-comment").await;
+    d.wait_for("#latest").await;
+    browser_sign_out(&d).await;
+
+    // Alice again: the priority comment, not the internal note.
+    browser_sign_in(&p, &d, "alice@customer.test").await;
+    d.goto(&format!("{base}/tickets/{id}")).await;
+    let page = d.source().await;
+    assert!(page.contains("Priority set to P2"), "{page}");
+    assert!(d.text("#status").await.contains("In Progress"));
+    assert!(
+        !page.contains("ran out of memory"),
+        "a customer never sees an internal note"
+    );
+    d.screenshot(&shots.join("ticket.png")).await;
+
+    // The mail: exactly who should hear of what.
+    let mails = p.t.mails().await;
+    for m in &mails {
+        m.assert_reads_well();
+    }
+    let about = |who: &str| -> Vec<&common::Mail> {
+        mails
+            .iter()
+            .filter(|m| m.to == who && m.subject.contains(&format!("#{id}]")))
+            .collect()
+    };
+    assert_eq!(
+        about("alice@customer.test").len(),
+        3,
+        "ack, status, priority: {:?}",
+        about("alice@customer.test")
+            .iter()
+            .map(|m| &m.text[..80.min(m.text.len())])
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !about("bob@customer.test").is_empty(),
+        "Bob heard of the mention"
+    );
+    for m in about("alice@customer.test")
+        .iter()
+        .chain(about("bob@customer.test").iter())
+    {
+        assert!(
+            !m.text.contains("ran out of memory"),
+            "internal note mailed to {}",
+            m.to
+        );
+    }
+    assert!(
+        about("team@example.test")
+            .iter()
+            .any(|m| m.text.contains("ran out of memory")),
+        "the team gets the internal note"
+    );
+    assert!(about("carol@other.test").is_empty());
+}
