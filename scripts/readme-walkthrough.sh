@@ -52,10 +52,16 @@ git ls-files -z | tar --null --ignore-failed-read -cf - -T - 2>/dev/null | tar -
 cd "$copy"
 [ ! -e var ] || fail "the copy already has var/"
 
-# The README's first terminal: serve on the shipped config. Only the admin
-# port is moved (another serve on this machine may hold 8025).
+# The README's first terminal: serve on the shipped config. The admin port
+# is moved (another serve on this machine may hold 8025); the portal stays on
+# its shipped port when it is free, as the README promises, and is checked.
 export TG_BIN="$bin"
-TICKETGATE__ADMIN__LISTEN=127.0.0.1:0 RUST_LOG=info "$bin" serve >"$work/serve.out" 2>"$work/serve.err" &
+portal_port=8080
+if (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then
+    portal_port=0
+    echo "readme-walkthrough: 127.0.0.1:8080 is taken; the portal listens elsewhere" >&2
+fi
+TICKETGATE__ADMIN__LISTEN=127.0.0.1:0 TICKETGATE__WEB__LISTEN=127.0.0.1:$portal_port RUST_LOG=info "$bin" serve >"$work/serve.out" 2>"$work/serve.err" &
 serve_pid=$!
 for _ in $(seq 600); do
     grep -q "watching Maildir" "$work/serve.err" 2>/dev/null && break
@@ -98,9 +104,18 @@ done
 grep -l "^Subject: \[Support #1\] Login page returns 500 after upgrade" var/outbox/*.eml >/dev/null \
     || fail "no acknowledgement for ticket #1 in var/outbox"
 
+link="$(grep -Eo 'http://127\.0\.0\.1:8080/login/tg_[0-9a-f]{64}' <<<"$out" | tail -n 1)"
+[ -n "$link" ] || { printf '%s\n' "$out" >&2; fail "tg user link printed no sign-in link"; }
+if [ "$portal_port" = 8080 ]; then
+    page="$(curl -fsS "$link")" || fail "the portal did not answer at $link"
+    grep -q 'id="sign-in"' <<<"$page" || fail "the sign-in link did not show its button"
+    curl -fsS -o /dev/null -w '%{http_code}' -X POST "$link" | grep -qx 303 \
+        || fail "the sign-in button did not sign in"
+fi
+
 kill -TERM "$serve_pid"
 code=0
 wait "$serve_pid" || code=$?
 serve_pid=""
 [ "$code" = 0 ] || { cat "$work/serve.err" >&2; fail "serve exited with $code after SIGTERM"; }
-echo "readme-walkthrough: the README's \"Trying it\" ran as written: ticket #1 listed, 4 outbox files"
+echo "readme-walkthrough: the README's \"Trying it\" ran as written: ticket #1 listed, 4 outbox files, portal sign-in link ($([ "$portal_port" = 8080 ] && echo "opened and used" || echo "printed; 8080 was taken"))"

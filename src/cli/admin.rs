@@ -161,6 +161,31 @@ pub(super) async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
                 user.org.as_deref().unwrap_or("no organization")
             );
         }
+        UserCommand::Link { email } => {
+            let Some(base) = app.settings.web.portal_url() else {
+                anyhow::bail!("the portal is off ([web] listen is empty)");
+            };
+            let address = crate::domain::ids::EmailAddress::parse(&email)
+                .map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
+            let user = app
+                .store
+                .find_user(&address)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user {address}"))?;
+            let mut tx = app.store.begin().await?;
+            let link = manage::portal_link(
+                tx.as_mut(),
+                base,
+                user.id,
+                crate::store::LinkPurpose::SignIn,
+                crate::web::LINK_TTL,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(user = %user.email, "sign-in link printed by the CLI");
+            println!("{link}");
+        }
         UserCommand::List { json } => {
             let users = app.store.list_users().await?;
             if json {

@@ -211,6 +211,12 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a one-time portal sign-in link for a user (valid 15 minutes),
+    /// for someone whose mail does not arrive. Nothing is emailed.
+    Link {
+        /// The user's email address.
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

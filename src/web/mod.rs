@@ -28,7 +28,7 @@ mod pages;
 mod session;
 mod tickets;
 
-pub use session::ClientLimiter;
+pub use session::{ClientLimiter, LINK_TTL};
 
 /// What every portal handler can reach.
 #[derive(Clone)]
