@@ -146,6 +146,23 @@ impl ClientLimiter {
     }
 }
 
+/// The language of a visitor who is not signed in: the first of their
+/// browser's `Accept-Language` (RFC 9110 §12.5.4) that we ship, else English.
+pub fn visitor_locale(headers: &HeaderMap) -> Locale {
+    let accepted = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    for tag in accepted.split(',').take(20) {
+        let tag = tag.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let primary = tag.split('-').next().unwrap_or("");
+        if let Some(locale) = Locale::ALL.iter().find(|l| l.as_str() == primary) {
+            return *locale;
+        }
+    }
+    Locale::En
+}
+
 /// `GET /`: the sign-in page, or the tickets when signed in.
 pub async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
     if let Some(token) = cookie_value(&headers)
@@ -157,7 +174,7 @@ pub async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<R
     {
         return Ok(Redirect::to("/tickets").into_response());
     }
-    Ok(pages::render("login.html", Locale::En, context! {})?.into_response())
+    Ok(pages::render("login.html", visitor_locale(&headers), context! {})?.into_response())
 }
 
 /// `POST /login`: the same page whatever the address, so that nobody learns
@@ -168,14 +185,15 @@ pub async fn request_link(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Result<Response, WebError> {
+    let locale = visitor_locale(req.headers());
     if !state.inner.clients.allow(peer.ip(), Instant::now()) {
-        let page = pages::render("login.html", Locale::En, context! { too_many => true })?;
+        let page = pages::render("login.html", locale, context! { too_many => true })?;
         return Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response());
     }
     let form = form::read(req, None, 16 * 1024).await?;
-    let sent = pages::render("login.html", Locale::En, context! { sent => true })?;
+    let sent = pages::render("login.html", locale, context! { sent => true })?;
     let Some(email) = form.get("email").and_then(|e| EmailAddress::parse(e).ok()) else {
-        let page = pages::render("login.html", Locale::En, context! { invalid => true })?;
+        let page = pages::render("login.html", locale, context! { invalid => true })?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
     let now = OffsetDateTime::now_utc();
@@ -229,11 +247,12 @@ pub async fn request_link(
 }
 
 /// `GET /login/<token>`: one button; the link is used only by its POST.
-pub async fn confirm(Path(token): Path<String>) -> Result<Response, WebError> {
+pub async fn confirm(Path(token): Path<String>, headers: HeaderMap) -> Result<Response, WebError> {
+    let locale = visitor_locale(&headers);
     if !plausible(&token) {
-        return expired();
+        return expired(locale);
     }
-    Ok(pages::render("link.html", Locale::En, context! { token => token })?.into_response())
+    Ok(pages::render("link.html", locale, context! { token => token })?.into_response())
 }
 
 fn plausible(token: &str) -> bool {
@@ -242,8 +261,8 @@ fn plausible(token: &str) -> bool {
         && token[3..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn expired() -> Result<Response, WebError> {
-    let page = pages::render("login.html", Locale::En, context! { expired => true })?;
+fn expired(locale: Locale) -> Result<Response, WebError> {
+    let page = pages::render("login.html", locale, context! { expired => true })?;
     Ok((StatusCode::GONE, page).into_response())
 }
 
@@ -252,9 +271,11 @@ fn expired() -> Result<Response, WebError> {
 pub async fn sign_in(
     State(state): State<WebState>,
     Path(token): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, WebError> {
+    let locale = visitor_locale(&headers);
     if !plausible(&token) {
-        return expired();
+        return expired(locale);
     }
     let now = OffsetDateTime::now_utc();
     let Some(user) = state
@@ -262,7 +283,7 @@ pub async fn sign_in(
         .take_web_link(&token_hash(&token), now)
         .await?
     else {
-        return expired();
+        return expired(locale);
     };
     let session = new_token().map_err(|e| WebError::BadRequest(e.to_string()))?;
     let csrf = new_token().map_err(|e| WebError::BadRequest(e.to_string()))?;
@@ -328,6 +349,20 @@ mod tests {
         assert!(limiter.allow(v6a, t0));
         assert!(limiter.allow(v6b, t0));
         assert!(!limiter.allow(v6a, t0), "one /64 is one client");
+    }
+
+    #[test]
+    fn visitors_read_the_first_shipped_language_they_accept() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_str(v).unwrap());
+            visitor_locale(&h)
+        };
+        assert_eq!(with("ja-JP,ja;q=0.9,en;q=0.8"), Locale::Ja);
+        assert_eq!(with("fr-FR, ja;q=0.5"), Locale::Ja);
+        assert_eq!(with("en-US,en"), Locale::En);
+        assert_eq!(with("de"), Locale::En);
+        assert_eq!(visitor_locale(&HeaderMap::new()), Locale::En);
     }
 
     #[test]
