@@ -180,7 +180,7 @@ impl App {
         }
         if let Some(listener) = web {
             let state = crate::web::WebState::new(
-                self.ingestor.tickets().clone(),
+                self.ingestor.clone(),
                 &self.settings.web,
                 self.settings.intake.max_message_size.0,
             );

@@ -238,43 +238,76 @@ pub async fn add_user(
     let mut tx = tickets.store().begin().await?;
     let created = tx.insert_user(user, now).await?;
     if invite {
-        // With the portal on, the invitation is also their first sign-in.
-        let (link, link_days) = match &tickets.sender().portal {
-            Some(portal) => {
-                let link = portal_link(
-                    tx.as_mut(),
-                    &portal.base_url,
-                    created.id,
-                    LinkPurpose::Invite,
-                    portal.invite_ttl,
-                    now,
-                )
-                .await?;
-                (Some(link), portal.invite_ttl.as_secs().div_ceil(86400))
-            }
-            None => (None, 0),
-        };
-        let notice = Notice {
-            what: Notification::Invite(template::Invite {
-                user_name: created.name.clone(),
-                user_email: created.email.clone(),
-                org_name: org_name.map(str::to_string),
-                staff: created.role == crate::domain::ticket::Role::Staff,
-                link,
-                link_days,
-            }),
-            to: &created.email,
-            name: Some(&created.name),
-            user: Some(created.id),
-            locale: Some(&created.locale),
-            reason: "invite",
-            ticket: None,
-            comment: None,
-        };
-        notice::queue(tx.as_mut(), tickets.sender(), notice, now).await?;
+        queue_invite(tx.as_mut(), tickets, &created, org_name, now).await?;
     }
     tx.commit().await?;
     Ok(created)
+}
+
+/// Queues `user`'s invitation in `tx`; with the portal on, it carries their
+/// first sign-in link.
+async fn queue_invite(
+    tx: &mut dyn Tx,
+    tickets: &Service,
+    user: &User,
+    org_name: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let (link, link_days) = match &tickets.sender().portal {
+        Some(portal) => {
+            let link = portal_link(
+                tx,
+                &portal.base_url,
+                user.id,
+                LinkPurpose::Invite,
+                portal.invite_ttl,
+                now,
+            )
+            .await?;
+            (Some(link), portal.invite_ttl.as_secs().div_ceil(86400))
+        }
+        None => (None, 0),
+    };
+    let notice = Notice {
+        what: Notification::Invite(template::Invite {
+            user_name: user.name.clone(),
+            user_email: user.email.clone(),
+            org_name: org_name.map(str::to_string),
+            staff: user.role == crate::domain::ticket::Role::Staff,
+            link,
+            link_days,
+        }),
+        to: &user.email,
+        name: Some(&user.name),
+        user: Some(user.id),
+        locale: Some(&user.locale),
+        reason: "invite",
+        ticket: None,
+        comment: None,
+    };
+    notice::queue(tx, tickets.sender(), notice, now).await?;
+    Ok(())
+}
+
+/// Sends a registered user their invitation again (a new link, when the
+/// portal is on: the old one may have expired).
+pub async fn invite_again(tickets: &Service, email: &str) -> Result<User, ManageError> {
+    let address = EmailAddress::parse(email)
+        .map_err(|e| ManageError::Invalid(format!("email {email:?}: {e}")))?;
+    let user = tickets
+        .store()
+        .find_user(&address)
+        .await?
+        .ok_or_else(|| ManageError::NotFound(format!("no user {address}")))?;
+    let org_name = match &user.org {
+        Some(slug) => tickets.store().find_org(slug).await?.map(|o| o.name),
+        None => None,
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut tx = tickets.store().begin().await?;
+    queue_invite(tx.as_mut(), tickets, &user, org_name.as_deref(), now).await?;
+    tx.commit().await?;
+    Ok(user)
 }
 
 /// How an API token is kept: its SHA-256. Tokens carry 256 random bits, so a fast

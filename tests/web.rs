@@ -39,7 +39,7 @@ impl Portal {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = WebState::new(
-            t.app.ingestor.tickets().clone(),
+            t.app.ingestor.clone(),
             &t.app.settings.web,
             t.app.settings.intake.max_message_size.0,
         );
@@ -732,4 +732,169 @@ async fn in_a_real_browser_a_customer_and_staff_work_a_ticket() {
         "the team gets the internal note"
     );
     assert!(about("carol@other.test").is_empty());
+}
+
+#[tokio::test]
+async fn staff_pages_hold_the_quarantine_and_the_people_and_customers_never_see_them() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Quarantine me", "First.").await;
+    for path in ["/staff/quarantine", "/staff/people"] {
+        assert_eq!(p.get(path, Some(&alice)).await.status, 404, "{path}");
+    }
+    assert_eq!(
+        p.act(
+            "/staff/users",
+            &alice,
+            &[("email", "x@customer.test"), ("name", "X")]
+        )
+        .await
+        .status,
+        404
+    );
+
+    // Carol (another organization) replies to a notification she was
+    // forwarded: quarantined.
+    let notified =
+        p.t.outbox()
+            .await
+            .into_iter()
+            .find(|r| r.ticket_id == Some(id))
+            .expect("a notification about the ticket");
+    let raw = format!(
+        "From: Carol Chen <carol@other.test>\r\nTo: support@example.test\r\nSubject: Re: [Support #{id}] Quarantine me\r\n\
+         In-Reply-To: {parent}\r\nMessage-ID: <carol-1@other.test>\r\nDate: Wed, 02 Dec 2026 10:00:00 +0000\r\n\r\n<b>let me in</b>\r\n",
+        parent = notified.message_id
+    );
+    let report = p.t.deliver(raw.as_bytes()).await;
+    assert_eq!(report.outcome, "quarantined");
+    let sam = p.sign_in("sam@example.test").await;
+    let list = p.get("/staff/quarantine", Some(&sam)).await.text();
+    assert!(
+        list.contains("carol@other.test")
+            && list.contains(&format!("/staff/quarantine/{}", report.log_id)),
+        "{list}"
+    );
+    let shown = p
+        .get(&format!("/staff/quarantine/{}", report.log_id), Some(&sam))
+        .await
+        .text();
+    assert!(
+        shown.contains("&lt;b&gt;let me in&lt;&#x2f;b&gt;")
+            || shown.contains("&lt;b&gt;let me in&lt;/b&gt;"),
+        "{shown}"
+    );
+
+    // Staff shares the ticket with Carol, then replays: now a comment.
+    let res = p
+        .act(
+            &format!("/tickets/{id}/share"),
+            &sam,
+            &[("email", "carol@other.test")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let res = p
+        .act(
+            &format!("/staff/quarantine/{}/replay", report.log_id),
+            &sam,
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert!(
+        p.t.ticket(id)
+            .await
+            .comments
+            .iter()
+            .any(|c| c.body.contains("let me in"))
+    );
+    assert!(
+        !p.get("/staff/quarantine", Some(&sam))
+            .await
+            .text()
+            .contains(&format!("/staff/quarantine/{}\"", report.log_id))
+    );
+
+    // People: add a user (invited, with a link), invite again, a lead.
+    let res = p
+        .act(
+            "/staff/users",
+            &sam,
+            &[
+                ("email", "erin@customer.test"),
+                ("name", "Erin Example"),
+                ("org", "customer-site-a"),
+                ("role", "customer"),
+                ("locale", "ja"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(res.text().contains("erin@customer.test"));
+    let again = p
+        .act(
+            "/staff/users",
+            &sam,
+            &[("email", "erin@customer.test"), ("name", "Erin")],
+        )
+        .await;
+    assert_eq!(again.status, 409, "a second add says it exists");
+    let res = p
+        .act(
+            "/staff/users/invite",
+            &sam,
+            &[("email", "erin@customer.test")],
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let invites: Vec<_> =
+        p.t.outbox()
+            .await
+            .into_iter()
+            .filter(|r| r.to == "erin@customer.test" && r.template == "invite")
+            .collect();
+    assert_eq!(invites.len(), 2);
+    let links: Vec<_> = invites
+        .iter()
+        .map(|r| r.context["event"]["link"].as_str().unwrap().to_string())
+        .collect();
+    assert_ne!(links[0], links[1], "each invitation has its own link");
+    p.open_link(&links[1])
+        .await
+        .expect("the invitation's link signs Erin in");
+    let res = p
+        .act(
+            "/staff/leads",
+            &sam,
+            &[("org", "customer-site-a"), ("email", "sam@example.test")],
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let org =
+        p.t.store()
+            .find_org("customer-site-a")
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(
+        org.leads.iter().any(|l| l == "sam@example.test"),
+        "{:?}",
+        org.leads
+    );
+    let res = p
+        .act(
+            "/staff/leads/remove",
+            &sam,
+            &[("org", "customer-site-a"), ("email", "sam@example.test")],
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let org =
+        p.t.store()
+            .find_org("customer-site-a")
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(!org.leads.iter().any(|l| l == "sam@example.test"));
 }

@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 
 use crate::config::{Rate, WebSettings};
 use crate::domain::locale::Locale;
+use crate::ingest::Ingestor;
 use crate::store::{Store, StoreError};
 use crate::tickets::Service;
 
@@ -26,6 +27,7 @@ mod assets;
 mod form;
 mod pages;
 mod session;
+mod staff;
 mod tickets;
 
 pub use session::{ClientLimiter, LINK_TTL};
@@ -37,7 +39,9 @@ pub struct WebState {
 }
 
 struct Inner {
-    tickets: Service,
+    /// The email channel, for what only it does (replaying quarantined
+    /// mail); its ticket service for everything else.
+    ingestor: Ingestor,
     /// `[web] base_url` without its trailing `/`: links in emails.
     base_url: String,
     /// `https` base: the session cookie is `Secure`.
@@ -51,11 +55,11 @@ struct Inner {
 }
 
 impl WebState {
-    pub fn new(tickets: Service, web: &WebSettings, max_message_size: u64) -> Self {
+    pub fn new(ingestor: Ingestor, web: &WebSettings, max_message_size: u64) -> Self {
         let base_url = web.base_url.trim().trim_end_matches('/').to_string();
         Self {
             inner: Arc::new(Inner {
-                tickets,
+                ingestor,
                 secure: base_url.starts_with("https://"),
                 base_url,
                 session_ttl: web.session_ttl.0,
@@ -67,11 +71,11 @@ impl WebState {
     }
 
     fn tickets(&self) -> &Service {
-        &self.inner.tickets
+        self.inner.ingestor.tickets()
     }
 
     fn store(&self) -> &Arc<dyn Store> {
-        self.inner.tickets.store()
+        self.inner.ingestor.store()
     }
 }
 
@@ -96,6 +100,14 @@ pub fn router(state: WebState) -> Router {
             get(tickets::attachment),
         )
         .route("/tickets/{id}/{action}", post(tickets::act))
+        .route("/staff/quarantine", get(staff::quarantine))
+        .route("/staff/quarantine/{id}", get(staff::message))
+        .route("/staff/quarantine/{id}/replay", post(staff::replay))
+        .route("/staff/people", get(staff::people))
+        .route("/staff/users", post(staff::add_user))
+        .route("/staff/users/invite", post(staff::invite))
+        .route("/staff/leads", post(staff::add_lead))
+        .route("/staff/leads/remove", post(staff::remove_lead))
         .route("/assets/{file}", get(assets::serve))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))

@@ -26,6 +26,9 @@ const PAGES: &[(&str, &str)] = pages!(
     "tickets.html",
     "new.html",
     "ticket.html",
+    "quarantine.html",
+    "message.html",
+    "people.html",
 );
 
 const WORDS: &[(Locale, &str)] = &[

@@ -154,7 +154,12 @@ pub fn visitor_locale(headers: &HeaderMap) -> Locale {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     for tag in accepted.split(',').take(20) {
-        let tag = tag.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let tag = tag
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         let primary = tag.split('-').next().unwrap_or("");
         if let Some(locale) = Locale::ALL.iter().find(|l| l.as_str() == primary) {
             return *locale;
