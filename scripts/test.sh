@@ -48,12 +48,12 @@ fi
 
 # Debian's Chromium and its WebDriver for the portal's browser test
 # (tests/web.rs); with TICKETGATE_TEST_BROWSER set, a missing one fails it.
-if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
-    log "installing chromium and chromium-driver"
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/ipafont-gothic ]; then
+    log "installing chromium, chromium-driver and a Japanese font for its pages"
     if [ "$(id -u)" = 0 ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -yq chromium chromium-driver
+        DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -yq chromium chromium-driver fonts-ipafont-gothic
     else
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -yq chromium chromium-driver
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -yq chromium chromium-driver fonts-ipafont-gothic
     fi
 fi
 export TICKETGATE_TEST_BROWSER=1

@@ -566,7 +566,7 @@ fn screenshot_dir(p: &Portal) -> std::path::PathBuf {
 async fn browser_sign_in(p: &Portal, d: &common::webdriver::Driver, email: &str) {
     d.goto(&format!("http://{}/", p.addr)).await;
     d.type_into("#email", email).await;
-    d.click("form[action='/login'] button").await;
+    d.submit("form[action='/login'] button").await;
     d.wait_for(".notice.ok").await;
     let link = p
         .links_to(email)
@@ -575,20 +575,38 @@ async fn browser_sign_in(p: &Portal, d: &common::webdriver::Driver, email: &str)
         .expect("a sign-in link was emailed");
     let path = &link[link.find("/login/").unwrap()..];
     d.goto(&format!("http://{}{path}", p.addr)).await;
-    d.click("#sign-in").await;
+    d.submit("#sign-in").await;
     d.wait_for("form[action='/logout']").await;
 }
 
 async fn browser_sign_out(d: &common::webdriver::Driver) {
-    d.click("form[action='/logout'] button").await;
+    d.submit("form[action='/logout'] button").await;
     d.wait_for("#email").await;
 }
 
-#[tokio::test]
-async fn in_a_real_browser_a_customer_and_staff_work_a_ticket() {
-    let Some(d) = common::webdriver::Driver::start().await else {
-        return;
-    };
+#[test]
+fn in_a_real_browser_a_customer_and_staff_work_a_ticket() {
+    // The walk-through's future polls in one large frame in a debug build:
+    // more than a test thread's 2 MiB stack, so it runs on a thread of its own.
+    std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    if let Some(d) = common::webdriver::Driver::start().await {
+                        browser_walkthrough(d).await;
+                    }
+                })
+        })
+        .unwrap()
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
+
+async fn browser_walkthrough(d: common::webdriver::Driver) {
     let p = Portal::start().await;
     let shots = screenshot_dir(&p);
     let base = format!("http://{}", p.addr);
@@ -606,7 +624,8 @@ async fn in_a_real_browser_a_customer_and_staff_work_a_ticket() {
     let file = p.t.dir.path().join("export.log");
     std::fs::write(&file, "GET /invoices.csv 500 12ms\n").unwrap();
     d.type_into("#attachments", file.to_str().unwrap()).await;
-    d.click("form[action='/tickets'] button[type=submit]").await;
+    d.submit("form[action='/tickets'] button[type=submit]")
+        .await;
     d.wait_for(".conversation").await;
     let url = d.url().await;
     let id: i64 = url
@@ -624,7 +643,7 @@ async fn in_a_real_browser_a_customer_and_staff_work_a_ticket() {
         .await;
     d.click("#mention-list li[data-handle='bob.brown']").await;
     d.type_into("#body", "who saw it first.").await;
-    d.click("#post-comment").await;
+    d.submit("#post-comment").await;
     d.wait_for("#latest").await;
     let t = p.t.ticket(id).await;
     let last = t.comments.last().unwrap();
@@ -633,7 +652,7 @@ async fn in_a_real_browser_a_customer_and_staff_work_a_ticket() {
 
     // Shares with a teammate.
     d.type_into("#share-email", "carol@other.test").await;
-    d.click("form[action$='/share'] button").await;
+    d.submit("form[action$='/share'] button").await;
     d.wait_for(".notice.error").await;
     assert!(
         p.t.ticket(id)
@@ -645,7 +664,7 @@ async fn in_a_real_browser_a_customer_and_staff_work_a_ticket() {
     );
     d.goto(&format!("{base}/tickets/{id}")).await;
     d.type_into("#share-email", "bob@customer.test").await;
-    d.click("form[action$='/share'] button").await;
+    d.submit("form[action$='/share'] button").await;
     d.wait_for(".conversation").await;
     assert!(
         p.t.ticket(id)
@@ -664,10 +683,10 @@ async fn in_a_real_browser_a_customer_and_staff_work_a_ticket() {
     d.screenshot(&shots.join("staff-queue.png")).await;
     d.goto(&format!("{base}/tickets/{id}")).await;
     d.select("#set-status", "in_progress").await;
-    d.click("form[action$='/status'] button").await;
+    d.submit("form[action$='/status'] button").await;
     d.wait_for(".conversation").await;
     d.select("#set-priority", "P2").await;
-    d.click("form[action$='/priority'] button").await;
+    d.submit("form[action$='/priority'] button").await;
     d.wait_for(".conversation").await;
     d.type_into(
         "#body",
@@ -675,7 +694,7 @@ async fn in_a_real_browser_a_customer_and_staff_work_a_ticket() {
     )
     .await;
     d.click("#internal").await;
-    d.click("#post-comment").await;
+    d.submit("#post-comment").await;
     d.wait_for("#latest").await;
     browser_sign_out(&d).await;
 
@@ -690,6 +709,29 @@ async fn in_a_real_browser_a_customer_and_staff_work_a_ticket() {
         "a customer never sees an internal note"
     );
     d.screenshot(&shots.join("ticket.png")).await;
+
+    // The same page in Japanese, for a Japanese customer.
+    let user =
+        p.t.store()
+            .find_user(&"alice@customer.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    p.t.store()
+        .update_user(
+            user.id,
+            &ticketgate::store::UserChange {
+                name: None,
+                role: None,
+                locale: Some("ja".into()),
+                org_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    d.goto(&format!("{base}/tickets/{id}")).await;
+    assert!(d.source().await.contains("コメントを追加"));
+    d.screenshot(&shots.join("ticket-ja.png")).await;
 
     // The mail: exactly who should hear of what.
     let mails = p.t.mails().await;

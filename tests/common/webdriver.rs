@@ -157,6 +157,25 @@ impl Driver {
         }
     }
 
+    /// Clicks what submits a form or follows a link, and waits until the
+    /// next page has replaced this one (its `<html>` is a new element).
+    pub async fn submit(&self, selector: &str) {
+        let before = self.find("html").await;
+        self.click(selector).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.find("html").await;
+            if now.0 != before.0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{selector:?} did not lead to a new page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn click(&self, selector: &str) {
         let e = self.find(selector).await;
         self.call("POST", &self.at(&format!("/element/{}/click", e.0)), None)
