@@ -1026,3 +1026,50 @@ fn a_maildir_without_cur_is_ingested_from_new_and_an_empty_one_is_named() {
         "empty: no messages to ingest (a Maildir with nothing in new/ or cur/)"
     );
 }
+
+/// Issue 21: a portal port that cannot be bound fails `serve` at start,
+/// naming it, as the admin port does.
+#[test]
+fn serve_fails_at_start_when_the_portal_port_is_taken() {
+    let dir = workdir();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("TICKETGATE__WEB__LISTEN", &addr)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("portal") && err.contains(&addr), "{err}");
+}
+
+/// `user link` prints a working one-time sign-in link and emails nothing.
+#[test]
+fn user_link_prints_a_sign_in_link() {
+    let dir = workdir();
+    seed(dir.path());
+    let before = ok(dir.path(), &["outbox", "list"]);
+    let out = run(dir.path(), &["user", "link", "alice@customer.test"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        link.trim().starts_with("http://127.0.0.1:8080/login/tg_")
+            && link.trim().len() == "http://127.0.0.1:8080/login/".len() + 67,
+        "{link}"
+    );
+    assert_eq!(
+        ok(dir.path(), &["outbox", "list"]),
+        before,
+        "nothing is emailed"
+    );
+    let unknown = run(dir.path(), &["user", "link", "nobody@example.test"], None);
+    assert!(!unknown.status.success());
+}

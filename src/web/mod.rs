@@ -116,12 +116,29 @@ pub fn router(state: WebState) -> Router {
         .with_state(state)
 }
 
-/// Serves the portal on `listener` until `cancel` fires.
+/// Serves the portal on `listener` until `cancel` fires; meanwhile, every
+/// hour, deletes expired sign-in links and sessions.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: WebState,
     cancel: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
+    let store = state.store().clone();
+    let purging = cancel.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = purging.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            match store.purge_web(time::OffsetDateTime::now_utc()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "expired portal links and sessions deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete expired portal sessions"),
+            }
+        }
+    });
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
