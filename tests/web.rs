@@ -774,6 +774,27 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
         "the team gets the internal note"
     );
     assert!(about("carol@other.test").is_empty());
+    // One mail per person per change: Alice (ack, status, priority), Bob
+    // (the mention, status, priority; the share found him following), Dave
+    // the lead (shared by the rule, the comment, status, priority, the
+    // internal note), the team's address (new ticket, comment, status,
+    // priority, internal note); Sam made the changes and hears of none.
+    let counts: Vec<(String, usize)> = common::count_per_recipient(
+        &mails
+            .iter()
+            .filter(|m| m.subject.contains(&format!("#{id}]")))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        counts,
+        vec![
+            ("alice@customer.test".to_string(), 3),
+            ("bob@customer.test".to_string(), 3),
+            ("dave@example.test".to_string(), 5),
+            ("team@example.test".to_string(), 5),
+        ]
+    );
 }
 
 #[tokio::test]
