@@ -1,7 +1,8 @@
 //! Golden tests of reply extraction: every `fixtures/reply/<name>.txt` (through
 //! `extract_text`) and `<name>.html` (through `extract_html`) must produce
 //! `<name>.expected.json`, exactly as `ticketgate extract-reply [--html]` prints
-//! it, with LF and with CRLF line endings.
+//! it, with LF and with CRLF line endings. A `<name>.from` beside it holds the
+//! sender (`Name <addr>`, as `extract-reply --from` takes it).
 //!
 //! `BLESS=1 cargo test --test reply` rewrites the expectations (review every
 //! change by hand); a mismatch writes `<name>.actual.json` beside the fixture.
@@ -22,10 +23,13 @@ fn fixtures() -> Vec<PathBuf> {
 }
 
 fn extract(path: &Path, body: &str) -> Extracted {
+    let sender = std::fs::read_to_string(path.with_extension("from"))
+        .map(|from| reply::Sender::parse(&from))
+        .unwrap_or_default();
     if path.extension().is_some_and(|e| e == "html") {
-        reply::extract_html(body)
+        reply::extract_html_from(body, &sender)
     } else {
-        reply::extract_text(body)
+        reply::extract_text_from(body, &sender)
     }
 }
 
@@ -83,7 +87,7 @@ fn a_reply_never_loses_a_written_line() {
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
     {
         let body = std::fs::read_to_string(&path).expect("fixture is UTF-8");
-        let got = reply::extract_text(&body);
+        let got = extract(&path, &body);
         let all = format!(
             "{}\n{}\n{}",
             got.reply,

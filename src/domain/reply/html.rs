@@ -22,6 +22,11 @@ const HTML_CUTS: [&str; 7] = [
 /// Outlook and Yahoo containers of the original); the rest is converted to text
 /// and read like a text body.
 pub fn extract_html(html: &str) -> Extracted {
+    extract_html_from(html, &Sender::default())
+}
+
+/// [`extract_html`] of a body from `sender` (see [`super::extract_text_from`]).
+pub fn extract_html_from(html: &str, sender: &Sender) -> Extracted {
     let lower = html.to_ascii_lowercase();
     let cut = HTML_CUTS
         .iter()
@@ -32,7 +37,8 @@ pub fn extract_html(html: &str) -> Extracted {
         let theirs = crate::domain::mail::html_to_text(&html[cut..]);
         let first = theirs.lines().find(|l| !is_blank(l)).unwrap_or("");
         if !is_forward(head(first, MAX_CLASSIFIED_LINE)) {
-            let mut got = extract_converted(&crate::domain::mail::html_to_text(&html[..cut]));
+            let mut got =
+                extract_converted(&crate::domain::mail::html_to_text(&html[..cut]), sender);
             let theirs = theirs.trim();
             if !theirs.is_empty() {
                 got.quoted = Some(match got.quoted.take() {
@@ -43,13 +49,13 @@ pub fn extract_html(html: &str) -> Extracted {
             return got;
         }
     }
-    extract_converted(&crate::domain::mail::html_to_text(html))
+    extract_converted(&crate::domain::mail::html_to_text(html), sender)
 }
 
 /// Reads converted HTML: its link footnotes (`[1]: https://…`, all at the end)
 /// are set aside first, since after a quote they would read as an inline
 /// answer, then each goes back to the part that refers to it.
-fn extract_converted(text: &str) -> Extracted {
+fn extract_converted(text: &str, sender: &Sender) -> Extracted {
     static FOOTNOTE: LazyLock<Regex> = LazyLock::new(|| re(r"^\[(\d{1,5})\]: \S"));
     static REFERENCE: LazyLock<Regex> = LazyLock::new(|| re(r"\]\[(\d{1,5})\]"));
     let lines: Vec<&str> = text.lines().collect();
@@ -65,7 +71,7 @@ fn extract_converted(text: &str) -> Extracted {
         .copied()
         .filter(|l| !is_blank(l))
         .collect();
-    let mut got = extract_text(&lines[..body_end].join("\n"));
+    let mut got = extract_text_from(&lines[..body_end].join("\n"), sender);
     // The references of each part, gathered once (a message may hold
     // thousands of links: no search of the reply per footnote).
     let refs = |text: &str| -> HashSet<String> {

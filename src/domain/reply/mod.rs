@@ -44,11 +44,13 @@ use regex::Regex;
 mod headers;
 mod html;
 mod lines;
+mod sender;
 mod signature;
 
 use headers::*;
-pub use html::extract_html;
+pub use html::{extract_html, extract_html_from};
 use lines::*;
+pub use sender::Sender;
 use signature::*;
 
 /// The first line of every notification; replies are cut here (DESIGN).
@@ -341,8 +343,14 @@ fn collect(doc: &Doc<'_>, part: &[Part], want: Part) -> String {
     out
 }
 
-/// Splits a plain-text body.
+/// Splits a plain-text body whose sender is unknown.
 pub fn extract_text(text: &str) -> Extracted {
+    extract_text_from(text, &Sender::default())
+}
+
+/// Splits a plain-text body from `sender`, whose own name on the last lines
+/// is a signature.
+pub fn extract_text_from(text: &str, sender: &Sender) -> Extracted {
     let text = normalize(text);
     let doc = Doc::new(&text);
     let n = doc.lines.len();
@@ -449,7 +457,7 @@ pub fn extract_text(text: &str) -> Extracted {
         text_before[j + 1] = text_before[j] + usize::from(counts);
     }
     let mut end = tail_end;
-    let mut signature_done = false;
+    let (mut signature_done, mut unmarked_done, mut sign_off_done) = (false, false, false);
     loop {
         while end > 0 && (kind[end - 1] == Kind::Blank || part[end - 1] != Part::Reply) {
             end -= 1;
@@ -500,11 +508,41 @@ pub fn extract_text(text: &str) -> Extracted {
                             .for_each(|p| *p = Part::Signature);
                         end = sep;
                     }
+                    None => {}
+                }
+            }
+            _ if !unmarked_done => {
+                unmarked_done = true;
+                if let Some((start, rule)) = unmarked_signature(&doc, &part, end, sender) {
+                    part[start..end]
+                        .iter_mut()
+                        .filter(|p| **p == Part::Reply)
+                        .for_each(|p| *p = Part::Signature);
+                    if let Some(rule) = rule {
+                        part[rule] = Part::Drop;
+                    }
+                    end = rule.unwrap_or(start);
+                }
+            }
+            _ if !sign_off_done => {
+                sign_off_done = true;
+                // Text, a quote, then only a sign-off: the quote was not answered.
+                match sign_off_above(&doc, &part, end, sender) {
+                    Some(start) => end = start,
                     None => break,
                 }
             }
             _ => break,
         }
+    }
+    // A message that is only a signature keeps it: it is all the person sent.
+    let written = |want: Part| {
+        (0..n).any(|j| part[j] == want && kind[j] != Kind::Blank && has_letters(doc.lines[j]))
+    };
+    if !written(Part::Reply) && !written(Part::Quoted) {
+        part.iter_mut()
+            .filter(|p| matches!(p, Part::Signature | Part::Drop))
+            .for_each(|p| *p = Part::Reply);
     }
     // A quoted copy of our marker is no part of an inline answer.
     for (j, line) in doc.lines.iter().enumerate() {
@@ -522,13 +560,41 @@ pub fn extract_text(text: &str) -> Extracted {
     }
 }
 
+/// The first line of a sign-off ending at `end` that follows a quote, when
+/// text of the reply stands above that quote (the quote then goes as a
+/// trailing one; the sign-off stays).
+fn sign_off_above(doc: &Doc<'_>, part: &[Part], end: usize, sender: &Sender) -> Option<usize> {
+    let mut lines = Vec::new();
+    let mut j = end;
+    while j > 0 {
+        j -= 1;
+        if part[j] != Part::Reply {
+            return None;
+        }
+        match doc.kind[j] {
+            Kind::Blank => {}
+            Kind::Text if lines.len() < 3 => lines.push(j),
+            Kind::Quote => {
+                let first = *lines.last()?;
+                let texts: Vec<&str> = lines.iter().rev().map(|&l| doc.lines[l]).collect();
+                let text_above =
+                    (0..j).any(|a| part[a] == Part::Reply && doc.kind[a] == Kind::Text);
+                return (text_above && is_sign_off(&texts, sender)).then_some(first);
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// The reply of a parsed message: from the HTML structure when the text was
 /// only converted from HTML, else from the text part (its `>` quotes are the
-/// client's own and more reliable than a conversion).
+/// client's own and more reliable than a conversion). The sender is its From.
 pub fn extract_mail(mail: &super::mail::InboundMail) -> Extracted {
+    let sender = Sender::of(mail);
     match &mail.html {
-        Some(html) if mail.text_from_html => extract_html(html),
-        _ => extract_text(&mail.text),
+        Some(html) if mail.text_from_html => extract_html_from(html, &sender),
+        _ => extract_text_from(&mail.text, &sender),
     }
 }
 

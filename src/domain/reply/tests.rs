@@ -255,6 +255,195 @@ fn splits_signatures_and_footers() {
     ]);
 }
 
+/// (name, sender, input, reply, signature)
+type SenderCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
+
+fn check_from(cases: &[SenderCase]) {
+    let mut failures = Vec::new();
+    for (name, from, input, reply, signature) in cases {
+        let got = extract_text_from(input, &Sender::parse(from));
+        if got.reply != *reply || got.signature.as_deref() != *signature {
+            failures.push(format!(
+                "{name}:\n  got  {:?} / {:?}\n  want {reply:?} / {signature:?}",
+                got.reply, got.signature
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_senders_own_name_is_a_signature() {
+    const ROMAN: &str = "Roman Lebedev <roman@example.test>";
+    check_from(&[
+        (
+            "dash and name",
+            ROMAN,
+            "Hey!\n-roman\n",
+            "Hey!",
+            Some("-roman"),
+        ),
+        (
+            "dash, space, name",
+            ROMAN,
+            "Hey!\n\n- Roman\n",
+            "Hey!",
+            Some("- Roman"),
+        ),
+        (
+            "closing and name",
+            ROMAN,
+            "Hey!\n\nThanks!\nRoman\n",
+            "Hey!",
+            Some("Thanks!\nRoman"),
+        ),
+        (
+            "closing, blank, name",
+            ROMAN,
+            "Hey!\n\nBest regards,\n\nRoman Lebedev\n",
+            "Hey!",
+            Some("Best regards,\n\nRoman Lebedev"),
+        ),
+        (
+            "closing and name on one line",
+            ROMAN,
+            "Hey!\n\nCheers, Roman\n",
+            "Hey!",
+            Some("Cheers, Roman"),
+        ),
+        (
+            "dash rule above",
+            ROMAN,
+            "Hey!\n---\nRoman\n",
+            "Hey!",
+            Some("Roman"),
+        ),
+        ("initials", ROMAN, "Done.\n\n-RL\n", "Done.", Some("-RL")),
+        (
+            "contact lines below the name",
+            ROMAN,
+            "Done.\n\nRoman Lebedev\nSupport Engineer, ACME Ltd.\n+43 1 234 5678\n",
+            "Done.",
+            Some("Roman Lebedev\nSupport Engineer, ACME Ltd.\n+43 1 234 5678"),
+        ),
+        (
+            "someone else's name stays",
+            ROMAN,
+            "Please ask\nAlice\n",
+            "Please ask\nAlice",
+            None,
+        ),
+        (
+            "only a signature keeps it",
+            ROMAN,
+            "--\nRoman\n",
+            "--\nRoman",
+            None,
+        ),
+        (
+            "only a name keeps it",
+            ROMAN,
+            "Thanks!\nRoman\n",
+            "Thanks!\nRoman",
+            None,
+        ),
+        (
+            "a sentence with the name stays",
+            ROMAN,
+            "It works.\n\nRoman is happy now\n",
+            "It works.\n\nRoman is happy now",
+            None,
+        ),
+        (
+            "content after the name stays",
+            ROMAN,
+            "It works.\n\nRoman\nThe log is attached below.\n",
+            "It works.\n\nRoman\nThe log is attached below.",
+            None,
+        ),
+        (
+            "unknown sender: sign-off stays",
+            "",
+            "Hey!\n\nThanks!\nRoman\n",
+            "Hey!\n\nThanks!\nRoman",
+            None,
+        ),
+        (
+            "anyone: contact lines below a dash rule",
+            "",
+            "Done.\n\n---\nQuinn Quartz\n+43 1 234 5678\nwww.customer.test\n",
+            "Done.",
+            Some("Quinn Quartz\n+43 1 234 5678\nwww.customer.test"),
+        ),
+        (
+            "anyone: a dash rule above prose stays",
+            "",
+            "Steps:\n---\nOpen it\nClose it\n",
+            "Steps:\n---\nOpen it\nClose it",
+            None,
+        ),
+    ]);
+}
+
+#[test]
+fn a_quote_followed_only_by_a_sign_off_goes() {
+    check(&[
+        (
+            "text, quote, closing and name",
+            "I restarted it.\n\n> Could you restart the service?\n\nThanks,\nBob\n",
+            "I restarted it.\n\nThanks,\nBob",
+            None,
+            Some("> Could you restart the service?"),
+            false,
+        ),
+        (
+            "header, quote, closing and name on one line",
+            "Test reply\nOn Fri, 6 May 2026 at 18:03, Alice <a@x.test> wrote:\n\n> Test\n> Alice\n\nRegards, Bob\n",
+            "Test reply\n\nRegards, Bob",
+            None,
+            Some("On Fri, 6 May 2026 at 18:03, Alice <a@x.test> wrote:\n\n> Test\n> Alice"),
+            false,
+        ),
+        (
+            "inline answers stay",
+            "Hi,\n\n> one?\n\nyes\n\n> two?\n\nno\n\nThanks,\nBob\n",
+            "Hi,\n\n> one?\n\nyes\n\n> two?\n\nno\n\nThanks,\nBob",
+            None,
+            None,
+            false,
+        ),
+        (
+            "a quote answered with thanks and more stays",
+            "Hi,\n\n> Does it work now?\n\nYes, thanks!\n",
+            "Hi,\n\n> Does it work now?\n\nYes, thanks!",
+            None,
+            None,
+            false,
+        ),
+        (
+            "no text above the quote: kept",
+            "> Could you restart it?\n\nThanks,\nBob\n",
+            "> Could you restart it?\n\nThanks,\nBob",
+            None,
+            None,
+            false,
+        ),
+    ]);
+    check_from(&[(
+        "the sender's name alone after the quote",
+        "Bob Builder <bob@example.test>",
+        "Done.\n\n> Please check.\n\n-bob\n",
+        "Done.",
+        Some("-bob"),
+    )]);
+}
+
 #[test]
 fn forwards_are_content() {
     check(&[
