@@ -118,3 +118,36 @@ pub(super) fn code_lines(lines: &[&str]) -> Vec<bool> {
     }
     code
 }
+
+/// A link wrapped out of the quoted line above it: `<http://…>` or
+/// `(http://…)` alone (a stray ` >` after it), or the end of a link the line
+/// above opened (`> see (http://a.test/x` / `y=1)`). Clients wrap long quoted
+/// lines without repeating the `>`.
+pub(super) fn is_link_continuation(line: &str, above: &str) -> bool {
+    let t = line.trim();
+    let core = t
+        .strip_suffix(" >")
+        .unwrap_or(t)
+        .trim_end_matches(['.', ',', ';']);
+    if core.is_empty() || core.len() > MAX_CLASSIFIED_LINE || core.contains(char::is_whitespace) {
+        return false;
+    }
+    let bracketed = (core.starts_with("<http") && core.ends_with('>'))
+        || (core.starts_with("(http") && core.ends_with(')'));
+    bracketed || (core.ends_with([')', '>']) && opens_link(above))
+}
+
+/// Whether `line` ends inside a bracketed link (`(http://a.test/x` with no
+/// `)` after it).
+fn opens_link(line: &str) -> bool {
+    let mut from = line.len().saturating_sub(MAX_CLASSIFIED_LINE);
+    while !line.is_char_boundary(from) {
+        from += 1;
+    }
+    let tail = &line[from..];
+    let open = [("(http", ')'), ("<http", '>')]
+        .iter()
+        .filter_map(|(o, c)| tail.rfind(o).map(|at| (at, *c)))
+        .max();
+    open.is_some_and(|(at, close)| !tail[at..].contains(close))
+}

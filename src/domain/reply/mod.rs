@@ -146,6 +146,7 @@ impl<'a> Doc<'a> {
     fn new(text: &'a str) -> Self {
         let lines: Vec<&str> = text.split('\n').collect();
         let code = code_lines(&lines);
+        let (lines, code) = unglue(lines, code);
         let mut kind: Vec<Kind> = lines
             .iter()
             .zip(&code)
@@ -168,6 +169,22 @@ impl<'a> Doc<'a> {
                 }
             } else {
                 i += 1;
+            }
+        }
+        // Links wrapped out of a quoted line continue the quote: one block,
+        // not an inline answer between two.
+        for i in 1..n {
+            if kind[i] == Kind::Text
+                && kind[i - 1] == Kind::Quote
+                && is_link_continuation(lines[i], lines[i - 1])
+            {
+                let next = (i + 1..n.min(i + 4)).find(|&j| kind[j] != Kind::Blank);
+                let continues = next.is_some_and(|j| {
+                    kind[j] == Kind::Quote || is_link_continuation(lines[j], lines[i])
+                });
+                if continues {
+                    kind[i] = Kind::Quote;
+                }
             }
         }
         let mut doc = Doc {

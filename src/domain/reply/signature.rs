@@ -29,6 +29,9 @@ pub(super) static FOOTER: LazyLock<Regex> = LazyLock::new(|| {
       | hämta\soutlook.{0,40}
       | sendt\s(?:fra|med)\s.{1,80}
       | (?:skaff|få)\s.{0,10}outlook.{0,40}
+      | được\sgửi\stừ\s.{1,80}
+      | .{1,40}(?:umdan|imden|ümden|ımdan|umden)\sgönderildi
+      | .{1,40}에서\s보냄
       | (?:发自|来自|寄自)我的.{0,40}
       | 從我的.{0,40}傳送
       | .{1,40}から送信

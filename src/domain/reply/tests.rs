@@ -124,6 +124,213 @@ fn cuts_at_the_marker_and_quote_headers() {
 }
 
 #[test]
+fn recognises_headers_of_more_clients_and_languages() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "sent instead of wrote",
+            "On 23.11.2026 09:14, Alice <a@x.test> sent:",
+        ),
+        (
+            "vietnamese gmail",
+            "Vào Th 2, 23 thg 11, 2026 vào lúc 09:14 Alice <a@x.test> đã viết:",
+        ),
+        (
+            "korean gmail",
+            "2026년 11월 23일 (월) 오전 9:14, Alice <a@x.test>님이 작성:",
+        ),
+        (
+            "korean apple mail",
+            "2026. 11. 23. 오전 9:14, Alice <a@x.test> 작성:",
+        ),
+        (
+            "japanese apple mail",
+            "2026/11/23 9:14、Alice <a@x.test>のメール:",
+        ),
+        (
+            "turkish gmail",
+            "Alice <a@x.test>, 23 Kas 2026 Pzt, 09:14 tarihinde şunu yazdı:",
+        ),
+        (
+            "taiwanese gmail",
+            "Alice <a@x.test> 於 2026年11月23日 週一 上午9:14寫道：",
+        ),
+        ("russian, date first", "23.11.2026 9:14, Alice пишет:"),
+        ("reply message separator", "-----Reply Message-----"),
+        ("german reply separator", "-----Antwort Nachricht-----"),
+        (
+            "qq mail separator",
+            "------------------ 原始邮件 ------------------",
+        ),
+        ("samsung separator", "-------- Original message --------"),
+    ];
+    let mut failures = Vec::new();
+    for (name, header) in cases {
+        let input = format!("Fixed.\n\n{header}\nold text\n> older\n");
+        let got = extract_text(&input);
+        if got.reply != "Fixed." {
+            failures.push(format!("{name}: {got:?}"));
+        }
+    }
+    let blocks: &[(&str, &str)] = &[
+        (
+            "date first, no from",
+            "Date: Wed, 25 Nov 2026 09:14:02 +0100\nTo: <c@y.test>",
+        ),
+        (
+            "from and date only",
+            "From: a@x.test\nDate: Wed, 25 Nov 2026 09:14:02 +0100",
+        ),
+        (
+            "spanish outlook",
+            "De: Alice <a@x.test>\nEnviado el: lunes, 23 de noviembre de 2026 9:14\nPara: c@y.test\nAsunto: Re: x",
+        ),
+        (
+            "portuguese outlook",
+            "De: Alice <a@x.test>\nEnviado: segunda-feira, 23 de novembro de 2026 09:14\nPara: c@y.test\nAssunto: Re: x",
+        ),
+        (
+            "turkish outlook",
+            "Kimden: Alice <a@x.test>\nGönderildi: 23 Kasım 2026 Pazartesi 09:14\nKime: c@y.test\nKonu: Re: x",
+        ),
+        (
+            "vietnamese outlook",
+            "Từ: Alice <a@x.test>\nĐã gửi: Thứ Hai, 23 tháng 11, 2026 09:14\nĐến: c@y.test\nChủ đề: Re: x",
+        ),
+        (
+            "korean outlook",
+            "보낸 사람: Alice <a@x.test>\n보낸 날짜: 2026년 11월 23일 월요일 오전 9:14\n받는 사람: c@y.test\n제목: Re: x",
+        ),
+    ];
+    for (name, block) in blocks {
+        let input = format!("Fixed.\n\n{block}\n\nold text\n");
+        let got = extract_text(&input);
+        if got.reply != "Fixed." {
+            failures.push(format!("{name}: {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Two fields alone stay text unless dated and addressed.
+    let text = "Plan:\n\nDate: next week\nTo: the whole team\n\nmore\n";
+    assert_eq!(extract_text(text).reply, text.trim());
+}
+
+#[test]
+fn splits_a_header_glued_to_the_line_before() {
+    check(&[
+        (
+            "reply and header on one line",
+            "I restarted it. On Mon, Nov 23, 2026 at 9:14 AM Alice <a@x.test> wrote:\n> Restart it?\n",
+            "I restarted it.",
+            None,
+            Some("On Mon, Nov 23, 2026 at 9:14 AM Alice <a@x.test> wrote:\n> Restart it?"),
+            false,
+        ),
+        (
+            "glued header wrapped onto the next line",
+            "It works now On Mon, Nov 23, 2026 at 9:14 AM Alice <\na@x.test> wrote:\n> Restart it?\n",
+            "It works now",
+            None,
+            Some("On Mon, Nov 23, 2026 at 9:14 AM Alice <\na@x.test> wrote:\n> Restart it?"),
+            false,
+        ),
+        (
+            "dashes before the header",
+            "reply\nbla-bla - bla--- On Wed, 4 Nov 2026 at 3:59 PM, a@x.test wrote:\n> Hi\n",
+            "reply\nbla-bla - bla",
+            None,
+            Some("--- On Wed, 4 Nov 2026 at 3:59 PM, a@x.test wrote:\n> Hi"),
+            false,
+        ),
+        (
+            "phone footer glued to an attribution, original unquoted",
+            "Fixed.\n\nSent from my iPhoneOn Nov 23, 2026, at 9:14 AM, Alice <a@x.test> wrote:\n\nCould you restart it?\n",
+            "Fixed.",
+            Some("Sent from my iPhone"),
+            Some("On Nov 23, 2026, at 9:14 AM, Alice <a@x.test> wrote:\n\nCould you restart it?"),
+            false,
+        ),
+        (
+            "phone footer glued to a name and address",
+            "Fixed.\n\nSent from Samsung MobileAlice <a@x.test> wrote:\n\nCould you restart it?\n",
+            "Fixed.",
+            Some("Sent from Samsung Mobile"),
+            Some("Alice <a@x.test> wrote:\n\nCould you restart it?"),
+            false,
+        ),
+        (
+            "phone footer glued to an original-message separator",
+            "Fixed.\n\nSent from Samsung Mobile-------- Original message --------\nFrom: Alice <a@x.test>\nDate: 23/11/2026 09:14\nTo: c@y.test\n\nRestart it?\n",
+            "Fixed.",
+            Some("Sent from Samsung Mobile"),
+            Some(
+                "-------- Original message --------\nFrom: Alice <a@x.test>\nDate: 23/11/2026 09:14\nTo: c@y.test\n\nRestart it?",
+            ),
+            false,
+        ),
+        (
+            "prose with on and a date stays whole",
+            "We met. On 3 May 2026 the log wrote:\nerror 42\n",
+            "We met. On 3 May 2026 the log wrote:\nerror 42",
+            None,
+            None,
+            false,
+        ),
+        (
+            "a header's own intro is not split",
+            "On Mon, 23 Nov 2026 at 9:14, Le Duc <l@x.test> wrote:\n> hi\n\nyes\n",
+            "yes",
+            None,
+            Some("On Mon, 23 Nov 2026 at 9:14, Le Duc <l@x.test> wrote:\n> hi"),
+            false,
+        ),
+    ]);
+}
+
+#[test]
+fn a_link_wrapped_out_of_a_quote_continues_it() {
+    check(&[
+        (
+            "angle brackets",
+            "Thanks.\n\nOn Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> Read the guide\n<http://docs.x.test/a/long/path>\n> and tell us.\n",
+            "Thanks.",
+            None,
+            Some(
+                "On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> Read the guide\n<http://docs.x.test/a/long/path>\n> and tell us.",
+            ),
+            false,
+        ),
+        (
+            "parentheses and a stray quote mark",
+            "Blah\n\nOn Thu, 25 Oct 2026 at 3:03 PM, Bob <b@x.test> wrote:\n\n>\n> Post a response\n>\n (http://x.test/c/YzO) >\n> life is short. (http://x.test/c/Yz)\n>\n",
+            "Blah",
+            None,
+            Some(
+                "On Thu, 25 Oct 2026 at 3:03 PM, Bob <b@x.test> wrote:\n\n>\n> Post a response\n>\n (http://x.test/c/YzO) >\n> life is short. (http://x.test/c/Yz)\n>",
+            ),
+            false,
+        ),
+        (
+            "a link broken over two lines",
+            "Blah\n\nOn Mon, 24 Sep 2026 at 3:46 PM, bob wrote:\n\n> [Ticket #50] test\n>\n> View ticket (http://x.test/action\n_nonce=3dd518)\n>\n",
+            "Blah",
+            None,
+            Some(
+                "On Mon, 24 Sep 2026 at 3:46 PM, bob wrote:\n\n> [Ticket #50] test\n>\n> View ticket (http://x.test/action\n_nonce=3dd518)\n>",
+            ),
+            false,
+        ),
+        (
+            "a link answering the quote stays an answer",
+            "> Where are the docs?\n<https://docs.x.test/>\n",
+            "> Where are the docs?\n<https://docs.x.test/>",
+            None,
+            None,
+            false,
+        ),
+    ]);
+}
+
+#[test]
 fn keeps_inline_answers_and_code() {
     check(&[
         (
@@ -545,7 +752,30 @@ mod properties {
         "é\0ß",
         "\r",
         "[1]: https://a.test/",
+        "Done. On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:",
+        "Sent from Samsung Mobile-------- Original message --------",
+        "Sent from my iPhoneOn 23 Nov 2026, at 09:14, Alice <a@x.test> wrote:",
+        "<http://a.test/long/link>",
+        "-roman",
+        "Thanks!",
+        "Roman",
+        "---",
+        "+43 1 234 5678",
+        "Date: Wed, 25 Nov 2026 09:14:02 +0100",
     ];
+
+    /// A line whose two halves each end and start a line of the output: a
+    /// header glued to the text before it, split (nothing lost).
+    fn split_at_a_header(line: &str, all: &str) -> bool {
+        line.char_indices().skip(1).any(|(p, _)| {
+            let (a, b) = line.split_at(p);
+            let (a, b) = (a.trim_end(), b.trim());
+            !a.is_empty()
+                && !b.is_empty()
+                && all.contains(&format!("{a}\n"))
+                && all.contains(&format!("\n{b}"))
+        })
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
@@ -562,9 +792,13 @@ mod properties {
                 got.quoted.clone().unwrap_or_default()
             );
             for line in normalize(&text).lines().filter(|l| has_letters(l)) {
-                prop_assert!(all.contains(line), "{line:?} lost from {text:?}: {got:?}");
+                prop_assert!(
+                    all.contains(line) || split_at_a_header(line, &all),
+                    "{line:?} lost from {text:?}: {got:?}"
+                );
             }
             let _ = extract_html(&text);
+            let _ = extract_text_from(&text, &Sender::parse("Roman Lebedev <roman@x.test>"));
         }
     }
 }
