@@ -1,15 +1,18 @@
-//! Replies in HTML bodies: the Outlook and Yahoo containers of the original
-//! message, then the converted text read like a text body.
+//! Replies in HTML bodies: the Outlook, Yahoo and Zimbra containers of the
+//! original message and the signature containers of the reply, then the
+//! converted text read like a text body.
 
 use super::*;
 
 /// Elements of HTML clients after which everything is the original message
-/// (Outlook desktop, web and mobile; Yahoo). Quotes in `<blockquote>` (Gmail,
-/// Apple Mail, Thunderbird) need no cut here: they come out of the text
-/// conversion as `>` lines and are read like any text quote, inline answers
-/// between them included.
-const HTML_CUTS: [&str; 7] = [
+/// (Outlook desktop, web, mobile and the new Mac client; Yahoo; Zimbra).
+/// Quotes in `<blockquote>` (Gmail, Apple Mail, Thunderbird) need no cut here:
+/// they come out of the text conversion as `>` lines and are read like any
+/// text quote, inline answers between them included.
+const HTML_CUTS: &[&str] = &[
     "id=\"appendonsend\"",
+    "id=\"mail-editor-reference-message-container\"",
+    "id=\"zwchr\"",
     "id=\"divrplyfwdmsg\"",
     "id=\"x_divrplyfwdmsg\"",
     "yahoo_quoted",
@@ -25,15 +28,107 @@ pub fn extract_html(html: &str) -> Extracted {
     extract_html_from(html, &Sender::default())
 }
 
+/// Marks of the element that holds the writer's signature (Gmail, Thunderbird,
+/// Outlook desktop and web, Apple Mail, Samsung Email): a signature in HTML
+/// has no `-- ` above it.
+const SIGNATURE_MARKS: &[&str] = &[
+    "gmail_signature",
+    "moz-signature",
+    "id=\"signature\"",
+    "id=\"x_signature\"",
+    "id=\"applemailsignature\"",
+    "id=\"composer_signature\"",
+];
+
 /// [`extract_html`] of a body from `sender` (see [`super::extract_text_from`]).
 pub fn extract_html_from(html: &str, sender: &Sender) -> Extracted {
     let lower = html.to_ascii_lowercase();
-    let cut = HTML_CUTS
+    let limit = cut_at(&lower).unwrap_or(lower.len());
+    if let Some((start, end)) = signature_element(&lower, limit) {
+        let signature = crate::domain::mail::html_to_text(&html[start..end]);
+        let signature = signature.trim();
+        if has_letters(signature) {
+            let mut got = split_html(&[&html[..start], &html[end..]].concat(), sender);
+            if !has_letters(&got.reply) && got.quoted.is_none() {
+                // Only a signature: it is the reply.
+                got.reply = signature.to_string();
+            } else {
+                got.signature = Some(match got.signature.take() {
+                    Some(more) => format!("{signature}\n\n{more}"),
+                    None => signature.to_string(),
+                });
+            }
+            return got;
+        }
+    }
+    split_html(html, sender)
+}
+
+/// Where the original message starts (`HTML_CUTS`): the start of the element.
+fn cut_at(lower: &str) -> Option<usize> {
+    HTML_CUTS
         .iter()
         .filter_map(|needle| lower.find(needle))
         .min()
-        .and_then(|at| lower[..at].rfind('<'));
-    if let Some(cut) = cut {
+        .and_then(|at| lower[..at].rfind('<'))
+}
+
+/// The signature element of the reply (`SIGNATURE_MARKS`) above `limit` and
+/// outside any `<blockquote>` (a quoted message's signature is history): its
+/// byte range, start tag to matching end tag. One scan, linear.
+fn signature_element(lower: &str, limit: usize) -> Option<(usize, usize)> {
+    let region = &lower[..limit];
+    let at = SIGNATURE_MARKS
+        .iter()
+        .filter_map(|m| region.find(m))
+        .min()?;
+    let open = region[..at].rfind('<')?;
+    if region[open..at].contains('>') {
+        return None;
+    }
+    let quoted = region[..open].matches("<blockquote").count();
+    if quoted > region[..open].matches("</blockquote").count() {
+        return None;
+    }
+    let name_len = lower[open + 1..]
+        .bytes()
+        .take_while(u8::is_ascii_alphanumeric)
+        .count();
+    let tag = &lower[open + 1..open + 1 + name_len];
+    if tag.is_empty() {
+        return None;
+    }
+    let boundary = |rest: &str| {
+        rest.strip_prefix(tag).is_some_and(|r| {
+            r.starts_with(|c: char| c == '>' || c == '/' || c.is_ascii_whitespace())
+        })
+    };
+    let mut depth = 0usize;
+    let mut i = open;
+    while let Some(next) = lower[i..].find('<').map(|o| i + o) {
+        let rest = &lower[next + 1..];
+        if let Some(closing) = rest.strip_prefix('/') {
+            if boundary(closing) {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    let end = lower[next..]
+                        .find('>')
+                        .map_or(lower.len(), |o| next + o + 1);
+                    return Some((open, end));
+                }
+            }
+        } else if boundary(rest) {
+            depth += 1;
+        }
+        i = next + 1;
+    }
+    None
+}
+
+/// [`extract_html_from`] once the signature element is out.
+fn split_html(html: &str, sender: &Sender) -> Extracted {
+    let lower = html.to_ascii_lowercase();
+    if let Some(cut) = cut_at(&lower) {
         let theirs = crate::domain::mail::html_to_text(&html[cut..]);
         let first = theirs.lines().find(|l| !is_blank(l)).unwrap_or("");
         if !is_forward(head(first, MAX_CLASSIFIED_LINE)) {

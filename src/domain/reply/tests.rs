@@ -828,3 +828,44 @@ fn html_uses_the_structure_of_outlook_and_yahoo() {
         assert!(got.quoted.is_some_and(|q| q.contains("old")), "{name}");
     }
 }
+
+#[test]
+fn html_signature_containers_are_signatures() {
+    let cases = [
+        (
+            "gmail signature above the quote, the quoted one stays quoted",
+            "<div>Fixed.</div><div class=\"gmail_signature\">Bob Builder<div>+43 1 234 5678</div></div><div class=\"gmail_quote\"><div class=\"gmail_attr\">On Mon, 23 Nov 2026 at 09:14, Alice &lt;a@x.test&gt; wrote:</div><blockquote class=\"gmail_quote\">old<div class=\"gmail_signature\">Alice</div></blockquote></div>",
+            "Fixed.",
+            Some("Bob Builder\n+43 1 234 5678"),
+        ),
+        (
+            "outlook signature above the original",
+            "<div>Done.</div><div id=\"Signature\"><p>Claire Martin</p></div><div id=\"appendonsend\"></div><div id=\"divRplyFwdMsg\">From: Alice</div><div>old</div>",
+            "Done.",
+            Some("Claire Martin"),
+        ),
+        (
+            "a signature inside a quote is no signature of the reply",
+            "<div>Done.</div><blockquote><div id=\"Signature\">Alice</div></blockquote>",
+            "Done.",
+            None,
+        ),
+        (
+            "only a signature keeps it",
+            "<div class=\"gmail_signature\">Bob Builder</div>",
+            "Bob Builder",
+            None,
+        ),
+        (
+            "an unclosed signature element is left to the text",
+            "<div>Done.</div><div class=\"gmail_signature\">Bob",
+            "Done.\nBob",
+            None,
+        ),
+    ];
+    for (name, html, reply, signature) in cases {
+        let got = extract_html(html);
+        assert_eq!(got.reply, reply, "{name}: {got:?}");
+        assert_eq!(got.signature.as_deref(), signature, "{name}: {got:?}");
+    }
+}
