@@ -215,6 +215,13 @@ fn wrapped_attribution(
     None
 }
 
+/// The first line of a header that names the sender first and wraps before
+/// its verb: an address and a date or time.
+pub(super) fn opens_named_header(line: &str) -> bool {
+    static YEAR: LazyLock<Regex> = LazyLock::new(|| re(r"\d{4}"));
+    line.contains('@') && (TIME.is_match(line) || YEAR.is_match(line))
+}
+
 impl Doc<'_> {
     /// An attribution starting at line `i`: returns one past its last line.
     pub(super) fn attribution_at(

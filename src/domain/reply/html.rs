@@ -46,7 +46,12 @@ pub fn extract_html_from(html: &str, sender: &Sender) -> Extracted {
     let limit = cut_at(&lower).unwrap_or(lower.len());
     if let Some((start, end)) = signature_element(&lower, limit) {
         let signature = crate::domain::mail::html_to_text(&html[start..end]);
+        // Thunderbird writes the `-- ` separator inside its container.
         let signature = signature.trim();
+        let signature = signature
+            .strip_prefix("--")
+            .filter(|rest| rest.starts_with(['\n', ' ']))
+            .map_or(signature, str::trim);
         if has_letters(signature) {
             let mut got = split_html(&[&html[..start], &html[end..]].concat(), sender);
             if !has_letters(&got.reply) && got.quoted.is_none() {

@@ -222,7 +222,7 @@ impl<'a> Doc<'a> {
                 continue;
             }
             if let Some(end) = self.attribution_at(i, code, &next_nonblank) {
-                let start = self.extend_back(i);
+                let start = self.extend_back(i, end);
                 self.mark(start, end, Kind::Attribution);
                 i = end;
                 continue;
@@ -247,18 +247,27 @@ impl<'a> Doc<'a> {
         }
     }
 
-    /// A wrapped attribution whose first line ends with an unclosed `<`
-    /// (`… "Alice" <` / `a@x> wrote:`) starts one line up.
-    fn extend_back(&self, i: usize) -> usize {
-        match i.checked_sub(1) {
-            Some(p)
-                if self.kind[p] == Kind::Text
-                    && self.lines[p].len() <= MAX_CLASSIFIED_LINE
-                    && self.lines[p].trim_end().ends_with('<') =>
-            {
-                p
-            }
-            _ => i,
+    /// A wrapped attribution starts one line up when its first line ends
+    /// with an unclosed `<` (`… "Alice" <` / `a@x> wrote:`), or when it is
+    /// only the verb that ends a name-first header above it (`Alice <a@x>,
+    /// 23 Kas 2026 Pzt, 09:14 tarihinde şunu` / `yazdı:`).
+    fn extend_back(&self, i: usize, end: usize) -> usize {
+        let Some(p) = i.checked_sub(1) else {
+            return i;
+        };
+        let above = self.lines[p];
+        if self.kind[p] != Kind::Text || above.len() > MAX_CLASSIFIED_LINE {
+            return i;
+        }
+        let line = self.lines[i].trim();
+        let verb_only = end == i + 1
+            && line.chars().count() <= 30
+            && !line.starts_with(char::is_uppercase)
+            && !line.contains('@');
+        if above.trim_end().ends_with('<') || (verb_only && opens_named_header(above)) {
+            p
+        } else {
+            i
         }
     }
 
@@ -475,6 +484,8 @@ pub fn extract_text_from(text: &str, sender: &Sender) -> Extracted {
     }
     let mut end = tail_end;
     let (mut signature_done, mut unmarked_done, mut sign_off_done) = (false, false, false);
+    // Set when a sign-off was found below a quote: that quote goes next.
+    let mut quote_above_sign_off = false;
     loop {
         while end > 0 && (kind[end - 1] == Kind::Blank || part[end - 1] != Part::Reply) {
             end -= 1;
@@ -496,6 +507,17 @@ pub fn extract_text_from(text: &str, sender: &Sender) -> Extracted {
                     start -= 1;
                 }
                 part[start..end].iter_mut().for_each(|p| *p = Part::Quoted);
+                if std::mem::take(&mut quote_above_sign_off) {
+                    // The blank lines around its header went with it: the
+                    // sign-off follows the text at one blank line.
+                    let mut b = start;
+                    while b > 0 && (kind[b - 1] == Kind::Blank || part[b - 1] == Part::Quoted) {
+                        b -= 1;
+                        if kind[b] == Kind::Blank && part[b] == Part::Reply {
+                            part[b] = Part::Drop;
+                        }
+                    }
+                }
                 if text_before[start] == 0 {
                     // Only quotes: the reply is empty (the comment falls back).
                     part[..start]
@@ -545,7 +567,10 @@ pub fn extract_text_from(text: &str, sender: &Sender) -> Extracted {
                 sign_off_done = true;
                 // Text, a quote, then only a sign-off: the quote was not answered.
                 match sign_off_above(&doc, &part, end, sender) {
-                    Some(start) => end = start,
+                    Some(start) => {
+                        end = start;
+                        quote_above_sign_off = true;
+                    }
                     None => break,
                 }
             }

@@ -310,27 +310,29 @@ pub(super) fn is_contact(line: &str) -> bool {
     digits >= 7 && letters <= 12
 }
 
-/// A line of the title and company part of a signature: a few capitalised
-/// words ("Support Engineer", "ACME Ltd.", "Infrastructure, Customer Ltd.").
+/// A line of the title and company part of a signature: a few words, the
+/// first capitalised, that end no sentence ("Support Engineer", "ACME Ltd.",
+/// "Responsable informatique"; not "The log is attached below.").
 fn is_title_like(line: &str) -> bool {
     let t = line.trim();
     let words: Vec<&str> = t.split_whitespace().collect();
-    if words.is_empty() || words.len() > 6 || t.chars().count() > 60 || t.ends_with(['?', ':']) {
+    let (Some(first), Some(last)) = (words.first(), words.last()) else {
+        return false;
+    };
+    if words.len() > 6 || t.chars().count() > 60 || t.ends_with(['?', '!', ':', ';']) {
         return false;
     }
     let lower = t.to_lowercase();
     if lower.starts_with("p.s") || lower.starts_with("ps ") || lower.starts_with("ps:") {
         return false;
     }
-    const LINKS: &[&str] = &[
-        "of", "and", "&", "at", "for", "the", "|", "/", "-", "–", "de", "und",
-    ];
-    words.iter().all(|w| {
+    // A final dot ends a sentence, unless it ends an abbreviation ("Ltd.").
+    let capital = |w: &str| {
         w.chars()
             .next()
-            .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || !c.is_alphabetic())
-            || LINKS.contains(w)
-    })
+            .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit())
+    };
+    capital(first) && (!t.ends_with('.') || capital(last))
 }
 
 /// The most non-blank lines a signature found without a `-- ` may have.
