@@ -249,10 +249,9 @@ impl Doc<'_> {
         }
         // A verb line alone ("Alice <a@x> wrote:", Thunderbird's "Alice wrote:")
         // needs evidence: an address, a time, or a quote right below it.
-        if line.len() <= 300 && is_attr_end(line) && has_verb(line) {
-            if line.contains('@') || TIME.is_match(line) || quote_below(i + 1) {
-                return Some(i + 1);
-            }
+        let evidence = || line.contains('@') || TIME.is_match(line) || quote_below(i + 1);
+        if line.len() <= 300 && is_attr_end(line) && has_verb(line) && evidence() {
+            return Some(i + 1);
         }
         None
     }
@@ -341,18 +340,13 @@ pub(super) fn glued_header_at(line: &str, rest: &[&str], rest_code: &[bool]) -> 
     while !line.is_char_boundary(from) {
         from += 1;
     }
-    let mut tried = 0;
     let mut candidates: Vec<usize> = line[from..]
         .char_indices()
         .map(|(o, _)| from + o)
         .filter(|&p| p > 0 && glue_candidate(line, p))
         .collect();
     candidates.reverse();
-    for p in candidates {
-        if tried == GLUE_TRIES {
-            break;
-        }
-        tried += 1;
+    for p in candidates.into_iter().take(GLUE_TRIES) {
         let (prefix, suffix) = line.split_at(p);
         if !has_letters(prefix) || is_attr_start(prefix.trim()) {
             continue;
@@ -412,7 +406,7 @@ fn glued_to_footer(prefix: &str) -> bool {
 
 /// `lines` with each glued quote header (`glued_header_at`) split from the
 /// text before it: two slices of the same line. Code is never split.
-pub(super) fn unglue<'a>(lines: Vec<&'a str>, code: Vec<bool>) -> (Vec<&'a str>, Vec<bool>) {
+pub(super) fn unglue(lines: Vec<&str>, code: Vec<bool>) -> (Vec<&str>, Vec<bool>) {
     let n = lines.len();
     let mut out = Vec::with_capacity(n);
     let mut out_code = Vec::with_capacity(n);

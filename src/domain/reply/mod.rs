@@ -538,16 +538,13 @@ pub fn extract_text_from(text: &str, sender: &Sender) -> Extracted {
             }
             _ if !signature_done => {
                 signature_done = true;
-                match signature_start(&doc, &part, end) {
-                    Some(sep) => {
-                        part[sep] = Part::Drop;
-                        part[sep + 1..end]
-                            .iter_mut()
-                            .filter(|p| **p == Part::Reply)
-                            .for_each(|p| *p = Part::Signature);
-                        end = sep;
-                    }
-                    None => {}
+                if let Some(sep) = signature_start(&doc, &part, end) {
+                    part[sep] = Part::Drop;
+                    part[sep + 1..end]
+                        .iter_mut()
+                        .filter(|p| **p == Part::Reply)
+                        .for_each(|p| *p = Part::Signature);
+                    end = sep;
                 }
             }
             _ if !unmarked_done => {

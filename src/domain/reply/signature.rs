@@ -300,10 +300,12 @@ pub(super) fn is_contact(line: &str) -> bool {
     if lower.contains("http://") || lower.contains("https://") || lower.contains("www.") {
         return true;
     }
-    if let Some((local, domain)) = t.rsplit_once('@') {
-        if !local.is_empty() && domain.contains('.') && !domain.contains(' ') {
-            return true;
-        }
+    if let Some((local, domain)) = t.rsplit_once('@')
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.contains(' ')
+    {
+        return true;
     }
     let digits = t.chars().filter(char::is_ascii_digit).count();
     let letters = t.chars().filter(|c| c.is_alphabetic()).count();
