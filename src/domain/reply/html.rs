@@ -43,8 +43,13 @@ const SIGNATURE_MARKS: &[&str] = &[
 /// [`extract_html`] of a body from `sender` (see [`super::extract_text_from`]).
 pub fn extract_html_from(html: &str, sender: &Sender) -> Extracted {
     let lower = html.to_ascii_lowercase();
-    let limit = cut_at(&lower).unwrap_or(lower.len());
-    if let Some((start, end)) = signature_element(&lower, limit) {
+    let cut = cut_at(&lower);
+    // Wholly above the cut (an element running into the original is none).
+    let element = signature_element(&lower, cut.unwrap_or(lower.len()))
+        .filter(|&(_, end)| cut.is_none_or(|c| end <= c));
+    // Not held while the body is converted: a large body is held once less.
+    drop(lower);
+    if let Some((start, end)) = element {
         let signature = crate::domain::mail::html_to_text(&html[start..end]);
         // Thunderbird writes the `-- ` separator inside its container.
         let signature = signature.trim();
@@ -53,7 +58,9 @@ pub fn extract_html_from(html: &str, sender: &Sender) -> Extracted {
             .filter(|rest| rest.starts_with(['\n', ' ']))
             .map_or(signature, str::trim);
         if has_letters(signature) {
-            let mut got = split_html(&[&html[..start], &html[end..]].concat(), sender);
+            // The element lies above the cut, which moves up by its length.
+            let rest = [&html[..start], &html[end..]].concat();
+            let mut got = split_html(&rest, cut.map(|c| c - (end - start)), sender);
             if !has_letters(&got.reply) && got.quoted.is_none() {
                 // Only a signature: it is the reply.
                 got.reply = signature.to_string();
@@ -66,7 +73,7 @@ pub fn extract_html_from(html: &str, sender: &Sender) -> Extracted {
             return got;
         }
     }
-    split_html(html, sender)
+    split_html(html, cut, sender)
 }
 
 /// Where the original message starts (`HTML_CUTS`): the start of the element.
@@ -130,10 +137,10 @@ fn signature_element(lower: &str, limit: usize) -> Option<(usize, usize)> {
     None
 }
 
-/// [`extract_html_from`] once the signature element is out.
-fn split_html(html: &str, sender: &Sender) -> Extracted {
-    let lower = html.to_ascii_lowercase();
-    if let Some(cut) = cut_at(&lower) {
+/// [`extract_html_from`] once the signature element is out, `cut` being
+/// where the original message starts (`cut_at`).
+fn split_html(html: &str, cut: Option<usize>, sender: &Sender) -> Extracted {
+    if let Some(cut) = cut {
         let theirs = crate::domain::mail::html_to_text(&html[cut..]);
         let first = theirs.lines().find(|l| !is_blank(l)).unwrap_or("");
         if !is_forward(head(first, MAX_CLASSIFIED_LINE)) {

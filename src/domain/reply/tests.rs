@@ -857,6 +857,12 @@ fn html_signature_containers_are_signatures() {
             None,
         ),
         (
+            "a signature element running into the original is left to the text",
+            "<div class=\"gmail_signature\">Bob<div id=\"appendonsend\"></div>old</div>",
+            "Bob",
+            None,
+        ),
+        (
             "an unclosed signature element is left to the text",
             "<div>Done.</div><div class=\"gmail_signature\">Bob",
             "Done.\nBob",
