@@ -11,8 +11,11 @@
 //!    `From:/Sent:/To:/Subject:` block; `-----Original Message-----`), a forward
 //!    header, the gateway's [`MARKER`], a signature separator, a mobile footer.
 //!    Fenced and indented code is always text, so `a > b` or `>>> print()` in
-//!    code never reads as a quote. All look-ahead is bounded (a few lines), so
-//!    the work is linear in the size of the message.
+//!    code never reads as a quote. A header glued to the line before it
+//!    ("…fixed. On Mon, … wrote:", "Sent from Samsung MobileOn …") is split
+//!    off first; a link wrapped out of a quoted line stays in the quote. All
+//!    look-ahead is bounded (a few lines, the last few hundred bytes of a
+//!    line), so the work is linear in the size of the message.
 //! 2. One forward scan decides what the quote headers mean:
 //!    - text, then a header, then only quotes (or nothing): a top-post; the
 //!      header and everything after it is the quote;
@@ -24,17 +27,21 @@
 //!    - Outlook's header block and `-----Original Message-----` introduce an
 //!      unquoted original: always a cut;
 //!    - a forward header: everything from it on is content (`forwarded: true`).
-//! 3. From the end backwards: trailing quotes, the signature (`-- `, or a line
-//!    of underscores with a few lines after it) and mobile footers ("Sent from
-//!    my iPhone", localized) are taken off.
+//! 3. From the end backwards: trailing quotes, the signature (`-- `, a line
+//!    of underscores with a few lines after it, or without a separator the
+//!    sender's own name, initials or mailbox name after a closing, see
+//!    [`Sender`]) and mobile footers ("Sent from my iPhone", localized) are
+//!    taken off; a quote followed only by a sign-off ("Thanks," / "Bob") goes
+//!    as a trailing one. A message that is only a signature keeps it.
 //!
 //! A `>` passage without a header above it is kept: the person selected it to
 //! answer it. Nothing is thrown away silently: every line with a letter or a
 //! digit ends up in `reply`, `signature` or `quoted`.
 //!
 //! Files: this one holds the scan; `lines.rs` the tests on single lines and
-//! code blocks; `headers.rs` the quote headers per language; `signature.rs`
-//! signatures and footers; `html.rs` what HTML structure tells beyond its text.
+//! code blocks; `headers.rs` the quote headers per language and glued ones;
+//! `signature.rs` signatures, closings and footers; `sender.rs` the forms of
+//! the sender's name; `html.rs` what HTML structure tells beyond its text.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
