@@ -10,6 +10,7 @@
 #   scripts/bench.sh fanout     notification fan-out into Postfix; Postfix alone (smtp-source); into smtp-sink
 #   scripts/bench.sh imap       IMAP drain of 10,000 messages; IDLE latency p50/p99
 #   scripts/bench.sh hostile    hostile 10 MB and 1 MB messages through `ticketgate ingest`: seconds, peak RSS
+#   scripts/bench.sh reply      reply extraction of hostile 1 MB bodies (text and HTML, with a sender): seconds
 #
 # `all` adds the ratio "full ingest into SQLite / Python parse-only" (target >= 3x).
 # The mail stack (scripts/mailstack.sh) is started only for pipe, fanout and imap.
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 case $which in
-all | parse | python | ingest | attachment | pipe | fanout | imap | hostile) ;;
+all | parse | python | ingest | attachment | pipe | fanout | imap | hostile | reply) ;;
 *)
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2
     exit 2
@@ -119,6 +120,10 @@ fi
 
 if want hostile; then
     bench "hostile input" cargo bench --locked --bench hostile
+fi
+
+if want reply; then
+    bench "reply extraction" cargo bench --locked --bench reply
 fi
 
 # The machine the figures come from.

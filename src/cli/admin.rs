@@ -314,7 +314,11 @@ pub(super) async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub(super) fn extract_reply(html: bool, file: &PathBuf) -> anyhow::Result<ExitCode> {
+pub(super) fn extract_reply(
+    html: bool,
+    from: Option<&str>,
+    file: &PathBuf,
+) -> anyhow::Result<ExitCode> {
     let mut bytes = Vec::new();
     if file.as_os_str() == "-" {
         std::io::stdin().lock().read_to_end(&mut bytes)?;
@@ -322,10 +326,11 @@ pub(super) fn extract_reply(html: bool, file: &PathBuf) -> anyhow::Result<ExitCo
         bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     }
     let text = String::from_utf8_lossy(&bytes);
+    let sender = from.map(reply::Sender::parse).unwrap_or_default();
     let extracted = if html {
-        reply::extract_html(&text)
+        reply::extract_html_from(&text, &sender)
     } else {
-        reply::extract_text(&text)
+        reply::extract_text_from(&text, &sender)
     };
     println!("{}", serde_json::to_string_pretty(&extracted)?);
     Ok(ExitCode::SUCCESS)

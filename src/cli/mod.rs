@@ -106,6 +106,9 @@ pub enum Command {
         /// The body is HTML.
         #[arg(long)]
         html: bool,
+        /// The sender, as `Name <addr>`: their own name, initials or mailbox name on the last lines are a signature.
+        #[arg(long, value_name = "SENDER")]
+        from: Option<String>,
         /// A file, or `-` for stdin.
         file: PathBuf,
     },
@@ -393,8 +396,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     {
         return Ok(ingest_stdin(cli.config.clone(), args).await);
     }
-    if let Command::ExtractReply { html, file } = &cli.command {
-        return extract_reply(*html, file);
+    if let Command::ExtractReply { html, from, file } = &cli.command {
+        return extract_reply(*html, from.as_deref(), file);
     }
     let settings = Settings::load(cli.config.as_deref())?;
     if let Command::Rules(RulesCommand::Check) = &cli.command {

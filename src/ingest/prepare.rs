@@ -39,9 +39,11 @@ impl Content {
     pub(super) fn of(mail: &mut InboundMail) -> Self {
         let full = std::mem::take(&mut mail.text);
         let html = mail.html.take();
+        // The sender's own name on the last lines is their signature.
+        let sender = reply::Sender::of(mail);
         let mut extracted = match &html {
-            Some(html) if mail.text_from_html => reply::extract_html(html),
-            _ => reply::extract_text(&full),
+            Some(html) if mail.text_from_html => reply::extract_html_from(html, &sender),
+            _ => reply::extract_text_from(&full, &sender),
         };
         drop(html);
         let text = if extracted.reply.trim().is_empty() {

@@ -124,6 +124,213 @@ fn cuts_at_the_marker_and_quote_headers() {
 }
 
 #[test]
+fn recognises_headers_of_more_clients_and_languages() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "sent instead of wrote",
+            "On 23.11.2026 09:14, Alice <a@x.test> sent:",
+        ),
+        (
+            "vietnamese gmail",
+            "Vào Th 2, 23 thg 11, 2026 vào lúc 09:14 Alice <a@x.test> đã viết:",
+        ),
+        (
+            "korean gmail",
+            "2026년 11월 23일 (월) 오전 9:14, Alice <a@x.test>님이 작성:",
+        ),
+        (
+            "korean apple mail",
+            "2026. 11. 23. 오전 9:14, Alice <a@x.test> 작성:",
+        ),
+        (
+            "japanese apple mail",
+            "2026/11/23 9:14、Alice <a@x.test>のメール:",
+        ),
+        (
+            "turkish gmail",
+            "Alice <a@x.test>, 23 Kas 2026 Pzt, 09:14 tarihinde şunu yazdı:",
+        ),
+        (
+            "taiwanese gmail",
+            "Alice <a@x.test> 於 2026年11月23日 週一 上午9:14寫道：",
+        ),
+        ("russian, date first", "23.11.2026 9:14, Alice пишет:"),
+        ("reply message separator", "-----Reply Message-----"),
+        ("german reply separator", "-----Antwort Nachricht-----"),
+        (
+            "qq mail separator",
+            "------------------ 原始邮件 ------------------",
+        ),
+        ("samsung separator", "-------- Original message --------"),
+    ];
+    let mut failures = Vec::new();
+    for (name, header) in cases {
+        let input = format!("Fixed.\n\n{header}\nold text\n> older\n");
+        let got = extract_text(&input);
+        if got.reply != "Fixed." {
+            failures.push(format!("{name}: {got:?}"));
+        }
+    }
+    let blocks: &[(&str, &str)] = &[
+        (
+            "date first, no from",
+            "Date: Wed, 25 Nov 2026 09:14:02 +0100\nTo: <c@y.test>",
+        ),
+        (
+            "from and date only",
+            "From: a@x.test\nDate: Wed, 25 Nov 2026 09:14:02 +0100",
+        ),
+        (
+            "spanish outlook",
+            "De: Alice <a@x.test>\nEnviado el: lunes, 23 de noviembre de 2026 9:14\nPara: c@y.test\nAsunto: Re: x",
+        ),
+        (
+            "portuguese outlook",
+            "De: Alice <a@x.test>\nEnviado: segunda-feira, 23 de novembro de 2026 09:14\nPara: c@y.test\nAssunto: Re: x",
+        ),
+        (
+            "turkish outlook",
+            "Kimden: Alice <a@x.test>\nGönderildi: 23 Kasım 2026 Pazartesi 09:14\nKime: c@y.test\nKonu: Re: x",
+        ),
+        (
+            "vietnamese outlook",
+            "Từ: Alice <a@x.test>\nĐã gửi: Thứ Hai, 23 tháng 11, 2026 09:14\nĐến: c@y.test\nChủ đề: Re: x",
+        ),
+        (
+            "korean outlook",
+            "보낸 사람: Alice <a@x.test>\n보낸 날짜: 2026년 11월 23일 월요일 오전 9:14\n받는 사람: c@y.test\n제목: Re: x",
+        ),
+    ];
+    for (name, block) in blocks {
+        let input = format!("Fixed.\n\n{block}\n\nold text\n");
+        let got = extract_text(&input);
+        if got.reply != "Fixed." {
+            failures.push(format!("{name}: {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Two fields alone stay text unless dated and addressed.
+    let text = "Plan:\n\nDate: next week\nTo: the whole team\n\nmore\n";
+    assert_eq!(extract_text(text).reply, text.trim());
+}
+
+#[test]
+fn splits_a_header_glued_to_the_line_before() {
+    check(&[
+        (
+            "reply and header on one line",
+            "I restarted it. On Mon, Nov 23, 2026 at 9:14 AM Alice <a@x.test> wrote:\n> Restart it?\n",
+            "I restarted it.",
+            None,
+            Some("On Mon, Nov 23, 2026 at 9:14 AM Alice <a@x.test> wrote:\n> Restart it?"),
+            false,
+        ),
+        (
+            "glued header wrapped onto the next line",
+            "It works now On Mon, Nov 23, 2026 at 9:14 AM Alice <\na@x.test> wrote:\n> Restart it?\n",
+            "It works now",
+            None,
+            Some("On Mon, Nov 23, 2026 at 9:14 AM Alice <\na@x.test> wrote:\n> Restart it?"),
+            false,
+        ),
+        (
+            "dashes before the header",
+            "reply\nbla-bla - bla--- On Wed, 4 Nov 2026 at 3:59 PM, a@x.test wrote:\n> Hi\n",
+            "reply\nbla-bla - bla",
+            None,
+            Some("--- On Wed, 4 Nov 2026 at 3:59 PM, a@x.test wrote:\n> Hi"),
+            false,
+        ),
+        (
+            "phone footer glued to an attribution, original unquoted",
+            "Fixed.\n\nSent from my iPhoneOn Nov 23, 2026, at 9:14 AM, Alice <a@x.test> wrote:\n\nCould you restart it?\n",
+            "Fixed.",
+            Some("Sent from my iPhone"),
+            Some("On Nov 23, 2026, at 9:14 AM, Alice <a@x.test> wrote:\n\nCould you restart it?"),
+            false,
+        ),
+        (
+            "phone footer glued to a name and address",
+            "Fixed.\n\nSent from Samsung MobileAlice <a@x.test> wrote:\n\nCould you restart it?\n",
+            "Fixed.",
+            Some("Sent from Samsung Mobile"),
+            Some("Alice <a@x.test> wrote:\n\nCould you restart it?"),
+            false,
+        ),
+        (
+            "phone footer glued to an original-message separator",
+            "Fixed.\n\nSent from Samsung Mobile-------- Original message --------\nFrom: Alice <a@x.test>\nDate: 23/11/2026 09:14\nTo: c@y.test\n\nRestart it?\n",
+            "Fixed.",
+            Some("Sent from Samsung Mobile"),
+            Some(
+                "-------- Original message --------\nFrom: Alice <a@x.test>\nDate: 23/11/2026 09:14\nTo: c@y.test\n\nRestart it?",
+            ),
+            false,
+        ),
+        (
+            "prose with on and a date stays whole",
+            "We met. On 3 May 2026 the log wrote:\nerror 42\n",
+            "We met. On 3 May 2026 the log wrote:\nerror 42",
+            None,
+            None,
+            false,
+        ),
+        (
+            "a header's own intro is not split",
+            "On Mon, 23 Nov 2026 at 9:14, Le Duc <l@x.test> wrote:\n> hi\n\nyes\n",
+            "yes",
+            None,
+            Some("On Mon, 23 Nov 2026 at 9:14, Le Duc <l@x.test> wrote:\n> hi"),
+            false,
+        ),
+    ]);
+}
+
+#[test]
+fn a_link_wrapped_out_of_a_quote_continues_it() {
+    check(&[
+        (
+            "angle brackets",
+            "Thanks.\n\nOn Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> Read the guide\n<http://docs.x.test/a/long/path>\n> and tell us.\n",
+            "Thanks.",
+            None,
+            Some(
+                "On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:\n> Read the guide\n<http://docs.x.test/a/long/path>\n> and tell us.",
+            ),
+            false,
+        ),
+        (
+            "parentheses and a stray quote mark",
+            "Blah\n\nOn Thu, 25 Oct 2026 at 3:03 PM, Bob <b@x.test> wrote:\n\n>\n> Post a response\n>\n (http://x.test/c/YzO) >\n> life is short. (http://x.test/c/Yz)\n>\n",
+            "Blah",
+            None,
+            Some(
+                "On Thu, 25 Oct 2026 at 3:03 PM, Bob <b@x.test> wrote:\n\n>\n> Post a response\n>\n (http://x.test/c/YzO) >\n> life is short. (http://x.test/c/Yz)\n>",
+            ),
+            false,
+        ),
+        (
+            "a link broken over two lines",
+            "Blah\n\nOn Mon, 24 Sep 2026 at 3:46 PM, bob wrote:\n\n> [Ticket #50] test\n>\n> View ticket (http://x.test/action\n_nonce=3dd518)\n>\n",
+            "Blah",
+            None,
+            Some(
+                "On Mon, 24 Sep 2026 at 3:46 PM, bob wrote:\n\n> [Ticket #50] test\n>\n> View ticket (http://x.test/action\n_nonce=3dd518)\n>",
+            ),
+            false,
+        ),
+        (
+            "a link answering the quote stays an answer",
+            "> Where are the docs?\n<https://docs.x.test/>\n",
+            "> Where are the docs?\n<https://docs.x.test/>",
+            None,
+            None,
+            false,
+        ),
+    ]);
+}
+
+#[test]
 fn keeps_inline_answers_and_code() {
     check(&[
         (
@@ -255,6 +462,195 @@ fn splits_signatures_and_footers() {
     ]);
 }
 
+/// (name, sender, input, reply, signature)
+type SenderCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
+
+fn check_from(cases: &[SenderCase]) {
+    let mut failures = Vec::new();
+    for (name, from, input, reply, signature) in cases {
+        let got = extract_text_from(input, &Sender::parse(from));
+        if got.reply != *reply || got.signature.as_deref() != *signature {
+            failures.push(format!(
+                "{name}:\n  got  {:?} / {:?}\n  want {reply:?} / {signature:?}",
+                got.reply, got.signature
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_senders_own_name_is_a_signature() {
+    const ROMAN: &str = "Roman Lebedev <roman@example.test>";
+    check_from(&[
+        (
+            "dash and name",
+            ROMAN,
+            "Hey!\n-roman\n",
+            "Hey!",
+            Some("-roman"),
+        ),
+        (
+            "dash, space, name",
+            ROMAN,
+            "Hey!\n\n- Roman\n",
+            "Hey!",
+            Some("- Roman"),
+        ),
+        (
+            "closing and name",
+            ROMAN,
+            "Hey!\n\nThanks!\nRoman\n",
+            "Hey!",
+            Some("Thanks!\nRoman"),
+        ),
+        (
+            "closing, blank, name",
+            ROMAN,
+            "Hey!\n\nBest regards,\n\nRoman Lebedev\n",
+            "Hey!",
+            Some("Best regards,\n\nRoman Lebedev"),
+        ),
+        (
+            "closing and name on one line",
+            ROMAN,
+            "Hey!\n\nCheers, Roman\n",
+            "Hey!",
+            Some("Cheers, Roman"),
+        ),
+        (
+            "dash rule above",
+            ROMAN,
+            "Hey!\n---\nRoman\n",
+            "Hey!",
+            Some("Roman"),
+        ),
+        ("initials", ROMAN, "Done.\n\n-RL\n", "Done.", Some("-RL")),
+        (
+            "contact lines below the name",
+            ROMAN,
+            "Done.\n\nRoman Lebedev\nSupport Engineer, ACME Ltd.\n+43 1 234 5678\n",
+            "Done.",
+            Some("Roman Lebedev\nSupport Engineer, ACME Ltd.\n+43 1 234 5678"),
+        ),
+        (
+            "someone else's name stays",
+            ROMAN,
+            "Please ask\nAlice\n",
+            "Please ask\nAlice",
+            None,
+        ),
+        (
+            "only a signature keeps it",
+            ROMAN,
+            "--\nRoman\n",
+            "--\nRoman",
+            None,
+        ),
+        (
+            "only a name keeps it",
+            ROMAN,
+            "Thanks!\nRoman\n",
+            "Thanks!\nRoman",
+            None,
+        ),
+        (
+            "a sentence with the name stays",
+            ROMAN,
+            "It works.\n\nRoman is happy now\n",
+            "It works.\n\nRoman is happy now",
+            None,
+        ),
+        (
+            "content after the name stays",
+            ROMAN,
+            "It works.\n\nRoman\nThe log is attached below.\n",
+            "It works.\n\nRoman\nThe log is attached below.",
+            None,
+        ),
+        (
+            "unknown sender: sign-off stays",
+            "",
+            "Hey!\n\nThanks!\nRoman\n",
+            "Hey!\n\nThanks!\nRoman",
+            None,
+        ),
+        (
+            "anyone: contact lines below a dash rule",
+            "",
+            "Done.\n\n---\nQuinn Quartz\n+43 1 234 5678\nwww.customer.test\n",
+            "Done.",
+            Some("Quinn Quartz\n+43 1 234 5678\nwww.customer.test"),
+        ),
+        (
+            "anyone: a dash rule above prose stays",
+            "",
+            "Steps:\n---\nOpen it\nClose it\n",
+            "Steps:\n---\nOpen it\nClose it",
+            None,
+        ),
+    ]);
+}
+
+#[test]
+fn a_quote_followed_only_by_a_sign_off_goes() {
+    check(&[
+        (
+            "text, quote, closing and name",
+            "I restarted it.\n\n> Could you restart the service?\n\nThanks,\nBob\n",
+            "I restarted it.\n\nThanks,\nBob",
+            None,
+            Some("> Could you restart the service?"),
+            false,
+        ),
+        (
+            "header, quote, closing and name on one line",
+            "Test reply\nOn Fri, 6 May 2026 at 18:03, Alice <a@x.test> wrote:\n\n> Test\n> Alice\n\nRegards, Bob\n",
+            "Test reply\n\nRegards, Bob",
+            None,
+            Some("On Fri, 6 May 2026 at 18:03, Alice <a@x.test> wrote:\n\n> Test\n> Alice"),
+            false,
+        ),
+        (
+            "inline answers stay",
+            "Hi,\n\n> one?\n\nyes\n\n> two?\n\nno\n\nThanks,\nBob\n",
+            "Hi,\n\n> one?\n\nyes\n\n> two?\n\nno\n\nThanks,\nBob",
+            None,
+            None,
+            false,
+        ),
+        (
+            "a quote answered with thanks and more stays",
+            "Hi,\n\n> Does it work now?\n\nYes, thanks!\n",
+            "Hi,\n\n> Does it work now?\n\nYes, thanks!",
+            None,
+            None,
+            false,
+        ),
+        (
+            "no text above the quote: kept",
+            "> Could you restart it?\n\nThanks,\nBob\n",
+            "> Could you restart it?\n\nThanks,\nBob",
+            None,
+            None,
+            false,
+        ),
+    ]);
+    check_from(&[(
+        "the sender's name alone after the quote",
+        "Bob Builder <bob@example.test>",
+        "Done.\n\n> Please check.\n\n-bob\n",
+        "Done.",
+        Some("-bob"),
+    )]);
+}
+
 #[test]
 fn forwards_are_content() {
     check(&[
@@ -356,7 +752,30 @@ mod properties {
         "é\0ß",
         "\r",
         "[1]: https://a.test/",
+        "Done. On Mon, 23 Nov 2026 at 09:14, Alice <a@x.test> wrote:",
+        "Sent from Samsung Mobile-------- Original message --------",
+        "Sent from my iPhoneOn 23 Nov 2026, at 09:14, Alice <a@x.test> wrote:",
+        "<http://a.test/long/link>",
+        "-roman",
+        "Thanks!",
+        "Roman",
+        "---",
+        "+43 1 234 5678",
+        "Date: Wed, 25 Nov 2026 09:14:02 +0100",
     ];
+
+    /// A line whose two halves each end and start a line of the output: a
+    /// header glued to the text before it, split (nothing lost).
+    fn split_at_a_header(line: &str, all: &str) -> bool {
+        line.char_indices().skip(1).any(|(p, _)| {
+            let (a, b) = line.split_at(p);
+            let (a, b) = (a.trim_end(), b.trim());
+            !a.is_empty()
+                && !b.is_empty()
+                && all.contains(&format!("{a}\n"))
+                && all.contains(&format!("\n{b}"))
+        })
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
@@ -373,9 +792,13 @@ mod properties {
                 got.quoted.clone().unwrap_or_default()
             );
             for line in normalize(&text).lines().filter(|l| has_letters(l)) {
-                prop_assert!(all.contains(line), "{line:?} lost from {text:?}: {got:?}");
+                prop_assert!(
+                    all.contains(line) || split_at_a_header(line, &all),
+                    "{line:?} lost from {text:?}: {got:?}"
+                );
             }
             let _ = extract_html(&text);
+            let _ = extract_text_from(&text, &Sender::parse("Roman Lebedev <roman@x.test>"));
         }
     }
 }
@@ -403,5 +826,52 @@ fn html_uses_the_structure_of_outlook_and_yahoo() {
         let got = extract_html(html);
         assert_eq!(got.reply, reply, "{name}: {got:?}");
         assert!(got.quoted.is_some_and(|q| q.contains("old")), "{name}");
+    }
+}
+
+#[test]
+fn html_signature_containers_are_signatures() {
+    let cases = [
+        (
+            "gmail signature above the quote, the quoted one stays quoted",
+            "<div>Fixed.</div><div class=\"gmail_signature\">Bob Builder<div>+43 1 234 5678</div></div><div class=\"gmail_quote\"><div class=\"gmail_attr\">On Mon, 23 Nov 2026 at 09:14, Alice &lt;a@x.test&gt; wrote:</div><blockquote class=\"gmail_quote\">old<div class=\"gmail_signature\">Alice</div></blockquote></div>",
+            "Fixed.",
+            Some("Bob Builder\n+43 1 234 5678"),
+        ),
+        (
+            "outlook signature above the original",
+            "<div>Done.</div><div id=\"Signature\"><p>Claire Martin</p></div><div id=\"appendonsend\"></div><div id=\"divRplyFwdMsg\">From: Alice</div><div>old</div>",
+            "Done.",
+            Some("Claire Martin"),
+        ),
+        (
+            "a signature inside a quote is no signature of the reply",
+            "<div>Done.</div><blockquote><div id=\"Signature\">Alice</div></blockquote>",
+            "Done.",
+            None,
+        ),
+        (
+            "only a signature keeps it",
+            "<div class=\"gmail_signature\">Bob Builder</div>",
+            "Bob Builder",
+            None,
+        ),
+        (
+            "a signature element running into the original is left to the text",
+            "<div class=\"gmail_signature\">Bob<div id=\"appendonsend\"></div>old</div>",
+            "Bob",
+            None,
+        ),
+        (
+            "an unclosed signature element is left to the text",
+            "<div>Done.</div><div class=\"gmail_signature\">Bob",
+            "Done.\nBob",
+            None,
+        ),
+    ];
+    for (name, html, reply, signature) in cases {
+        let got = extract_html(html);
+        assert_eq!(got.reply, reply, "{name}: {got:?}");
+        assert_eq!(got.signature.as_deref(), signature, "{name}: {got:?}");
     }
 }

@@ -11,8 +11,11 @@
 //!    `From:/Sent:/To:/Subject:` block; `-----Original Message-----`), a forward
 //!    header, the gateway's [`MARKER`], a signature separator, a mobile footer.
 //!    Fenced and indented code is always text, so `a > b` or `>>> print()` in
-//!    code never reads as a quote. All look-ahead is bounded (a few lines), so
-//!    the work is linear in the size of the message.
+//!    code never reads as a quote. A header glued to the line before it
+//!    ("…fixed. On Mon, … wrote:", "Sent from Samsung MobileOn …") is split
+//!    off first; a link wrapped out of a quoted line stays in the quote. All
+//!    look-ahead is bounded (a few lines, the last few hundred bytes of a
+//!    line), so the work is linear in the size of the message.
 //! 2. One forward scan decides what the quote headers mean:
 //!    - text, then a header, then only quotes (or nothing): a top-post; the
 //!      header and everything after it is the quote;
@@ -24,21 +27,38 @@
 //!    - Outlook's header block and `-----Original Message-----` introduce an
 //!      unquoted original: always a cut;
 //!    - a forward header: everything from it on is content (`forwarded: true`).
-//! 3. From the end backwards: trailing quotes, the signature (`-- `, or a line
-//!    of underscores with a few lines after it) and mobile footers ("Sent from
-//!    my iPhone", localized) are taken off.
+//! 3. From the end backwards: trailing quotes, the signature (`-- `, a line
+//!    of underscores with a few lines after it, or without a separator the
+//!    sender's own name, initials or mailbox name after a closing, see
+//!    [`Sender`]) and mobile footers ("Sent from my iPhone", localized) are
+//!    taken off; a quote followed only by a sign-off ("Thanks," / "Bob") goes
+//!    as a trailing one. A message that is only a signature keeps it.
 //!
 //! A `>` passage without a header above it is kept: the person selected it to
 //! answer it. Nothing is thrown away silently: every line with a letter or a
 //! digit ends up in `reply`, `signature` or `quoted`.
+//!
+//! Files: this one holds the scan; `lines.rs` the tests on single lines and
+//! code blocks; `headers.rs` the quote headers per language and glued ones;
+//! `signature.rs` signatures, closings and footers; `sender.rs` the forms of
+//! the sender's name; `html.rs` what HTML structure tells beyond its text.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
+mod headers;
 mod html;
-pub use html::extract_html;
+mod lines;
+mod sender;
+mod signature;
+
+use headers::*;
+pub use html::{extract_html, extract_html_from};
+use lines::*;
+pub use sender::Sender;
+use signature::*;
 
 /// The first line of every notification; replies are cut here (DESIGN).
 pub const MARKER: &str = "--- Reply above this line ---";
@@ -120,283 +140,6 @@ fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("static regex")
 }
 
-/// The start of an attribution: an intro word and a date, or a date first.
-static ATTR_START: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?x)^[-*\s]*(?:
-        (?:On|At|Am|Le|El|Il|Op|Em|Às|Den|På|Dnia|W\sdniu|In\sdata|No\sdia|Il\sgiorno)\s.*\d
-      | 在.*\d
-      | \d{1,2}\.?\s+\p{L}+\.?,?\s+\d{4}
-      | \p{L}{2,12}\.?,?\s+\d{1,2}\.?\s+\p{L}+\.?,?\s+\d{4}
-      | \d{4}\s?年\s?\d{1,2}\s?月\s?\d{1,2}\s?日
-      | \d{4}[-/.]\d{1,2}[-/.]\d{1,2}\s
-    )")
-});
-
-/// German Outlook's attribution, which may start anywhere on the line. Kept
-/// out of `ATTR_START` so that one stays anchored and gives up after a word.
-static ATTR_SCHRIEB: LazyLock<Regex> = LazyLock::new(|| re(r"\sschrieb\s+am\s"));
-
-fn is_attr_start(line: &str) -> bool {
-    ATTR_START.is_match(line) || (line.contains("schrieb") && ATTR_SCHRIEB.is_match(line))
-}
-
-/// `ATTR_END`, after the cheap test every match passes (ends in a colon or a
-/// dash once trailing stars and spaces are gone): most lines fail it.
-fn is_attr_end(line: &str) -> bool {
-    line.trim_end_matches('*')
-        .trim_end()
-        .ends_with([':', '：', '-'])
-        && ATTR_END.is_match(line)
-}
-
-/// Every forward marker has a colon or a run of dashes.
-fn is_forward(line: &str) -> bool {
-    (line.contains("--") || line.contains([':', '：'])) && FORWARD.is_match(line)
-}
-
-/// Every header field has a colon.
-fn is_field(line: &str) -> bool {
-    line.contains([':', '：']) && FIELD.is_match(line)
-}
-
-/// Attributions that are complete on one line without a verb (Gmail's ISO and
-/// old formats): `2026-11-23 09:14 GMT+01:00 Alice`, `2026/11/23 Alice <a@x>`.
-static ATTR_COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?x)^(?:
-        \d{4}-\d{2}-\d{2}\s+\d{1,2}:\d{2}\s+GMT[+-]\d{1,2}:?\d{2}\s+\S.*
-      | \d{4}/\d{1,2}/\d{1,2}\s.*<[^<>\s@]+@[^<>\s]+>\s*:?
-    )$")
-});
-
-/// The verb of an attribution, in the languages we know of.
-static ATTR_VERB: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?xi)
-        \b(?:wrote|writes|schrieb|geschreven|schreef|escribió|escreveu|scritto|scrisse
-            |napisał|napisała|написал|написала|писал|пише|skrev|kirjoitti|napsal|yazdı)\b
-      | \ba\s+écrit\b
-      | 写道 | 寫道 | 書きました | のメッセージ
-    ")
-});
-
-/// The end of an attribution: a colon (or Zoho's trailing dashes).
-static ATTR_END: LazyLock<Regex> = LazyLock::new(|| re(r"(?:[:：]|\S\s*-{2,})\s*\**$"));
-
-/// An attribution ending in the address, without a verb (Gmail ru/ja/zh).
-static ATTR_END_ADDRESS: LazyLock<Regex> = LazyLock::new(|| re(r"(?:>|\))\s*[:：]\s*$"));
-
-static TIME: LazyLock<Regex> = LazyLock::new(|| re(r"\d{1,2}[:.]\d{2}"));
-
-/// A header field of a quoted message (Outlook desktop, web and mobile).
-static FIELD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?xi)^\s*\*{0,2}(
-        from|sent|date|to|cc|bcc|subject|reply-to
-      | von|gesendet|datum|an|betreff|antwort\san
-      | de|envoyé|à|a|objet|répondre\sà
-      | enviado|enviada|fecha|para|asunto
-      | da|inviato|data|oggetto|risposta
-      | van|verzonden|aan|onderwerp
-      | od|wysłano|do|dw|temat
-      | от|отправлено|дата|кому|копия|тема
-      | från|skickat|till|kopia|ämne
-      | fra|sendt|dato|til|kopi|emne
-      | 发件人|发送时间|收件人|抄送|主题|日期|寄件者|傳送時間|收件者|副本|主旨
-      | 差出人|送信日時|宛先|件名|日付
-    )\*{0,2}\s*[:：]")
-});
-
-/// The fields that name the sender: a quoted header block must have one.
-static FROM_FIELD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)^\s*\*{0,2}(?:from|von|de|da|van|od|от|från|fra|发件人|寄件者|差出人)\*{0,2}\s*[:：]")
-});
-
-/// Fields that only appear when someone pastes raw headers on purpose: such a
-/// block is content (a bounce to look at), not a quote.
-static RAW_FIELD: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)^\s*(?:received|message-id|return-path|x-[\w-]+|dkim-signature|mime-version|content-type|authentication-results|delivered-to|arc-[\w-]+)\s*:",
-    )
-});
-
-static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?xi)^\s*\*?\s*-{2,}\s*(?:
-        original\smessage|ursprüngliche\snachricht|original-nachricht|message\sd'origine
-      | message\soriginal|mensaje\soriginal|messaggio\soriginale|oorspronkelijk\sbericht
-      | origineel\sbericht|mensagem\soriginal|wiadomość\soryginalna|oryginalna\swiadomość
-      | исходное\sсообщение|ursprungligt\smeddelande|opprinnelig\smelding
-      | oprindelig\smeddelelse|原始邮件|原始郵件|元のメッセージ
-    )\s*-{2,}\s*\*?\s*$")
-});
-
-static FORWARD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?xi)^\s*\*?\s*(?:
-        -{2,}\s*(?:forwarded\smessage|weitergeleitete\snachricht|message\stransféré
-          |mensaje\sreenviado|messaggio\sinoltrato|doorgestuurd\sbericht|mensagem\sencaminhada
-          |wiadomość\sprzekazana(?:\sdalej)?|przekazana\swiadomość|пересылаемое\sсообщение
-          |пересланное\sсообщение|vidarebefordrat\smeddelande|videresendt\smelding
-          |videresendt\sbesked|转发的邮件|轉寄的郵件|転送メッセージ|転送されたメッセージ)\s*-{2,}
-      | begin\sforwarded\smessage\s*:
-      | anfang\sder\sweitergeleiteten\s(?:nachricht|e-mail)\s*:
-      | début\sdu\smessage\s(?:réexpédié|transféré)\s*:
-      | inicio\sdel\smensaje\sreenviado\s*:
-      | inizio\s(?:del\s)?messaggio\sinoltrato\s*:
-      | begin\sdoorgestuurd\sbericht\s*:
-      | início\sda\smensagem\s(?:reencaminhada|encaminhada)\s*:
-      | начало\sпересылаемого\sсообщения\s*:
-      | vidarebefordrat\smejl\s*:
-      | 转发的邮件\s*[:：] | 転送されたメッセージ\s*[:：]
-    )")
-});
-
-/// Footers mobile and web clients append ("Sent from my iPhone"), localized.
-/// Matched against a whole, short line, and only at the end of the reply.
-static FOOTER: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?xi)^(?:
-        sent\s(?:from|via|with|using|by|on)\s.{1,120}
-      | from\smy\s(?:iphone|ipad|ipod|android|mobile|phone|cell|smartphone|tablet|galaxy|samsung|blackberry).{0,40}
-      | \S+\sfrom\s(?:my\s)?mobile.{0,40}
-      | get\s\[?outlook\b.{0,120}
-      | von\s(?:meinem|meiner)\s.{1,60}\sgesendet\.?
-      | gesendet\s(?:von|mit|vom|aus)\s.{1,80}
-      | diese\snachricht\swurde\s(?:von|mit)\s.{1,80}\sgesendet\.?
-      | envoyé\s(?:de|depuis|avec|à\spartir\sde)\s.{1,80}
-      | obtenir\soutlook\spour\s.{1,40}
-      | enviado\s(?:desde|do|da|con|com|pelo|pela)\s.{1,80}
-      | obt(?:ener|er\so)\soutlook\s.{1,40}
-      | inviato\s(?:da|dal|dalla|con)\s.{1,80}
-      | scarica\soutlook\s.{1,40}
-      | (?:verzonden|verstuurd)\s(?:vanaf|van|met|via)\s.{1,80}
-      | outlook\svoor\s.{1,30}\sdownloaden
-      | wysłan[eo]\s(?:z|ze|przy|przez)\s.{1,80}
-      | pobierz\s(?:aplikację\s)?outlook.{0,60}
-      | отправлено\s(?:с|из|со)\s.{1,80}
-      | получить\soutlook.{0,40}
-      | skickat\s(?:från|med)\s.{1,80}
-      | hämta\soutlook.{0,40}
-      | sendt\s(?:fra|med)\s.{1,80}
-      | (?:skaff|få)\s.{0,10}outlook.{0,40}
-      | (?:发自|来自|寄自)我的.{0,40}
-      | 從我的.{0,40}傳送
-      | .{1,40}から送信
-      | .{0,30}outlook.{0,20}を入手
-    )$")
-});
-
-/// Gmail's invisible tracking glyph, alone on a line.
-const GMAIL_SPACER: char = '\u{1427}';
-
-/// The longest prefix of `line` of at most `max` bytes, cut on a char boundary.
-fn head(line: &str, max: usize) -> &str {
-    if line.len() <= max {
-        return line;
-    }
-    let mut end = max;
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    &line[..end]
-}
-
-fn is_blank(line: &str) -> bool {
-    line.trim().is_empty()
-}
-
-/// `>` after at most three spaces, or a Supercite citation of one to three
-/// capitals (`C>`, `JD> `). Longer names (`Richard>`) are too often text.
-fn is_quote_line(line: &str) -> bool {
-    let spaces = line.bytes().take_while(|&b| b == b' ').count();
-    if spaces <= 3 && line.as_bytes().get(spaces) == Some(&b'>') {
-        return true;
-    }
-    let caps = line.bytes().take_while(u8::is_ascii_uppercase).count();
-    (1..=3).contains(&caps)
-        && line.as_bytes().get(caps) == Some(&b'>')
-        && matches!(line.as_bytes().get(caps + 1), None | Some(b' '))
-}
-
-/// The text of a quoted line without its quote marks.
-fn dequote(line: &str) -> &str {
-    line.trim_start_matches(['>', ' ', '\t'])
-}
-
-/// A Python prompt (`>>> x`), which looks like a third-level quote.
-fn is_prompt(line: &str) -> bool {
-    line.strip_prefix(">>> ")
-        .is_some_and(|rest| !rest.starts_with('>') && !rest.trim().is_empty())
-}
-
-fn is_delimiter(line: &str) -> bool {
-    let t = line.trim();
-    if t.chars().all(|c| c == GMAIL_SPACER) && !t.is_empty() {
-        return true;
-    }
-    let mut chars = t.chars();
-    let Some(first) = chars.next() else {
-        return false;
-    };
-    "-_=*~+#.•─━".contains(first) && t.chars().count() >= 3 && chars.all(|c| c == first)
-}
-
-fn is_underscores(line: &str) -> bool {
-    let t = line.trim();
-    t.len() >= 3 && t.bytes().all(|b| b == b'_')
-}
-
-fn is_marker(line: &str) -> bool {
-    let t = line.trim().trim_matches('*').trim();
-    t == MARKER || (t.contains(MARKER) && t.len() <= MARKER.len() + 8 && !t.starts_with('>'))
-}
-
-fn has_letters(text: &str) -> bool {
-    text.chars()
-        .any(|c| c.is_alphanumeric() && c != GMAIL_SPACER)
-}
-
-/// Lines inside fenced code (```` ``` ```` or `~~~`) or indented by a tab or
-/// four spaces: never quotes, headers or signatures.
-fn code_lines(lines: &[&str]) -> Vec<bool> {
-    fn fence(line: &str) -> Option<(u8, usize)> {
-        let spaces = line.bytes().take_while(|&b| b == b' ').count();
-        if spaces > 3 {
-            return None;
-        }
-        let rest = &line.as_bytes()[spaces..];
-        let c = *rest.first()?;
-        if c != b'`' && c != b'~' {
-            return None;
-        }
-        let n = rest.iter().take_while(|&&b| b == c).count();
-        (n >= 3).then_some((c, n))
-    }
-    let mut code: Vec<bool> = lines
-        .iter()
-        .map(|l| l.starts_with('\t') || l.starts_with("    "))
-        .collect();
-    // Pair fences; an opening fence that never closes is text, and the scan
-    // resumes after it (a bounded number of times, so this stays linear).
-    let mut from = 0;
-    for _ in 0..8 {
-        let mut open: Option<(usize, u8, usize)> = None;
-        for (i, line) in lines.iter().enumerate().skip(from) {
-            let Some((c, n)) = fence(line) else { continue };
-            match open {
-                Some((start, oc, on))
-                    if oc == c && n >= on && line.trim().bytes().all(|b| b == c) =>
-                {
-                    code[start..=i].iter_mut().for_each(|x| *x = true);
-                    open = None;
-                }
-                Some(_) => {}
-                None => open = Some((i, c, n)),
-            }
-        }
-        match open {
-            Some((start, _, _)) => from = start + 1,
-            None => break,
-        }
-    }
-    code
-}
-
 /// The classified lines of a message.
 struct Doc<'a> {
     lines: Vec<&'a str>,
@@ -410,6 +153,7 @@ impl<'a> Doc<'a> {
     fn new(text: &'a str) -> Self {
         let lines: Vec<&str> = text.split('\n').collect();
         let code = code_lines(&lines);
+        let (lines, code) = unglue(lines, code);
         let mut kind: Vec<Kind> = lines
             .iter()
             .zip(&code)
@@ -432,6 +176,22 @@ impl<'a> Doc<'a> {
                 }
             } else {
                 i += 1;
+            }
+        }
+        // Links wrapped out of a quoted line continue the quote: one block,
+        // not an inline answer between two.
+        for i in 1..n {
+            if kind[i] == Kind::Text
+                && kind[i - 1] == Kind::Quote
+                && is_link_continuation(lines[i], lines[i - 1])
+            {
+                let next = (i + 1..n.min(i + 4)).find(|&j| kind[j] != Kind::Blank);
+                let continues = next.is_some_and(|j| {
+                    kind[j] == Kind::Quote || is_link_continuation(lines[j], lines[i])
+                });
+                if continues {
+                    kind[i] = Kind::Quote;
+                }
             }
         }
         let mut doc = Doc {
@@ -469,7 +229,7 @@ impl<'a> Doc<'a> {
                 continue;
             }
             if let Some(end) = self.attribution_at(i, code, &next_nonblank) {
-                let start = self.extend_back(i);
+                let start = self.extend_back(i, end);
                 self.mark(start, end, Kind::Attribution);
                 i = end;
                 continue;
@@ -494,18 +254,27 @@ impl<'a> Doc<'a> {
         }
     }
 
-    /// A wrapped attribution whose first line ends with an unclosed `<`
-    /// (`… "Alice" <` / `a@x> wrote:`) starts one line up.
-    fn extend_back(&self, i: usize) -> usize {
-        match i.checked_sub(1) {
-            Some(p)
-                if self.kind[p] == Kind::Text
-                    && self.lines[p].len() <= MAX_CLASSIFIED_LINE
-                    && self.lines[p].trim_end().ends_with('<') =>
-            {
-                p
-            }
-            _ => i,
+    /// A wrapped attribution starts one line up when its first line ends
+    /// with an unclosed `<` (`… "Alice" <` / `a@x> wrote:`), or when it is
+    /// only the verb that ends a name-first header above it (`Alice <a@x>,
+    /// 23 Kas 2026 Pzt, 09:14 tarihinde şunu` / `yazdı:`).
+    fn extend_back(&self, i: usize, end: usize) -> usize {
+        let Some(p) = i.checked_sub(1) else {
+            return i;
+        };
+        let above = self.lines[p];
+        if self.kind[p] != Kind::Text || above.len() > MAX_CLASSIFIED_LINE {
+            return i;
+        }
+        let line = self.lines[i].trim();
+        let verb_only = end == i + 1
+            && line.chars().count() <= 30
+            && !line.starts_with(char::is_uppercase)
+            && !line.contains('@');
+        if above.trim_end().ends_with('<') || (verb_only && opens_named_header(above)) {
+            p
+        } else {
+            i
         }
     }
 
@@ -513,98 +282,6 @@ impl<'a> Doc<'a> {
         self.kind[start..end].iter_mut().for_each(|k| *k = kind);
         self.span[start..end].iter_mut().for_each(|s| *s = 0);
         self.span[start] = end;
-    }
-
-    /// An attribution starting at line `i`: returns one past its last line.
-    fn attribution_at(&self, i: usize, code: &[bool], next_nonblank: &[usize]) -> Option<usize> {
-        let n = self.lines.len();
-        let line = self.lines[i].trim();
-        if is_attr_start(line) {
-            // Look for the end of a possibly wrapped header.
-            let mut joined = String::new();
-            let mut blanks = 0;
-            let window = (i + HEADER_WINDOW).min(n);
-            for (j, (&l, &is_code)) in self.lines[..window]
-                .iter()
-                .zip(&code[..window])
-                .enumerate()
-                .skip(i)
-            {
-                if j > i && (is_code || l.len() > 200) {
-                    break;
-                }
-                if is_blank(l) {
-                    blanks += 1;
-                    if blanks > 2 {
-                        break;
-                    }
-                    continue;
-                }
-                let l = l.trim();
-                joined.push(' ');
-                joined.push_str(l);
-                let ends = is_attr_end(l);
-                if (ends && ATTR_VERB.is_match(&joined)) || ATTR_END_ADDRESS.is_match(l) {
-                    // Clients always name an address or a time, or quote below;
-                    // "On 3 servers … the log wrote:" in prose does neither.
-                    let below = next_nonblank.get(j + 1).copied().unwrap_or(n);
-                    let quote_below = below < n && self.kind[below] == Kind::Quote;
-                    if joined.contains('@') || TIME.is_match(&joined) || quote_below {
-                        return Some(j + 1);
-                    }
-                    break;
-                }
-                if j > i && is_attr_start(l) {
-                    break;
-                }
-            }
-        }
-        if ATTR_COMPLETE.is_match(line) {
-            return Some(i + 1);
-        }
-        // A verb line alone ("Alice <a@x> wrote:", Thunderbird's "Alice wrote:")
-        // needs evidence: an address, a time, or a quote right below it.
-        if line.len() <= 300 && is_attr_end(line) && ATTR_VERB.is_match(line) {
-            let below = next_nonblank.get(i + 1).copied().unwrap_or(n);
-            let quote_below = below < n && self.kind[below] == Kind::Quote;
-            if line.contains('@') || TIME.is_match(line) || quote_below {
-                return Some(i + 1);
-            }
-        }
-        None
-    }
-
-    /// An Outlook-style header block (`From:`, `Sent:`, `To:`, `Subject:` in
-    /// any of our languages) starting at line `i`: returns one past its end.
-    fn header_block_at(&self, i: usize) -> Option<usize> {
-        if !is_field(head(self.lines[i], MAX_CLASSIFIED_LINE)) {
-            return None;
-        }
-        let n = self.lines.len();
-        let (mut fields, mut from, mut continuation) = (0, false, 0);
-        let mut end = i;
-        for j in i..(i + 12).min(n) {
-            let l = head(self.lines[j], MAX_CLASSIFIED_LINE);
-            if is_blank(l) {
-                break;
-            }
-            if RAW_FIELD.is_match(l) {
-                return None;
-            }
-            if is_field(l) {
-                fields += 1;
-                from |= FROM_FIELD.is_match(l);
-                continuation = 0;
-            } else {
-                // A wrapped value (a long Subject) continues the block.
-                continuation += 1;
-                if continuation > 1 {
-                    break;
-                }
-            }
-            end = j + 1;
-        }
-        (fields >= 3 && from).then_some(end)
     }
 }
 
@@ -699,8 +376,14 @@ fn collect(doc: &Doc<'_>, part: &[Part], want: Part) -> String {
     out
 }
 
-/// Splits a plain-text body.
+/// Splits a plain-text body whose sender is unknown.
 pub fn extract_text(text: &str) -> Extracted {
+    extract_text_from(text, &Sender::default())
+}
+
+/// Splits a plain-text body from `sender`, whose own name on the last lines
+/// is a signature.
+pub fn extract_text_from(text: &str, sender: &Sender) -> Extracted {
     let text = normalize(text);
     let doc = Doc::new(&text);
     let n = doc.lines.len();
@@ -807,7 +490,9 @@ pub fn extract_text(text: &str) -> Extracted {
         text_before[j + 1] = text_before[j] + usize::from(counts);
     }
     let mut end = tail_end;
-    let mut signature_done = false;
+    let (mut signature_done, mut unmarked_done, mut sign_off_done) = (false, false, false);
+    // Set when a sign-off was found below a quote: that quote goes next.
+    let mut quote_above_sign_off = false;
     loop {
         while end > 0 && (kind[end - 1] == Kind::Blank || part[end - 1] != Part::Reply) {
             end -= 1;
@@ -829,6 +514,17 @@ pub fn extract_text(text: &str) -> Extracted {
                     start -= 1;
                 }
                 part[start..end].iter_mut().for_each(|p| *p = Part::Quoted);
+                if std::mem::take(&mut quote_above_sign_off) {
+                    // The blank lines around its header went with it: the
+                    // sign-off follows the text at one blank line.
+                    let mut b = start;
+                    while b > 0 && (kind[b - 1] == Kind::Blank || part[b - 1] == Part::Quoted) {
+                        b -= 1;
+                        if kind[b] == Kind::Blank && part[b] == Part::Reply {
+                            part[b] = Part::Drop;
+                        }
+                    }
+                }
                 if text_before[start] == 0 {
                     // Only quotes: the reply is empty (the comment falls back).
                     part[..start]
@@ -849,20 +545,50 @@ pub fn extract_text(text: &str) -> Extracted {
             }
             _ if !signature_done => {
                 signature_done = true;
-                match signature_start(&doc, &part, end) {
-                    Some(sep) => {
-                        part[sep] = Part::Drop;
-                        part[sep + 1..end]
-                            .iter_mut()
-                            .filter(|p| **p == Part::Reply)
-                            .for_each(|p| *p = Part::Signature);
-                        end = sep;
+                if let Some(sep) = signature_start(&doc, &part, end) {
+                    part[sep] = Part::Drop;
+                    part[sep + 1..end]
+                        .iter_mut()
+                        .filter(|p| **p == Part::Reply)
+                        .for_each(|p| *p = Part::Signature);
+                    end = sep;
+                }
+            }
+            _ if !unmarked_done => {
+                unmarked_done = true;
+                if let Some((start, rule)) = unmarked_signature(&doc, &part, end, sender) {
+                    part[start..end]
+                        .iter_mut()
+                        .filter(|p| **p == Part::Reply)
+                        .for_each(|p| *p = Part::Signature);
+                    if let Some(rule) = rule {
+                        part[rule] = Part::Drop;
+                    }
+                    end = rule.unwrap_or(start);
+                }
+            }
+            _ if !sign_off_done => {
+                sign_off_done = true;
+                // Text, a quote, then only a sign-off: the quote was not answered.
+                match sign_off_above(&doc, &part, end, sender) {
+                    Some(start) => {
+                        end = start;
+                        quote_above_sign_off = true;
                     }
                     None => break,
                 }
             }
             _ => break,
         }
+    }
+    // A message that is only a signature keeps it: it is all the person sent.
+    let written = |want: Part| {
+        (0..n).any(|j| part[j] == want && kind[j] != Kind::Blank && has_letters(doc.lines[j]))
+    };
+    if !written(Part::Reply) && !written(Part::Quoted) {
+        part.iter_mut()
+            .filter(|p| matches!(p, Part::Signature | Part::Drop))
+            .for_each(|p| *p = Part::Reply);
     }
     // A quoted copy of our marker is no part of an inline answer.
     for (j, line) in doc.lines.iter().enumerate() {
@@ -880,30 +606,28 @@ pub fn extract_text(text: &str) -> Extracted {
     }
 }
 
-/// The separator line of a signature ending at `end`: the last `-- ` with at
-/// most `MAX_SIGNATURE_LINES` lines after it, or a line of underscores with at
-/// most four (Hotmail and Outlook.com put one above the signature).
-fn signature_start(doc: &Doc<'_>, part: &[Part], end: usize) -> Option<usize> {
-    let mut non_blank = 0;
+/// The first line of a sign-off ending at `end` that follows a quote, when
+/// text of the reply stands above that quote (the quote then goes as a
+/// trailing one; the sign-off stays).
+fn sign_off_above(doc: &Doc<'_>, part: &[Part], end: usize, sender: &Sender) -> Option<usize> {
+    let mut lines = Vec::new();
     let mut j = end;
-    while j > 0 && end - j < 3 * MAX_SIGNATURE_LINES {
+    while j > 0 {
         j -= 1;
         if part[j] != Part::Reply {
             return None;
         }
         match doc.kind[j] {
-            Kind::SigSep => return Some(j),
-            Kind::Delimiter if is_underscores(doc.lines[j]) && non_blank <= 4 => return Some(j),
             Kind::Blank => {}
-            Kind::Quote | Kind::Attribution | Kind::Original | Kind::Forward | Kind::Marker => {
-                return None;
+            Kind::Text if lines.len() < 3 => lines.push(j),
+            Kind::Quote => {
+                let first = *lines.last()?;
+                let texts: Vec<&str> = lines.iter().rev().map(|&l| doc.lines[l]).collect();
+                let text_above =
+                    (0..j).any(|a| part[a] == Part::Reply && doc.kind[a] == Kind::Text);
+                return (text_above && is_sign_off(&texts, sender)).then_some(first);
             }
-            _ => {
-                non_blank += 1;
-                if non_blank > MAX_SIGNATURE_LINES {
-                    return None;
-                }
-            }
+            _ => return None,
         }
     }
     None
@@ -911,11 +635,12 @@ fn signature_start(doc: &Doc<'_>, part: &[Part], end: usize) -> Option<usize> {
 
 /// The reply of a parsed message: from the HTML structure when the text was
 /// only converted from HTML, else from the text part (its `>` quotes are the
-/// client's own and more reliable than a conversion).
+/// client's own and more reliable than a conversion). The sender is its From.
 pub fn extract_mail(mail: &super::mail::InboundMail) -> Extracted {
+    let sender = Sender::of(mail);
     match &mail.html {
-        Some(html) if mail.text_from_html => extract_html(html),
-        _ => extract_text(&mail.text),
+        Some(html) if mail.text_from_html => extract_html_from(html, &sender),
+        _ => extract_text_from(&mail.text, &sender),
     }
 }
 
