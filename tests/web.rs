@@ -961,3 +961,44 @@ async fn staff_pages_hold_the_quarantine_and_the_people_and_customers_never_see_
             .unwrap();
     assert!(!org.leads.iter().any(|l| l == "sam@example.test"));
 }
+
+#[tokio::test]
+async fn removing_ones_own_organization_asks_first() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Org", "Shared with Site A.").await;
+    let path = format!("/tickets/{id}/unshare-org");
+    let res = p.act(&path, &alice, &[("org", "customer-site-a")]).await;
+    assert_eq!(res.status, 200);
+    assert!(res.text().contains("may lose access"), "{}", res.text());
+    assert!(res.text().contains("name=\"confirm\""));
+    assert_eq!(
+        p.t.ticket(id).await.orgs,
+        vec!["customer-site-a".to_string()],
+        "nothing changed yet"
+    );
+    let res = p
+        .act(
+            &path,
+            &alice,
+            &[("org", "customer-site-a"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert!(p.t.ticket(id).await.orgs.is_empty());
+    // Alice still follows her ticket: she keeps it.
+    assert_eq!(
+        p.get(&format!("/tickets/{id}"), Some(&alice)).await.status,
+        200
+    );
+    // Another organization cannot be shared by a customer.
+    let res = p
+        .act(
+            &format!("/tickets/{id}/share-org"),
+            &alice,
+            &[("org", "other-corp")],
+        )
+        .await;
+    assert_eq!(res.status, 403, "{}", res.text());
+    assert!(p.t.ticket(id).await.orgs.is_empty());
+}
