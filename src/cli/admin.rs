@@ -332,7 +332,12 @@ pub(super) fn extract_reply(
     } else {
         reply::extract_text_from(&text, &sender)
     };
-    println!("{}", serde_json::to_string_pretty(&extracted)?);
+    let json = serde_json::to_string_pretty(&extracted)?;
+    // A reader that stops early (`| head`) is not an error.
+    match writeln!(std::io::stdout().lock(), "{json}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 
