@@ -115,6 +115,15 @@ impl TestApp {
         sqlite: Option<SqliteStore>,
         pg: Option<pg::TestDb>,
     ) -> Self {
+        // Warnings and errors go to the test's captured output, shown when it
+        // fails (a 500 from the portal says why there). Once per test binary.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
         let app = App::open(settings).await.expect("app opens");
         seed_world(app.store.as_ref()).await;
         Self {

@@ -45,14 +45,33 @@ impl Conn for SqliteConnection {
 }
 
 impl SqliteStore {
-    /// Short admin work on the write connection (org and user records share
+    /// Short admin reads on the write connection (org and user records share
     /// their mappers with the delivery transaction).
     async fn with_writer<T>(
         &self,
-        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
     ) -> Result<T> {
-        let mut conn = self.writer.lock().await;
-        may_block(|| f(&mut conn))
+        let conn = self.writer.lock().await;
+        may_block(|| f(&conn))
+    }
+
+    /// Short admin writes: `f` in one write transaction on the write
+    /// connection, committed when it succeeds.
+    async fn in_write_tx<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.writer.clone().lock_owned().await;
+        begin_immediate(&mut conn).await?;
+        let done =
+            may_block(|| f(&conn)).and_then(|v| conn.execute_batch("COMMIT").r().map(|()| v));
+        if done.is_err()
+            && !conn.is_autocommit()
+            && let Err(e) = conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(error = %e, "sqlite rollback failed");
+        }
+        done
     }
 }
 
@@ -84,31 +103,26 @@ impl Backend for SqliteStore {
     }
 
     async fn begin_tx(&self) -> Result<Box<dyn Tx>> {
-        let conn = self.writer.clone().lock_owned().await;
-        begin_immediate(&conn)?;
+        let mut conn = self.writer.clone().lock_owned().await;
+        begin_immediate(&mut conn).await?;
         Ok(Box::new(SqliteTx { conn, open: true }))
     }
 
     async fn create_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org> {
-        self.with_writer(|conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .r()?;
+        self.in_write_tx(|tx| {
             let id = insert_id(
-                &tx,
+                tx,
                 "INSERT INTO orgs (slug, name, created_at) VALUES (?1, ?2, ?3) RETURNING id",
                 rusqlite::params![slug, name, format_ts(OffsetDateTime::now_utc())],
             )?;
             for domain in domains {
                 execute(
-                    &tx,
+                    tx,
                     "INSERT INTO org_domains (domain, org_id) VALUES (?1, ?2)",
                     rusqlite::params![domain.to_ascii_lowercase(), id],
                 )?;
             }
-            let org = org_details(&tx, id, slug.to_string(), name.to_string())?;
-            tx.commit().r()?;
-            Ok(org)
+            org_details(tx, id, slug.to_string(), name.to_string())
         })
         .await
     }
@@ -134,7 +148,7 @@ impl Backend for SqliteStore {
     }
 
     async fn create_user(&self, user: &NewUser) -> Result<User> {
-        self.with_writer(|conn| insert_user(conn, user, OffsetDateTime::now_utc()))
+        self.in_write_tx(|conn| insert_user(conn, user, OffsetDateTime::now_utc()))
             .await
     }
 }

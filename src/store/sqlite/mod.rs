@@ -118,6 +118,7 @@ rows::cols_by!(rusqlite::Row<'_>, |row, i| row.get(i).r());
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::read::Backend;
 
     /// The shared statements (`store::sql`) use `$N`: sqlx binds it by its
     /// number on SQLite too, even when `$2` comes first.
@@ -136,6 +137,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((text.as_str(), n), ("ba", 40));
+    }
+
+    /// The write connection waits for a write lock that the pool holds (an
+    /// outbox batch, a purge) without blocking the runtime's thread: on a
+    /// single-threaded runtime the pool's task must still reach its COMMIT.
+    /// Blocking in SQLite's busy wait, both waited the whole 30 s timeout and
+    /// the portal answered 500 ("database is locked").
+    #[tokio::test]
+    async fn the_writer_waits_for_the_pool_s_write_lock_without_blocking_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+                .await
+                .unwrap();
+        Store::migrate(&store).await.unwrap();
+        let held = store.write().await.unwrap();
+        let committer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            SqliteStore::commit(held).await
+        });
+        let started = std::time::Instant::now();
+        let tx = store
+            .begin_tx()
+            .await
+            .expect("the writer begins once the pool commits");
+        let waited = started.elapsed();
+        drop(tx);
+        committer.await.unwrap().unwrap();
+        assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+        // And the admin writes on the write connection.
+        let held = store.write().await.unwrap();
+        let committer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            SqliteStore::commit(held).await
+        });
+        store
+            .create_org("Acme", "acme", &["acme.test".into()])
+            .await
+            .unwrap();
+        committer.await.unwrap().unwrap();
+        assert!(store.org_named("acme").await.unwrap().is_some());
     }
 
     /// Migration 0004 rebuilds `message_refs` and `followers` WITHOUT ROWID:

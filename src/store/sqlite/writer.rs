@@ -90,20 +90,33 @@ pub(super) fn open_rusqlite(url: &str) -> Result<rusqlite::Connection> {
     Ok(conn)
 }
 
-/// `BEGIN IMMEDIATE`: tried at once on this thread; only when another process
-/// holds the write lock is it retried where it may wait (`busy_timeout`).
-pub(super) fn begin_immediate(conn: &rusqlite::Connection) -> Result<()> {
+/// `BEGIN IMMEDIATE` on the write connection. While another connection holds
+/// the write lock (another process, or this one's pool recording an outbox
+/// batch or purging portal sessions), it is tried again after short sleeps
+/// on the runtime, up to `BUSY_TIMEOUT`, instead of in SQLite's busy wait:
+/// blocking this thread would, on a single-threaded runtime, also stop the
+/// task that holds the lock from reaching its COMMIT, and both would wait
+/// out the whole timeout.
+pub(super) async fn begin_immediate(
+    conn: &mut tokio::sync::OwnedMutexGuard<rusqlite::Connection>,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
     conn.busy_timeout(Duration::ZERO).r()?;
-    let first = conn.execute_batch("BEGIN IMMEDIATE");
-    conn.busy_timeout(BUSY_TIMEOUT).r()?;
-    match first {
-        Err(rusqlite::Error::SqliteFailure(f, _))
-            if f.code == rusqlite::ErrorCode::DatabaseBusy =>
-        {
-            may_block(|| conn.execute_batch("BEGIN IMMEDIATE")).r()
+    let begun = loop {
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(25));
+            }
+            other => break other,
         }
-        other => other.r(),
-    }
+    };
+    conn.busy_timeout(BUSY_TIMEOUT).r()?;
+    begun.r()
 }
 
 /// Runs a call that can take long: waiting out another process's write lock
