@@ -4,6 +4,7 @@
 //! notifications written as files; no servers. Builds no adapters.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -58,6 +59,64 @@ impl<'de> Deserialize<'de> for Rate {
         let text = String::deserialize(d)?;
         parse_rate(&text)
             .ok_or_else(|| serde::de::Error::custom(format!("not a rate like \"20/1h\": {text:?}")))
+    }
+}
+
+/// An address or a network written as `"10.0.0.0/8"`, `"fd00::/8"` or a bare
+/// address (all of its bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    pub fn parse(text: &str) -> Option<Network> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (
+                a.trim().parse::<IpAddr>().ok()?,
+                Some(p.trim().parse::<u8>().ok()?),
+            ),
+            None => (text.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(bits);
+        (prefix <= bits).then_some(Network { addr, prefix })
+    }
+
+    /// Whether `ip` is in this network; an IPv4 address seen through an
+    /// IPv6 socket (`::ffff:a.b.c.d`) counts as the IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn masked(bytes: &[u8], prefix: u8) -> impl Iterator<Item = u8> + '_ {
+            bytes.iter().enumerate().map(move |(i, b)| {
+                let keep = (prefix as usize).saturating_sub(i * 8).min(8);
+                if keep == 0 {
+                    0
+                } else {
+                    b & (0xffu8 << (8 - keep))
+                }
+            })
+        }
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                masked(&n.octets(), self.prefix).eq(masked(&a.octets(), self.prefix))
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                masked(&n.octets(), self.prefix).eq(masked(&a.octets(), self.prefix))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Network::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "not an address or a network like \"10.0.0.0/8\": {text:?}"
+            ))
+        })
     }
 }
 
@@ -354,6 +413,10 @@ pub struct WebSettings {
     pub login_limit_address: Rate,
     /// `POST /login` requests from one client address (`"30/10m"`).
     pub login_limit_client: Rate,
+    /// The TLS proxies in front of the portal. A request from one of them
+    /// is counted for the client it names in `X-Forwarded-For`; from any
+    /// other address the header is ignored, so nobody can pick their own.
+    pub trusted_proxies: Vec<Network>,
     /// How long the link in an invitation stays valid.
     pub invite_ttl: Span,
     /// How long a session lasts without being used.
@@ -373,6 +436,7 @@ impl Default for WebSettings {
                 count: 30,
                 per: Duration::from_secs(10 * 60),
             },
+            trusted_proxies: Vec::new(),
             invite_ttl: Span(Duration::from_secs(7 * 86400)),
             session_ttl: Span(Duration::from_secs(14 * 86400)),
         }
@@ -783,6 +847,43 @@ fn apply_override(table: &mut toml::Table, key: &str, value: String) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks_match_by_their_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let ten = Network::parse("10.0.0.0/8").unwrap();
+        assert!(ten.contains(ip("10.200.3.4")));
+        assert!(!ten.contains(ip("11.0.0.1")));
+        assert!(
+            ten.contains(ip("::ffff:10.1.2.3")),
+            "IPv4 through an IPv6 socket"
+        );
+        let one = Network::parse("192.0.2.7").unwrap();
+        assert!(one.contains(ip("192.0.2.7")));
+        assert!(!one.contains(ip("192.0.2.8")));
+        let odd = Network::parse("192.0.2.0/25").unwrap();
+        assert!(odd.contains(ip("192.0.2.127")));
+        assert!(!odd.contains(ip("192.0.2.128")));
+        let v6 = Network::parse("fd00::/8").unwrap();
+        assert!(v6.contains(ip("fd12:3456::1")));
+        assert!(!v6.contains(ip("fe80::1")));
+        assert!(!v6.contains(ip("10.0.0.1")));
+        assert!(
+            Network::parse("0.0.0.0/0")
+                .unwrap()
+                .contains(ip("203.0.113.9"))
+        );
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "proxy",
+            "10.0.0.1/",
+            "",
+        ] {
+            assert_eq!(Network::parse(bad), None, "{bad}");
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::TestApp;
 use common::http::{Response, send};
+use ticketgate::config::{Network, Rate, WebSettings};
 use ticketgate::manage::portal_link;
 use ticketgate::store::LinkPurpose;
 use ticketgate::web::{WebState, serve};
@@ -35,12 +36,19 @@ fn form(fields: &[(&str, &str)]) -> Vec<u8> {
 
 impl Portal {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A portal whose `[web]` settings `change` alters first.
+    async fn start_with(change: impl FnOnce(&mut WebSettings)) -> Self {
         let t = TestApp::new().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let mut web = t.app.settings.web.clone();
+        change(&mut web);
         let state = WebState::new(
             t.app.ingestor.clone(),
-            &t.app.settings.web,
+            &web,
             t.app.settings.intake.max_message_size.0,
         );
         let cancel = CancellationToken::new();
@@ -489,6 +497,42 @@ async fn an_unknown_address_gets_the_same_page_and_no_email() {
         assert_eq!(res.text(), known.text());
     }
     assert_eq!(p.links_to("bob@customer.test").await.len(), 5);
+}
+
+/// `POST /login` from `client` as a TLS proxy on this host would forward it.
+async fn login_via_proxy(p: &Portal, client: &str) -> u16 {
+    let body = form(&[("email", "mallory@evil.test")]);
+    let headers = [("Content-Type", FORM), ("X-Forwarded-For", client)];
+    send(p.addr, "POST", "/login", &headers, Some(&body))
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_sign_in_limit() {
+    let two = Rate {
+        count: 2,
+        per: Duration::from_secs(600),
+    };
+    let p = Portal::start_with(|web| {
+        web.login_limit_client = two;
+        web.trusted_proxies = vec![Network::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    assert_eq!(login_via_proxy(&p, "203.0.113.5").await, 200);
+    assert_eq!(login_via_proxy(&p, "203.0.113.5").await, 200);
+    assert_eq!(login_via_proxy(&p, "203.0.113.5").await, 429);
+    // A client prepending its own header is still itself.
+    assert_eq!(login_via_proxy(&p, "198.51.100.1, 203.0.113.5").await, 429);
+    // Another client behind the same proxy is not held up.
+    assert_eq!(login_via_proxy(&p, "203.0.113.6").await, 200);
+
+    // Without trusted proxies the header is the client's own word: ignored,
+    // so every request from this host counts against one limit.
+    let p = Portal::start_with(|web| web.login_limit_client = two).await;
+    assert_eq!(login_via_proxy(&p, "203.0.113.5").await, 200);
+    assert_eq!(login_via_proxy(&p, "203.0.113.6").await, 200);
+    assert_eq!(login_via_proxy(&p, "203.0.113.7").await, 429);
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::config::{Rate, WebSettings};
+use crate::config::{Network, Rate, WebSettings};
 use crate::domain::locale::Locale;
 use crate::ingest::Ingestor;
 use crate::store::{Store, StoreError};
@@ -49,6 +49,8 @@ struct Inner {
     session_ttl: Duration,
     login_limit_address: Rate,
     clients: ClientLimiter,
+    /// `[web] trusted_proxies`: whose `X-Forwarded-For` names the client.
+    trusted_proxies: Vec<Network>,
     /// The largest request body: a new ticket with its attachments may be
     /// as large as an email may be (`[intake] max_message_size`).
     max_body: usize,
@@ -65,6 +67,7 @@ impl WebState {
                 session_ttl: web.session_ttl.0,
                 login_limit_address: web.login_limit_address,
                 clients: ClientLimiter::new(web.login_limit_client),
+                trusted_proxies: web.trusted_proxies.clone(),
                 max_body: usize::try_from(max_message_size).unwrap_or(usize::MAX),
             }),
         }

@@ -16,7 +16,7 @@ use minijinja::context;
 use time::OffsetDateTime;
 
 use super::{WebError, WebState, form, pages};
-use crate::config::Rate;
+use crate::config::{Network, Rate};
 use crate::domain::ids::EmailAddress;
 use crate::domain::locale::Locale;
 use crate::domain::template::{self, Notification};
@@ -146,6 +146,43 @@ impl ClientLimiter {
     }
 }
 
+/// The client a request comes from. Behind a trusted proxy that is the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy,
+/// read from the right: each proxy appends the address it was reached from,
+/// so only the entries our own proxies wrote can be believed, and anything
+/// further left may be the client's own invention. A request from any other
+/// address is that address, whatever its headers say.
+pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[Network]) -> IpAddr {
+    let trusted_ip = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let mut client = peer.to_canonical();
+    if !trusted_ip(client) {
+        return client;
+    }
+    // Several headers are one list, in order (RFC 9110 §5.3).
+    let values: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    for entry in values.iter().rev().flat_map(|v| v.rsplit(',')) {
+        let entry = entry.trim();
+        let Some(ip) = entry
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        else {
+            // Not an address ("unknown", garbage): the last proxy that
+            // wrote one is the client; a made-up value buys nothing.
+            break;
+        };
+        client = ip.to_canonical();
+        if !trusted_ip(client) {
+            break;
+        }
+    }
+    client
+}
+
 /// The language of a visitor who is not signed in: the first of their
 /// browser's `Accept-Language` (RFC 9110 §12.5.4) that we ship, else English.
 pub fn visitor_locale(headers: &HeaderMap) -> Locale {
@@ -191,7 +228,8 @@ pub async fn request_link(
     req: Request,
 ) -> Result<Response, WebError> {
     let locale = visitor_locale(req.headers());
-    if !state.inner.clients.allow(peer.ip(), Instant::now()) {
+    let client = client_of(peer.ip(), req.headers(), &state.inner.trusted_proxies);
+    if !state.inner.clients.allow(client, Instant::now()) {
         let page = pages::render("login.html", locale, context! { too_many => true })?;
         return Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response());
     }
@@ -336,6 +374,57 @@ pub async fn sign_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_read_from_x_forwarded_for_only_behind_a_trusted_proxy() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let xff = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+            }
+            h
+        };
+        let proxies = [
+            Network::parse("127.0.0.1").unwrap(),
+            Network::parse("10.0.0.0/8").unwrap(),
+        ];
+        let proxy = ip("127.0.0.1");
+        let cases: &[(&str, &[&str], &str)] = &[
+            // No proxy in the way: the header is the client's own words.
+            ("198.51.100.1", &["203.0.113.5"], "198.51.100.1"),
+            // One proxy: the address it appended.
+            ("127.0.0.1", &["203.0.113.5"], "203.0.113.5"),
+            // The client sent its own header first: only the proxy's entry counts.
+            ("127.0.0.1", &["1.2.3.4, 203.0.113.5"], "203.0.113.5"),
+            ("127.0.0.1", &["1.2.3.4", "203.0.113.5"], "203.0.113.5"),
+            // Two of our proxies: the first address that is not one of them.
+            (
+                "127.0.0.1",
+                &["1.2.3.4, 203.0.113.5, 10.1.1.1"],
+                "203.0.113.5",
+            ),
+            // Only proxies: the leftmost proxy.
+            ("127.0.0.1", &["10.0.0.9, 10.1.1.1"], "10.0.0.9"),
+            // Garbage or nothing: the proxy itself (nobody escapes the limit).
+            ("127.0.0.1", &["unknown"], "127.0.0.1"),
+            ("127.0.0.1", &["203.0.113.5, garbage"], "127.0.0.1"),
+            ("127.0.0.1", &[], "127.0.0.1"),
+            // With a port, IPv6, IPv4 seen through IPv6.
+            ("127.0.0.1", &["203.0.113.5:4711"], "203.0.113.5"),
+            ("127.0.0.1", &["2001:db8::7"], "2001:db8::7"),
+            ("::ffff:127.0.0.1", &["[2001:db8::7]:443"], "2001:db8::7"),
+        ];
+        for (peer, values, want) in cases {
+            assert_eq!(
+                client_of(ip(peer), &xff(values), &proxies),
+                ip(want),
+                "peer {peer}, X-Forwarded-For {values:?}"
+            );
+        }
+        // No trusted proxies configured (the default): always the peer.
+        assert_eq!(client_of(proxy, &xff(&["203.0.113.5"]), &[]), proxy);
+    }
 
     #[test]
     fn the_client_limit_slides_and_ipv6_hosts_share_a_slot() {
