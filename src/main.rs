@@ -40,6 +40,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(ticketgate::cli::run(cli)) {
         Ok(code) => code,
+        // `| head` had what it wanted: not a failure (see ReaderGone).
+        Err(e) if e.chain().any(|c| c.is::<ticketgate::cli::ReaderGone>()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ticketgate: {e:#}");
             ExitCode::FAILURE

@@ -1073,3 +1073,64 @@ fn user_link_prints_a_sign_in_link() {
     let unknown = run(dir.path(), &["user", "link", "nobody@example.test"], None);
     assert!(!unknown.status.success());
 }
+
+/// Runs `args` with a stdout whose reader has already gone, as in
+/// `ticketgate … | head` after `head` has what it wants.
+fn run_into_closed_pipe(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_a_command_quietly() {
+    let dir = workdir();
+    seed(dir.path());
+    let first = fixtures().join("_base/01_alice_opens_ticket.eml");
+    ok(dir.path(), &["ingest", first.to_str().unwrap()]);
+    let commands: &[&[&str]] = &[
+        &["ticket", "show", "1"],
+        &["ticket", "show", "1", "--json"],
+        &["ticket", "list"],
+        &["rules", "check"],
+        &["org", "list"],
+        &["user", "link", "alice@customer.test"],
+        &["extract-reply", first.to_str().unwrap()],
+    ];
+    for args in commands {
+        let out = run_into_closed_pipe(dir.path(), args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+    }
+    // An MTA that closes our stdout still gets 0, and the message is kept.
+    let reply = fixture("reply_matched_by_references_only.eml");
+    let out = run_into_closed_pipe(dir.path(), &["ingest", "-"], Some(&reply));
+    assert!(
+        out.status.success(),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = ok(dir.path(), &["ticket", "show", "1"]);
+    assert!(shown.contains("added comment 2"), "{shown}");
+}

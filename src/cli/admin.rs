@@ -7,7 +7,7 @@ pub(super) async fn org(app: &App, cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
         OrgCommand::Add { name, domains } => {
             let org = manage::add_org(app.store.as_ref(), &name, &domains).await?;
-            println!("organization {} ({}) added", org.name, org.slug);
+            outln!("organization {} ({}) added", org.name, org.slug)?;
         }
         OrgCommand::List { json } => {
             let orgs = app.store.list_orgs().await?;
@@ -23,11 +23,11 @@ pub(super) async fn org(app: &App, cmd: OrgCommand) -> anyhow::Result<()> {
         }
         OrgCommand::Lead(LeadCommand::Add { org, email }) => {
             let found = manage::add_lead(app.store.as_ref(), &org, &email).await?;
-            println!("{email} is a delivery lead of {}", found.name);
+            outln!("{email} is a delivery lead of {}", found.name)?;
         }
         OrgCommand::Lead(LeadCommand::Remove { org, email }) => {
             let found = manage::remove_lead(app.store.as_ref(), &org, &email).await?;
-            println!("{email} is no longer a delivery lead of {}", found.name);
+            outln!("{email} is no longer a delivery lead of {}", found.name)?;
         }
     }
     Ok(())
@@ -57,9 +57,9 @@ pub(super) async fn token(app: &App, cmd: TokenCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             if json {
-                println!("{}", serde_json::json!({"token": token, "id": row.id}));
+                outln!("{}", serde_json::json!({"token": token, "id": row.id}))?;
             } else {
-                println!("{token}");
+                outln!("{token}")?;
             }
         }
         TokenCommand::List { user, json } => {
@@ -98,7 +98,7 @@ pub(super) async fn token(app: &App, cmd: TokenCommand) -> anyhow::Result<()> {
             {
                 bail!("no active token {id}");
             }
-            println!("token {id} revoked");
+            outln!("token {id} revoked")?;
         }
     }
     Ok(())
@@ -126,7 +126,7 @@ pub(super) async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
                 },
             )
             .await?;
-            println!("user {} added (id {})", user.email, user.id);
+            outln!("user {} added (id {})", user.email, user.id)?;
         }
         UserCommand::Edit {
             email,
@@ -152,14 +152,14 @@ pub(super) async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
                 },
             )
             .await?;
-            println!(
+            outln!(
                 "user {}: {}, {}, {}, {}",
                 user.email,
                 user.name,
                 user.role.as_str(),
                 user.locale,
                 user.org.as_deref().unwrap_or("no organization")
-            );
+            )?;
         }
         UserCommand::Link { email } => {
             let Some(base) = app.settings.web.portal_url() else {
@@ -184,7 +184,7 @@ pub(super) async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
             .await?;
             tx.commit().await?;
             tracing::info!(user = %user.email, "sign-in link printed by the CLI");
-            println!("{link}");
+            outln!("{link}")?;
         }
         UserCommand::List { json } => {
             let users = app.store.list_users().await?;
@@ -262,50 +262,52 @@ pub(super) async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> 
             if json {
                 print_json(&wire::TicketView::from(view))?;
             } else {
-                println!("#{} {}", view.id, view.subject);
-                println!(
+                outln!("#{} {}", view.id, view.subject)?;
+                outln!(
                     "status: {}   priority: {}",
                     view.status_label,
                     view.priority
                         .map(|p| p.as_str().to_uppercase())
                         .unwrap_or_else(|| "-".into())
-                );
-                println!(
+                )?;
+                outln!(
                     "requester: {}   orgs: {}",
                     view.requester,
                     view.orgs.join(", ")
-                );
+                )?;
                 let followers: Vec<String> = view
                     .followers
                     .iter()
                     .map(|f| format!("{} ({})", f.email, f.source.as_str()))
                     .collect();
-                println!("followers: {}", followers.join(", "));
+                outln!("followers: {}", followers.join(", "))?;
                 for c in &view.comments {
-                    println!(
+                    outln!(
                         "\n--- comment {} by {} at {}{}",
                         c.id,
                         c.author,
                         short_time(&c.created_at),
                         if c.internal { " (internal)" } else { "" }
-                    );
-                    println!("{}", c.body);
+                    )?;
+                    outln!("{}", c.body)?;
                     for a in &c.attachments {
-                        println!(
+                        outln!(
                             "[attachment: {} {} {} bytes]",
-                            a.filename, a.content_type, a.size
-                        );
+                            a.filename,
+                            a.content_type,
+                            a.size
+                        )?;
                     }
                 }
                 if !view.events.is_empty() {
-                    println!("\n--- history");
+                    outln!("\n--- history")?;
                     for e in &view.events {
-                        println!(
+                        outln!(
                             "{}  {}  {}",
                             short_time(&e.created_at),
                             e.actor.as_deref().unwrap_or("(rules and system)"),
                             describe_event(e, &app.settings)
-                        );
+                        )?;
                     }
                 }
             }
@@ -332,12 +334,7 @@ pub(super) fn extract_reply(
     } else {
         reply::extract_text_from(&text, &sender)
     };
-    let json = serde_json::to_string_pretty(&extracted)?;
-    // A reader that stops early (`| head`) is not an error.
-    match writeln!(std::io::stdout().lock(), "{json}") {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other?,
-    }
+    outln!("{}", serde_json::to_string_pretty(&extracted)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -353,19 +350,19 @@ pub(super) fn rules_check(settings: &Settings) -> anyhow::Result<ExitCode> {
         });
     match checked {
         Ok(rules) => {
-            println!("{}: {} rules", settings.rules.file, rules.rules.len());
+            outln!("{}: {} rules", settings.rules.file, rules.rules.len())?;
             for (i, rule) in rules.rules.iter().enumerate() {
-                println!("{:>2}. {}", i + 1, rule.name);
-                println!("    on   {}", rule.on);
+                outln!("{:>2}. {}", i + 1, rule.name)?;
+                outln!("    on   {}", rule.on)?;
                 let when = rule.when.conditions();
                 if !when.is_empty() {
-                    println!("    when {}", when.join(", "));
+                    outln!("    when {}", when.join(", "))?;
                 }
                 let mut then: Vec<String> = rule.then.iter().map(ToString::to_string).collect();
                 if rule.stop {
                     then.push("stop".into());
                 }
-                println!("    then {}", then.join(", "));
+                outln!("    then {}", then.join(", "))?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -40,15 +40,17 @@ pub(super) async fn ingest_stdin(config: Option<PathBuf>, args: &IngestArgs) -> 
     }
 }
 
+/// The line that says what became of one message. It is written after the
+/// outcome is committed, so a caller that no longer reads (an MTA that closed
+/// the pipe) changes nothing: the message is recorded and the exit is 0.
 pub(super) fn print_report(report: &IngestReport, origin: &str, json: bool) {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string(report).expect("reports serialize")
-        );
+    let line = if json {
+        serde_json::to_string(report).expect("reports serialize")
     } else {
-        println!("{}", report_line(report, origin));
-    }
+        report_line(report, origin)
+    };
+    // Ignored on purpose: see above.
+    let _ = outln!("{line}");
 }
 
 pub(super) fn report_line(r: &IngestReport, origin: &str) -> String {
@@ -119,8 +121,8 @@ pub(super) async fn ingest_paths(app: &App, args: &IngestArgs) -> anyhow::Result
             )),
         };
         match outcome {
-            Ok(report) if args.json => println!("{}", serde_json::to_string(&report)?),
-            Ok(report) => bar.suspend(|| println!("{}", report_line(&report, &origin))),
+            Ok(report) if args.json => outln!("{}", serde_json::to_string(&report)?)?,
+            Ok(report) => bar.suspend(|| outln!("{}", report_line(&report, &origin)))?,
             Err((is_transient, e)) => {
                 if is_transient {
                     transient += 1;

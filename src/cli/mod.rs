@@ -25,6 +25,14 @@ use crate::manage;
 use crate::source;
 use crate::store::{LogFilter, TicketFilter};
 
+/// `println!` for a command's output that returns an error instead of
+/// panicking when stdout is gone; see [`ReaderGone`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out_line(format_args!($($arg)*))
+    };
+}
+
 mod admin;
 mod ingest;
 mod table;
@@ -380,11 +388,48 @@ impl<T: MachineName> TypedValueParser for Named<T> {
     }
 }
 
+/// The reader of our stdout stopped early (`ticketgate ticket show 1 | head`).
+/// Not a failure: `main` ends the command quietly with success, as a program
+/// killed by SIGPIPE would end in a shell pipeline, but without the panic
+/// that `println!` gives on a closed pipe.
+#[derive(Debug)]
+pub struct ReaderGone;
+
+impl std::fmt::Display for ReaderGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the reader of the output went away")
+    }
+}
+
+impl std::error::Error for ReaderGone {}
+
+/// A broken pipe on stdout is [`ReaderGone`]; any other write error is one.
+fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        anyhow::Error::new(ReaderGone)
+    } else {
+        anyhow::Error::new(e).context("writing the output")
+    }
+}
+
+/// One line of output (through `outln!`).
+pub(crate) fn out_line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(stdout_error)
+}
+
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| {
+        if e.is_io() {
+            stdout_error(e.into())
+        } else {
+            e.into()
+        }
+    })?;
+    writeln!(out).map_err(stdout_error)
 }
 
 /// Runs a command. Errors come back to `main`, which prints them; `ingest -`
@@ -414,7 +459,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             app.serve(cancel).await?;
         }
-        Command::Migrate => println!("database is up to date"),
+        Command::Migrate => outln!("database is up to date")?,
         Command::Ingest(args) => return ingest_paths(&app, &args).await,
         Command::Org(cmd) => org(&app, cmd).await?,
         Command::User(cmd) => user(&app, cmd).await?,
@@ -441,10 +486,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Outbox(OutboxCommand::Flush) => {
             let stats = app.outbox_worker()?.flush().await?;
-            println!(
+            outln!(
                 "sent {}, failed {} (will retry), dead {}",
-                stats.sent, stats.failed, stats.dead
-            );
+                stats.sent,
+                stats.failed,
+                stats.dead
+            )?;
         }
         Command::Messages(MessagesCommand::List {
             outcome,
@@ -484,9 +531,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Messages(MessagesCommand::Replay { id, json }) => {
             let report = app.ingestor.replay(id).await?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?)?;
             } else {
-                println!(
+                outln!(
                     "message {id} replayed: {} {}",
                     report.outcome,
                     report
@@ -494,7 +541,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .map(|t| format!("#{t}"))
                         .or(report.reason.clone())
                         .unwrap_or_default()
-                );
+                )?;
             }
         }
         Command::Token(cmd) => token(&app, cmd).await?,
