@@ -23,9 +23,11 @@ mod common;
 const BENCH_NOTIFY: &str = "team@example.test";
 use common::{median, message, peak_rss_mb};
 
+/// Loopback without TLS by default: over TLS, sqlx 0.9.0 waits for delayed
+/// ACKs (README, "Running several instances"), and the bench would time that.
 fn postgres_base() -> String {
     std::env::var("TICKETGATE_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
 }
 
 async fn fresh_postgres(base: &str, name: &str) -> anyhow::Result<String> {
