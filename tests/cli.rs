@@ -28,6 +28,11 @@ fn workdir() -> tempfile::TempDir {
 }
 
 fn run(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    run_into(dir, args, stdin, Stdio::piped())
+}
+
+/// `run` with its stdout going to `stdout`.
+fn run_into(dir: &Path, args: &[&str], stdin: Option<&[u8]>, stdout: Stdio) -> Output {
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(dir)
@@ -37,7 +42,7 @@ fn run(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -1079,23 +1084,7 @@ fn user_link_prints_a_sign_in_link() {
 fn run_into_closed_pipe(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(writer)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    child.wait_with_output().unwrap()
+    run_into(dir, args, stdin, writer.into())
 }
 
 #[test]

@@ -55,23 +55,24 @@ impl SqliteStore {
         may_block(|| f(&conn))
     }
 
+    /// A write transaction on the write connection (see `begin_immediate`).
+    async fn begin_write(&self) -> Result<SqliteTx> {
+        let mut conn = self.writer.clone().lock_owned().await;
+        begin_immediate(&mut conn).await?;
+        Ok(SqliteTx { conn, open: true })
+    }
+
     /// Short admin writes: `f` in one write transaction on the write
-    /// connection, committed when it succeeds.
+    /// connection, committed when it succeeds (rolled back by `SqliteTx`'s
+    /// drop otherwise).
     async fn in_write_tx<T>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
     ) -> Result<T> {
-        let mut conn = self.writer.clone().lock_owned().await;
-        begin_immediate(&mut conn).await?;
-        let done =
-            may_block(|| f(&conn)).and_then(|v| conn.execute_batch("COMMIT").r().map(|()| v));
-        if done.is_err()
-            && !conn.is_autocommit()
-            && let Err(e) = conn.execute_batch("ROLLBACK")
-        {
-            tracing::warn!(error = %e, "sqlite rollback failed");
-        }
-        done
+        let tx = Box::new(self.begin_write().await?);
+        let value = may_block(|| f(&tx.conn))?;
+        tx.commit().await?;
+        Ok(value)
     }
 }
 
@@ -103,9 +104,7 @@ impl Backend for SqliteStore {
     }
 
     async fn begin_tx(&self) -> Result<Box<dyn Tx>> {
-        let mut conn = self.writer.clone().lock_owned().await;
-        begin_immediate(&mut conn).await?;
-        Ok(Box::new(SqliteTx { conn, open: true }))
+        Ok(Box::new(self.begin_write().await?))
     }
 
     async fn create_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org> {
