@@ -164,8 +164,9 @@ impl PgStore {
 /// sqlx 0.9.0 leaves Nagle's algorithm on (it sets no TCP_NODELAY; sqlx issue
 /// 4335, fixed after that release). Over TLS a request goes out as several
 /// small writes, so each round trip can wait for the server's delayed ACK
-/// (40 ms on Linux): ingest measured 46 msg/s over TLS against 1,112 without
-/// on the same loopback server. Said once at start, with what to do.
+/// (40 ms on Linux): ingest measured 47 msg/s over TLS against 998 without
+/// on the same loopback server (README, "Running several instances"). Said
+/// once at start, with what to do.
 async fn warn_if_encrypted(pool: &PgPool) {
     let encrypted: std::result::Result<Option<bool>, _> =
         sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
