@@ -9,6 +9,7 @@ use mail_parser::{
 
 use std::collections::VecDeque;
 
+use super::clean;
 use super::ids::{EmailAddress, MessageId};
 
 /// A display name with its address.
@@ -292,7 +293,7 @@ impl InboundMail {
                         .is_empty()
                 }
                 "x-loop" => auto.x_loop.push(value.to_ascii_lowercase()),
-                "list-id" => auto.list_id = Some(clean_line(value)),
+                "list-id" => auto.list_id = Some(clean::line(value)),
                 "delivered-to" | "x-original-to" => delivered_to.extend(
                     EmailAddress::parse(value)
                         .ok()
@@ -321,10 +322,7 @@ impl InboundMail {
             to: message.to().map(mailboxes).unwrap_or_default(),
             cc: message.cc().map(mailboxes).unwrap_or_default(),
             delivered_to,
-            subject: message
-                .subject()
-                .map(|s| cap_subject(clean_line(s)))
-                .unwrap_or_default(),
+            subject: message.subject().map(clean::subject).unwrap_or_default(),
             date: message.date().map(|d| d.to_timestamp()),
             text: String::new(),
             html: None,
@@ -403,8 +401,7 @@ impl InboundMail {
                 .to_ascii_lowercase();
             let filename = part
                 .attachment_name()
-                .map(clean_filename)
-                .filter(|n| !n.is_empty())
+                .and_then(clean::file_name_if_any)
                 .unwrap_or_else(|| default_filename(index + 1, &content_type));
             let data = match &part.body {
                 PartType::Message(inner) => inner.raw_message.to_vec(),
@@ -548,7 +545,7 @@ fn mailboxes(address: &Address<'_>) -> Vec<Mailbox> {
         .iter()
         .filter_map(|addr| {
             let address = EmailAddress::parse(addr.address()?).ok()?;
-            let name = addr.name().map(clean_line).filter(|n| !n.is_empty());
+            let name = addr.name().map(clean::line).filter(|n| !n.is_empty());
             Some(Mailbox { name, address })
         })
         .collect()
@@ -558,58 +555,11 @@ fn mailboxes_first(address: &Address<'_>) -> Option<Mailbox> {
     mailboxes(address).into_iter().next()
 }
 
-/// One-line header text: no NULs or control characters, whitespace collapsed.
-/// One line of header text as people will see it: whitespace runs become one
-/// space, control characters go, and so do bidirectional controls (Unicode
-/// UAX #9: embeddings, overrides, isolates, marks), which let
-/// `invoice<U+202E>fdp.exe` show as "invoiceexe.pdf".
-fn clean_line(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
-    for word in input.split(|c: char| c.is_whitespace() || c.is_control()) {
-        let mut word = word.chars().filter(|c| !is_bidi_control(*c)).peekable();
-        if word.peek().is_some() {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.extend(word);
-        }
-    }
-    out
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(
-        c,
-        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
-    )
-}
-
-/// A subject is cut to this many characters (the last one an ellipsis): it
-/// is stored with the ticket and repeated in every notification's subject,
-/// and a 1 MB one made every mail about its ticket 1 MB.
-pub const SUBJECT_MAX_CHARS: usize = 250;
-
-fn cap_subject(subject: String) -> String {
-    match subject.char_indices().nth(SUBJECT_MAX_CHARS - 1) {
-        Some((cut, _)) if subject[cut..].chars().nth(1).is_some() => {
-            format!("{}…", subject[..cut].trim_end())
-        }
-        _ => subject,
-    }
-}
+/// A subject longer than this is cut (see [`clean::subject`]).
+pub use super::clean::SUBJECT_MAX_CHARS;
 
 fn unfold(input: &str) -> String {
-    clean_line(input)
-}
-
-/// File names arrive from strangers: keep the name, drop any path and control characters.
-fn clean_filename(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    clean_line(base)
-        .trim_matches('.')
-        .chars()
-        .take(255)
-        .collect()
+    clean::line(input)
 }
 
 fn default_filename(index: usize, content_type: &str) -> String {

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod classify;
+pub mod clean;
 pub mod commands;
 pub mod dates;
 pub mod event;
