@@ -571,3 +571,323 @@ async fn staff_rules_run_only_for_proven_staff() {
         Some(serde_json::json!("P1"))
     );
 }
+
+/// An opening mail with `cc` in Cc, proven by our MTA when `proven`.
+fn opening_with_cc(from: &str, id: &str, proven: bool, cc: &str, body: &str) -> Vec<u8> {
+    let domain = from.rsplit_once('@').map_or("", |(_, d)| d);
+    let verdict = if proven {
+        format!("Authentication-Results: mx.example.test; dkim=pass header.d={domain}\n")
+    } else {
+        String::new()
+    };
+    message(
+        from,
+        &format!("{verdict}Cc: {cc}\nMessage-ID: <{id}@test>\nSubject: Opened with Cc {id}"),
+        body,
+    )
+}
+
+#[tokio::test]
+async fn a_cc_grants_what_a_share_would_and_nothing_more() {
+    let app = TestApp::new().await;
+    let carol = "Cc: carol@other.test";
+    // (who writes, proven, whether Carol of Other Corp in Cc follows, what
+    // the sender is told). Bob, of Alice's organization, follows Alice's
+    // ticket without proof: he could read it anyway. Sam's ticket would be
+    // new to him: Sam must prove who he is, as for `#share`.
+    let cases = [
+        ("alice@customer.test", false, false, vec![carol]),
+        ("alice@customer.test", true, false, vec![carol]),
+        (
+            "sam@example.test",
+            false,
+            false,
+            vec![carol, "Cc: bob@customer.test"],
+        ),
+        ("sam@example.test", true, true, vec![]),
+    ];
+    for (i, (from, proven, carol_follows, expected)) in cases.into_iter().enumerate() {
+        let since = app.outbox().await.len();
+        let r = app
+            .deliver(&opening_with_cc(
+                from,
+                &format!("cc{i}"),
+                proven,
+                "\"Carol Chen\" <carol@other.test>, \"Bob Brown\" <bob@customer.test>",
+                "The login page is down again.",
+            ))
+            .await;
+        let case = format!("{from}, proven: {proven}");
+        assert_eq!(r.outcome, Outcome::TicketCreated, "{case}");
+        let ticket = app.ticket(r.ticket.unwrap()).await;
+        assert_eq!(
+            followers(&ticket).contains(&("carol@other.test".into(), "cc".into())),
+            carol_follows,
+            "{case}: {:?}",
+            followers(&ticket)
+        );
+        let to_carol = mail_since(&app, since)
+            .await
+            .into_iter()
+            .filter(|(to, _)| to == "carol@other.test")
+            .count();
+        // One who follows was in Cc of the mail itself: nothing more to tell.
+        assert_eq!(to_carol, 0, "{case}: mail to carol");
+        let reported: Vec<String> = app
+            .outbox()
+            .await
+            .split_off(since)
+            .into_iter()
+            // In a `command_failed` notice, or in the acknowledgement
+            // already going to the sender (one mail per message).
+            .filter(|r| r.to == from)
+            .flat_map(|r| {
+                r.context["event"]["failures"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|f| f["command"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(reported, expected, "{case}: the sender is told");
+        assert_eq!(
+            followers(&ticket).contains(&("bob@customer.test".into(), "cc".into())),
+            expected.len() < 2,
+            "{case}: bob"
+        );
+    }
+    // Later comments, a staff password among them, never reach Carol.
+    let since = app.outbox().await.len();
+    app.deliver(&message(
+        "sam@example.test",
+        &format!(
+            "Delivered-To: {}\nMessage-ID: <cc-later@test>\nIn-Reply-To: <cc0@test>\n\
+             Subject: Re: Opened with Cc cc0",
+            own_reply_address(1, 4)
+        ),
+        "The temporary password is hunter2.",
+    ))
+    .await;
+    let sent = mail_since(&app, since).await;
+    assert!(
+        sent.iter().any(|(to, _)| to == "alice@customer.test"),
+        "{sent:?}"
+    );
+    assert!(
+        !sent.iter().any(|(to, _)| to == "carol@other.test"),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_address_with_invisible_characters_is_refused_never_a_second_user() {
+    let app = TestApp::new().await;
+    let invisible = [
+        ("zero-width space", "\u{200b}"),
+        ("zero-width joiner", "\u{200d}"),
+        ("word joiner", "\u{2060}"),
+        ("right-to-left override", "\u{202e}"),
+        ("soft hyphen", "\u{ad}"),
+        ("Mongolian vowel separator", "\u{180e}"),
+        ("combining grapheme joiner", "\u{34f}"),
+        ("variation selector", "\u{fe0f}"),
+        ("combining acute accent", "\u{301}"),
+    ];
+    for (i, (name, c)) in invisible.into_iter().enumerate() {
+        let since = app.outbox().await.len();
+        let address = format!("alice{c}@customer.test");
+        let r = app
+            .deliver(&message(
+                &format!("\"Alice Anders\" <{address}>"),
+                &format!("Message-ID: <inv{i}@test>\nSubject: New bank details"),
+                "Please pay to the new account.",
+            ))
+            .await;
+        assert_eq!(
+            (r.outcome, r.reason.as_deref(), r.ticket),
+            (Outcome::Rejected, Some("confusable_sender"), None),
+            "{name}"
+        );
+        if let Ok(parsed) = address.parse() {
+            assert!(
+                app.store().find_user(&parsed).await.unwrap().is_none(),
+                "{name}: not registered"
+            );
+        }
+        assert_eq!(
+            mail_since(&app, since).await,
+            [("team@example.test".into(), "sender_refused".into())],
+            "{name}: the team is told"
+        );
+    }
+    assert_eq!(
+        app.store().list_users().await.unwrap().len(),
+        5,
+        "nobody new"
+    );
+    // Alice's handle still names her alone.
+    let r = app
+        .deliver(&message(
+            "bob@customer.test",
+            "Message-ID: <inv-mention@test>\nSubject: Printer",
+            "@alice can you check the printer?",
+        ))
+        .await;
+    assert_eq!(r.outcome, Outcome::TicketCreated);
+    assert!(reported_to(&app, "bob@customer.test").await.is_empty());
+    assert!(
+        followers(&app.ticket(r.ticket.unwrap()).await)
+            .contains(&("alice@customer.test".into(), "mention".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_display_name_that_is_an_address_is_not_taken_as_a_name() {
+    let app = TestApp::new().await;
+    for (i, from, expected) in [
+        (1, "\"staff@example.test\" <new1@customer.test>", "new1"),
+        (
+            2,
+            "\"sam\u{ff20}example.test\" <new2@customer.test>",
+            "new2",
+        ),
+        (
+            3,
+            "\"support@example.test (Helpdesk)\" <new3@customer.test>",
+            "new3",
+        ),
+        (4, "\"Dana @ Site A\" <new4@customer.test>", "Dana @ Site A"),
+    ] {
+        let r = app
+            .deliver(&message(
+                from,
+                &format!("Message-ID: <addr-name{i}@test>\nSubject: Question {i}"),
+                "Is the portal down?",
+            ))
+            .await;
+        assert_eq!(r.outcome, Outcome::TicketCreated, "{from}");
+        let address = format!("new{i}@customer.test").parse().unwrap();
+        let user = app.store().find_user(&address).await.unwrap().unwrap();
+        assert_eq!(user.name, expected, "{from}");
+        let ticket = app.ticket(r.ticket.unwrap()).await;
+        assert_eq!(ticket.requester, format!("new{i}@customer.test"));
+    }
+}
+
+/// A reply on ticket #1 whose only body is `html`.
+fn html_reply_on_1(from: &str, id: &str, headers: &str, html: &str) -> Vec<u8> {
+    let headers = format!(
+        "Message-ID: <{id}@test>\nIn-Reply-To: <base-1@customer.test>\nSubject: Re: Login page\n\
+         MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n{headers}"
+    );
+    message(from, headers.trim_end(), html)
+}
+
+const HIDING: [(&str, &str); 7] = [
+    ("display:none", "<div style=\"display:none\">{}</div>"),
+    ("the hidden attribute", "<div hidden>{}</div>"),
+    (
+        "visibility:hidden",
+        "<div style=\"visibility: hidden\">{}</div>",
+    ),
+    ("zero font size", "<span style=\"font-size:0px\">{}</span>"),
+    (
+        "white on white",
+        "<div style=\"background-color:#ffffff\"><font color=\"#FFFFFF\">{}</font></div>",
+    ),
+    ("white on the page", "<span style=\"color:white\">{}</span>"),
+    ("aria-hidden", "<div aria-hidden=\"true\">{}</div>"),
+];
+
+#[tokio::test]
+async fn a_command_in_hidden_html_text_does_nothing() {
+    for (trick, wrap) in HIDING {
+        let app = TestApp::new().await;
+        let t = alices_ticket(&app).await;
+        let html = format!(
+            "<html><body>{}<p>Thanks for the update, I will test it tomorrow.</p></body></html>",
+            wrap.replace("{}", "#close")
+        );
+        let r = app
+            .deliver(&html_reply_on_1("alice@customer.test", "h1", "", &html))
+            .await;
+        assert_eq!(r.outcome, Outcome::CommentAdded, "{trick}");
+        let ticket = app.ticket(t).await;
+        assert_eq!(
+            serde_json::to_value(ticket.status).unwrap(),
+            "new",
+            "{trick}: the ticket stays open"
+        );
+        let comment = &ticket.comments.last().unwrap().body;
+        assert!(
+            comment.contains("I will test it tomorrow") && !comment.contains("#close"),
+            "{trick}: {comment:?}"
+        );
+        // The same command where a reader sees it closes the ticket.
+        app.deliver(&html_reply_on_1(
+            "alice@customer.test",
+            "h2",
+            "",
+            "<html><body><p>#close</p><p>Works now.</p></body></html>",
+        ))
+        .await;
+        assert_eq!(
+            serde_json::to_value(app.ticket(t).await.status).unwrap(),
+            "closed",
+            "{trick}: a visible command"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_mention_in_hidden_html_text_lets_nobody_in() {
+    for (trick, wrap) in HIDING {
+        let app = TestApp::new().await;
+        let t = alices_ticket(&app).await;
+        let since = app.outbox().await.len();
+        let html = format!(
+            "<html><body><p>Looking into it.</p>{}</body></html>",
+            wrap.replace("{}", "@carol@other.test please look")
+        );
+        // Proven staff: a visible mention would let Carol in.
+        let r = app
+            .deliver(&html_reply_on_1(
+                "sam@example.test",
+                "hm1",
+                &format!("Delivered-To: {}", own_reply_address(t, 4)),
+                &html,
+            ))
+            .await;
+        assert_eq!(r.outcome, Outcome::CommentAdded, "{trick}");
+        assert!(
+            !followers(&app.ticket(t).await)
+                .iter()
+                .any(|(e, _)| e == "carol@other.test"),
+            "{trick}"
+        );
+        let sent = mail_since(&app, since).await;
+        assert!(
+            !sent.iter().any(|(to, _)| to == "carol@other.test"),
+            "{trick}: {sent:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn in_multipart_alternative_mail_commands_come_from_the_text_part() {
+    let app = TestApp::new().await;
+    let t = alices_ticket(&app).await;
+    let raw = "From: alice@customer.test\nTo: support@example.test\n\
+        Message-ID: <alt1@test>\nIn-Reply-To: <base-1@customer.test>\nSubject: Re: Login page\n\
+        MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=b\n\n\
+        --b\nContent-Type: text/plain; charset=utf-8\n\nThanks, I will test it tomorrow.\n\
+        --b\nContent-Type: text/html; charset=utf-8\n\n\
+        <html><body><div style=\"display:none\">#close</div><p>Thanks, I will test it tomorrow.</p></body></html>\n\
+        --b--\n";
+    let r = app.deliver(raw.as_bytes()).await;
+    assert_eq!(r.outcome, Outcome::CommentAdded);
+    assert_eq!(
+        serde_json::to_value(app.ticket(t).await.status).unwrap(),
+        "new"
+    );
+}

@@ -9,6 +9,7 @@
 //! refused when every letter of it has a Latin twin (§4 whole-script
 //! confusables). Digits and punctuation belong to no script.
 
+use super::clean::has_invisible;
 use super::ids::EmailAddress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,13 +99,37 @@ fn confusable_label(label: &str) -> bool {
 }
 
 /// Whether `address` is refused for auto-registration: a mixed-script or
-/// whole-script-confusable local part or domain label. Plain ASCII never is.
+/// whole-script-confusable local part or domain label, or one holding an
+/// invisible character or a combining mark (`clean::has_invisible`:
+/// `user<U+200B>@customer.test` shows as an existing user's address, and is
+/// refused rather than folded onto it). Plain ASCII never is.
 pub fn confusable_address(address: &EmailAddress) -> bool {
     let (local, domain) = (address.local_part(), address.domain());
     if local.is_ascii() && domain.is_ascii() {
         return false;
     }
-    confusable_label(local) || domain.split('.').any(confusable_label)
+    has_invisible(local)
+        || has_invisible(domain)
+        || confusable_label(local)
+        || domain.split('.').any(confusable_label)
+}
+
+/// Whether a display name is written as an address (`"staff@example.test"
+/// <new@customer.test>`): an `@` (or a full-width or small one) with a
+/// dotted domain after it. Shown as a name, it would pass for that address's
+/// owner; such a name is not taken (the address speaks for the person).
+pub fn name_is_address(name: &str) -> bool {
+    name.match_indices(['@', '\u{FF20}', '\u{FE6B}'])
+        .any(|(at, sign)| {
+            let domain: String = name[at + sign.len()..]
+                .trim_start()
+                .chars()
+                // Up to the next at sign too: each character is read once.
+                .take_while(|c| !c.is_whitespace() && !"<>()[],;\"'@\u{FF20}\u{FE6B}".contains(*c))
+                .collect();
+            let labels: Vec<&str> = domain.split(['.', '\u{FF0E}', '\u{3002}']).collect();
+            labels.len() >= 2 && labels.iter().all(|l| l.chars().any(char::is_alphanumeric))
+        })
 }
 
 /// A name as compared: lowercase, Latin twins for look-alike letters, and
@@ -167,6 +192,18 @@ mod tests {
                 false,
             ),
             ("accented Latin", "jos\u{e9}@customer.test", false),
+            ("zero-width space", "alice\u{200b}@customer.test", true),
+            (
+                "right-to-left override",
+                "alice\u{202e}@customer.test",
+                true,
+            ),
+            ("combining accent", "jose\u{301}@customer.test", true),
+            (
+                "zero-width joiner in the domain",
+                "alice@custo\u{200d}mer.test",
+                true,
+            ),
             (
                 "Latin and Cyrillic in different labels",
                 "ivan@\u{43f}\u{440}\u{438}\u{432}\u{435}\u{442}.test",
@@ -176,6 +213,24 @@ mod tests {
         for (name, address, expected) in cases {
             let address = EmailAddress::parse(address).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(confusable_address(&address), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn display_names_written_as_addresses() {
+        let cases = [
+            ("a name", "Alice Anders", false),
+            ("an address", "staff@example.test", true),
+            ("an address in brackets", "Sam (sam@example.test)", true),
+            ("full-width at sign", "staff\u{ff20}example.test", true),
+            ("small at sign", "staff\u{fe6b}example.test", true),
+            ("spaced", "support @ example.test", true),
+            ("an at without a domain", "Dana @ Site A", false),
+            ("a handle", "@dana", false),
+            ("an at and a word", "Team@Home", false),
+        ];
+        for (name, display, expected) in cases {
+            assert_eq!(name_is_address(display), expected, "{name}");
         }
     }
 

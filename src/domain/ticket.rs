@@ -177,6 +177,45 @@ pub fn may_remove_follower(actor: &Actor, access: &Access, target: UserId) -> Re
     Ok(())
 }
 
+/// Whom `actor` may share a ticket with (`#share`, a Cc on the opening mail,
+/// the portal's share): staff anyone; a customer the members of their own
+/// organization and its delivery leads (`leads`: the leads of the actor's
+/// organization). `store::sql::REACHABLE_USERS` lists the same people.
+pub fn may_share_with(actor: &Actor, leads: &[UserId], target: &Actor) -> bool {
+    actor.role == Role::Staff
+        || actor.org.is_some_and(|org| target.org == Some(org))
+        || (actor.org.is_some() && leads.contains(&target.user))
+}
+
+/// Why someone in Cc of an opening mail does not follow the ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CcRefusal {
+    /// The author may not share with them (another organization).
+    NotShareable,
+    /// It would let them in, and the author did not prove who they are.
+    Unverified,
+}
+
+/// Whether a Cc on an opening mail makes `target` a follower. A Cc grants
+/// what `#share` would and nothing more: only someone the author may share
+/// with, and, where it lets them in (they could not read the ticket
+/// before), only on proof of the sender, as a share needs.
+pub fn may_follow_from_cc(
+    actor: &Actor,
+    leads: &[UserId],
+    proven: bool,
+    target: &Actor,
+    access: &Access,
+) -> Result<(), CcRefusal> {
+    if !may_share_with(actor, leads, target) {
+        return Err(CcRefusal::NotShareable);
+    }
+    if follower_reach(target, access) == Reach::Grants && !proven {
+        return Err(CcRefusal::Unverified);
+    }
+    Ok(())
+}
+
 /// Organizations give access: a customer shares with (or removes) only their own.
 pub fn may_share_org(actor: &Actor, org: OrgId) -> bool {
     actor.role == Role::Staff || actor.org == Some(org)
@@ -216,15 +255,21 @@ pub fn needs_proof(actor: &Actor, reach: Reach) -> bool {
     actor.role == Role::Staff || reach != Reach::Keeps
 }
 
-/// What mentioning `target` does. The mention mail carries the ticket and the
-/// target's own reply address (and, by default, makes them a follower), so a
-/// mention of someone who may not already see the ticket grants access.
-pub fn mention_reach(target: &Actor, access: &Access) -> Reach {
+/// What making `target` a follower does: it grants access unless they
+/// could already read the ticket.
+pub fn follower_reach(target: &Actor, access: &Access) -> Reach {
     if may_comment(target, access) {
         Reach::Keeps
     } else {
         Reach::Grants
     }
+}
+
+/// What mentioning `target` does. The mention mail carries the ticket and the
+/// target's own reply address (and, by default, makes them a follower), so a
+/// mention of someone who may not already see the ticket grants access.
+pub fn mention_reach(target: &Actor, access: &Access) -> Reach {
+    follower_reach(target, access)
 }
 
 /// The author's role as rules see it: staff only when proven, so a forged
@@ -502,6 +547,119 @@ mod tests {
         ];
         for (name, actor, reach, expected) in cases {
             assert_eq!(needs_proof(&actor, reach), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn whom_one_may_share_with_and_who_follows_from_a_cc() {
+        let actor = |user, role, org| Actor { user, role, org };
+        let alice = actor(1, Role::Customer, Some(10));
+        let sam = actor(4, Role::Staff, None);
+        let nobody = actor(7, Role::Customer, None);
+        let bob = actor(2, Role::Customer, Some(10));
+        let carol = actor(3, Role::Customer, Some(20));
+        let dave = actor(5, Role::Staff, None);
+        let erin = actor(6, Role::Staff, None);
+        // Dave leads Alice's organization.
+        let leads = [5];
+        // Alice's new ticket: her and her organization.
+        let access = Access {
+            requester: 1,
+            followers: vec![1],
+            orgs: vec![10],
+        };
+        // Sam's new ticket: nobody else.
+        let staff_access = Access {
+            requester: 4,
+            followers: vec![4],
+            orgs: vec![],
+        };
+        use CcRefusal::*;
+        let cases = [
+            (
+                "a customer, her colleague",
+                alice,
+                false,
+                bob,
+                &access,
+                Ok(()),
+            ),
+            (
+                "a customer, her org's lead",
+                alice,
+                false,
+                dave,
+                &access,
+                Ok(()),
+            ),
+            (
+                "a customer, other staff",
+                alice,
+                true,
+                erin,
+                &access,
+                Err(NotShareable),
+            ),
+            (
+                "a customer, another org",
+                alice,
+                false,
+                carol,
+                &access,
+                Err(NotShareable),
+            ),
+            (
+                "a customer, another org, proven",
+                alice,
+                true,
+                carol,
+                &access,
+                Err(NotShareable),
+            ),
+            (
+                "no organization, anyone",
+                nobody,
+                true,
+                bob,
+                &access,
+                Err(NotShareable),
+            ),
+            (
+                "staff, another org",
+                sam,
+                false,
+                carol,
+                &staff_access,
+                Err(Unverified),
+            ),
+            (
+                "staff, another org, proven",
+                sam,
+                true,
+                carol,
+                &staff_access,
+                Ok(()),
+            ),
+            (
+                "staff, a colleague",
+                sam,
+                false,
+                dave,
+                &staff_access,
+                Ok(()),
+            ),
+        ];
+        for (name, who, proven, target, access, expected) in cases {
+            assert_eq!(
+                may_follow_from_cc(&who, &leads, proven, &target, access),
+                expected,
+                "{name}"
+            );
+            assert_eq!(
+                may_share_with(&who, &leads, &target),
+                expected != Err(NotShareable),
+                "{name}: as a share"
+            );
         }
     }
 

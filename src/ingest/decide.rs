@@ -157,8 +157,9 @@ impl Ingestor {
 
     /// A user registered from their first mail. Their display name comes from
     /// From, unless it claims the support name or a staff member's name
-    /// (`"Sam Staff (Example Support)" <helpdesk@customer.test>`): then the
-    /// local part.
+    /// (`"Sam Staff (Example Support)" <helpdesk@customer.test>`) or is
+    /// written as an address (`"staff@example.test" <new@customer.test>`):
+    /// then the local part, as if there were no name.
     pub(super) async fn new_customer(
         &self,
         tx: &mut dyn Tx,
@@ -168,7 +169,7 @@ impl Ingestor {
     ) -> Result<NewUser, StoreError> {
         let claimed = mail.from.as_ref().and_then(|f| f.name.clone());
         let name = match claimed {
-            Some(name) if !name.trim().is_empty() => {
+            Some(name) if !name.trim().is_empty() && !lookalike::name_is_address(&name) => {
                 let staff = tx.staff_users().await?;
                 let protected = std::iter::once(self.policy.support_name.as_str())
                     .chain(staff.iter().map(|u| u.name.as_str()));
@@ -253,7 +254,8 @@ impl Ingestor {
             });
         }
         let subject = threading::ticket_subject(&mail.subject, &self.policy.tag);
-        // Registered users in Cc of the creating message follow the ticket.
+        // Registered users in Cc of the creating message follow the ticket
+        // when the sender could share it with them (`Opening::cc`).
         let cc: Vec<EmailAddress> = mail
             .cc
             .iter()

@@ -82,14 +82,20 @@ impl Changes<'_> {
                 self.reload(state.id).await?
             }
             Command::Share(addresses) => {
-                let reachable = self.tx.reachable_users(user).await?;
+                // The same rule as a Cc on an opening mail (`tickets::open`).
+                let leads = self.leads_of(user).await?;
                 let mut failures = Vec::new();
                 for address in addresses {
-                    match reachable.iter().find(|u| u.email == *address) {
+                    let target = self
+                        .tx
+                        .user_by_email(address)
+                        .await?
+                        .filter(|t| ticket::may_share_with(&actor, &leads, &super::actor(t)));
+                    match target {
                         Some(target) => {
                             self.add_follower(
                                 state,
-                                target,
+                                &target,
                                 FollowerSource::Share,
                                 Some(user),
                                 Notification::SharedWithYou,

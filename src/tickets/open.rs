@@ -5,12 +5,12 @@
 use serde_json::json;
 
 use super::comment::shown_comment;
-use super::{Added, Changes, Refusal, Written, actor};
+use super::{Added, Changes, Failure, Refusal, Written, actor};
 use crate::domain::event::EventKind;
-use crate::domain::ids::EmailAddress;
+use crate::domain::ids::{EmailAddress, TicketId, UserId};
 use crate::domain::notify::{self, Follower};
 use crate::domain::rules::Trigger;
-use crate::domain::ticket::{self, FollowerSource, Status};
+use crate::domain::ticket::{self, Access, CcRefusal, FollowerSource, Status};
 use crate::store::{NewTicket, StoreError, User};
 
 /// A new ticket: what its requester wrote, and who else is on it.
@@ -20,7 +20,9 @@ pub struct Opening<'a> {
     /// The ticket's subject (a channel strips its own decorations).
     pub subject: &'a str,
     /// Addresses copied in (email Cc, the author and support left out):
-    /// registered users among them follow the ticket.
+    /// registered users among them follow the ticket when the author could
+    /// `#share` it with them (`ticket::may_follow_from_cc`); the others are
+    /// reported to the author as a refused share would be.
     pub cc: &'a [EmailAddress],
 }
 
@@ -53,13 +55,7 @@ impl Changes<'_> {
         if let Some(org) = user.org_id {
             self.tx.attach_org(ticket_id, org).await?;
         }
-        for address in o.cc {
-            if let Some(cc_user) = self.tx.user_by_email(address).await? {
-                self.tx
-                    .add_follower(ticket_id, cc_user.id, FollowerSource::Cc, self.now)
-                    .await?;
-            }
-        }
+        let cc_failures = self.follow_from_cc(ticket_id, user, w.proven, o.cc).await?;
         self.event(
             ticket_id,
             EventKind::TicketCreated,
@@ -85,6 +81,7 @@ impl Changes<'_> {
             .await?;
         self.tell_plan(&state, &plan, Some(&shown));
         let (state, mut failures) = self.run_commands(state, w).await?;
+        failures.splice(0..0, cc_failures);
         let excerpt: String = w.body.chars().take(300).collect();
         // Mentions in an internal note reach staff only.
         let none = crate::domain::mentions::Found::default();
@@ -107,5 +104,65 @@ impl Changes<'_> {
             comment: Some(comment_id),
             failures,
         }))
+    }
+
+    /// The registered users in `cc` whom the author may share the new
+    /// ticket with follow it (source `cc`); each other one is a failure for
+    /// the author's notice, worded as for `#share`. Unregistered addresses
+    /// are left alone: a Cc to a colleague without an account asks for nothing.
+    async fn follow_from_cc(
+        &mut self,
+        ticket_id: TicketId,
+        author: &User,
+        proven: bool,
+        cc: &[EmailAddress],
+    ) -> Result<Vec<Failure>, StoreError> {
+        let mut failures = Vec::new();
+        if cc.is_empty() {
+            return Ok(failures);
+        }
+        let leads = self.leads_of(author).await?;
+        // The ticket as it stands: its requester and their organization.
+        let access = Access {
+            requester: author.id,
+            followers: vec![author.id],
+            orgs: author.org_id.into_iter().collect(),
+        };
+        for address in cc {
+            let Some(cc_user) = self.tx.user_by_email(address).await? else {
+                continue;
+            };
+            match ticket::may_follow_from_cc(
+                &actor(author),
+                &leads,
+                proven,
+                &actor(&cc_user),
+                &access,
+            ) {
+                Ok(()) => {
+                    self.tx
+                        .add_follower(ticket_id, cc_user.id, FollowerSource::Cc, self.now)
+                        .await?;
+                }
+                Err(CcRefusal::NotShareable) => failures.push(Failure::new(
+                    format!("Cc: {address}"),
+                    format!("{address} is not a registered user you may share with"),
+                )),
+                Err(CcRefusal::Unverified) => failures.push(Failure::new(
+                    format!("Cc: {address}"),
+                    Refusal::Unverified.to_string(),
+                )),
+            }
+        }
+        Ok(failures)
+    }
+
+    /// The delivery leads of `user`'s organization (none without one), for
+    /// `ticket::may_share_with`.
+    pub(super) async fn leads_of(&mut self, user: &User) -> Result<Vec<UserId>, StoreError> {
+        Ok(match user.org_id {
+            Some(org) => self.tx.org_leads(org).await?.iter().map(|u| u.id).collect(),
+            None => Vec::new(),
+        })
     }
 }
