@@ -729,9 +729,12 @@ pub fn unflow(text: &str, delsp: bool) -> String {
     out
 }
 
-/// Converts HTML to readable plain text for HTML-only mail.
+/// Converts HTML to readable plain text for HTML-only mail: only what a
+/// reader sees ([`visible_html`]), so hidden text carries no command or
+/// mention.
 pub fn html_to_text(html: &str) -> String {
-    let html = flatten_html(html);
+    let visible = visible_html(html);
+    let html = flatten_html(&visible);
     // Links keep their targets as footnotes: a URL is often the point of the message.
     let text = html2text::config::plain_no_decorate()
         .link_footnotes(true)
@@ -856,6 +859,9 @@ fn find_from_ignore_case(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usi
         .position(|w| w.eq_ignore_ascii_case(needle))
         .map(|p| from + p)
 }
+
+mod hidden;
+pub use hidden::visible_html;
 
 #[cfg(test)]
 mod tests;
