@@ -891,3 +891,52 @@ async fn in_multipart_alternative_mail_commands_come_from_the_text_part() {
         "new"
     );
 }
+
+#[tokio::test]
+async fn a_mention_with_an_invisible_character_names_nobody() {
+    let app = TestApp::new().await;
+    let t = alices_ticket(&app).await;
+    let site_a = app
+        .store()
+        .find_org("customer-site-a")
+        .await
+        .unwrap()
+        .unwrap();
+    app.store()
+        .add_user(&NewUser {
+            email: "ali@customer.test".parse().unwrap(),
+            name: "Ali Baba".into(),
+            role: Role::Customer,
+            org_id: Some(site_a.id),
+            locale: "en".into(),
+        })
+        .await
+        .unwrap();
+    let since = app.outbox().await.len();
+    // It reads "@alice"; cut at the invisible character it would be "@ali".
+    let r = app
+        .deliver(&reply_on_1(
+            "bob@customer.test",
+            "zw1",
+            "",
+            "@ali\u{200b}ce can you confirm?",
+        ))
+        .await;
+    assert_eq!(r.outcome, Outcome::CommentAdded);
+    let sent = mail_since(&app, since).await;
+    assert!(
+        !sent
+            .iter()
+            .any(|(to, template)| to == "ali@customer.test" || template == "mentioned"),
+        "{sent:?}"
+    );
+    assert_eq!(
+        reported_to(&app, "bob@customer.test").await,
+        ["@ali\u{200b}ce"]
+    );
+    assert!(
+        !followers(&app.ticket(t).await)
+            .iter()
+            .any(|(e, _)| e == "ali@customer.test")
+    );
+}

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::clean;
 use super::ids::{EmailAddress, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +25,16 @@ impl Mention {
     }
 }
 
+/// Characters of a handle as written. An invisible character or a
+/// combining mark belongs to the handle it touches (`@ali<U+200B>ce` is one
+/// handle, not `@ali`), and no person's handle has one (`clean`), so such a
+/// mention names nobody and is reported back rather than resolved as
+/// something the reader did not see.
 fn handle_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '.' | '_' | '-')
+    c.is_alphanumeric()
+        || matches!(c, '.' | '_' | '-')
+        || clean::is_invisible(c)
+        || clean::is_combining_mark(c)
 }
 
 /// Characters that make an `@` part of an address rather than a mention.
@@ -281,6 +290,16 @@ mod tests {
             ("url", "see https://x.test/@alice", vec![]),
             ("lone at", "meet @ noon", vec![]),
             ("japanese", "@山田 さん、確認お願いします", vec!["@山田"]),
+            (
+                "an invisible character is part of the handle",
+                "@ali\u{200b}ce please",
+                vec!["@ali\u{200b}ce"],
+            ),
+            (
+                "a combining mark too",
+                "@alice\u{301} hi",
+                vec!["@alice\u{301}"],
+            ),
         ];
         for (name, text, expected) in cases {
             assert_eq!(handles(text), expected, "{name}");
@@ -327,6 +346,8 @@ mod tests {
             ("@carol", Resolution::NotFound),
             ("@carol@other.test", Resolution::NotFound),
             ("@brown", Resolution::NotFound),
+            ("@ali\u{200b}ce", Resolution::NotFound),
+            ("@bo\u{200d}b", Resolution::NotFound),
         ];
         for (text, expected) in cases {
             assert_eq!(resolve(&m(text), &candidates), expected, "{text}");
