@@ -940,3 +940,29 @@ async fn a_mention_with_an_invisible_character_names_nobody() {
             .any(|(e, _)| e == "ali@customer.test")
     );
 }
+
+#[tokio::test]
+async fn a_cc_on_a_reply_adds_no_follower() {
+    let app = TestApp::new().await;
+    let t = alices_ticket(&app).await;
+    let before = followers(&app.ticket(t).await);
+    let since = app.outbox().await.len();
+    let r = app
+        .deliver(&reply_on_1(
+            "alice@customer.test",
+            "ccr1",
+            &format!(
+                "Delivered-To: {}\nCc: carol@other.test, erin@customer.test",
+                own_reply_address(t, 1)
+            ),
+            "Adding a few people in copy.",
+        ))
+        .await;
+    assert_eq!(r.outcome, Outcome::CommentAdded);
+    assert_eq!(followers(&app.ticket(t).await), before);
+    let sent = mail_since(&app, since).await;
+    assert!(
+        !sent.iter().any(|(to, _)| to == "carol@other.test"),
+        "{sent:?}"
+    );
+}
