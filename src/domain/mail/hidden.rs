@@ -576,16 +576,23 @@ fn css_text(css: &str) -> String {
     out
 }
 
-/// The declarations of a style (`css_text` already applied).
-fn declarations(css: &str) -> Delta {
-    let mut d = Delta::default();
+/// The declarations of a style (`css_text` already applied): the normal
+/// ones and the `!important` ones, which win over any normal one (CSS
+/// Cascade §6.4: a sheet's `!important` beats an inline style).
+fn declarations(css: &str) -> [Delta; 2] {
+    let mut both = [Delta::default(); 2];
     for decl in css.split(';') {
         let Some((property, value)) = decl.split_once(':') else {
             continue;
         };
         let property = property.trim();
         let value = value.trim();
-        let value = value.strip_suffix("!important").unwrap_or(value).trim();
+        let important = value
+            .strip_suffix("important")
+            .map(str::trim_end)
+            .and_then(|v| v.strip_suffix('!'));
+        let d = &mut both[usize::from(important.is_some())];
+        let value = important.unwrap_or(value).trim();
         match property {
             "display" => d.gone |= value == "none",
             "visibility" => {
@@ -635,7 +642,7 @@ fn declarations(css: &str) -> Delta {
             _ => {}
         }
     }
-    d
+    both
 }
 
 /// Words of the `background` shorthand that are not colours.
@@ -820,8 +827,8 @@ fn color(value: &str) -> Option<Color> {
 /// `<style>` rules by the simple selector they apply to.
 #[derive(Debug, Default)]
 struct StyleSheet {
-    /// Keyed `t:name`, `.class`, `#id` (lowercase).
-    rules: HashMap<String, Delta>,
+    /// Keyed `t:name`, `.class`, `#id` (lowercase): normal, `!important`.
+    rules: HashMap<String, [Delta; 2]>,
 }
 
 impl StyleSheet {
@@ -881,7 +888,7 @@ impl StyleSheet {
                 .find('}')
                 .map_or(rest.len(), |k| body_start + k);
             let delta = declarations(&rest[body_start..close]);
-            if delta != Delta::default() {
+            if delta != [Delta::default(); 2] {
                 for selector in prelude.split(',') {
                     self.add(selector.trim(), delta);
                 }
@@ -890,7 +897,7 @@ impl StyleSheet {
         }
     }
 
-    fn add(&mut self, selector: &str, delta: Delta) {
+    fn add(&mut self, selector: &str, delta: [Delta; 2]) {
         // The element the rule styles is the last compound selector.
         let last = selector
             .rsplit(|c: char| c.is_ascii_whitespace() || matches!(c, '>' | '+' | '~'))
@@ -923,14 +930,14 @@ impl StyleSheet {
         let delta = if simple && keys.len() == 1 && !last.contains('[') {
             delta
         } else {
-            delta.hiding_part()
+            delta.map(Delta::hiding_part)
         };
-        if delta == Delta::default() {
+        if delta == [Delta::default(); 2] {
             return;
         }
         for key in keys {
             let slot = self.rules.entry(key).or_default();
-            *slot = slot.then(delta);
+            *slot = [slot[0].then(delta[0]), slot[1].then(delta[1])];
         }
     }
 
@@ -947,30 +954,38 @@ impl StyleSheet {
             .or(attrs.text.as_deref())
             .and_then(color);
         d.background = attrs.bgcolor.as_deref().and_then(color);
+        // The rules that match, in order: tag, classes, id.
+        let mut sheet = [Delta::default(); 2];
         if !self.rules.is_empty() {
-            let lookup = |key: String| self.rules.get(&key).copied();
-            if let Ok(tag) = std::str::from_utf8(name)
-                && let Some(r) = lookup(format!("t:{}", tag.to_ascii_lowercase()))
-            {
-                d = d.then(r);
+            let mut apply = |key: String| {
+                if let Some(r) = self.rules.get(&key) {
+                    sheet = [sheet[0].then(r[0]), sheet[1].then(r[1])];
+                }
+            };
+            if let Ok(tag) = std::str::from_utf8(name) {
+                apply(format!("t:{}", tag.to_ascii_lowercase()));
             }
             if let Some(class) = &attrs.class {
-                for c in class.split_ascii_whitespace().take(64) {
-                    if let Some(r) = lookup(format!(".{}", c.to_lowercase())) {
-                        d = d.then(r);
-                    }
+                for c in class.split_ascii_whitespace() {
+                    apply(format!(".{}", c.to_lowercase()));
                 }
             }
-            if let Some(id) = &attrs.id
-                && let Some(r) = lookup(format!("#{}", id.trim().to_lowercase()))
-            {
-                d = d.then(r);
+            if let Some(id) = &attrs.id {
+                apply(format!("#{}", id.trim().to_lowercase()));
             }
         }
-        if let Some(style) = &attrs.style {
-            d = d.then(declarations(&css_text(style)));
-        }
-        d
+        let inline = attrs
+            .style
+            .as_deref()
+            .map_or([Delta::default(); 2], |style| {
+                declarations(&css_text(style))
+            });
+        // CSS Cascade §6.4: normal sheet, normal inline, important sheet,
+        // important inline.
+        d.then(sheet[0])
+            .then(inline[0])
+            .then(sheet[1])
+            .then(inline[1])
     }
 }
 
@@ -1076,6 +1091,10 @@ mod tests {
             (
                 "CSS comment",
                 r##"<div style="display:/**/none">#close</div>Hi"##,
+            ),
+            (
+                "an important rule beats the inline style",
+                r##"<style>.w{color:#fff !important}</style><span class="a b c w" style="color:#000">#close</span>Hi"##,
             ),
             (
                 "a quoted > in an attribute",
