@@ -256,11 +256,14 @@ impl Ingestor {
         let subject = threading::ticket_subject(&mail.subject, &self.policy.tag);
         // Registered users in Cc of the creating message follow the ticket
         // when the sender could share it with them (`Opening::cc`).
+        // Each once: a refused one is reported once.
+        let mut seen = std::collections::HashSet::new();
         let cc: Vec<EmailAddress> = mail
             .cc
             .iter()
             .map(|cc| cc.address.clone())
             .filter(|a| *a != user.email && *a != self.policy.support)
+            .filter(|a| seen.insert(a.clone()))
             .collect();
         let proven = self.proven(mail, user, None);
         let opening = tickets::Opening {
