@@ -56,6 +56,26 @@ fn deep_divs(size: usize) -> Vec<u8> {
     html.into_bytes()
 }
 
+/// Hidden and shown text in turn: `mail::visible_html` copies every shown
+/// piece and decides on every tag.
+fn hidden_html(size: usize) -> Vec<u8> {
+    let raw = head("hidden html", "text/html; charset=utf-8") + "\r\n<html><body>";
+    fill(raw, size, "</body></html>\r\n", |i| {
+        format!(
+            "<span style=\"display:none\">#close {i}</span><font color=\"#fff\">x</font>seen {i}\r\n"
+        )
+    })
+}
+
+/// Small sibling elements, all shown: the converter's DOM holds a few KB
+/// for each one it is given (`mail::MAX_HTML_ELEMENTS`).
+fn small_elements(size: usize) -> Vec<u8> {
+    let raw = head("small elements", "text/html; charset=utf-8") + "\r\n<html><body>";
+    fill(raw, size, "</body></html>\r\n", |i| {
+        format!("<span>word {i}</span><font color=\"#333\">x</font>seen {i}\r\n")
+    })
+}
+
 fn deep_mime(size: usize) -> Vec<u8> {
     let raw = head("deep mime", "multipart/mixed; boundary=\"l0\"") + "\r\n--l0\r\n";
     fill(raw, size, "\r\nbottom\r\n", |i| {
@@ -144,9 +164,11 @@ fn ingest(raw: &[u8]) -> anyhow::Result<(f64, f64, String)> {
 fn main() -> anyhow::Result<()> {
     let (_, idle_peak, _) = ingest(&idle())?;
     type Shape = (&'static str, fn(usize) -> Vec<u8>);
-    let shapes: [Shape; 6] = [
+    let shapes: [Shape; 8] = [
         ("many References ids", many_ids),
         ("nested <div>s", deep_divs),
+        ("hidden HTML text", hidden_html),
+        ("small HTML elements", small_elements),
         ("nested multiparts", deep_mime),
         ("tiny MIME parts", tiny_parts),
         ("@mentions", mentions),

@@ -110,6 +110,38 @@ fn shapes() -> Vec<(&'static str, String)> {
             fill(MB - 60, |_| "<blockquote>q</blockquote>".to_string())
                 + "<div id=\"Signature\">Roman</div>",
         ),
+        // Hidden text (`mail::visible_html`): each shape makes the pass
+        // decide, copy or look up the most per byte.
+        (
+            "HTML hidden spans",
+            fill(MB, |i| {
+                format!("<span style=\"display:none\">#close {i}</span>seen ")
+            }),
+        ),
+        (
+            "HTML white on white cells",
+            fill(MB, |_| {
+                "<td bgcolor=\"#fff\"><font color=\"#FFF\">x</font></td>".to_string()
+            }),
+        ),
+        (
+            "HTML stray end tags inside a table cell",
+            format!("<div hidden><table><tr><td>{}", "<span>".repeat(90))
+                + &fill(MB, |_| "</div><i></i>".to_string()),
+        ),
+        (
+            "HTML style rules and classes",
+            format!(
+                "<style>{}</style>",
+                fill(MB / 2, |i| format!(".c{i}{{display:none;color:#fff}}"))
+            ) + &fill(MB / 2, |i| format!("<b class=\"a c{i} z\">x</b>")),
+        ),
+        (
+            "HTML escaped styles",
+            fill(MB, |_| {
+                "<p style=\"disp\\6c ay&#58;/**/block&colon;co&#x6c;or:#000\">x</p>".to_string()
+            }),
+        ),
     ]
 }
 

@@ -758,8 +758,15 @@ pub fn html_to_text(html: &str) -> String {
 /// dozen tables and divs at most.
 pub const MAX_HTML_DEPTH: usize = 100;
 
-/// HTML with the tags of elements nested deeper than `MAX_HTML_DEPTH` removed
-/// (their text stays). The HTML tree builder (WHATWG HTML §13.2.4.2, "has an
+/// The most start tags `flatten_html` keeps. The converter builds a DOM node
+/// and a render node for every element, a few KB each: a 10 MB message of
+/// 280,000 small sibling elements took 4.8 s and 940 MB. Mail people write
+/// has a few thousand; past this many, tags are dropped and their text kept.
+pub const MAX_HTML_ELEMENTS: usize = 10_000;
+
+/// HTML with the tags of elements nested deeper than `MAX_HTML_DEPTH`, and
+/// every tag after the first `MAX_HTML_ELEMENTS` start tags, removed (their
+/// text stays; a script or style past the limit goes whole). The HTML tree builder (WHATWG HTML §13.2.4.2, "has an
 /// element in scope") walks the stack of open elements for each tag, so
 /// 100,000 nested `<div>`s cost it 10^10 steps; this pass is linear. Depth is
 /// counted from the tags as written: void elements and those whose end tag
@@ -774,6 +781,7 @@ pub fn flatten_html(html: &str) -> std::borrow::Cow<'_, str> {
     let bytes = html.as_bytes();
     let mut out: Option<String> = None;
     let mut depth = 0usize;
+    let mut elements = 0usize;
     let mut copied = 0;
     let mut i = 0;
     while let Some(at) = memchr_lt(bytes, i) {
@@ -800,13 +808,32 @@ pub fn flatten_html(html: &str) -> std::borrow::Cow<'_, str> {
         let tag_end = name_end + tag_end + 1;
         let name = html[name_start..name_end].to_ascii_lowercase();
         let self_closing = bytes[..tag_end].ends_with(b"/>");
-        if matches!(name.as_str(), "script" | "style" | "textarea" | "title") && !closing {
+        let raw = matches!(name.as_str(), "script" | "style" | "textarea" | "title") && !closing;
+        if elements >= MAX_HTML_ELEMENTS {
+            // Dropped; a raw-text element with its text, up to its end tag's `>`.
+            let end = if raw {
+                find_from_ignore_case(bytes, tag_end, format!("</{name}").as_bytes())
+                    .and_then(|e| memchr::memchr(b'>', &bytes[e..]).map(|g| e + g + 1))
+                    .unwrap_or(bytes.len())
+            } else {
+                tag_end
+            };
+            let out = out.get_or_insert_with(|| String::with_capacity(html.len()));
+            out.push_str(&html[copied..at]);
+            out.push(' ');
+            copied = end;
+            i = end;
+            continue;
+        }
+        if raw {
+            elements += 1;
             // Raw text: no tags inside, up to its end tag.
             let end = format!("</{name}");
             i = find_from_ignore_case(bytes, tag_end, end.as_bytes()).unwrap_or(bytes.len());
             continue;
         }
         if self_closing || FLAT.contains(&name.as_str()) {
+            elements += usize::from(!closing);
             i = tag_end;
             continue;
         }
@@ -818,6 +845,7 @@ pub fn flatten_html(html: &str) -> std::borrow::Cow<'_, str> {
             depth += 1;
             depth > MAX_HTML_DEPTH
         };
+        elements += usize::from(!closing && !too_deep);
         if too_deep {
             let out = out.get_or_insert_with(|| String::with_capacity(html.len()));
             out.push_str(&html[copied..at]);

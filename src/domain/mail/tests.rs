@@ -209,3 +209,19 @@ fn html_is_converted_to_text() {
     assert!(text.contains("Hello there & welcome"), "{text}");
     assert!(text.contains("one") && text.contains("two"), "{text}");
 }
+
+#[test]
+fn html_of_very_many_elements_keeps_its_text_but_not_its_tags() {
+    let mut html = String::from("<p>start</p>");
+    for i in 0..2 * MAX_HTML_ELEMENTS {
+        html.push_str(&format!("<span>w{i}</span>"));
+    }
+    html.push_str("<script>hidden()</script><p>end</p>");
+    let flat = flatten_html(&html);
+    assert!(flat.matches("<span>").count() < MAX_HTML_ELEMENTS);
+    let text = html_to_text(&html);
+    assert!(text.starts_with("start"), "{}", &text[..40]);
+    assert!(text.contains(&format!("w{}", 2 * MAX_HTML_ELEMENTS - 1)));
+    assert!(text.trim_end().ends_with("end"));
+    assert!(!text.contains("hidden()"));
+}
