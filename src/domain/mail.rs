@@ -760,7 +760,7 @@ pub const MAX_HTML_DEPTH: usize = 100;
 
 /// The most start tags `flatten_html` keeps. The converter builds a DOM node
 /// and a render node for every element, a few KB each: a 10 MB message of
-/// 280,000 small sibling elements took 4.8 s and 940 MB. Mail people write
+/// 335,000 small sibling elements took 4.8 s and 940 MB. Mail people write
 /// has a few thousand; past this many, tags are dropped and their text kept.
 pub const MAX_HTML_ELEMENTS: usize = 10_000;
 
