@@ -769,6 +769,7 @@ fn status_and_outcome_flags_list_their_values_and_take_labels() {
         "{err}"
     );
     // The label people see is accepted too.
+    ok(dir.path(), &["migrate"]);
     ok(dir.path(), &["ticket", "list", "--status", "In Progress"]);
     let bad = run(dir.path(), &["messages", "list", "--outcome", "spam"], None);
     assert!(
@@ -1122,4 +1123,56 @@ fn a_reader_that_stops_early_ends_a_command_quietly() {
     );
     let shown = ok(dir.path(), &["ticket", "show", "1"]);
     assert!(shown.contains("added comment 2"), "{shown}");
+}
+
+#[test]
+fn a_mistyped_database_path_is_named_and_nothing_is_created_by_commands_that_read() {
+    let dir = workdir();
+    let config = dir.path().join("config/ticketgate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[database]\nurl = \"sqlite://var/typo/ticketgate.db\"\n");
+    std::fs::write(&config, text).unwrap();
+    for args in [
+        &["ticket", "list"][..],
+        &["ticket", "show", "1"],
+        &["messages", "list"],
+        &["outbox", "list"],
+        &["user", "list"],
+        &["org", "list"],
+        &["token", "list"],
+    ] {
+        let out = run(dir.path(), args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{args:?} succeeded on a missing database"
+        );
+        assert!(
+            stderr.contains("var/typo/ticketgate.db"),
+            "{args:?} does not name the path: {stderr}"
+        );
+        assert!(
+            !dir.path().join("var/typo").exists(),
+            "{args:?} created the database's folder"
+        );
+        assert!(
+            !dir.path().join("var/maildir").exists(),
+            "{args:?} created the Maildir"
+        );
+    }
+    // A command that writes makes it, and says so.
+    let out = run(dir.path(), &["org", "add", "Customer Site A"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("var/typo/ticketgate.db").is_file());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("creating a new database"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = ok(dir.path(), &["org", "list"]);
+    assert!(listed.contains("customer-site-a"), "{listed}");
 }

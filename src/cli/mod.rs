@@ -23,7 +23,7 @@ use crate::domain::ticket::{Role, Status};
 use crate::ingest::{Delivery, IngestReport};
 use crate::manage;
 use crate::source;
-use crate::store::{LogFilter, TicketFilter};
+use crate::store::{LogFilter, Missing, TicketFilter};
 
 /// `println!` for a command's output that returns an error instead of
 /// panicking when stdout is gone; see [`ReaderGone`].
@@ -120,6 +120,22 @@ pub enum Command {
         /// A file, or `-` for stdin.
         file: PathBuf,
     },
+}
+
+impl Command {
+    /// Only commands that write make a missing database (and say so in the
+    /// log); the rest name the path and fail, so a mistyped `[database] url`
+    /// never reads as an empty desk.
+    fn missing_database(&self) -> Missing {
+        match self {
+            Command::Serve
+            | Command::Migrate
+            | Command::Ingest(_)
+            | Command::Org(OrgCommand::Add { .. })
+            | Command::User(UserCommand::Add { .. }) => Missing::Create,
+            _ => Missing::Refuse,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -448,7 +464,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Rules(RulesCommand::Check) = &cli.command {
         return rules_check(&settings);
     }
-    let app = App::open(settings).await?;
+    let app = App::open_with(settings, cli.command.missing_database()).await?;
     match cli.command {
         Command::Serve => {
             let cancel = CancellationToken::new();

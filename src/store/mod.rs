@@ -46,6 +46,17 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// What opening a database does when it is not there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Commands that write (`serve`, `migrate`, `ingest`, adding people) make
+    /// it, and its folder, so the quick start needs no set-up step.
+    Create,
+    /// Commands that only read refuse: an empty database made from a typo
+    /// would answer "no tickets" and succeed.
+    Refuse,
+}
+
 impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::Conflict(_))
