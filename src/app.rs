@@ -28,6 +28,16 @@ pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 
 /// [`open_store`], saying what a missing SQLite file means.
 pub async fn open_store_with(url: &str, missing: Missing) -> anyhow::Result<Arc<dyn Store>> {
+    let store = connect_store(url, missing).await?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    Ok(store)
+}
+
+/// Connects to the database at `url` and leaves its schema as it is.
+pub async fn connect_store(url: &str, missing: Missing) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
         Arc::new(
             SqliteStore::open(url, missing)
@@ -46,10 +56,6 @@ pub async fn open_store_with(url: &str, missing: Missing) -> anyhow::Result<Arc<
             redact(url)
         )
     };
-    store
-        .migrate()
-        .await
-        .context("applying database migrations")?;
     Ok(store)
 }
 

@@ -17,9 +17,11 @@
 //! | [`outbox`], [`render`], [`mailer`] | queued notifications rendered from templates and sent |
 //! | [`manage`] | administration: organizations, users, invitations, API tokens |
 //! | [`app`], [`cli`], [`config`], [`health`], [`metrics`] | wiring, the command line, settings, source health, Prometheus metrics |
+//! | [`check`] | `ticketgate check`: the configuration tried against what it names, changing nothing |
 #![forbid(unsafe_code)]
 pub mod api;
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod domain;

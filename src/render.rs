@@ -179,6 +179,17 @@ impl Renderer {
         Self { env }
     }
 
+    /// A missing value renders as nothing, also when a field of it is read
+    /// (`ticket.id` without a ticket): for checking templates without data.
+    pub fn lenient(mut self) -> Self {
+        self.env
+            .set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        self.env.add_filter("text_to_html", |text: Option<&str>| {
+            text_to_html(text.unwrap_or_default())
+        });
+        self
+    }
+
     /// Renders `file` (e.g. `ack.txt`) in `locale`, falling back to the default language.
     pub fn render(
         &self,

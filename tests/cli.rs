@@ -1176,3 +1176,163 @@ fn a_mistyped_database_path_is_named_and_nothing_is_created_by_commands_that_rea
     let listed = ok(dir.path(), &["org", "list"]);
     assert!(listed.contains("customer-site-a"), "{listed}");
 }
+
+/// `check` with `extra` appended to the shipped-like config of `workdir`.
+fn check_with(dir: &Path, extra: &str) -> (bool, String) {
+    let config = dir.join("config/ticketgate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(extra);
+    std::fs::write(&config, text).unwrap();
+    let out = run(dir, &["check"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "check exited {:?}: {stdout}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), stdout)
+}
+
+#[test]
+fn check_passes_on_the_shipped_default_and_creates_nothing() {
+    let dir = workdir();
+    let (ok, out) = check_with(dir.path(), "");
+    assert!(ok, "{out}");
+    for what in ["database", "mailbox inbox", "outbox", "templates", "rules"] {
+        assert!(
+            out.contains(&format!("  {what}: ")),
+            "no {what} line:\n{out}"
+        );
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(!dir.path().join("var").exists(), "check created var/");
+    // Once the database exists, it is read, not noted.
+    ok_quiet(dir.path(), &["migrate"]);
+    let (ok, out) = check_with(dir.path(), "");
+    assert!(
+        ok && out.contains("ok    database: reachable, schema up to date"),
+        "{out}"
+    );
+}
+
+fn ok_quiet(dir: &Path, args: &[&str]) {
+    let out = run(dir, args, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_names_a_template_that_does_not_parse_and_a_rule_naming_a_missing_one() {
+    let dir = workdir();
+    std::fs::create_dir_all(dir.path().join("templates/ja")).unwrap();
+    std::fs::write(
+        dir.path().join("templates/ja/comment_added.txt"),
+        "{{ marker }}\n{% if ticket %}unclosed\n",
+    )
+    .unwrap();
+    let (ok, out) = check_with(dir.path(), "");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  templates: ") && out.contains("ja/comment_added.txt"),
+        "{out}"
+    );
+    assert!(out.contains("fix: "), "{out}");
+
+    let dir = workdir();
+    std::fs::write(
+        dir.path().join("config/rules.toml"),
+        "[[rule]]\nname = \"answer\"\non = \"ticket_created\"\nthen = { reply_template = \"enviroment_upgrade\" }\n",
+    )
+    .unwrap();
+    let (ok, out) = check_with(dir.path(), "[rules]\nfile = \"config/rules.toml\"\n");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  rules: ") && out.contains("enviroment_upgrade"),
+        "{out}"
+    );
+    assert!(out.contains("ok    templates"), "{out}");
+}
+
+#[test]
+fn check_fails_on_an_unreachable_relay_and_passes_on_the_real_one() {
+    let stack = common::mailstack::mailstack();
+    // A port nobody listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = workdir();
+    let (ok, out) = check_with(
+        dir.path(),
+        &format!(
+            "[smtp]\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {closed}\ntls = \"none\"\n"
+        ),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("FAIL  smtp: 127.0.0.1:{closed}")),
+        "{out}"
+    );
+    assert!(out.contains("fix: check [smtp] host"), "{out}");
+
+    let dir = workdir();
+    let (ok, out) = check_with(
+        dir.path(),
+        &format!(
+            "[smtp]\nkind = \"smtp\"\nhost = \"{}\"\nport = {}\ntls = \"none\"\n",
+            stack.host, stack.smtp_port
+        ),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("ok    smtp: ") && out.contains("answered EHLO"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_tells_a_wrong_imap_password_from_a_missing_folder() {
+    let stack = common::mailstack::mailstack();
+    let inbox = format!("check-{}@example.test", common::mailstack::unique());
+    stack.add_users(&[&inbox]);
+    let mailbox = |password: &str, folder: &str| {
+        format!(
+            "[[mailbox]]\nname = \"support\"\nkind = \"imap\"\nhost = \"{}\"\nport = {}\ntls = \"tls\"\n\
+             ca_file = \"{}\"\nusername = \"{inbox}\"\npassword = \"{password}\"\nfolder = \"{folder}\"\n",
+            stack.host, stack.imaps_port, stack.ca
+        )
+    };
+    let dir = workdir();
+    let (ok, out) = check_with(dir.path(), &mailbox("not-the-password", "INBOX"));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "FAIL  mailbox support: login refused for {inbox}: [AUTHENTICATIONFAILED]"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: check `username` and `password`"),
+        "{out}"
+    );
+
+    let dir = workdir();
+    let (ok, out) = check_with(dir.path(), &mailbox(&stack.password, "Nowhere"));
+    assert!(!ok, "{out}");
+    assert!(out.contains("\"Nowhere\" does not exist"), "{out}");
+
+    let dir = workdir();
+    let (ok, out) = check_with(dir.path(), &mailbox(&stack.password, "INBOX"));
+    assert!(ok, "{out}");
+    // A new mailbox has no Processed or Rejected folder yet: serve makes them.
+    assert!(
+        out.contains("note  mailbox support: logged in")
+            && out.contains("will create Processed and Rejected"),
+        "{out}"
+    );
+}

@@ -2335,3 +2335,30 @@ async fn postgres_an_existing_database_keeps_its_comments_through_the_web_migrat
     an_existing_database_keeps_its_comments_through_the_web_migration(&Db::postgres_at(3).await)
         .await;
 }
+
+/// `ticketgate check` reads what an upgrade would apply without applying it.
+async fn pending_migrations_are_listed_without_being_applied(db: &Db, shipped: usize) {
+    let pending = db.store.pending_migrations().await.unwrap();
+    assert!(
+        !pending.is_empty() && pending.len() < shipped,
+        "{pending:?}"
+    );
+    assert_eq!(db.store.pending_migrations().await.unwrap(), pending);
+    db.store.migrate().await.unwrap();
+    assert_eq!(
+        db.store.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_pending_migrations_are_listed_without_being_applied() {
+    let shipped = sqlx::migrate!("./migrations/sqlite").iter().count();
+    pending_migrations_are_listed_without_being_applied(&Db::sqlite_at(6).await, shipped).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_pending_migrations_are_listed_without_being_applied() {
+    let shipped = sqlx::migrate!("./migrations/postgres").iter().count();
+    pending_migrations_are_listed_without_being_applied(&Db::postgres_at(3).await, shipped).await;
+}

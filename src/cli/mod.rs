@@ -86,6 +86,9 @@ pub enum Command {
     Serve,
     /// Create or upgrade the database schema.
     Migrate,
+    /// Check the configuration against what it names (database, mailboxes,
+    /// relay, templates, rules) without changing anything; exit 1 on a failure.
+    Check,
     /// Ingest messages from files, Maildir folders, mbox files, or `-` (stdin).
     Ingest(IngestArgs),
     /// Organizations: add, list, delivery leads.
@@ -464,6 +467,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Rules(RulesCommand::Check) = &cli.command {
         return rules_check(&settings);
     }
+    if let Command::Check = &cli.command {
+        return check(&settings).await;
+    }
     let app = App::open_with(settings, cli.command.missing_database()).await?;
     match cli.command {
         Command::Serve => {
@@ -561,7 +567,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Token(cmd) => token(&app, cmd).await?,
-        Command::ExtractReply { .. } | Command::Rules(_) => unreachable!("handled above"),
+        Command::ExtractReply { .. } | Command::Rules(_) | Command::Check => {
+            unreachable!("handled above")
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ticketgate check`: one line per check as it completes, the fix under a
+/// failure, exit 1 if any failed.
+async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
+    use crate::check::Verdict;
+    let mut written = Ok(());
+    let ok = crate::check::run(settings, |line| {
+        let result = match &line.verdict {
+            Verdict::Ok(detail) => outln!("ok    {}: {detail}", line.what),
+            Verdict::Note(detail) => outln!("note  {}: {detail}", line.what),
+            Verdict::Failed { found, fix } => {
+                outln!("FAIL  {}: {found}\n      fix: {fix}", line.what)
+            }
+        };
+        if written.is_ok() {
+            written = result;
+        }
+    })
+    .await;
+    written?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

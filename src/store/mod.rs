@@ -620,6 +620,9 @@ pub trait Tx: Send {
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn migrate(&self) -> Result<()>;
+    /// The shipped migrations this database has not applied (`version
+    /// description`), read without changing anything (`ticketgate check`).
+    async fn pending_migrations(&self) -> Result<Vec<String>>;
     /// A write transaction; on SQLite it takes the write lock up front so two
     /// writers queue instead of failing on upgrade.
     async fn begin(&self) -> Result<Box<dyn Tx>>;

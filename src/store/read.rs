@@ -99,6 +99,10 @@ pub trait Backend: Send + Sync {
     async fn commit(write: Self::Write) -> Result<()>;
 
     async fn run_migrations(&self) -> Result<()>;
+    /// The shipped migrations.
+    fn migrator() -> sqlx::migrate::Migrator;
+    /// Versions recorded as applied; none when sqlx's table is absent.
+    async fn applied_migrations(&self) -> Result<Vec<i64>>;
     async fn begin_tx(&self) -> Result<Box<dyn Tx>>;
     async fn create_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org>;
     async fn all_orgs(&self) -> Result<Vec<Org>>;
@@ -130,6 +134,15 @@ fn each<R: Cols, T>(rows: Vec<R>, map: impl Fn(&R) -> Result<T>) -> Result<Vec<T
 impl<B: Backend> Store for B {
     async fn migrate(&self) -> Result<()> {
         self.run_migrations().await
+    }
+
+    async fn pending_migrations(&self) -> Result<Vec<String>> {
+        let applied = self.applied_migrations().await?;
+        Ok(B::migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect())
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {

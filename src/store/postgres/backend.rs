@@ -71,6 +71,26 @@ impl Backend for PgStore {
         Ok(())
     }
 
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations/postgres")
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<i64>> {
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .q()?;
+        if tables == 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+            .q()
+    }
+
     async fn begin_tx(&self) -> Result<Box<dyn Tx>> {
         // Generic plans for the transaction's statements: each is a key
         // lookup or a single-row write, whose plan does not depend on the

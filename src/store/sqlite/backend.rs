@@ -103,6 +103,26 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations/sqlite")
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<i64>> {
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .q()?;
+        if tables == 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+            .q()
+    }
+
     async fn begin_tx(&self) -> Result<Box<dyn Tx>> {
         Ok(Box::new(self.begin_write().await?))
     }

@@ -72,7 +72,7 @@ impl<T> Q<T> for std::result::Result<T, sqlx::Error> {
 }
 
 /// The file behind a `sqlite://PATH` URL, so its folder can be created.
-fn sqlite_path(url: &str) -> Option<&str> {
+pub fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
