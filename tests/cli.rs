@@ -1336,3 +1336,100 @@ fn check_tells_a_wrong_imap_password_from_a_missing_folder() {
         "{out}"
     );
 }
+
+fn cur_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("var/maildir/cur"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_backup_taken_while_serve_ingests_restores_every_ticket_of_its_moment() {
+    const MESSAGES: usize = 1000;
+    let dir = workdir();
+    seed(dir.path());
+    let base = String::from_utf8(fixture("_base/01_alice_opens_ticket.eml")).unwrap();
+    for i in 0..MESSAGES {
+        let name = format!("17000{i:05}.M{i}.host");
+        let mail = base
+            .replace(
+                "<base-1@customer.test>",
+                &format!("<backup-{i}@customer.test>"),
+            )
+            .replace(
+                "Subject: Login page",
+                &format!("Subject: Case {i}: login page"),
+            );
+        std::fs::write(dir.path().join("var/maildir/tmp").join(&name), mail).unwrap();
+        std::fs::rename(
+            dir.path().join("var/maildir/tmp").join(&name),
+            dir.path().join("var/maildir/new").join(&name),
+        )
+        .unwrap();
+    }
+    let mut serve = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("ingest to be under way", Duration::from_secs(60), || {
+        cur_count(dir.path()) >= 50
+    });
+    let backup = dir.path().join("backup.db");
+    let out = ok(dir.path(), &["backup", backup.to_str().unwrap()]);
+    assert!(out.contains("backed up into"), "{out}");
+    let taken_at = cur_count(dir.path());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "a backup holds everyone's mail");
+    // A second backup never overwrites the first.
+    let again = run(dir.path(), &["backup", backup.to_str().unwrap()], None);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("backup.db"));
+    wait_for(
+        "every message to be taken",
+        Duration::from_secs(300),
+        || cur_count(dir.path()) == MESSAGES,
+    );
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+
+    // Restore: the backup file becomes the database of a fresh install.
+    let restored = workdir();
+    std::fs::create_dir_all(restored.path().join("var")).unwrap();
+    std::fs::copy(&backup, restored.path().join("var/ticketgate.db")).unwrap();
+    let tickets: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(restored.path(), &["ticket", "list", "--json"])).unwrap();
+    let log: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(restored.path(), &["messages", "list", "--json"])).unwrap();
+    let mut created: Vec<i64> = log
+        .iter()
+        .filter(|r| r["outcome"] == "ticket_created")
+        .map(|r| r["ticket"].as_i64().unwrap())
+        .collect();
+    created.sort();
+    let ids: Vec<i64> = tickets.iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    assert_eq!(
+        created, ids,
+        "the log and the tickets of the backup disagree"
+    );
+    assert_eq!(
+        log.len(),
+        ids.len(),
+        "every delivery of the backup opened a ticket"
+    );
+    assert!(
+        ids.len() >= 50 && ids.len() < MESSAGES,
+        "the backup holds {} tickets: not taken mid-ingest ({taken_at} taken when it ended)",
+        ids.len()
+    );
+    let users = ok(restored.path(), &["user", "list"]);
+    assert!(users.contains("alice@customer.test"), "{users}");
+    // The original went on to take everything.
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(dir.path(), &["ticket", "list", "--json"])).unwrap();
+    assert_eq!(all.len(), MESSAGES);
+}

@@ -86,6 +86,11 @@ pub enum Command {
     Serve,
     /// Create or upgrade the database schema.
     Migrate,
+    /// Copy the running SQLite store, raw mail included, into a new file.
+    Backup {
+        /// The new file (an existing one is never overwritten).
+        path: PathBuf,
+    },
     /// Check the configuration against what it names (database, mailboxes,
     /// relay, templates, rules) without changing anything; exit 1 on a failure.
     Check,
@@ -482,6 +487,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app.serve(cancel).await?;
         }
         Command::Migrate => outln!("database is up to date")?,
+        Command::Backup { path } => {
+            app.store
+                .backup_into(&path)
+                .await
+                .with_context(|| format!("backing up into {}", path.display()))?;
+            outln!("backed up into {}", path.display())?;
+        }
         Command::Ingest(args) => return ingest_paths(&app, &args).await,
         Command::Org(cmd) => org(&app, cmd).await?,
         Command::User(cmd) => user(&app, cmd).await?,

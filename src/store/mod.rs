@@ -623,6 +623,10 @@ pub trait Store: Send + Sync {
     /// The shipped migrations this database has not applied (`version
     /// description`), read without changing anything (`ticketgate check`).
     async fn pending_migrations(&self) -> Result<Vec<String>>;
+    /// A consistent copy of the whole database, raw mail included, written
+    /// to a new file at `path` while others keep reading and writing
+    /// (SQLite's `VACUUM INTO`). PostgreSQL has `pg_dump` for that.
+    async fn backup_into(&self, path: &std::path::Path) -> Result<()>;
     /// A write transaction; on SQLite it takes the write lock up front so two
     /// writers queue instead of failing on upgrade.
     async fn begin(&self) -> Result<Box<dyn Tx>>;

@@ -103,6 +103,8 @@ pub trait Backend: Send + Sync {
     fn migrator() -> sqlx::migrate::Migrator;
     /// Versions recorded as applied; none when sqlx's table is absent.
     async fn applied_migrations(&self) -> Result<Vec<i64>>;
+    /// `Store::backup_into`.
+    async fn backup(&self, path: &std::path::Path) -> Result<()>;
     async fn begin_tx(&self) -> Result<Box<dyn Tx>>;
     async fn create_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org>;
     async fn all_orgs(&self) -> Result<Vec<Org>>;
@@ -134,6 +136,10 @@ fn each<R: Cols, T>(rows: Vec<R>, map: impl Fn(&R) -> Result<T>) -> Result<Vec<T
 impl<B: Backend> Store for B {
     async fn migrate(&self) -> Result<()> {
         self.run_migrations().await
+    }
+
+    async fn backup_into(&self, path: &std::path::Path) -> Result<()> {
+        self.backup(path).await
     }
 
     async fn pending_migrations(&self) -> Result<Vec<String>> {

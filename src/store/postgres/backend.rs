@@ -75,6 +75,12 @@ impl Backend for PgStore {
         sqlx::migrate!("./migrations/postgres")
     }
 
+    async fn backup(&self, _path: &std::path::Path) -> Result<()> {
+        Err(StoreError::Invalid(
+            "a PostgreSQL store is backed up with pg_dump (README: Backup and restore)".into(),
+        ))
+    }
+
     async fn applied_migrations(&self) -> Result<Vec<i64>> {
         let tables: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'",
