@@ -17,6 +17,7 @@
 //! | [`outbox`], [`render`], [`mailer`] | queued notifications rendered from templates and sent |
 //! | [`manage`] | administration: organizations, users, invitations, API tokens |
 //! | [`app`], [`cli`], [`config`], [`health`], [`metrics`] | wiring, the command line, settings, source health, Prometheus metrics |
+//! | [`systemd`] | readiness and stopping told to systemd (`Type=notify`) |
 //! | [`check`] | `ticketgate check`: the configuration tried against what it names, changing nothing |
 #![forbid(unsafe_code)]
 pub mod api;
@@ -34,5 +35,6 @@ pub mod outbox;
 pub mod render;
 pub mod source;
 pub mod store;
+pub mod systemd;
 pub mod tickets;
 pub mod web;

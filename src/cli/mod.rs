@@ -51,7 +51,7 @@ pub const EX_TEMPFAIL: u8 = 75;
     about = "Email-driven support-ticketing gateway"
 )]
 pub struct Cli {
-    /// Config file (default: config/ticketgate.toml when present).
+    /// Config file (default: config/ticketgate.toml when present, else /etc/ticketgate/ticketgate.toml when present).
     #[arg(
         long,
         global = true,
