@@ -217,7 +217,16 @@ impl App {
             let cancel = cancel.clone();
             async move { worker.run(cancel).await }
         });
+        tracker.spawn({
+            let cancel = cancel.clone();
+            async move {
+                cancel.cancelled().await;
+                crate::systemd::notify("STOPPING=1");
+            }
+        });
         tracker.close();
+        // Listeners bound, workers started: a `Type=notify` unit is up.
+        crate::systemd::notify("READY=1");
         tracker.wait().await;
         tracing::info!("stopped");
         Ok(())

@@ -1433,3 +1433,44 @@ fn a_backup_taken_while_serve_ingests_restores_every_ticket_of_its_moment() {
         serde_json::from_str(&ok(dir.path(), &["ticket", "list", "--json"])).unwrap();
     assert_eq!(all.len(), MESSAGES);
 }
+
+/// `Type=notify`: systemd hears READY=1 once serve listens, STOPPING=1 at SIGTERM.
+#[test]
+fn serve_tells_systemd_when_it_is_ready_and_when_it_stops() {
+    let dir = workdir();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = socket.recv(&mut buf).expect("READY=1 within 30 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means listening: the Maildir poller and the portal are up.
+    assert!(dir.path().join("var/maildir/new").is_dir());
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let n = socket.recv(&mut buf).expect("STOPPING=1 after SIGTERM");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
