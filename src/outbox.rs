@@ -9,7 +9,9 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
@@ -20,11 +22,13 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::ids::{CommentId, EmailAddress};
 use crate::domain::locale::Locale;
 use crate::domain::reply::MARKER;
+use crate::domain::template::Template;
 use crate::domain::ticket::Status;
 use crate::domain::token;
-use crate::mailer::{Mailer, Outgoing};
+use crate::mailer::{MailError, Mailer, Outgoing};
+use crate::manage::{new_token, token_hash};
 use crate::render::Renderer;
-use crate::store::{Attempt, AttemptResult, OutboxRow, Store, StoredFile};
+use crate::store::{Attempt, AttemptResult, LinkPurpose, NewWebLink, OutboxRow, Store, StoredFile};
 
 /// What composing a notification needs from config.
 #[derive(Debug, Clone)]
@@ -77,6 +81,10 @@ impl OutboxPolicy {
 /// The staff alert about quarantined mail: its list is read when it is sent.
 pub const QUARANTINE_ALERT: &str = crate::domain::template::Template::QuarantineAlert.as_str();
 
+/// How long messages already handed to the relay may take to finish once
+/// the worker is told to stop (SIGTERM): a few seconds, not the backlog.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// At most this many quarantined messages are listed in one alert.
 const ALERT_LIST_MAX: usize = 50;
 
@@ -117,9 +125,23 @@ impl OutboxWorker {
 
     /// Sends everything due now, batch by batch, then returns.
     pub async fn flush(&self) -> anyhow::Result<FlushStats> {
+        self.flush_until(&CancellationToken::new()).await
+    }
+
+    /// Sends what is due, batch by batch, until nothing is left or `stop`
+    /// fires. Each message's result is recorded as soon as the relay has
+    /// answered, before its sending slot takes the next row: a crash resends
+    /// at most the messages in flight (`[outbox] concurrency`), never a
+    /// batch. Once `stop` fires no new message is started; those in flight
+    /// get `STOP_GRACE` to finish, and the claimed rows not started go back
+    /// to the queue at once (not after their lease), for the next start.
+    pub async fn flush_until(&self, stop: &CancellationToken) -> anyhow::Result<FlushStats> {
         let mut stats = FlushStats::default();
         let batch = (self.policy.concurrency * 8).max(32) as i64;
         loop {
+            if stop.is_cancelled() {
+                return Ok(stats);
+            }
             let mut rows = self
                 .store
                 .claim_outbox(OffsetDateTime::now_utc(), self.policy.lease, batch)
@@ -141,25 +163,81 @@ impl OutboxWorker {
                     }));
                 }
             }
-            let attempts: Vec<Attempt> = futures_util::stream::iter(rows)
-                .map(|row| {
+            let mut waiting = rows.into_iter();
+            let mut in_flight = FuturesUnordered::new();
+            let mut failure = None;
+            let mut grace_ends = None;
+            loop {
+                while in_flight.len() < self.policy.concurrency
+                    && !stop.is_cancelled()
+                    && failure.is_none()
+                {
+                    let Some(row) = waiting.next() else {
+                        break;
+                    };
                     let comment = row.comment_id.and_then(|c| comments.get(&c).cloned());
-                    self.deliver(row, comment)
-                })
-                .buffer_unordered(self.policy.concurrency)
-                .collect()
-                .await;
-            self.store
-                .record_attempts(&attempts, OffsetDateTime::now_utc())
-                .await?;
-            for attempt in &attempts {
-                match attempt.result {
-                    AttemptResult::Sent => stats.sent += 1,
-                    AttemptResult::Retry { .. } => stats.failed += 1,
-                    AttemptResult::Dead { .. } => stats.dead += 1,
+                    in_flight.push(self.deliver_and_record(row, comment));
+                }
+                if in_flight.is_empty() {
+                    break;
+                }
+                if stop.is_cancelled() && grace_ends.is_none() {
+                    grace_ends = Some(tokio::time::Instant::now() + STOP_GRACE);
+                }
+                let grace = async {
+                    match grace_ends {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    done = in_flight.next() => match done {
+                        Some(Ok(result)) => match result {
+                            AttemptResult::Sent => stats.sent += 1,
+                            AttemptResult::Retry { .. } => stats.failed += 1,
+                            AttemptResult::Dead { .. } => stats.dead += 1,
+                        },
+                        Some(Err(e)) => {
+                            failure.get_or_insert(e);
+                        }
+                        None => break,
+                    },
+                    _ = stop.cancelled(), if grace_ends.is_none() => {}
+                    _ = grace => {
+                        // Their rows stay `sending` until the lease runs out,
+                        // then are sent again: the relay may have taken them.
+                        tracing::warn!(in_flight = in_flight.len(), "stopping: notifications still being sent were abandoned");
+                        break;
+                    }
                 }
             }
+            let unstarted: Vec<i64> = waiting.map(|r| r.id).collect();
+            if !unstarted.is_empty() {
+                self.store.release_outbox(&unstarted).await?;
+                tracing::info!(
+                    released = unstarted.len(),
+                    "outbox stopped; the rest stays queued"
+                );
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
         }
+    }
+
+    /// Sends one row and records its result at once (one commit per message;
+    /// the others keep sending meanwhile).
+    async fn deliver_and_record(
+        &self,
+        row: OutboxRow,
+        comment: Option<Arc<Comment>>,
+    ) -> anyhow::Result<AttemptResult> {
+        let attempt = self.deliver(row, comment).await;
+        self.store
+            .record_attempts(std::slice::from_ref(&attempt), OffsetDateTime::now_utc())
+            .await
+            .with_context(|| format!("recording how outbox row {} fared", attempt.id))?;
+        Ok(attempt.result)
     }
 
     /// Fills a quarantine alert with what was quarantined since it was queued
@@ -213,7 +291,7 @@ impl OutboxWorker {
     /// Runs until cancelled; a store outage is logged and retried, never fatal.
     pub async fn run(&self, cancel: CancellationToken) {
         loop {
-            if let Err(e) = self.flush().await {
+            if let Err(e) = self.flush_until(&cancel).await {
                 tracing::warn!(error = %format!("{e:#}"), "outbox flush failed; will retry");
             }
             tokio::select! {
@@ -223,29 +301,93 @@ impl OutboxWorker {
         }
     }
 
+    /// Mints the one-time portal link a sign-in or invitation mail carries,
+    /// now that it is being sent: a fresh token, of which the store keeps
+    /// only the hash (replacing the one an earlier, failed attempt minted),
+    /// and the URL goes into `row`'s context for rendering alone. So no usable
+    /// token rests in the database, neither before nor after sending; the
+    /// delivered mail is the only copy. Rows queued with a finished URL (by
+    /// an older version) are sent as they are.
+    async fn mint_link(&self, row: &mut OutboxRow) -> anyhow::Result<()> {
+        let purpose = match row.template.as_str() {
+            t if t == Template::SignIn.as_str() => LinkPurpose::SignIn,
+            t if t == Template::Invite.as_str() => LinkPurpose::Invite,
+            _ => return Ok(()),
+        };
+        let Some(link) = row
+            .context
+            .pointer("/event/link")
+            .and_then(Value::as_object)
+        else {
+            return Ok(());
+        };
+        let base_url = link
+            .get("base_url")
+            .and_then(Value::as_str)
+            .context("link without base_url")?
+            .to_string();
+        let ttl = Duration::from_secs(link.get("ttl_secs").and_then(Value::as_u64).unwrap_or(0));
+        let previous = link.get("hash").and_then(Value::as_str).map(str::to_string);
+        let user = row.to_user_id.context("a portal link for no user")?;
+        let token = new_token().map_err(|e| anyhow::anyhow!("drawing a token: {e}"))?;
+        let hash = token_hash(&token);
+        let mut stored = row.context.clone();
+        if let Some(link) = stored
+            .pointer_mut("/event/link")
+            .and_then(Value::as_object_mut)
+        {
+            link.insert("hash".into(), hash.clone().into());
+        }
+        let now = OffsetDateTime::now_utc();
+        let link = NewWebLink {
+            token_hash: hash,
+            user,
+            purpose,
+            now,
+            expires: now + ttl,
+        };
+        self.store
+            .mint_web_link(row.id, previous.as_deref(), &link, &stored)
+            .await
+            .context("storing the link's hash")?;
+        if let Some(event) = row.context.get_mut("event").and_then(Value::as_object_mut) {
+            event.insert("link".into(), format!("{base_url}/login/{token}").into());
+        }
+        Ok(())
+    }
+
     /// One delivery attempt. A crash after the server accepted the message and
-    /// before its batch is recorded sends it again, with the same Message-ID.
-    async fn deliver(&self, row: OutboxRow, comment: Option<Arc<Comment>>) -> Attempt {
-        let bytes = match self.compose(&row, comment.as_deref()) {
-            Ok(bytes) => bytes,
-            // A template that does not render will not render on retry either;
-            // it says nothing about the recipient's address.
-            Err(e) => {
-                tracing::error!(id = row.id, template = %row.template, error = %format!("{e:#}"), "notification cannot be composed");
-                let result = AttemptResult::Dead {
-                    error: format!("{e:#}"),
-                    bouncing: None,
-                };
-                return Attempt { id: row.id, result };
-            }
+    /// before it is recorded sends it again, with the same Message-ID.
+    async fn deliver(&self, mut row: OutboxRow, comment: Option<Arc<Comment>>) -> Attempt {
+        let sent = match self.mint_link(&mut row).await {
+            // A store that cannot take the link's hash now may later: retried
+            // like a relay that is down.
+            Err(e) => Err(MailError::Transient(format!(
+                "minting its sign-in link: {e:#}"
+            ))),
+            Ok(()) => match self.compose(&row, comment.as_deref()) {
+                Ok(bytes) => {
+                    let outgoing = Outgoing {
+                        id: row.id,
+                        from: self.policy.support.as_str(),
+                        to: &row.to,
+                        bytes: &bytes,
+                    };
+                    self.mailer.send(outgoing).await
+                }
+                // A template that does not render will not render on retry
+                // either; it says nothing about the recipient's address.
+                Err(e) => {
+                    tracing::error!(id = row.id, template = %row.template, error = %format!("{e:#}"), "notification cannot be composed");
+                    let result = AttemptResult::Dead {
+                        error: format!("{e:#}"),
+                        bouncing: None,
+                    };
+                    return Attempt { id: row.id, result };
+                }
+            },
         };
-        let outgoing = Outgoing {
-            id: row.id,
-            from: self.policy.support.as_str(),
-            to: &row.to,
-            bytes: &bytes,
-        };
-        let result = match self.mailer.send(outgoing).await {
+        let result = match sent {
             Ok(()) => AttemptResult::Sent,
             Err(e) if e.is_transient() && (row.attempts as u32) < self.policy.max_attempts => {
                 let exponent = row.attempts.clamp(1, 16) as u32 - 1;
