@@ -17,6 +17,7 @@ use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::ids::{CommentId, EmailAddress};
@@ -81,6 +82,10 @@ impl OutboxPolicy {
 /// The staff alert about quarantined mail: its list is read when it is sent.
 pub const QUARANTINE_ALERT: &str = crate::domain::template::Template::QuarantineAlert.as_str();
 
+/// A delivery's result on its way to `record_groups`, with whom to tell
+/// once it is committed.
+type Pending = (Attempt, oneshot::Sender<Result<(), String>>);
+
 /// How long messages already handed to the relay may take to finish once
 /// the worker is told to stop (SIGTERM): a few seconds, not the backlog.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -129,10 +134,10 @@ impl OutboxWorker {
     }
 
     /// Sends what is due, batch by batch, until nothing is left or `stop`
-    /// fires. Each message's result is recorded as soon as the relay has
-    /// answered, before its sending slot takes the next row: a crash resends
-    /// at most the messages in flight (`[outbox] concurrency`), never a
-    /// batch. Once `stop` fires no new message is started; those in flight
+    /// fires. Each message's result is committed as soon as the relay has
+    /// answered, before its sending slot takes the next row (the results of
+    /// all slots commit together, `record_groups`): a crash resends at most
+    /// the messages in flight (`[outbox] concurrency`), never a batch. Once `stop` fires no new message is started; those in flight
     /// get `STOP_GRACE` to finish, and the claimed rows not started go back
     /// to the queue at once (not after their lease), for the next start.
     pub async fn flush_until(&self, stop: &CancellationToken) -> anyhow::Result<FlushStats> {
@@ -163,55 +168,11 @@ impl OutboxWorker {
                     }));
                 }
             }
-            let mut waiting = rows.into_iter();
-            let mut in_flight = FuturesUnordered::new();
-            let mut failure = None;
-            let mut grace_ends = None;
-            loop {
-                while in_flight.len() < self.policy.concurrency
-                    && !stop.is_cancelled()
-                    && failure.is_none()
-                {
-                    let Some(row) = waiting.next() else {
-                        break;
-                    };
-                    let comment = row.comment_id.and_then(|c| comments.get(&c).cloned());
-                    in_flight.push(self.deliver_and_record(row, comment));
-                }
-                if in_flight.is_empty() {
-                    break;
-                }
-                if stop.is_cancelled() && grace_ends.is_none() {
-                    grace_ends = Some(tokio::time::Instant::now() + STOP_GRACE);
-                }
-                let grace = async {
-                    match grace_ends {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    done = in_flight.next() => match done {
-                        Some(Ok(result)) => match result {
-                            AttemptResult::Sent => stats.sent += 1,
-                            AttemptResult::Retry { .. } => stats.failed += 1,
-                            AttemptResult::Dead { .. } => stats.dead += 1,
-                        },
-                        Some(Err(e)) => {
-                            failure.get_or_insert(e);
-                        }
-                        None => break,
-                    },
-                    _ = stop.cancelled(), if grace_ends.is_none() => {}
-                    _ = grace => {
-                        // Their rows stay `sending` until the lease runs out,
-                        // then are sent again: the relay may have taken them.
-                        tracing::warn!(in_flight = in_flight.len(), "stopping: notifications still being sent were abandoned");
-                        break;
-                    }
-                }
-            }
-            let unstarted: Vec<i64> = waiting.map(|r| r.id).collect();
+            let (records, pending) = mpsc::channel(self.policy.concurrency);
+            let ((), (unstarted, failure)) = tokio::join!(
+                self.record_groups(pending),
+                self.send_batch(rows, &comments, stop, records, &mut stats),
+            );
             if !unstarted.is_empty() {
                 self.store.release_outbox(&unstarted).await?;
                 tracing::info!(
@@ -225,19 +186,111 @@ impl OutboxWorker {
         }
     }
 
-    /// Sends one row and records its result at once (one commit per message;
-    /// the others keep sending meanwhile).
+    /// Sends a claimed batch over `[outbox] concurrency` slots; returns the
+    /// rows it never started and the first failure to record a result.
+    async fn send_batch(
+        &self,
+        rows: Vec<OutboxRow>,
+        comments: &HashMap<CommentId, Arc<Comment>>,
+        stop: &CancellationToken,
+        records: mpsc::Sender<Pending>,
+        stats: &mut FlushStats,
+    ) -> (Vec<i64>, Option<anyhow::Error>) {
+        let mut waiting = rows.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        let mut failure = None;
+        let mut grace_ends = None;
+        loop {
+            while in_flight.len() < self.policy.concurrency
+                && !stop.is_cancelled()
+                && failure.is_none()
+            {
+                let Some(row) = waiting.next() else {
+                    break;
+                };
+                let comment = row.comment_id.and_then(|c| comments.get(&c).cloned());
+                in_flight.push(self.deliver_and_record(row, comment, records.clone()));
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            if stop.is_cancelled() && grace_ends.is_none() {
+                grace_ends = Some(tokio::time::Instant::now() + STOP_GRACE);
+            }
+            let grace = async {
+                match grace_ends {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                done = in_flight.next() => match done {
+                    Some(Ok(result)) => match result {
+                        AttemptResult::Sent => stats.sent += 1,
+                        AttemptResult::Retry { .. } => stats.failed += 1,
+                        AttemptResult::Dead { .. } => stats.dead += 1,
+                    },
+                    Some(Err(e)) => {
+                        failure.get_or_insert(e);
+                    }
+                    None => break,
+                },
+                _ = stop.cancelled(), if grace_ends.is_none() => {}
+                _ = grace => {
+                    // Their rows stay `sending` until the lease runs out,
+                    // then are sent again: the relay may have taken them.
+                    tracing::warn!(in_flight = in_flight.len(), "stopping: notifications still being sent were abandoned");
+                    break;
+                }
+            }
+        }
+        (waiting.map(|r| r.id).collect(), failure)
+    }
+
+    /// Sends one row, then waits until its result is committed before its
+    /// slot may take another: so at most one accepted message per slot is
+    /// ever unrecorded.
     async fn deliver_and_record(
         &self,
         row: OutboxRow,
         comment: Option<Arc<Comment>>,
+        records: mpsc::Sender<Pending>,
     ) -> anyhow::Result<AttemptResult> {
         let attempt = self.deliver(row, comment).await;
-        self.store
-            .record_attempts(std::slice::from_ref(&attempt), OffsetDateTime::now_utc())
+        let (id, result) = (attempt.id, attempt.result.clone());
+        let (ack, committed) = oneshot::channel();
+        records
+            .send((attempt, ack))
             .await
-            .with_context(|| format!("recording how outbox row {} fared", attempt.id))?;
-        Ok(attempt.result)
+            .map_err(|_| anyhow::anyhow!("the outbox recorder stopped"))?;
+        committed
+            .await
+            .map_err(|_| anyhow::anyhow!("the outbox recorder stopped"))?
+            .map_err(|e| anyhow::anyhow!("recording how outbox row {id} fared: {e}"))?;
+        Ok(result)
+    }
+
+    /// Commits the results that slots hand in, together: whatever arrived
+    /// while the previous commit ran goes in the next one (group commit),
+    /// so a fan-out costs one disk sync per few messages instead of one per
+    /// message, and no slot waits longer than about two commits.
+    async fn record_groups(&self, mut pending: mpsc::Receiver<Pending>) {
+        let mut group = Vec::new();
+        while pending
+            .recv_many(&mut group, self.policy.concurrency.max(1))
+            .await
+            > 0
+        {
+            let attempts: Vec<Attempt> = group.iter().map(|(a, _)| a.clone()).collect();
+            let done = self
+                .store
+                .record_attempts(&attempts, OffsetDateTime::now_utc())
+                .await
+                .map_err(|e| e.to_string());
+            for (_, ack) in group.drain(..) {
+                let _ = ack.send(done.clone());
+            }
+        }
     }
 
     /// Fills a quarantine alert with what was quarantined since it was queued

@@ -1190,6 +1190,11 @@ async fn a_crash_mid_backlog_resends_at_most_the_messages_in_flight() {
 
     let accepted = sink.accepted();
     let distinct: std::collections::HashSet<&String> = accepted.iter().collect();
+    eprintln!(
+        "{before_restart} accepted before SIGKILL; {} of {} sent twice",
+        duplicates(&accepted),
+        backlog.total
+    );
     assert_eq!(distinct.len(), backlog.total, "every notification arrived");
     assert!(
         duplicates(&accepted) <= SENDERS,
@@ -1220,6 +1225,7 @@ async fn sigterm_mid_backlog_stops_sending_within_seconds_and_leaves_the_rest_qu
         .iter()
         .filter(|s| **s == OutboxStatus::Queued)
         .count();
+    eprintln!("serve stopped {took:?} after SIGTERM: {sent} sent, {queued} queued");
     assert_eq!(
         sent,
         sink.accepted().len(),
