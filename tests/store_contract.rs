@@ -2410,3 +2410,57 @@ async fn released_rows_are_queued_again_without_counting_an_attempt(db: &Db) {
     );
     assert_eq!(db.store.claim_outbox(T0, lease, 10).await.unwrap().len(), 2);
 }
+
+/// Rows an earlier version queued with a finished sign-in link: once sent,
+/// the link leaves the database on upgrade; a row still waiting keeps it.
+async fn an_upgrade_drops_the_links_of_sign_in_mail_already_sent(db: &Db) {
+    let w = world(db).await;
+    let legacy = |n: usize| NewOutbox {
+        template: "sign_in".into(),
+        context: serde_json::json!({
+            "event": { "link": format!("http://portal.test/login/tg_{}", hash(n as u8)), "minutes": 15 }
+        }),
+        ..outbox_row(n, &w.alice, None)
+    };
+    enqueue(db, &[legacy(1), legacy(2), outbox_row(3, &w.bob, None)]).await;
+    let claimed = db
+        .store
+        .claim_outbox(T0, Duration::from_secs(60), 1)
+        .await
+        .unwrap();
+    db.store
+        .record_attempts(
+            &[Attempt {
+                id: claimed[0].id,
+                result: AttemptResult::Sent,
+            }],
+            T0,
+        )
+        .await
+        .unwrap();
+
+    db.store.migrate().await.unwrap();
+
+    let rows = db.store.list_outbox().await.unwrap();
+    assert_eq!(
+        rows[0].context,
+        serde_json::json!({ "event": { "minutes": 15 } }),
+        "the sent row keeps no link"
+    );
+    assert_eq!(
+        rows[1].context,
+        legacy(2).context,
+        "a waiting row keeps its link"
+    );
+    assert_eq!(rows[2].context, outbox_row(3, &w.bob, None).context);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_an_upgrade_drops_the_links_of_sign_in_mail_already_sent() {
+    an_upgrade_drops_the_links_of_sign_in_mail_already_sent(&Db::sqlite_at(7).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_an_upgrade_drops_the_links_of_sign_in_mail_already_sent() {
+    an_upgrade_drops_the_links_of_sign_in_mail_already_sent(&Db::postgres_at(4).await).await;
+}
