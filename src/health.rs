@@ -1,6 +1,6 @@
-//! What a running source reports about itself, read by `/readyz` and
-//! `/metrics`. It belongs to neither side: sources write it, the API reads
-//! it, and neither imports the other.
+//! What a running source reports about itself and about the store it
+//! records into, read by `/readyz` and `/metrics`. It belongs to neither
+//! side: sources write it, the API reads it, and neither imports the other.
 
 /// A mailbox poller's connection, as readiness checks and metrics show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

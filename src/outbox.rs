@@ -2,7 +2,10 @@
 //! across delivery), renders them, hands them to the mailer, and records the
 //! result. Transient failures retry with exponential backoff; after
 //! `max_attempts` a row is dead-lettered; permanent failures (5xx) die at once
-//! and mark the recipient as bouncing so they are not mailed again.
+//! and mark the recipient as bouncing so they are not mailed again. Each
+//! result is committed before its sending slot goes on, so a crash resends
+//! at most the messages in flight; one-time portal links are minted here, as
+//! their mail is sent, so the database never holds a usable one.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -137,9 +140,10 @@ impl OutboxWorker {
     /// fires. Each message's result is committed as soon as the relay has
     /// answered, before its sending slot takes the next row (the results of
     /// all slots commit together, `record_groups`): a crash resends at most
-    /// the messages in flight (`[outbox] concurrency`), never a batch. Once `stop` fires no new message is started; those in flight
-    /// get `STOP_GRACE` to finish, and the claimed rows not started go back
-    /// to the queue at once (not after their lease), for the next start.
+    /// the messages in flight (`[outbox] concurrency`), never a batch. Once
+    /// `stop` fires no new message is started; those in flight get
+    /// `STOP_GRACE` to finish, and the claimed rows not started go back to
+    /// the queue at once (not after their lease), for the next start.
     pub async fn flush_until(&self, stop: &CancellationToken) -> anyhow::Result<FlushStats> {
         let mut stats = FlushStats::default();
         let batch = (self.policy.concurrency * 8).max(32) as i64;
@@ -410,7 +414,7 @@ impl OutboxWorker {
     }
 
     /// One delivery attempt. A crash after the server accepted the message and
-    /// before it is recorded sends it again, with the same Message-ID.
+    /// before its result is committed sends it again, with the same Message-ID.
     async fn deliver(&self, mut row: OutboxRow, comment: Option<Arc<Comment>>) -> Attempt {
         let sent = match self.mint_link(&mut row).await {
             // A store that cannot take the link's hash now may later: retried
