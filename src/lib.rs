@@ -16,7 +16,7 @@
 //! | [`store`] | the only SQL: the `Store` and `Tx` traits, SQLite and PostgreSQL |
 //! | [`outbox`], [`render`], [`mailer`] | queued notifications rendered from templates and sent |
 //! | [`manage`] | administration: organizations, users, invitations, API tokens |
-//! | [`app`], [`cli`], [`config`], [`health`], [`metrics`] | wiring, the command line, settings, source health, Prometheus metrics |
+//! | [`app`], [`cli`], [`config`], [`health`], [`metrics`] | wiring, the command line, settings, source and store health, Prometheus metrics |
 //! | [`systemd`] | readiness and stopping told to systemd (`Type=notify`) |
 //! | [`check`] | `ticketgate check`: the configuration tried against what it names, changing nothing |
 #![forbid(unsafe_code)]

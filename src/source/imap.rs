@@ -256,8 +256,10 @@ pub fn uid_set(uids: &[u32]) -> String {
 }
 
 /// Records `deliveries` one at a time, up to the first that fails. A message
-/// that has failed `GIVE_UP_AFTER` times is recorded as given up on instead
-/// (its header section, `processing_failed`) and goes to the rejected folder.
+/// the store refused `GIVE_UP_AFTER` times is recorded as given up on instead
+/// (its header section, `processing_failed`) and goes to the rejected folder;
+/// a transient failure (the store's: a full disk, I/O) counts for no message,
+/// and they all stay in the folder until the store is back.
 async fn one_by_one(
     sink: &dyn MailSink,
     deliveries: &[Delivery<'_>],
@@ -269,6 +271,12 @@ async fn one_by_one(
         let uid = d.cursor.map_or(0, |c| c.uid);
         let outcome = match sink.record(std::slice::from_ref(d)).await {
             Ok(outcomes) => outcomes.first().copied(),
+            // The store cannot record anything now (a full disk, I/O): the
+            // message is not at fault and stays in the folder, uncounted.
+            Err(e) if e.transient => {
+                crate::source::report_store(sink.store().as_ref(), Err(&e));
+                return Err(e);
+            }
             Err(e) => {
                 let failures = {
                     let mut failing = failing.lock().unwrap_or_else(|p| p.into_inner());
@@ -832,6 +840,7 @@ impl ImapPoller {
                     .collect();
                 match sink.record(&deliveries).await {
                     Ok(outcomes) => {
+                        crate::source::report_store(sink.store().as_ref(), Ok(()));
                         for ((uid, _, _), outcome) in items.iter().zip(outcomes) {
                             if outcome == Outcome::Rejected {
                                 taken.rejected.push(*uid);

@@ -158,4 +158,8 @@ impl Backend for PgStore {
         let mut conn = self.pool.acquire().await.q()?;
         insert_user(&mut conn, user, OffsetDateTime::now_utc()).await
     }
+
+    fn store_health(&self) -> &crate::health::StoreHealth {
+        &self.health
+    }
 }

@@ -196,4 +196,8 @@ impl Backend for SqliteStore {
         self.in_write_tx(|conn| insert_user(conn, user, OffsetDateTime::now_utc()))
             .await
     }
+
+    fn store_health(&self) -> &crate::health::StoreHealth {
+        &self.health
+    }
 }

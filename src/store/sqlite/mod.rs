@@ -35,6 +35,8 @@ pub struct SqliteStore {
     /// Reads outside a delivery (lists, views, the outbox worker, tokens).
     pool: SqlitePool,
     writer: Writer,
+    /// What mail sources and the outbox last met writing here (`/readyz`).
+    health: crate::health::StoreHealth,
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -129,7 +131,11 @@ impl SqliteStore {
             .q()?;
         let writer = Arc::new(tokio::sync::Mutex::new(open_writer(url)?));
         spawn_checkpointer(url, Arc::downgrade(&writer))?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            health: Default::default(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
