@@ -49,6 +49,11 @@ struct Fanout {
 
 impl Fanout {
     async fn new(host: &str, port: u16) -> anyhow::Result<Self> {
+        Self::on(host, port, None).await
+    }
+
+    /// Like `new`, on the PostgreSQL database at `database` when given.
+    async fn on(host: &str, port: u16, database: Option<&str>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let text = format!(
             "[database]\nurl = \"sqlite://{}/bench.db\"\n[smtp]\nkind = \"smtp\"\n[support]\nname = \"Example Support\"\n\
@@ -56,6 +61,9 @@ impl Fanout {
             dir.path().display()
         );
         let mut settings = Settings::from_sources(&text, "bench", Vec::new())?;
+        if let Some(url) = database {
+            settings.database.url = url.to_string();
+        }
         settings.smtp.kind = SmtpKind::Smtp;
         settings.smtp.host = host.to_string();
         settings.smtp.port = port;
@@ -191,8 +199,59 @@ fn spread(rates: &[f64]) -> String {
     )
 }
 
+/// A fresh PostgreSQL database for the bench (dropped and created again).
+async fn fresh_postgres(name: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let base = std::env::var("TICKETGATE_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into());
+    let mut conn = sqlx::PgConnection::connect(&base).await?;
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await?;
+    }
+    let (path, query) = base.split_once('?').unwrap_or((&base, ""));
+    let (head, _) = path.rsplit_once('/').unwrap_or((path, ""));
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    Ok(format!("{head}/{name}{query}"))
+}
+
+/// The smtp-sink row alone, on SQLite and on PostgreSQL: no mail stack.
+async fn sink_only() -> anyhow::Result<()> {
+    let sink = Sink::start()?;
+    println!("| outbox into smtp-sink | store | result |");
+    println!("|---|---|---|");
+    for backend in ["SQLite", "PostgreSQL"] {
+        let url = match backend {
+            "PostgreSQL" => Some(fresh_postgres("tg_bench_fanout").await?),
+            _ => None,
+        };
+        let fanout = Fanout::on("127.0.0.1", sink.1, url.as_deref()).await?;
+        let mut rates = Vec::new();
+        for run in 0..RUNS {
+            rates.push(fanout.run(run).await?);
+        }
+        println!(
+            "| 1 comment -> {FOLLOWERS} recipients, {} SMTP connections; {RUNS} runs, median | {backend} | {} |",
+            fanout.concurrency,
+            spread(&rates)
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "sink") {
+        return sink_only().await;
+    }
     let (host, port) = mailstack_env();
     let postfix = Fanout::new(&host, port).await?;
     let concurrency = postfix.concurrency;

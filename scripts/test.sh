@@ -82,4 +82,13 @@ cargo test --locked --doc
 log "README walkthrough"
 scripts/readme-walkthrough.sh
 
+# The Debian package, installed and checked as an operator would (needs root:
+# CI runs as root; elsewhere it is skipped with a line saying so).
+if [ "$(id -u)" = 0 ]; then
+    log "Debian package"
+    scripts/package-test.sh
+else
+    log "Debian package: skipped (dpkg -i needs root; run scripts/package-test.sh as root)"
+fi
+
 log "all green in $(( $(date +%s) - start ))s"

@@ -16,15 +16,31 @@ use crate::outbox::{OutboxPolicy, OutboxWorker};
 use crate::render::Renderer;
 use crate::source::imap::ImapPoller;
 use crate::source::maildir::{Maildir, MaildirPoller};
-use crate::store::Store;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Missing, Store};
 
-/// Opens the store for a database URL and brings its schema up to date.
+/// Opens the store for a database URL, creating a missing SQLite file, and
+/// brings its schema up to date.
 pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with(url, Missing::Create).await
+}
+
+/// [`open_store`], saying what a missing SQLite file means.
+pub async fn open_store_with(url: &str, missing: Missing) -> anyhow::Result<Arc<dyn Store>> {
+    let store = connect_store(url, missing).await?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    Ok(store)
+}
+
+/// Connects to the database at `url` and leaves its schema as it is.
+pub async fn connect_store(url: &str, missing: Missing) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
         Arc::new(
-            SqliteStore::connect(url)
+            SqliteStore::open(url, missing)
                 .await
                 .with_context(|| format!("opening {url}"))?,
         )
@@ -40,10 +56,6 @@ pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
             redact(url)
         )
     };
-    store
-        .migrate()
-        .await
-        .context("applying database migrations")?;
     Ok(store)
 }
 
@@ -66,8 +78,16 @@ pub struct App {
 }
 
 impl App {
+    /// Opens everything, creating the database and the Maildir inbox if
+    /// missing: for the commands that write.
     pub async fn open(settings: Settings) -> anyhow::Result<Self> {
-        let store = open_store(&settings.database.url).await?;
+        Self::open_with(settings, Missing::Create).await
+    }
+
+    /// [`App::open`]; with [`Missing::Refuse`] (commands that only read) a
+    /// missing database is an error and no file or folder is made.
+    pub async fn open_with(settings: Settings, missing: Missing) -> anyhow::Result<Self> {
+        let store = open_store_with(&settings.database.url, missing).await?;
         let policy =
             IntakePolicy::from_settings(&settings).context("loading the reply-token secret")?;
         Renderer::for_settings(&settings)
@@ -78,7 +98,8 @@ impl App {
         // on, so mail can be written into its tmp/ before `serve` runs
         // (README "Trying it"). `serve` fails if it still cannot be made.
         for mailbox in &settings.mailbox {
-            if mailbox.kind == MailboxKind::Maildir
+            if missing == Missing::Create
+                && mailbox.kind == MailboxKind::Maildir
                 && let Err(e) = Maildir::new(&mailbox.path).ensure()
             {
                 tracing::warn!(path = %mailbox.path, error = %e, "cannot create the Maildir");
@@ -196,7 +217,16 @@ impl App {
             let cancel = cancel.clone();
             async move { worker.run(cancel).await }
         });
+        tracker.spawn({
+            let cancel = cancel.clone();
+            async move {
+                cancel.cancelled().await;
+                crate::systemd::notify("STOPPING=1");
+            }
+        });
         tracker.close();
+        // Listeners bound, workers started: a `Type=notify` unit is up.
+        crate::systemd::notify("READY=1");
         tracker.wait().await;
         tracing::info!("stopped");
         Ok(())

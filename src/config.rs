@@ -584,14 +584,21 @@ impl Default for AdminSettings {
 
 const ENV_PREFIX: &str = "TICKETGATE__";
 
+/// Where the Debian package puts the configuration.
+pub const INSTALLED_CONFIG: &str = "/etc/ticketgate/ticketgate.toml";
+
 impl Settings {
     /// Loads `path` if it exists (a missing default file means built-in defaults),
-    /// then applies the environment.
+    /// then applies the environment. Without `path`: `config/ticketgate.toml`
+    /// (a checkout), else `/etc/ticketgate/ticketgate.toml` (the Debian
+    /// package), so `ticketgate check` on a server reads the service's file.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let default_path = Path::new("config/ticketgate.toml");
+        let local = Path::new("config/ticketgate.toml");
+        let installed = Path::new(INSTALLED_CONFIG);
         let (path, required) = match path {
             Some(p) => (p, true),
-            None => (default_path, false),
+            None if !local.exists() && installed.exists() => (installed, true),
+            None => (local, false),
         };
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,

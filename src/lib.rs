@@ -16,10 +16,13 @@
 //! | [`store`] | the only SQL: the `Store` and `Tx` traits, SQLite and PostgreSQL |
 //! | [`outbox`], [`render`], [`mailer`] | queued notifications rendered from templates and sent |
 //! | [`manage`] | administration: organizations, users, invitations, API tokens |
-//! | [`app`], [`cli`], [`config`], [`health`], [`metrics`] | wiring, the command line, settings, source health, Prometheus metrics |
+//! | [`app`], [`cli`], [`config`], [`health`], [`metrics`] | wiring, the command line, settings, source and store health, Prometheus metrics |
+//! | [`systemd`] | readiness and stopping told to systemd (`Type=notify`) |
+//! | [`check`] | `ticketgate check`: the configuration tried against what it names, changing nothing |
 #![forbid(unsafe_code)]
 pub mod api;
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod domain;
@@ -32,5 +35,6 @@ pub mod outbox;
 pub mod render;
 pub mod source;
 pub mod store;
+pub mod systemd;
 pub mod tickets;
 pub mod web;

@@ -119,6 +119,17 @@ impl SmtpMailer {
     }
 }
 
+impl SmtpMailer {
+    /// Connects, says EHLO, upgrades to TLS and authenticates as configured,
+    /// then leaves: the pre-flight check of `ticketgate check`. The error is
+    /// the server's answer or the connection's trouble, in words.
+    pub async fn probe(&self) -> Result<(), String> {
+        self.client.probe().await.map_err(|f| match f {
+            Failure::Permanent(e) | Failure::Transient(e) => e,
+        })
+    }
+}
+
 /// The public roots plus `ca_file`, e.g. a private relay's CA.
 fn tls_connector(settings: &SmtpSettings) -> Result<TlsConnector, SmtpSetupError> {
     let err = |e: &dyn std::fmt::Display| SmtpSetupError(e.to_string());

@@ -245,7 +245,7 @@ pub async fn add_user(
 }
 
 /// Queues `user`'s invitation in `tx`; with the portal on, it carries their
-/// first sign-in link.
+/// first sign-in link, minted when the mail is sent (`template::MailedLink`).
 async fn queue_invite(
     tx: &mut dyn Tx,
     tickets: &Service,
@@ -255,15 +255,10 @@ async fn queue_invite(
 ) -> Result<(), StoreError> {
     let (link, link_days) = match &tickets.sender().portal {
         Some(portal) => {
-            let link = portal_link(
-                tx,
-                &portal.base_url,
-                user.id,
-                LinkPurpose::Invite,
-                portal.invite_ttl,
-                now,
-            )
-            .await?;
+            let link = template::MailedLink {
+                base_url: portal.base_url.clone(),
+                ttl_secs: portal.invite_ttl.as_secs(),
+            };
             (Some(link), portal.invite_ttl.as_secs().div_ceil(86400))
         }
         None => (None, 0),
@@ -318,7 +313,8 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// A one-time portal link for `user` (`<base_url>/login/<token>`), valid
-/// for `ttl`; only the token's hash is stored, in `tx`.
+/// for `ttl`; only the token's hash is stored, in `tx`. For a link shown at
+/// once (`user link`); a mailed one is minted by the outbox as it sends.
 pub async fn portal_link(
     tx: &mut dyn Tx,
     base_url: &str,

@@ -14,6 +14,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::domain::outcome::Outcome;
+use crate::health::StoreState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -46,6 +47,12 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     outbox: Family<StatusLabels, Gauge>,
     mailboxes: Family<MailboxLabels, Gauge>,
+    store: Family<StoreLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    state: String,
 }
 
 impl Default for Metrics {
@@ -90,8 +97,15 @@ impl Metrics {
             "1 for the state each mailbox poller is in",
             mailboxes.clone(),
         );
+        let store = Family::<StoreLabels, Gauge>::default();
+        registry.register(
+            "store_state",
+            "1 for what recording mail into the store last met (ok, disk_full, failing)",
+            store.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
+            store,
             messages,
             ingest_seconds,
             http_requests,
@@ -148,6 +162,17 @@ impl Metrics {
         }
     }
 
+    /// The store's state: its current state reads 1, the others 0.
+    pub fn set_store(&self, state: StoreState) {
+        for s in StoreState::ALL {
+            self.store
+                .get_or_create(&StoreLabels {
+                    state: s.as_str().to_string(),
+                })
+                .set(i64::from(s == state));
+        }
+    }
+
     /// The text exposition format (OpenMetrics-compatible, which Prometheus reads).
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -171,6 +196,7 @@ mod tests {
         m.record_http("GET", "/api/tickets/{id}", 200);
         m.set_outbox(&[("queued", 4)]);
         m.set_mailbox("inbox", "idle", &["connected", "idle"]);
+        m.set_store(StoreState::DiskFull);
         let text = m.encode();
         assert!(
             text.contains(r#"ticketgate_messages_total{outcome="ticket_created"} 2"#),
@@ -187,5 +213,7 @@ mod tests {
         assert!(text.contains(r#"ticketgate_outbox_messages{status="dead"} 0"#));
         assert!(text.contains(r#"ticketgate_mailbox_state{mailbox="inbox",state="idle"} 1"#));
         assert!(text.contains(r#"ticketgate_mailbox_state{mailbox="inbox",state="connected"} 0"#));
+        assert!(text.contains(r#"ticketgate_store_state{state="disk_full"} 1"#));
+        assert!(text.contains(r#"ticketgate_store_state{state="ok"} 0"#));
     }
 }

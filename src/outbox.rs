@@ -2,29 +2,37 @@
 //! across delivery), renders them, hands them to the mailer, and records the
 //! result. Transient failures retry with exponential backoff; after
 //! `max_attempts` a row is dead-lettered; permanent failures (5xx) die at once
-//! and mark the recipient as bouncing so they are not mailed again.
+//! and mark the recipient as bouncing so they are not mailed again. Each
+//! result is committed before its sending slot goes on, so a crash resends
+//! at most the messages in flight; one-time portal links are minted here, as
+//! their mail is sent, so the database never holds a usable one.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::ids::{CommentId, EmailAddress};
 use crate::domain::locale::Locale;
 use crate::domain::reply::MARKER;
+use crate::domain::template::Template;
 use crate::domain::ticket::Status;
 use crate::domain::token;
-use crate::mailer::{Mailer, Outgoing};
+use crate::mailer::{MailError, Mailer, Outgoing};
+use crate::manage::{new_token, token_hash};
 use crate::render::Renderer;
-use crate::store::{Attempt, AttemptResult, OutboxRow, Store, StoredFile};
+use crate::store::{Attempt, AttemptResult, LinkPurpose, NewWebLink, OutboxRow, Store, StoredFile};
 
 /// What composing a notification needs from config.
 #[derive(Debug, Clone)]
@@ -77,6 +85,14 @@ impl OutboxPolicy {
 /// The staff alert about quarantined mail: its list is read when it is sent.
 pub const QUARANTINE_ALERT: &str = crate::domain::template::Template::QuarantineAlert.as_str();
 
+/// A delivery's result on its way to `record_groups`, with whom to tell
+/// once it is committed.
+type Pending = (Attempt, oneshot::Sender<Result<(), String>>);
+
+/// How long messages already handed to the relay may take to finish once
+/// the worker is told to stop (SIGTERM): a few seconds, not the backlog.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// At most this many quarantined messages are listed in one alert.
 const ALERT_LIST_MAX: usize = 50;
 
@@ -117,9 +133,24 @@ impl OutboxWorker {
 
     /// Sends everything due now, batch by batch, then returns.
     pub async fn flush(&self) -> anyhow::Result<FlushStats> {
+        self.flush_until(&CancellationToken::new()).await
+    }
+
+    /// Sends what is due, batch by batch, until nothing is left or `stop`
+    /// fires. Each message's result is committed as soon as the relay has
+    /// answered, before its sending slot takes the next row (the results of
+    /// all slots commit together, `record_groups`): a crash resends at most
+    /// the messages in flight (`[outbox] concurrency`), never a batch. Once
+    /// `stop` fires no new message is started; those in flight get
+    /// `STOP_GRACE` to finish, and the claimed rows not started go back to
+    /// the queue at once (not after their lease), for the next start.
+    pub async fn flush_until(&self, stop: &CancellationToken) -> anyhow::Result<FlushStats> {
         let mut stats = FlushStats::default();
         let batch = (self.policy.concurrency * 8).max(32) as i64;
         loop {
+            if stop.is_cancelled() {
+                return Ok(stats);
+            }
             let mut rows = self
                 .store
                 .claim_outbox(OffsetDateTime::now_utc(), self.policy.lease, batch)
@@ -141,23 +172,127 @@ impl OutboxWorker {
                     }));
                 }
             }
-            let attempts: Vec<Attempt> = futures_util::stream::iter(rows)
-                .map(|row| {
-                    let comment = row.comment_id.and_then(|c| comments.get(&c).cloned());
-                    self.deliver(row, comment)
-                })
-                .buffer_unordered(self.policy.concurrency)
-                .collect()
-                .await;
-            self.store
-                .record_attempts(&attempts, OffsetDateTime::now_utc())
-                .await?;
-            for attempt in &attempts {
-                match attempt.result {
-                    AttemptResult::Sent => stats.sent += 1,
-                    AttemptResult::Retry { .. } => stats.failed += 1,
-                    AttemptResult::Dead { .. } => stats.dead += 1,
+            let (records, pending) = mpsc::channel(self.policy.concurrency);
+            let ((), (unstarted, failure)) = tokio::join!(
+                self.record_groups(pending),
+                self.send_batch(rows, &comments, stop, records, &mut stats),
+            );
+            if !unstarted.is_empty() {
+                self.store.release_outbox(&unstarted).await?;
+                tracing::info!(
+                    released = unstarted.len(),
+                    "outbox stopped; the rest stays queued"
+                );
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Sends a claimed batch over `[outbox] concurrency` slots; returns the
+    /// rows it never started and the first failure to record a result.
+    async fn send_batch(
+        &self,
+        rows: Vec<OutboxRow>,
+        comments: &HashMap<CommentId, Arc<Comment>>,
+        stop: &CancellationToken,
+        records: mpsc::Sender<Pending>,
+        stats: &mut FlushStats,
+    ) -> (Vec<i64>, Option<anyhow::Error>) {
+        let mut waiting = rows.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        let mut failure = None;
+        let mut grace_ends = None;
+        loop {
+            while in_flight.len() < self.policy.concurrency
+                && !stop.is_cancelled()
+                && failure.is_none()
+            {
+                let Some(row) = waiting.next() else {
+                    break;
+                };
+                let comment = row.comment_id.and_then(|c| comments.get(&c).cloned());
+                in_flight.push(self.deliver_and_record(row, comment, records.clone()));
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            if stop.is_cancelled() && grace_ends.is_none() {
+                grace_ends = Some(tokio::time::Instant::now() + STOP_GRACE);
+            }
+            let grace = async {
+                match grace_ends {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
+            };
+            tokio::select! {
+                done = in_flight.next() => match done {
+                    Some(Ok(result)) => match result {
+                        AttemptResult::Sent => stats.sent += 1,
+                        AttemptResult::Retry { .. } => stats.failed += 1,
+                        AttemptResult::Dead { .. } => stats.dead += 1,
+                    },
+                    Some(Err(e)) => {
+                        failure.get_or_insert(e);
+                    }
+                    None => break,
+                },
+                _ = stop.cancelled(), if grace_ends.is_none() => {}
+                _ = grace => {
+                    // Their rows stay `sending` until the lease runs out,
+                    // then are sent again: the relay may have taken them.
+                    tracing::warn!(in_flight = in_flight.len(), "stopping: notifications still being sent were abandoned");
+                    break;
+                }
+            }
+        }
+        (waiting.map(|r| r.id).collect(), failure)
+    }
+
+    /// Sends one row, then waits until its result is committed before its
+    /// slot may take another: so at most one accepted message per slot is
+    /// ever unrecorded.
+    async fn deliver_and_record(
+        &self,
+        row: OutboxRow,
+        comment: Option<Arc<Comment>>,
+        records: mpsc::Sender<Pending>,
+    ) -> anyhow::Result<AttemptResult> {
+        let attempt = self.deliver(row, comment).await;
+        let (id, result) = (attempt.id, attempt.result.clone());
+        let (ack, committed) = oneshot::channel();
+        records
+            .send((attempt, ack))
+            .await
+            .map_err(|_| anyhow::anyhow!("the outbox recorder stopped"))?;
+        committed
+            .await
+            .map_err(|_| anyhow::anyhow!("the outbox recorder stopped"))?
+            .map_err(|e| anyhow::anyhow!("recording how outbox row {id} fared: {e}"))?;
+        Ok(result)
+    }
+
+    /// Commits the results that slots hand in, together: whatever arrived
+    /// while the previous commit ran goes in the next one (group commit),
+    /// so a fan-out costs one disk sync per few messages instead of one per
+    /// message, and no slot waits longer than about two commits.
+    async fn record_groups(&self, mut pending: mpsc::Receiver<Pending>) {
+        let mut group = Vec::new();
+        while pending
+            .recv_many(&mut group, self.policy.concurrency.max(1))
+            .await
+            > 0
+        {
+            let attempts: Vec<Attempt> = group.iter().map(|(a, _)| a.clone()).collect();
+            let done = self
+                .store
+                .record_attempts(&attempts, OffsetDateTime::now_utc())
+                .await
+                .map_err(|e| e.to_string());
+            for (_, ack) in group.drain(..) {
+                let _ = ack.send(done.clone());
             }
         }
     }
@@ -213,7 +348,7 @@ impl OutboxWorker {
     /// Runs until cancelled; a store outage is logged and retried, never fatal.
     pub async fn run(&self, cancel: CancellationToken) {
         loop {
-            if let Err(e) = self.flush().await {
+            if let Err(e) = self.flush_until(&cancel).await {
                 tracing::warn!(error = %format!("{e:#}"), "outbox flush failed; will retry");
             }
             tokio::select! {
@@ -223,29 +358,93 @@ impl OutboxWorker {
         }
     }
 
+    /// Mints the one-time portal link a sign-in or invitation mail carries,
+    /// now that it is being sent: a fresh token, of which the store keeps
+    /// only the hash (replacing the one an earlier, failed attempt minted),
+    /// and the URL goes into `row`'s context for rendering alone. So no usable
+    /// token rests in the database, neither before nor after sending; the
+    /// delivered mail is the only copy. Rows queued with a finished URL (by
+    /// an older version) are sent as they are.
+    async fn mint_link(&self, row: &mut OutboxRow) -> anyhow::Result<()> {
+        let purpose = match row.template.as_str() {
+            t if t == Template::SignIn.as_str() => LinkPurpose::SignIn,
+            t if t == Template::Invite.as_str() => LinkPurpose::Invite,
+            _ => return Ok(()),
+        };
+        let Some(link) = row
+            .context
+            .pointer("/event/link")
+            .and_then(Value::as_object)
+        else {
+            return Ok(());
+        };
+        let base_url = link
+            .get("base_url")
+            .and_then(Value::as_str)
+            .context("link without base_url")?
+            .to_string();
+        let ttl = Duration::from_secs(link.get("ttl_secs").and_then(Value::as_u64).unwrap_or(0));
+        let previous = link.get("hash").and_then(Value::as_str).map(str::to_string);
+        let user = row.to_user_id.context("a portal link for no user")?;
+        let token = new_token().map_err(|e| anyhow::anyhow!("drawing a token: {e}"))?;
+        let hash = token_hash(&token);
+        let mut stored = row.context.clone();
+        if let Some(link) = stored
+            .pointer_mut("/event/link")
+            .and_then(Value::as_object_mut)
+        {
+            link.insert("hash".into(), hash.clone().into());
+        }
+        let now = OffsetDateTime::now_utc();
+        let link = NewWebLink {
+            token_hash: hash,
+            user,
+            purpose,
+            now,
+            expires: now + ttl,
+        };
+        self.store
+            .mint_web_link(row.id, previous.as_deref(), &link, &stored)
+            .await
+            .context("storing the link's hash")?;
+        if let Some(event) = row.context.get_mut("event").and_then(Value::as_object_mut) {
+            event.insert("link".into(), format!("{base_url}/login/{token}").into());
+        }
+        Ok(())
+    }
+
     /// One delivery attempt. A crash after the server accepted the message and
-    /// before its batch is recorded sends it again, with the same Message-ID.
-    async fn deliver(&self, row: OutboxRow, comment: Option<Arc<Comment>>) -> Attempt {
-        let bytes = match self.compose(&row, comment.as_deref()) {
-            Ok(bytes) => bytes,
-            // A template that does not render will not render on retry either;
-            // it says nothing about the recipient's address.
-            Err(e) => {
-                tracing::error!(id = row.id, template = %row.template, error = %format!("{e:#}"), "notification cannot be composed");
-                let result = AttemptResult::Dead {
-                    error: format!("{e:#}"),
-                    bouncing: None,
-                };
-                return Attempt { id: row.id, result };
-            }
+    /// before its result is committed sends it again, with the same Message-ID.
+    async fn deliver(&self, mut row: OutboxRow, comment: Option<Arc<Comment>>) -> Attempt {
+        let sent = match self.mint_link(&mut row).await {
+            // A store that cannot take the link's hash now may later: retried
+            // like a relay that is down.
+            Err(e) => Err(MailError::Transient(format!(
+                "minting its sign-in link: {e:#}"
+            ))),
+            Ok(()) => match self.compose(&row, comment.as_deref()) {
+                Ok(bytes) => {
+                    let outgoing = Outgoing {
+                        id: row.id,
+                        from: self.policy.support.as_str(),
+                        to: &row.to,
+                        bytes: &bytes,
+                    };
+                    self.mailer.send(outgoing).await
+                }
+                // A template that does not render will not render on retry
+                // either; it says nothing about the recipient's address.
+                Err(e) => {
+                    tracing::error!(id = row.id, template = %row.template, error = %format!("{e:#}"), "notification cannot be composed");
+                    let result = AttemptResult::Dead {
+                        error: format!("{e:#}"),
+                        bouncing: None,
+                    };
+                    return Attempt { id: row.id, result };
+                }
+            },
         };
-        let outgoing = Outgoing {
-            id: row.id,
-            from: self.policy.support.as_str(),
-            to: &row.to,
-            bytes: &bytes,
-        };
-        let result = match self.mailer.send(outgoing).await {
+        let result = match sent {
             Ok(()) => AttemptResult::Sent,
             Err(e) if e.is_transient() && (row.attempts as u32) < self.policy.max_attempts => {
                 let exponent = row.attempts.clamp(1, 16) as u32 - 1;

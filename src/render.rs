@@ -58,6 +58,27 @@ macro_rules! built_in_subjects {
 
 const BODIES: &[(&str, &str)] = with_templates!(built_in_bodies);
 
+/// Parts templates include (`{% include "_footer.txt" %}`), written once per
+/// language: the footer that says who sent a mail and why its reader gets it
+/// (every template), and what a team notice's reader may do by replying
+/// (`_team`). An operator may override these like any other file.
+const PARTIALS: &[(&str, &str)] = &[
+    ("_footer.txt", include_str!("../templates/_footer.txt")),
+    ("_footer.html", include_str!("../templates/_footer.html")),
+    (
+        "ja/_footer.txt",
+        include_str!("../templates/ja/_footer.txt"),
+    ),
+    (
+        "ja/_footer.html",
+        include_str!("../templates/ja/_footer.html"),
+    ),
+    ("_team.txt", include_str!("../templates/_team.txt")),
+    ("_team.html", include_str!("../templates/_team.html")),
+    ("ja/_team.txt", include_str!("../templates/ja/_team.txt")),
+    ("ja/_team.html", include_str!("../templates/ja/_team.html")),
+];
+
 /// Parts of a template that another automatic answer can carry as a section
 /// (several `reply_template` answers to one message are one mail).
 const SECTIONS: &[(&str, &str)] = built_in!("environment_upgrade.section");
@@ -70,6 +91,7 @@ fn built_in_template(name: &str) -> Option<&'static str> {
         .iter()
         .chain(SUBJECTS.iter().flatten().flatten())
         .chain(SECTIONS.iter())
+        .chain(PARTIALS.iter())
         .find(|(n, _)| *n == name)
         .map(|(_, t)| *t)
 }
@@ -155,6 +177,17 @@ impl Renderer {
             Ok(built_in_template(name).map(str::to_string))
         });
         Self { env }
+    }
+
+    /// A missing value renders as nothing, also when a field of it is read
+    /// (`ticket.id` without a ticket): for checking templates without data.
+    pub fn lenient(mut self) -> Self {
+        self.env
+            .set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        self.env.add_filter("text_to_html", |text: Option<&str>| {
+            text_to_html(text.unwrap_or_default())
+        });
+        self
     }
 
     /// Renders `file` (e.g. `ack.txt`) in `locale`, falling back to the default language.
@@ -459,6 +492,56 @@ mod tests {
                         !subject.is_empty() && !subject.contains('\n'),
                         "{locale}/{event}.subject.txt"
                     );
+                }
+            }
+        }
+    }
+
+    /// The footer is written once per language (`_footer.*`) and every
+    /// template shows it: a reader always learns why they got a mail.
+    #[test]
+    fn every_template_ends_with_the_footer_of_its_language() {
+        let r = Renderer::new(None);
+        for (locale, why) in [
+            (
+                "en",
+                "You receive this email because you follow this ticket.",
+            ),
+            (
+                "ja",
+                "このメールは、このお問い合わせをフォローされている方にお送りしています。",
+            ),
+        ] {
+            for template in Template::ALL {
+                let event = template.as_str();
+                let mut context = sample(event, true);
+                context["recipient"]["reason"] = "follow".into();
+                let out = r
+                    .notification(event, locale, &context, template.has_own_subject())
+                    .unwrap();
+                assert!(
+                    out.text.contains("\n-- \nExample Support\n"),
+                    "{locale}/{event}.txt has no footer:\n{}",
+                    out.text
+                );
+                assert!(
+                    out.html.contains("border-top:1px solid #e1e4e8")
+                        && out.html.contains("Example Support<br>"),
+                    "{locale}/{event}.html has no footer:\n{}",
+                    out.html
+                );
+                // Mail about an account or a removal says so instead.
+                if !matches!(
+                    event,
+                    "follower_removed"
+                        | "command_failed"
+                        | "help_answer"
+                        | "invite"
+                        | "list_answer"
+                        | "refused"
+                ) {
+                    assert!(out.text.contains(why), "{locale}/{event}.txt");
+                    assert!(out.html.contains(why), "{locale}/{event}.html");
                 }
             }
         }

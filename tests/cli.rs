@@ -769,6 +769,7 @@ fn status_and_outcome_flags_list_their_values_and_take_labels() {
         "{err}"
     );
     // The label people see is accepted too.
+    ok(dir.path(), &["migrate"]);
     ok(dir.path(), &["ticket", "list", "--status", "In Progress"]);
     let bad = run(dir.path(), &["messages", "list", "--outcome", "spam"], None);
     assert!(
@@ -1122,4 +1123,354 @@ fn a_reader_that_stops_early_ends_a_command_quietly() {
     );
     let shown = ok(dir.path(), &["ticket", "show", "1"]);
     assert!(shown.contains("added comment 2"), "{shown}");
+}
+
+#[test]
+fn a_mistyped_database_path_is_named_and_nothing_is_created_by_commands_that_read() {
+    let dir = workdir();
+    let config = dir.path().join("config/ticketgate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[database]\nurl = \"sqlite://var/typo/ticketgate.db\"\n");
+    std::fs::write(&config, text).unwrap();
+    for args in [
+        &["ticket", "list"][..],
+        &["ticket", "show", "1"],
+        &["messages", "list"],
+        &["outbox", "list"],
+        &["user", "list"],
+        &["org", "list"],
+        &["token", "list"],
+    ] {
+        let out = run(dir.path(), args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{args:?} succeeded on a missing database"
+        );
+        assert!(
+            stderr.contains("var/typo/ticketgate.db"),
+            "{args:?} does not name the path: {stderr}"
+        );
+        assert!(
+            !dir.path().join("var/typo").exists(),
+            "{args:?} created the database's folder"
+        );
+        assert!(
+            !dir.path().join("var/maildir").exists(),
+            "{args:?} created the Maildir"
+        );
+    }
+    // A command that writes makes it, and says so.
+    let out = run(dir.path(), &["org", "add", "Customer Site A"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("var/typo/ticketgate.db").is_file());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("creating a new database"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = ok(dir.path(), &["org", "list"]);
+    assert!(listed.contains("customer-site-a"), "{listed}");
+}
+
+/// `check` with `extra` appended to the shipped-like config of `workdir`.
+fn check_with(dir: &Path, extra: &str) -> (bool, String) {
+    let config = dir.join("config/ticketgate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(extra);
+    std::fs::write(&config, text).unwrap();
+    let out = run(dir, &["check"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "check exited {:?}: {stdout}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), stdout)
+}
+
+#[test]
+fn check_passes_on_the_shipped_default_and_creates_nothing() {
+    let dir = workdir();
+    let (ok, out) = check_with(dir.path(), "");
+    assert!(ok, "{out}");
+    for what in ["database", "mailbox inbox", "outbox", "templates", "rules"] {
+        assert!(
+            out.contains(&format!("  {what}: ")),
+            "no {what} line:\n{out}"
+        );
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(!dir.path().join("var").exists(), "check created var/");
+    // Once the database exists, it is read, not noted.
+    ok_quiet(dir.path(), &["migrate"]);
+    let (ok, out) = check_with(dir.path(), "");
+    assert!(
+        ok && out.contains("ok    database: reachable, schema up to date"),
+        "{out}"
+    );
+}
+
+fn ok_quiet(dir: &Path, args: &[&str]) {
+    let out = run(dir, args, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_names_a_template_that_does_not_parse_and_a_rule_naming_a_missing_one() {
+    let dir = workdir();
+    std::fs::create_dir_all(dir.path().join("templates/ja")).unwrap();
+    std::fs::write(
+        dir.path().join("templates/ja/comment_added.txt"),
+        "{{ marker }}\n{% if ticket %}unclosed\n",
+    )
+    .unwrap();
+    let (ok, out) = check_with(dir.path(), "");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  templates: ") && out.contains("ja/comment_added.txt"),
+        "{out}"
+    );
+    assert!(out.contains("fix: "), "{out}");
+
+    let dir = workdir();
+    std::fs::write(
+        dir.path().join("config/rules.toml"),
+        "[[rule]]\nname = \"answer\"\non = \"ticket_created\"\nthen = { reply_template = \"enviroment_upgrade\" }\n",
+    )
+    .unwrap();
+    let (ok, out) = check_with(dir.path(), "[rules]\nfile = \"config/rules.toml\"\n");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  rules: ") && out.contains("enviroment_upgrade"),
+        "{out}"
+    );
+    assert!(out.contains("ok    templates"), "{out}");
+}
+
+#[test]
+fn check_fails_on_an_unreachable_relay_and_passes_on_the_real_one() {
+    let stack = common::mailstack::mailstack();
+    // A port nobody listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = workdir();
+    let (ok, out) = check_with(
+        dir.path(),
+        &format!(
+            "[smtp]\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {closed}\ntls = \"none\"\n"
+        ),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("FAIL  smtp: 127.0.0.1:{closed}")),
+        "{out}"
+    );
+    assert!(out.contains("fix: check [smtp] host"), "{out}");
+
+    let dir = workdir();
+    let (ok, out) = check_with(
+        dir.path(),
+        &format!(
+            "[smtp]\nkind = \"smtp\"\nhost = \"{}\"\nport = {}\ntls = \"none\"\n",
+            stack.host, stack.smtp_port
+        ),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("ok    smtp: ") && out.contains("answered EHLO"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_tells_a_wrong_imap_password_from_a_missing_folder() {
+    let stack = common::mailstack::mailstack();
+    let inbox = format!("check-{}@example.test", common::mailstack::unique());
+    stack.add_users(&[&inbox]);
+    let mailbox = |password: &str, folder: &str| {
+        format!(
+            "[[mailbox]]\nname = \"support\"\nkind = \"imap\"\nhost = \"{}\"\nport = {}\ntls = \"tls\"\n\
+             ca_file = \"{}\"\nusername = \"{inbox}\"\npassword = \"{password}\"\nfolder = \"{folder}\"\n",
+            stack.host, stack.imaps_port, stack.ca
+        )
+    };
+    let dir = workdir();
+    let (ok, out) = check_with(dir.path(), &mailbox("not-the-password", "INBOX"));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "FAIL  mailbox support: login refused for {inbox}: [AUTHENTICATIONFAILED]"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: check `username` and `password`"),
+        "{out}"
+    );
+
+    let dir = workdir();
+    let (ok, out) = check_with(dir.path(), &mailbox(&stack.password, "Nowhere"));
+    assert!(!ok, "{out}");
+    assert!(out.contains("\"Nowhere\" does not exist"), "{out}");
+
+    let dir = workdir();
+    let (ok, out) = check_with(dir.path(), &mailbox(&stack.password, "INBOX"));
+    assert!(ok, "{out}");
+    // A new mailbox has no Processed or Rejected folder yet: serve makes them.
+    assert!(
+        out.contains("note  mailbox support: logged in")
+            && out.contains("will create Processed and Rejected"),
+        "{out}"
+    );
+}
+
+fn cur_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("var/maildir/cur"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_backup_taken_while_serve_ingests_restores_every_ticket_of_its_moment() {
+    const MESSAGES: usize = 1000;
+    let dir = workdir();
+    seed(dir.path());
+    let base = String::from_utf8(fixture("_base/01_alice_opens_ticket.eml")).unwrap();
+    for i in 0..MESSAGES {
+        let name = format!("17000{i:05}.M{i}.host");
+        let mail = base
+            .replace(
+                "<base-1@customer.test>",
+                &format!("<backup-{i}@customer.test>"),
+            )
+            .replace(
+                "Subject: Login page",
+                &format!("Subject: Case {i}: login page"),
+            );
+        std::fs::write(dir.path().join("var/maildir/tmp").join(&name), mail).unwrap();
+        std::fs::rename(
+            dir.path().join("var/maildir/tmp").join(&name),
+            dir.path().join("var/maildir/new").join(&name),
+        )
+        .unwrap();
+    }
+    let mut serve = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("ingest to be under way", Duration::from_secs(60), || {
+        cur_count(dir.path()) >= 50
+    });
+    let backup = dir.path().join("backup.db");
+    let out = ok(dir.path(), &["backup", backup.to_str().unwrap()]);
+    assert!(out.contains("backed up into"), "{out}");
+    let taken_at = cur_count(dir.path());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "a backup holds everyone's mail");
+    // A second backup never overwrites the first.
+    let again = run(dir.path(), &["backup", backup.to_str().unwrap()], None);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("backup.db"));
+    wait_for(
+        "every message to be taken",
+        Duration::from_secs(300),
+        || cur_count(dir.path()) == MESSAGES,
+    );
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+
+    // Restore: the backup file becomes the database of a fresh install.
+    let restored = workdir();
+    std::fs::create_dir_all(restored.path().join("var")).unwrap();
+    std::fs::copy(&backup, restored.path().join("var/ticketgate.db")).unwrap();
+    let tickets: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(restored.path(), &["ticket", "list", "--json"])).unwrap();
+    let log: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(restored.path(), &["messages", "list", "--json"])).unwrap();
+    let mut created: Vec<i64> = log
+        .iter()
+        .filter(|r| r["outcome"] == "ticket_created")
+        .map(|r| r["ticket"].as_i64().unwrap())
+        .collect();
+    created.sort();
+    let ids: Vec<i64> = tickets.iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    assert_eq!(
+        created, ids,
+        "the log and the tickets of the backup disagree"
+    );
+    assert_eq!(
+        log.len(),
+        ids.len(),
+        "every delivery of the backup opened a ticket"
+    );
+    assert!(
+        ids.len() >= 50 && ids.len() < MESSAGES,
+        "the backup holds {} tickets: not taken mid-ingest ({taken_at} taken when it ended)",
+        ids.len()
+    );
+    let users = ok(restored.path(), &["user", "list"]);
+    assert!(users.contains("alice@customer.test"), "{users}");
+    // The original went on to take everything.
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(dir.path(), &["ticket", "list", "--json"])).unwrap();
+    assert_eq!(all.len(), MESSAGES);
+}
+
+/// `Type=notify`: systemd hears READY=1 once serve listens, STOPPING=1 at SIGTERM.
+#[test]
+fn serve_tells_systemd_when_it_is_ready_and_when_it_stops() {
+    let dir = workdir();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = socket.recv(&mut buf).expect("READY=1 within 30 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means listening: the Maildir poller and the portal are up.
+    assert!(dir.path().join("var/maildir/new").is_dir());
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let n = socket.recv(&mut buf).expect("STOPPING=1 after SIGTERM");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

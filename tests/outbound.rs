@@ -750,3 +750,498 @@ async fn a_refusal_to_an_unknown_sender_echoes_none_of_their_text() {
     assert!(!shown.contains("Cheap Pills"), "{shown}");
     assert!(shown.contains("not registered"), "{shown}");
 }
+
+/// Every string in `text` shaped like one of our tokens: `tg_` and what
+/// follows it, and any run of 64 hex digits (a token kept without its
+/// prefix) with the prefix put back.
+fn token_like(text: &str, found: &mut std::collections::BTreeSet<String>) {
+    let bytes = text.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"tg_") {
+            let end = (i + 3..bytes.len())
+                .find(|&j| !word(bytes[j]))
+                .unwrap_or(bytes.len());
+            found.insert(text[i..end].to_string());
+            i = end;
+        } else if bytes[i].is_ascii_hexdigit() && (i == 0 || !word(bytes[i - 1])) {
+            let end = (i..bytes.len())
+                .find(|&j| !word(bytes[j]))
+                .unwrap_or(bytes.len());
+            if end - i == 64 && bytes[i..end].iter().all(u8::is_ascii_hexdigit) {
+                found.insert(format!("tg_{}", &text[i..end]));
+            }
+            i = end.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// Everything the database holds, as text: SQLite's files byte for byte
+/// (free pages and the WAL included), PostgreSQL's tables row by row.
+async fn database_text(app: &TestApp) -> String {
+    let url = app.app.settings.database.url.clone();
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let mut text = String::new();
+        for suffix in ["", "-wal", "-journal"] {
+            if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+                text.push_str(&String::from_utf8_lossy(&bytes));
+                text.push('\n');
+            }
+        }
+        return text;
+    }
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let tables: Vec<String> = sqlx::query(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert!(tables.iter().any(|t| t == "web_links"), "{tables:?}");
+    let mut text = String::new();
+    for table in tables {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(t AS text) FROM \"{table}\" t"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        for row in rows {
+            text.push_str(&row.get::<String, _>(0));
+            text.push('\n');
+        }
+    }
+    conn.close().await.ok();
+    text
+}
+
+/// The portal link in a delivered mail's text.
+fn portal_link_in(text: &str) -> Option<String> {
+    let at = text.find("/login/tg_")?;
+    let start = text[..at].rfind("http")?;
+    text.get(start..at + "/login/".len() + 67)
+        .map(str::to_string)
+}
+
+/// Invites a staff user and has them ask for a sign-in link, sends both
+/// mails, then tries every token-shaped string of the database as a link and
+/// as a session cookie: none may sign in, while both delivered links do.
+async fn no_usable_token_rests_in_the_database(t: TestApp) {
+    use common::http::send;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = ticketgate::web::WebState::new(
+        t.app.ingestor.clone(),
+        &t.app.settings.web,
+        t.app.settings.intake.max_message_size.0,
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(ticketgate::web::serve(listener, state, cancel.clone()));
+    let _stop = cancel.drop_guard();
+
+    let email = "erin@example.test";
+    ticketgate::manage::register_user(
+        t.app.ingestor.tickets(),
+        &ticketgate::manage::UserRequest {
+            email,
+            name: "Erin Staff",
+            org: None,
+            role: "staff",
+            locale: "en",
+            invite: true,
+        },
+    )
+    .await
+    .unwrap();
+    let form = format!("email={}", email.replace('@', "%40"));
+    let headers = [("Content-Type", "application/x-www-form-urlencoded")];
+    let asked = send(addr, "POST", "/login", &headers, Some(form.as_bytes())).await;
+    assert_eq!(asked.status, 200, "{}", asked.text());
+
+    let links: Vec<String> = t
+        .mails()
+        .await
+        .iter()
+        .filter(|m| m.to == email)
+        .filter_map(|m| portal_link_in(&m.text))
+        .collect();
+    assert_eq!(
+        links.len(),
+        2,
+        "an invitation and a sign-in link: {links:?}"
+    );
+    let outbox = t.outbox().await;
+    assert!(
+        outbox
+            .iter()
+            .filter(|r| r.to == email)
+            .all(|r| r.status == OutboxStatus::Sent),
+        "{outbox:?}"
+    );
+
+    let mut found = std::collections::BTreeSet::new();
+    token_like(&database_text(&t).await, &mut found);
+    let mut signed_in = Vec::new();
+    for token in &found {
+        let path = format!("/login/{token}");
+        if send(addr, "POST", &path, &[], None).await.status == 303 {
+            signed_in.push(format!("link {token}"));
+        }
+        let cookie = format!("tg_session={token}");
+        let page = send(addr, "GET", "/tickets", &[("Cookie", &cookie)], None).await;
+        if page.status == 200 {
+            signed_in.push(format!("cookie {token}"));
+        }
+    }
+    assert!(
+        signed_in.is_empty(),
+        "strings read from the database signed in ({} token-shaped strings tried): {signed_in:?}",
+        found.len()
+    );
+
+    for link in &links {
+        let path = &link[link.find("/login/").unwrap()..];
+        let res = send(addr, "POST", path, &[], None).await;
+        assert_eq!(res.status, 303, "the delivered link {link} signs in");
+    }
+}
+
+#[tokio::test]
+async fn after_sending_no_sign_in_or_invitation_token_in_sqlite_signs_anyone_in() {
+    no_usable_token_rests_in_the_database(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn after_sending_no_sign_in_or_invitation_token_in_postgres_signs_anyone_in() {
+    no_usable_token_rests_in_the_database(TestApp::postgres().await).await;
+}
+
+/// A relay written for the test: accepts every message after `delay` (a
+/// slow relay, so a backlog takes a while) and records the Message-ID of
+/// each one it accepted, in order, duplicates included.
+struct SlowSink {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SlowSink {
+    async fn start(delay: Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(Self::session(stream, log.clone(), delay));
+            }
+        });
+        Self { port, accepted }
+    }
+
+    /// One SMTP session (RFC 5321 §4.1): no extensions, one reply a command.
+    async fn session(
+        stream: tokio::net::TcpStream,
+        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        delay: Duration,
+    ) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (read, mut write) = stream.into_split();
+        let mut read = BufReader::new(read);
+        let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+            let reply: &[u8] = match verb.as_str() {
+                "EHLO" | "HELO" => b"250 sink\r\n",
+                "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 ok\r\n",
+                "QUIT" => {
+                    let _ = write.write_all(b"221 bye\r\n").await;
+                    return;
+                }
+                "DATA" => {
+                    let _ = write.write_all(b"354 go on\r\n").await;
+                    let mut id = String::new();
+                    loop {
+                        line.clear();
+                        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == ".\r\n" {
+                            break;
+                        }
+                        if id.is_empty() && line.to_ascii_lowercase().starts_with("message-id:") {
+                            id = line[11..].trim().to_string();
+                        }
+                    }
+                    tokio::time::sleep(delay).await;
+                    log.lock().unwrap().push(id);
+                    b"250 accepted\r\n"
+                }
+                _ => b"502 no\r\n",
+            };
+            if write.write_all(reply).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn accepted(&self) -> Vec<String> {
+        self.accepted.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` messages were accepted.
+    async fn wait_for(&self, n: usize, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.accepted().len() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the relay accepted {} of {n} in time",
+                self.accepted().len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// How many times each Message-ID beyond its first was accepted, in all.
+fn duplicates(accepted: &[String]) -> usize {
+    let distinct: std::collections::HashSet<&String> = accepted.iter().collect();
+    accepted.len() - distinct.len()
+}
+
+/// Concurrency of the outbox in the crash tests.
+const SENDERS: usize = 4;
+
+/// A gateway whose outbox holds `tickets` new tickets' notifications (the
+/// acknowledgement, the team's notice, …), configured to send them to
+/// `sink`; `serve` runs as a real process on it.
+struct Backlog {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    total: usize,
+}
+
+impl Backlog {
+    async fn queue(sink: &SlowSink, tickets: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            r#"
+[database]
+url = "sqlite://{db}"
+[[mailbox]]
+name = "inbox"
+kind = "maildir"
+path = "{maildir}"
+poll_interval = "100ms"
+[smtp]
+kind = "smtp"
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+[support]
+name = "Example Support"
+address = "support@example.test"
+domain = "example.test"
+notify = "team@example.test"
+tag = "Support"
+reply_secret = "test-secret"
+[intake]
+auto_reply_limit = "1000/1h"
+[outbox]
+poll_interval = "100ms"
+concurrency = {SENDERS}
+lease = "2s"
+backoff = "1s"
+[admin]
+listen = ""
+[web]
+listen = ""
+[auth]
+trusted_authserv_id = "mx.example.test"
+[rules]
+file = "{rules}"
+"#,
+            db = dir.path().join("ticketgate.db").display(),
+            maildir = dir.path().join("maildir").display(),
+            port = sink.port,
+            rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/rules.toml")
+                .display(),
+        );
+        let config = dir.path().join("ticketgate.toml");
+        std::fs::write(&config, &text).unwrap();
+        let settings = ticketgate::config::Settings::from_sources(&text, "test", Vec::new())
+            .expect("settings are valid");
+        let app = ticketgate::app::App::open(settings).await.unwrap();
+        common::seed_world(app.store.as_ref()).await;
+        for n in 0..tickets {
+            let raw = format!(
+                "From: Alice <alice@customer.test>\r\nTo: support@example.test\r\n\
+                 Subject: Backlog {n}\r\nMessage-ID: <backlog-{n}@customer.test>\r\n\r\nNumber {n}.\r\n"
+            );
+            let report = app
+                .ingestor
+                .ingest(ticketgate::ingest::Delivery {
+                    raw: raw.as_bytes(),
+                    origin: "test",
+                    notify: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(report.outcome, Outcome::TicketCreated);
+        }
+        let total = app.store.list_outbox().await.unwrap().len();
+        assert!(total >= tickets * 2, "{total} notifications queued");
+        Self { dir, config, total }
+    }
+
+    fn serve(&self) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ticketgate"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .current_dir(self.dir.path())
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    async fn statuses(&self) -> Vec<OutboxStatus> {
+        let url = format!(
+            "sqlite://{}",
+            self.dir.path().join("ticketgate.db").display()
+        );
+        let store = ticketgate::app::open_store(&url).await.unwrap();
+        store
+            .list_outbox()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.status)
+            .collect()
+    }
+
+    /// Waits until every row is sent.
+    async fn wait_all_sent(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let statuses = self.statuses().await;
+            if statuses.iter().all(|s| *s == OutboxStatus::Sent) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not all sent: {statuses:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Sends SIGTERM and waits for the process to exit; how long that took.
+async fn terminate(child: &mut std::process::Child) -> (Duration, std::process::ExitStatus) {
+    let asked = std::time::Instant::now();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let deadline = asked + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (asked.elapsed(), status);
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_backlog_resends_at_most_the_messages_in_flight() {
+    let sink = SlowSink::start(Duration::from_millis(200)).await;
+    let backlog = Backlog::queue(&sink, 40).await;
+    let mut serve = backlog.serve();
+    sink.wait_for(22, Duration::from_secs(60)).await;
+    serve.kill().unwrap(); // SIGKILL
+    serve.wait().unwrap();
+    let before_restart = sink.accepted().len();
+
+    let mut again = backlog.serve();
+    backlog.wait_all_sent(Duration::from_secs(120)).await;
+    let (_, status) = terminate(&mut again).await;
+    assert!(status.success(), "{status:?}");
+
+    let accepted = sink.accepted();
+    let distinct: std::collections::HashSet<&String> = accepted.iter().collect();
+    eprintln!(
+        "{before_restart} accepted before SIGKILL; {} of {} sent twice",
+        duplicates(&accepted),
+        backlog.total
+    );
+    assert_eq!(distinct.len(), backlog.total, "every notification arrived");
+    assert!(
+        duplicates(&accepted) <= SENDERS,
+        "{} duplicates after a SIGKILL with {before_restart} accepted; at most {SENDERS} \
+         (the messages in flight) may be sent twice",
+        duplicates(&accepted)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_backlog_stops_sending_within_seconds_and_leaves_the_rest_queued() {
+    let sink = SlowSink::start(Duration::from_millis(200)).await;
+    let backlog = Backlog::queue(&sink, 60).await;
+    let mut serve = backlog.serve();
+    sink.wait_for(12, Duration::from_secs(60)).await;
+    let (took, status) = terminate(&mut serve).await;
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "serve took {took:?} to stop after SIGTERM"
+    );
+    let statuses = backlog.statuses().await;
+    let sent = statuses
+        .iter()
+        .filter(|s| **s == OutboxStatus::Sent)
+        .count();
+    let queued = statuses
+        .iter()
+        .filter(|s| **s == OutboxStatus::Queued)
+        .count();
+    eprintln!("serve stopped {took:?} after SIGTERM: {sent} sent, {queued} queued");
+    assert_eq!(
+        sent,
+        sink.accepted().len(),
+        "every accepted message is recorded sent"
+    );
+    assert_eq!(
+        sent + queued,
+        backlog.total,
+        "the rest is queued, none left claimed: {statuses:?}"
+    );
+    assert!(queued > 0, "SIGTERM came before the backlog was done");
+
+    let mut again = backlog.serve();
+    backlog.wait_all_sent(Duration::from_secs(120)).await;
+    terminate(&mut again).await;
+    let accepted = sink.accepted();
+    assert_eq!(duplicates(&accepted), 0, "nothing was sent twice");
+    assert_eq!(accepted.len(), backlog.total);
+}

@@ -1,6 +1,7 @@
 //! No input makes ingest panic or vanish: random and mutated messages go
 //! through parse → classify → thread → extract (pure) and through the whole
 //! ingest into SQLite, and each one ends with exactly one recorded outcome.
+//! A full disk under the database is the store's fault, not the message's.
 
 mod common;
 
@@ -174,4 +175,173 @@ fn every_mangled_delivery_gets_exactly_one_recorded_outcome() {
             },
         )
         .unwrap();
+}
+
+/// A small tmpfs mounted for a test, unmounted when dropped (also when the
+/// test fails).
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    /// `None` when not root: mounting needs it.
+    fn mount(size: &str) -> Option<Self> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let root = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
+        if !root {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount -t tmpfs failed");
+        Some(Self(dir))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: whatever still holds a file there lets go later.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// Writes zeros to `path` until the file system says it is full.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 16 * 1024];
+    loop {
+        if let Err(e) = f.write_all(&chunk).and_then(|()| f.sync_all()) {
+            assert_eq!(e.raw_os_error(), Some(28), "{e}");
+            break;
+        }
+    }
+    // The last, partial chunk as well: not a byte is left.
+    let _ = f.write_all(&[0u8; 512]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_keeps_mail_in_new_and_says_so_until_there_is_space_again() {
+    use common::http::send;
+    use ticketgate::source::maildir::{Maildir, MaildirPoller};
+    let Some(disk) = Tmpfs::mount("8m") else {
+        eprintln!("skipped: mounting a small tmpfs for the database needs root (CI runs as root)");
+        return;
+    };
+    let url = format!("sqlite://{}", disk.path().join("ticketgate.db").display());
+    let t = TestApp::with_settings(move |s| s.database.url = url).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = ticketgate::api::ApiState::new(t.app.ingestor.clone(), Vec::new());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(ticketgate::api::serve(listener, state, cancel.clone()));
+    let _stop = cancel.clone().drop_guard();
+    let readyz = || async move { send(addr, "GET", "/readyz", &[], None).await };
+    let metrics = || async move { send(addr, "GET", "/metrics", &[], None).await.text() };
+    assert_eq!(readyz().await.status, 200, "{}", readyz().await.text());
+
+    // SQLite reuses the room its WAL already has, so the message is larger
+    // than that: storing it needs space the disk no longer has.
+    let filler = disk.path().join("filler");
+    fill(&filler);
+
+    let maildir = Maildir::new(t.dir.path().join("maildir"));
+    maildir.ensure().unwrap();
+    let mut raw = b"From: Alice Example <alice@customer.test>\r\nTo: support@example.test\r\nSubject: Printer on fire\r\nMessage-ID: <disk-full-1@customer.test>\r\n\r\n".to_vec();
+    for n in 0..40_000 {
+        raw.extend_from_slice(format!("Line {n:05} of the log the printer wrote.\r\n").as_bytes());
+    }
+    std::fs::write(maildir.root().join("tmp/1700000000.M1P1.host"), &raw).unwrap();
+    let waiting = maildir.root().join("new/1700000000.M1P1.host");
+    std::fs::rename(maildir.root().join("tmp/1700000000.M1P1.host"), &waiting).unwrap();
+
+    let mut poller = MaildirPoller::new(
+        t.app.ingestor.clone(),
+        maildir.clone(),
+        "inbox".into(),
+        std::time::Duration::from_millis(10),
+    );
+    // More passes than a failing message gets before it is set aside.
+    for _ in 0..8 {
+        poller.poll_once(&cancel).await;
+    }
+    let listing = |sub: &str| -> Vec<String> {
+        std::fs::read_dir(maildir.root().join(sub))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        waiting.exists(),
+        "the message stays in new/; cur/ {:?}, failed/ {:?}, log {:?}",
+        listing("cur"),
+        listing("failed"),
+        t.store().list_log(&LogFilter::default()).await.unwrap()
+    );
+    assert!(
+        !maildir.root().join("failed").exists(),
+        "nothing is moved to failed/"
+    );
+    let log = t.store().list_log(&LogFilter::default()).await.unwrap();
+    assert!(log.is_empty(), "nothing is logged for it: {log:?}");
+    let res = readyz().await;
+    assert_eq!(res.status, 503, "{}", res.text());
+    let failing = &res.json()["failing"];
+    assert!(
+        failing
+            .as_array()
+            .is_some_and(|f| f.contains(&serde_json::json!({"store": "disk_full"}))),
+        "{}",
+        res.text()
+    );
+    let text = metrics().await;
+    assert!(
+        text.contains(r#"ticketgate_store_state{state="disk_full"} 1"#),
+        "{text}"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while waiting.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the message is taken once there is space"
+        );
+        poller.poll_once(&cancel).await;
+    }
+    let log = t.store().list_log(&LogFilter::default()).await.unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        log[0].outcome,
+        ticketgate::domain::outcome::Outcome::TicketCreated
+    );
+    assert_eq!(
+        std::fs::read_dir(maildir.root().join("cur"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let res = readyz().await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(
+        metrics()
+            .await
+            .contains(r#"ticketgate_store_state{state="ok"} 1"#)
+    );
+    drop(t);
 }

@@ -135,6 +135,8 @@ contract!(
     users_are_edited_field_by_field_and_leads_removed,
     a_comment_larger_than_a_mebibyte_reads_back_as_written,
     a_web_link_is_taken_once_and_only_before_it_expires,
+    minting_a_mailed_link_again_replaces_the_unused_one_and_notes_only_its_hash,
+    released_rows_are_queued_again_without_counting_an_attempt,
     two_concurrent_takes_of_one_link_give_one_user,
     an_invitation_link_commits_with_the_user_it_invites,
     a_session_gives_its_user_and_csrf_until_it_expires_or_ends,
@@ -2334,4 +2336,158 @@ async fn sqlite_an_existing_database_keeps_its_comments_through_the_web_migratio
 async fn postgres_an_existing_database_keeps_its_comments_through_the_web_migration() {
     an_existing_database_keeps_its_comments_through_the_web_migration(&Db::postgres_at(3).await)
         .await;
+}
+
+/// `ticketgate check` reads what an upgrade would apply without applying it.
+async fn pending_migrations_are_listed_without_being_applied(db: &Db, shipped: usize) {
+    let pending = db.store.pending_migrations().await.unwrap();
+    assert!(
+        !pending.is_empty() && pending.len() < shipped,
+        "{pending:?}"
+    );
+    assert_eq!(db.store.pending_migrations().await.unwrap(), pending);
+    db.store.migrate().await.unwrap();
+    assert_eq!(
+        db.store.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_pending_migrations_are_listed_without_being_applied() {
+    let shipped = sqlx::migrate!("./migrations/sqlite").iter().count();
+    pending_migrations_are_listed_without_being_applied(&Db::sqlite_at(6).await, shipped).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_pending_migrations_are_listed_without_being_applied() {
+    let shipped = sqlx::migrate!("./migrations/postgres").iter().count();
+    pending_migrations_are_listed_without_being_applied(&Db::postgres_at(3).await, shipped).await;
+}
+
+async fn minting_a_mailed_link_again_replaces_the_unused_one_and_notes_only_its_hash(db: &Db) {
+    let w = world(db).await;
+    enqueue(db, &[outbox_row(1, &w.alice, None)]).await;
+    let row = db.store.list_outbox().await.unwrap().remove(0);
+    let s = &db.store;
+    let mint = |n: u8| NewWebLink {
+        token_hash: hash(n),
+        user: w.alice.id,
+        purpose: LinkPurpose::SignIn,
+        now: T0,
+        expires: T0 + HOUR,
+    };
+    let context = |n: u8| serde_json::json!({ "event": { "link": { "hash": hash(n) } } });
+    s.mint_web_link(row.id, None, &mint(1), &context(1))
+        .await
+        .unwrap();
+    // A retry: the first link goes, the second works.
+    s.mint_web_link(row.id, Some(&hash(1)), &mint(2), &context(2))
+        .await
+        .unwrap();
+    assert!(s.take_web_link(&hash(1), T0).await.unwrap().is_none());
+    assert_eq!(
+        s.list_outbox().await.unwrap()[0].context,
+        context(2),
+        "the row names the new hash"
+    );
+    assert!(s.take_web_link(&hash(2), T0).await.unwrap().is_some());
+    // A link already used is not revived nor removed by a later mint.
+    s.mint_web_link(row.id, Some(&hash(2)), &mint(3), &context(3))
+        .await
+        .unwrap();
+    assert!(s.take_web_link(&hash(2), T0).await.unwrap().is_none());
+    assert!(s.take_web_link(&hash(3), T0).await.unwrap().is_some());
+}
+
+async fn released_rows_are_queued_again_without_counting_an_attempt(db: &Db) {
+    let w = world(db).await;
+    enqueue(
+        db,
+        &[outbox_row(1, &w.alice, None), outbox_row(2, &w.bob, None)],
+    )
+    .await;
+    let lease = Duration::from_secs(300);
+    let claimed = db.store.claim_outbox(T0, lease, 10).await.unwrap();
+    db.store
+        .record_attempts(
+            &[Attempt {
+                id: claimed[1].id,
+                result: AttemptResult::Retry {
+                    at: T0,
+                    error: "421 later".into(),
+                },
+            }],
+            T0,
+        )
+        .await
+        .unwrap();
+    let again = db.store.claim_outbox(T0, lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    db.store
+        .release_outbox(&[claimed[0].id, claimed[1].id])
+        .await
+        .unwrap();
+    let rows = db.store.list_outbox().await.unwrap();
+    let seen: Vec<_> = rows.iter().map(|r| (r.status, r.attempts)).collect();
+    assert_eq!(
+        seen,
+        [(OutboxStatus::Queued, 0), (OutboxStatus::Failed, 1)],
+        "due at once, before their lease would have run out"
+    );
+    assert_eq!(db.store.claim_outbox(T0, lease, 10).await.unwrap().len(), 2);
+}
+
+/// Rows an earlier version queued with a finished sign-in link: once sent,
+/// the link leaves the database on upgrade; a row still waiting keeps it.
+async fn an_upgrade_drops_the_links_of_sign_in_mail_already_sent(db: &Db) {
+    let w = world(db).await;
+    let legacy = |n: usize| NewOutbox {
+        template: "sign_in".into(),
+        context: serde_json::json!({
+            "event": { "link": format!("http://portal.test/login/tg_{}", hash(n as u8)), "minutes": 15 }
+        }),
+        ..outbox_row(n, &w.alice, None)
+    };
+    enqueue(db, &[legacy(1), legacy(2), outbox_row(3, &w.bob, None)]).await;
+    let claimed = db
+        .store
+        .claim_outbox(T0, Duration::from_secs(60), 1)
+        .await
+        .unwrap();
+    db.store
+        .record_attempts(
+            &[Attempt {
+                id: claimed[0].id,
+                result: AttemptResult::Sent,
+            }],
+            T0,
+        )
+        .await
+        .unwrap();
+
+    db.store.migrate().await.unwrap();
+
+    let rows = db.store.list_outbox().await.unwrap();
+    assert_eq!(
+        rows[0].context,
+        serde_json::json!({ "event": { "minutes": 15 } }),
+        "the sent row keeps no link"
+    );
+    assert_eq!(
+        rows[1].context,
+        legacy(2).context,
+        "a waiting row keeps its link"
+    );
+    assert_eq!(rows[2].context, outbox_row(3, &w.bob, None).context);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_an_upgrade_drops_the_links_of_sign_in_mail_already_sent() {
+    an_upgrade_drops_the_links_of_sign_in_mail_already_sent(&Db::sqlite_at(7).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_an_upgrade_drops_the_links_of_sign_in_mail_already_sent() {
+    an_upgrade_drops_the_links_of_sign_in_mail_already_sent(&Db::postgres_at(4).await).await;
 }

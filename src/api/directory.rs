@@ -1,7 +1,7 @@
 //! Users, organizations, attachments, the ingest log with replay, and the
 //! operator's endpoints (`/healthz`, `/readyz`, `/metrics`, no token needed).
 
-use crate::health::MailboxState;
+use crate::health::{MailboxState, StoreState};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -397,6 +397,20 @@ pub struct Readiness {
     database: bool,
     /// Each IMAP mailbox and whether its poller is connected.
     mailboxes: Vec<MailboxReadiness>,
+    /// Each part that keeps the instance from being ready, by name: empty
+    /// when ready.
+    failing: Vec<FailingPart>,
+}
+
+/// A part that is not ready: `{"mailbox": NAME, "state": "disconnected"}`,
+/// `{"store": "disk_full"}` (or `"failing"`: mail waits in its source until
+/// the store records again), `{"database": "unreachable"}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum FailingPart {
+    Mailbox { mailbox: String, state: String },
+    Store { store: String },
+    Database { database: String },
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -413,7 +427,9 @@ const STATES: [&str; 4] = [
     MailboxState::Disconnected.as_str(),
 ];
 
-/// Ready when the database answers and every IMAP mailbox is connected (503 otherwise).
+/// Ready when the database answers, the store records mail (its disk is not
+/// full) and every IMAP mailbox is connected; 503 otherwise, `failing`
+/// naming each part that is not.
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, description = "OK", body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
 pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readiness>) {
@@ -437,7 +453,28 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readines
             }
         })
         .collect();
-    let ready = database && mailboxes.iter().all(|m| m.connected);
+    let mut failing = Vec::new();
+    if !database {
+        failing.push(FailingPart::Database {
+            database: "unreachable".into(),
+        });
+    }
+    let store = state.store().health().get();
+    if store != StoreState::Ok {
+        failing.push(FailingPart::Store {
+            store: store.as_str().into(),
+        });
+    }
+    failing.extend(
+        mailboxes
+            .iter()
+            .filter(|m| !m.connected)
+            .map(|m| FailingPart::Mailbox {
+                mailbox: m.name.clone(),
+                state: m.state.clone(),
+            }),
+    );
+    let ready = failing.is_empty();
     let code = if ready {
         StatusCode::OK
     } else {
@@ -449,6 +486,7 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readines
             ready,
             database,
             mailboxes,
+            failing,
         }),
     )
 }
@@ -468,6 +506,7 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
     for (name, rx) in &state.inner.mailboxes {
         metrics.set_mailbox(name, rx.borrow().as_str(), &STATES);
     }
+    metrics.set_store(state.store().health().get());
     (
         [(
             header::CONTENT_TYPE,

@@ -23,7 +23,7 @@ use crate::domain::ticket::{Role, Status};
 use crate::ingest::{Delivery, IngestReport};
 use crate::manage;
 use crate::source;
-use crate::store::{LogFilter, TicketFilter};
+use crate::store::{LogFilter, Missing, TicketFilter};
 
 /// `println!` for a command's output that returns an error instead of
 /// panicking when stdout is gone; see [`ReaderGone`].
@@ -51,7 +51,7 @@ pub const EX_TEMPFAIL: u8 = 75;
     about = "Email-driven support-ticketing gateway"
 )]
 pub struct Cli {
-    /// Config file (default: config/ticketgate.toml when present).
+    /// Config file (default: config/ticketgate.toml when present, else /etc/ticketgate/ticketgate.toml when present).
     #[arg(
         long,
         global = true,
@@ -86,6 +86,14 @@ pub enum Command {
     Serve,
     /// Create or upgrade the database schema.
     Migrate,
+    /// Copy the running SQLite store, raw mail included, into a new file.
+    Backup {
+        /// The new file (an existing one is never overwritten).
+        path: PathBuf,
+    },
+    /// Check the configuration against what it names (database, mailboxes,
+    /// relay, templates, rules) without changing anything; exit 1 on a failure.
+    Check,
     /// Ingest messages from files, Maildir folders, mbox files, or `-` (stdin).
     Ingest(IngestArgs),
     /// Organizations: add, list, delivery leads.
@@ -120,6 +128,22 @@ pub enum Command {
         /// A file, or `-` for stdin.
         file: PathBuf,
     },
+}
+
+impl Command {
+    /// Only commands that write make a missing database (and say so in the
+    /// log); the rest name the path and fail, so a mistyped `[database] url`
+    /// never reads as an empty desk.
+    fn missing_database(&self) -> Missing {
+        match self {
+            Command::Serve
+            | Command::Migrate
+            | Command::Ingest(_)
+            | Command::Org(OrgCommand::Add { .. })
+            | Command::User(UserCommand::Add { .. }) => Missing::Create,
+            _ => Missing::Refuse,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -448,7 +472,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Rules(RulesCommand::Check) = &cli.command {
         return rules_check(&settings);
     }
-    let app = App::open(settings).await?;
+    if let Command::Check = &cli.command {
+        return check(&settings).await;
+    }
+    let app = App::open_with(settings, cli.command.missing_database()).await?;
     match cli.command {
         Command::Serve => {
             let cancel = CancellationToken::new();
@@ -460,6 +487,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app.serve(cancel).await?;
         }
         Command::Migrate => outln!("database is up to date")?,
+        Command::Backup { path } => {
+            app.store
+                .backup_into(&path)
+                .await
+                .with_context(|| format!("backing up into {}", path.display()))?;
+            outln!("backed up into {}", path.display())?;
+        }
         Command::Ingest(args) => return ingest_paths(&app, &args).await,
         Command::Org(cmd) => org(&app, cmd).await?,
         Command::User(cmd) => user(&app, cmd).await?,
@@ -545,7 +579,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Token(cmd) => token(&app, cmd).await?,
-        Command::ExtractReply { .. } | Command::Rules(_) => unreachable!("handled above"),
+        Command::ExtractReply { .. } | Command::Rules(_) | Command::Check => {
+            unreachable!("handled above")
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ticketgate check`: one line per check as it completes, the fix under a
+/// failure, exit 1 if any failed.
+async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
+    use crate::check::Verdict;
+    let mut written = Ok(());
+    let ok = crate::check::run(settings, |line| {
+        let result = match &line.verdict {
+            Verdict::Ok(detail) => outln!("ok    {}: {detail}", line.what),
+            Verdict::Note(detail) => outln!("note  {}: {detail}", line.what),
+            Verdict::Failed { found, fix } => {
+                outln!("FAIL  {}: {found}\n      fix: {fix}", line.what)
+            }
+        };
+        if written.is_ok() {
+            written = result;
+        }
+    })
+    .await;
+    written?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

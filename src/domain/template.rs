@@ -295,7 +295,7 @@ pub struct Invite {
     /// Staff get the staff guide, not the customer's.
     pub staff: bool,
     /// A one-time sign-in link to the portal, when it is on.
-    pub link: Option<String>,
+    pub link: Option<MailedLink>,
     /// How many days the link works.
     pub link_days: u64,
 }
@@ -303,9 +303,22 @@ pub struct Invite {
 /// A one-time portal sign-in link, asked for on the sign-in page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SignIn {
-    pub link: String,
+    pub link: MailedLink,
     /// How many minutes it works.
     pub minutes: u64,
+}
+
+/// A one-time portal link as it is queued: where it points and how long it
+/// works, never a token. The outbox mints the token when it sends the mail
+/// and stores only its hash (`outbox.rs`), so the outbox row, kept after
+/// sending, holds nothing that signs anyone in. The template reads
+/// `event.link` as the finished URL.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MailedLink {
+    /// The portal's `base_url`; the link is `<base_url>/login/<token>`.
+    pub base_url: String,
+    /// How long the link works, counted from when the mail is sent.
+    pub ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

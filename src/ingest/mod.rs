@@ -55,6 +55,7 @@ impl MailSink for Ingestor {
             Ok(reports) => Ok(reports.into_iter().map(|r| r.outcome).collect()),
             Err(e) => Err(SinkError {
                 transient: e.is_transient(),
+                disk_full: matches!(&e, IngestError::Store(s) if s.is_disk_full()),
                 message: e.to_string(),
             }),
         }

@@ -131,6 +131,15 @@ impl SmtpClient {
         }
     }
 
+    /// Connects, says EHLO, upgrades to TLS and authenticates as configured,
+    /// then says QUIT: the pre-flight check of `ticketgate check`.
+    pub async fn probe(&self) -> Result<(), Failure> {
+        let mut session = self.connect().await?;
+        let quit = session.io.get_mut().write_all(b"QUIT\r\n");
+        tokio::time::timeout(self.endpoint.timeout, quit).await.ok();
+        Ok(())
+    }
+
     fn take_idle(&self) -> Option<Session> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(session) = idle.pop() {

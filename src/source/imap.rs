@@ -256,8 +256,10 @@ pub fn uid_set(uids: &[u32]) -> String {
 }
 
 /// Records `deliveries` one at a time, up to the first that fails. A message
-/// that has failed `GIVE_UP_AFTER` times is recorded as given up on instead
-/// (its header section, `processing_failed`) and goes to the rejected folder.
+/// the store refused `GIVE_UP_AFTER` times is recorded as given up on instead
+/// (its header section, `processing_failed`) and goes to the rejected folder;
+/// a transient failure (the store's: a full disk, I/O) counts for no message,
+/// and they all stay in the folder until the store is back.
 async fn one_by_one(
     sink: &dyn MailSink,
     deliveries: &[Delivery<'_>],
@@ -269,6 +271,12 @@ async fn one_by_one(
         let uid = d.cursor.map_or(0, |c| c.uid);
         let outcome = match sink.record(std::slice::from_ref(d)).await {
             Ok(outcomes) => outcomes.first().copied(),
+            // The store cannot record anything now (a full disk, I/O): the
+            // message is not at fault and stays in the folder, uncounted.
+            Err(e) if e.transient => {
+                crate::source::report_store(sink.store().as_ref(), Err(&e));
+                return Err(e);
+            }
             Err(e) => {
                 let failures = {
                     let mut failing = failing.lock().unwrap_or_else(|p| p.into_inner());
@@ -307,6 +315,127 @@ async fn one_by_one(
         }
     }
     Ok(())
+}
+
+/// Connects, upgrades to TLS as configured (RFC 3501 §6.2.1 for STARTTLS)
+/// and logs in.
+async fn connect(
+    s: &MailboxSettings,
+    tls: Option<&TlsConnector>,
+) -> Result<ImapSession, ImapError> {
+    let address = format!("{}:{}", s.host, s.port);
+    let tcp = TcpStream::connect(&address)
+        .await
+        .map_err(|e| ImapError::Connect(address.clone(), e))?;
+    tcp.set_nodelay(true).ok();
+    let server_name = || {
+        ServerName::try_from(s.host.clone())
+            .map_err(|e| ImapError::TlsSetup(format!("server name {}: {e}", s.host)))
+    };
+    let client = match (s.tls, tls) {
+        (TlsMode::Tls, Some(connector)) => {
+            let tls = connector
+                .connect(server_name()?, tcp)
+                .await
+                .map_err(|e| ImapError::Connect(address.clone(), e))?;
+            let mut client = async_imap::Client::new(Conn::Tls(Box::new(tls)));
+            // Read the greeting ourselves: skipping it would hide BYE or PREAUTH.
+            client
+                .read_response()
+                .await
+                .map_err(|e| ImapError::Connect(address.clone(), e))?
+                .ok_or(ImapError::Greeting)?;
+            client
+        }
+        (TlsMode::Starttls, Some(connector)) => {
+            let mut client = async_imap::Client::new(Conn::Plain(tcp));
+            client
+                .read_response()
+                .await
+                .map_err(|e| ImapError::Connect(address.clone(), e))?
+                .ok_or(ImapError::Greeting)?;
+            client.run_command_and_check_ok("STARTTLS", None).await?;
+            let Conn::Plain(tcp) = client.into_inner() else {
+                unreachable!("plain before STARTTLS")
+            };
+            let tls = connector
+                .connect(server_name()?, tcp)
+                .await
+                .map_err(|e| ImapError::Connect(address.clone(), e))?;
+            // RFC 3501 §6.2.1: no second greeting after STARTTLS.
+            async_imap::Client::new(Conn::Tls(Box::new(tls)))
+        }
+        _ => {
+            let mut client = async_imap::Client::new(Conn::Plain(tcp));
+            client
+                .read_response()
+                .await
+                .map_err(|e| ImapError::Connect(address.clone(), e))?
+                .ok_or(ImapError::Greeting)?;
+            client
+        }
+    };
+    client
+        .login(&s.username, &s.password)
+        .await
+        .map_err(|(e, _)| match e {
+            async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
+                ImapError::Auth(s.username.clone(), server_words(&text))
+            }
+            other => ImapError::Protocol(other),
+        })
+}
+
+/// The server's own words from async-imap's rendering of a tagged NO or BAD
+/// (`code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")`),
+/// for logs and `ticketgate check`; anything else as it is.
+fn server_words(text: &str) -> String {
+    text.split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.strip_suffix("\")"))
+        .map(|words| words.replace("\\\"", "\""))
+        .unwrap_or_else(|| text.to_string())
+}
+
+/// What `ticketgate check` learns of a mailbox: it logs in, and which of its
+/// folders are missing. The inbox folder must exist; the processed and
+/// rejected folders are created by `serve` when missing, so they are only
+/// reported.
+pub struct Probe {
+    /// The folder to read from is missing.
+    pub folder_missing: bool,
+    /// Processed or rejected folders `serve` will create.
+    pub to_create: Vec<String>,
+}
+
+/// Logs in to a mailbox, lists its folders and logs out (no message is
+/// touched): the pre-flight check of `ticketgate check`.
+pub async fn probe(settings: &MailboxSettings) -> Result<Probe, ImapError> {
+    let tls = match settings.tls {
+        TlsMode::None => None,
+        TlsMode::Starttls | TlsMode::Tls => Some(tls_connector(settings)?),
+    };
+    let mut session = connect(settings, tls.as_ref()).await?;
+    let mut names = Vec::new();
+    {
+        let mut list = session.list(Some(""), Some("*")).await?;
+        while let Some(name) = list.try_next().await? {
+            names.push(name.name().to_string());
+        }
+    }
+    session.logout().await.ok();
+    let has = |folder: &str| {
+        names.iter().any(|n| {
+            n == folder || (folder.eq_ignore_ascii_case("INBOX") && n.eq_ignore_ascii_case("INBOX"))
+        })
+    };
+    Ok(Probe {
+        folder_missing: !has(&settings.folder),
+        to_create: [&settings.processed_folder, &settings.rejected_folder]
+            .into_iter()
+            .filter(|f| !has(f))
+            .cloned()
+            .collect(),
+    })
 }
 
 impl ImapPoller {
@@ -463,68 +592,7 @@ impl ImapPoller {
     async fn connect(&self) -> Result<ImapSession, ImapError> {
         self.attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let s = &self.settings;
-        let address = format!("{}:{}", s.host, s.port);
-        let tcp = TcpStream::connect(&address)
-            .await
-            .map_err(|e| ImapError::Connect(address.clone(), e))?;
-        tcp.set_nodelay(true).ok();
-        let server_name = || {
-            ServerName::try_from(s.host.clone())
-                .map_err(|e| ImapError::TlsSetup(format!("server name {}: {e}", s.host)))
-        };
-        let client = match (s.tls, &self.tls) {
-            (TlsMode::Tls, Some(connector)) => {
-                let tls = connector
-                    .connect(server_name()?, tcp)
-                    .await
-                    .map_err(|e| ImapError::Connect(address.clone(), e))?;
-                let mut client = async_imap::Client::new(Conn::Tls(Box::new(tls)));
-                // Read the greeting ourselves: skipping it would hide BYE or PREAUTH.
-                client
-                    .read_response()
-                    .await
-                    .map_err(|e| ImapError::Connect(address.clone(), e))?
-                    .ok_or(ImapError::Greeting)?;
-                client
-            }
-            (TlsMode::Starttls, Some(connector)) => {
-                let mut client = async_imap::Client::new(Conn::Plain(tcp));
-                client
-                    .read_response()
-                    .await
-                    .map_err(|e| ImapError::Connect(address.clone(), e))?
-                    .ok_or(ImapError::Greeting)?;
-                client.run_command_and_check_ok("STARTTLS", None).await?;
-                let Conn::Plain(tcp) = client.into_inner() else {
-                    unreachable!("plain before STARTTLS")
-                };
-                let tls = connector
-                    .connect(server_name()?, tcp)
-                    .await
-                    .map_err(|e| ImapError::Connect(address.clone(), e))?;
-                // RFC 3501 §6.2.1: no second greeting after STARTTLS.
-                async_imap::Client::new(Conn::Tls(Box::new(tls)))
-            }
-            _ => {
-                let mut client = async_imap::Client::new(Conn::Plain(tcp));
-                client
-                    .read_response()
-                    .await
-                    .map_err(|e| ImapError::Connect(address.clone(), e))?
-                    .ok_or(ImapError::Greeting)?;
-                client
-            }
-        };
-        client
-            .login(&s.username, &s.password)
-            .await
-            .map_err(|(e, _)| match e {
-                async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
-                    ImapError::Auth(s.username.clone(), text)
-                }
-                other => ImapError::Protocol(other),
-            })
+        connect(&self.settings, self.tls.as_ref()).await
     }
 
     /// One connection's life: log in, prepare folders, drain, wait, repeat.
@@ -772,6 +840,7 @@ impl ImapPoller {
                     .collect();
                 match sink.record(&deliveries).await {
                     Ok(outcomes) => {
+                        crate::source::report_store(sink.store().as_ref(), Ok(()));
                         for ((uid, _, _), outcome) in items.iter().zip(outcomes) {
                             if outcome == Outcome::Rejected {
                                 taken.rejected.push(*uid);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{Bounded, Delivery, Limits, MailSink, read_bounded};
+use super::{Bounded, Delivery, Limits, MailSink, SinkError, read_bounded, report_store};
 
 /// A folder with `new/` or `cur/`: a Maildir written by hand (or by `cp` and
 /// `mv`, as the README does) may not have both yet.
@@ -126,6 +126,18 @@ pub fn seen_name(name: &str) -> String {
     }
 }
 
+/// Why a message of `new/` was not taken.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// It could not be read (an I/O error): it stays, never set aside.
+    #[error("{0:#}")]
+    Read(anyhow::Error),
+    /// The store did not record it: transient (the store's fault: it stays)
+    /// or not (the message's: set aside after `GIVE_UP_AFTER`).
+    #[error(transparent)]
+    Store(SinkError),
+}
+
 /// A message of `new/` whose ingest failed: how often, and when to try again.
 struct Failing {
     failures: u32,
@@ -140,10 +152,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Polls a Maildir's `new/`; each message moves to `cur/` only after its
 /// outcome is committed. A message whose ingest fails waits (doubling from
 /// the poll interval up to five minutes) while the mail behind it goes on;
-/// after `GIVE_UP_AFTER` failures it is logged `rejected`/`processing_failed`
-/// from its header section and moved to `failed/`, so one bad file never
-/// holds up the mailbox. Messages are locked while taken, so two processes
-/// polling one Maildir never both record a message.
+/// after `GIVE_UP_AFTER` failures the store refused (the message's fault) it
+/// is logged `rejected`/`processing_failed` from its header section and
+/// moved to `failed/`, so one bad file never holds up the mailbox. When the
+/// store cannot record anything (a full disk, an I/O error: transient) or a
+/// file cannot be read, nothing is set aside: mail waits in `new/` and is
+/// taken once the store is back (`/readyz` says why meanwhile). Messages are
+/// locked while taken, so two processes polling one Maildir never both
+/// record a message.
 pub struct MaildirPoller {
     sink: Arc<dyn MailSink>,
     maildir: Maildir,
@@ -200,6 +216,15 @@ impl MaildirPoller {
                 Ok(()) => {
                     self.failing.remove(path);
                     failed_in_a_row = 0;
+                    report_store(self.sink.store().as_ref(), Ok(()));
+                }
+                // The store cannot record anything now (a full disk, I/O):
+                // every message would fail alike, and none of them is at
+                // fault. All stay in new/ and are tried again next tick.
+                Err(Failure::Store(e)) if e.transient => {
+                    report_store(self.sink.store().as_ref(), Err(&e));
+                    tracing::debug!(mailbox = %self.name, path = %path.display(), error = %e, "store unavailable; message stays in new/");
+                    return;
                 }
                 Err(e) => {
                     let failing = self.failing.entry(path.clone()).or_insert(Failing {
@@ -214,7 +239,9 @@ impl MaildirPoller {
                     failing.next = Instant::now() + wait;
                     let failures = failing.failures;
                     tracing::warn!(mailbox = %self.name, path = %path.display(), error = format!("{e:#}"), failures, retry_in = ?wait, "ingest failed; message stays in new/");
-                    if failures >= GIVE_UP_AFTER {
+                    // Only a message the store refused is set aside; one
+                    // that cannot be read (an I/O error) waits where it is.
+                    if failures >= GIVE_UP_AFTER && matches!(e, Failure::Store(_)) {
                         self.give_up(path).await;
                     }
                     // Two in a row: more likely the store than the messages; wait a tick.
@@ -228,8 +255,8 @@ impl MaildirPoller {
     }
 
     /// Ingests one message; `Ok` also when another process has it.
-    async fn take_one(&self, path: &Path) -> anyhow::Result<()> {
-        let Some(claimed) = self.claim(path).await? else {
+    async fn take_one(&self, path: &Path) -> Result<(), Failure> {
+        let Some(claimed) = self.claim(path).await.map_err(Failure::Read)? else {
             return Ok(());
         };
         let origin = self.origin(path);
@@ -241,7 +268,8 @@ impl MaildirPoller {
                 declared_size: claimed.read.declared_size(),
                 ..Default::default()
             }])
-            .await?;
+            .await
+            .map_err(Failure::Store)?;
         if let Err(e) = self.maildir.mark_seen(path) {
             // Committed but not moved: the next tick sees it again and logs a duplicate.
             tracing::warn!(path = %path.display(), error = %e, "cannot move processed message to cur/");

@@ -67,9 +67,44 @@ pub trait MailSink: Send + Sync + 'static {
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct SinkError {
-    /// Worth trying again later (the database, not the message).
+    /// Worth trying again later (the database, not the message): the
+    /// message stays in its source and is never set aside for it.
     pub transient: bool,
+    /// The store has no space left (one of the transient failures).
+    pub disk_full: bool,
     pub message: String,
+}
+
+impl SinkError {
+    /// What this failure says about the store, for `/readyz` and `/metrics`.
+    pub fn store_state(&self) -> crate::health::StoreState {
+        if self.disk_full {
+            crate::health::StoreState::DiskFull
+        } else {
+            crate::health::StoreState::Failing
+        }
+    }
+}
+
+/// Notes how recording into the store went (`Ok` after a success, else
+/// what the failure says), and logs when that changes rather than at every
+/// retry.
+pub fn report_store(store: &dyn Store, result: Result<(), &SinkError>) {
+    let state = match result {
+        Ok(()) => crate::health::StoreState::Ok,
+        // A message at fault says nothing about the store.
+        Err(e) if !e.transient => return,
+        Err(e) => e.store_state(),
+    };
+    let before = store.health().set(state);
+    if before != state {
+        match result {
+            Ok(()) => tracing::info!(was = before.as_str(), "the store records mail again"),
+            Err(e) => {
+                tracing::error!(state = state.as_str(), error = %e, "the store cannot record mail; messages stay in their source until it can")
+            }
+        }
+    }
 }
 
 /// One message to read, found by walking the CLI's paths.

@@ -46,10 +46,66 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// What opening a database does when it is not there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Commands that write (`serve`, `migrate`, `ingest`, adding people) make
+    /// it, and its folder, so the quick start needs no set-up step.
+    Create,
+    /// Commands that only read refuse: an empty database made from a typo
+    /// would answer "no tickets" and succeed.
+    Refuse,
+}
+
 impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::Conflict(_))
     }
+
+    /// No space is left for the database: SQLite's `SQLITE_FULL` (which it
+    /// answers for ENOSPC), PostgreSQL's `disk_full` (SQLSTATE 53100), or
+    /// ENOSPC/EDQUOT from the OS. The store's fault, never the message's.
+    pub fn is_disk_full(&self) -> bool {
+        let StoreError::Unavailable(e) = self else {
+            return false;
+        };
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+        while let Some(err) = next {
+            if let Some(e) = err.downcast_ref::<sqlx::Error>() {
+                match e {
+                    sqlx::Error::Database(db) => {
+                        let code = db.code().unwrap_or_default();
+                        // SQLite's (extended) result code, PostgreSQL's SQLSTATE.
+                        let sqlite_full =
+                            code.parse::<i32>().is_ok_and(|c| c & 0xff == 13) && code.len() < 5;
+                        if sqlite_full || code == "53100" {
+                            return true;
+                        }
+                    }
+                    sqlx::Error::Io(io) if no_space(io) => return true,
+                    _ => {}
+                }
+            }
+            if let Some(rusqlite::Error::SqliteFailure(f, _)) =
+                err.downcast_ref::<rusqlite::Error>()
+                && f.code == rusqlite::ErrorCode::DiskFull
+            {
+                return true;
+            }
+            if let Some(io) = err.downcast_ref::<std::io::Error>()
+                && no_space(io)
+            {
+                return true;
+            }
+            next = err.source();
+        }
+        false
+    }
+}
+
+/// ENOSPC or EDQUOT (Linux numbers: 28, 122).
+fn no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28 | 122))
 }
 
 /// The driver's error (sqlx, or rusqlite on SQLite's write connection).
@@ -609,6 +665,13 @@ pub trait Tx: Send {
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn migrate(&self) -> Result<()>;
+    /// The shipped migrations this database has not applied (`version
+    /// description`), read without changing anything (`ticketgate check`).
+    async fn pending_migrations(&self) -> Result<Vec<String>>;
+    /// A consistent copy of the whole database, raw mail included, written
+    /// to a new file at `path` while others keep reading and writing
+    /// (SQLite's `VACUUM INTO`). PostgreSQL has `pg_dump` for that.
+    async fn backup_into(&self, path: &std::path::Path) -> Result<()>;
     /// A write transaction; on SQLite it takes the write lock up front so two
     /// writers queue instead of failing on upgrade.
     async fn begin(&self) -> Result<Box<dyn Tx>>;
@@ -618,6 +681,9 @@ pub trait Store: Send + Sync {
         false
     }
     async fn ping(&self) -> Result<()>;
+    /// What recording into this store last met (disk full, failing, ok):
+    /// written by mail sources and the outbox, read by `/readyz`.
+    fn health(&self) -> &crate::health::StoreHealth;
 
     async fn add_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org>;
     async fn list_orgs(&self) -> Result<Vec<Org>>;
@@ -647,7 +713,23 @@ pub trait Store: Send + Sync {
     /// Records how a batch of claimed rows fared, in one transaction (one
     /// disk sync for the batch instead of one per message).
     async fn record_attempts(&self, attempts: &[Attempt], now: OffsetDateTime) -> Result<()>;
+    /// Gives claimed rows that were never tried back to the queue (a worker
+    /// that is stopping): due at once for the next worker, their claim not
+    /// counted as an attempt.
+    async fn release_outbox(&self, ids: &[i64]) -> Result<()>;
     async fn list_outbox(&self) -> Result<Vec<OutboxRow>>;
+    /// Mints the one-time link of outbox row `outbox_id` as it is sent, in
+    /// one transaction: stores `link` (its token's hash), drops the link an
+    /// earlier attempt minted (`previous`, unless it was used) and writes the
+    /// row's `context`, which names the new hash and never a token.
+    async fn mint_web_link(
+        &self,
+        outbox_id: i64,
+        previous: Option<&str>,
+        link: &NewWebLink,
+        context: &serde_json::Value,
+    ) -> Result<()>;
+
     /// Where `source` stopped: `(validity, last uid)`.
     async fn source_cursor(&self, source: &str) -> Result<Option<(i64, i64)>>;
     /// Files of a comment with their content, for attaching to notifications.

@@ -99,11 +99,19 @@ pub trait Backend: Send + Sync {
     async fn commit(write: Self::Write) -> Result<()>;
 
     async fn run_migrations(&self) -> Result<()>;
+    /// The shipped migrations.
+    fn migrator() -> sqlx::migrate::Migrator;
+    /// Versions recorded as applied; none when sqlx's table is absent.
+    async fn applied_migrations(&self) -> Result<Vec<i64>>;
+    /// `Store::backup_into`.
+    async fn backup(&self, path: &std::path::Path) -> Result<()>;
     async fn begin_tx(&self) -> Result<Box<dyn Tx>>;
     async fn create_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org>;
     async fn all_orgs(&self) -> Result<Vec<Org>>;
     async fn org_named(&self, name_or_slug: &str) -> Result<Option<Org>>;
     async fn create_user(&self, user: &NewUser) -> Result<User>;
+    /// `Store::health`.
+    fn store_health(&self) -> &crate::health::StoreHealth;
 }
 
 /// A LIKE pattern (escape `\`) matching `text` anywhere, every character
@@ -132,8 +140,25 @@ impl<B: Backend> Store for B {
         self.run_migrations().await
     }
 
+    async fn backup_into(&self, path: &std::path::Path) -> Result<()> {
+        self.backup(path).await
+    }
+
+    async fn pending_migrations(&self) -> Result<Vec<String>> {
+        let applied = self.applied_migrations().await?;
+        Ok(B::migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect())
+    }
+
     async fn begin(&self) -> Result<Box<dyn Tx>> {
         self.begin_tx().await
+    }
+
+    fn health(&self) -> &crate::health::StoreHealth {
+        self.store_health()
     }
 
     fn looks_ahead(&self) -> bool {
@@ -399,6 +424,43 @@ impl<B: Backend> Store for B {
         db.run(sql::TOKEN_USED, &args).await?;
         let row = db.opt(sql::USER_BY_ID, &[user_id.into()]).await?;
         row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn release_outbox(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for id in ids {
+            tx.run(sql::RELEASE_OUTBOX, &[(*id).into()]).await?;
+        }
+        B::commit(tx).await
+    }
+
+    async fn mint_web_link(
+        &self,
+        outbox_id: i64,
+        previous: Option<&str>,
+        link: &NewWebLink,
+        context: &serde_json::Value,
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        if let Some(previous) = previous {
+            tx.run(sql::DROP_UNUSED_WEB_LINK, &[previous.into()])
+                .await?;
+        }
+        let args = [
+            link.token_hash.as_str().into(),
+            link.user.into(),
+            link.purpose.as_str().into(),
+            link.now.into(),
+            link.expires.into(),
+        ];
+        tx.run(sql::INSERT_WEB_LINK, &args).await?;
+        let context = context.to_string();
+        let args = [outbox_id.into(), context.as_str().into()];
+        tx.run(sql::SET_OUTBOX_CONTEXT, &args).await?;
+        B::commit(tx).await
     }
 
     async fn take_web_link(&self, token_hash: &str, now: OffsetDateTime) -> Result<Option<User>> {

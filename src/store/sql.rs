@@ -198,6 +198,10 @@ pub const TOKEN_USED: &str = "UPDATE api_tokens SET last_used_at = $2
 pub const INSERT_WEB_LINK: &str =
     "INSERT INTO web_links (token_hash, user_id, purpose, created_at, expires_at)
      VALUES ($1, $2, $3, $4, $5)";
+/// The link an earlier attempt of a mail minted, unless it was used.
+pub const DROP_UNUSED_WEB_LINK: &str =
+    "DELETE FROM web_links WHERE token_hash = $1 AND used_at IS NULL";
+pub const SET_OUTBOX_CONTEXT: &str = "UPDATE outbox SET context = $2 WHERE id = $1";
 /// Single use: of two concurrent takes, the second finds `used_at` set (on
 /// PostgreSQL it waits for the first one's row lock, then re-checks the row).
 /// `$2` now.
@@ -235,6 +239,11 @@ pub const OUTBOX_COUNTS: &str = "SELECT status, count(*) FROM outbox GROUP BY st
 pub const RECORD_ATTEMPT: &str = "UPDATE outbox SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at),
          lease_until = NULL, last_error = $4, sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END
      WHERE id = $1";
+/// A row claimed and never tried: `failed` again if it had failed before.
+pub const RELEASE_OUTBOX: &str = "UPDATE outbox
+     SET status = CASE WHEN last_error IS NULL THEN 'queued' ELSE 'failed' END,
+         lease_until = NULL, attempts = attempts - 1
+     WHERE id = $1 AND status = 'sending'";
 pub const MARK_BOUNCING: &str = "UPDATE users SET bouncing = TRUE WHERE email = $1";
 
 /// One statement: the conflict row is locked while its WHERE is checked, so

@@ -20,8 +20,8 @@ use crate::config::{Network, Rate};
 use crate::domain::ids::EmailAddress;
 use crate::domain::locale::Locale;
 use crate::domain::template::{self, Notification};
-use crate::manage::{new_token, portal_link, token_hash};
-use crate::store::{LinkPurpose, NewSession, User};
+use crate::manage::{new_token, token_hash};
+use crate::store::{NewSession, User};
 use crate::tickets::notice::{self, Notice};
 
 /// The session cookie's name.
@@ -255,15 +255,12 @@ pub async fn request_link(
     let user = tx.user_by_email(&email).await?;
     match user {
         Some(user) if claimed && !user.bouncing => {
-            let link = portal_link(
-                tx.as_mut(),
-                &state.inner.base_url,
-                user.id,
-                LinkPurpose::SignIn,
-                LINK_TTL,
-                now,
-            )
-            .await?;
+            // The token is minted when the mail is sent: the queued row
+            // never holds one.
+            let link = template::MailedLink {
+                base_url: state.inner.base_url.clone(),
+                ttl_secs: LINK_TTL.as_secs(),
+            };
             let notice = Notice {
                 what: Notification::SignIn(template::SignIn {
                     link,

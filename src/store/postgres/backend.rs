@@ -71,6 +71,32 @@ impl Backend for PgStore {
         Ok(())
     }
 
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations/postgres")
+    }
+
+    async fn backup(&self, _path: &std::path::Path) -> Result<()> {
+        Err(StoreError::Invalid(
+            "a PostgreSQL store is backed up with pg_dump (README: Backup and restore)".into(),
+        ))
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<i64>> {
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .q()?;
+        if tables == 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+            .q()
+    }
+
     async fn begin_tx(&self) -> Result<Box<dyn Tx>> {
         // Generic plans for the transaction's statements: each is a key
         // lookup or a single-row write, whose plan does not depend on the
@@ -131,5 +157,9 @@ impl Backend for PgStore {
     async fn create_user(&self, user: &NewUser) -> Result<User> {
         let mut conn = self.pool.acquire().await.q()?;
         insert_user(&mut conn, user, OffsetDateTime::now_utc()).await
+    }
+
+    fn store_health(&self) -> &crate::health::StoreHealth {
+        &self.health
     }
 }

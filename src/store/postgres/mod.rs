@@ -53,6 +53,8 @@ pub use tx::PgTx;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// What mail sources and the outbox last met writing here (`/readyz`).
+    health: crate::health::StoreHealth,
 }
 
 /// SQLSTATE classes and codes after which the same work can succeed later:
@@ -153,7 +155,10 @@ impl PgStore {
             .await
             .q()?;
         warn_if_encrypted(&pool).await;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            health: Default::default(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -103,6 +103,52 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations/sqlite")
+    }
+
+    async fn backup(&self, path: &std::path::Path) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let target = path
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid(format!("backup path {path:?} is not UTF-8")))?;
+        // Made empty first, readable by its owner only (it holds everyone's
+        // mail); `create_new` refuses to overwrite an earlier backup.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Invalid(format!("cannot create {}: {e}", path.display())))?;
+        // VACUUM INTO copies one read transaction's snapshot, so writers go
+        // on meanwhile and the copy is consistent (https://sqlite.org/lang_vacuum.html#vacuuminto).
+        let copied = sqlx::query("VACUUM INTO ?1")
+            .bind(target)
+            .execute(&self.pool)
+            .await
+            .q();
+        if copied.is_err() {
+            std::fs::remove_file(path).ok();
+        }
+        copied.map(|_| ())
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<i64>> {
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .q()?;
+        if tables == 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+            .q()
+    }
+
     async fn begin_tx(&self) -> Result<Box<dyn Tx>> {
         Ok(Box::new(self.begin_write().await?))
     }
@@ -149,5 +195,9 @@ impl Backend for SqliteStore {
     async fn create_user(&self, user: &NewUser) -> Result<User> {
         self.in_write_tx(|conn| insert_user(conn, user, OffsetDateTime::now_utc()))
             .await
+    }
+
+    fn store_health(&self) -> &crate::health::StoreHealth {
+        &self.health
     }
 }

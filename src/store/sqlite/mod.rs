@@ -35,6 +35,8 @@ pub struct SqliteStore {
     /// Reads outside a delivery (lists, views, the outbox worker, tokens).
     pool: SqlitePool,
     writer: Writer,
+    /// What mail sources and the outbox last met writing here (`/readyz`).
+    health: crate::health::StoreHealth,
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -72,7 +74,7 @@ impl<T> Q<T> for std::result::Result<T, sqlx::Error> {
 }
 
 /// The file behind a `sqlite://PATH` URL, so its folder can be created.
-fn sqlite_path(url: &str) -> Option<&str> {
+pub fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -83,14 +85,40 @@ fn sqlite_path(url: &str) -> Option<&str> {
 impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://PATH` URL.
     pub async fn connect(url: &str) -> Result<Self> {
-        if let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent())
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(e.into()))?;
+        Self::open(url, Missing::Create).await
+    }
+
+    /// Opens the database at a `sqlite://PATH` URL; with [`Missing::Refuse`]
+    /// a file that is not there is an error naming it, and nothing is made,
+    /// so a mistyped path cannot answer as an empty database.
+    pub async fn open(url: &str, missing: Missing) -> Result<Self> {
+        if let Some(path) = sqlite_path(url) {
+            let path = Path::new(path);
+            match missing {
+                Missing::Refuse if !path.exists() => {
+                    return Err(StoreError::NotFound(format!(
+                        "no database at {}: check [database] url (commands that only read never create one; `ticketgate migrate` does)",
+                        path.display()
+                    )));
+                }
+                Missing::Refuse => {}
+                // A warning, so that a one-off command shows it too: a new
+                // database where one was expected is a mistyped path.
+                Missing::Create if !path.exists() => {
+                    if let Some(parent) = path.parent()
+                        && !parent.as_os_str().is_empty()
+                    {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| StoreError::Unavailable(e.into()))?;
+                    }
+                    tracing::warn!(path = %path.display(), "creating a new database");
+                }
+                Missing::Create => {}
+            }
         }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("database url: {e}")))?
-            .create_if_missing(true)
+            .create_if_missing(missing == Missing::Create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
@@ -103,7 +131,11 @@ impl SqliteStore {
             .q()?;
         let writer = Arc::new(tokio::sync::Mutex::new(open_writer(url)?));
         spawn_checkpointer(url, Arc::downgrade(&writer))?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            health: Default::default(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
