@@ -43,6 +43,14 @@ pub struct UserRequest<'a> {
 pub async fn register_user(tickets: &Service, req: &UserRequest<'_>) -> Result<User, ManageError> {
     let email = EmailAddress::parse(req.email)
         .map_err(|e| ManageError::Invalid(format!("email {:?}: {e}", req.email)))?;
+    // The same rule as for mail: an invisible character or combining mark
+    // would make a second account that reads as someone else's address.
+    if crate::domain::clean::has_invisible(email.as_str()) {
+        return Err(ManageError::Invalid(format!(
+            "email {:?}: holds an invisible character or a combining mark",
+            req.email
+        )));
+    }
     let role: Role = req
         .role
         .parse()
@@ -84,14 +92,19 @@ fn valid_locale(locale: &str) -> Result<String, ManageError> {
     Ok(locale)
 }
 
+/// A name as people will see it: one line without control, bidi or
+/// invisible characters (`domain::clean::line`, as for names from mail).
 fn valid_name(name: &str) -> Result<String, ManageError> {
-    let name = name.trim();
-    if name.is_empty() || name.contains(char::is_control) {
+    if name.contains(char::is_control) {
         return Err(ManageError::Invalid(
             "a user needs a name without control characters".into(),
         ));
     }
-    Ok(name.to_string())
+    let name = crate::domain::clean::line(name);
+    if name.is_empty() {
+        return Err(ManageError::Invalid("a user needs a name".into()));
+    }
+    Ok(name)
 }
 
 /// An operator's edit of a user: `None` keeps a field as it is.

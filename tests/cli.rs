@@ -1474,3 +1474,45 @@ fn serve_tells_systemd_when_it_is_ready_and_when_it_stops() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An operator's typo or a pasted address is held to the rule mail is: no
+/// invisible character makes a second account that reads as someone else's.
+#[test]
+fn an_operator_cannot_register_an_address_with_an_invisible_character() {
+    let dir = workdir();
+    seed(dir.path());
+    for address in ["alice\u{200b}@customer.test", "ali\u{0301}ce@customer.test"] {
+        let out = run(
+            dir.path(),
+            &[
+                "user",
+                "add",
+                address,
+                "--name",
+                "Alice Anders",
+                "--no-invite",
+            ],
+            None,
+        );
+        assert!(!out.status.success(), "{address:?} was registered");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("invisible character"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A name loses its invisible and bidi characters, as names from mail do.
+    ok(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "eve@customer.test",
+            "--name",
+            "Eve\u{202e} Evans\u{200b}",
+            "--no-invite",
+        ],
+    );
+    let users = ok(dir.path(), &["user", "list", "--json"]);
+    assert!(users.contains("\"Eve Evans\""), "{users}");
+}
