@@ -1,4 +1,4 @@
-//! Hostile input (issue 18): messages shaped to cost the most per byte, each
+//! Hostile input: messages shaped to cost the most per byte, each
 //! through the full ingest path (`ticketgate ingest` of a file into a fresh
 //! SQLite, a child process of its own) from a registered sender. Reports the
 //! outcome, seconds and peak RSS above an idle ingest (a 1 KB message), and

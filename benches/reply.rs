@@ -1,4 +1,4 @@
-//! Reply extraction on hostile 1 MB bodies (issue 22): shapes that cost the
+//! Reply extraction on hostile 1 MB bodies: shapes that cost the
 //! line classifier, the quote-header and signature readers and the HTML
 //! structure the most per byte, each through `extract_text_from` and
 //! `extract_html_from` with a known sender (`Roman Lebedev`). Target: each

@@ -240,7 +240,7 @@ pub async fn remove_lead(store: &dyn Store, org: &str, email: &str) -> Result<Or
 }
 
 /// Registers a user and, unless `invite` is false, queues their invitation
-/// (DESIGN: a user is emailed when first added).
+/// (docs/contract.md, "Who is emailed": a user is emailed when first added).
 pub async fn add_user(
     tickets: &Service,
     user: &NewUser,

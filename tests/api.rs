@@ -859,7 +859,7 @@ async fn readiness_follows_the_mailboxes_and_metrics_count_requests() {
     );
 }
 
-/// Every route of DESIGN "Admin HTTP", with its methods.
+/// Every route of the admin API (docs/contract.md, "Interfaces"), with its methods.
 const ROUTES: &[(&str, &[&str])] = &[
     ("/api/tickets", &["get"]),
     ("/api/tickets/{id}", &["get", "patch"]),
@@ -1028,7 +1028,7 @@ async fn the_endpoint_works_from_any_instance_sharing_postgres() {
     drop(apps);
 }
 
-/// Issue 18, item 16: hyper answered these itself, with an empty body.
+/// Hyper used to answer these itself, with an empty body.
 #[tokio::test]
 async fn an_oversized_request_line_or_header_section_answers_with_the_json_error_body() {
     let api = Api::start().await;
@@ -1057,7 +1057,7 @@ async fn an_oversized_request_line_or_header_section_answers_with_the_json_error
     );
 }
 
-/// Issue 20: one ticket service. The same comment by Sam, once replying by
+/// One ticket service. The same comment by Sam, once replying by
 /// mail to his own reply address and once over the API, each on a fresh
 /// copy of the same ticket, yields the same events, notifications, mentions
 /// and rule effects; only the comment's `source` (and a mail's Message-ID
@@ -1067,7 +1067,7 @@ async fn the_same_comment_by_email_and_by_api_has_the_same_effects() {
     let rules = "[[rule]]\nname = \"staff replies set P3\"\non = \"comment_added\"\n\
          when = { author_role = \"staff\" }\nthen = { set_priority = \"P3\" }\n";
     // No sign-off: by mail, the sender's own name on the last line is their
-    // signature (issue 22), which the API has no notion of.
+    // signature, which the API has no notion of.
     let body = "@bob@customer.test could you send the logs?\n\nThe nightly ones are enough.";
     let mut seen = Vec::new();
     for channel in ["email", "api"] {

@@ -1033,7 +1033,7 @@ fn a_maildir_without_cur_is_ingested_from_new_and_an_empty_one_is_named() {
     );
 }
 
-/// Issue 21: a portal port that cannot be bound fails `serve` at start,
+/// A portal port that cannot be bound fails `serve` at start,
 /// naming it, as the admin port does.
 #[test]
 fn serve_fails_at_start_when_the_portal_port_is_taken() {

@@ -212,7 +212,7 @@ async fn two_instances_share_a_mailbox_and_a_killed_one_loses_nothing_and_sends_
     let killed_at = Instant::now();
     // Rows claimed but not recorded when the kill came: the only ones that may
     // legitimately reach a mailbox twice (sent, then the process died before
-    // marking them sent; DESIGN "Guarantees").
+    // marking them sent; docs/contract.md, "Guarantees").
     let in_flight: Vec<String> =
         sqlx::query_scalar("SELECT message_id FROM outbox WHERE status = 'sending'")
             .fetch_all(&pool)

@@ -283,7 +283,7 @@ async fn mentions_notify_and_follow_and_strangers_are_reported() {
     assert_eq!(failed.context["event"]["failures"], serde_json::json!([]));
 }
 
-/// Issue 18: 160,000 handles held the writer for 35 s and sent a 42 MB notice.
+/// 160,000 handles once held the writer for 35 s and sent a 42 MB notice.
 #[tokio::test]
 async fn a_flood_of_mentions_resolves_the_first_ones_and_the_notice_stays_bounded() {
     let (app, since) = base().await;
@@ -340,7 +340,7 @@ async fn a_staff_mention_of_nobody_registered_says_so() {
         .iter()
         .find(|r| r.template == "command_failed" && r.to == "sam@example.test")
         .expect("@zed is reported to Sam");
-    // Listed as a mention, apart from commands (issue 19 item 6).
+    // Listed as a mention, apart from commands.
     assert_eq!(failed.context["event"]["mentions"][0]["command"], "@zed");
     // Staff may mention anyone: the reason is not an organization.
     assert_eq!(
@@ -933,7 +933,7 @@ async fn a_staff_invite_explains_the_staff_commands() {
     assert!(!customer.text.contains("#priority"), "{}", customer.text);
 }
 
-/// Issue 19 item 2: a new ticket is one mail to its requester, the
+/// A new ticket is one mail to its requester, the
 /// acknowledgement, which also says what was not carried out.
 #[tokio::test]
 async fn a_new_ticket_with_a_failing_command_is_one_acknowledgement_naming_it() {

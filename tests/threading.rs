@@ -1,4 +1,4 @@
-//! A thread delivered in any order lands on the same tickets (DESIGN: thread
+//! A thread delivered in any order lands on the same tickets (docs/contract.md: thread
 //! resolution; messages referenced before they arrive are remembered).
 
 mod common;

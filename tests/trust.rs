@@ -1,4 +1,4 @@
-//! Issue 18, "unproven senders must gain nothing": a forged From, a hostile
+//! Unproven senders must gain nothing: a forged From, a hostile
 //! Authentication-Results or a look-alike address changes nothing it should not.
 
 mod common;
@@ -55,7 +55,7 @@ async fn a_message_with_two_from_fields_is_refused_and_changes_nothing() {
             .any(|f| f.email == "bob@customer.test"),
         "bob still follows"
     );
-    // Only the support team's alert about quarantined mail (issue 19 item 5).
+    // Only the support team's alert about quarantined mail.
     let rows = app.outbox().await.split_off(before);
     assert_eq!(
         rows.iter()

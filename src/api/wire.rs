@@ -282,7 +282,7 @@ impl From<store::EventView> for EventView {
     }
 }
 
-/// A ticket as users see it (DESIGN "Ticket JSON").
+/// A ticket as users see it (docs/contract.md, "Interfaces": the ticket JSON).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketView {
     pub id: TicketId,

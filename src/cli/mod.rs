@@ -1,4 +1,4 @@
-//! The command line (DESIGN "Interfaces"). Each command calls into the library
+//! The command line (docs/contract.md, "Interfaces"). Each command calls into the library
 //! and prints; nothing here decides anything about mail or tickets.
 
 use std::io::{IsTerminal, Read, Write};

@@ -1,5 +1,5 @@
 //! Automatic mail: what ticketgate must never answer or turn into a ticket
-//! (DESIGN "Never act on an automatic message"). Acting on an auto-reply is how
+//! (docs/contract.md, "Mail": automatic mail is never acted on). Acting on an auto-reply is how
 //! two robots end up mailing each other forever.
 
 use super::ids::EmailAddress;

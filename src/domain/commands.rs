@@ -1,4 +1,4 @@
-//! Email commands (DESIGN "Email commands"): consecutive `#command` lines at
+//! Email commands (docs/contract.md, "Mail"): consecutive `#command` lines at
 //! the very top of the new text. Parsing is generous about spelling and strict
 //! about position: a `#` further down is text, so quoting a command never runs it.
 

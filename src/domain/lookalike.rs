@@ -1,4 +1,4 @@
-//! Look-alike identities (issue 18): an address or display name written to
+//! Look-alike identities: an address or display name written to
 //! pass for someone else's. Auto-registration takes both from From, so a
 //! Cyrillic `аlice@customer.test` would become a second "Alice Anders", and
 //! `"Sam Staff (Example Support)"` would comment under a staff name.

@@ -27,7 +27,7 @@ pub struct Attachment {
     pub data: Vec<u8>,
 }
 
-/// The header facts DESIGN "Never act on an automatic message" looks at.
+/// The header facts the automatic-mail rule looks at (docs/contract.md, "Mail").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AutoHeaders {
     /// RFC 3834 §5 `Auto-Submitted`, lowercased, parameters removed.

@@ -1,4 +1,4 @@
-//! @mentions (DESIGN "@mentions"): `@alice` (a unique local part or display
+//! @mentions (docs/contract.md, "Mail"): `@alice` (a unique local part or display
 //! handle) or `@alice@customer.test`, found only in what the person wrote now:
 //! not in quoted lines, code, or email addresses.
 

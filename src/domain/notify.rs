@@ -1,4 +1,4 @@
-//! Who is emailed about an event (DESIGN "Who is emailed"), as a pure plan:
+//! Who is emailed about an event (docs/contract.md, "Who is emailed"), as a pure plan:
 //! each recipient with the template to render and the reason they get it.
 //! Organizations never appear here: they grant access, never email.
 

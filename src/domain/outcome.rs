@@ -1,4 +1,4 @@
-//! The one outcome every delivery ends with (DESIGN "Guarantees").
+//! The one outcome every delivery ends with (docs/contract.md, "Guarantees").
 
 use std::fmt;
 use std::str::FromStr;

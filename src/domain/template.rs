@@ -130,7 +130,7 @@ impl std::str::FromStr for Template {
 // (documented in templates/README.md).
 
 /// Who made a change, as mail shows them: the name with the address beside
-/// it, since a display name alone can be anyone's (issue 18, item 8). Both
+/// it, since a display name alone can be anyone's. Both
 /// empty when a rule made it: the templates then name the support desk.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ByWhom {
@@ -227,8 +227,8 @@ pub struct Removed {
     pub by: ByWhom,
 }
 
-/// Everything one recipient is told about a ticket at once (DESIGN Round 2:
-/// one action, one mail per recipient): the ticket-wide changes and what
+/// Everything one recipient is told about a ticket at once (one action, one
+/// mail per recipient: docs/contract.md, "Who is emailed"): the ticket-wide changes and what
 /// concerns them in person.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TicketUpdated {

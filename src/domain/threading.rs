@@ -1,4 +1,4 @@
-//! Thread resolution (DESIGN "Email conventions"): which ticket an inbound message
+//! Thread resolution (docs/contract.md, "Mail"): which ticket an inbound message
 //! belongs to, in the documented order, with the reason recorded.
 //!
 //! The facts (which ids are known, whether a token verified, whether the sender

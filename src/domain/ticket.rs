@@ -1,4 +1,4 @@
-//! The ticket model of DESIGN "The ticket model": statuses, priorities, roles,
+//! The ticket model of docs/contract.md, "Tickets": statuses, priorities, roles,
 //! follower sources, and who may do what. Every channel (email, API) asks here.
 
 use std::fmt;
@@ -113,7 +113,7 @@ string_enum!(
 );
 
 string_enum!(
-    /// Why someone follows a ticket (DESIGN "Participants").
+    /// Why someone follows a ticket (docs/contract.md, "Tickets").
     FollowerSource, "follower source", {
         Creator => "creator", Follow => "follow", Share => "share", Mention => "mention", Cc => "cc",
     }
@@ -135,7 +135,8 @@ pub struct Access {
     pub orgs: Vec<OrgId>,
 }
 
-/// DESIGN: staff, the ticket's followers, and members of an attached org may comment.
+/// Staff, the ticket's followers, and members of an attached org may comment
+/// (docs/contract.md, "Tickets").
 pub fn may_comment(actor: &Actor, access: &Access) -> bool {
     actor.role == Role::Staff
         || actor.user == access.requester
@@ -143,7 +144,7 @@ pub fn may_comment(actor: &Actor, access: &Access) -> bool {
         || actor.org.is_some_and(|org| access.orgs.contains(&org))
 }
 
-/// Who may move a ticket from `from` to `to` (DESIGN "The ticket model"):
+/// Who may move a ticket from `from` to `to` (docs/contract.md, "Tickets"):
 /// staff anything; the requester may close; a participant may reopen a closed
 /// (not an escalated) ticket. Only staff set `in_progress`, `blocked`, `escalated`.
 pub fn may_set_status(actor: &Actor, access: &Access, from: Status, to: Status) -> bool {
@@ -160,7 +161,7 @@ pub fn may_set_status(actor: &Actor, access: &Access, from: Status, to: Status) 
 /// Why someone may not be removed from a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removal {
-    /// The ticket's creator can never be removed (DESIGN "The ticket model").
+    /// The ticket's creator can never be removed (docs/contract.md, "Tickets").
     Creator,
     /// Only staff, the requester, or the person themselves remove a follower.
     NotYours,
@@ -247,7 +248,7 @@ pub enum Reach {
 }
 
 /// Whether a change needs proof of the sender (a trusted DKIM/DMARC pass or
-/// a reply to their own reply address; DESIGN "Forged senders"): everything
+/// a reply to their own reply address; docs/contract.md, "Mail"): everything
 /// staff do, and anything that changes who may see the ticket. Removal counts
 /// as much as a grant: a forger could otherwise drop a colleague or an org, or
 /// `#unfollow` a real customer off their own updates.

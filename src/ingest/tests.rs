@@ -1,7 +1,7 @@
 use super::{Content, sha256_hex};
 use crate::domain::{commands, mail::InboundMail, reply};
 
-/// A large body is held once (issue 18 item 13): moved from the
+/// A large body is held once (README "Hostile input"): moved from the
 /// extracted reply through the command parse into the comment, with or
 /// without leading commands, not copied at each step; the comment is
 /// the text the copying steps made.

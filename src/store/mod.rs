@@ -431,7 +431,7 @@ pub struct EventView {
 }
 
 /// A ticket with its thread, as read; `api::wire::TicketView` is its JSON
-/// (DESIGN "Ticket JSON"), which the API and `ticket show --json` share.
+/// (docs/contract.md, "Interfaces"), which the API and `ticket show --json` share.
 #[derive(Debug, Clone)]
 pub struct TicketView {
     pub id: TicketId,

@@ -111,7 +111,7 @@ impl Failure {
 /// their notice) and an API client (as 403, 409 or 404).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// Said to a customer: no protocol names (issue 19 item 6).
+    /// Said to a customer: no protocol names.
     #[error(
         "we could not confirm that this email comes from you; to use this command, reply to a notification we sent to you"
     )]
@@ -430,7 +430,8 @@ impl<'a> Changes<'a> {
         Ok(new_state)
     }
 
-    /// Sets a priority; a comment names the level and its response target (DESIGN).
+    /// Sets a priority; a comment names the level and its response target
+    /// (docs/contract.md, "Tickets").
     pub async fn set_priority(
         &mut self,
         state: &TicketState,
@@ -672,7 +673,8 @@ impl<'a> Changes<'a> {
         Ok(failures)
     }
 
-    /// One notice to the author listing what failed (DESIGN), to From only.
+    /// One notice to the author listing what failed, to From only
+    /// (docs/contract.md, "Who is emailed").
     pub async fn report_failures(
         &mut self,
         author: &User,
@@ -705,7 +707,7 @@ impl<'a> Changes<'a> {
             more_failures: more,
         };
         // An automatic answer already goes to the author: it says what failed
-        // (issue 19 item 2: one mail per recipient per message).
+        // (one mail per recipient per message).
         if let Some(pending) = self.answer.as_mut().filter(|a| a.to.id == author.id) {
             pending.answer.failed = failed;
             if let Some(state) = state {

@@ -21,7 +21,7 @@ impl Changes<'_> {
     ) -> Result<Result<TicketState, Refusal>, StoreError> {
         let actor = author.actor();
         let user = author.user;
-        // DESIGN "Forged senders": staff commands and changes of who may see
+        // docs/contract.md, "Proof": staff commands and changes of who may see
         // the ticket (grants and removals) need proof.
         if ticket::needs_proof(&actor, command.reach()) && !author.proven {
             return Ok(Err(Refusal::Unverified));

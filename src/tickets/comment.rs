@@ -1,6 +1,6 @@
 //! Adding a comment, by any channel: one permission check, one write, the
-//! same event, notifications, mentions and rules (issue 20: email and the
-//! API each had their own copy, with small differences).
+//! same event, notifications, mentions and rules for email, the API and the
+//! portal alike.
 
 use serde_json::json;
 

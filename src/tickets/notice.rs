@@ -88,7 +88,8 @@ pub async fn queue(
     let message_id = new_message_id(&sender.domain);
     let (subject, in_reply_to, references) = match notice.ticket {
         Some(t) => {
-            // DESIGN: In-Reply-To the latest message, References the root and the latest.
+            // In-Reply-To the latest message, References the root and the latest
+            // (docs/contract.md, "Mail").
             let mut refs: Vec<MessageId> = Vec::new();
             for id in [&t.root_message_id, &t.last_message_id]
                 .into_iter()
@@ -146,7 +147,8 @@ pub async fn queue(
 
 /// What one delivery or one API call tells each person, gathered while its
 /// changes run and queued at the end as ONE outbox row per recipient and
-/// ticket (DESIGN Round 2: one action, at most one notification per recipient).
+/// ticket (docs/contract.md, "Who is emailed": one action, at most one
+/// notification per recipient).
 /// A reply whose comment carries `#status closed` is one mail saying both; a
 /// mail of 200 alternating `#status` lines is one mail with the net change.
 #[derive(Debug, Default)]
@@ -171,7 +173,7 @@ struct News {
     followers_added: Vec<template::Person>,
     /// Who made the last of these changes, name and address (`None`: a
     /// rule, shown as the support desk). The address is shown beside the
-    /// name: a display name alone can be anyone's (issue 18, item 8).
+    /// name: a display name alone can be anyone's.
     actor: Option<(String, EmailAddress)>,
 }
 

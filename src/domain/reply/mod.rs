@@ -1,7 +1,7 @@
 //! Reply extraction: what the person wrote now, apart from the quoted history,
 //! their signature, and whether they forwarded another message.
 //!
-//! The contract (DESIGN): keep top-posted, bottom-posted and inline answers
+//! The contract (docs/contract.md, "Mail"): keep top-posted, bottom-posted and inline answers
 //! alike, and never keep less than the person wrote. Peers either store the
 //! whole message (noise) or cut at the first `>` (inline answers and code lost);
 //! this module reads the message as a sequence of classified lines instead:
@@ -60,7 +60,8 @@ use lines::*;
 pub use sender::Sender;
 use signature::*;
 
-/// The first line of every notification; replies are cut here (DESIGN).
+/// The first line of every notification; replies are cut here
+/// (docs/contract.md, "Mail").
 pub const MARKER: &str = "--- Reply above this line ---";
 
 /// Lines longer than this are never headers, footers or separators: they are
@@ -354,7 +355,7 @@ fn normalize(text: &str) -> std::borrow::Cow<'_, str> {
 /// empty) and trailing whitespace. Lines keep their own trailing spaces: in
 /// code and Markdown they can matter.
 fn collect(doc: &Doc<'_>, part: &[Part], want: Part) -> String {
-    // Sized first: grown by doubling, a 10 MB reply held 20 MB (issue 18).
+    // Sized first: grown by doubling, a 10 MB reply held 20 MB.
     let size = doc
         .lines
         .iter()

@@ -259,7 +259,7 @@ impl Tx for SqliteTx {
         // A large body is reserved with zeroblob() and written in place, as
         // `put_blob` does: bound as text, SQLite would copy it twice (the
         // bound value, the record), and a 10 MB message would peak over 4x
-        // its size (issue 18). Stored as a BLOB, it is read back through
+        // its size (README "Hostile input"). Stored as a BLOB, it is read back through
         // CAST(body AS text) (store::sql).
         let large = c.body.len() > BLOB_INLINE;
         let (body, sql) = if large {
