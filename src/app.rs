@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{MailboxKind, Settings, SmtpKind};
+use crate::config::{ListenLimits, MailboxKind, Settings, SmtpKind};
 use crate::ingest::{Ingestor, IntakePolicy};
 use crate::mailer::{FileMailer, Mailer, SmtpMailer};
 use crate::outbox::{OutboxPolicy, OutboxWorker};
@@ -143,11 +143,12 @@ impl App {
     /// them to finish the message in hand.
     pub async fn serve(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let tracker = TaskTracker::new();
+        let (web_limits, admin_limits) = self.connection_caps();
         // Bound first: a taken port fails `serve` at once instead of later in a task.
         let admin = match self.settings.admin.listen.trim() {
             "" => None,
             addr => {
-                let listener = tokio::net::TcpListener::bind(addr)
+                let listener = crate::listen::bind(addr)
                     .await
                     .with_context(|| format!("admin endpoint: cannot listen on {addr}"))?;
                 tracing::info!(addr = %listener.local_addr()?, "admin endpoint listening");
@@ -157,7 +158,7 @@ impl App {
         let web = match self.settings.web.listen.trim() {
             "" => None,
             addr => {
-                let listener = tokio::net::TcpListener::bind(addr)
+                let listener = crate::listen::bind(addr)
                     .await
                     .with_context(|| format!("portal: cannot listen on {addr}"))?;
                 tracing::info!(addr = %listener.local_addr()?, base_url = %self.settings.web.base_url, "portal listening");
@@ -191,7 +192,8 @@ impl App {
             }
         }
         if let Some(listener) = admin {
-            let state = crate::api::ApiState::new(self.ingestor.clone(), mailbox_states);
+            let state = crate::api::ApiState::new(self.ingestor.clone(), mailbox_states)
+                .with_limits(admin_limits);
             let cancel = cancel.clone();
             tracker.spawn(async move {
                 if let Err(e) = crate::api::serve(listener, state, cancel).await {
@@ -200,9 +202,11 @@ impl App {
             });
         }
         if let Some(listener) = web {
+            let mut web = self.settings.web.clone();
+            web.max_connections = web_limits.max_connections;
             let state = crate::web::WebState::new(
                 self.ingestor.clone(),
-                &self.settings.web,
+                &web,
                 self.settings.intake.max_message_size.0,
             );
             let cancel = cancel.clone();
@@ -233,6 +237,82 @@ impl App {
     }
 }
 
+impl App {
+    /// Raises the open-file limit to its hard limit (every HTTP connection
+    /// holds a descriptor) and fits the listeners' `max_connections` under
+    /// it, keeping `RESERVED_FILES` for intake, the database and the outbox,
+    /// so that no number of clients can make a Maildir file or the database
+    /// unopenable. Logs the limit and any cap it had to lower.
+    fn connection_caps(&self) -> (ListenLimits, ListenLimits) {
+        let mut web = self.settings.web.limits();
+        let mut admin = self.settings.admin.limits();
+        let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(limit) => limit,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot raise the open-file limit");
+                match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                    Ok((soft, _)) => soft,
+                    Err(_) => return (web, admin),
+                }
+            }
+        };
+        let web_on = !self.settings.web.listen.trim().is_empty();
+        let admin_on = !self.settings.admin.listen.trim().is_empty();
+        let wanted = [
+            if web_on { web.max_connections } else { 0 },
+            if admin_on { admin.max_connections } else { 0 },
+        ];
+        let fitted = fit_caps(wanted, limit);
+        tracing::info!(
+            open_files = limit,
+            portal_connections = fitted[0],
+            admin_connections = fitted[1],
+            "open-file limit raised to the hard limit"
+        );
+        if fitted != wanted {
+            tracing::warn!(
+                open_files = limit,
+                reserved = RESERVED_FILES,
+                portal_connections = fitted[0],
+                admin_connections = fitted[1],
+                "max_connections lowered to fit the open-file limit; raise the hard limit (LimitNOFILE=) to serve more"
+            );
+        }
+        if web_on {
+            web.max_connections = fitted[0];
+        }
+        if admin_on {
+            admin.max_connections = fitted[1];
+        }
+        (web, admin)
+    }
+}
+
+/// Descriptors `serve` keeps for everything but HTTP clients: the database
+/// pool (a SQLite connection holds three), Maildir files, the outbox, IMAP
+/// and SMTP connections, logs.
+const RESERVED_FILES: u64 = 64;
+
+/// The connection caps `wanted` (portal, admin; 0 for a listener that is
+/// off), lowered in proportion where together with `RESERVED_FILES` they
+/// would pass `limit`; a listener that is on keeps at least one.
+fn fit_caps(wanted: [usize; 2], limit: u64) -> [usize; 2] {
+    let total: u64 = wanted.iter().map(|&n| n as u64).sum();
+    let room = limit.saturating_sub(RESERVED_FILES);
+    if total <= room {
+        return wanted;
+    }
+    wanted.map(|n| {
+        if n == 0 {
+            0
+        } else {
+            usize::try_from((n as u64).saturating_mul(room) / total)
+                .unwrap_or(n)
+                .clamp(1, n)
+        }
+    })
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -258,5 +338,30 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
         _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_caps_fit_under_the_open_file_limit() {
+        let cases: &[(&str, [usize; 2], u64, [usize; 2])] = &[
+            ("room for both", [512, 512], 1_048_576, [512, 512]),
+            ("exactly room", [480, 480], 1024, [480, 480]),
+            ("shared in proportion", [512, 512], 1024, [480, 480]),
+            ("an off listener takes no share", [512, 0], 1024, [512, 0]),
+            (
+                "uneven wishes keep their ratio",
+                [600, 200],
+                464,
+                [300, 100],
+            ),
+            ("never below one", [512, 512], 10, [1, 1]),
+        ];
+        for (name, wanted, limit, want) in cases {
+            assert_eq!(fit_caps(*wanted, *limit), *want, "{name}");
+        }
     }
 }

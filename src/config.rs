@@ -397,6 +397,16 @@ pub struct AuthSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
     pub listen: String,
+    /// A request head must arrive whole within this (`"10s"`).
+    pub header_timeout: Span,
+    /// A kept-alive connection waits this long for its next request, and
+    /// a request body or a response may pause this long (`"60s"`).
+    pub idle_timeout: Span,
+    /// Connections served at once (`512`); more wait in the listen backlog.
+    #[serde(deserialize_with = "lenient")]
+    pub max_connections: usize,
+    /// After SIGTERM, how long requests in flight may take to finish (`"10s"`).
+    pub shutdown_timeout: Span,
 }
 
 /// `[web]`: the portal customers and staff use in a browser.
@@ -421,6 +431,21 @@ pub struct WebSettings {
     pub invite_ttl: Span,
     /// How long a session lasts without being used.
     pub session_ttl: Span,
+    /// As `[admin] header_timeout`.
+    pub header_timeout: Span,
+    /// As `[admin] idle_timeout`.
+    pub idle_timeout: Span,
+    /// As `[admin] max_connections`.
+    #[serde(deserialize_with = "lenient")]
+    pub max_connections: usize,
+    /// As `[admin] shutdown_timeout`.
+    pub shutdown_timeout: Span,
+    /// Fields (parts, for multipart) one posted form may have (`1000`).
+    #[serde(deserialize_with = "lenient")]
+    pub max_fields: usize,
+    /// Files one posted form may carry (`100`).
+    #[serde(deserialize_with = "lenient")]
+    pub max_files: usize,
 }
 
 impl Default for WebSettings {
@@ -439,11 +464,26 @@ impl Default for WebSettings {
             trusted_proxies: Vec::new(),
             invite_ttl: Span(Duration::from_secs(7 * 86400)),
             session_ttl: Span(Duration::from_secs(14 * 86400)),
+            header_timeout: ListenLimits::DEFAULT.header_timeout,
+            idle_timeout: ListenLimits::DEFAULT.idle_timeout,
+            max_connections: ListenLimits::DEFAULT.max_connections,
+            shutdown_timeout: ListenLimits::DEFAULT.shutdown_timeout,
+            max_fields: 1000,
+            max_files: 100,
         }
     }
 }
 
 impl WebSettings {
+    pub fn limits(&self) -> ListenLimits {
+        ListenLimits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+
     /// `base_url` without a trailing `/`, when the portal is on.
     pub fn portal_url(&self) -> Option<&str> {
         if self.listen.trim().is_empty() {
@@ -578,7 +618,50 @@ impl Default for AdminSettings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8025".into(),
+            header_timeout: ListenLimits::DEFAULT.header_timeout,
+            idle_timeout: ListenLimits::DEFAULT.idle_timeout,
+            max_connections: ListenLimits::DEFAULT.max_connections,
+            shutdown_timeout: ListenLimits::DEFAULT.shutdown_timeout,
         }
+    }
+}
+
+impl AdminSettings {
+    pub fn limits(&self) -> ListenLimits {
+        ListenLimits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+}
+
+/// What one HTTP listener (`[admin]`, `[web]`) grants a connection; see
+/// `src/listen.rs`, which enforces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenLimits {
+    pub header_timeout: Span,
+    pub idle_timeout: Span,
+    pub max_connections: usize,
+    pub shutdown_timeout: Span,
+}
+
+impl ListenLimits {
+    /// Ten seconds for a request head is ample on any real link; a minute of
+    /// keep-alive spares browsers a new connection per page; 512 connections
+    /// stay well below the usual file limit of 1,024 with both listeners on.
+    pub const DEFAULT: ListenLimits = ListenLimits {
+        header_timeout: Span(Duration::from_secs(10)),
+        idle_timeout: Span(Duration::from_secs(60)),
+        max_connections: 512,
+        shutdown_timeout: Span(Duration::from_secs(10)),
+    };
+}
+
+impl Default for ListenLimits {
+    fn default() -> Self {
+        Self::DEFAULT
     }
 }
 
@@ -678,6 +761,31 @@ impl Settings {
             return Err(invalid(
                 "web.login_limit_address",
                 "a limit of 0 would refuse every sign-in".into(),
+            ));
+        }
+        for (section, limits) in [("admin", self.admin.limits()), ("web", self.web.limits())] {
+            if limits.max_connections == 0 {
+                return Err(invalid(
+                    &format!("{section}.max_connections"),
+                    "must be at least 1 (0 would serve nobody)".into(),
+                ));
+            }
+            for (key, span) in [
+                ("header_timeout", limits.header_timeout),
+                ("idle_timeout", limits.idle_timeout),
+            ] {
+                if span.0.is_zero() {
+                    return Err(invalid(
+                        &format!("{section}.{key}"),
+                        "must be longer than 0 (every connection would be cut at once)".into(),
+                    ));
+                }
+            }
+        }
+        if self.web.max_fields == 0 {
+            return Err(invalid(
+                "web.max_fields",
+                "must be at least 1 (every form would be refused)".into(),
             ));
         }
         let mut names = std::collections::HashSet::new();
@@ -909,6 +1017,30 @@ mod tests {
         assert_eq!(s.intake.max_message_size, Size(50 * 1024 * 1024));
         assert!(!s.intake.allow_unknown_senders);
         assert!(s.admin.listen.starts_with("127.0.0.1:"));
+        assert_eq!(s.web.limits(), ListenLimits::DEFAULT);
+        assert_eq!(s.admin.limits(), ListenLimits::DEFAULT);
+        assert_eq!((s.web.max_fields, s.web.max_files), (1000, 100));
+    }
+
+    #[test]
+    fn listener_limits_come_from_the_environment_too() {
+        let s = Settings::from_sources(
+            "",
+            "test",
+            env(&[
+                ("TICKETGATE__WEB__HEADER_TIMEOUT", "1s"),
+                ("TICKETGATE__WEB__MAX_CONNECTIONS", "8"),
+                ("TICKETGATE__WEB__MAX_FILES", "3"),
+                ("TICKETGATE__ADMIN__SHUTDOWN_TIMEOUT", "2s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.web.header_timeout, Span(Duration::from_secs(1)));
+        assert_eq!(s.web.max_connections, 8);
+        assert_eq!(s.web.max_files, 3);
+        assert_eq!(s.admin.shutdown_timeout, Span(Duration::from_secs(2)));
+        let zero = env(&[("TICKETGATE__ADMIN__MAX_CONNECTIONS", "0")]);
+        assert!(Settings::from_sources("", "t", zero).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | [`ingest`] | the email channel: raw bytes in, one logged outcome out, tickets changed through [`tickets`] |
 //! | [`api`] | the admin HTTP channel: authentication, JSON, the same [`tickets`] calls |
 //! | [`web`] | the portal: pages for customers and staff, emailed sign-in links, sessions and CSRF, the same [`tickets`] calls |
+//! | [`listen`] | serving HTTP for [`api`] and [`web`]: header, idle and body timeouts, a connection cap, a shutdown deadline |
 //! | [`source`] | where mail comes from (Maildir, IMAP, mbox, files, stdin), handed to a [`source::MailSink`] |
 //! | [`store`] | the only SQL: the `Store` and `Tx` traits, SQLite and PostgreSQL |
 //! | [`outbox`], [`render`], [`mailer`] | queued notifications rendered from templates and sent |
@@ -28,6 +29,7 @@ pub mod config;
 pub mod domain;
 pub mod health;
 pub mod ingest;
+pub mod listen;
 pub mod mailer;
 pub mod manage;
 pub mod metrics;

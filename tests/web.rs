@@ -526,8 +526,10 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_sign_in_limit() {
     assert_eq!(login_via_proxy(&p, "203.0.113.5").await, 429);
     // A client prepending its own header is still itself.
     assert_eq!(login_via_proxy(&p, "198.51.100.1, 203.0.113.5").await, 429);
-    // Another client behind the same proxy is not held up.
-    assert_eq!(login_via_proxy(&p, "203.0.113.6").await, 200);
+    // Its whole /24 is one client (an office, a host with many addresses)...
+    assert_eq!(login_via_proxy(&p, "203.0.113.6").await, 429);
+    // ...and a client of another network behind the same proxy is not held up.
+    assert_eq!(login_via_proxy(&p, "192.0.2.6").await, 200);
 
     // Without trusted proxies the header is the client's own word: ignored,
     // so every request from this host counts against one limit.
@@ -535,6 +537,161 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_sign_in_limit() {
     assert_eq!(login_via_proxy(&p, "203.0.113.5").await, 200);
     assert_eq!(login_via_proxy(&p, "203.0.113.6").await, 200);
     assert_eq!(login_via_proxy(&p, "203.0.113.7").await, 429);
+}
+
+#[tokio::test]
+async fn a_post_from_another_origin_is_refused_when_the_browser_sends_no_fetch_metadata() {
+    let p = Portal::start().await;
+    // The portal's own origin is `[web] base_url`.
+    let ours = "http://127.0.0.1:8080";
+    p.post("/login", None, &[("email", "alice@customer.test")])
+        .await;
+    let link = p.links_to("alice@customer.test").await.pop().unwrap();
+    let path = &link[link.find("/login/").unwrap()..];
+    // Login CSRF: another site's page posts the attacker's own link from the
+    // victim's browser, which sends no Sec-Fetch-Site but an Origin (or a
+    // Referer).
+    for (name, value) in [
+        ("Origin", "http://evil.test"),
+        ("Origin", "null"),
+        ("Origin", "http://127.0.0.1:8081"),
+        ("Referer", "http://evil.test/page"),
+    ] {
+        let res = send(
+            p.addr,
+            "POST",
+            path,
+            &[("Content-Type", FORM), (name, value)],
+            Some(b""),
+        )
+        .await;
+        assert_eq!(res.status, 403, "{name}: {value}");
+        assert!(res.header("set-cookie").is_none(), "{name}: {value}");
+    }
+    // The link was not used up: from the portal's own page it signs in.
+    let res = send(
+        p.addr,
+        "POST",
+        path,
+        &[("Content-Type", FORM), ("Origin", ours)],
+        Some(b""),
+    )
+    .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert!(res.header("set-cookie").is_some());
+
+    // Asking for a link from another site sends none.
+    let body = form(&[("email", "bob@customer.test")]);
+    let res = send(
+        p.addr,
+        "POST",
+        "/login",
+        &[("Content-Type", FORM), ("Origin", "http://evil.test")],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(res.status, 403);
+    assert!(p.links_to("bob@customer.test").await.is_empty());
+
+    // Signed in, with the token: another origin, or a sibling site, changes nothing.
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Origin", "First.").await;
+    let before = p.t.ticket(id).await.comments.len();
+    let path = format!("/tickets/{id}/comments");
+    let fields = form(&[("csrf", &alice.csrf), ("body", "from elsewhere")]);
+    for (name, value) in [
+        ("Origin", "http://evil.test"),
+        ("Referer", "https://127.0.0.1:8080/tickets"),
+        ("Sec-Fetch-Site", "same-site"),
+    ] {
+        let headers = [
+            ("Content-Type", FORM),
+            ("Cookie", &alice.cookie),
+            (name, value),
+        ];
+        let res = send(p.addr, "POST", &path, &headers, Some(&fields)).await;
+        assert_eq!(res.status, 403, "{name}: {value}");
+    }
+    assert_eq!(p.t.ticket(id).await.comments.len(), before);
+    // The portal's own pages: their Origin, their Referer, or Fetch Metadata.
+    for (name, value) in [
+        ("Origin", ours),
+        ("Referer", "http://127.0.0.1:8080/tickets/1"),
+        ("Sec-Fetch-Site", "same-origin"),
+    ] {
+        let headers = [
+            ("Content-Type", FORM),
+            ("Cookie", &alice.cookie),
+            (name, value),
+        ];
+        let res = send(p.addr, "POST", &path, &headers, Some(&fields)).await;
+        assert_eq!(res.status, 303, "{name}: {value}");
+    }
+    assert_eq!(p.t.ticket(id).await.comments.len(), before + 3);
+}
+
+#[tokio::test]
+async fn forms_over_their_field_file_or_text_limits_are_refused_with_413_and_change_nothing() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Limits", "First.").await;
+    let path = format!("/tickets/{id}/comments");
+    let before = p.t.ticket(id).await.comments.len();
+    let addr = p.addr;
+    let post = |kind: String, body: Vec<u8>| {
+        let cookie = alice.cookie.clone();
+        let path = path.clone();
+        async move {
+            send(
+                addr,
+                "POST",
+                &path,
+                &[("Content-Type", &kind), ("Cookie", &cookie)],
+                Some(&body),
+            )
+            .await
+            .status
+        }
+    };
+    // 1,001 url-encoded fields (`[web] max_fields` is 1,000), nearly all empty.
+    let many = format!("csrf={}&body=many{}", alice.csrf, "&x=".repeat(999));
+    assert_eq!(post(FORM.to_string(), many.into_bytes()).await, 413);
+    // The same as multipart parts.
+    let boundary = "b0undary";
+    let kind = format!("multipart/form-data; boundary={boundary}");
+    let mut fields = vec![("csrf", alice.csrf.as_str()), ("body", "many")];
+    fields.extend(std::iter::repeat_n(("x", ""), 999));
+    assert_eq!(
+        post(kind.clone(), multipart(boundary, &fields, &[])).await,
+        413
+    );
+    // 101 one-byte files (`[web] max_files` is 100).
+    let files = vec![("attachments", "f.txt", &b"x"[..]); 101];
+    let body = multipart(
+        boundary,
+        &[("csrf", &alice.csrf), ("body", "files")],
+        &files,
+    );
+    assert_eq!(post(kind.clone(), body).await, 413);
+    // More than a megabyte of text, url-encoded or in parts.
+    let long = "a".repeat(1024 * 1024 + 1);
+    let body = form(&[("csrf", &alice.csrf), ("body", &long)]);
+    assert_eq!(post(FORM.to_string(), body).await, 413);
+    let body = multipart(boundary, &[("csrf", &alice.csrf), ("body", &long)], &[]);
+    assert_eq!(post(kind.clone(), body).await, 413);
+
+    let t = p.t.ticket(id).await;
+    assert_eq!(t.comments.len(), before, "nothing was added");
+    // Within the limits the same forms go through.
+    let files = vec![("attachments", "f.txt", &b"x"[..]); 3];
+    let body = multipart(
+        boundary,
+        &[("csrf", &alice.csrf), ("body", "three files")],
+        &files,
+    );
+    assert_eq!(post(kind, body).await, 303);
+    let t = p.t.ticket(id).await;
+    assert_eq!(t.comments.last().unwrap().attachments.len(), 3);
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::config::ListenLimits;
 use crate::domain::ticket::Status;
 use crate::health::Mailboxes;
 use crate::ingest::{IngestError, Ingestor, ReplayRefusal};
@@ -71,6 +72,8 @@ pub const HEADER_LIMIT: usize = 32 * 1024;
 #[derive(Clone)]
 pub struct ApiState {
     inner: Arc<Inner>,
+    /// `[admin]` timeouts and connection cap, for `serve`.
+    limits: ListenLimits,
 }
 
 struct Inner {
@@ -89,7 +92,13 @@ impl ApiState {
                 labels,
                 mailboxes,
             }),
+            limits: ListenLimits::DEFAULT,
         }
+    }
+
+    /// The same state, served within `limits` (the `[admin]` settings).
+    pub fn with_limits(self, limits: ListenLimits) -> Self {
+        Self { limits, ..self }
     }
 
     /// Intake, for what only it does: replay, metrics.
@@ -461,13 +470,13 @@ async fn track(State(state): State<ApiState>, req: Request, next: Next) -> Respo
     response
 }
 
-/// Serves the admin endpoint on `listener` until `cancel` fires.
+/// Serves the admin endpoint on `listener` until `cancel` fires, within the
+/// state's `[admin]` limits (`src/listen.rs`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     cancel: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    let limits = state.limits;
+    crate::listen::serve("admin", listener, router(state), limits, cancel).await
 }

@@ -57,20 +57,51 @@ pub fn same_token(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Reads the form of `req`, at most `limit` bytes; `csrf`: the session's
-/// token, which the form's `csrf` field must equal (403 otherwise; `None`
-/// for the sign-in form, which has no session yet).
-pub async fn read(req: Request, csrf: Option<&str>, limit: usize) -> Result<Form, WebError> {
+/// What one posted form may hold besides its size (`[web] max_fields`,
+/// `max_files`): a form's cost grows with its parts, not only its bytes
+/// (a million empty fields are a few megabytes on the wire and many times
+/// that in memory), so both are counted while the body is read and the
+/// request is refused (413) at the first part too many.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub fields: usize,
+    pub files: usize,
+}
+
+/// All of a form's text (every value that is not a file) together: a
+/// comment longer than this belongs in an attached file. The admin API's
+/// JSON bodies have the same bound (`api::BODY_LIMIT`).
+pub const TEXT_LIMIT: usize = 1024 * 1024;
+
+/// Reads the form of `req`, at most `limit` bytes and `limits` parts;
+/// `csrf`: the session's token, which the form's `csrf` field must equal
+/// (403 otherwise; `None` for the sign-in form, which has no session yet).
+/// Every bound is checked as the bytes arrive, before they are kept.
+pub async fn read(
+    req: Request,
+    csrf: Option<&str>,
+    limit: usize,
+    limits: Limits,
+) -> Result<Form, WebError> {
     let kind = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    // A declared length over the limit is refused before a byte is read
+    // (RFC 9110 §8.6, §15.5.14).
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     if kind.starts_with("application/x-www-form-urlencoded") {
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| WebError::TooLarge)?;
+        let limit = limit.min(TEXT_LIMIT);
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(WebError::TooLarge);
+        }
+        let bytes = read_urlencoded(req.into_body(), limit, limits.fields).await?;
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|e| WebError::BadRequest(format!("form: {e}")))?;
         let form = Form {
@@ -87,56 +118,13 @@ pub async fn read(req: Request, csrf: Option<&str>, limit: usize) -> Result<Form
         return Ok(form);
     }
     if kind.starts_with("multipart/form-data") {
-        let mut multipart = Multipart::from_request(req, &())
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(WebError::TooLarge);
+        }
+        let multipart = Multipart::from_request(req, &())
             .await
             .map_err(|e| WebError::BadRequest(e.body_text()))?;
-        let mut form = Form::default();
-        let mut first = true;
-        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-            let name = field.name().unwrap_or_default().to_string();
-            if first {
-                first = false;
-                if let Some(expected) = csrf {
-                    let ok = name == "csrf"
-                        && field.file_name().is_none()
-                        && field
-                            .text()
-                            .await
-                            .map_err(multipart_error)?
-                            .as_str()
-                            .eq(expected);
-                    if !ok {
-                        return Err(WebError::Forbidden);
-                    }
-                    form.fields.push((name, expected.to_string()));
-                    continue;
-                }
-            }
-            match field.file_name().map(str::to_string) {
-                // A file input left empty still sends a part without a name.
-                Some(filename) if !filename.is_empty() => {
-                    let content_type = field
-                        .content_type()
-                        .unwrap_or("application/octet-stream")
-                        .to_string();
-                    let data = field.bytes().await.map_err(multipart_error)?.to_vec();
-                    form.files.push(Upload {
-                        filename,
-                        content_type,
-                        data,
-                    });
-                }
-                Some(_) => {}
-                None => {
-                    let value = field.text().await.map_err(multipart_error)?;
-                    form.fields.push((name, value));
-                }
-            }
-        }
-        if first && csrf.is_some() {
-            return Err(WebError::Forbidden);
-        }
-        return Ok(form);
+        return read_multipart(multipart, csrf, limit, limits).await;
     }
     if csrf.is_some() {
         // No form at all carries no token.
@@ -145,8 +133,121 @@ pub async fn read(req: Request, csrf: Option<&str>, limit: usize) -> Result<Form
     Err(WebError::Unsupported)
 }
 
+/// The body of a url-encoded form, refused as soon as it passes `limit`
+/// bytes or holds more than `fields` fields (counted by their `&`
+/// separators, so a run of empty fields counts too).
+async fn read_urlencoded(
+    body: axum::body::Body,
+    limit: usize,
+    fields: usize,
+) -> Result<Vec<u8>, WebError> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    let mut separators = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| body_error(&e))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(WebError::TooLarge);
+        }
+        separators += memchr::memchr_iter(b'&', &chunk).count();
+        if separators >= fields {
+            return Err(WebError::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// The parts of a multipart form (RFC 7578), each read chunk by chunk: a
+/// part too many, a file too many, text over `TEXT_LIMIT` or content over
+/// `limit` ends the request before the part is kept.
+async fn read_multipart(
+    mut multipart: Multipart,
+    csrf: Option<&str>,
+    limit: usize,
+    limits: Limits,
+) -> Result<Form, WebError> {
+    let mut form = Form::default();
+    let (mut parts, mut text, mut total) = (0usize, 0usize, 0usize);
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        parts += 1;
+        if parts > limits.fields {
+            return Err(WebError::TooLarge);
+        }
+        let name = field.name().unwrap_or_default().to_string();
+        let filename = field.file_name().map(str::to_string);
+        // A file input left empty still sends a part, named "": no file.
+        let is_file = filename.as_deref().is_some_and(|f| !f.is_empty());
+        if is_file && form.files.len() >= limits.files {
+            return Err(WebError::TooLarge);
+        }
+        let content_type = field
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        let mut data = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            total += chunk.len();
+            if total > limit {
+                return Err(WebError::TooLarge);
+            }
+            if filename.is_none() {
+                text += chunk.len();
+                if text > TEXT_LIMIT {
+                    return Err(WebError::TooLarge);
+                }
+            }
+            if filename.is_none() || is_file {
+                data.extend_from_slice(&chunk);
+            }
+        }
+        if parts == 1
+            && let Some(expected) = csrf
+        {
+            // The token comes first, so a forged upload is refused before
+            // any file is read.
+            let ok = name == "csrf"
+                && filename.is_none()
+                && std::str::from_utf8(&data).is_ok_and(|got| same_token(got, expected));
+            if !ok {
+                return Err(WebError::Forbidden);
+            }
+        }
+        match filename {
+            Some(filename) if is_file => form.files.push(Upload {
+                filename,
+                content_type,
+                data,
+            }),
+            Some(_) => {}
+            None => {
+                let value = String::from_utf8(data)
+                    .map_err(|_| WebError::BadRequest(format!("field {name:?} is not UTF-8")))?;
+                form.fields.push((name, value));
+            }
+        }
+    }
+    if parts == 0 && csrf.is_some() {
+        return Err(WebError::Forbidden);
+    }
+    Ok(form)
+}
+
+/// A body that stopped arriving (`idle_timeout`) is 408; anything else
+/// that broke it, 400.
+fn body_error(e: &(dyn std::error::Error + 'static)) -> WebError {
+    if crate::listen::is_body_timeout(e) {
+        WebError::Timeout
+    } else {
+        WebError::BadRequest(format!("reading the form: {e}"))
+    }
+}
+
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> WebError {
-    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+    if crate::listen::is_body_timeout(&e) {
+        WebError::Timeout
+    } else if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         WebError::TooLarge
     } else {
         WebError::BadRequest(e.body_text())

@@ -6,18 +6,17 @@
 //! token. Every change goes through `tickets::Service`, exactly as the
 //! admin API's handlers do: same permissions, events, mail and rules.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::config::{Network, Rate, WebSettings};
+use crate::config::{ListenLimits, Network, Rate, WebSettings};
 use crate::domain::locale::Locale;
 use crate::ingest::Ingestor;
 use crate::store::{Store, StoreError};
@@ -54,6 +53,10 @@ struct Inner {
     /// The largest request body: a new ticket with its attachments may be
     /// as large as an email may be (`[intake] max_message_size`).
     max_body: usize,
+    /// `[web] max_fields`, `max_files`: what one form may hold.
+    form_limits: form::Limits,
+    /// `[web]` timeouts and connection cap, for `serve`.
+    listen: ListenLimits,
 }
 
 impl WebState {
@@ -69,6 +72,11 @@ impl WebState {
                 clients: ClientLimiter::new(web.login_limit_client),
                 trusted_proxies: web.trusted_proxies.clone(),
                 max_body: usize::try_from(max_message_size).unwrap_or(usize::MAX),
+                form_limits: form::Limits {
+                    fields: web.max_fields,
+                    files: web.max_files,
+                },
+                listen: web.limits(),
             }),
         }
     }
@@ -114,13 +122,17 @@ pub fn router(state: WebState) -> Router {
         .route("/assets/{file}", get(assets::serve))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn(same_origin_posts))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            same_origin_posts,
+        ))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 
-/// Serves the portal on `listener` until `cancel` fires; meanwhile, every
-/// hour, deletes expired sign-in links and sessions.
+/// Serves the portal on `listener` until `cancel` fires, within its `[web]`
+/// limits (`src/listen.rs`); meanwhile, every hour, deletes expired sign-in
+/// links and sessions.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: WebState,
@@ -142,12 +154,8 @@ pub async fn serve(
             }
         }
     });
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { cancel.cancelled().await })
-    .await
+    let limits = state.inner.listen;
+    crate::listen::serve("portal", listener, router(state), limits, cancel).await
 }
 
 async fn not_found() -> WebError {
@@ -155,8 +163,10 @@ async fn not_found() -> WebError {
 }
 
 /// No page may be framed, sniffed, cached or leak its URL (a sign-in link
-/// holds a token) in a Referer; scripts and styles come only from
-/// `/assets/`, so an injected tag would not run.
+/// holds a token) in a Referer to another site (`same-origin`: the portal
+/// itself still gets a Referer and, from older browsers, a real `Origin`
+/// rather than `null`, which `same_origin_posts` reads); scripts and styles
+/// come only from `/assets/`, so an injected tag would not run.
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
@@ -173,7 +183,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {
@@ -182,19 +192,93 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
-/// A POST that a browser marks as sent from another site is refused before
-/// anything reads it: with the session's CSRF token this guards the
-/// sign-in forms too, which have no session yet (login CSRF).
-async fn same_origin_posts(req: Request, next: Next) -> Response {
-    if req.method() == Method::POST
-        && req
-            .headers()
-            .get("sec-fetch-site")
-            .is_some_and(|v| v.as_bytes() == b"cross-site")
-    {
-        return WebError::Forbidden.into_response();
+/// A POST from another origin is refused before anything reads it; with
+/// the session's CSRF token this guards the sign-in forms too, which have
+/// no session yet (login CSRF). A browser says where a request comes from
+/// in `Sec-Fetch-Site` (Fetch Metadata): anything but `same-origin` (or
+/// `none`, the user's own doing) is refused, `same-site` too, since a
+/// sibling host is not the portal. An older browser that sends no
+/// `Sec-Fetch-Site` still sends `Origin` with every POST (RFC 6454 §7.3;
+/// the pages' `Referrer-Policy: same-origin` keeps it from being `null`),
+/// or at least a `Referer`: its origin must be the portal's own,
+/// `[web] base_url`. A request with none of the three does not come from a
+/// browser's page (curl, a script) and still needs the CSRF token.
+async fn same_origin_posts(State(state): State<WebState>, req: Request, next: Next) -> Response {
+    if req.method() == Method::POST {
+        let h = req.headers();
+        let allowed = match h.get("sec-fetch-site").map(|v| v.as_bytes()) {
+            Some(site) => {
+                site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none")
+            }
+            None => match h.get(header::ORIGIN).or_else(|| h.get(header::REFERER)) {
+                None => true,
+                Some(claimed) => {
+                    let ours = match origin_of(&state.inner.base_url) {
+                        Some(origin) => Some(origin),
+                        // No base_url: the origin the request was sent to.
+                        None => h
+                            .get(header::HOST)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|host| origin_of(&format!("http://{host}"))),
+                    };
+                    let theirs = claimed.to_str().ok().and_then(origin_of);
+                    match (ours, theirs) {
+                        (Some(ours), Some(theirs)) if state.inner.base_url.is_empty() => {
+                            ours.host == theirs.host && ours.port == theirs.port
+                        }
+                        (Some(ours), Some(theirs)) => ours == theirs,
+                        _ => false,
+                    }
+                }
+            },
+        };
+        if !allowed {
+            tracing::info!(
+                sec_fetch_site = ?req.headers().get("sec-fetch-site"),
+                origin = ?req.headers().get(header::ORIGIN),
+                referer = ?req.headers().get(header::REFERER),
+                path = %req.uri().path(),
+                "portal: cross-origin POST refused"
+            );
+            return WebError::Forbidden.into_response();
+        }
     }
     next.run(req).await
+}
+
+/// An origin (RFC 6454 §4): scheme, host and port, the port filled in for
+/// `http` and `https` so that `https://a` and `https://a:443` are one.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+/// The origin of an absolute URL or an `Origin` value; `None` for `null`,
+/// a relative reference or anything unparsable.
+fn origin_of(url: &str) -> Option<Origin> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let default = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    // `[v6]:port`, `host:port`, or a host alone.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port.parse().ok()?),
+        _ => (authority, default),
+    };
+    Some(Origin {
+        scheme,
+        host: host.to_ascii_lowercase(),
+        port,
+    })
 }
 
 /// What a portal request can end in besides its page.
@@ -211,6 +295,9 @@ pub enum WebError {
     BadRequest(String),
     #[error("too large")]
     TooLarge,
+    /// The request body stopped arriving (`[web] idle_timeout`).
+    #[error("request timeout")]
+    Timeout,
     #[error("unsupported media type")]
     Unsupported,
     #[error(transparent)]
@@ -224,6 +311,7 @@ impl IntoResponse for WebError {
             WebError::Forbidden => (StatusCode::FORBIDDEN, "error_forbidden"),
             WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "error_bad_request"),
             WebError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "error_too_large"),
+            WebError::Timeout => (StatusCode::REQUEST_TIMEOUT, "error_bad_request"),
             WebError::Unsupported => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "error_bad_request"),
             WebError::Store(e) => {
                 tracing::error!(error = %e, "portal request failed");
@@ -242,6 +330,44 @@ impl IntoResponse for WebError {
         match page {
             Ok(html) => (status, html).into_response(),
             Err(_) => status.into_response(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_compare_by_scheme_host_and_port() {
+        let o = |s: &str| origin_of(s);
+        assert_eq!(
+            o("https://Portal.example"),
+            o("https://portal.example:443/")
+        );
+        assert_eq!(
+            o("http://127.0.0.1:8080"),
+            o("http://127.0.0.1:8080/login/tg_x?a=b")
+        );
+        assert_ne!(o("http://127.0.0.1:8080"), o("http://127.0.0.1:8081"));
+        assert_ne!(o("http://portal.example"), o("https://portal.example"));
+        assert_ne!(
+            o("https://portal.example"),
+            o("https://portal.example.evil.test")
+        );
+        assert_eq!(
+            o("http://[::1]:8080/x").map(|x| (x.host, x.port)),
+            Some(("[::1]".to_string(), 8080))
+        );
+        for nothing in [
+            "null",
+            "",
+            "/tickets",
+            "ftp://a",
+            "http://u@evil.test",
+            "http://a:x",
+        ] {
+            assert_eq!(o(nothing), None, "{nothing:?}");
         }
     }
 }

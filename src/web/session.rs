@@ -3,7 +3,7 @@
 //! must not use them up), and its POST starts a server-side session. Only
 //! hashes of links and sessions are stored.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -91,47 +91,100 @@ impl FromRequestParts<WebState> for Viewer {
     }
 }
 
-/// Sign-in requests per client address within a sliding window, kept in
-/// memory: at most `cap` clients are remembered (the oldest are forgotten
-/// first), so the table stays bounded whatever connects.
+/// Sign-in requests per client network within a sliding window, kept in
+/// memory. A client is its /24 (IPv4) or /64 (IPv6) network: one host, or
+/// one office, commands that many addresses. At most `cap` networks are
+/// remembered; when the table is full the one heard from least recently is
+/// forgotten, so a newcomer is always counted afresh and strangers who fill
+/// the table lock nobody out (a network refused again and again stays the
+/// newest and stays refused; one quiet while `cap` others arrive starts
+/// over). Memory is bounded: `cap` networks of at most `rate.count` times.
 pub struct ClientLimiter {
     rate: Rate,
-    seen: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    cap: usize,
+    table: Mutex<Clients>,
+}
+
+#[derive(Default)]
+struct Clients {
+    by_network: HashMap<IpAddr, Client>,
+    /// Networks by when they were last heard from, oldest first.
+    by_age: BTreeMap<u64, IpAddr>,
+    /// The next age stamp.
+    clock: u64,
+}
+
+struct Client {
+    times: VecDeque<Instant>,
+    /// Its key in `by_age`.
+    stamp: u64,
 }
 
 impl ClientLimiter {
-    const CAP: usize = 100_000;
+    /// About 50 MB at most with the default 30 requests per window.
+    pub const CAP: usize = 100_000;
 
     pub fn new(rate: Rate) -> Self {
+        Self::with_cap(rate, Self::CAP)
+    }
+
+    /// A limiter remembering at most `cap` networks (at least one).
+    pub fn with_cap(rate: Rate, cap: usize) -> Self {
         Self {
             rate,
-            seen: Mutex::new(HashMap::new()),
+            cap: cap.max(1),
+            table: Mutex::new(Clients::default()),
         }
     }
 
-    /// Counts one request from `ip`; `false` when it is over the limit.
-    pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
-        // IPv6 clients get a /64 each: one host has that many addresses.
-        let key = match ip {
+    /// The network `ip` is counted in: its /24 or /64.
+    fn network(ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                IpAddr::from([a, b, c, 0])
+            }
             IpAddr::V6(v6) => {
                 let mut s = v6.segments();
                 s[4..].fill(0);
                 IpAddr::from(s)
             }
-            v4 => v4,
-        };
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= Self::CAP && !seen.contains_key(&key) {
-            seen.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < self.rate.per)
-            });
-            if seen.len() >= Self::CAP {
-                return false;
+        }
+    }
+
+    /// Counts one request from `ip`; `false` when its network is over the
+    /// limit. Constant work per call, whatever the table holds.
+    pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
+        let key = Self::network(ip);
+        let mut guard = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let table = &mut *guard;
+        let stamp = table.clock;
+        table.clock += 1;
+        match table.by_network.get_mut(&key) {
+            Some(client) => {
+                table.by_age.remove(&client.stamp);
+                client.stamp = stamp;
+            }
+            None => {
+                if table.by_network.len() >= self.cap
+                    && let Some((_, oldest)) = table.by_age.pop_first()
+                {
+                    table.by_network.remove(&oldest);
+                }
+                table.by_network.insert(
+                    key,
+                    Client {
+                        times: VecDeque::new(),
+                        stamp,
+                    },
+                );
             }
         }
-        let times = seen.entry(key).or_default();
+        table.by_age.insert(stamp, key);
+        let Some(client) = table.by_network.get_mut(&key) else {
+            return true;
+        };
+        let times = &mut client.times;
         while times
             .front()
             .is_some_and(|t| now.duration_since(*t) >= self.rate.per)
@@ -143,6 +196,19 @@ impl ClientLimiter {
         }
         times.push_back(now);
         true
+    }
+
+    /// How many networks are remembered.
+    pub fn len(&self) -> usize {
+        self.table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_network
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -233,7 +299,7 @@ pub async fn request_link(
         let page = pages::render("login.html", locale, context! { too_many => true })?;
         return Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response());
     }
-    let form = form::read(req, None, 16 * 1024).await?;
+    let form = form::read(req, None, 16 * 1024, state.inner.form_limits).await?;
     let sent = pages::render("login.html", locale, context! { sent => true })?;
     let Some(email) = form.get("email").and_then(|e| EmailAddress::parse(e).ok()) else {
         let page = pages::render("login.html", locale, context! { invalid => true })?;
@@ -358,7 +424,7 @@ pub async fn sign_out(
     viewer: Viewer,
     req: Request,
 ) -> Result<Response, WebError> {
-    form::read(req, Some(&viewer.csrf), 16 * 1024).await?;
+    form::read(req, Some(&viewer.csrf), 16 * 1024, state.inner.form_limits).await?;
     state.store().end_session(&viewer.session).await?;
     let mut res = Redirect::to("/").into_response();
     res.headers_mut().insert(
@@ -440,6 +506,54 @@ mod tests {
         assert!(limiter.allow(v6a, t0));
         assert!(limiter.allow(v6b, t0));
         assert!(!limiter.allow(v6a, t0), "one /64 is one client");
+    }
+
+    #[test]
+    fn an_ipv4_slash_24_is_one_client() {
+        let limiter = ClientLimiter::new(Rate {
+            count: 2,
+            per: Duration::from_secs(60),
+        });
+        let t0 = Instant::now();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(limiter.allow(ip("198.51.100.1"), t0));
+        assert!(limiter.allow(ip("198.51.100.200"), t0));
+        assert!(!limiter.allow(ip("198.51.100.77"), t0), "same /24");
+        assert!(
+            !limiter.allow(ip("::ffff:198.51.100.9"), t0),
+            "IPv4 seen through IPv6"
+        );
+        assert!(limiter.allow(ip("198.51.101.1"), t0), "the next /24");
+    }
+
+    #[test]
+    fn a_full_client_table_forgets_its_oldest_and_never_refuses_a_newcomer() {
+        // The table at its real size, filled by strangers from as many
+        // networks as it holds, each once, within one window.
+        let limiter = ClientLimiter::new(Rate {
+            count: 30,
+            per: Duration::from_secs(600),
+        });
+        let t0 = Instant::now();
+        // Someone over the limit before the flood, and refused during it.
+        let abuser: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..30 {
+            assert!(limiter.allow(abuser, t0));
+        }
+        for n in 0..ClientLimiter::CAP as u32 {
+            let stranger = IpAddr::from((0x0a00_0000u32 + n * 256).to_be_bytes());
+            assert!(limiter.allow(stranger, t0), "stranger {n}");
+            if n % 1000 == 0 {
+                assert!(!limiter.allow(abuser, t0), "still refused at {n}");
+            }
+        }
+        assert_eq!(limiter.len(), ClientLimiter::CAP);
+        // A newcomer a second later is counted, not refused.
+        let newcomer: IpAddr = "203.0.113.9".parse().unwrap();
+        assert!(limiter.allow(newcomer, t0 + Duration::from_secs(1)));
+        assert_eq!(limiter.len(), ClientLimiter::CAP, "the table stays bounded");
+        // The abuser kept being refused, so stayed among the newest.
+        assert!(!limiter.allow(abuser, t0 + Duration::from_secs(2)));
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub async fn replay(
     Path(id): Path<i64>,
     req: Request,
 ) -> Result<Response, WebError> {
-    form::read(req, Some(&viewer.csrf), 16 * 1024).await?;
+    form::read(req, Some(&viewer.csrf), 16 * 1024, state.inner.form_limits).await?;
     match state.inner.ingestor.replay(id).await {
         Ok(report) => {
             tracing::info!(log = id, by = %viewer.user.email, outcome = %report.outcome, "replayed from the portal");
@@ -177,7 +177,7 @@ pub async fn add_user(
     Staff(viewer): Staff,
     req: Request,
 ) -> Result<Response, WebError> {
-    let form = form::read(req, Some(&viewer.csrf), 16 * 1024).await?;
+    let form = form::read(req, Some(&viewer.csrf), 16 * 1024, state.inner.form_limits).await?;
     let result = manage::register_user(
         state.tickets(),
         &UserRequest {
@@ -204,7 +204,7 @@ pub async fn invite(
     Staff(viewer): Staff,
     req: Request,
 ) -> Result<Response, WebError> {
-    let form = form::read(req, Some(&viewer.csrf), 16 * 1024).await?;
+    let form = form::read(req, Some(&viewer.csrf), 16 * 1024, state.inner.form_limits).await?;
     let result = manage::invite_again(state.tickets(), form.get("email").unwrap_or_default())
         .await
         .map(|u| {
@@ -219,7 +219,7 @@ pub async fn add_lead(
     Staff(viewer): Staff,
     req: Request,
 ) -> Result<Response, WebError> {
-    let form = form::read(req, Some(&viewer.csrf), 16 * 1024).await?;
+    let form = form::read(req, Some(&viewer.csrf), 16 * 1024, state.inner.form_limits).await?;
     let email = form.get("email").unwrap_or_default();
     let result = manage::add_lead(
         state.store().as_ref(),
@@ -241,7 +241,7 @@ pub async fn remove_lead(
     Staff(viewer): Staff,
     req: Request,
 ) -> Result<Response, WebError> {
-    let form = form::read(req, Some(&viewer.csrf), 16 * 1024).await?;
+    let form = form::read(req, Some(&viewer.csrf), 16 * 1024, state.inner.form_limits).await?;
     let email = form.get("email").unwrap_or_default();
     let result = manage::remove_lead(
         state.store().as_ref(),

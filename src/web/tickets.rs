@@ -156,14 +156,15 @@ pub async fn new_form(viewer: Viewer) -> Result<Response, WebError> {
     .into_response())
 }
 
-fn uploads(form: &form::Form) -> (Vec<Attachment>, Vec<String>) {
-    let files: Vec<Attachment> = form
-        .files
-        .iter()
+/// The form's files as attachments, moved out of it (an upload may be as
+/// large as an email: it is not copied).
+fn uploads(form: &mut form::Form) -> (Vec<Attachment>, Vec<String>) {
+    let files: Vec<Attachment> = std::mem::take(&mut form.files)
+        .into_iter()
         .map(|f| Attachment {
-            filename: f.filename.clone(),
-            content_type: f.content_type.clone(),
-            data: f.data.clone(),
+            filename: f.filename,
+            content_type: f.content_type,
+            data: f.data,
         })
         .collect();
     let shas = files
@@ -180,10 +181,17 @@ pub async fn create(
     viewer: Viewer,
     req: Request,
 ) -> Result<Response, WebError> {
-    let form = form::read(req, Some(&viewer.csrf), state.inner.max_body).await?;
+    let mut form = form::read(
+        req,
+        Some(&viewer.csrf),
+        state.inner.max_body,
+        state.inner.form_limits,
+    )
+    .await?;
+    let (files, shas) = uploads(&mut form);
     let subject = form.get("subject").unwrap_or_default();
     let body = form.raw("body").unwrap_or_default().trim_end();
-    if subject.is_empty() || (body.trim().is_empty() && form.files.is_empty()) {
+    if subject.is_empty() || (body.trim().is_empty() && files.is_empty()) {
         let page = pages::render(
             "new.html",
             viewer.locale(),
@@ -197,7 +205,6 @@ pub async fn create(
         .filter(|c| !c.is_control())
         .take(500)
         .collect();
-    let (files, shas) = uploads(&form);
     let found = mentions::find(body);
     let opening = Opening {
         written: written(&viewer.user, body, false, &files, &shas, &found),
@@ -331,10 +338,17 @@ pub async fn comment(
     Path(id): Path<TicketId>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let form = form::read(req, Some(&viewer.csrf), state.inner.max_body).await?;
+    let mut form = form::read(
+        req,
+        Some(&viewer.csrf),
+        state.inner.max_body,
+        state.inner.form_limits,
+    )
+    .await?;
     visible(&state, &viewer, id).await?;
+    let (files, shas) = uploads(&mut form);
     let body = form.raw("body").unwrap_or_default().trim_end();
-    if body.trim().is_empty() && form.files.is_empty() {
+    if body.trim().is_empty() && files.is_empty() {
         let message = refusal_message(viewer.locale(), "comment_empty", None);
         return ticket_page(
             &state,
@@ -345,7 +359,6 @@ pub async fn comment(
         )
         .await;
     }
-    let (files, shas) = uploads(&form);
     let found = mentions::find(body);
     let internal = viewer.is_staff() && form.checked("internal");
     let w = written(&viewer.user, body, internal, &files, &shas, &found);
@@ -382,7 +395,7 @@ pub async fn act(
     Path((id, action)): Path<(TicketId, String)>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let form = form::read(req, Some(&viewer.csrf), 64 * 1024).await?;
+    let form = form::read(req, Some(&viewer.csrf), 64 * 1024, state.inner.form_limits).await?;
     let ticket = visible(&state, &viewer, id).await?;
     let locale = viewer.locale();
     let say = |key: &str, detail: Option<String>| refusal_message(locale, key, detail);
