@@ -531,3 +531,70 @@ impl hyper::body::Body for Finished {
         self.inner.size_hint()
     }
 }
+
+/// `Content-Disposition: attachment` for a file named `filename` (cleaned
+/// again here: names stored before `domain::clean` existed may hold a path
+/// or bidi controls), with an ASCII fallback name and the exact name in
+/// `filename*` (RFC 6266 §4.3, RFC 8187 §3.2 encoding).
+pub fn attachment_disposition(filename: &str) -> axum::http::HeaderValue {
+    let filename = crate::domain::clean::file_name(filename);
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in filename.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    axum::http::HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or(axum::http::HeaderValue::from_static("attachment"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downloads_are_named_without_a_path_or_bidi_controls() {
+        let cases = [
+            (
+                "report.pdf",
+                "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf",
+            ),
+            (
+                "../../../tmp/pwn.txt",
+                "attachment; filename=\"pwn.txt\"; filename*=UTF-8''pwn.txt",
+            ),
+            (
+                "invoice\u{202E}fdp.exe",
+                "attachment; filename=\"invoicefdp.exe\"; filename*=UTF-8''invoicefdp.exe",
+            ),
+            (
+                "Bericht \"Q1\" ü.txt",
+                "attachment; filename=\"Bericht _Q1_ _.txt\"; \
+                 filename*=UTF-8''Bericht%20%22Q1%22%20%C3%BC.txt",
+            ),
+        ];
+        for (name, want) in cases {
+            assert_eq!(
+                attachment_disposition(name).to_str().unwrap(),
+                want,
+                "{name:?}"
+            );
+        }
+        let long = "a".repeat(5_000_000);
+        assert!(attachment_disposition(&long).len() < 1000);
+    }
+}

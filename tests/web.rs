@@ -695,6 +695,68 @@ async fn forms_over_their_field_file_or_text_limits_are_refused_with_413_and_cha
 }
 
 #[tokio::test]
+async fn portal_subjects_and_file_names_are_cleaned_as_mail_is() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let boundary = "XyZ123boundary";
+    let long = format!("{}.txt", "n".repeat(5 * 1024 * 1024));
+    let body = multipart(
+        boundary,
+        &[
+            ("csrf", &alice.csrf),
+            ("subject", "Invoice \u{202E}fdp.exe\u{200B} overdue"),
+            ("body", "See the files."),
+        ],
+        &[
+            ("attachments", "../../../tmp/pwn.txt", b"x"),
+            ("attachments", &long, b"y"),
+        ],
+    );
+    let kind = format!("multipart/form-data; boundary={boundary}");
+    let res = send(
+        p.addr,
+        "POST",
+        "/tickets",
+        &[("Content-Type", &kind), ("Cookie", &alice.cookie)],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let id: i64 = res.header("location").unwrap()["/tickets/".len()..]
+        .parse()
+        .unwrap();
+    let t = p.t.ticket(id).await;
+    assert_eq!(t.subject, "Invoice fdp.exe overdue");
+    let files = &t.comments[0].attachments;
+    assert_eq!(files[0].filename, "pwn.txt");
+    assert!(
+        files[1].filename.len() <= 255,
+        "{}",
+        files[1].filename.len()
+    );
+    assert!(files[1].filename.ends_with(".txt"));
+    // What the team is mailed names the files as stored.
+    let notices = p.t.outbox().await;
+    let sizes: Vec<usize> = notices
+        .iter()
+        .map(|n| n.context.to_string().len())
+        .collect();
+    assert!(sizes.iter().all(|&n| n < 20_000), "{sizes:?}");
+    // The download is named without the path.
+    let download = p
+        .get(
+            &format!("/tickets/{id}/attachments/{}", files[0].id),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(download.status, 200);
+    assert_eq!(
+        download.header("content-disposition"),
+        Some("attachment; filename=\"pwn.txt\"; filename*=UTF-8''pwn.txt")
+    );
+}
+
+#[tokio::test]
 async fn html_in_a_comment_is_shown_as_text() {
     let p = Portal::start().await;
     let alice = p.sign_in("alice@customer.test").await;

@@ -49,7 +49,10 @@ pub async fn attachment(
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let headers = [
         (header::CONTENT_TYPE, content_type),
-        (header::CONTENT_DISPOSITION, disposition(&file.filename)),
+        (
+            header::CONTENT_DISPOSITION,
+            crate::listen::attachment_disposition(&file.filename),
+        ),
         (
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -60,33 +63,6 @@ pub async fn attachment(
         ),
     ];
     Ok((headers, file.data).into_response())
-}
-
-/// `attachment` with an ASCII fallback name and the exact name in
-/// `filename*` (RFC 6266 §4.3, RFC 8187 encoding).
-fn disposition(filename: &str) -> HeaderValue {
-    let ascii: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut encoded = String::new();
-    for b in filename.bytes() {
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
-            encoded.push(b as char);
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
-    HeaderValue::from_str(&format!(
-        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
-    ))
-    .unwrap_or(HeaderValue::from_static("attachment"))
 }
 
 /// Every registered user.

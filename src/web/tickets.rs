@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::session::Viewer;
 use super::{WebError, WebState, form, pages};
+use crate::domain::clean;
 use crate::domain::commands::Command;
 use crate::domain::ids::{EmailAddress, TicketId};
 use crate::domain::locale::Locale;
@@ -162,7 +163,9 @@ fn uploads(form: &mut form::Form) -> (Vec<Attachment>, Vec<String>) {
     let files: Vec<Attachment> = std::mem::take(&mut form.files)
         .into_iter()
         .map(|f| Attachment {
-            filename: f.filename,
+            // As mail intake does (domain::clean): no path, no bidi or
+            // invisible characters, at most 255 bytes.
+            filename: clean::file_name(&f.filename),
             content_type: f.content_type,
             data: f.data,
         })
@@ -189,7 +192,9 @@ pub async fn create(
     )
     .await?;
     let (files, shas) = uploads(&mut form);
-    let subject = form.get("subject").unwrap_or_default();
+    // Cleaned as a mail's subject is (domain::clean): one line, no bidi or
+    // invisible characters, at most 250 characters.
+    let subject = clean::subject(form.get("subject").unwrap_or_default());
     let body = form.raw("body").unwrap_or_default().trim_end();
     if subject.is_empty() || (body.trim().is_empty() && files.is_empty()) {
         let page = pages::render(
@@ -200,11 +205,6 @@ pub async fn create(
         )?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
-    let subject: String = subject
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(500)
-        .collect();
     let found = mentions::find(body);
     let opening = Opening {
         written: written(&viewer.user, body, false, &files, &shas, &found),
@@ -571,19 +571,9 @@ pub async fn attachment(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    let name: String = file
-        .filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        crate::listen::attachment_disposition(&file.filename),
+    );
     Ok(res)
 }
