@@ -309,6 +309,43 @@ fn a_request_body_that_stops_arriving_is_cut_after_the_idle_timeout() {
 }
 
 #[test]
+fn an_admin_request_body_that_stops_arriving_is_answered_408() {
+    let s = Serve::start(&[("TICKETGATE__ADMIN__IDLE_TIMEOUT", "2s")], None);
+    ok(
+        s.dir.path(),
+        &[
+            "user",
+            "add",
+            "--no-invite",
+            "sam@example.test",
+            "--name",
+            "Sam",
+            "--role",
+            "staff",
+        ],
+    );
+    let out = Command::new(BIN)
+        .args(["token", "create", "--user", "sam@example.test"])
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut conn = connect(s.admin);
+    conn.write_all(
+        format!(
+            "POST /api/tickets/1/comments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"body\""
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let (status, body) = response(&mut conn, 10 * SECOND);
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("request_timeout"), "{body}");
+    closed_within(&mut conn, 10 * SECOND).unwrap_or_else(|e| panic!("{e}\n{}", s.logs()));
+}
+
+#[test]
 fn with_every_slot_taken_intake_goes_on_and_healthz_answers_once_a_slot_frees() {
     // 96 descriptors in all; 8 connections per listener; clients may idle a
     // minute before their head is late.

@@ -135,7 +135,7 @@ pub struct ErrorBody {
 struct ErrorDetail {
     /// snake_case, stable: `unauthorized`, `invalid_token`, `forbidden`,
     /// `not_found`, `conflict`, `creator_protected`, `invalid`, `bad_request`,
-    /// `payload_too_large`, `unavailable`, `internal`.
+    /// `payload_too_large`, `request_timeout`, `unavailable`, `internal`.
     code: String,
     message: String,
 }
@@ -260,6 +260,12 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Body(v)),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::invalid(e.body_text())),
+            // The body stopped arriving for `[admin] idle_timeout` (src/listen.rs).
+            Err(e) if crate::listen::is_body_timeout(&e) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body stopped arriving",
+            )),
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
