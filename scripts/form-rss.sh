@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Peak and kept memory of `ticketgate serve` while a signed-in customer posts
 # hostile forms to the portal: 48 MB of empty url-encoded fields, and a 47 MB
-# multipart form of one-byte files (the shapes of the "Trust, round 3"
-# findings). Each shape runs against a fresh `serve` on loopback; prints the
-# answer, its time, and VmHWM (peak RSS) and VmRSS (kept) after it.
+# multipart form of one-byte files (README "Security", "Portal forms"). Each
+# shape runs against a fresh `serve` on loopback; prints the answer, its
+# time, and VmHWM (peak RSS) and VmRSS (kept) after it.
 #
 #   cargo build --release --bin ticketgate && scripts/form-rss.sh
 #   scripts/form-rss.sh path/to/another/ticketgate     # to compare builds
