@@ -1,4 +1,4 @@
-//! The portal over real HTTP (issue 21): signing in from an emailed link,
+//! The portal over real HTTP: signing in from an emailed link,
 //! the pages customers and staff use, and what an attacker cannot do.
 //! Every change is checked in the store and in the mail people receive.
 

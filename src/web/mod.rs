@@ -1,4 +1,4 @@
-//! The portal (issue 21): customers and staff in a browser, on the same
+//! The portal: customers and staff in a browser, on the same
 //! rules as email. Pages are rendered on the server (minijinja, escaped)
 //! and work without JavaScript; people sign in with one-time links sent by
 //! email (no passwords: the product is email-driven); sessions live in the
