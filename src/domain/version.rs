@@ -136,7 +136,9 @@ mod tests {
             if let Ok(v) = Version::parse(&input) {
                 prop_assert_eq!(v.as_str(), input.trim());
                 prop_assert_eq!(Version::parse(v.as_str()), Ok(v.clone()));
-                prop_assert_eq!(Version::parse(&v.to_string()), Ok(v));
+                // What people are shown reads back as the same release.
+                let shown = format!("{v}");
+                prop_assert_eq!(Version::parse(&shown), Ok(v));
             }
         }
 
