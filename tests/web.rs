@@ -523,7 +523,8 @@ async fn a_release_is_read_the_same_by_mail_and_in_the_portal() {
                 } else {
                     assert_eq!(res.status, 422, "{typed:?}: {}", res.text());
                     assert!(
-                        res.text().contains("invisible or control characters"),
+                        res.text().contains("That release name cannot be recorded.")
+                            && res.text().contains("invisible or control characters"),
                         "the page says why: {}",
                         res.text()
                     );

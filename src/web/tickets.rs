@@ -448,8 +448,8 @@ pub async fn act(
         // The parse mail and the API use too (src/domain/version.rs).
         "release" => match form.get("version").map(Version::parse) {
             Some(Ok(v)) => Ok(Command::Release(v)),
-            Some(Err(problem)) => Err(say("bad_value", Some(problem.to_string()))),
-            None => Err(say("bad_value", None)),
+            Some(Err(problem)) => Err(say("bad_release", Some(problem.to_string()))),
+            None => Err(say("bad_release", None)),
         },
         _ => return Err(WebError::NotFound),
     };
