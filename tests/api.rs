@@ -902,6 +902,12 @@ async fn the_openapi_document_lists_every_route_and_validates() {
         "undocumented or unexpected paths: {:?}",
         paths.keys()
     );
+    // The ticket JSON's schema names the release, which may be null.
+    let release = &doc["components"]["schemas"]["TicketView"]["properties"]["release"];
+    assert!(
+        release.to_string().contains("null"),
+        "TicketView.release: {release}"
+    );
     // Every documented operation answers (not the 404 fallback).
     for (path, methods) in ROUTES {
         let concrete = path
@@ -1147,6 +1153,82 @@ async fn the_same_comment_by_email_and_by_api_has_the_same_effects() {
     assert_eq!(email.2, api.2, "events");
     assert!(!email.3.is_empty());
     assert_eq!(email.3, api.3, "notifications");
+}
+
+/// One parse of a release name (src/domain/version.rs). The same names
+/// recorded by Sam by mail (`#release`) and over the API, each on a fresh
+/// copy of the same ticket, are stored as typed and shown alike in the
+/// ticket JSON; a name both refuse is refused by both, and the API says so
+/// with a 422, not a 500.
+#[tokio::test]
+async fn a_release_is_read_the_same_by_mail_and_by_api() {
+    for (typed, stored) in [
+        ("5.2 beta", Some("5.2 beta")),
+        ("v4.2.1", Some("v4.2.1")),
+        ("  v4.2.1  ", Some("v4.2.1")),
+        ("5.2\u{202E}1", None),
+    ] {
+        let mut seen = Vec::new();
+        for channel in ["email", "api"] {
+            let api = Api::start().await;
+            let ticket = api
+                .t
+                .deliver_file("_base/01_alice_opens_ticket.eml")
+                .await
+                .ticket
+                .unwrap();
+            let outbox_before = api.outbox_len().await;
+            if channel == "email" {
+                let to = ticketgate::domain::token::reply_address(
+                    &"support@example.test".parse().unwrap(),
+                    b"test-secret",
+                    ticket,
+                    4,
+                );
+                let raw = format!(
+                    "From: Sam Staff <sam@example.test>\nTo: {to}\nMessage-ID: <rel-1@example.test>\n\
+                     In-Reply-To: <base-1@customer.test>\nSubject: Re: Login page\n\n#release {typed}\n"
+                );
+                api.t.deliver(raw.as_bytes()).await;
+                let refused = api
+                    .outbox_since(outbox_before)
+                    .await
+                    .contains(&pair("sam@example.test", "command_failed"));
+                assert_eq!(refused, stored.is_none(), "{typed:?} by mail");
+            } else {
+                let r = api
+                    .send(
+                        "POST",
+                        &format!("/api/tickets/{ticket}/release"),
+                        json!({ "version": typed }),
+                    )
+                    .await;
+                if stored.is_some() {
+                    assert_eq!(r.status, 200, "{typed:?}: {}", r.text());
+                } else {
+                    assert_eq!(
+                        (r.status, r.code().as_str()),
+                        (422, "invalid"),
+                        "{typed:?}: {}",
+                        r.text()
+                    );
+                }
+            }
+            assert_eq!(
+                api.t.ticket(ticket).await.release.as_deref(),
+                stored,
+                "{typed:?} by {channel}: stored"
+            );
+            let shown = api.get(&format!("/api/tickets/{ticket}")).await.json();
+            let last = shown["comments"].as_array().unwrap().last().unwrap()["body"].clone();
+            seen.push((shown["release"].clone(), last));
+        }
+        assert_eq!(seen[0].0, json!(stored), "{typed:?}: the JSON shows it");
+        assert_eq!(seen[0], seen[1], "{typed:?}: mail and API agree");
+        if let Some(stored) = stored {
+            assert_eq!(seen[0].1, json!(format!("Fixed in release {stored}.")));
+        }
+    }
 }
 
 #[tokio::test]

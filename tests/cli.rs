@@ -304,6 +304,7 @@ fn ticket_show_json_has_the_documented_fields() {
         "requester",
         "org",
         "orgs",
+        "release",
         "followers",
         "comments",
         "events",
@@ -313,6 +314,8 @@ fn ticket_show_json_has_the_documented_fields() {
         assert!(t.get(field).is_some(), "missing {field}: {t}");
     }
     assert_eq!(t["status_label"], "New");
+    // No release recorded yet: shown as null, not left out.
+    assert_eq!(t["release"], serde_json::Value::Null);
     assert_eq!(
         t["followers"],
         serde_json::json!([{"email": "alice@customer.test", "source": "creator"}, {"email": "bob@customer.test", "source": "cc"}])

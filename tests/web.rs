@@ -478,6 +478,70 @@ async fn a_customer_cannot_set_a_staff_only_status() {
     );
 }
 
+/// One parse of a release name (src/domain/version.rs): Sam's `#release`
+/// by mail and the portal's release field, each on a fresh copy of the same
+/// ticket, store the same name as typed and give the same ticket JSON; a name
+/// both refuse is told on the page with a 422, never a 500.
+#[tokio::test]
+async fn a_release_is_read_the_same_by_mail_and_in_the_portal() {
+    for (typed, stored) in [
+        ("5.2 beta", Some("5.2 beta")),
+        ("v4.2.1", Some("v4.2.1")),
+        ("5.2\u{202E}1", None),
+    ] {
+        let mut seen = Vec::new();
+        for channel in ["email", "web"] {
+            let p = Portal::start().await;
+            let id =
+                p.t.deliver_file("_base/01_alice_opens_ticket.eml")
+                    .await
+                    .ticket
+                    .unwrap();
+            if channel == "email" {
+                let to = ticketgate::domain::token::reply_address(
+                    &"support@example.test".parse().unwrap(),
+                    b"test-secret",
+                    id,
+                    4,
+                );
+                let raw = format!(
+                    "From: Sam Staff <sam@example.test>\nTo: {to}\nMessage-ID: <rel-1@example.test>\n\
+                     In-Reply-To: <base-1@customer.test>\nSubject: Re: Login page\n\n#release {typed}\n"
+                );
+                p.t.deliver(raw.as_bytes()).await;
+            } else {
+                let sam = p.sign_in("sam@example.test").await;
+                let res = p
+                    .act(
+                        &format!("/tickets/{id}/release"),
+                        &sam,
+                        &[("version", typed)],
+                    )
+                    .await;
+                if stored.is_some() {
+                    assert_eq!(res.status, 303, "{typed:?}: {}", res.text());
+                } else {
+                    assert_eq!(res.status, 422, "{typed:?}: {}", res.text());
+                    assert!(
+                        res.text().contains("That release name cannot be recorded.")
+                            && res.text().contains("invisible or control characters"),
+                        "the page says why: {}",
+                        res.text()
+                    );
+                }
+            }
+            let view = p.t.ticket(id).await;
+            assert_eq!(view.release.as_deref(), stored, "{typed:?} by {channel}");
+            // The JSON `ticket show --json` and the API print.
+            let json = serde_json::to_value(ticketgate::api::wire::TicketView::from(view)).unwrap();
+            let last = json["comments"].as_array().unwrap().last().unwrap()["body"].clone();
+            seen.push((json["release"].clone(), last));
+        }
+        assert_eq!(seen[0].0, serde_json::json!(stored), "{typed:?}");
+        assert_eq!(seen[0], seen[1], "{typed:?}: mail and portal agree");
+    }
+}
+
 #[tokio::test]
 async fn an_unknown_address_gets_the_same_page_and_no_email() {
     let p = Portal::start().await;

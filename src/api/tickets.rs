@@ -14,6 +14,7 @@ use crate::domain::commands::Command;
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
 use crate::domain::mentions;
 use crate::domain::ticket::{Priority, Status};
+use crate::domain::version::Version;
 use crate::store::{CommentSource, TicketFilter};
 use crate::tickets::{Author, Failure, Written};
 
@@ -302,7 +303,8 @@ pub async fn remove_org(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseBody {
-    /// e.g. `5.2.1`
+    /// e.g. `5.2.1`, `v4.2.1` or `5.2 beta`: 1 to 64 printable characters,
+    /// kept as typed after trimming.
     version: String,
 }
 
@@ -317,12 +319,9 @@ pub async fn release(
     Path(id): Path<TicketId>,
     Body(release): Body<ReleaseBody>,
 ) -> Result<Json<TicketView>, ApiError> {
-    let version = release.version.trim();
-    if version.is_empty() || version.len() > 100 || version.contains(char::is_control) {
-        return Err(ApiError::invalid(
-            "`version` must be 1 to 100 printable characters",
-        ));
-    }
-    run(&state, &staff, id, &[Command::Release(version.to_string())]).await?;
+    // The parse mail and the portal use too (src/domain/version.rs).
+    let version = Version::parse(&release.version)
+        .map_err(|problem| ApiError::invalid(format!("`version`: {problem}")))?;
+    run(&state, &staff, id, &[Command::Release(version)]).await?;
     Ok(Json(view(&state, id).await?))
 }

@@ -4,6 +4,7 @@
 
 use super::ids::EmailAddress;
 use super::ticket::{Priority, Reach, Status};
+use super::version::{Version, VersionProblem};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -16,7 +17,7 @@ pub enum Command {
     /// An organization by name or slug.
     ShareOrg(String),
     UnshareOrg(String),
-    Release(String),
+    Release(Version),
     /// Staff: the comment is internal.
     Internal,
     /// Alone in a mail to the support address: answer with the sender's open tickets.
@@ -63,6 +64,11 @@ pub enum CommandProblem {
         command: &'static str,
         value: String,
         expected: &'static str,
+    },
+    #[error("#release: {value:?}: {problem}")]
+    BadVersion {
+        value: String,
+        problem: VersionProblem,
     },
 }
 
@@ -181,16 +187,10 @@ fn parse_one(word: &str, args: &str) -> Result<Command, CommandProblem> {
         }
         "release" | "fixed-in" | "fixedin" => {
             let value = nonempty("release", "a version")?;
-            let version = value.trim_start_matches(['v', 'V']).to_string();
-            if version.is_empty() || version.len() > 64 || version.chars().any(char::is_whitespace)
-            {
-                return Err(CommandProblem::BadValue {
-                    command: "release",
-                    value,
-                    expected: "a version like 5.2.1",
-                });
-            }
-            Ok(Command::Release(version))
+            // The one parse every channel uses (src/domain/version.rs).
+            Version::parse(&value)
+                .map(Command::Release)
+                .map_err(|problem| CommandProblem::BadVersion { value, problem })
         }
         "internal" | "private" => Ok(Command::Internal),
         "list" | "tickets" => Ok(Command::List),
@@ -281,6 +281,10 @@ mod tests {
         EmailAddress::parse(s).unwrap()
     }
 
+    fn version(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
     #[test]
     fn every_spelling_of_every_command() {
         let cases: Vec<(&str, Command)> = vec![
@@ -332,8 +336,14 @@ mod tests {
                 "#unshare-org 'Other Corp'",
                 Command::UnshareOrg("Other Corp".into()),
             ),
-            ("#release 5.2.1", Command::Release("5.2.1".into())),
-            ("#release v5.2.1", Command::Release("5.2.1".into())),
+            ("#release 5.2.1", Command::Release(version("5.2.1"))),
+            // Kept as typed, as the API and the portal keep it.
+            ("#release v5.2.1", Command::Release(version("v5.2.1"))),
+            ("#release 5.2 beta", Command::Release(version("5.2 beta"))),
+            (
+                "#fixed-in: \"5.2 beta\"",
+                Command::Release(version("5.2 beta")),
+            ),
             ("#internal", Command::Internal),
             ("#list", Command::List),
             ("#help", Command::Help),
@@ -386,11 +396,17 @@ mod tests {
                 },
             ),
             (
-                "#release 5.2 beta",
-                CommandProblem::BadValue {
+                "#release",
+                CommandProblem::Missing {
                     command: "release",
-                    value: "5.2 beta".into(),
-                    expected: "a version like 5.2.1",
+                    expected: "a version",
+                },
+            ),
+            (
+                "#release 5.2\u{202E}1",
+                CommandProblem::BadVersion {
+                    value: "5.2\u{202E}1".into(),
+                    problem: VersionProblem::Invisible,
                 },
             ),
             (
@@ -447,7 +463,7 @@ mod tests {
             (Command::Follow, Reach::Keeps),
             (Command::Status(Status::Closed), Reach::Keeps),
             (Command::Priority(Priority::P1), Reach::Keeps),
-            (Command::Release("4.2".into()), Reach::Keeps),
+            (Command::Release(version("4.2")), Reach::Keeps),
             (Command::Internal, Reach::Keeps),
             (Command::List, Reach::Keeps),
             (Command::Help, Reach::Keeps),

@@ -21,3 +21,4 @@ pub mod template;
 pub mod threading;
 pub mod ticket;
 pub mod token;
+pub mod version;

@@ -17,6 +17,7 @@ use crate::domain::mentions::{self, Candidate, Directory, Resolution};
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
 use crate::domain::template::{self, Notification, Shown};
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Role, Status};
+use crate::domain::version::Version;
 use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState, Tx, User};
 use crate::tickets::notice::{self, Change, Digest, Notice, Sender};
 
@@ -479,8 +480,9 @@ impl<'a> Changes<'a> {
         &mut self,
         state: &TicketState,
         actor: &User,
-        release: &str,
+        release: &Version,
     ) -> Result<TicketState, StoreError> {
+        let release = release.as_str();
         self.tx.set_release(state.id, release, self.now).await?;
         let body = format!("Fixed in release {release}.");
         let comment_id = self.system_comment(state.id, actor, &body).await?;

@@ -20,6 +20,7 @@ use crate::domain::locale::Locale;
 use crate::domain::mail::Attachment;
 use crate::domain::mentions;
 use crate::domain::ticket::{self, Priority, Status};
+use crate::domain::version::Version;
 use crate::store::{CommentSource, TicketFilter, TicketState, User, Visibility};
 use crate::tickets::{Author, Opening, Refusal, Written, access, actor};
 
@@ -444,11 +445,11 @@ pub async fn act(
             Some(Ok(p)) => Ok(Command::Priority(p)),
             _ => Err(say("bad_value", None)),
         },
-        "release" => match form.get("version") {
-            Some(v) if v.len() <= 100 && !v.contains(char::is_control) => {
-                Ok(Command::Release(v.to_string()))
-            }
-            _ => Err(say("bad_value", None)),
+        // The parse mail and the API use too (src/domain/version.rs).
+        "release" => match form.get("version").map(Version::parse) {
+            Some(Ok(v)) => Ok(Command::Release(v)),
+            Some(Err(problem)) => Err(say("bad_release", Some(problem.to_string()))),
+            None => Err(say("bad_release", None)),
         },
         _ => return Err(WebError::NotFound),
     };
