@@ -7,11 +7,9 @@ use std::path::PathBuf;
 
 use minijinja::{Environment, ErrorKind, Value};
 
+use crate::domain::locale::Locale;
 use crate::domain::rules::{Action, RuleSet};
 use crate::domain::template::with_templates;
-
-/// The languages shipped besides the default (English).
-pub const LOCALES: &[&str] = &["ja"];
 
 macro_rules! built_in {
     ($($name:literal),* $(,)?) => {
@@ -198,7 +196,7 @@ impl Renderer {
         context: &serde_json::Value,
     ) -> Result<String, RenderError> {
         let localized = format!("{locale}/{file}");
-        let candidates: &[&str] = if locale.is_empty() || locale == "en" {
+        let candidates: &[&str] = if Locale::of(locale) == Locale::default() {
             &[file]
         } else {
             &[&localized, file]
@@ -445,7 +443,7 @@ mod tests {
     #[test]
     fn every_shipped_template_renders_and_starts_with_the_marker() {
         let r = Renderer::new(None);
-        for locale in std::iter::once("en").chain(LOCALES.iter().copied()) {
+        for locale in Locale::ALL.iter().map(|l| l.as_str()) {
             for template in Template::ALL {
                 let event = template.as_str();
                 let needs_subject = template.has_own_subject();
@@ -493,6 +491,29 @@ mod tests {
                         "{locale}/{event}.subject.txt"
                     );
                 }
+            }
+        }
+    }
+
+    /// Every shipped language has every template compiled in (`built_in!`
+    /// names the folders; `Locale::ALL` is the list a reader's locale comes
+    /// from), so a language added to one and not the other fails here.
+    #[test]
+    fn every_language_has_every_template_built_in() {
+        for locale in Locale::ALL {
+            let folder = match locale {
+                Locale::En => String::new(),
+                other => format!("{}/", other.as_str()),
+            };
+            for template in Template::ALL {
+                for kind in ["txt", "html"] {
+                    let name = format!("{folder}{}.{kind}", template.as_str());
+                    assert!(built_in_template(&name).is_some(), "{name} is not built in");
+                }
+            }
+            for part in ["_footer.txt", "_footer.html", "_team.txt", "_team.html"] {
+                let name = format!("{folder}{part}");
+                assert!(built_in_template(&name).is_some(), "{name} is not built in");
             }
         }
     }
