@@ -289,7 +289,7 @@ async fn queue_invite(
         name: Some(&user.name),
         user: Some(user.id),
         locale: Some(&user.locale),
-        reason: "invite",
+        reason: crate::domain::ticket::Reason::Invite,
         ticket: None,
         comment: None,
     };

@@ -518,6 +518,36 @@ mod tests {
         }
     }
 
+    /// Each `Reason` a mail can be sent for has its own sentence in the
+    /// footer of each language: none falls through to the generic line.
+    #[test]
+    fn every_reason_has_its_own_footer_line() {
+        use crate::domain::ticket::Reason;
+        let r = Renderer::new(None);
+        for (locale, generic) in [
+            ("en", "you take part in this ticket"),
+            ("ja", "このお問い合わせの関係者の方"),
+        ] {
+            let mut lines = std::collections::HashSet::new();
+            for reason in Reason::ALL {
+                let mut context = sample("comment_added", true);
+                context["recipient"]["reason"] = reason.as_str().into();
+                let out = r
+                    .notification("comment_added", locale, &context, false)
+                    .unwrap();
+                let footer = out.text.rsplit("\n-- \n").next().unwrap().to_string();
+                assert!(
+                    !footer.contains(generic),
+                    "{locale}: {reason} has no line:\n{footer}"
+                );
+                assert!(
+                    lines.insert(footer),
+                    "{locale}: {reason} says what another reason says"
+                );
+            }
+        }
+    }
+
     /// The footer is written once per language (`_footer.*`) and every
     /// template shows it: a reader always learns why they got a mail.
     #[test]

@@ -4,7 +4,7 @@
 
 use super::ids::{EmailAddress, UserId};
 use super::template::{Answer, Notification, Plain};
-use super::ticket::{FollowerSource, Role};
+use super::ticket::{FollowerSource, Reason, Role};
 
 /// A follower of a ticket as the planner needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub struct Recipient {
     /// The template and what it is told.
     pub what: Notification,
     /// Why they get it: the follower source, `requester`, or `support_notify`.
-    pub reason: &'static str,
+    pub reason: Reason,
 }
 
 /// Who hears of every ticket besides its followers (`[support] notify`,
@@ -61,7 +61,7 @@ impl Team<'_> {
                     locale: None,
                     user: None,
                     what: what.clone(),
-                    reason: "support_notify",
+                    reason: Reason::SupportNotify,
                 },
             );
         }
@@ -77,7 +77,7 @@ impl Team<'_> {
                     locale: Some(s.locale.clone()),
                     user: Some(s.user),
                     what: what.clone(),
-                    reason: "staff",
+                    reason: Reason::Staff,
                 },
             );
         }
@@ -105,7 +105,7 @@ pub fn on_ticket_created(
             locale: Some(requester.locale.clone()),
             user: Some(requester.user),
             what: Notification::Ack(Answer::default()),
-            reason: "requester",
+            reason: Reason::Requester,
         });
     }
     team.add(
@@ -138,7 +138,7 @@ pub fn on_comment(
                 locale: Some(f.locale.clone()),
                 user: Some(f.user),
                 what: Notification::CommentAdded(Plain {}),
-                reason: f.source.as_str(),
+                reason: f.source.into(),
             },
         );
     }

@@ -119,6 +119,31 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Why someone gets a mail: the tie they have to its ticket (a follower's
+    /// source, `requester`), or to the desk (`support_notify`, `staff`,
+    /// `invite`, `sign_in`, `sender`), or `removed` for the one told they
+    /// no longer follow it. Templates show it in their footer
+    /// (`templates/_footer.*`), so each value has a sentence there.
+    Reason, "reason", {
+        Creator => "creator", Follow => "follow", Share => "share", Mention => "mention", Cc => "cc",
+        Requester => "requester", SupportNotify => "support_notify", Staff => "staff",
+        Invite => "invite", SignIn => "sign_in", Sender => "sender", Removed => "removed",
+    }
+);
+
+impl From<FollowerSource> for Reason {
+    fn from(source: FollowerSource) -> Self {
+        match source {
+            FollowerSource::Creator => Reason::Creator,
+            FollowerSource::Follow => Reason::Follow,
+            FollowerSource::Share => Reason::Share,
+            FollowerSource::Mention => Reason::Mention,
+            FollowerSource::Cc => Reason::Cc,
+        }
+    }
+}
+
 /// Who is acting, as far as permissions care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actor {

@@ -102,7 +102,7 @@ impl Ingestor {
             name: user.map(|u| u.name.as_str()),
             user: None,
             locale: user.map(|u| u.locale.as_str()),
-            reason: "sender",
+            reason: crate::domain::ticket::Reason::Sender,
             ticket: None,
             comment: None,
         };

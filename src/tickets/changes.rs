@@ -16,7 +16,7 @@ use crate::domain::mail::InboundMail;
 use crate::domain::mentions::{self, Candidate, Directory, Resolution};
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
 use crate::domain::template::{self, Notification, Shown};
-use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Role, Status};
+use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Reason, Role, Status};
 use crate::domain::version::Version;
 use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState, Tx, User};
 use crate::tickets::notice::{self, Change, Digest, Notice, Sender};
@@ -235,7 +235,7 @@ impl<'a> Changes<'a> {
                 name: Some(&a.to.name),
                 user: Some(a.to.id),
                 locale: Some(&a.to.locale),
-                reason: "requester",
+                reason: Reason::Requester,
                 ticket: Some(&a.state),
                 comment: a.comment,
             };
@@ -361,7 +361,7 @@ impl<'a> Changes<'a> {
         &mut self,
         user: &User,
         state: Option<&TicketState>,
-        reason: &str,
+        reason: Reason,
         what: Notification,
     ) -> Result<(), StoreError> {
         if !self.notify || user.bouncing {
@@ -569,7 +569,7 @@ impl<'a> Changes<'a> {
             source,
             by: by_whom(by),
         });
-        self.tell_one(user, Some(&new_state), source.as_str(), what)
+        self.tell_one(user, Some(&new_state), source.into(), what)
             .await?;
         Ok(true)
     }
@@ -642,7 +642,7 @@ impl<'a> Changes<'a> {
                         excerpt: excerpt.to_string(),
                         following,
                     });
-                    self.tell_one(target, Some(&new_state), "mention", what)
+                    self.tell_one(target, Some(&new_state), Reason::Mention, what)
                         .await?;
                 }
                 Resolution::Ambiguous(emails) => {
@@ -721,7 +721,7 @@ impl<'a> Changes<'a> {
             failed,
             original_subject: subject.to_string(),
         });
-        self.tell_one(author, state, "sender", what).await
+        self.tell_one(author, state, Reason::Sender, what).await
     }
 
     /// Answers `#list`: the sender's open tickets, to From only.
@@ -738,7 +738,7 @@ impl<'a> Changes<'a> {
             })
             .collect();
         let what = Notification::ListAnswer(template::ListAnswer { tickets: rows });
-        self.tell_one(author, None, "sender", what).await
+        self.tell_one(author, None, Reason::Sender, what).await
     }
 
     /// A stored timestamp as `author` reads it: their language, the desk's zone.
@@ -756,7 +756,7 @@ impl<'a> Changes<'a> {
             staff: author.role == Role::Staff,
             statuses: self.policy.labels.values().cloned().collect(),
         });
-        self.tell_one(author, None, "sender", what).await
+        self.tell_one(author, None, Reason::Sender, what).await
     }
 
     /// Shares a ticket with its organization's delivery leads (a rule action).

@@ -143,7 +143,13 @@ impl Changes<'_> {
                             let what = Notification::FollowerRemoved(template::Removed {
                                 by: template::ByWhom::person(&user.name, &user.email),
                             });
-                            self.tell_one(&target, Some(state), "removed", what).await?;
+                            self.tell_one(
+                                &target,
+                                Some(state),
+                                crate::domain::ticket::Reason::Removed,
+                                what,
+                            )
+                            .await?;
                         }
                     }
                 }

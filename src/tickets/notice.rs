@@ -12,7 +12,7 @@ use crate::domain::notify::Recipient;
 use crate::domain::template::{
     self, ByWhom, Followed, Mentioned, Notification, PrioritySet, Shown, Template, TicketUpdated,
 };
-use crate::domain::ticket::Status;
+use crate::domain::ticket::{Reason, Status};
 use crate::store::{NewOutbox, RefKind, StoreError, TicketState, Tx, User};
 
 /// What the templates say about the gateway itself.
@@ -45,7 +45,7 @@ pub struct Notice<'a> {
     pub user: Option<UserId>,
     pub locale: Option<&'a str>,
     /// Why they get it (follower source, `requester`, `support_notify`, `sender`, ...).
-    pub reason: &'a str,
+    pub reason: Reason,
     pub ticket: Option<&'a TicketState>,
     /// The comment shown (its attachments may ride along).
     pub comment: Option<Shown>,
@@ -61,7 +61,7 @@ impl<'a> Notice<'a> {
             name: None,
             user: None,
             locale: None,
-            reason: "support_notify",
+            reason: Reason::SupportNotify,
             ticket: None,
             comment: None,
         }
@@ -127,7 +127,7 @@ pub async fn queue(
             to: notice.to.clone(),
             to_user_id: notice.user,
             locale: notice.locale.unwrap_or("en").to_string(),
-            reason: notice.reason.to_string(),
+            reason: notice.reason.as_str().to_string(),
             comment_id: notice.comment.as_ref().map(|c| c.id),
             message_id: message_id.clone(),
             in_reply_to,
@@ -197,7 +197,7 @@ struct Person {
     user: Option<UserId>,
     locale: Option<String>,
     /// The first reason they were told for: the strongest tie they had.
-    reason: String,
+    reason: Reason,
     ticket: TicketId,
     items: Vec<Item>,
 }
@@ -209,7 +209,7 @@ pub struct To<'a> {
     pub name: Option<&'a str>,
     pub user: Option<UserId>,
     pub locale: Option<&'a str>,
-    pub reason: &'a str,
+    pub reason: Reason,
 }
 
 impl<'a> From<&'a Recipient> for To<'a> {
@@ -305,7 +305,7 @@ impl Digest {
                     name: to.name.map(str::to_string),
                     user: to.user,
                     locale: to.locale.map(str::to_string),
-                    reason: to.reason.to_string(),
+                    reason: to.reason,
                     ticket,
                     items: Vec::new(),
                 });
@@ -382,7 +382,7 @@ impl Digest {
                 name: person.name.as_deref(),
                 user: person.user,
                 locale: person.locale.as_deref(),
-                reason: &person.reason,
+                reason: person.reason,
                 ticket: Some(ticket),
                 comment,
             };

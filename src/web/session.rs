@@ -336,7 +336,7 @@ pub async fn request_link(
                 name: Some(&user.name),
                 user: Some(user.id),
                 locale: Some(&user.locale),
-                reason: "sign_in",
+                reason: crate::domain::ticket::Reason::SignIn,
                 ticket: None,
                 comment: None,
             };
