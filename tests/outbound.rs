@@ -293,9 +293,9 @@ async fn a_follower_reply_from_a_mail_client_becomes_a_comment_and_reaches_every
             .unwrap()
             .contains("Version 7.2 on Windows.")
     }));
-    // The author is not told about their own comment.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let c1_after = stack.inbox(&c1).await;
+    // The author is not told about their own comment: everything flushed
+    // above has reached c1's inbox once a marker sent after it has.
+    let c1_after = stack.drain(&c1).await;
     assert!(
         c1_after.iter().all(|m| !parse(m)
             .body_text(0)
@@ -397,28 +397,40 @@ async fn notifications_due_while_postfix_is_down_arrive_once_after_it_returns() 
         let cancel = cancel.clone();
         async move { worker.run(cancel).await }
     });
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    let during = app.outbox().await;
-    assert!(
-        during
-            .iter()
-            .all(|r| r.status == OutboxStatus::Failed && r.attempts >= 2),
-        "{during:?}"
-    );
+    // Every notification failed and was retried at least once (backoff 1 s).
+    common::wait_until(
+        "every notification failed twice while Postfix is down",
+        Duration::from_secs(30),
+        || async {
+            let rows = app.outbox().await;
+            !rows.is_empty()
+                && rows
+                    .iter()
+                    .all(|r| r.status == OutboxStatus::Failed && r.attempts >= 2)
+        },
+    )
+    .await;
     stack.start();
 
     let cust_inbox = stack.wait_for(&cust, 1, Duration::from_secs(90)).await;
     let team_inbox = stack.wait_for(&team, 1, Duration::from_secs(90)).await;
-    // Give a duplicate every chance to show up before counting.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Once the worker has stopped with every row sent, a duplicate it handed
+    // to Postfix is delivered before a marker sent afterwards (`drain`).
+    common::wait_until("every notification marked sent", WAIT, || async {
+        app.outbox()
+            .await
+            .iter()
+            .all(|r| r.status == OutboxStatus::Sent)
+    })
+    .await;
     cancel.cancel();
     running.await.unwrap();
     assert_eq!(
-        stack.inbox(&cust).await.len(),
+        stack.drain(&cust).await.len(),
         1,
         "exactly one acknowledgement"
     );
-    assert_eq!(stack.inbox(&team).await.len(), 1, "exactly one team notice");
+    assert_eq!(stack.drain(&team).await.len(), 1, "exactly one team notice");
     assert_eq!(
         header(&parse(&cust_inbox[0]), "Message-ID"),
         app.outbox()

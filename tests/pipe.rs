@@ -29,6 +29,23 @@ fn outcomes(dir: &Path) -> Vec<serde_json::Value> {
     serde_json::from_str(&run(dir, &["messages", "list", "--json"])).unwrap()
 }
 
+/// The lines of the stack's `postfix.log` for the pipe's deliveries of the
+/// message `message_id` (found by the queue id its cleanup line names).
+fn pipe_deliveries(stack_dir: &Path, message_id: &str) -> Vec<String> {
+    let log = std::fs::read_to_string(stack_dir.join("postfix.log")).unwrap_or_default();
+    let queue_id = log.lines().find_map(|l| {
+        let (head, _) = l.split_once(&format!(": message-id={message_id}"))?;
+        Some(head.rsplit(' ').next()?.to_string())
+    });
+    let Some(queue_id) = queue_id else {
+        return Vec::new();
+    };
+    log.lines()
+        .filter(|l| l.contains(&format!(" {queue_id}: ")) && l.contains("relay=ticketgate"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Points the stack's pipe at `ticketgate ingest -` with `config`.
 fn set_pipe_target(stack_dir: &Path, workdir: &Path, config: &Path) {
     let target = stack_dir.join("pipe-target");
@@ -116,18 +133,22 @@ async fn postfix_pipes_mail_into_ingest_and_retries_after_a_temporary_failure() 
             raw.as_bytes(),
         )
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Postfix logging the deferral means the pipe has run and exited 75.
+    let p2 = format!("<p2-{u}@customer.test>");
+    common::wait_until(
+        "Postfix deferred the message on exit 75",
+        Duration::from_secs(20),
+        || async {
+            pipe_deliveries(&stack_dir, &p2)
+                .iter()
+                .any(|l| l.contains("status=deferred") && l.contains("temporary failure"))
+        },
+    )
+    .await;
     assert_eq!(
         outcomes(work).len(),
         1,
         "not recorded while the database is unavailable"
-    );
-    let log = std::fs::read_to_string(stack_dir.join("postfix.log")).unwrap();
-    assert!(
-        log.lines().any(|l| l.contains("relay=ticketgate")
-            && l.contains("status=deferred")
-            && l.contains("temporary failure")),
-        "Postfix deferred the message on exit 75"
     );
     set_pipe_target(&stack_dir, work, &good);
     let flush = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailstack.sh"))
@@ -135,15 +156,26 @@ async fn postfix_pipes_mail_into_ingest_and_retries_after_a_temporary_failure() 
         .status()
         .unwrap();
     assert!(flush.success());
-    let start = Instant::now();
-    while outcomes(work).len() < 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the deferred message was not retried"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Once Postfix logs the retry as sent, the message has left its queue:
+    // no further delivery of it can come.
+    common::wait_until(
+        "the deferred message was retried",
+        Duration::from_secs(30),
+        || async {
+            pipe_deliveries(&stack_dir, &p2)
+                .iter()
+                .any(|l| l.contains("status=sent"))
+        },
+    )
+    .await;
+    assert_eq!(
+        pipe_deliveries(&stack_dir, &p2)
+            .iter()
+            .filter(|l| l.contains("status=sent"))
+            .count(),
+        1,
+        "Postfix piped it once after the retry"
+    );
     let rows = outcomes(work);
     assert_eq!(
         rows.len(),

@@ -176,6 +176,31 @@ impl MailStack {
             .expect("Postfix accepts the message");
     }
 
+    /// `user`'s INBOX once everything Postfix accepted before this call is
+    /// delivered: sends a marker behind it, waits for the marker, and returns
+    /// the messages without it. Proves a mail did not come without sleeping.
+    pub async fn drain(&self, user: &str) -> Vec<Vec<u8>> {
+        let marker = format!("drain-{}", unique());
+        let raw = format!(
+            "From: postmaster@example.test\r\nTo: {user}\r\nMessage-ID: <{marker}@example.test>\r\nSubject: {marker}\r\n\r\n{marker}\r\n"
+        );
+        self.send("postmaster@example.test", user, raw.as_bytes())
+            .await;
+        let is_marker = |m: &Vec<u8>| String::from_utf8_lossy(m).contains(&marker);
+        let start = Instant::now();
+        loop {
+            let messages = self.inbox(user).await;
+            if messages.iter().any(is_marker) {
+                return messages.into_iter().filter(|m| !is_marker(m)).collect();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{user}: the drain marker never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until `user`'s INBOX holds at least `count` messages.
     pub async fn wait_for(&self, user: &str, count: usize, timeout: Duration) -> Vec<Vec<u8>> {
         let start = Instant::now();

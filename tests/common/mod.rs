@@ -307,6 +307,24 @@ pub async fn seed_world(store: &dyn Store) {
     }
 }
 
+/// Polls `check` every 20 ms until it holds; fails naming `what` once
+/// `within` has passed. Tests wait on this, never on a fixed sleep: absence is
+/// proven by waiting for a later event (see `MailStack::drain`).
+pub async fn wait_until<F, Fut>(what: &str, within: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {within:?} for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// LF → CRLF for every line (input must be LF-only).
 pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + raw.len() / 20);
