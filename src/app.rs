@@ -19,6 +19,7 @@ use crate::source::maildir::{Maildir, MaildirPoller};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Missing, Store};
+use crate::tickets::{Replay, Service};
 
 /// Opens the store for a database URL, creating a missing SQLite file, and
 /// brings its schema up to date.
@@ -112,6 +113,16 @@ impl App {
         })
     }
 
+    /// The ticket service every channel calls (the email channel's own).
+    pub fn tickets(&self) -> &Service {
+        self.ingestor.tickets()
+    }
+
+    /// Replaying quarantined mail, as the API and the portal reach it.
+    pub fn replay(&self) -> Arc<dyn Replay> {
+        Arc::new(self.ingestor.clone())
+    }
+
     pub fn outbox_worker(&self) -> anyhow::Result<OutboxWorker> {
         let mailer: Arc<dyn Mailer> = match self.settings.smtp.kind {
             SmtpKind::File => {
@@ -192,8 +203,13 @@ impl App {
             }
         }
         if let Some(listener) = admin {
-            let state = crate::api::ApiState::new(self.ingestor.clone(), mailbox_states)
-                .with_limits(admin_limits);
+            let state = crate::api::ApiState::new(
+                self.tickets().clone(),
+                self.replay(),
+                self.ingestor.metrics().clone(),
+                mailbox_states,
+            )
+            .with_limits(admin_limits);
             let cancel = cancel.clone();
             tracker.spawn(async move {
                 if let Err(e) = crate::api::serve(listener, state, cancel).await {
@@ -205,7 +221,8 @@ impl App {
             let mut web = self.settings.web.clone();
             web.max_connections = web_limits.max_connections;
             let state = crate::web::WebState::new(
-                self.ingestor.clone(),
+                self.tickets().clone(),
+                self.replay(),
                 &web,
                 self.settings.intake.max_message_size.0,
             );

@@ -39,7 +39,12 @@ impl Api {
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = ApiState::new(t.app.ingestor.clone(), mailboxes);
+        let state = ApiState::new(
+            t.app.tickets().clone(),
+            t.app.replay(),
+            t.app.ingestor.metrics().clone(),
+            mailboxes,
+        );
         let cancel = CancellationToken::new();
         tokio::spawn(api::serve(listener, state, cancel.clone()));
         let token = token_for(&t, "sam@example.test").await.0;
@@ -975,7 +980,12 @@ async fn the_endpoint_works_from_any_instance_sharing_postgres() {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         addrs.push(listener.local_addr().unwrap());
-        let state = ApiState::new(app.ingestor.clone(), Vec::new());
+        let state = ApiState::new(
+            app.tickets().clone(),
+            app.replay(),
+            app.ingestor.metrics().clone(),
+            Vec::new(),
+        );
         tokio::spawn(api::serve(listener, state, cancel.clone()));
         apps.push(app);
     }

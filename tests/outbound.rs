@@ -851,7 +851,8 @@ async fn no_usable_token_rests_in_the_database(t: TestApp) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = ticketgate::web::WebState::new(
-        t.app.ingestor.clone(),
+        t.app.tickets().clone(),
+        t.app.replay(),
         &t.app.settings.web,
         t.app.settings.intake.max_message_size.0,
     );

@@ -245,7 +245,12 @@ async fn a_full_disk_keeps_mail_in_new_and_says_so_until_there_is_space_again() 
     let t = TestApp::with_settings(move |s| s.database.url = url).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = ticketgate::api::ApiState::new(t.app.ingestor.clone(), Vec::new());
+    let state = ticketgate::api::ApiState::new(
+        t.app.tickets().clone(),
+        t.app.replay(),
+        t.app.ingestor.metrics().clone(),
+        Vec::new(),
+    );
     let cancel = tokio_util::sync::CancellationToken::new();
     tokio::spawn(ticketgate::api::serve(listener, state, cancel.clone()));
     let _stop = cancel.clone().drop_guard();

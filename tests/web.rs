@@ -47,7 +47,8 @@ impl Portal {
         let mut web = t.app.settings.web.clone();
         change(&mut web);
         let state = WebState::new(
-            t.app.ingestor.clone(),
+            t.app.tickets().clone(),
+            t.app.replay(),
             &web,
             t.app.settings.intake.max_message_size.0,
         );

@@ -13,7 +13,6 @@ use super::wire::{self, LogRow, Org, User};
 use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
 use crate::domain::outcome::Outcome;
 use crate::domain::ticket::Role;
-use crate::ingest::IngestReport;
 use crate::manage::{self, ManageError, UserRequest};
 use crate::store::LogFilter;
 
@@ -345,7 +344,7 @@ pub async fn replay(
     Staff(staff): Staff,
     Path(id): Path<i64>,
 ) -> Result<Json<Replayed>, ApiError> {
-    let report: IngestReport = state.ingestor().replay(id).await?;
+    let report = state.replay().replay(id).await??;
     tracing::info!(log = id, by = %staff.email, outcome = %report.outcome, "replayed");
     let message = state
         .store()
@@ -471,7 +470,7 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readines
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<ApiState>) -> Response {
-    let metrics = state.ingestor().metrics();
+    let metrics = state.metrics();
     match state.store().outbox_counts().await {
         Ok(counts) => {
             let named: Vec<_> = counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();

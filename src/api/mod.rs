@@ -25,9 +25,9 @@ use utoipa_axum::routes;
 use crate::config::ListenLimits;
 use crate::domain::ticket::Status;
 use crate::health::Mailboxes;
-use crate::ingest::{IngestError, Ingestor, ReplayRefusal};
+use crate::metrics::Metrics;
 use crate::store::{StoreError, User};
-use crate::tickets::Refusal;
+use crate::tickets::{Refusal, Replay, ReplayRefusal, Service};
 
 mod directory;
 mod schema;
@@ -77,18 +77,30 @@ pub struct ApiState {
 }
 
 struct Inner {
-    ingestor: Ingestor,
+    tickets: Service,
+    /// The email channel's one operation the API offers (`src/tickets/replay.rs`).
+    replay: Arc<dyn Replay>,
+    /// Shared with intake, whose counts `/metrics` reports.
+    metrics: Arc<Metrics>,
     labels: BTreeMap<Status, String>,
     mailboxes: Mailboxes,
 }
 
 impl ApiState {
     /// `mailboxes`: the IMAP pollers' states, for `/readyz` and `/metrics`.
-    pub fn new(ingestor: Ingestor, mailboxes: Mailboxes) -> Self {
-        let labels = ingestor.policy().changes.labels.clone();
+    /// `replay` and `metrics`: the email channel's (`Ingestor` implements `Replay`).
+    pub fn new(
+        tickets: Service,
+        replay: Arc<dyn Replay>,
+        metrics: Arc<Metrics>,
+        mailboxes: Mailboxes,
+    ) -> Self {
+        let labels = tickets.policy().labels.clone();
         Self {
             inner: Arc::new(Inner {
-                ingestor,
+                tickets,
+                replay,
+                metrics,
                 labels,
                 mailboxes,
             }),
@@ -101,19 +113,23 @@ impl ApiState {
         Self { limits, ..self }
     }
 
-    /// Intake, for what only it does: replay, metrics.
-    fn ingestor(&self) -> &Ingestor {
-        &self.inner.ingestor
+    /// Replaying quarantined mail, what only intake does.
+    fn replay(&self) -> &dyn Replay {
+        self.inner.replay.as_ref()
+    }
+
+    fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// Every change to a ticket goes through the ticket service.
-    fn tickets(&self) -> &crate::tickets::Service {
-        self.inner.ingestor.tickets()
+    fn tickets(&self) -> &Service {
+        &self.inner.tickets
     }
 
     /// Reads (lists, views, readiness).
     fn store(&self) -> &Arc<dyn crate::store::Store> {
-        self.inner.ingestor.store()
+        self.inner.tickets.store()
     }
 
     fn label(&self, status: Status) -> String {
@@ -234,12 +250,11 @@ impl From<Refusal> for ApiError {
     }
 }
 
-impl From<IngestError> for ApiError {
-    fn from(e: IngestError) -> Self {
-        match e {
-            IngestError::Store(e) => e.into(),
-            IngestError::Replay(r @ ReplayRefusal::NotFound(_)) => Self::not_found(r.to_string()),
-            IngestError::Replay(r) => Self::conflict(r.to_string()),
+impl From<ReplayRefusal> for ApiError {
+    fn from(r: ReplayRefusal) -> Self {
+        match r {
+            ReplayRefusal::NotFound(_) => Self::not_found(r.to_string()),
+            r => Self::conflict(r.to_string()),
         }
     }
 }
@@ -470,7 +485,6 @@ async fn track(State(state): State<ApiState>, req: Request, next: Next) -> Respo
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let response = next.run(req).await;
     state
-        .ingestor()
         .metrics()
         .record_http(&method, &route, response.status().as_u16());
     response

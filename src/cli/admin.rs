@@ -115,7 +115,7 @@ pub(super) async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
             no_invite,
         } => {
             let user = manage::register_user(
-                app.ingestor.tickets(),
+                app.tickets(),
                 &manage::UserRequest {
                     email: &email,
                     name: &name,

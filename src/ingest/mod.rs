@@ -37,10 +37,11 @@ use crate::domain::ticket::{self, Role, Status};
 use crate::metrics::Metrics;
 use crate::store::{
     CommentSource, Lookahead, NewEvent, NewLogEntry, NewUser, RefKind, Store, StoreError,
-    TicketState, Tx, User,
+    TicketState, Tx, User, sha256_hex,
 };
+pub use crate::tickets::ReplayRefusal;
 use crate::tickets::notice::{self, Notice};
-use crate::tickets::{self, ChangePolicy, Changes};
+use crate::tickets::{self, ChangePolicy, Changes, Replay, Replayed};
 
 pub use crate::source::{Delivery, SourceCursor};
 
@@ -95,20 +96,6 @@ pub enum IngestError {
     Replay(#[from] ReplayRefusal),
 }
 
-/// Why a logged delivery cannot be replayed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReplayRefusal {
-    #[error("no message {0} in the ingest log")]
-    NotFound(i64),
-    #[error("message {id} was {outcome}: only quarantined or rejected messages are replayed")]
-    NotReplayable { id: i64, outcome: String },
-    #[error("message {0} was already replayed")]
-    AlreadyReplayed(i64),
-    /// Oversized IMAP mail is fetched by its headers only; its body never reached us.
-    #[error("only the headers of message {0} were kept; deliver it again instead")]
-    HeadersOnly(i64),
-}
-
 impl IngestError {
     /// Worth delivering again later (the MTA gets EX_TEMPFAIL, the mailbox keeps the message).
     pub fn is_transient(&self) -> bool {
@@ -117,11 +104,6 @@ impl IngestError {
             IngestError::Replay(_) => false,
         }
     }
-}
-
-/// The blob key of a stored message or attachment.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
 }
 
 #[derive(Clone)]
@@ -529,6 +511,23 @@ fn report(origin: &str, message_id: Option<MessageId>, d: Decided, log_id: i64) 
         reason: d.reason,
         log_id,
         thread_reason: d.thread_reason,
+    }
+}
+
+/// The API's and the portal's replay (`src/tickets/replay.rs`).
+#[async_trait::async_trait]
+impl Replay for Ingestor {
+    async fn replay(&self, log_id: i64) -> Result<Result<Replayed, ReplayRefusal>, StoreError> {
+        match Ingestor::replay(self, log_id).await {
+            Ok(r) => Ok(Ok(Replayed {
+                log_id: r.log_id,
+                outcome: r.outcome,
+                ticket: r.ticket,
+                comment: r.comment,
+            })),
+            Err(IngestError::Replay(refusal)) => Ok(Err(refusal)),
+            Err(IngestError::Store(e)) => Err(e),
+        }
     }
 }
 

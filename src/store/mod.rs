@@ -522,6 +522,12 @@ pub struct Lookahead {
     pub tickets: Vec<TicketId>,
 }
 
+/// The blob key of a stored message or attachment (`Tx::put_blob`): both
+/// mail intake and the portal's uploads name content by it.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
+}
+
 /// The writes and reads of one delivery, in one transaction.
 #[async_trait]
 pub trait Tx: Send {
@@ -889,4 +895,23 @@ pub struct StoredFile {
     pub filename: String,
     pub content_type: String,
     pub data: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sha256_hex;
+
+    /// Blob keys are stored: a change of hash implementation must not change them
+    /// (FIPS 180-2 test vectors).
+    #[test]
+    fn blob_keys_are_the_standard_sha256() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
 }

@@ -14,9 +14,11 @@ mod commands;
 mod comment;
 pub mod notice;
 mod open;
+pub mod replay;
 mod service;
 
 pub use changes::*;
 pub use comment::{Added, Written};
 pub use open::Opening;
+pub use replay::{Replay, ReplayRefusal, Replayed};
 pub use service::Service;

@@ -18,9 +18,8 @@ use axum::routing::{get, post};
 
 use crate::config::{ListenLimits, Network, Rate, WebSettings};
 use crate::domain::locale::Locale;
-use crate::ingest::Ingestor;
 use crate::store::{Store, StoreError};
-use crate::tickets::Service;
+use crate::tickets::{Replay, Service};
 
 mod assets;
 mod form;
@@ -38,9 +37,10 @@ pub struct WebState {
 }
 
 struct Inner {
-    /// The email channel, for what only it does (replaying quarantined
-    /// mail); its ticket service for everything else.
-    ingestor: Ingestor,
+    tickets: Service,
+    /// The email channel's one operation staff pages offer: replaying
+    /// quarantined mail (`src/tickets/replay.rs`).
+    replay: Arc<dyn Replay>,
     /// `[web] base_url` without its trailing `/`: links in emails.
     base_url: String,
     /// `https` base: the session cookie is `Secure`.
@@ -60,11 +60,18 @@ struct Inner {
 }
 
 impl WebState {
-    pub fn new(ingestor: Ingestor, web: &WebSettings, max_message_size: u64) -> Self {
+    /// `replay`: the email channel's (`Ingestor` implements `Replay`).
+    pub fn new(
+        tickets: Service,
+        replay: Arc<dyn Replay>,
+        web: &WebSettings,
+        max_message_size: u64,
+    ) -> Self {
         let base_url = web.base_url.trim().trim_end_matches('/').to_string();
         Self {
             inner: Arc::new(Inner {
-                ingestor,
+                tickets,
+                replay,
                 secure: base_url.starts_with("https://"),
                 base_url,
                 session_ttl: web.session_ttl.0,
@@ -82,11 +89,11 @@ impl WebState {
     }
 
     fn tickets(&self) -> &Service {
-        self.inner.ingestor.tickets()
+        &self.inner.tickets
     }
 
     fn store(&self) -> &Arc<dyn Store> {
-        self.inner.ingestor.store()
+        self.inner.tickets.store()
     }
 }
 

@@ -13,7 +13,6 @@ use minijinja::context;
 use super::session::Viewer;
 use super::{WebError, WebState, form, pages};
 use crate::domain::outcome::Outcome;
-use crate::ingest::IngestError;
 use crate::manage::{self, ManageError, UserRequest};
 use crate::store::LogFilter;
 
@@ -107,13 +106,13 @@ pub async fn replay(
     req: Request,
 ) -> Result<Response, WebError> {
     form::read(req, Some(&viewer.csrf), 16 * 1024, state.inner.form_limits).await?;
-    match state.inner.ingestor.replay(id).await {
-        Ok(report) => {
+    match state.inner.replay.replay(id).await {
+        Ok(Ok(report)) => {
             tracing::info!(log = id, by = %viewer.user.email, outcome = %report.outcome, "replayed from the portal");
             Ok(Redirect::to("/staff/quarantine").into_response())
         }
-        Err(IngestError::Replay(refusal)) => Err(WebError::BadRequest(refusal.to_string())),
-        Err(IngestError::Store(e)) => Err(WebError::Store(e)),
+        Ok(Err(refusal)) => Err(WebError::BadRequest(refusal.to_string())),
+        Err(e) => Err(WebError::Store(e)),
     }
 }
 

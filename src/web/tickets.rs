@@ -173,7 +173,7 @@ fn uploads(form: &mut form::Form) -> (Vec<Attachment>, Vec<String>) {
         .collect();
     let shas = files
         .iter()
-        .map(|f| crate::ingest::sha256_hex(&f.data))
+        .map(|f| crate::store::sha256_hex(&f.data))
         .collect();
     (files, shas)
 }
