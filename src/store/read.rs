@@ -101,8 +101,9 @@ pub trait Backend: Send + Sync {
     async fn run_migrations(&self) -> Result<()>;
     /// The shipped migrations.
     fn migrator() -> sqlx::migrate::Migrator;
-    /// Versions recorded as applied; none when sqlx's table is absent.
-    async fn applied_migrations(&self) -> Result<Vec<i64>>;
+    /// Counts sqlx's `_sqlx_migrations` table in the catalogue (0 or 1):
+    /// a database no migration ever ran on has none.
+    const MIGRATIONS_TABLE_EXISTS: &'static str;
     /// `Store::backup_into`.
     async fn backup(&self, path: &std::path::Path) -> Result<()>;
     async fn begin_tx(&self) -> Result<Box<dyn Tx>>;
@@ -145,7 +146,15 @@ impl<B: Backend> Store for B {
     }
 
     async fn pending_migrations(&self) -> Result<Vec<String>> {
-        let applied = self.applied_migrations().await?;
+        let mut conn = self.conn().await?;
+        let tables = conn.all(B::MIGRATIONS_TABLE_EXISTS, &[]).await?;
+        let applied: Vec<i64> = if tables.first().map(|r| r.i64_at(0)).transpose()? == Some(0) {
+            Vec::new()
+        } else {
+            each(conn.all(sql::APPLIED_MIGRATIONS, &[]).await?, |r| {
+                r.i64_at(0)
+            })?
+        };
         Ok(B::migrator()
             .iter()
             .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))

@@ -56,6 +56,9 @@ macro_rules! claim_outbox {
 
 pub const PING: &str = "SELECT 1";
 
+/// The migrations sqlx recorded as applied (`Store::pending_migrations`).
+pub const APPLIED_MIGRATIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success";
+
 pub const USER_BY_EMAIL: &str = concat!(
     "SELECT ",
     user_columns!(),

@@ -51,6 +51,7 @@ impl Backend for PgStore {
     type Write = Transaction<'static, Postgres>;
     const CLAIM_OUTBOX: &'static str = sql::CLAIM_OUTBOX_SKIP_LOCKED;
     const LOOKS_AHEAD: bool = true;
+    const MIGRATIONS_TABLE_EXISTS: &'static str = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'";
 
     async fn conn(&self) -> Result<Self::Pooled> {
         self.pool.acquire().await.q()
@@ -79,22 +80,6 @@ impl Backend for PgStore {
         Err(StoreError::Invalid(
             "a PostgreSQL store is backed up with pg_dump (README: Backup and restore)".into(),
         ))
-    }
-
-    async fn applied_migrations(&self) -> Result<Vec<i64>> {
-        let tables: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .q()?;
-        if tables == 0 {
-            return Ok(Vec::new());
-        }
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&self.pool)
-            .await
-            .q()
     }
 
     async fn begin_tx(&self) -> Result<Box<dyn Tx>> {

@@ -83,6 +83,8 @@ impl Backend for SqliteStore {
     type Write = Transaction<'static, Sqlite>;
     const CLAIM_OUTBOX: &'static str = sql::CLAIM_OUTBOX;
     const LOOKS_AHEAD: bool = false;
+    const MIGRATIONS_TABLE_EXISTS: &'static str =
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
 
     async fn conn(&self) -> Result<Self::Pooled> {
         self.pool.acquire().await.q()
@@ -131,22 +133,6 @@ impl Backend for SqliteStore {
             std::fs::remove_file(path).ok();
         }
         copied.map(|_| ())
-    }
-
-    async fn applied_migrations(&self) -> Result<Vec<i64>> {
-        let tables: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .q()?;
-        if tables == 0 {
-            return Ok(Vec::new());
-        }
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&self.pool)
-            .await
-            .q()
     }
 
     async fn begin_tx(&self) -> Result<Box<dyn Tx>> {
