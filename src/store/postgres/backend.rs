@@ -66,9 +66,7 @@ impl Backend for PgStore {
     }
 
     async fn run_migrations(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        Self::migrator().run(&self.pool).await?;
         Ok(())
     }
 

@@ -99,9 +99,7 @@ impl Backend for SqliteStore {
     }
 
     async fn run_migrations(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
+        Self::migrator().run(&self.pool).await?;
         Ok(())
     }
 
