@@ -339,21 +339,12 @@ async fn connect(
                 .await
                 .map_err(|e| ImapError::Connect(address.clone(), e))?;
             let mut client = async_imap::Client::new(Conn::Tls(Box::new(tls)));
-            // Read the greeting ourselves: skipping it would hide BYE or PREAUTH.
-            client
-                .read_response()
-                .await
-                .map_err(|e| ImapError::Connect(address.clone(), e))?
-                .ok_or(ImapError::Greeting)?;
+            greeting(&mut client, &address).await?;
             client
         }
         (TlsMode::Starttls, Some(connector)) => {
             let mut client = async_imap::Client::new(Conn::Plain(tcp));
-            client
-                .read_response()
-                .await
-                .map_err(|e| ImapError::Connect(address.clone(), e))?
-                .ok_or(ImapError::Greeting)?;
+            greeting(&mut client, &address).await?;
             client.run_command_and_check_ok("STARTTLS", None).await?;
             let Conn::Plain(tcp) = client.into_inner() else {
                 unreachable!("plain before STARTTLS")
@@ -367,11 +358,7 @@ async fn connect(
         }
         _ => {
             let mut client = async_imap::Client::new(Conn::Plain(tcp));
-            client
-                .read_response()
-                .await
-                .map_err(|e| ImapError::Connect(address.clone(), e))?
-                .ok_or(ImapError::Greeting)?;
+            greeting(&mut client, &address).await?;
             client
         }
     };
@@ -394,6 +381,17 @@ fn server_words(text: &str) -> String {
         .and_then(|(_, rest)| rest.strip_suffix("\")"))
         .map(|words| words.replace("\\\"", "\""))
         .unwrap_or_else(|| text.to_string())
+}
+
+/// Reads the server's greeting ourselves: skipping it would hide BYE or
+/// PREAUTH (RFC 3501 §7.1).
+async fn greeting(client: &mut async_imap::Client<Conn>, address: &str) -> Result<(), ImapError> {
+    client
+        .read_response()
+        .await
+        .map_err(|e| ImapError::Connect(address.to_string(), e))?
+        .ok_or(ImapError::Greeting)?;
+    Ok(())
 }
 
 /// What `ticketgate check` learns of a mailbox: it logs in, and which of its
