@@ -66,6 +66,27 @@ async fn a_message_with_two_from_fields_is_refused_and_changes_nothing() {
     );
 }
 
+/// Registers a customer of Customer Site A (the organization of the ticket
+/// `alices_ticket` opens).
+async fn add_site_a_customer(app: &TestApp, email: &str, name: &str) {
+    let site_a = app
+        .store()
+        .find_org("customer-site-a")
+        .await
+        .unwrap()
+        .unwrap();
+    app.store()
+        .add_user(&NewUser {
+            email: email.parse().unwrap(),
+            name: name.into(),
+            role: Role::Customer,
+            org_id: Some(site_a.id),
+            locale: "en".into(),
+        })
+        .await
+        .unwrap();
+}
+
 fn message(from: &str, headers: &str, body: &str) -> Vec<u8> {
     format!("From: {from}\nTo: support@example.test\n{headers}\n\n{body}\n").into_bytes()
 }
@@ -185,22 +206,7 @@ async fn an_unproven_customer_may_still_mention_someone_who_already_sees_the_tic
     let t = alices_ticket(&app).await;
     // Erin is in the ticket's organization: pointing her at it gives nothing away.
     assert_eq!(app.ticket(t).await.orgs, ["customer-site-a"]);
-    let site_a = app
-        .store()
-        .find_org("customer-site-a")
-        .await
-        .unwrap()
-        .unwrap();
-    app.store()
-        .add_user(&NewUser {
-            email: "erin@customer.test".parse().unwrap(),
-            name: "Erin Evans".into(),
-            role: Role::Customer,
-            org_id: Some(site_a.id),
-            locale: "en".into(),
-        })
-        .await
-        .unwrap();
+    add_site_a_customer(&app, "erin@customer.test", "Erin Evans").await;
     let since = app.outbox().await.len();
     let r = app
         .deliver(&reply_on_1(
@@ -896,22 +902,7 @@ async fn in_multipart_alternative_mail_commands_come_from_the_text_part() {
 async fn a_mention_with_an_invisible_character_names_nobody() {
     let app = TestApp::new().await;
     let t = alices_ticket(&app).await;
-    let site_a = app
-        .store()
-        .find_org("customer-site-a")
-        .await
-        .unwrap()
-        .unwrap();
-    app.store()
-        .add_user(&NewUser {
-            email: "ali@customer.test".parse().unwrap(),
-            name: "Ali Baba".into(),
-            role: Role::Customer,
-            org_id: Some(site_a.id),
-            locale: "en".into(),
-        })
-        .await
-        .unwrap();
+    add_site_a_customer(&app, "ali@customer.test", "Ali Baba").await;
     let since = app.outbox().await.len();
     // It reads "@alice"; cut at the invisible character it would be "@ali".
     let r = app
