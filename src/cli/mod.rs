@@ -480,8 +480,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             let cancel = CancellationToken::new();
             let stop = cancel.clone();
+            let signalled = shutdown_signal();
             tokio::spawn(async move {
-                shutdown_signal().await;
+                signalled.await;
                 stop.cancel();
             });
             app.serve(cancel).await?;
