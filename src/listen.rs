@@ -49,6 +49,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use crate::config::ListenLimits;
 
@@ -179,6 +180,15 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
+/// A request's path as logs show it: a sign-in link's secret (`/login/…`)
+/// is a credential until used, so it is left out.
+fn loggable_path(path: &str) -> &str {
+    match path.find("/login/") {
+        Some(at) => &path[..at + "/login/".len()],
+        None => path,
+    }
+}
+
 /// One connection, served until it ends, times out, or `cut` fires.
 async fn connection(
     stream: TcpStream,
@@ -206,10 +216,17 @@ async fn connection(
             })
         });
         req.extensions_mut().insert(ConnectInfo(peer));
+        // What the handler logs carries the request it serves.
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %loggable_path(req.uri().path()),
+            peer = %peer.ip(),
+        );
         let router = router.clone();
         let phase = phase.clone();
         async move {
-            let res = match router.oneshot(req).await {
+            let res = match router.oneshot(req).instrument(span).await {
                 Ok(res) => res,
                 Err(never) => match never {},
             };

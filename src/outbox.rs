@@ -415,6 +415,7 @@ impl OutboxWorker {
 
     /// One delivery attempt. A crash after the server accepted the message and
     /// before its result is committed sends it again, with the same Message-ID.
+    #[tracing::instrument(name = "send", skip_all, fields(outbox = row.id, template = %row.template, ticket = row.ticket_id))]
     async fn deliver(&self, mut row: OutboxRow, comment: Option<Arc<Comment>>) -> Attempt {
         let sent = match self.mint_link(&mut row).await {
             // A store that cannot take the link's hash now may later: retried

@@ -433,7 +433,11 @@ async fn followers_and_orgs_are_shared_and_removed_but_the_creator_stays() {
     let t = api.t.ticket(id).await;
     assert!(!t.followers.iter().any(|f| f.email == "carol@other.test"));
     assert!(t.followers.iter().any(|f| f.email == "alice@customer.test"));
-    assert!(t.events.iter().any(|e| e.kind == "follower_removed"));
+    assert!(
+        t.events
+            .iter()
+            .any(|e| e.event.kind() == "follower_removed")
+    );
 
     let added = request(
         api.addr,
@@ -1134,14 +1138,14 @@ async fn the_same_comment_by_email_and_by_api_has_the_same_effects() {
         let events: Vec<(String, Option<String>, Vec<String>)> = view.events[events_before..]
             .iter()
             .map(|e| {
-                let mut keys: Vec<String> = e.data.as_object().map_or_else(Vec::new, |o| {
+                let mut keys: Vec<String> = e.event.data().as_object().map_or_else(Vec::new, |o| {
                     o.keys()
                         .filter(|k| !["message_id", "thread"].contains(&k.as_str()))
                         .cloned()
                         .collect()
                 });
                 keys.sort();
-                (e.kind.clone(), e.actor.clone(), keys)
+                (e.event.kind().to_string(), e.actor.clone(), keys)
             })
             .collect();
         seen.push((

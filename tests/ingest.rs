@@ -251,7 +251,10 @@ async fn a_delivery_report_about_a_notification_marks_its_recipient_bouncing_unt
     );
     let ticket = app.ticket(1).await;
     assert!(
-        ticket.events.iter().any(|e| e.kind == "recipient_bouncing"),
+        ticket
+            .events
+            .iter()
+            .any(|e| e.event.kind() == "recipient_bouncing"),
         "{:?}",
         ticket.events
     );

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use common::pg::TestDb;
+use ticketgate::domain::event::{Cause, Event};
 use ticketgate::domain::ids::{EmailAddress, MessageId};
 use ticketgate::domain::outcome::Outcome;
 use ticketgate::domain::ticket::{FollowerSource, Priority, Role, Status};
@@ -115,6 +116,7 @@ contract!(
     a_concurrent_second_recording_of_a_message_conflicts_then_sees_the_first,
     two_transactions_on_one_ticket_take_turns_and_lose_no_update,
     a_ticket_view_shows_everything_written_with_sqlite_timestamps,
+    events_of_every_kind_read_back_as_earlier_versions_wrote_them,
     followers_and_orgs_are_added_once_and_removed,
     message_refs_keep_their_first_ticket,
     outbox_rows_are_claimed_once_until_their_lease_runs_out,
@@ -674,18 +676,22 @@ async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) 
     .unwrap();
     tx.insert_event(&NewEvent {
         ticket_id: id,
-        kind: "status_changed",
+        event: Event::StatusChanged {
+            from: Status::New,
+            to: Status::InProgress,
+            cause: Cause::Command,
+        },
         actor_id: Some(w.sam.id),
-        data: serde_json::json!({"from": "new", "to": "in_progress"}),
         now: later,
     })
     .await
     .unwrap();
     tx.insert_event(&NewEvent {
         ticket_id: id,
-        kind: "rule",
+        event: Event::OrgAdded {
+            org: "site-a".into(),
+        },
         actor_id: None,
-        data: serde_json::json!({}),
         now: later,
     })
     .await
@@ -724,9 +730,9 @@ async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) 
     assert!(view.comments[1].internal);
     assert_eq!(view.comments[1].source, "api");
     assert_eq!(view.events.len(), 2);
-    assert_eq!(view.events[0].kind, "status_changed");
+    assert_eq!(view.events[0].event.kind(), "status_changed");
     assert_eq!(view.events[0].actor.as_deref(), Some("sam@example.test"));
-    assert_eq!(view.events[0].data["to"], "in_progress");
+    assert_eq!(view.events[0].event.data()["to"], "in_progress");
     assert_eq!(view.events[1].actor, None);
     assert_eq!(parse_ts(&view.events[0].created_at), Some(later));
     // The same JSON on both backends, field for field (the wire shape the API
@@ -2336,6 +2342,139 @@ async fn sqlite_an_existing_database_keeps_its_comments_through_the_web_migratio
 async fn postgres_an_existing_database_keeps_its_comments_through_the_web_migration() {
     an_existing_database_keeps_its_comments_through_the_web_migration(&Db::postgres_at(3).await)
         .await;
+}
+
+/// Every kind of event, written through the store and read back as the
+/// ticket JSON shows it: `data` is exactly the payload earlier versions
+/// stored for that kind (the literals below), so their rows and the JSON
+/// that scripts read stay as they were.
+async fn events_of_every_kind_read_back_as_earlier_versions_wrote_them(db: &Db) {
+    let w = world(db).await;
+    let id = ticket(db, &w, "events", T0).await;
+    let email = |s: &str| EmailAddress::parse(s).unwrap();
+    let version = |s: &str| ticketgate::domain::version::Version::parse(s).unwrap();
+    let cases: Vec<(Event, &str, &str)> = vec![
+        (
+            Event::TicketCreated {
+                subject: "Printer on fire".into(),
+                message_id: Some(mid("<a@customer.test>")),
+            },
+            "ticket_created",
+            r#"{"message_id":"<a@customer.test>","subject":"Printer on fire"}"#,
+        ),
+        (
+            Event::CommentAdded {
+                comment: 1,
+                internal: false,
+                source: CommentSource::Email,
+                message_id: Some(mid("<b@customer.test>")),
+                thread: Some("in_reply_to <a@customer.test>".into()),
+            },
+            "comment_added",
+            r#"{"comment":1,"internal":false,"message_id":"<b@customer.test>","source":"email","thread":"in_reply_to <a@customer.test>"}"#,
+        ),
+        (
+            Event::CommentAdded {
+                comment: 2,
+                internal: true,
+                source: CommentSource::Web,
+                message_id: None,
+                thread: None,
+            },
+            "comment_added",
+            r#"{"comment":2,"internal":true,"source":"web"}"#,
+        ),
+        (
+            Event::StatusChanged {
+                from: Status::New,
+                to: Status::Escalated,
+                cause: Cause::Rule("escalate".into()),
+            },
+            "status_changed",
+            r#"{"cause":"rule: escalate","from":"new","to":"escalated"}"#,
+        ),
+        (
+            Event::PrioritySet {
+                priority: Priority::P1,
+                sla_name: "Critical".into(),
+                sla_response: "1 hour".into(),
+            },
+            "priority_set",
+            r#"{"priority":"P1","sla_name":"Critical","sla_response":"1 hour"}"#,
+        ),
+        (
+            Event::ReleaseNoted {
+                release: version("5.2 beta"),
+            },
+            "release_noted",
+            r#"{"release":"5.2 beta"}"#,
+        ),
+        (
+            Event::FollowerAdded {
+                email: email("bob@customer.test"),
+                source: FollowerSource::Cc,
+            },
+            "follower_added",
+            r#"{"email":"bob@customer.test","source":"cc"}"#,
+        ),
+        (
+            Event::FollowerRemoved {
+                email: email("bob@customer.test"),
+            },
+            "follower_removed",
+            r#"{"email":"bob@customer.test"}"#,
+        ),
+        (
+            Event::Mentioned {
+                email: email("sam@example.test"),
+            },
+            "mentioned",
+            r#"{"email":"sam@example.test"}"#,
+        ),
+        (
+            Event::OrgAdded {
+                org: "site-a".into(),
+            },
+            "org_added",
+            r#"{"org":"site-a"}"#,
+        ),
+        (
+            Event::OrgRemoved {
+                org: "site-a".into(),
+            },
+            "org_removed",
+            r#"{"org":"site-a"}"#,
+        ),
+        (
+            Event::RecipientBouncing {
+                email: email("gone@customer.test"),
+                message_id: mid("<tg.1@example.test>"),
+            },
+            "recipient_bouncing",
+            r#"{"email":"gone@customer.test","message_id":"<tg.1@example.test>"}"#,
+        ),
+    ];
+    let mut tx = db.store.begin().await.unwrap();
+    for (event, _, _) in &cases {
+        tx.insert_event(&NewEvent {
+            ticket_id: id,
+            event: event.clone(),
+            actor_id: Some(w.sam.id),
+            now: T0,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let view = db.store.ticket_view(id).await.unwrap().unwrap();
+    assert_eq!(view.events.len(), cases.len());
+    let json = serde_json::to_value(ticketgate::api::wire::TicketView::from(view.clone())).unwrap();
+    for (n, (event, kind, data)) in cases.iter().enumerate() {
+        assert_eq!(view.events[n].event.known(), Some(event), "{kind}");
+        assert_eq!(json["events"][n]["kind"], *kind);
+        let stored: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(json["events"][n]["data"], stored, "{kind}");
+    }
 }
 
 /// `ticketgate check` reads what an upgrade would apply without applying it.

@@ -10,13 +10,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::wire::{self, TicketSummary, TicketView};
 use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
-use crate::domain::commands::Command;
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
-use crate::domain::mentions;
 use crate::domain::ticket::{Priority, Status};
 use crate::domain::version::Version;
 use crate::store::{CommentSource, TicketFilter};
-use crate::tickets::{Author, Failure, Written};
+use crate::tickets::Command;
+use crate::tickets::{Author, Failure, Typed};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -198,23 +197,14 @@ pub async fn add_comment(
         .tickets()
         .comment(
             id,
-            &Written {
+            // API callers hold a secret token: proven.
+            &Typed {
                 author: &staff,
-                // API callers hold a secret token: proven.
-                proven: true,
                 source: CommentSource::Api,
-                subject: None,
                 body,
-                signature: None,
-                quoted: None,
                 internal: new.internal,
                 attachments: &[],
                 attachment_shas: &[],
-                commands: &[],
-                mentions: &mentions::find(body),
-                message_id: None,
-                thread: None,
-                suppress_auto_response: false,
             },
         )
         .await??;

@@ -268,15 +268,14 @@ pub struct EventView {
 impl From<store::EventView> for EventView {
     fn from(e: store::EventView) -> Self {
         let store::EventView {
-            kind,
+            event,
             actor,
-            data,
             created_at,
         } = e;
         Self {
-            kind,
+            kind: event.kind().to_string(),
             actor,
-            data,
+            data: event.data(),
             created_at,
         }
     }

@@ -74,44 +74,34 @@ pub(super) fn or_dash(items: Vec<String>) -> String {
     }
 }
 
-/// One line of a ticket's history in words (`ticket show`); kinds this does
-/// not know print with their data as recorded.
+/// One line of a ticket's history in words (`ticket show`); a row this
+/// version cannot read prints with its data as recorded.
 pub(super) fn describe_event(e: &crate::store::EventView, settings: &Settings) -> String {
-    let text = |key: &str| e.data.get(key).and_then(|v| v.as_str()).unwrap_or("?");
-    let label = |key: &str| {
-        e.data
-            .get(key)
-            .and_then(|v| v.as_str())
-            .and_then(|s| s.parse::<Status>().ok())
-            .map(|s| settings.status_label(s))
-            .unwrap_or_else(|| text(key).to_string())
+    use crate::domain::event::{Event, Recorded};
+    let event = match &e.event {
+        Recorded::Known(event) => event,
+        Recorded::Unread { kind, data } => return format!("{} {data}", kind.replace('_', " ")),
     };
-    match e.kind.as_str() {
-        "ticket_created" => format!("opened the ticket: {}", text("subject")),
-        "comment_added" => {
-            let internal = e.data.get("internal").and_then(|v| v.as_bool()) == Some(true);
-            format!(
-                "added {}comment {}",
-                if internal { "an internal " } else { "" },
-                e.data
-                    .get("comment")
-                    .map(|c| c.to_string())
-                    .unwrap_or_default()
-            )
-        }
-        "status_changed" => format!(
-            "changed the status from {} to {}",
-            label("from"),
-            label("to")
+    match event {
+        Event::TicketCreated { subject, .. } => format!("opened the ticket: {subject}"),
+        Event::CommentAdded {
+            comment, internal, ..
+        } => format!(
+            "added {}comment {comment}",
+            if *internal { "an internal " } else { "" }
         ),
-        "priority_set" => format!("set the priority to {}", text("priority")),
-        "release_noted" => format!("noted release {}", text("release")),
-        "follower_added" => format!("added follower {} ({})", text("email"), text("source")),
-        "follower_removed" => format!("removed follower {}", text("email")),
-        "org_added" => format!("shared the ticket with organization {}", text("org")),
-        "org_removed" => format!("unshared the ticket from organization {}", text("org")),
-        "mentioned" => format!("mentioned {}", text("email")),
-        "recipient_bouncing" => format!("mail to {} bounced", text("email")),
-        other => format!("{} {}", other.replace('_', " "), e.data),
+        Event::StatusChanged { from, to, .. } => format!(
+            "changed the status from {} to {}",
+            settings.status_label(*from),
+            settings.status_label(*to)
+        ),
+        Event::PrioritySet { priority, .. } => format!("set the priority to {priority}"),
+        Event::ReleaseNoted { release } => format!("noted release {release}"),
+        Event::FollowerAdded { email, source } => format!("added follower {email} ({source})"),
+        Event::FollowerRemoved { email } => format!("removed follower {email}"),
+        Event::OrgAdded { org } => format!("shared the ticket with organization {org}"),
+        Event::OrgRemoved { org } => format!("unshared the ticket from organization {org}"),
+        Event::Mentioned { email } => format!("mentioned {email}"),
+        Event::RecipientBouncing { email, .. } => format!("mail to {email} bounced"),
     }
 }

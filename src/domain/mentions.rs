@@ -135,16 +135,46 @@ pub fn find(text: &str) -> Found {
     found
 }
 
+/// The words of a display name as a mention can carry them: lowercased,
+/// without the characters `find` stops at (`O'Brien` → `obrien`), so every
+/// handle made from a name reads back as itself when typed after an `@`.
+fn name_words(name: &str) -> Vec<String> {
+    name.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|&c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+                .trim_matches(['.', '-', '_'])
+                .to_string()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// The display handles that name a person: the first name and the whole
+/// name joined with dots (`Alice Anders` → `alice`, `alice.anders`).
+/// Resolution (`Directory`) and the `@` autocomplete (`handle`) both use
+/// these, so a suggested handle always finds its person.
+fn name_handles(name: &str) -> Vec<String> {
+    let words = name_words(name);
+    let mut out = Vec::new();
+    if let Some(first) = words.first() {
+        out.push(first.clone());
+    }
+    if words.len() > 1 {
+        out.push(words.join("."));
+    }
+    out
+}
+
 /// The handle that names one person for the `@` autocomplete: their
 /// whole name joined with dots (`alice.anders`), or the address's local
 /// part when they have no name.
 pub fn handle(name: &str, email: &EmailAddress) -> String {
-    let words: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
-    if words.is_empty() {
-        email.local_part().to_lowercase()
-    } else {
-        words.join(".")
-    }
+    name_handles(name)
+        .pop()
+        .unwrap_or_else(|| email.local_part().to_lowercase())
 }
 
 /// A registered user the author may mention.
@@ -156,22 +186,9 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    /// Display handles: the first name and the whole name joined with dots
-    /// (`Alice Anders` → `alice`, `alice.anders`).
+    /// Display handles (`name_handles`).
     fn handles(&self) -> Vec<String> {
-        let words: Vec<String> = self
-            .name
-            .split_whitespace()
-            .map(str::to_lowercase)
-            .collect();
-        let mut out = Vec::new();
-        if let Some(first) = words.first() {
-            out.push(first.clone());
-        }
-        if words.len() > 1 {
-            out.push(words.join("."));
-        }
-        out
+        name_handles(&self.name)
     }
 }
 
@@ -360,5 +377,39 @@ mod tests {
                 EmailAddress::parse("kim@b.test").unwrap()
             ])
         );
+    }
+
+    #[test]
+    fn every_suggested_handle_reads_back_and_finds_its_person() {
+        let people = [
+            ("Alice Anders", "alice@customer.test"),
+            ("Seán O'Brien", "sean@customer.test"),
+            ("Anne-Marie Dupont", "amd@customer.test"),
+            ("J. R. R. Tolkien", "jrr@customer.test"),
+            ("山田 太郎", "yamada@customer.test"),
+            ("", "nameless@customer.test"),
+            ("'quoted'", "quoted@customer.test"),
+        ];
+        let candidates: Vec<Candidate> = people
+            .iter()
+            .enumerate()
+            .map(|(i, (name, email))| Candidate {
+                user: i as UserId,
+                email: EmailAddress::parse(email).unwrap(),
+                name: name.to_string(),
+            })
+            .collect();
+        let directory = Directory::new(candidates.clone());
+        for c in &candidates {
+            let suggested = handle(&c.name, &c.email);
+            let found = find(&format!("Hi @{suggested}, please look."));
+            assert_eq!(found.mentions.len(), 1, "{suggested}");
+            assert_eq!(found.mentions[0].handle, suggested, "{:?}", c.name);
+            assert_eq!(
+                directory.resolve(&found.mentions[0]),
+                Resolution::Found(c.user),
+                "{suggested}"
+            );
+        }
     }
 }

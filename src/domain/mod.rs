@@ -5,7 +5,6 @@
 pub mod auth;
 pub mod classify;
 pub mod clean;
-pub mod commands;
 pub mod dates;
 pub mod event;
 pub mod ids;

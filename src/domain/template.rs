@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 
-use super::ids::{CommentId, EmailAddress};
-use super::ticket::{FollowerSource, Status};
+use super::event::Event;
+use super::ids::{CommentId, EmailAddress, TicketId};
+use super::ticket::{FollowerSource, Priority, Reason, Status};
 
 /// Calls `$m!` with every built-in template as `Variant "name" subject Context,`:
 /// `subject` is `own` when the template has its own `.subject.txt` (mail
@@ -107,6 +108,68 @@ macro_rules! define_template {
     };
 }
 with_templates!(define_template);
+
+impl Notification {
+    /// What followers are told of a change to the ticket itself, read from
+    /// its recorded event; `None` for events told some other way.
+    pub fn announcing(event: &Event, by: ByWhom) -> Option<Self> {
+        Some(match event {
+            Event::StatusChanged { from, to, .. } => Notification::StatusChanged(StatusChanged {
+                from: *from,
+                to: *to,
+                by,
+            }),
+            Event::PrioritySet {
+                priority,
+                sla_name,
+                sla_response,
+            } => Notification::PrioritySet(PrioritySet {
+                priority: priority.to_string(),
+                sla_name: sla_name.clone(),
+                sla_response: sla_response.clone(),
+                by,
+            }),
+            Event::ReleaseNoted { release } => Notification::ReleaseNoted(ReleaseNoted {
+                release: release.to_string(),
+                by,
+            }),
+            _ => return None,
+        })
+    }
+}
+
+/// The snapshot an outbox row keeps of what its mail shows (the outbox
+/// `context`); rendering reads it when the mail is sent.
+#[derive(Debug, Serialize)]
+pub struct NoticeContext<'a> {
+    pub ticket: Option<TicketShown<'a>>,
+    pub comment: Option<&'a Shown>,
+    /// The notification's own fields (`Notification::fields`).
+    pub event: serde_json::Value,
+    pub recipient: RecipientShown<'a>,
+}
+
+impl NoticeContext<'_> {
+    pub fn to_json(&self) -> serde_json::Value {
+        // Strings, numbers and plain enums: serializing cannot fail.
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketShown<'a> {
+    pub id: TicketId,
+    pub subject: &'a str,
+    pub status: Status,
+    pub priority: Option<Priority>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecipientShown<'a> {
+    pub email: &'a EmailAddress,
+    pub name: Option<&'a str>,
+    pub reason: Reason,
+}
 
 impl std::fmt::Display for Template {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -120,6 +120,27 @@ string_enum!(
 );
 
 string_enum!(
+    /// The channel a comment came through (`comments.source`); `web` is the portal.
+    CommentSource, "comment source", {
+        Email => "email", Api => "api", System => "system", Web => "web",
+    }
+);
+
+impl CommentSource {
+    /// Exactly a stored name (`comments.source`), no aliases.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+/// A source equals its stored name (`"email"`), as the JSON shows it.
+impl PartialEq<&str> for CommentSource {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+string_enum!(
     /// Why someone gets a mail: the tie they have to its ticket (a follower's
     /// source, `requester`), or to the desk (`support_notify`, `staff`,
     /// `invite`, `sign_in`, `sender`), or `removed` for the one told they

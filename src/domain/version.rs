@@ -53,6 +53,20 @@ impl Version {
     }
 }
 
+/// Stored and sent as its text; reading one back parses it again.
+impl serde::Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Version::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl AsRef<str> for Version {
     fn as_ref(&self) -> &str {
         &self.0

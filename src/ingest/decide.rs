@@ -240,10 +240,7 @@ impl Ingestor {
                 }
             }
             for command in asked {
-                match command {
-                    Command::Help => changes.answer_help(user).await?,
-                    _ => changes.answer_list(user).await?,
-                }
+                changes.answer(user, &command).await?;
             }
             return Ok(Decided {
                 outcome: Outcome::CommandOnly,

@@ -20,13 +20,13 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::domain::classify::{self, OwnIdentity};
-use crate::domain::commands::{self, Command};
-use crate::domain::event::EventKind;
+use crate::domain::event::Event;
 use crate::domain::ids::{CommentId, EmailAddress, MessageId, TicketId};
 use crate::domain::lookalike;
 use crate::domain::mail::{InboundMail, ParseError};
 use crate::domain::mentions;
 use crate::domain::template::{self, Notification};
+use crate::tickets::cmd::{self as commands, Command};
 
 use crate::domain::outcome::{Outcome, reason};
 use crate::domain::reply;
@@ -303,6 +303,7 @@ impl Ingestor {
         Ok(out)
     }
 
+    #[tracing::instrument(name = "deliveries", skip_all, fields(count = deliveries.len()))]
     async fn ingest_together(
         &self,
         deliveries: &[Delivery<'_>],
@@ -364,6 +365,9 @@ impl Ingestor {
         )
     }
 
+    /// One message in its own transaction; its log lines carry where it
+    /// came from.
+    #[tracing::instrument(name = "delivery", skip_all, fields(origin = delivery.origin))]
     async fn ingest_once(
         &self,
         delivery: &Delivery<'_>,

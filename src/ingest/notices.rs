@@ -130,9 +130,11 @@ impl Ingestor {
             if tx.set_bouncing(&recipient, true).await? {
                 tx.insert_event(&NewEvent {
                     ticket_id: ticket,
-                    kind: EventKind::RecipientBouncing.as_str(),
+                    event: Event::RecipientBouncing {
+                        email: recipient.clone(),
+                        message_id: id.clone(),
+                    },
                     actor_id: None,
-                    data: serde_json::json!({ "email": recipient, "message_id": id }),
                     now,
                 })
                 .await?;

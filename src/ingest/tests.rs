@@ -1,5 +1,6 @@
 use super::Content;
-use crate::domain::{commands, mail::InboundMail, reply};
+use crate::domain::{mail::InboundMail, reply};
+use crate::tickets::cmd as commands;
 
 /// A large body is held once (README "Hostile input"): moved from the
 /// extracted reply through the command parse into the comment, with or

@@ -178,45 +178,7 @@ pub struct NewTicket {
     pub now: OffsetDateTime,
 }
 
-/// The channel a comment came through (`comments.source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CommentSource {
-    Email,
-    Api,
-    System,
-    /// The web portal.
-    Web,
-}
-
-impl CommentSource {
-    pub const ALL: [CommentSource; 4] = [
-        CommentSource::Email,
-        CommentSource::Api,
-        CommentSource::System,
-        CommentSource::Web,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CommentSource::Email => "email",
-            CommentSource::Api => "api",
-            CommentSource::System => "system",
-            CommentSource::Web => "web",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-/// A source equals its stored name (`"email"`), as the JSON shows it.
-impl PartialEq<&str> for CommentSource {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+pub use crate::domain::ticket::CommentSource;
 
 #[derive(Debug, Clone)]
 /// Borrows its texts: a comment may be as large as the message, and the
@@ -246,9 +208,8 @@ pub struct NewAttachment {
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub ticket_id: TicketId,
-    pub kind: &'static str,
+    pub event: crate::domain::event::Event,
     pub actor_id: Option<UserId>,
-    pub data: serde_json::Value,
     pub now: OffsetDateTime,
 }
 
@@ -424,9 +385,8 @@ pub struct CommentView {
 
 #[derive(Debug, Clone)]
 pub struct EventView {
-    pub kind: String,
+    pub event: crate::domain::event::Recorded,
     pub actor: Option<String>,
-    pub data: serde_json::Value,
     pub created_at: String,
 }
 
@@ -449,6 +409,42 @@ pub struct TicketView {
     pub events: Vec<EventView>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+impl TicketView {
+    /// The event each announcing comment (public, `source: system`) was
+    /// written for, by comment id: one change records both, at one instant,
+    /// by one actor, comment first. Pages render such a comment from its
+    /// event in the reader's language (`Event::announcement`).
+    pub fn announced(&self) -> HashMap<CommentId, &crate::domain::event::Event> {
+        use crate::domain::locale::Locale;
+        let mut events = self
+            .events
+            .iter()
+            .filter_map(|e| Some((e, e.event.known()?)))
+            .filter(|(_, event)| event.announcement(Locale::default()).is_some())
+            .peekable();
+        let mut found = HashMap::new();
+        for c in self
+            .comments
+            .iter()
+            .filter(|c| c.source == CommentSource::System && !c.internal)
+        {
+            // Skip announcements whose comment is gone or older than this one.
+            while let Some((e, event)) = events.peek() {
+                if e.created_at == c.created_at && e.actor.as_deref() == Some(c.author.as_str()) {
+                    found.insert(c.id, *event);
+                    events.next();
+                    break;
+                }
+                if e.created_at > c.created_at {
+                    break;
+                }
+                events.next();
+            }
+        }
+        found
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

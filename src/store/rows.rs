@@ -228,12 +228,12 @@ pub fn attachment(r: &impl Cols) -> Result<(CommentId, AttachmentView)> {
     ))
 }
 
-/// `sql::TICKET_EVENTS`; data that is not JSON shows as null.
+/// `sql::TICKET_EVENTS`; a row this version cannot read is kept as stored
+/// (`Recorded::Unread`), data that is not JSON as null.
 pub fn event(r: &impl Cols) -> Result<EventView> {
     Ok(EventView {
-        kind: r.text_at(0)?,
+        event: crate::domain::event::Recorded::read(&r.text_at(0)?, &r.text_at(2)?),
         actor: r.opt_text_at(1)?,
-        data: serde_json::from_str(&r.text_at(2)?).unwrap_or(serde_json::Value::Null),
         created_at: r.ts_at(3)?,
     })
 }

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::domain::event::EventKind;
+use crate::domain::event::{Cause, Event};
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
+use crate::domain::locale::Locale;
 use crate::domain::mail::InboundMail;
 use crate::domain::mentions::{self, Candidate, Directory, Resolution};
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
@@ -19,7 +19,7 @@ use crate::domain::template::{self, Notification, Shown};
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Reason, Role, Status};
 use crate::domain::version::Version;
 use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState, Tx, User};
-use crate::tickets::notice::{self, Change, Digest, Notice, Sender};
+use crate::tickets::notice::{self, Digest, Notice, Sender};
 
 /// What the changes need from config.
 #[derive(Debug, Clone, Default)]
@@ -253,19 +253,20 @@ impl<'a> Changes<'a> {
             .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket}")))
     }
 
-    pub(super) async fn event(
+    /// Records `event` once, by `actor` (`None`: a rule): the history row,
+    /// and the news every mail about the ticket from this delivery shows.
+    pub(super) async fn record(
         &mut self,
         ticket: TicketId,
-        kind: EventKind,
-        actor: Option<i64>,
-        data: serde_json::Value,
+        actor: Option<&User>,
+        event: Event,
     ) -> Result<(), StoreError> {
+        self.digest.change(ticket, &event, actor);
         self.tx
             .insert_event(&NewEvent {
                 ticket_id: ticket,
-                kind: kind.as_str(),
-                actor_id: actor,
-                data,
+                event,
+                actor_id: actor.map(|u| u.id),
                 now: self.now,
             })
             .await
@@ -393,42 +394,21 @@ impl<'a> Changes<'a> {
         Ok(())
     }
 
-    /// Moves the ticket to `to`, announcing it; `cause` is recorded (`command`, `rule: …`, `reply`).
+    /// Moves the ticket to `to`, announcing it; `cause` is recorded.
     pub async fn set_status(
         &mut self,
         state: &TicketState,
         actor: Option<&User>,
         to: Status,
-        cause: &str,
+        cause: Cause,
     ) -> Result<TicketState, StoreError> {
         if state.status == to {
             return Ok(state.clone());
         }
         self.tx.update_ticket(state.id, to, None, self.now).await?;
-        self.event(
-            state.id,
-            EventKind::StatusChanged,
-            actor.map(|u| u.id),
-            json!({"from": state.status, "to": to, "cause": cause}),
-        )
-        .await?;
-        let new_state = self.reload(state.id).await?;
-        self.digest.change(
-            state.id,
-            Change::Status {
-                from: state.status,
-                to,
-            },
-            actor,
-        );
-        let what = Notification::StatusChanged(template::StatusChanged {
-            from: state.status,
-            to,
-            by: by_whom(actor),
-        });
-        self.tell_followers(&new_state, actor.map(|u| &u.email), what, None)
-            .await?;
-        Ok(new_state)
+        let from = state.status;
+        self.announce(state, actor, Event::StatusChanged { from, to, cause }, None)
+            .await
     }
 
     /// Sets a priority; a comment names the level and its response target
@@ -440,39 +420,15 @@ impl<'a> Changes<'a> {
         priority: Priority,
     ) -> Result<TicketState, StoreError> {
         self.tx.set_priority(state.id, priority, self.now).await?;
-        let (name, response) = self.policy.sla.get(&priority).cloned().unwrap_or_default();
-        let level = priority.as_str().to_uppercase();
-        let body = if name.is_empty() {
-            format!("Priority set to {level}.")
-        } else {
-            format!("Priority set to {level} ({name}): response within {response}.")
+        let (sla_name, sla_response) = self.policy.sla.get(&priority).cloned().unwrap_or_default();
+        let event = Event::PrioritySet {
+            priority,
+            sla_name,
+            sla_response,
         };
-        let comment_id = self.system_comment(state.id, actor, &body).await?;
-        self.event(
-            state.id,
-            EventKind::PrioritySet,
-            Some(actor.id),
-            json!({"priority": level, "sla_name": name, "sla_response": response}),
-        )
-        .await?;
-        let new_state = self.reload(state.id).await?;
-        let set = template::PrioritySet {
-            priority: level,
-            sla_name: name,
-            sla_response: response,
-            by: by_whom(Some(actor)),
-        };
-        self.digest
-            .change(state.id, Change::Priority(&set), Some(actor));
-        let comment = system_shown(comment_id, actor);
-        self.tell_followers(
-            &new_state,
-            Some(&actor.email),
-            Notification::PrioritySet(set),
-            Some(comment),
-        )
-        .await?;
-        Ok(new_state)
+        let comment = self.system_comment(state.id, actor, &event).await?;
+        self.announce(state, Some(actor), event, Some(comment))
+            .await
     }
 
     /// Records the release that fixes an escalated ticket, as a comment to everyone on it.
@@ -482,45 +438,51 @@ impl<'a> Changes<'a> {
         actor: &User,
         release: &Version,
     ) -> Result<TicketState, StoreError> {
-        let release = release.as_str();
-        self.tx.set_release(state.id, release, self.now).await?;
-        let body = format!("Fixed in release {release}.");
-        let comment_id = self.system_comment(state.id, actor, &body).await?;
-        self.event(
-            state.id,
-            EventKind::ReleaseNoted,
-            Some(actor.id),
-            json!({"release": release}),
-        )
-        .await?;
+        self.tx
+            .set_release(state.id, release.as_str(), self.now)
+            .await?;
+        let event = Event::ReleaseNoted {
+            release: release.clone(),
+        };
+        let comment = self.system_comment(state.id, actor, &event).await?;
+        self.announce(state, Some(actor), event, Some(comment))
+            .await
+    }
+
+    /// Records a change to the ticket itself and tells its followers and the
+    /// team, everyone in their own language, from the one `event`.
+    async fn announce(
+        &mut self,
+        state: &TicketState,
+        actor: Option<&User>,
+        event: Event,
+        comment: Option<Shown>,
+    ) -> Result<TicketState, StoreError> {
+        let what = Notification::announcing(&event, by_whom(actor));
+        self.record(state.id, actor, event).await?;
         let new_state = self.reload(state.id).await?;
-        let comment = system_shown(comment_id, actor);
-        self.digest
-            .change(state.id, Change::Release(release), Some(actor));
-        self.tell_followers(
-            &new_state,
-            Some(&actor.email),
-            Notification::ReleaseNoted(template::ReleaseNoted {
-                release: release.to_string(),
-                by: by_whom(Some(actor)),
-            }),
-            Some(comment),
-        )
-        .await?;
+        if let Some(what) = what {
+            self.tell_followers(&new_state, actor.map(|u| &u.email), what, comment)
+                .await?;
+        }
         Ok(new_state)
     }
 
+    /// The comment announcing `event` in the thread, in the default
+    /// locale's words (pages show it in their reader's from the event).
     async fn system_comment(
         &mut self,
         ticket: TicketId,
         actor: &User,
-        body: &str,
-    ) -> Result<i64, StoreError> {
-        self.tx
+        event: &Event,
+    ) -> Result<Shown, StoreError> {
+        let body = event.announcement(Locale::default()).unwrap_or_default();
+        let id = self
+            .tx
             .insert_comment(&NewComment {
                 ticket_id: ticket,
                 author_id: actor.id,
-                body,
+                body: &body,
                 signature: None,
                 quoted: None,
                 internal: false,
@@ -529,7 +491,8 @@ impl<'a> Changes<'a> {
                 ingest_id: None,
                 now: self.now,
             })
-            .await
+            .await?;
+        Ok(system_shown(id, actor))
     }
 
     /// Adds a follower; the creator keeps `creator`. Tells them with `tell`
@@ -549,22 +512,17 @@ impl<'a> Changes<'a> {
         {
             return Ok(false);
         }
-        self.event(
+        self.record(
             state.id,
-            EventKind::FollowerAdded,
-            by.map(|u| u.id),
-            json!({"email": user.email, "source": source}),
+            by,
+            Event::FollowerAdded {
+                email: user.email.clone(),
+                source,
+            },
         )
         .await?;
         let new_state = self.reload(state.id).await?;
-        self.digest.change(
-            state.id,
-            Change::FollowerAdded {
-                name: &user.name,
-                email: &user.email,
-            },
-            None,
-        );
+        self.digest.joined(state.id, &user.name, &user.email);
         let what = tell(template::Followed {
             source,
             by: by_whom(by),
@@ -629,11 +587,12 @@ impl<'a> Changes<'a> {
                             .tx
                             .add_follower(state.id, target.id, FollowerSource::Mention, self.now)
                             .await?;
-                    self.event(
+                    self.record(
                         state.id,
-                        EventKind::Mentioned,
-                        Some(author.id),
-                        json!({"email": target.email}),
+                        Some(author),
+                        Event::Mentioned {
+                            email: target.email.clone(),
+                        },
                     )
                     .await?;
                     let new_state = self.reload(state.id).await?;
@@ -724,41 +683,6 @@ impl<'a> Changes<'a> {
         self.tell_one(author, state, Reason::Sender, what).await
     }
 
-    /// Answers `#list`: the sender's open tickets, to From only.
-    pub async fn answer_list(&mut self, author: &User) -> Result<(), StoreError> {
-        let tickets = self.tx.open_tickets_of(author, 50).await?;
-        let rows: Vec<_> = tickets
-            .iter()
-            .map(|t| template::ListedTicket {
-                id: t.id,
-                subject: t.subject.clone(),
-                status: t.status,
-                status_label: self.policy.label(t.status),
-                updated_at: self.local_time(&t.updated_at, &author.locale),
-            })
-            .collect();
-        let what = Notification::ListAnswer(template::ListAnswer { tickets: rows });
-        self.tell_one(author, None, Reason::Sender, what).await
-    }
-
-    /// A stored timestamp as `author` reads it: their language, the desk's zone.
-    fn local_time(&self, stored: &str, locale: &str) -> String {
-        match crate::store::time_text::parse_ts(stored) {
-            Some(at) => crate::domain::dates::format(at, locale, self.policy.timezone),
-            None => stored.to_string(),
-        }
-    }
-
-    /// Answers `#help`: the commands this sender may use (staff see theirs
-    /// too), in their language, to From only.
-    pub async fn answer_help(&mut self, author: &User) -> Result<(), StoreError> {
-        let what = Notification::HelpAnswer(template::HelpAnswer {
-            staff: author.role == Role::Staff,
-            statuses: self.policy.labels.values().cloned().collect(),
-        });
-        self.tell_one(author, None, Reason::Sender, what).await
-    }
-
     /// Shares a ticket with its organization's delivery leads (a rule action).
     pub async fn share_with_leads(&mut self, state: &TicketState) -> Result<(), StoreError> {
         let orgs = state.orgs.clone();
@@ -804,9 +728,11 @@ impl<'a> Changes<'a> {
         };
         let mut answered: Option<bool> = None;
         for effect in self.policy.rules.evaluate(trigger, &facts) {
-            let cause = format!("rule: {}", effect.rule);
             match effect.action {
-                Action::SetStatus(to) => state = self.set_status(&state, None, to, &cause).await?,
+                Action::SetStatus(to) => {
+                    let cause = Cause::Rule(effect.rule.clone());
+                    state = self.set_status(&state, None, to, cause).await?
+                }
                 Action::SetPriority(p) => state = self.set_priority(&state, author, p).await?,
                 Action::AddFollower(email) => {
                     if let Ok(email) = EmailAddress::parse(&email)

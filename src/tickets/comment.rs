@@ -2,11 +2,9 @@
 //! same event, notifications, mentions and rules for email, the API and the
 //! portal alike.
 
-use serde_json::json;
-
+use super::cmd::{Command, CommandLine};
 use super::{Author, Changes, Failure, Refusal, RuleInput, access, actor};
-use crate::domain::commands::{Command, CommandLine};
-use crate::domain::event::EventKind;
+use crate::domain::event::Event;
 use crate::domain::ids::{CommentId, MessageId, TicketId};
 use crate::domain::mail::Attachment;
 use crate::domain::mentions;
@@ -43,6 +41,45 @@ pub struct Written<'a> {
     pub thread: Option<&'a str>,
     /// The author asked for no automatic answers (`X-Auto-Response-Suppress`).
     pub suppress_auto_response: bool,
+}
+
+/// What a signed-in person typed in a channel that acts one request at a
+/// time (the API, the portal): the service makes the [`Written`] from it,
+/// finding its mentions, so every channel reads text the same way. Signed
+/// in with a token or a link sent to their own address, they are proven.
+#[derive(Debug, Clone, Copy)]
+pub struct Typed<'a> {
+    pub author: &'a User,
+    pub source: CommentSource,
+    pub body: &'a str,
+    /// Asked for an internal note (staff only; refused otherwise).
+    pub internal: bool,
+    pub attachments: &'a [Attachment],
+    /// SHA-256 of each attachment, in `attachments` order.
+    pub attachment_shas: &'a [String],
+}
+
+impl<'a> Typed<'a> {
+    /// The comment as the service takes it, with the mentions `found` in it.
+    pub(super) fn written(&self, found: &'a mentions::Found) -> Written<'a> {
+        Written {
+            author: self.author,
+            proven: true,
+            source: self.source,
+            subject: None,
+            body: self.body,
+            signature: None,
+            quoted: None,
+            internal: self.internal,
+            attachments: self.attachments,
+            attachment_shas: self.attachment_shas,
+            commands: &[],
+            mentions: found,
+            message_id: None,
+            thread: None,
+            suppress_auto_response: false,
+        }
+    }
 }
 
 impl<'a> Written<'a> {
@@ -99,15 +136,14 @@ impl Changes<'_> {
         let mut comment = None;
         if w.has_content() || w.commands.is_empty() {
             let id = self.write_comment(state.id, w).await?;
-            let mut data = json!({"comment": id, "internal": w.internal, "source": w.source});
-            if let Some(message_id) = w.message_id {
-                data["message_id"] = json!(message_id);
-            }
-            if let Some(thread) = w.thread {
-                data["thread"] = json!(thread);
-            }
-            self.event(state.id, EventKind::CommentAdded, Some(w.author.id), data)
-                .await?;
+            let event = Event::CommentAdded {
+                comment: id,
+                internal: w.internal,
+                source: w.source,
+                message_id: w.message_id.cloned(),
+                thread: w.thread.map(str::to_string),
+            };
+            self.record(state.id, Some(w.author), event).await?;
             comment = Some(shown_comment(id, w));
         }
         self.tx
@@ -253,8 +289,7 @@ impl Changes<'_> {
             match &line.parsed {
                 Err(problem) => failures.push(Failure::new(line.line.clone(), problem.to_string())),
                 Ok(Command::Internal) => {}
-                Ok(Command::List) => self.answer_list(w.author).await?,
-                Ok(Command::Help) => self.answer_help(w.author).await?,
+                Ok(question) if question.is_question() => self.answer(w.author, question).await?,
                 Ok(command) => match self.command(&state, &author, command).await? {
                     Ok(next) => state = next,
                     Err(refusal) => {

@@ -10,7 +10,7 @@
 //! [`Changes::finish`] before committing.
 
 mod changes;
-mod commands;
+pub mod cmd;
 mod comment;
 pub mod notice;
 mod open;
@@ -18,7 +18,11 @@ pub mod replay;
 mod service;
 
 pub use changes::*;
-pub use comment::{Added, Written};
+pub use cmd::Command;
+pub use comment::{Added, Typed, Written};
 pub use open::Opening;
 pub use replay::{Replay, ReplayRefusal, Replayed};
 pub use service::Service;
+
+#[cfg(test)]
+mod tests;

@@ -3,16 +3,16 @@
 //! use case that emails someone. Ticket notifications go through a `Digest`
 //! first, so that one delivery or API call is one row per recipient.
 
-use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::domain::classify::OWN_MESSAGE_ID_PREFIX;
+use crate::domain::event::Event;
 use crate::domain::ids::{EmailAddress, MessageId, TicketId, UserId};
 use crate::domain::notify::Recipient;
 use crate::domain::template::{
-    self, ByWhom, Followed, Mentioned, Notification, PrioritySet, Shown, Template, TicketUpdated,
+    self, ByWhom, Followed, Mentioned, NoticeContext, Notification, Shown, Template, TicketUpdated,
 };
-use crate::domain::ticket::{Reason, Status};
+use crate::domain::ticket::{Priority, Reason, Status};
 use crate::store::{NewOutbox, RefKind, StoreError, TicketState, Tx, User};
 
 /// What the templates say about the gateway itself.
@@ -112,14 +112,22 @@ pub async fn queue(
         // Rendered from `<template>.subject.txt` when sent.
         None => (String::new(), None, Vec::new()),
     };
-    let context = json!({
-        "ticket": notice.ticket.map(|t| json!({
-            "id": t.id, "subject": t.subject, "status": t.status, "priority": t.priority,
-        })),
-        "comment": notice.comment,
-        "event": notice.what.fields(),
-        "recipient": { "email": notice.to, "name": notice.name, "reason": notice.reason },
-    });
+    let context = NoticeContext {
+        ticket: notice.ticket.map(|t| template::TicketShown {
+            id: t.id,
+            subject: &t.subject,
+            status: t.status,
+            priority: t.priority,
+        }),
+        comment: notice.comment.as_ref(),
+        event: notice.what.fields(),
+        recipient: template::RecipientShown {
+            email: notice.to,
+            name: notice.name,
+            reason: notice.reason,
+        },
+    }
+    .to_json();
     let id = tx
         .enqueue(&NewOutbox {
             ticket_id: notice.ticket.map(|t| t.id),
@@ -166,8 +174,8 @@ pub struct Digest {
 struct News {
     /// First `from` and last `to`; none when they are equal.
     status: Option<(Status, Status)>,
-    /// The last priority set.
-    priority: Option<PrioritySet>,
+    /// The last priority set, with its SLA name and response target.
+    priority: Option<(Priority, String, String)>,
     releases: Vec<String>,
     /// People who began to follow.
     followers_added: Vec<template::Person>,
@@ -224,21 +232,6 @@ impl<'a> From<&'a Recipient> for To<'a> {
     }
 }
 
-/// A change to the ticket itself, as the digest records it.
-#[derive(Debug, Clone)]
-pub enum Change<'a> {
-    Status {
-        from: Status,
-        to: Status,
-    },
-    Priority(&'a PrioritySet),
-    Release(&'a str),
-    FollowerAdded {
-        name: &'a str,
-        email: &'a EmailAddress,
-    },
-}
-
 impl Digest {
     pub fn is_empty(&self) -> bool {
         self.people.is_empty()
@@ -252,35 +245,47 @@ impl Digest {
         }
     }
 
-    /// Records a change to the ticket, made by `actor` (`None`: a rule).
-    pub fn change(&mut self, ticket: TicketId, change: Change<'_>, actor: Option<&User>) {
-        let news = match self.news.iter_mut().position(|(t, _)| *t == ticket) {
+    fn news(&mut self, ticket: TicketId) -> &mut News {
+        match self.news.iter().position(|(t, _)| *t == ticket) {
             Some(i) => &mut self.news[i].1,
             None => {
                 self.news.push((ticket, News::default()));
                 &mut self.news.last_mut().expect("just pushed").1
             }
-        };
-        match change {
-            Change::Status { from, to } => {
-                let first = news.status.map_or(from, |(first, _)| first);
-                news.status = Some((first, to));
+        }
+    }
+
+    /// Keeps a change to the ticket itself, made by `actor` (`None`: a
+    /// rule), for every mail about it; events that are not such news
+    /// (a comment, a mention) are told to their own people instead.
+    pub fn change(&mut self, ticket: TicketId, event: &Event, actor: Option<&User>) {
+        let news = self.news(ticket);
+        match event {
+            Event::StatusChanged { from, to, .. } => {
+                let first = news.status.map_or(*from, |(first, _)| first);
+                news.status = Some((first, *to));
             }
-            Change::Priority(set) => news.priority = Some(set.clone()),
-            Change::Release(version) => {
-                if !news.releases.iter().any(|r| r == version) {
-                    news.releases.push(version.to_string());
+            Event::PrioritySet {
+                priority,
+                sla_name,
+                sla_response,
+            } => news.priority = Some((*priority, sla_name.clone(), sla_response.clone())),
+            Event::ReleaseNoted { release } => {
+                if !news.releases.iter().any(|r| r == release.as_str()) {
+                    news.releases.push(release.to_string());
                 }
             }
-            Change::FollowerAdded { name, email } => {
-                news.followers_added.push(template::Person {
-                    name: name.to_string(),
-                    email: email.clone(),
-                });
-                return;
-            }
+            _ => return,
         }
         news.actor = actor.map(|u| (u.name.clone(), u.email.clone()));
+    }
+
+    /// Keeps that `name` began to follow, news to the others told.
+    pub fn joined(&mut self, ticket: TicketId, name: &str, email: &EmailAddress) {
+        self.news(ticket).followers_added.push(template::Person {
+            name: name.to_string(),
+            email: email.clone(),
+        });
     }
 
     /// Tells `to` one thing about `ticket` (`what` a mail about it alone
@@ -425,9 +430,9 @@ fn summary(person: &Person, news: &News) -> (Notification, Option<Shown>) {
         by,
         from: status.map(|(from, _)| from),
         to: status.map(|(_, to)| to),
-        priority: news.priority.as_ref().map(|p| p.priority.clone()),
-        sla_name: news.priority.as_ref().map(|p| p.sla_name.clone()),
-        sla_response: news.priority.as_ref().map(|p| p.sla_response.clone()),
+        priority: news.priority.as_ref().map(|p| p.0.to_string()),
+        sla_name: news.priority.as_ref().map(|p| p.1.clone()),
+        sla_response: news.priority.as_ref().map(|p| p.2.clone()),
         releases: news.releases.clone(),
         followers_added: news
             .followers_added

@@ -2,11 +2,9 @@
 //! follows it, the team's notice, then its commands, mentions and the
 //! `ticket_created` rules once.
 
-use serde_json::json;
-
 use super::comment::shown_comment;
 use super::{Added, Changes, Failure, Refusal, Written, actor};
-use crate::domain::event::EventKind;
+use crate::domain::event::Event;
 use crate::domain::ids::{EmailAddress, TicketId, UserId};
 use crate::domain::notify::{self, Follower};
 use crate::domain::rules::Trigger;
@@ -56,11 +54,13 @@ impl Changes<'_> {
             self.tx.attach_org(ticket_id, org).await?;
         }
         let cc_failures = self.follow_from_cc(ticket_id, user, w.proven, o.cc).await?;
-        self.event(
+        self.record(
             ticket_id,
-            EventKind::TicketCreated,
-            Some(user.id),
-            json!({ "subject": o.subject, "message_id": w.message_id }),
+            Some(user),
+            Event::TicketCreated {
+                subject: o.subject.to_string(),
+                message_id: w.message_id.cloned(),
+            },
         )
         .await?;
         let comment_id = self.write_comment(ticket_id, w).await?;

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::notice::Sender;
-use super::{Added, Author, ChangePolicy, Changes, Opening, Refusal, RuleInput, Written};
-use crate::domain::commands::Command;
+use super::{Added, Author, ChangePolicy, Changes, Opening, Refusal, RuleInput, Typed};
 use crate::domain::ids::TicketId;
+use crate::domain::mentions;
 use crate::store::{Store, StoreError, TicketState, Tx};
+use crate::tickets::Command;
 
 #[derive(Clone)]
 pub struct Service {
@@ -51,11 +52,22 @@ impl Service {
         Changes::new(tx, &self.sender, &self.policy, now, notify)
     }
 
-    /// Opens the ticket `o` asks for ([`Changes::open_ticket`]).
-    pub async fn open(&self, o: &Opening<'_>) -> Result<Result<Added, Refusal>, StoreError> {
+    /// Opens a ticket with subject `subject` from what `t` typed
+    /// ([`Changes::open_ticket`]).
+    pub async fn open(
+        &self,
+        subject: &str,
+        t: &Typed<'_>,
+    ) -> Result<Result<Added, Refusal>, StoreError> {
+        let found = mentions::find(t.body);
+        let o = Opening {
+            written: t.written(&found),
+            subject,
+            cc: &[],
+        };
         let mut tx = self.store.begin().await?;
         let mut changes = self.changes(tx.as_mut(), true, OffsetDateTime::now_utc());
-        let added = match changes.open_ticket(o).await? {
+        let added = match changes.open_ticket(&o).await? {
             Ok(added) => added,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -64,18 +76,20 @@ impl Service {
         Ok(Ok(added))
     }
 
-    /// Adds `w` to ticket `ticket` ([`Changes::add_comment`]).
+    /// Adds what `t` typed to ticket `ticket` ([`Changes::add_comment`]).
     pub async fn comment(
         &self,
         ticket: TicketId,
-        w: &Written<'_>,
+        t: &Typed<'_>,
     ) -> Result<Result<Added, Refusal>, StoreError> {
+        let found = mentions::find(t.body);
+        let w = t.written(&found);
         let mut tx = self.store.begin().await?;
         let Some(state) = tx.ticket_state(ticket).await? else {
             return Ok(Err(not_found(ticket)));
         };
         let mut changes = self.changes(tx.as_mut(), true, OffsetDateTime::now_utc());
-        let added = match changes.add_comment(&state, w).await? {
+        let added = match changes.add_comment(&state, &w).await? {
             Ok(added) => added,
             Err(refusal) => return Ok(Err(refusal)),
         };

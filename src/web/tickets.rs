@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use super::session::Viewer;
 use super::{WebError, WebState, form, pages};
 use crate::domain::clean;
-use crate::domain::commands::Command;
 use crate::domain::ids::{EmailAddress, TicketId};
 use crate::domain::locale::Locale;
 use crate::domain::mail::Attachment;
@@ -22,7 +21,8 @@ use crate::domain::mentions;
 use crate::domain::ticket::{self, Priority, Status};
 use crate::domain::version::Version;
 use crate::store::{CommentSource, TicketFilter, TicketState, User, Visibility};
-use crate::tickets::{Author, Opening, Refusal, Written, access, actor};
+use crate::tickets::Command;
+use crate::tickets::{Author, Refusal, Typed, access, actor};
 
 const PAGE: i64 = 50;
 
@@ -206,13 +206,8 @@ pub async fn create(
         )?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
-    let found = mentions::find(body);
-    let opening = Opening {
-        written: written(&viewer.user, body, false, &files, &shas, &found),
-        subject: &subject,
-        cc: &[],
-    };
-    let added = state.tickets().open(&opening).await?;
+    let typed = typed(&viewer.user, body, false, &files, &shas);
+    let added = state.tickets().open(&subject, &typed).await?;
     match added {
         Ok(added) => Ok(Redirect::to(&format!("/tickets/{}", added.state.id)).into_response()),
         Err(refusal) => Err(WebError::BadRequest(refusal.to_string())),
@@ -221,30 +216,20 @@ pub async fn create(
 
 /// What a portal user wrote: signed in through a link sent to their own
 /// address, they are proven as a reply to their own notification is.
-fn written<'a>(
+fn typed<'a>(
     user: &'a User,
     body: &'a str,
     internal: bool,
     files: &'a [Attachment],
     shas: &'a [String],
-    found: &'a mentions::Found,
-) -> Written<'a> {
-    Written {
+) -> Typed<'a> {
+    Typed {
         author: user,
-        proven: true,
         source: CommentSource::Web,
-        subject: None,
         body,
-        signature: None,
-        quoted: None,
         internal,
         attachments: files,
         attachment_shas: shas,
-        commands: &[],
-        mentions: found,
-        message_id: None,
-        thread: None,
-        suppress_auto_response: false,
     }
 }
 
@@ -286,13 +271,19 @@ async fn ticket_page(
         .ok_or(WebError::NotFound)?;
     let policy = state.tickets().policy();
     let staff = viewer.is_staff();
+    let announced = view.announced();
     let comments: Vec<_> = view
         .comments
         .iter()
         .filter(|c| staff || !c.internal)
         .map(|c| {
+            // A priority or release announcement, in the reader's language.
+            let body = announced
+                .get(&c.id)
+                .and_then(|e| e.announcement(locale))
+                .unwrap_or_else(|| c.body.clone());
             context! {
-                id => c.id, author => c.author.clone(), author_name => c.author_name.clone(), body => c.body.clone(),
+                id => c.id, author => c.author.clone(), author_name => c.author_name.clone(), body => body,
                 internal => c.internal, source => c.source.as_str(), created_at => local_time(state, &c.created_at, locale),
                 attachments => c.attachments.iter().map(|a| context! {
                     id => a.id, filename => a.filename.clone(), size => a.size,
@@ -360,10 +351,9 @@ pub async fn comment(
         )
         .await;
     }
-    let found = mentions::find(body);
     let internal = viewer.is_staff() && form.checked("internal");
-    let w = written(&viewer.user, body, internal, &files, &shas, &found);
-    match state.tickets().comment(id, &w).await? {
+    let typed = typed(&viewer.user, body, internal, &files, &shas);
+    match state.tickets().comment(id, &typed).await? {
         Ok(added) if !added.failures.is_empty() => {
             // The comment is in; the mentions that found nobody are said here.
             let lines: Vec<String> = added

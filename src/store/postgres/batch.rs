@@ -302,9 +302,9 @@ impl Pending {
     pub(super) fn event(&mut self, e: &NewEvent) {
         self.tables |= Table::EVENTS;
         self.event_ticket.push(e.ticket_id);
-        self.event_kind.push(e.kind);
+        self.event_kind.push(e.event.kind());
         self.event_actor.push(e.actor_id);
-        self.event_data.push(e.data.to_string());
+        self.event_data.push(e.event.data().to_string());
         self.event_at.push(e.now);
     }
 

@@ -326,9 +326,9 @@ impl Tx for SqliteTx {
             "INSERT INTO events (ticket_id, kind, actor_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             rusqlite::params![
                 e.ticket_id,
-                e.kind,
+                e.event.kind(),
                 e.actor_id,
-                e.data.to_string(),
+                e.event.data().to_string(),
                 format_ts(e.now)
             ],
         )?;

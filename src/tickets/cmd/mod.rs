@@ -1,10 +1,33 @@
 //! Email commands (docs/contract.md, "Mail"): consecutive `#command` lines at
 //! the very top of the new text. Parsing is generous about spelling and strict
 //! about position: a `#` further down is text, so quoting a command never runs it.
+//!
+//! One file per command, as tokio-rs/mini-redis lays out its `cmd/`: each
+//! says which words name it and parses its arguments (`parse`), who may run
+//! it (the pure rules of `domain::ticket`), and what it changes and tells
+//! (`apply`). This file scans the text for command lines and dispatches:
+//! adding a command is its file, a variant of [`Command`], and one line in
+//! [`PARSERS`], [`Command::reach`] and [`Changes::command`] each.
+//! The API and the portal run the same commands (`Service::apply`).
 
-use super::ids::EmailAddress;
-use super::ticket::{Priority, Reach, Status};
-use super::version::{Version, VersionProblem};
+use super::{Author, Changes, Refusal};
+use crate::domain::ids::EmailAddress;
+use crate::domain::ticket::{self, Priority, Reach, Status};
+use crate::domain::version::{Version, VersionProblem};
+use crate::store::{StoreError, TicketState};
+
+mod follow;
+mod help;
+mod internal;
+mod list;
+mod priority;
+mod release;
+mod share;
+mod share_org;
+mod status;
+mod unfollow;
+mod unshare;
+mod unshare_org;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -48,6 +71,70 @@ impl Command {
         }
     }
 }
+
+/// What running a command gives: the ticket after it, or why it was refused.
+type Applied = Result<Result<TicketState, Refusal>, StoreError>;
+
+impl Changes<'_> {
+    /// Applies one command; `Err(reason)` when refused.
+    pub async fn command(
+        &mut self,
+        state: &TicketState,
+        author: &Author<'_>,
+        command: &Command,
+    ) -> Applied {
+        // docs/contract.md, "Proof": staff commands and changes of who may see
+        // the ticket (grants and removals) need proof.
+        if ticket::needs_proof(&author.actor(), command.reach()) && !author.proven {
+            return Ok(Err(Refusal::Unverified));
+        }
+        match command {
+            Command::Status(to) => status::apply(self, state, author, *to).await,
+            Command::Priority(p) => priority::apply(self, state, author, *p).await,
+            Command::Release(v) => release::apply(self, state, author, v).await,
+            Command::Follow => follow::apply(self, state, author).await,
+            Command::Unfollow => unfollow::apply(self, state, author).await,
+            Command::Share(to) => share::apply(self, state, author, to).await,
+            Command::Unshare(to) => unshare::apply(self, state, author, to).await,
+            Command::ShareOrg(key) => share_org::apply(self, state, author, key).await,
+            Command::UnshareOrg(key) => unshare_org::apply(self, state, author, key).await,
+            // They shape the comment or answer the author: see their files.
+            Command::Internal | Command::List | Command::Help => Ok(Ok(state.clone())),
+        }
+    }
+
+    /// Answers a question (`#list`, `#help`) to its author, from From only.
+    pub async fn answer(
+        &mut self,
+        author: &crate::store::User,
+        command: &Command,
+    ) -> Result<(), StoreError> {
+        match command {
+            Command::List => list::answer(self, author).await,
+            Command::Help => help::answer(self, author).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Each command's parse, tried in turn with the folded command word and
+/// its arguments; `None` when the word is not one of its names.
+type Parse = fn(&str, &str) -> Option<Result<Command, CommandProblem>>;
+
+const PARSERS: &[Parse] = &[
+    status::parse,
+    priority::parse,
+    follow::parse,
+    unfollow::parse,
+    share::parse,
+    unshare::parse,
+    share_org::parse,
+    unshare_org::parse,
+    release::parse,
+    internal::parse,
+    list::parse,
+    help::parse,
+];
 
 /// Why a command line was not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +197,22 @@ fn unquote(text: &str) -> &str {
     t
 }
 
+/// The one argument a command needs, unquoted; `Missing` when there is none.
+fn value(
+    args: &str,
+    command: &'static str,
+    expected: &'static str,
+) -> Result<String, CommandProblem> {
+    let v = unquote(args);
+    if v.is_empty() {
+        Err(CommandProblem::Missing { command, expected })
+    } else {
+        Ok(v.to_string())
+    }
+}
+
+/// The addresses a `#share` or `#unshare` names, separated by commas,
+/// semicolons or spaces.
 fn addresses(command: &'static str, args: &str) -> Result<Vec<EmailAddress>, CommandProblem> {
     let words: Vec<&str> = args
         .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
@@ -137,66 +240,10 @@ fn addresses(command: &'static str, args: &str) -> Result<Vec<EmailAddress>, Com
 
 fn parse_one(word: &str, args: &str) -> Result<Command, CommandProblem> {
     let key = word.to_ascii_lowercase().replace('_', "-");
-    let nonempty = |command: &'static str, expected: &'static str| {
-        let v = unquote(args);
-        if v.is_empty() {
-            Err(CommandProblem::Missing { command, expected })
-        } else {
-            Ok(v.to_string())
-        }
-    };
-    match key.as_str() {
-        "status" | "state" => {
-            let value = nonempty("status", "a status")?;
-            value
-                .parse()
-                .map(Command::Status)
-                .map_err(|_| CommandProblem::BadValue {
-                    command: "status",
-                    value,
-                    expected: "a status",
-                })
-        }
-        // Shorthands people type.
-        "close" | "closed" | "resolve" | "resolved" if args.is_empty() => {
-            Ok(Command::Status(Status::Closed))
-        }
-        "reopen" if args.is_empty() => Ok(Command::Status(Status::New)),
-        "priority" | "prio" => {
-            let value = nonempty("priority", "a priority (P1 to P4)")?;
-            value
-                .parse()
-                .map(Command::Priority)
-                .map_err(|_| CommandProblem::BadValue {
-                    command: "priority",
-                    value,
-                    expected: "a priority (P1 to P4)",
-                })
-        }
-        "p1" | "p2" | "p3" | "p4" if args.is_empty() => key
-            .parse()
-            .map(Command::Priority)
-            .map_err(|_| CommandProblem::Unknown(key)),
-        "follow" | "watch" | "subscribe" => Ok(Command::Follow),
-        "unfollow" | "unwatch" | "unsubscribe" => Ok(Command::Unfollow),
-        "share" | "cc" => addresses("share", args).map(Command::Share),
-        "unshare" => addresses("unshare", args).map(Command::Unshare),
-        "share-org" | "shareorg" => nonempty("share-org", "an organization").map(Command::ShareOrg),
-        "unshare-org" | "unshareorg" => {
-            nonempty("unshare-org", "an organization").map(Command::UnshareOrg)
-        }
-        "release" | "fixed-in" | "fixedin" => {
-            let value = nonempty("release", "a version")?;
-            // The one parse every channel uses (src/domain/version.rs).
-            Version::parse(&value)
-                .map(Command::Release)
-                .map_err(|problem| CommandProblem::BadVersion { value, problem })
-        }
-        "internal" | "private" => Ok(Command::Internal),
-        "list" | "tickets" => Ok(Command::List),
-        "help" | "commands" if args.is_empty() => Ok(Command::Help),
-        _ => Err(CommandProblem::Unknown(word.to_string())),
-    }
+    PARSERS
+        .iter()
+        .find_map(|parse| parse(&key, args))
+        .unwrap_or_else(|| Err(CommandProblem::Unknown(word.to_string())))
 }
 
 /// Whether the text left after the commands is only a greeting or a
