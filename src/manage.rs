@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::domain::ids::UserId;
 use crate::domain::ids::{EmailAddress, slugify};
+use crate::domain::locale::Locale;
 use crate::domain::template::{self, Notification};
 use crate::domain::ticket::Role;
 use crate::store::{
@@ -288,7 +289,7 @@ async fn queue_invite(
         to: &user.email,
         name: Some(&user.name),
         user: Some(user.id),
-        locale: Some(&user.locale),
+        locale: Some(Locale::of(&user.locale)),
         reason: crate::domain::ticket::Reason::Invite,
         ticket: None,
         comment: None,

@@ -3,6 +3,7 @@
 //! Organizations never appear here: they grant access, never email.
 
 use super::ids::{EmailAddress, UserId};
+use super::locale::Locale;
 use super::template::{Answer, Notification, Plain};
 use super::ticket::{FollowerSource, Reason, Role};
 
@@ -26,7 +27,7 @@ pub struct Recipient {
     /// Display name for the greeting; `None` for the support team address.
     pub name: Option<String>,
     /// Language of the notification; `None`: the default.
-    pub locale: Option<String>,
+    pub locale: Option<Locale>,
     /// The registered user, when the recipient is one (reply tokens need it).
     pub user: Option<UserId>,
     /// The template and what it is told.
@@ -74,7 +75,7 @@ impl Team<'_> {
                 Recipient {
                     to: s.email.clone(),
                     name: Some(s.name.clone()),
-                    locale: Some(s.locale.clone()),
+                    locale: Some(Locale::of(&s.locale)),
                     user: Some(s.user),
                     what: what.clone(),
                     reason: Reason::Staff,
@@ -102,7 +103,7 @@ pub fn on_ticket_created(
         out.push(Recipient {
             to: requester.email.clone(),
             name: Some(requester.name.clone()),
-            locale: Some(requester.locale.clone()),
+            locale: Some(Locale::of(&requester.locale)),
             user: Some(requester.user),
             what: Notification::Ack(Answer::default()),
             reason: Reason::Requester,
@@ -135,7 +136,7 @@ pub fn on_comment(
             Recipient {
                 to: f.email.clone(),
                 name: Some(f.name.clone()),
-                locale: Some(f.locale.clone()),
+                locale: Some(Locale::of(&f.locale)),
                 user: Some(f.user),
                 what: Notification::CommentAdded(Plain {}),
                 reason: f.source.into(),

@@ -101,7 +101,7 @@ impl Ingestor {
             to: sender,
             name: user.map(|u| u.name.as_str()),
             user: None,
-            locale: user.map(|u| u.locale.as_str()),
+            locale: user.map(|u| crate::domain::locale::Locale::of(&u.locale)),
             reason: crate::domain::ticket::Reason::Sender,
             ticket: None,
             comment: None,

@@ -234,7 +234,7 @@ impl<'a> Changes<'a> {
                 to: &a.to.email,
                 name: Some(&a.to.name),
                 user: Some(a.to.id),
-                locale: Some(&a.to.locale),
+                locale: Some(Locale::of(&a.to.locale)),
                 reason: Reason::Requester,
                 ticket: Some(&a.state),
                 comment: a.comment,
@@ -374,7 +374,7 @@ impl<'a> Changes<'a> {
                 to: &user.email,
                 name: Some(&user.name),
                 user: Some(user.id),
-                locale: Some(&user.locale),
+                locale: Some(Locale::of(&user.locale)),
                 reason,
             };
             self.digest.tell(to, state.id, what, None);
@@ -385,7 +385,7 @@ impl<'a> Changes<'a> {
             to: &user.email,
             name: Some(&user.name),
             user: Some(user.id),
-            locale: Some(&user.locale),
+            locale: Some(Locale::of(&user.locale)),
             reason,
             ticket: state,
             comment: None,

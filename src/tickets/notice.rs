@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::domain::classify::OWN_MESSAGE_ID_PREFIX;
 use crate::domain::event::Event;
 use crate::domain::ids::{EmailAddress, MessageId, TicketId, UserId};
+use crate::domain::locale::Locale;
 use crate::domain::notify::Recipient;
 use crate::domain::template::{
     self, ByWhom, Followed, Mentioned, NoticeContext, Notification, Shown, Template, TicketUpdated,
@@ -43,7 +44,7 @@ pub struct Notice<'a> {
     pub name: Option<&'a str>,
     /// Registered recipient: gets a signed Reply-To bound to them.
     pub user: Option<UserId>,
-    pub locale: Option<&'a str>,
+    pub locale: Option<Locale>,
     /// Why they get it (follower source, `requester`, `support_notify`, `sender`, ...).
     pub reason: Reason,
     pub ticket: Option<&'a TicketState>,
@@ -134,7 +135,7 @@ pub async fn queue(
             template: notice.what.template_name().to_string(),
             to: notice.to.clone(),
             to_user_id: notice.user,
-            locale: notice.locale.unwrap_or("en").to_string(),
+            locale: notice.locale.unwrap_or_default().as_str().to_string(),
             reason: notice.reason.as_str().to_string(),
             comment_id: notice.comment.as_ref().map(|c| c.id),
             message_id: message_id.clone(),
@@ -203,7 +204,7 @@ struct Person {
     to: EmailAddress,
     name: Option<String>,
     user: Option<UserId>,
-    locale: Option<String>,
+    locale: Option<Locale>,
     /// The first reason they were told for: the strongest tie they had.
     reason: Reason,
     ticket: TicketId,
@@ -216,7 +217,7 @@ pub struct To<'a> {
     pub to: &'a EmailAddress,
     pub name: Option<&'a str>,
     pub user: Option<UserId>,
-    pub locale: Option<&'a str>,
+    pub locale: Option<Locale>,
     pub reason: Reason,
 }
 
@@ -226,7 +227,7 @@ impl<'a> From<&'a Recipient> for To<'a> {
             to: &r.to,
             name: r.name.as_deref(),
             user: r.user,
-            locale: r.locale.as_deref(),
+            locale: r.locale,
             reason: r.reason,
         }
     }
@@ -309,7 +310,7 @@ impl Digest {
                     to: to.to.clone(),
                     name: to.name.map(str::to_string),
                     user: to.user,
-                    locale: to.locale.map(str::to_string),
+                    locale: to.locale,
                     reason: to.reason,
                     ticket,
                     items: Vec::new(),
@@ -371,6 +372,24 @@ impl Digest {
             {
                 person.items = vec![person.items.swap_remove(i)];
             }
+            // What the combined mail cannot say goes in a mail of its own:
+            // never left out.
+            let (folded, alone): (Vec<Item>, Vec<Item>) =
+                person.items.drain(..).partition(|i| folds(&i.what));
+            person.items = folded;
+            for item in alone {
+                let notice = Notice {
+                    what: item.what,
+                    to: &person.to,
+                    name: person.name.as_deref(),
+                    user: person.user,
+                    locale: person.locale,
+                    reason: person.reason,
+                    ticket: Some(ticket),
+                    comment: item.comment,
+                };
+                queue(tx, sender, notice, now).await?;
+            }
             // New followers are news to the others: one thing plus them is several.
             let others_joined = news.followers_added.iter().any(|f| f.email != person.to);
             let (what, comment) = match person.items.len() {
@@ -386,7 +405,7 @@ impl Digest {
                 to: &person.to,
                 name: person.name.as_deref(),
                 user: person.user,
-                locale: person.locale.as_deref(),
+                locale: person.locale,
                 reason: person.reason,
                 ticket: Some(ticket),
                 comment,
@@ -394,6 +413,35 @@ impl Digest {
             queue(tx, sender, notice, now).await?;
         }
         Ok(())
+    }
+}
+
+/// Whether `ticket_updated` (`summary`) can say `what` among other news.
+/// Every notification is named here, so a new one is a decision, not an
+/// item silently left out of the combined mail.
+fn folds(what: &Notification) -> bool {
+    match what {
+        Notification::NewTicket(_)
+        | Notification::CommentAdded(_)
+        | Notification::StatusChanged(_)
+        | Notification::PrioritySet(_)
+        | Notification::ReleaseNoted(_)
+        | Notification::SharedWithYou(_)
+        | Notification::YouFollow(_)
+        | Notification::Mentioned(_)
+        | Notification::FollowerRemoved(_)
+        | Notification::TicketUpdated(_) => true,
+        Notification::Ack(_)
+        | Notification::EnvironmentUpgrade(_)
+        | Notification::Answer(..)
+        | Notification::Invite(_)
+        | Notification::CommandFailed(_)
+        | Notification::Refused(_)
+        | Notification::ListAnswer(_)
+        | Notification::HelpAnswer(_)
+        | Notification::QuarantineAlert(_)
+        | Notification::SenderRefused(_)
+        | Notification::SignIn(_) => false,
     }
 }
 

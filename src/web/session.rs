@@ -335,7 +335,7 @@ pub async fn request_link(
                 to: &user.email,
                 name: Some(&user.name),
                 user: Some(user.id),
-                locale: Some(&user.locale),
+                locale: Some(Locale::of(&user.locale)),
                 reason: crate::domain::ticket::Reason::SignIn,
                 ticket: None,
                 comment: None,
