@@ -146,8 +146,11 @@ async fn reported_to(app: &TestApp, to: &str) -> Vec<String> {
         .collect()
 }
 
+/// A mention never lets anyone in (src/domain/ticket.rs, `may_mention`):
+/// neither forged nor proven, staff included. Letting someone of another
+/// company in is an explicit `#share`.
 #[tokio::test]
-async fn a_forged_staff_mention_lets_nobody_in_and_is_reported_back() {
+async fn a_staff_mention_lets_nobody_in_forged_or_proven_and_is_reported_back() {
     let app = TestApp::new().await;
     let t = alices_ticket(&app).await;
     let since = app.outbox().await.len();
@@ -178,19 +181,52 @@ async fn a_forged_staff_mention_lets_nobody_in_and_is_reported_back() {
         ["@carol@other.test"]
     );
 
-    // The same mention, vouched for by our MTA, lets her in.
+    // The same mention, vouched for by our MTA: still nobody let in, and
+    // Sam is told why and what to do instead.
     let since = app.outbox().await.len();
+    let vouched = "Authentication-Results: mx.example.test; dkim=pass header.d=example.test";
     let proven = app
         .deliver(&reply_on_1(
             "sam@example.test",
             "m2",
-            "Authentication-Results: mx.example.test; dkim=pass header.d=example.test",
+            vouched,
             "@carol@other.test please look",
         ))
         .await;
     assert_eq!(proven.outcome, Outcome::CommentAdded);
     assert!(
-        followers(&app.ticket(t).await).contains(&("carol@other.test".into(), "mention".into()))
+        !followers(&app.ticket(t).await)
+            .iter()
+            .any(|(e, _)| e == "carol@other.test")
+    );
+    let sent = mail_since(&app, since).await;
+    assert!(!sent.iter().any(|(to, _)| to == "carol@other.test"), "{sent:?}");
+    let notice = app
+        .outbox()
+        .await
+        .into_iter()
+        .skip(since)
+        .find(|r| r.to == "sam@example.test" && r.template == "command_failed")
+        .expect("Sam is told the mention failed");
+    assert!(
+        notice.context.to_string().contains("share the ticket with them first"),
+        "{}",
+        notice.context
+    );
+
+    // An explicit share does let her in.
+    let since = app.outbox().await.len();
+    let shared = app
+        .deliver(&reply_on_1(
+            "sam@example.test",
+            "m3",
+            vouched,
+            "#share carol@other.test\n\nCarol, please look.",
+        ))
+        .await;
+    assert_eq!(shared.outcome, Outcome::CommentAdded);
+    assert!(
+        followers(&app.ticket(t).await).contains(&("carol@other.test".into(), "share".into()))
     );
     let to_carol: Vec<_> = mail_since(&app, since)
         .await

@@ -1071,8 +1071,14 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
     let page = d.source().await;
     assert!(page.contains("コメントを追加"));
     // The priority comment, said again from its event in her language.
-    assert!(page.contains("優先度を「P2（High）」に設定しました"), "{page}");
-    assert!(!page.contains("Priority set to"), "English on a Japanese page");
+    assert!(
+        page.contains("優先度を「P2（High）」に設定しました"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Priority set to"),
+        "English on a Japanese page"
+    );
     d.screenshot(&shots.join("ticket-ja.png")).await;
 
     // The mail: exactly who should hear of what.

@@ -328,11 +328,12 @@ pub fn rule_role(role: Role, proven: bool) -> Option<Role> {
     }
 }
 
-/// Whether an author with (`proven`) or without proof may mention `target`.
-/// A mention is not a command: an unproven author may still point a current
-/// participant at the ticket, never let anyone new in.
-pub fn may_mention(proven: bool, target: &Actor, access: &Access) -> bool {
-    proven || mention_reach(target, access) == Reach::Keeps
+/// Whether `target` may be mentioned on a ticket with `access`: only when
+/// they can already see it. A mention never lets anyone in, proven or not,
+/// staff or customer: one slip of an `@` would show a customer's ticket to
+/// another company. Letting someone in is an explicit share.
+pub fn may_mention(target: &Actor, access: &Access) -> bool {
+    mention_reach(target, access) == Reach::Keeps
 }
 
 #[cfg(test)]
@@ -738,12 +739,11 @@ mod tests {
             ),
             ("someone of no org", target(6, Role::Customer, None), false),
         ];
-        for (name, who, unproven_may) in cases {
-            assert_eq!(may_mention(false, &who, &access), unproven_may, "{name}");
-            assert!(may_mention(true, &who, &access), "{name}, proven");
+        for (name, who, may) in cases {
+            assert_eq!(may_mention(&who, &access), may, "{name}");
             assert_eq!(
                 mention_reach(&who, &access) == Reach::Grants,
-                !unproven_may,
+                !may,
                 "{name}"
             );
         }

@@ -539,7 +539,6 @@ impl<'a> Changes<'a> {
         &mut self,
         state: &TicketState,
         author: &User,
-        proven: bool,
         found: &mentions::Found,
         excerpt: &str,
     ) -> Result<Vec<Failure>, StoreError> {
@@ -575,9 +574,11 @@ impl<'a> Changes<'a> {
                     let Some(target) = reachable.iter().find(|u| u.id == id) else {
                         continue;
                     };
-                    if !ticket::may_mention(proven, &actor(target), &access(state)) {
-                        // It would let them in: as a share would, it needs proof.
-                        failures.push(Failure::new(m.text(), Refusal::Unverified.to_string()));
+                    if !ticket::may_mention(&actor(target), &access(state)) {
+                        failures.push(Failure::new(
+                            m.text(),
+                            "cannot see this ticket, and a mention lets nobody in: share the ticket with them first",
+                        ));
                         continue;
                     }
                     // `following`: they follow because of this mention; one who

@@ -179,10 +179,7 @@ impl Changes<'_> {
             let excerpt: String = w.body.chars().take(300).collect();
             let none = mentions::Found::default();
             let visible = if w.internal { &none } else { w.mentions };
-            failures.extend(
-                self.mentions(&current, w.author, w.proven, visible, &excerpt)
-                    .await?,
-            );
+            failures.extend(self.mentions(&current, w.author, visible, &excerpt).await?);
             self.apply_rules(
                 Trigger::CommentAdded,
                 Some(state.status),

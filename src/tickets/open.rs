@@ -86,10 +86,7 @@ impl Changes<'_> {
         // Mentions in an internal note reach staff only.
         let none = crate::domain::mentions::Found::default();
         let visible = if w.internal { &none } else { w.mentions };
-        failures.extend(
-            self.mentions(&state, user, w.proven, visible, &excerpt)
-                .await?,
-        );
+        failures.extend(self.mentions(&state, user, visible, &excerpt).await?);
         self.apply_rules(
             Trigger::TicketCreated,
             Some(Status::New),
