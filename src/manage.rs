@@ -270,6 +270,7 @@ async fn queue_invite(
     let (link, link_days) = match &tickets.sender().portal {
         Some(portal) => {
             let link = template::MailedLink {
+                next: None,
                 base_url: portal.base_url.clone(),
                 ttl_secs: portal.invite_ttl.as_secs(),
             };

@@ -384,6 +384,12 @@ impl OutboxWorker {
             .context("link without base_url")?
             .to_string();
         let ttl = Duration::from_secs(link.get("ttl_secs").and_then(Value::as_u64).unwrap_or(0));
+        // Checked as local when queued (`template::local_next`).
+        let next = link
+            .get("next")
+            .and_then(Value::as_str)
+            .map(|n| format!("?next={}", crate::domain::template::encode_path(n)))
+            .unwrap_or_default();
         let previous = link.get("hash").and_then(Value::as_str).map(str::to_string);
         let user = row.to_user_id.context("a portal link for no user")?;
         let token = new_token().map_err(|e| anyhow::anyhow!("drawing a token: {e}"))?;
@@ -408,7 +414,10 @@ impl OutboxWorker {
             .await
             .context("storing the link's hash")?;
         if let Some(event) = row.context.get_mut("event").and_then(Value::as_object_mut) {
-            event.insert("link".into(), format!("{base_url}/login/{token}").into());
+            event.insert(
+                "link".into(),
+                format!("{base_url}/login/{token}{next}").into(),
+            );
         }
         Ok(())
     }

@@ -200,7 +200,10 @@ async fn a_staff_mention_lets_nobody_in_forged_or_proven_and_is_reported_back() 
             .any(|(e, _)| e == "carol@other.test")
     );
     let sent = mail_since(&app, since).await;
-    assert!(!sent.iter().any(|(to, _)| to == "carol@other.test"), "{sent:?}");
+    assert!(
+        !sent.iter().any(|(to, _)| to == "carol@other.test"),
+        "{sent:?}"
+    );
     let notice = app
         .outbox()
         .await
@@ -209,7 +212,10 @@ async fn a_staff_mention_lets_nobody_in_forged_or_proven_and_is_reported_back() 
         .find(|r| r.to == "sam@example.test" && r.template == "command_failed")
         .expect("Sam is told the mention failed");
     assert!(
-        notice.context.to_string().contains("share the ticket with them first"),
+        notice
+            .context
+            .to_string()
+            .contains("share the ticket with them first"),
         "{}",
         notice.context
     );
@@ -225,9 +231,7 @@ async fn a_staff_mention_lets_nobody_in_forged_or_proven_and_is_reported_back() 
         ))
         .await;
     assert_eq!(shared.outcome, Outcome::CommentAdded);
-    assert!(
-        followers(&app.ticket(t).await).contains(&("carol@other.test".into(), "share".into()))
-    );
+    assert!(followers(&app.ticket(t).await).contains(&("carol@other.test".into(), "share".into())));
     let to_carol: Vec<_> = mail_since(&app, since)
         .await
         .into_iter()

@@ -190,6 +190,98 @@ async fn open_ticket(p: &Portal, b: &Browser, subject: &str, text: &str) -> i64 
     to.trim_start_matches("/tickets/").parse().unwrap()
 }
 
+/// Every mail about a ticket links its page; signed out, that page asks for
+/// a sign-in link which comes back to it, and `next` is only ever a path of
+/// this site.
+#[tokio::test]
+async fn a_link_from_a_mail_leads_back_to_its_ticket_through_sign_in() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Printer on fire", "It smokes since the update.").await;
+    let page = format!("/tickets/{id}");
+    let url = format!(
+        "{}{page}",
+        p.t.app.settings.web.base_url.trim_end_matches('/')
+    );
+    let about: Vec<common::Mail> =
+        p.t.mails()
+            .await
+            .into_iter()
+            .filter(|m| m.subject.contains(&format!("#{id}]")))
+            .collect();
+    assert!(!about.is_empty());
+    for m in &about {
+        assert!(m.text.contains(&url), "{} lacks {url}:\n{}", m.to, m.text);
+        // The HTML escapes `/` as `&#x2f;`, as every link in it.
+        let html = m.html.replace("&#x2f;", "/");
+        assert!(html.contains(&format!("href=\"{url}\"")), "{html}");
+    }
+
+    // Signed out, the page sends the reader to sign in and back.
+    let res = p.get(&page, None).await;
+    assert_eq!(res.status, 303);
+    let login = res.header("location").unwrap().to_string();
+    assert_eq!(login, format!("/login?next={page}"));
+    let form = p.get(&login, None).await;
+    let form = form.text().replace("&#x2f;", "/");
+    assert!(
+        form.contains(&format!("name=\"next\" value=\"{page}\"")),
+        "{form}"
+    );
+    let res = p
+        .post(
+            "/login",
+            None,
+            &[("email", "alice@customer.test"), ("next", page.as_str())],
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let mails = p.t.mails().await;
+    let text = &mails
+        .iter()
+        .rfind(|m| m.to == "alice@customer.test")
+        .unwrap()
+        .text;
+    let link = portal_link_in(text).unwrap();
+    let with_next = format!("{link}?next={page}");
+    assert!(text.contains(&with_next), "{text}");
+    let path = &link[link.find("/login/").unwrap()..];
+    let button = p.get(&format!("{path}?next={page}"), None).await;
+    let button = button.text().replace("&#x2f;", "/");
+    assert!(
+        button.contains(&format!("name=\"next\" value=\"{page}\"")),
+        "{button}"
+    );
+    let res = p.post(path, None, &[("next", page.as_str())]).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(res.header("location"), Some(page.as_str()));
+
+    // Anything but a path of this site lands on the ticket list
+    // (src/domain/template.rs, `local_next`, lists the forms refused).
+    for evil in ["//evil.test/x", "https://evil.test/", "/\\evil.test"] {
+        let form = p.get(&format!("/login?next={evil}"), None).await;
+        assert!(!form.text().contains("name=\"next\""), "{evil}");
+    }
+    p.post(
+        "/login",
+        None,
+        &[("email", "alice@customer.test"), ("next", "//evil.test/x")],
+    )
+    .await;
+    let mails = p.t.mails().await;
+    let text = &mails
+        .iter()
+        .rfind(|m| m.to == "alice@customer.test")
+        .unwrap()
+        .text;
+    let link = portal_link_in(text).unwrap();
+    assert!(!text.contains(&format!("{link}?")), "{text}");
+    let path = &link[link.find("/login/").unwrap()..];
+    let res = p.post(path, None, &[("next", "https://evil.test/")]).await;
+    assert_eq!(res.status, 303);
+    assert_eq!(res.header("location"), Some("/tickets"));
+}
+
 #[tokio::test]
 async fn a_customer_and_staff_work_a_ticket_in_the_browser_and_the_right_people_are_emailed() {
     let p = Portal::start().await;

@@ -162,6 +162,9 @@ pub struct TicketShown<'a> {
     pub subject: &'a str,
     pub status: Status,
     pub priority: Option<Priority>,
+    /// The ticket's portal page (`<base_url>/tickets/N`) when the portal is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -382,6 +385,35 @@ pub struct MailedLink {
     pub base_url: String,
     /// How long the link works, counted from when the mail is sent.
     pub ttl_secs: u64,
+    /// Where signing in with it ends (a local path, `local_next`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Where to go after signing in, from a `next` a client sent: a path on this
+/// site only (`/tickets/7`), never another site (`//evil.test`, `https:`,
+/// `/\evil.test`, which browsers read as `//`), else nowhere (`/tickets`).
+pub fn local_next(raw: Option<&str>) -> Option<String> {
+    let next = raw?.trim();
+    let rest = next.strip_prefix('/')?;
+    let safe = !rest.starts_with(['/', '\\'])
+        && next.len() <= 512
+        && next.chars().all(|c| c.is_ascii_graphic() && c != '\\');
+    safe.then(|| next.to_string())
+}
+
+/// A local path as a query value: everything but unreserved characters and
+/// `/` percent-encoded (RFC 3986 §2.3).
+pub fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -456,5 +488,31 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), Template::ALL.len());
         assert!("nope".parse::<Template>().is_err());
+    }
+
+    #[test]
+    fn only_a_local_path_is_where_signing_in_ends() {
+        for (raw, expected) in [
+            (Some("/tickets/7"), Some("/tickets/7")),
+            (
+                Some("/tickets?status=closed&q=a"),
+                Some("/tickets?status=closed&q=a"),
+            ),
+            (Some("//evil.test/x"), None),
+            (Some("/\\evil.test"), None),
+            (Some("https://evil.test/"), None),
+            (Some("javascript:alert(1)"), None),
+            (Some("tickets/7"), None),
+            (Some("/tickets/7\r\nSet-Cookie: x"), None),
+            (Some("/tickets/ 7"), None),
+            (Some(""), None),
+            (None, None),
+        ] {
+            assert_eq!(local_next(raw).as_deref(), expected, "{raw:?}");
+        }
+        assert_eq!(
+            encode_path("/tickets?status=closed&q=a b"),
+            "/tickets%3Fstatus%3Dclosed%26q%3Da%20b"
+        );
     }
 }

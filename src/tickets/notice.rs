@@ -119,6 +119,10 @@ pub async fn queue(
             subject: &t.subject,
             status: t.status,
             priority: t.priority,
+            url: sender
+                .portal
+                .as_ref()
+                .map(|p| format!("{}/tickets/{}", p.base_url, t.id)),
         }),
         comment: notice.comment.as_ref(),
         event: notice.what.fields(),

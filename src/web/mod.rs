@@ -102,7 +102,10 @@ pub fn router(state: WebState) -> Router {
     let max_body = state.inner.max_body;
     Router::new()
         .route("/", get(session::home))
-        .route("/login", post(session::request_link))
+        .route(
+            "/login",
+            get(session::login_page).post(session::request_link),
+        )
         .route(
             "/login/{token}",
             get(session::confirm).post(session::sign_in),

@@ -8,11 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
+use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{WebError, WebState, form, pages};
@@ -65,7 +66,14 @@ impl FromRequestParts<WebState> for Viewer {
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Response> {
         let signed_out = |method: &Method| -> Response {
             if method == Method::GET {
-                Redirect::to("/").into_response()
+                // Back to this page once signed in (a link from a mail).
+                match parts.uri.path_and_query().map(|p| p.as_str()) {
+                    Some(here) if here != "/" => {
+                        Redirect::to(&format!("/login?next={}", template::encode_path(here)))
+                            .into_response()
+                    }
+                    _ => Redirect::to("/").into_response(),
+                }
             } else {
                 // A change without a session changes nothing.
                 WebError::Forbidden.into_response()
@@ -285,6 +293,36 @@ pub async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<R
     Ok(pages::render("login.html", visitor_locale(&headers), context! {})?.into_response())
 }
 
+#[derive(Debug, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// `GET /login?next=/tickets/7`: the sign-in form, which carries `next`
+/// into the emailed link; one already signed in goes straight there.
+pub async fn login_page(
+    State(state): State<WebState>,
+    Query(q): Query<NextQuery>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let next = template::local_next(q.next.as_deref());
+    if let Some(token) = cookie_value(&headers)
+        && state
+            .store()
+            .session(&token_hash(&token), OffsetDateTime::now_utc())
+            .await?
+            .is_some()
+    {
+        return Ok(Redirect::to(next.as_deref().unwrap_or("/tickets")).into_response());
+    }
+    let page = pages::render(
+        "login.html",
+        visitor_locale(&headers),
+        context! { next => next },
+    )?;
+    Ok(page.into_response())
+}
+
 /// `POST /login`: the same page whatever the address, so that nobody learns
 /// who is registered; a registered address gets a sign-in link, at most
 /// `login_limit_address` per window (counted for every address alike).
@@ -300,6 +338,7 @@ pub async fn request_link(
         return Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response());
     }
     let form = form::read(req, None, 16 * 1024, state.inner.form_limits).await?;
+    let next = template::local_next(form.get("next"));
     let sent = pages::render("login.html", locale, context! { sent => true })?;
     let Some(email) = form.get("email").and_then(|e| EmailAddress::parse(e).ok()) else {
         let page = pages::render("login.html", locale, context! { invalid => true })?;
@@ -326,6 +365,7 @@ pub async fn request_link(
             let link = template::MailedLink {
                 base_url: state.inner.base_url.clone(),
                 ttl_secs: LINK_TTL.as_secs(),
+                next,
             };
             let notice = Notice {
                 what: Notification::SignIn(template::SignIn {
@@ -352,13 +392,24 @@ pub async fn request_link(
     Ok(sent.into_response())
 }
 
-/// `GET /login/<token>`: one button; the link is used only by its POST.
-pub async fn confirm(Path(token): Path<String>, headers: HeaderMap) -> Result<Response, WebError> {
+/// `GET /login/<token>`: one button; the link is used only by its POST,
+/// which carries the link's `next` on.
+pub async fn confirm(
+    Path(token): Path<String>,
+    Query(q): Query<NextQuery>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     let locale = visitor_locale(&headers);
     if !plausible(&token) {
         return expired(locale);
     }
-    Ok(pages::render("link.html", locale, context! { token => token })?.into_response())
+    let next = template::local_next(q.next.as_deref());
+    Ok(pages::render(
+        "link.html",
+        locale,
+        context! { token => token, next => next },
+    )?
+    .into_response())
 }
 
 fn plausible(token: &str) -> bool {
@@ -377,12 +428,14 @@ fn expired(locale: Locale) -> Result<Response, WebError> {
 pub async fn sign_in(
     State(state): State<WebState>,
     Path(token): Path<String>,
-    headers: HeaderMap,
+    req: Request,
 ) -> Result<Response, WebError> {
-    let locale = visitor_locale(&headers);
+    let locale = visitor_locale(req.headers());
     if !plausible(&token) {
         return expired(locale);
     }
+    let form = form::read(req, None, 16 * 1024, state.inner.form_limits).await?;
+    let next = template::local_next(form.get("next"));
     let now = OffsetDateTime::now_utc();
     let Some(user) = state
         .store()
@@ -410,7 +463,7 @@ pub async fn sign_in(
         ttl.as_secs(),
         if state.inner.secure { "; Secure" } else { "" }
     );
-    let mut res = Redirect::to("/tickets").into_response();
+    let mut res = Redirect::to(next.as_deref().unwrap_or("/tickets")).into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(|e| WebError::BadRequest(e.to_string()))?,
