@@ -190,6 +190,81 @@ async fn open_ticket(p: &Portal, b: &Browser, subject: &str, text: &str) -> i64 
     to.trim_start_matches("/tickets/").parse().unwrap()
 }
 
+/// The status menu's options, as the page offers them.
+fn status_options(page: &str) -> Vec<String> {
+    let Some(at) = page.find("id=\"set-status\"") else {
+        return Vec::new();
+    };
+    let end = at + page[at..].find("</select>").unwrap();
+    page[at..end]
+        .split("<option value=\"")
+        .skip(1)
+        .map(|o| o[..o.find('"').unwrap()].to_string())
+        .collect()
+}
+
+/// A ticket page offers only what the same rules that judge a change allow
+/// its reader (src/domain/ticket.rs): the requester closes but never stops
+/// following; a colleague who follows may stop, and remove only themselves;
+/// staff see every status.
+#[tokio::test]
+async fn a_ticket_page_offers_only_what_its_reader_may_do() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Printer on fire", "It smokes.").await;
+    let res = p
+        .act(
+            &format!("/tickets/{id}/share"),
+            &alice,
+            &[("email", "bob@customer.test")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let unfollow = format!("action=\"/tickets/{id}/unfollow\"");
+    let remove = format!("action=\"/tickets/{id}/unshare\"");
+
+    let page = p.get(&format!("/tickets/{id}"), Some(&alice)).await.text();
+    assert_eq!(status_options(&page), ["new", "closed"]);
+    assert!(!page.contains(&unfollow), "the requester always follows");
+    let followers = p.t.ticket(id).await.followers.len();
+    assert!(followers >= 2);
+    assert_eq!(
+        page.matches(&remove).count(),
+        followers - 1,
+        "everyone but herself"
+    );
+
+    let bob = p.sign_in("bob@customer.test").await;
+    let page = p.get(&format!("/tickets/{id}"), Some(&bob)).await.text();
+    assert!(
+        status_options(&page).is_empty(),
+        "nothing Bob may set: no menu"
+    );
+    assert!(page.contains(&unfollow));
+    assert_eq!(page.matches(&remove).count(), 1, "only himself");
+    assert!(page.contains("name=\"email\" value=\"bob@customer.test\""));
+
+    let sam = p.sign_in("sam@example.test").await;
+    let page = p.get(&format!("/tickets/{id}"), Some(&sam)).await.text();
+    assert_eq!(
+        status_options(&page),
+        ["new", "in_progress", "blocked", "closed", "escalated"]
+    );
+
+    // What is offered is accepted: Alice closes her ticket; then, as a
+    // participant of a closed ticket, Bob may reopen it.
+    let res = p
+        .act(
+            &format!("/tickets/{id}/status"),
+            &alice,
+            &[("status", "closed")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let page = p.get(&format!("/tickets/{id}"), Some(&bob)).await.text();
+    assert_eq!(status_options(&page), ["new", "closed"]);
+}
+
 /// Every mail about a ticket links its page; signed out, that page asks for
 /// a sign-in link which comes back to it, and `next` is only ever a path of
 /// this site.

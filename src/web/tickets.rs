@@ -119,12 +119,20 @@ pub async fn list(
 }
 
 fn status_options(state: &WebState) -> Vec<minijinja::Value> {
+    policy_statuses(state)
+        .into_iter()
+        .map(|(s, label)| context! { value => s.as_str(), label => label })
+        .collect()
+}
+
+/// Every status with its configured label, in order.
+fn policy_statuses(state: &WebState) -> Vec<(Status, String)> {
     state
         .tickets()
         .policy()
         .labels
         .iter()
-        .map(|(s, label)| context! { value => s.as_str(), label => label })
+        .map(|(s, label)| (*s, label.clone()))
         .collect()
 }
 
@@ -264,11 +272,28 @@ async fn ticket_page(
     status: StatusCode,
 ) -> Result<Response, WebError> {
     let locale = viewer.locale();
+    let facts = visible(state, viewer, id).await?;
     let view = state
         .store()
         .ticket_view(id)
         .await?
         .ok_or(WebError::NotFound)?;
+    // The page offers only what the same pure rules that judge a change
+    // allow this reader, so a page and a refusal never disagree.
+    let me = actor(&viewer.user);
+    let access = access(&facts);
+    let removable = |email: &str| {
+        facts
+            .followers
+            .iter()
+            .find(|f| f.email.as_str() == email)
+            .is_some_and(|f| ticket::may_remove_follower(&me, &access, f.user).is_ok())
+    };
+    let statuses: Vec<minijinja::Value> = policy_statuses(state)
+        .into_iter()
+        .filter(|(s, _)| *s == view.status || ticket::may_set_status(&me, &access, view.status, *s))
+        .map(|(s, label)| context! { value => s.as_str(), label => label })
+        .collect();
     let policy = state.tickets().policy();
     let staff = viewer.is_staff();
     let announced = view.announced();
@@ -308,14 +333,17 @@ async fn ticket_page(
                 release => view.release.clone(), requester => view.requester.clone(),
                 followers => view.followers.iter().map(|f| context! {
                     email => f.email.clone(), source => f.source.as_str(),
-                    creator => f.email == view.requester,
+                    creator => f.email == view.requester, removable => removable(&f.email),
                 }).collect::<Vec<_>>(),
                 orgs => view.orgs,
                 following => view.followers.iter().any(|f| f.email == viewer.user.email.as_str()),
+                may_unfollow => ticket::may_remove_follower(&me, &access, viewer.user.id).is_ok(),
                 created_at => local_time(state, &view.created_at, locale),
             },
             comments => comments,
-            statuses => status_options(state),
+            // Only the current status when the reader may set none other:
+            // then no form.
+            statuses => if statuses.len() > 1 { statuses } else { Vec::new() },
             priorities => priority_options(),
             message => message,
         },
