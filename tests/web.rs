@@ -263,6 +263,43 @@ async fn a_ticket_page_offers_only_what_its_reader_may_do() {
     assert_eq!(res.status, 303, "{}", res.text());
     let page = p.get(&format!("/tickets/{id}"), Some(&bob)).await.text();
     assert_eq!(status_options(&page), ["new", "closed"]);
+
+    // The page tells what happened, in order, with names.
+    let share = page
+        .find("data-event=\"follower_added\"")
+        .expect("the share is on the page");
+    let close = page
+        .find("data-event=\"status_changed\"")
+        .expect("the close is on the page");
+    assert!(share < close, "in time order");
+    assert!(
+        page.contains("Alice Anders shared the ticket with Bob Brown."),
+        "{page}"
+    );
+    assert!(page.contains("Alice Anders changed the status from New to Closed."));
+    // In Japanese for a Japanese reader.
+    let user =
+        p.t.store()
+            .find_user(&"bob@customer.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    p.t.store()
+        .update_user(
+            user.id,
+            &ticketgate::store::UserChange {
+                locale: Some("ja".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let page = p.get(&format!("/tickets/{id}"), Some(&bob)).await.text();
+    assert!(
+        page.contains("Alice AndersさんがBob Brownさんとこのお問い合わせを共有しました。"),
+        "{page}"
+    );
+    assert!(!page.contains("shared the ticket with"));
 }
 
 /// Every mail about a ticket links its page; signed out, that page asks for

@@ -23,6 +23,7 @@ use crate::tickets::{Replay, Service};
 
 mod assets;
 mod form;
+mod history;
 mod pages;
 mod session;
 mod staff;

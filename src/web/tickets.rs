@@ -12,7 +12,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::session::Viewer;
-use super::{WebError, WebState, form, pages};
+use super::{WebError, WebState, form, history, pages};
 use crate::domain::clean;
 use crate::domain::ids::{EmailAddress, TicketId};
 use crate::domain::locale::Locale;
@@ -297,25 +297,50 @@ async fn ticket_page(
     let policy = state.tickets().policy();
     let staff = viewer.is_staff();
     let announced = view.announced();
-    let comments: Vec<_> = view
+    let names = history::Names::of(state, &view).await?;
+    let shown: Vec<&crate::store::CommentView> = view
         .comments
         .iter()
         .filter(|c| staff || !c.internal)
-        .map(|c| {
-            // A priority or release announcement, in the reader's language.
-            let body = announced
-                .get(&c.id)
-                .and_then(|e| e.announcement(locale))
-                .unwrap_or_else(|| c.body.clone());
-            context! {
-                id => c.id, author => c.author.clone(), author_name => c.author_name.clone(), body => body,
-                internal => c.internal, source => c.source.as_str(), created_at => local_time(state, &c.created_at, locale),
-                attachments => c.attachments.iter().map(|a| context! {
-                    id => a.id, filename => a.filename.clone(), size => a.size,
-                }).collect::<Vec<_>>(),
-            }
-        })
         .collect();
+    let last_comment = shown.last().map(|c| c.id);
+    let comment = |c: &crate::store::CommentView| {
+        // A priority or release announcement, in the reader's language.
+        let event = announced.get(&c.id);
+        let body = event
+            .and_then(|e| e.announcement(locale))
+            .unwrap_or_else(|| c.body.clone());
+        context! {
+            id => c.id, author => c.author.clone(), author_name => c.author_name.clone(), body => body,
+            internal => c.internal, source => c.source.as_str(), created_at => local_time(state, &c.created_at, locale),
+            event => event.map(|e| e.kind()), latest => Some(c.id) == last_comment,
+            attachments => c.attachments.iter().map(|a| context! {
+                id => a.id, filename => a.filename.clone(), size => a.size,
+            }).collect::<Vec<_>>(),
+        }
+    };
+    // Comments and history lines in time order; at the same instant the
+    // comment first (a reply that carries `#status closed`).
+    let mut entries = Vec::new();
+    let mut lines = view
+        .events
+        .iter()
+        .filter_map(|e| {
+            let (kind, text) = history::line(e, locale, &names, |s| policy.label(s))?;
+            Some((e.created_at.as_str(), kind, text))
+        })
+        .peekable();
+    for c in shown {
+        while let Some((at, kind, text)) = lines.next_if(|(at, _, _)| *at < c.created_at.as_str()) {
+            entries.push(context! { kind => kind, text => text, created_at => local_time(state, at, locale) });
+        }
+        entries.push(context! { comment => comment(c) });
+    }
+    for (at, kind, text) in lines {
+        entries.push(
+            context! { kind => kind, text => text, created_at => local_time(state, at, locale) },
+        );
+    }
     let sla = view
         .priority
         .and_then(|p| policy.sla.get(&p).cloned())
@@ -340,7 +365,7 @@ async fn ticket_page(
                 may_unfollow => ticket::may_remove_follower(&me, &access, viewer.user.id).is_ok(),
                 created_at => local_time(state, &view.created_at, locale),
             },
-            comments => comments,
+            entries => entries,
             // Only the current status when the reader may set none other:
             // then no form.
             statuses => if statuses.len() > 1 { statuses } else { Vec::new() },

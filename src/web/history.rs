@@ -1,0 +1,184 @@
+//! A ticket's history on its page: the changes its events record (status,
+//! followers, mentions, organizations), each a line among the comments in
+//! time order,
+//! in the reader's language (`history_*` in `templates/web/<locale>.toml`).
+//! Priority and release are announced by comments of their own
+//! (`TicketView::announced`), so they are not repeated here.
+
+use std::collections::HashMap;
+
+use super::{WebState, pages};
+use crate::domain::event::Event;
+use crate::domain::ids::EmailAddress;
+use crate::domain::locale::Locale;
+use crate::domain::ticket::FollowerSource;
+use crate::store::{EventView, StoreError, TicketView};
+
+/// Names for the people and organizations a ticket's events mention: a
+/// page shows "Bob Brown", not `bob@customer.test`, and an organization's
+/// name, not its slug.
+#[derive(Default)]
+pub struct Names {
+    people: HashMap<String, String>,
+    orgs: HashMap<String, String>,
+}
+
+impl Names {
+    /// Looks up, once each, everyone and every organization `view`'s
+    /// events name.
+    pub async fn of(state: &WebState, view: &TicketView) -> Result<Self, StoreError> {
+        let mut names = Names::default();
+        for c in &view.comments {
+            names.people.insert(c.author.clone(), c.author_name.clone());
+        }
+        for e in &view.events {
+            let Some(event) = e.event.known() else {
+                continue;
+            };
+            let mut emails: Vec<&str> = e.actor.as_deref().into_iter().collect();
+            match event {
+                Event::FollowerAdded { email, .. }
+                | Event::FollowerRemoved { email }
+                | Event::Mentioned { email } => emails.push(email.as_str()),
+                Event::OrgAdded { org } | Event::OrgRemoved { org } => {
+                    if !names.orgs.contains_key(org)
+                        && let Some(found) = state.store().find_org(org).await?
+                    {
+                        names.orgs.insert(org.clone(), found.name);
+                    }
+                }
+                _ => {}
+            }
+            for email in emails {
+                if names.people.contains_key(email) {
+                    continue;
+                }
+                let name = match EmailAddress::parse(email) {
+                    Ok(address) => state
+                        .store()
+                        .find_user(&address)
+                        .await?
+                        .map(|u| u.name)
+                        .filter(|n| !n.trim().is_empty()),
+                    Err(_) => None,
+                };
+                names
+                    .people
+                    .insert(email.to_string(), name.unwrap_or_else(|| email.to_string()));
+            }
+        }
+        Ok(names)
+    }
+
+    fn person(&self, email: &str) -> String {
+        self.people
+            .get(email)
+            .filter(|n| !n.trim().is_empty())
+            .cloned()
+            .unwrap_or_else(|| email.to_string())
+    }
+
+    fn org(&self, slug: &str) -> String {
+        self.orgs
+            .get(slug)
+            .cloned()
+            .unwrap_or_else(|| slug.to_string())
+    }
+}
+
+/// The line `e` adds to the page, in `locale`; `None` for events the page
+/// shows otherwise (comments, announcements) or not at all.
+pub fn line(
+    e: &EventView,
+    locale: Locale,
+    names: &Names,
+    label: impl Fn(crate::domain::ticket::Status) -> String,
+) -> Option<(&'static str, String)> {
+    let event = e.event.known()?;
+    let who = e.actor.as_deref().map(|a| names.person(a));
+    let say = |key: &str, fill: &[(&str, String)]| {
+        fill.iter()
+            .fold(pages::word(locale, key), |text, (k, v)| text.replace(k, v))
+    };
+    let text = match (event, who) {
+        (Event::StatusChanged { from, to, .. }, Some(who)) => say(
+            "history_status",
+            &[
+                ("{who}", who),
+                ("{from}", label(*from)),
+                ("{to}", label(*to)),
+            ],
+        ),
+        (Event::StatusChanged { from, to, .. }, None) => say(
+            "history_status_rule",
+            &[("{from}", label(*from)), ("{to}", label(*to))],
+        ),
+        (
+            Event::FollowerAdded {
+                source: FollowerSource::Creator,
+                ..
+            },
+            _,
+        ) => return None,
+        (Event::FollowerAdded { email, .. }, Some(who))
+            if e.actor.as_deref() == Some(email.as_str()) =>
+        {
+            say("history_follow", &[("{who}", who)])
+        }
+        (
+            Event::FollowerAdded {
+                email,
+                source: FollowerSource::Share,
+            },
+            Some(who),
+        ) => say(
+            "history_share",
+            &[("{who}", who), ("{person}", names.person(email.as_str()))],
+        ),
+        (Event::FollowerAdded { email, .. }, _) => say(
+            "history_added",
+            &[("{person}", names.person(email.as_str()))],
+        ),
+        (Event::Mentioned { email }, Some(who)) => say(
+            "history_mentioned",
+            &[("{who}", who), ("{person}", names.person(email.as_str()))],
+        ),
+        (Event::FollowerRemoved { email }, Some(who))
+            if e.actor.as_deref() == Some(email.as_str()) =>
+        {
+            say("history_unfollow", &[("{who}", who)])
+        }
+        (Event::FollowerRemoved { email }, who) => say(
+            "history_removed",
+            &[
+                (
+                    "{who}",
+                    who.unwrap_or_else(|| pages::word(locale, "support_team")),
+                ),
+                ("{person}", names.person(email.as_str())),
+            ],
+        ),
+        (Event::OrgAdded { org }, who) => say(
+            "history_org_added",
+            &[
+                (
+                    "{who}",
+                    who.unwrap_or_else(|| pages::word(locale, "support_team")),
+                ),
+                ("{org}", names.org(org)),
+            ],
+        ),
+        (Event::OrgRemoved { org }, who) => say(
+            "history_org_removed",
+            &[
+                (
+                    "{who}",
+                    who.unwrap_or_else(|| pages::word(locale, "support_team")),
+                ),
+                ("{org}", names.org(org)),
+            ],
+        ),
+        _ => return None,
+    };
+    Some((event.kind(), text))
+}
