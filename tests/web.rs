@@ -187,7 +187,9 @@ async fn open_ticket(p: &Portal, b: &Browser, subject: &str, text: &str) -> i64 
     .await;
     assert_eq!(res.status, 303, "{}", res.text());
     let to = res.header("location").unwrap();
-    to.trim_start_matches("/tickets/").parse().unwrap()
+    let (path, done) = to.split_once('?').unwrap();
+    assert_eq!(done, "done=new", "the page says the ticket is open");
+    path.trim_start_matches("/tickets/").parse().unwrap()
 }
 
 /// The status menu's options, as the page offers them.
@@ -220,6 +222,14 @@ async fn a_ticket_page_offers_only_what_its_reader_may_do() {
         )
         .await;
     assert_eq!(res.status, 303);
+    // The next page says what was done.
+    let next = res.header("location").unwrap().to_string();
+    assert_eq!(next, format!("/tickets/{id}?done=share"));
+    let page = p.get(&next, Some(&alice)).await.text();
+    assert!(
+        page.contains("role=\"status\"") && page.contains("The ticket was shared."),
+        "{page}"
+    );
     let unfollow = format!("action=\"/tickets/{id}/unfollow\"");
     let remove = format!("action=\"/tickets/{id}/unshare\"");
 
@@ -992,6 +1002,7 @@ async fn portal_subjects_and_file_names_are_cleaned_as_mail_is() {
     .await;
     assert_eq!(res.status, 303, "{}", res.text());
     let id: i64 = res.header("location").unwrap()["/tickets/".len()..]
+        .trim_end_matches("?done=new")
         .parse()
         .unwrap();
     let t = p.t.ticket(id).await;
@@ -1174,10 +1185,12 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
         .rsplit('/')
         .next()
         .unwrap()
-        .trim_end_matches("#latest")
+        .trim_end_matches("?done=new")
         .parse()
         .unwrap();
-    assert!(d.source().await.contains("export.log"));
+    let page = d.source().await;
+    assert!(page.contains("export.log"));
+    assert!(page.contains("Your ticket is open."), "the page says so");
 
     // A comment with an @ picked from the autocomplete.
     d.type_into("#body", "Looping in @bo").await;

@@ -217,7 +217,9 @@ pub async fn create(
     let typed = typed(&viewer.user, body, false, &files, &shas);
     let added = state.tickets().open(&subject, &typed).await?;
     match added {
-        Ok(added) => Ok(Redirect::to(&format!("/tickets/{}", added.state.id)).into_response()),
+        Ok(added) => {
+            Ok(Redirect::to(&format!("/tickets/{}?done=new", added.state.id)).into_response())
+        }
         Err(refusal) => Err(WebError::BadRequest(refusal.to_string())),
     }
 }
@@ -253,14 +255,45 @@ async fn visible(state: &WebState, viewer: &Viewer, id: TicketId) -> Result<Tick
     }
 }
 
-/// `GET /tickets/{id}`.
+/// What the page says was done (`?done=`), after the redirect of a form.
+#[derive(Debug, Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+/// The actions a page confirms, each with its `done_<action>` words.
+const CONFIRMED: &[&str] = &[
+    "new",
+    "comment",
+    "share",
+    "unshare",
+    "share-org",
+    "unshare-org",
+    "follow",
+    "unfollow",
+    "status",
+    "priority",
+    "release",
+];
+
+/// `GET /tickets/{id}`; `?done=ACTION` says what the form before did, in an
+/// element with `role="status"`.
 pub async fn show(
     State(state): State<WebState>,
     viewer: Viewer,
     Path(id): Path<TicketId>,
+    Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
     visible(&state, &viewer, id).await?;
-    ticket_page(&state, &viewer, id, None, StatusCode::OK).await
+    let message = q
+        .done
+        .as_deref()
+        .filter(|d| CONFIRMED.contains(d))
+        .map(|done| {
+            context! { kind => "ok", text => pages::word(viewer.locale(), &format!("done_{done}")),
+            lines => Vec::<String>::new() }
+        });
+    ticket_page(&state, &viewer, id, message, StatusCode::OK).await
 }
 
 /// The ticket page, with `message` (a refusal, a warning) above it.
@@ -418,7 +451,7 @@ pub async fn comment(
             text => pages::word(viewer.locale(), "mentions_failed"), lines => lines };
             ticket_page(&state, &viewer, id, Some(message), StatusCode::OK).await
         }
-        Ok(_) => Ok(Redirect::to(&format!("/tickets/{id}#latest")).into_response()),
+        Ok(_) => Ok(Redirect::to(&format!("/tickets/{id}?done=comment#latest")).into_response()),
         Err(refusal) => {
             let message = refusal_message(viewer.locale(), "refused", Some(refusal.to_string()));
             ticket_page(&state, &viewer, id, Some(message), StatusCode::FORBIDDEN).await
@@ -519,7 +552,7 @@ pub async fn act(
             if visible(&state, &viewer, id).await.is_err() {
                 return Ok(Redirect::to("/tickets").into_response());
             }
-            Ok(Redirect::to(&format!("/tickets/{id}")).into_response())
+            Ok(Redirect::to(&format!("/tickets/{id}?done={action}")).into_response())
         }
         Err(refusal) => {
             let (key, status) = match &refusal {
