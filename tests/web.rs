@@ -508,6 +508,64 @@ async fn a_customer_and_staff_work_a_ticket_in_the_browser_and_the_right_people_
     }
 }
 
+/// A page that does not exist, whatever the reason (no such number, not a
+/// number, not this reader's ticket), is the same 404 portal page, in its
+/// reader's language and with the navigation.
+#[tokio::test]
+async fn missing_pages_are_portal_pages_in_the_readers_language() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    for path in [
+        "/tickets/abc",
+        "/tickets/99999",
+        "/tickets/1/attachments/x",
+        "/nope",
+    ] {
+        let res = p.get(path, Some(&alice)).await;
+        assert_eq!(res.status, 404, "{path}");
+        let page = res.text();
+        assert!(page.contains("<h1>Not found</h1>"), "{path}: {page}");
+        assert!(
+            page.contains("href=\"/tickets/new\""),
+            "{path}: the navigation"
+        );
+        assert!(!page.contains("Invalid URL"), "{path}");
+    }
+    let user =
+        p.t.store()
+            .find_user(&"alice@customer.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    p.t.store()
+        .update_user(
+            user.id,
+            &ticketgate::store::UserChange {
+                locale: Some("ja".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let page = p.get("/tickets/abc", Some(&alice)).await.text();
+    assert!(page.contains("<html lang=\"ja\">"), "{page}");
+    assert!(
+        page.contains("見つかりません") && !page.contains("Not found"),
+        "{page}"
+    );
+    // Signed out: the browser's language.
+    let res = send(
+        p.addr,
+        "GET",
+        "/nope",
+        &[("Accept-Language", "ja,en;q=0.5")],
+        None,
+    )
+    .await;
+    assert_eq!(res.status, 404);
+    assert!(res.text().contains("見つかりません"));
+}
+
 #[tokio::test]
 async fn another_organizations_ticket_is_not_found() {
     let p = Portal::start().await;

@@ -20,6 +20,7 @@ use crate::config::{ListenLimits, Network, Rate, WebSettings};
 use crate::domain::locale::Locale;
 use crate::store::{Store, StoreError};
 use crate::tickets::{Replay, Service};
+use session::Viewer;
 
 mod assets;
 mod form;
@@ -132,6 +133,7 @@ pub fn router(state: WebState) -> Router {
         .route("/staff/leads/remove", post(staff::remove_lead))
         .route("/assets/{file}", get(assets::serve))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), error_pages))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -315,6 +317,62 @@ pub enum WebError {
     Store(#[from] StoreError),
 }
 
+/// An error page to be written in its reader's language, with the
+/// navigation: `WebError` leaves it on its response for `error_pages`,
+/// which knows the request.
+#[derive(Debug, Clone)]
+struct ErrorPage {
+    key: &'static str,
+    detail: Option<String>,
+}
+
+/// Renders the error page a handler left (`ErrorPage`) for the person who
+/// asked: their language and navigation when signed in, else the language
+/// their browser prefers.
+async fn error_pages(State(state): State<WebState>, req: Request, next: Next) -> Response {
+    let headers = req.headers().clone();
+    let res = next.run(req).await;
+    let Some(page) = res.extensions().get::<ErrorPage>().cloned() else {
+        return res;
+    };
+    let viewer = Viewer::of(&state, &headers).await.ok().flatten();
+    let locale = viewer
+        .as_ref()
+        .map_or_else(|| session::visitor_locale(&headers), Viewer::locale);
+    let viewer = viewer.map(|v| tickets::viewer_ctx(&v));
+    let status = res.status();
+    match pages::render(
+        "error.html",
+        locale,
+        minijinja::context! { key => page.key, detail => page.detail, viewer => viewer },
+    ) {
+        Ok(html) => (status, html).into_response(),
+        Err(_) => res,
+    }
+}
+
+/// Path parameters; one that does not parse (`/tickets/abc`) is a page
+/// that does not exist, as an unknown ticket is.
+pub struct Path<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|_| WebError::NotFound)
+    }
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, key) = match &self {
@@ -329,19 +387,22 @@ impl IntoResponse for WebError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "error_internal")
             }
         };
-        // Error pages are said in both languages: there may be no viewer.
+        let detail = match &self {
+            WebError::BadRequest(d) => Some(d.clone()),
+            _ => None,
+        };
+        // In English here; `error_pages` writes it again for its reader.
         let page = pages::render(
             "error.html",
             Locale::En,
-            minijinja::context! { key => key, detail => match &self {
-                WebError::BadRequest(d) => Some(d.clone()),
-                _ => None,
-            } },
+            minijinja::context! { key => key, detail => detail.clone() },
         );
-        match page {
+        let mut res = match page {
             Ok(html) => (status, html).into_response(),
             Err(_) => status.into_response(),
-        }
+        };
+        res.extensions_mut().insert(ErrorPage { key, detail });
+        res
     }
 }
 

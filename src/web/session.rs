@@ -60,6 +60,25 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
+impl Viewer {
+    /// The signed-in person of a request with these headers, if any.
+    pub async fn of(state: &WebState, headers: &HeaderMap) -> Result<Option<Self>, WebError> {
+        let Some(token) = cookie_value(headers) else {
+            return Ok(None);
+        };
+        let hash = token_hash(&token);
+        Ok(state
+            .store()
+            .session(&hash, OffsetDateTime::now_utc())
+            .await?
+            .map(|(user, csrf)| Viewer {
+                user,
+                csrf,
+                session: hash,
+            }))
+    }
+}
+
 impl FromRequestParts<WebState> for Viewer {
     type Rejection = Response;
 
@@ -79,22 +98,10 @@ impl FromRequestParts<WebState> for Viewer {
                 WebError::Forbidden.into_response()
             }
         };
-        let Some(token) = cookie_value(&parts.headers) else {
-            return Err(signed_out(&parts.method));
-        };
-        let hash = token_hash(&token);
-        match state
-            .store()
-            .session(&hash, OffsetDateTime::now_utc())
-            .await
-        {
-            Ok(Some((user, csrf))) => Ok(Viewer {
-                user,
-                csrf,
-                session: hash,
-            }),
+        match Viewer::of(state, &parts.headers).await {
+            Ok(Some(viewer)) => Ok(viewer),
             Ok(None) => Err(signed_out(&parts.method)),
-            Err(e) => Err(WebError::Store(e).into_response()),
+            Err(e) => Err(e.into_response()),
         }
     }
 }

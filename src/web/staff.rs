@@ -4,14 +4,14 @@
 //! not see. Each change is the same `manage` or `ingest` call the CLI and
 //! the admin API make.
 
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 
 use super::session::Viewer;
-use super::{WebError, WebState, form, pages};
+use super::{Path, WebError, WebState, form, pages};
 use crate::domain::outcome::Outcome;
 use crate::manage::{self, ManageError, UserRequest};
 use crate::store::LogFilter;

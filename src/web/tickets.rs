@@ -5,14 +5,14 @@
 //! in the viewer's words.
 
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::session::Viewer;
-use super::{WebError, WebState, form, history, pages};
+use super::{Path, WebError, WebState, form, history, pages};
 use crate::domain::clean;
 use crate::domain::ids::{EmailAddress, TicketId};
 use crate::domain::locale::Locale;
@@ -140,7 +140,7 @@ fn priority_options() -> Vec<&'static str> {
     vec!["P1", "P2", "P3", "P4"]
 }
 
-fn viewer_ctx(viewer: &Viewer) -> minijinja::Value {
+pub(super) fn viewer_ctx(viewer: &Viewer) -> minijinja::Value {
     context! {
         name => viewer.user.name.clone(), email => viewer.user.email.to_string(),
         staff => viewer.is_staff(), csrf => viewer.csrf.clone(), org => viewer.user.org.clone(),
