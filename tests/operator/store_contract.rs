@@ -3,7 +3,7 @@
 //! once per backend (`sqlite::name`, `postgres::name`). Every PostgreSQL test
 //! gets its own database, dropped afterwards; an unreachable server fails them.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! IMAP intake against the real Dovecot, with mail sent through the real Postfix.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::LazyLock;
