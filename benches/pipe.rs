@@ -68,7 +68,7 @@ async fn through_postfix(env: &HashMap<String, String>, run: &str) -> anyhow::Re
             .success();
         anyhow::ensure!(ok, "{args:?} failed");
     }
-    // Install the pipe target atomically, as tests/pipe.rs does.
+    // Install the pipe target atomically, as tests/mail/pipe.rs does.
     let target = stack_dir.join("pipe-target");
     let tmp = stack_dir.join("pipe-target.tmp");
     std::fs::write(

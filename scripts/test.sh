@@ -47,7 +47,7 @@ if ! pg_isready -q -d "$TICKETGATE_TEST_POSTGRES_URL"; then
 fi
 
 # Debian's Chromium and its WebDriver for the portal's browser test
-# (tests/web.rs); with TICKETGATE_TEST_BROWSER set, a missing one fails it.
+# (tests/http/web.rs); with TICKETGATE_TEST_BROWSER set, a missing one fails it.
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/ipafont-gothic ]; then
     log "installing chromium, chromium-driver and a Japanese font for its pages"
     if [ "$(id -u)" = 0 ]; then
@@ -58,7 +58,7 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
 fi
 export TICKETGATE_TEST_BROWSER=1
 
-# An independent OpenAPI 3.x validator for the admin API's document (tests/api.rs).
+# An independent OpenAPI 3.x validator for the admin API's document (tests/http/api.rs).
 if ! python3 -m openapi_spec_validator --help >/dev/null 2>&1; then
     log "installing openapi-spec-validator"
     python3 -m pip install --quiet 'openapi-spec-validator>=0.7,<1' \

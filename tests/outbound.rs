@@ -1,5 +1,9 @@
 //! Notifications through the real Postfix into the real Dovecot, read back over
 //! IMAP as each recipient; and what every mail client must be able to decode.
+//!
+//! A test binary of its own: the outage test stops Postfix, and tests are
+//! threads of one process, so any other module using the mail stack would
+//! fail beside it. Here `POSTFIX` keeps the other tests out of the outage.
 
 mod common;
 

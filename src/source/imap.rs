@@ -153,6 +153,8 @@ pub struct ImapPoller {
     state: Arc<tokio::sync::watch::Sender<MailboxState>>,
     /// Connections attempted so far (metrics; tests check there is no hot loop).
     attempts: Arc<std::sync::atomic::AtomicU64>,
+    /// The wait before the next connection while it lasts, `None` otherwise.
+    retry_in: Arc<tokio::sync::watch::Sender<Option<Duration>>>,
     /// Messages whose ingest failed, by (UIDVALIDITY, UID): how many times.
     /// Each failure ends the session, so they are retried with its backoff.
     failing: Arc<std::sync::Mutex<HashMap<(u32, u32), u32>>>,
@@ -450,6 +452,7 @@ impl ImapPoller {
             tls,
             state: Arc::new(state),
             attempts: Arc::default(),
+            retry_in: Arc::new(tokio::sync::watch::channel(None).0),
             failing: Arc::default(),
         })
     }
@@ -462,6 +465,12 @@ impl ImapPoller {
     /// Counts connection attempts.
     pub fn attempts(&self) -> Arc<std::sync::atomic::AtomicU64> {
         self.attempts.clone()
+    }
+
+    /// Follows the wait before the next connection (`None` while not waiting),
+    /// so a test sees the backoff a failure led to without sitting it out.
+    pub fn retry_in(&self) -> tokio::sync::watch::Receiver<Option<Duration>> {
+        self.retry_in.subscribe()
     }
 
     fn set_state(&self, state: MailboxState) {
@@ -510,10 +519,12 @@ impl ImapPoller {
                 tracing::warn!(mailbox = %name, error = %error, retry_in = ?wait, "IMAP connection failed");
             }
             let jitter = Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 4);
+            self.retry_in.send_replace(Some(wait + jitter));
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(wait + jitter) => {}
             }
+            self.retry_in.send_replace(None);
             backoff = (backoff * 2).min(Duration::from_secs(300));
         }
     }

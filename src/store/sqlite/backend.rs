@@ -57,7 +57,13 @@ impl SqliteStore {
 
     /// A write transaction on the write connection (see `begin_immediate`).
     async fn begin_write(&self) -> Result<SqliteTx> {
-        let mut conn = self.writer.clone().lock_owned().await;
+        let mut conn = match self.writer.clone().try_lock_owned() {
+            Ok(conn) => conn,
+            Err(_) => {
+                let _counted = Counted::new(&self.waiting);
+                self.writer.clone().lock_owned().await
+            }
+        };
         begin_immediate(&mut conn).await?;
         Ok(SqliteTx { conn, open: true })
     }
@@ -73,6 +79,22 @@ impl SqliteStore {
         let value = may_block(|| f(&tx.conn))?;
         tx.commit().await?;
         Ok(value)
+    }
+}
+
+/// One in a count while it lives (also when the waiting future is dropped).
+struct Counted<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -35,6 +35,8 @@ pub struct SqliteStore {
     /// Reads outside a delivery (lists, views, the outbox worker, tokens).
     pool: SqlitePool,
     writer: Writer,
+    /// Write transactions waiting for `writer` now (see `writers_waiting`).
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// What mail sources and the outbox last met writing here (`/readyz`).
     health: crate::health::StoreHealth,
 }
@@ -134,12 +136,19 @@ impl SqliteStore {
         Ok(Self {
             pool,
             writer,
+            waiting: Default::default(),
             health: Default::default(),
         })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// How many write transactions wait for another to end, so a test can
+    /// see a second writer held up without giving it time to get through.
+    pub fn writers_waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

@@ -5,7 +5,7 @@
 //! frees up; SIGTERM ends `serve` within its shutdown deadline whatever the
 //! clients hold. Every wait is on a condition with a deadline.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,7 +1,7 @@
 //! The MTA pipe: Postfix hands each message to `ticketgate ingest -`; exit 75
 //! (EX_TEMPFAIL) makes Postfix keep the message and retry.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! ingest into SQLite, and each one ends with exactly one recorded outcome.
 //! A full disk under the database is the store's fault, not the message's.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

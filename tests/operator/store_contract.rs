@@ -3,7 +3,7 @@
 //! once per backend (`sqlite::name`, `postgres::name`). Every PostgreSQL test
 //! gets its own database, dropped afterwards; an unreachable server fails them.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,12 +28,12 @@ use ticketgate::store::{
 /// A store under test and what keeps its database alive.
 struct Db {
     store: Arc<dyn Store>,
-    _keep: Keep,
+    keep: Keep,
 }
 
 enum Keep {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres(#[allow(dead_code)] TestDb),
+    Sqlite(#[allow(dead_code)] tempfile::TempDir, SqliteStore),
+    Postgres(TestDb),
 }
 
 impl Db {
@@ -43,8 +43,8 @@ impl Db {
         let store = SqliteStore::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
         Self {
-            store: Arc::new(store),
-            _keep: Keep::Sqlite(dir),
+            store: Arc::new(store.clone()),
+            keep: Keep::Sqlite(dir, store),
         }
     }
 
@@ -54,7 +54,7 @@ impl Db {
         store.migrate().await.unwrap();
         Self {
             store: Arc::new(store),
-            _keep: Keep::Postgres(db),
+            keep: Keep::Postgres(db),
         }
     }
 
@@ -68,8 +68,8 @@ impl Db {
             .await
             .unwrap();
         Self {
-            store: Arc::new(store),
-            _keep: Keep::Sqlite(dir),
+            store: Arc::new(store.clone()),
+            keep: Keep::Sqlite(dir, store),
         }
     }
 
@@ -82,7 +82,36 @@ impl Db {
             .unwrap();
         Self {
             store: Arc::new(store),
-            _keep: Keep::Postgres(db),
+            keep: Keep::Postgres(db),
+        }
+    }
+
+    /// Waits until a transaction is held up by another one the test keeps
+    /// open: on SQLite for the write connection, on PostgreSQL for a lock.
+    async fn until_a_transaction_waits(&self) {
+        let within = Duration::from_secs(20);
+        match &self.keep {
+            Keep::Sqlite(_, store) => {
+                common::wait_until("a writer waiting", within, || async {
+                    store.writers_waiting() > 0
+                })
+                .await
+            }
+            Keep::Postgres(db) => {
+                let pool = &sqlx::PgPool::connect(&db.url).await.unwrap();
+                common::wait_until("a transaction waiting for a lock", within, || async move {
+                    sqlx::query_scalar::<_, i64>(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    )
+                    .fetch_one(pool)
+                    .await
+                    .unwrap()
+                        > 0
+                })
+                .await;
+                pool.close().await;
+            }
         }
     }
 }
@@ -568,7 +597,7 @@ async fn a_concurrent_second_recording_of_a_message_conflicts_then_sees_the_firs
         .unwrap();
     let store = db.store.clone();
     let b = tokio::spawn(async move { log_in(&store, "<race@x>").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    db.until_a_transaction_waits().await;
     assert!(!b.is_finished(), "B waits for A's transaction");
     a.commit().await.unwrap();
     // Either B's transaction started after A's commit and sees A's row
@@ -612,7 +641,7 @@ async fn two_transactions_on_one_ticket_take_turns_and_lose_no_update(db: &Db) {
         b.commit().await.unwrap();
         state
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    db.until_a_transaction_waits().await;
     assert!(!b.is_finished(), "B waits while A works on the ticket");
     a.update_ticket(id, Status::Closed, Some(&mid("<a@customer.test>")), T0)
         .await

@@ -1,6 +1,6 @@
 //! IMAP intake against the real Dovecot, with mail sent through the real Postfix.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::LazyLock;
@@ -40,6 +40,7 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
     state: tokio::sync::watch::Receiver<MailboxState>,
     attempts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    retry_in: tokio::sync::watch::Receiver<Option<Duration>>,
 }
 
 impl Running {
@@ -47,6 +48,7 @@ impl Running {
         let poller = ImapPoller::new(mailbox, app.app.ingestor.clone()).unwrap();
         let state = poller.state();
         let attempts = poller.attempts();
+        let retry_in = poller.retry_in();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(poller.run(cancel.clone()));
         Self {
@@ -54,6 +56,7 @@ impl Running {
             task,
             state,
             attempts,
+            retry_in,
         }
     }
 
@@ -62,6 +65,16 @@ impl Running {
             .await
             .unwrap_or_else(|_| panic!("poller never reached {wanted:?}"))
             .unwrap();
+    }
+
+    /// Waits until the poller, after a failure, waits to connect again; how long.
+    async fn retry_wait(&self, timeout: Duration) -> Duration {
+        let mut retry_in = self.retry_in.clone();
+        let wait = *tokio::time::timeout(timeout, retry_in.wait_for(Option::is_some))
+            .await
+            .expect("the poller never waited to retry")
+            .unwrap();
+        wait.expect("a wait")
     }
 
     async fn stop(self) {
@@ -553,9 +566,14 @@ async fn a_refused_login_is_not_retried_in_a_hot_loop() {
         ..imap_mailbox(stack, &user, "INBOX")
     };
     let running = Running::start(&app, mailbox);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Once it waits to retry, the refused login has been handled.
+    let wait = running.retry_wait(Duration::from_secs(20)).await;
     let attempts = running.attempts.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(attempts, 1, "one login attempt in 4 s, then a long wait");
+    assert_eq!(attempts, 1, "one login attempt, then a long wait");
+    assert!(
+        wait >= Duration::from_secs(60),
+        "a refused login waits at least a minute, not {wait:?}"
+    );
     running.stop().await;
 }
 

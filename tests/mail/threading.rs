@@ -1,7 +1,7 @@
 //! A thread delivered in any order lands on the same tickets (docs/contract.md: thread
 //! resolution; messages referenced before they arrive are remembered).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

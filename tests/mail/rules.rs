@@ -1,7 +1,7 @@
 //! Commands, mentions, sharing and rules through `ingest`: the ticket state
 //! afterwards and exactly who was emailed.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use ticketgate::domain::outcome::Outcome;

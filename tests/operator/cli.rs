@@ -1,7 +1,7 @@
 //! The binary as an operator and an MTA use it: exit codes, JSON lines, folders
 //! and mbox files, and `serve` on the embedded default.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

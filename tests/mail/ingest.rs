@@ -1,7 +1,7 @@
 //! Ingest behaviours beyond the golden files: deduplication without a
 //! Message-ID, size limits, replies to our own notifications, reopening.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use ticketgate::config::Size;

@@ -3,7 +3,7 @@
 //! Maildir message that keeps failing moves aside with an outcome and holds
 //! up nothing, and a message another process has in hand is left to it.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! twice, and every notification reaches its recipient's mailbox, counted by
 //! Message-ID in the real Dovecot after the real Postfix delivered it.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

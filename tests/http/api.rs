@@ -2,7 +2,7 @@
 //! real SQLite database: authentication, every route's happy path and its
 //! refusals, notifications queued by API changes, replay, and the OpenAPI document.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 

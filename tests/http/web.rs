@@ -2,7 +2,7 @@
 //! the pages customers and staff use, and what an attacker cannot do.
 //! Every change is checked in the store and in the mail people receive.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Golden tests: every `fixtures/mail/<name>.eml`, after the base thread, with LF
 //! and with CRLF line endings, must produce `<name>.expected.json`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

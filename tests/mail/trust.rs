@@ -1,7 +1,7 @@
 //! Unproven senders must gain nothing: a forged From, a hostile
 //! Authentication-Results or a look-alike address changes nothing it should not.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use ticketgate::domain::outcome::Outcome;

@@ -4,7 +4,7 @@
 //! it, with LF and with CRLF line endings. A `<name>.from` beside it holds the
 //! sender (`Name <addr>`, as `extract-reply --from` takes it).
 //!
-//! `BLESS=1 cargo test --test reply` rewrites the expectations (review every
+//! `BLESS=1 cargo test --test mail reply::` rewrites the expectations (review every
 //! change by hand); a mismatch writes `<name>.actual.json` beside the fixture.
 
 use std::path::{Path, PathBuf};
