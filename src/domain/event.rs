@@ -4,7 +4,7 @@
 //!
 //! Stored as `events.kind` (the wire name) and `events.data` (JSON), in the
 //! shapes docs/contract.md ("Interfaces") gives, so rows written by earlier
-//! versions read back unchanged: `tests/store_contract.rs`
+//! versions read back unchanged: `tests/operator/store_contract.rs`
 //! (`events_of_every_kind_read_back_as_written`) holds them to it.
 
 use std::fmt;
