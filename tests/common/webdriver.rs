@@ -213,6 +213,34 @@ impl Driver {
         self.find(selector).await;
     }
 
+    /// Resizes the window (W3C WebDriver §11.8.2): 390 wide is a phone.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            &self.at("/window/rect"),
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
+    /// Runs `script` in the page and returns what it returns (§13.2.1).
+    pub async fn script(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            &self.at("/execute/sync"),
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Whether the page is wider than the window: it would scroll sideways.
+    pub async fn overflows(&self) -> bool {
+        self.script("return document.documentElement.scrollWidth > window.innerWidth;")
+            .await
+            .as_bool()
+            .expect("a boolean")
+    }
+
     /// A PNG of the window, written to `path`.
     pub async fn screenshot(&self, path: &std::path::Path) {
         let data = self.call("GET", &self.at("/screenshot"), None).await;

@@ -1356,6 +1356,32 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
     );
     d.screenshot(&shots.join("ticket-ja.png")).await;
 
+    // On a phone (390 px): nothing scrolls sideways, and the conversation
+    // comes before the action panel.
+    d.resize(390, 844).await;
+    d.goto(&format!("{base}/tickets/{id}")).await;
+    assert!(!d.overflows().await, "the ticket page scrolls sideways");
+    let first = d
+        .script(
+            "return document.querySelector('.conversation').getBoundingClientRect().top \
+             < document.querySelector('.facts').getBoundingClientRect().top;",
+        )
+        .await;
+    assert_eq!(first, serde_json::Value::Bool(true), "conversation first");
+    d.screenshot(&shots.join("ticket-ja-phone.png")).await;
+    d.goto(&format!("{base}/tickets")).await;
+    assert!(!d.overflows().await, "the ticket list scrolls sideways");
+    d.screenshot(&shots.join("customer-tickets-phone.png")).await;
+    browser_sign_out(&d).await;
+    browser_sign_in(&p, &d, "sam@example.test").await;
+    for page in ["/tickets", "/staff/quarantine", "/staff/people"] {
+        d.goto(&format!("{base}{page}")).await;
+        assert!(!d.overflows().await, "{page} scrolls sideways at 390 px");
+    }
+    d.goto(&format!("{base}/tickets")).await;
+    d.screenshot(&shots.join("staff-queue-phone.png")).await;
+    d.resize(1280, 900).await;
+
     // The mail: exactly who should hear of what.
     let mails = p.t.mails().await;
     for m in &mails {
