@@ -115,6 +115,7 @@ pub fn router(state: WebState) -> Router {
         .route("/logout", post(session::sign_out))
         .route("/tickets", get(tickets::list).post(tickets::create))
         .route("/tickets/new", get(tickets::new_form))
+        .route("/tickets/new/mentionable", get(tickets::mentionable_new))
         .route("/tickets/{id}", get(tickets::show))
         .route("/tickets/{id}/comments", post(tickets::comment))
         .route("/tickets/{id}/mentionable", get(tickets::mentionable))

@@ -217,6 +217,13 @@ pub async fn create(
     let typed = typed(&viewer.user, body, false, &files, &shas);
     let added = state.tickets().open(&subject, &typed).await?;
     match added {
+        Ok(added) if !added.failures.is_empty() => {
+            // The ticket is open; the mentions that found nobody are said
+            // here, as a mail's are in its notice.
+            let message = mentions_failed(viewer.locale(), "new_mentions_failed", &added.failures);
+            let id = added.state.id;
+            ticket_page(&state, &viewer, id, Some(message), StatusCode::CREATED).await
+        }
         Ok(added) => {
             Ok(Redirect::to(&format!("/tickets/{}?done=new", added.state.id)).into_response())
         }
@@ -442,13 +449,7 @@ pub async fn comment(
     match state.tickets().comment(id, &typed).await? {
         Ok(added) if !added.failures.is_empty() => {
             // The comment is in; the mentions that found nobody are said here.
-            let lines: Vec<String> = added
-                .failures
-                .iter()
-                .map(|f| format!("{}: {}", f.command, f.reason))
-                .collect();
-            let message = context! { kind => "warning",
-            text => pages::word(viewer.locale(), "mentions_failed"), lines => lines };
+            let message = mentions_failed(viewer.locale(), "mentions_failed", &added.failures);
             ticket_page(&state, &viewer, id, Some(message), StatusCode::OK).await
         }
         Ok(_) => Ok(Redirect::to(&format!("/tickets/{id}?done=comment#latest")).into_response()),
@@ -457,6 +458,19 @@ pub async fn comment(
             ticket_page(&state, &viewer, id, Some(message), StatusCode::FORBIDDEN).await
         }
     }
+}
+
+/// What was written went in, but these mentions found nobody.
+fn mentions_failed(
+    locale: Locale,
+    key: &str,
+    failures: &[crate::tickets::Failure],
+) -> minijinja::Value {
+    let lines: Vec<String> = failures
+        .iter()
+        .map(|f| format!("{}: {}", f.command, f.reason))
+        .collect();
+    context! { kind => "warning", text => pages::word(locale, key), lines => lines }
 }
 
 fn refusal_message(locale: Locale, key: &str, detail: Option<String>) -> minijinja::Value {
@@ -589,14 +603,42 @@ pub async fn mentionable(
     Path(id): Path<TicketId>,
     Query(q): Query<MentionQuery>,
 ) -> Result<Json<Vec<Mentionable>>, WebError> {
-    visible(&state, &viewer, id).await?;
+    let ticket = visible(&state, &viewer, id).await?;
+    mentionable_on(&state, &viewer, &access(&ticket), &q).await
+}
+
+/// `GET /tickets/new/mentionable?q=`: the same list for the ticket the
+/// viewer is about to open, which their organization will see.
+pub async fn mentionable_new(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Query(q): Query<MentionQuery>,
+) -> Result<Json<Vec<Mentionable>>, WebError> {
+    let user = &viewer.user;
+    let access = crate::domain::ticket::Access {
+        requester: user.id,
+        followers: vec![user.id],
+        orgs: user.org_id.into_iter().collect(),
+    };
+    mentionable_on(&state, &viewer, &access, &q).await
+}
+
+/// Whom the viewer may reach and who can see a ticket with `access`: a
+/// mention lets nobody in (`ticket::may_mention`), so the list offers no
+/// one the mention would then refuse.
+async fn mentionable_on(
+    state: &WebState,
+    viewer: &Viewer,
+    access: &crate::domain::ticket::Access,
+    q: &MentionQuery,
+) -> Result<Json<Vec<Mentionable>>, WebError> {
     let needle = q.q.trim().trim_start_matches('@').to_lowercase();
     let mut tx = state.store().begin().await?;
     let reachable = tx.reachable_users(&viewer.user).await?;
     drop(tx);
     let found = reachable
         .into_iter()
-        .filter(|u| u.id != viewer.user.id)
+        .filter(|u| u.id != viewer.user.id && ticket::may_mention(&actor(u), access))
         .map(|u| Mentionable {
             handle: mentions::handle(&u.name, &u.email),
             email: u.email.to_string(),

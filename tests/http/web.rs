@@ -1149,6 +1149,71 @@ async fn the_mentionable_list_is_the_viewers_organization() {
         .find(|p| p["email"] == "bob@customer.test")
         .unwrap();
     assert_eq!(bob["handle"], "bob.brown");
+
+    // Staff may reach anyone, but a mention lets nobody in: Carol, of
+    // another company, is not offered on Alice's ticket.
+    let sam = p.sign_in("sam@example.test").await;
+    let emails = |res: common::http::Response| -> Vec<String> {
+        res.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let offered = emails(
+        p.get(&format!("/tickets/{id}/mentionable?q="), Some(&sam))
+            .await,
+    );
+    assert!(
+        offered.contains(&"bob@customer.test".to_string()),
+        "{offered:?}"
+    );
+    assert!(
+        !offered.contains(&"carol@other.test".to_string()),
+        "{offered:?}"
+    );
+
+    // The new-ticket form has the same list, for the ticket about to be
+    // opened, and says which mentions found nobody.
+    let new = p.get("/tickets/new", Some(&alice)).await.text();
+    assert!(new.contains("data-mentionable=\"/tickets/new/mentionable\""));
+    let offered = emails(p.get("/tickets/new/mentionable?q=", Some(&alice)).await);
+    assert!(
+        offered.contains(&"bob@customer.test".to_string()),
+        "{offered:?}"
+    );
+    assert!(
+        !offered.contains(&"carol@other.test".to_string()),
+        "{offered:?}"
+    );
+    let boundary = "XyZ";
+    let body = multipart(
+        boundary,
+        &[
+            ("csrf", alice.csrf.as_str()),
+            ("subject", "Two mentions"),
+            ("body", "@bob.brown and @carol@other.test, please look."),
+        ],
+        &[],
+    );
+    let kind = format!("multipart/form-data; boundary={boundary}");
+    let res = send(
+        p.addr,
+        "POST",
+        "/tickets",
+        &[("Content-Type", &kind), ("Cookie", &alice.cookie)],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(res.status, 201, "the ticket is open: {}", res.text());
+    let page = res.text();
+    assert!(
+        page.contains("Your ticket is open, but these mentions notified nobody:")
+            && page.contains("@carol@other.test"),
+        "{page}"
+    );
+    assert!(!page.contains("@bob.brown:"), "Bob was told: {page}");
 }
 
 /// Where the browser test leaves its screenshots: `TICKETGATE_SCREENSHOTS`
@@ -1371,7 +1436,8 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
     d.screenshot(&shots.join("ticket-ja-phone.png")).await;
     d.goto(&format!("{base}/tickets")).await;
     assert!(!d.overflows().await, "the ticket list scrolls sideways");
-    d.screenshot(&shots.join("customer-tickets-phone.png")).await;
+    d.screenshot(&shots.join("customer-tickets-phone.png"))
+        .await;
     browser_sign_out(&d).await;
     browser_sign_in(&p, &d, "sam@example.test").await;
     for page in ["/tickets", "/staff/quarantine", "/staff/people"] {
