@@ -83,6 +83,34 @@ pub async fn read(
     limit: usize,
     limits: Limits,
 ) -> Result<Form, WebError> {
+    read_form(req, csrf, limit, limits, false)
+        .await
+        .map(|(form, _)| form)
+}
+
+/// [`read`], but a form whose token is out of date (the person signed in
+/// again in another tab) is read on, its files left unread, and returned
+/// as `Err(form)` so the page can show it again with a fresh token and
+/// nothing typed is lost. Only for pages whose posts passed the same-origin
+/// check (`web::same_origin_posts`): the text goes back to the page it came from.
+pub async fn read_keeping_stale(
+    req: Request,
+    csrf: &str,
+    limit: usize,
+    limits: Limits,
+) -> Result<Result<Form, Form>, WebError> {
+    let (form, stale) = read_form(req, Some(csrf), limit, limits, true).await?;
+    Ok(if stale { Err(form) } else { Ok(form) })
+}
+
+/// `read`; with `keep_stale`, a wrong token reads on (text only) and says so.
+async fn read_form(
+    req: Request,
+    csrf: Option<&str>,
+    limit: usize,
+    limits: Limits,
+    keep_stale: bool,
+) -> Result<(Form, bool), WebError> {
     let kind = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -108,14 +136,15 @@ pub async fn read(
             fields,
             files: Vec::new(),
         };
-        if let Some(expected) = csrf
-            && !form
+        let stale = csrf.is_some_and(|expected| {
+            !form
                 .raw("csrf")
                 .is_some_and(|got| same_token(got, expected))
-        {
+        });
+        if stale && !keep_stale {
             return Err(WebError::Forbidden);
         }
-        return Ok(form);
+        return Ok((form, stale));
     }
     if kind.starts_with("multipart/form-data") {
         if declared.is_some_and(|n| n > limit as u64) {
@@ -124,7 +153,7 @@ pub async fn read(
         let multipart = Multipart::from_request(req, &())
             .await
             .map_err(|e| WebError::BadRequest(e.body_text()))?;
-        return read_multipart(multipart, csrf, limit, limits).await;
+        return read_multipart(multipart, csrf, limit, limits, keep_stale).await;
     }
     if csrf.is_some() {
         // No form at all carries no token.
@@ -167,8 +196,10 @@ async fn read_multipart(
     csrf: Option<&str>,
     limit: usize,
     limits: Limits,
-) -> Result<Form, WebError> {
+    keep_stale: bool,
+) -> Result<(Form, bool), WebError> {
     let mut form = Form::default();
+    let mut stale = false;
     let (mut parts, mut text, mut total) = (0usize, 0usize, 0usize);
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         parts += 1;
@@ -198,7 +229,8 @@ async fn read_multipart(
                     return Err(WebError::TooLarge);
                 }
             }
-            if filename.is_none() || is_file {
+            // A stale form's files are not kept: only its text is shown again.
+            if filename.is_none() || (is_file && !stale) {
                 data.extend_from_slice(&chunk);
             }
         }
@@ -210,11 +242,13 @@ async fn read_multipart(
             let ok = name == "csrf"
                 && filename.is_none()
                 && std::str::from_utf8(&data).is_ok_and(|got| same_token(got, expected));
-            if !ok {
+            if !ok && !keep_stale {
                 return Err(WebError::Forbidden);
             }
+            stale = !ok;
         }
         match filename {
+            Some(_) if is_file && stale => {}
             Some(filename) if is_file => form.files.push(Upload {
                 filename,
                 content_type,
@@ -231,7 +265,7 @@ async fn read_multipart(
     if parts == 0 && csrf.is_some() {
         return Err(WebError::Forbidden);
     }
-    Ok(form)
+    Ok((form, stale))
 }
 
 /// A body that stopped arriving (`idle_timeout`) is 408; anything else

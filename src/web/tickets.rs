@@ -311,6 +311,18 @@ async fn ticket_page(
     message: Option<minijinja::Value>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
+    ticket_page_with(state, viewer, id, message, status, None).await
+}
+
+/// [`ticket_page`] with `draft` already in its comment box.
+async fn ticket_page_with(
+    state: &WebState,
+    viewer: &Viewer,
+    id: TicketId,
+    message: Option<minijinja::Value>,
+    status: StatusCode,
+    draft: Option<&str>,
+) -> Result<Response, WebError> {
     let locale = viewer.locale();
     let facts = visible(state, viewer, id).await?;
     let view = state
@@ -406,6 +418,7 @@ async fn ticket_page(
                 created_at => local_time(state, &view.created_at, locale),
             },
             entries => entries,
+            draft => draft,
             // Only the current status when the reader may set none other:
             // then no form.
             statuses => if statuses.len() > 1 { statuses } else { Vec::new() },
@@ -423,14 +436,32 @@ pub async fn comment(
     Path(id): Path<TicketId>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let mut form = form::read(
+    let form = form::read_keeping_stale(
         req,
-        Some(&viewer.csrf),
+        &viewer.csrf,
         state.inner.max_body,
         state.inner.form_limits,
     )
     .await?;
     visible(&state, &viewer, id).await?;
+    let mut form = match form {
+        Ok(form) => form,
+        // Out of date (signed in again elsewhere): the page again, with a
+        // fresh token and the text as typed; its files must be chosen again.
+        Err(stale) => {
+            let message = refusal_message(viewer.locale(), "stale_form", None);
+            let draft = stale.raw("body").map(str::to_string);
+            return ticket_page_with(
+                &state,
+                &viewer,
+                id,
+                Some(message),
+                StatusCode::FORBIDDEN,
+                draft.as_deref(),
+            )
+            .await;
+        }
+    };
     let (files, shas) = uploads(&mut form);
     let body = form.raw("body").unwrap_or_default().trim_end();
     if body.trim().is_empty() && files.is_empty() {

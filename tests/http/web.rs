@@ -566,6 +566,53 @@ async fn missing_pages_are_portal_pages_in_the_readers_language() {
     assert!(res.text().contains("見つかりません"));
 }
 
+/// A comment posted from a page whose token is out of date (signed in again
+/// in another window) is not posted, and not lost: the page comes back with
+/// the text as typed and a fresh token.
+#[tokio::test]
+async fn a_stale_form_keeps_the_typed_comment() {
+    let p = Portal::start().await;
+    let old = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &old, "Stale", "First words.").await;
+    let new = p.sign_in("alice@customer.test").await;
+    assert_ne!(old.csrf, new.csrf);
+    let before = p.t.ticket(id).await.comments.len();
+    let typed = "A long answer <typed> with care.";
+    let stale = Browser {
+        cookie: new.cookie.clone(),
+        csrf: old.csrf.clone(),
+    };
+    let res = p
+        .act(
+            &format!("/tickets/{id}/comments"),
+            &stale,
+            &[("body", typed)],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    let page = res.text();
+    assert!(
+        page.contains("role=\"alert\"") && page.contains("out of date"),
+        "{page}"
+    );
+    assert!(
+        page.contains("A long answer &lt;typed&gt; with care.</textarea>"),
+        "the text is kept: {page}"
+    );
+    assert_eq!(csrf_of(&page), new.csrf, "a fresh token");
+    assert_eq!(
+        p.t.ticket(id).await.comments.len(),
+        before,
+        "nothing posted"
+    );
+    // Posted again from that page, it goes in.
+    let res = p
+        .act(&format!("/tickets/{id}/comments"), &new, &[("body", typed)])
+        .await;
+    assert_eq!(res.status, 303);
+    assert_eq!(p.t.ticket(id).await.comments.len(), before + 1);
+}
+
 #[tokio::test]
 async fn another_organizations_ticket_is_not_found() {
     let p = Portal::start().await;
