@@ -62,10 +62,7 @@ impl Db {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("contract.db").display());
         let store = SqliteStore::connect(&url).await.unwrap();
-        sqlx::migrate!("./migrations/sqlite")
-            .run_to(version, store.pool())
-            .await
-            .unwrap();
+        store.migrate_to(version).await.unwrap();
         Self {
             store: Arc::new(store),
             _keep: Keep::Sqlite(dir),

@@ -1,4 +1,6 @@
-//! `Tx` on SQLite: one delivery on the write connection.
+//! SQLite's one write transaction, on the write connection: a delivery
+//! (`Tx`), the shared `Store`'s short writes (`SqliteConn`) and the admin
+//! writes all begin, commit and roll back here.
 
 use super::*;
 
@@ -6,6 +8,24 @@ pub struct SqliteTx {
     pub(super) conn: tokio::sync::OwnedMutexGuard<rusqlite::Connection>,
     /// Still inside BEGIN: dropping rolls back (also when the task is cancelled).
     pub(super) open: bool,
+}
+
+impl SqliteTx {
+    /// Takes the write connection and begins (see `begin_immediate`).
+    pub(super) async fn begin(writer: &Writer) -> Result<Self> {
+        let mut conn = writer.clone().lock_owned().await;
+        begin_immediate(&mut conn).await?;
+        Ok(Self { conn, open: true })
+    }
+
+    /// Commits. Inline: holding the write lock, COMMIT waits for nobody; its
+    /// fsync (about a millisecond here) is shorter than handing the worker's
+    /// other tasks to another thread, which `block_in_place` does.
+    pub(super) fn finish(mut self) -> Result<()> {
+        self.conn.execute_batch("COMMIT").r()?;
+        self.open = false;
+        Ok(())
+    }
 }
 
 impl Drop for SqliteTx {
@@ -627,13 +647,7 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<()> {
-        let conn = &self.conn;
-        // Inline: holding the write lock, COMMIT waits for nobody; its fsync
-        // (about a millisecond here) is shorter than handing the worker's
-        // other tasks to another thread, which `block_in_place` does.
-        conn.execute_batch("COMMIT").r()?;
-        self.open = false;
-        Ok(())
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.finish()
     }
 }
