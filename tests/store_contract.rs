@@ -2549,7 +2549,10 @@ async fn sqlite_a_database_made_by_the_sqlx_driver_opens_as_it_was() {
     assert!(view.comments[1].body.starts_with("The quarterly export"));
     let mut tx = old.begin().await.unwrap();
     let id = MessageId::parse("<m1-fixture@customer.test>").unwrap();
-    assert_eq!(tx.tickets_of(&[id.clone()]).await.unwrap()[&id], 1);
+    assert_eq!(
+        tx.tickets_of(std::slice::from_ref(&id)).await.unwrap()[&id],
+        1
+    );
     drop(tx);
 
     let new_dir = tempfile::tempdir().unwrap();

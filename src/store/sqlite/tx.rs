@@ -42,13 +42,11 @@ pub(super) fn user_by_email(
     conn: &rusqlite::Connection,
     email: &EmailAddress,
 ) -> Result<Option<User>> {
-    row(conn, sql::USER_BY_EMAIL, [email.as_str()], |r| {
-        rows::user(r)
-    })
+    row(conn, sql::USER_BY_EMAIL, [email.as_str()], rows::user)
 }
 
 pub(super) fn user_by_id(conn: &rusqlite::Connection, id: UserId) -> Result<Option<User>> {
-    row(conn, sql::USER_BY_ID, [id], |r| rows::user(r))
+    row(conn, sql::USER_BY_ID, [id], rows::user)
 }
 
 pub(super) fn insert_user(
@@ -471,7 +469,7 @@ impl Tx for SqliteTx {
     }
 
     async fn org_leads(&mut self, org: OrgId) -> Result<Vec<User>> {
-        rows(&self.conn, sql::ORG_LEADS, [org], |r| rows::user(r))
+        rows(&self.conn, sql::ORG_LEADS, [org], rows::user)
     }
 
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>> {
@@ -479,7 +477,7 @@ impl Tx for SqliteTx {
     }
 
     async fn staff_users(&mut self) -> Result<Vec<User>> {
-        rows(&self.conn, sql::STAFF_USERS, [], |r| rows::user(r))
+        rows(&self.conn, sql::STAFF_USERS, [], rows::user)
     }
 
     async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>> {
@@ -487,7 +485,7 @@ impl Tx for SqliteTx {
             &self.conn,
             sql::REACHABLE_USERS,
             rusqlite::params![author.role.as_str(), author.org_id],
-            |r| rows::user(r),
+            rows::user,
         )
     }
 
@@ -496,7 +494,7 @@ impl Tx for SqliteTx {
             &self.conn,
             sql::OPEN_TICKETS_OF,
             rusqlite::params![user.id, user.org_id, limit],
-            |r| rows::summary(r),
+            rows::summary,
         )
     }
 
