@@ -73,14 +73,8 @@ impl StoreError {
         while let Some(err) = next {
             if let Some(e) = err.downcast_ref::<sqlx::Error>() {
                 match e {
-                    sqlx::Error::Database(db) => {
-                        let code = db.code().unwrap_or_default();
-                        // SQLite's (extended) result code, PostgreSQL's SQLSTATE.
-                        let sqlite_full =
-                            code.parse::<i32>().is_ok_and(|c| c & 0xff == 13) && code.len() < 5;
-                        if sqlite_full || code == "53100" {
-                            return true;
-                        }
+                    sqlx::Error::Database(db) if db.code().as_deref() == Some("53100") => {
+                        return true;
                     }
                     sqlx::Error::Io(io) if no_space(io) => return true,
                     _ => {}
@@ -108,7 +102,7 @@ fn no_space(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28 | 122))
 }
 
-/// The driver's error (sqlx, or rusqlite on SQLite's write connection).
+/// The driver's error (rusqlite on SQLite, sqlx on PostgreSQL).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,5 +1,6 @@
-//! Row decoding shared by both backends (and SQLite's rusqlite rows): each
-//! mapper reads the columns its `sql` statement selects, by position.
+//! Row decoding shared by both backends (and SQLite's delivery
+//! transaction): each mapper reads the columns its `sql` statement selects,
+//! by position.
 
 use std::str::FromStr;
 

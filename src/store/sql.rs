@@ -1,8 +1,8 @@
-//! Statements both backends run, written once with `$N` parameters: sqlx
-//! binds `$N` by its number on SQLite as on PostgreSQL (`sqlite` tests
-//! `dollar_parameters_bind_by_number`). rusqlite binds by position, so the
-//! ones its write connection runs number their parameters in order of first
-//! use (tested below).
+//! Statements both backends run, written once with `$N` parameters, each
+//! bound by its number on SQLite as on PostgreSQL (`sqlite` tests
+//! `dollar_parameters_bind_by_number`). SQLite's delivery transaction binds
+//! by position, so the ones it runs number their parameters in order of
+//! first use (tested below).
 //!
 //! Only portable SQL: `CAST(x AS t)` rather than `x::t`, `TRUE` rather than
 //! `1`. Times are bound and compared as each backend stores them (`read::Arg`).
@@ -266,8 +266,9 @@ pub const LEASE_HOLDER: &str = "SELECT holder, expires_at FROM mailbox_leases WH
 mod tests {
     use super::*;
 
-    /// rusqlite binds positional parameters in order of first appearance, so
-    /// the statements SQLite's write connection runs must number theirs so.
+    /// SQLite numbers `$N` parameters in order of first appearance, and the
+    /// delivery transaction binds by position, so the statements it runs
+    /// must number theirs so.
     #[test]
     fn write_connection_statements_number_parameters_in_order() {
         for sql in [

@@ -165,8 +165,13 @@ impl TestApp {
     }
 
     /// Direct SQL for tests that set up states no command reaches yet.
-    pub fn sqlite_pool(&self) -> &sqlx::SqlitePool {
-        self.sqlite.as_ref().expect("a SQLite test app").pool()
+    pub async fn sqlite_execute(&self, sql: &str, params: impl rusqlite::Params) {
+        self.sqlite
+            .as_ref()
+            .expect("a SQLite test app")
+            .with_connection(|c| c.execute(sql, params))
+            .await
+            .expect("the statement runs");
     }
 
     pub async fn outbox(&self) -> Vec<OutboxRow> {

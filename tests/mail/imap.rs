@@ -589,14 +589,15 @@ async fn a_message_that_keeps_failing_is_set_aside_in_rejected_with_an_outcome()
     let app = TestApp::new().await;
     let poison = format!("poison-{}@customer.test", unique());
     // The store refuses this one message for as long as it is not a refusal.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE TRIGGER poison BEFORE INSERT ON ingest_log
+    app.sqlite_execute(
+        &format!(
+            "CREATE TRIGGER poison BEFORE INSERT ON ingest_log
          WHEN NEW.message_id = '<{poison}>' AND NEW.outcome <> 'rejected'
          BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
-    )))
-    .execute(app.sqlite_pool())
-    .await
-    .unwrap();
+        ),
+        [],
+    )
+    .await;
     let first = message("alice@customer.test", &inbox, &poison, "Boom", "Boom.");
     stack.send("alice@customer.test", &inbox, &first).await;
     let start = Instant::now();

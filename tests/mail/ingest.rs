@@ -148,12 +148,11 @@ async fn a_customer_reply_reopens_a_closed_ticket_but_not_an_escalated_one() {
         .ticket
         .unwrap();
     for (status, expected) in [("closed", "new"), ("escalated", "escalated")] {
-        sqlx::query("UPDATE tickets SET status = ?1 WHERE id = ?2")
-            .bind(status)
-            .bind(t)
-            .execute(app.sqlite_pool())
-            .await
-            .unwrap();
+        app.sqlite_execute(
+            "UPDATE tickets SET status = ?1 WHERE id = ?2",
+            rusqlite::params![status, t],
+        )
+        .await;
         let id = format!(
             "Message-ID: <reopen-{status}@customer.test>\nIn-Reply-To: <base-1@customer.test>\nSubject: Re: x"
         );
@@ -926,12 +925,11 @@ async fn quarantined_mail_alerts_the_team_once_per_window_with_replay_commands()
     assert_eq!(alerts[0].to, "team@example.test");
 
     // The window closes: one mail listing both, with their replay commands.
-    sqlx::query(
+    app.sqlite_execute(
         "UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00.000000Z' WHERE template = 'quarantine_alert'",
+        [],
     )
-    .execute(app.sqlite_pool())
-    .await
-    .unwrap();
+    .await;
     let sent_before = before + mails.len();
     let all = app.mails().await;
     assert_eq!(all.len(), sent_before + 1, "the alert and nothing else");

@@ -62,16 +62,17 @@ fn message(id: &str, from: &str, body: &str) -> Vec<u8> {
 
 /// Lengths of the stored raw bytes of each logged delivery, in log order.
 async fn stored_sizes(db: &Path) -> Vec<(i64, i64)> {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    sqlx::query_as(
-        "SELECT l.size, length(b.data) FROM ingest_log l JOIN blobs b ON b.sha256 = l.raw_sha256
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT l.size, length(b.data) FROM ingest_log l JOIN blobs b ON b.sha256 = l.raw_sha256
          ORDER BY l.id",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap()
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -186,14 +187,13 @@ async fn an_oversized_maildir_message_is_refused_without_being_read_whole() {
 async fn a_maildir_message_that_keeps_failing_moves_aside_with_an_outcome_and_blocks_nothing() {
     let app = TestApp::new().await;
     // The store refuses this one message for as long as it is not a refusal.
-    sqlx::query(
+    app.sqlite_execute(
         "CREATE TRIGGER poison BEFORE INSERT ON ingest_log
          WHEN NEW.message_id = '<poison@customer.test>' AND NEW.outcome <> 'rejected'
          BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+        [],
     )
-    .execute(app.sqlite_pool())
-    .await
-    .unwrap();
+    .await;
     let md = maildir(&app);
     std::fs::write(
         md.root().join("new/1"),

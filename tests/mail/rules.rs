@@ -825,10 +825,11 @@ async fn list_dates_are_in_the_reader_s_language_and_the_desk_s_zone() {
     assert!(!list.html.contains(&stored), "{}", list.html);
 
     // The same list in Japanese.
-    sqlx::query("UPDATE users SET locale = 'ja' WHERE email = 'alice@customer.test'")
-        .execute(app.sqlite_pool())
-        .await
-        .unwrap();
+    app.sqlite_execute(
+        "UPDATE users SET locale = 'ja' WHERE email = 'alice@customer.test'",
+        [],
+    )
+    .await;
     let raw = b"From: alice@customer.test\nTo: support@example.test\nMessage-ID: <dl2@x.test>\nSubject: list\n\n#list\n";
     app.deliver(raw).await;
     let ja = app.mails().await.pop().unwrap();

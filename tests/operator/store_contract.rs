@@ -63,10 +63,7 @@ impl Db {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("contract.db").display());
         let store = SqliteStore::connect(&url).await.unwrap();
-        sqlx::migrate!("./migrations/sqlite")
-            .run_to(version, store.pool())
-            .await
-            .unwrap();
+        store.migrate_to(version).await.unwrap();
         Self {
             store: Arc::new(store.clone()),
             keep: Keep::Sqlite(dir, store),
@@ -2658,4 +2655,107 @@ async fn sqlite_an_upgrade_drops_the_links_of_sign_in_mail_already_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_an_upgrade_drops_the_links_of_sign_in_mail_already_sent() {
     an_upgrade_drops_the_links_of_sign_in_mail_already_sent(&Db::postgres_at(4).await).await;
+}
+
+/// The rows of `_sqlx_migrations` but for when and how long: (version,
+/// description, success, checksum).
+async fn sqlx_migration_rows(store: &SqliteStore) -> Vec<(i64, String, bool, Vec<u8>)> {
+    store
+        .with_connection(|c| {
+            c.prepare(
+                "SELECT version, description, success, checksum FROM _sqlx_migrations ORDER BY version",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect()
+        })
+        .await
+        .unwrap()
+}
+
+/// A database made and migrated by a release on the sqlx SQLite driver
+/// (`fixtures/sqlite/made_by_sqlx.sql`, its `.dump`: two messages ingested)
+/// opens as it was: its `_sqlx_migrations` rows are this release's (nothing
+/// is pending, migrating applies nothing), and its tickets read back. A new
+/// database records its migrations alike, in the same table; a changed
+/// migration is refused as sqlx refused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_database_made_by_the_sqlx_driver_opens_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let dump = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/sqlite/made_by_sqlx.sql"
+    ))
+    .unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&dump)
+        .unwrap();
+    let old = SqliteStore::open(
+        &format!("sqlite://{}", path.display()),
+        ticketgate::store::Missing::Refuse,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        old.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+    let recorded = sqlx_migration_rows(&old).await;
+    assert_eq!(
+        recorded.len(),
+        sqlx::migrate!("./migrations/sqlite").iter().count()
+    );
+    old.migrate().await.unwrap();
+    assert_eq!(sqlx_migration_rows(&old).await, recorded, "nothing applied");
+    let view = old.ticket_view(1).await.unwrap().unwrap();
+    assert_eq!(
+        (view.subject.as_str(), view.requester.as_str()),
+        ("Request 0", "c0@customer.test")
+    );
+    assert_eq!(view.comments.len(), 2, "{:?}", view.comments);
+    assert!(view.comments[1].body.starts_with("The quarterly export"));
+    let mut tx = old.begin().await.unwrap();
+    let id = MessageId::parse("<m1-fixture@customer.test>").unwrap();
+    assert_eq!(
+        tx.tickets_of(std::slice::from_ref(&id)).await.unwrap()[&id],
+        1
+    );
+    drop(tx);
+
+    let new_dir = tempfile::tempdir().unwrap();
+    let new = SqliteStore::connect(&format!(
+        "sqlite://{}",
+        new_dir.path().join("new.db").display()
+    ))
+    .await
+    .unwrap();
+    new.migrate().await.unwrap();
+    assert_eq!(sqlx_migration_rows(&new).await, recorded);
+    let table = "SELECT sql FROM sqlite_master WHERE name = '_sqlx_migrations'";
+    let schema = |s: &SqliteStore| {
+        let s = s.clone();
+        async move {
+            s.with_connection(|c| c.query_row(table, [], |r| r.get::<_, String>(0)))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(schema(&new).await, schema(&old).await);
+
+    old.with_connection(|c| {
+        c.execute(
+            "UPDATE _sqlx_migrations SET checksum = x'00' WHERE version = 2",
+            [],
+        )
+    })
+    .await
+    .unwrap();
+    let refused = old.migrate().await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("migration 2 was previously applied but has been modified"),
+        "{refused}"
+    );
 }

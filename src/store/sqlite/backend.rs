@@ -1,48 +1,9 @@
-//! SQLite under the shared `Store` (`store::read`): sqlx pool connections for
-//! reads, the write connection for org and user records, whose mappers the
-//! delivery transaction shares.
-
-use sqlx::pool::PoolConnection;
-use sqlx::query::Query;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+//! SQLite under the shared `Store` (`store::read`): its statements on
+//! `SqliteConn`, and org and user records on the write connection, whose
+//! mappers the delivery transaction shares.
 
 use super::*;
-use crate::store::read::{Arg, Backend, Conn};
-
-fn bind<'q>(
-    q: Query<'q, Sqlite, SqliteArguments>,
-    arg: &Arg<'q>,
-) -> Query<'q, Sqlite, SqliteArguments> {
-    match *arg {
-        Arg::Int(v) => q.bind(v),
-        Arg::Text(v) | Arg::Input(v) => q.bind(v),
-        Arg::Bool(v) => q.bind(v),
-        Arg::Time(v) => q.bind(v.map(format_ts)),
-        Arg::Limit(v) => q.bind(v.unwrap_or(-1)),
-    }
-}
-
-fn query<'q>(sql: &'static str, args: &[Arg<'q>]) -> Query<'q, Sqlite, SqliteArguments> {
-    args.iter().fold(sqlx::query(sql), bind)
-}
-
-#[async_trait]
-impl Conn for SqliteConnection {
-    type Row = SqliteRow;
-
-    async fn all(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<SqliteRow>> {
-        query(sql, args).fetch_all(self).await.q()
-    }
-
-    async fn opt(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<SqliteRow>> {
-        query(sql, args).fetch_optional(self).await.q()
-    }
-
-    async fn run(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64> {
-        Ok(query(sql, args).execute(self).await.q()?.rows_affected())
-    }
-}
+use crate::store::read::Backend;
 
 impl SqliteStore {
     /// Short admin reads on the write connection (org and user records share
@@ -55,19 +16,6 @@ impl SqliteStore {
         may_block(|| f(&conn))
     }
 
-    /// A write transaction on the write connection (see `begin_immediate`).
-    async fn begin_write(&self) -> Result<SqliteTx> {
-        let mut conn = match self.writer.clone().try_lock_owned() {
-            Ok(conn) => conn,
-            Err(_) => {
-                let _counted = Counted::new(&self.waiting);
-                self.writer.clone().lock_owned().await
-            }
-        };
-        begin_immediate(&mut conn).await?;
-        Ok(SqliteTx { conn, open: true })
-    }
-
     /// Short admin writes: `f` in one write transaction on the write
     /// connection, committed when it succeeds (rolled back by `SqliteTx`'s
     /// drop otherwise).
@@ -75,54 +23,38 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
     ) -> Result<T> {
-        let tx = Box::new(self.begin_write().await?);
+        let tx = SqliteTx::begin_counted(&self.writer, &self.waiting).await?;
         let value = may_block(|| f(&tx.conn))?;
-        tx.commit().await?;
+        tx.finish()?;
         Ok(value)
-    }
-}
-
-/// One in a count while it lives (also when the waiting future is dropped).
-struct Counted<'a>(&'a std::sync::atomic::AtomicUsize);
-
-impl<'a> Counted<'a> {
-    fn new(count: &'a std::sync::atomic::AtomicUsize) -> Self {
-        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Self(count)
-    }
-}
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 #[async_trait]
 impl Backend for SqliteStore {
-    type Conn = SqliteConnection;
-    type Pooled = PoolConnection<Sqlite>;
-    type Write = Transaction<'static, Sqlite>;
+    type Conn = SqliteConn;
+    type Pooled = Box<SqliteConn>;
+    type Write = Box<SqliteConn>;
     const CLAIM_OUTBOX: &'static str = sql::CLAIM_OUTBOX;
     const LOOKS_AHEAD: bool = false;
     const MIGRATIONS_TABLE_EXISTS: &'static str =
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
 
     async fn conn(&self) -> Result<Self::Pooled> {
-        self.pool.acquire().await.q()
+        Ok(Box::new(SqliteConn::new(self, None)))
     }
 
     async fn write(&self) -> Result<Self::Write> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.q()
+        let tx = SqliteTx::begin_counted(&self.writer, &self.waiting).await?;
+        Ok(Box::new(SqliteConn::new(self, Some(tx))))
     }
 
     async fn commit(write: Self::Write) -> Result<()> {
-        write.commit().await.q()
+        (*write).commit()
     }
 
     async fn run_migrations(&self) -> Result<()> {
-        Self::migrator().run(&self.pool).await?;
-        Ok(())
+        migrate::run(&self.writer, None).await
     }
 
     fn migrator() -> sqlx::migrate::Migrator {
@@ -133,7 +65,8 @@ impl Backend for SqliteStore {
         use std::os::unix::fs::OpenOptionsExt;
         let target = path
             .to_str()
-            .ok_or_else(|| StoreError::Invalid(format!("backup path {path:?} is not UTF-8")))?;
+            .ok_or_else(|| StoreError::Invalid(format!("backup path {path:?} is not UTF-8")))?
+            .to_string();
         // Made empty first, readable by its owner only (it holds everyone's
         // mail); `create_new` refuses to overwrite an earlier backup.
         std::fs::OpenOptions::new()
@@ -144,11 +77,16 @@ impl Backend for SqliteStore {
             .map_err(|e| StoreError::Invalid(format!("cannot create {}: {e}", path.display())))?;
         // VACUUM INTO copies one read transaction's snapshot, so writers go
         // on meanwhile and the copy is consistent (https://sqlite.org/lang_vacuum.html#vacuuminto).
-        let copied = sqlx::query("VACUUM INTO ?1")
-            .bind(target)
-            .execute(&self.pool)
-            .await
-            .q();
+        // Its own connection on a blocking thread: it reads the whole file.
+        let source = self.readers.path().to_string();
+        let copied = tokio::task::spawn_blocking(move || {
+            open_rusqlite(&source, false)?
+                .execute("VACUUM INTO ?1", [target])
+                .r()
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.into()))
+        .and_then(|r| r);
         if copied.is_err() {
             std::fs::remove_file(path).ok();
         }
@@ -156,7 +94,9 @@ impl Backend for SqliteStore {
     }
 
     async fn begin_tx(&self) -> Result<Box<dyn Tx>> {
-        Ok(Box::new(self.begin_write().await?))
+        Ok(Box::new(
+            SqliteTx::begin_counted(&self.writer, &self.waiting).await?,
+        ))
     }
 
     async fn create_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org> {

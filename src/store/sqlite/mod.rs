@@ -1,78 +1,48 @@
-//! SQLite implementation of `Store`: the embedded default.
+//! SQLite implementation of `Store`: the embedded default, on rusqlite.
 //!
 //! WAL journal with `synchronous = FULL`: a commit is on disk before the source
 //! is acknowledged (Maildir move, IMAP MOVE), so a power cut cannot lose a
 //! message that the mailbox already gave up. Write transactions start with
 //! `BEGIN IMMEDIATE` so concurrent writers wait on `busy_timeout` instead of
 //! failing when a read transaction tries to upgrade.
+//!
+//! Every statement runs on the calling thread, prepared once per connection
+//! and kept in its cache: writes on the one write connection (`writer`),
+//! SELECTs outside a write on up to `READERS` read connections (`conn`).
+//! Migrations are sqlx's files, recorded in sqlx's table (`migrate`).
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
 use super::rows::{self, Cols};
 use super::*;
 
 mod backend;
+mod conn;
+mod migrate;
 mod tx;
 mod writer;
 
+use conn::*;
+pub use conn::{SqliteConn, SqliteRow};
 pub use tx::SqliteTx;
 use tx::*;
 use writer::*;
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// Reads outside a delivery (lists, views, the outbox worker, tokens).
-    pool: SqlitePool,
     writer: Writer,
+    /// Reads outside a write (lists, views, the outbox worker, tokens).
+    readers: Arc<Readers>,
     /// Write transactions waiting for `writer` now (see `writers_waiting`).
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// What mail sources and the outbox last met writing here (`/readyz`).
     health: crate::health::StoreHealth,
-}
-
-fn map_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) => {
-            if db.is_unique_violation() {
-                return StoreError::Conflict(db.message().to_string());
-            }
-            // Primary result codes: BUSY 5, LOCKED 6, IOERR 10, FULL 13, CANTOPEN 14.
-            let primary = db
-                .code()
-                .and_then(|c| c.parse::<i32>().ok())
-                .map(|c| c & 0xff);
-            match primary {
-                Some(5 | 6 | 10 | 13 | 14) => StoreError::Unavailable(e.into()),
-                _ => StoreError::Database(e.into()),
-            }
-        }
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.into()),
-        _ => StoreError::Database(e.into()),
-    }
-}
-
-trait Q<T> {
-    fn q(self) -> Result<T>;
-}
-
-impl<T> Q<T> for std::result::Result<T, sqlx::Error> {
-    fn q(self) -> Result<T> {
-        self.map_err(map_err)
-    }
 }
 
 /// The file behind a `sqlite://PATH` URL, so its folder can be created.
@@ -94,55 +64,56 @@ impl SqliteStore {
     /// a file that is not there is an error naming it, and nothing is made,
     /// so a mistyped path cannot answer as an empty database.
     pub async fn open(url: &str, missing: Missing) -> Result<Self> {
-        if let Some(path) = sqlite_path(url) {
-            let path = Path::new(path);
-            match missing {
-                Missing::Refuse if !path.exists() => {
-                    return Err(StoreError::NotFound(format!(
-                        "no database at {}: check [database] url (commands that only read never create one; `ticketgate migrate` does)",
-                        path.display()
-                    )));
-                }
-                Missing::Refuse => {}
-                // A warning, so that a one-off command shows it too: a new
-                // database where one was expected is a mistyped path.
-                Missing::Create if !path.exists() => {
-                    if let Some(parent) = path.parent()
-                        && !parent.as_os_str().is_empty()
-                    {
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| StoreError::Unavailable(e.into()))?;
-                    }
-                    tracing::warn!(path = %path.display(), "creating a new database");
-                }
-                Missing::Create => {}
+        let file = sqlite_path(url)
+            .ok_or_else(|| StoreError::Invalid(format!("database url {url}: need a file path")))?;
+        let path = Path::new(file);
+        match missing {
+            Missing::Refuse if !path.exists() => {
+                return Err(StoreError::NotFound(format!(
+                    "no database at {}: check [database] url (commands that only read never create one; `ticketgate migrate` does)",
+                    path.display()
+                )));
             }
+            Missing::Refuse => {}
+            // A warning, so that a one-off command shows it too: a new
+            // database where one was expected is a mistyped path.
+            Missing::Create if !path.exists() => {
+                if let Some(parent) = path.parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| StoreError::Unavailable(e.into()))?;
+                }
+                tracing::warn!(path = %path.display(), "creating a new database");
+            }
+            Missing::Create => {}
         }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Invalid(format!("database url: {e}")))?
-            .create_if_missing(missing == Missing::Create)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
-            .await
-            .q()?;
-        let writer = Arc::new(tokio::sync::Mutex::new(open_writer(url)?));
-        spawn_checkpointer(url, Arc::downgrade(&writer))?;
+        let writer = Arc::new(tokio::sync::Mutex::new(may_block(|| {
+            open_writer(file, missing == Missing::Create)
+        })?));
+        spawn_checkpointer(file, Arc::downgrade(&writer))?;
         Ok(Self {
-            pool,
             writer,
+            readers: Arc::new(Readers::new(file)),
             waiting: Default::default(),
             health: Default::default(),
         })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Applies the shipped migrations up to `version` only, as an earlier
+    /// release left a database (tests of what upgrading keeps).
+    pub async fn migrate_to(&self, version: i64) -> Result<()> {
+        migrate::run(&self.writer, Some(version)).await
+    }
+
+    /// Direct SQL on the write connection, outside any transaction: for
+    /// tests that set up states no command reaches.
+    pub async fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let conn = self.writer.lock().await;
+        may_block(|| f(&conn)).r()
     }
 
     /// How many write transactions wait for another to end, so a test can
@@ -152,47 +123,79 @@ impl SqliteStore {
     }
 }
 
-// Times stay the text SQLite stores (`Cols`' defaults).
-rows::cols_by!(SqliteRow, |row, i| row.try_get(i).q());
-rows::cols_by!(rusqlite::Row<'_>, |row, i| row.get(i).r());
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::read::Backend;
 
-    /// The shared statements (`store::sql`) use `$N`: sqlx binds it by its
-    /// number on SQLite too, even when `$2` comes first.
-    #[tokio::test]
-    async fn dollar_parameters_bind_by_number() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-                .await
-                .unwrap();
-        let (text, n): (String, i64) = sqlx::query_as("SELECT $2 || $1, $3 + $3")
-            .bind("a")
-            .bind("b")
-            .bind(20)
-            .fetch_one(store.pool())
+    /// Runs `sql` with `at` as its `?1`, if it has one.
+    async fn exec(store: &SqliteStore, sql: &str, at: &str) -> Result<usize> {
+        store
+            .with_connection(|c| {
+                let mut stmt = c.prepare(sql)?;
+                match stmt.parameter_count() {
+                    0 => stmt.execute([]),
+                    _ => stmt.execute([at]),
+                }
+            })
             .await
-            .unwrap();
-        assert_eq!((text.as_str(), n), ("ba", 40));
     }
 
-    /// The write connection waits for a write lock that the pool holds (an
-    /// outbox batch, a purge) without blocking the runtime's thread: on a
-    /// single-threaded runtime the pool's task must still reach its COMMIT.
-    /// Blocking in SQLite's busy wait, both waited the whole 30 s timeout and
-    /// the portal answered 500 ("database is locked").
+    async fn all<T>(
+        store: &SqliteStore,
+        sql: &str,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        store
+            .with_connection(|c| c.prepare(sql)?.query_map([], map)?.collect())
+            .await
+    }
+
+    /// The shared statements (`store::sql`) use `$N`: each is bound by its
+    /// number, even when `$2` comes first (SQLite numbers them in order of
+    /// first use).
     #[tokio::test]
-    async fn the_writer_waits_for_the_pool_s_write_lock_without_blocking_the_runtime() {
+    async fn dollar_parameters_bind_by_number() {
+        use crate::store::read::{Arg, Conn};
         let dir = tempfile::tempdir().unwrap();
         let store =
             SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
                 .await
                 .unwrap();
+        let row = store
+            .conn()
+            .await
+            .unwrap()
+            .opt(
+                "SELECT $2 || $1, $3 + $3",
+                &[
+                    Arg::Text(Some("a")),
+                    Arg::Text(Some("b")),
+                    Arg::Int(Some(20)),
+                ],
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (row.text_at(0).unwrap().as_str(), row.i64_at(1).unwrap()),
+            ("ba", 40)
+        );
+    }
+
+    /// A write waits for the write lock without blocking the runtime: on a
+    /// single-threaded runtime the task that holds it must still reach its
+    /// COMMIT. Blocking in SQLite's busy wait, both waited the whole 30 s
+    /// timeout and the portal answered 500 ("database is locked").
+    #[tokio::test]
+    async fn a_write_waits_for_the_write_lock_without_blocking_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
         Store::migrate(&store).await.unwrap();
+        // Held by this process's other writes (an outbox batch, a purge).
         let held = store.write().await.unwrap();
         let committer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -202,22 +205,34 @@ mod tests {
         let tx = store
             .begin_tx()
             .await
-            .expect("the writer begins once the pool commits");
+            .expect("the delivery begins once the other write commits");
         let waited = started.elapsed();
         drop(tx);
         committer.await.unwrap().unwrap();
         assert!(waited < Duration::from_secs(5), "waited {waited:?}");
-        // And the admin writes on the write connection.
-        let held = store.write().await.unwrap();
-        let committer = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            SqliteStore::commit(held).await
-        });
-        store
-            .create_org("Acme", "acme", &["acme.test".into()])
-            .await
-            .unwrap();
-        committer.await.unwrap().unwrap();
+        // Held by another process (`ingest -`): the admin writes, the
+        // shared `Store`'s single statements and deliveries wait for it too.
+        for write in 0..3 {
+            let other = open_rusqlite(path.to_str().unwrap(), false).unwrap();
+            other.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let committer = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                other.execute_batch("COMMIT")
+            });
+            let started = std::time::Instant::now();
+            match write {
+                0 => {
+                    store
+                        .create_org("Acme", "acme", &["acme.test".into()])
+                        .await
+                        .unwrap();
+                }
+                1 => assert!(!store.end_session("nobody").await.unwrap()),
+                _ => drop(store.begin_tx().await.unwrap()),
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "write {write}");
+            committer.await.unwrap().unwrap();
+        }
         assert!(store.org_named("acme").await.unwrap().is_some());
     }
 
@@ -230,10 +245,7 @@ mod tests {
         let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        sqlx::migrate!("./migrations/sqlite")
-            .run_to(3, store.pool())
-            .await
-            .unwrap();
+        store.migrate_to(3).await.unwrap();
         let at = "2026-11-01T00:00:00Z";
         for sql in [
             "INSERT INTO users (id, email, name, role, created_at) VALUES (1, 'ann@customer.test', 'Ann', 'customer', ?1)",
@@ -244,11 +256,7 @@ mod tests {
             "INSERT INTO message_refs (message_id, ticket_id, kind, created_at) VALUES ('<a@customer.test>', 7, 'received', ?1)",
             "INSERT INTO message_refs (message_id, ticket_id, kind, created_at) VALUES ('<b@customer.test>', 7, 'referenced', ?1)",
         ] {
-            sqlx::query(sql)
-                .bind(at)
-                .execute(store.pool())
-                .await
-                .unwrap();
+            exec(&store, sql, at).await.unwrap();
         }
         store.migrate().await.unwrap();
 
@@ -275,17 +283,15 @@ mod tests {
         for table in ["message_refs", "followers"] {
             let sql = format!("SELECT rowid FROM {table}");
             assert!(
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(store.pool())
-                    .await
-                    .is_err(),
+                all(&store, &sql, |r| r.get::<_, i64>(0)).await.is_err(),
                 "{table} still has a rowid"
             );
         }
-        let indexes: Vec<(String,)> = sqlx::query_as(
+        let indexes: Vec<String> = all(
+            &store,
             "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('message_refs_ticket', 'followers_user') ORDER BY name",
+            |r| r.get(0),
         )
-        .fetch_all(store.pool())
         .await
         .unwrap();
         assert_eq!(indexes.len(), 2, "{indexes:?}");
@@ -302,10 +308,7 @@ mod tests {
         let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        sqlx::migrate!("./migrations/sqlite")
-            .run_to(6, store.pool())
-            .await
-            .unwrap();
+        store.migrate_to(6).await.unwrap();
         let at = "2026-11-01T00:00:00.000000Z";
         for sql in [
             "INSERT INTO users (id, email, name, role, created_at) VALUES (1, 'ann@customer.test', 'Ann', 'customer', ?1)",
@@ -322,30 +325,37 @@ mod tests {
             "INSERT INTO outbox (ticket_id, template, to_addr, reason, comment_id, message_id, subject, context, status, next_attempt_at, created_at)
              VALUES (7, 'ack', 'ann@customer.test', 'requester', 10, '<n@x>', 'Printer', '{}', 'queued', ?1, ?1)",
         ] {
-            sqlx::query(sql)
-                .bind(at)
-                .execute(store.pool())
-                .await
-                .unwrap();
+            exec(&store, sql, at).await.unwrap();
         }
         type Rows = Vec<(String, String, String)>;
         let comments = || {
-            sqlx::query_as::<_, (i64, String, String, String, Option<String>, bool)>(
+            all(
+                &store,
                 "SELECT id, source, typeof(body), CAST(body AS text), signature, internal FROM comments ORDER BY id",
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, bool>(5)?,
+                    ))
+                },
             )
-            .fetch_all(store.pool())
         };
         // What the table has and what points at it.
         let shape = || {
-            sqlx::query_as::<_, (String, String, String)>(
+            all(
+                &store,
                 "SELECT 'index', name, COALESCE(sql, '') FROM sqlite_master WHERE tbl_name = 'comments' AND type IN ('index', 'trigger')
                  UNION ALL SELECT 'references', p.\"table\", p.\"from\" || ' ' || p.\"to\" || ' ' || p.on_delete
                  FROM pragma_foreign_key_list('comments') p
                  UNION ALL SELECT 'referenced by', m.name, p.\"from\" || ' ' || p.on_delete
                  FROM sqlite_master m, pragma_foreign_key_list(m.name) p WHERE m.type = 'table' AND p.\"table\" = 'comments'
                  ORDER BY 1, 2, 3",
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .fetch_all(store.pool())
         };
         let (rows_before, shape_before): (_, Rows) =
             (comments().await.unwrap(), shape().await.unwrap());
@@ -359,12 +369,13 @@ mod tests {
             "a body written in place stays a blob"
         );
         assert_eq!(shape().await.unwrap(), shape_before);
-        let columns: Vec<(String,)> =
-            sqlx::query_as("SELECT name FROM pragma_table_info('comments') ORDER BY cid")
-                .fetch_all(store.pool())
-                .await
-                .unwrap();
-        let columns: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+        let columns: Vec<String> = all(
+            &store,
+            "SELECT name FROM pragma_table_info('comments') ORDER BY cid",
+            |r| r.get(0),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             columns,
             [
@@ -381,24 +392,26 @@ mod tests {
                 "body"
             ]
         );
-        let broken: Vec<(String,)> =
-            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-                .fetch_all(store.pool())
-                .await
-                .unwrap();
+        let broken: Vec<String> = all(
+            &store,
+            "SELECT \"table\" FROM pragma_foreign_key_check",
+            |r| r.get(0),
+        )
+        .await
+        .unwrap();
         assert!(broken.is_empty(), "{broken:?}");
-        let attached: (i64, i64) =
-            sqlx::query_as("SELECT comment_id, (SELECT count(*) FROM outbox WHERE comment_id = 10) FROM attachments WHERE id = 5")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        assert_eq!(attached, (10, 1));
+        let attached: Vec<(i64, i64)> = all(
+            &store,
+            "SELECT comment_id, (SELECT count(*) FROM outbox WHERE comment_id = 10) FROM attachments WHERE id = 5",
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(attached, [(10, 1)]);
         let insert = "INSERT INTO comments (ticket_id, author_id, body, internal, source, created_at) VALUES (7, 1, 'x', 0, ?1, ?2)";
         for (source, accepted) in [("web", true), ("email", true), ("bogus", false)] {
-            let done = sqlx::query(insert)
-                .bind(source)
-                .bind(at)
-                .execute(store.pool())
+            let done = store
+                .with_connection(|c| c.execute(insert, [source, at]))
                 .await;
             assert_eq!(done.is_ok(), accepted, "{source}: {done:?}");
         }
@@ -444,12 +457,13 @@ mod tests {
                     .unwrap()
                     .is_some()
             );
-            let (last,): (String,) = sqlx::query_as("SELECT last_seen_at FROM web_sessions")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
+            let last: Vec<String> = all(&store, "SELECT last_seen_at FROM web_sessions", |r| {
+                r.get(0)
+            })
+            .await
+            .unwrap();
             assert_eq!(
-                last,
+                last[0],
                 format_ts(t0 + Duration::from_secs(seen)),
                 "seen at +{after}s"
             );
@@ -468,12 +482,13 @@ mod tests {
         store.migrate().await.unwrap();
         tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
         // Pages the migrations freed (dropped tables) are reused first.
-        let (free, page): (i64, i64) = sqlx::query_as(
+        let (free, page): (i64, i64) = all(
+            &store,
             "SELECT freelist_count, page_size FROM pragma_freelist_count, pragma_page_size",
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .fetch_one(store.pool())
         .await
-        .unwrap();
+        .unwrap()[0];
         let before = std::fs::metadata(&path).unwrap().len() - (free * page) as u64;
         let data = vec![7u8; 2 << 20];
         let mut tx = store.begin().await.unwrap();

@@ -1,4 +1,6 @@
-//! `Tx` on SQLite: one delivery on the write connection.
+//! SQLite's one write transaction, on the write connection: a delivery
+//! (`Tx`), the shared `Store`'s short writes (`SqliteConn`) and the admin
+//! writes all begin, commit and roll back here.
 
 use super::*;
 
@@ -6,6 +8,41 @@ pub struct SqliteTx {
     pub(super) conn: tokio::sync::OwnedMutexGuard<rusqlite::Connection>,
     /// Still inside BEGIN: dropping rolls back (also when the task is cancelled).
     pub(super) open: bool,
+}
+
+impl SqliteTx {
+    /// Takes the write connection and begins (see `begin_immediate`).
+    pub(super) async fn begin(writer: &Writer) -> Result<Self> {
+        let mut conn = writer.clone().lock_owned().await;
+        begin_immediate(&mut conn).await?;
+        Ok(Self { conn, open: true })
+    }
+
+    /// [`SqliteTx::begin`], counted in `waiting` while it waits for another
+    /// write to end (`SqliteStore::writers_waiting`).
+    pub(super) async fn begin_counted(
+        writer: &Writer,
+        waiting: &std::sync::atomic::AtomicUsize,
+    ) -> Result<Self> {
+        let mut conn = match writer.clone().try_lock_owned() {
+            Ok(conn) => conn,
+            Err(_) => {
+                let _counted = Counted::new(waiting);
+                writer.clone().lock_owned().await
+            }
+        };
+        begin_immediate(&mut conn).await?;
+        Ok(Self { conn, open: true })
+    }
+
+    /// Commits. Inline: holding the write lock, COMMIT waits for nobody; its
+    /// fsync (about a millisecond here) is shorter than handing the worker's
+    /// other tasks to another thread, which `block_in_place` does.
+    pub(super) fn finish(mut self) -> Result<()> {
+        self.conn.execute_batch("COMMIT").r()?;
+        self.open = false;
+        Ok(())
+    }
 }
 
 impl Drop for SqliteTx {
@@ -22,13 +59,11 @@ pub(super) fn user_by_email(
     conn: &rusqlite::Connection,
     email: &EmailAddress,
 ) -> Result<Option<User>> {
-    row(conn, sql::USER_BY_EMAIL, [email.as_str()], |r| {
-        rows::user(r)
-    })
+    row(conn, sql::USER_BY_EMAIL, [email.as_str()], rows::user)
 }
 
 pub(super) fn user_by_id(conn: &rusqlite::Connection, id: UserId) -> Result<Option<User>> {
-    row(conn, sql::USER_BY_ID, [id], |r| rows::user(r))
+    row(conn, sql::USER_BY_ID, [id], rows::user)
 }
 
 pub(super) fn insert_user(
@@ -451,7 +486,7 @@ impl Tx for SqliteTx {
     }
 
     async fn org_leads(&mut self, org: OrgId) -> Result<Vec<User>> {
-        rows(&self.conn, sql::ORG_LEADS, [org], |r| rows::user(r))
+        rows(&self.conn, sql::ORG_LEADS, [org], rows::user)
     }
 
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>> {
@@ -459,7 +494,7 @@ impl Tx for SqliteTx {
     }
 
     async fn staff_users(&mut self) -> Result<Vec<User>> {
-        rows(&self.conn, sql::STAFF_USERS, [], |r| rows::user(r))
+        rows(&self.conn, sql::STAFF_USERS, [], rows::user)
     }
 
     async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>> {
@@ -467,7 +502,7 @@ impl Tx for SqliteTx {
             &self.conn,
             sql::REACHABLE_USERS,
             rusqlite::params![author.role.as_str(), author.org_id],
-            |r| rows::user(r),
+            rows::user,
         )
     }
 
@@ -476,7 +511,7 @@ impl Tx for SqliteTx {
             &self.conn,
             sql::OPEN_TICKETS_OF,
             rusqlite::params![user.id, user.org_id, limit],
-            |r| rows::summary(r),
+            rows::summary,
         )
     }
 
@@ -627,13 +662,23 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<()> {
-        let conn = &self.conn;
-        // Inline: holding the write lock, COMMIT waits for nobody; its fsync
-        // (about a millisecond here) is shorter than handing the worker's
-        // other tasks to another thread, which `block_in_place` does.
-        conn.execute_batch("COMMIT").r()?;
-        self.open = false;
-        Ok(())
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.finish()
+    }
+}
+
+/// One in a count while it lives (also when the waiting future is dropped).
+struct Counted<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }

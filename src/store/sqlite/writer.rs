@@ -1,17 +1,18 @@
-//! The rusqlite write connection and its statement helpers.
+//! The write connection, the settings every connection shares, the
+//! checkpointer, and the statement helpers.
 
 use super::*;
 
 /// The one write connection, used on the calling task's thread.
 ///
-/// sqlx runs each SQLite connection on a worker thread, so every statement
-/// costs a cross-thread round trip (measured at 43–50 µs idle, about 70 % of
-/// ingest CPU in thread wake-ups). SQLite allows one writer at a time anyway,
-/// so write transactions take this connection under an async mutex and run
-/// their statements directly, each prepared once and kept in its cache.
+/// A driver that runs each SQLite connection on a worker thread (sqlx) makes
+/// every statement a cross-thread round trip (measured at 43–50 µs idle,
+/// about 70 % of ingest CPU in thread wake-ups). SQLite allows one writer at a
+/// time anyway, so every write takes this connection under an async mutex
+/// and runs its statements directly, each prepared once and kept in its cache.
 pub(super) type Writer = Arc<tokio::sync::Mutex<rusqlite::Connection>>;
 
-/// How long a writer waits for another process's write lock (as the pool).
+/// How long a connection waits for another's lock (`busy_timeout`).
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Blobs above this size are written in pieces of this size (see `put_blob`).
@@ -33,8 +34,10 @@ pub(super) const WRITER_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// How often the checkpointer thread looks at the WAL.
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
-pub(super) fn open_writer(url: &str) -> Result<rusqlite::Connection> {
-    let conn = open_rusqlite(url)?;
+/// The write connection; the first one opened, so with `create` it makes the
+/// file (and sets it to WAL).
+pub(super) fn open_writer(path: &str, create: bool) -> Result<rusqlite::Connection> {
+    let conn = open_rusqlite(path, create)?;
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
         .r()?;
     // Commits leave checkpoints to the checkpointer thread: copying the WAL
@@ -51,10 +54,10 @@ pub(super) fn open_writer(url: &str) -> Result<rusqlite::Connection> {
 /// Checkpoints the WAL beside the writer, PASSIVE so it never blocks a
 /// commit or a reader. It stops when the last `SqliteStore` clone is gone.
 pub(super) fn spawn_checkpointer(
-    url: &str,
+    path: &str,
     writer: std::sync::Weak<tokio::sync::Mutex<rusqlite::Connection>>,
 ) -> Result<()> {
-    let conn = open_rusqlite(url)?;
+    let conn = open_rusqlite(path, false)?;
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
@@ -69,21 +72,18 @@ pub(super) fn spawn_checkpointer(
     Ok(())
 }
 
-/// A connection with the settings every connection to the file shares.
-pub(super) fn open_rusqlite(url: &str) -> Result<rusqlite::Connection> {
+/// A connection with the settings every connection to the file shares;
+/// `create` makes the file if it is missing.
+pub(super) fn open_rusqlite(path: &str, create: bool) -> Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
-    let path = sqlite_path(url)
-        .ok_or_else(|| StoreError::Invalid(format!("database url {url}: need a file path")))?;
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .r()?;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = rusqlite::Connection::open_with_flags(path, flags).r()?;
     conn.busy_timeout(BUSY_TIMEOUT).r()?;
-    // WAL is a property of the file (set when the pool opened it); synchronous
-    // and foreign_keys are per connection and must match the pool's.
+    // WAL is a property of the file (set by the first connection, kept for
+    // good); synchronous and foreign_keys are per connection.
     conn.pragma_update(None, "journal_mode", "WAL").r()?;
     conn.pragma_update(None, "synchronous", "FULL").r()?;
     conn.pragma_update(None, "foreign_keys", "ON").r()?;
@@ -91,8 +91,8 @@ pub(super) fn open_rusqlite(url: &str) -> Result<rusqlite::Connection> {
 }
 
 /// `BEGIN IMMEDIATE` on the write connection. While another connection holds
-/// the write lock (another process, or this one's pool recording an outbox
-/// batch or purging portal sessions), it is tried again after short sleeps
+/// the write lock (another process: `ingest -` from the MTA, a second
+/// `serve`, a CLI command), it is tried again after short sleeps
 /// on the runtime, up to `BUSY_TIMEOUT`, instead of in SQLite's busy wait:
 /// blocking this thread would, on a single-threaded runtime, also stop the
 /// task that holds the lock from reaching its COMMIT, and both would wait
@@ -167,13 +167,13 @@ pub(super) fn rows<T>(
     conn: &rusqlite::Connection,
     sql: &str,
     params: impl rusqlite::Params,
-    map: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
+    map: impl Fn(&SqliteRow) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql).r()?;
     let mut rows = stmt.query(params).r()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().r()? {
-        out.push(map(row)?);
+        out.push(map(&SqliteRow::read(row)?)?);
     }
     Ok(out)
 }
@@ -182,11 +182,14 @@ pub(super) fn row<T>(
     conn: &rusqlite::Connection,
     sql: &str,
     params: impl rusqlite::Params,
-    map: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
+    map: impl Fn(&SqliteRow) -> Result<T>,
 ) -> Result<Option<T>> {
     let mut stmt = conn.prepare_cached(sql).r()?;
     let mut rows = stmt.query(params).r()?;
-    rows.next().r()?.map(map).transpose()
+    rows.next()
+        .r()?
+        .map(|r| map(&SqliteRow::read(r)?))
+        .transpose()
 }
 
 pub(super) fn execute(
