@@ -441,8 +441,12 @@ pub async fn sign_in(
     if !plausible(&token) {
         return expired(locale);
     }
-    let form = form::read(req, None, 16 * 1024, state.inner.form_limits).await?;
-    let next = template::local_next(form.get("next"));
+    // The button's form carries `next`; a bare POST (no form) signs in too.
+    let next = match form::read(req, None, 16 * 1024, state.inner.form_limits).await {
+        Ok(form) => template::local_next(form.get("next")),
+        Err(WebError::Unsupported) => None,
+        Err(e) => return Err(e),
+    };
     let now = OffsetDateTime::now_utc();
     let Some(user) = state
         .store()
