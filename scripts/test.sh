@@ -58,6 +58,23 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
 fi
 export TICKETGATE_TEST_BROWSER=1
 
+# axe-core, injected into the portal's pages by the accessibility check
+# (tests/http/web.rs), from the npm registry; pinned.
+axe="target/npm/node_modules/axe-core/axe.min.js"
+if [ ! -f "$axe" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        log "installing npm"
+        if [ "$(id -u)" = 0 ]; then
+            DEBIAN_FRONTEND=noninteractive apt-get install -yq npm
+        else
+            sudo DEBIAN_FRONTEND=noninteractive apt-get install -yq npm
+        fi
+    fi
+    log "installing axe-core"
+    npm install --prefix target/npm --no-save --no-audit --no-fund axe-core@4.14.1 >&2
+fi
+export TICKETGATE_TEST_AXE="$PWD/$axe"
+
 # An independent OpenAPI 3.x validator for the admin API's document (tests/http/api.rs).
 if ! python3 -m openapi_spec_validator --help >/dev/null 2>&1; then
     log "installing openapi-spec-validator"

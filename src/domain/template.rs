@@ -344,6 +344,10 @@ pub struct Answer {
     /// Later answers to the same message, shown as sections of this one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<AlsoAnswer>,
+    /// The portal's sign-in page, for a sender who has never signed in:
+    /// an acknowledgement says the portal exists and how to get in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub portal_login: Option<String>,
 }
 
 /// One answer riding along in another (`<template>.section.*`).

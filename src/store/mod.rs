@@ -304,10 +304,14 @@ pub struct LoggedMessage {
 }
 
 /// Which tickets `Store::list_tickets` lists: every field that is set must
-/// hold; in id order, `limit` of them after the id `after`.
+/// hold; `limit` of them, in id order after the id `after`, or with
+/// `newest_first` by last update, skipping `skip`.
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
     pub status: Option<Status>,
+    /// Open tickets only (`Some(true)`), closed ones only (Closed and
+    /// Closed - Escalated, `Some(false)`), or both.
+    pub open: Option<bool>,
     /// An attached organization, by slug or name (any case).
     pub org: Option<String>,
     pub requester: Option<EmailAddress>,
@@ -320,6 +324,10 @@ pub struct TicketFilter {
     pub visible_to: Option<Visibility>,
     pub limit: Option<i64>,
     pub after: Option<TicketId>,
+    /// Last update first (ties: higher id first), for numbered pages.
+    pub newest_first: bool,
+    /// Rows skipped in `newest_first` order.
+    pub skip: i64,
 }
 
 /// The longest `TicketFilter::text`: longer is `StoreError::Invalid`, on
@@ -580,6 +588,8 @@ pub trait Tx: Send {
     /// The slugs of these organizations, in one statement (rules read them per delivery).
     async fn org_slugs(&mut self, ids: &[OrgId]) -> Result<Vec<String>>;
     async fn org_leads(&mut self, org: OrgId) -> Result<Vec<User>>;
+    /// Whether `user` has ever signed in to the portal.
+    async fn has_signed_in(&mut self, user: UserId) -> Result<bool>;
     /// The staff users: their names are no one else's to take, and with
     /// `notify_staff = "each"` each gets their own copy of team notices.
     async fn staff_users(&mut self) -> Result<Vec<User>>;

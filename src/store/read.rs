@@ -242,14 +242,24 @@ impl<B: Backend> Store for B {
             f.status.map(Status::as_str).into(),
             f.org.as_deref().into(),
             f.requester.as_ref().map(EmailAddress::as_str).into(),
-            f.after.unwrap_or(0).into(),
+            if f.newest_first {
+                f.skip.max(0).into()
+            } else {
+                f.after.unwrap_or(0).into()
+            },
             Arg::Limit(f.limit),
             f.priority.map(Priority::as_str).into(),
             Arg::Input(pattern.as_deref()),
             f.visible_to.map(|v| v.user).into(),
             f.visible_to.and_then(|v| v.org).into(),
+            f.open.map(i64::from).into(),
         ];
-        let found = self.conn().await?.all(sql::LIST_TICKETS, &args).await?;
+        let query = if f.newest_first {
+            sql::LIST_TICKETS_BY_UPDATE
+        } else {
+            sql::LIST_TICKETS
+        };
+        let found = self.conn().await?.all(query, &args).await?;
         each(found, rows::summary)
     }
 
@@ -490,7 +500,10 @@ impl<B: Backend> Store for B {
             s.now.into(),
             s.expires.into(),
         ];
-        self.conn().await?.run(sql::CREATE_SESSION, &args).await?;
+        let mut db = self.conn().await?;
+        db.run(sql::CREATE_SESSION, &args).await?;
+        db.run(sql::NOTE_PORTAL_VISITOR, &[s.user.into(), s.now.into()])
+            .await?;
         Ok(())
     }
 

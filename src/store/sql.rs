@@ -112,15 +112,19 @@ pub const ADD_ORG_LEAD: &str =
     "INSERT INTO org_leads (org_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 pub const REMOVE_ORG_LEAD: &str = "DELETE FROM org_leads WHERE org_id = $1 AND user_id = $2";
 
-/// `$1` status, `$2` org slug or name, `$3` requester, `$4` after id, `$5`
+/// The filter of both ticket lists. `$1` status, `$2` org slug or name, `$3`
+/// requester, `$4` after id (id order) or rows to skip (update order), `$5`
 /// limit, `$6` priority, `$7` a LIKE pattern for the subject (escaped with
 /// `\`; both sides lowered: ASCII only on SQLite, whose `lower` folds no
 /// more), `$8` a user whose tickets only: requested, followed, or attached
-/// to `$9`, their org.
-pub const LIST_TICKETS: &str = concat!(
-    "SELECT ",
-    summary_columns!(),
-    " FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
+/// to `$9`, their org; `$10` 1 open only, 0 closed only (Closed and Closed -
+/// Escalated).
+macro_rules! list_tickets {
+    ($order:literal) => {
+        concat!(
+            "SELECT ",
+            summary_columns!(),
+            " FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
      WHERE ($1 IS NULL OR t.status = $1)
        AND ($2 IS NULL OR EXISTS (SELECT 1 FROM ticket_orgs x JOIN orgs xo ON xo.id = x.org_id
                                   WHERE x.ticket_id = t.id AND (xo.slug = $2 OR lower(xo.name) = lower($2))))
@@ -130,9 +134,18 @@ pub const LIST_TICKETS: &str = concat!(
        AND ($8 IS NULL OR t.requester_id = $8
             OR EXISTS (SELECT 1 FROM followers f WHERE f.ticket_id = t.id AND f.user_id = $8)
             OR EXISTS (SELECT 1 FROM ticket_orgs x WHERE x.ticket_id = t.id AND x.org_id = $9))
-       AND t.id > $4
-     ORDER BY t.id LIMIT $5"
-);
+       AND (CAST($10 AS bigint) IS NULL
+            OR (CASE WHEN t.status IN ('closed', 'escalated') THEN 0 ELSE 1 END) = $10)
+       ",
+            $order
+        )
+    };
+}
+/// Id order from a cursor: pages that hold still while tickets change.
+pub const LIST_TICKETS: &str = list_tickets!("AND t.id > $4 ORDER BY t.id LIMIT $5");
+/// Last update first, numbered pages: what a person scanning a queue wants.
+pub const LIST_TICKETS_BY_UPDATE: &str =
+    list_tickets!("ORDER BY t.updated_at DESC, t.id DESC LIMIT $5 OFFSET $4");
 /// Open tickets `$1` follows or `$2` (their org) is attached to, newest first.
 pub const OPEN_TICKETS_OF: &str = concat!(
     "SELECT ",
@@ -214,6 +227,10 @@ pub const TAKE_WEB_LINK: &str = "UPDATE web_links SET used_at = $2
 pub const CREATE_SESSION: &str =
     "INSERT INTO web_sessions (token_hash, user_id, csrf, created_at, expires_at, last_seen_at)
      VALUES ($1, $2, $3, $4, $5, $4)";
+/// `$1` user, `$2` now: the first sign-in is kept (`portal_visitors`).
+pub const NOTE_PORTAL_VISITOR: &str = "INSERT INTO portal_visitors (user_id, first_signed_in)
+     VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING";
+pub const HAS_SIGNED_IN: &str = "SELECT 1 FROM portal_visitors WHERE user_id = $1";
 /// A session unexpired at `$2`: its user (`rows::user`), then csrf, last seen.
 pub const LIVE_SESSION: &str = concat!(
     "SELECT ",

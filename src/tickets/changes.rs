@@ -792,9 +792,16 @@ impl<'a> Changes<'a> {
                             });
                         }
                     }
+                    let portal_login = match &self.sender.portal {
+                        Some(portal) if !self.tx.has_signed_in(author.id).await? => {
+                            Some(format!("{}/login", portal.base_url))
+                        }
+                        _ => None,
+                    };
                     let answer = template::Answer {
                         rule: effect.rule.clone(),
                         leads,
+                        portal_login,
                         ..Default::default()
                     };
                     match &mut self.answer {

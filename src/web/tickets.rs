@@ -32,7 +32,8 @@ pub struct ListQuery {
     priority: Option<String>,
     org: Option<String>,
     q: Option<String>,
-    after: Option<TicketId>,
+    /// 1-based; pages of `PAGE`, last update first.
+    page: Option<u32>,
 }
 
 fn blank(v: &Option<String>) -> Option<&str> {
@@ -40,31 +41,46 @@ fn blank(v: &Option<String>) -> Option<&str> {
 }
 
 /// `GET /tickets`: a customer's tickets (created, followed, their
-/// organization's); for staff the queue, filtered and paged.
+/// organization's); for staff the queue. Open ones by default, last update
+/// first, searchable by subject, in numbered pages of `PAGE`.
 pub async fn list(
     State(state): State<WebState>,
     viewer: Viewer,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, WebError> {
     let locale = viewer.locale();
+    let page = q.page.unwrap_or(1).max(1);
     let mut filter = TicketFilter {
-        limit: Some(PAGE),
-        after: q.after,
+        // One more than a page tells whether a next page exists.
+        limit: Some(PAGE + 1),
+        newest_first: true,
+        skip: i64::from(page - 1) * PAGE,
+        // A search longer than any subject finds nothing anyway.
+        text: blank(&q.q).map(|s| s.chars().take(200).collect()),
         ..Default::default()
     };
+    // `open` (the default), `closed` (with Closed - Escalated), `all`; staff
+    // may also name one status (`blocked`).
+    let shown = blank(&q.status).unwrap_or("open");
+    match shown {
+        "open" => filter.open = Some(true),
+        "closed" => filter.open = Some(false),
+        "all" => {}
+        one if viewer.is_staff() => filter.status = one.parse::<Status>().ok(),
+        _ => filter.open = Some(true),
+    }
     if viewer.is_staff() {
-        filter.status = blank(&q.status).and_then(|s| s.parse::<Status>().ok());
         filter.priority = blank(&q.priority).and_then(|p| p.parse::<Priority>().ok());
         filter.org = blank(&q.org).map(str::to_string);
-        // A search longer than any subject finds nothing anyway.
-        filter.text = blank(&q.q).map(|s| s.chars().take(200).collect());
     } else {
         filter.visible_to = Some(Visibility {
             user: viewer.user.id,
             org: viewer.user.org_id,
         });
     }
-    let tickets = state.store().list_tickets(&filter).await?;
+    let mut tickets = state.store().list_tickets(&filter).await?;
+    let more = tickets.len() as i64 > PAGE;
+    tickets.truncate(PAGE as usize);
     let policy = state.tickets().policy();
     let rows: Vec<_> = tickets
         .iter()
@@ -78,11 +94,8 @@ pub async fn list(
             }
         })
         .collect();
-    let next = (tickets.len() as i64 == PAGE)
-        .then(|| tickets.last().map(|t| t.id))
-        .flatten();
-    let next_link = next.map(|after| {
-        let mut query = vec![("after".to_string(), after.to_string())];
+    let link = |to: u32| {
+        let mut query = Vec::new();
         for (name, value) in [
             ("status", &q.status),
             ("priority", &q.priority),
@@ -90,32 +103,38 @@ pub async fn list(
             ("q", &q.q),
         ] {
             if let Some(v) = blank(value) {
-                query.push((name.to_string(), v.to_string()));
+                query.push((name, v.to_string()));
             }
+        }
+        if to > 1 {
+            query.push(("page", to.to_string()));
         }
         format!(
             "/tickets?{}",
             serde_urlencoded::to_string(&query).unwrap_or_default()
         )
-    });
+    };
+    let next_link = more.then(|| link(page + 1));
+    let prev_link = (page > 1).then(|| link(page - 1));
     let orgs = if viewer.is_staff() {
         state.store().list_orgs().await?
     } else {
         Vec::new()
     };
     let statuses = status_options(&state);
-    let page = pages::render(
+    let body = pages::render(
         "tickets.html",
         locale,
         context! {
-            viewer => viewer_ctx(&viewer), tickets => rows, next => next_link,
+            viewer => viewer_ctx(&viewer), tickets => rows, next => next_link, prev => prev_link, page,
             statuses => statuses, priorities => priority_options(),
             orgs => orgs.iter().map(|o| context! { slug => o.slug.clone(), name => o.name.clone() }).collect::<Vec<_>>(),
-            filter => context! { status => blank(&q.status), priority => blank(&q.priority),
+            filter => context! { status => shown, priority => blank(&q.priority),
                 org => blank(&q.org), q => blank(&q.q) },
+            filtered => blank(&q.q).is_some() || (viewer.is_staff() && (blank(&q.priority).is_some() || blank(&q.org).is_some())),
         },
     )?;
-    Ok(page.into_response())
+    Ok(body.into_response())
 }
 
 fn status_options(state: &WebState) -> Vec<minijinja::Value> {

@@ -15,6 +15,18 @@ use super::http::send;
 /// The WebDriver element key (W3C WebDriver §12.1).
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Runs axe-core on the document (WCAG 2.x A and AA rules and best
+/// practices) and hands back the serious and critical violations as text.
+const AXE_RUN: &str = r#"
+const done = arguments[arguments.length - 1];
+axe.run(document, { resultTypes: ['violations'] })
+  .then(r => done(r.violations
+    .filter(v => v.impact === 'serious' || v.impact === 'critical')
+    .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '
+      + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))))
+  .catch(e => done(['axe-core failed: ' + e]));
+"#;
+
 pub struct Driver {
     process: Child,
     addr: SocketAddr,
@@ -231,6 +243,26 @@ impl Driver {
             Some(json!({"script": script, "args": []})),
         )
         .await
+    }
+
+    /// axe-core's serious and critical violations on the current page, one
+    /// line each (rule, impact, help, the first elements). `axe` is the
+    /// source of `axe.min.js`, injected into the page as a script.
+    pub async fn axe(&self, axe: &str) -> Vec<String> {
+        self.script(&format!("{axe}\nreturn true;")).await;
+        let found = self
+            .call(
+                "POST",
+                &self.at("/execute/async"),
+                Some(json!({"script": AXE_RUN, "args": []})),
+            )
+            .await;
+        found
+            .as_array()
+            .unwrap_or_else(|| panic!("axe answered {found}"))
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// Whether the page is wider than the window: it would scroll sideways.

@@ -1762,3 +1762,251 @@ async fn removing_ones_own_organization_asks_first() {
     assert_eq!(res.status, 403, "{}", res.text());
     assert!(p.t.ticket(id).await.orgs.is_empty());
 }
+
+/// Where a ticket's row sits in a list page (`None`: not listed).
+fn row_of(page: &str, id: i64) -> Option<usize> {
+    page.find(&format!("\">#{id}</a>"))
+}
+
+/// Lists show open tickets unless asked (`closed` includes Closed -
+/// Escalated), last update first, searchable by everyone, in pages of 50,
+/// and an empty list says why in the reader's role.
+#[tokio::test]
+async fn lists_show_open_tickets_newest_update_first_in_pages_and_say_why_when_empty() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let older = open_ticket(&p, &alice, "Printer jams", "Tray 2.").await;
+    let newer = open_ticket(&p, &alice, "Scanner offline", "Since Monday.").await;
+    // Closing the older one also makes it the last updated.
+    let res = p
+        .act(
+            &format!("/tickets/{older}/status"),
+            &alice,
+            &[("status", "closed")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+
+    let open = p.get("/tickets", Some(&alice)).await.text();
+    assert!(row_of(&open, newer).is_some(), "{open}");
+    assert_eq!(row_of(&open, older), None, "closed is not open: {open}");
+    assert!(
+        open.contains("href=\"/tickets?status=closed\""),
+        "the tabs: {open}"
+    );
+    let closed = p.get("/tickets?status=closed", Some(&alice)).await.text();
+    assert!(
+        row_of(&closed, older).is_some() && row_of(&closed, newer).is_none(),
+        "{closed}"
+    );
+    let all = p.get("/tickets?status=all", Some(&alice)).await.text();
+    assert!(
+        row_of(&all, older).unwrap() < row_of(&all, newer).unwrap(),
+        "last update first: {all}"
+    );
+    let found = p
+        .get("/tickets?status=all&q=scanner", Some(&alice))
+        .await
+        .text();
+    assert!(
+        row_of(&found, newer).is_some() && row_of(&found, older).is_none(),
+        "{found}"
+    );
+    let none = p.get("/tickets?q=fax", Some(&alice)).await.text();
+    assert!(none.contains("No tickets match"), "{none}");
+    // A customer cannot name a staff status to see around the tabs.
+    let named = p.get("/tickets?status=closed_x", Some(&alice)).await.text();
+    assert_eq!(row_of(&named, older), None, "{named}");
+
+    // Carol, of another organization, has none open, and is told what to do.
+    let carol = p.sign_in("carol@other.test").await;
+    let empty = p.get("/tickets", Some(&carol)).await.text();
+    assert!(empty.contains("You have no open tickets"), "{empty}");
+
+    // Staff: the queue is open tickets too; one status may be named.
+    let sam = p.sign_in("sam@example.test").await;
+    let queue = p.get("/tickets", Some(&sam)).await.text();
+    assert!(
+        row_of(&queue, newer).is_some() && row_of(&queue, older).is_none(),
+        "{queue}"
+    );
+    let named = p.get("/tickets?status=closed", Some(&sam)).await.text();
+    assert!(
+        row_of(&named, older).is_some() && row_of(&named, newer).is_none(),
+        "{named}"
+    );
+    let nothing = p.get("/tickets?status=blocked", Some(&sam)).await.text();
+    assert!(
+        nothing.contains("No tickets match"),
+        "not the customer's text: {nothing}"
+    );
+
+    // Pages of 50: 51 open tickets make two pages, each linking the other.
+    for n in 0..50 {
+        open_ticket(&p, &alice, &format!("Batch {n}"), "More.").await;
+    }
+    let first = p.get("/tickets", Some(&alice)).await.text();
+    assert_eq!(first.matches("\">#").count(), 50, "{first}");
+    let first = first.replace("&#x2f;", "/");
+    assert!(
+        first.contains("href=\"/tickets?page=2\" rel=\"next\""),
+        "{first}"
+    );
+    assert_eq!(
+        row_of(&first, newer),
+        None,
+        "the oldest update is on page 2"
+    );
+    let second = p.get("/tickets?page=2", Some(&alice)).await.text();
+    assert_eq!(second.matches("\">#").count(), 1, "{second}");
+    assert!(row_of(&second, newer).is_some(), "{second}");
+    assert!(second.contains("rel=\"prev\""), "{second}");
+}
+
+/// A new ticket's acknowledgement tells a customer who has never signed in
+/// that the portal exists and how to get in (in their language); once they
+/// have signed in, it no longer does.
+#[tokio::test]
+async fn the_acknowledgement_tells_newcomers_how_to_get_into_the_portal() {
+    let p = Portal::start().await;
+    let login = format!(
+        "{}/login",
+        p.t.app.settings.web.base_url.trim_end_matches('/')
+    );
+    let bob =
+        p.t.store()
+            .find_user(&ticketgate::domain::ids::EmailAddress::parse("bob@customer.test").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    p.t.store()
+        .update_user(
+            bob.id,
+            &ticketgate::store::UserChange {
+                locale: Some("ja".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ack = |from: &'static str, subject: &'static str| {
+        let p = &p;
+        async move {
+            let raw = format!(
+                "From: {from}\r\nTo: support@example.test\r\nSubject: {subject}\r\nMessage-ID: <{}@customer.test>\r\n\r\nThe export fails.\r\n",
+                subject.replace(' ', ".")
+            );
+            p.t.deliver(raw.as_bytes()).await;
+            let mails = p.t.mails().await;
+            let found: Vec<_> = mails
+                .into_iter()
+                .filter(|m| m.to == from && m.subject.contains(subject))
+                .collect();
+            assert_eq!(found.len(), 1, "one acknowledgement of {subject}");
+            found.into_iter().next().unwrap()
+        }
+    };
+    let first = ack("alice@customer.test", "First export").await;
+    assert!(first.text.contains(&login), "{}", first.text);
+    assert!(first.text.contains("sign-in link"), "{}", first.text);
+    let html = first.html.replace("&#x2f;", "/");
+    assert!(html.contains(&format!("href=\"{login}\"")), "{html}");
+    let ja = ack("bob@customer.test", "Bob export").await;
+    assert!(
+        ja.text.contains(&login) && ja.text.contains("サインイン用のリンク"),
+        "{}",
+        ja.text
+    );
+    ja.assert_reads_well();
+
+    p.sign_in("alice@customer.test").await;
+    let later = ack("alice@customer.test", "Second export").await;
+    assert!(!later.text.contains(&login), "{}", later.text);
+    assert!(!later.text.contains("sign-in link"), "{}", later.text);
+}
+
+/// axe-core (`TICKETGATE_TEST_AXE`: the path of `axe.min.js`, installed by
+/// scripts/test.sh from npm) finds no serious or critical violation on the
+/// ticket list, a ticket page, the new-ticket page and the staff queue, in
+/// English and Japanese, at desktop and phone width.
+#[test]
+fn in_a_real_browser_axe_core_finds_no_serious_violation() {
+    std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let Some(d) = common::webdriver::Driver::start().await else {
+                        return;
+                    };
+                    let axe = match std::env::var_os("TICKETGATE_TEST_AXE") {
+                        Some(path) => std::fs::read_to_string(&path)
+                            .unwrap_or_else(|e| panic!("TICKETGATE_TEST_AXE {path:?}: {e}")),
+                        None => {
+                            assert!(
+                                std::env::var_os("TICKETGATE_TEST_BROWSER").is_none(),
+                                "TICKETGATE_TEST_BROWSER is set but TICKETGATE_TEST_AXE is not"
+                            );
+                            eprintln!(
+                                "skipping the axe-core check: TICKETGATE_TEST_AXE is not set"
+                            );
+                            return;
+                        }
+                    };
+                    axe_walk(d, &axe).await;
+                })
+        })
+        .unwrap()
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
+
+async fn axe_walk(d: common::webdriver::Driver, axe: &str) {
+    let p = Portal::start().await;
+    let base = format!("http://{}", p.addr);
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Export fails", "The CSV export answers 500.").await;
+    let sam = p.sign_in("sam@example.test").await;
+    p.act(
+        &format!("/tickets/{id}/comments"),
+        &sam,
+        &[("body", "Looking at it.")],
+    )
+    .await;
+    let mut found = Vec::new();
+    for locale in ["en", "ja"] {
+        for email in ["alice@customer.test", "sam@example.test"] {
+            let user =
+                p.t.store()
+                    .find_user(&ticketgate::domain::ids::EmailAddress::parse(email).unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap();
+            p.t.store()
+                .update_user(
+                    user.id,
+                    &ticketgate::store::UserChange {
+                        locale: Some(locale.into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            browser_sign_in(&p, &d, email).await;
+            for (width, height) in [(1280, 900), (390, 844)] {
+                d.resize(width, height).await;
+                for page in ["/tickets", &format!("/tickets/{id}"), "/tickets/new"] {
+                    d.goto(&format!("{base}{page}")).await;
+                    for v in d.axe(axe).await {
+                        found.push(format!("{email} {locale} {width}px {page}: {v}"));
+                    }
+                }
+            }
+            browser_sign_out(&d).await;
+        }
+    }
+    assert!(found.is_empty(), "axe-core:\n{}", found.join("\n"));
+}

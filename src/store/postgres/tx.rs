@@ -463,6 +463,16 @@ impl Tx for PgTx {
         Ok(leads)
     }
 
+    async fn has_signed_in(&mut self, user: UserId) -> Result<bool> {
+        // Written by the portal outside any delivery: nothing pending to flush.
+        let found = sqlx::query(sql::HAS_SIGNED_IN)
+            .bind(user)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .q()?;
+        Ok(found.is_some())
+    }
+
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>> {
         self.flush_if(Table::USERS).await?;
         user_where(&mut self.tx, None, Some(id)).await

@@ -489,6 +489,10 @@ impl Tx for SqliteTx {
         rows(&self.conn, sql::ORG_LEADS, [org], rows::user)
     }
 
+    async fn has_signed_in(&mut self, user: UserId) -> Result<bool> {
+        Ok(row(&self.conn, sql::HAS_SIGNED_IN, [user], |r| r.i64_at(0))?.is_some())
+    }
+
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>> {
         user_by_id(&self.conn, id)
     }
