@@ -1459,7 +1459,7 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
     assert!(page.contains("コメントを追加"));
     // The priority comment, said again from its event in her language.
     assert!(
-        page.contains("優先度を「P2（High）」に設定しました"),
+        page.contains("優先度を「P2（高）」に設定しました。回答目標時間は「4時間」です。"),
         "{page}"
     );
     assert!(
@@ -1761,4 +1761,92 @@ async fn removing_ones_own_organization_asks_first() {
         .await;
     assert_eq!(res.status, 403, "{}", res.text());
     assert!(p.t.ticket(id).await.orgs.is_empty());
+}
+
+/// A Japanese reader's ticket page and list say the status, the priority's
+/// level and its response target in Japanese: no English config words.
+#[tokio::test]
+async fn a_japanese_readers_ticket_page_has_no_english_status_or_sla_words() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Export fails", "Since this morning.").await;
+    let sam = p.sign_in("sam@example.test").await;
+    for (action, field, value) in [
+        ("status", "status", "in_progress"),
+        ("priority", "priority", "P2"),
+    ] {
+        let res = p
+            .act(&format!("/tickets/{id}/{action}"), &sam, &[(field, value)])
+            .await;
+        assert_eq!(res.status, 303, "{}", res.text());
+    }
+    // In English, as configured.
+    let page = p.get(&format!("/tickets/{id}"), Some(&alice)).await.text();
+    assert!(page.contains(">In Progress</span>"), "{page}");
+    assert!(page.contains("Response within 4 hours"), "{page}");
+    assert!(page.contains("Priority set to P2 (High): response within 4 hours."));
+
+    let user =
+        p.t.store()
+            .find_user(&"alice@customer.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    p.t.store()
+        .update_user(
+            user.id,
+            &ticketgate::store::UserChange {
+                locale: Some("ja".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let page = p.get(&format!("/tickets/{id}"), Some(&alice)).await.text();
+    assert!(page.contains(">対応中</span>"), "{page}");
+    assert!(page.contains("P2 · 高"), "{page}");
+    assert!(page.contains("回答目標 4時間"), "{page}");
+    assert!(
+        page.contains("優先度を「P2（高）」に設定しました。回答目標時間は「4時間」です。"),
+        "{page}"
+    );
+    assert!(
+        page.contains("「新規」から「対応中」"),
+        "the history line: {page}"
+    );
+    for english in ["In Progress", "New", "High", "hours", "hour"] {
+        assert!(!page.contains(english), "{english}: {page}");
+    }
+    let list = p.get("/tickets", Some(&alice)).await.text();
+    assert!(list.contains(">対応中</span>"), "{list}");
+    assert!(!list.contains("In Progress"), "{list}");
+
+    // Staff reading Japanese get the status menu in Japanese too.
+    let user =
+        p.t.store()
+            .find_user(&"sam@example.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    p.t.store()
+        .update_user(
+            user.id,
+            &ticketgate::store::UserChange {
+                locale: Some("ja".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let page = p.get(&format!("/tickets/{id}"), Some(&sam)).await.text();
+    assert!(
+        page.contains(">完了（TEMへエスカレーション済み）</option>"),
+        "{page}"
+    );
+    assert!(!page.contains("Escalated to TEM"), "{page}");
+    let queue = p.get("/tickets", Some(&sam)).await.text();
+    assert!(
+        !queue.contains("In Progress") && queue.contains("対応中"),
+        "{queue}"
+    );
 }
