@@ -262,6 +262,12 @@ pub struct DoneQuery {
     done: Option<String>,
 }
 
+impl DoneQuery {
+    pub fn done(&self) -> Option<&str> {
+        self.done.as_deref()
+    }
+}
+
 /// The actions a page confirms, each with its `done_<action>` words.
 const CONFIRMED: &[&str] = &[
     "new",
