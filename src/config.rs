@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::domain::ids::EmailAddress;
+use crate::domain::locale::Locale;
+use crate::domain::terms::{Level, LevelWords, Terms};
 use crate::domain::ticket::Status;
 
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +229,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub web: WebSettings,
     pub sla: BTreeMap<String, SlaSettings>,
-    pub statuses: BTreeMap<String, String>,
+    pub statuses: StatusLabels,
     pub rules: RulesSettings,
 }
 
@@ -493,11 +495,81 @@ impl WebSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[sla.Pn]`: `name` and `response` in the default language, and
+/// `[sla.Pn.<lang>]` tables (`name`, `response`, each optional) translating
+/// them; a config without those tables reads as it always did.
+#[derive(Debug, Clone, Default)]
 pub struct SlaSettings {
     pub name: String,
     pub response: String,
+    pub translated: BTreeMap<String, SlaWords>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaWords {
+    pub name: Option<String>,
+    pub response: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for SlaSettings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let table = BTreeMap::<String, toml::Value>::deserialize(d)?;
+        let mut level = SlaSettings::default();
+        let (mut name, mut response) = (None, None);
+        for (key, value) in table {
+            match value {
+                toml::Value::String(s) if key == "name" => name = Some(s),
+                toml::Value::String(s) if key == "response" => response = Some(s),
+                toml::Value::Table(words) => {
+                    let words: SlaWords = toml::Value::Table(words)
+                        .try_into()
+                        .map_err(|e| D::Error::custom(format!("[sla.Pn.{key}]: {e}")))?;
+                    level.translated.insert(key, words);
+                }
+                _ => {
+                    return Err(D::Error::custom(format!(
+                        "unknown key {key:?}: expected name, response or a language table such as [sla.P1.ja]"
+                    )));
+                }
+            }
+        }
+        level.name = name.ok_or_else(|| D::Error::missing_field("name"))?;
+        level.response = response.ok_or_else(|| D::Error::missing_field("response"))?;
+        Ok(level)
+    }
+}
+
+/// `[statuses]`: a label per status name in the default language, and
+/// `[statuses.<lang>]` tables of the same keys translating them.
+#[derive(Debug, Clone, Default)]
+pub struct StatusLabels {
+    pub labels: BTreeMap<String, String>,
+    pub translated: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl<'de> Deserialize<'de> for StatusLabels {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Entry {
+            Label(String),
+            Language(BTreeMap<String, String>),
+        }
+        let mut out = StatusLabels::default();
+        for (key, entry) in BTreeMap::<String, Entry>::deserialize(d)? {
+            match entry {
+                Entry::Label(label) => {
+                    out.labels.insert(key, label);
+                }
+                Entry::Language(labels) => {
+                    out.translated.insert(key, labels);
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl Default for Settings {
@@ -514,7 +586,7 @@ impl Default for Settings {
             admin: AdminSettings::default(),
             web: WebSettings::default(),
             sla: BTreeMap::new(),
-            statuses: BTreeMap::new(),
+            statuses: StatusLabels::default(),
             rules: RulesSettings::default(),
         }
     }
@@ -745,9 +817,21 @@ impl Settings {
                 "must be larger than 0 (every message would be refused as too large)".into(),
             ));
         }
-        for name in self.statuses.keys() {
+        for name in self.statuses.labels.keys() {
             name.parse::<Status>()
                 .map_err(|e| invalid(&format!("statuses.{name}"), e.to_string()))?;
+        }
+        for (tag, labels) in &self.statuses.translated {
+            translation_locale(tag).map_err(|m| invalid(&format!("statuses.{tag}"), m))?;
+            for name in labels.keys() {
+                name.parse::<Status>()
+                    .map_err(|e| invalid(&format!("statuses.{tag}.{name}"), e.to_string()))?;
+            }
+        }
+        for (level, sla) in &self.sla {
+            for tag in sla.translated.keys() {
+                translation_locale(tag).map_err(|m| invalid(&format!("sla.{level}.{tag}"), m))?;
+            }
         }
         let base = self.web.base_url.trim();
         let portal_on = !self.web.listen.trim().is_empty();
@@ -828,21 +912,53 @@ impl Settings {
         })
     }
 
-    /// `[sla.P1..P4]` as (name, response) by priority.
-    pub fn sla_table(&self) -> BTreeMap<crate::domain::ticket::Priority, (String, String)> {
-        self.sla
-            .iter()
-            .filter_map(|(k, v)| Some((k.parse().ok()?, (v.name.clone(), v.response.clone()))))
-            .collect()
+    /// `[statuses]` and `[sla]` in every language (validated at load).
+    pub fn terms(&self) -> Terms {
+        let by_status = |labels: &BTreeMap<String, String>| -> BTreeMap<Status, String> {
+            labels
+                .iter()
+                .filter_map(|(k, v)| Some((k.parse().ok()?, v.clone())))
+                .collect()
+        };
+        Terms {
+            labels: by_status(&self.statuses.labels),
+            translated_labels: self
+                .statuses
+                .translated
+                .iter()
+                .filter_map(|(tag, labels)| {
+                    Some((translation_locale(tag).ok()?, by_status(labels)))
+                })
+                .collect(),
+            levels: self
+                .sla
+                .iter()
+                .filter_map(|(k, v)| {
+                    let level = Level {
+                        name: v.name.clone(),
+                        response: v.response.clone(),
+                        translated: v
+                            .translated
+                            .iter()
+                            .filter_map(|(tag, w)| {
+                                let words = LevelWords {
+                                    name: w.name.clone(),
+                                    response: w.response.clone(),
+                                };
+                                Some((translation_locale(tag).ok()?, words))
+                            })
+                            .collect(),
+                    };
+                    Some((k.parse().ok()?, level))
+                })
+                .collect(),
+        }
     }
 
-    /// The label of a status: from `[statuses]`, else the default.
+    /// The label of a status in the default language: from `[statuses]`,
+    /// else the shipped one (what the CLI and the JSON API show).
     pub fn status_label(&self, status: Status) -> String {
-        self.statuses
-            .iter()
-            .find(|(k, _)| k.parse::<Status>().ok() == Some(status))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| status.default_label().to_string())
+        self.terms().default_label(status)
     }
 
     /// The reply-token secret: configured, or kept in `reply_secret_file` (created
@@ -892,6 +1008,27 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, data)
 }
 
+/// The language a `[statuses.<lang>]` or `[sla.Pn.<lang>]` table
+/// translates into: a shipped one other than the default, whose words are
+/// the keys outside such tables.
+fn translation_locale(tag: &str) -> Result<Locale, String> {
+    match Locale::parse(tag) {
+        Some(l) if l == Locale::default() => Err(format!(
+            "the {tag:?} words are the keys outside language tables"
+        )),
+        Some(l) => Ok(l),
+        None => Err(format!(
+            "not a shipped language (one of: {})",
+            Locale::ALL
+                .iter()
+                .filter(|l| **l != Locale::default())
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 /// `TICKETGATE__SMTP__PORT=2525` sets `smtp.port`; `TICKETGATE__MAILBOX__INBOX__HOST`
 /// sets `host` of the mailbox named `inbox` (created if no mailbox has that name).
 fn apply_override(table: &mut toml::Table, key: &str, value: String) -> Result<(), ConfigError> {
@@ -939,20 +1076,32 @@ fn apply_override(table: &mut toml::Table, key: &str, value: String) -> Result<(
             };
             section.insert(field.clone(), toml::Value::String(value));
         }
-        [section, level, field] if section == "sla" || section == "statuses" => {
-            let entry = table
+        // `SLA__P1__NAME`, `STATUSES__JA__NEW`, `SLA__P1__JA__NAME`: a level
+        // is written upper case, a language lower case.
+        [section, path @ .., field]
+            if (section == "sla" && matches!(path.len(), 1 | 2))
+                || (section == "statuses" && path.len() == 1) =>
+        {
+            let mut here = table
                 .entry(section.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            let toml::Value::Table(section) = entry else {
+            for (depth, key) in path.iter().enumerate() {
+                let key = if section == "sla" && depth == 0 {
+                    key.to_ascii_uppercase()
+                } else {
+                    key.clone()
+                };
+                let toml::Value::Table(t) = here else {
+                    return Err(invalid());
+                };
+                here = t
+                    .entry(key)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            }
+            let toml::Value::Table(t) = here else {
                 return Err(invalid());
             };
-            let sub = section
-                .entry(level.to_ascii_uppercase())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            let toml::Value::Table(sub) = sub else {
-                return Err(invalid());
-            };
-            sub.insert(field.clone(), toml::Value::String(value));
+            t.insert(field.clone(), toml::Value::String(value));
         }
         _ => return Err(invalid()),
     }
@@ -1088,5 +1237,124 @@ mod tests {
         assert!(Settings::from_sources("[support]\naddress = \"nope\"\n", "t", env(&[])).is_err());
         assert!(Settings::from_sources("", "t", env(&[("TICKETGATE__SMTP__PORT", "x")])).is_err());
         assert!(Settings::from_sources("[statuses]\nfinished = \"F\"\n", "t", env(&[])).is_err());
+        for wrong in [
+            "[statuses.fr]\nnew = \"Nouveau\"\n",
+            "[statuses.en]\nnew = \"Fresh\"\n",
+            "[statuses.ja]\nfinished = \"済\"\n",
+            "[sla.P1]\nname = \"A\"\nresponse = \"1 hour\"\n[sla.P1.de]\nname = \"B\"\n",
+            "[sla.P1]\nname = \"A\"\nresponse = \"1 hour\"\n[sla.P1.ja]\ntitle = \"B\"\n",
+            "[sla.P1]\nname = \"A\"\nresponse = \"1 hour\"\ncolour = \"red\"\n",
+            "[sla.P1]\nname = \"A\"\n",
+        ] {
+            assert!(
+                Settings::from_sources(wrong, "t", env(&[])).is_err(),
+                "{wrong}"
+            );
+        }
+    }
+
+    /// `[statuses]` and `[sla]` as every config had them before they could
+    /// be translated: the same English, and Japanese readers get the
+    /// shipped labels and the targets said in Japanese.
+    #[test]
+    fn a_config_without_language_tables_loads_and_reads_as_before() {
+        use crate::domain::ticket::Priority;
+        let old = r#"
+[statuses]
+new = "New"
+in_progress = "In Progress"
+blocked = "Blocked"
+closed = "Closed"
+escalated = "Closed - Escalated to TEM"
+
+[sla.P1]
+name = "Critical"
+response = "1 hour"
+
+[sla.P3]
+name = "Medium"
+response = "1 business day"
+"#;
+        let s = Settings::from_sources(old, "old.toml", env(&[])).unwrap();
+        let terms = s.terms();
+        assert_eq!(s.status_label(Status::InProgress), "In Progress");
+        assert_eq!(terms.label(Status::InProgress, Locale::Ja), "対応中");
+        assert_eq!(
+            terms.sla(Priority::P3),
+            Some(("Medium".into(), "1 business day".into()))
+        );
+        assert_eq!(
+            terms.sla_in(Priority::P3, Locale::En),
+            Some(("Medium".into(), "1 business day".into()))
+        );
+        assert_eq!(
+            terms.sla_in(Priority::P3, Locale::Ja),
+            Some(("中".into(), "1営業日".into()))
+        );
+        assert_eq!(terms.sla(Priority::P2), None);
+    }
+
+    #[test]
+    fn the_shipped_config_loads_with_its_japanese_words() {
+        use crate::domain::ticket::Priority;
+        let text = include_str!("../config/ticketgate.toml");
+        let s = Settings::from_sources(text, "config/ticketgate.toml", env(&[])).unwrap();
+        let terms = s.terms();
+        for status in Status::ALL {
+            let ja = terms.label(*status, Locale::Ja);
+            assert!(!ja.is_ascii(), "{status}: {ja}");
+            assert_eq!(terms.default_label(*status), status.default_label());
+        }
+        for p in Priority::ALL {
+            let (name, response) = terms.sla_in(*p, Locale::Ja).expect("every level");
+            assert!(
+                !name.is_ascii() && !response.is_ascii(),
+                "{p}: {name} {response}"
+            );
+            let (name, response) = terms.sla(*p).unwrap();
+            assert!(
+                name.is_ascii() && response.is_ascii(),
+                "{p}: {name} {response}"
+            );
+        }
+    }
+
+    #[test]
+    fn translations_come_from_the_file_and_the_environment() {
+        use crate::domain::ticket::Priority;
+        let text = r#"
+[statuses]
+escalated = "Sent to engineering"
+[statuses.ja]
+escalated = "開発部門へ移管"
+[sla.P1]
+name = "Gold"
+response = "next morning"
+[sla.P1.ja]
+name = "ゴールド"
+"#;
+        let s = Settings::from_sources(
+            text,
+            "t",
+            env(&[
+                ("TICKETGATE__STATUSES__JA__BLOCKED", "お客様の回答待ち"),
+                ("TICKETGATE__SLA__P1__JA__RESPONSE", "翌朝"),
+                ("TICKETGATE__SLA__P2__NAME", "Silver"),
+                ("TICKETGATE__SLA__P2__RESPONSE", "2 days"),
+            ]),
+        )
+        .unwrap();
+        let terms = s.terms();
+        assert_eq!(s.status_label(Status::Escalated), "Sent to engineering");
+        assert_eq!(terms.label(Status::Escalated, Locale::Ja), "開発部門へ移管");
+        assert_eq!(terms.label(Status::Blocked, Locale::Ja), "お客様の回答待ち");
+        assert_eq!(
+            terms.sla_in(Priority::P1, Locale::Ja),
+            Some(("ゴールド".into(), "翌朝".into()))
+        );
+        assert_eq!(
+            terms.sla_in(Priority::P2, Locale::Ja),
+            Some(("Silver".into(), "2日".into()))
+        );
     }
 }

@@ -7,11 +7,11 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`domain`] | every decision, as pure functions: mail parsing, classification, threading, reply extraction, commands, release names, permissions, who is told, rules, templates and event kinds |
+//! | [`domain`] | every decision, as pure functions: mail parsing, classification, threading, reply extraction, commands, release names, permissions, who is told, rules, templates and event kinds, status and priority words per language |
 //! | [`tickets`] | the ticket service: each change to a ticket (open, comment, commands, status, priority, release, followers) for every channel, with its events, notifications and rules; the `Replay` trait through which [`api`] and [`web`] replay quarantined mail |
 //! | [`ingest`] | the email channel: raw bytes in, one logged outcome out, tickets changed through [`tickets`] |
 //! | [`api`] | the admin HTTP channel: authentication, JSON, the same [`tickets`] calls |
-//! | [`web`] | the portal: pages for customers and staff, emailed sign-in links, sessions and CSRF, the same [`tickets`] calls |
+//! | [`web`] | the portal: pages for customers and staff, emailed sign-in links, sessions and CSRF, each person's profile (name, language), the same [`tickets`] calls |
 //! | [`listen`] | serving HTTP for [`api`] and [`web`]: header, idle and body timeouts, a connection cap, a shutdown deadline |
 //! | [`source`] | where mail comes from (Maildir, IMAP, mbox, files, stdin), handed to a [`source::MailSink`] |
 //! | [`store`] | the only SQL: the `Store` and `Tx` traits, SQLite and PostgreSQL |

@@ -27,7 +27,8 @@ use crate::domain::ids::{CommentId, EmailAddress};
 use crate::domain::locale::Locale;
 use crate::domain::reply::MARKER;
 use crate::domain::template::Template;
-use crate::domain::ticket::Status;
+use crate::domain::terms::Terms;
+use crate::domain::ticket::{Priority, Status};
 use crate::domain::token;
 use crate::mailer::{MailError, Mailer, Outgoing};
 use crate::manage::{new_token, token_hash};
@@ -49,8 +50,9 @@ pub struct OutboxPolicy {
     /// `[outbox] excerpt_max`: the most of a comment's text a mail carries.
     pub excerpt_max: usize,
     pub concurrency: usize,
-    /// Status labels from `[statuses]` (machine name → label).
-    pub labels: Vec<(Status, String)>,
+    /// `[statuses]` and `[sla]` in every language: a mail is written in
+    /// its recipient's, whatever the row recorded.
+    pub terms: Terms,
 }
 
 impl OutboxPolicy {
@@ -66,19 +68,8 @@ impl OutboxPolicy {
             attach_max: s.outbox.attach_max.0,
             excerpt_max: usize::try_from(s.outbox.excerpt_max.0).unwrap_or(usize::MAX),
             concurrency: s.outbox.concurrency.max(1) as usize,
-            labels: Status::ALL
-                .iter()
-                .map(|st| (*st, s.status_label(*st)))
-                .collect(),
+            terms: s.terms(),
         }
-    }
-
-    fn label(&self, status: Status) -> String {
-        self.labels
-            .iter()
-            .find(|(s, _)| *s == status)
-            .map(|(_, l)| l.clone())
-            .unwrap_or_else(|| status.default_label().to_string())
     }
 }
 
@@ -515,13 +506,15 @@ impl OutboxWorker {
         );
         map.insert("locale".into(), row.locale.clone().into());
         map.insert("recipient_name".into(), recipient_name.into());
+        let locale = Locale::of(&row.locale);
+        let terms = &self.policy.terms;
         if let Some(ticket) = map.get_mut("ticket").and_then(Value::as_object_mut) {
             let status = ticket
                 .get("status")
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse::<Status>().ok());
             if let Some(status) = status {
-                ticket.insert("status_label".into(), self.policy.label(status).into());
+                ticket.insert("status_label".into(), terms.label(status, locale).into());
             }
         }
         if let Some(event) = map.get_mut("event").and_then(Value::as_object_mut) {
@@ -531,8 +524,22 @@ impl OutboxWorker {
                     .and_then(Value::as_str)
                     .and_then(|s| s.parse::<Status>().ok());
                 if let Some(status) = status {
-                    event.insert(label_field.into(), self.policy.label(status).into());
+                    event.insert(label_field.into(), terms.label(status, locale).into());
                 }
+            }
+            // A priority's level and target were queued in the default
+            // language (`priority_set`, `ticket_updated`).
+            let priority = event
+                .get("priority")
+                .and_then(Value::as_str)
+                .and_then(|p| p.parse::<Priority>().ok());
+            let text = |field: &str| event.get(field).and_then(Value::as_str).map(str::to_string);
+            if let (Some(priority), Some(name), Some(response)) =
+                (priority, text("sla_name"), text("sla_response"))
+            {
+                let (name, response) = terms.sla_words(priority, &name, &response, locale);
+                event.insert("sla_name".into(), name.into());
+                event.insert("sla_response".into(), response.into());
             }
         }
         if let Some(comment) = map.get_mut("comment").and_then(Value::as_object_mut) {

@@ -95,7 +95,13 @@ impl ApiState {
         metrics: Arc<Metrics>,
         mailboxes: Mailboxes,
     ) -> Self {
-        let labels = tickets.policy().labels.clone();
+        // The API answers in the default language, whoever asks.
+        let labels = tickets
+            .policy()
+            .terms
+            .statuses(crate::domain::locale::Locale::default())
+            .into_iter()
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 tickets,

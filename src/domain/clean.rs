@@ -90,6 +90,34 @@ pub fn line(input: &str) -> String {
     out
 }
 
+/// The longest name a person may give themselves: room for any real name,
+/// and a greeting or a `From` display name stays one readable line.
+pub const NAME_MAX_CHARS: usize = 100;
+
+/// Why a name someone typed was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    #[error("a name is needed")]
+    Empty,
+    #[error("a name is at most {NAME_MAX_CHARS} characters")]
+    TooLong,
+}
+
+/// A person's name as typed into a form, as it is stored and shown: one
+/// [`line`] (as names from mail are cleaned), not empty, at most
+/// [`NAME_MAX_CHARS`] characters; a longer one is refused rather than cut,
+/// since the person is there to choose a shorter one.
+pub fn person_name(input: &str) -> Result<String, NameProblem> {
+    let name = line(input);
+    if name.is_empty() {
+        Err(NameProblem::Empty)
+    } else if name.chars().count() > NAME_MAX_CHARS {
+        Err(NameProblem::TooLong)
+    } else {
+        Ok(name)
+    }
+}
+
 /// A subject is cut to this many characters (the last one an ellipsis): it
 /// is stored with the ticket and repeated in every notification's subject,
 /// and a 1 MB one made every mail about its ticket 1 MB.
@@ -154,6 +182,37 @@ pub fn file_name_if_any(input: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typed_name_is_one_clean_line_within_its_length() {
+        let long = "あ".repeat(NAME_MAX_CHARS);
+        let cases: &[(&str, &str, Result<&str, NameProblem>)] = &[
+            ("kept", "Alice Anders", Ok("Alice Anders")),
+            (
+                "trimmed, runs of space one",
+                "  Alice \t\n Anders ",
+                Ok("Alice Anders"),
+            ),
+            (
+                "invisible characters go",
+                "Al\u{200B}ice\u{202E}",
+                Ok("Alice"),
+            ),
+            ("Japanese", "山田 太郎", Ok("山田 太郎")),
+            ("empty", "", Err(NameProblem::Empty)),
+            (
+                "only space and invisibles",
+                " \u{200B} \u{FEFF}",
+                Err(NameProblem::Empty),
+            ),
+            ("at the limit", long.as_str(), Ok(long.as_str())),
+        ];
+        for (case, input, want) in cases {
+            assert_eq!(person_name(input).as_deref(), want.as_deref(), "{case}");
+        }
+        let over = format!("{long}x");
+        assert_eq!(person_name(&over), Err(NameProblem::TooLong));
+    }
 
     #[test]
     fn identifiers_with_invisible_characters_or_combining_marks() {

@@ -2,7 +2,7 @@
 //! as its tag (`en`, `ja`); anything else reads as the default, English.
 
 /// A shipped language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Locale {
     #[default]
     En,
@@ -17,6 +17,21 @@ impl Locale {
         match tag {
             "ja" => Locale::Ja,
             _ => Locale::En,
+        }
+    }
+
+    /// A shipped language named exactly by its tag (a form's choice);
+    /// unlike [`Locale::of`], anything else is `None`, not English.
+    pub fn parse(tag: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|l| l.as_str() == tag)
+    }
+
+    /// The language's name in itself, as a menu of languages shows it: a
+    /// reader finds their own language whatever the page is written in.
+    pub const fn native_name(self) -> &'static str {
+        match self {
+            Locale::En => "English",
+            Locale::Ja => "日本語",
         }
     }
 
@@ -49,6 +64,10 @@ mod tests {
         }
         assert_eq!(Locale::of(""), Locale::En);
         assert_eq!(Locale::of("fr"), Locale::En);
+        assert_eq!(Locale::parse("ja"), Some(Locale::Ja));
+        for unknown in ["", "fr", "JA", " ja", "ja-JP"] {
+            assert_eq!(Locale::parse(unknown), None, "{unknown:?}");
+        }
         assert_eq!(Locale::Ja.nameless_reader("a@b.test"), "a@b.test");
         assert_eq!(Locale::En.nameless_reader("a@b.test"), "there");
     }

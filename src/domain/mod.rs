@@ -17,6 +17,7 @@ pub mod outcome;
 pub mod reply;
 pub mod rules;
 pub mod template;
+pub mod terms;
 pub mod threading;
 pub mod ticket;
 pub mod token;

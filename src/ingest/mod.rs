@@ -33,7 +33,7 @@ use crate::domain::reply;
 use crate::source::{MailSink, SinkError};
 
 use crate::domain::threading::{self, ThreadFacts};
-use crate::domain::ticket::{self, Role, Status};
+use crate::domain::ticket::{self, Role};
 use crate::metrics::Metrics;
 use crate::store::{
     CommentSource, Lookahead, NewEvent, NewLogEntry, NewUser, RefKind, Store, StoreError,

@@ -53,12 +53,8 @@ impl IntakePolicy {
                 notify: settings.notify_address(),
                 notify_each_staff: settings.support.notify_staff
                     == crate::config::NotifyStaff::Each,
-                sla: settings.sla_table(),
+                terms: settings.terms(),
                 auto_follow_mentions: settings.mentions.auto_follow,
-                labels: Status::ALL
-                    .iter()
-                    .map(|st| (*st, settings.status_label(*st)))
-                    .collect(),
                 rules: Arc::new(settings.rules()?),
                 auto_reply_window: settings.intake.auto_reply_window.0,
                 auto_reply_limit: settings.intake.auto_reply_limit,

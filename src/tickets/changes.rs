@@ -3,7 +3,6 @@
 //! a rule, or the admin API. Runs inside the caller's transaction; what it
 //! tells people is gathered and queued by `Changes::finish`, one mail each.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use crate::domain::mail::InboundMail;
 use crate::domain::mentions::{self, Candidate, Directory, Resolution};
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
 use crate::domain::template::{self, Notification, Shown};
+use crate::domain::terms::Terms;
 use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Reason, Role, Status};
 use crate::domain::version::Version;
 use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState, Tx, User};
@@ -27,12 +27,11 @@ pub struct ChangePolicy {
     pub notify: Option<EmailAddress>,
     /// `[support] notify_staff = "each"`: every staff user gets their own copy.
     pub notify_each_staff: bool,
-    /// `[sla.Pn]`: name and response target.
-    pub sla: BTreeMap<Priority, (String, String)>,
+    /// `[statuses]` and `[sla.Pn]` in every language: events record the
+    /// default language's words, answers are written in their reader's.
+    pub terms: Terms,
     /// Mentioned users follow the ticket (`[mentions] auto_follow`).
     pub auto_follow_mentions: bool,
-    /// Status labels from `[statuses]`, for answers rendered from a snapshot.
-    pub labels: BTreeMap<Status, String>,
     pub rules: Arc<RuleSet>,
     /// At most one automatic answer per sender per window.
     pub auto_reply_window: Duration,
@@ -43,12 +42,9 @@ pub struct ChangePolicy {
 }
 
 impl ChangePolicy {
-    /// A status as people read it: its configured label.
-    pub fn label(&self, status: Status) -> String {
-        self.labels
-            .get(&status)
-            .cloned()
-            .unwrap_or_else(|| status.default_label().to_string())
+    /// A status as a reader of `locale` reads it.
+    pub fn label(&self, status: Status, locale: Locale) -> String {
+        self.terms.label(status, locale)
     }
 }
 
@@ -420,7 +416,7 @@ impl<'a> Changes<'a> {
         priority: Priority,
     ) -> Result<TicketState, StoreError> {
         self.tx.set_priority(state.id, priority, self.now).await?;
-        let (sla_name, sla_response) = self.policy.sla.get(&priority).cloned().unwrap_or_default();
+        let (sla_name, sla_response) = self.policy.terms.sla(priority).unwrap_or_default();
         let event = Event::PrioritySet {
             priority,
             sla_name,

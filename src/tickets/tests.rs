@@ -56,9 +56,14 @@ impl Desk {
             .await
             .unwrap();
         let mut policy = ChangePolicy::default();
-        policy
-            .sla
-            .insert(Priority::P2, ("High".into(), "4 hours".into()));
+        policy.terms.levels.insert(
+            Priority::P2,
+            crate::domain::terms::Level {
+                name: "High".into(),
+                response: "4 hours".into(),
+                translated: Default::default(),
+            },
+        );
         let sender = Sender {
             domain: "example.test".into(),
             tag: "Support".into(),

@@ -26,6 +26,7 @@ mod assets;
 mod form;
 mod history;
 mod pages;
+mod profile;
 mod session;
 mod staff;
 mod tickets;
@@ -113,6 +114,7 @@ pub fn router(state: WebState) -> Router {
             get(session::confirm).post(session::sign_in),
         )
         .route("/logout", post(session::sign_out))
+        .route("/profile", get(profile::show).post(profile::save))
         .route("/tickets", get(tickets::list).post(tickets::create))
         .route("/tickets/new", get(tickets::new_form))
         .route("/tickets/new/mentionable", get(tickets::mentionable_new))

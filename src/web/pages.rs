@@ -29,6 +29,7 @@ const PAGES: &[(&str, &str)] = pages!(
     "quarantine.html",
     "message.html",
     "people.html",
+    "profile.html",
 );
 
 const WORDS: &[(Locale, &str)] = &[

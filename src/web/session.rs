@@ -264,26 +264,55 @@ pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[Network]) -> IpAd
     client
 }
 
-/// The language of a visitor who is not signed in: the first of their
-/// browser's `Accept-Language` (RFC 9110 §12.5.4) that we ship, else English.
+/// The language of a visitor who is not signed in: of the languages we
+/// ship, the one their browser's `Accept-Language` weighs highest (RFC 9110
+/// §12.5.4: `q` from 0 to 1, 1 when absent, 0 meaning "not this one"; on a
+/// tie the first listed), else English. Only the first 20 ranges are read.
 pub fn visitor_locale(headers: &HeaderMap) -> Locale {
-    let accepted = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    for tag in accepted.split(',').take(20) {
-        let tag = tag
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        let primary = tag.split('-').next().unwrap_or("");
-        if let Some(locale) = Locale::ALL.iter().find(|l| l.as_str() == primary) {
-            return *locale;
+    let mut best: Option<(u16, Locale)> = None;
+    let ranges = headers
+        .get_all(header::ACCEPT_LANGUAGE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .take(20);
+    for range in ranges {
+        let mut parts = range.split(';');
+        let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let weight = parts
+            .find_map(|p| {
+                let (name, value) = p.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("q")
+                    .then(|| quality(value))
+            })
+            .unwrap_or(Some(1000));
+        let (Some(weight), Some(locale)) =
+            (weight, Locale::parse(tag.split('-').next().unwrap_or("")))
+        else {
+            continue;
+        };
+        if weight > 0 && best.is_none_or(|(b, _)| weight > b) {
+            best = Some((weight, locale));
         }
     }
-    Locale::En
+    best.map_or(Locale::En, |(_, l)| l)
+}
+
+/// A `q` value in thousandths; `None` when it is not one (RFC 9110 §12.4.2:
+/// `0` to `1` with at most three decimals).
+fn quality(text: &str) -> Option<u16> {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths: u16 = format!("{fraction:0<3}").parse().ok()?;
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// `GET /`: the sign-in page, or the tickets when signed in.
@@ -632,6 +661,16 @@ mod tests {
         assert_eq!(with("en-US,en"), Locale::En);
         assert_eq!(with("de"), Locale::En);
         assert_eq!(visitor_locale(&HeaderMap::new()), Locale::En);
+        // Weights, not order, decide; 0 refuses a language.
+        assert_eq!(with("en;q=0.1, ja"), Locale::Ja);
+        assert_eq!(with("ja;q=0.8, en;q=0.9"), Locale::En);
+        assert_eq!(with("ja;q=0.5, en;q=0.5"), Locale::Ja);
+        assert_eq!(with("ja;q=0, fr"), Locale::En);
+        assert_eq!(with("JA-jp;Q=1.000"), Locale::Ja);
+        // A malformed weight drops its range, not the header.
+        assert_eq!(with("ja;q=2, en;q=0.3"), Locale::En);
+        assert_eq!(with("ja;q=abc"), Locale::En);
+        assert_eq!(with("*"), Locale::En);
     }
 
     #[test]

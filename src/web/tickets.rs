@@ -87,7 +87,7 @@ pub async fn list(
         .map(|t| {
             context! {
                 id => t.id, subject => t.subject.clone(), status => t.status.as_str(),
-                status_label => policy.label(t.status),
+                status_label => policy.label(t.status, locale),
                 priority => t.priority.map(|p| p.as_str().to_uppercase()),
                 requester => t.requester.clone(), org => t.org.clone(),
                 updated_at => local_time(&state, &t.updated_at, locale),
@@ -121,7 +121,7 @@ pub async fn list(
     } else {
         Vec::new()
     };
-    let statuses = status_options(&state);
+    let statuses = status_options(&state, locale);
     let body = pages::render(
         "tickets.html",
         locale,
@@ -137,22 +137,16 @@ pub async fn list(
     Ok(body.into_response())
 }
 
-fn status_options(state: &WebState) -> Vec<minijinja::Value> {
-    policy_statuses(state)
+fn status_options(state: &WebState, locale: Locale) -> Vec<minijinja::Value> {
+    policy_statuses(state, locale)
         .into_iter()
         .map(|(s, label)| context! { value => s.as_str(), label => label })
         .collect()
 }
 
-/// Every status with its configured label, in order.
-fn policy_statuses(state: &WebState) -> Vec<(Status, String)> {
-    state
-        .tickets()
-        .policy()
-        .labels
-        .iter()
-        .map(|(s, label)| (*s, label.clone()))
-        .collect()
+/// Every status with its label in `locale`, in order.
+fn policy_statuses(state: &WebState, locale: Locale) -> Vec<(Status, String)> {
+    state.tickets().policy().terms.statuses(locale)
 }
 
 fn priority_options() -> Vec<&'static str> {
@@ -287,6 +281,12 @@ pub struct DoneQuery {
     done: Option<String>,
 }
 
+impl DoneQuery {
+    pub fn done(&self) -> Option<&str> {
+        self.done.as_deref()
+    }
+}
+
 /// The actions a page confirms, each with its `done_<action>` words.
 const CONFIRMED: &[&str] = &[
     "new",
@@ -360,7 +360,7 @@ async fn ticket_page_with(
             .find(|f| f.email.as_str() == email)
             .is_some_and(|f| ticket::may_remove_follower(&me, &access, f.user).is_ok())
     };
-    let statuses: Vec<minijinja::Value> = policy_statuses(state)
+    let statuses: Vec<minijinja::Value> = policy_statuses(state, locale)
         .into_iter()
         .filter(|(s, _)| *s == view.status || ticket::may_set_status(&me, &access, view.status, *s))
         .map(|(s, label)| context! { value => s.as_str(), label => label })
@@ -379,7 +379,7 @@ async fn ticket_page_with(
         // A priority or release announcement, in the reader's language.
         let event = announced.get(&c.id);
         let body = event
-            .and_then(|e| e.announcement(locale))
+            .and_then(|e| policy.terms.reword(e, locale).announcement(locale))
             .unwrap_or_else(|| c.body.clone());
         context! {
             id => c.id, author => c.author.clone(), author_name => c.author_name.clone(), body => body,
@@ -397,7 +397,7 @@ async fn ticket_page_with(
         .events
         .iter()
         .filter_map(|e| {
-            let (kind, text) = history::line(e, locale, &names, |s| policy.label(s))?;
+            let (kind, text) = history::line(e, locale, &names, |s| policy.label(s, locale))?;
             Some((e.created_at.as_str(), kind, text))
         })
         .peekable();
@@ -414,7 +414,7 @@ async fn ticket_page_with(
     }
     let sla = view
         .priority
-        .and_then(|p| policy.sla.get(&p).cloned())
+        .and_then(|p| policy.terms.sla_in(p, locale))
         .map(|(name, response)| context! { name => name, response => response });
     let page = pages::render(
         "ticket.html",
@@ -423,7 +423,7 @@ async fn ticket_page_with(
             viewer => viewer_ctx(viewer),
             ticket => context! {
                 id => view.id, subject => view.subject, status => view.status.as_str(),
-                status_label => policy.label(view.status),
+                status_label => policy.label(view.status, locale),
                 status_help => pages::word(locale, &format!("status_help_{}", view.status.as_str())),
                 priority => view.priority.map(|p| p.as_str().to_uppercase()), sla => sla,
                 release => view.release.clone(), requester => view.requester.clone(),
@@ -573,7 +573,7 @@ pub async fn act(
                 {
                     Ok(Command::Status(to))
                 } else {
-                    let label = state.tickets().policy().label(to);
+                    let label = state.tickets().policy().label(to, locale);
                     Err(context! { kind => "error",
                     text => pages::word(locale, "status_not_allowed").replace("{status}", &label),
                     lines => Vec::<String>::new() })

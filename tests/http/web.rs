@@ -1459,7 +1459,7 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
     assert!(page.contains("コメントを追加"));
     // The priority comment, said again from its event in her language.
     assert!(
-        page.contains("優先度を「P2（High）」に設定しました"),
+        page.contains("優先度を「P2（高）」に設定しました。回答目標時間は「4時間」です。"),
         "{page}"
     );
     assert!(
@@ -1467,6 +1467,10 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
         "English on a Japanese page"
     );
     d.screenshot(&shots.join("ticket-ja.png")).await;
+    d.goto(&format!("{base}/profile")).await;
+    assert!(!d.overflows().await, "the profile scrolls sideways");
+    assert_eq!(d.text("label[for='profile-locale']").await, "言語");
+    d.screenshot(&shots.join("profile-ja.png")).await;
 
     // On a phone (390 px): nothing scrolls sideways, and the conversation
     // comes before the action panel.
@@ -1485,6 +1489,19 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
     assert!(!d.overflows().await, "the ticket list scrolls sideways");
     d.screenshot(&shots.join("customer-tickets-phone.png"))
         .await;
+    // Her profile on the phone; she goes back to English there.
+    d.goto(&format!("{base}/profile")).await;
+    assert!(
+        !d.overflows().await,
+        "the profile scrolls sideways at 390 px"
+    );
+    d.screenshot(&shots.join("profile-ja-phone.png")).await;
+    d.select("#profile-locale", "en").await;
+    d.submit("#profile button[type=submit]").await;
+    d.wait_for(".notice.ok").await;
+    assert_eq!(d.text(".notice.ok").await, "Your profile was saved.");
+    assert!(d.source().await.contains("<html lang=\"en\">"));
+    assert!(!d.overflows().await, "the saved profile scrolls sideways");
     browser_sign_out(&d).await;
     browser_sign_in(&p, &d, "sam@example.test").await;
     for page in ["/tickets", "/staff/quarantine", "/staff/people"] {
@@ -2009,4 +2026,296 @@ async fn axe_walk(d: common::webdriver::Driver, axe: &str) {
         }
     }
     assert!(found.is_empty(), "axe-core:\n{}", found.join("\n"));
+}
+
+/// The stored name and language of `email`.
+async fn profile_of(p: &Portal, email: &str) -> (String, String) {
+    let user =
+        p.t.store()
+            .find_user(&email.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    (user.name, user.locale)
+}
+
+/// The profile page shows and changes the person's name and language; the
+/// page after saving says so in the language chosen, and so is every page
+/// and mail after it.
+#[tokio::test]
+async fn the_profile_changes_name_and_language_and_what_follows_is_in_that_language() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let page = p.get("/tickets", Some(&alice)).await.text();
+    assert!(page.contains("<a href=\"/profile\">Profile</a>"), "{page}");
+    let res = p.get("/profile", Some(&alice)).await;
+    assert_eq!(res.status, 200);
+    let page = res.text();
+    assert!(page.contains("<html lang=\"en\">"), "{page}");
+    assert!(page.contains("value=\"Alice Anders\""), "{page}");
+    for control in ["profile-email", "profile-name", "profile-locale"] {
+        assert!(
+            page.contains(&format!("<label for=\"{control}\">")),
+            "{control} has a label: {page}"
+        );
+    }
+    assert!(page.contains("<option value=\"en\" lang=\"en\" selected>English</option>"));
+    assert!(page.contains("<option value=\"ja\" lang=\"ja\">日本語</option>"));
+
+    // Without the session's token nothing changes.
+    for fields in [
+        vec![("name", "Mallory"), ("locale", "ja")],
+        vec![("csrf", "tg_wrong"), ("name", "Mallory"), ("locale", "ja")],
+    ] {
+        let res = p.post("/profile", Some(&alice), &fields).await;
+        assert_eq!(res.status, 403);
+    }
+    let res = p
+        .post("/profile", None, &[("name", "Mallory"), ("locale", "ja")])
+        .await;
+    assert_eq!(res.status, 403, "signed out");
+    assert_eq!(
+        profile_of(&p, "alice@customer.test").await,
+        ("Alice Anders".to_string(), "en".to_string())
+    );
+
+    // The name is cleaned as names from mail are; Japanese from now on.
+    let res = p
+        .act(
+            "/profile",
+            &alice,
+            &[("name", "  有栖 \u{200B}Anders\t "), ("locale", "ja")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let next = res.header("location").unwrap().to_string();
+    assert_eq!(next, "/profile?done=profile");
+    assert_eq!(
+        profile_of(&p, "alice@customer.test").await,
+        ("有栖 Anders".to_string(), "ja".to_string())
+    );
+    let page = p.get(&next, Some(&alice)).await.text();
+    assert!(page.contains("<html lang=\"ja\">"), "{page}");
+    assert!(
+        page.contains("role=\"status\">プロフィールを保存しました。"),
+        "{page}"
+    );
+    assert!(page.contains("<option value=\"ja\" lang=\"ja\" selected>日本語</option>"));
+    assert!(
+        page.contains("<a href=\"/profile\">プロフィール</a>"),
+        "{page}"
+    );
+    let page = p.get("/tickets", Some(&alice)).await.text();
+    assert!(page.contains("<html lang=\"ja\">") && page.contains("新しいお問い合わせ"));
+
+    // Mail to her is Japanese too: the outbox reads the stored language.
+    let id = open_ticket(&p, &alice, "言語のテスト", "内容です。").await;
+    let sam = p.sign_in("sam@example.test").await;
+    let res = p
+        .act(
+            &format!("/tickets/{id}/status"),
+            &sam,
+            &[("status", "in_progress")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let mails = p.t.mails().await;
+    let hers: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to == "alice@customer.test" && m.subject.contains(&format!("#{id}]")))
+        .collect();
+    assert_eq!(hers.len(), 2, "acknowledgement and status");
+    for m in &hers {
+        m.assert_reads_well();
+        assert!(m.text.contains("有栖 Anders 様"), "{}", m.text);
+    }
+    let status = hers.last().unwrap();
+    assert!(
+        status.text.contains("「新規」から「対応中」"),
+        "{}",
+        status.text
+    );
+    assert!(!status.text.contains("In Progress"), "{}", status.text);
+}
+
+/// A name or language the portal cannot take shows the form again, as
+/// typed, with what to change, in the person's language; nothing is saved.
+#[tokio::test]
+async fn a_bad_profile_is_shown_again_with_what_to_change() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let long = "A".repeat(101);
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("name", "Alice Anders"), ("locale", "fr")],
+            "Choose one of the languages offered.",
+        ),
+        (
+            &[("name", "Alice Anders"), ("locale", "JA")],
+            "Choose one of the languages offered.",
+        ),
+        (
+            &[("name", "Alice Anders")],
+            "Choose one of the languages offered.",
+        ),
+        (
+            &[("name", " \u{200B} "), ("locale", "ja")],
+            "Please enter your name.",
+        ),
+        (&[("locale", "ja")], "Please enter your name."),
+        (
+            &[("name", &long), ("locale", "ja")],
+            "That name is too long: at most 100 characters.",
+        ),
+    ];
+    for (fields, says) in cases {
+        let res = p.act("/profile", &alice, fields).await;
+        assert_eq!(res.status, 422, "{fields:?}");
+        let page = res.text();
+        assert!(
+            page.contains(&format!("role=\"alert\" id=\"profile-error\">{says}</p>")),
+            "{fields:?}: {page}"
+        );
+        assert!(page.contains("<form method=\"post\" action=\"/profile\""));
+        assert!(page.contains("<html lang=\"en\">"), "still her language");
+        if let Some((_, typed)) = fields.iter().find(|(k, _)| *k == "name") {
+            assert!(
+                page.contains(&format!("value=\"{typed}\"")),
+                "kept as typed"
+            );
+        }
+    }
+    assert_eq!(
+        profile_of(&p, "alice@customer.test").await,
+        ("Alice Anders".to_string(), "en".to_string())
+    );
+    // In Japanese for a Japanese reader.
+    let res = p
+        .act(
+            "/profile",
+            &alice,
+            &[("name", "Alice Anders"), ("locale", "ja")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let res = p
+        .act("/profile", &alice, &[("name", ""), ("locale", "ja")])
+        .await;
+    assert_eq!(res.status, 422);
+    assert!(res.text().contains("お名前を入力してください。"));
+}
+
+/// Before sign-in the browser's languages choose the page's: the sign-in
+/// page, its answers and error pages; the highest weight wins.
+#[tokio::test]
+async fn before_sign_in_accept_language_chooses_the_language() {
+    let p = Portal::start().await;
+    let addr = p.addr;
+    let get = move |path: &'static str, languages: &'static str| async move {
+        let headers: Vec<(&str, &str)> = if languages.is_empty() {
+            Vec::new()
+        } else {
+            vec![("Accept-Language", languages)]
+        };
+        send(addr, "GET", path, &headers, None).await
+    };
+    for path in ["/login", "/"] {
+        let page = get(path, "en;q=0.3, ja-JP").await.text();
+        assert!(page.contains("<html lang=\"ja\">"), "{path}: {page}");
+        assert!(
+            page.contains("<label for=\"email\">メールアドレス</label>"),
+            "{page}"
+        );
+        assert!(!page.contains("Sign in"), "{page}");
+        let page = get(path, "").await.text();
+        assert!(page.contains("<html lang=\"en\">") && page.contains("Sign in"));
+        let page = get(path, "ja;q=0, de").await.text();
+        assert!(page.contains("<html lang=\"en\">"), "ja refused: {page}");
+    }
+    let res = get("/nope", "ja").await;
+    assert_eq!(res.status, 404);
+    assert!(res.text().contains("<html lang=\"ja\">"));
+    // The answer to the form, and an expired link, in the same language.
+    let body = form(&[("email", "alice@customer.test")]);
+    let res = send(
+        p.addr,
+        "POST",
+        "/login",
+        &[("Content-Type", FORM), ("Accept-Language", "ja")],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert!(res.text().contains("サインイン用リンクをお送りしました"));
+    let res = get("/login/tg_nope", "ja").await;
+    assert_eq!(res.status, 410);
+    assert!(res.text().contains("<html lang=\"ja\">"));
+}
+
+/// A Japanese reader's ticket page and list say the status, the priority's
+/// level and its response target in Japanese: no English config words.
+#[tokio::test]
+async fn a_japanese_readers_ticket_page_has_no_english_status_or_sla_words() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Export fails", "Since this morning.").await;
+    let sam = p.sign_in("sam@example.test").await;
+    for (action, field, value) in [
+        ("status", "status", "in_progress"),
+        ("priority", "priority", "P2"),
+    ] {
+        let res = p
+            .act(&format!("/tickets/{id}/{action}"), &sam, &[(field, value)])
+            .await;
+        assert_eq!(res.status, 303, "{}", res.text());
+    }
+    // In English, as configured.
+    let page = p.get(&format!("/tickets/{id}"), Some(&alice)).await.text();
+    assert!(page.contains(">In Progress</span>"), "{page}");
+    assert!(page.contains("Response within 4 hours"), "{page}");
+    assert!(page.contains("Priority set to P2 (High): response within 4 hours."));
+
+    let res = p
+        .act(
+            "/profile",
+            &alice,
+            &[("name", "Alice Anders"), ("locale", "ja")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let page = p.get(&format!("/tickets/{id}"), Some(&alice)).await.text();
+    assert!(page.contains(">対応中</span>"), "{page}");
+    assert!(page.contains("P2 · 高"), "{page}");
+    assert!(page.contains("回答目標 4時間"), "{page}");
+    assert!(
+        page.contains("優先度を「P2（高）」に設定しました。回答目標時間は「4時間」です。"),
+        "{page}"
+    );
+    assert!(
+        page.contains("「新規」から「対応中」"),
+        "the history line: {page}"
+    );
+    for english in ["In Progress", "New", "High", "hours", "hour"] {
+        assert!(!page.contains(english), "{english}: {page}");
+    }
+    let list = p.get("/tickets", Some(&alice)).await.text();
+    assert!(list.contains(">対応中</span>"), "{list}");
+    assert!(!list.contains("In Progress"), "{list}");
+
+    // Staff reading Japanese get the status menu in Japanese too.
+    let res = p
+        .act("/profile", &sam, &[("name", "Sam Staff"), ("locale", "ja")])
+        .await;
+    assert_eq!(res.status, 303);
+    let page = p.get(&format!("/tickets/{id}"), Some(&sam)).await.text();
+    assert!(
+        page.contains(">完了（TEMへエスカレーション済み）</option>"),
+        "{page}"
+    );
+    assert!(!page.contains("Escalated to TEM"), "{page}");
+    let queue = p.get("/tickets", Some(&sam)).await.text();
+    assert!(
+        !queue.contains("In Progress") && queue.contains("対応中"),
+        "{queue}"
+    );
 }

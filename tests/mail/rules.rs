@@ -1061,3 +1061,69 @@ async fn an_acknowledgement_lists_at_most_twenty_failures_and_counts_the_rest() 
     assert!(!text.contains("#status bogus20\n"), "{text}");
     assert!(text.contains("... and 5 more, not listed here."), "{text}");
 }
+
+/// A Japanese requester reads a status and a priority set by mail in
+/// Japanese: the shipped labels, the level's name, its target said in
+/// Japanese; never the English config words.
+#[tokio::test]
+async fn a_japanese_requester_reads_status_and_priority_in_japanese() {
+    let (app, _) = base().await;
+    let alice = app
+        .store()
+        .find_user(&"alice@customer.test".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    app.store()
+        .update_user(
+            alice.id,
+            &ticketgate::store::UserChange {
+                locale: Some("ja".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let proof = verified("example.test");
+    let steps = [
+        (
+            "ja1",
+            "#status in progress\nLooking.",
+            "「新規」から「対応中」",
+        ),
+        ("ja2", "#priority P2\nUrgent.", "P2（高）"),
+    ];
+    for (id, body, says) in steps {
+        let before = app.mails().await.len();
+        let r = app
+            .deliver(&reply("sam@example.test", id, &proof, body))
+            .await;
+        assert_eq!(r.outcome, Outcome::CommentAdded, "{body}");
+        let mails = app.mails().await.split_off(before);
+        let theirs: Vec<_> = mails
+            .iter()
+            .filter(|m| m.to == "alice@customer.test")
+            .collect();
+        assert_eq!(theirs.len(), 1, "{:?}", common::count_per_recipient(&mails));
+        let m = theirs[0];
+        m.assert_reads_well();
+        assert!(m.text.contains(says), "{says}: {}", m.text);
+        for part in [&m.text, &m.html] {
+            assert!(part.contains("対応中"), "{part}");
+            for english in ["In Progress", "New", "High", "hours"] {
+                assert!(!part.contains(english), "{english}: {part}");
+            }
+        }
+        if id == "ja2" {
+            assert!(m.text.contains("「4時間」"), "{}", m.text);
+        }
+    }
+    // The team reads the same changes in English.
+    let team: Vec<_> = app
+        .mails()
+        .await
+        .into_iter()
+        .filter(|m| m.to == "team@example.test" && m.text.contains("In Progress"))
+        .collect();
+    assert!(!team.is_empty());
+}

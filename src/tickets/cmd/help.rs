@@ -14,7 +14,15 @@ pub(super) fn parse(key: &str, args: &str) -> Option<Result<Command, CommandProb
 pub(super) async fn answer(c: &mut Changes<'_>, author: &User) -> Result<(), StoreError> {
     let what = Notification::HelpAnswer(template::HelpAnswer {
         staff: author.role == Role::Staff,
-        statuses: c.policy.labels.values().cloned().collect(),
+        // What `#status` accepts (labels fold to names), so in the
+        // default language whatever the reader's.
+        statuses: c
+            .policy
+            .terms
+            .statuses(crate::domain::locale::Locale::default())
+            .into_iter()
+            .map(|(_, label)| label)
+            .collect(),
     });
     c.tell_one(author, None, Reason::Sender, what).await
 }

@@ -2,6 +2,7 @@
 //! From only. Alone in a mail to the support address it opens no ticket.
 
 use super::{Command, CommandProblem};
+use crate::domain::locale::Locale;
 use crate::domain::template::{self, Notification};
 use crate::domain::ticket::Reason;
 use crate::store::{StoreError, User};
@@ -22,7 +23,7 @@ pub(super) async fn answer(c: &mut Changes<'_>, author: &User) -> Result<(), Sto
             id: t.id,
             subject: t.subject.clone(),
             status: t.status,
-            status_label: c.policy.label(t.status),
+            status_label: c.policy.label(t.status, Locale::of(&author.locale)),
             updated_at: local_time(c, &t.updated_at, &author.locale),
         })
         .collect();

@@ -39,7 +39,7 @@ pub(super) async fn apply(
     if !ticket::may_set_status(&author.actor(), &access(state), state.status, to) {
         return Ok(Err(Refusal::Forbidden(format!(
             "you may not set the status to \"{}\"",
-            c.policy.label(to)
+            c.policy.label(to, crate::domain::locale::Locale::default())
         ))));
     }
     Ok(Ok(c
