@@ -15,9 +15,12 @@
 # real intake does (registration by domain, threading, notifications queued).
 # PostgreSQL: TICKETGATE_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres);
 # each run gets a fresh database. The portal figure needs `ab` (apache2-utils).
+# Both builds read the config/ of TICKETGATE_BENCH_CONFIG (default this
+# repository's): give the older build's when it cannot read the newer keys.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pg_base="${TICKETGATE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+config="${TICKETGATE_BENCH_CONFIG:-$root/config}"
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; exit 2; }
 
@@ -26,13 +29,14 @@ home() {
     local bin="$1" dir="$2" db="$3"
     rm -rf "$dir"
     mkdir -p "$dir"
-    cp -r "$root/config" "$dir/"
+    mkdir -p "$dir/config"
+    cp -r "$config"/. "$dir/config/"
     (
         cd "$dir"
         export TICKETGATE__DATABASE__URL="$db"
-        "$bin" org add "Customer Site A" --domain customer-a.test >/dev/null
-        "$bin" org add "Customer Site B" --domain customer-b.test >/dev/null
-        "$bin" user add sam@example.test --name "Sam Staff" --role staff >/dev/null
+        "$bin" org add "Customer Site A" --domain customer-a.test >/dev/null 2>&1
+        "$bin" org add "Customer Site B" --domain customer-b.test >/dev/null 2>&1
+        "$bin" user add sam@example.test --name "Sam Staff" --role staff >/dev/null 2>&1
     )
 }
 
@@ -74,8 +78,9 @@ PY
 
 fresh_pg() {
     local name="$1"
-    psql -q -d "$pg_base" -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >/dev/null
-    echo "${pg_base%/*}/$name"
+    psql -q -d "$pg_base" -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >/dev/null 2>&1
+    # Loopback without TLS, as the ingest benchmark (benches/ingest.rs) runs.
+    echo "${pg_base%/*}/$name?sslmode=disable"
 }
 
 ingest() {
@@ -88,7 +93,7 @@ ingest() {
     esac
     home "$bin" "$dir" "$db"
     t0=$(date +%s.%N)
-    (cd "$dir" && TICKETGATE__DATABASE__URL="$db" "$bin" ingest "$mbox" >/dev/null)
+    (cd "$dir" && TICKETGATE__DATABASE__URL="$db" "$bin" ingest "$mbox" >/dev/null 2>&1)
     t1=$(date +%s.%N)
     rm -rf "$dir"
     [ "$store" = postgres ] && psql -q -d "$pg_base" -c "DROP DATABASE tg_bench_ab_$$ WITH (FORCE)" >/dev/null
@@ -118,14 +123,14 @@ PY
     (
         cd "$dir"
         export TICKETGATE__DATABASE__URL="sqlite://$dir/ticketgate.db"
-        "$bin" ingest "$mail" >/dev/null
+        "$bin" ingest "$mail" >/dev/null 2>&1
         python3 - "$dir/ticketgate.db" <<'PY'
 import sqlite3, hashlib, sys
 db = sqlite3.connect(sys.argv[1])
 uid = db.execute("SELECT requester_id FROM tickets WHERE id = 1").fetchone()[0]
 h = hashlib.sha256(b"benchtoken").hexdigest()
 db.execute("INSERT INTO web_sessions (token_hash, user_id, csrf, created_at, expires_at, last_seen_at) "
-           "VALUES (?, ?, 'benchcsrf', '2026-01-01T00:00:00Z', '2099-01-01T00:00:00Z', '2099-01-01T00:00:00Z')",
+           "VALUES (?, ?, 'benchcsrf', '2026-01-01T00:00:00.000000Z', '2099-01-01T00:00:00.000000Z', '2099-01-01T00:00:00.000000Z')",
            (h, uid))
 db.commit()
 PY
