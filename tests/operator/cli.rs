@@ -945,10 +945,36 @@ fn operators_edit_users_and_remove_delivery_leads() {
         dir.path(),
         &["user", "edit", "bob@customer.test", "--no-org"],
     );
+    // Some active staff member always remains.
+    let last = run(
+        dir.path(),
+        &["user", "edit", "sam@example.test", "--role", "customer"],
+        None,
+    );
+    assert_eq!(last.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&last.stderr).contains("last active staff member"));
+    ok(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "erin@example.test",
+            "--name",
+            "Erin Staff",
+            "--role",
+            "staff",
+            "--no-invite",
+        ],
+    );
     ok(
         dir.path(),
         &["user", "edit", "sam@example.test", "--role", "customer"],
     );
+    let off = ok(
+        dir.path(),
+        &["user", "edit", "bob@customer.test", "--deactivate"],
+    );
+    assert!(off.contains("deactivated"), "{off}");
     let users: serde_json::Value =
         serde_json::from_str(&ok(dir.path(), &["user", "list", "--json"])).unwrap();
     let find = |email: &str| {
@@ -976,6 +1002,8 @@ fn operators_edit_users_and_remove_delivery_leads() {
         )
     );
     assert!(find("bob@customer.test")["org"].is_null());
+    assert_eq!(find("bob@customer.test")["active"], false);
+    assert_eq!(find("alice@customer.test")["active"], true);
     assert_eq!(find("sam@example.test")["role"], "customer");
     assert_eq!(find("sam@example.test")["name"], "Sam Staff");
 
