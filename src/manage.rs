@@ -439,3 +439,33 @@ pub fn new_token() -> Result<String, getrandom::Error> {
     getrandom::fill(&mut bytes)?;
     Ok(format!("tg_{}", hex::encode(bytes)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::valid_domain;
+
+    #[test]
+    fn organization_domains_are_written_as_after_the_at_sign() {
+        for (domain, valid) in [
+            ("customer.example", true),
+            ("mail.customer.co.jp", true),
+            ("xn--bcher-kva.example", true),
+            ("bücher.example", true),
+            ("a-b.example", true),
+            ("localhost", false),
+            ("", false),
+            (".example", false),
+            ("customer..example", false),
+            ("-customer.example", false),
+            ("customer-.example", false),
+            ("cust omer.example", false),
+            ("customer.example/", false),
+            ("alice@customer.example", false),
+            ("not_a.domain", false),
+        ] {
+            assert_eq!(valid_domain(domain), valid, "{domain:?}");
+        }
+        assert!(!valid_domain(&format!("{}.example", "a".repeat(64))));
+        assert!(valid_domain(&format!("{}.example", "a".repeat(63))));
+    }
+}
