@@ -5,6 +5,8 @@
 #
 #   scripts/wire-compare.sh OLD_BINARY NEW_BINARY
 #   WIRE_KEEP=1 scripts/wire-compare.sh ...   # keep the outputs to read
+#   WIRE_CONFIG=DIR scripts/wire-compare.sh ... # both read DIR (default config/):
+#                                               # the old build's, when it cannot read newer keys
 #
 # Each binary gets a fresh copy of config/ on loopback, the same users, every
 # mail under fixtures/mail/ ingested in name order, then the same admin API
@@ -39,7 +41,8 @@ run() {
     local bin="$1" out="$2" dir
     dir="$work/$(basename "$out")-home"
     mkdir -p "$dir" "$out"
-    cp -r "$root/config" "$dir/"
+    mkdir -p "$dir/config"
+    cp -r "${WIRE_CONFIG:-$root/config}"/. "$dir/config/"
     cd "$dir"
     local tg=("$bin")
     "${tg[@]}" org add "Customer Site A" --domain customer.test >/dev/null

@@ -10,7 +10,7 @@ use crate::domain::locale::Locale;
 use crate::domain::template::{self, Notification};
 use crate::domain::ticket::Role;
 use crate::store::{
-    LinkPurpose, NewUser, NewWebLink, Org, Store, StoreError, Tx, User, UserChange,
+    LinkPurpose, LogRow, NewUser, NewWebLink, Org, Store, StoreError, Tx, User, UserChange,
 };
 use crate::tickets::Service;
 use crate::tickets::notice::{self, Notice};
@@ -26,6 +26,10 @@ pub enum ManageError {
     /// It exists already (CLI exit 1, API 409).
     #[error("{0}")]
     Exists(String),
+    /// Its current state does not allow it (API 409), e.g. discarding a
+    /// message already replayed.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -116,10 +120,16 @@ pub struct UserEdit<'a> {
     pub locale: Option<&'a str>,
     /// `Some(None)` takes the user out of their organization.
     pub org: Option<Option<&'a str>>,
+    /// `Some(false)` deactivates: no sign-in, mail taken as a stranger's.
+    pub active: Option<bool>,
+    /// The staff member asking, when there is one: nobody deactivates
+    /// themselves (they would lock themselves out mid-task).
+    pub by: Option<UserId>,
 }
 
 /// Validates and applies an edit; returns the user as it now is. A delivery
 /// lead stays staff: making one a customer asks for the lead to go first.
+/// Some active staff member always remains, so someone can still undo it.
 pub async fn edit_user(
     store: &dyn Store,
     email: &str,
@@ -131,9 +141,19 @@ pub async fn edit_user(
         .find_user(&email)
         .await?
         .ok_or_else(|| ManageError::NotFound(format!("no registered user {email}")))?;
-    if edit.name.is_none() && edit.role.is_none() && edit.locale.is_none() && edit.org.is_none() {
+    if edit.name.is_none()
+        && edit.role.is_none()
+        && edit.locale.is_none()
+        && edit.org.is_none()
+        && edit.active.is_none()
+    {
         return Err(ManageError::Invalid(
-            "nothing to change: give a name, role, locale or organization".into(),
+            "nothing to change: give a name, role, locale, organization or active".into(),
+        ));
+    }
+    if edit.active == Some(false) && edit.by == Some(user.id) {
+        return Err(ManageError::Invalid(
+            "you cannot deactivate yourself: ask another staff member".into(),
         ));
     }
     let org_id = match edit.org {
@@ -156,11 +176,27 @@ pub async fn edit_user(
             )));
         }
     }
+    let stays_staff =
+        edit.role.unwrap_or(user.role) == Role::Staff && edit.active.unwrap_or(user.active);
+    if user.role == Role::Staff && user.active && !stays_staff {
+        let others = store
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|u| u.role == Role::Staff && u.active && u.id != user.id)
+            .count();
+        if others == 0 {
+            return Err(ManageError::Invalid(format!(
+                "{email} is the last active staff member: make someone else staff first"
+            )));
+        }
+    }
     let change = UserChange {
         name: edit.name.map(valid_name).transpose()?,
         role: edit.role,
         locale: edit.locale.map(valid_locale).transpose()?,
         org_id,
+        active: edit.active,
     };
     if !store.update_user(user.id, &change).await? {
         return Err(ManageError::NotFound(format!("no registered user {email}")));
@@ -186,13 +222,32 @@ pub async fn add_org(
     }
     let mut clean = Vec::new();
     for d in domains {
-        let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
-        if d.is_empty() || !d.contains('.') || d.contains(|c: char| c.is_whitespace() || c == '@') {
-            return Err(ManageError::Invalid(format!("invalid domain {d:?}")));
+        let d = d.trim().trim_start_matches('@').to_lowercase();
+        if !valid_domain(&d) {
+            return Err(ManageError::Invalid(format!(
+                "invalid domain {d:?}: write it as in an address after the @, e.g. customer.example"
+            )));
         }
-        clean.push(d);
+        if !clean.contains(&d) {
+            clean.push(d);
+        }
     }
     Ok(store.add_org(name, &slug, &clean).await?)
+}
+
+/// A domain as mail addresses carry it (RFC 1035 §2.3.1, letters of any
+/// script allowed for internationalized names): at least two labels of
+/// letters, digits and inner hyphens, each at most 63 long.
+fn valid_domain(d: &str) -> bool {
+    d.len() <= 253
+        && d.split('.').count() >= 2
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
 }
 
 /// The organization with this name or slug, or a NotFound naming `key`.
@@ -320,6 +375,33 @@ pub async fn invite_again(tickets: &Service, email: &str) -> Result<User, Manage
     Ok(user)
 }
 
+/// Discards a quarantined or rejected delivery: it stays in the ingest log
+/// with its raw message, marked, and no longer waits for a decision. The
+/// same for the CLI (`messages discard`), the API and the portal.
+pub async fn discard_message(store: &dyn Store, id: i64) -> Result<LogRow, ManageError> {
+    let row = store
+        .log_row(id)
+        .await?
+        .ok_or_else(|| ManageError::NotFound(format!("no message {id} in the ingest log")))?;
+    if !store.discard_log(id, OffsetDateTime::now_utc()).await? {
+        let why = if row.discarded_at.is_some() {
+            "was already discarded".to_string()
+        } else if row.superseded {
+            "was replayed".to_string()
+        } else {
+            format!(
+                "was {}: only quarantined or rejected messages are discarded",
+                row.outcome
+            )
+        };
+        return Err(ManageError::Conflict(format!("message {id} {why}")));
+    }
+    store
+        .log_row(id)
+        .await?
+        .ok_or_else(|| ManageError::NotFound(format!("no message {id} in the ingest log")))
+}
+
 /// How an API token is kept: its SHA-256. Tokens carry 256 random bits, so a fast
 /// hash cannot be brute-forced and lookups stay one indexed read.
 pub fn token_hash(token: &str) -> String {
@@ -356,4 +438,34 @@ pub fn new_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
     Ok(format!("tg_{}", hex::encode(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_domain;
+
+    #[test]
+    fn organization_domains_are_written_as_after_the_at_sign() {
+        for (domain, valid) in [
+            ("customer.example", true),
+            ("mail.customer.co.jp", true),
+            ("xn--bcher-kva.example", true),
+            ("bücher.example", true),
+            ("a-b.example", true),
+            ("localhost", false),
+            ("", false),
+            (".example", false),
+            ("customer..example", false),
+            ("-customer.example", false),
+            ("customer-.example", false),
+            ("cust omer.example", false),
+            ("customer.example/", false),
+            ("alice@customer.example", false),
+            ("not_a.domain", false),
+        ] {
+            assert_eq!(valid_domain(domain), valid, "{domain:?}");
+        }
+        assert!(!valid_domain(&format!("{}.example", "a".repeat(64))));
+        assert!(valid_domain(&format!("{}.example", "a".repeat(63))));
+    }
 }

@@ -289,7 +289,7 @@ impl OutboxWorker {
     }
 
     /// Fills a quarantine alert with what was quarantined since it was queued
-    /// and is not yet replayed (`event.messages`, the latest `ALERT_LIST_MAX`;
+    /// and is not yet replayed or discarded (`event.messages`, the latest `ALERT_LIST_MAX`;
     /// `event.more`: how many others).
     async fn list_quarantined(&self, row: &mut OutboxRow) -> anyhow::Result<()> {
         let since = row
@@ -315,10 +315,16 @@ impl OutboxWorker {
             after = Some(last.id);
             // Stored timestamps are fixed-width UTC text: they compare as text.
             found.extend(
-                page.into_iter()
-                    .filter(|r| !r.superseded && r.received_at >= since),
+                page.into_iter().filter(|r| {
+                    !r.superseded && r.discarded_at.is_none() && r.received_at >= since
+                }),
             );
         }
+        let portal = row
+            .context
+            .pointer("/event/portal")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let more = found.len().saturating_sub(ALERT_LIST_MAX);
         let messages: Vec<Value> = found[more..]
             .iter()
@@ -326,6 +332,7 @@ impl OutboxWorker {
                 json!({
                     "id": r.id, "sender": r.sender, "subject": r.subject, "reason": r.reason,
                     "ticket": r.ticket, "replay": format!("ticketgate messages replay {}", r.id),
+                    "url": portal.as_ref().map(|p| format!("{p}/staff/quarantine/{}", r.id)),
                 })
             })
             .collect();

@@ -21,7 +21,7 @@ impl From<ManageError> for ApiError {
         match e {
             ManageError::Invalid(m) => ApiError::invalid(m),
             ManageError::NotFound(m) => ApiError::not_found(m),
-            ManageError::Exists(m) => ApiError::conflict(m),
+            ManageError::Exists(m) | ManageError::Conflict(m) => ApiError::conflict(m),
             ManageError::Store(e) => e.into(),
         }
     }
@@ -138,6 +138,9 @@ pub struct UserEditBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable)]
     org: Option<Option<String>>,
+    /// `false` deactivates (no sign-in, no token, mail taken as a
+    /// stranger's), `true` undoes it. Nobody deactivates themselves.
+    active: Option<bool>,
 }
 
 /// A field that is present, even as `null` (`Some(None)`), against one left out (`None`).
@@ -171,6 +174,8 @@ pub async fn edit_user(
             role,
             locale: edit.locale.as_deref(),
             org: edit.org.as_ref().map(|o| o.as_deref()),
+            active: edit.active,
+            by: Some(staff.id),
         },
     )
     .await?;
@@ -357,6 +362,23 @@ pub async fn replay(
         ticket: report.ticket,
         comment: report.comment,
     }))
+}
+
+/// Discards a quarantined or rejected message: it stays in the log (and
+/// its raw text in the store), marked `discarded_at`, and is no longer
+/// pending. 409 when it was replayed, discarded already, or accepted.
+#[utoipa::path(post, path = "/api/messages/{id}/discard", tag = "messages",
+    params(("id" = i64, Path, description = "Ingest log id")),
+    responses((status = 200, description = "The message as it now is", body = LogRow), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = ErrorBody)))]
+pub async fn discard(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path(id): Path<i64>,
+) -> Result<Json<LogRow>, ApiError> {
+    let row = manage::discard_message(state.store().as_ref(), id).await?;
+    tracing::info!(log = id, by = %staff.email, "discarded");
+    Ok(Json(row.into()))
 }
 
 /// The process is up.

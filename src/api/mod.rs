@@ -425,6 +425,7 @@ pub fn router(state: ApiState) -> Router {
         .routes(routes!(directory::list_messages))
         .routes(routes!(directory::get_message))
         .routes(routes!(directory::replay))
+        .routes(routes!(directory::discard))
         .routes(routes!(directory::healthz))
         .routes(routes!(directory::readyz))
         .routes(routes!(directory::metrics))

@@ -56,6 +56,8 @@ pub struct User {
     pub org: Option<String>,
     pub locale: String,
     pub bouncing: bool,
+    /// False once deactivated: they cannot sign in and their mail is a stranger's.
+    pub active: bool,
 }
 
 impl From<store::User> for User {
@@ -69,6 +71,7 @@ impl From<store::User> for User {
             org,
             locale,
             bouncing,
+            active,
         } = u;
         Self {
             id,
@@ -78,6 +81,7 @@ impl From<store::User> for User {
             org,
             locale,
             bouncing,
+            active,
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct LogRow {
     pub superseded: bool,
     /// The delivery this row replays.
     pub replay_of: Option<i64>,
+    /// When staff discarded it (kept, no longer pending); null otherwise.
+    pub discarded_at: Option<String>,
 }
 
 impl From<store::LogRow> for LogRow {
@@ -122,6 +128,7 @@ impl From<store::LogRow> for LogRow {
             replay_of,
             raw_sha256: _,
             notify: _,
+            discarded_at,
         } = r;
         Self {
             id,
@@ -138,6 +145,7 @@ impl From<store::LogRow> for LogRow {
             received_at,
             superseded,
             replay_of,
+            discarded_at,
         }
     }
 }

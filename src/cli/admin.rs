@@ -135,6 +135,8 @@ pub(super) async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
             locale,
             org,
             no_org,
+            deactivate,
+            activate,
         } => {
             let org = match (org, no_org) {
                 (Some(o), _) => Some(Some(o)),
@@ -149,16 +151,23 @@ pub(super) async fn user(app: &App, cmd: UserCommand) -> anyhow::Result<()> {
                     role,
                     locale: locale.as_deref(),
                     org: org.as_ref().map(|o| o.as_deref()),
+                    active: match (deactivate, activate) {
+                        (true, _) => Some(false),
+                        (_, true) => Some(true),
+                        _ => None,
+                    },
+                    by: None,
                 },
             )
             .await?;
             outln!(
-                "user {}: {}, {}, {}, {}",
+                "user {}: {}, {}, {}, {}{}",
                 user.email,
                 user.name,
                 user.role.as_str(),
                 user.locale,
-                user.org.as_deref().unwrap_or("no organization")
+                user.org.as_deref().unwrap_or("no organization"),
+                if user.active { "" } else { ", deactivated" }
             )?;
         }
         UserCommand::Link { email } => {

@@ -239,6 +239,12 @@ pub enum UserCommand {
         /// Take them out of their organization.
         #[arg(long)]
         no_org: bool,
+        /// They may no longer sign in, and their mail is taken as a stranger's.
+        #[arg(long, conflicts_with = "activate")]
+        deactivate: bool,
+        /// Undo --deactivate.
+        #[arg(long)]
+        activate: bool,
     },
     /// List registered users.
     List {
@@ -315,6 +321,15 @@ pub enum MessagesCommand {
         /// The ingest log id (first column of `messages list`).
         id: i64,
         /// The new outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Discard a quarantined or rejected message: kept in the log, marked,
+    /// no longer pending.
+    Discard {
+        /// The ingest log id (first column of `messages list`).
+        id: i64,
+        /// The message as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -577,6 +592,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .or(report.reason.clone())
                         .unwrap_or_default()
                 )?;
+            }
+        }
+        Command::Messages(MessagesCommand::Discard { id, json }) => {
+            let row = crate::manage::discard_message(app.store.as_ref(), id).await?;
+            if json {
+                print_json(&wire::LogRow::from(row))?;
+            } else {
+                outln!("message {id} discarded (kept in the log)")?;
             }
         }
         Command::Token(cmd) => token(&app, cmd).await?,

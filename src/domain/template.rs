@@ -467,6 +467,9 @@ pub struct HelpAnswer {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QuarantineAlert {
     pub since: String,
+    /// `[web] base_url` when the portal is on: each message then links its
+    /// quarantine page, where staff replay, share or discard it.
+    pub portal: Option<String>,
 }
 
 /// A sender refused, told to the team.

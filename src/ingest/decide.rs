@@ -48,11 +48,18 @@ impl Ingestor {
             return Ok(Decided::refused(Outcome::Rejected, reason::NO_SENDER));
         };
         let mut user = tx.user_by_email(sender).await?;
+        // A deactivated user writes as a stranger would, and mail never
+        // registers them again: only staff reactivate.
+        let deactivated = user.as_ref().is_some_and(|u| !u.active);
+        if deactivated {
+            user = None;
+        }
         if user.as_ref().is_some_and(|u| u.bouncing) {
             // A person writing from the address shows it receives mail again.
             tx.set_bouncing(sender, false).await?;
         }
         let registers = user.is_none()
+            && !deactivated
             && (self.policy.allow_unknown_senders
                 || tx.org_for_domain(sender.domain()).await?.is_some());
         if registers && lookalike::confusable_address(sender) {
@@ -65,7 +72,7 @@ impl Ingestor {
                 reason::CONFUSABLE_SENDER,
             ));
         }
-        if user.is_none() {
+        if user.is_none() && !deactivated {
             // Senders from an org's domain are registered as its members on first contact.
             if let Some(org) = tx.org_for_domain(sender.domain()).await? {
                 let new = self.new_customer(tx, mail, sender, Some(org)).await?;
@@ -134,7 +141,7 @@ impl Ingestor {
             None => {
                 let user = match user {
                     Some(user) => user,
-                    None if self.policy.allow_unknown_senders => {
+                    None if self.policy.allow_unknown_senders && !deactivated => {
                         let new = self.new_customer(tx, mail, sender, None).await?;
                         tx.insert_user(&new, now).await?
                     }

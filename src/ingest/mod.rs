@@ -232,6 +232,9 @@ impl Ingestor {
         if row.superseded {
             return Err(ReplayRefusal::AlreadyReplayed(log_id).into());
         }
+        if row.discarded_at.is_some() {
+            return Err(ReplayRefusal::Discarded(log_id).into());
+        }
         if !matches!(row.outcome, Outcome::Quarantined | Outcome::Rejected) {
             return Err(ReplayRefusal::NotReplayable {
                 id: log_id,
@@ -528,6 +531,7 @@ impl Replay for Ingestor {
                 outcome: r.outcome,
                 ticket: r.ticket,
                 comment: r.comment,
+                reason: r.reason,
             })),
             Err(IngestError::Replay(refusal)) => Ok(Err(refusal)),
             Err(IngestError::Store(e)) => Err(e),

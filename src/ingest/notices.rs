@@ -57,6 +57,7 @@ impl Ingestor {
         }
         let what = Notification::QuarantineAlert(template::QuarantineAlert {
             since: crate::store::time_text::format_ts(now),
+            portal: self.sender.portal.as_ref().map(|p| p.base_url.clone()),
         });
         let notice = Notice::to_team(what, team);
         // Queued to be sent when the window closes, with what arrived in it.

@@ -127,6 +127,9 @@ pub struct User {
     pub org: Option<String>,
     pub locale: String,
     pub bouncing: bool,
+    /// False once staff deactivated them: no sign-in, no session, no API
+    /// token, and their mail is a stranger's. Only staff set it back.
+    pub active: bool,
 }
 
 /// An edit of a registered user: `None` leaves a field as it is.
@@ -137,6 +140,7 @@ pub struct UserChange {
     pub locale: Option<String>,
     /// `Some(None)` takes the user out of their organization.
     pub org_id: Option<Option<OrgId>>,
+    pub active: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +288,8 @@ pub struct LogRow {
     pub replay_of: Option<i64>,
     pub raw_sha256: String,
     pub notify: bool,
+    /// When staff discarded it: kept for the record, no longer pending.
+    pub discarded_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -651,7 +657,8 @@ pub trait Tx: Send {
     async fn set_bouncing(&mut self, email: &EmailAddress, bouncing: bool) -> Result<bool>;
     async fn log_delivery(&mut self, entry: &NewLogEntry) -> Result<i64>;
     /// Marks a quarantined or rejected delivery as replaced by a replay;
-    /// `false` when it is not one (any more), e.g. a concurrent replay won.
+    /// `false` when it is not one (any more), e.g. a concurrent replay won
+    /// or staff discarded it.
     async fn supersede_log(&mut self, id: i64) -> Result<bool>;
     /// Records that `source` is done up to `uid` under `validity` (a new
     /// validity replaces the old cursor; under the same one it only moves forward).
@@ -745,6 +752,10 @@ pub trait Store: Send + Sync {
     /// One attachment with its content, and the ticket it belongs to.
     async fn attachment(&self, id: i64) -> Result<Option<(TicketId, StoredFile)>>;
     async fn log_row(&self, id: i64) -> Result<Option<LogRow>>;
+    /// Marks a quarantined or rejected delivery discarded at `now`; `false`
+    /// when it is not one waiting for a decision (replayed, discarded, or
+    /// another outcome). The row and its raw message stay.
+    async fn discard_log(&self, id: i64, now: OffsetDateTime) -> Result<bool>;
     /// Stored content by SHA-256 (raw messages, attachments).
     async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
     /// Outbox rows per status (for metrics).

@@ -210,6 +210,8 @@ impl<B: Backend> Store for B {
             change.locale.as_deref().into(),
             change.org_id.is_some().into(),
             change.org_id.flatten().into(),
+            change.active.is_some().into(),
+            change.active.unwrap_or(true).into(),
         ];
         Ok(self.conn().await?.run(sql::UPDATE_USER, &args).await? > 0)
     }
@@ -292,6 +294,11 @@ impl<B: Backend> Store for B {
             self.conn().await?.all(sql::LIST_LOG, &args).await?,
             rows::log,
         )
+    }
+
+    async fn discard_log(&self, id: i64, now: OffsetDateTime) -> Result<bool> {
+        let args = [id.into(), now.into()];
+        Ok(self.conn().await?.run(sql::DISCARD_LOG, &args).await? > 0)
     }
 
     async fn log_row(&self, id: i64) -> Result<Option<LogRow>> {
@@ -489,7 +496,12 @@ impl<B: Backend> Store for B {
             return Ok(None);
         };
         let row = db.opt(sql::USER_BY_ID, &[taken.i64_at(0)?.into()]).await?;
-        row.as_ref().map(rows::user).transpose()
+        // A link mailed before its user was deactivated is used up for nothing.
+        Ok(row
+            .as_ref()
+            .map(rows::user)
+            .transpose()?
+            .filter(|u| u.active))
     }
 
     async fn create_session(&self, s: &NewSession) -> Result<()> {
@@ -517,7 +529,7 @@ impl<B: Backend> Store for B {
         let Some(row) = db.opt(sql::LIVE_SESSION, &args).await? else {
             return Ok(None);
         };
-        let (user, csrf, seen) = (rows::user(&row)?, row.text_at(8)?, row.time_at(9)?);
+        let (user, csrf, seen) = (rows::user(&row)?, row.text_at(9)?, row.time_at(10)?);
         let minute_ago = now - Duration::from_secs(60);
         if seen < minute_ago {
             let args = [token_hash.into(), now.into(), minute_ago.into()];

@@ -106,6 +106,7 @@ pub fn user(r: &impl Cols) -> Result<User> {
         org: r.opt_text_at(5)?,
         locale: r.text_at(6)?,
         bouncing: r.bool_at(7)?,
+        active: r.bool_at(8)?,
     })
 }
 
@@ -141,6 +142,7 @@ pub fn log(r: &impl Cols) -> Result<LogRow> {
         replay_of: r.opt_i64_at(13)?,
         raw_sha256: r.text_at(14)?,
         notify: r.bool_at(15)?,
+        discarded_at: r.opt_ts_at(16)?,
     })
 }
 

@@ -10,7 +10,7 @@
 /// The user columns `rows::user` reads.
 macro_rules! user_columns {
     () => {
-        "u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing"
+        "u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing, u.active"
     };
 }
 
@@ -25,7 +25,7 @@ macro_rules! summary_columns {
 macro_rules! log_columns {
     () => {
         "id, message_id, origin, sender, subject, outcome, reason, thread_reason, ticket_id, \
-         comment_id, size, received_at, superseded, replay_of, raw_sha256, notify"
+         comment_id, size, received_at, superseded, replay_of, raw_sha256, notify, discarded_at"
     };
 }
 
@@ -99,7 +99,8 @@ pub const REACHABLE_USERS: &str = concat!(
 pub const UPDATE_USER: &str =
     "UPDATE users SET name = COALESCE($2, name), role = COALESCE($3, role),
          locale = COALESCE($4, locale),
-         org_id = CASE WHEN CAST($5 AS boolean) THEN CAST($6 AS bigint) ELSE org_id END
+         org_id = CASE WHEN CAST($5 AS boolean) THEN CAST($6 AS bigint) ELSE org_id END,
+         active = CASE WHEN CAST($7 AS boolean) THEN CAST($8 AS boolean) ELSE active END
      WHERE id = $1";
 
 /// By slug, name (any case) or id (`$2`, the key as a number).
@@ -184,6 +185,11 @@ pub const LIST_LOG: &str = concat!(
     " FROM ingest_log WHERE (CAST($1 AS text) IS NULL OR outcome = $1) AND id > $2 ORDER BY id LIMIT $3"
 );
 pub const LOG_ROW: &str = concat!("SELECT ", log_columns!(), " FROM ingest_log WHERE id = $1");
+/// Only a delivery still waiting for a decision: quarantined or rejected,
+/// neither replayed nor discarded. `$2` now.
+pub const DISCARD_LOG: &str = "UPDATE ingest_log SET discarded_at = $2
+     WHERE id = $1 AND discarded_at IS NULL AND superseded = FALSE
+       AND outcome IN ('quarantined', 'rejected')";
 
 pub const BLOB: &str = "SELECT data FROM blobs WHERE sha256 = $1";
 pub const ATTACHMENT: &str = "SELECT c.ticket_id, a.filename, a.content_type, b.data FROM attachments a
@@ -203,8 +209,10 @@ pub const TOKENS_WHERE: &str =
      ORDER BY t.id";
 pub const REVOKE_TOKEN: &str =
     "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+/// A deactivated user's tokens stop working with them.
 pub const LIVE_TOKEN: &str =
-    "SELECT id, user_id FROM api_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL";
+    "SELECT t.id, t.user_id FROM api_tokens t JOIN users u ON u.id = t.user_id
+     WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL AND u.active = TRUE";
 /// Notes a token's use at `$2` unless it was noted after `$3` (a minute ago):
 /// a busy API client must not turn every read into a disk sync.
 pub const TOKEN_USED: &str = "UPDATE api_tokens SET last_used_at = $2
@@ -231,13 +239,14 @@ pub const CREATE_SESSION: &str =
 pub const NOTE_PORTAL_VISITOR: &str = "INSERT INTO portal_visitors (user_id, first_signed_in)
      VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING";
 pub const HAS_SIGNED_IN: &str = "SELECT 1 FROM portal_visitors WHERE user_id = $1";
-/// A session unexpired at `$2`: its user (`rows::user`), then csrf, last seen.
+/// A session unexpired at `$2` of a user still active: its user
+/// (`rows::user`), then csrf, last seen.
 pub const LIVE_SESSION: &str = concat!(
     "SELECT ",
     user_columns!(),
     ", s.csrf, s.last_seen_at
      FROM web_sessions s JOIN users u ON u.id = s.user_id LEFT JOIN orgs o ON o.id = u.org_id
-     WHERE s.token_hash = $1 AND s.expires_at > $2"
+     WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active = TRUE"
 );
 /// Notes a session seen at `$2` unless it was after `$3` (a minute ago), as
 /// `TOKEN_USED` does for tokens.

@@ -24,6 +24,8 @@ pub struct Replayed {
     pub outcome: Outcome,
     pub ticket: Option<TicketId>,
     pub comment: Option<CommentId>,
+    /// Why it was refused again (an `outcome::reason` code), if it was.
+    pub reason: Option<String>,
 }
 
 /// Why a logged delivery cannot be replayed.
@@ -35,6 +37,8 @@ pub enum ReplayRefusal {
     NotReplayable { id: i64, outcome: String },
     #[error("message {0} was already replayed")]
     AlreadyReplayed(i64),
+    #[error("message {0} was discarded")]
+    Discarded(i64),
     /// Oversized IMAP mail is fetched by its headers only; its body never reached us.
     #[error("only the headers of message {0} were kept; deliver it again instead")]
     HeadersOnly(i64),

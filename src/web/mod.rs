@@ -129,7 +129,14 @@ pub fn router(state: WebState) -> Router {
         .route("/staff/quarantine", get(staff::quarantine))
         .route("/staff/quarantine/{id}", get(staff::message))
         .route("/staff/quarantine/{id}/replay", post(staff::replay))
+        .route(
+            "/staff/quarantine/{id}/share-and-replay",
+            post(staff::share_and_replay),
+        )
+        .route("/staff/quarantine/{id}/discard", post(staff::discard))
         .route("/staff/people", get(staff::people))
+        .route("/staff/people/{email}", post(staff::edit_user))
+        .route("/staff/orgs", post(staff::add_org))
         .route("/staff/users", post(staff::add_user))
         .route("/staff/users/invite", post(staff::invite))
         .route("/staff/leads", post(staff::add_lead))

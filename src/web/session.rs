@@ -395,7 +395,8 @@ pub async fn request_link(
     }
     let user = tx.user_by_email(&email).await?;
     match user {
-        Some(user) if claimed && !user.bouncing => {
+        // A deactivated user is answered as an unknown address is.
+        Some(user) if claimed && !user.bouncing && user.active => {
             // The token is minted when the mail is sent: the queued row
             // never holds one.
             let link = template::MailedLink {
@@ -419,7 +420,7 @@ pub async fn request_link(
             notice::queue(tx.as_mut(), state.tickets().sender(), notice, now).await?;
             tracing::info!(user = %user.email, "sign-in link sent");
         }
-        Some(user) if !claimed => {
+        Some(user) if !claimed && user.active => {
             tracing::warn!(user = %user.email, "sign-in link not sent: login_limit_address reached");
         }
         _ => {}

@@ -160,7 +160,8 @@ pub(super) fn viewer_ctx(viewer: &Viewer) -> minijinja::Value {
     }
 }
 
-fn local_time(state: &WebState, stored: &str, locale: Locale) -> String {
+/// A stored time as the reader reads dates, in the configured time zone.
+pub(super) fn local_time(state: &WebState, stored: &str, locale: Locale) -> String {
     match crate::store::time_text::parse_ts(stored) {
         Some(at) => {
             crate::domain::dates::format(at, locale.as_str(), state.tickets().policy().timezone)

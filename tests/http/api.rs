@@ -831,6 +831,79 @@ async fn a_quarantined_reply_is_replayed_once_its_sender_is_registered() {
 }
 
 #[tokio::test]
+async fn a_discarded_message_stays_in_the_log_and_a_deactivated_user_is_a_stranger() {
+    let api = Api::start().await;
+    let id = alice_ticket(&api).await;
+    let stranger = b"Message-ID: <api-spam@partner.test>\r\nFrom: pat@partner.test\r\nTo: support@example.test\r\nIn-Reply-To: <api-1@customer.test>\r\nSubject: Re: Import fails\r\n\r\nBuy now.\r\n";
+    let report = api.t.deliver(stranger).await;
+    assert_eq!(report.outcome.as_str(), "quarantined");
+    let r = api
+        .send(
+            "POST",
+            &format!("/api/messages/{}/discard", report.log_id),
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["id"], report.log_id);
+    assert!(r.json()["discarded_at"].is_string(), "{}", r.text());
+    let shown = api
+        .get(&format!("/api/messages/{}", report.log_id))
+        .await
+        .json();
+    assert_eq!(
+        (shown["superseded"].clone(), shown["outcome"].clone()),
+        (json!(false), json!("quarantined"))
+    );
+    assert!(shown["discarded_at"].is_string());
+    for action in ["discard", "replay"] {
+        let again = api
+            .send(
+                "POST",
+                &format!("/api/messages/{}/{action}", report.log_id),
+                json!(null),
+            )
+            .await;
+        assert_eq!(
+            (again.status, again.code().as_str()),
+            (409, "conflict"),
+            "{action}"
+        );
+    }
+    assert_eq!(
+        api.send("POST", "/api/messages/999999/discard", json!(null))
+            .await
+            .status,
+        404
+    );
+
+    // Bob deactivated: his user reads `active: false`, his reply is a stranger's.
+    let r = api
+        .send(
+            "PATCH",
+            "/api/users/bob@customer.test",
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["active"], false);
+    let reply = b"Message-ID: <api-bob@customer.test>\r\nFrom: bob@customer.test\r\nTo: support@example.test\r\nIn-Reply-To: <api-1@customer.test>\r\nSubject: Re: Import fails\r\n\r\nSame here.\r\n";
+    let report = api.t.deliver(reply).await;
+    assert_eq!(
+        (report.outcome.as_str(), report.reason.as_deref()),
+        ("quarantined", Some("unknown_sender"))
+    );
+    assert!(
+        !api.t
+            .ticket(id)
+            .await
+            .comments
+            .iter()
+            .any(|c| c.body.contains("Same here."))
+    );
+}
+
+#[tokio::test]
 async fn readiness_follows_the_mailboxes_and_metrics_count_requests() {
     let (tx, rx) = tokio::sync::watch::channel(MailboxState::Connecting);
     let api = Api::with_mailboxes(vec![("support".into(), rx)]).await;
@@ -884,6 +957,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/messages", &["get"]),
     ("/api/messages/{id}", &["get"]),
     ("/api/messages/{id}/replay", &["post"]),
+    ("/api/messages/{id}/discard", &["post"]),
     ("/healthz", &["get"]),
     ("/readyz", &["get"]),
     ("/metrics", &["get"]),

@@ -1450,6 +1450,7 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
                 role: None,
                 locale: Some("ja".into()),
                 org_id: None,
+                active: None,
             },
         )
         .await
@@ -1643,7 +1644,15 @@ async fn staff_pages_hold_the_quarantine_and_the_people_and_customers_never_see_
             &[],
         )
         .await;
-    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(
+        res.text().contains(&format!(
+            "Message {} was replayed and added to ticket #{id}.",
+            report.log_id
+        )),
+        "{}",
+        res.text()
+    );
     assert!(
         p.t.ticket(id)
             .await
@@ -2318,4 +2327,607 @@ async fn a_japanese_readers_ticket_page_has_no_english_status_or_sla_words() {
         !queue.contains("In Progress") && queue.contains("対応中"),
         "{queue}"
     );
+
+/// Carol (another organization, registered) replies to a notification of
+/// Alice's ticket that was forwarded to her: quarantined. The ticket's id
+/// and the quarantined delivery's log id.
+async fn a_strangers_reply(p: &Portal, alice: &Browser, text: &str) -> (i64, i64) {
+    let id = open_ticket(p, alice, "Forwarded", "First.").await;
+    let notified =
+        p.t.outbox()
+            .await
+            .into_iter()
+            .find(|r| r.ticket_id == Some(id))
+            .expect("a notification about the ticket");
+    let raw = format!(
+        "From: Carol Chen <carol@other.test>\r\nTo: support@example.test\r\nSubject: Re: [Support #{id}] Forwarded\r\n\
+         In-Reply-To: {parent}\r\nMessage-ID: <carol-{id}@other.test>\r\nDate: Wed, 02 Dec 2026 10:00:00 +0000\r\n\r\n{text}\r\n",
+        parent = notified.message_id
+    );
+    let report = p.t.deliver(raw.as_bytes()).await;
+    assert_eq!(report.outcome, "quarantined");
+    (id, report.log_id)
+}
+
+/// The notice a staff page shows after a form (`role="status"`), its text.
+fn status_notice(html: &str) -> String {
+    let at = html
+        .find("role=\"status\"")
+        .unwrap_or_else(|| panic!("a status notice in {html}"));
+    let end = at + html[at..].find("</div>").unwrap();
+    html[at..end].to_string()
+}
+
+#[tokio::test]
+async fn a_replay_held_back_again_says_why_in_words_and_the_list_shows_words_and_local_times() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let (_, log_id) = a_strangers_reply(&p, &alice, "Let me in.").await;
+    let sam = p.sign_in("sam@example.test").await;
+    let list = p.get("/staff/quarantine", Some(&sam)).await.text();
+    assert!(
+        list.contains("the sender is registered but does not take part in the ticket."),
+        "{list}"
+    );
+    assert!(!list.contains("not_a_participant"), "no machine names");
+    let received =
+        p.t.store()
+            .log_row(log_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .received_at;
+    assert!(!list.contains(&received), "no stored ISO time: {received}");
+    assert!(!list.contains(&received[..16]), "no ISO time: {received}");
+
+    // Replayed without sharing first: held back again, and the page says so.
+    let res = p
+        .act(&format!("/staff/quarantine/{log_id}/replay"), &sam, &[])
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let notice = status_notice(&res.text());
+    assert!(
+        notice.contains(&format!(
+            "Message {log_id} was replayed but held back again"
+        )) && notice.contains("does not take part in the ticket"),
+        "{notice}"
+    );
+    assert!(!notice.contains("not_a_participant"), "{notice}");
+    // The new delivery waits in its place; the old one was replayed.
+    let again = p.t.store().log_row(log_id).await.unwrap().unwrap();
+    assert!(again.superseded);
+    let res = p
+        .act(&format!("/staff/quarantine/{log_id}/replay"), &sam, &[])
+        .await;
+    assert_eq!(res.status, 409, "a second replay of the same row");
+    assert!(res.text().contains("role=\"alert\""), "{}", res.text());
+    assert!(res.text().contains("already replayed"), "{}", res.text());
+
+    // In Japanese for a Japanese reader.
+    let mut tx = p.t.store().begin().await.unwrap();
+    let sam_user = tx
+        .user_by_email(&"sam@example.test".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    drop(tx);
+    let ja = ticketgate::store::UserChange {
+        locale: Some("ja".into()),
+        ..Default::default()
+    };
+    assert!(p.t.store().update_user(sam_user.id, &ja).await.unwrap());
+    let list = p.get("/staff/quarantine", Some(&sam)).await.text();
+    assert!(
+        list.contains("送信者は登録済みですが、このお問い合わせの関係者ではありません。"),
+        "{list}"
+    );
+    let newest =
+        p.t.store()
+            .list_log(&Default::default())
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .id;
+    let res = p
+        .act(&format!("/staff/quarantine/{newest}/replay"), &sam, &[])
+        .await;
+    let notice = status_notice(&res.text());
+    assert!(notice.contains("再び保留されました"), "{notice}");
+}
+
+#[tokio::test]
+async fn share_and_replay_lets_a_strangers_reply_in_as_a_comment() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let (id, log_id) = a_strangers_reply(&p, &alice, "Here is the log you asked for.").await;
+    let sam = p.sign_in("sam@example.test").await;
+    let page = p
+        .get(&format!("/staff/quarantine/{log_id}"), Some(&sam))
+        .await
+        .text();
+    assert!(
+        page.contains(&format!(
+            "action=\"/staff/quarantine/{log_id}/share-and-replay\""
+        )),
+        "{page}"
+    );
+    let res = p
+        .act(
+            &format!("/staff/quarantine/{log_id}/share-and-replay"),
+            &sam,
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let notice = status_notice(&res.text());
+    assert!(
+        notice.contains(&format!(
+            "Ticket #{id} is now shared with carol@other.test."
+        )) && notice.contains(&format!(
+            "Message {log_id} was replayed and added to ticket #{id}."
+        )),
+        "{notice}"
+    );
+    let ticket = p.t.ticket(id).await;
+    let comment = ticket
+        .comments
+        .iter()
+        .find(|c| c.body.contains("Here is the log you asked for."))
+        .expect("the reply is a comment now");
+    assert_eq!(comment.author, "carol@other.test");
+    assert!(
+        ticket
+            .followers
+            .iter()
+            .any(|f| f.email == "carol@other.test" && f.source.as_str() == "share"),
+        "{:?}",
+        ticket.followers
+    );
+    // Who shared is recorded as for a #share: the staff member.
+    assert!(
+        ticket
+            .events
+            .iter()
+            .any(|e| e.event.kind() == "follower_added"
+                && e.actor.as_deref() == Some("sam@example.test")),
+        "{:?}",
+        ticket.events
+    );
+    assert!(
+        !p.get("/staff/quarantine", Some(&sam))
+            .await
+            .text()
+            .contains(&format!("/staff/quarantine/{log_id}\"")),
+        "no longer pending"
+    );
+}
+
+#[tokio::test]
+async fn share_and_replay_is_not_offered_for_an_unknown_sender_and_shares_nothing() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Forwarded", "First.").await;
+    let notified =
+        p.t.outbox()
+            .await
+            .into_iter()
+            .find(|r| r.ticket_id == Some(id))
+            .unwrap();
+    let raw = format!(
+        "From: someone@nowhere.test\r\nTo: support@example.test\r\nSubject: Re: Forwarded\r\n\
+         In-Reply-To: {}\r\nMessage-ID: <x-{id}@nowhere.test>\r\n\r\nMe too.\r\n",
+        notified.message_id
+    );
+    let followers = p.t.ticket(id).await.followers.len();
+    let report = p.t.deliver(raw.as_bytes()).await;
+    assert_eq!(report.outcome, "quarantined");
+    let sam = p.sign_in("sam@example.test").await;
+    let page = p
+        .get(&format!("/staff/quarantine/{}", report.log_id), Some(&sam))
+        .await
+        .text();
+    assert!(!page.contains("/share-and-replay"), "not offered: {page}");
+    let res = p
+        .act(
+            &format!("/staff/quarantine/{}/share-and-replay", report.log_id),
+            &sam,
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, 409, "{}", res.text());
+    assert!(
+        res.text()
+            .contains("there is nobody to share the ticket with"),
+        "{}",
+        res.text()
+    );
+    let row = p.t.store().log_row(report.log_id).await.unwrap().unwrap();
+    assert!(!row.superseded, "not replayed");
+    assert_eq!(p.t.ticket(id).await.followers.len(), followers);
+}
+
+#[tokio::test]
+async fn a_discarded_message_is_kept_but_no_longer_pending_and_customers_cannot_touch_it() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let (id, log_id) = a_strangers_reply(&p, &alice, "Spam, really.").await;
+    for action in ["replay", "share-and-replay", "discard"] {
+        let res = p
+            .act(&format!("/staff/quarantine/{log_id}/{action}"), &alice, &[])
+            .await;
+        assert_eq!(res.status, 404, "{action} by a customer");
+    }
+    let row = p.t.store().log_row(log_id).await.unwrap().unwrap();
+    assert!(!row.superseded && row.discarded_at.is_none(), "untouched");
+
+    let sam = p.sign_in("sam@example.test").await;
+    // Without the form's token nothing happens.
+    let res = p
+        .post(
+            &format!("/staff/quarantine/{log_id}/discard"),
+            Some(&sam),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    assert!(
+        p.t.store()
+            .log_row(log_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .discarded_at
+            .is_none()
+    );
+
+    let res = p
+        .act(&format!("/staff/quarantine/{log_id}/discard"), &sam, &[])
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let notice = status_notice(&res.text());
+    assert!(
+        notice.contains(&format!("Message {log_id} was discarded.")),
+        "{notice}"
+    );
+    assert!(
+        !res.text()
+            .contains(&format!("/staff/quarantine/{log_id}\"")),
+        "no longer listed"
+    );
+    let row = p.t.store().log_row(log_id).await.unwrap().unwrap();
+    assert!(
+        row.discarded_at.is_some() && !row.superseded,
+        "kept, marked"
+    );
+    assert!(
+        p.t.store().blob(&row.raw_sha256).await.unwrap().is_some(),
+        "the raw message stays"
+    );
+    let page = p
+        .get(&format!("/staff/quarantine/{log_id}"), Some(&sam))
+        .await
+        .text();
+    assert!(page.contains("This message was discarded"), "{page}");
+    assert!(
+        !page.contains(&format!("/staff/quarantine/{log_id}/replay")),
+        "{page}"
+    );
+    // Neither replayed nor discarded again; the ticket never got it.
+    let res = p
+        .act(&format!("/staff/quarantine/{log_id}/replay"), &sam, &[])
+        .await;
+    assert_eq!(res.status, 409, "{}", res.text());
+    let res = p
+        .act(&format!("/staff/quarantine/{log_id}/discard"), &sam, &[])
+        .await;
+    assert_eq!(res.status, 409, "{}", res.text());
+    assert!(
+        !p.t.ticket(id)
+            .await
+            .comments
+            .iter()
+            .any(|c| c.body.contains("Spam, really."))
+    );
+    let res = p.act("/staff/quarantine/999999/discard", &sam, &[]).await;
+    assert_eq!(res.status, 404);
+}
+
+#[tokio::test]
+async fn staff_edit_people_and_add_organizations_and_bad_input_is_said_on_the_form() {
+    let p = Portal::start().await;
+    let sam = p.sign_in("sam@example.test").await;
+    let page = p.get("/staff/people", Some(&sam)).await.text();
+    // Organization names, not slugs; a lead's name beside their address.
+    assert!(page.contains(">Customer Site A</td>"), "{page}");
+    assert!(!page.contains("(customer-site-a)"), "{page}");
+    assert!(
+        page.contains("Dave Lead &lt;dave@example.test&gt;"),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-label=\"Organization\">Customer Site A</td>"),
+        "alice's organization by name: {page}"
+    );
+    assert!(
+        page.contains("action=\"/staff/people/alice%40customer.test\""),
+        "{page}"
+    );
+    assert!(page.contains("action=\"/staff/orgs\""), "{page}");
+
+    let res = p
+        .act(
+            "/staff/people/alice%40customer.test",
+            &sam,
+            &[
+                ("name", "Alice Ando"),
+                ("role", "customer"),
+                ("org", "other-corp"),
+                ("locale", "ja"),
+                ("active", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let notice = status_notice(&res.text());
+    assert!(
+        notice.contains("Alice Ando &lt;alice@customer.test&gt; was saved."),
+        "{notice}"
+    );
+    let alice =
+        p.t.store()
+            .find_user(&"alice@customer.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        (
+            alice.name.as_str(),
+            alice.org.as_deref(),
+            alice.locale.as_str(),
+            alice.active
+        ),
+        ("Alice Ando", Some("other-corp"), "ja", true)
+    );
+
+    let res = p
+        .act(
+            "/staff/orgs",
+            &sam,
+            &[
+                ("name", "Acme Ltd"),
+                ("domains", "acme.example, Acme.co.jp  mail.acme.example"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(
+        status_notice(&res.text()).contains("The organization Acme Ltd was added."),
+        "{}",
+        res.text()
+    );
+    let acme = p.t.store().find_org("Acme Ltd").await.unwrap().unwrap();
+    let mut domains = acme.domains.clone();
+    domains.sort();
+    assert_eq!(domains, ["acme.co.jp", "acme.example", "mail.acme.example"]);
+
+    // Refused input: the page again with its forms and what was wrong, 4xx.
+    for (path, fields, status, says) in [
+        (
+            "/staff/orgs",
+            vec![
+                ("name", "Bad Domains"),
+                ("domains", "acme.example, not_a domain!"),
+            ],
+            422,
+            "invalid domain",
+        ),
+        (
+            "/staff/orgs",
+            vec![("name", "  "), ("domains", "")],
+            422,
+            "at least one letter",
+        ),
+        (
+            "/staff/orgs",
+            vec![("name", "Acme Ltd"), ("domains", "")],
+            409,
+            "already exists",
+        ),
+        (
+            "/staff/people/bob%40customer.test",
+            vec![("role", "admin")],
+            422,
+            "admin",
+        ),
+        (
+            "/staff/people/bob%40customer.test",
+            vec![("name", " ")],
+            422,
+            "needs a name",
+        ),
+        (
+            "/staff/people/bob%40customer.test",
+            vec![("active", "maybe")],
+            422,
+            "active must be true or false",
+        ),
+        (
+            "/staff/people/sam%40example.test",
+            vec![("active", "false")],
+            422,
+            "cannot deactivate yourself",
+        ),
+        (
+            "/staff/people/nobody%40customer.test",
+            vec![("name", "N")],
+            404,
+            "no registered user",
+        ),
+    ] {
+        let res = p.act(path, &sam, &fields).await;
+        assert_eq!(res.status, status, "{path} {fields:?}: {}", res.text());
+        let text = res.text();
+        assert!(text.contains("role=\"alert\""), "{text}");
+        assert!(
+            text.contains(says),
+            "{path} {fields:?} says {says:?}: {text}"
+        );
+        assert!(
+            text.contains("action=\"/staff/orgs\""),
+            "the forms are there"
+        );
+    }
+    assert!(p.t.store().find_org("Bad Domains").await.unwrap().is_none());
+    let bob =
+        p.t.store()
+            .find_user(&"bob@customer.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        (bob.name.as_str(), bob.active),
+        ("Bob Brown", true),
+        "unchanged"
+    );
+
+    // The last active staff member keeps the staff role.
+    let res = p
+        .act(
+            "/staff/people/dave%40example.test",
+            &sam,
+            &[("active", "false")],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(
+        status_notice(&res.text()).contains("is deactivated"),
+        "{}",
+        res.text()
+    );
+    let res = p
+        .act(
+            "/staff/people/sam%40example.test",
+            &sam,
+            &[("role", "customer")],
+        )
+        .await;
+    assert_eq!(res.status, 422, "{}", res.text());
+    assert!(
+        res.text().contains("last active staff member"),
+        "{}",
+        res.text()
+    );
+    let sam_user =
+        p.t.store()
+            .find_user(&"sam@example.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(sam_user.role, ticketgate::domain::ticket::Role::Staff);
+
+    // Customers reach none of it.
+    let bob = p.sign_in("bob@customer.test").await;
+    for (path, fields) in [
+        ("/staff/people/bob%40customer.test", vec![("role", "staff")]),
+        ("/staff/orgs", vec![("name", "Mine"), ("domains", "")]),
+    ] {
+        assert_eq!(p.act(path, &bob, &fields).await.status, 404, "{path}");
+    }
+    assert!(p.t.store().find_org("Mine").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_deactivated_user_cannot_sign_in_loses_their_session_and_writes_as_a_stranger() {
+    let p = Portal::start().await;
+    let bob = p.sign_in("bob@customer.test").await;
+    let id = open_ticket(&p, &bob, "Bob's printer", "It jams.").await;
+    let links_before = p.links_to("bob@customer.test").await.len();
+    let sam = p.sign_in("sam@example.test").await;
+    let res = p
+        .act(
+            "/staff/people/bob%40customer.test",
+            &sam,
+            &[("active", "false")],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let page = res.text();
+    assert!(status_notice(&page).contains("is deactivated"), "{page}");
+    assert!(page.contains("Deactivated"), "{page}");
+
+    // The open session stops working.
+    let res = p.get("/tickets", Some(&bob)).await;
+    assert_eq!(res.status, 303, "signed out: {}", res.text());
+    let res = p
+        .act(
+            &format!("/tickets/{id}/comments"),
+            &bob,
+            &[("body", "hello?")],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    // A sign-in request says what it says for an unknown address, and sends nothing.
+    let asked = p
+        .post("/login", None, &[("email", "bob@customer.test")])
+        .await;
+    let unknown = p
+        .post("/login", None, &[("email", "mallory@evil.test")])
+        .await;
+    assert_eq!(
+        (asked.status, asked.text()),
+        (unknown.status, unknown.text())
+    );
+    assert_eq!(p.links_to("bob@customer.test").await.len(), links_before);
+
+    // A reply to his own ticket is a stranger's: held back, not a comment.
+    let notified =
+        p.t.outbox()
+            .await
+            .into_iter()
+            .find(|r| r.ticket_id == Some(id) && r.to == "bob@customer.test")
+            .expect("bob's acknowledgement");
+    let reply = format!(
+        "From: Bob Brown <bob@customer.test>\r\nTo: support@example.test\r\nSubject: Re: [Support #{id}] Bob's printer\r\n\
+         In-Reply-To: {}\r\nMessage-ID: <bob-late@customer.test>\r\n\r\nStill jams.\r\n",
+        notified.message_id
+    );
+    let report = p.t.deliver(reply.as_bytes()).await;
+    assert_eq!(
+        (report.outcome.as_str(), report.reason.as_deref()),
+        ("quarantined", Some("unknown_sender"))
+    );
+    assert!(
+        !p.t.ticket(id)
+            .await
+            .comments
+            .iter()
+            .any(|c| c.body.contains("Still jams."))
+    );
+    // A new message from his organization's domain does not register him again.
+    let fresh = b"From: Bob Brown <bob@customer.test>\r\nTo: support@example.test\r\nSubject: New problem\r\n\
+        Message-ID: <bob-new@customer.test>\r\n\r\nAnother one.\r\n";
+    let report = p.t.deliver(fresh).await;
+    assert_eq!(
+        (report.outcome.as_str(), report.reason.as_deref()),
+        ("rejected", Some("unknown_sender"))
+    );
+    let stored =
+        p.t.store()
+            .find_user(&"bob@customer.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(!stored.active, "mail never reactivates anyone");
+
+    // Staff reactivate him: he signs in again.
+    let res = p
+        .act(
+            "/staff/people/bob%40customer.test",
+            &sam,
+            &[("active", "true")],
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    p.sign_in("bob@customer.test").await;
 }

@@ -971,3 +971,61 @@ async fn quarantined_mail_alerts_the_team_once_per_window_with_replay_commands()
         alert.text
     );
 }
+
+#[tokio::test]
+async fn the_quarantine_alert_links_each_message_to_its_portal_page_and_leaves_out_discarded_ones()
+{
+    let app = TestApp::with_settings(|s| {
+        s.web.listen = "127.0.0.1:0".into();
+        s.web.base_url = "https://support.example.test/".into();
+    })
+    .await;
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    let mut ids = Vec::new();
+    for (n, from) in [
+        "carol@other.test",
+        "someone@nowhere.test",
+        "spam@nowhere.test",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let raw = message(
+            from,
+            &format!(
+                "Message-ID: <link{n}@x.test>\nIn-Reply-To: <base-1@customer.test>\nSubject: Re: Login page"
+            ),
+            "Me too.",
+        );
+        let r = app.deliver(&raw).await;
+        assert_eq!(r.outcome, Outcome::Quarantined);
+        ids.push(r.log_id);
+    }
+    let discarded = ids.pop().unwrap();
+    ticketgate::manage::discard_message(app.store().as_ref(), discarded)
+        .await
+        .unwrap();
+    app.sqlite_execute(
+        "UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00.000000Z' WHERE template = 'quarantine_alert'",
+        [],
+    )
+    .await;
+    let mails = app.mails().await;
+    let alert = mails
+        .iter()
+        .find(|m| m.subject.starts_with("Quarantined mail"))
+        .expect("the alert");
+    alert.assert_reads_well();
+    // Escaped as every value in an HTML mail is; a browser reads `/`.
+    let html = alert.html.replace("&#x2f;", "/");
+    for id in &ids {
+        let url = format!("https://support.example.test/staff/quarantine/{id}");
+        assert!(alert.text.contains(&format!("{url}\n")), "{}", alert.text);
+        assert!(html.contains(&format!("href=\"{url}\"")), "{html}");
+    }
+    assert!(
+        !alert.text.contains(&format!("Message {discarded} ")),
+        "a discarded message is not listed: {}",
+        alert.text
+    );
+}

@@ -945,10 +945,36 @@ fn operators_edit_users_and_remove_delivery_leads() {
         dir.path(),
         &["user", "edit", "bob@customer.test", "--no-org"],
     );
+    // Some active staff member always remains.
+    let last = run(
+        dir.path(),
+        &["user", "edit", "sam@example.test", "--role", "customer"],
+        None,
+    );
+    assert_eq!(last.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&last.stderr).contains("last active staff member"));
+    ok(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "erin@example.test",
+            "--name",
+            "Erin Staff",
+            "--role",
+            "staff",
+            "--no-invite",
+        ],
+    );
     ok(
         dir.path(),
         &["user", "edit", "sam@example.test", "--role", "customer"],
     );
+    let off = ok(
+        dir.path(),
+        &["user", "edit", "bob@customer.test", "--deactivate"],
+    );
+    assert!(off.contains("deactivated"), "{off}");
     let users: serde_json::Value =
         serde_json::from_str(&ok(dir.path(), &["user", "list", "--json"])).unwrap();
     let find = |email: &str| {
@@ -976,6 +1002,8 @@ fn operators_edit_users_and_remove_delivery_leads() {
         )
     );
     assert!(find("bob@customer.test")["org"].is_null());
+    assert_eq!(find("bob@customer.test")["active"], false);
+    assert_eq!(find("alice@customer.test")["active"], true);
     assert_eq!(find("sam@example.test")["role"], "customer");
     assert_eq!(find("sam@example.test")["name"], "Sam Staff");
 
@@ -1518,4 +1546,55 @@ fn an_operator_cannot_register_an_address_with_an_invisible_character() {
     );
     let users = ok(dir.path(), &["user", "list", "--json"]);
     assert!(users.contains("\"Eve Evans\""), "{users}");
+}
+
+#[test]
+fn messages_discard_keeps_a_quarantined_message_but_ends_its_wait() {
+    let dir = workdir();
+    seed(dir.path());
+    let opened = run(
+        dir.path(),
+        &["ingest", "--json", "--no-notify", "-"],
+        Some(&fixture("_base/01_alice_opens_ticket.eml")),
+    );
+    assert!(opened.status.success());
+    let stranger = b"From: someone@nowhere.test\r\nTo: support@example.test\r\nSubject: Re: Login page\r\n\
+        In-Reply-To: <base-1@customer.test>\r\nMessage-ID: <cli-discard@nowhere.test>\r\n\r\nMe too.\r\n";
+    let held = run(
+        dir.path(),
+        &["ingest", "--json", "--no-notify", "-"],
+        Some(stranger),
+    );
+    assert_eq!(
+        json_lines(&String::from_utf8(held.stdout).unwrap())[0]["outcome"],
+        "quarantined"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&ok(
+        dir.path(),
+        &["messages", "list", "--outcome", "quarantined", "--json"],
+    ))
+    .unwrap();
+    let id = listed[0]["id"].as_i64().unwrap();
+    assert!(listed[0]["discarded_at"].is_null());
+
+    let said = ok(dir.path(), &["messages", "discard", &id.to_string()]);
+    assert_eq!(
+        said.trim(),
+        format!("message {id} discarded (kept in the log)")
+    );
+    let listed: serde_json::Value = serde_json::from_str(&ok(
+        dir.path(),
+        &["messages", "list", "--outcome", "quarantined", "--json"],
+    ))
+    .unwrap();
+    assert!(listed[0]["discarded_at"].is_string(), "{listed}");
+    for again in [vec!["messages", "discard"], vec!["messages", "replay"]] {
+        let mut args = again.clone();
+        let id = id.to_string();
+        args.push(&id);
+        let out = run(dir.path(), &args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("discarded"), "{args:?}: {err}");
+    }
 }

@@ -31,7 +31,7 @@ pub(super) async fn user_where(
     id: Option<UserId>,
 ) -> Result<Option<User>> {
     let row = sqlx::query(
-        "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+        "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing, u.active
          FROM users u LEFT JOIN orgs o ON o.id = u.org_id
          WHERE u.email = $1 OR u.id = $2",
     )
@@ -345,7 +345,7 @@ impl PgTx {
             return Ok(());
         }
         let rows = sqlx::query(
-            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+            "SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing, u.active
              FROM unnest($1::text[]) AS k(email)
              CROSS JOIN LATERAL (SELECT * FROM users WHERE email = k.email LIMIT 1) u
              LEFT JOIN orgs o ON o.id = u.org_id",

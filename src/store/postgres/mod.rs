@@ -217,8 +217,8 @@ async fn insert_user(conn: &mut PgConnection, user: &NewUser, now: OffsetDateTim
     // The new row with its org's slug in the same round trip.
     let row = sqlx::query(
         "WITH u AS (INSERT INTO users (email, name, role, org_id, locale, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-                    RETURNING id, email, name, role, org_id, locale, bouncing)
-         SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing
+                    RETURNING id, email, name, role, org_id, locale, bouncing, active)
+         SELECT u.id, u.email, u.name, u.role, u.org_id, o.slug, u.locale, u.bouncing, u.active
          FROM u LEFT JOIN orgs o ON o.id = u.org_id",
     )
     .bind(user.email.as_str())

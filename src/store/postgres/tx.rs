@@ -124,6 +124,7 @@ impl Tx for PgTx {
                     org,
                     locale: user.locale.clone(),
                     bouncing: false,
+                    active: true,
                 };
                 self.held.users.push(held);
                 stored
@@ -673,7 +674,8 @@ impl Tx for PgTx {
         }
         let done = sqlx::query(
             "UPDATE ingest_log SET superseded = TRUE
-             WHERE id = $1 AND NOT superseded AND outcome IN ('quarantined', 'rejected')",
+             WHERE id = $1 AND NOT superseded AND discarded_at IS NULL
+               AND outcome IN ('quarantined', 'rejected')",
         )
         .bind(id)
         .execute(&mut *self.tx)

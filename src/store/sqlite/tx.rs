@@ -626,7 +626,8 @@ impl Tx for SqliteTx {
         let n = execute(
             &self.conn,
             "UPDATE ingest_log SET superseded = 1
-             WHERE id = ?1 AND superseded = 0 AND outcome IN ('quarantined', 'rejected')",
+             WHERE id = ?1 AND superseded = 0 AND discarded_at IS NULL
+               AND outcome IN ('quarantined', 'rejected')",
             [id],
         )?;
         Ok(n == 1)
