@@ -157,7 +157,7 @@ pages_per_second() {
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
 compare() {
-    local a="$1" b="$2" runs="${3:-5}" work mbox
+    local a="$1" b="$2" runs="${3:-5}" mbox
     a="$(realpath "$a")" b="$(realpath "$b")"
     work="$(mktemp -d)"
     trap 'for p in "$work"/*/pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$work"' EXIT

@@ -171,6 +171,7 @@ impl From<store::TicketSummary> for TicketSummary {
             requester,
             org,
             updated_at,
+            ..
         } = t;
         Self {
             id,

@@ -356,8 +356,12 @@ pub struct TicketSummary {
     pub status: Status,
     pub priority: Option<Priority>,
     pub requester: String,
+    /// The organization's slug (what scripts and filters use).
     pub org: Option<String>,
     pub updated_at: String,
+    /// What people read: the requester's name, the organization's name.
+    pub requester_name: String,
+    pub org_name: Option<String>,
 }
 
 #[derive(Debug, Clone)]

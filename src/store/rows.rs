@@ -120,6 +120,8 @@ pub fn summary(r: &impl Cols) -> Result<TicketSummary> {
         requester: r.text_at(4)?,
         org: r.opt_text_at(5)?,
         updated_at: r.ts_at(6)?,
+        requester_name: r.text_at(7)?,
+        org_name: r.opt_text_at(8)?,
     })
 }
 

@@ -17,7 +17,7 @@ macro_rules! user_columns {
 /// The ticket list columns `rows::summary` reads.
 macro_rules! summary_columns {
     () => {
-        "t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at"
+        "t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at, u.name, o.name"
     };
 }
 

@@ -18,7 +18,7 @@ use crate::domain::ids::{EmailAddress, TicketId};
 use crate::domain::locale::Locale;
 use crate::domain::mail::Attachment;
 use crate::domain::mentions;
-use crate::domain::ticket::{self, Priority, Status};
+use crate::domain::ticket::{self, Priority, Role, Status};
 use crate::domain::version::Version;
 use crate::store::{CommentSource, TicketFilter, TicketState, User, Visibility};
 use crate::tickets::Command;
@@ -89,7 +89,8 @@ pub async fn list(
                 id => t.id, subject => t.subject.clone(), status => t.status.as_str(),
                 status_label => policy.label(t.status, locale),
                 priority => t.priority.map(|p| p.as_str().to_uppercase()),
-                requester => t.requester.clone(), org => t.org.clone(),
+                requester => t.requester.clone(), requester_name => t.requester_name.clone(),
+                org => t.org_name.clone(),
                 updated_at => local_time(&state, &t.updated_at, locale),
             }
         })
@@ -548,7 +549,38 @@ pub async fn act(
     let command = match action.as_str() {
         "follow" => Ok(Command::Follow),
         "unfollow" => Ok(Command::Unfollow),
-        "share" => address("email").map(|a| Command::Share(vec![a])),
+        "share" => match address("email") {
+            Ok(to) if viewer.is_staff() && !form.checked("confirm") => {
+                // Crossing organizations is a deliberate act: a customer who
+                // cannot see the ticket yet, of no organization on it, is
+                // shown what sharing means before it happens.
+                if let Some(target) = state.store().find_user(&to).await?
+                    && target.role == Role::Customer
+                    && !ticket::may_comment(&actor(&target), &access(&ticket))
+                {
+                    let org = match target.org.as_deref() {
+                        Some(slug) => state.store().find_org(slug).await?.map(|o| o.name),
+                        None => None,
+                    };
+                    let text = pages::word(
+                        locale,
+                        if org.is_some() {
+                            "share_other_org"
+                        } else {
+                            "share_outsider"
+                        },
+                    )
+                    .replace("{who}", &format!("{} <{}>", target.name, target.email))
+                    .replace("{org}", org.as_deref().unwrap_or_default());
+                    let message = context! { kind => "confirm", text => text,
+                    action => "share", button => pages::word(locale, "share_anyway"),
+                    fields => vec![("email", to.to_string())], lines => Vec::<String>::new() };
+                    return ticket_page(&state, &viewer, id, Some(message), StatusCode::OK).await;
+                }
+                Ok(Command::Share(vec![to]))
+            }
+            other => other.map(|a| Command::Share(vec![a])),
+        },
         "unshare" => address("email").map(|a| Command::Unshare(vec![a])),
         "share-org" | "unshare-org" => match form.get("org") {
             None => Err(say("bad_org", None)),
@@ -558,7 +590,8 @@ pub async fn act(
                 {
                     // Their own organization may be how they see the ticket.
                     let message = context! { kind => "confirm", text => pages::word(locale, "unshare_own_org"),
-                    org => org, lines => Vec::<String>::new() };
+                    action => "unshare-org", button => pages::word(locale, "remove_anyway"),
+                    fields => vec![("org", org.to_string())], lines => Vec::<String>::new() };
                     return ticket_page(&state, &viewer, id, Some(message), StatusCode::OK).await;
                 }
                 Ok(if action == "share-org" {

@@ -1628,12 +1628,36 @@ async fn staff_pages_hold_the_quarantine_and_the_people_and_customers_never_see_
         "{shown}"
     );
 
-    // Staff shares the ticket with Carol, then replays: now a comment.
+    // Staff shares the ticket with Carol, of another organization: the page
+    // asks first and shares nothing until confirmed; then Sam replays: now a
+    // comment.
     let res = p
         .act(
             &format!("/tickets/{id}/share"),
             &sam,
             &[("email", "carol@other.test")],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let ask = res.text();
+    assert!(
+        ask.contains("Carol Chen &lt;carol@other.test&gt; is of Other Corp")
+            && ask.contains("name=\"confirm\" value=\"yes\""),
+        "{ask}"
+    );
+    assert!(
+        p.t.ticket(id)
+            .await
+            .followers
+            .iter()
+            .all(|f| f.email != "carol@other.test"),
+        "nothing shared before the confirmation"
+    );
+    let res = p
+        .act(
+            &format!("/tickets/{id}/share"),
+            &sam,
+            &[("email", "carol@other.test"), ("confirm", "yes")],
         )
         .await;
     assert_eq!(res.status, 303, "{}", res.text());
@@ -1853,6 +1877,10 @@ async fn lists_show_open_tickets_newest_update_first_in_pages_and_say_why_when_e
     let sam = p.sign_in("sam@example.test").await;
     let queue = p.get("/tickets", Some(&sam)).await.text();
     assert!(
+        queue.contains(">Customer Site A</td>") && queue.contains("Alice Anders"),
+        "names, not slugs: {queue}"
+    );
+    assert!(
         row_of(&queue, newer).is_some() && row_of(&queue, older).is_none(),
         "{queue}"
     );
@@ -1952,8 +1980,9 @@ async fn the_acknowledgement_tells_newcomers_how_to_get_into_the_portal() {
 }
 
 /// axe-core (`TICKETGATE_TEST_AXE`: the path of `axe.min.js`, installed by
-/// scripts/test.sh from npm) finds no serious or critical violation on the
-/// ticket list, a ticket page, the new-ticket page and the staff queue, in
+/// scripts/test.sh from npm) finds no serious or critical violation, and no
+/// page scrolls sideways, on the ticket list (the staff queue for staff), a
+/// ticket page, the new-ticket page, the profile and the staff pages, in
 /// English and Japanese, at desktop and phone width.
 #[test]
 fn in_a_real_browser_axe_core_finds_no_serious_violation() {
@@ -2022,12 +2051,22 @@ async fn axe_walk(d: common::webdriver::Driver, axe: &str) {
                 .await
                 .unwrap();
             browser_sign_in(&p, &d, email).await;
+            let ticket = format!("/tickets/{id}");
+            let mut pages = vec!["/tickets", ticket.as_str(), "/tickets/new", "/profile"];
+            if email.starts_with("sam@") {
+                pages.extend(["/staff/quarantine", "/staff/people"]);
+            }
             for (width, height) in [(1280, 900), (390, 844)] {
                 d.resize(width, height).await;
-                for page in ["/tickets", &format!("/tickets/{id}"), "/tickets/new"] {
+                for page in &pages {
                     d.goto(&format!("{base}{page}")).await;
                     for v in d.axe(axe).await {
                         found.push(format!("{email} {locale} {width}px {page}: {v}"));
+                    }
+                    if d.overflows().await {
+                        found.push(format!(
+                            "{email} {locale} {width}px {page}: scrolls sideways"
+                        ));
                     }
                 }
             }
@@ -2327,6 +2366,7 @@ async fn a_japanese_readers_ticket_page_has_no_english_status_or_sla_words() {
         !queue.contains("In Progress") && queue.contains("対応中"),
         "{queue}"
     );
+}
 
 /// Carol (another organization, registered) replies to a notification of
 /// Alice's ticket that was forwarded to her: quarantined. The ticket's id
