@@ -193,7 +193,7 @@ pub struct FollowerView {
 
 impl From<store::FollowerView> for FollowerView {
     fn from(f: store::FollowerView) -> Self {
-        let store::FollowerView { email, source } = f;
+        let store::FollowerView { email, source, .. } = f;
         Self { email, source }
     }
 }

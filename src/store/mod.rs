@@ -368,6 +368,8 @@ pub struct TicketSummary {
 pub struct FollowerView {
     pub email: String,
     pub source: FollowerSource,
+    /// Shown beside the address on pages; not in the JSON.
+    pub name: String,
 }
 
 #[derive(Debug, Clone)]

@@ -199,6 +199,7 @@ pub fn follower(r: &impl Cols) -> Result<FollowerView> {
     Ok(FollowerView {
         email: r.text_at(0)?,
         source: r.parse_at(1)?,
+        name: r.text_at(2)?,
     })
 }
 

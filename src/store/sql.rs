@@ -165,7 +165,7 @@ pub const TICKET: &str =
 pub const TICKET_ORGS: &str = "SELECT o.slug FROM ticket_orgs x JOIN orgs o ON o.id = x.org_id
      WHERE x.ticket_id = $1 ORDER BY o.slug";
 pub const TICKET_FOLLOWERS: &str =
-    "SELECT u.email, f.source FROM followers f JOIN users u ON u.id = f.user_id
+    "SELECT u.email, f.source, u.name FROM followers f JOIN users u ON u.id = f.user_id
      WHERE f.ticket_id = $1 ORDER BY f.created_at, f.user_id";
 /// `CAST(body AS text)`: SQLite stores a body over 1 MB as a BLOB written in
 /// place (see the SQLite `insert_comment`); read back, it is the same text.

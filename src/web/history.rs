@@ -25,11 +25,19 @@ pub struct Names {
 
 impl Names {
     /// Looks up, once each, everyone and every organization `view`'s
-    /// events name.
+    /// events name, and the organizations on the ticket.
     pub async fn of(state: &WebState, view: &TicketView) -> Result<Self, StoreError> {
         let mut names = Names::default();
         for c in &view.comments {
             names.people.insert(c.author.clone(), c.author_name.clone());
+        }
+        for f in &view.followers {
+            names.people.insert(f.email.clone(), f.name.clone());
+        }
+        for slug in &view.orgs {
+            if let Some(found) = state.store().find_org(slug).await? {
+                names.orgs.insert(slug.clone(), found.name);
+            }
         }
         for e in &view.events {
             let Some(event) = e.event.known() else {
@@ -78,7 +86,7 @@ impl Names {
             .unwrap_or_else(|| email.to_string())
     }
 
-    fn org(&self, slug: &str) -> String {
+    pub fn org(&self, slug: &str) -> String {
         self.orgs
             .get(slug)
             .cloned()

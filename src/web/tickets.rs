@@ -429,11 +429,13 @@ async fn ticket_page_with(
                 status_help => pages::word(locale, &format!("status_help_{}", view.status.as_str())),
                 priority => view.priority.map(|p| p.as_str().to_uppercase()), sla => sla,
                 release => view.release.clone(), requester => view.requester.clone(),
+                requester_name => view.followers.iter().find(|f| f.email == view.requester).map(|f| f.name.clone()),
                 followers => view.followers.iter().map(|f| context! {
-                    email => f.email.clone(), source => f.source.as_str(),
+                    email => f.email.clone(), name => f.name.clone(), source => f.source.as_str(),
                     creator => f.email == view.requester, removable => removable(&f.email),
                 }).collect::<Vec<_>>(),
-                orgs => view.orgs,
+                orgs => view.orgs.iter().map(|slug| context! { slug => slug, name => names.org(slug) })
+                    .collect::<Vec<_>>(),
                 following => view.followers.iter().any(|f| f.email == viewer.user.email.as_str()),
                 may_unfollow => ticket::may_remove_follower(&me, &access, viewer.user.id).is_ok(),
                 created_at => local_time(state, &view.created_at, locale),

@@ -1868,6 +1868,17 @@ async fn lists_show_open_tickets_newest_update_first_in_pages_and_say_why_when_e
     let named = p.get("/tickets?status=closed_x", Some(&alice)).await.text();
     assert_eq!(row_of(&named, older), None, "{named}");
 
+    // The ticket page names the organization and the people, not slugs alone.
+    let page = p
+        .get(&format!("/tickets/{newer}"), Some(&alice))
+        .await
+        .text();
+    assert!(
+        page.contains("<li>Customer Site A") && !page.contains("<li>customer-site-a"),
+        "{page}"
+    );
+    assert!(page.contains("<li>Alice Anders <small"), "{page}");
+
     // Carol, of another organization, has none open, and is told what to do.
     let carol = p.sign_in("carol@other.test").await;
     let empty = p.get("/tickets", Some(&carol)).await.text();
