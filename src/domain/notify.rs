@@ -19,6 +19,16 @@ pub struct Follower {
     pub source: FollowerSource,
     /// Set when deliveries to this address bounce; they are not mailed again.
     pub bouncing: bool,
+    /// False once the account is deactivated: it keeps its place on the
+    /// ticket (history, access rules) but is mailed nothing.
+    pub active: bool,
+}
+
+impl Follower {
+    /// Whether mail may go to them at all.
+    pub fn mailable(&self) -> bool {
+        self.active && !self.bouncing
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +77,7 @@ impl Team<'_> {
             );
         }
         for s in self.staff {
-            if Some(&s.email) == skip || s.bouncing {
+            if Some(&s.email) == skip || !s.mailable() {
                 continue;
             }
             push_unique(
@@ -99,7 +109,7 @@ pub fn on_ticket_created(
     acknowledge: bool,
 ) -> Vec<Recipient> {
     let mut out = Vec::new();
-    if acknowledge && !requester.bouncing {
+    if acknowledge && requester.mailable() {
         out.push(Recipient {
             to: requester.email.clone(),
             name: Some(requester.name.clone()),
@@ -128,7 +138,7 @@ pub fn on_comment(
 ) -> Vec<Recipient> {
     let mut out = Vec::new();
     for f in followers {
-        if Some(&f.email) == author || f.bouncing || (internal && f.role != Role::Staff) {
+        if Some(&f.email) == author || !f.mailable() || (internal && f.role != Role::Staff) {
             continue;
         }
         push_unique(
@@ -160,6 +170,7 @@ mod tests {
             role,
             source,
             bouncing: false,
+            active: true,
         }
     }
 
@@ -206,6 +217,7 @@ mod tests {
         );
         let bouncing = Follower {
             bouncing: true,
+            active: true,
             ..alice
         };
         assert!(on_ticket_created(&bouncing, &Team::default(), true).is_empty());
@@ -224,6 +236,7 @@ mod tests {
             f(3, "sam@example.test", Role::Staff, FollowerSource::Follow),
             Follower {
                 bouncing: true,
+                active: true,
                 ..f(
                     4,
                     "gone@customer.test",
@@ -311,6 +324,7 @@ mod tests {
         let dave = f(5, "dave@example.test", Role::Staff, FollowerSource::Follow);
         let gone = Follower {
             bouncing: true,
+            active: true,
             ..f(6, "gone@example.test", Role::Staff, FollowerSource::Follow)
         };
         let staff = [sam.clone(), dave.clone(), gone];

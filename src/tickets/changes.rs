@@ -305,6 +305,7 @@ impl<'a> Changes<'a> {
                 role: u.role,
                 source: FollowerSource::Follow,
                 bouncing: u.bouncing,
+                active: u.active,
             })
             .collect())
     }
@@ -361,7 +362,8 @@ impl<'a> Changes<'a> {
         reason: Reason,
         what: Notification,
     ) -> Result<(), StoreError> {
-        if !self.notify || user.bouncing {
+        // A deactivated account is mailed nothing, as a bouncing address.
+        if !self.notify || user.bouncing || !user.active {
             return Ok(());
         }
         if let (Some(state), false) = (state, matches!(what, Notification::CommandFailed(_))) {

@@ -74,6 +74,7 @@ impl Changes<'_> {
             role: user.role,
             source: FollowerSource::Creator,
             bouncing: user.bouncing,
+            active: user.active,
         };
         // The acknowledgement is a rule (config/rules.toml); the team is always told.
         let plan = self

@@ -2982,3 +2982,77 @@ async fn a_deactivated_user_cannot_sign_in_loses_their_session_and_writes_as_a_s
     assert_eq!(res.status, 200);
     p.sign_in("bob@customer.test").await;
 }
+
+/// A deactivated follower keeps their place on the ticket but is mailed
+/// nothing: not the comments of others, not a share with them.
+#[tokio::test]
+async fn a_deactivated_follower_is_mailed_nothing() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Scanner", "It is offline.").await;
+    let res = p
+        .act(
+            &format!("/tickets/{id}/share"),
+            &alice,
+            &[("email", "bob@customer.test")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let to_bob = |mails: Vec<common::Mail>| {
+        mails
+            .into_iter()
+            .filter(|m| m.to == "bob@customer.test")
+            .count()
+    };
+    // While active, Bob is told of Alice's comment.
+    p.act(
+        &format!("/tickets/{id}/comments"),
+        &alice,
+        &[("body", "Any news?")],
+    )
+    .await;
+    let before = to_bob(p.t.mails().await);
+    assert!(before >= 1, "Bob follows and is mailed");
+
+    let sam = p.sign_in("sam@example.test").await;
+    let res = p
+        .act(
+            "/staff/people/bob%40customer.test",
+            &sam,
+            &[("active", "false")],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    p.act(
+        &format!("/tickets/{id}/comments"),
+        &alice,
+        &[("body", "Still offline.")],
+    )
+    .await;
+    p.act(
+        &format!("/tickets/{id}/comments"),
+        &sam,
+        &[("body", "Looking at it.")],
+    )
+    .await;
+    let mails = p.t.mails().await;
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.to == "alice@customer.test" && m.text.contains("Looking at it.")),
+        "the others are still told"
+    );
+    assert_eq!(
+        to_bob(mails),
+        before,
+        "nothing more to Bob once deactivated"
+    );
+    assert!(
+        p.t.ticket(id)
+            .await
+            .followers
+            .iter()
+            .any(|f| f.email == "bob@customer.test"),
+        "still on the ticket"
+    );
+}

@@ -211,7 +211,7 @@ impl PgTx {
         let rows = sqlx::query(
             "SELECT t.id, t.subject, t.status, t.priority, t.requester_id, t.root_message_id, t.last_message_id,
                     ARRAY(SELECT org_id FROM ticket_orgs WHERE ticket_id = t.id ORDER BY org_id) AS orgs,
-                    f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing
+                    f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing, u.active
              FROM unnest($1::bigint[]) AS k(id)
              CROSS JOIN LATERAL (SELECT * FROM tickets WHERE id = k.id LIMIT 1) t
              LEFT JOIN LATERAL (SELECT user_id, source, created_at FROM followers
@@ -243,6 +243,7 @@ impl PgTx {
                     role: parse_col(f, "role")?,
                     source: parse_col(f, "source")?,
                     bouncing: f.try_get("bouncing").q()?,
+                    active: f.try_get("active").q()?,
                 });
             }
             let mut state = TicketState {
@@ -296,6 +297,7 @@ impl PgTx {
                 role: u.role,
                 source,
                 bouncing: u.bouncing,
+                active: u.active,
             },
         );
         added_at.insert(at, now);

@@ -224,7 +224,7 @@ impl Tx for SqliteTx {
         };
         state.followers = rows(
             &self.conn,
-            "SELECT f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing
+            "SELECT f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing, u.active
              FROM followers f JOIN users u ON u.id = f.user_id
              WHERE f.ticket_id = ?1 ORDER BY f.created_at, f.user_id",
             [id],
@@ -237,6 +237,7 @@ impl Tx for SqliteTx {
                     role: r.parse_at(4)?,
                     source: r.parse_at(5)?,
                     bouncing: r.bool_at(6)?,
+                    active: r.bool_at(7)?,
                 })
             },
         )?;
