@@ -5,6 +5,8 @@
 //! they may not see. Each change is the same `manage`, `tickets` or replay
 //! call the CLI and the admin API make, and its page says what was done.
 
+use std::collections::HashMap;
+
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -12,9 +14,9 @@ use axum::response::{IntoResponse, Response};
 use minijinja::context;
 
 use super::session::Viewer;
-use super::tickets::local_time;
+use super::tickets::{local_time, viewer_ctx};
 use super::{Path, WebError, WebState, form, pages};
-use crate::domain::ids::EmailAddress;
+use crate::domain::ids::{EmailAddress, TicketId};
 use crate::domain::locale::Locale;
 use crate::domain::outcome::Outcome;
 use crate::domain::ticket::Role;
@@ -36,11 +38,6 @@ impl FromRequestParts<WebState> for Staff {
             Err(WebError::NotFound.into_response())
         }
     }
-}
-
-fn viewer_ctx(v: &Viewer) -> minijinja::Value {
-    context! { name => v.user.name.clone(), email => v.user.email.to_string(), staff => true,
-    csrf => v.csrf.clone(), org => v.user.org.clone() }
 }
 
 /// Most of a raw message the quarantine page shows: its beginning is
@@ -79,7 +76,7 @@ async fn quarantine_page(
         .map(|r| {
             context! { id => r.id, sender => r.sender.clone(), subject => r.subject.clone(),
             reason => reason_words(locale, r.reason.as_deref()), ticket => r.ticket,
-            shareable => shareable(r),
+            shareable => share_target(r).is_some(),
             received_at => local_time(state, &r.received_at, locale) }
         })
         .collect();
@@ -109,15 +106,14 @@ fn outcome_words(locale: Locale, outcome: Outcome) -> String {
     pages::word(locale, &format!("outcome_{}", outcome.as_str()))
 }
 
-/// A stranger's reply to a ticket: sharing the ticket with the sender is
-/// what would let it in.
-fn shareable(row: &LogRow) -> bool {
-    row.ticket.is_some()
-        && row.outcome == Outcome::Quarantined
-        && row
-            .sender
-            .as_deref()
-            .is_some_and(|s| EmailAddress::parse(s).is_ok())
+/// A stranger's reply to a ticket: the ticket and the sender whom sharing
+/// it with would let the reply in.
+fn share_target(row: &LogRow) -> Option<(TicketId, EmailAddress)> {
+    if row.outcome != Outcome::Quarantined {
+        return None;
+    }
+    let sender = EmailAddress::parse(row.sender.as_deref()?).ok()?;
+    Some((row.ticket?, sender))
 }
 
 /// `GET /staff/quarantine/{id}`: the message's raw text, escaped.
@@ -146,7 +142,7 @@ pub async fn message(
             outcome => outcome_words(locale, row.outcome),
             reason => reason_words(locale, row.reason.as_deref()), ticket => row.ticket,
             superseded => row.superseded, size => row.size, pending => pending,
-            shareable => pending && shareable(&row),
+            shareable => pending && share_target(&row).is_some(),
             received_at => local_time(&state, &row.received_at, locale),
             discarded_at => row.discarded_at.as_deref().map(|at| local_time(&state, at, locale)) },
         raw => text, cut => cut },
@@ -243,27 +239,17 @@ pub async fn share_and_replay(
     form::read(req, Some(&viewer.csrf), 16 * 1024, state.inner.form_limits).await?;
     let locale = viewer.locale();
     let row = state.store().log_row(id).await?.ok_or(WebError::NotFound)?;
-    let say_error = |key: &str, status: StatusCode| {
-        let text = pages::word(locale, key);
-        (status, notice("error", vec![text]))
+    let target = match share_target(&row) {
+        _ if row.superseded => Err("replay_already"),
+        _ if row.discarded_at.is_some() => Err("replay_discarded"),
+        Some(target) => Ok(target),
+        None => Err("share_not_possible"),
     };
-    let sender = row
-        .sender
-        .as_deref()
-        .and_then(|s| EmailAddress::parse(s).ok());
-    let (ticket, sender) = match (row.ticket, sender) {
-        _ if row.superseded => {
-            let (status, n) = say_error("replay_already", StatusCode::CONFLICT);
-            return quarantine_page(&state, &viewer, Some(n), status).await;
-        }
-        _ if row.discarded_at.is_some() => {
-            let (status, n) = say_error("replay_discarded", StatusCode::CONFLICT);
-            return quarantine_page(&state, &viewer, Some(n), status).await;
-        }
-        (Some(ticket), Some(sender)) if row.outcome == Outcome::Quarantined => (ticket, sender),
-        _ => {
-            let (status, n) = say_error("share_not_possible", StatusCode::CONFLICT);
-            return quarantine_page(&state, &viewer, Some(n), status).await;
+    let (ticket, sender) = match target {
+        Ok(target) => target,
+        Err(key) => {
+            let said = notice("error", vec![pages::word(locale, key)]);
+            return quarantine_page(&state, &viewer, Some(said), StatusCode::CONFLICT).await;
         }
     };
     let author = Author {
@@ -337,19 +323,21 @@ async fn people_page(
 ) -> Result<Response, WebError> {
     let orgs = state.store().list_orgs().await?;
     let users = state.store().list_users().await?;
+    // Looked up by key: a page of every user must not scan every
+    // organization (or every user) once per row.
+    let org_names: HashMap<&str, &str> = orgs
+        .iter()
+        .map(|o| (o.slug.as_str(), o.name.as_str()))
+        .collect();
+    let user_names: HashMap<&str, &str> = users
+        .iter()
+        .map(|u| (u.email.as_str(), u.name.as_str()))
+        .collect();
     let org_name = |slug: &Option<String>| {
-        slug.as_ref().map(|slug| {
-            orgs.iter()
-                .find(|o| o.slug == *slug)
-                .map_or_else(|| slug.clone(), |o| o.name.clone())
-        })
+        slug.as_deref()
+            .map(|slug| org_names.get(slug).copied().unwrap_or(slug).to_string())
     };
-    let user_name = |email: &str| {
-        users
-            .iter()
-            .find(|u| u.email.as_str() == email)
-            .map(|u| u.name.clone())
-    };
+    let user_name = |email: &str| user_names.get(email).map(|n| n.to_string());
     let page = pages::render(
         "people.html",
         viewer.locale(),
