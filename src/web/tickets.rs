@@ -436,6 +436,7 @@ async fn ticket_page_with(
                 }).collect::<Vec<_>>(),
                 orgs => view.orgs.iter().map(|slug| context! { slug => slug, name => names.org(slug) })
                     .collect::<Vec<_>>(),
+                own_org_on => viewer.user.org.as_ref().is_some_and(|own| view.orgs.contains(own)),
                 following => view.followers.iter().any(|f| f.email == viewer.user.email.as_str()),
                 may_unfollow => ticket::may_remove_follower(&me, &access, viewer.user.id).is_ok(),
                 created_at => local_time(state, &view.created_at, locale),

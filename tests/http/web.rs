@@ -1878,6 +1878,10 @@ async fn lists_show_open_tickets_newest_update_first_in_pages_and_say_why_when_e
         "{page}"
     );
     assert!(page.contains("<li>Alice Anders <small"), "{page}");
+    assert!(
+        !page.contains("/share-org\""),
+        "her organization is on the ticket already: {page}"
+    );
 
     // Carol, of another organization, has none open, and is told what to do.
     let carol = p.sign_in("carol@other.test").await;
