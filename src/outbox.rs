@@ -28,7 +28,7 @@ use crate::domain::locale::Locale;
 use crate::domain::reply::MARKER;
 use crate::domain::template::Template;
 use crate::domain::terms::Terms;
-use crate::domain::ticket::{Priority, Status};
+use crate::domain::ticket::{CloseReason, Priority, Status};
 use crate::domain::token;
 use crate::mailer::{MailError, Mailer, Outgoing};
 use crate::manage::{new_token, token_hash};
@@ -533,6 +533,16 @@ impl OutboxWorker {
                 if let Some(status) = status {
                     event.insert(label_field.into(), terms.label(status, locale).into());
                 }
+            }
+            let reason = event
+                .get("reason")
+                .and_then(Value::as_str)
+                .and_then(|r| r.parse::<CloseReason>().ok());
+            if let Some(reason) = reason {
+                event.insert(
+                    "reason_label".into(),
+                    crate::domain::terms::close_reason_label(reason, locale).into(),
+                );
             }
             // A priority's level and target were queued in the default
             // language (`priority_set`, `ticket_updated`).

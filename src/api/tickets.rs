@@ -11,10 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::wire::{self, TicketSummary, TicketView};
 use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
-use crate::domain::ticket::{Priority, Status};
+use crate::domain::ticket::{CloseReason, Priority, Status};
 use crate::domain::version::Version;
 use crate::store::{CommentSource, TicketFilter};
-use crate::tickets::Command;
+use crate::tickets::{Assignee, Command};
 use crate::tickets::{Author, Failure, Typed};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -110,9 +110,23 @@ pub struct TicketPatch {
     status: Option<String>,
     #[schema(value_type = Option<Priority>)]
     priority: Option<String>,
+    /// A staff member's address, or null to unassign.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    owner: Option<Option<String>>,
+    /// Closes the ticket with this reason (resolved, by_customer,
+    /// feature_request, no_response, duplicate).
+    #[schema(value_type = Option<String>)]
+    close_reason: Option<String>,
 }
 
-/// Sets the status and/or the priority, as `#status` and `#priority` would.
+/// A field given as null (`Some(None)`) apart from one not given (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Sets the status, the priority, the owner or the close reason, as
+/// `#status`, `#priority`, `#assign`/`#unassign` and `#status closed <reason>` would.
 #[utoipa::path(patch, path = "/api/tickets/{id}", tag = "tickets", request_body = TicketPatch,
     params(("id" = i64, Path, description = "Ticket id")),
     responses((status = 200, description = "OK", body = TicketView), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 403, description = "Not permitted for this user", body = ErrorBody),
@@ -124,16 +138,51 @@ pub async fn patch_ticket(
     Body(patch): Body<TicketPatch>,
 ) -> Result<Json<TicketView>, ApiError> {
     let mut commands = Vec::new();
-    if let Some(s) = &patch.status {
-        let to: Status = s.parse().map_err(|e| ApiError::invalid(format!("{e}")))?;
-        commands.push(Command::Status(to));
+    let reason = match &patch.close_reason {
+        Some(r) => Some(
+            r.parse::<CloseReason>()
+                .map_err(|e| ApiError::invalid(format!("{e}")))?,
+        ),
+        None => None,
+    };
+    match (&patch.status, reason) {
+        (Some(s), reason) => {
+            let to: Status = s.parse().map_err(|e| ApiError::invalid(format!("{e}")))?;
+            match (to, reason) {
+                (Status::Closed, Some(reason)) => commands.push(Command::Close(reason)),
+                (to, None) => commands.push(Command::Status(to)),
+                (_, Some(_)) => {
+                    return Err(ApiError::invalid(
+                        "`close_reason` goes with status `closed` only",
+                    ));
+                }
+            }
+        }
+        (None, Some(reason)) => commands.push(Command::Close(reason)),
+        (None, None) => {}
+    }
+    match &patch.owner {
+        Some(Some(email)) => {
+            let email = crate::domain::ids::EmailAddress::parse(email)
+                .map_err(|e| ApiError::invalid(format!("owner: {e}")))?;
+            commands.push(Command::Assign(Assignee::Named(
+                crate::domain::mentions::Mention {
+                    handle: email.local_part().to_lowercase(),
+                    address: Some(email),
+                },
+            )));
+        }
+        Some(None) => commands.push(Command::Unassign),
+        None => {}
     }
     if let Some(p) = &patch.priority {
         let p: Priority = p.parse().map_err(|e| ApiError::invalid(format!("{e}")))?;
         commands.push(Command::Priority(p));
     }
     if commands.is_empty() {
-        return Err(ApiError::invalid("give `status`, `priority` or both"));
+        return Err(ApiError::invalid(
+            "give one or more of `status`, `priority`, `owner`, `close_reason`",
+        ));
     }
     run(&state, &staff, id, &commands).await?;
     Ok(Json(view(&state, id).await?))

@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::ids::{CommentId, EmailAddress, OrgId, TicketId, UserId};
-use crate::domain::ticket::{FollowerSource, Priority, Role, Status};
+use crate::domain::ticket::{CloseReason, FollowerSource, Priority, Role, Status};
 use crate::store::{self, OutboxStatus};
 
 /// Each row as its JSON shape (lists from the store).
@@ -159,6 +159,14 @@ pub struct TicketSummary {
     pub requester: String,
     pub org: Option<String>,
     pub updated_at: String,
+    /// The owner's address, null when nobody owns it.
+    pub owner: Option<String>,
+    /// When the first response is due (RFC 3339); null without a target.
+    pub response_due: Option<String>,
+    /// When it must be resolved; null without a target, or while Blocked or closed.
+    pub resolve_due: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub close_reason: Option<CloseReason>,
 }
 
 impl From<store::TicketSummary> for TicketSummary {
@@ -171,6 +179,10 @@ impl From<store::TicketSummary> for TicketSummary {
             requester,
             org,
             updated_at,
+            owner,
+            response_due,
+            resolve_due,
+            close_reason,
             ..
         } = t;
         Self {
@@ -181,6 +193,10 @@ impl From<store::TicketSummary> for TicketSummary {
             requester,
             org,
             updated_at,
+            owner,
+            response_due,
+            resolve_due,
+            close_reason,
         }
     }
 }
@@ -303,6 +319,22 @@ pub struct TicketView {
     pub orgs: Vec<String>,
     /// The release that fixes the ticket, as staff typed it; null until one is recorded.
     pub release: Option<String>,
+    /// The owner's address (a staff member), null when nobody owns it.
+    pub owner: Option<String>,
+    /// When the first public staff comment is due (RFC 3339); null when
+    /// the priority sets no response target.
+    pub response_due: Option<String>,
+    /// When the first public staff comment was written; null until then.
+    pub responded_at: Option<String>,
+    /// When the ticket must be resolved; null without a target, and while
+    /// the clock is paused (Blocked) or stopped (closed).
+    pub resolve_due: Option<String>,
+    /// Why it was closed: resolved, by_customer, feature_request,
+    /// no_response or duplicate; null unless closed.
+    #[schema(value_type = Option<String>)]
+    pub close_reason: Option<CloseReason>,
+    /// The ticket this one was merged into; null unless merged.
+    pub merged_into: Option<TicketId>,
     pub followers: Vec<FollowerView>,
     pub comments: Vec<CommentView>,
     pub events: Vec<EventView>,
@@ -322,6 +354,12 @@ impl From<store::TicketView> for TicketView {
             org,
             orgs,
             release,
+            owner,
+            close_reason,
+            merged_into,
+            response_due,
+            responded_at,
+            resolve_due,
             followers,
             comments,
             events,
@@ -338,6 +376,12 @@ impl From<store::TicketView> for TicketView {
             org,
             orgs,
             release,
+            owner,
+            response_due,
+            responded_at,
+            resolve_due,
+            close_reason,
+            merged_into,
             followers: list(followers),
             comments: list(comments),
             events: list(events),

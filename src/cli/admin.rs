@@ -223,6 +223,7 @@ pub(super) async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> 
         TicketCommand::List {
             status,
             limit,
+            owner,
             json,
         } => {
             let tickets = app
@@ -230,6 +231,7 @@ pub(super) async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> 
                 .list_tickets(&TicketFilter {
                     status,
                     limit,
+                    owner,
                     ..Default::default()
                 })
                 .await?;
@@ -240,6 +242,7 @@ pub(super) async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> 
                     "TICKET",
                     "STATUS",
                     "PRIORITY",
+                    "OWNER",
                     "REQUESTER",
                     "ORG",
                     "UPDATED",
@@ -252,6 +255,7 @@ pub(super) async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> 
                         t.priority
                             .map(|p| p.as_str().to_uppercase())
                             .unwrap_or_else(|| "-".into()),
+                        t.owner.unwrap_or_else(|| "-".into()),
                         t.requester,
                         t.org.unwrap_or_else(|| "-".into()),
                         short_time(&t.updated_at),
@@ -284,6 +288,25 @@ pub(super) async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> 
                     view.requester,
                     view.orgs.join(", ")
                 )?;
+                outln!(
+                    "owner: {}   response due: {}   resolve due: {}",
+                    view.owner.as_deref().unwrap_or("-"),
+                    view.response_due
+                        .as_deref()
+                        .map_or_else(|| "-".into(), short_time),
+                    view.resolve_due
+                        .as_deref()
+                        .map_or_else(|| "-".into(), short_time),
+                )?;
+                if let Some(reason) = view.close_reason {
+                    outln!(
+                        "closed: {}",
+                        crate::domain::terms::close_reason_label(reason, Default::default())
+                    )?;
+                }
+                if let Some(into) = view.merged_into {
+                    outln!("merged into: #{into}")?;
+                }
                 let followers: Vec<String> = view
                     .followers
                     .iter()

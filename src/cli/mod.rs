@@ -23,7 +23,7 @@ use crate::domain::ticket::{Role, Status};
 use crate::ingest::{Delivery, IngestReport};
 use crate::manage;
 use crate::source;
-use crate::store::{LogFilter, Missing, TicketFilter};
+use crate::store::{LogFilter, Missing, OwnerFilter, TicketFilter};
 
 /// `println!` for a command's output that returns an error instead of
 /// panicking when stdout is gone; see [`ReaderGone`].
@@ -260,6 +260,16 @@ pub enum UserCommand {
     },
 }
 
+/// `--owner EMAIL|none`.
+fn owner_filter(text: &str) -> Result<OwnerFilter, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(OwnerFilter::Nobody);
+    }
+    crate::domain::ids::EmailAddress::parse(text)
+        .map(OwnerFilter::Is)
+        .map_err(|e| format!("{e} (or `none` for unassigned tickets)"))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TicketCommand {
     /// List tickets by number, oldest first.
@@ -270,6 +280,9 @@ pub enum TicketCommand {
         /// At most this many tickets (default: all).
         #[arg(long, value_name = "N")]
         limit: Option<i64>,
+        /// Only tickets this staff member owns, or `none` for unassigned ones.
+        #[arg(long, value_name = "EMAIL|none", value_parser = owner_filter)]
+        owner: Option<OwnerFilter>,
         /// A JSON array instead of a table.
         #[arg(long)]
         json: bool,

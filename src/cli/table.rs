@@ -90,10 +90,16 @@ pub(super) fn describe_event(e: &crate::store::EventView, settings: &Settings) -
             "added {}comment {comment}",
             if *internal { "an internal " } else { "" }
         ),
-        Event::StatusChanged { from, to, .. } => format!(
-            "changed the status from {} to {}",
+        Event::StatusChanged {
+            from, to, reason, ..
+        } => format!(
+            "changed the status from {} to {}{}",
             settings.status_label(*from),
-            settings.status_label(*to)
+            settings.status_label(*to),
+            reason.map_or_else(String::new, |r| format!(
+                " ({})",
+                crate::domain::terms::close_reason_label(r, Default::default())
+            ))
         ),
         Event::PrioritySet { priority, .. } => format!("set the priority to {priority}"),
         Event::ReleaseNoted { release } => format!("noted release {release}"),
@@ -103,5 +109,14 @@ pub(super) fn describe_event(e: &crate::store::EventView, settings: &Settings) -
         Event::OrgRemoved { org } => format!("unshared the ticket from organization {org}"),
         Event::Mentioned { email } => format!("mentioned {email}"),
         Event::RecipientBouncing { email, .. } => format!("mail to {email} bounced"),
+        Event::OwnerSet { email } => format!("assigned the ticket to {email}"),
+        Event::OwnerCleared { email } => format!("unassigned {email}"),
+        Event::TicketMerged { from, into } => format!("merged ticket {from} into ticket {into}"),
+        Event::CommentMoved { comment, from, to } => {
+            format!("moved comment {comment} from ticket {from} to ticket {to}")
+        }
+        Event::ClockWarned { clock, due } => format!("{clock} clock warned, due {due}"),
+        Event::ClockBreached { clock, due } => format!("{clock} clock breached, was due {due}"),
+        Event::ReminderSent { rule, template } => format!("sent {template} (rule: {rule})"),
     }
 }

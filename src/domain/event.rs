@@ -11,9 +11,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CommentId, EmailAddress, MessageId};
+use super::ids::{CommentId, EmailAddress, MessageId, TicketId};
 use super::locale::Locale;
-use super::ticket::{CommentSource, FollowerSource, Priority, Status};
+use super::ticket::{Clock, CloseReason, CommentSource, FollowerSource, Priority, Status};
 use super::version::Version;
 
 /// One change to a ticket. Serialized adjacently tagged: `kind` is the
@@ -39,6 +39,10 @@ pub enum Event {
         from: Status,
         to: Status,
         cause: Cause,
+        /// Why it was closed, when `to` is `closed` (rows written before
+        /// close reasons have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<CloseReason>,
     },
     /// `sla_name` and `sla_response` as `[sla.Pn]` said when it was set.
     PrioritySet {
@@ -72,6 +76,40 @@ pub enum Event {
         email: EmailAddress,
         message_id: MessageId,
     },
+    /// A staff member took the ticket (or was given it).
+    OwnerSet {
+        email: EmailAddress,
+    },
+    /// The ticket has no owner any more; `email` is who owned it.
+    OwnerCleared {
+        email: EmailAddress,
+    },
+    /// Ticket `from` was merged into `into`; recorded on both.
+    TicketMerged {
+        from: TicketId,
+        into: TicketId,
+    },
+    /// A comment moved from one ticket to another; recorded on both.
+    CommentMoved {
+        comment: CommentId,
+        from: TicketId,
+        to: TicketId,
+    },
+    /// An SLA clock reached its warning point (`[sla] warn_at`) before `due`.
+    ClockWarned {
+        clock: Clock,
+        due: String,
+    },
+    /// An SLA clock passed `due` with its work not done.
+    ClockBreached {
+        clock: Clock,
+        due: String,
+    },
+    /// An idle rule (`on = "idle"`) sent `template` to the requester.
+    ReminderSent {
+        rule: String,
+        template: String,
+    },
 }
 
 impl Event {
@@ -89,6 +127,13 @@ impl Event {
             Event::OrgAdded { .. } => "org_added",
             Event::OrgRemoved { .. } => "org_removed",
             Event::RecipientBouncing { .. } => "recipient_bouncing",
+            Event::OwnerSet { .. } => "owner_set",
+            Event::OwnerCleared { .. } => "owner_cleared",
+            Event::TicketMerged { .. } => "ticket_merged",
+            Event::CommentMoved { .. } => "comment_moved",
+            Event::ClockWarned { .. } => "clock_warned",
+            Event::ClockBreached { .. } => "clock_breached",
+            Event::ReminderSent { .. } => "reminder_sent",
         }
     }
 
@@ -289,6 +334,7 @@ mod tests {
                     from: Status::New,
                     to: Status::Escalated,
                     cause: Cause::Rule("escalate on keyword".into()),
+                    reason: None,
                 },
                 r#"{"cause":"rule: escalate on keyword","from":"new","to":"escalated"}"#,
             ),
@@ -297,8 +343,63 @@ mod tests {
                     from: Status::Blocked,
                     to: Status::Closed,
                     cause: Cause::Command,
+                    reason: None,
                 },
                 r#"{"cause":"command","from":"blocked","to":"closed"}"#,
+            ),
+            (
+                Event::StatusChanged {
+                    from: Status::Blocked,
+                    to: Status::Closed,
+                    cause: Cause::Rule("close unanswered".into()),
+                    reason: Some(CloseReason::NoResponse),
+                },
+                r#"{"cause":"rule: close unanswered","from":"blocked","reason":"no_response","to":"closed"}"#,
+            ),
+            (
+                Event::OwnerSet {
+                    email: email("sam@example.test"),
+                },
+                r#"{"email":"sam@example.test"}"#,
+            ),
+            (
+                Event::OwnerCleared {
+                    email: email("sam@example.test"),
+                },
+                r#"{"email":"sam@example.test"}"#,
+            ),
+            (
+                Event::TicketMerged { from: 9, into: 4 },
+                r#"{"from":9,"into":4}"#,
+            ),
+            (
+                Event::CommentMoved {
+                    comment: 31,
+                    from: 9,
+                    to: 4,
+                },
+                r#"{"comment":31,"from":9,"to":4}"#,
+            ),
+            (
+                Event::ClockWarned {
+                    clock: Clock::Response,
+                    due: "2026-12-08T10:00:00Z".into(),
+                },
+                r#"{"clock":"response","due":"2026-12-08T10:00:00Z"}"#,
+            ),
+            (
+                Event::ClockBreached {
+                    clock: Clock::Resolve,
+                    due: "2026-12-08T10:00:00Z".into(),
+                },
+                r#"{"clock":"resolve","due":"2026-12-08T10:00:00Z"}"#,
+            ),
+            (
+                Event::ReminderSent {
+                    rule: "remind the customer".into(),
+                    template: "reminder".into(),
+                },
+                r#"{"rule":"remind the customer","template":"reminder"}"#,
             ),
             (
                 Event::PrioritySet {

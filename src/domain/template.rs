@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::event::Event;
 use super::ids::{CommentId, EmailAddress, TicketId};
-use super::ticket::{FollowerSource, Priority, Reason, Status};
+use super::ticket::{CloseReason, FollowerSource, Priority, Reason, Status};
 
 /// Calls `$m!` with every built-in template as `Variant "name" subject Context,`:
 /// `subject` is `own` when the template has its own `.subject.txt` (mail
@@ -114,9 +114,12 @@ impl Notification {
     /// its recorded event; `None` for events told some other way.
     pub fn announcing(event: &Event, by: ByWhom) -> Option<Self> {
         Some(match event {
-            Event::StatusChanged { from, to, .. } => Notification::StatusChanged(StatusChanged {
+            Event::StatusChanged {
+                from, to, reason, ..
+            } => Notification::StatusChanged(StatusChanged {
                 from: *from,
                 to: *to,
+                reason: *reason,
                 by,
             }),
             Event::PrioritySet {
@@ -247,6 +250,9 @@ pub struct Plain {}
 pub struct StatusChanged {
     pub from: Status,
     pub to: Status,
+    /// Why it was closed; the mail shows it in its reader's words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<CloseReason>,
     #[serde(flatten)]
     pub by: ByWhom,
 }
@@ -303,6 +309,9 @@ pub struct TicketUpdated {
     /// Set when the status ended elsewhere than it began.
     pub from: Option<Status>,
     pub to: Option<Status>,
+    /// Why it was closed, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<CloseReason>,
     pub priority: Option<String>,
     pub sla_name: Option<String>,
     pub sla_response: Option<String>,

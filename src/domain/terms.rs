@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use super::event::Event;
 use super::locale::Locale;
-use super::ticket::{Priority, Status};
+use super::ticket::{CloseReason, Priority, Status};
 
 /// What a response target is counted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +116,23 @@ pub fn shipped_label(status: Status, locale: Locale) -> &'static str {
             Status::Closed => "完了",
             Status::Escalated => "完了（TEMへエスカレーション済み）",
         },
+    }
+}
+
+/// Why a ticket was closed, in the policy's words (docs/contract.md,
+/// "Desk"), as customers and staff read it.
+pub fn close_reason_label(reason: CloseReason, locale: Locale) -> &'static str {
+    match (reason, locale) {
+        (CloseReason::Resolved, Locale::En) => "Resolved by support",
+        (CloseReason::ByCustomer, Locale::En) => "Closed by the customer",
+        (CloseReason::FeatureRequest, Locale::En) => "Feature request",
+        (CloseReason::NoResponse, Locale::En) => "No response from the customer",
+        (CloseReason::Duplicate, Locale::En) => "Duplicate of another ticket",
+        (CloseReason::Resolved, Locale::Ja) => "サポートにより解決",
+        (CloseReason::ByCustomer, Locale::Ja) => "お客様によるクローズ",
+        (CloseReason::FeatureRequest, Locale::Ja) => "機能要望",
+        (CloseReason::NoResponse, Locale::Ja) => "お客様からのご返信なし",
+        (CloseReason::Duplicate, Locale::Ja) => "別のお問い合わせと重複",
     }
 }
 

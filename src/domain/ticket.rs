@@ -116,7 +116,37 @@ string_enum!(
     /// Why someone follows a ticket (docs/contract.md, "Tickets").
     FollowerSource, "follower source", {
         Creator => "creator", Follow => "follow", Share => "share", Mention => "mention", Cc => "cc",
+        Owner => "owner",
     }
+);
+
+string_enum!(
+    /// Why a ticket was closed (docs/contract.md, "Desk"): the policy's three
+    /// kinds of Closed (resolved by support, closed by the customer, judged a
+    /// feature request), and the desk's own two. Typed generously by mail
+    /// (`by customer`, `feature-request`); labels come from `terms`.
+    CloseReason, "close reason", {
+        Resolved => "resolved" | "solved" | "fixed",
+        ByCustomer => "by_customer" | "customer" | "closed_by_customer",
+        FeatureRequest => "feature_request" | "feature" | "enhancement",
+        NoResponse => "no_response" | "no_reply" | "noresponse" | "unanswered",
+        Duplicate => "duplicate" | "dup" | "duplicated",
+    }
+);
+
+impl CloseReason {
+    /// What a bare close records: staff resolve, a customer closes their own.
+    pub fn default_for(role: Role) -> Self {
+        match role {
+            Role::Staff => CloseReason::Resolved,
+            Role::Customer => CloseReason::ByCustomer,
+        }
+    }
+}
+
+string_enum!(
+    /// The two SLA clocks of a ticket (docs/contract.md, "Desk").
+    Clock, "clock", { Response => "response", Resolve => "resolve" | "resolution" }
 );
 
 string_enum!(
@@ -150,6 +180,7 @@ string_enum!(
         Creator => "creator", Follow => "follow", Share => "share", Mention => "mention", Cc => "cc",
         Requester => "requester", SupportNotify => "support_notify", Staff => "staff",
         Invite => "invite", SignIn => "sign_in", Sender => "sender", Removed => "removed",
+        Owner => "owner",
     }
 );
 
@@ -161,6 +192,7 @@ impl From<FollowerSource> for Reason {
             FollowerSource::Share => Reason::Share,
             FollowerSource::Mention => Reason::Mention,
             FollowerSource::Cc => Reason::Cc,
+            FollowerSource::Owner => Reason::Owner,
         }
     }
 }

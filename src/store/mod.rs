@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use crate::domain::ids::{CommentId, EmailAddress, MessageId, OrgId, TicketId, UserId};
 use crate::domain::notify::Follower;
 use crate::domain::outcome::Outcome;
-use crate::domain::ticket::{FollowerSource, Priority, Role, Status};
+use crate::domain::ticket::{CloseReason, FollowerSource, Priority, Role, Status};
 
 pub mod postgres;
 mod read;
@@ -164,6 +164,51 @@ pub struct TicketState {
     pub last_message_id: Option<MessageId>,
     pub followers: Vec<Follower>,
     pub orgs: Vec<OrgId>,
+}
+
+/// The desk's part of a ticket (docs/contract.md, "Desk"): its owner, why
+/// it was closed, where it was merged, and its SLA clocks. Read and written
+/// whole by the ticket service, apart from `TicketState`, which every
+/// delivery reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desk {
+    pub owner: Option<UserId>,
+    pub close_reason: Option<CloseReason>,
+    pub merged_into: Option<TicketId>,
+    /// Kept by the ticket itself; `set_desk` does not write them.
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub response_due: Option<OffsetDateTime>,
+    pub responded_at: Option<OffsetDateTime>,
+    pub resolve_due: Option<OffsetDateTime>,
+    /// Business seconds used in earlier running spells of the resolution
+    /// clock; with `resolve_since`, `None` means never touched (see
+    /// migrations/sqlite/0011_desk.sql).
+    pub resolve_spent: Option<i64>,
+    pub resolve_since: Option<OffsetDateTime>,
+    pub next_alarm_at: Option<OffsetDateTime>,
+    pub idle_fired_at: Option<OffsetDateTime>,
+    pub idle_count: i64,
+}
+
+impl Desk {
+    /// The arguments of `sql::SET_DESK`.
+    pub(crate) fn args(&self, ticket: TicketId) -> [read::Arg<'_>; 12] {
+        [
+            ticket.into(),
+            self.owner.into(),
+            self.close_reason.map(CloseReason::as_str).into(),
+            self.merged_into.into(),
+            self.response_due.into(),
+            self.responded_at.into(),
+            self.resolve_due.into(),
+            self.resolve_spent.into(),
+            self.resolve_since.into(),
+            self.next_alarm_at.into(),
+            self.idle_fired_at.into(),
+            self.idle_count.into(),
+        ]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -328,12 +373,22 @@ pub struct TicketFilter {
     pub text: Option<String>,
     /// Only the tickets this user may see as a customer (`None`: all).
     pub visible_to: Option<Visibility>,
+    pub owner: Option<OwnerFilter>,
+    /// Open tickets with a clock past due at this instant only.
+    pub breached_at: Option<OffsetDateTime>,
     pub limit: Option<i64>,
     pub after: Option<TicketId>,
     /// Last update first (ties: higher id first), for numbered pages.
     pub newest_first: bool,
     /// Rows skipped in `newest_first` order.
     pub skip: i64,
+}
+
+/// `TicketFilter::owner`: one staff member's tickets, or nobody's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerFilter {
+    Is(EmailAddress),
+    Nobody,
 }
 
 /// The longest `TicketFilter::text`: longer is `StoreError::Invalid`, on
@@ -362,6 +417,13 @@ pub struct TicketSummary {
     /// What people read: the requester's name, the organization's name.
     pub requester_name: String,
     pub org_name: Option<String>,
+    /// The owner's address.
+    pub owner: Option<String>,
+    pub response_due: Option<String>,
+    /// When the first public staff comment stopped the response clock.
+    pub responded_at: Option<String>,
+    pub resolve_due: Option<String>,
+    pub close_reason: Option<CloseReason>,
 }
 
 #[derive(Debug, Clone)]
@@ -418,6 +480,13 @@ pub struct TicketView {
     pub orgs: Vec<String>,
     /// The release the fix ships in (`#release`), once staff named it.
     pub release: Option<String>,
+    /// The owner's address (docs/contract.md, "Desk").
+    pub owner: Option<String>,
+    pub close_reason: Option<CloseReason>,
+    pub merged_into: Option<TicketId>,
+    pub response_due: Option<String>,
+    pub responded_at: Option<String>,
+    pub resolve_due: Option<String>,
     pub followers: Vec<FollowerView>,
     pub comments: Vec<CommentView>,
     pub events: Vec<EventView>,
@@ -618,6 +687,18 @@ pub trait Tx: Send {
         last_message_id: Option<&MessageId>,
         now: OffsetDateTime,
     ) -> Result<()>;
+    /// The desk's part of a ticket (owner, close reason, clocks).
+    async fn desk(&mut self, ticket: TicketId) -> Result<Option<Desk>>;
+    async fn set_desk(&mut self, ticket: TicketId, desk: &Desk) -> Result<()>;
+    /// Takes alarm `kind` due at `due` on `ticket`: `true` for the one
+    /// transaction, of any instance, that does.
+    async fn claim_alarm(
+        &mut self,
+        ticket: TicketId,
+        kind: &str,
+        due: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
     async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64>;
     /// Takes the one automatic answer `address` may get per `window`: `true`
     /// (and the time is recorded) when none was sent within it.

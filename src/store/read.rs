@@ -255,6 +255,13 @@ impl<B: Backend> Store for B {
             f.visible_to.map(|v| v.user).into(),
             f.visible_to.and_then(|v| v.org).into(),
             f.open.map(i64::from).into(),
+            match &f.owner {
+                Some(OwnerFilter::Is(email)) => Some(email.as_str()),
+                _ => None,
+            }
+            .into(),
+            (f.owner == Some(OwnerFilter::Nobody)).then_some(1).into(),
+            f.breached_at.into(),
         ];
         let query = if f.newest_first {
             sql::LIST_TICKETS_BY_UPDATE

@@ -34,6 +34,15 @@ pub trait Cols {
         parse_ts(&text).ok_or_else(|| StoreError::Invalid(format!("column {i}: time {text}")))
     }
 
+    fn opt_time_at(&self, i: usize) -> Result<Option<OffsetDateTime>> {
+        self.opt_text_at(i)?
+            .map(|text| {
+                parse_ts(&text)
+                    .ok_or_else(|| StoreError::Invalid(format!("column {i}: time {text}")))
+            })
+            .transpose()
+    }
+
     fn parse_at<T: FromStr>(&self, i: usize) -> Result<T>
     where
         T::Err: std::fmt::Display,
@@ -122,6 +131,30 @@ pub fn summary(r: &impl Cols) -> Result<TicketSummary> {
         updated_at: r.ts_at(6)?,
         requester_name: r.text_at(7)?,
         org_name: r.opt_text_at(8)?,
+        owner: r.opt_text_at(9)?,
+        response_due: r.opt_ts_at(10)?,
+        responded_at: r.opt_ts_at(11)?,
+        resolve_due: r.opt_ts_at(12)?,
+        close_reason: r.opt_parse_at(13)?,
+    })
+}
+
+/// `sql::DESK`.
+pub fn desk(r: &impl Cols) -> Result<Desk> {
+    Ok(Desk {
+        owner: r.opt_i64_at(0)?,
+        close_reason: r.opt_parse_at(1)?,
+        merged_into: r.opt_i64_at(2)?,
+        created_at: r.time_at(3)?,
+        updated_at: r.time_at(4)?,
+        response_due: r.opt_time_at(5)?,
+        responded_at: r.opt_time_at(6)?,
+        resolve_due: r.opt_time_at(7)?,
+        resolve_spent: r.opt_i64_at(8)?,
+        resolve_since: r.opt_time_at(9)?,
+        next_alarm_at: r.opt_time_at(10)?,
+        idle_fired_at: r.opt_time_at(11)?,
+        idle_count: r.i64_at(12)?,
     })
 }
 
@@ -263,6 +296,12 @@ pub fn ticket_view(
         org: r.opt_text_at(5)?,
         orgs,
         release: r.opt_text_at(8)?,
+        owner: r.opt_text_at(9)?,
+        close_reason: r.opt_parse_at(10)?,
+        merged_into: r.opt_i64_at(11)?,
+        response_due: r.opt_ts_at(12)?,
+        responded_at: r.opt_ts_at(13)?,
+        resolve_due: r.opt_ts_at(14)?,
         followers,
         comments,
         events,

@@ -17,7 +17,9 @@ macro_rules! user_columns {
 /// The ticket list columns `rows::summary` reads.
 macro_rules! summary_columns {
     () => {
-        "t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at, u.name, o.name"
+        "t.id, t.subject, t.status, t.priority, u.email, o.slug, t.updated_at, u.name, o.name, \
+         (SELECT ow.email FROM users ow WHERE ow.id = t.owner_id), t.response_due, t.responded_at, \
+         t.resolve_due, t.close_reason"
     };
 }
 
@@ -119,7 +121,8 @@ pub const REMOVE_ORG_LEAD: &str = "DELETE FROM org_leads WHERE org_id = $1 AND u
 /// `\`; both sides lowered: ASCII only on SQLite, whose `lower` folds no
 /// more), `$8` a user whose tickets only: requested, followed, or attached
 /// to `$9`, their org; `$10` 1 open only, 0 closed only (Closed and Closed -
-/// Escalated).
+/// Escalated); `$11` an owner's address, `$12` 1 for unassigned only, `$13`
+/// the time at which a clock is breached, for breached only.
 macro_rules! list_tickets {
     ($order:literal) => {
         concat!(
@@ -137,6 +140,10 @@ macro_rules! list_tickets {
             OR EXISTS (SELECT 1 FROM ticket_orgs x WHERE x.ticket_id = t.id AND x.org_id = $9))
        AND (CAST($10 AS bigint) IS NULL
             OR (CASE WHEN t.status IN ('closed', 'escalated') THEN 0 ELSE 1 END) = $10)
+       AND ($11 IS NULL OR t.owner_id = (SELECT ou.id FROM users ou WHERE ou.email = $11))
+       AND (CAST($12 AS bigint) IS NULL OR t.owner_id IS NULL)
+       AND ($13 IS NULL OR (t.status NOT IN ('closed', 'escalated')
+            AND ((t.responded_at IS NULL AND t.response_due <= $13) OR t.resolve_due <= $13)))
        ",
             $order
         )
@@ -160,8 +167,25 @@ pub const OPEN_TICKETS_OF: &str = concat!(
 
 /// `rows::ticket_view`'s head.
 pub const TICKET: &str =
-    "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.created_at, t.updated_at, t.release
+    "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.created_at, t.updated_at, t.release,
+            (SELECT ow.email FROM users ow WHERE ow.id = t.owner_id), t.close_reason, t.merged_into,
+            t.response_due, t.responded_at, t.resolve_due
      FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id WHERE t.id = $1";
+/// The desk's columns of a ticket, as `rows::desk` reads them.
+pub const DESK: &str = "SELECT owner_id, close_reason, merged_into, created_at, updated_at, response_due,
+            responded_at, resolve_due, resolve_spent, resolve_since, next_alarm_at, idle_fired_at, idle_count
+     FROM tickets WHERE id = $1";
+/// Writes what `DESK` reads but the two times the ticket keeps itself.
+pub const SET_DESK: &str = "UPDATE tickets SET owner_id = $2, close_reason = $3, merged_into = $4,
+            response_due = $5, responded_at = $6, resolve_due = $7, resolve_spent = $8,
+            resolve_since = $9, next_alarm_at = $10, idle_fired_at = $11, idle_count = $12
+     WHERE id = $1";
+/// The claim of one alarm: the insert that takes the key sends it.
+pub const CLAIM_ALARM: &str = "INSERT INTO ticket_alarms (ticket_id, kind, due_at, sent_at)
+     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+/// Tickets with an alarm due by `$1`, earliest first.
+pub const DUE_ALARMS: &str =
+    "SELECT id FROM tickets WHERE next_alarm_at <= $1 ORDER BY next_alarm_at LIMIT $2";
 pub const TICKET_ORGS: &str = "SELECT o.slug FROM ticket_orgs x JOIN orgs o ON o.id = x.org_id
      WHERE x.ticket_id = $1 ORDER BY o.slug";
 pub const TICKET_FOLLOWERS: &str =

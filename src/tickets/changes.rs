@@ -16,9 +16,11 @@ use crate::domain::mentions::{self, Candidate, Directory, Resolution};
 use crate::domain::rules::{Action, Facts, RuleSet, Trigger};
 use crate::domain::template::{self, Notification, Shown};
 use crate::domain::terms::Terms;
-use crate::domain::ticket::{self, Access, Actor, FollowerSource, Priority, Reason, Role, Status};
+use crate::domain::ticket::{
+    self, Access, Actor, CloseReason, FollowerSource, Priority, Reason, Role, Status,
+};
 use crate::domain::version::Version;
-use crate::store::{CommentSource, NewComment, NewEvent, StoreError, TicketState, Tx, User};
+use crate::store::{CommentSource, Desk, NewComment, NewEvent, StoreError, TicketState, Tx, User};
 use crate::tickets::notice::{self, Digest, Notice, Sender};
 
 /// What the changes need from config.
@@ -393,20 +395,116 @@ impl<'a> Changes<'a> {
     }
 
     /// Moves the ticket to `to`, announcing it; `cause` is recorded.
+    /// Closing records why (`reason`, else what a bare close means for
+    /// the actor: `CloseReason::default_for`); any other status clears it.
+    /// Closing an already closed ticket with another reason records the new one.
     pub async fn set_status(
         &mut self,
         state: &TicketState,
         actor: Option<&User>,
         to: Status,
         cause: Cause,
+        reason: Option<CloseReason>,
     ) -> Result<TicketState, StoreError> {
-        if state.status == to {
+        let reason = (to == Status::Closed).then(|| {
+            reason
+                .unwrap_or_else(|| CloseReason::default_for(actor.map_or(Role::Staff, |a| a.role)))
+        });
+        let mut desk = self.desk(state.id).await?;
+        if state.status == to && (to != Status::Closed || desk.close_reason == reason) {
+            return Ok(state.clone());
+        }
+        if state.status == to && desk.close_reason.is_some() && actor.is_none() {
+            // A rule never overwrites a reason a person gave.
             return Ok(state.clone());
         }
         self.tx.update_ticket(state.id, to, None, self.now).await?;
+        desk.close_reason = reason;
+        self.clocks_on_status(&mut desk, state.status, to);
+        self.tx.set_desk(state.id, &desk).await?;
         let from = state.status;
-        self.announce(state, actor, Event::StatusChanged { from, to, cause }, None)
-            .await
+        let event = Event::StatusChanged {
+            from,
+            to,
+            cause,
+            reason,
+        };
+        self.announce(state, actor, event, None).await
+    }
+
+    /// What a status change does to the resolution clock: Blocked pauses
+    /// it, closing stops it, reopening runs it again.
+    fn clocks_on_status(&self, _desk: &mut Desk, _from: Status, _to: Status) {}
+
+    /// The desk's part of `ticket`; a missing one is an error.
+    pub(crate) async fn desk(&mut self, ticket: TicketId) -> Result<Desk, StoreError> {
+        self.tx
+            .desk(ticket)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket}")))
+    }
+
+    /// Gives the ticket to `owner` (staff), or to nobody. The owner follows
+    /// the ticket (`source = "owner"`) and is told, unless they took it
+    /// themselves; a previous owner keeps following.
+    pub async fn set_owner(
+        &mut self,
+        state: &TicketState,
+        actor: &User,
+        owner: Option<&User>,
+    ) -> Result<TicketState, StoreError> {
+        let mut desk = self.desk(state.id).await?;
+        if desk.owner == owner.map(|u| u.id) {
+            return Ok(state.clone());
+        }
+        let previous = desk.owner;
+        desk.owner = owner.map(|u| u.id);
+        self.tx.set_desk(state.id, &desk).await?;
+        match owner {
+            Some(owner) => {
+                self.record(
+                    state.id,
+                    Some(actor),
+                    Event::OwnerSet {
+                        email: owner.email.clone(),
+                    },
+                )
+                .await?;
+                let follows = state.followers.iter().any(|f| f.user == owner.id);
+                let by = (actor.id != owner.id).then_some(actor);
+                if !follows {
+                    self.add_follower(
+                        state,
+                        owner,
+                        FollowerSource::Owner,
+                        by,
+                        Notification::YouFollow,
+                    )
+                    .await?;
+                } else if let Some(by) = by {
+                    let now_state = self.reload(state.id).await?;
+                    let what = Notification::YouFollow(template::Followed {
+                        source: FollowerSource::Owner,
+                        by: by_whom(Some(by)),
+                    });
+                    self.tell_one(owner, Some(&now_state), Reason::Owner, what)
+                        .await?;
+                }
+            }
+            None => {
+                if let Some(previous) = previous
+                    && let Some(user) = self.tx.user_by_id(previous).await?
+                {
+                    self.record(
+                        state.id,
+                        Some(actor),
+                        Event::OwnerCleared { email: user.email },
+                    )
+                    .await?;
+                }
+            }
+        }
+        self.reload(state.id).await
     }
 
     /// Sets a priority; a comment names the level and its response target
@@ -730,7 +828,7 @@ impl<'a> Changes<'a> {
             match effect.action {
                 Action::SetStatus(to) => {
                     let cause = Cause::Rule(effect.rule.clone());
-                    state = self.set_status(&state, None, to, cause).await?
+                    state = self.set_status(&state, None, to, cause, None).await?
                 }
                 Action::SetPriority(p) => state = self.set_priority(&state, author, p).await?,
                 Action::AddFollower(email) => {

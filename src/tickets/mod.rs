@@ -18,7 +18,7 @@ pub mod replay;
 mod service;
 
 pub use changes::*;
-pub use cmd::Command;
+pub use cmd::{Assignee, Command};
 pub use comment::{Added, Typed, Written};
 pub use open::Opening;
 pub use replay::{Replay, ReplayRefusal, Replayed};

@@ -13,7 +13,7 @@ use crate::domain::notify::Recipient;
 use crate::domain::template::{
     self, ByWhom, Followed, Mentioned, NoticeContext, Notification, Shown, Template, TicketUpdated,
 };
-use crate::domain::ticket::{Priority, Reason, Status};
+use crate::domain::ticket::{CloseReason, Priority, Reason, Status};
 use crate::store::{NewOutbox, RefKind, StoreError, TicketState, Tx, User};
 
 /// What the templates say about the gateway itself.
@@ -179,6 +179,8 @@ pub struct Digest {
 struct News {
     /// First `from` and last `to`; none when they are equal.
     status: Option<(Status, Status)>,
+    /// Why it was closed, when the last change closed it.
+    close_reason: Option<CloseReason>,
     /// The last priority set, with its SLA name and response target.
     priority: Option<(Priority, String, String)>,
     releases: Vec<String>,
@@ -266,9 +268,12 @@ impl Digest {
     pub fn change(&mut self, ticket: TicketId, event: &Event, actor: Option<&User>) {
         let news = self.news(ticket);
         match event {
-            Event::StatusChanged { from, to, .. } => {
+            Event::StatusChanged {
+                from, to, reason, ..
+            } => {
                 let first = news.status.map_or(*from, |(first, _)| first);
                 news.status = Some((first, *to));
+                news.close_reason = *reason;
             }
             Event::PrioritySet {
                 priority,
@@ -482,6 +487,7 @@ fn summary(person: &Person, news: &News) -> (Notification, Option<Shown>) {
         by,
         from: status.map(|(from, _)| from),
         to: status.map(|(_, to)| to),
+        reason: status.and(news.close_reason),
         priority: news.priority.as_ref().map(|p| p.0.to_string()),
         sla_name: news.priority.as_ref().map(|p| p.1.clone()),
         sla_response: news.priority.as_ref().map(|p| p.2.clone()),

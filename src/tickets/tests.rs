@@ -150,12 +150,14 @@ async fn a_status_change_is_recorded_once_and_each_person_is_told_once() {
             Event::StatusChanged {
                 from: Status::New,
                 to: Status::InProgress,
-                cause: Cause::Command
+                cause: Cause::Command,
+                reason: None,
             },
             Event::StatusChanged {
                 from: Status::InProgress,
                 to: Status::Blocked,
-                cause: Cause::Command
+                cause: Cause::Command,
+                reason: None,
             },
         ]
     );

@@ -11,6 +11,7 @@ use super::{WebState, pages};
 use crate::domain::event::Event;
 use crate::domain::ids::EmailAddress;
 use crate::domain::locale::Locale;
+use crate::domain::terms::close_reason_label;
 use crate::domain::ticket::FollowerSource;
 use crate::store::{EventView, StoreError, TicketView};
 
@@ -47,7 +48,9 @@ impl Names {
             match event {
                 Event::FollowerAdded { email, .. }
                 | Event::FollowerRemoved { email }
-                | Event::Mentioned { email } => emails.push(email.as_str()),
+                | Event::Mentioned { email }
+                | Event::OwnerSet { email }
+                | Event::OwnerCleared { email } => emails.push(email.as_str()),
                 Event::OrgAdded { org } | Event::OrgRemoved { org } => {
                     if !names.orgs.contains_key(org)
                         && let Some(found) = state.store().find_org(org).await?
@@ -97,6 +100,7 @@ impl Names {
 /// The line `e` adds to the page, in `locale`; `None` for events the page
 /// shows otherwise (comments, announcements) or not at all.
 pub fn line(
+    ticket: crate::domain::ids::TicketId,
     e: &EventView,
     locale: Locale,
     names: &Names,
@@ -108,7 +112,77 @@ pub fn line(
         fill.iter()
             .fold(pages::word(locale, key), |text, (k, v)| text.replace(k, v))
     };
+    let someone = |who: Option<String>| who.unwrap_or_else(|| pages::word(locale, "support_team"));
     let text = match (event, who) {
+        (
+            Event::StatusChanged {
+                from,
+                to,
+                reason: Some(reason),
+                ..
+            },
+            who,
+        ) => {
+            let moved = match who {
+                Some(who) => say(
+                    "history_status",
+                    &[
+                        ("{who}", who),
+                        ("{from}", label(*from)),
+                        ("{to}", label(*to)),
+                    ],
+                ),
+                None => say(
+                    "history_status_rule",
+                    &[("{from}", label(*from)), ("{to}", label(*to))],
+                ),
+            };
+            let why = say(
+                "history_close_reason",
+                &[("{reason}", close_reason_label(*reason, locale).to_string())],
+            );
+            format!("{moved} {why}")
+        }
+        (Event::OwnerSet { email }, Some(who)) if e.actor.as_deref() == Some(email.as_str()) => {
+            say("history_owner_took", &[("{who}", who)])
+        }
+        (Event::OwnerSet { email }, who) => say(
+            "history_owner_set",
+            &[
+                ("{who}", someone(who)),
+                ("{person}", names.person(email.as_str())),
+            ],
+        ),
+        (Event::OwnerCleared { email }, who) => say(
+            "history_owner_cleared",
+            &[
+                ("{who}", someone(who)),
+                ("{person}", names.person(email.as_str())),
+            ],
+        ),
+        (Event::TicketMerged { from, into }, who) => {
+            let (key, other) = if ticket == *from {
+                ("history_merged_into", into)
+            } else {
+                ("history_merged_from", from)
+            };
+            say(
+                key,
+                &[("{who}", someone(who)), ("{other}", other.to_string())],
+            )
+        }
+        (Event::CommentMoved { from, to, .. }, who) => {
+            let (key, other) = if ticket == *from {
+                ("history_moved_out", to)
+            } else {
+                ("history_moved_in", from)
+            };
+            say(
+                key,
+                &[("{who}", someone(who)), ("{other}", other.to_string())],
+            )
+        }
+        (Event::ReminderSent { .. }, _) => say("history_reminder", &[]),
         (Event::StatusChanged { from, to, .. }, Some(who)) => say(
             "history_status",
             &[

@@ -399,7 +399,8 @@ async fn ticket_page_with(
         .events
         .iter()
         .filter_map(|e| {
-            let (kind, text) = history::line(e, locale, &names, |s| policy.label(s, locale))?;
+            let (kind, text) =
+                history::line(view.id, e, locale, &names, |s| policy.label(s, locale))?;
             Some((e.created_at.as_str(), kind, text))
         })
         .peekable();

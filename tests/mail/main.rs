@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod desk;
 mod golden;
 mod imap;
 mod ingest;

@@ -211,6 +211,9 @@ rows::cols_by! {
     fn time_at(&self, i: usize) -> Result<OffsetDateTime> {
         self.try_get(i).q()
     }
+    fn opt_time_at(&self, i: usize) -> Result<Option<OffsetDateTime>> {
+        self.try_get(i).q()
+    }
 }
 
 async fn insert_user(conn: &mut PgConnection, user: &NewUser, now: OffsetDateTime) -> Result<User> {

@@ -342,6 +342,32 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    async fn desk(&mut self, ticket: TicketId) -> Result<Option<Desk>> {
+        self.flush_if(Table::ANY_TICKETS).await?;
+        crate::store::read::Conn::opt(&mut *self.tx, sql::DESK, &[ticket.into()])
+            .await?
+            .as_ref()
+            .map(rows::desk)
+            .transpose()
+    }
+
+    async fn set_desk(&mut self, ticket: TicketId, desk: &Desk) -> Result<()> {
+        self.flush_if(Table::ANY_TICKETS).await?;
+        crate::store::read::Conn::run(&mut *self.tx, sql::SET_DESK, &desk.args(ticket)).await?;
+        Ok(())
+    }
+
+    async fn claim_alarm(
+        &mut self,
+        ticket: TicketId,
+        kind: &str,
+        due: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let args = [ticket.into(), kind.into(), due.into(), now.into()];
+        Ok(crate::store::read::Conn::run(&mut *self.tx, sql::CLAIM_ALARM, &args).await? == 1)
+    }
+
     async fn set_priority(
         &mut self,
         ticket: TicketId,

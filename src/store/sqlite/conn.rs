@@ -227,7 +227,7 @@ fn prepare<'c>(
 }
 
 /// Up to `limit` rows.
-fn query(
+pub(super) fn query(
     conn: &rusqlite::Connection,
     sql: &str,
     args: &[Arg<'_>],
@@ -242,6 +242,15 @@ fn query(
         out.push(SqliteRow::read(row)?);
     }
     Ok(out)
+}
+
+/// Runs a statement that returns no rows; the rows it changed.
+pub(super) fn execute_args(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<u64> {
+    Ok(prepare(conn, sql, args)?.raw_execute().r()? as u64)
 }
 
 #[async_trait]

@@ -412,6 +412,29 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn desk(&mut self, ticket: TicketId) -> Result<Option<Desk>> {
+        query(&self.conn, sql::DESK, &[ticket.into()], 1)?
+            .first()
+            .map(rows::desk)
+            .transpose()
+    }
+
+    async fn set_desk(&mut self, ticket: TicketId, desk: &Desk) -> Result<()> {
+        execute_args(&self.conn, sql::SET_DESK, &desk.args(ticket))?;
+        Ok(())
+    }
+
+    async fn claim_alarm(
+        &mut self,
+        ticket: TicketId,
+        kind: &str,
+        due: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let args = [ticket.into(), kind.into(), due.into(), now.into()];
+        Ok(execute_args(&self.conn, sql::CLAIM_ALARM, &args)? == 1)
+    }
+
     async fn set_priority(
         &mut self,
         ticket: TicketId,

@@ -12,10 +12,12 @@
 
 use super::{Author, Changes, Refusal};
 use crate::domain::ids::EmailAddress;
-use crate::domain::ticket::{self, Priority, Reach, Status};
+use crate::domain::ticket::{self, CloseReason, Priority, Reach, Status};
 use crate::domain::version::{Version, VersionProblem};
 use crate::store::{StoreError, TicketState};
+pub use assign::Assignee;
 
+mod assign;
 mod follow;
 mod help;
 mod internal;
@@ -32,6 +34,11 @@ mod unshare_org;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Status(Status),
+    /// `#status closed <reason>`: closes with that reason.
+    Close(CloseReason),
+    /// Staff: the ticket's owner.
+    Assign(Assignee),
+    Unassign,
     Priority(Priority),
     Follow,
     Unfollow,
@@ -62,6 +69,9 @@ impl Command {
             Command::Share(_) | Command::ShareOrg(_) => Reach::Grants,
             Command::Unshare(_) | Command::UnshareOrg(_) | Command::Unfollow => Reach::Removes,
             Command::Status(_)
+            | Command::Close(_)
+            | Command::Assign(_)
+            | Command::Unassign
             | Command::Priority(_)
             | Command::Follow
             | Command::Release(_)
@@ -89,7 +99,12 @@ impl Changes<'_> {
             return Ok(Err(Refusal::Unverified));
         }
         match command {
-            Command::Status(to) => status::apply(self, state, author, *to).await,
+            Command::Status(to) => status::apply(self, state, author, *to, None).await,
+            Command::Close(reason) => {
+                status::apply(self, state, author, Status::Closed, Some(*reason)).await
+            }
+            Command::Assign(who) => assign::apply(self, state, author, Some(who)).await,
+            Command::Unassign => assign::apply(self, state, author, None).await,
             Command::Priority(p) => priority::apply(self, state, author, *p).await,
             Command::Release(v) => release::apply(self, state, author, v).await,
             Command::Follow => follow::apply(self, state, author).await,
@@ -123,6 +138,7 @@ type Parse = fn(&str, &str) -> Option<Result<Command, CommandProblem>>;
 
 const PARSERS: &[Parse] = &[
     status::parse,
+    assign::parse,
     priority::parse,
     follow::parse,
     unfollow::parse,

@@ -1,11 +1,11 @@
-//! `#status <status>`, and the shorthands `#close` and `#reopen`: moves the
-//! ticket. Customers close and reopen their own tickets; staff set any
+//! `#status <status>`, `#status closed <reason>`, and the shorthands
+//! `#close [reason]` and `#reopen`: moves the ticket. Customers close and reopen their own tickets; staff set any
 //! status (`ticket::may_set_status`). Followers and the team are told
 //! (`status_changed`), and the `status_changed` rules run once after.
 
 use super::{Applied, Command, CommandProblem, value};
 use crate::domain::event::Cause;
-use crate::domain::ticket::{self, Status};
+use crate::domain::ticket::{self, CloseReason, Status};
 use crate::store::TicketState;
 use crate::tickets::{Author, Changes, Refusal, access};
 
@@ -15,6 +15,7 @@ pub(super) fn parse(key: &str, args: &str) -> Option<Result<Command, CommandProb
             value
                 .parse()
                 .map(Command::Status)
+                .or_else(|_| closed_with_reason(&value).ok_or(()))
                 .map_err(|_| CommandProblem::BadValue {
                     command: "status",
                     value,
@@ -25,9 +26,27 @@ pub(super) fn parse(key: &str, args: &str) -> Option<Result<Command, CommandProb
         "close" | "closed" | "resolve" | "resolved" if args.is_empty() => {
             Ok(Command::Status(Status::Closed))
         }
+        "close" | "closed" => {
+            args.parse()
+                .map(Command::Close)
+                .map_err(|_| CommandProblem::BadValue {
+                    command: "close",
+                    value: args.to_string(),
+                    expected: "a close reason",
+                })
+        }
         "reopen" if args.is_empty() => Ok(Command::Status(Status::New)),
         _ => return None,
     })
+}
+
+/// `closed feature request`: a closing status, then a reason
+/// (docs/contract.md, "Desk").
+fn closed_with_reason(value: &str) -> Option<Command> {
+    let (head, rest) = value.trim().split_once(char::is_whitespace)?;
+    (head.parse::<Status>().ok()? == Status::Closed)
+        .then(|| rest.parse().ok().map(Command::Close))
+        .flatten()
 }
 
 pub(super) async fn apply(
@@ -35,6 +54,7 @@ pub(super) async fn apply(
     state: &TicketState,
     author: &Author<'_>,
     to: Status,
+    reason: Option<CloseReason>,
 ) -> Applied {
     if !ticket::may_set_status(&author.actor(), &access(state), state.status, to) {
         return Ok(Err(Refusal::Forbidden(format!(
@@ -43,6 +63,6 @@ pub(super) async fn apply(
         ))));
     }
     Ok(Ok(c
-        .set_status(state, Some(author.user), to, Cause::Command)
+        .set_status(state, Some(author.user), to, Cause::Command, reason)
         .await?))
 }

@@ -1,0 +1,55 @@
+-- Running a desk (docs/contract.md, "Desk"): an owner, why a ticket was
+-- closed, where a merged ticket went, and the two SLA clocks.
+--
+-- The resolution clock is `resolve_spent` seconds of business time used in
+-- earlier running spells plus the spell running since `resolve_since`; both
+-- NULL means the clock was never touched and runs from `created_at` while
+-- the ticket is open and not blocked (every row made before this migration,
+-- and every new ticket until its first change). Due times are kept so the
+-- queue can sort and filter by them with an index.
+ALTER TABLE tickets ADD COLUMN owner_id INTEGER REFERENCES users(id);
+ALTER TABLE tickets ADD COLUMN close_reason TEXT;
+ALTER TABLE tickets ADD COLUMN merged_into INTEGER REFERENCES tickets(id);
+ALTER TABLE tickets ADD COLUMN response_due TEXT;
+ALTER TABLE tickets ADD COLUMN responded_at TEXT;
+ALTER TABLE tickets ADD COLUMN resolve_due TEXT;
+ALTER TABLE tickets ADD COLUMN resolve_spent INTEGER;
+ALTER TABLE tickets ADD COLUMN resolve_since TEXT;
+-- The next instant the scheduler has something to do for this ticket (a
+-- clock's warning or breach); NULL when nothing is pending.
+ALTER TABLE tickets ADD COLUMN next_alarm_at TEXT;
+-- Idle rules (`on = "idle"`): how many fired since the last activity
+-- (`updated_at`), and when the last one did; a count older than
+-- `updated_at` reads as zero.
+ALTER TABLE tickets ADD COLUMN idle_fired_at TEXT;
+ALTER TABLE tickets ADD COLUMN idle_count INTEGER NOT NULL DEFAULT 0;
+
+CREATE INDEX tickets_owner ON tickets(owner_id, status);
+CREATE INDEX tickets_alarm ON tickets(next_alarm_at) WHERE next_alarm_at IS NOT NULL;
+
+-- Alarms the scheduler has sent: one row per ticket, kind and due time, so
+-- that of several instances exactly one sends each (the insert that takes
+-- the key is the claim), and a due time moved by a priority change is a new
+-- alarm.
+CREATE TABLE ticket_alarms (
+    ticket_id   INTEGER NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    due_at      TEXT NOT NULL,
+    sent_at     TEXT NOT NULL,
+    PRIMARY KEY (ticket_id, kind, due_at)
+);
+
+-- followers.source accepts 'owner' (the owner follows the ticket). SQLite
+-- cannot alter a CHECK: the table is rebuilt as migrations/sqlite/0004 made it.
+CREATE TABLE followers_owner (
+    ticket_id   INTEGER NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    source      TEXT NOT NULL CHECK (source IN ('creator', 'follow', 'share', 'mention', 'cc', 'owner')),
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (ticket_id, user_id)
+) WITHOUT ROWID;
+INSERT INTO followers_owner (ticket_id, user_id, source, created_at)
+    SELECT ticket_id, user_id, source, created_at FROM followers;
+DROP TABLE followers;
+ALTER TABLE followers_owner RENAME TO followers;
+CREATE INDEX followers_user ON followers(user_id);
