@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn zones_parse_from_config() {
         // The label at a winter and a summer instant.
-        let (winter, summer) = (datetime!(2026-01-15 12:00 UTC), datetime!(2026-07-15 12:00 UTC));
+        let (winter, summer) = (
+            datetime!(2026-01-15 12:00 UTC),
+            datetime!(2026-07-15 12:00 UTC),
+        );
         let cases = [
             ("", Some(("UTC", "UTC"))),
             ("UTC", Some(("UTC", "UTC"))),
