@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::domain::business::{Calendar, CalendarText};
+use crate::domain::dates::Zone;
 use crate::domain::ids::EmailAddress;
 use crate::domain::locale::Locale;
-use crate::domain::terms::{Level, LevelWords, Terms};
-use crate::domain::ticket::Status;
+use crate::domain::sla::{Clocks, Targets, WarnAt};
+use crate::domain::terms::{Level, LevelWords, ResponseTime, Terms};
+use crate::domain::ticket::{Priority, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -28,7 +31,8 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
-/// A duration written as `"30s"`, `"5m"`, `"2h"`, `"250ms"` or a number of seconds.
+/// A duration written as `"30s"`, `"5m"`, `"2h"`, `"250ms"` or a number of seconds;
+/// also calendar time for rules: `"3d"` (72 hours), `"2w"`, `"1y"` (365 days).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
@@ -126,6 +130,9 @@ impl<'de> Deserialize<'de> for Network {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
 
+/// Calendar time, not business time: `"3d"` is 72 hours whatever the
+/// desk's hours (SLA targets are read as `terms::ResponseTime` instead).
+/// `None` for anything else, or a duration too long to hold.
 pub fn parse_span(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text
@@ -139,9 +146,11 @@ pub fn parse_span(text: &str) -> Option<Duration> {
         "m" | "min" | "mins" => 60.0,
         "h" | "hour" | "hours" => 3600.0,
         "d" | "day" | "days" => 86400.0,
+        "w" | "week" | "weeks" => 7.0 * 86400.0,
+        "y" | "year" | "years" => 365.0 * 86400.0,
         _ => return None,
     };
-    (value >= 0.0 && value.is_finite()).then(|| Duration::from_secs_f64(value * factor))
+    Duration::try_from_secs_f64(value * factor).ok()
 }
 
 pub fn parse_size(text: &str) -> Option<u64> {
@@ -228,7 +237,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub admin: AdminSettings,
     pub web: WebSettings,
-    pub sla: BTreeMap<String, SlaSettings>,
+    pub sla: SlaSection,
+    pub business: BusinessSettings,
     pub statuses: StatusLabels,
     pub rules: RulesSettings,
 }
@@ -329,8 +339,10 @@ pub struct SupportSettings {
     /// HMAC key of reply tokens. Empty: read from (or created in) `reply_secret_file`.
     pub reply_secret: String,
     pub reply_secret_file: String,
-    /// Dates in mail are shown in this zone: `UTC` (default) or an offset
-    /// such as `+09:00` (`domain::dates::Zone`).
+    /// Dates in mail are shown in this zone: `UTC` (default), an offset
+    /// such as `+09:00`, or an IANA name such as `Europe/Berlin`, whose
+    /// summer time is followed (`domain::dates::Zone`). `[business]`
+    /// follows it unless it names its own.
     pub timezone: String,
     /// Who gets the team's notices: `group` (one to `notify`) or `each`
     /// (also every staff user their own copy, with their own reply address,
@@ -495,13 +507,101 @@ impl WebSettings {
     }
 }
 
+/// `[business]`: the desk's working time, in which SLA targets are counted
+/// (`domain::business::Calendar`). Lists may also be written as one string
+/// of comma-separated items, as environment overrides are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusinessSettings {
+    /// An IANA name or an offset; empty: `[support] timezone`.
+    pub timezone: String,
+    /// Working weekdays: `mon`…`sun` or full names, any case.
+    #[serde(deserialize_with = "list")]
+    pub days: Vec<String>,
+    /// Opening and closing, wall-clock in the zone: `"09:00-17:00"`.
+    pub hours: String,
+    /// Dates the desk does not work, ISO: `"2026-12-25"`.
+    #[serde(deserialize_with = "list")]
+    pub holidays: Vec<String>,
+}
+
+impl Default for BusinessSettings {
+    fn default() -> Self {
+        Self {
+            timezone: String::new(),
+            days: ["mon", "tue", "wed", "thu", "fri"]
+                .map(String::from)
+                .to_vec(),
+            hours: "09:00-17:00".into(),
+            holidays: Vec::new(),
+        }
+    }
+}
+
+/// A list of strings, or one string of comma-separated items (an
+/// environment override); an empty string is an empty list.
+fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        List(Vec<String>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(items) => items,
+        Either::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+/// `[sla]`: `warn_at` beside the level tables `[sla.P1]`…`[sla.P4]`.
+#[derive(Debug, Clone, Default)]
+pub struct SlaSection {
+    /// `warn_at = "80%"`: when a clock warns; `None`: 80%.
+    pub warn_at: Option<String>,
+    /// By level as written (`P1`).
+    pub levels: BTreeMap<String, SlaSettings>,
+}
+
+impl<'de> Deserialize<'de> for SlaSection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut out = SlaSection::default();
+        for (key, value) in BTreeMap::<String, toml::Value>::deserialize(d)? {
+            match value {
+                toml::Value::String(s) if key == "warn_at" => out.warn_at = Some(s),
+                toml::Value::Table(level) => {
+                    let level: SlaSettings = toml::Value::Table(level)
+                        .try_into()
+                        .map_err(|e| D::Error::custom(format!("[sla.{key}]: {e}")))?;
+                    out.levels.insert(key, level);
+                }
+                _ => {
+                    return Err(D::Error::custom(format!(
+                        "[sla] {key:?}: expected warn_at = \"80%\" or a level table such as [sla.P1]"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// `[sla.Pn]`: `name` and `response` in the default language, and
 /// `[sla.Pn.<lang>]` tables (`name`, `response`, each optional) translating
-/// them; a config without those tables reads as it always did.
+/// them; a config without those tables reads as it always did. `response`
+/// may be free text (shown as written, no clock); `resolve`, optional, is
+/// a target (`"3d"`, `"3 business days"`) and runs the resolution clock
+/// (empty: none, so an environment override can turn it off).
 #[derive(Debug, Clone, Default)]
 pub struct SlaSettings {
     pub name: String,
     pub response: String,
+    pub resolve: Option<String>,
     pub translated: BTreeMap<String, SlaWords>,
 }
 
@@ -522,6 +622,7 @@ impl<'de> Deserialize<'de> for SlaSettings {
             match value {
                 toml::Value::String(s) if key == "name" => name = Some(s),
                 toml::Value::String(s) if key == "response" => response = Some(s),
+                toml::Value::String(s) if key == "resolve" => level.resolve = Some(s),
                 toml::Value::Table(words) => {
                     let words: SlaWords = toml::Value::Table(words)
                         .try_into()
@@ -530,7 +631,7 @@ impl<'de> Deserialize<'de> for SlaSettings {
                 }
                 _ => {
                     return Err(D::Error::custom(format!(
-                        "unknown key {key:?}: expected name, response or a language table such as [sla.P1.ja]"
+                        "unknown key {key:?}: expected name, response, resolve or a language table such as [sla.P1.ja]"
                     )));
                 }
             }
@@ -585,7 +686,8 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             admin: AdminSettings::default(),
             web: WebSettings::default(),
-            sla: BTreeMap::new(),
+            sla: SlaSection::default(),
+            business: BusinessSettings::default(),
             statuses: StatusLabels::default(),
             rules: RulesSettings::default(),
         }
@@ -828,11 +930,13 @@ impl Settings {
                     .map_err(|e| invalid(&format!("statuses.{tag}.{name}"), e.to_string()))?;
             }
         }
-        for (level, sla) in &self.sla {
+        for (level, sla) in &self.sla.levels {
             for tag in sla.translated.keys() {
                 translation_locale(tag).map_err(|m| invalid(&format!("sla.{level}.{tag}"), m))?;
             }
         }
+        self.timezone()?;
+        self.clocks()?;
         let base = self.web.base_url.trim();
         let portal_on = !self.web.listen.trim().is_empty();
         if portal_on && !base.starts_with("http://") && !base.starts_with("https://") {
@@ -932,6 +1036,7 @@ impl Settings {
                 .collect(),
             levels: self
                 .sla
+                .levels
                 .iter()
                 .filter_map(|(k, v)| {
                     let level = Level {
@@ -953,6 +1058,86 @@ impl Settings {
                 })
                 .collect(),
         }
+    }
+
+    /// `[support] timezone`, in which dates in mail are shown.
+    pub fn timezone(&self) -> Result<Zone, ConfigError> {
+        Zone::parse(&self.support.timezone).map_err(|e| ConfigError::Invalid {
+            key: "support.timezone".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// `[business]` and the `[sla]` targets, built once: the SLA clocks'
+    /// calendar, each level's targets and `warn_at` (validated at load).
+    /// A `response` that is not a target (free text) runs no clock; one in
+    /// calendar days is refused, since clocks count business time.
+    pub fn clocks(&self) -> Result<Clocks, ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid { key, message };
+        let business = &self.business;
+        let own_zone = !business.timezone.trim().is_empty();
+        let timezone = if own_zone {
+            &business.timezone
+        } else {
+            &self.support.timezone
+        };
+        let calendar = Calendar::parse(&CalendarText {
+            timezone,
+            days: &business.days,
+            hours: &business.hours,
+            holidays: &business.holidays,
+        })
+        .map_err(|e| {
+            let key = match e.key.as_str() {
+                "timezone" if !own_zone => "support.timezone".to_string(),
+                key => format!("business.{key}"),
+            };
+            invalid(key, e.message)
+        })?;
+        let warn_at = match &self.sla.warn_at {
+            Some(text) => text
+                .parse::<WarnAt>()
+                .map_err(|e| invalid("sla.warn_at".into(), e.to_string()))?,
+            None => WarnAt::default(),
+        };
+        let mut targets = BTreeMap::new();
+        for (level, sla) in &self.sla.levels {
+            let Ok(priority) = level.parse::<Priority>() else {
+                continue;
+            };
+            let clock_target = |key: &str, target: ResponseTime| {
+                if target.is_business_time() {
+                    Ok(target)
+                } else {
+                    Err(invalid(
+                        format!("sla.{level}.{key}"),
+                        "SLA clocks count business time: write \"N business days\" or \"Nd\", not calendar days".into(),
+                    ))
+                }
+            };
+            let response = match sla.response.parse::<ResponseTime>() {
+                Ok(target) => Some(clock_target("response", target)?),
+                Err(_) => None,
+            };
+            let resolve = match sla.resolve.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(text) => {
+                    let target = text.parse::<ResponseTime>().map_err(|_| {
+                        invalid(
+                            format!("sla.{level}.resolve"),
+                            format!("{text:?} is not a target such as \"4h\", \"3d\" or \"3 business days\""),
+                        )
+                    })?;
+                    Some(clock_target("resolve", target)?)
+                }
+            };
+            targets.insert(priority, Targets { response, resolve });
+        }
+        Ok(Clocks {
+            calendar,
+            targets,
+            warn_at,
+        })
     }
 
     /// The label of a status in the default language: from `[statuses]`,
@@ -1225,6 +1410,23 @@ mod tests {
         assert_eq!(parse_span("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_span("1.5h"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_span("soon"), None);
+        // Calendar time for rules: a day is 24 hours, a year 365 days.
+        let day = 86_400;
+        let cases = [
+            ("90s", Some(90)),
+            ("30m", Some(30 * 60)),
+            ("4h", Some(4 * 3600)),
+            ("3d", Some(3 * day)),
+            ("2w", Some(14 * day)),
+            ("2 weeks", Some(14 * day)),
+            ("1y", Some(365 * day)),
+            ("99999999999999999999y", None),
+            ("3 fortnights", None),
+            ("-3d", None),
+        ];
+        for (text, secs) in cases {
+            assert_eq!(parse_span(text), secs.map(Duration::from_secs), "{text}");
+        }
         assert_eq!(parse_size("25MB"), Some(25 * 1024 * 1024));
         assert_eq!(parse_size("512 KB"), Some(512 * 1024));
         assert_eq!(parse_size("100"), Some(100));
@@ -1315,6 +1517,222 @@ response = "1 business day"
             assert!(
                 name.is_ascii() && response.is_ascii(),
                 "{p}: {name} {response}"
+            );
+        }
+    }
+
+    fn invalid_key(text: &str, vars: &[(&str, &str)]) -> Option<String> {
+        match Settings::from_sources(text, "t", env(vars)) {
+            Err(ConfigError::Invalid { key, .. }) => Some(key),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_shipped_config_runs_clocks_on_every_level() {
+        use crate::domain::business::Calendar;
+        let text = include_str!("../config/ticketgate.toml");
+        let s = Settings::from_sources(text, "config/ticketgate.toml", env(&[])).unwrap();
+        let clocks = s.clocks().unwrap();
+        assert_eq!(clocks.calendar, Calendar::default());
+        assert_eq!(clocks.warn_at, WarnAt::default());
+        let expected = [
+            (Priority::P1, "1 hour", "1d"),
+            (Priority::P2, "4 hours", "3d"),
+            (Priority::P3, "1 business day", "5d"),
+            (Priority::P4, "3 business days", "10d"),
+        ];
+        for (p, response, resolve) in expected {
+            let targets = clocks.targets(p);
+            assert_eq!(targets.response, response.parse().ok(), "{p}");
+            assert_eq!(targets.resolve, resolve.parse().ok(), "{p}");
+        }
+        // Without a config: the default calendar, no targets.
+        let bare = Settings::from_sources("", "t", env(&[]))
+            .unwrap()
+            .clocks()
+            .unwrap();
+        assert_eq!(bare, Clocks::default());
+    }
+
+    #[test]
+    fn business_hours_and_targets_come_from_the_file_and_the_environment() {
+        use crate::domain::business::CalendarText;
+        let text = r#"
+[support]
+timezone = "Asia/Tokyo"
+
+[business]
+days = ["Mon", "tuesday", "WED", "thu", "fri", "sat"]
+hours = "08:30-18:00"
+holidays = ["2026-12-25", "2027-01-01"]
+
+[sla]
+warn_at = "75%"
+
+[sla.P1]
+name = "Critical"
+response = "30m"
+resolve = "4h"
+
+[sla.P2]
+name = "High"
+response = "next morning"
+"#;
+        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let calendar = |zone, days: &[&str], hours, holidays: &[&str]| {
+            Calendar::parse(&CalendarText {
+                timezone: zone,
+                days: &strings(days),
+                hours,
+                holidays: &strings(holidays),
+            })
+            .unwrap()
+        };
+        let clocks = Settings::from_sources(text, "t", env(&[]))
+            .unwrap()
+            .clocks()
+            .unwrap();
+        // The zone follows [support] timezone.
+        let six_days = ["mon", "tue", "wed", "thu", "fri", "sat"];
+        assert_eq!(
+            clocks.calendar,
+            calendar(
+                "Asia/Tokyo",
+                &six_days,
+                "08:30-18:00",
+                &["2026-12-25", "2027-01-01"]
+            )
+        );
+        assert_eq!(clocks.warn_at.percent(), 75);
+        let p1 = clocks.targets(Priority::P1);
+        assert_eq!(
+            (p1.response, p1.resolve),
+            ("30 minutes".parse().ok(), "4 hours".parse().ok())
+        );
+        // Free text is shown as written and runs no clock.
+        assert_eq!(clocks.targets(Priority::P2), Targets::default());
+
+        let s = Settings::from_sources(
+            text,
+            "t",
+            env(&[
+                ("TICKETGATE__BUSINESS__TIMEZONE", "Europe/Berlin"),
+                ("TICKETGATE__BUSINESS__DAYS", "mon, tue"),
+                ("TICKETGATE__BUSINESS__HOLIDAYS", ""),
+                ("TICKETGATE__SLA__WARN_AT", "90%"),
+                ("TICKETGATE__SLA__P2__RESOLVE", "2w"),
+                ("TICKETGATE__SLA__P1__RESOLVE", ""),
+            ]),
+        )
+        .unwrap();
+        let clocks = s.clocks().unwrap();
+        assert_eq!(
+            clocks.calendar,
+            calendar("Europe/Berlin", &["mon", "tue"], "08:30-18:00", &[])
+        );
+        assert_eq!(clocks.warn_at.percent(), 90);
+        assert_eq!(clocks.targets(Priority::P1).resolve, None);
+        assert_eq!(clocks.targets(Priority::P2).resolve, "2 weeks".parse().ok());
+        // The level's words are untouched by the new keys.
+        assert_eq!(
+            s.terms().sla(Priority::P1),
+            Some(("Critical".into(), "30m".into()))
+        );
+    }
+
+    #[test]
+    fn clock_settings_are_refused_naming_the_key() {
+        let level = "[sla.P1]\nname = \"A\"\nresponse = \"1 hour\"\n";
+        /// The file, the environment, the key named.
+        type Case = (
+            String,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+        );
+        let cases: &[Case] = &[
+            (
+                "[business]\nhours = \"17:00-09:00\"\n".into(),
+                &[],
+                "business.hours",
+            ),
+            (
+                "[business]\nhours = \"9 to 5\"\n".into(),
+                &[],
+                "business.hours",
+            ),
+            ("[business]\ndays = []\n".into(), &[], "business.days"),
+            (
+                "[business]\ndays = [\"mon\", \"fri\", \"caturday\"]\n".into(),
+                &[],
+                "business.days[2]",
+            ),
+            (
+                "[business]\nholidays = [\"2026-12-24\", \"2026-12-25\", \"26 Dec\"]\n".into(),
+                &[],
+                "business.holidays[2]",
+            ),
+            (
+                "[business]\ntimezone = \"Moon/Base\"\n".into(),
+                &[],
+                "business.timezone",
+            ),
+            (
+                "[support]\ntimezone = \"Moon/Base\"\n".into(),
+                &[],
+                "support.timezone",
+            ),
+            ("[sla]\nwarn_at = \"eighty\"\n".into(), &[], "sla.warn_at"),
+            (
+                String::new(),
+                &[("TICKETGATE__SLA__WARN_AT", "0%")],
+                "sla.warn_at",
+            ),
+            (
+                format!("{level}resolve = \"soon\"\n"),
+                &[],
+                "sla.P1.resolve",
+            ),
+            (
+                format!("{level}resolve = \"2 calendar days\"\n"),
+                &[],
+                "sla.P1.resolve",
+            ),
+            (
+                level.replace("1 hour", "2 calendar days"),
+                &[],
+                "sla.P1.response",
+            ),
+            (
+                level.into(),
+                &[("TICKETGATE__SLA__P1__RESOLVE", "0h")],
+                "sla.P1.resolve",
+            ),
+            (
+                String::new(),
+                &[("TICKETGATE__BUSINESS__DAYS", "sun,someday")],
+                "business.days[1]",
+            ),
+        ];
+        for (text, vars, key) in cases {
+            assert_eq!(
+                invalid_key(text, vars).as_deref(),
+                Some(*key),
+                "{text} {vars:?}"
+            );
+        }
+        // Not a value at all: a parse error, not a panic.
+        for wrong in [
+            "[sla]\nwarn_at = 80\n",
+            "[business]\ndays = 5\n",
+            "[business]\nweekends = true\n",
+        ] {
+            assert!(
+                matches!(
+                    Settings::from_sources(wrong, "t", env(&[])),
+                    Err(ConfigError::Parse { .. })
+                ),
+                "{wrong}"
             );
         }
     }

@@ -3,6 +3,7 @@
 //! axum, the filesystem or the clock, so each rule is tested with plain tables.
 
 pub mod auth;
+pub mod business;
 pub mod classify;
 pub mod clean;
 pub mod dates;
@@ -16,6 +17,7 @@ pub mod notify;
 pub mod outcome;
 pub mod reply;
 pub mod rules;
+pub mod sla;
 pub mod template;
 pub mod terms;
 pub mod threading;

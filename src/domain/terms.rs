@@ -3,22 +3,30 @@
 //! `[sla.Pn]`: what the JSON API and the CLI show and what events record)
 //! and may translate them (`[statuses.<lang>]`, `[sla.Pn.<lang>]`). A
 //! response target is read as a [`ResponseTime`], so "4 hours" reads
-//! "4時間" without anyone translating it.
+//! "4時間" without anyone translating it, and counted in business time
+//! (see domain/business.rs and domain/sla.rs).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::time::Duration;
 
+use super::business::Calendar;
 use super::event::Event;
 use super::locale::Locale;
 use super::ticket::{CloseReason, Priority, Status};
 
-/// What a response target is counted in.
+/// What a response target is counted in. Every unit is business time
+/// (see [`ResponseTime::business`]); they differ in how they are said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeUnit {
     Minute,
     Hour,
+    /// "days": said as written, counted as business days.
     Day,
-    /// A working day: weekends and holidays do not count.
+    /// "calendar days": said as "days", but a target cannot be counted in
+    /// them, so config refuses them for a clock (see src/config.rs).
+    CalendarDay,
+    /// A working day: weekends and holidays do not count ("3d" too).
     BusinessDay,
     Week,
 }
@@ -41,7 +49,8 @@ impl FromStr for ResponseTime {
     /// `N unit`, the unit singular or plural ("minute", "hour", "day",
     /// "business day" or "working day", "week"), also written together
     /// ("4h", "30min"); "a"/"an"/"one" count as 1. Case and spacing do not
-    /// matter.
+    /// matter. Short forms: "30m", "4h", "3d" (business days: that is what
+    /// a target counts, and it is said so), "2w".
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wrong = || NotAResponseTime(s.to_string());
         let text = s.trim().to_ascii_lowercase();
@@ -62,8 +71,9 @@ impl FromStr for ResponseTime {
         let unit = match unit.as_str() {
             "m" | "min" | "mins" | "minute" | "minutes" => TimeUnit::Minute,
             "h" | "hr" | "hrs" | "hour" | "hours" => TimeUnit::Hour,
-            "d" | "day" | "days" | "calendar day" | "calendar days" => TimeUnit::Day,
-            "business day" | "business days" | "working day" | "working days" => {
+            "day" | "days" => TimeUnit::Day,
+            "calendar day" | "calendar days" => TimeUnit::CalendarDay,
+            "d" | "business day" | "business days" | "working day" | "working days" => {
                 TimeUnit::BusinessDay
             }
             "w" | "week" | "weeks" => TimeUnit::Week,
@@ -85,7 +95,7 @@ impl ResponseTime {
                 let unit = match self.unit {
                     TimeUnit::Minute => "minute",
                     TimeUnit::Hour => "hour",
-                    TimeUnit::Day => "day",
+                    TimeUnit::Day | TimeUnit::CalendarDay => "day",
                     TimeUnit::BusinessDay => "business day",
                     TimeUnit::Week => "week",
                 };
@@ -95,13 +105,37 @@ impl ResponseTime {
                 let unit = match self.unit {
                     TimeUnit::Minute => "分",
                     TimeUnit::Hour => "時間",
-                    TimeUnit::Day => "日",
+                    TimeUnit::Day | TimeUnit::CalendarDay => "日",
                     TimeUnit::BusinessDay => "営業日",
                     TimeUnit::Week => "週間",
                 };
                 format!("{n}{unit}")
             }
         }
+    }
+}
+
+impl ResponseTime {
+    /// The business time the target allows in `cal`: minutes and hours of
+    /// working time, a day (business, working or plain) of
+    /// `cal.day_length()`, a week of as many days as the desk works in
+    /// one, so "1 week" is a calendar week later on an ordinary week.
+    /// Calendar days, which config refuses for a clock, count as business
+    /// days here.
+    pub fn business(&self, cal: &Calendar) -> Duration {
+        let unit = match self.unit {
+            TimeUnit::Minute => Duration::from_secs(60),
+            TimeUnit::Hour => Duration::from_secs(3600),
+            TimeUnit::Day | TimeUnit::CalendarDay | TimeUnit::BusinessDay => cal.day_length(),
+            TimeUnit::Week => cal.day_length().saturating_mul(cal.days_per_week()),
+        };
+        unit.saturating_mul(self.count)
+    }
+
+    /// Whether the target can run a clock: a count of calendar days
+    /// cannot (see [`TimeUnit::CalendarDay`]).
+    pub fn is_business_time(&self) -> bool {
+        self.unit != TimeUnit::CalendarDay
     }
 }
 
@@ -233,11 +267,13 @@ impl Terms {
     }
 
     /// A level's `name` and `response`, as recorded in the default
-    /// language (perhaps under an older config), said in `locale`. The
-    /// default language keeps them as recorded. Elsewhere a translation
-    /// from config applies while the words are still the configured ones;
-    /// else a shipped level name is translated, a response target is read
-    /// and said in `locale`, and anything else is shown as recorded.
+    /// language (perhaps under an older config), said in `locale`. A
+    /// translation from config applies while the words are still the
+    /// configured ones; else a shipped level name is translated (the
+    /// default language keeps the name as recorded), a response target is
+    /// read and said in `locale` (so "4h" reads "4 hours" in English too,
+    /// and the shipped words read as written), and anything else is shown
+    /// as recorded.
     pub fn sla_words(
         &self,
         priority: Priority,
@@ -245,8 +281,13 @@ impl Terms {
         response: &str,
         locale: Locale,
     ) -> (String, String) {
+        let said = |response: &str| {
+            response
+                .parse::<ResponseTime>()
+                .map_or_else(|_| response.to_string(), |r| r.render(locale))
+        };
         if locale == Locale::default() {
-            return (name.to_string(), response.to_string());
+            return (name.to_string(), said(response));
         }
         let level = self.levels.get(&priority);
         let words = level.and_then(|l| l.translated.get(&locale));
@@ -257,9 +298,7 @@ impl Terms {
         };
         let response = match words.and_then(|w| w.response.as_ref()) {
             Some(own) if level.is_some_and(|l| l.response == response) => own.clone(),
-            _ => response
-                .parse::<ResponseTime>()
-                .map_or_else(|_| response.to_string(), |r| r.render(locale)),
+            _ => said(response),
         };
         (name, response)
     }
@@ -305,7 +344,12 @@ mod tests {
             ("4h", rt(4, TimeUnit::Hour)),
             ("an hour", rt(1, TimeUnit::Hour)),
             ("2 days", rt(2, TimeUnit::Day)),
+            ("2 calendar days", rt(2, TimeUnit::CalendarDay)),
             ("1 week", rt(1, TimeUnit::Week)),
+            ("30m", rt(30, TimeUnit::Minute)),
+            ("3d", rt(3, TimeUnit::BusinessDay)),
+            ("3 D", rt(3, TimeUnit::BusinessDay)),
+            ("2w", rt(2, TimeUnit::Week)),
             ("0 hours", Err(())),
             ("-1 hours", Err(())),
             ("4", Err(())),
@@ -334,12 +378,58 @@ mod tests {
             ("30 minutes", "30 minutes", "30分"),
             ("2 days", "2 days", "2日"),
             ("1 week", "1 week", "1週間"),
+            ("2 calendar days", "2 days", "2日"),
+            ("4h", "4 hours", "4時間"),
+            ("30m", "30 minutes", "30分"),
+            ("1d", "1 business day", "1営業日"),
+            ("3d", "3 business days", "3営業日"),
+            ("2w", "2 weeks", "2週間"),
         ];
         for (text, en, ja) in cases {
             let r: ResponseTime = text.parse().unwrap();
             assert_eq!(r.render(Locale::En), en);
             assert_eq!(r.render(Locale::Ja), ja);
         }
+    }
+
+    #[test]
+    fn targets_are_business_time_in_the_desk_s_calendar() {
+        use crate::domain::business::CalendarText;
+        let own = |days: &[&str], hours| {
+            let days: Vec<String> = days.iter().map(|d| d.to_string()).collect();
+            Calendar::parse(&CalendarText {
+                timezone: "UTC",
+                days: &days,
+                hours,
+                holidays: &[],
+            })
+            .unwrap()
+        };
+        let nine_to_five = Calendar::default();
+        let six_days = own(&["mon", "tue", "wed", "thu", "fri", "sat"], "08:00-18:00");
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        let cases = [
+            ("30m", &nine_to_five, Duration::from_secs(30 * 60)),
+            ("4 hours", &nine_to_five, h(4)),
+            ("4h", &six_days, h(4)),
+            ("1 business day", &nine_to_five, h(8)),
+            // "3d" is three working days, whatever a day lasts.
+            ("3d", &nine_to_five, h(3 * 8)),
+            ("3d", &six_days, h(3 * 10)),
+            ("2 days", &nine_to_five, h(2 * 8)),
+            ("3 working days", &six_days, h(3 * 10)),
+            // A week is the desk's week.
+            ("1w", &nine_to_five, h(5 * 8)),
+            ("2 weeks", &six_days, h(2 * 6 * 10)),
+            ("4294967295 weeks", &six_days, h(4_294_967_295 * 6 * 10)),
+        ];
+        for (text, cal, want) in cases {
+            let target: ResponseTime = text.parse().unwrap();
+            assert_eq!(target.business(cal), want, "{text}");
+            assert!(target.is_business_time(), "{text}");
+        }
+        let calendar_days: ResponseTime = "2 calendar days".parse().unwrap();
+        assert!(!calendar_days.is_business_time());
     }
 
     fn level(name: &str, response: &str) -> Level {
@@ -429,6 +519,22 @@ mod tests {
             terms.sla_words(Priority::P3, "Silver", "2 business days", Locale::Ja),
             ("Silver".into(), "2営業日".into())
         );
+        // Short forms are said in words in every language.
+        for (recorded, en, ja) in [
+            ("4h", "4 hours", "4時間"),
+            ("3d", "3 business days", "3営業日"),
+            ("1 business day", "1 business day", "1営業日"),
+            ("next morning", "next morning", "next morning"),
+        ] {
+            assert_eq!(
+                terms.sla_words(Priority::P2, "High", recorded, Locale::En),
+                ("High".into(), en.into())
+            );
+            assert_eq!(
+                terms.sla_words(Priority::P2, "High", recorded, Locale::Ja),
+                ("高".into(), ja.into())
+            );
+        }
         assert_eq!(terms.sla_in(Priority::P1, Locale::Ja), None);
         assert_eq!(
             terms.sla(Priority::P2),

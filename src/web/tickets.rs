@@ -165,7 +165,7 @@ pub(super) fn viewer_ctx(viewer: &Viewer) -> minijinja::Value {
 pub(super) fn local_time(state: &WebState, stored: &str, locale: Locale) -> String {
     match crate::store::time_text::parse_ts(stored) {
         Some(at) => {
-            crate::domain::dates::format(at, locale.as_str(), state.tickets().policy().timezone)
+            crate::domain::dates::format(at, locale.as_str(), &state.tickets().policy().timezone)
         }
         None => stored.to_string(),
     }

@@ -34,7 +34,7 @@ pub(super) async fn answer(c: &mut Changes<'_>, author: &User) -> Result<(), Sto
 /// A stored timestamp as `author` reads it: their language, the desk's zone.
 fn local_time(c: &Changes<'_>, stored: &str, locale: &str) -> String {
     match crate::store::time_text::parse_ts(stored) {
-        Some(at) => crate::domain::dates::format(at, locale, c.policy.timezone),
+        Some(at) => crate::domain::dates::format(at, locale, &c.policy.timezone),
         None => stored.to_string(),
     }
 }
