@@ -233,6 +233,7 @@ impl App {
                 }
             });
         }
+        tracker.spawn(scheduler(self.tickets().clone(), cancel.clone()));
         let worker = self.outbox_worker()?;
         tracker.spawn({
             let cancel = cancel.clone();
@@ -251,6 +252,34 @@ impl App {
         tracker.wait().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How often `serve` looks for SLA alarms and idle tickets: a warning or
+/// a reminder is at most this late.
+const SCHEDULER_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The desk's scheduler (`tickets::Service::tick`) until `cancel` fires. A
+/// failed pass is logged and the next one tries again: nothing is lost,
+/// since an alarm is claimed only in the transaction that sends it.
+async fn scheduler(tickets: crate::tickets::Service, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(SCHEDULER_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match tickets.tick(time::OffsetDateTime::now_utc()).await {
+            Ok(done) if done != crate::tickets::Ticked::default() => tracing::info!(
+                warned = done.warned,
+                breached = done.breached,
+                idle_fired = done.idle_fired,
+                "scheduler pass"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "scheduler pass failed; trying again next pass"),
+        }
     }
 }
 

@@ -34,6 +34,18 @@ struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpenLabels {
+    status: String,
+    /// `P1`…`P4`, or `none`.
+    priority: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClockLabels {
+    clock: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MailboxLabels {
     mailbox: String,
     state: String,
@@ -48,6 +60,15 @@ pub struct Metrics {
     outbox: Family<StatusLabels, Gauge>,
     mailboxes: Family<MailboxLabels, Gauge>,
     store: Family<StoreLabels, Gauge>,
+    open_tickets: Family<OpenLabels, Gauge>,
+    breaches: Family<ClockLabels, Counter>,
+    first_response: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -103,7 +124,33 @@ impl Metrics {
             "1 for what recording mail into the store last met (ok, disk_full, failing)",
             store.clone(),
         );
+        let open_tickets = Family::<OpenLabels, Gauge>::default();
+        registry.register(
+            "open_tickets",
+            "Open tickets (New, In Progress, Blocked) by status and priority",
+            open_tickets.clone(),
+        );
+        let breaches = Family::<ClockLabels, Counter>::default();
+        registry.register(
+            "sla_breaches",
+            "SLA clocks this instance found past their due time (response, resolve)",
+            breaches.clone(),
+        );
+        // From a minute to ten days, wall time from opening to the first
+        // public staff answer.
+        let first_response = Histogram::new([
+            60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0,
+            432000.0, 864000.0,
+        ]);
+        registry.register(
+            "first_response_seconds",
+            "Time from a ticket's opening to the support team's first public answer",
+            first_response.clone(),
+        );
         Self {
+            open_tickets,
+            breaches,
+            first_response,
             registry: Mutex::new(registry),
             store,
             messages,
@@ -148,6 +195,32 @@ impl Metrics {
                 })
                 .set(n);
         }
+    }
+
+    /// Sets the open-ticket gauges from a fresh count; a combination that
+    /// no longer has tickets is dropped rather than kept at its old value.
+    pub fn set_open_tickets(&self, counts: &[(&str, Option<&str>, i64)]) {
+        self.open_tickets.clear();
+        for (status, priority, n) in counts {
+            self.open_tickets
+                .get_or_create(&OpenLabels {
+                    status: (*status).to_string(),
+                    priority: priority.unwrap_or("none").to_string(),
+                })
+                .set(*n);
+        }
+    }
+
+    pub fn record_breach(&self, clock: &str) {
+        self.breaches
+            .get_or_create(&ClockLabels {
+                clock: clock.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn observe_first_response(&self, took: Duration) {
+        self.first_response.observe(took.as_secs_f64());
     }
 
     /// One mailbox's state: its current state reads 1, the others 0.
@@ -197,7 +270,19 @@ mod tests {
         m.set_outbox(&[("queued", 4)]);
         m.set_mailbox("inbox", "idle", &["connected", "idle"]);
         m.set_store(StoreState::DiskFull);
+        m.set_open_tickets(&[("new", Some("P1"), 2), ("blocked", None, 1)]);
+        m.record_breach("response");
+        m.observe_first_response(Duration::from_secs(1200));
         let text = m.encode();
+        for line in [
+            "ticketgate_open_tickets{status=\"new\",priority=\"P1\"} 2",
+            "ticketgate_open_tickets{status=\"blocked\",priority=\"none\"} 1",
+            "ticketgate_sla_breaches_total{clock=\"response\"} 1",
+            "ticketgate_first_response_seconds_bucket{le=\"1800.0\"} 1",
+            "ticketgate_first_response_seconds_bucket{le=\"900.0\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
         assert!(
             text.contains(r#"ticketgate_messages_total{outcome="ticket_created"} 2"#),
             "{text}"

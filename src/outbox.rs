@@ -53,6 +53,9 @@ pub struct OutboxPolicy {
     /// `[statuses]` and `[sla]` in every language: a mail is written in
     /// its recipient's, whatever the row recorded.
     pub terms: Terms,
+    /// `[support] timezone`: a time in a mail (a clock's due time) is
+    /// shown in it. Unparsable (refused at load anyway): UTC.
+    pub timezone: crate::domain::dates::Zone,
 }
 
 impl OutboxPolicy {
@@ -68,6 +71,7 @@ impl OutboxPolicy {
             attach_max: s.outbox.attach_max.0,
             excerpt_max: usize::try_from(s.outbox.excerpt_max.0).unwrap_or(usize::MAX),
             concurrency: s.outbox.concurrency.max(1) as usize,
+            timezone: crate::domain::dates::Zone::parse(&s.support.timezone).unwrap_or_default(),
             terms: s.terms(),
         }
     }
@@ -533,6 +537,15 @@ impl OutboxWorker {
                 if let Some(status) = status {
                     event.insert(label_field.into(), terms.label(status, locale).into());
                 }
+            }
+            let due = event
+                .get("due")
+                .and_then(Value::as_str)
+                .and_then(crate::store::parse_ts);
+            if let Some(due) = due {
+                let label =
+                    crate::domain::dates::format(due, locale.as_str(), &self.policy.timezone);
+                event.insert("due_label".into(), label.into());
             }
             let reason = event
                 .get("reason")

@@ -18,19 +18,15 @@ ALTER TABLE tickets ADD COLUMN resolve_since TEXT;
 -- The next instant the scheduler has something to do for this ticket (a
 -- clock's warning or breach); NULL when nothing is pending.
 ALTER TABLE tickets ADD COLUMN next_alarm_at TEXT;
--- Idle rules (`on = "idle"`): how many fired since the last activity
--- (`updated_at`), and when the last one did; a count older than
--- `updated_at` reads as zero.
-ALTER TABLE tickets ADD COLUMN idle_fired_at TEXT;
-ALTER TABLE tickets ADD COLUMN idle_count INTEGER NOT NULL DEFAULT 0;
 
 CREATE INDEX tickets_owner ON tickets(owner_id, status);
 CREATE INDEX tickets_alarm ON tickets(next_alarm_at) WHERE next_alarm_at IS NOT NULL;
 
--- Alarms the scheduler has sent: one row per ticket, kind and due time, so
--- that of several instances exactly one sends each (the insert that takes
--- the key is the claim), and a due time moved by a priority change is a new
--- alarm.
+-- Alarms the scheduler has sent (a clock's warning or breach, an idle
+-- rule's firing): one row per ticket, kind and due time, so that of several
+-- instances exactly one sends each (the insert that takes the key is the
+-- claim), and a due time moved by a priority change, or a new idle spell,
+-- is a new alarm.
 CREATE TABLE ticket_alarms (
     ticket_id   INTEGER NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
     kind        TEXT NOT NULL,

@@ -500,6 +500,16 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count the outbox"),
     }
+    match state.store().open_ticket_counts().await {
+        Ok(counts) => {
+            let named: Vec<_> = counts
+                .iter()
+                .map(|(s, p, n)| (s.as_str(), p.map(|p| p.as_str()), *n))
+                .collect();
+            metrics.set_open_tickets(&named);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count open tickets"),
+    }
     for (name, rx) in &state.inner.mailboxes {
         metrics.set_mailbox(name, rx.borrow().as_str(), &STATES);
     }

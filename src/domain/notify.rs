@@ -127,6 +127,24 @@ pub fn on_ticket_created(
     out
 }
 
+/// A clock's warning or breach: to the owner when they can be mailed,
+/// else to the support team (docs/contract.md, "Desk").
+pub fn on_alarm(owner: Option<&Follower>, team: &Team<'_>, what: Notification) -> Vec<Recipient> {
+    let mut out = Vec::new();
+    match owner.filter(|o| o.mailable()) {
+        Some(o) => out.push(Recipient {
+            to: o.email.clone(),
+            name: Some(o.name.clone()),
+            locale: Some(Locale::of(&o.locale)),
+            user: Some(o.user),
+            what,
+            reason: Reason::Owner,
+        }),
+        None => team.add(&mut out, None, what),
+    }
+    out
+}
+
 /// A comment or other update: every follower and the support team, minus its
 /// author (`None` when a rule made it), minus customers when it is internal,
 /// minus bouncing addresses, once each.

@@ -6,7 +6,7 @@
 use regex::Regex;
 use serde::Deserialize;
 
-use super::ticket::{Priority, Role, Status};
+use super::ticket::{CloseReason, Priority, Role, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -14,6 +14,10 @@ pub enum Trigger {
     TicketCreated,
     CommentAdded,
     StatusChanged,
+    /// Nothing happened on the ticket for the rule's `after` (calendar
+    /// time since its last change): run by the scheduler in `serve`, once
+    /// per quiet spell.
+    Idle,
 }
 
 /// What a rule looks at. Every condition given must hold; lists mean "any of".
@@ -45,6 +49,8 @@ struct RawThen {
     share_with_org_leads: bool,
     reply_template: Option<String>,
     internal_note: Option<String>,
+    /// With `set_status = "closed"` (or alone, which closes): why.
+    close_reason: Option<String>,
     #[serde(default)]
     stop: bool,
 }
@@ -54,6 +60,8 @@ struct RawThen {
 struct RawRule {
     name: String,
     on: Trigger,
+    /// `on = "idle"`: how long the ticket must have been quiet ("3d").
+    after: Option<String>,
     #[serde(default)]
     when: RawWhen,
     #[serde(default)]
@@ -83,6 +91,8 @@ pub struct When {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     SetStatus(Status),
+    /// Closes with this reason (an idle rule: `no_response`).
+    Close(CloseReason),
     SetPriority(Priority),
     AddFollower(String),
     ShareWithOrgLeads,
@@ -94,6 +104,8 @@ pub enum Action {
 pub struct Rule {
     pub name: String,
     pub on: Trigger,
+    /// `on = "idle"`: the quiet time after which it fires.
+    pub after: Option<std::time::Duration>,
     pub when: When,
     pub then: Vec<Action>,
     pub stop: bool,
@@ -205,10 +217,25 @@ impl RuleSet {
                 has_attachment: r.when.has_attachment,
             };
             let mut then = Vec::new();
-            if let Some(s) = &r.then.set_status {
-                then.push(Action::SetStatus(
-                    s.parse().map_err(|e| bad("set_status", &e))?,
-                ));
+            let status: Option<Status> = r
+                .then
+                .set_status
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| bad("set_status", &e))?;
+            match (status, &r.then.close_reason) {
+                (Some(Status::Closed) | None, Some(reason)) => then.push(Action::Close(
+                    reason.parse().map_err(|e| bad("close_reason", &e))?,
+                )),
+                (Some(_), Some(_)) => {
+                    return Err(bad(
+                        "close_reason",
+                        &"goes with set_status = \"closed\" only",
+                    ));
+                }
+                (Some(status), None) => then.push(Action::SetStatus(status)),
+                (None, None) => {}
             }
             if let Some(p) = &r.then.set_priority {
                 then.push(Action::SetPriority(
@@ -236,9 +263,50 @@ impl RuleSet {
             if then.is_empty() && !r.then.stop {
                 return Err(bad("then", &"no action"));
             }
+            let after = match (r.on, &r.after) {
+                (Trigger::Idle, Some(after)) => Some(
+                    crate::config::parse_span(after)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| bad("after", &"not a duration like \"3d\" or \"12h\""))?,
+                ),
+                (Trigger::Idle, None) => {
+                    return Err(bad("after", &"an idle rule needs `after`, such as \"3d\""));
+                }
+                (_, Some(_)) => return Err(bad("after", &"only idle rules have `after`")),
+                (_, None) => None,
+            };
+            if r.on == Trigger::Idle {
+                // Nobody wrote anything: nothing to match an author or a
+                // text against, and no one to act as but the desk.
+                if r.when.author_role.is_some()
+                    || !r.when.sender_domain.is_empty()
+                    || r.when.subject_regex.is_some()
+                    || r.when.body_regex.is_some()
+                    || r.when.has_attachment.is_some()
+                {
+                    return Err(bad(
+                        "when",
+                        &"an idle rule looks at status, priority and org only",
+                    ));
+                }
+                if let Some(a) = then.iter().find(|a| {
+                    !matches!(
+                        a,
+                        Action::SetStatus(_) | Action::Close(_) | Action::ReplyTemplate(_)
+                    )
+                }) {
+                    return Err(bad(
+                        "then",
+                        &format!(
+                            "an idle rule may set_status, close_reason and reply_template, not {a}"
+                        ),
+                    ));
+                }
+            }
             rules.push(Rule {
                 name: r.name,
                 on: r.on,
+                after,
                 when,
                 then,
                 stop: r.then.stop,
@@ -267,7 +335,7 @@ impl RuleSet {
 }
 
 impl When {
-    fn matches(&self, f: &Facts<'_>) -> bool {
+    pub fn matches(&self, f: &Facts<'_>) -> bool {
         self.author_role.is_none_or(|r| f.author_role == Some(r))
             && (self.sender_domain.is_empty()
                 || self
@@ -297,6 +365,7 @@ impl std::fmt::Display for Trigger {
             Trigger::TicketCreated => "ticket_created",
             Trigger::CommentAdded => "comment_added",
             Trigger::StatusChanged => "status_changed",
+            Trigger::Idle => "idle",
         })
     }
 }
@@ -305,6 +374,11 @@ impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Action::SetStatus(s) => write!(f, "set_status = {:?}", s.as_str()),
+            Action::Close(r) => write!(
+                f,
+                "set_status = \"closed\", close_reason = {:?}",
+                r.as_str()
+            ),
             Action::SetPriority(p) => write!(f, "set_priority = {:?}", p.as_str()),
             Action::AddFollower(a) => write!(f, "add_follower = {a:?}"),
             Action::ShareWithOrgLeads => f.write_str("share_with_org_leads"),

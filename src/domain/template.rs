@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::event::Event;
 use super::ids::{CommentId, EmailAddress, TicketId};
-use super::ticket::{CloseReason, FollowerSource, Priority, Reason, Status};
+use super::ticket::{Clock, CloseReason, FollowerSource, Priority, Reason, Status};
 
 /// Calls `$m!` with every built-in template as `Variant "name" subject Context,`:
 /// `subject` is `own` when the template has its own `.subject.txt` (mail
@@ -28,6 +28,10 @@ macro_rules! with_templates {
             FollowerRemoved "follower_removed" ticket Removed,
             TicketUpdated "ticket_updated" ticket Box<TicketUpdated>,
             EnvironmentUpgrade "environment_upgrade" ticket Answer,
+            Reminder "reminder" ticket Answer,
+            ClosedNoResponse "closed_no_response" ticket Answer,
+            ClockWarning "clock_warning" ticket ClockAlarm,
+            ClockBreached "clock_breached" ticket ClockAlarm,
             Invite "invite" own Invite,
             CommandFailed "command_failed" own CommandFailed,
             Refused "refused" own Refused,
@@ -245,6 +249,17 @@ pub struct Person {
 /// A template that needs no fields beyond the ticket and the comment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Plain {}
+
+/// An SLA clock's warning or breach, to the owner or the team. `due` is
+/// RFC 3339; the mail shows it in its reader's language and the desk's
+/// zone (`due_label`, added when rendered).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClockAlarm {
+    pub clock: Clock,
+    pub due: String,
+    /// `[sla] warn_at`, for the warning's words.
+    pub percent: u8,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusChanged {

@@ -151,7 +151,9 @@ impl Decided {
 }
 
 impl Ingestor {
-    pub fn new(store: Arc<dyn Store>, policy: IntakePolicy) -> Self {
+    pub fn new(store: Arc<dyn Store>, mut policy: IntakePolicy) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        policy.changes.metrics = Some(metrics.clone());
         let own = Arc::new(policy.own_identity());
         let sender = Arc::new(notice::Sender {
             domain: policy.domain.clone(),
@@ -168,7 +170,7 @@ impl Ingestor {
             policy: Arc::new(policy),
             own,
             sender,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             tickets,
         }
     }

@@ -58,6 +58,8 @@ impl IntakePolicy {
                 rules: Arc::new(settings.rules()?),
                 auto_reply_window: settings.intake.auto_reply_window.0,
                 auto_reply_limit: settings.intake.auto_reply_limit,
+                clocks: settings.clocks()?,
+                metrics: None,
                 timezone: crate::domain::dates::Zone::parse(&settings.support.timezone).map_err(
                     |e| crate::config::ConfigError::Invalid {
                         key: "support.timezone".into(),

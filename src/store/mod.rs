@@ -186,14 +186,13 @@ pub struct Desk {
     /// migrations/sqlite/0011_desk.sql).
     pub resolve_spent: Option<i64>,
     pub resolve_since: Option<OffsetDateTime>,
+    /// The next instant the scheduler has something to do here.
     pub next_alarm_at: Option<OffsetDateTime>,
-    pub idle_fired_at: Option<OffsetDateTime>,
-    pub idle_count: i64,
 }
 
 impl Desk {
     /// The arguments of `sql::SET_DESK`.
-    pub(crate) fn args(&self, ticket: TicketId) -> [read::Arg<'_>; 12] {
+    pub(crate) fn args(&self, ticket: TicketId) -> [read::Arg<'_>; 10] {
         [
             ticket.into(),
             self.owner.into(),
@@ -205,8 +204,6 @@ impl Desk {
             self.resolve_spent.into(),
             self.resolve_since.into(),
             self.next_alarm_at.into(),
-            self.idle_fired_at.into(),
-            self.idle_count.into(),
         ]
     }
 }
@@ -799,6 +796,19 @@ pub trait Store: Send + Sync {
     async fn update_user(&self, id: UserId, change: &UserChange) -> Result<bool>;
 
     async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>>;
+    /// Open tickets counted by status and priority.
+    async fn open_ticket_counts(&self) -> Result<Vec<(Status, Option<Priority>, i64)>>;
+    /// Tickets with a scheduler alarm due by `now`, at most `limit`.
+    async fn due_alarms(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<TicketId>>;
+    /// Tickets in `status` last changed at or before `before`, oldest first,
+    /// after the cursor `after` (last changed, id), at most `limit`.
+    async fn idle_tickets(
+        &self,
+        status: Status,
+        before: OffsetDateTime,
+        after: (OffsetDateTime, TicketId),
+        limit: i64,
+    ) -> Result<Vec<(TicketId, OffsetDateTime)>>;
     async fn ticket_view(&self, id: TicketId) -> Result<Option<TicketView>>;
     async fn list_log(&self, filter: &LogFilter) -> Result<Vec<LogRow>>;
 

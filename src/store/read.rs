@@ -272,6 +272,40 @@ impl<B: Backend> Store for B {
         each(found, rows::summary)
     }
 
+    async fn open_ticket_counts(&self) -> Result<Vec<(Status, Option<Priority>, i64)>> {
+        each(
+            self.conn().await?.all(sql::OPEN_TICKET_COUNTS, &[]).await?,
+            |r| Ok((r.parse_at(0)?, r.opt_parse_at(1)?, r.i64_at(2)?)),
+        )
+    }
+
+    async fn due_alarms(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<TicketId>> {
+        let args = [now.into(), Arg::Limit(Some(limit))];
+        each(self.conn().await?.all(sql::DUE_ALARMS, &args).await?, |r| {
+            r.i64_at(0)
+        })
+    }
+
+    async fn idle_tickets(
+        &self,
+        status: Status,
+        before: OffsetDateTime,
+        after: (OffsetDateTime, TicketId),
+        limit: i64,
+    ) -> Result<Vec<(TicketId, OffsetDateTime)>> {
+        let args = [
+            status.as_str().into(),
+            before.into(),
+            after.0.into(),
+            after.1.into(),
+            Arg::Limit(Some(limit)),
+        ];
+        each(
+            self.conn().await?.all(sql::IDLE_TICKETS, &args).await?,
+            |r| Ok((r.i64_at(0)?, r.time_at(1)?)),
+        )
+    }
+
     async fn ticket_view(&self, id: TicketId) -> Result<Option<TicketView>> {
         let mut db = self.conn().await?;
         let args = [id.into()];

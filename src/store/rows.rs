@@ -153,8 +153,6 @@ pub fn desk(r: &impl Cols) -> Result<Desk> {
         resolve_spent: r.opt_i64_at(8)?,
         resolve_since: r.opt_time_at(9)?,
         next_alarm_at: r.opt_time_at(10)?,
-        idle_fired_at: r.opt_time_at(11)?,
-        idle_count: r.i64_at(12)?,
     })
 }
 

@@ -172,20 +172,29 @@ pub const TICKET: &str =
             t.response_due, t.responded_at, t.resolve_due
      FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id WHERE t.id = $1";
 /// The desk's columns of a ticket, as `rows::desk` reads them.
-pub const DESK: &str = "SELECT owner_id, close_reason, merged_into, created_at, updated_at, response_due,
-            responded_at, resolve_due, resolve_spent, resolve_since, next_alarm_at, idle_fired_at, idle_count
+pub const DESK: &str =
+    "SELECT owner_id, close_reason, merged_into, created_at, updated_at, response_due,
+            responded_at, resolve_due, resolve_spent, resolve_since, next_alarm_at
      FROM tickets WHERE id = $1";
 /// Writes what `DESK` reads but the two times the ticket keeps itself.
 pub const SET_DESK: &str = "UPDATE tickets SET owner_id = $2, close_reason = $3, merged_into = $4,
             response_due = $5, responded_at = $6, resolve_due = $7, resolve_spent = $8,
-            resolve_since = $9, next_alarm_at = $10, idle_fired_at = $11, idle_count = $12
+            resolve_since = $9, next_alarm_at = $10
      WHERE id = $1";
 /// The claim of one alarm: the insert that takes the key sends it.
 pub const CLAIM_ALARM: &str = "INSERT INTO ticket_alarms (ticket_id, kind, due_at, sent_at)
      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
-/// Tickets with an alarm due by `$1`, earliest first.
+/// Open tickets by status and priority (`/metrics`), through `tickets_status`.
+pub const OPEN_TICKET_COUNTS: &str = "SELECT status, priority, count(*) FROM tickets
+     WHERE status IN ('new', 'in_progress', 'blocked') GROUP BY status, priority ORDER BY status, priority";
+/// Tickets with an alarm due by `$1`, earliest first (`tickets_alarm`).
 pub const DUE_ALARMS: &str =
-    "SELECT id FROM tickets WHERE next_alarm_at <= $1 ORDER BY next_alarm_at LIMIT $2";
+    "SELECT id FROM tickets WHERE next_alarm_at <= $1 ORDER BY next_alarm_at, id LIMIT $2";
+/// Tickets in status `$1` untouched since `$2`, oldest first, after
+/// `($3, $4)` (`tickets_status`): what an idle rule looks at.
+pub const IDLE_TICKETS: &str = "SELECT id, updated_at FROM tickets
+     WHERE status = $1 AND updated_at <= $2 AND (updated_at > $3 OR (updated_at = $3 AND id > $4))
+     ORDER BY updated_at, id LIMIT $5";
 pub const TICKET_ORGS: &str = "SELECT o.slug FROM ticket_orgs x JOIN orgs o ON o.id = x.org_id
      WHERE x.ticket_id = $1 ORDER BY o.slug";
 pub const TICKET_FOLLOWERS: &str =

@@ -41,6 +41,12 @@ pub struct ChangePolicy {
     pub auto_reply_limit: crate::config::Rate,
     /// `[support] timezone`: dates in mail are shown in it.
     pub timezone: crate::domain::dates::Zone,
+    /// `[business]` and `[sla]`: the SLA clocks' calendar and targets.
+    pub clocks: crate::domain::sla::Clocks,
+    /// This process's `/metrics`: first responses and breaches are
+    /// observed where they happen (a transaction rolled back after it
+    /// would have counted one too many).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl ChangePolicy {
@@ -355,6 +361,11 @@ impl<'a> Changes<'a> {
         }
     }
 
+    /// Drops what `to` was to be told about `ticket` so far in this change.
+    pub(super) fn untell(&mut self, ticket: TicketId, to: &EmailAddress) {
+        self.digest.forget(ticket, to);
+    }
+
     /// Tells one user: about a ticket, through the digest; otherwise (an
     /// answer that names no ticket) at once.
     pub(super) async fn tell_one(
@@ -420,7 +431,9 @@ impl<'a> Changes<'a> {
         }
         self.tx.update_ticket(state.id, to, None, self.now).await?;
         desk.close_reason = reason;
-        self.clocks_on_status(&mut desk, state.status, to);
+        let clocks = &self.policy.clocks;
+        super::clocks::on_status(&mut desk, state.status, to, self.now, clocks);
+        super::clocks::refresh(&mut desk, to, state.priority, clocks);
         self.tx.set_desk(state.id, &desk).await?;
         let from = state.status;
         let event = Event::StatusChanged {
@@ -432,9 +445,20 @@ impl<'a> Changes<'a> {
         self.announce(state, actor, event, None).await
     }
 
-    /// What a status change does to the resolution clock: Blocked pauses
-    /// it, closing stops it, reopening runs it again.
-    fn clocks_on_status(&self, _desk: &mut Desk, _from: Status, _to: Status) {}
+    /// The first public answer of the support team stops the response
+    /// clock; later ones change nothing (one read, no write).
+    pub(super) async fn staff_answered(&mut self, ticket: TicketId) -> Result<(), StoreError> {
+        let mut desk = self.desk(ticket).await?;
+        if super::clocks::on_staff_answer(&mut desk, self.now) {
+            if let Some(m) = &self.policy.metrics {
+                m.observe_first_response((self.now - desk.created_at).unsigned_abs());
+            }
+            let state = self.reload(ticket).await?;
+            super::clocks::refresh(&mut desk, state.status, state.priority, &self.policy.clocks);
+            self.tx.set_desk(ticket, &desk).await?;
+        }
+        Ok(())
+    }
 
     /// The desk's part of `ticket`; a missing one is an error.
     pub(crate) async fn desk(&mut self, ticket: TicketId) -> Result<Desk, StoreError> {
@@ -516,6 +540,9 @@ impl<'a> Changes<'a> {
         priority: Priority,
     ) -> Result<TicketState, StoreError> {
         self.tx.set_priority(state.id, priority, self.now).await?;
+        let mut desk = self.desk(state.id).await?;
+        super::clocks::refresh(&mut desk, state.status, Some(priority), &self.policy.clocks);
+        self.tx.set_desk(state.id, &desk).await?;
         let (sla_name, sla_response) = self.policy.terms.sla(priority).unwrap_or_default();
         let event = Event::PrioritySet {
             priority,
@@ -829,6 +856,13 @@ impl<'a> Changes<'a> {
                 Action::SetStatus(to) => {
                     let cause = Cause::Rule(effect.rule.clone());
                     state = self.set_status(&state, None, to, cause, None).await?
+                }
+                Action::Close(reason) => {
+                    let cause = Cause::Rule(effect.rule.clone());
+                    let to = Status::Closed;
+                    state = self
+                        .set_status(&state, None, to, cause, Some(reason))
+                        .await?
                 }
                 Action::SetPriority(p) => state = self.set_priority(&state, author, p).await?,
                 Action::AddFollower(email) => {

@@ -11,7 +11,7 @@ use crate::domain::mentions;
 use crate::domain::notify;
 use crate::domain::rules::Trigger;
 use crate::domain::template::Shown;
-use crate::domain::ticket::{self, Status};
+use crate::domain::ticket::{self, Role, Status};
 use crate::store::{CommentSource, NewAttachment, NewComment, StoreError, TicketState, User};
 
 /// What an author wrote, as every channel hands it over.
@@ -228,6 +228,11 @@ impl Changes<'_> {
                 now: self.now,
             })
             .await?;
+        // docs/contract.md, "Desk": the first public comment of proven
+        // staff answers the customer; a forged staff From stops no clock.
+        if w.author.role == Role::Staff && w.proven && !w.internal {
+            self.staff_answered(ticket).await?;
+        }
         for (attachment, sha) in w.attachments.iter().zip(w.attachment_shas) {
             self.tx.put_blob(sha, &attachment.data).await?;
             self.tx

@@ -9,7 +9,9 @@
 //! status for the API). They own the transaction and call
 //! [`Changes::finish`] before committing.
 
+mod alarms;
 mod changes;
+pub mod clocks;
 pub mod cmd;
 mod comment;
 pub mod notice;
@@ -17,6 +19,7 @@ mod open;
 pub mod replay;
 mod service;
 
+pub use alarms::Ticked;
 pub use changes::*;
 pub use cmd::{Assignee, Command};
 pub use comment::{Added, Typed, Written};

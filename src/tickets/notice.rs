@@ -301,6 +301,12 @@ impl Digest {
     /// Tells `to` one thing about `ticket` (`what` a mail about it alone
     /// would say). A second item of the same template replaces the first's
     /// fields: only where it ended up is news.
+    /// Forgets what `to` was to be told about `ticket`: a mail of its own
+    /// says it instead.
+    pub fn forget(&mut self, ticket: TicketId, to: &EmailAddress) {
+        self.people.retain(|p| !(p.ticket == ticket && p.to == *to));
+    }
+
     pub fn tell(
         &mut self,
         to: To<'_>,
@@ -450,7 +456,11 @@ fn folds(what: &Notification) -> bool {
         | Notification::HelpAnswer(_)
         | Notification::QuarantineAlert(_)
         | Notification::SenderRefused(_)
-        | Notification::SignIn(_) => false,
+        | Notification::SignIn(_)
+        | Notification::Reminder(_)
+        | Notification::ClosedNoResponse(_)
+        | Notification::ClockWarning(_)
+        | Notification::ClockBreached(_) => false,
     }
 }
 

@@ -54,6 +54,7 @@ trusted_authserv_id = "mx.example.test"
 [sla.P1]
 name = "Critical"
 response = "1 hour"
+resolve = "8h"
 [sla.P2]
 name = "High"
 response = "4 hours"

@@ -269,3 +269,321 @@ async fn a_close_records_why_and_a_reopen_clears_it() {
     assert_ne!(r.outcome, Outcome::Quarantined);
     assert_eq!(json(&app.ticket(1).await)["close_reason"], "by_customer");
 }
+
+/// A desk that works around the clock: business time is calendar time,
+/// so a test can say exactly when each alarm is due.
+async fn always_open() -> TestApp {
+    TestApp::with_settings(|s| {
+        s.business.days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            .map(String::from)
+            .to_vec();
+        s.business.hours = "00:00-24:00".into();
+    })
+    .await
+}
+
+async fn desk(app: &TestApp, id: i64) -> ticketgate::store::Desk {
+    let mut tx = app.store().begin().await.unwrap();
+    tx.desk(id).await.unwrap().expect("the ticket exists")
+}
+
+fn events(app_view: &ticketgate::store::TicketView, kind: &str) -> Vec<serde_json::Value> {
+    json(app_view)["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["data"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_p1_ticket_is_warned_then_breached_and_only_its_owner_is_told() {
+    let app = always_open().await;
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    // Internal: the response clock keeps running.
+    app.deliver(&reply(
+        "sam@example.test",
+        "p1",
+        &staff(),
+        "#priority P1\n#assign @dave\n#internal\nOn it.",
+    ))
+    .await;
+    let d = desk(&app, 1).await;
+    let response_due = d.response_due.expect("P1 has a response target");
+    assert_eq!(response_due - d.created_at, time::Duration::hours(1));
+    let resolve_due = d.resolve_due.expect("P1 has a resolution target");
+    assert_eq!(resolve_due - d.created_at, time::Duration::hours(8));
+    assert_eq!(
+        d.next_alarm_at,
+        Some(d.created_at + time::Duration::minutes(48)),
+        "80% of an hour"
+    );
+    let t = json(&app.ticket(1).await);
+    assert_eq!(
+        t["response_due"],
+        ticketgate::store::format_ts(response_due)
+    );
+    let before = app.outbox().await.len();
+
+    let service = app.app.tickets();
+    let nothing = service
+        .tick(d.created_at + time::Duration::minutes(47))
+        .await
+        .unwrap();
+    assert_eq!(
+        nothing,
+        Default::default(),
+        "nothing before the warning point"
+    );
+    let warned = service
+        .tick(d.created_at + time::Duration::minutes(49))
+        .await
+        .unwrap();
+    assert_eq!(warned.warned, 1);
+    // A second pass, or a second instance, at the same moment: nothing more.
+    assert_eq!(
+        service
+            .tick(d.created_at + time::Duration::minutes(50))
+            .await
+            .unwrap(),
+        Default::default()
+    );
+    let breached = service
+        .tick(response_due + time::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(breached.breached, 1);
+    let rows = app.outbox().await.split_off(before);
+    assert_eq!(
+        who(&rows),
+        [
+            "dave@example.test clock_warning",
+            "dave@example.test clock_breached"
+        ],
+        "the owner alone, once each"
+    );
+    assert_eq!(rows[0].context["event"]["clock"], "response");
+    let view = app.ticket(1).await;
+    assert_eq!(events(&view, "clock_warned").len(), 1);
+    assert_eq!(events(&view, "clock_breached")[0]["clock"], "response");
+
+    // A public answer stops the response clock; the resolution one rings next.
+    app.deliver(&reply(
+        "dave@example.test",
+        "p2",
+        &staff(),
+        "Fixed the config, please retry.",
+    ))
+    .await;
+    let d = desk(&app, 1).await;
+    assert!(d.responded_at.is_some());
+    assert_eq!(
+        d.next_alarm_at,
+        Some(d.created_at + time::Duration::minutes(384)),
+        "80% of 8 hours"
+    );
+    // Unowned now: the team is told.
+    app.deliver(&reply("sam@example.test", "p3", &staff(), "#unassign"))
+        .await;
+    let before = app.outbox().await.len();
+    let done = service.tick(resolve_due).await.unwrap();
+    assert_eq!(
+        (done.warned, done.breached),
+        (0, 1),
+        "at the due time only the breach is sent"
+    );
+    let rows = app.outbox().await.split_off(before);
+    assert_eq!(who(&rows), ["team@example.test clock_breached"]);
+}
+
+#[tokio::test]
+async fn blocked_pauses_the_resolution_clock_and_closing_stops_it() {
+    let app = always_open().await;
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    app.deliver(&reply(
+        "sam@example.test",
+        "q1",
+        &staff(),
+        "#priority P1\n#status blocked\n#internal\nWaiting on Alice.",
+    ))
+    .await;
+    let d = desk(&app, 1).await;
+    assert!(d.resolve_due.is_none(), "paused while Blocked");
+    assert!(d.response_due.is_some(), "the response clock never pauses");
+    app.deliver(&reply(
+        "sam@example.test",
+        "q2",
+        &staff(),
+        "#status in progress\n#internal\nBack on it.",
+    ))
+    .await;
+    let d = desk(&app, 1).await;
+    let due = d.resolve_due.expect("running again");
+    let spent = time::Duration::seconds(d.resolve_spent.unwrap());
+    let since = d.resolve_since.unwrap();
+    assert_eq!(due, since + time::Duration::hours(8) - spent);
+    app.deliver(&reply("sam@example.test", "q3", &staff(), "#close"))
+        .await;
+    let d = desk(&app, 1).await;
+    assert!(
+        d.resolve_due.is_none() && d.next_alarm_at.is_none(),
+        "{d:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_blocked_ticket_is_reminded_then_closed_as_unanswered() {
+    let app = TestApp::new().await;
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    app.deliver(&reply(
+        "sam@example.test",
+        "r1",
+        &staff(),
+        "#status blocked\nCould you send the log file?",
+    ))
+    .await;
+    let quiet_since = desk(&app, 1).await.updated_at;
+    let before = app.outbox().await.len();
+    let service = app.app.tickets();
+    let day = time::Duration::days(1);
+    assert_eq!(
+        service
+            .tick(quiet_since + 3 * day - time::Duration::minutes(1))
+            .await
+            .unwrap()
+            .idle_fired,
+        0
+    );
+    assert_eq!(
+        service
+            .tick(quiet_since + 3 * day)
+            .await
+            .unwrap()
+            .idle_fired,
+        1
+    );
+    assert_eq!(
+        service
+            .tick(quiet_since + 3 * day + time::Duration::hours(1))
+            .await
+            .unwrap()
+            .idle_fired,
+        0
+    );
+    let rows = app.outbox().await.split_off(before);
+    assert_eq!(
+        who(&rows),
+        ["alice@customer.test reminder"],
+        "the requester alone"
+    );
+    let view = app.ticket(1).await;
+    assert_eq!(events(&view, "reminder_sent")[0]["template"], "reminder");
+    assert_eq!(serde_json::to_value(view.status).unwrap(), "blocked");
+
+    let before = app.outbox().await.len();
+    assert_eq!(
+        service
+            .tick(quiet_since + 6 * day)
+            .await
+            .unwrap()
+            .idle_fired,
+        1
+    );
+    let t = json(&app.ticket(1).await);
+    assert_eq!(t["status"], "closed");
+    assert_eq!(t["close_reason"], "no_response");
+    let rows = app.outbox().await.split_off(before);
+    let mut got = who(&rows);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "alice@customer.test closed_no_response",
+            "bob@customer.test status_changed",
+            "dave@example.test status_changed",
+            "team@example.test status_changed",
+        ],
+        "one mail each; the requester gets the rule's words"
+    );
+    // A reply starts a new quiet spell: nothing fires before another 3 days.
+    app.deliver(&reply(
+        "alice@customer.test",
+        "r2",
+        &alice_token(),
+        "Here is the log.",
+    ))
+    .await;
+    assert_eq!(
+        service
+            .tick(quiet_since + 7 * day)
+            .await
+            .unwrap()
+            .idle_fired,
+        0
+    );
+}
+
+#[tokio::test]
+async fn two_instances_on_postgresql_send_each_reminder_and_alarm_once() {
+    let app = TestApp::postgres().await;
+    // A second instance: its own pool, the same database.
+    let other = ticketgate::app::App::open(app.app.settings.clone())
+        .await
+        .expect("second instance");
+    app.deliver_file("_base/01_alice_opens_ticket.eml").await;
+    // Internal: no answer yet, so the response clock runs (Blocked pauses
+    // only the resolution's).
+    app.deliver(&reply(
+        "sam@example.test",
+        "t1",
+        &staff(),
+        "#priority P1\n#status blocked\n#assign me\n#internal\nAsked Alice for the log by phone.",
+    ))
+    .await;
+    let d = desk(&app, 1).await;
+    let quiet_since = d.updated_at;
+    let warn_at = d.next_alarm_at.expect("the response clock's warning");
+    let due = d.response_due.expect("P1 has a response target");
+    let before = app.outbox().await.len();
+    let (one, two) = (app.app.tickets(), other.tickets());
+    // Each pass at the same moments on both, at once: the response clock
+    // (never paused) warns and breaches, the idle rules fire.
+    let day = time::Duration::days(1);
+    let mut total = ticketgate::tickets::Ticked::default();
+    let mut moments = [warn_at, due, quiet_since + 3 * day, quiet_since + 6 * day];
+    moments.sort();
+    for at in moments {
+        let (a, b) = tokio::join!(one.tick(at), two.tick(at));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        total.warned += a.warned + b.warned;
+        total.breached += a.breached + b.breached;
+        total.idle_fired += a.idle_fired + b.idle_fired;
+    }
+    assert_eq!(
+        (total.warned, total.breached, total.idle_fired),
+        (1, 1, 2),
+        "{total:?}"
+    );
+    let rows = app.outbox().await.split_off(before);
+    let mut got = who(&rows);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "alice@customer.test closed_no_response",
+            "alice@customer.test reminder",
+            "bob@customer.test status_changed",
+            "dave@example.test status_changed",
+            "sam@example.test clock_breached",
+            "sam@example.test clock_warning",
+            "sam@example.test status_changed",
+            "team@example.test status_changed",
+        ],
+        "the owner (following as owner) and everyone else, once each"
+    );
+    let view = app.ticket(1).await;
+    assert_eq!(events(&view, "reminder_sent").len(), 2);
+    assert_eq!(events(&view, "clock_warned").len(), 1);
+    assert_eq!(events(&view, "clock_breached").len(), 1);
+}

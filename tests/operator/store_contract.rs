@@ -971,6 +971,7 @@ async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) 
             from: Status::New,
             to: Status::InProgress,
             cause: Cause::Command,
+            reason: None,
         },
         actor_id: Some(w.sam.id),
         now: later,
@@ -2680,6 +2681,7 @@ async fn events_of_every_kind_read_back_as_earlier_versions_wrote_them(db: &Db) 
                 from: Status::New,
                 to: Status::Escalated,
                 cause: Cause::Rule("escalate".into()),
+                reason: None,
             },
             "status_changed",
             r#"{"cause":"rule: escalate","from":"new","to":"escalated"}"#,
@@ -2743,6 +2745,39 @@ async fn events_of_every_kind_read_back_as_earlier_versions_wrote_them(db: &Db) 
             },
             "recipient_bouncing",
             r#"{"email":"gone@customer.test","message_id":"<tg.1@example.test>"}"#,
+        ),
+        (
+            Event::StatusChanged {
+                from: Status::Blocked,
+                to: Status::Closed,
+                cause: Cause::Rule("close unanswered".into()),
+                reason: Some(ticketgate::domain::ticket::CloseReason::NoResponse),
+            },
+            "status_changed",
+            r#"{"cause":"rule: close unanswered","from":"blocked","reason":"no_response","to":"closed"}"#,
+        ),
+        (
+            Event::OwnerSet {
+                email: email("sam@example.test"),
+            },
+            "owner_set",
+            r#"{"email":"sam@example.test"}"#,
+        ),
+        (
+            Event::ClockBreached {
+                clock: ticketgate::domain::ticket::Clock::Response,
+                due: "2026-12-08T10:00:00.000000Z".into(),
+            },
+            "clock_breached",
+            r#"{"clock":"response","due":"2026-12-08T10:00:00.000000Z"}"#,
+        ),
+        (
+            Event::ReminderSent {
+                rule: "remind".into(),
+                template: "reminder".into(),
+            },
+            "reminder_sent",
+            r#"{"rule":"remind","template":"reminder"}"#,
         ),
     ];
     let mut tx = db.store.begin().await.unwrap();
