@@ -677,6 +677,14 @@ pub trait Tx: Send {
     async fn reachable_users(&mut self, author: &User) -> Result<Vec<User>>;
     /// Open tickets `user` can see (followed, or of an attached org), newest first.
     async fn open_tickets_of(&mut self, user: &User, limit: i64) -> Result<Vec<TicketSummary>>;
+    /// Open tickets as the desk lists them (`#list` from staff): owned by
+    /// `owner`, unassigned, or (neither) all; newest update first.
+    async fn open_tickets_desk(
+        &mut self,
+        owner: Option<UserId>,
+        unassigned: bool,
+        limit: i64,
+    ) -> Result<Vec<TicketSummary>>;
     async fn update_ticket(
         &mut self,
         ticket: TicketId,

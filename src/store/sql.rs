@@ -165,6 +165,18 @@ pub const OPEN_TICKETS_OF: &str = concat!(
      ORDER BY t.updated_at DESC, t.id DESC LIMIT $3"
 );
 
+/// Open tickets for the staff's `#list`: `$1` an owner's id (theirs), `$2`
+/// 1 for unassigned ones; neither, all open tickets; latest update first.
+pub const OPEN_TICKETS_DESK: &str = concat!(
+    "SELECT ",
+    summary_columns!(),
+    " FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
+     WHERE t.status NOT IN ('closed', 'escalated')
+       AND (CAST($1 AS bigint) IS NULL OR t.owner_id = $1)
+       AND (CAST($2 AS bigint) IS NULL OR t.owner_id IS NULL)
+     ORDER BY t.updated_at DESC, t.id DESC LIMIT $3"
+);
+
 /// `rows::ticket_view`'s head.
 pub const TICKET: &str =
     "SELECT t.id, t.subject, t.status, t.priority, u.email, o.slug, t.created_at, t.updated_at, t.release,

@@ -587,3 +587,50 @@ async fn two_instances_on_postgresql_send_each_reminder_and_alarm_once() {
     assert_eq!(events(&view, "clock_warned").len(), 1);
     assert_eq!(events(&view, "clock_breached").len(), 1);
 }
+
+/// A mail of commands only, to the support address.
+fn to_desk(from: &str, id: &str, headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\nTo: support@example.test\nMessage-ID: <{id}@x.test>\nSubject: list\n{headers}\n\n{body}\n"
+    )
+    .into_bytes()
+}
+
+async fn listed(app: &TestApp, since: usize, to: &str) -> Vec<i64> {
+    let rows = app.outbox().await.split_off(since);
+    let answer = rows
+        .iter()
+        .find(|r| r.template == "list_answer" && r.to == to)
+        .unwrap_or_else(|| panic!("a list answer to {to}: {:?}", who(&rows)));
+    answer.context["event"]["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn staff_list_their_own_the_unassigned_or_all_open_tickets() {
+    let (app, _) = base().await;
+    let n = app.outbox().await.len();
+    app.deliver(&to_desk("sam@example.test", "l1", &staff(), "#list unassigned")).await;
+    assert_eq!(listed(&app, n, "sam@example.test").await, [1]);
+    let n = app.outbox().await.len();
+    app.deliver(&to_desk("sam@example.test", "l2", &staff(), "#list")).await;
+    assert_eq!(listed(&app, n, "sam@example.test").await, Vec::<i64>::new(), "owns nothing yet");
+    app.deliver(&reply("sam@example.test", "l3", &staff(), "#assign me")).await;
+    let n = app.outbox().await.len();
+    app.deliver(&to_desk("sam@example.test", "l4", &staff(), "#list mine")).await;
+    assert_eq!(listed(&app, n, "sam@example.test").await, [1]);
+    let n = app.outbox().await.len();
+    app.deliver(&to_desk("sam@example.test", "l5", &staff(), "#list unassigned")).await;
+    assert_eq!(listed(&app, n, "sam@example.test").await, Vec::<i64>::new());
+    let n = app.outbox().await.len();
+    app.deliver(&to_desk("sam@example.test", "l6", &staff(), "#list all")).await;
+    assert_eq!(listed(&app, n, "sam@example.test").await, [1]);
+    // A customer's list is what she may see, whatever she asks for.
+    let n = app.outbox().await.len();
+    app.deliver(&to_desk("carol@other.test", "l7", "", "#list all")).await;
+    assert_eq!(listed(&app, n, "carol@other.test").await, Vec::<i64>::new());
+}

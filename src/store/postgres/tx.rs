@@ -544,6 +544,21 @@ impl Tx for PgTx {
             .collect()
     }
 
+    async fn open_tickets_desk(
+        &mut self,
+        owner: Option<UserId>,
+        unassigned: bool,
+        limit: i64,
+    ) -> Result<Vec<TicketSummary>> {
+        self.flush_if(Table::ANY_TICKETS | Table::USERS).await?;
+        let args = [owner.into(), unassigned.then_some(1).into(), limit.into()];
+        crate::store::read::Conn::all(&mut *self.tx, sql::OPEN_TICKETS_DESK, &args)
+            .await?
+            .iter()
+            .map(rows::summary)
+            .collect()
+    }
+
     async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64> {
         if let Some(id) = self.draw_id(Seq::Outbox).await? {
             self.held.outbox(id, row);

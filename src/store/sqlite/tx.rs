@@ -543,6 +543,19 @@ impl Tx for SqliteTx {
         )
     }
 
+    async fn open_tickets_desk(
+        &mut self,
+        owner: Option<UserId>,
+        unassigned: bool,
+        limit: i64,
+    ) -> Result<Vec<TicketSummary>> {
+        let args = [owner.into(), unassigned.then_some(1).into(), limit.into()];
+        query(&self.conn, sql::OPEN_TICKETS_DESK, &args, usize::MAX)?
+            .iter()
+            .map(rows::summary)
+            .collect()
+    }
+
     async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64> {
         let refs = row
             .references

@@ -16,6 +16,7 @@ use crate::domain::ticket::{self, CloseReason, Priority, Reach, Status};
 use crate::domain::version::{Version, VersionProblem};
 use crate::store::{StoreError, TicketState};
 pub use assign::Assignee;
+pub use list::Scope as ListScope;
 
 mod assign;
 mod follow;
@@ -50,8 +51,9 @@ pub enum Command {
     Release(Version),
     /// Staff: the comment is internal.
     Internal,
-    /// Alone in a mail to the support address: answer with the sender's open tickets.
-    List,
+    /// Alone in a mail to the support address: answer with the sender's
+    /// open tickets (staff: the desk's, `list::Scope`).
+    List(list::Scope),
     /// Answer with the commands the sender may use.
     Help,
 }
@@ -60,7 +62,7 @@ impl Command {
     /// Commands that ask for an answer rather than change a ticket: a mail
     /// of only these (and a greeting) opens no ticket.
     pub fn is_question(&self) -> bool {
-        matches!(self, Command::List | Command::Help)
+        matches!(self, Command::List(_) | Command::Help)
     }
 
     /// How the command changes who may see the ticket; see `ticket::needs_proof`.
@@ -76,7 +78,7 @@ impl Command {
             | Command::Follow
             | Command::Release(_)
             | Command::Internal
-            | Command::List
+            | Command::List(_)
             | Command::Help => Reach::Keeps,
         }
     }
@@ -114,7 +116,7 @@ impl Changes<'_> {
             Command::ShareOrg(key) => share_org::apply(self, state, author, key).await,
             Command::UnshareOrg(key) => unshare_org::apply(self, state, author, key).await,
             // They shape the comment or answer the author: see their files.
-            Command::Internal | Command::List | Command::Help => Ok(Ok(state.clone())),
+            Command::Internal | Command::List(_) | Command::Help => Ok(Ok(state.clone())),
         }
     }
 
@@ -125,7 +127,7 @@ impl Changes<'_> {
         command: &Command,
     ) -> Result<(), StoreError> {
         match command {
-            Command::List => list::answer(self, author).await,
+            Command::List(scope) => list::answer(self, author, *scope).await,
             Command::Help => help::answer(self, author).await,
             _ => Ok(()),
         }
