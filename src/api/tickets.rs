@@ -13,7 +13,7 @@ use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
 use crate::domain::ticket::{CloseReason, Priority, Status};
 use crate::domain::version::Version;
-use crate::store::{CommentSource, TicketFilter};
+use crate::store::{CommentSource, OwnerFilter, TicketFilter};
 use crate::tickets::{Assignee, Command};
 use crate::tickets::{Author, Failure, Typed};
 
@@ -28,6 +28,10 @@ pub struct TicketQuery {
     org: Option<String>,
     /// Requester's email address.
     requester: Option<String>,
+    /// `me` (the token's user), `none` (unassigned) or a staff address.
+    owner: Option<String>,
+    /// `true`: open tickets with a clock past its due time.
+    breached: Option<bool>,
     /// Page size (default 50, at most 500).
     limit: Option<i64>,
     /// The `next` value of the previous page.
@@ -46,7 +50,7 @@ pub struct TicketPage {
     responses((status = 200, description = "OK", body = TicketPage), (status = 400, description = "Malformed request", body = ErrorBody), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody)))]
 pub async fn list_tickets(
     State(state): State<ApiState>,
-    _staff: Staff,
+    Staff(staff): Staff,
     Query(q): Query<TicketQuery>,
 ) -> Result<Json<TicketPage>, ApiError> {
     let status = q
@@ -61,6 +65,14 @@ pub async fn list_tickets(
         .map(EmailAddress::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("requester: {e}")))?;
+    let owner = match q.owner.as_deref().map(str::trim) {
+        None => None,
+        Some(w) if w.eq_ignore_ascii_case("me") => Some(OwnerFilter::Is(staff.email.clone())),
+        Some(w) if w.eq_ignore_ascii_case("none") => Some(OwnerFilter::Nobody),
+        Some(w) => Some(OwnerFilter::Is(EmailAddress::parse(w).map_err(|e| {
+            ApiError::bad_request(format!("owner: {e} (or `me`, `none`)"))
+        })?)),
+    };
     let limit = super::page_limit(q.limit)?;
     let tickets = state
         .store()
@@ -68,6 +80,11 @@ pub async fn list_tickets(
             status,
             org: q.org,
             requester,
+            owner,
+            breached_at: q
+                .breached
+                .unwrap_or(false)
+                .then(time::OffsetDateTime::now_utc),
             limit: Some(limit),
             after: q.after,
             ..Default::default()

@@ -313,6 +313,97 @@ async fn patching_status_and_priority_records_events_and_notifies_like_a_command
 }
 
 #[tokio::test]
+async fn the_desk_over_the_api_owner_close_reason_and_list_filters() {
+    let api = Api::start().await;
+    let id = alice_ticket(&api).await;
+    let path = format!("/api/tickets/{id}");
+    let r = api
+        .send(
+            "PATCH",
+            &path,
+            json!({"owner": "dave@example.test", "priority": "P1"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.json();
+    assert_eq!(t["owner"], "dave@example.test");
+    assert!(
+        t["response_due"].is_string() && t["resolve_due"].is_string(),
+        "{t}"
+    );
+    assert!(t["close_reason"].is_null() && t["merged_into"].is_null());
+
+    let ids = |r: &Response| -> Vec<i64> {
+        r.json()["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        ids(&api.get("/api/tickets?owner=dave@example.test").await),
+        [id]
+    );
+    assert_eq!(
+        ids(&api.get("/api/tickets?owner=me").await),
+        Vec::<i64>::new(),
+        "the token is Sam's"
+    );
+    assert_eq!(
+        ids(&api.get("/api/tickets?owner=none").await),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ids(&api.get("/api/tickets?breached=true").await),
+        Vec::<i64>::new(),
+        "due in the future"
+    );
+    assert_eq!(api.get("/api/tickets?owner=someone").await.status, 400);
+    let listed = api.get("/api/tickets").await.json();
+    assert_eq!(listed["tickets"][0]["owner"], "dave@example.test");
+
+    // Owner null unassigns; a customer cannot own a ticket.
+    let r = api.send("PATCH", &path, json!({"owner": null})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["owner"].is_null());
+    assert_eq!(ids(&api.get("/api/tickets?owner=none").await), [id]);
+    let r = api
+        .send("PATCH", &path, json!({"owner": "alice@customer.test"}))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // Closing with a reason; a reason with another status is refused.
+    let r = api
+        .send(
+            "PATCH",
+            &path,
+            json!({"status": "blocked", "close_reason": "duplicate"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = api
+        .send("PATCH", &path, json!({"close_reason": "feature_request"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.json();
+    assert_eq!(
+        (t["status"].as_str(), t["close_reason"].as_str()),
+        (Some("closed"), Some("feature_request"))
+    );
+    assert!(t["resolve_due"].is_null(), "the clock stopped: {t}");
+    let r = api.send("PATCH", &path, json!({"status": "new"})).await;
+    assert!(
+        r.json()["close_reason"].is_null(),
+        "reopening clears the reason"
+    );
+    let r = api
+        .send("PATCH", &path, json!({"close_reason": "sideways"}))
+        .await;
+    assert_eq!(r.status, 422);
+}
+
+#[tokio::test]
 async fn comments_notify_followers_resolve_mentions_and_keep_internal_notes_to_staff() {
     let api = Api::start().await;
     let id = alice_ticket(&api).await;

@@ -614,23 +614,44 @@ async fn listed(app: &TestApp, since: usize, to: &str) -> Vec<i64> {
 async fn staff_list_their_own_the_unassigned_or_all_open_tickets() {
     let (app, _) = base().await;
     let n = app.outbox().await.len();
-    app.deliver(&to_desk("sam@example.test", "l1", &staff(), "#list unassigned")).await;
+    app.deliver(&to_desk(
+        "sam@example.test",
+        "l1",
+        &staff(),
+        "#list unassigned",
+    ))
+    .await;
     assert_eq!(listed(&app, n, "sam@example.test").await, [1]);
     let n = app.outbox().await.len();
-    app.deliver(&to_desk("sam@example.test", "l2", &staff(), "#list")).await;
-    assert_eq!(listed(&app, n, "sam@example.test").await, Vec::<i64>::new(), "owns nothing yet");
-    app.deliver(&reply("sam@example.test", "l3", &staff(), "#assign me")).await;
+    app.deliver(&to_desk("sam@example.test", "l2", &staff(), "#list"))
+        .await;
+    assert_eq!(
+        listed(&app, n, "sam@example.test").await,
+        Vec::<i64>::new(),
+        "owns nothing yet"
+    );
+    app.deliver(&reply("sam@example.test", "l3", &staff(), "#assign me"))
+        .await;
     let n = app.outbox().await.len();
-    app.deliver(&to_desk("sam@example.test", "l4", &staff(), "#list mine")).await;
+    app.deliver(&to_desk("sam@example.test", "l4", &staff(), "#list mine"))
+        .await;
     assert_eq!(listed(&app, n, "sam@example.test").await, [1]);
     let n = app.outbox().await.len();
-    app.deliver(&to_desk("sam@example.test", "l5", &staff(), "#list unassigned")).await;
+    app.deliver(&to_desk(
+        "sam@example.test",
+        "l5",
+        &staff(),
+        "#list unassigned",
+    ))
+    .await;
     assert_eq!(listed(&app, n, "sam@example.test").await, Vec::<i64>::new());
     let n = app.outbox().await.len();
-    app.deliver(&to_desk("sam@example.test", "l6", &staff(), "#list all")).await;
+    app.deliver(&to_desk("sam@example.test", "l6", &staff(), "#list all"))
+        .await;
     assert_eq!(listed(&app, n, "sam@example.test").await, [1]);
     // A customer's list is what she may see, whatever she asks for.
     let n = app.outbox().await.len();
-    app.deliver(&to_desk("carol@other.test", "l7", "", "#list all")).await;
+    app.deliver(&to_desk("carol@other.test", "l7", "", "#list all"))
+        .await;
     assert_eq!(listed(&app, n, "carol@other.test").await, Vec::<i64>::new());
 }

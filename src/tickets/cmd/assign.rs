@@ -77,22 +77,28 @@ pub(crate) async fn resolve(
             })
             .collect(),
     );
+    // An address reads as written; a handle with its `@`.
+    let named = mention
+        .address
+        .as_ref()
+        .map_or_else(|| mention.text(), ToString::to_string);
     Ok(match directory.resolve(mention) {
-        Resolution::Found(id) => staff.into_iter().find(|u| u.id == id).ok_or_else(|| {
-            Refusal::NotFound(format!("{} is not on the support team", mention.text()))
-        }),
+        Resolution::Found(id) => staff
+            .into_iter()
+            .find(|u| u.id == id)
+            .ok_or_else(|| Refusal::Forbidden(format!("{named} is not on the support team"))),
         Resolution::Ambiguous(emails) => Err(Refusal::NotFound(format!(
-            "{} names several people: {}",
-            mention.text(),
+            "{named} names several people: {}",
             emails
                 .iter()
                 .map(EmailAddress::as_str)
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
-        Resolution::NotFound => Err(Refusal::NotFound(format!(
-            "{} is not an active member of the support team",
-            mention.text()
+        // Someone registered but not staff, or nobody: the same answer,
+        // so a customer's address is not confirmed to exist.
+        Resolution::NotFound => Err(Refusal::Forbidden(format!(
+            "{named} is not an active member of the support team"
         ))),
     })
 }
