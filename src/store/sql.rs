@@ -171,9 +171,13 @@ pub const TICKET: &str =
             (SELECT ow.email FROM users ow WHERE ow.id = t.owner_id), t.close_reason, t.merged_into,
             t.response_due, t.responded_at, t.resolve_due
      FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id WHERE t.id = $1";
-/// The desk's columns of a ticket, as `rows::desk` reads them.
-pub const DESK: &str = "SELECT owner_id, close_reason, merged_into, created_at, updated_at, response_due,
-            responded_at, resolve_due, resolve_spent, resolve_since, next_alarm_at, idle_fired_at, idle_count
+/// The desk's columns of a ticket, as `rows::desk` reads them
+/// (`idle_count` is an `INTEGER`, 32 bits on PostgreSQL: cast to the
+/// 64 bits every count is read as).
+pub const DESK: &str =
+    "SELECT owner_id, close_reason, merged_into, created_at, updated_at, response_due,
+            responded_at, resolve_due, resolve_spent, resolve_since, next_alarm_at, idle_fired_at,
+            CAST(idle_count AS bigint)
      FROM tickets WHERE id = $1";
 /// Writes what `DESK` reads but the two times the ticket keeps itself.
 pub const SET_DESK: &str = "UPDATE tickets SET owner_id = $2, close_reason = $3, merged_into = $4,
@@ -186,6 +190,26 @@ pub const CLAIM_ALARM: &str = "INSERT INTO ticket_alarms (ticket_id, kind, due_a
 /// Tickets with an alarm due by `$1`, earliest first.
 pub const DUE_ALARMS: &str =
     "SELECT id FROM tickets WHERE next_alarm_at <= $1 ORDER BY next_alarm_at LIMIT $2";
+/// `Tx::merge_ticket`, in order: comments, followers (the requester of
+/// `$1` follows `$2` as `follow`; one already there keeps their source),
+/// organizations, then the Message-IDs that thread to `$1`.
+pub const MERGE_COMMENTS: &str = "UPDATE comments SET ticket_id = $2 WHERE ticket_id = $1";
+pub const MERGE_FOLLOWERS: &str = "INSERT INTO followers (ticket_id, user_id, source, created_at)
+     SELECT $2, user_id, CASE WHEN source = 'creator' THEN 'follow' ELSE source END, $3
+     FROM followers WHERE ticket_id = $1
+     ON CONFLICT (ticket_id, user_id) DO NOTHING";
+pub const MERGE_ORGS: &str = "INSERT INTO ticket_orgs (ticket_id, org_id)
+     SELECT $2, org_id FROM ticket_orgs WHERE ticket_id = $1
+     ON CONFLICT (ticket_id, org_id) DO NOTHING";
+pub const MERGE_REFS: &str = "UPDATE message_refs SET ticket_id = $2 WHERE ticket_id = $1";
+/// `rows::comment_place`.
+pub const COMMENT_PLACE: &str = "SELECT ticket_id, author_id, internal FROM comments WHERE id = $1";
+/// `Tx::move_comment`: the refs first, while the comment still names its
+/// Message-ID's ticket, then the comment.
+pub const MOVE_COMMENT_REFS: &str = "UPDATE message_refs SET ticket_id = $2
+     WHERE (kind = 'received' AND message_id = (SELECT message_id FROM comments WHERE id = $1))
+        OR (kind = 'sent' AND message_id IN (SELECT message_id FROM outbox WHERE comment_id = $1))";
+pub const MOVE_COMMENT: &str = "UPDATE comments SET ticket_id = $2 WHERE id = $1";
 pub const TICKET_ORGS: &str = "SELECT o.slug FROM ticket_orgs x JOIN orgs o ON o.id = x.org_id
      WHERE x.ticket_id = $1 ORDER BY o.slug";
 pub const TICKET_FOLLOWERS: &str =

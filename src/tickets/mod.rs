@@ -12,6 +12,7 @@
 mod changes;
 pub mod cmd;
 mod comment;
+mod merge;
 pub mod notice;
 mod open;
 pub mod replay;
@@ -20,6 +21,7 @@ mod service;
 pub use changes::*;
 pub use cmd::{Assignee, Command};
 pub use comment::{Added, Typed, Written};
+pub use merge::{MoveTarget, living_ticket};
 pub use open::Opening;
 pub use replay::{Replay, ReplayRefusal, Replayed};
 pub use service::Service;

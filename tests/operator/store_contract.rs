@@ -174,6 +174,7 @@ contract!(
     ticket_search_is_case_insensitive_and_takes_wildcards_literally,
     tickets_are_filtered_by_priority,
     a_deactivated_user_keeps_their_row_but_loses_sessions_links_and_tokens,
+    a_merge_and_a_move_carry_comments_followers_orgs_and_refs,
     a_discarded_delivery_stays_in_the_log_and_is_neither_discarded_again_nor_replayed,
 );
 
@@ -971,6 +972,7 @@ async fn a_ticket_view_shows_everything_written_with_sqlite_timestamps(db: &Db) 
             from: Status::New,
             to: Status::InProgress,
             cause: Cause::Command,
+            reason: None,
         },
         actor_id: Some(w.sam.id),
         now: later,
@@ -2680,6 +2682,7 @@ async fn events_of_every_kind_read_back_as_earlier_versions_wrote_them(db: &Db) 
                 from: Status::New,
                 to: Status::Escalated,
                 cause: Cause::Rule("escalate".into()),
+                reason: None,
             },
             "status_changed",
             r#"{"cause":"rule: escalate","from":"new","to":"escalated"}"#,
@@ -3034,5 +3037,125 @@ async fn sqlite_a_database_made_by_the_sqlx_driver_opens_as_it_was() {
             .to_string()
             .contains("migration 2 was previously applied but has been modified"),
         "{refused}"
+    );
+}
+
+/// `merge_ticket` and `move_comment`, in a look-ahead batch whose writes
+/// are still held (PostgreSQL) and whose ticket states were read before:
+/// what they move reads back at once, in the transaction and after it.
+async fn a_merge_and_a_move_carry_comments_followers_orgs_and_refs(db: &Db) {
+    let w = world(db).await;
+    let a = ticket(db, &w, "merge-a", T0).await;
+    let mut tx = db.store.begin().await.unwrap();
+    tx.look_ahead(&Lookahead {
+        deliveries: 2,
+        tickets: vec![a],
+        ..Lookahead::default()
+    })
+    .await
+    .unwrap();
+    let before = tx.ticket_state(a).await.unwrap().unwrap();
+    assert_eq!(before.followers.len(), 1);
+    let b_mid = mid("<merge-b@other.test>");
+    let b = tx
+        .insert_ticket(&NewTicket {
+            subject: "merge-b".into(),
+            status: Status::New,
+            requester_id: w.carol.id,
+            org_id: Some(w.other),
+            root_message_id: Some(b_mid.clone()),
+            now: T0,
+        })
+        .await
+        .unwrap();
+    for (user, source) in [
+        (w.carol.id, FollowerSource::Creator),
+        (w.alice.id, FollowerSource::Follow),
+        (w.bob.id, FollowerSource::Share),
+    ] {
+        tx.add_follower(b, user, source, T0).await.unwrap();
+    }
+    tx.attach_org(b, w.other).await.unwrap();
+    let comment = tx
+        .insert_comment(&NewComment {
+            ticket_id: b,
+            author_id: w.carol.id,
+            body: "on b",
+            signature: None,
+            quoted: None,
+            internal: false,
+            source: CommentSource::Email,
+            message_id: Some(b_mid.clone()),
+            ingest_id: None,
+            now: T0,
+        })
+        .await
+        .unwrap();
+    tx.remember_refs(std::slice::from_ref(&b_mid), b, RefKind::Received, T0)
+        .await
+        .unwrap();
+
+    tx.merge_ticket(b, a, T0).await.unwrap();
+    let after = tx.ticket_state(a).await.unwrap().unwrap();
+    let mut followers: Vec<(i64, FollowerSource)> =
+        after.followers.iter().map(|f| (f.user, f.source)).collect();
+    followers.sort_unstable_by_key(|f| f.0);
+    assert_eq!(
+        followers,
+        [
+            // Alice keeps `creator` on her own ticket; Carol follows.
+            (w.alice.id, FollowerSource::Creator),
+            (w.bob.id, FollowerSource::Share),
+            (w.carol.id, FollowerSource::Follow),
+        ]
+    );
+    let mut orgs = after.orgs.clone();
+    orgs.sort_unstable();
+    let mut expected = vec![w.site_a, w.other];
+    expected.sort_unstable();
+    assert_eq!(orgs, expected);
+    assert_eq!(
+        tx.tickets_of(std::slice::from_ref(&b_mid)).await.unwrap()[&b_mid],
+        a
+    );
+    let place = tx.comment_place(comment).await.unwrap().unwrap();
+    assert_eq!(
+        (place.ticket, place.author_id, place.internal),
+        (a, w.carol.id, false)
+    );
+    // B keeps its own people.
+    assert_eq!(
+        tx.ticket_state(b).await.unwrap().unwrap().followers.len(),
+        3
+    );
+    // Where it went is the desk's, read and written whole on both backends.
+    let mut desk = tx.desk(b).await.unwrap().unwrap();
+    assert_eq!((desk.merged_into, desk.idle_count), (None, 0));
+    desk.merged_into = Some(a);
+    tx.set_desk(b, &desk).await.unwrap();
+    assert_eq!(tx.desk(b).await.unwrap().unwrap().merged_into, Some(a));
+
+    tx.move_comment(comment, b).await.unwrap();
+    assert_eq!(tx.comment_place(comment).await.unwrap().unwrap().ticket, b);
+    assert_eq!(
+        tx.tickets_of(std::slice::from_ref(&b_mid)).await.unwrap()[&b_mid],
+        b
+    );
+    assert!(tx.comment_place(comment + 1000).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+
+    let a_view = db.store.ticket_view(a).await.unwrap().unwrap();
+    assert!(a_view.comments.iter().all(|c| c.id != comment));
+    let b_view = db.store.ticket_view(b).await.unwrap().unwrap();
+    let moved = b_view.comments.iter().find(|c| c.id == comment).unwrap();
+    assert_eq!(moved.message_id.as_deref(), Some("<merge-b@other.test>"));
+    let mut tx = db.store.begin().await.unwrap();
+    assert_eq!(
+        tx.tickets_of(std::slice::from_ref(&b_mid)).await.unwrap()[&b_mid],
+        b
+    );
+    assert_eq!(
+        tx.ticket_state(a).await.unwrap().unwrap().followers.len(),
+        3
     );
 }

@@ -16,12 +16,15 @@ use crate::domain::ticket::{self, CloseReason, Priority, Reach, Status};
 use crate::domain::version::{Version, VersionProblem};
 use crate::store::{StoreError, TicketState};
 pub use assign::Assignee;
+pub(crate) use move_to::NOTHING_TO_MOVE;
 
 mod assign;
 mod follow;
 mod help;
 mod internal;
 mod list;
+mod merge;
+mod move_to;
 mod priority;
 mod release;
 mod share;
@@ -54,6 +57,10 @@ pub enum Command {
     List,
     /// Answer with the commands the sender may use.
     Help,
+    /// Staff: merge this ticket into that one.
+    MergeInto(crate::domain::ids::TicketId),
+    /// Staff: put the comment this mail adds on another ticket, or a new one.
+    MoveTo(crate::tickets::MoveTarget),
 }
 
 impl Command {
@@ -66,7 +73,11 @@ impl Command {
     /// How the command changes who may see the ticket; see `ticket::needs_proof`.
     pub fn reach(&self) -> Reach {
         match self {
-            Command::Share(_) | Command::ShareOrg(_) => Reach::Grants,
+            // Both show a ticket's words to people who may not have seen them.
+            Command::Share(_)
+            | Command::ShareOrg(_)
+            | Command::MergeInto(_)
+            | Command::MoveTo(_) => Reach::Grants,
             Command::Unshare(_) | Command::UnshareOrg(_) | Command::Unfollow => Reach::Removes,
             Command::Status(_)
             | Command::Close(_)
@@ -113,6 +124,9 @@ impl Changes<'_> {
             Command::Unshare(to) => unshare::apply(self, state, author, to).await,
             Command::ShareOrg(key) => share_org::apply(self, state, author, key).await,
             Command::UnshareOrg(key) => unshare_org::apply(self, state, author, key).await,
+            Command::MergeInto(into) => merge::apply(self, state, author, *into).await,
+            // Only a reply's own comment moves by mail (`run_commands`).
+            Command::MoveTo(_) => Ok(Err(Refusal::NotFound(move_to::NOTHING_TO_MOVE.into()))),
             // They shape the comment or answer the author: see their files.
             Command::Internal | Command::List | Command::Help => Ok(Ok(state.clone())),
         }
@@ -147,6 +161,8 @@ const PARSERS: &[Parse] = &[
     share_org::parse,
     unshare_org::parse,
     release::parse,
+    merge::parse,
+    move_to::parse,
     internal::parse,
     list::parse,
     help::parse,
@@ -411,6 +427,17 @@ mod tests {
             ("#list", Command::List),
             ("#help", Command::Help),
             ("#Help", Command::Help),
+            ("#merge-into 12", Command::MergeInto(12)),
+            ("#Merge_Into: #12", Command::MergeInto(12)),
+            ("#duplicate-of 3", Command::MergeInto(3)),
+            (
+                "#move-to 12",
+                Command::MoveTo(crate::tickets::MoveTarget::Ticket(12)),
+            ),
+            (
+                "#move-to New",
+                Command::MoveTo(crate::tickets::MoveTarget::New),
+            ),
         ];
         for (line, expected) in cases {
             assert_eq!(one(line), Ok(expected), "{line}");
@@ -470,6 +497,21 @@ mod tests {
                 CommandProblem::BadVersion {
                     value: "5.2\u{202E}1".into(),
                     problem: VersionProblem::Invisible,
+                },
+            ),
+            (
+                "#merge-into twelve",
+                CommandProblem::BadValue {
+                    command: "merge-into",
+                    value: "twelve".into(),
+                    expected: "a ticket number",
+                },
+            ),
+            (
+                "#move-to",
+                CommandProblem::Missing {
+                    command: "move-to",
+                    expected: "a ticket number or new",
                 },
             ),
             (
