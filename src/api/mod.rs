@@ -249,6 +249,7 @@ impl From<Refusal> for ApiError {
             Refusal::Protected(m) => Self::new(StatusCode::CONFLICT, "creator_protected", m),
             Refusal::NotFound(m) => Self::not_found(m),
             Refusal::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
+            Refusal::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             Refusal::Unverified | Refusal::NotAParticipant | Refusal::InternalNotAllowed => {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", r.to_string())
             }
@@ -417,6 +418,8 @@ pub fn router(state: ApiState) -> Router {
         .routes(routes!(tickets::add_follower, tickets::remove_follower))
         .routes(routes!(tickets::add_org, tickets::remove_org))
         .routes(routes!(tickets::release))
+        .routes(routes!(tickets::merge))
+        .routes(routes!(tickets::move_comment))
         .routes(routes!(directory::attachment))
         .routes(routes!(directory::list_users, directory::create_user))
         .routes(routes!(directory::edit_user))

@@ -14,7 +14,7 @@ use crate::domain::ids::{CommentId, EmailAddress, TicketId};
 use crate::domain::ticket::{CloseReason, Priority, Status};
 use crate::domain::version::Version;
 use crate::store::{CommentSource, OwnerFilter, TicketFilter};
-use crate::tickets::{Assignee, Command};
+use crate::tickets::{Assignee, Command, MoveTarget};
 use crate::tickets::{Author, Failure, Typed};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -380,4 +380,78 @@ pub async fn release(
         .map_err(|problem| ApiError::invalid(format!("`version`: {problem}")))?;
     run(&state, &staff, id, &[Command::Release(version)]).await?;
     Ok(Json(view(&state, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeBody {
+    /// The ticket this one continues in.
+    into: TicketId,
+}
+
+/// Merges the ticket into another, as `#merge-into` does: its comments,
+/// followers, organizations and Message-IDs go there, it is closed as a
+/// duplicate, and its followers are told where it continues. Answers the
+/// ticket merged into.
+#[utoipa::path(post, path = "/api/tickets/{id}/merge", tag = "tickets", request_body = MergeBody,
+    params(("id" = i64, Path, description = "The ticket to merge")),
+    responses((status = 200, description = "OK", body = TicketView), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = ErrorBody)))]
+pub async fn merge(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path(id): Path<TicketId>,
+    Body(body): Body<MergeBody>,
+) -> Result<Json<TicketView>, ApiError> {
+    // API callers hold a secret token: proven.
+    let author = Author {
+        user: &staff,
+        proven: true,
+    };
+    let into = state.tickets().merge(id, &author, body.into).await??;
+    Ok(Json(view(&state, into.id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    /// A ticket number, or `"new"` for a new ticket requested by the
+    /// comment's author.
+    #[schema(value_type = Value)]
+    to: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommentMoved {
+    comment: CommentId,
+    /// The ticket the comment is on now.
+    ticket: TicketId,
+}
+
+/// Moves one comment, with its Message-ID, to another ticket or a new one.
+#[utoipa::path(post, path = "/api/comments/{id}/move", tag = "tickets", request_body = MoveBody,
+    params(("id" = i64, Path, description = "Comment id")),
+    responses((status = 200, description = "OK", body = CommentMoved), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 422, description = "Invalid values", body = ErrorBody)))]
+pub async fn move_comment(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path(id): Path<CommentId>,
+    Body(body): Body<MoveBody>,
+) -> Result<Json<CommentMoved>, ApiError> {
+    let to = match &body.to {
+        serde_json::Value::Number(n) => n.as_i64().filter(|n| *n > 0).map(MoveTarget::Ticket),
+        serde_json::Value::String(s) if s.eq_ignore_ascii_case("new") => Some(MoveTarget::New),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::invalid("`to` is a ticket number or \"new\""))?;
+    let author = Author {
+        user: &staff,
+        proven: true,
+    };
+    let moved = state.tickets().move_comment(id, &author, to).await??;
+    Ok(Json(CommentMoved {
+        comment: id,
+        ticket: moved.id,
+    }))
 }

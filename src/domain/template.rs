@@ -124,6 +124,7 @@ impl Notification {
                 from: *from,
                 to: *to,
                 reason: *reason,
+                merged_into: None,
                 by,
             }),
             Event::PrioritySet {
@@ -268,6 +269,10 @@ pub struct StatusChanged {
     /// Why it was closed; the mail shows it in its reader's words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<CloseReason>,
+    /// Where the ticket continues, when it was closed by a merge: replies
+    /// to this mail land there (docs/contract.md, "Desk").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<TicketId>,
     #[serde(flatten)]
     pub by: ByWhom,
 }
@@ -327,6 +332,9 @@ pub struct TicketUpdated {
     /// Why it was closed, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<CloseReason>,
+    /// Where the ticket continues, when a merge closed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<TicketId>,
     pub priority: Option<String>,
     pub sla_name: Option<String>,
     pub sla_response: Option<String>,

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::{OrgId, UserId};
+use super::ids::{OrgId, TicketId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {kind}: {value:?}")]
@@ -313,6 +313,93 @@ pub fn may_note_release(actor: &Actor) -> bool {
 /// published on a forged From's word (the caller quarantines it instead).
 pub fn may_post_internal(actor: &Actor, proven: bool) -> bool {
     actor.role == Role::Staff && proven
+}
+
+/// The longest chain of merges followed from a ticket to where it lives
+/// now (`B` merged into `A`, later merged into `C`): a bound, so a loop a
+/// database edit could make ends instead of spinning.
+pub const MAX_MERGE_HOPS: usize = 16;
+
+/// One side of a merge as the rule sees it: the ticket and where it was
+/// merged, if it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeSide {
+    pub id: TicketId,
+    pub merged_into: Option<TicketId>,
+}
+
+/// Why a merge is refused (docs/contract.md, "Desk").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeRefusal {
+    NotStaff,
+    IntoItself,
+    /// The target does not exist.
+    NoTarget(TicketId),
+    /// The ticket to merge was merged already, into this one.
+    AlreadyMerged(TicketId),
+    /// The target was itself merged, into `went`.
+    TargetMerged {
+        target: TicketId,
+        went: TicketId,
+    },
+}
+
+/// Merging `from` into `into` (`None`: no such ticket) is staff work, and
+/// only between two tickets that still live on their own: a merged ticket
+/// is a signpost, and a chain is followed, never made by a merge.
+pub fn may_merge(
+    actor: &Actor,
+    from: MergeSide,
+    into_id: TicketId,
+    into: Option<MergeSide>,
+) -> Result<(), MergeRefusal> {
+    if actor.role != Role::Staff {
+        return Err(MergeRefusal::NotStaff);
+    }
+    if from.id == into_id {
+        return Err(MergeRefusal::IntoItself);
+    }
+    if let Some(went) = from.merged_into {
+        return Err(MergeRefusal::AlreadyMerged(went));
+    }
+    let into = into.ok_or(MergeRefusal::NoTarget(into_id))?;
+    if let Some(went) = into.merged_into {
+        return Err(MergeRefusal::TargetMerged {
+            target: into.id,
+            went,
+        });
+    }
+    Ok(())
+}
+
+/// Moving a comment between tickets is staff work (it can show a
+/// customer's words on another ticket); `to` is `None` for a new ticket.
+/// Never onto the ticket it is on, nor onto a merged one (it would not be
+/// read there).
+pub fn may_move_comment(
+    actor: &Actor,
+    from: TicketId,
+    to: Option<MergeSide>,
+) -> Result<(), MoveRefusal> {
+    if actor.role != Role::Staff {
+        return Err(MoveRefusal::NotStaff);
+    }
+    match to {
+        Some(to) if to.id == from => Err(MoveRefusal::SameTicket),
+        Some(MergeSide {
+            id,
+            merged_into: Some(went),
+        }) => Err(MoveRefusal::TargetMerged { target: id, went }),
+        _ => Ok(()),
+    }
+}
+
+/// Why a move is refused (docs/contract.md, "Desk").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveRefusal {
+    NotStaff,
+    SameTicket,
+    TargetMerged { target: TicketId, went: TicketId },
 }
 
 /// How a change moves the set of people who may see a ticket.
@@ -779,5 +866,57 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn merges_and_moves_are_staff_work_between_living_tickets() {
+        let staff = Actor {
+            user: 1,
+            role: Role::Staff,
+            org: None,
+        };
+        let customer = Actor {
+            role: Role::Customer,
+            ..staff
+        };
+        let side = |id, merged_into| MergeSide { id, merged_into };
+        let b = side(2, None);
+        assert_eq!(may_merge(&staff, b, 1, Some(side(1, None))), Ok(()));
+        let refused = [
+            (customer, b, 1, Some(side(1, None)), MergeRefusal::NotStaff),
+            (staff, b, 2, Some(b), MergeRefusal::IntoItself),
+            (staff, b, 9, None, MergeRefusal::NoTarget(9)),
+            (
+                staff,
+                side(2, Some(1)),
+                3,
+                Some(side(3, None)),
+                MergeRefusal::AlreadyMerged(1),
+            ),
+            (
+                staff,
+                b,
+                3,
+                Some(side(3, Some(1))),
+                MergeRefusal::TargetMerged { target: 3, went: 1 },
+            ),
+        ];
+        for (actor, from, into_id, into, expected) in refused {
+            assert_eq!(may_merge(&actor, from, into_id, into), Err(expected));
+        }
+        assert_eq!(may_move_comment(&staff, 2, None), Ok(()));
+        assert_eq!(may_move_comment(&staff, 2, Some(side(1, None))), Ok(()));
+        assert_eq!(
+            may_move_comment(&customer, 2, None),
+            Err(MoveRefusal::NotStaff)
+        );
+        assert_eq!(
+            may_move_comment(&staff, 2, Some(side(2, None))),
+            Err(MoveRefusal::SameTicket)
+        );
+        assert_eq!(
+            may_move_comment(&staff, 2, Some(side(3, Some(1)))),
+            Err(MoveRefusal::TargetMerged { target: 3, went: 1 })
+        );
     }
 }

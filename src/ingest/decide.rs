@@ -89,15 +89,19 @@ impl Ingestor {
             &user,
             threading::subject_tag(&mail.subject, &self.policy.tag),
         ) && let Some(state) = tx.ticket_state(tagged).await?
+            && let Some(state) = self.living(tx, state).await?
             && ticket::may_comment(&tickets::actor(user), &tickets::access(&state))
         {
-            facts.tagged = Some(tagged);
+            facts.tagged = Some(state.id);
         }
         let decision = threading::resolve(mail, &facts);
         let thread_reason = Some(decision.reason.describe());
 
         let existing = match decision.ticket {
-            Some(id) => tx.ticket_state(id).await?,
+            Some(id) => match tx.ticket_state(id).await? {
+                Some(state) => self.living(tx, state).await?,
+                None => None,
+            },
             None => None,
         };
         let mut decided = match existing {
@@ -195,6 +199,41 @@ impl Ingestor {
             org_id: org,
             locale: "en".into(),
         })
+    }
+
+    /// The ticket mail threading to `state` belongs to: `state` itself,
+    /// or, when it is closed, where merges took it (docs/contract.md,
+    /// "Desk"). Only a closed ticket is asked: a merge closes it, and the
+    /// replies to open tickets, most mail, cost no extra read.
+    async fn living(
+        &self,
+        tx: &mut dyn Tx,
+        state: TicketState,
+    ) -> Result<Option<TicketState>, StoreError> {
+        if state.status != ticket::Status::Closed {
+            return Ok(Some(state));
+        }
+        match tickets::living_ticket(tx, state.id).await? {
+            id if id == state.id => Ok(Some(state)),
+            id => tx.ticket_state(id).await,
+        }
+    }
+
+    /// Whether the author wrote to their own reply address of a ticket
+    /// since merged into `ticket`: as good a proof as one of `ticket`'s.
+    async fn proven_by_merged_token(
+        &self,
+        tx: &mut dyn Tx,
+        mail: &InboundMail,
+        user: &User,
+        ticket: TicketId,
+    ) -> Result<bool, StoreError> {
+        match threading::find_token(mail, &self.policy.support, &self.policy.secret) {
+            Some(t) if t.user == user.id && t.ticket != ticket => {
+                Ok(tickets::living_ticket(tx, t.ticket).await? == ticket)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// What the author of `mail` may prove about themselves: our MTA vouched
@@ -370,7 +409,10 @@ impl Ingestor {
         now: OffsetDateTime,
         via: &threading::ThreadReason,
     ) -> Result<Decided, StoreError> {
-        let proven = self.proven(mail, user, Some(state.id));
+        let proven = self.proven(mail, user, Some(state.id))
+            || self
+                .proven_by_merged_token(tx, mail, user, state.id)
+                .await?;
         let thread = via.describe();
         let written = self.written(mail, content, user, proven, Some(&thread));
         let mut changes = self.changes(tx, notify, now);
@@ -387,7 +429,9 @@ impl Ingestor {
             .report_failures(user, Some(&added.state), &mail.subject, &added.failures)
             .await?;
         changes.finish().await?;
-        self.remember_thread(tx, mail, state.id, now).await?;
+        // A `#move-to` took the comment, and its thread, elsewhere.
+        let home = added.moved_to.unwrap_or(state.id);
+        self.remember_thread(tx, mail, home, now).await?;
         let outcome = if added.comment.is_some() {
             Outcome::CommentAdded
         } else {
@@ -397,7 +441,7 @@ impl Ingestor {
             outcome,
             reason: None,
             thread_reason: None,
-            ticket: Some(state.id),
+            ticket: Some(home),
             comment: added.comment,
         })
     }

@@ -208,6 +208,14 @@ impl Desk {
     }
 }
 
+/// Where a comment is (`Tx::comment_place`): what a move needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentPlace {
+    pub ticket: TicketId,
+    pub author_id: UserId,
+    pub internal: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewTicket {
     pub subject: String,
@@ -704,6 +712,24 @@ pub trait Tx: Send {
         due: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool>;
+    /// Merges `from` into `into` (docs/contract.md, "Desk"): `from`'s
+    /// comments (ids and times kept) and the Message-IDs it threads by move
+    /// to `into`; its followers and organizations join `into` (a follower
+    /// already there keeps their source; `from`'s requester follows as
+    /// `follow`). `from` keeps its own followers, organizations and events;
+    /// its status and `merged_into` are the service's to set.
+    async fn merge_ticket(
+        &mut self,
+        from: TicketId,
+        into: TicketId,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+    /// Where a comment is and who wrote it; `None` when there is no such comment.
+    async fn comment_place(&mut self, comment: CommentId) -> Result<Option<CommentPlace>>;
+    /// Puts `comment` on ticket `to` with the Message-IDs a reply to it
+    /// threads by: its own (kind `received`) and those of the notifications
+    /// that showed it (`sent`). Id, time and attachments are kept.
+    async fn move_comment(&mut self, comment: CommentId, to: TicketId) -> Result<()>;
     async fn enqueue(&mut self, row: &NewOutbox) -> Result<i64>;
     /// Takes the one automatic answer `address` may get per `window`: `true`
     /// (and the time is recorded) when none was sent within it.

@@ -139,6 +139,15 @@ pub fn summary(r: &impl Cols) -> Result<TicketSummary> {
     })
 }
 
+/// `sql::COMMENT_PLACE`.
+pub fn comment_place(r: &impl Cols) -> Result<CommentPlace> {
+    Ok(CommentPlace {
+        ticket: r.i64_at(0)?,
+        author_id: r.i64_at(1)?,
+        internal: r.bool_at(2)?,
+    })
+}
+
 /// `sql::DESK`.
 pub fn desk(r: &impl Cols) -> Result<Desk> {
     Ok(Desk {

@@ -207,6 +207,26 @@ pub const DUE_ALARMS: &str =
 pub const IDLE_TICKETS: &str = "SELECT id, updated_at FROM tickets
      WHERE status = $1 AND updated_at <= $2 AND (updated_at > $3 OR (updated_at = $3 AND id > $4))
      ORDER BY updated_at, id LIMIT $5";
+/// `Tx::merge_ticket`, in order: comments, followers (the requester of
+/// `$1` follows `$2` as `follow`; one already there keeps their source),
+/// organizations, then the Message-IDs that thread to `$1`.
+pub const MERGE_COMMENTS: &str = "UPDATE comments SET ticket_id = $2 WHERE ticket_id = $1";
+pub const MERGE_FOLLOWERS: &str = "INSERT INTO followers (ticket_id, user_id, source, created_at)
+     SELECT $2, user_id, CASE WHEN source = 'creator' THEN 'follow' ELSE source END, $3
+     FROM followers WHERE ticket_id = $1
+     ON CONFLICT (ticket_id, user_id) DO NOTHING";
+pub const MERGE_ORGS: &str = "INSERT INTO ticket_orgs (ticket_id, org_id)
+     SELECT $2, org_id FROM ticket_orgs WHERE ticket_id = $1
+     ON CONFLICT (ticket_id, org_id) DO NOTHING";
+pub const MERGE_REFS: &str = "UPDATE message_refs SET ticket_id = $2 WHERE ticket_id = $1";
+/// `rows::comment_place`.
+pub const COMMENT_PLACE: &str = "SELECT ticket_id, author_id, internal FROM comments WHERE id = $1";
+/// `Tx::move_comment`: the refs first, while the comment still names its
+/// Message-ID's ticket, then the comment.
+pub const MOVE_COMMENT_REFS: &str = "UPDATE message_refs SET ticket_id = $2
+     WHERE (kind = 'received' AND message_id = (SELECT message_id FROM comments WHERE id = $1))
+        OR (kind = 'sent' AND message_id IN (SELECT message_id FROM outbox WHERE comment_id = $1))";
+pub const MOVE_COMMENT: &str = "UPDATE comments SET ticket_id = $2 WHERE id = $1";
 pub const TICKET_ORGS: &str = "SELECT o.slug FROM ticket_orgs x JOIN orgs o ON o.id = x.org_id
      WHERE x.ticket_id = $1 ORDER BY o.slug";
 pub const TICKET_FOLLOWERS: &str =

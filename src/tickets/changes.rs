@@ -128,6 +128,10 @@ pub enum Refusal {
     Protected(String),
     #[error("{0}")]
     NotFound(String),
+    /// The change contradicts the ticket as it is (a merge into itself,
+    /// of a ticket merged already).
+    #[error("{0}")]
+    Conflict(String),
     /// Only staff, the ticket's followers and its organizations' members comment.
     #[error("you may not comment on this ticket")]
     NotAParticipant,
@@ -183,7 +187,7 @@ pub struct Changes<'a> {
 }
 
 /// Who made a change, as mail shows them; `None` (a rule) names the desk.
-fn by_whom(user: Option<&User>) -> template::ByWhom {
+pub(super) fn by_whom(user: Option<&User>) -> template::ByWhom {
     user.map_or_else(template::ByWhom::rule, |u| {
         template::ByWhom::person(&u.name, &u.email)
     })
@@ -247,6 +251,12 @@ impl<'a> Changes<'a> {
         }
         let digest = std::mem::take(&mut self.digest);
         digest.queue(self.tx, self.sender, self.now).await
+    }
+
+    /// Takes back what this delivery was to tell about `comment` on
+    /// `ticket` (see `Digest::withdraw`).
+    pub(super) fn digest_withdraw(&mut self, ticket: TicketId, comment: CommentId) {
+        self.digest.withdraw(ticket, comment);
     }
 
     /// The ticket as this transaction now has it; a missing one is an error.

@@ -112,6 +112,9 @@ pub struct Added {
     pub comment: Option<CommentId>,
     /// Refused commands and unresolved mentions, for the author.
     pub failures: Vec<Failure>,
+    /// Where `#move-to` put the comment, when it did: the mail's
+    /// Message-ID threads there.
+    pub moved_to: Option<TicketId>,
 }
 
 impl Changes<'_> {
@@ -169,9 +172,11 @@ impl Changes<'_> {
                 .await?;
             self.tell_plan(&current, &plan, Some(shown));
         }
-        let (after, more) = self.run_commands(current, w).await?;
-        current = after;
-        failures.extend(more);
+        let ran = self
+            .run_commands(current, w, comment.as_ref().map(|c| c.id))
+            .await?;
+        current = ran.state;
+        failures.extend(ran.failures);
         let status_after_commands = current.status;
         let input = w.rule_input(state);
         if let Some(shown) = &comment {
@@ -204,6 +209,7 @@ impl Changes<'_> {
             state: current,
             comment: comment.map(|c| c.id),
             failures,
+            moved_to: ran.moved_to,
         }))
     }
 
@@ -276,21 +282,45 @@ impl Changes<'_> {
     }
 
     /// Runs the command lines in order; each refusal is one failure.
-    /// `#internal` shaped the comment; `#list` and `#help` are answered.
+    /// `#internal` shaped the comment; `#list` and `#help` are answered;
+    /// `#move-to` moves `comment`, the one this mail added (none: refused).
     pub(super) async fn run_commands(
         &mut self,
         mut state: TicketState,
         w: &Written<'_>,
-    ) -> Result<(TicketState, Vec<Failure>), StoreError> {
+        comment: Option<CommentId>,
+    ) -> Result<Ran, StoreError> {
         let author = Author {
             user: w.author,
             proven: w.proven,
         };
         let mut failures = Vec::new();
+        let mut moved_to = None;
         for line in w.commands {
             match &line.parsed {
                 Err(problem) => failures.push(Failure::new(line.line.clone(), problem.to_string())),
                 Ok(Command::Internal) => {}
+                Ok(command @ Command::MoveTo(to)) => {
+                    let moved = match comment {
+                        // The same proof `Changes::command` asks for.
+                        _ if ticket::needs_proof(&author.actor(), command.reach())
+                            && !author.proven =>
+                        {
+                            Err(Refusal::Unverified)
+                        }
+                        Some(id) if moved_to.is_none() => self
+                            .move_comment(id, w.author, *to)
+                            .await?
+                            .map(|dest| dest.id),
+                        _ => Err(Refusal::NotFound(super::cmd::NOTHING_TO_MOVE.into())),
+                    };
+                    match moved {
+                        Ok(dest) => moved_to = Some(dest),
+                        Err(refusal) => {
+                            failures.push(Failure::new(line.line.clone(), refusal.to_string()))
+                        }
+                    }
+                }
                 Ok(question) if question.is_question() => self.answer(w.author, question).await?,
                 Ok(command) => match self.command(&state, &author, command).await? {
                     Ok(next) => state = next,
@@ -300,8 +330,19 @@ impl Changes<'_> {
                 },
             }
         }
-        Ok((state, failures))
+        Ok(Ran {
+            state,
+            failures,
+            moved_to,
+        })
     }
+}
+
+/// What a mail's commands did (`Changes::run_commands`).
+pub(super) struct Ran {
+    pub state: TicketState,
+    pub failures: Vec<Failure>,
+    pub moved_to: Option<TicketId>,
 }
 
 /// The comment as notices show it (without its text).

@@ -186,6 +186,8 @@ struct News {
     releases: Vec<String>,
     /// People who began to follow.
     followers_added: Vec<template::Person>,
+    /// Where the ticket continues, when it was merged into another.
+    merged_into: Option<TicketId>,
     /// Who made the last of these changes, name and address (`None`: a
     /// rule, shown as the support desk). The address is shown beside the
     /// name: a display name alone can be anyone's.
@@ -285,6 +287,7 @@ impl Digest {
                     news.releases.push(release.to_string());
                 }
             }
+            Event::TicketMerged { from, into } if *from == ticket => news.merged_into = Some(*into),
             _ => return,
         }
         news.actor = actor.map(|u| (u.name.clone(), u.email.clone()));
@@ -296,6 +299,17 @@ impl Digest {
             name: name.to_string(),
             email: email.clone(),
         });
+    }
+
+    /// Takes back what was to be told about `comment` on `ticket`: it was
+    /// moved to another ticket in the same delivery (`#move-to`), whose
+    /// followers are told instead.
+    pub fn withdraw(&mut self, ticket: TicketId, comment: crate::domain::ids::CommentId) {
+        for person in self.people.iter_mut().filter(|p| p.ticket == ticket) {
+            person
+                .items
+                .retain(|i| i.comment.as_ref().is_none_or(|c| c.id != comment));
+        }
     }
 
     /// Tells `to` one thing about `ticket` (`what` a mail about it alone
@@ -375,8 +389,15 @@ impl Digest {
                 .find(|(t, _)| *t == person.ticket)
                 .map(|(_, n)| n.clone())
                 .unwrap_or_default();
+            // A merge closes the ticket and says where it continues; that
+            // is news even to a ticket that was closed already.
+            for item in &mut person.items {
+                if let Notification::StatusChanged(s) = &mut item.what {
+                    s.merged_into = news.merged_into;
+                }
+            }
             person.items.retain(|i| match &i.what {
-                Notification::StatusChanged(s) => s.from != s.to,
+                Notification::StatusChanged(s) => s.from != s.to || s.merged_into.is_some(),
                 _ => true,
             });
             // Removed from the ticket: that is all they are told, and the last.
@@ -498,6 +519,7 @@ fn summary(person: &Person, news: &News) -> (Notification, Option<Shown>) {
         from: status.map(|(from, _)| from),
         to: status.map(|(_, to)| to),
         reason: status.and(news.close_reason),
+        merged_into: news.merged_into,
         priority: news.priority.as_ref().map(|p| p.0.to_string()),
         sla_name: news.priority.as_ref().map(|p| p.1.clone()),
         sla_response: news.priority.as_ref().map(|p| p.2.clone()),

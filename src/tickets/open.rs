@@ -81,7 +81,9 @@ impl Changes<'_> {
             .team_plan(|team| notify::on_ticket_created(&requester, team, false))
             .await?;
         self.tell_plan(&state, &plan, Some(&shown));
-        let (state, mut failures) = self.run_commands(state, w).await?;
+        // The opening comment is the ticket: `#move-to` has nothing to move.
+        let ran = self.run_commands(state, w, None).await?;
+        let (state, mut failures) = (ran.state, ran.failures);
         failures.splice(0..0, cc_failures);
         let excerpt: String = w.body.chars().take(300).collect();
         // Mentions in an internal note reach staff only.
@@ -101,6 +103,7 @@ impl Changes<'_> {
             state,
             comment: Some(comment_id),
             failures,
+            moved_to: None,
         }))
     }
 

@@ -9,10 +9,11 @@ use time::OffsetDateTime;
 
 use super::notice::Sender;
 use super::{Added, Author, ChangePolicy, Changes, Opening, Refusal, RuleInput, Typed};
-use crate::domain::ids::TicketId;
+use crate::domain::ids::{CommentId, TicketId};
 use crate::domain::mentions;
+use crate::domain::ticket::Status;
 use crate::store::{Store, StoreError, TicketState, Tx};
-use crate::tickets::Command;
+use crate::tickets::{Command, MoveTarget};
 
 #[derive(Clone)]
 pub struct Service {
@@ -132,6 +133,78 @@ impl Service {
         changes.finish().await?;
         tx.commit().await?;
         Ok(Ok(current))
+    }
+}
+
+impl Service {
+    /// Merges ticket `from` into `into` ([`Changes::merge`]) and runs the
+    /// `status_changed` rules of `from`, now closed; answers `into`.
+    pub async fn merge(
+        &self,
+        from: TicketId,
+        author: &Author<'_>,
+        into: TicketId,
+    ) -> Result<Result<TicketState, Refusal>, StoreError> {
+        let merge = Command::MergeInto(into);
+        if crate::domain::ticket::needs_proof(&super::actor(author.user), merge.reach())
+            && !author.proven
+        {
+            return Ok(Err(Refusal::Unverified));
+        }
+        let mut tx = self.store.begin().await?;
+        let Some(state) = tx.ticket_state(from).await? else {
+            return Ok(Err(not_found(from)));
+        };
+        let mut changes = self.changes(tx.as_mut(), true, OffsetDateTime::now_utc());
+        let merged = match changes.merge(&state, author.user, into).await? {
+            Ok(merged) => merged,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let input = RuleInput {
+            subject: &state.subject,
+            body: "",
+            has_attachment: false,
+            suppress_auto_response: false,
+            author_proven: author.proven,
+        };
+        changes
+            .status_rules_once(
+                from,
+                state.status,
+                Status::Closed,
+                author.user,
+                &input,
+                None,
+            )
+            .await?;
+        changes.finish().await?;
+        tx.commit().await?;
+        Ok(Ok(merged))
+    }
+
+    /// Puts comment `comment` on `to` ([`Changes::move_comment`]); answers
+    /// the ticket it is on now.
+    pub async fn move_comment(
+        &self,
+        comment: CommentId,
+        author: &Author<'_>,
+        to: MoveTarget,
+    ) -> Result<Result<TicketState, Refusal>, StoreError> {
+        let command = Command::MoveTo(to);
+        if crate::domain::ticket::needs_proof(&super::actor(author.user), command.reach())
+            && !author.proven
+        {
+            return Ok(Err(Refusal::Unverified));
+        }
+        let mut tx = self.store.begin().await?;
+        let mut changes = self.changes(tx.as_mut(), true, OffsetDateTime::now_utc());
+        let moved = match changes.move_comment(comment, author.user, to).await? {
+            Ok(moved) => moved,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        changes.finish().await?;
+        tx.commit().await?;
+        Ok(Ok(moved))
     }
 }
 

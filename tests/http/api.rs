@@ -1423,3 +1423,146 @@ async fn a_known_route_with_another_method_answers_405_with_the_json_error_body(
         );
     }
 }
+
+#[tokio::test]
+async fn merge_and_move_run_as_the_mail_commands_and_refuse_the_same() {
+    let api = Api::start().await;
+    let a = alice_ticket(&api).await;
+    let b = api
+        .t
+        .deliver(b"Message-ID: <api-carol@other.test>\r\nFrom: carol@other.test\r\nTo: support@example.test\r\nSubject: Re: Import fails\r\n\r\nOur import fails as well.\r\n")
+        .await
+        .ticket
+        .expect("a ticket");
+    let carol_comment = api.get(&format!("/api/tickets/{b}")).await.json()["comments"][0]["id"]
+        .as_i64()
+        .unwrap();
+
+    // Move Carol's comment to a new ticket: she requests it, its message id goes along.
+    let moved = api
+        .send(
+            "POST",
+            &format!("/api/comments/{carol_comment}/move"),
+            json!({"to": "new"}),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    let c = moved.json()["ticket"].as_i64().unwrap();
+    assert_eq!(moved.json()["comment"], carol_comment);
+    assert!(c != a && c != b);
+    let new = api.get(&format!("/api/tickets/{c}")).await.json();
+    assert_eq!(new["requester"], "carol@other.test");
+    assert_eq!(new["subject"], "Import fails");
+    assert_eq!(new["comments"][0]["message_id"], "<api-carol@other.test>");
+    let kinds = |t: &Value| -> Vec<String> {
+        t["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(kinds(&new).contains(&"comment_moved".to_string()));
+    let old = api.get(&format!("/api/tickets/{b}")).await.json();
+    assert!(old["comments"].as_array().unwrap().is_empty());
+    assert!(kinds(&old).contains(&"comment_moved".to_string()));
+    // A later reply to it threads to the new ticket.
+    let r = api
+        .t
+        .deliver(b"Message-ID: <api-carol-2@other.test>\r\nFrom: carol@other.test\r\nTo: support@example.test\r\nIn-Reply-To: <api-carol@other.test>\r\nSubject: Re: Import fails\r\n\r\nAny news?\r\n")
+        .await;
+    assert_eq!(r.ticket, Some(c));
+    // And to an existing ticket by number.
+    let back = api
+        .send(
+            "POST",
+            &format!("/api/comments/{carol_comment}/move"),
+            json!({"to": b}),
+        )
+        .await;
+    assert_eq!(back.json()["ticket"], b, "{}", back.text());
+
+    // Merge B into A: A's JSON comes back; B is closed as a duplicate.
+    let merged = api
+        .send(
+            "POST",
+            &format!("/api/tickets/{b}/merge"),
+            json!({"into": a}),
+        )
+        .await;
+    assert_eq!(merged.status, 200, "{}", merged.text());
+    assert_eq!(merged.json()["id"], a);
+    let gone = api.get(&format!("/api/tickets/{b}")).await.json();
+    assert_eq!(
+        (&gone["status"], &gone["close_reason"], &gone["merged_into"]),
+        (&json!("closed"), &json!("duplicate"), &json!(a))
+    );
+
+    // Refusals change nothing and say why.
+    let before = api.t.outbox().await.len();
+    let cases = [
+        (
+            format!("/api/tickets/{a}/merge"),
+            json!({"into": a}),
+            409,
+            "itself",
+        ),
+        (
+            format!("/api/tickets/{a}/merge"),
+            json!({"into": 999}),
+            404,
+            "999",
+        ),
+        (
+            format!("/api/tickets/{b}/merge"),
+            json!({"into": c}),
+            409,
+            "already merged",
+        ),
+        (
+            format!("/api/tickets/{c}/merge"),
+            json!({"into": b}),
+            409,
+            "merge into",
+        ),
+        (
+            format!("/api/comments/{carol_comment}/move"),
+            json!({"to": a}),
+            409,
+            "already on",
+        ),
+        (
+            "/api/comments/999999/move".to_string(),
+            json!({"to": a}),
+            404,
+            "not found",
+        ),
+        (
+            format!("/api/comments/{carol_comment}/move"),
+            json!({"to": "nowhere"}),
+            422,
+            "a ticket number",
+        ),
+    ];
+    for (path, body, status, says) in cases {
+        let r = api.send("POST", &path, body).await;
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        assert!(r.text().contains(says), "{path}: {}", r.text());
+    }
+    // A customer's token.
+    let (alice, _) = token_for(&api.t, "alice@customer.test").await;
+    let body = serde_json::to_vec(&json!({"into": c})).unwrap();
+    let r = request(
+        api.addr,
+        "POST",
+        &format!("/api/tickets/{a}/merge"),
+        Some(&alice),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(api.t.outbox().await.len(), before, "refusals tell nobody");
+    let a_now = api.get(&format!("/api/tickets/{a}")).await.json();
+    assert!(a_now["merged_into"].is_null());
+    assert_ne!(a_now["status"], "closed");
+}

@@ -655,3 +655,317 @@ async fn staff_list_their_own_the_unassigned_or_all_open_tickets() {
         .await;
     assert_eq!(listed(&app, n, "carol@other.test").await, Vec::<i64>::new());
 }
+
+/// Carol (other org) opens ticket #2 about the same problem as Alice's #1.
+async fn two_tickets() -> TestApp {
+    let (app, _) = base().await;
+    let r = app
+        .deliver(
+            b"From: carol@other.test\nTo: support@example.test\nMessage-ID: <carol-open@other.test>\nSubject: Login page broken\n\nThe login page fails for us too.\n",
+        )
+        .await;
+    assert_eq!(r.ticket, Some(2));
+    app
+}
+
+fn kinds(t: &serde_json::Value) -> Vec<String> {
+    t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn bodies(t: &serde_json::Value) -> Vec<String> {
+    t["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["body"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_merged_ticket_closes_as_a_duplicate_and_its_mail_lands_on_the_other() {
+    let app = two_tickets().await;
+    let carol_ack = app
+        .outbox()
+        .await
+        .into_iter()
+        .find(|r| r.to == "carol@other.test" && r.ticket_id == Some(2))
+        .expect("Carol's acknowledgement");
+    let since = app.outbox().await.len();
+    let merge = format!(
+        "From: sam@example.test\nTo: support@example.test\nMessage-ID: <merge-1@x.test>\nIn-Reply-To: <carol-open@other.test>\nSubject: Re: [Support #2] Login page broken\n{}\n\n#merge-into 1\nThe same as #1.\n",
+        staff()
+    );
+    assert_eq!(
+        app.deliver(merge.as_bytes()).await.outcome,
+        Outcome::CommentAdded
+    );
+
+    let b = json(&app.ticket(2).await);
+    assert_eq!(b["status"], "closed");
+    assert_eq!(b["close_reason"], "duplicate");
+    assert_eq!(b["merged_into"], 1);
+    assert!(b["comments"].as_array().unwrap().is_empty(), "{b}");
+    assert!(kinds(&b).contains(&"ticket_merged".to_string()));
+    let a = json(&app.ticket(1).await);
+    assert!(a["merged_into"].is_null());
+    let texts = bodies(&a);
+    assert!(
+        texts.iter().any(|t| t.contains("fails for us too")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("The same as #1")),
+        "{texts:?}"
+    );
+    let carol = a["followers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["email"] == "carol@other.test")
+        .expect("B's requester follows A");
+    assert_eq!(carol["source"], "follow");
+    assert!(
+        a["orgs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "other-corp"),
+        "{}",
+        a["orgs"]
+    );
+    assert!(kinds(&a).contains(&"ticket_merged".to_string()));
+
+    // One mail each; Carol's says where it continues; the author gets none.
+    let rows = app.outbox().await.split_off(since);
+    let mut to: Vec<&str> = rows.iter().map(|r| r.to.as_str()).collect();
+    to.sort_unstable();
+    let before = to.len();
+    to.dedup();
+    assert_eq!(before, to.len(), "one mail per person: {:?}", who(&rows));
+    assert!(!to.contains(&"sam@example.test"), "{:?}", who(&rows));
+    let to_carol = rows
+        .iter()
+        .find(|r| r.to == "carol@other.test")
+        .expect("Carol is told");
+    assert_eq!(
+        to_carol.context["event"]["merged_into"], 1,
+        "{:?}",
+        to_carol
+    );
+    assert!(
+        rows.iter().all(|r| r.to != "alice@customer.test"),
+        "A's followers are not mailed: {:?}",
+        who(&rows)
+    );
+    let mails = app.mails().await;
+    let carols = mails
+        .iter()
+        .rev()
+        .find(|m| m.to == "carol@other.test")
+        .expect("sent");
+    carols.assert_reads_well();
+    assert!(
+        carols.text.contains("Continues in ticket #1")
+            && carols.text.contains("comment to ticket #1."),
+        "{}",
+        carols.text
+    );
+    assert!(carols.html.contains("#1</strong>"), "{}", carols.html);
+
+    // A reply to B's old notification (by In-Reply-To and her token) lands on A.
+    let token = token::reply_address(
+        &"support@example.test".parse().unwrap(),
+        b"test-secret",
+        2,
+        3,
+    );
+    let reply = format!(
+        "From: carol@other.test\nTo: {token}\nMessage-ID: <carol-2@other.test>\nIn-Reply-To: {}\nSubject: Re: [Support #2] Login page broken\n\nStill broken here.\n",
+        carol_ack.message_id
+    );
+    let r = app.deliver(reply.as_bytes()).await;
+    assert_eq!((r.outcome, r.ticket), (Outcome::CommentAdded, Some(1)));
+    // Her token alone.
+    let reply = format!(
+        "From: carol@other.test\nTo: {token}\nMessage-ID: <carol-3@other.test>\nSubject: a new subject\n\nBy token.\n"
+    );
+    let r = app.deliver(reply.as_bytes()).await;
+    assert_eq!((r.outcome, r.ticket), (Outcome::CommentAdded, Some(1)));
+    // B's subject tag alone.
+    let r = app
+        .deliver(
+            b"From: carol@other.test\nTo: support@example.test\nMessage-ID: <carol-4@other.test>\nSubject: Re: [Support #2] Login page broken\n\nBy tag.\n",
+        )
+        .await;
+    assert_eq!((r.outcome, r.ticket), (Outcome::CommentAdded, Some(1)));
+    let a = json(&app.ticket(1).await);
+    let texts = bodies(&a);
+    for said in ["Still broken here.", "By token.", "By tag."] {
+        assert!(texts.iter().any(|t| t == said), "{said}: {texts:?}");
+    }
+    assert_eq!(json(&app.ticket(2).await)["status"], "closed");
+}
+
+#[tokio::test]
+async fn merges_are_refused_to_customers_forgers_and_into_nowhere() {
+    let app = two_tickets().await;
+    let on_two = |from: &str, id: &str, headers: &str, body: &str| {
+        format!(
+            "From: {from}\nTo: support@example.test\nMessage-ID: <{id}@x.test>\nIn-Reply-To: <carol-open@other.test>\nSubject: Re: Login page broken\n{headers}\n\n{body}\n"
+        )
+        .into_bytes()
+    };
+    let carol_token = format!(
+        "Delivered-To: {}",
+        token::reply_address(
+            &"support@example.test".parse().unwrap(),
+            b"test-secret",
+            2,
+            3
+        )
+    );
+    let since = app.outbox().await.len();
+    for (from, id, headers, body) in [
+        (
+            "carol@other.test",
+            "r1",
+            carol_token.as_str(),
+            "#merge-into 1",
+        ),
+        ("sam@example.test", "r2", "", "#merge-into 1"),
+        ("sam@example.test", "r3", &staff(), "#merge-into 2"),
+        ("sam@example.test", "r4", &staff(), "#merge-into 99"),
+    ] {
+        app.deliver(&on_two(from, id, headers, body)).await;
+    }
+    let b = json(&app.ticket(2).await);
+    assert!(b["merged_into"].is_null());
+    assert_ne!(b["status"], "closed");
+    assert!(!kinds(&b).contains(&"ticket_merged".to_string()));
+    let failed: Vec<String> = app
+        .outbox()
+        .await
+        .split_off(since)
+        .into_iter()
+        .filter(|r| r.template == "command_failed")
+        .map(|r| format!("{} {}", r.to, r.context["event"]["failures"][0]["reason"]))
+        .collect();
+    assert_eq!(failed.len(), 4, "{failed:?}");
+    assert!(
+        failed[0].contains("only the support team merges"),
+        "{failed:?}"
+    );
+    assert!(failed[1].contains("could not confirm"), "{failed:?}");
+    assert!(failed[2].contains("into itself"), "{failed:?}");
+    assert!(failed[3].contains("ticket 99 not found"), "{failed:?}");
+
+    // Merged once: it cannot be merged again, nor be merged into.
+    app.deliver(&on_two("sam@example.test", "r5", &staff(), "#merge-into 1"))
+        .await;
+    assert_eq!(json(&app.ticket(2).await)["merged_into"], 1);
+    let since = app.outbox().await.len();
+    app.deliver(&reply("sam@example.test", "r6", &staff(), "#merge-into 2"))
+        .await;
+    assert!(json(&app.ticket(1).await)["merged_into"].is_null());
+    let failed = app
+        .outbox()
+        .await
+        .split_off(since)
+        .into_iter()
+        .find(|r| r.template == "command_failed")
+        .expect("told why");
+    assert!(
+        failed.context["event"]["failures"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("merged into ticket 1"),
+        "{:?}",
+        failed.context
+    );
+}
+
+#[tokio::test]
+async fn move_to_puts_the_replys_text_and_its_thread_on_the_other_ticket() {
+    let app = two_tickets().await;
+    let since = app.outbox().await.len();
+    // Sam answers Carol on Alice's thread by mistake, and says so.
+    let r = app
+        .deliver(&reply(
+            "sam@example.test",
+            "mv1",
+            &staff(),
+            "#move-to 2\nCarol, please clear your cache.",
+        ))
+        .await;
+    assert_eq!((r.outcome, r.ticket), (Outcome::CommentAdded, Some(2)));
+    let a = json(&app.ticket(1).await);
+    assert!(!bodies(&a).iter().any(|t| t.contains("clear your cache")));
+    assert!(kinds(&a).contains(&"comment_moved".to_string()));
+    let b = json(&app.ticket(2).await);
+    let moved = b["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["body"] == "Carol, please clear your cache.")
+        .expect("on #2");
+    assert_eq!(moved["message_id"], "<mv1@x.test>");
+    assert!(kinds(&b).contains(&"comment_moved".to_string()));
+    // Carol is told on #2; Alice and Bob (on #1) are not told of it.
+    let rows = app.outbox().await.split_off(since);
+    assert!(
+        rows.iter()
+            .any(|r| r.to == "carol@other.test" && r.ticket_id == Some(2)),
+        "{:?}",
+        who(&rows)
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.to != "alice@customer.test" && r.to != "bob@customer.test"),
+        "{:?}",
+        who(&rows)
+    );
+    // A reply to the moved message threads to #2.
+    let r = app
+        .deliver(
+            b"From: carol@other.test\nTo: support@example.test\nMessage-ID: <carol-9@other.test>\nIn-Reply-To: <mv1@x.test>\nSubject: Re: Login page\n\nThat worked.\n",
+        )
+        .await;
+    assert_eq!((r.outcome, r.ticket), (Outcome::CommentAdded, Some(2)));
+
+    // A customer may not; nor a mail without text.
+    app.deliver(&reply(
+        "alice@customer.test",
+        "mv2",
+        &alice_token(),
+        "#move-to 2\nThis belongs to Carol.",
+    ))
+    .await;
+    assert!(
+        bodies(&json(&app.ticket(1).await))
+            .iter()
+            .any(|t| t == "This belongs to Carol.")
+    );
+    let since = app.outbox().await.len();
+    app.deliver(&reply("sam@example.test", "mv3", &staff(), "#move-to 2"))
+        .await;
+    let failed = app
+        .outbox()
+        .await
+        .split_off(since)
+        .into_iter()
+        .find(|r| r.template == "command_failed")
+        .expect("told why");
+    assert!(
+        failed.context["event"]["failures"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has none"),
+        "{:?}",
+        failed.context
+    );
+}

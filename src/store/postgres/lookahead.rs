@@ -416,6 +416,17 @@ impl PgTx {
         Ok(())
     }
 
+    /// After a merge or a move: the cached states of `tickets` (followers,
+    /// orgs) and every cached Message-ID's ticket may be wrong, so they are
+    /// read again when next asked (the rows stay locked).
+    pub(super) fn forget_threading(&mut self, tickets: &[TicketId]) {
+        for t in tickets {
+            self.known.states.remove(t);
+            self.known.fresh.remove(t);
+        }
+        self.known.refs.clear();
+    }
+
     /// The held refs are about to be stored: an id known to be absent will
     /// then have the held ticket. (An id not asked about yet is asked when
     /// it is; one already stored keeps its ticket.)

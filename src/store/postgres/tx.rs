@@ -357,6 +357,44 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    async fn merge_ticket(
+        &mut self,
+        from: TicketId,
+        into: TicketId,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        // Every held comment, follower, org link and ref is written first,
+        // so the statements below move them too.
+        self.flush_if(Table::ALL).await?;
+        let args = [from.into(), into.into()];
+        crate::store::read::Conn::run(&mut *self.tx, sql::MERGE_COMMENTS, &args).await?;
+        let with_now = [from.into(), into.into(), now.into()];
+        crate::store::read::Conn::run(&mut *self.tx, sql::MERGE_FOLLOWERS, &with_now).await?;
+        crate::store::read::Conn::run(&mut *self.tx, sql::MERGE_ORGS, &args).await?;
+        crate::store::read::Conn::run(&mut *self.tx, sql::MERGE_REFS, &args).await?;
+        self.forget_threading(&[from, into]);
+        Ok(())
+    }
+
+    async fn comment_place(&mut self, comment: CommentId) -> Result<Option<CommentPlace>> {
+        self.flush_if(Table::COMMENTS | Table::ANY_TICKETS | Table::USERS)
+            .await?;
+        crate::store::read::Conn::opt(&mut *self.tx, sql::COMMENT_PLACE, &[comment.into()])
+            .await?
+            .as_ref()
+            .map(rows::comment_place)
+            .transpose()
+    }
+
+    async fn move_comment(&mut self, comment: CommentId, to: TicketId) -> Result<()> {
+        self.flush_if(Table::ALL).await?;
+        let args = [comment.into(), to.into()];
+        crate::store::read::Conn::run(&mut *self.tx, sql::MOVE_COMMENT_REFS, &args).await?;
+        crate::store::read::Conn::run(&mut *self.tx, sql::MOVE_COMMENT, &args).await?;
+        self.forget_threading(&[to]);
+        Ok(())
+    }
+
     async fn claim_alarm(
         &mut self,
         ticket: TicketId,

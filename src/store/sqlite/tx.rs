@@ -424,6 +424,38 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn merge_ticket(
+        &mut self,
+        from: TicketId,
+        into: TicketId,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let args = [from.into(), into.into()];
+        execute_args(&self.conn, sql::MERGE_COMMENTS, &args)?;
+        execute_args(
+            &self.conn,
+            sql::MERGE_FOLLOWERS,
+            &[from.into(), into.into(), now.into()],
+        )?;
+        execute_args(&self.conn, sql::MERGE_ORGS, &args)?;
+        execute_args(&self.conn, sql::MERGE_REFS, &args)?;
+        Ok(())
+    }
+
+    async fn comment_place(&mut self, comment: CommentId) -> Result<Option<CommentPlace>> {
+        query(&self.conn, sql::COMMENT_PLACE, &[comment.into()], 1)?
+            .first()
+            .map(rows::comment_place)
+            .transpose()
+    }
+
+    async fn move_comment(&mut self, comment: CommentId, to: TicketId) -> Result<()> {
+        let args = [comment.into(), to.into()];
+        execute_args(&self.conn, sql::MOVE_COMMENT_REFS, &args)?;
+        execute_args(&self.conn, sql::MOVE_COMMENT, &args)?;
+        Ok(())
+    }
+
     async fn claim_alarm(
         &mut self,
         ticket: TicketId,

@@ -17,12 +17,15 @@ use crate::domain::version::{Version, VersionProblem};
 use crate::store::{StoreError, TicketState};
 pub use assign::Assignee;
 pub use list::Scope as ListScope;
+pub(crate) use move_to::NOTHING_TO_MOVE;
 
 mod assign;
 mod follow;
 mod help;
 mod internal;
 mod list;
+mod merge;
+mod move_to;
 mod priority;
 mod release;
 mod share;
@@ -56,6 +59,10 @@ pub enum Command {
     List(list::Scope),
     /// Answer with the commands the sender may use.
     Help,
+    /// Staff: merge this ticket into that one.
+    MergeInto(crate::domain::ids::TicketId),
+    /// Staff: put the comment this mail adds on another ticket, or a new one.
+    MoveTo(crate::tickets::MoveTarget),
 }
 
 impl Command {
@@ -68,7 +75,11 @@ impl Command {
     /// How the command changes who may see the ticket; see `ticket::needs_proof`.
     pub fn reach(&self) -> Reach {
         match self {
-            Command::Share(_) | Command::ShareOrg(_) => Reach::Grants,
+            // Both show a ticket's words to people who may not have seen them.
+            Command::Share(_)
+            | Command::ShareOrg(_)
+            | Command::MergeInto(_)
+            | Command::MoveTo(_) => Reach::Grants,
             Command::Unshare(_) | Command::UnshareOrg(_) | Command::Unfollow => Reach::Removes,
             Command::Status(_)
             | Command::Close(_)
@@ -115,6 +126,9 @@ impl Changes<'_> {
             Command::Unshare(to) => unshare::apply(self, state, author, to).await,
             Command::ShareOrg(key) => share_org::apply(self, state, author, key).await,
             Command::UnshareOrg(key) => unshare_org::apply(self, state, author, key).await,
+            Command::MergeInto(into) => merge::apply(self, state, author, *into).await,
+            // Only a reply's own comment moves by mail (`run_commands`).
+            Command::MoveTo(_) => Ok(Err(Refusal::NotFound(move_to::NOTHING_TO_MOVE.into()))),
             // They shape the comment or answer the author: see their files.
             Command::Internal | Command::List(_) | Command::Help => Ok(Ok(state.clone())),
         }
@@ -149,6 +163,8 @@ const PARSERS: &[Parse] = &[
     share_org::parse,
     unshare_org::parse,
     release::parse,
+    merge::parse,
+    move_to::parse,
     internal::parse,
     list::parse,
     help::parse,
@@ -410,9 +426,22 @@ mod tests {
                 Command::Release(version("5.2 beta")),
             ),
             ("#internal", Command::Internal),
-            ("#list", Command::List),
+            ("#list", Command::List(list::Scope::Mine)),
+            ("#list all", Command::List(list::Scope::All)),
+            ("#list Unassigned", Command::List(list::Scope::Unassigned)),
             ("#help", Command::Help),
             ("#Help", Command::Help),
+            ("#merge-into 12", Command::MergeInto(12)),
+            ("#Merge_Into: #12", Command::MergeInto(12)),
+            ("#duplicate-of 3", Command::MergeInto(3)),
+            (
+                "#move-to 12",
+                Command::MoveTo(crate::tickets::MoveTarget::Ticket(12)),
+            ),
+            (
+                "#move-to New",
+                Command::MoveTo(crate::tickets::MoveTarget::New),
+            ),
         ];
         for (line, expected) in cases {
             assert_eq!(one(line), Ok(expected), "{line}");
@@ -475,6 +504,21 @@ mod tests {
                 },
             ),
             (
+                "#merge-into twelve",
+                CommandProblem::BadValue {
+                    command: "merge-into",
+                    value: "twelve".into(),
+                    expected: "a ticket number",
+                },
+            ),
+            (
+                "#move-to",
+                CommandProblem::Missing {
+                    command: "move-to",
+                    expected: "a ticket number or new",
+                },
+            ),
+            (
                 "#frobnicate now",
                 CommandProblem::Unknown("frobnicate".into()),
             ),
@@ -513,7 +557,7 @@ mod tests {
             only.commands[0]
                 .parsed
                 .as_ref()
-                .is_ok_and(|c| *c == Command::List)
+                .is_ok_and(|c| *c == Command::List(list::Scope::Mine))
         );
     }
 
@@ -530,7 +574,7 @@ mod tests {
             (Command::Priority(Priority::P1), Reach::Keeps),
             (Command::Release(version("4.2")), Reach::Keeps),
             (Command::Internal, Reach::Keeps),
-            (Command::List, Reach::Keeps),
+            (Command::List(list::Scope::Mine), Reach::Keeps),
             (Command::Help, Reach::Keeps),
         ];
         for (command, reach) in cases {
