@@ -564,12 +564,19 @@ impl OutboxWorker {
                 .and_then(Value::as_str)
                 .and_then(|p| p.parse::<Priority>().ok());
             let text = |field: &str| event.get(field).and_then(Value::as_str).map(str::to_string);
+            let resolve = text("sla_resolve").filter(|r| !r.is_empty());
             if let (Some(priority), Some(name), Some(response)) =
                 (priority, text("sla_name"), text("sla_response"))
             {
                 let (name, response) = terms.sla_words(priority, &name, &response, locale);
                 event.insert("sla_name".into(), name.into());
                 event.insert("sla_response".into(), response.into());
+                if let Some(resolve) = resolve {
+                    event.insert(
+                        "sla_resolve".into(),
+                        terms.resolve_words(&resolve, locale).into(),
+                    );
+                }
             }
         }
         if let Some(comment) = map.get_mut("comment").and_then(Value::as_object_mut) {

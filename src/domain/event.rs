@@ -44,13 +44,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<CloseReason>,
     },
-    /// `sla_name` and `sla_response` as `[sla.Pn]` said when it was set.
+    /// `sla_name`, `sla_response` and `sla_resolve` as `[sla.Pn]` said
+    /// when it was set (rows from before resolution targets have none).
     PrioritySet {
         priority: Priority,
         #[serde(default)]
         sla_name: String,
         #[serde(default)]
         sla_response: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        sla_resolve: String,
     },
     ReleaseNoted {
         release: Version,
@@ -161,18 +164,25 @@ impl Event {
                     priority,
                     sla_name,
                     sla_response,
+                    sla_resolve,
                 },
                 _,
-            ) => match (locale, sla_name.is_empty()) {
-                (Locale::En, true) => format!("Priority set to {priority}."),
-                (Locale::En, false) => {
+            ) => match (locale, sla_name.is_empty(), sla_resolve.is_empty()) {
+                (Locale::En, true, _) => format!("Priority set to {priority}."),
+                (Locale::En, false, true) => {
                     format!(
                         "Priority set to {priority} ({sla_name}): response within {sla_response}."
                     )
                 }
-                (Locale::Ja, true) => format!("優先度を「{priority}」に設定しました。"),
-                (Locale::Ja, false) => format!(
+                (Locale::En, false, false) => format!(
+                    "Priority set to {priority} ({sla_name}): response within {sla_response}, resolution within {sla_resolve}."
+                ),
+                (Locale::Ja, true, _) => format!("優先度を「{priority}」に設定しました。"),
+                (Locale::Ja, false, true) => format!(
                     "優先度を「{priority}（{sla_name}）」に設定しました。回答目標時間は「{sla_response}」です。"
+                ),
+                (Locale::Ja, false, false) => format!(
+                    "優先度を「{priority}（{sla_name}）」に設定しました。回答目標時間は「{sla_response}」、解決目標時間は「{sla_resolve}」です。"
                 ),
             },
             (Event::ReleaseNoted { release }, Locale::En) => format!("Fixed in release {release}."),
@@ -406,6 +416,7 @@ mod tests {
                     priority: Priority::P2,
                     sla_name: "High".into(),
                     sla_response: "4 hours".into(),
+                    sla_resolve: String::new(),
                 },
                 r#"{"priority":"P2","sla_name":"High","sla_response":"4 hours"}"#,
             ),
@@ -484,6 +495,7 @@ mod tests {
             priority: Priority::P2,
             sla_name: name.into(),
             sla_response: response.into(),
+            sla_resolve: String::new(),
         };
         // The text earlier versions stored in the comment.
         assert_eq!(

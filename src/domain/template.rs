@@ -131,7 +131,9 @@ impl Notification {
                 priority,
                 sla_name,
                 sla_response,
+                sla_resolve,
             } => Notification::PrioritySet(PrioritySet {
+                sla_resolve: sla_resolve.clone(),
                 priority: priority.to_string(),
                 sla_name: sla_name.clone(),
                 sla_response: sla_response.clone(),
@@ -284,6 +286,8 @@ pub struct PrioritySet {
     /// The SLA row's name and response target; empty when config has none.
     pub sla_name: String,
     pub sla_response: String,
+    /// The resolution target; empty when the level has none.
+    pub sla_resolve: String,
     #[serde(flatten)]
     pub by: ByWhom,
 }
@@ -338,6 +342,7 @@ pub struct TicketUpdated {
     pub priority: Option<String>,
     pub sla_name: Option<String>,
     pub sla_response: Option<String>,
+    pub sla_resolve: Option<String>,
     pub releases: Vec<String>,
     /// Others who began to follow (never the recipient).
     pub followers_added: Vec<Person>,

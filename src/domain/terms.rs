@@ -153,6 +153,14 @@ pub fn shipped_label(status: Status, locale: Locale) -> &'static str {
     }
 }
 
+/// A target as recorded ("1d", "3 business days") in `locale`; words
+/// that do not read as one are shown as written.
+fn said_in(recorded: &str, locale: Locale) -> String {
+    recorded
+        .parse::<ResponseTime>()
+        .map_or_else(|_| recorded.to_string(), |r| r.render(locale))
+}
+
 /// Why a ticket was closed, in the policy's words (docs/contract.md,
 /// "Desk"), as customers and staff read it.
 pub fn close_reason_label(reason: CloseReason, locale: Locale) -> &'static str {
@@ -303,6 +311,11 @@ impl Terms {
         (name, response)
     }
 
+    /// A resolution target as recorded, in `locale`.
+    pub fn resolve_words(&self, recorded: &str, locale: Locale) -> String {
+        said_in(recorded, locale)
+    }
+
     /// `event` with the words it recorded said in `locale` (a priority's
     /// level and target), for a page or a mail in that language.
     pub fn reword(&self, event: &Event, locale: Locale) -> Event {
@@ -311,6 +324,7 @@ impl Terms {
                 priority,
                 sla_name,
                 sla_response,
+                sla_resolve,
             } => {
                 let (sla_name, sla_response) =
                     self.sla_words(*priority, sla_name, sla_response, locale);
@@ -318,6 +332,7 @@ impl Terms {
                     priority: *priority,
                     sla_name,
                     sla_response,
+                    sla_resolve: said_in(sla_resolve, locale),
                 }
             }
             other => other.clone(),
@@ -550,13 +565,22 @@ mod tests {
             priority: Priority::P2,
             sla_name: "High".into(),
             sla_response: "4 hours".into(),
+            sla_resolve: "3d".into(),
         };
         let ja = terms
             .reword(&event, Locale::Ja)
             .announcement(Locale::Ja)
             .unwrap();
         assert!(ja.contains("高") && ja.contains("4時間"), "{ja}");
+        assert!(ja.contains("解決目標時間は「3営業日」"), "{ja}");
         assert!(!ja.contains("hours") && !ja.contains("High"), "{ja}");
-        assert_eq!(terms.reword(&event, Locale::En), event);
+        let en = terms
+            .reword(&event, Locale::En)
+            .announcement(Locale::En)
+            .unwrap();
+        assert_eq!(
+            en,
+            "Priority set to P2 (High): response within 4 hours, resolution within 3 business days."
+        );
     }
 }

@@ -554,10 +554,18 @@ impl<'a> Changes<'a> {
         super::clocks::refresh(&mut desk, state.status, Some(priority), &self.policy.clocks);
         self.tx.set_desk(state.id, &desk).await?;
         let (sla_name, sla_response) = self.policy.terms.sla(priority).unwrap_or_default();
+        let sla_resolve = self
+            .policy
+            .clocks
+            .targets(priority)
+            .resolve
+            .map(|r| r.render(Locale::default()))
+            .unwrap_or_default();
         let event = Event::PrioritySet {
             priority,
             sla_name,
             sla_response,
+            sla_resolve,
         };
         let comment = self.system_comment(state.id, actor, &event).await?;
         self.announce(state, Some(actor), event, Some(comment))

@@ -182,7 +182,7 @@ struct News {
     /// Why it was closed, when the last change closed it.
     close_reason: Option<CloseReason>,
     /// The last priority set, with its SLA name and response target.
-    priority: Option<(Priority, String, String)>,
+    priority: Option<(Priority, String, String, String)>,
     releases: Vec<String>,
     /// People who began to follow.
     followers_added: Vec<template::Person>,
@@ -281,7 +281,15 @@ impl Digest {
                 priority,
                 sla_name,
                 sla_response,
-            } => news.priority = Some((*priority, sla_name.clone(), sla_response.clone())),
+                sla_resolve,
+            } => {
+                news.priority = Some((
+                    *priority,
+                    sla_name.clone(),
+                    sla_response.clone(),
+                    sla_resolve.clone(),
+                ))
+            }
             Event::ReleaseNoted { release } => {
                 if !news.releases.iter().any(|r| r == release.as_str()) {
                     news.releases.push(release.to_string());
@@ -523,6 +531,11 @@ fn summary(person: &Person, news: &News) -> (Notification, Option<Shown>) {
         priority: news.priority.as_ref().map(|p| p.0.to_string()),
         sla_name: news.priority.as_ref().map(|p| p.1.clone()),
         sla_response: news.priority.as_ref().map(|p| p.2.clone()),
+        sla_resolve: news
+            .priority
+            .as_ref()
+            .map(|p| p.3.clone())
+            .filter(|r| !r.is_empty()),
         releases: news.releases.clone(),
         followers_added: news
             .followers_added

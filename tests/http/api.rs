@@ -1040,6 +1040,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/tickets/{id}/followers/{email}", &["put", "delete"]),
     ("/api/tickets/{id}/orgs/{slug}", &["put", "delete"]),
     ("/api/tickets/{id}/release", &["post"]),
+    ("/api/tickets/{id}/merge", &["post"]),
+    ("/api/comments/{id}/move", &["post"]),
     ("/api/attachments/{id}", &["get"]),
     ("/api/users", &["get", "post"]),
     ("/api/users/{email}", &["patch"]),

@@ -723,6 +723,7 @@ fn lists_for_people_have_column_headers() {
             "TICKET",
             "STATUS",
             "PRIORITY",
+            "OWNER",
             "REQUESTER",
             "ORG",
             "UPDATED",

@@ -2704,6 +2704,7 @@ async fn events_of_every_kind_read_back_as_earlier_versions_wrote_them(db: &Db) 
                 priority: Priority::P1,
                 sla_name: "Critical".into(),
                 sla_response: "1 hour".into(),
+                sla_resolve: String::new(),
             },
             "priority_set",
             r#"{"priority":"P1","sla_name":"Critical","sla_response":"1 hour"}"#,
