@@ -201,6 +201,21 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// `row` as its recipient would read it, without sending it: for rows
+    /// queued at a time a test chose (the scheduler's), which the outbox
+    /// worker holds until then.
+    pub fn compose(&self, row: &OutboxRow) -> Mail {
+        let raw = self
+            .app
+            .outbox_worker()
+            .expect("outbox worker")
+            .compose(row, None)
+            .expect("the row composes");
+        Mail::parse(&raw)
+    }
+}
+
 /// A notification as its recipient reads it.
 #[derive(Debug, Clone)]
 pub struct Mail {
@@ -212,9 +227,12 @@ pub struct Mail {
 
 impl Mail {
     fn read(path: &Path) -> Self {
-        let raw = std::fs::read(path).expect("outbox file");
+        Self::parse(&std::fs::read(path).expect("outbox file"))
+    }
+
+    fn parse(raw: &[u8]) -> Self {
         let m = mail_parser::MessageParser::default()
-            .parse(&raw)
+            .parse(raw)
             .expect("notification parses");
         Mail {
             to: m

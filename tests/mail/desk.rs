@@ -364,6 +364,35 @@ async fn a_p1_ticket_is_warned_then_breached_and_only_its_owner_is_told() {
         "the owner alone, once each"
     );
     assert_eq!(rows[0].context["event"]["clock"], "response");
+    let mails: Vec<_> = rows.iter().map(|r| app.compose(r)).collect();
+    for (row, m) in rows.iter().zip(&mails) {
+        // The same row for a Japanese reader.
+        let ja = app.compose(&OutboxRow {
+            locale: "ja".into(),
+            ..row.clone()
+        });
+        for m in [m, &ja] {
+            m.assert_reads_well();
+            if std::env::var("SHOW_MAIL").is_ok() {
+                println!("=== {} | {}\n{}", m.to, m.subject, m.text);
+            }
+        }
+        assert!(
+            ja.text.contains("期限") && !ja.text.contains("due"),
+            "{}",
+            ja.text
+        );
+    }
+    assert!(
+        mails[0].text.contains("first response of ticket #1 is due"),
+        "{}",
+        mails[0].text
+    );
+    assert!(
+        mails[1].text.contains("is now overdue"),
+        "{}",
+        mails[1].text
+    );
     let view = app.ticket(1).await;
     assert_eq!(events(&view, "clock_warned").len(), 1);
     assert_eq!(events(&view, "clock_breached")[0]["clock"], "response");
@@ -494,6 +523,13 @@ async fn a_blocked_ticket_is_reminded_then_closed_as_unanswered() {
     assert_eq!(t["status"], "closed");
     assert_eq!(t["close_reason"], "no_response");
     let rows = app.outbox().await.split_off(before);
+    let mails: Vec<_> = rows.iter().map(|r| app.compose(r)).collect();
+    for m in &mails {
+        m.assert_reads_well();
+        if std::env::var("SHOW_MAIL").is_ok() {
+            println!("=== {} | {}\n{}", m.to, m.subject, m.text);
+        }
+    }
     let mut got = who(&rows);
     got.sort();
     assert_eq!(
