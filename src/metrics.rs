@@ -131,6 +131,12 @@ impl Metrics {
             open_tickets.clone(),
         );
         let breaches = Family::<ClockLabels, Counter>::default();
+        // Both series from the start, at 0: an alert on their rate needs them.
+        for clock in ["response", "resolve"] {
+            breaches.get_or_create(&ClockLabels {
+                clock: clock.to_string(),
+            });
+        }
         registry.register(
             "sla_breaches",
             "SLA clocks this instance found past their due time (response, resolve)",

@@ -1010,6 +1010,20 @@ async fn readiness_follows_the_mailboxes_and_metrics_count_requests() {
     let id = alice_ticket(&api).await;
     api.get(&format!("/api/tickets/{id}")).await;
     api.get("/api/tickets/999").await;
+    // The desk's: a priority, then the first public staff answer.
+    let r = api
+        .send(
+            "PATCH",
+            &format!("/api/tickets/{id}"),
+            json!({"priority": "P2"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let path = format!("/api/tickets/{id}/comments");
+    for body in ["Looking into it.", "Second answer: not a first response."] {
+        let r = api.send("POST", &path, json!({"body": body})).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
     let text = request(api.addr, "GET", "/metrics", None, None)
         .await
         .text();
@@ -1019,6 +1033,9 @@ async fn readiness_follows_the_mailboxes_and_metrics_count_requests() {
         r#"ticketgate_messages_total{outcome="ticket_created"} 1"#,
         r#"ticketgate_mailbox_state{mailbox="support",state="idle"} 1"#,
         "ticketgate_ingest_duration_seconds_count 1",
+        r#"ticketgate_open_tickets{status="new",priority="P2"} 1"#,
+        "ticketgate_first_response_seconds_count 1",
+        r#"ticketgate_sla_breaches_total{clock="resolve"} 0"#,
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
