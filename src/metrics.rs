@@ -133,9 +133,9 @@ impl Metrics {
         let breaches = Family::<ClockLabels, Counter>::default();
         // Both series from the start, at 0: an alert on their rate needs them.
         for clock in ["response", "resolve"] {
-            breaches.get_or_create(&ClockLabels {
+            drop(breaches.get_or_create(&ClockLabels {
                 clock: clock.to_string(),
-            });
+            }));
         }
         registry.register(
             "sla_breaches",

@@ -309,6 +309,17 @@ pub fn may_note_release(actor: &Actor) -> bool {
     actor.role == Role::Staff
 }
 
+/// Owners are the support team's to give (docs/contract.md, "Desk").
+pub fn may_assign(actor: &Actor) -> bool {
+    actor.role == Role::Staff
+}
+
+/// Why a ticket closed is the desk's record: staff give any reason; a
+/// customer who closes their own ticket closes it as theirs.
+pub fn may_give_close_reason(actor: &Actor, reason: CloseReason) -> bool {
+    actor.role == Role::Staff || reason == CloseReason::default_for(actor.role)
+}
+
 /// Only proven staff post internal notes: text meant for staff is never
 /// published on a forged From's word (the caller quarantines it instead).
 pub fn may_post_internal(actor: &Actor, proven: bool) -> bool {
@@ -477,6 +488,29 @@ mod tests {
         assert!("finished-ish".parse::<Status>().is_err());
         assert_eq!("P2".parse::<Priority>(), Ok(Priority::P2));
         assert!("P5".parse::<Priority>().is_err());
+    }
+
+    #[test]
+    fn staff_assign_and_give_any_close_reason_customers_close_as_theirs() {
+        let customer = Actor {
+            user: 1,
+            role: Role::Customer,
+            org: Some(10),
+        };
+        let staff = Actor {
+            user: 9,
+            role: Role::Staff,
+            org: None,
+        };
+        assert!(may_assign(&staff) && !may_assign(&customer));
+        for &reason in CloseReason::ALL {
+            assert!(may_give_close_reason(&staff, reason), "{reason:?}");
+            assert_eq!(
+                may_give_close_reason(&customer, reason),
+                reason == CloseReason::ByCustomer,
+                "{reason:?}"
+            );
+        }
     }
 
     #[test]

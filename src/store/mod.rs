@@ -361,7 +361,8 @@ pub struct LoggedMessage {
 
 /// Which tickets `Store::list_tickets` lists: every field that is set must
 /// hold; `limit` of them, in id order after the id `after`, or with
-/// `newest_first` by last update, skipping `skip`.
+/// `newest_first` by last update, or with `by_due` by next due time,
+/// skipping `skip`.
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
     pub status: Option<Status>,
@@ -385,8 +386,12 @@ pub struct TicketFilter {
     pub after: Option<TicketId>,
     /// Last update first (ties: higher id first), for numbered pages.
     pub newest_first: bool,
-    /// Rows skipped in `newest_first` order.
+    /// Rows skipped in `newest_first` or `by_due` order.
     pub skip: i64,
+    /// Earliest next due time first (the response's until answered, then
+    /// the resolution's), tickets without one last, for numbered pages;
+    /// over `newest_first`.
+    pub by_due: bool,
 }
 
 /// `TicketFilter::owner`: one staff member's tickets, or nobody's.

@@ -244,7 +244,7 @@ impl<B: Backend> Store for B {
             f.status.map(Status::as_str).into(),
             f.org.as_deref().into(),
             f.requester.as_ref().map(EmailAddress::as_str).into(),
-            if f.newest_first {
+            if f.newest_first || f.by_due {
                 f.skip.max(0).into()
             } else {
                 f.after.unwrap_or(0).into()
@@ -263,7 +263,9 @@ impl<B: Backend> Store for B {
             (f.owner == Some(OwnerFilter::Nobody)).then_some(1).into(),
             f.breached_at.into(),
         ];
-        let query = if f.newest_first {
+        let query = if f.by_due {
+            sql::LIST_TICKETS_BY_DUE
+        } else if f.newest_first {
             sql::LIST_TICKETS_BY_UPDATE
         } else {
             sql::LIST_TICKETS

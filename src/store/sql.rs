@@ -116,7 +116,7 @@ pub const ADD_ORG_LEAD: &str =
 pub const REMOVE_ORG_LEAD: &str = "DELETE FROM org_leads WHERE org_id = $1 AND user_id = $2";
 
 /// The filter of both ticket lists. `$1` status, `$2` org slug or name, `$3`
-/// requester, `$4` after id (id order) or rows to skip (update order), `$5`
+/// requester, `$4` after id (id order) or rows to skip (update or due order), `$5`
 /// limit, `$6` priority, `$7` a LIKE pattern for the subject (escaped with
 /// `\`; both sides lowered: ASCII only on SQLite, whose `lower` folds no
 /// more), `$8` a user whose tickets only: requested, followed, or attached
@@ -124,7 +124,7 @@ pub const REMOVE_ORG_LEAD: &str = "DELETE FROM org_leads WHERE org_id = $1 AND u
 /// Escalated); `$11` an owner's address, `$12` 1 for unassigned only, `$13`
 /// the time at which a clock is breached, for breached only.
 macro_rules! list_tickets {
-    ($order:literal) => {
+    ($($order:tt)+) => {
         concat!(
             "SELECT ",
             summary_columns!(),
@@ -145,7 +145,7 @@ macro_rules! list_tickets {
        AND ($13 IS NULL OR (t.status NOT IN ('closed', 'escalated')
             AND ((t.responded_at IS NULL AND t.response_due <= $13) OR t.resolve_due <= $13)))
        ",
-            $order
+            $($order)+
         )
     };
 }
@@ -154,6 +154,26 @@ pub const LIST_TICKETS: &str = list_tickets!("AND t.id > $4 ORDER BY t.id LIMIT 
 /// Last update first, numbered pages: what a person scanning a queue wants.
 pub const LIST_TICKETS_BY_UPDATE: &str =
     list_tickets!("ORDER BY t.updated_at DESC, t.id DESC LIMIT $5 OFFSET $4");
+/// The time a ticket's next clock is due: the response's until the first
+/// answer, then the resolution's; none once closed (docs/contract.md,
+/// "Desk"). Written out twice below, as PostgreSQL orders by an output
+/// column's name only when it stands alone.
+macro_rules! next_due {
+    () => {
+        "(CASE WHEN t.status IN ('closed', 'escalated') THEN NULL \
+         WHEN t.responded_at IS NULL AND t.response_due IS NOT NULL THEN t.response_due \
+         ELSE t.resolve_due END)"
+    };
+}
+/// Earliest due first, tickets with no clock last, numbered pages: what a
+/// desk working against its SLA wants.
+pub const LIST_TICKETS_BY_DUE: &str = list_tickets!(
+    "ORDER BY ",
+    next_due!(),
+    " IS NULL, ",
+    next_due!(),
+    ", t.id LIMIT $5 OFFSET $4"
+);
 /// Open tickets `$1` follows or `$2` (their org) is attached to, newest first.
 pub const OPEN_TICKETS_OF: &str = concat!(
     "SELECT ",

@@ -18,11 +18,13 @@ use crate::domain::ids::{EmailAddress, TicketId};
 use crate::domain::locale::Locale;
 use crate::domain::mail::Attachment;
 use crate::domain::mentions;
-use crate::domain::ticket::{self, Priority, Role, Status};
+use crate::domain::terms::close_reason_label;
+use crate::domain::ticket::{self, CloseReason, Priority, Role, Status};
 use crate::domain::version::Version;
-use crate::store::{CommentSource, TicketFilter, TicketState, User, Visibility};
-use crate::tickets::Command;
+use crate::store::{CommentSource, OwnerFilter, TicketFilter, TicketState, User, Visibility};
+use crate::tickets::{Assignee, Command};
 use crate::tickets::{Author, Refusal, Typed, access, actor};
+use time::OffsetDateTime;
 
 const PAGE: i64 = 50;
 
@@ -32,8 +34,58 @@ pub struct ListQuery {
     priority: Option<String>,
     org: Option<String>,
     q: Option<String>,
-    /// 1-based; pages of `PAGE`, last update first.
+    /// Staff: `me`, `none` (unassigned) or an owner's address.
+    owner: Option<String>,
+    /// Staff: `true` for tickets with a clock past due only.
+    breached: Option<String>,
+    /// Staff: `updated` (the default) or `due`.
+    sort: Option<String>,
+    /// 1-based; pages of `PAGE`.
     page: Option<u32>,
+}
+
+/// How near a clock is to its due time, said in words on the pages
+/// (docs/contract.md, "Desk").
+const SOON: time::Duration = time::Duration::hours(2);
+
+/// A due time for people: when, in the reader's words, and whether it is
+/// past (`breached`) or within `SOON` (`soon`).
+fn due_ctx(
+    state: &WebState,
+    stored: &str,
+    now: OffsetDateTime,
+    locale: Locale,
+) -> minijinja::Value {
+    let at = crate::store::time_text::parse_ts(stored);
+    let state_word = match at {
+        Some(at) if at <= now => Some("breached"),
+        Some(at) if at - now <= SOON => Some("soon"),
+        _ => None,
+    };
+    context! {
+        at => local_time(state, stored, locale), state => state_word,
+        says => state_word.map(|w| pages::word(locale, &format!("due_{w}"))),
+    }
+}
+
+/// The clock a ticket waits on: the response until answered, then the
+/// resolution; none once closed (as `LIST_TICKETS_BY_DUE` orders them).
+fn next_due(t: &crate::store::TicketSummary) -> Option<&str> {
+    if !t.status.is_open() {
+        return None;
+    }
+    match (&t.responded_at, &t.response_due) {
+        (None, Some(due)) => Some(due),
+        _ => t.resolve_due.as_deref(),
+    }
+}
+
+/// A staff member's name from the directory, else the address.
+fn person_name(people: &[User], email: &str) -> String {
+    people
+        .iter()
+        .find(|u| u.email.as_str() == email)
+        .map_or_else(|| email.to_string(), |u| u.name.clone())
 }
 
 fn blank(v: &Option<String>) -> Option<&str> {
@@ -69,9 +121,24 @@ pub async fn list(
         one if viewer.is_staff() => filter.status = one.parse::<Status>().ok(),
         _ => filter.open = Some(true),
     }
+    let owner = blank(&q.owner);
+    let breached = blank(&q.breached) == Some("true");
+    let by_due = blank(&q.sort) == Some("due");
+    let now = OffsetDateTime::now_utc();
     if viewer.is_staff() {
         filter.priority = blank(&q.priority).and_then(|p| p.parse::<Priority>().ok());
         filter.org = blank(&q.org).map(str::to_string);
+        filter.owner = match owner {
+            Some("me") => Some(OwnerFilter::Is(viewer.user.email.clone())),
+            Some("none") => Some(OwnerFilter::Nobody),
+            Some(email) => EmailAddress::parse(email).ok().map(OwnerFilter::Is),
+            None => None,
+        };
+        filter.breached_at = breached.then_some(now);
+        if by_due {
+            filter.by_due = true;
+            filter.newest_first = false;
+        }
     } else {
         filter.visible_to = Some(Visibility {
             user: viewer.user.id,
@@ -82,9 +149,27 @@ pub async fn list(
     let more = tickets.len() as i64 > PAGE;
     tickets.truncate(PAGE as usize);
     let policy = state.tickets().policy();
+    // Owners by name, and whom the owner filter offers: staff only read them.
+    let team: Vec<User> = if viewer.is_staff() {
+        state
+            .store()
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|u| u.role == Role::Staff)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let rows: Vec<_> = tickets
         .iter()
         .map(|t| {
+            let desk = viewer.is_staff().then(|| {
+                context! {
+                    owner => t.owner.as_deref().map(|o| person_name(&team, o)),
+                    due => next_due(t).map(|d| due_ctx(&state, d, now, locale)),
+                }
+            });
             context! {
                 id => t.id, subject => t.subject.clone(), status => t.status.as_str(),
                 status_label => policy.label(t.status, locale),
@@ -92,6 +177,7 @@ pub async fn list(
                 requester => t.requester.clone(), requester_name => t.requester_name.clone(),
                 org => t.org_name.clone(),
                 updated_at => local_time(&state, &t.updated_at, locale),
+                desk => desk,
             }
         })
         .collect();
@@ -102,6 +188,9 @@ pub async fn list(
             ("priority", &q.priority),
             ("org", &q.org),
             ("q", &q.q),
+            ("owner", &q.owner),
+            ("breached", &q.breached),
+            ("sort", &q.sort),
         ] {
             if let Some(v) = blank(value) {
                 query.push((name, v.to_string()));
@@ -130,9 +219,12 @@ pub async fn list(
             viewer => viewer_ctx(&viewer), tickets => rows, next => next_link, prev => prev_link, page,
             statuses => statuses, priorities => priority_options(),
             orgs => orgs.iter().map(|o| context! { slug => o.slug.clone(), name => o.name.clone() }).collect::<Vec<_>>(),
+            team => team.iter().filter(|u| u.active).map(|u| context! { email => u.email.as_str(), name => u.name.clone() }).collect::<Vec<_>>(),
             filter => context! { status => shown, priority => blank(&q.priority),
-                org => blank(&q.org), q => blank(&q.q) },
-            filtered => blank(&q.q).is_some() || (viewer.is_staff() && (blank(&q.priority).is_some() || blank(&q.org).is_some())),
+                org => blank(&q.org), q => blank(&q.q), owner => owner, breached => breached,
+                sort => if by_due { "due" } else { "updated" } },
+            filtered => blank(&q.q).is_some() || (viewer.is_staff() && (blank(&q.priority).is_some()
+                || blank(&q.org).is_some() || owner.is_some() || breached)),
         },
     )?;
     Ok(body.into_response())
@@ -302,6 +394,8 @@ const CONFIRMED: &[&str] = &[
     "status",
     "priority",
     "release",
+    "owner",
+    "close",
 ];
 
 /// `GET /tickets/{id}`; `?done=ACTION` says what the form before did, in an
@@ -371,6 +465,22 @@ async fn ticket_page_with(
     let staff = viewer.is_staff();
     let announced = view.announced();
     let names = history::Names::of(state, &view).await?;
+    // The support team, for owners' names and the owner form, read before
+    // the history's lines: an await after their closure keeps the page's
+    // future from being Send.
+    let team: Option<Vec<User>> = if ticket::may_assign(&me) {
+        Some(
+            state
+                .store()
+                .list_users()
+                .await?
+                .into_iter()
+                .filter(|u| u.role == Role::Staff)
+                .collect(),
+        )
+    } else {
+        None
+    };
     let shown: Vec<&crate::store::CommentView> = view
         .comments
         .iter()
@@ -419,6 +529,48 @@ async fn ticket_page_with(
         .priority
         .and_then(|p| policy.terms.sla_in(p, locale))
         .map(|(name, response)| context! { name => name, response => response });
+    // The desk (owner, clocks, owner form) is shown to whom may assign.
+    let desk = if let Some(team) = team {
+        let now = OffsetDateTime::now_utc();
+        let open = view.status.is_open();
+        Some(context! {
+            owner => view.owner.as_deref().map(|o| person_name(&team, o)),
+            owner_email => view.owner.clone(),
+            mine => view.owner.as_deref() == Some(viewer.user.email.as_str()),
+            responded_at => view.responded_at.as_deref().map(|at| local_time(state, at, locale)),
+            response_due => view.response_due.as_deref().filter(|_| open && view.responded_at.is_none())
+                .map(|d| due_ctx(state, d, now, locale)),
+            resolve_due => view.resolve_due.as_deref().filter(|_| open).map(|d| due_ctx(state, d, now, locale)),
+            paused => view.status == Status::Blocked && view.priority.is_some(),
+            team => team.iter().filter(|u| u.active || view.owner.as_deref() == Some(u.email.as_str()))
+                .map(|u| context! { email => u.email.as_str(), name => u.name.clone() }).collect::<Vec<_>>(),
+        })
+    } else {
+        None
+    };
+    // Close as…: offered when the reader may close and give more reasons
+    // than what a bare close records for them.
+    let close_reasons: Vec<minijinja::Value> = if ticket::may_set_status(
+        &me,
+        &access,
+        view.status,
+        Status::Closed,
+    ) {
+        CloseReason::ALL
+                .iter()
+                .filter(|r| ticket::may_give_close_reason(&me, **r))
+                .map(|r| {
+                    let chosen = view.close_reason.unwrap_or(CloseReason::Resolved);
+                    context! { value => r.as_str(), label => close_reason_label(*r, locale), selected => *r == chosen }
+                })
+                .collect()
+    } else {
+        Vec::new()
+    };
+    let close_reason = view
+        .close_reason
+        .filter(|_| view.status == Status::Closed)
+        .map(|r| close_reason_label(r, locale));
     let page = pages::render(
         "ticket.html",
         locale,
@@ -429,6 +581,7 @@ async fn ticket_page_with(
                 status_label => policy.label(view.status, locale),
                 status_help => pages::word(locale, &format!("status_help_{}", view.status.as_str())),
                 priority => view.priority.map(|p| p.as_str().to_uppercase()), sla => sla,
+                close_reason => close_reason, desk => desk,
                 release => view.release.clone(), requester => view.requester.clone(),
                 requester_name => view.followers.iter().find(|f| f.email == view.requester).map(|f| f.name.clone()),
                 followers => view.followers.iter().map(|f| context! {
@@ -448,6 +601,7 @@ async fn ticket_page_with(
             // then no form.
             statuses => if statuses.len() > 1 { statuses } else { Vec::new() },
             priorities => priority_options(),
+            close_reasons => if close_reasons.len() > 1 { close_reasons } else { Vec::new() },
             message => message,
         },
     )?;
@@ -534,8 +688,9 @@ fn refusal_message(locale: Locale, key: &str, detail: Option<String>) -> minijin
 }
 
 /// `POST /tickets/{id}/{action}`: follow, unfollow, share, unshare,
-/// share-org, unshare-org; staff also status, priority, release. Each is
-/// the email command of the same name, run by the ticket service.
+/// share-org, unshare-org, status, close (with a `reason`); staff also
+/// priority, release, owner (`#assign`, `#unassign`). Each is the email
+/// command of the same name, run by the ticket service.
 pub async fn act(
     State(state): State<WebState>,
     viewer: Viewer,
@@ -621,6 +776,25 @@ pub async fn act(
         },
         "priority" => match form.get("priority").map(str::parse::<Priority>) {
             Some(Ok(p)) => Ok(Command::Priority(p)),
+            _ => Err(say("bad_value", None)),
+        },
+        // `me`, `none`, or a staff member's address, as `#assign` takes.
+        "owner" => match form.get("owner") {
+            Some("me") => Ok(Command::Assign(Assignee::Me)),
+            Some("none") => Ok(Command::Unassign),
+            Some(text) => match EmailAddress::parse(text) {
+                Ok(to) => mentions::find(&format!("@{to}"))
+                    .mentions
+                    .into_iter()
+                    .next()
+                    .map(|m| Command::Assign(Assignee::Named(m)))
+                    .ok_or_else(|| say("bad_address", Some(text.to_string()))),
+                Err(_) => Err(say("bad_address", Some(text.to_string()))),
+            },
+            None => Err(say("bad_value", None)),
+        },
+        "close" => match form.get("reason").map(str::parse::<CloseReason>) {
+            Some(Ok(reason)) => Ok(Command::Close(reason)),
             _ => Err(say("bad_value", None)),
         },
         // The parse mail and the API use too (src/domain/version.rs).

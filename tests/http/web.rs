@@ -1404,8 +1404,6 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
 
     // Sam (staff): In Progress, P2, an internal note.
     browser_sign_in(&p, &d, "sam@example.test").await;
-    d.goto(&format!("{base}/tickets")).await;
-    d.screenshot(&shots.join("staff-queue.png")).await;
     d.goto(&format!("{base}/tickets/{id}")).await;
     d.select("#set-status", "in_progress").await;
     d.submit("form[action$='/status'] button").await;
@@ -1509,8 +1507,6 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
         d.goto(&format!("{base}{page}")).await;
         assert!(!d.overflows().await, "{page} scrolls sideways at 390 px");
     }
-    d.goto(&format!("{base}/tickets")).await;
-    d.screenshot(&shots.join("staff-queue-phone.png")).await;
     d.resize(1280, 900).await;
 
     // The mail: exactly who should hear of what.
@@ -1575,6 +1571,99 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
             ("team@example.test".to_string(), 5),
         ]
     );
+
+    // The desk (after the mail above is counted): Sam's queue with owners
+    // and clocks, an overdue P1 and Dave's ticket beside Alice's.
+    let alice = p.sign_in("alice@customer.test").await;
+    let overdue = open_ticket(&p, &alice, "Checkout answers 502", "All shops.").await;
+    let daves = open_ticket(&p, &alice, "Logo blurry on invoices", "Since May.").await;
+    p.t.sqlite_execute(
+        "UPDATE tickets SET priority = 'P1', response_due = ?1 WHERE id = ?2",
+        rusqlite::params![
+            stored_time(OffsetDateTime::now_utc() - Duration::from_secs(900)),
+            overdue
+        ],
+    )
+    .await;
+    p.t.sqlite_execute(
+        "UPDATE tickets SET owner_id = (SELECT id FROM users WHERE email = 'dave@example.test')
+         WHERE id = ?1",
+        [daves],
+    )
+    .await;
+    d.goto(&format!("{base}/tickets")).await;
+    d.select("#filter-owner", "none").await;
+    d.select("#filter-sort", "due").await;
+    d.submit("form[role=search] button[type=submit]").await;
+    d.wait_for("table.list").await;
+    assert!(
+        d.url().await.contains("owner=none&sort=due"),
+        "{}",
+        d.url().await
+    );
+    let queue = d.source().await;
+    assert!(
+        row_of(&queue, overdue).unwrap() < row_of(&queue, id).unwrap(),
+        "overdue first: {queue}"
+    );
+    assert_eq!(row_of(&queue, daves), None, "Dave's is not unassigned");
+    assert!(queue.contains("Overdue"), "{queue}");
+    d.goto(&format!("{base}/tickets?sort=due")).await;
+    d.screenshot(&shots.join("staff-queue.png")).await;
+
+    // He takes Alice's ticket and closes it as a feature request.
+    d.goto(&format!("{base}/tickets/{id}")).await;
+    d.submit("#assign-me").await;
+    d.wait_for(".notice.ok").await;
+    assert!(d.text("#owner").await.contains("Sam Staff"));
+    d.select("#close-as", "feature_request").await;
+    d.submit("form[action$='/close'] button").await;
+    d.wait_for(".notice.ok").await;
+    assert_eq!(d.text("#close-reason").await, "Feature request");
+    d.goto(&format!("{base}/tickets/{overdue}")).await;
+    assert!(d.text("#response-due").await.contains("Overdue"));
+    d.screenshot(&shots.join("ticket-staff.png")).await;
+
+    // The same in Japanese, and on a phone: nothing scrolls sideways.
+    let sam =
+        p.t.store()
+            .find_user(&"sam@example.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    p.t.store()
+        .update_user(
+            sam.id,
+            &ticketgate::store::UserChange {
+                locale: Some("ja".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for (width, height, suffix) in [(1280, 900, "ja"), (390, 844, "ja-phone")] {
+        d.resize(width, height).await;
+        d.goto(&format!("{base}/tickets?sort=due")).await;
+        assert!(
+            !d.overflows().await,
+            "the queue scrolls sideways at {width} px"
+        );
+        assert!(d.source().await.contains("期限超過"));
+        d.screenshot(&shots.join(format!("staff-queue-{suffix}.png")))
+            .await;
+        d.goto(&format!("{base}/tickets/{overdue}")).await;
+        assert!(
+            !d.overflows().await,
+            "the ticket scrolls sideways at {width} px"
+        );
+        assert_eq!(
+            d.text("label[for='close-as']").await,
+            "理由を選んでクローズ"
+        );
+        d.screenshot(&shots.join(format!("ticket-staff-{suffix}.png")))
+            .await;
+    }
+    d.resize(1280, 900).await;
 }
 
 #[tokio::test]
@@ -2046,6 +2135,22 @@ async fn axe_walk(d: common::webdriver::Driver, axe: &str) {
         &[("body", "Looking at it.")],
     )
     .await;
+    // The desk on the pages: an owner and clocks, and a closed ticket's reason.
+    p.act(
+        &format!("/tickets/{id}/priority"),
+        &sam,
+        &[("priority", "P1")],
+    )
+    .await;
+    p.act(&format!("/tickets/{id}/owner"), &sam, &[("owner", "me")])
+        .await;
+    let closed = open_ticket(&p, &alice, "Old invoice PDF", "Wrong logo.").await;
+    p.act(
+        &format!("/tickets/{closed}/close"),
+        &sam,
+        &[("reason", "duplicate")],
+    )
+    .await;
     let mut found = Vec::new();
     for locale in ["en", "ja"] {
         for email in ["alice@customer.test", "sam@example.test"] {
@@ -2067,9 +2172,20 @@ async fn axe_walk(d: common::webdriver::Driver, axe: &str) {
                 .unwrap();
             browser_sign_in(&p, &d, email).await;
             let ticket = format!("/tickets/{id}");
-            let mut pages = vec!["/tickets", ticket.as_str(), "/tickets/new", "/profile"];
+            let closed_page = format!("/tickets/{closed}");
+            let mut pages = vec![
+                "/tickets",
+                ticket.as_str(),
+                closed_page.as_str(),
+                "/tickets/new",
+                "/profile",
+            ];
             if email.starts_with("sam@") {
-                pages.extend(["/staff/quarantine", "/staff/people"]);
+                pages.extend([
+                    "/staff/quarantine",
+                    "/staff/people",
+                    "/tickets?owner=me&sort=due&breached=true",
+                ]);
             }
             for (width, height) in [(1280, 900), (390, 844)] {
                 d.resize(width, height).await;
@@ -3058,5 +3174,303 @@ async fn a_deactivated_follower_is_mailed_nothing() {
             .iter()
             .any(|f| f.email == "bob@customer.test"),
         "still on the ticket"
+    );
+}
+
+/// A time as the store keeps it (src/store/time_text.rs), for the SQL
+/// that moves a clock.
+fn stored_time(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        ))
+        .unwrap()
+}
+
+/// The owner and due cells of a ticket's row in the staff queue.
+fn queue_row(page: &str, id: i64) -> String {
+    let at = row_of(page, id).unwrap_or_else(|| panic!("#{id} is listed: {page}"));
+    page[at..at + page[at..].find("</tr>").unwrap()].to_string()
+}
+
+/// The staff queue names each ticket's owner and its next due time, says
+/// in words when that is past or near, filters by owner (mine, unassigned,
+/// someone's) and by overdue, sorts by due time, and keeps all of it across
+/// pages; a customer's list shows none of it (docs/contract.md, "Desk").
+#[tokio::test]
+async fn the_staff_queue_shows_owners_and_due_times_and_filters_and_sorts_by_them() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let sam = p.sign_in("sam@example.test").await;
+    let late = open_ticket(&p, &alice, "Checkout down", "All shops.").await;
+    let soon = open_ticket(&p, &alice, "Slow search", "Since the update.").await;
+    let none = open_ticket(&p, &alice, "Typo on the invoice", "Page 2.").await;
+    for (id, priority) in [(late, "P1"), (soon, "P3")] {
+        let res = p
+            .act(
+                &format!("/tickets/{id}/priority"),
+                &sam,
+                &[("priority", priority)],
+            )
+            .await;
+        assert_eq!(res.status, 303, "{}", res.text());
+    }
+    let res = p
+        .act(&format!("/tickets/{late}/owner"), &sam, &[("owner", "me")])
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let res = p
+        .act(
+            &format!("/tickets/{soon}/owner"),
+            &sam,
+            &[("owner", "dave@example.test")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    // One clock past due, one due within the hour: no command moves them so.
+    let now = OffsetDateTime::now_utc();
+    p.t.sqlite_execute(
+        "UPDATE tickets SET response_due = ?1 WHERE id = ?2",
+        rusqlite::params![stored_time(now - Duration::from_secs(600)), late],
+    )
+    .await;
+    p.t.sqlite_execute(
+        "UPDATE tickets SET response_due = ?1 WHERE id = ?2",
+        rusqlite::params![stored_time(now + Duration::from_secs(3600)), soon],
+    )
+    .await;
+
+    let queue = p.get("/tickets", Some(&sam)).await.text();
+    let row = queue_row(&queue, late);
+    assert!(
+        row.contains("Sam Staff") && row.contains("Overdue"),
+        "{row}"
+    );
+    let row = queue_row(&queue, soon);
+    assert!(
+        row.contains("Dave Lead") && row.contains("Due within 2 hours"),
+        "{row}"
+    );
+    let row = queue_row(&queue, none);
+    assert!(
+        row.contains("Unassigned") && !row.contains("Due within"),
+        "{row}"
+    );
+    assert!(!queue.contains("None"), "{queue}");
+
+    let listed = |page: &str| -> Vec<i64> {
+        [late, soon, none]
+            .into_iter()
+            .filter(|id| row_of(page, *id).is_some())
+            .collect()
+    };
+    for (query, expected) in [
+        ("owner=me", vec![late]),
+        ("owner=none", vec![none]),
+        ("owner=dave%40example.test", vec![soon]),
+        ("breached=true", vec![late]),
+        ("owner=none&breached=true", vec![]),
+    ] {
+        let page = p.get(&format!("/tickets?{query}"), Some(&sam)).await.text();
+        assert_eq!(listed(&page), expected, "{query}: {page}");
+    }
+    let mine = p.get("/tickets?owner=me", Some(&sam)).await.text();
+    assert!(mine.contains("<option value=\"me\" selected>"), "{mine}");
+
+    // Earliest due first, no clock last; the default is last update first.
+    let by_due = p.get("/tickets?sort=due", Some(&sam)).await.text();
+    let at = |page: &str, id| row_of(page, id).unwrap();
+    assert!(
+        at(&by_due, late) < at(&by_due, soon) && at(&by_due, soon) < at(&by_due, none),
+        "{by_due}"
+    );
+    let by_update = p.get("/tickets", Some(&sam)).await.text();
+    assert!(at(&by_update, soon) < at(&by_update, late), "{by_update}");
+
+    // A customer's list: no owners, no clocks, and the filters do nothing.
+    let theirs = p
+        .get("/tickets?owner=me&breached=true", Some(&alice))
+        .await
+        .text();
+    assert_eq!(listed(&theirs), vec![late, soon, none], "{theirs}");
+    for word in ["Owner", "Unassigned", "Overdue", "Due within", "Sam Staff"] {
+        assert!(!theirs.contains(word), "{word}: {theirs}");
+    }
+
+    // The filters and the order hold from page to page.
+    for n in 0..50 {
+        open_ticket(&p, &alice, &format!("Batch {n}"), "More.").await;
+    }
+    let first = p
+        .get("/tickets?owner=none&sort=due", Some(&sam))
+        .await
+        .text()
+        .replace("&#x2f;", "/");
+    assert!(
+        first.contains("href=\"/tickets?owner=none&amp;sort=due&amp;page=2\" rel=\"next\""),
+        "{first}"
+    );
+    let second = p
+        .get("/tickets?owner=none&sort=due&page=2", Some(&sam))
+        .await
+        .text();
+    assert_eq!(second.matches("\">#").count(), 1, "{second}");
+    assert_eq!(listed(&second), Vec::<i64>::new(), "{second}");
+}
+
+/// Staff assign (to themselves, to a colleague, to nobody) and close with
+/// a reason from the ticket page, which shows the owner and the clocks; a
+/// customer is offered neither, a forged form is refused, and a closed
+/// ticket tells them why in their language, never as a machine name.
+#[tokio::test]
+async fn staff_assign_and_close_with_a_reason_and_customers_read_why_in_their_language() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let bob = p.sign_in("bob@customer.test").await;
+    let carol = p.sign_in("carol@other.test").await;
+    let sam = p.sign_in("sam@example.test").await;
+    let id = open_ticket(
+        &p,
+        &alice,
+        "Password reset mail missing",
+        "Nothing arrives.",
+    )
+    .await;
+    let path = |action: &str| format!("/tickets/{id}/{action}");
+
+    // Her page offers neither form; forged, each is refused and changes nothing.
+    let page = p.get(&format!("/tickets/{id}"), Some(&alice)).await.text();
+    for absent in [
+        "/owner\"",
+        "/close\"",
+        "Owner",
+        "Unassigned",
+        "response-due",
+    ] {
+        assert!(!page.contains(absent), "{absent}: {page}");
+    }
+    let res = p.act(&path("owner"), &alice, &[("owner", "me")]).await;
+    assert_eq!(res.status, 403, "{}", res.text());
+    assert!(res.text().contains("You may not do this on this ticket."));
+    let res = p
+        .act(&path("close"), &alice, &[("reason", "resolved")])
+        .await;
+    assert_eq!(res.status, 403, "{}", res.text());
+    let res = p
+        .act(&path("close"), &bob, &[("reason", "by_customer")])
+        .await;
+    assert_eq!(res.status, 403, "not his to close: {}", res.text());
+    let res = p.act(&path("owner"), &carol, &[("owner", "me")]).await;
+    assert_eq!(res.status, 404, "not hers to see: {}", res.text());
+    let t = p.t.ticket(id).await;
+    assert_eq!((t.owner, t.status.as_str()), (None, "new"));
+
+    // Sam: the desk in the summary box, and its forms.
+    let page = p.get(&format!("/tickets/{id}"), Some(&sam)).await.text();
+    assert!(page.contains("<dd id=\"owner\">Unassigned</dd>"), "{page}");
+    assert!(page.contains("id=\"assign-me\""), "{page}");
+    assert!(
+        page.contains("<option value=\"resolved\" selected>Resolved by support</option>"),
+        "{page}"
+    );
+    let res = p.act(&path("owner"), &sam, &[("owner", "me")]).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(
+        res.header("location").unwrap(),
+        format!("/tickets/{id}?done=owner")
+    );
+    let page = p
+        .get(&format!("/tickets/{id}?done=owner"), Some(&sam))
+        .await
+        .text();
+    assert!(page.contains("The owner was changed."), "{page}");
+    assert!(page.contains("<dd id=\"owner\">Sam Staff"), "{page}");
+    assert!(!page.contains("id=\"assign-me\""), "his already: {page}");
+    assert!(page.contains("Sam Staff took the ticket."), "{page}");
+    let res = p
+        .act(&path("owner"), &sam, &[("owner", "dave@example.test")])
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(
+        p.t.ticket(id).await.owner.as_deref(),
+        Some("dave@example.test")
+    );
+    let res = p
+        .act(&path("owner"), &sam, &[("owner", "alice@customer.test")])
+        .await;
+    assert_eq!(res.status, 422, "a customer owns nothing: {}", res.text());
+    assert!(res.text().contains("Nobody by that name"), "{}", res.text());
+    let res = p.act(&path("owner"), &sam, &[("owner", "none")]).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(p.t.ticket(id).await.owner, None);
+
+    // Closed as a feature request, then as resolved: the last reason holds.
+    let res = p
+        .act(&path("close"), &sam, &[("reason", "feature_request")])
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(
+        res.header("location").unwrap(),
+        format!("/tickets/{id}?done=close")
+    );
+    let t = p.t.ticket(id).await;
+    assert_eq!(t.status.as_str(), "closed");
+    assert_eq!(t.close_reason.map(|r| r.as_str()), Some("feature_request"));
+    let res = p.act(&path("close"), &sam, &[("reason", "resolved")]).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let res = p.act(&path("close"), &sam, &[("reason", "because")]).await;
+    assert_eq!(res.status, 422, "{}", res.text());
+    assert_eq!(
+        p.t.ticket(id).await.close_reason.map(|r| r.as_str()),
+        Some("resolved")
+    );
+
+    // Alice reads why, in words, in English and then in Japanese.
+    let page = p.get(&format!("/tickets/{id}"), Some(&alice)).await.text();
+    assert!(
+        page.contains("<dd id=\"close-reason\">Resolved by support</dd>"),
+        "{page}"
+    );
+    for absent in ["feature_request", ">resolved<", "Owner", "/owner\""] {
+        assert!(!page.contains(absent), "{absent}: {page}");
+    }
+    for email in ["alice@customer.test", "sam@example.test"] {
+        let user =
+            p.t.store()
+                .find_user(&ticketgate::domain::ids::EmailAddress::parse(email).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+        p.t.store()
+            .update_user(
+                user.id,
+                &ticketgate::store::UserChange {
+                    locale: Some("ja".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let page = p.get(&format!("/tickets/{id}"), Some(&alice)).await.text();
+    assert!(
+        page.contains("<dd id=\"close-reason\">サポートにより解決</dd>"),
+        "{page}"
+    );
+    assert!(!page.contains("Resolved by support"), "{page}");
+    let page = p.get(&format!("/tickets/{id}"), Some(&sam)).await.text();
+    assert!(page.contains("<dd id=\"owner\">未割り当て</dd>"), "{page}");
+    for english in [
+        "Unassigned",
+        "Assign to",
+        "Close ticket",
+        "Resolved by support",
+    ] {
+        assert!(!page.contains(english), "{english}: {page}");
+    }
+    let queue = p.get("/tickets?status=all", Some(&sam)).await.text();
+    assert!(
+        queue.contains("未割り当て") && !queue.contains("Unassigned"),
+        "{queue}"
     );
 }

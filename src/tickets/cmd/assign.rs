@@ -5,7 +5,7 @@
 use super::{Applied, Command, CommandProblem, value};
 use crate::domain::ids::EmailAddress;
 use crate::domain::mentions::{self, Candidate, Directory, Resolution};
-use crate::domain::ticket::Role;
+use crate::domain::ticket::{self, Role};
 use crate::store::{TicketState, User};
 use crate::tickets::{Author, Changes, Refusal};
 
@@ -109,7 +109,7 @@ pub(super) async fn apply(
     author: &Author<'_>,
     who: Option<&Assignee>,
 ) -> Applied {
-    if author.user.role != Role::Staff {
+    if !ticket::may_assign(&author.actor()) {
         return Ok(Err(Refusal::Forbidden(
             "only the support team assigns tickets".into(),
         )));

@@ -62,6 +62,14 @@ pub(super) async fn apply(
             c.policy.label(to, crate::domain::locale::Locale::default())
         ))));
     }
+    if let Some(reason) = reason
+        && !ticket::may_give_close_reason(&author.actor(), reason)
+    {
+        return Ok(Err(Refusal::Forbidden(format!(
+            "only the support team closes a ticket as \"{}\"",
+            reason.as_str()
+        ))));
+    }
     Ok(Ok(c
         .set_status(state, Some(author.user), to, Cause::Command, reason)
         .await?))
