@@ -32,20 +32,66 @@ pub struct TicketQuery {
     owner: Option<String>,
     /// `true`: open tickets with a clock past its due time.
     breached: Option<bool>,
+    /// `updated` (last update first) or `due` (earliest next due time
+    /// first, tickets without one last). Without it: by id, oldest first.
+    sort: Option<String>,
     /// Page size (default 50, at most 500).
     limit: Option<i64>,
-    /// The `next` value of the previous page.
-    after: Option<TicketId>,
+    /// The `next` value of the previous page: a ticket id without `sort`,
+    /// the opaque string `next` gave with it.
+    after: Option<String>,
+}
+
+/// Where the next page starts: a ticket id in id order (what scripts
+/// written before `sort` expect), an opaque cursor in a sorted order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Next {
+    Id(TicketId),
+    Cursor(String),
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketPage {
     tickets: Vec<TicketSummary>,
     /// Pass as `after` for the next page; null on the last page.
-    next: Option<TicketId>,
+    next: Option<Next>,
 }
 
-/// Lists tickets, oldest first, filtered and paginated by id.
+/// `sort`: the two orders of a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sort {
+    Updated,
+    Due,
+}
+
+impl Sort {
+    fn name(self) -> &'static str {
+        match self {
+            Sort::Updated => "updated",
+            Sort::Due => "due",
+        }
+    }
+}
+
+/// The cursor of a sorted page: its order and how many rows came before.
+/// Opaque to clients, so it may become a keyset later without breaking them.
+fn cursor(sort: Sort, skip: i64) -> String {
+    format!("{}.{skip}", sort.name())
+}
+
+fn read_cursor(sort: Sort, text: &str) -> Result<i64, ApiError> {
+    text.strip_prefix(sort.name())
+        .and_then(|r| r.strip_prefix('.'))
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("after: not a `next` value of sort={}", sort.name()))
+        })
+}
+
+/// Lists tickets, oldest first, filtered and paginated by id; or, with
+/// `sort`, by last update or next due time, paginated by an opaque cursor.
 #[utoipa::path(get, path = "/api/tickets", params(TicketQuery), tag = "tickets",
     responses((status = 200, description = "OK", body = TicketPage), (status = 400, description = "Malformed request", body = ErrorBody), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody)))]
 pub async fn list_tickets(
@@ -74,6 +120,26 @@ pub async fn list_tickets(
         })?)),
     };
     let limit = super::page_limit(q.limit)?;
+    let sort = match q.sort.as_deref() {
+        None => None,
+        Some("updated") => Some(Sort::Updated),
+        Some("due") => Some(Sort::Due),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "sort: {other:?} is not `updated` or `due`"
+            )));
+        }
+    };
+    let (after, skip) = match (sort, q.after.as_deref()) {
+        (_, None) => (None, 0),
+        (None, Some(id)) => (
+            Some(id.parse::<TicketId>().map_err(|_| {
+                ApiError::bad_request("after: a ticket id (the `next` of the previous page)")
+            })?),
+            0,
+        ),
+        (Some(sort), Some(text)) => (None, read_cursor(sort, text)?),
+    };
     let tickets = state
         .store()
         .list_tickets(&TicketFilter {
@@ -86,11 +152,19 @@ pub async fn list_tickets(
                 .unwrap_or(false)
                 .then(time::OffsetDateTime::now_utc),
             limit: Some(limit),
-            after: q.after,
+            after,
+            newest_first: sort == Some(Sort::Updated),
+            by_due: sort == Some(Sort::Due),
+            skip,
             ..Default::default()
         })
         .await?;
-    let next = super::next_page(&tickets, limit, |t| t.id);
+    let next = match sort {
+        None => super::next_page(&tickets, limit, |t| t.id).map(Next::Id),
+        Some(sort) => {
+            (tickets.len() as i64 == limit).then(|| Next::Cursor(cursor(sort, skip + limit)))
+        }
+    };
     Ok(Json(TicketPage {
         tickets: wire::list(tickets),
         next,

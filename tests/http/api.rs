@@ -404,6 +404,68 @@ async fn the_desk_over_the_api_owner_close_reason_and_list_filters() {
 }
 
 #[tokio::test]
+async fn sorted_lists_page_with_an_opaque_cursor_and_the_default_keeps_ids() {
+    let api = Api::start().await;
+    // Three tickets: P2 (due in 4 business hours), P1 (1 hour), none.
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let raw = format!(
+            "From: alice@customer.test\nTo: support@example.test\nMessage-ID: <s{n}@customer.test>\nSubject: Sorted {n}\n\nPlease look.\n"
+        );
+        ids.push(
+            api.t
+                .deliver(raw.as_bytes())
+                .await
+                .ticket
+                .expect("a ticket"),
+        );
+    }
+    for (id, p) in [(ids[0], "P2"), (ids[1], "P1")] {
+        let r = api
+            .send(
+                "PATCH",
+                &format!("/api/tickets/{id}"),
+                json!({"priority": p}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let ids_of = |v: &Value| -> Vec<i64> {
+        v["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect()
+    };
+    let first = api.get("/api/tickets?sort=due&limit=2").await.json();
+    assert_eq!(ids_of(&first), [ids[1], ids[0]], "earliest due first");
+    let next = first["next"]
+        .as_str()
+        .expect("an opaque cursor")
+        .to_string();
+    let rest = api
+        .get(&format!("/api/tickets?sort=due&limit=2&after={next}"))
+        .await
+        .json();
+    assert_eq!(ids_of(&rest), [ids[2]], "no due time last");
+    assert!(rest["next"].is_null());
+    // The default order keeps integer ids, as scripts written before expect.
+    let by_id = api.get("/api/tickets?limit=2").await.json();
+    assert_eq!(ids_of(&by_id), [ids[0], ids[1]]);
+    assert_eq!(by_id["next"], json!(ids[1]));
+    let updated = api.get("/api/tickets?sort=updated&limit=3").await.json();
+    assert_eq!(ids_of(&updated).len(), 3);
+    for bad in [
+        "/api/tickets?sort=due&after=7",
+        "/api/tickets?sort=sideways",
+        "/api/tickets?after=due.2",
+    ] {
+        assert_eq!(api.get(bad).await.status, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
 async fn comments_notify_followers_resolve_mentions_and_keep_internal_notes_to_staff() {
     let api = Api::start().await;
     let id = alice_ticket(&api).await;

@@ -3398,8 +3398,13 @@ async fn staff_assign_and_close_with_a_reason_and_customers_read_why_in_their_la
     let res = p
         .act(&path("owner"), &sam, &[("owner", "alice@customer.test")])
         .await;
-    assert_eq!(res.status, 422, "a customer owns nothing: {}", res.text());
-    assert!(res.text().contains("Nobody by that name"), "{}", res.text());
+    assert_eq!(res.status, 403, "a customer owns nothing: {}", res.text());
+    assert!(
+        res.text()
+            .contains("alice@customer.test is not an active member of the support team"),
+        "{}",
+        res.text()
+    );
     let res = p.act(&path("owner"), &sam, &[("owner", "none")]).await;
     assert_eq!(res.status, 303, "{}", res.text());
     assert_eq!(p.t.ticket(id).await.owner, None);

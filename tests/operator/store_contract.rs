@@ -176,6 +176,7 @@ contract!(
     a_deactivated_user_keeps_their_row_but_loses_sessions_links_and_tokens,
     a_merge_and_a_move_carry_comments_followers_orgs_and_refs,
     a_discarded_delivery_stays_in_the_log_and_is_neither_discarded_again_nor_replayed,
+    the_desk_lists_by_owner_breach_and_due_time_and_claims_each_alarm_once,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
@@ -3203,5 +3204,112 @@ async fn a_merge_and_a_move_carry_comments_followers_orgs_and_refs(db: &Db) {
     assert_eq!(
         tx.ticket_state(a).await.unwrap().unwrap().followers.len(),
         3
+    );
+}
+
+/// The desk's reads on both backends: owner and breach filters, the order
+/// by next due time (the response's until answered, then the
+/// resolution's; none last), and an alarm's claim taken once.
+async fn the_desk_lists_by_owner_breach_and_due_time_and_claims_each_alarm_once(db: &Db) {
+    let w = world(db).await;
+    let (a, b, c) = (
+        ticket(db, &w, "a", T0).await,
+        ticket(db, &w, "b", T0).await,
+        ticket(db, &w, "c", T0).await,
+    );
+    let hour = time::Duration::hours(1);
+    let mut tx = db.store.begin().await.unwrap();
+    // a: answered, resolution due in 5 hours; b: response due in 2 hours,
+    // owned by Sam; c: nothing due.
+    let mut desk = tx.desk(a).await.unwrap().unwrap();
+    desk.response_due = Some(T0 + hour);
+    desk.responded_at = Some(T0);
+    desk.resolve_due = Some(T0 + 5 * hour);
+    tx.set_desk(a, &desk).await.unwrap();
+    let mut desk = tx.desk(b).await.unwrap().unwrap();
+    desk.response_due = Some(T0 + 2 * hour);
+    desk.owner = Some(w.sam.id);
+    tx.set_desk(b, &desk).await.unwrap();
+    assert!(
+        tx.claim_alarm(b, "response_warn", T0 + 2 * hour, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.claim_alarm(b, "response_warn", T0 + 2 * hour, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.claim_alarm(b, "response_warn", T0 + 3 * hour, T0)
+            .await
+            .unwrap(),
+        "a moved due time is a new alarm"
+    );
+    tx.commit().await.unwrap();
+
+    let list = |f: TicketFilter| {
+        let store = db.store.clone();
+        async move {
+            store
+                .list_tickets(&f)
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(TicketFilter {
+            by_due: true,
+            ..Default::default()
+        })
+        .await,
+        [b, a, c]
+    );
+    assert_eq!(
+        list(TicketFilter {
+            by_due: true,
+            limit: Some(1),
+            skip: 1,
+            ..Default::default()
+        })
+        .await,
+        [a]
+    );
+    let sam = ticketgate::store::OwnerFilter::Is(w.sam.email.clone());
+    assert_eq!(
+        list(TicketFilter {
+            owner: Some(sam),
+            ..Default::default()
+        })
+        .await,
+        [b]
+    );
+    assert_eq!(
+        list(TicketFilter {
+            owner: Some(ticketgate::store::OwnerFilter::Nobody),
+            ..Default::default()
+        })
+        .await,
+        [a, c]
+    );
+    // At T0 + 3h: b's response is overdue; a was answered, its resolution not yet due.
+    assert_eq!(
+        list(TicketFilter {
+            breached_at: Some(T0 + 3 * hour),
+            ..Default::default()
+        })
+        .await,
+        [b]
+    );
+    assert_eq!(
+        list(TicketFilter {
+            breached_at: Some(T0 + 6 * hour),
+            ..Default::default()
+        })
+        .await,
+        [a, b]
     );
 }
