@@ -120,6 +120,10 @@ pub fn router(state: WebState) -> Router {
         .route("/tickets/new/mentionable", get(tickets::mentionable_new))
         .route("/tickets/{id}", get(tickets::show))
         .route("/tickets/{id}/comments", post(tickets::comment))
+        .route(
+            "/tickets/{id}/comments/{comment}/move",
+            post(tickets::move_comment),
+        )
         .route("/tickets/{id}/mentionable", get(tickets::mentionable))
         .route(
             "/tickets/{id}/attachments/{attachment}",

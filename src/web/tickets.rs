@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::session::Viewer;
 use super::{Path, WebError, WebState, form, history, pages};
 use crate::domain::clean;
-use crate::domain::ids::{EmailAddress, TicketId};
+use crate::domain::ids::{CommentId, EmailAddress, TicketId};
 use crate::domain::locale::Locale;
 use crate::domain::mail::Attachment;
 use crate::domain::mentions;
@@ -22,7 +22,7 @@ use crate::domain::terms::close_reason_label;
 use crate::domain::ticket::{self, CloseReason, Priority, Role, Status};
 use crate::domain::version::Version;
 use crate::store::{CommentSource, OwnerFilter, TicketFilter, TicketState, User, Visibility};
-use crate::tickets::{Assignee, Command};
+use crate::tickets::{Assignee, Command, MoveTarget};
 use crate::tickets::{Author, Refusal, Typed, access, actor};
 use time::OffsetDateTime;
 
@@ -396,6 +396,8 @@ const CONFIRMED: &[&str] = &[
     "release",
     "owner",
     "close",
+    "merge",
+    "move",
 ];
 
 /// `GET /tickets/{id}`; `?done=ACTION` says what the form before did, in an
@@ -581,7 +583,7 @@ async fn ticket_page_with(
                 status_label => policy.label(view.status, locale),
                 status_help => pages::word(locale, &format!("status_help_{}", view.status.as_str())),
                 priority => view.priority.map(|p| p.as_str().to_uppercase()), sla => sla,
-                close_reason => close_reason, desk => desk,
+                close_reason => close_reason, desk => desk, merged_into => view.merged_into,
                 release => view.release.clone(), requester => view.requester.clone(),
                 requester_name => view.followers.iter().find(|f| f.email == view.requester).map(|f| f.name.clone()),
                 followers => view.followers.iter().map(|f| context! {
@@ -793,6 +795,10 @@ pub async fn act(
             },
             None => Err(say("bad_value", None)),
         },
+        // Merge and move are their own service calls, not commands on this ticket.
+        "merge" => {
+            return merge(&state, &viewer, id, form.get("into")).await;
+        }
         "close" => match form.get("reason").map(str::parse::<CloseReason>) {
             Some(Ok(reason)) => Ok(Command::Close(reason)),
             _ => Err(say("bad_value", None)),
@@ -838,6 +844,109 @@ pub async fn act(
                 _ => ("refused", StatusCode::FORBIDDEN),
             };
             let message = say(key, Some(refusal.to_string()));
+            ticket_page(&state, &viewer, id, Some(message), status).await
+        }
+    }
+}
+
+/// A refusal of the ticket service as the page says it, with its status.
+fn refused(locale: Locale, refusal: &Refusal) -> (minijinja::Value, StatusCode) {
+    let (key, status) = match refusal {
+        Refusal::Protected(_) | Refusal::Conflict(_) => ("refused", StatusCode::CONFLICT),
+        Refusal::NotFound(_) => ("not_found_named", StatusCode::UNPROCESSABLE_ENTITY),
+        Refusal::Forbidden(_) => ("forbidden_action", StatusCode::FORBIDDEN),
+        _ => ("refused", StatusCode::FORBIDDEN),
+    };
+    (
+        refusal_message(locale, key, Some(refusal.to_string())),
+        status,
+    )
+}
+
+/// `POST /tickets/{id}/merge` (`into`: a ticket number): as `#merge-into`;
+/// the reader lands on the ticket it went into.
+async fn merge(
+    state: &WebState,
+    viewer: &Viewer,
+    id: TicketId,
+    into: Option<&str>,
+) -> Result<Response, WebError> {
+    let locale = viewer.locale();
+    let Some(into) = into.and_then(|n| n.trim().trim_start_matches('#').parse::<TicketId>().ok())
+    else {
+        let message = refusal_message(locale, "bad_value", None);
+        return ticket_page(
+            state,
+            viewer,
+            id,
+            Some(message),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let author = Author {
+        user: &viewer.user,
+        proven: true,
+    };
+    match state.tickets().merge(id, &author, into).await? {
+        Ok(_) => Ok(Redirect::to(&format!("/tickets/{into}?done=merge")).into_response()),
+        Err(refusal) => {
+            let (message, status) = refused(locale, &refusal);
+            ticket_page(state, viewer, id, Some(message), status).await
+        }
+    }
+}
+
+/// `POST /tickets/{id}/comments/{comment}/move` (`to`: a ticket number or
+/// `new`): as the API's move; the reader lands on the comment's new ticket.
+pub async fn move_comment(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path((id, comment)): Path<(TicketId, CommentId)>,
+    req: Request,
+) -> Result<Response, WebError> {
+    let form = form::read(req, Some(&viewer.csrf), 16 * 1024, state.inner.form_limits).await?;
+    visible(&state, &viewer, id).await?;
+    let locale = viewer.locale();
+    let to = match form.get("to").map(str::trim) {
+        Some(t) if t.eq_ignore_ascii_case("new") => Some(MoveTarget::New),
+        Some(t) => t
+            .trim_start_matches('#')
+            .parse()
+            .ok()
+            .map(MoveTarget::Ticket),
+        None => None,
+    };
+    let Some(to) = to else {
+        let message = refusal_message(locale, "bad_value", None);
+        return ticket_page(
+            &state,
+            &viewer,
+            id,
+            Some(message),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    // Only a comment shown on this page moves from it.
+    let view = state
+        .store()
+        .ticket_view(id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    if !view.comments.iter().any(|c| c.id == comment) {
+        return Err(WebError::NotFound);
+    }
+    let author = Author {
+        user: &viewer.user,
+        proven: true,
+    };
+    match state.tickets().move_comment(comment, &author, to).await? {
+        Ok(now_on) => {
+            Ok(Redirect::to(&format!("/tickets/{}?done=move", now_on.id)).into_response())
+        }
+        Err(refusal) => {
+            let (message, status) = refused(locale, &refusal);
             ticket_page(&state, &viewer, id, Some(message), status).await
         }
     }

@@ -1620,6 +1620,36 @@ async fn browser_walkthrough(d: common::webdriver::Driver) {
     d.submit("form[action$='/close'] button").await;
     d.wait_for(".notice.ok").await;
     assert_eq!(d.text("#close-reason").await, "Feature request");
+    // Dave's ticket turns out to be the overdue one again: merged into it.
+    d.goto(&format!("{base}/tickets/{daves}")).await;
+    d.type_into("#merge-into", &overdue.to_string()).await;
+    d.submit("form[action$='/merge'] button").await;
+    d.wait_for(".notice.ok").await;
+    assert!(
+        d.url()
+            .await
+            .ends_with(&format!("/tickets/{overdue}?done=merge")),
+        "{}",
+        d.url().await
+    );
+    assert_eq!(p.t.ticket(daves).await.merged_into, Some(overdue));
+    // Its invoice comment belongs elsewhere: moved to a ticket of its own.
+    let invoice = p.t.ticket(overdue).await.comments.last().unwrap().id;
+    d.script(&format!(
+        "document.querySelector('#move-{invoice}').closest('details').open = true"
+    ))
+    .await;
+    d.type_into(&format!("#move-{invoice}"), "new").await;
+    d.submit(&format!("form[action$='/comments/{invoice}/move'] button"))
+        .await;
+    d.wait_for(".notice.ok").await;
+    let moved_to =
+        p.t.ticket(overdue)
+            .await
+            .comments
+            .iter()
+            .all(|c| c.id != invoice);
+    assert!(moved_to, "the comment left #{overdue}: {}", d.url().await);
     d.goto(&format!("{base}/tickets/{overdue}")).await;
     assert!(d.text("#response-due").await.contains("Overdue"));
     d.screenshot(&shots.join("ticket-staff.png")).await;
@@ -3478,4 +3508,105 @@ async fn staff_assign_and_close_with_a_reason_and_customers_read_why_in_their_la
         queue.contains("未割り当て") && !queue.contains("Unassigned"),
         "{queue}"
     );
+}
+
+#[tokio::test]
+async fn staff_merge_a_ticket_and_move_a_comment_from_their_pages_and_customers_cannot() {
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let sam = p.sign_in("sam@example.test").await;
+    let a = open_ticket(&p, &alice, "VPN drops every hour", "It drops.").await;
+    let b = open_ticket(&p, &alice, "VPN disconnects", "Same again.").await;
+    let c = open_ticket(&p, &alice, "Printer jams", "Wrong ticket for this.").await;
+
+    // Her page offers neither; forged, each is refused and changes nothing.
+    let page = p.get(&format!("/tickets/{b}"), Some(&alice)).await.text();
+    assert!(
+        !page.contains("/merge\"") && !page.contains("/move\""),
+        "{page}"
+    );
+    let res = p
+        .act(
+            &format!("/tickets/{b}/merge"),
+            &alice,
+            &[("into", &a.to_string())],
+        )
+        .await;
+    assert_eq!(res.status, 403, "{}", res.text());
+    let comment = p.t.ticket(c).await.comments[0].id;
+    let res = p
+        .act(
+            &format!("/tickets/{c}/comments/{comment}/move"),
+            &alice,
+            &[("to", &a.to_string())],
+        )
+        .await;
+    assert_eq!(res.status, 403, "{}", res.text());
+    assert!(p.t.ticket(b).await.merged_into.is_none());
+
+    // Staff: the forms are there; a merge lands on the ticket it went into.
+    let page = p.get(&format!("/tickets/{b}"), Some(&sam)).await.text();
+    assert!(page.contains(&format!("/tickets/{b}/merge\"")), "{page}");
+    assert!(
+        page.contains(&format!("/tickets/{c}/comments/")) || page.contains("/move\""),
+        "{page}"
+    );
+    let res = p
+        .act(
+            &format!("/tickets/{b}/merge"),
+            &sam,
+            &[("into", &b.to_string())],
+        )
+        .await;
+    assert_eq!(res.status, 409, "into itself: {}", res.text());
+    let res = p
+        .act(
+            &format!("/tickets/{b}/merge"),
+            &sam,
+            &[("into", &format!("#{a}"))],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(
+        res.header("location"),
+        Some(format!("/tickets/{a}?done=merge").as_str())
+    );
+    let merged = p.t.ticket(b).await;
+    assert_eq!(
+        (merged.merged_into, merged.close_reason.map(|r| r.as_str())),
+        (Some(a), Some("duplicate"))
+    );
+    let page = p.get(&format!("/tickets/{b}"), Some(&alice)).await.text();
+    assert!(
+        page.contains("Duplicate of another ticket"),
+        "she reads why: {page}"
+    );
+
+    // Move Printer's first comment to a new ticket; the page follows it.
+    let res = p
+        .act(
+            &format!("/tickets/{c}/comments/{comment}/move"),
+            &sam,
+            &[("to", "new")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let to = res.header("location").expect("a redirect").to_string();
+    let new_id: i64 = to
+        .trim_start_matches("/tickets/")
+        .trim_end_matches("?done=move")
+        .parse()
+        .expect("a ticket number");
+    assert!(new_id > c);
+    assert_eq!(p.t.ticket(new_id).await.comments[0].id, comment);
+    // A comment of another ticket does not move from this page.
+    let other = p.t.ticket(a).await.comments[0].id;
+    let res = p
+        .act(
+            &format!("/tickets/{c}/comments/{other}/move"),
+            &sam,
+            &[("to", "new")],
+        )
+        .await;
+    assert_eq!(res.status, 404, "{}", res.text());
 }
