@@ -837,13 +837,7 @@ pub async fn act(
             Ok(Redirect::to(&format!("/tickets/{id}?done={action}")).into_response())
         }
         Err(refusal) => {
-            let (key, status) = match &refusal {
-                Refusal::Protected(_) => ("creator_protected", StatusCode::CONFLICT),
-                Refusal::NotFound(_) => ("not_found_named", StatusCode::UNPROCESSABLE_ENTITY),
-                Refusal::Forbidden(_) => ("forbidden_action", StatusCode::FORBIDDEN),
-                _ => ("refused", StatusCode::FORBIDDEN),
-            };
-            let message = say(key, Some(refusal.to_string()));
+            let (message, status) = refused(locale, &refusal);
             ticket_page(&state, &viewer, id, Some(message), status).await
         }
     }
@@ -852,7 +846,8 @@ pub async fn act(
 /// A refusal of the ticket service as the page says it, with its status.
 fn refused(locale: Locale, refusal: &Refusal) -> (minijinja::Value, StatusCode) {
     let (key, status) = match refusal {
-        Refusal::Protected(_) | Refusal::Conflict(_) => ("refused", StatusCode::CONFLICT),
+        Refusal::Protected(_) => ("creator_protected", StatusCode::CONFLICT),
+        Refusal::Conflict(_) => ("refused", StatusCode::CONFLICT),
         Refusal::NotFound(_) => ("not_found_named", StatusCode::UNPROCESSABLE_ENTITY),
         Refusal::Forbidden(_) => ("forbidden_action", StatusCode::FORBIDDEN),
         _ => ("refused", StatusCode::FORBIDDEN),
@@ -861,6 +856,19 @@ fn refused(locale: Locale, refusal: &Refusal) -> (minijinja::Value, StatusCode) 
         refusal_message(locale, key, Some(refusal.to_string())),
         status,
     )
+}
+
+/// The ticket page again, saying a field did not read (422).
+async fn unreadable(state: &WebState, viewer: &Viewer, id: TicketId) -> Result<Response, WebError> {
+    let message = refusal_message(viewer.locale(), "bad_value", None);
+    ticket_page(
+        state,
+        viewer,
+        id,
+        Some(message),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
 }
 
 /// `POST /tickets/{id}/merge` (`into`: a ticket number): as `#merge-into`;
@@ -874,15 +882,7 @@ async fn merge(
     let locale = viewer.locale();
     let Some(into) = into.and_then(|n| n.trim().trim_start_matches('#').parse::<TicketId>().ok())
     else {
-        let message = refusal_message(locale, "bad_value", None);
-        return ticket_page(
-            state,
-            viewer,
-            id,
-            Some(message),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        return unreadable(state, viewer, id).await;
     };
     let author = Author {
         user: &viewer.user,
@@ -918,15 +918,7 @@ pub async fn move_comment(
         None => None,
     };
     let Some(to) = to else {
-        let message = refusal_message(locale, "bad_value", None);
-        return ticket_page(
-            &state,
-            &viewer,
-            id,
-            Some(message),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        return unreadable(&state, &viewer, id).await;
     };
     // Only a comment shown on this page moves from it.
     let view = state
