@@ -840,9 +840,11 @@ pub trait Store: Send + Sync {
     /// Tickets with a scheduler alarm due by `now`, at most `limit`.
     async fn due_alarms(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<TicketId>>;
     /// Tickets in `status` last changed at or before `before`, oldest first,
-    /// after the cursor `after` (last changed, id), at most `limit`.
+    /// after the cursor `after` (last changed, id), at most `limit`, that
+    /// alarm `kind` has not been claimed for since that change.
     async fn idle_tickets(
         &self,
+        kind: &str,
         status: Status,
         before: OffsetDateTime,
         after: (OffsetDateTime, TicketId),

@@ -290,6 +290,7 @@ impl<B: Backend> Store for B {
 
     async fn idle_tickets(
         &self,
+        kind: &str,
         status: Status,
         before: OffsetDateTime,
         after: (OffsetDateTime, TicketId),
@@ -301,6 +302,7 @@ impl<B: Backend> Store for B {
             after.0.into(),
             after.1.into(),
             Arg::Limit(Some(limit)),
+            kind.into(),
         ];
         each(
             self.conn().await?.all(sql::IDLE_TICKETS, &args).await?,

@@ -223,10 +223,15 @@ pub const OPEN_TICKET_COUNTS: &str = "SELECT status, priority, count(*) FROM tic
 pub const DUE_ALARMS: &str =
     "SELECT id FROM tickets WHERE next_alarm_at <= $1 ORDER BY next_alarm_at, id LIMIT $2";
 /// Tickets in status `$1` untouched since `$2`, oldest first, after
-/// `($3, $4)` (`tickets_status`): what an idle rule looks at.
-pub const IDLE_TICKETS: &str = "SELECT id, updated_at FROM tickets
-     WHERE status = $1 AND updated_at <= $2 AND (updated_at > $3 OR (updated_at = $3 AND id > $4))
-     ORDER BY updated_at, id LIMIT $5";
+/// `($3, $4)` (`tickets_status`), whose quiet spell idle rule `$6` has not
+/// fired on yet (its claim's `due_at` is the spell's start): what an idle
+/// rule looks at, without a write for the tickets it already answered.
+pub const IDLE_TICKETS: &str = "SELECT t.id, t.updated_at FROM tickets t
+     WHERE t.status = $1 AND t.updated_at <= $2
+       AND (t.updated_at > $3 OR (t.updated_at = $3 AND t.id > $4))
+       AND NOT EXISTS (SELECT 1 FROM ticket_alarms a
+                       WHERE a.ticket_id = t.id AND a.kind = $6 AND a.due_at = t.updated_at)
+     ORDER BY t.updated_at, t.id LIMIT $5";
 /// `Tx::merge_ticket`, in order: comments, followers (the requester of
 /// `$1` follows `$2` as `follow`; one already there keeps their source),
 /// organizations, then the Message-IDs that thread to `$1`.

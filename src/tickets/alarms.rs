@@ -108,13 +108,12 @@ impl Service {
             loop {
                 let found = self
                     .store()
-                    .idle_tickets(status, before, cursor, BATCH)
+                    .idle_tickets(&idle_kind(rule), status, before, cursor, BATCH)
                     .await?;
                 let Some(&last) = found.last() else { break };
                 cursor = (last.1, last.0);
-                for (id, quiet_since) in &found {
-                    fired +=
-                        usize::from(self.idle_one(rule, *id, *quiet_since + after, now).await?);
+                for (id, _) in &found {
+                    fired += usize::from(self.idle_one(rule, *id, now).await?);
                 }
                 if (found.len() as i64) < BATCH {
                     break;
@@ -128,7 +127,6 @@ impl Service {
         &self,
         rule: &Rule,
         id: TicketId,
-        due: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut tx = self.store().begin().await?;
@@ -153,9 +151,10 @@ impl Service {
         if desk.updated_at + rule.after.unwrap_or_default() > now || !rule.when.matches(&facts) {
             return Ok(false);
         }
+        // The spell is known by when it began: a later change is a new one.
         if !c
             .tx
-            .claim_alarm(id, &format!("idle: {}", rule.name), due, now)
+            .claim_alarm(id, &idle_kind(rule), desk.updated_at, now)
             .await?
         {
             return Ok(false);
@@ -165,6 +164,11 @@ impl Service {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// The claim kind of an idle rule in `ticket_alarms`.
+fn idle_kind(rule: &Rule) -> String {
+    format!("idle: {}", rule.name)
 }
 
 impl Changes<'_> {

@@ -506,6 +506,29 @@ async fn a_blocked_ticket_is_reminded_then_closed_as_unanswered() {
         ["alice@customer.test reminder"],
         "the requester alone"
     );
+    // The scheduler's scan skips the spell it answered: no write per pass.
+    let scan = |kind: &'static str| {
+        let store = app.store().clone();
+        async move {
+            let blocked = ticketgate::domain::ticket::Status::Blocked;
+            let start = (time::OffsetDateTime::UNIX_EPOCH, 0);
+            store
+                .idle_tickets(kind, blocked, quiet_since + 4 * day, start, 10)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        scan("idle: remind the customer of a ticket waiting on them")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        scan("idle: close a ticket the customer left unanswered")
+            .await
+            .len(),
+        1
+    );
     let view = app.ticket(1).await;
     assert_eq!(events(&view, "reminder_sent")[0]["template"], "reminder");
     assert_eq!(serde_json::to_value(view.status).unwrap(), "blocked");
