@@ -79,7 +79,7 @@ fi
 out="$(cat "$work/out")"
 
 # What the README says it shows.
-grep -Eq '^#1 +New +- +alice@customer\.test +customer-site-a +.* Login page returns 500 after upgrade$' <<<"$out" \
+grep -Eq '^#1 +New +- +- +alice@customer\.test +customer-site-a +.* Login page returns 500 after upgrade$' <<<"$out" \
     || { printf '%s\n' "$out" >&2; fail "tg ticket list did not show ticket #1 from Alice"; }
 grep -q '"subject": "Login page returns 500 after upgrade"' <<<"$out" \
     || fail "tg ticket show 1 --json did not show the ticket"
