@@ -831,6 +831,9 @@ pub trait Store: Send + Sync {
     async fn add_user(&self, user: &NewUser) -> Result<User>;
     async fn find_user(&self, email: &EmailAddress) -> Result<Option<User>>;
     async fn list_users(&self) -> Result<Vec<User>>;
+    /// The staff users (owners' names, the owner form), by the role's own
+    /// statement rather than every user.
+    async fn list_staff(&self) -> Result<Vec<User>>;
     /// Changes what `change` names and leaves the rest; false when there is no such user.
     async fn update_user(&self, id: UserId, change: &UserChange) -> Result<bool>;
 

@@ -233,6 +233,13 @@ impl<B: Backend> Store for B {
         )
     }
 
+    async fn list_staff(&self) -> Result<Vec<User>> {
+        each(
+            self.conn().await?.all(sql::STAFF_USERS, &[]).await?,
+            rows::user,
+        )
+    }
+
     async fn list_tickets(&self, f: &TicketFilter) -> Result<Vec<TicketSummary>> {
         if f.text.as_ref().is_some_and(|t| t.len() > TEXT_FILTER_MAX) {
             return Err(StoreError::Invalid(format!(

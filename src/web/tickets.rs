@@ -151,13 +151,7 @@ pub async fn list(
     let policy = state.tickets().policy();
     // Owners by name, and whom the owner filter offers: staff only read them.
     let team: Vec<User> = if viewer.is_staff() {
-        state
-            .store()
-            .list_users()
-            .await?
-            .into_iter()
-            .filter(|u| u.role == Role::Staff)
-            .collect()
+        support_team(&state).await?
     } else {
         Vec::new()
     };
@@ -471,15 +465,7 @@ async fn ticket_page_with(
     // the history's lines: an await after their closure keeps the page's
     // future from being Send.
     let team: Option<Vec<User>> = if ticket::may_assign(&me) {
-        Some(
-            state
-                .store()
-                .list_users()
-                .await?
-                .into_iter()
-                .filter(|u| u.role == Role::Staff)
-                .collect(),
-        )
+        Some(support_team(state).await?)
     } else {
         None
     };
@@ -841,6 +827,13 @@ pub async fn act(
             ticket_page(&state, &viewer, id, Some(message), status).await
         }
     }
+}
+
+/// The staff, by address (as the owner form lists them).
+async fn support_team(state: &WebState) -> Result<Vec<User>, crate::store::StoreError> {
+    let mut team = state.store().list_staff().await?;
+    team.sort_by(|a, b| a.email.cmp(&b.email));
+    Ok(team)
 }
 
 /// A refusal of the ticket service as the page says it, with its status.

@@ -3295,6 +3295,11 @@ async fn the_desk_lists_by_owner_breach_and_due_time_and_claims_each_alarm_once(
         .await,
         [a, c]
     );
+    // The team the owner form offers: staff, and only staff.
+    let staff = db.store.list_staff().await.unwrap();
+    assert!(staff.iter().all(|u| u.role == Role::Staff), "{staff:?}");
+    assert!(staff.iter().any(|u| u.id == w.sam.id));
+    assert!(!staff.iter().any(|u| u.id == w.alice.id));
     // At T0 + 3h: b's response is overdue; a was answered, its resolution not yet due.
     assert_eq!(
         list(TicketFilter {
