@@ -256,12 +256,7 @@ pub async fn patch_ticket(
         Some(Some(email)) => {
             let email = crate::domain::ids::EmailAddress::parse(email)
                 .map_err(|e| ApiError::invalid(format!("owner: {e}")))?;
-            commands.push(Command::Assign(Assignee::Named(
-                crate::domain::mentions::Mention {
-                    handle: email.local_part().to_lowercase(),
-                    address: Some(email),
-                },
-            )));
+            commands.push(Command::Assign(Assignee::address(email)));
         }
         Some(None) => commands.push(Command::Unassign),
         None => {}

@@ -770,15 +770,9 @@ pub async fn act(
         "owner" => match form.get("owner") {
             Some("me") => Ok(Command::Assign(Assignee::Me)),
             Some("none") => Ok(Command::Unassign),
-            Some(text) => match EmailAddress::parse(text) {
-                Ok(to) => mentions::find(&format!("@{to}"))
-                    .mentions
-                    .into_iter()
-                    .next()
-                    .map(|m| Command::Assign(Assignee::Named(m)))
-                    .ok_or_else(|| say("bad_address", Some(text.to_string()))),
-                Err(_) => Err(say("bad_address", Some(text.to_string()))),
-            },
+            Some(text) => EmailAddress::parse(text)
+                .map(|to| Command::Assign(Assignee::address(to)))
+                .map_err(|_| say("bad_address", Some(text.to_string()))),
             None => Err(say("bad_value", None)),
         },
         // Merge and move are their own service calls, not commands on this ticket.

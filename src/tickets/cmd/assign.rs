@@ -18,6 +18,17 @@ pub enum Assignee {
     Named(mentions::Mention),
 }
 
+impl Assignee {
+    /// The staff member with this address, as the API and the portal name
+    /// one (mail names them through `#assign`'s own reading).
+    pub fn address(email: EmailAddress) -> Self {
+        Assignee::Named(mentions::Mention {
+            handle: email.local_part().to_lowercase(),
+            address: Some(email),
+        })
+    }
+}
+
 pub(super) fn parse(key: &str, args: &str) -> Option<Result<Command, CommandProblem>> {
     Some(match key {
         "assign" | "owner" | "take" => {
