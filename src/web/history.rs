@@ -50,7 +50,8 @@ impl Names {
                 | Event::FollowerRemoved { email }
                 | Event::Mentioned { email }
                 | Event::OwnerSet { email }
-                | Event::OwnerCleared { email } => emails.push(email.as_str()),
+                | Event::OwnerCleared { email }
+                | Event::PersonErased { person: email } => emails.push(email.as_str()),
                 Event::OrgAdded { org } | Event::OrgRemoved { org } => {
                     if !names.orgs.contains_key(org)
                         && let Some(found) = state.store().find_org(org).await?
@@ -183,6 +184,10 @@ pub fn line(
             )
         }
         (Event::ReminderSent { .. }, _) => say("history_reminder", &[]),
+        (Event::PersonErased { person }, _) => say(
+            "history_erased",
+            &[("{person}", names.person(person.as_str()))],
+        ),
         (Event::StatusChanged { from, to, .. }, Some(who)) => say(
             "history_status",
             &[

@@ -483,7 +483,7 @@ async fn ticket_page_with(
             .unwrap_or_else(|| c.body.clone());
         context! {
             id => c.id, author => c.author.clone(), author_name => c.author_name.clone(), body => body,
-            internal => c.internal, source => c.source.as_str(), created_at => local_time(state, &c.created_at, locale),
+            internal => c.internal, redacted => c.redacted, source => c.source.as_str(), created_at => local_time(state, &c.created_at, locale),
             event => event.map(|e| e.kind()), latest => Some(c.id) == last_comment,
             attachments => c.attachments.iter().map(|a| context! {
                 id => a.id, filename => a.filename.clone(), size => a.size,

@@ -1599,3 +1599,244 @@ fn messages_discard_keeps_a_quarantined_message_but_ends_its_wait() {
         assert!(err.contains("discarded"), "{args:?}: {err}");
     }
 }
+
+/// Every stored value of every column of the SQLite database at `db`, with
+/// where it is (`table.column`), for scanning after an erasure.
+fn every_stored_value(db: &Path) -> Vec<(String, Vec<u8>)> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut out = Vec::new();
+    for table in tables {
+        let columns: Vec<String> = c
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for column in columns {
+            let mut stmt = c
+                .prepare(&format!(
+                    "SELECT CAST(\"{column}\" AS BLOB) FROM \"{table}\""
+                ))
+                .unwrap();
+            let values: Vec<Option<Vec<u8>>> = stmt
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            out.extend(
+                values
+                    .into_iter()
+                    .flatten()
+                    .map(|v| (format!("{table}.{column}"), v)),
+            );
+        }
+    }
+    out
+}
+
+fn stored_where(values: &[(String, Vec<u8>)], needle: &str) -> Vec<String> {
+    let needle = needle.to_lowercase();
+    values
+        .iter()
+        .filter(|(_, v)| String::from_utf8_lossy(v).to_lowercase().contains(&needle))
+        .map(|(at, _)| at.clone())
+        .collect()
+}
+
+#[test]
+fn a_person_is_exported_then_erased_and_nothing_of_them_is_left_but_the_ticket() {
+    let dir = workdir();
+    seed(dir.path());
+    let hers = b"From: Alice Anders <alice@customer.test>\r\nTo: support@example.test\r\n\
+        Subject: Printer trouble\r\nMessage-ID: <first@customer.test>\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+        The zanzibarquux printer smokes since Monday morning.\r\n\r\nAlice\r\n--b\r\n\
+        Content-Type: text/plain; name=smoke.log\r\nContent-Disposition: attachment; filename=smoke.log\r\n\r\n\
+        zanzibarquux error 42\r\n--b--\r\n";
+    let bobs = b"From: Bob Brown <bob@customer.test>\r\nTo: support@example.test\r\n\
+        Subject: Re: [Support #1] Printer trouble\r\nMessage-ID: <second@customer.test>\r\n\
+        In-Reply-To: <first@customer.test>\r\n\r\nSame here (bobword).\r\n\r\n\
+        On Mon, Alice Anders <alice@customer.test> wrote:\r\n\
+        > The zanzibarquux printer smokes since Monday morning.\r\n";
+    for mail in [&hers[..], &bobs[..]] {
+        let out = run(dir.path(), &["ingest", "--json", "-"], Some(mail));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let export: serde_json::Value = serde_json::from_str(&ok(
+        dir.path(),
+        &["person", "export", "alice@customer.test"],
+    ))
+    .unwrap();
+    assert_eq!(export["user"]["name"], "Alice Anders");
+    assert_eq!(export["tickets"][0]["relations"][0], "requester");
+    assert_eq!(export["comments"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        export["comments"][0]["attachments"][0]["filename"],
+        "smoke.log"
+    );
+    assert!(
+        export["raw_messages"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("zanzibarquux printer")
+    );
+    assert!(
+        !export.to_string().contains("bobword"),
+        "Bob's words are not hers"
+    );
+
+    let zip_path = dir.path().join("alice.zip");
+    ok(
+        dir.path(),
+        &[
+            "person",
+            "export",
+            "alice@customer.test",
+            "--out",
+            zip_path.to_str().unwrap(),
+        ],
+    );
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[0], "data.json");
+    assert!(
+        names[1].starts_with("files/") && names[1].ends_with("-smoke.log"),
+        "{names:?}"
+    );
+    assert!(
+        names[2].starts_with("messages/") && names[2].ends_with(".eml"),
+        "{names:?}"
+    );
+    let mut eml = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name(&names[2]).unwrap(), &mut eml).unwrap();
+    assert!(eml.contains("Message-ID: <first@customer.test>"));
+    let again = run(
+        dir.path(),
+        &[
+            "person",
+            "export",
+            "alice@customer.test",
+            "--out",
+            zip_path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        !again.status.success(),
+        "an existing file is never overwritten"
+    );
+
+    let db = dir.path().join("var/ticketgate.db");
+    let before = every_stored_value(&db);
+    let rehearsal = ok(
+        dir.path(),
+        &["person", "erase", "alice@customer.test", "--dry-run"],
+    );
+    assert!(
+        rehearsal.starts_with("would erase alice@customer.test: 1 comments redacted"),
+        "{rehearsal}"
+    );
+    assert_eq!(every_stored_value(&db), before, "a dry run changes nothing");
+
+    let erased = ok(dir.path(), &["person", "erase", "alice@customer.test"]);
+    assert!(
+        erased.starts_with("erased alice@customer.test (now Former customer "),
+        "{erased}"
+    );
+    let after = every_stored_value(&db);
+    for needle in ["alice@customer.test", "Alice Anders", "zanzibarquux"] {
+        assert!(
+            !stored_where(&before, needle).is_empty(),
+            "the store held {needle}"
+        );
+        assert_eq!(
+            stored_where(&after, needle),
+            Vec::<String>::new(),
+            "{needle} is left"
+        );
+    }
+    let gone = run(
+        dir.path(),
+        &["person", "export", "alice@customer.test"],
+        None,
+    );
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr)
+            .contains("no person with the address alice@customer.test")
+    );
+
+    // The ticket and Bob's words stay; the history says what happened.
+    let ticket: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["ticket", "show", "1", "--json"])).unwrap();
+    assert_eq!(ticket["status"], "new");
+    assert_eq!(ticket["comments"][0]["redacted"], true);
+    assert_eq!(ticket["comments"][0]["body"], "");
+    assert!(ticket["requester"].as_str().unwrap().starts_with("erased-"));
+    assert!(
+        ticket["comments"][1]["body"]
+            .as_str()
+            .unwrap()
+            .contains("bobword")
+    );
+    assert!(ticket["comments"][1].get("redacted").is_none());
+    let shown = ok(dir.path(), &["ticket", "show", "1"]);
+    assert!(
+        shown.contains("erased the personal data of erased-"),
+        "{shown}"
+    );
+    let messages = ok(dir.path(), &["messages", "list", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&messages)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn retention_run_removes_nothing_when_it_is_off_and_counts_are_listed() {
+    let dir = workdir();
+    seed(dir.path());
+    let out = run(
+        dir.path(),
+        &["ingest", "--json", "-"],
+        Some(&fixture("new_ticket_plain_text.eml")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ok(dir.path(), &["retention", "run"]),
+        "removed 0 raw messages and 0 closed tickets\n"
+    );
+    assert_eq!(
+        ok(dir.path(), &["retention", "counts", "--json"]).trim(),
+        "[]"
+    );
+    let replay = ok(dir.path(), &["messages", "list", "--json"]);
+    assert!(
+        replay.contains("\"outcome\": \"ticket_created\""),
+        "{replay}"
+    );
+}

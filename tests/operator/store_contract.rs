@@ -3318,3 +3318,6 @@ async fn the_desk_lists_by_owner_breach_and_due_time_and_claims_each_alarm_once(
         [a, b]
     );
 }
+
+/// People's data: export, erasure and retention, on both backends.
+mod people;
