@@ -33,6 +33,26 @@ pub fn pseudonym(role: Role) -> (String, EmailAddress) {
     (name, email)
 }
 
+/// The name a page shows for `email`: an erased person's pseudonym in the
+/// reader's language (it is stored in English, built by [`pseudonym`]),
+/// anyone else's `stored` name as it is.
+pub fn shown_name(email: &str, stored: &str, locale: crate::domain::locale::Locale) -> String {
+    use crate::domain::locale::Locale;
+    let Some(tag) = email
+        .strip_prefix("erased-")
+        .and_then(|rest| rest.strip_suffix("@invalid"))
+        .and_then(|tag| tag.get(..4))
+    else {
+        return stored.to_string();
+    };
+    let staff = stored.starts_with("Former staff member");
+    match (locale, staff) {
+        (Locale::En, _) => stored.to_string(),
+        (Locale::Ja, false) => format!("元のお客様 {tag}"),
+        (Locale::Ja, true) => format!("元スタッフ {tag}"),
+    }
+}
+
 /// Erases the person with address `email`; `by` is the staff member who
 /// asked (the API) or `None` (the operator). `None` when there is no such user.
 pub async fn erase(
@@ -213,6 +233,24 @@ mod tests {
             "{a}"
         );
         assert!(pseudonym(Role::Staff).0.starts_with("Former staff member "));
+    }
+
+    #[test]
+    fn a_pseudonym_is_shown_in_the_readers_language() {
+        use crate::domain::locale::Locale;
+        let (name, email) = pseudonym(Role::Customer);
+        let tag = &email.as_str()["erased-".len().."erased-".len() + 4];
+        assert_eq!(shown_name(email.as_str(), &name, Locale::En), name);
+        assert_eq!(
+            shown_name(email.as_str(), &name, Locale::Ja),
+            format!("元のお客様 {tag}")
+        );
+        let (staff, email) = pseudonym(Role::Staff);
+        assert!(shown_name(email.as_str(), &staff, Locale::Ja).starts_with("元スタッフ "));
+        assert_eq!(
+            shown_name("erased@customer.test", "Erased Person", Locale::Ja),
+            "Erased Person"
+        );
     }
 
     #[test]

@@ -1840,3 +1840,80 @@ fn retention_run_removes_nothing_when_it_is_off_and_counts_are_listed() {
         "{replay}"
     );
 }
+
+#[test]
+fn serve_applies_retention_once_for_the_day_logs_it_and_keeps_the_comments() {
+    let dir = workdir();
+    seed(dir.path());
+    let config = dir.path().join("config/ticketgate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[retention]\nraw_messages = \"1s\"\n");
+    std::fs::write(&config, text).unwrap();
+    let out = run(
+        dir.path(),
+        &["ingest", "--json", "-"],
+        Some(&fixture("new_ticket_plain_text.eml")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Older than the one second it may be kept.
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let line = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains("retention: removed what is past its age"))
+            .map(str::to_string)
+    };
+    wait_for("the retention log line", Duration::from_secs(20), || {
+        line().is_some()
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let line = line().unwrap();
+    assert!(
+        line.contains("raw_messages=1") && line.contains("closed_tickets=0"),
+        "{line}"
+    );
+
+    let db = rusqlite::Connection::open(dir.path().join("var/ticketgate.db")).unwrap();
+    let (removed, blob): (Option<String>, i64) = db
+        .query_row(
+            "SELECT raw_removed_at, (SELECT size FROM blobs WHERE sha256 = raw_sha256) FROM ingest_log",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(removed.is_some());
+    assert_eq!(blob, 0, "the log row names the empty blob");
+    let runs: Vec<(String, i64)> = db
+        .prepare("SELECT day, raw_messages FROM retention_runs")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(runs.len(), 1, "one run claimed for the day: {runs:?}");
+    assert_eq!(runs[0].1, 1);
+    // What the ticket shows stays.
+    let ticket: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["ticket", "show", "1", "--json"])).unwrap();
+    assert!(!ticket["comments"][0]["body"].as_str().unwrap().is_empty());
+}
