@@ -1600,56 +1600,11 @@ fn messages_discard_keeps_a_quarantined_message_but_ends_its_wait() {
     }
 }
 
-/// Every stored value of every column of the SQLite database at `db`, with
-/// where it is (`table.column`), for scanning after an erasure.
+/// Every stored value of the SQLite database at `db` (`common::every_sqlite_value`).
 fn every_stored_value(db: &Path) -> Vec<(String, Vec<u8>)> {
     let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .unwrap();
-    let tables: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut out = Vec::new();
-    for table in tables {
-        let columns: Vec<String> = c
-            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        for column in columns {
-            let mut stmt = c
-                .prepare(&format!(
-                    "SELECT CAST(\"{column}\" AS BLOB) FROM \"{table}\""
-                ))
-                .unwrap();
-            let values: Vec<Option<Vec<u8>>> = stmt
-                .query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            out.extend(
-                values
-                    .into_iter()
-                    .flatten()
-                    .map(|v| (format!("{table}.{column}"), v)),
-            );
-        }
-    }
-    out
-}
-
-fn stored_where(values: &[(String, Vec<u8>)], needle: &str) -> Vec<String> {
-    let needle = needle.to_lowercase();
-    values
-        .iter()
-        .filter(|(_, v)| String::from_utf8_lossy(v).to_lowercase().contains(&needle))
-        .map(|(at, _)| at.clone())
-        .collect()
+    common::every_sqlite_value(&c).unwrap()
 }
 
 #[test]
@@ -1762,11 +1717,11 @@ fn a_person_is_exported_then_erased_and_nothing_of_them_is_left_but_the_ticket()
     let after = every_stored_value(&db);
     for needle in ["alice@customer.test", "Alice Anders", "zanzibarquux"] {
         assert!(
-            !stored_where(&before, needle).is_empty(),
+            !common::stored_where(&before, needle).is_empty(),
             "the store held {needle}"
         );
         assert_eq!(
-            stored_where(&after, needle),
+            common::stored_where(&after, needle),
             Vec::<String>::new(),
             "{needle} is left"
         );

@@ -336,6 +336,12 @@ async fn legacy_world(db: &Db) -> World {
 }
 
 async fn ticket(db: &Db, w: &World, subject: &str, now: OffsetDateTime) -> i64 {
+    titled(db, w, subject, subject, now).await
+}
+
+/// A ticket Alice opened, with `subject` and the root Message-ID
+/// `<key@customer.test>`.
+async fn titled(db: &Db, w: &World, key: &str, subject: &str, now: OffsetDateTime) -> i64 {
     let mut tx = db.store.begin().await.unwrap();
     let id = tx
         .insert_ticket(&NewTicket {
@@ -343,7 +349,7 @@ async fn ticket(db: &Db, w: &World, subject: &str, now: OffsetDateTime) -> i64 {
             status: Status::New,
             requester_id: w.alice.id,
             org_id: Some(w.site_a),
-            root_message_id: Some(mid(&format!("<{subject}@customer.test>"))),
+            root_message_id: Some(mid(&format!("<{key}@customer.test>"))),
             now,
         })
         .await

@@ -19,29 +19,6 @@ const HER_WORD: &str = "zanzibarquux";
 const HER_NAME: &str = "Alice Anders";
 const HER_ADDRESS: &str = "alice@customer.test";
 
-/// A ticket Alice opened with this subject (`ticket` makes its root
-/// Message-ID of the subject, so it takes only one word).
-async fn titled(db: &Db, w: &World, key: &str, subject: &str, now: OffsetDateTime) -> i64 {
-    let mut tx = db.store.begin().await.unwrap();
-    let id = tx
-        .insert_ticket(&NewTicket {
-            subject: subject.into(),
-            status: Status::New,
-            requester_id: w.alice.id,
-            org_id: Some(w.site_a),
-            root_message_id: Some(mid(&format!("<{key}@customer.test>"))),
-            now,
-        })
-        .await
-        .unwrap();
-    tx.add_follower(id, w.alice.id, FollowerSource::Creator, now)
-        .await
-        .unwrap();
-    tx.attach_org(id, w.site_a).await.unwrap();
-    tx.commit().await.unwrap();
-    id
-}
-
 fn sha(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
@@ -248,31 +225,7 @@ async fn an_export_holds_their_data_and_not_other_peoples_words(db: &Db) {
 async fn every_value(db: &Db) -> Vec<(String, Vec<u8>)> {
     match &db.keep {
         Keep::Sqlite(_, store) => store
-            .with_connection(|c| {
-                let tables: Vec<String> = c
-                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
-                let mut out = Vec::new();
-                for table in tables {
-                    let columns: Vec<String> = c
-                        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?
-                        .query_map([], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?;
-                    for column in columns {
-                        let mut stmt = c.prepare(&format!(
-                            "SELECT CAST(\"{column}\" AS BLOB) FROM \"{table}\""
-                        ))?;
-                        let values = stmt.query_map([], |r| r.get::<_, Option<Vec<u8>>>(0))?;
-                        for v in values {
-                            if let Some(v) = v? {
-                                out.push((format!("{table}.{column}"), v));
-                            }
-                        }
-                    }
-                }
-                Ok(out)
-            })
+            .with_connection(common::every_sqlite_value)
             .await
             .unwrap(),
         Keep::Postgres(t) => {
@@ -307,15 +260,7 @@ async fn every_value(db: &Db) -> Vec<(String, Vec<u8>)> {
     }
 }
 
-/// Where `needle` (any case) is stored.
-fn found_in(values: &[(String, Vec<u8>)], needle: &str) -> Vec<String> {
-    let needle = needle.to_lowercase();
-    values
-        .iter()
-        .filter(|(_, v)| String::from_utf8_lossy(v).to_lowercase().contains(&needle))
-        .map(|(at, _)| at.clone())
-        .collect()
-}
+use common::stored_where as found_in;
 
 async fn erasing_a_person_leaves_nothing_of_them_and_keeps_the_tickets(db: &Db) {
     let s = scene(db).await;
