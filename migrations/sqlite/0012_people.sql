@@ -16,7 +16,6 @@ CREATE TABLE comment_redactions (
 -- names the empty blob, so the log row keeps its foreign key and its
 -- deduplication key while the bytes are gone.
 ALTER TABLE ingest_log ADD COLUMN raw_removed_at TEXT;
-CREATE INDEX ingest_log_received ON ingest_log(received_at) WHERE raw_removed_at IS NULL;
 
 -- Deleting a closed ticket, its log rows and unreferenced blobs looks up
 -- every row that points at them (foreign keys, and the checks before a blob

@@ -649,7 +649,7 @@ pub(super) async fn purge_raw<B: Backend>(
     before: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<u64> {
-    let mut removed = 0;
+    let (mut removed, mut after) = (0, 0);
     loop {
         let mut w = store.write().await?;
         let found = w
@@ -659,9 +659,13 @@ pub(super) async fn purge_raw<B: Backend>(
                     before.into(),
                     Arg::Limit(Some(PURGE_BATCH)),
                     EMPTY_BLOB.into(),
+                    after.into(),
                 ],
             )
             .await?;
+        if let Some(last) = found.last() {
+            after = last.i64_at(0)?;
+        }
         let mut blobs = BTreeSet::new();
         for r in &found {
             w.run(
@@ -900,8 +904,10 @@ const PSEUDONYMIZE: &str = "UPDATE users SET email = $2, name = $3, org_id = NUL
 const INSERT_EVENT: &str =
     "INSERT INTO events (ticket_id, kind, actor_id, data, created_at) VALUES ($1, $2, $3, $4, $5)";
 
+/// Walks the log by id from where the last batch ended: one pass over the
+/// log a run, with no index on the time to keep up on every delivery.
 const OLD_RAW: &str = "SELECT id, raw_sha256 FROM ingest_log \
-     WHERE raw_removed_at IS NULL AND received_at < $1 AND raw_sha256 <> $3 ORDER BY received_at LIMIT $2";
+     WHERE id > $4 AND raw_removed_at IS NULL AND received_at < $1 AND raw_sha256 <> $3 ORDER BY id LIMIT $2";
 
 const REMOVE_RAW: &str = "UPDATE ingest_log SET raw_sha256 = $2, raw_removed_at = $3 WHERE id = $1";
 
