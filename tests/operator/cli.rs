@@ -1872,3 +1872,85 @@ fn serve_applies_retention_once_for_the_day_logs_it_and_keeps_the_comments() {
         serde_json::from_str(&ok(dir.path(), &["ticket", "show", "1", "--json"])).unwrap();
     assert!(!ticket["comments"][0]["body"].as_str().unwrap().is_empty());
 }
+
+/// `serve` takes a Maildir in batches, one transaction each: killed with
+/// SIGKILL mid-way and started again, every message is recorded exactly
+/// once (a message committed but not yet moved to `cur/` comes back as a
+/// `duplicate`) and none is left in `new/`.
+#[test]
+fn a_maildir_drained_in_batches_records_each_message_once_across_a_sigkill() {
+    const MESSAGES: usize = 1000;
+    let dir = workdir();
+    seed(dir.path());
+    let maildir = dir.path().join("var/maildir");
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    for i in 0..MESSAGES {
+        let name = format!("17000{i:05}.M{i}.host");
+        let tmp = maildir.join("tmp").join(&name);
+        std::fs::write(
+            &tmp,
+            format!(
+                "From: Alice Anders <alice@customer.test>\r\nTo: support@example.test\r\n\
+                 Subject: Batch {i}\r\nMessage-ID: <batch-{i}@customer.test>\r\n\r\nMessage {i}.\r\n"
+            ),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, maildir.join("new").join(&name)).unwrap();
+    }
+    let serve = || {
+        Command::new(BIN)
+            .arg("serve")
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = serve();
+    wait_for("a fifth in cur/", Duration::from_secs(120), || {
+        cur_count(dir.path()) >= MESSAGES / 5
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let moved_before = cur_count(dir.path());
+
+    let mut second = serve();
+    wait_for("new/ to empty", Duration::from_secs(300), || {
+        std::fs::read_dir(maildir.join("new")).unwrap().count() == 0
+    });
+    Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(second.wait().unwrap().success());
+    assert_eq!(cur_count(dir.path()), MESSAGES);
+
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&ok(
+        dir.path(),
+        &["messages", "list", "--limit", "100000", "--json"],
+    ))
+    .unwrap();
+    let mut created: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["outcome"] == "ticket_created")
+        .map(|r| r["message_id"].as_str().unwrap())
+        .collect();
+    created.sort_unstable();
+    created.dedup();
+    assert_eq!(created.len(), MESSAGES, "each message opened one ticket");
+    let others: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["outcome"] != "ticket_created" && r["outcome"] != "duplicate")
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    let tickets: Vec<serde_json::Value> = serde_json::from_str(&ok(
+        dir.path(),
+        &["ticket", "list", "--limit", "100000", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(tickets.len(), MESSAGES, "killed after {moved_before} moved");
+}
