@@ -446,6 +446,19 @@ pub(super) fn bare_sign_off(
     // Below the line `k`: a title and contact lines only, two at most.
     let tail_ok =
         |k: usize| k <= 2 && (0..k).all(|b| is_contact(text(b)) || is_title_like(text(b)));
+    // Below a closing and a name, any short line that ends no sentence
+    // ("acme.test", "support team") is theirs too.
+    let short_tail_ok = |k: usize| {
+        k <= 2
+            && (0..k).all(|b| {
+                let t = text(b).trim();
+                is_contact(t)
+                    || is_title_like(t)
+                    || (t.split_whitespace().count() <= 3
+                        && t.chars().count() <= 30
+                        && !t.ends_with(['.', '?', '!', ':', ';', '。', '？', '！']))
+            })
+    };
     // The nearest non-blank line above line `i`.
     let above = |i: usize| (0..i).rev().find(|&a| doc.kind[a] != Kind::Blank);
     let n = doc.lines.len();
@@ -471,7 +484,7 @@ pub(super) fn bare_sign_off(
             found = Some(k);
             break;
         }
-        if closing_and_name && tail_ok(k) {
+        if closing_and_name && short_tail_ok(k) {
             found = Some(k + 1);
             break;
         }
