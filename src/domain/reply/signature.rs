@@ -407,16 +407,17 @@ fn opens_or_continues_list(line: &str) -> bool {
 }
 
 /// A sign-off from anyone, the sender's name unknown, at the end of the
-/// reply (ending at `end`): its first line and the dash rule above it. Lines
-/// below it may only be a title or contact lines. Returns nothing unless
+/// reply (ending at `end`): its first line and the dash rule above it. At
+/// most two lines may follow it: a title or contact lines (after a closing
+/// and a name, any short line that ends no sentence). Returns nothing unless
 /// text of the reply stays above it. The shapes:
 ///
 /// - a dashed name (`-jo`, `- jo`), not below a list item or a line ending
 ///   in a colon;
-/// - a closing, then a name ("Thanks!" / "Jo", "regards" / "" / "John Doe",
-///   "よろしくお願いします。" / "田中"), when it ends the message: above
-///   quoted history an unknown sender's closing and name are kept, as most
-///   trimmers keep them;
+/// - a closing, then a name ("Thanks!" / "Jo", "regards", a blank line,
+///   "John Doe", "よろしくお願いします。" / "田中"), when it ends the message:
+///   above quoted history an unknown sender's closing and name are kept, as
+///   most trimmers keep them;
 /// - a dash rule (`---`) then a name, the line above the rule no heading;
 /// - a name directly above a footer ("Jo Doe" / "Sent with Sparrow").
 pub(super) fn bare_sign_off(
