@@ -448,14 +448,17 @@ pub(super) fn bare_sign_off(
     let tail_ok =
         |k: usize| k <= 2 && (0..k).all(|b| is_contact(text(b)) || is_title_like(text(b)));
     // Below a closing and a name, any short line that ends no sentence
-    // ("acme.test", "support team") is theirs too.
+    // ("acme.test", "support team") is theirs too; a postscript is not.
     let short_tail_ok = |k: usize| {
         k <= 2
             && (0..k).all(|b| {
                 let t = text(b).trim();
+                let lower = t.to_lowercase();
+                let postscript = lower.starts_with("p.s") || lower.starts_with("ps");
                 is_contact(t)
                     || is_title_like(t)
-                    || (t.split_whitespace().count() <= 3
+                    || (!postscript
+                        && t.split_whitespace().count() <= 3
                         && t.chars().count() <= 30
                         && !t.ends_with(['.', '?', '!', ':', ';', '。', '？', '！']))
             })

@@ -680,6 +680,14 @@ fn reply_lines_that_look_like_sign_offs_stay() {
             false,
         ),
         (
+            "a closing and a name, then a postscript",
+            "Deployed it.\n\nThanks,\nJo\nps call me\n",
+            "Deployed it.\n\nThanks,\nJo\nps call me",
+            None,
+            None,
+            false,
+        ),
+        (
             "a closing alone",
             "Deployed it.\n\nThanks!\n",
             "Deployed it.\n\nThanks!",
