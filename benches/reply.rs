@@ -88,6 +88,16 @@ fn shapes() -> Vec<(&'static str, String)> {
             }),
         ),
         (
+            "blank lines above a dashed name",
+            "text\n".to_string() + &"\n".repeat(MB - 10) + "-jo\n",
+        ),
+        (
+            "footers with wrapped links",
+            fill(MB, |_| {
+                "Sent with Sparrow\n(http://a.test/?sig)\nThanks!\nJo\n".to_string()
+            }),
+        ),
+        (
             "contact lines",
             fill(MB, |_| "---\nQuinn Quartz\n+43 1 234 5678\n".to_string()),
         ),

@@ -30,7 +30,9 @@
 //! 3. From the end backwards: trailing quotes, the signature (`-- `, a line
 //!    of underscores with a few lines after it, or without a separator the
 //!    sender's own name, initials or mailbox name after a closing, see
-//!    [`Sender`]) and mobile footers ("Sent from my iPhone", localized) are
+//!    [`Sender`]; from anyone, a short sign-off at the very end: `-jo`, a
+//!    closing and a name, a name below `---` or above a footer), mobile
+//!    footers ("Sent from my iPhone", localized) and lone `--` lines are
 //!    taken off; a quote followed only by a sign-off ("Thanks," / "Bob") goes
 //!    as a trailing one. A message that is only a signature keeps it.
 //!
@@ -193,6 +195,16 @@ impl<'a> Doc<'a> {
                 if continues {
                     kind[i] = Kind::Quote;
                 }
+            }
+        }
+        // A footer's link wrapped onto a line of its own ("Sent with Sparrow" /
+        // "(http://www.sparrowmailapp.com/?sig)") is the footer's.
+        for i in 1..n {
+            if kind[i] == Kind::Text
+                && kind[i - 1] == Kind::Footer
+                && is_link_continuation(lines[i], lines[i - 1])
+            {
+                kind[i] = Kind::Footer;
             }
         }
         let mut doc = Doc {
@@ -540,7 +552,9 @@ pub fn extract_text_from(text: &str, sender: &Sender) -> Extracted {
                 part[last] = Part::Signature;
                 end = last;
             }
-            Kind::Delimiter => {
+            // A lone `--` with nothing of a signature after it (or a second
+            // one above a signature already cut): a separator, no content.
+            Kind::Delimiter | Kind::SigSep => {
                 part[last] = Part::Drop;
                 end = last;
             }
@@ -557,7 +571,9 @@ pub fn extract_text_from(text: &str, sender: &Sender) -> Extracted {
             }
             _ if !unmarked_done => {
                 unmarked_done = true;
-                if let Some((start, rule)) = unmarked_signature(&doc, &part, end, sender) {
+                let found = unmarked_signature(&doc, &part, end, sender)
+                    .or_else(|| bare_sign_off(&doc, &part, end));
+                if let Some((start, rule)) = found {
                     part[start..end]
                         .iter_mut()
                         .filter(|p| **p == Part::Reply)

@@ -2,20 +2,26 @@
 
 use super::*;
 
-/// Footers mobile and web clients append ("Sent from my iPhone"), localized.
-/// Matched against a whole, short line, and only at the end of the reply.
+/// Footers mobile and web clients append ("Sent from my iPhone", "Sent from
+/// Samsung Mobile", BlackBerry's "Sent wirelessly from my BlackBerry device…",
+/// Sparrow's "Sent with Sparrow"), localized. Matched against a whole, short
+/// line, and only at the end of the reply.
 pub(super) static FOOTER: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?xi)^(?:
         sent\s(?:from|via|with|using|by|on)\s.{1,120}
+      | sent\swirelessly\s.{1,120}
       | from\smy\s(?:iphone|ipad|ipod|android|mobile|phone|cell|smartphone|tablet|galaxy|samsung|blackberry).{0,40}
       | \S+\sfrom\s(?:my\s)?mobile.{0,40}
       | get\s\[?outlook\b.{0,120}
       | von\s(?:meinem|meiner)\s.{1,60}\sgesendet\.?
       | gesendet\s(?:von|mit|vom|aus)\s.{1,80}
+      | (?:drahtlos|mobil)\sgesendet\s(?:von|mit|vom|über)\s.{1,80}
       | diese\snachricht\swurde\s(?:von|mit)\s.{1,80}\sgesendet\.?
       | envoyé\s(?:de|depuis|avec|à\spartir\sde)\s.{1,80}
+      | envoyé\ssans\sfil\s(?:par|de|depuis)\s.{1,100}
       | obtenir\soutlook\spour\s.{1,40}
       | enviado\s(?:desde|do|da|con|com|pelo|pela)\s.{1,80}
+      | enviado\s(?:de\smi|de\sforma\sinalámbrica|inalámbricamente)\s.{1,100}
       | obt(?:ener|er\so)\soutlook\s.{1,40}
       | inviato\s(?:da|dal|dalla|con)\s.{1,80}
       | scarica\soutlook\s.{1,40}
@@ -34,7 +40,7 @@ pub(super) static FOOTER: LazyLock<Regex> = LazyLock::new(|| {
       | .{1,40}에서\s보냄
       | (?:发自|来自|寄自)我的.{0,40}
       | 從我的.{0,40}傳送
-      | .{1,40}から送信
+      | .{1,40}から(?:ワイヤレスで)?送信(?:されました|しました)?
       | .{0,30}outlook.{0,20}を入手
     )$")
 });
@@ -336,4 +342,161 @@ pub(super) fn is_sign_off(lines: &[&str], sender: &Sender) -> bool {
         }
         _ => false,
     }
+}
+
+/// Words that, alone or in a short line, are an answer and not a name
+/// ("Done", "Works", "了解"), lowercased.
+#[rustfmt::skip]
+const NOT_NAMES: &[&str] = &[
+    "yes", "no", "ok", "okay", "done", "fixed", "sure", "agreed", "great", "perfect", "nope",
+    "yep", "yup", "confirmed", "resolved", "works", "working", "noted", "understood", "approved",
+    "same", "hi", "hello", "hey", "nothing", "none", "true", "false", "good", "fine", "correct",
+    "right", "exactly", "indeed", "later", "tomorrow", "today", "soon", "please", "urgent",
+    "ja", "nein", "oui", "non", "sí", "了解", "承知", "確認", "以上",
+];
+
+/// A line that can be a name when the sender is unknown: name-like, and no
+/// closing, no common one-word answer, no hiragana (Japanese names are
+/// written in kanji or katakana; a line with hiragana is a sentence).
+fn is_anyones_name(line: &str) -> bool {
+    if !is_name_like(line) || is_closing(line) {
+        return false;
+    }
+    let lower = line.to_lowercase();
+    let not_a_name = lower
+        .split(|c: char| c.is_whitespace() || matches!(c, '.' | ',' | '-'))
+        .any(|w| NOT_NAMES.contains(&w));
+    !not_a_name && !line.chars().any(|c| ('\u{3041}'..='\u{309f}').contains(&c))
+}
+
+/// `-jo`, `- jo`, `--Ryan`, `-Abhishek Kona`, `-Lev.`: ASCII dashes, then a
+/// name, or one lowercase word the way people sign plain-text mail (not
+/// after two dashes without a space: `--verbose` is an option). An em dash is
+/// left alone: `—Ryan` is typed on purpose, like an attribution, and trimmers
+/// that keep sign-offs keep it.
+fn is_dashed_name(line: &str) -> bool {
+    let t = line.trim();
+    let (dashes, rest) = match t.strip_prefix("--") {
+        Some(rest) => (2, rest),
+        None => match t.strip_prefix('-') {
+            Some(rest) => (1, rest),
+            None => return false,
+        },
+    };
+    let spaced = rest.starts_with(' ');
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    if rest.is_empty() || rest.starts_with([' ', '-']) {
+        return false;
+    }
+    let core = rest.trim_end_matches(['.', ',', '!']);
+    let one_lowercase_word = (dashes == 1 || spaced)
+        && (2..=20).contains(&core.chars().count())
+        && core.chars().all(char::is_lowercase)
+        && !NOT_NAMES.contains(&core);
+    one_lowercase_word || is_anyones_name(rest)
+}
+
+/// A list item or the line that opens a list: a dashed line below it is one
+/// more item ("Todo:" / "- fix"), not a sign-off.
+fn opens_or_continues_list(line: &str) -> bool {
+    let t = line.trim();
+    let numbered = t.split_once(['.', ')']).is_some_and(|(n, _)| {
+        !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit())
+    });
+    t.ends_with(':') || t.starts_with(['-', '*', '+', '•', '–', '—']) || numbered
+}
+
+/// A sign-off from anyone, the sender's name unknown, at the end of the
+/// reply (ending at `end`): its first line and the dash rule above it. At
+/// most two lines may follow it: a title or contact lines (after a closing
+/// and a name, any short line that ends no sentence). Returns nothing unless
+/// text of the reply stays above it. The shapes:
+///
+/// - a dashed name (`-jo`, `- jo`), not below a list item or a line ending
+///   in a colon;
+/// - a closing, then a name ("Thanks!" / "Jo", "regards", a blank line,
+///   "John Doe", "よろしくお願いします。" / "田中"), when it ends the message:
+///   above quoted history an unknown sender's closing and name are kept, as
+///   most trimmers keep them;
+/// - a dash rule (`---`) then a name, the line above the rule no heading;
+/// - a name directly above a footer ("Jo Doe" / "Sent with Sparrow").
+pub(super) fn bare_sign_off(
+    doc: &Doc<'_>,
+    part: &[Part],
+    end: usize,
+) -> Option<(usize, Option<usize>)> {
+    let mut lines = Vec::new();
+    let mut rule = None;
+    let mut j = end;
+    while j > 0 && lines.len() < 4 {
+        j -= 1;
+        if part[j] != Part::Reply {
+            break;
+        }
+        match doc.kind[j] {
+            Kind::Blank => {}
+            Kind::Text => lines.push(j),
+            Kind::Delimiter if is_dash_rule(doc.lines[j]) => {
+                rule = Some(j);
+                break;
+            }
+            _ => break,
+        }
+    }
+    let text = |k: usize| doc.lines[lines[k]];
+    // Below the line `k`: a title and contact lines only, two at most.
+    let tail_ok =
+        |k: usize| k <= 2 && (0..k).all(|b| is_contact(text(b)) || is_title_like(text(b)));
+    // Below a closing and a name, any short line that ends no sentence
+    // ("acme.test", "support team") is theirs too; a postscript is not.
+    let short_tail_ok = |k: usize| {
+        k <= 2
+            && (0..k).all(|b| {
+                let t = text(b).trim();
+                let lower = t.to_lowercase();
+                let postscript = lower.starts_with("p.s") || lower.starts_with("ps");
+                is_contact(t)
+                    || is_title_like(t)
+                    || (!postscript
+                        && t.split_whitespace().count() <= 3
+                        && t.chars().count() <= 30
+                        && !t.ends_with(['.', '?', '!', ':', ';', '。', '？', '！']))
+            })
+    };
+    // The nearest non-blank line above line `i`.
+    let above = |i: usize| (0..i).rev().find(|&a| doc.kind[a] != Kind::Blank);
+    let n = doc.lines.len();
+    let history_below = (end..n).any(|b| part[b] == Part::Quoted && has_letters(doc.lines[b]));
+
+    let mut found = None;
+    for k in 0..lines.len() {
+        let dashed = is_dashed_name(text(k))
+            && !above(lines[k]).is_some_and(|a| opens_or_continues_list(doc.lines[a]));
+        let closing_and_name = !history_below
+            && k + 1 < lines.len()
+            && is_closing(text(k + 1))
+            && is_anyones_name(text(k));
+        let below_rule = rule.is_some()
+            && k + 1 == lines.len()
+            && is_anyones_name(text(k))
+            && !rule
+                .and_then(above)
+                .is_some_and(|a| doc.lines[a].trim_end().ends_with(':'));
+        let above_footer =
+            k == 0 && doc.kind.get(lines[0] + 1) == Some(&Kind::Footer) && is_anyones_name(text(0));
+        if (dashed || below_rule || above_footer) && tail_ok(k) {
+            found = Some(k);
+            break;
+        }
+        if closing_and_name && short_tail_ok(k) {
+            found = Some(k + 1);
+            break;
+        }
+    }
+    let top = found?;
+    let start = lines[top];
+    let rule = rule.filter(|_| top + 1 == lines.len());
+    let first = rule.unwrap_or(start);
+    let text_above = (0..first).any(|a| part[a] == Part::Reply && doc.kind[a] == Kind::Text);
+    text_above.then_some((start, rule))
 }
