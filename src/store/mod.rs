@@ -19,6 +19,7 @@ use crate::domain::notify::Follower;
 use crate::domain::outcome::Outcome;
 use crate::domain::ticket::{CloseReason, FollowerSource, Priority, Role, Status};
 
+mod list;
 pub mod postgres;
 mod read;
 mod rows;

@@ -247,36 +247,7 @@ impl<B: Backend> Store for B {
             )));
         }
         let pattern = f.text.as_deref().map(contains_pattern);
-        let args = [
-            f.status.map(Status::as_str).into(),
-            f.org.as_deref().into(),
-            f.requester.as_ref().map(EmailAddress::as_str).into(),
-            if f.newest_first || f.by_due {
-                f.skip.max(0).into()
-            } else {
-                f.after.unwrap_or(0).into()
-            },
-            Arg::Limit(f.limit),
-            f.priority.map(Priority::as_str).into(),
-            Arg::Input(pattern.as_deref()),
-            f.visible_to.map(|v| v.user).into(),
-            f.visible_to.and_then(|v| v.org).into(),
-            f.open.map(i64::from).into(),
-            match &f.owner {
-                Some(OwnerFilter::Is(email)) => Some(email.as_str()),
-                _ => None,
-            }
-            .into(),
-            (f.owner == Some(OwnerFilter::Nobody)).then_some(1).into(),
-            f.breached_at.into(),
-        ];
-        let query = if f.by_due {
-            sql::LIST_TICKETS_BY_DUE
-        } else if f.newest_first {
-            sql::LIST_TICKETS_BY_UPDATE
-        } else {
-            sql::LIST_TICKETS
-        };
+        let (query, args) = super::list::tickets(f, pattern.as_deref());
         let found = self.conn().await?.all(query, &args).await?;
         each(found, rows::summary)
     }
