@@ -406,6 +406,28 @@ pub enum OwnerFilter {
 /// both backends (SQLite refuses LIKE patterns over 50,000 bytes).
 pub const TEXT_FILTER_MAX: usize = 1000;
 
+/// The statement `Store::list_tickets` runs for `filter`, for the test
+/// that reads its plan (tests/operator/store_contract.rs).
+#[doc(hidden)]
+pub fn ticket_list_statement(filter: &TicketFilter) -> &'static str {
+    list::tickets(filter, filter.text.as_deref()).0
+}
+
+/// The other statements that list tickets, named, for the same test: the
+/// `#list` answers, the scheduler's scans and the open-ticket counts.
+#[doc(hidden)]
+pub fn ticket_scan_statements() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("#list of a customer", sql::OPEN_TICKETS_OF),
+        ("#list all", sql::open_tickets_desk(false, false)),
+        ("#list unassigned", sql::open_tickets_desk(false, true)),
+        ("#list mine", sql::open_tickets_desk(true, false)),
+        ("due alarms", sql::DUE_ALARMS),
+        ("idle tickets", sql::IDLE_TICKETS),
+        ("open ticket counts", sql::OPEN_TICKET_COUNTS),
+    ]
+}
+
 /// The tickets a customer sees (`domain::ticket::may_comment` without the
 /// staff rule): those they requested or follow, and those attached to their
 /// organization (`ticket_orgs`).
