@@ -2067,6 +2067,41 @@ async fn postgres_a_claim_taken_meanwhile_fails_the_batch_as_a_conflict() {
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 }
 
+/// Every connection of the store's pool has JIT compilation off, whatever
+/// the database's default: ingest runs generic plans, whose estimates pass
+/// `jit_above_cost` once the tables grow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_connections_never_jit_compile() {
+    use sqlx::Connection;
+    let db = TestDb::create().await;
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {} SET jit = on",
+        db.name
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let show = "SHOW jit";
+    let mut plain = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let default: String = sqlx::query_scalar(show)
+        .fetch_one(&mut plain)
+        .await
+        .unwrap();
+    assert_eq!(default, "on", "the database's default");
+    let store = PgStore::connect(&db.url).await.unwrap();
+    // Two at once: two connections of the pool.
+    let mut first = store.pool().acquire().await.unwrap();
+    let mut second = store.pool().acquire().await.unwrap();
+    for conn in [&mut first, &mut second] {
+        let jit: String = sqlx::query_scalar(show)
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(jit, "off");
+    }
+}
+
 /// SQLite writes a body over 1 MiB in place (one copy less in memory);
 /// both backends give back exactly the text written, in the view and alone.
 async fn a_comment_larger_than_a_mebibyte_reads_back_as_written(db: &Db) {
