@@ -9,3 +9,5 @@ CREATE INDEX tickets_updated ON tickets(updated_at);
 -- An organization's tickets read from the index alone.
 DROP INDEX ticket_orgs_org;
 CREATE INDEX ticket_orgs_org ON ticket_orgs(org_id, ticket_id);
+-- Sent notifications past `[outbox] keep_sent`, which `serve` deletes.
+CREATE INDEX outbox_sent ON outbox(status, sent_at) WHERE status = 'sent';

@@ -922,8 +922,11 @@ pub trait Store: Send + Sync {
     async fn discard_log(&self, id: i64, now: OffsetDateTime) -> Result<bool>;
     /// Stored content by SHA-256 (raw messages, attachments).
     async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
-    /// Outbox rows per status (for metrics).
+    /// Outbox rows not sent, per status (for metrics).
     async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>>;
+    /// Deletes up to `limit` outbox rows sent before `before`, in one
+    /// short transaction; how many went. Fewer than `limit`: none are left.
+    async fn purge_sent_outbox(&self, before: OffsetDateTime, limit: i64) -> Result<u64>;
 
     /// Stores a new API token by its hash for a user.
     async fn create_token(

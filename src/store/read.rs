@@ -428,6 +428,11 @@ impl<B: Backend> Store for B {
         Ok(out)
     }
 
+    async fn purge_sent_outbox(&self, before: OffsetDateTime, limit: i64) -> Result<u64> {
+        let args = [before.into(), Arg::Limit(Some(limit))];
+        self.conn().await?.run(sql::PURGE_SENT_OUTBOX, &args).await
+    }
+
     async fn create_token(
         &self,
         user: UserId,

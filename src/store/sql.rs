@@ -344,7 +344,14 @@ pub const CLAIM_OUTBOX: &str = claim_outbox!("");
 /// delivery, and a lease that ran out (its sender died) makes the row due again.
 pub const CLAIM_OUTBOX_SKIP_LOCKED: &str = claim_outbox!("\n FOR UPDATE SKIP LOCKED");
 pub const LIST_OUTBOX: &str = concat!("SELECT ", outbox_columns!(), " FROM outbox ORDER BY id");
-pub const OUTBOX_COUNTS: &str = "SELECT status, count(*) FROM outbox GROUP BY status";
+/// The rows not sent, by status, from `outbox_due` alone: sent rows are
+/// most of the table and not counted.
+pub const OUTBOX_COUNTS: &str = "SELECT status, count(*) FROM outbox
+     WHERE status IN ('queued', 'sending', 'failed', 'dead') GROUP BY status";
+/// Up to `$2` rows sent before `$1` (`outbox_sent`): a batch, so that a
+/// large backlog never holds SQLite's writer for long.
+pub const PURGE_SENT_OUTBOX: &str = "DELETE FROM outbox WHERE id IN
+     (SELECT id FROM outbox WHERE status = 'sent' AND sent_at < $1 LIMIT $2)";
 /// `$1` id, `$2` status, `$3` next attempt (NULL keeps it), `$4` error, `$5` now.
 pub const RECORD_ATTEMPT: &str = "UPDATE outbox SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at),
          lease_until = NULL, last_error = $4, sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END

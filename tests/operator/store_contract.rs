@@ -178,6 +178,7 @@ contract!(
     a_discarded_delivery_stays_in_the_log_and_is_neither_discarded_again_nor_replayed,
     the_desk_lists_by_owner_breach_and_due_time_and_claims_each_alarm_once,
     every_ticket_list_is_answered_from_its_index,
+    sent_outbox_rows_are_purged_after_they_are_kept,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
@@ -3692,4 +3693,105 @@ async fn every_ticket_list_is_answered_from_its_index(db: &Db) {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+/// Sent rows older than the cut are deleted, a batch at a time; rows sent
+/// since, and rows not sent (queued, failed, dead), stay. The counts
+/// `/metrics` shows are of the rows not sent.
+async fn sent_outbox_rows_are_purged_after_they_are_kept(db: &Db) {
+    let w = world(db).await;
+    let rows: Vec<_> = (0..7).map(|n| outbox_row(n, &w.alice, None)).collect();
+    enqueue(db, &rows).await;
+    let lease = Duration::from_secs(60);
+    let claimed = db.store.claim_outbox(T0, lease, 10).await.unwrap();
+    let day = Duration::from_secs(86400);
+    let sent = |ids: &[i64]| -> Vec<Attempt> {
+        ids.iter()
+            .map(|id| Attempt {
+                id: *id,
+                result: AttemptResult::Sent,
+            })
+            .collect()
+    };
+    let id = |n: usize| claimed[n].id;
+    // Three sent on day 0, one on day 40; one failed, one dead on day 0;
+    // one never claimed back from `sending` is left as it is.
+    db.store
+        .record_attempts(&sent(&[id(0), id(1), id(2)]), T0)
+        .await
+        .unwrap();
+    db.store
+        .record_attempts(&sent(&[id(3)]), T0 + 40 * day)
+        .await
+        .unwrap();
+    db.store
+        .record_attempts(
+            &[
+                Attempt {
+                    id: id(4),
+                    result: AttemptResult::Retry {
+                        at: T0 + day,
+                        error: "421 later".into(),
+                    },
+                },
+                Attempt {
+                    id: id(5),
+                    result: AttemptResult::Dead {
+                        error: "550 no".into(),
+                        bouncing: None,
+                    },
+                },
+            ],
+            T0,
+        )
+        .await
+        .unwrap();
+    let mut counts = db.store.outbox_counts().await.unwrap();
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(
+        counts,
+        [
+            (OutboxStatus::Dead, 1),
+            (OutboxStatus::Failed, 1),
+            (OutboxStatus::Sending, 1)
+        ],
+        "sent rows are not counted"
+    );
+
+    // Kept 30 days, on day 40: the three of day 0 go, two per statement.
+    let cut = T0 + 10 * day;
+    assert_eq!(db.store.purge_sent_outbox(cut, 2).await.unwrap(), 2);
+    assert_eq!(db.store.purge_sent_outbox(cut, 2).await.unwrap(), 1);
+    assert_eq!(db.store.purge_sent_outbox(cut, 2).await.unwrap(), 0);
+    let left: Vec<_> = db
+        .store
+        .list_outbox()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.status))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            (id(3), OutboxStatus::Sent),
+            (id(4), OutboxStatus::Failed),
+            (id(5), OutboxStatus::Dead),
+            (id(6), OutboxStatus::Sending),
+        ]
+    );
+    // What `serve` runs: until none is left; again, nothing.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let later = T0 + 41 * day;
+    let purged = ticketgate::outbox::purge_sent(&*db.store, later, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(
+        ticketgate::outbox::purge_sent(&*db.store, later, &cancel)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(db.store.list_outbox().await.unwrap().len(), 3);
 }
