@@ -845,6 +845,8 @@ pub trait Store: Send + Sync {
     fn health(&self) -> &crate::health::StoreHealth;
 
     async fn add_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org>;
+    /// Every organization with its domains and leads, by slug, in three
+    /// statements, read outside any write.
     async fn list_orgs(&self) -> Result<Vec<Org>>;
     /// By slug or by name (case-insensitive).
     async fn find_org(&self, name_or_slug: &str) -> Result<Option<Org>>;
@@ -877,6 +879,11 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> Result<Vec<(TicketId, OffsetDateTime)>>;
     async fn ticket_view(&self, id: TicketId) -> Result<Option<TicketView>>;
+    /// The ticket as `Tx::ticket_state` reads it, for deciding who may see
+    /// it: read outside any write, and nothing locked.
+    async fn ticket_access(&self, id: TicketId) -> Result<Option<TicketState>>;
+    /// `Tx::reachable_users`, read outside any write (the mention list).
+    async fn reachable_users(&self, author: &User) -> Result<Vec<User>>;
     async fn list_log(&self, filter: &LogFilter) -> Result<Vec<LogRow>>;
 
     /// Claims up to `limit` due rows: marks them `sending` with a lease, so a

@@ -105,6 +105,25 @@ pub const UPDATE_USER: &str =
          active = CASE WHEN CAST($7 AS boolean) THEN CAST($8 AS boolean) ELSE active END
      WHERE id = $1";
 
+/// Every organization, with its domains and delivery leads, in three
+/// statements (`Store::list_orgs`) rather than two per organization.
+pub const ORGS: &str = "SELECT id, slug, name FROM orgs ORDER BY slug";
+pub const ALL_ORG_DOMAINS: &str = "SELECT org_id, domain FROM org_domains ORDER BY org_id, domain";
+pub const ALL_ORG_LEAD_EMAILS: &str =
+    "SELECT l.org_id, u.email FROM org_leads l JOIN users u ON u.id = l.user_id
+     ORDER BY l.org_id, u.email";
+/// `TicketState` read outside a write (`Store::ticket_access`): the
+/// ticket, its followers in the order they came, its organizations.
+pub const TICKET_STATE: &str =
+    "SELECT id, subject, status, priority, requester_id, root_message_id, last_message_id
+     FROM tickets WHERE id = $1";
+pub const TICKET_STATE_FOLLOWERS: &str =
+    "SELECT f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing, u.active
+     FROM followers f JOIN users u ON u.id = f.user_id
+     WHERE f.ticket_id = $1 ORDER BY f.created_at, f.user_id";
+pub const TICKET_STATE_ORGS: &str =
+    "SELECT org_id FROM ticket_orgs WHERE ticket_id = $1 ORDER BY org_id";
+
 /// By slug, name (any case) or id (`$2`, the key as a number).
 pub const ORG_WHERE: &str =
     "SELECT id, slug, name FROM orgs WHERE slug = $1 OR lower(name) = lower($1) OR id = $2";

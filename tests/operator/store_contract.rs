@@ -179,6 +179,7 @@ contract!(
     the_desk_lists_by_owner_breach_and_due_time_and_claims_each_alarm_once,
     every_ticket_list_is_answered_from_its_index,
     sent_outbox_rows_are_purged_after_they_are_kept,
+    pages_read_tickets_people_and_organizations_outside_a_write,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
@@ -3794,4 +3795,78 @@ async fn sent_outbox_rows_are_purged_after_they_are_kept(db: &Db) {
         0
     );
     assert_eq!(db.store.list_outbox().await.unwrap().len(), 3);
+}
+
+/// What pages read outside a write (a ticket's access, whom one may
+/// mention, the organizations) is what the delivery transaction reads, and
+/// is read while a delivery holds the ticket: on SQLite the writer, on
+/// PostgreSQL the ticket's row lock.
+async fn pages_read_tickets_people_and_organizations_outside_a_write(db: &Db) {
+    let w = world(db).await;
+    db.store
+        .add_org("Third", "third", &["third.test".into(), "3.test".into()])
+        .await
+        .unwrap();
+    let third = db.store.find_org("third").await.unwrap().unwrap();
+    db.store.add_org_lead(third.id, w.sam.id).await.unwrap();
+    db.store.add_org_lead(third.id, w.alice.id).await.unwrap();
+    let id = ticket(db, &w, "access", T0).await;
+    let mut tx = db.store.begin().await.unwrap();
+    tx.add_follower(id, w.carol.id, FollowerSource::Share, T0)
+        .await
+        .unwrap();
+    tx.attach_org(id, w.other).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut holding = db.store.begin().await.unwrap();
+    let held = holding.ticket_state(id).await.unwrap().unwrap();
+    let within = Duration::from_secs(30);
+    let read = tokio::time::timeout(within, db.store.ticket_access(id))
+        .await
+        .expect("read while a delivery holds the ticket")
+        .unwrap()
+        .unwrap();
+    assert_eq!(format!("{read:?}"), format!("{held:?}"));
+    assert_eq!(read.orgs.len(), 2);
+    assert_eq!(read.followers.len(), 2);
+    assert!(db.store.ticket_access(999_999).await.unwrap().is_none());
+    for author in [&w.alice, &w.carol, &w.sam, &w.dave] {
+        let by_page = tokio::time::timeout(within, db.store.reachable_users(author))
+            .await
+            .expect("read while a delivery holds the writer")
+            .unwrap();
+        let by_tx = holding.reachable_users(author).await.unwrap();
+        let emails =
+            |users: &[User]| -> Vec<String> { users.iter().map(|u| u.email.to_string()).collect() };
+        assert_eq!(emails(&by_page), emails(&by_tx), "{}", author.email);
+    }
+    let orgs = tokio::time::timeout(within, db.store.list_orgs())
+        .await
+        .expect("read while a delivery holds the writer")
+        .unwrap();
+    drop(holding);
+    let listed: Vec<_> = orgs
+        .iter()
+        .map(|o| (o.slug.clone(), o.domains.clone(), o.leads.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("other-corp".into(), vec!["other.test".into()], vec![]),
+            (
+                "site-a".into(),
+                vec!["customer.test".to_string()],
+                vec!["dave@example.test".to_string()]
+            ),
+            (
+                "third".into(),
+                vec!["3.test".into(), "third.test".into()],
+                vec!["alice@customer.test".into(), "sam@example.test".into()]
+            ),
+        ]
+    );
+    for org in &orgs {
+        let found = db.store.find_org(&org.slug).await.unwrap().unwrap();
+        assert_eq!((&found.domains, &found.leads), (&org.domains, &org.leads));
+    }
 }
