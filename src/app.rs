@@ -240,6 +240,13 @@ impl App {
             OUTBOX_PURGE_EVERY,
             cancel.clone(),
         ));
+        tracker.spawn(crate::people::retention_task(
+            self.store.clone(),
+            self.settings.retention.clone(),
+            self.ingestor.metrics().clone(),
+            crate::source::imap::holder_id().to_string(),
+            cancel.clone(),
+        ));
         let worker = self.outbox_worker()?;
         tracker.spawn({
             let cancel = cancel.clone();

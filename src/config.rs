@@ -241,6 +241,21 @@ pub struct Settings {
     pub business: BusinessSettings,
     pub statuses: StatusLabels,
     pub rules: RulesSettings,
+    pub retention: RetentionSettings,
+}
+
+/// `[retention]`: how long people's mail is kept (docs/contract.md,
+/// "People's data"). Both off by default: nothing is deleted unless the
+/// operator says how long.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Raw messages (and quarantined mail) older than this are removed;
+    /// the comments made of them stay.
+    pub raw_messages: Option<Span>,
+    /// Tickets closed longer ago than this are deleted with their
+    /// comments, files and raw mail; a count stays for reports.
+    pub closed_tickets: Option<Span>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -693,6 +708,7 @@ impl Default for Settings {
             business: BusinessSettings::default(),
             statuses: StatusLabels::default(),
             rules: RulesSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod mailer;
 pub mod manage;
 pub mod metrics;
 pub mod outbox;
+pub mod people;
 pub mod render;
 pub mod source;
 pub mod store;

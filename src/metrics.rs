@@ -63,6 +63,12 @@ pub struct Metrics {
     open_tickets: Family<OpenLabels, Gauge>,
     breaches: Family<ClockLabels, Counter>,
     first_response: Histogram,
+    retention: Family<WhatLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WhatLabels {
+    what: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -153,7 +159,19 @@ impl Metrics {
             "Time from a ticket's opening to the support team's first public answer",
             first_response.clone(),
         );
+        let retention = Family::<WhatLabels, Counter>::default();
+        for what in ["raw_messages", "closed_tickets"] {
+            drop(retention.get_or_create(&WhatLabels {
+                what: what.to_string(),
+            }));
+        }
+        registry.register(
+            "retention_removed",
+            "What [retention] removed (raw_messages, closed_tickets), counted by the instance that ran it",
+            retention.clone(),
+        );
         Self {
+            retention,
             open_tickets,
             breaches,
             first_response,
@@ -164,6 +182,20 @@ impl Metrics {
             http_requests,
             outbox,
             mailboxes,
+        }
+    }
+
+    /// Counts what a retention run removed.
+    pub fn record_retention(&self, purged: &crate::store::people::Purged) {
+        for (what, n) in [
+            ("raw_messages", purged.raw_messages),
+            ("closed_tickets", purged.closed_tickets),
+        ] {
+            self.retention
+                .get_or_create(&WhatLabels {
+                    what: what.to_string(),
+                })
+                .inc_by(n);
         }
     }
 

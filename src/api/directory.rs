@@ -183,6 +183,30 @@ pub async fn edit_user(
     Ok(Json(user.into()))
 }
 
+/// Everything stored about one person, for a subject access request
+/// (docs/contract.md, "People's data"); the same document as `ticketgate
+/// person export`. Each export is logged with who asked.
+#[utoipa::path(get, path = "/api/people/{email}/export", tag = "directory",
+    params(("email" = String, Path, description = "The person's address")),
+    responses((status = 200, description = "The person's data as one JSON document", content_type = "application/json"),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody),
+        (status = 422, description = "Invalid values", body = ErrorBody)))]
+pub async fn export_person(
+    State(state): State<ApiState>,
+    Staff(staff): Staff,
+    Path(email): Path<String>,
+) -> Result<Json<crate::store::people::PersonRecord>, ApiError> {
+    let address = crate::domain::ids::EmailAddress::parse(&email)
+        .map_err(|_| ApiError::invalid(format!("{email:?} is not an email address")))?;
+    let record = state
+        .store()
+        .person_export(&address)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no person with the address {address}")))?;
+    tracing::info!(person = %address, by = %staff.email, "person's data exported");
+    Ok(Json(record))
+}
+
 /// Every organization with its domains and delivery leads.
 #[utoipa::path(get, path = "/api/orgs", tag = "directory",
     responses((status = 200, description = "OK", body = Vec<Org>), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody)))]

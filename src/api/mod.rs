@@ -423,6 +423,7 @@ pub fn router(state: ApiState) -> Router {
         .routes(routes!(directory::attachment))
         .routes(routes!(directory::list_users, directory::create_user))
         .routes(routes!(directory::edit_user))
+        .routes(routes!(directory::export_person))
         .routes(routes!(directory::list_orgs, directory::create_org))
         .routes(routes!(directory::add_lead, directory::remove_lead))
         .routes(routes!(directory::list_messages))

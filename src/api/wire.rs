@@ -251,6 +251,9 @@ pub struct CommentView {
     pub message_id: Option<String>,
     pub created_at: String,
     pub attachments: Vec<AttachmentView>,
+    /// Present (true) only when the text was removed with its author's data.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
 }
 
 impl From<store::CommentView> for CommentView {
@@ -266,6 +269,7 @@ impl From<store::CommentView> for CommentView {
             message_id,
             created_at,
             attachments,
+            redacted,
         } = c;
         Self {
             id,
@@ -277,6 +281,7 @@ impl From<store::CommentView> for CommentView {
             message_id,
             created_at,
             attachments: list(attachments),
+            redacted,
         }
     }
 }

@@ -101,38 +101,79 @@ pub(super) async fn ingest_paths(app: &App, args: &IngestArgs) -> anyhow::Result
         ProgressBar::hidden()
     };
     let limits = app.ingestor.policy().limits();
-    for item in &items {
-        let origin = item.origin();
-        let outcome = match item.read(limits) {
-            Ok(read) => app
-                .ingestor
-                .ingest(Delivery {
-                    raw: &read.raw,
-                    origin: &origin,
-                    notify: !args.no_notify,
-                    declared_size: read.declared_size(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| (e.is_transient(), anyhow::Error::new(e))),
-            Err(e) => Err((
-                false,
-                anyhow::Error::new(e).context(format!("reading {origin}")),
-            )),
-        };
-        match outcome {
-            Ok(report) if args.json => outln!("{}", serde_json::to_string(&report)?)?,
-            Ok(report) => bar.suspend(|| outln!("{}", report_line(&report, &origin)))?,
-            Err((is_transient, e)) => {
-                if is_transient {
-                    transient += 1;
-                } else {
-                    failed += 1;
+    let notify = !args.no_notify;
+    // Read ahead into batches bounded like a mailbox's, each recorded in one
+    // transaction (one disk sync for up to `BATCH_MESSAGES` messages).
+    let mut pending = items.iter().peekable();
+    while pending.peek().is_some() {
+        let mut batch: Vec<(String, source::Bounded)> = Vec::new();
+        let mut bytes = 0u64;
+        while batch.len() < source::BATCH_MESSAGES && bytes < source::BATCH_BYTES {
+            let Some(item) = pending.next() else { break };
+            let origin = item.origin();
+            match item.read(limits) {
+                Ok(read) => {
+                    bytes += read.raw.len() as u64;
+                    batch.push((origin, read));
                 }
-                bar.suspend(|| eprintln!("{origin}: not recorded: {e:#}"));
+                Err(e) => {
+                    failed += 1;
+                    bar.suspend(|| eprintln!("{origin}: not recorded: reading {origin}: {e}"));
+                    bar.inc(1);
+                }
             }
         }
-        bar.inc(1);
+        let deliveries: Vec<Delivery> = batch
+            .iter()
+            .map(|(origin, read)| Delivery {
+                raw: &read.raw,
+                origin,
+                notify,
+                declared_size: read.declared_size(),
+                ..Default::default()
+            })
+            .collect();
+        // Each message's report, or whether its failure is transient and why.
+        let outcomes: Vec<Result<IngestReport, (bool, String)>> =
+            match app.ingestor.ingest_batch(&deliveries).await {
+                Ok(reports) => reports.into_iter().map(Ok).collect(),
+                // A batch refused for one of its messages: each alone, so
+                // only that one fails.
+                Err(e) if !e.is_transient() => {
+                    let mut each = Vec::with_capacity(deliveries.len());
+                    for d in &deliveries {
+                        each.push(
+                            app.ingestor
+                                .ingest(*d)
+                                .await
+                                .map_err(|e| (e.is_transient(), format!("{e:#}"))),
+                        );
+                    }
+                    each
+                }
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    deliveries
+                        .iter()
+                        .map(|_| Err((true, message.clone())))
+                        .collect()
+                }
+            };
+        for ((origin, _), outcome) in batch.iter().zip(outcomes) {
+            match outcome {
+                Ok(report) if args.json => outln!("{}", serde_json::to_string(&report)?)?,
+                Ok(report) => bar.suspend(|| outln!("{}", report_line(&report, origin)))?,
+                Err((is_transient, e)) => {
+                    if is_transient {
+                        transient += 1;
+                    } else {
+                        failed += 1;
+                    }
+                    bar.suspend(|| eprintln!("{origin}: not recorded: {e}"));
+                }
+            }
+            bar.inc(1);
+        }
     }
     bar.finish_and_clear();
     Ok(if failed > 0 {

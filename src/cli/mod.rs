@@ -117,6 +117,12 @@ pub enum Command {
     /// Admin API tokens (one per staff user and purpose; stored hashed).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// People's data: export everything stored about a person, or erase it.
+    #[command(subcommand)]
+    Person(PersonCommand),
+    /// Retention of raw mail and closed tickets (`[retention]`).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Split a message body into reply, signature and quoted parts (JSON).
     ExtractReply {
         /// The body is HTML.
@@ -144,6 +150,44 @@ impl Command {
             _ => Missing::Refuse,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PersonCommand {
+    /// Everything stored about a person as one JSON document on stdout (a
+    /// subject access request), or a zip with their mail and files.
+    Export {
+        /// Their address.
+        email: String,
+        /// Write a zip (data.json, messages/*.eml, files/) here instead.
+        #[arg(long, value_name = "FILE.zip")]
+        out: Option<PathBuf>,
+    },
+    /// Erase a person by redaction: a pseudonym for their name and address,
+    /// their words, files and raw mail removed; tickets and counts stay.
+    Erase {
+        /// Their address.
+        email: String,
+        /// Say what would be removed, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Apply `[retention]` now (`serve` does it once a day).
+    Run,
+    /// What deleted closed tickets left for reports: counts by month,
+    /// organization and state.
+    Counts {
+        /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -616,8 +660,107 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Token(cmd) => token(&app, cmd).await?,
+        Command::Person(cmd) => return person(&app, cmd).await,
+        Command::Retention(RetentionCommand::Run) => {
+            let purged = crate::people::apply_retention(
+                app.store.as_ref(),
+                &app.settings.retention,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await?;
+            outln!(
+                "removed {} raw messages and {} closed tickets",
+                purged.raw_messages,
+                purged.closed_tickets
+            )?;
+        }
+        Command::Retention(RetentionCommand::Counts { json }) => {
+            let counts = app.store.retained_counts().await?;
+            if json {
+                print_json(&counts)?;
+            } else {
+                let mut table = Table::new(&["MONTH", "ORG", "STATE", "TICKETS"]);
+                for c in counts {
+                    table.row([
+                        c.month,
+                        c.org.unwrap_or_else(|| "-".into()),
+                        c.state,
+                        c.tickets.to_string(),
+                    ]);
+                }
+                table.print("no closed tickets removed");
+            }
+        }
         Command::ExtractReply { .. } | Command::Rules(_) | Command::Check => {
             unreachable!("handled above")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ticketgate person`: exit 1 when there is no such person.
+async fn person(app: &App, cmd: PersonCommand) -> anyhow::Result<ExitCode> {
+    let email = |text: &str| {
+        EmailAddress::parse(text).map_err(|_| anyhow::anyhow!("{text:?} is not an email address"))
+    };
+    match cmd {
+        PersonCommand::Export { email: text, out } => {
+            let email = email(&text)?;
+            let Some(record) = app.store.person_export(&email).await? else {
+                eprintln!("no person with the address {email}");
+                return Ok(ExitCode::FAILURE);
+            };
+            match out {
+                Some(path) => {
+                    crate::people::write_zip(app.store.as_ref(), &record, &path).await?;
+                    outln!(
+                        "wrote {} ({} tickets, {} comments, {} raw messages)",
+                        path.display(),
+                        record.tickets.len(),
+                        record.comments.len(),
+                        record.raw_messages.len()
+                    )?;
+                }
+                None => print_json(&record)?,
+            }
+        }
+        PersonCommand::Erase {
+            email: text,
+            dry_run,
+            json,
+        } => {
+            let email = email(&text)?;
+            let Some(done) =
+                crate::people::erase(app.store.as_ref(), &email, None, dry_run).await?
+            else {
+                eprintln!("no person with the address {email}");
+                return Ok(ExitCode::FAILURE);
+            };
+            if json {
+                outln!("{}", serde_json::to_string(&done)?)?;
+            } else {
+                outln!(
+                    "{} {email}{}: {} comments redacted, {} attachments and {} raw messages removed, \
+                     {} quotes dropped, {} texts and {} history entries rewritten, {} notifications \
+                     removed, {} places on tickets and {} ways to sign in removed, on {} tickets",
+                    if dry_run { "would erase" } else { "erased" },
+                    if dry_run {
+                        String::new()
+                    } else {
+                        format!(" (now {} <{}>)", done.pseudonym, done.pseudonym_email)
+                    },
+                    done.comments_redacted,
+                    done.attachments_removed,
+                    done.raw_messages_removed,
+                    done.quotes_dropped,
+                    done.texts_rewritten,
+                    done.events_rewritten,
+                    done.notifications_removed,
+                    done.follows_removed,
+                    done.sign_ins_removed,
+                    done.tickets,
+                )?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -118,5 +118,6 @@ pub(super) fn describe_event(e: &crate::store::EventView, settings: &Settings) -
         Event::ClockWarned { clock, due } => format!("{clock} clock warned, due {due}"),
         Event::ClockBreached { clock, due } => format!("{clock} clock breached, was due {due}"),
         Event::ReminderSent { rule, template } => format!("sent {template} (rule: {rule})"),
+        Event::PersonErased { person } => format!("erased the personal data of {person}"),
     }
 }

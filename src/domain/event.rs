@@ -113,6 +113,11 @@ pub enum Event {
         rule: String,
         template: String,
     },
+    /// A person's data was erased (`ticketgate person erase`): `person` is
+    /// the pseudonym they now have; the erased data is not recorded.
+    PersonErased {
+        person: EmailAddress,
+    },
 }
 
 impl Event {
@@ -137,6 +142,7 @@ impl Event {
             Event::ClockWarned { .. } => "clock_warned",
             Event::ClockBreached { .. } => "clock_breached",
             Event::ReminderSent { .. } => "reminder_sent",
+            Event::PersonErased { .. } => "person_erased",
         }
     }
 

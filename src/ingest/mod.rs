@@ -244,6 +244,9 @@ impl Ingestor {
             }
             .into());
         }
+        if row.raw_sha256 == crate::store::people::EMPTY_BLOB {
+            return Err(ReplayRefusal::RawRemoved(log_id).into());
+        }
         let raw = self
             .store
             .blob(&row.raw_sha256)

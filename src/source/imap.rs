@@ -169,9 +169,9 @@ type ImapSession = Session<Conn>;
 /// A UID with its RFC822.SIZE.
 type UidSize = (u32, u64);
 
-/// Messages fetched per UID FETCH, and the most bytes fetched at once.
-const BATCH_MESSAGES: usize = 100;
-const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+// Messages fetched per UID FETCH, and the most bytes fetched at once, are
+// every source's batch bounds.
+use super::{BATCH_BYTES, BATCH_MESSAGES};
 /// A fetched message: UID, the declared size when only its header was
 /// fetched (over the size limit), and the bytes.
 type Fetched = (u32, Option<u64>, Vec<u8>);

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{Bounded, Delivery, Limits, MailSink, SinkError, read_bounded, report_store};
+use super::{
+    BATCH_BYTES, BATCH_MESSAGES, Bounded, Delivery, Limits, MailSink, SinkError, read_bounded,
+    report_store,
+};
 
 /// A folder with `new/` or `cur/`: a Maildir written by hand (or by `cp` and
 /// `mv`, as the README does) may not have both yet.
@@ -189,7 +192,11 @@ impl MaildirPoller {
         }
     }
 
-    /// One pass over `new/`: every message that is due.
+    /// One pass over `new/`: every message that is due, in batches of up to
+    /// `BATCH_MESSAGES` messages and `BATCH_BYTES` bytes, each recorded in one
+    /// transaction and moved to `cur/` only after it committed. A batch the
+    /// store refuses for one of its messages is taken again one by one, so
+    /// the failing message is found and the others go through.
     pub async fn poll_once(&mut self, cancel: &CancellationToken) {
         let files = match self.maildir.pending() {
             Ok(files) => files,
@@ -200,22 +207,24 @@ impl MaildirPoller {
         };
         let listed: HashSet<&PathBuf> = files.iter().collect();
         self.failing.retain(|p, _| listed.contains(p));
-        let mut failed_in_a_row = 0;
-        for path in &files {
+        let now = Instant::now();
+        let due: Vec<&PathBuf> = files
+            .iter()
+            .filter(|p| self.failing.get(*p).is_none_or(|f| f.next <= now))
+            .collect();
+        let mut rest = &due[..];
+        while !rest.is_empty() {
             if cancel.is_cancelled() {
                 return;
             }
-            if self
-                .failing
-                .get(path)
-                .is_some_and(|f| f.next > Instant::now())
-            {
-                continue;
-            }
-            match self.take_one(path).await {
+            let (taken, result) = self.take_batch(rest).await;
+            let batch = &rest[..taken];
+            rest = &rest[taken..];
+            match result {
                 Ok(()) => {
-                    self.failing.remove(path);
-                    failed_in_a_row = 0;
+                    for path in batch {
+                        self.failing.remove(*path);
+                    }
                     report_store(self.sink.store().as_ref(), Ok(()));
                 }
                 // The store cannot record anything now (a full disk, I/O):
@@ -223,11 +232,40 @@ impl MaildirPoller {
                 // fault. All stay in new/ and are tried again next tick.
                 Err(Failure::Store(e)) if e.transient => {
                     report_store(self.sink.store().as_ref(), Err(&e));
-                    tracing::debug!(mailbox = %self.name, path = %path.display(), error = %e, "store unavailable; message stays in new/");
+                    tracing::debug!(mailbox = %self.name, error = %e, "store unavailable; mail stays in new/");
                     return;
                 }
+                Err(_) => {
+                    if !self.one_by_one(batch, cancel).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes `paths` one message a transaction, as a batch that failed is
+    /// retried; false when the pass should stop (the store is down, or
+    /// messages keep failing).
+    async fn one_by_one(&mut self, paths: &[&PathBuf], cancel: &CancellationToken) -> bool {
+        let mut failed_in_a_row = 0;
+        for path in paths {
+            if cancel.is_cancelled() {
+                return false;
+            }
+            match self.take_one(path).await {
+                Ok(()) => {
+                    self.failing.remove(*path);
+                    failed_in_a_row = 0;
+                    report_store(self.sink.store().as_ref(), Ok(()));
+                }
+                Err(Failure::Store(e)) if e.transient => {
+                    report_store(self.sink.store().as_ref(), Err(&e));
+                    tracing::debug!(mailbox = %self.name, path = %path.display(), error = %e, "store unavailable; message stays in new/");
+                    return false;
+                }
                 Err(e) => {
-                    let failing = self.failing.entry(path.clone()).or_insert(Failing {
+                    let failing = self.failing.entry((*path).clone()).or_insert(Failing {
                         failures: 0,
                         next: Instant::now(),
                     });
@@ -247,11 +285,60 @@ impl MaildirPoller {
                     // Two in a row: more likely the store than the messages; wait a tick.
                     failed_in_a_row += 1;
                     if failed_in_a_row >= 2 {
-                        break;
+                        return false;
                     }
                 }
             }
         }
+        true
+    }
+
+    /// Claims messages from the front of `paths` up to the batch bounds,
+    /// records them in one transaction and moves each to `cur/`: how many
+    /// paths it went through, and whether they were recorded. Messages
+    /// another process has are passed over.
+    async fn take_batch(&self, paths: &[&PathBuf]) -> (usize, Result<(), Failure>) {
+        let mut claimed = Vec::new();
+        let (mut taken, mut bytes) = (0, 0u64);
+        for path in paths {
+            if claimed.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES {
+                break;
+            }
+            taken += 1;
+            match self.claim(path).await {
+                Ok(Some(c)) => {
+                    bytes += c.read.raw.len() as u64;
+                    claimed.push((*path, self.origin(path), c));
+                }
+                Ok(None) => {}
+                // One unreadable file: the batch so far goes through the
+                // one-by-one path, which names it.
+                Err(e) => return (taken, Err(Failure::Read(e))),
+            }
+        }
+        if claimed.is_empty() {
+            return (taken, Ok(()));
+        }
+        let deliveries: Vec<Delivery> = claimed
+            .iter()
+            .map(|(_, origin, c)| Delivery {
+                raw: &c.read.raw,
+                origin,
+                notify: true,
+                declared_size: c.read.declared_size(),
+                ..Default::default()
+            })
+            .collect();
+        if let Err(e) = self.sink.record(&deliveries).await {
+            return (taken, Err(Failure::Store(e)));
+        }
+        for (path, _, _) in &claimed {
+            if let Err(e) = self.maildir.mark_seen(path) {
+                // Committed but not moved: the next tick sees it again and logs a duplicate.
+                tracing::warn!(path = %path.display(), error = %e, "cannot move processed message to cur/");
+            }
+        }
+        (taken, Ok(()))
     }
 
     /// Ingests one message; `Ok` also when another process has it.

@@ -47,6 +47,12 @@ pub struct SourceCursor<'a> {
     pub uid: u32,
 }
 
+/// The most messages, and bytes of them, a source records in one
+/// transaction: enough that the disk sync is shared by many messages, few
+/// enough that a batch is held in memory and acknowledged soon.
+pub const BATCH_MESSAGES: usize = 100;
+pub const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+
 /// Where sources hand the mail they read (in `serve`, the ingest use case).
 /// A source learns only each message's outcome: a refused one goes to its
 /// rejected folder, the rest count as taken.

@@ -20,6 +20,7 @@ use crate::domain::outcome::Outcome;
 use crate::domain::ticket::{CloseReason, FollowerSource, Priority, Role, Status};
 
 mod list;
+pub mod people;
 pub mod postgres;
 mod read;
 mod rows;
@@ -490,6 +491,8 @@ pub struct CommentView {
     pub message_id: Option<String>,
     pub created_at: String,
     pub attachments: Vec<AttachmentView>,
+    /// Its text and files were removed with its author's data.
+    pub redacted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -987,6 +990,22 @@ pub trait Store: Send + Sync {
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
     /// Who holds the lease on `name` and until when (expired leases included).
     async fn lease_holder(&self, name: &str) -> Result<Option<(String, OffsetDateTime)>>;
+
+    /// Everything stored about the person with this address (`None`: no
+    /// such user), for a subject access request.
+    async fn person_export(&self, email: &EmailAddress) -> Result<Option<people::PersonRecord>>;
+    /// Erases a person by redaction in one transaction (rolled back for a
+    /// dry run): see `people`. `None`: no such user.
+    async fn person_erase(&self, plan: &people::ErasePlan) -> Result<Option<people::Erasure>>;
+    /// Removes raw mail received before `before`; the count removed.
+    async fn purge_raw(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64>;
+    /// Deletes tickets closed before `before`, counted in `retained_counts`.
+    async fn purge_closed(&self, before: OffsetDateTime) -> Result<u64>;
+    /// Claims retention's run for `day`; false when another run has it.
+    async fn claim_retention(&self, day: &str, holder: &str, now: OffsetDateTime) -> Result<bool>;
+    async fn record_retention(&self, day: &str, purged: &people::Purged) -> Result<()>;
+    /// What deleted closed tickets left for reports.
+    async fn retained_counts(&self) -> Result<Vec<people::RetainedCount>>;
 }
 
 /// What a one-time portal link does when taken.

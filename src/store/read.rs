@@ -137,6 +137,34 @@ fn each<R: Cols, T>(rows: Vec<R>, map: impl Fn(&R) -> Result<T>) -> Result<Vec<T
 
 #[async_trait]
 impl<B: Backend> Store for B {
+    async fn person_export(&self, email: &EmailAddress) -> Result<Option<people::PersonRecord>> {
+        people::export(self, email).await
+    }
+
+    async fn person_erase(&self, plan: &people::ErasePlan) -> Result<Option<people::Erasure>> {
+        people::erase(self, plan).await
+    }
+
+    async fn purge_raw(&self, before: OffsetDateTime, now: OffsetDateTime) -> Result<u64> {
+        people::purge_raw(self, before, now).await
+    }
+
+    async fn purge_closed(&self, before: OffsetDateTime) -> Result<u64> {
+        people::purge_closed(self, before).await
+    }
+
+    async fn claim_retention(&self, day: &str, holder: &str, now: OffsetDateTime) -> Result<bool> {
+        people::claim_retention(self, day, holder, now).await
+    }
+
+    async fn record_retention(&self, day: &str, purged: &people::Purged) -> Result<()> {
+        people::record_retention(self, day, purged).await
+    }
+
+    async fn retained_counts(&self) -> Result<Vec<people::RetainedCount>> {
+        people::retained_counts(self).await
+    }
+
     async fn migrate(&self) -> Result<()> {
         self.run_migrations().await
     }

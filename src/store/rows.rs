@@ -287,6 +287,7 @@ pub fn comment(r: &impl Cols) -> Result<CommentView> {
         message_id: r.opt_text_at(6)?,
         created_at: r.ts_at(7)?,
         attachments: Vec::new(),
+        redacted: r.opt_ts_at(9)?.is_some(),
     })
 }
 

@@ -270,7 +270,8 @@ pub const TICKET_FOLLOWERS: &str =
 /// `CAST(body AS text)`: SQLite stores a body over 1 MB as a BLOB written in
 /// place (see the SQLite `insert_comment`); read back, it is the same text.
 pub const TICKET_COMMENTS: &str =
-    "SELECT c.id, u.email, CAST(c.body AS text), c.signature, c.internal, c.source, c.message_id, c.created_at, u.name
+    "SELECT c.id, u.email, CAST(c.body AS text), c.signature, c.internal, c.source, c.message_id, c.created_at, u.name,
+            (SELECT r.redacted_at FROM comment_redactions r WHERE r.comment_id = c.id)
      FROM comments c JOIN users u ON u.id = c.author_id WHERE c.ticket_id = $1 ORDER BY c.id";
 pub const TICKET_ATTACHMENTS: &str =
     "SELECT a.id, a.comment_id, a.filename, a.content_type, a.size FROM attachments a

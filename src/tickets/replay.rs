@@ -42,4 +42,9 @@ pub enum ReplayRefusal {
     /// Oversized IMAP mail is fetched by its headers only; its body never reached us.
     #[error("only the headers of message {0} were kept; deliver it again instead")]
     HeadersOnly(i64),
+    /// Retention or an erasure removed the raw message.
+    #[error(
+        "the raw message of message {0} was removed (retention or erasure); ask the sender to send it again"
+    )]
+    RawRemoved(i64),
 }

@@ -50,7 +50,8 @@ impl Names {
                 | Event::FollowerRemoved { email }
                 | Event::Mentioned { email }
                 | Event::OwnerSet { email }
-                | Event::OwnerCleared { email } => emails.push(email.as_str()),
+                | Event::OwnerCleared { email }
+                | Event::PersonErased { person: email } => emails.push(email.as_str()),
                 Event::OrgAdded { org } | Event::OrgRemoved { org } => {
                     if !names.orgs.contains_key(org)
                         && let Some(found) = state.store().find_org(org).await?
@@ -81,11 +82,11 @@ impl Names {
         Ok(names)
     }
 
-    fn person(&self, email: &str) -> String {
+    fn person(&self, email: &str, locale: Locale) -> String {
         self.people
             .get(email)
             .filter(|n| !n.trim().is_empty())
-            .cloned()
+            .map(|n| crate::people::shown_name(email, n, locale))
             .unwrap_or_else(|| email.to_string())
     }
 
@@ -107,7 +108,7 @@ pub fn line(
     label: impl Fn(crate::domain::ticket::Status) -> String,
 ) -> Option<(&'static str, String)> {
     let event = e.event.known()?;
-    let who = e.actor.as_deref().map(|a| names.person(a));
+    let who = e.actor.as_deref().map(|a| names.person(a, locale));
     let say = |key: &str, fill: &[(&str, String)]| {
         fill.iter()
             .fold(pages::word(locale, key), |text, (k, v)| text.replace(k, v))
@@ -150,14 +151,14 @@ pub fn line(
             "history_owner_set",
             &[
                 ("{who}", someone(who)),
-                ("{person}", names.person(email.as_str())),
+                ("{person}", names.person(email.as_str(), locale)),
             ],
         ),
         (Event::OwnerCleared { email }, who) => say(
             "history_owner_cleared",
             &[
                 ("{who}", someone(who)),
-                ("{person}", names.person(email.as_str())),
+                ("{person}", names.person(email.as_str(), locale)),
             ],
         ),
         (Event::TicketMerged { from, into }, who) => {
@@ -183,6 +184,10 @@ pub fn line(
             )
         }
         (Event::ReminderSent { .. }, _) => say("history_reminder", &[]),
+        (Event::PersonErased { person }, _) => say(
+            "history_erased",
+            &[("{person}", names.person(person.as_str(), locale))],
+        ),
         (Event::StatusChanged { from, to, .. }, Some(who)) => say(
             "history_status",
             &[
@@ -215,15 +220,21 @@ pub fn line(
             Some(who),
         ) => say(
             "history_share",
-            &[("{who}", who), ("{person}", names.person(email.as_str()))],
+            &[
+                ("{who}", who),
+                ("{person}", names.person(email.as_str(), locale)),
+            ],
         ),
         (Event::FollowerAdded { email, .. }, _) => say(
             "history_added",
-            &[("{person}", names.person(email.as_str()))],
+            &[("{person}", names.person(email.as_str(), locale))],
         ),
         (Event::Mentioned { email }, Some(who)) => say(
             "history_mentioned",
-            &[("{who}", who), ("{person}", names.person(email.as_str()))],
+            &[
+                ("{who}", who),
+                ("{person}", names.person(email.as_str(), locale)),
+            ],
         ),
         (Event::FollowerRemoved { email }, Some(who))
             if e.actor.as_deref() == Some(email.as_str()) =>
@@ -237,7 +248,7 @@ pub fn line(
                     "{who}",
                     who.unwrap_or_else(|| pages::word(locale, "support_team")),
                 ),
-                ("{person}", names.person(email.as_str())),
+                ("{person}", names.person(email.as_str(), locale)),
             ],
         ),
         (Event::OrgAdded { org }, who) => say(

@@ -182,6 +182,7 @@ fn replay_refused_words(locale: Locale, refusal: &ReplayRefusal) -> (StatusCode,
         ReplayRefusal::Discarded(_) => (StatusCode::CONFLICT, "replay_discarded"),
         ReplayRefusal::NotReplayable { .. } => (StatusCode::CONFLICT, "replay_not_replayable"),
         ReplayRefusal::HeadersOnly(_) => (StatusCode::CONFLICT, "replay_headers_only"),
+        ReplayRefusal::RawRemoved(_) => (StatusCode::CONFLICT, "replay_raw_removed"),
     };
     (status, pages::word(locale, key))
 }

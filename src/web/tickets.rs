@@ -168,7 +168,7 @@ pub async fn list(
                 id => t.id, subject => t.subject.clone(), status => t.status.as_str(),
                 status_label => policy.label(t.status, locale),
                 priority => t.priority.map(|p| p.as_str().to_uppercase()),
-                requester => t.requester.clone(), requester_name => t.requester_name.clone(),
+                requester => t.requester.clone(), requester_name => crate::people::shown_name(&t.requester, &t.requester_name, locale),
                 org => t.org_name.clone(),
                 updated_at => local_time(&state, &t.updated_at, locale),
                 desk => desk,
@@ -479,8 +479,8 @@ async fn ticket_page_with(
             .and_then(|e| policy.terms.reword(e, locale).announcement(locale))
             .unwrap_or_else(|| c.body.clone());
         context! {
-            id => c.id, author => c.author.clone(), author_name => c.author_name.clone(), body => body,
-            internal => c.internal, source => c.source.as_str(), created_at => local_time(state, &c.created_at, locale),
+            id => c.id, author => c.author.clone(), author_name => crate::people::shown_name(&c.author, &c.author_name, locale), body => body,
+            internal => c.internal, redacted => c.redacted, source => c.source.as_str(), created_at => local_time(state, &c.created_at, locale),
             event => event.map(|e| e.kind()), latest => Some(c.id) == last_comment,
             attachments => c.attachments.iter().map(|a| context! {
                 id => a.id, filename => a.filename.clone(), size => a.size,
@@ -568,9 +568,9 @@ async fn ticket_page_with(
                 priority => view.priority.map(|p| p.as_str().to_uppercase()), sla => sla,
                 close_reason => close_reason, desk => desk, merged_into => view.merged_into,
                 release => view.release.clone(), requester => view.requester.clone(),
-                requester_name => view.followers.iter().find(|f| f.email == view.requester).map(|f| f.name.clone()),
+                requester_name => view.followers.iter().find(|f| f.email == view.requester).map(|f| crate::people::shown_name(&f.email, &f.name, locale)),
                 followers => view.followers.iter().map(|f| context! {
-                    email => f.email.clone(), name => f.name.clone(), source => f.source.as_str(),
+                    email => f.email.clone(), name => crate::people::shown_name(&f.email, &f.name, locale), source => f.source.as_str(),
                     creator => f.email == view.requester, removable => removable(&f.email),
                 }).collect::<Vec<_>>(),
                 orgs => view.orgs.iter().map(|slug| context! { slug => slug, name => names.org(slug) })

@@ -364,3 +364,40 @@ pub mod http;
 pub mod mailstack;
 pub mod pg;
 pub mod webdriver;
+
+/// Every stored value of every column of every table of a SQLite database,
+/// as `(table.column, bytes)`: what a scan for a person's data reads.
+pub fn every_sqlite_value(c: &rusqlite::Connection) -> rusqlite::Result<Vec<(String, Vec<u8>)>> {
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for table in tables {
+        let columns: Vec<String> = c
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for column in columns {
+            let mut stmt = c.prepare(&format!(
+                "SELECT CAST(\"{column}\" AS BLOB) FROM \"{table}\""
+            ))?;
+            for value in stmt.query_map([], |r| r.get::<_, Option<Vec<u8>>>(0))? {
+                if let Some(value) = value? {
+                    out.push((format!("{table}.{column}"), value));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where in `values` (from `every_sqlite_value`) `needle` is stored, in any case.
+pub fn stored_where(values: &[(String, Vec<u8>)], needle: &str) -> Vec<String> {
+    let needle = needle.to_lowercase();
+    values
+        .iter()
+        .filter(|(_, v)| String::from_utf8_lossy(v).to_lowercase().contains(&needle))
+        .map(|(at, _)| at.clone())
+        .collect()
+}

@@ -1124,6 +1124,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/attachments/{id}", &["get"]),
     ("/api/users", &["get", "post"]),
     ("/api/users/{email}", &["patch"]),
+    ("/api/people/{email}/export", &["get"]),
     ("/api/orgs", &["get", "post"]),
     ("/api/orgs/{slug}/leads/{email}", &["put", "delete"]),
     ("/api/messages", &["get"]),
@@ -1646,4 +1647,39 @@ async fn merge_and_move_run_as_the_mail_commands_and_refuse_the_same() {
     let a_now = api.get(&format!("/api/tickets/{a}")).await.json();
     assert!(a_now["merged_into"].is_null());
     assert_ne!(a_now["status"], "closed");
+}
+
+#[tokio::test]
+async fn staff_export_a_persons_data_and_customers_cannot() {
+    let api = Api::start().await;
+    let ticket = alice_ticket(&api).await;
+    let r = api.get("/api/people/alice@customer.test/export").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let data = r.json();
+    assert_eq!(data["user"]["email"], "alice@customer.test");
+    assert_eq!(data["tickets"][0]["id"], ticket);
+    assert_eq!(data["comments"][0]["body"], "The nightly import fails.");
+    assert!(
+        data["raw_messages"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Message-ID: <api-1@customer.test>")
+    );
+    let unknown = api.get("/api/people/nobody@customer.test/export").await;
+    assert_eq!(
+        (unknown.status, unknown.code().as_str()),
+        (404, "not_found")
+    );
+    let malformed = api.get("/api/people/not-an-address/export").await;
+    assert_eq!(malformed.status, 422);
+    let (customer, _) = token_for(&api.t, "alice@customer.test").await;
+    let refused = request(
+        api.addr,
+        "GET",
+        "/api/people/alice@customer.test/export",
+        Some(&customer),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, 403);
 }

@@ -3610,3 +3610,64 @@ async fn staff_merge_a_ticket_and_move_a_comment_from_their_pages_and_customers_
         .await;
     assert_eq!(res.status, 404, "{}", res.text());
 }
+
+/// After Alice's data is erased, Bob's ticket page says her comment was
+/// removed and why, names her only by her pseudonym, in his language.
+#[tokio::test]
+async fn an_erased_persons_comment_reads_as_removed_in_the_readers_language() {
+    let p = Portal::start().await;
+    let bob = p.sign_in("bob@customer.test").await;
+    let id = open_ticket(&p, &bob, "Export fails", "Since this morning.").await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let res = p
+        .act(
+            &format!("/tickets/{id}/comments"),
+            &alice,
+            &[("body", "Mine too, zanzibarquux.")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let page = p.get(&format!("/tickets/{id}"), Some(&bob)).await.text();
+    assert!(page.contains("zanzibarquux") && page.contains("Alice Anders"));
+
+    let done = ticketgate::people::erase(
+        p.t.store().as_ref(),
+        &ticketgate::domain::ids::EmailAddress::parse("alice@customer.test").unwrap(),
+        None,
+        false,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let tag = &done.pseudonym_email["erased-".len().."erased-".len() + 4];
+    let page = p.get(&format!("/tickets/{id}"), Some(&bob)).await.text();
+    for gone in ["zanzibarquux", "Alice Anders", "alice@customer.test"] {
+        assert!(!page.contains(gone), "{gone}: {page}");
+    }
+    assert!(
+        page.contains("This comment was removed with its author"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "The personal data of Former customer {tag} was erased"
+        )),
+        "{page}"
+    );
+    assert!(page.contains("Since this morning."), "Bob's words stay");
+
+    let res = p
+        .act("/profile", &bob, &[("name", "Bob Brown"), ("locale", "ja")])
+        .await;
+    assert_eq!(res.status, 303);
+    let page = p.get(&format!("/tickets/{id}"), Some(&bob)).await.text();
+    assert!(
+        page.contains("このコメントは投稿者の個人データとともに削除されました。"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("元のお客様 {tag} の個人データ")),
+        "{page}"
+    );
+    assert!(!page.contains("Former customer"), "{page}");
+}

@@ -1599,3 +1599,358 @@ fn messages_discard_keeps_a_quarantined_message_but_ends_its_wait() {
         assert!(err.contains("discarded"), "{args:?}: {err}");
     }
 }
+
+/// Every stored value of the SQLite database at `db` (`common::every_sqlite_value`).
+fn every_stored_value(db: &Path) -> Vec<(String, Vec<u8>)> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    common::every_sqlite_value(&c).unwrap()
+}
+
+#[test]
+fn a_person_is_exported_then_erased_and_nothing_of_them_is_left_but_the_ticket() {
+    let dir = workdir();
+    seed(dir.path());
+    let hers = b"From: Alice Anders <alice@customer.test>\r\nTo: support@example.test\r\n\
+        Subject: Printer trouble\r\nMessage-ID: <first@customer.test>\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+        The zanzibarquux printer smokes since Monday morning.\r\n\r\nAlice\r\n--b\r\n\
+        Content-Type: text/plain; name=smoke.log\r\nContent-Disposition: attachment; filename=smoke.log\r\n\r\n\
+        zanzibarquux error 42\r\n--b--\r\n";
+    let bobs = b"From: Bob Brown <bob@customer.test>\r\nTo: support@example.test\r\n\
+        Subject: Re: [Support #1] Printer trouble\r\nMessage-ID: <second@customer.test>\r\n\
+        In-Reply-To: <first@customer.test>\r\n\r\nSame here (bobword).\r\n\r\n\
+        On Mon, Alice Anders <alice@customer.test> wrote:\r\n\
+        > The zanzibarquux printer smokes since Monday morning.\r\n";
+    for mail in [&hers[..], &bobs[..]] {
+        let out = run(dir.path(), &["ingest", "--json", "-"], Some(mail));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let export: serde_json::Value = serde_json::from_str(&ok(
+        dir.path(),
+        &["person", "export", "alice@customer.test"],
+    ))
+    .unwrap();
+    assert_eq!(export["user"]["name"], "Alice Anders");
+    assert_eq!(export["tickets"][0]["relations"][0], "requester");
+    assert_eq!(export["comments"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        export["comments"][0]["attachments"][0]["filename"],
+        "smoke.log"
+    );
+    assert!(
+        export["raw_messages"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("zanzibarquux printer")
+    );
+    assert!(
+        !export.to_string().contains("bobword"),
+        "Bob's words are not hers"
+    );
+
+    let zip_path = dir.path().join("alice.zip");
+    ok(
+        dir.path(),
+        &[
+            "person",
+            "export",
+            "alice@customer.test",
+            "--out",
+            zip_path.to_str().unwrap(),
+        ],
+    );
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[0], "data.json");
+    assert!(
+        names[1].starts_with("files/") && names[1].ends_with("-smoke.log"),
+        "{names:?}"
+    );
+    assert!(
+        names[2].starts_with("messages/") && names[2].ends_with(".eml"),
+        "{names:?}"
+    );
+    let mut eml = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name(&names[2]).unwrap(), &mut eml).unwrap();
+    assert!(eml.contains("Message-ID: <first@customer.test>"));
+    let again = run(
+        dir.path(),
+        &[
+            "person",
+            "export",
+            "alice@customer.test",
+            "--out",
+            zip_path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        !again.status.success(),
+        "an existing file is never overwritten"
+    );
+
+    let db = dir.path().join("var/ticketgate.db");
+    let before = every_stored_value(&db);
+    let rehearsal = ok(
+        dir.path(),
+        &["person", "erase", "alice@customer.test", "--dry-run"],
+    );
+    assert!(
+        rehearsal.starts_with("would erase alice@customer.test: 1 comments redacted"),
+        "{rehearsal}"
+    );
+    assert_eq!(every_stored_value(&db), before, "a dry run changes nothing");
+
+    let erased = ok(dir.path(), &["person", "erase", "alice@customer.test"]);
+    assert!(
+        erased.starts_with("erased alice@customer.test (now Former customer "),
+        "{erased}"
+    );
+    let after = every_stored_value(&db);
+    for needle in ["alice@customer.test", "Alice Anders", "zanzibarquux"] {
+        assert!(
+            !common::stored_where(&before, needle).is_empty(),
+            "the store held {needle}"
+        );
+        assert_eq!(
+            common::stored_where(&after, needle),
+            Vec::<String>::new(),
+            "{needle} is left"
+        );
+    }
+    let gone = run(
+        dir.path(),
+        &["person", "export", "alice@customer.test"],
+        None,
+    );
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr)
+            .contains("no person with the address alice@customer.test")
+    );
+
+    // The ticket and Bob's words stay; the history says what happened.
+    let ticket: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["ticket", "show", "1", "--json"])).unwrap();
+    assert_eq!(ticket["status"], "new");
+    assert_eq!(ticket["comments"][0]["redacted"], true);
+    assert_eq!(ticket["comments"][0]["body"], "");
+    assert!(ticket["requester"].as_str().unwrap().starts_with("erased-"));
+    assert!(
+        ticket["comments"][1]["body"]
+            .as_str()
+            .unwrap()
+            .contains("bobword")
+    );
+    assert!(ticket["comments"][1].get("redacted").is_none());
+    let shown = ok(dir.path(), &["ticket", "show", "1"]);
+    assert!(
+        shown.contains("erased the personal data of erased-"),
+        "{shown}"
+    );
+    let messages = ok(dir.path(), &["messages", "list", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&messages)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn retention_run_removes_nothing_when_it_is_off_and_counts_are_listed() {
+    let dir = workdir();
+    seed(dir.path());
+    let out = run(
+        dir.path(),
+        &["ingest", "--json", "-"],
+        Some(&fixture("new_ticket_plain_text.eml")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ok(dir.path(), &["retention", "run"]),
+        "removed 0 raw messages and 0 closed tickets\n"
+    );
+    assert_eq!(
+        ok(dir.path(), &["retention", "counts", "--json"]).trim(),
+        "[]"
+    );
+    let replay = ok(dir.path(), &["messages", "list", "--json"]);
+    assert!(
+        replay.contains("\"outcome\": \"ticket_created\""),
+        "{replay}"
+    );
+}
+
+#[test]
+fn serve_applies_retention_once_for_the_day_logs_it_and_keeps_the_comments() {
+    let dir = workdir();
+    seed(dir.path());
+    let config = dir.path().join("config/ticketgate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[retention]\nraw_messages = \"1s\"\n");
+    std::fs::write(&config, text).unwrap();
+    let out = run(
+        dir.path(),
+        &["ingest", "--json", "-"],
+        Some(&fixture("new_ticket_plain_text.eml")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Older than the one second it may be kept.
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let line = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains("retention: removed what is past its age"))
+            .map(str::to_string)
+    };
+    wait_for("the retention log line", Duration::from_secs(20), || {
+        line().is_some()
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let line = line().unwrap();
+    assert!(
+        line.contains("raw_messages=1") && line.contains("closed_tickets=0"),
+        "{line}"
+    );
+
+    let db = rusqlite::Connection::open(dir.path().join("var/ticketgate.db")).unwrap();
+    let (removed, blob): (Option<String>, i64) = db
+        .query_row(
+            "SELECT raw_removed_at, (SELECT size FROM blobs WHERE sha256 = raw_sha256) FROM ingest_log",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(removed.is_some());
+    assert_eq!(blob, 0, "the log row names the empty blob");
+    let runs: Vec<(String, i64)> = db
+        .prepare("SELECT day, raw_messages FROM retention_runs")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(runs.len(), 1, "one run claimed for the day: {runs:?}");
+    assert_eq!(runs[0].1, 1);
+    // What the ticket shows stays.
+    let ticket: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["ticket", "show", "1", "--json"])).unwrap();
+    assert!(!ticket["comments"][0]["body"].as_str().unwrap().is_empty());
+}
+
+/// `serve` takes a Maildir in batches, one transaction each: killed with
+/// SIGKILL mid-way and started again, every message is recorded exactly
+/// once (a message committed but not yet moved to `cur/` comes back as a
+/// `duplicate`) and none is left in `new/`.
+#[test]
+fn a_maildir_drained_in_batches_records_each_message_once_across_a_sigkill() {
+    const MESSAGES: usize = 1000;
+    let dir = workdir();
+    seed(dir.path());
+    let maildir = dir.path().join("var/maildir");
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    for i in 0..MESSAGES {
+        let name = format!("17000{i:05}.M{i}.host");
+        let tmp = maildir.join("tmp").join(&name);
+        std::fs::write(
+            &tmp,
+            format!(
+                "From: Alice Anders <alice@customer.test>\r\nTo: support@example.test\r\n\
+                 Subject: Batch {i}\r\nMessage-ID: <batch-{i}@customer.test>\r\n\r\nMessage {i}.\r\n"
+            ),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, maildir.join("new").join(&name)).unwrap();
+    }
+    let serve = || {
+        Command::new(BIN)
+            .arg("serve")
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = serve();
+    wait_for("a fifth in cur/", Duration::from_secs(120), || {
+        cur_count(dir.path()) >= MESSAGES / 5
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let moved_before = cur_count(dir.path());
+
+    let mut second = serve();
+    wait_for("new/ to empty", Duration::from_secs(300), || {
+        std::fs::read_dir(maildir.join("new")).unwrap().count() == 0
+    });
+    Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(second.wait().unwrap().success());
+    assert_eq!(cur_count(dir.path()), MESSAGES);
+
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&ok(
+        dir.path(),
+        &["messages", "list", "--limit", "100000", "--json"],
+    ))
+    .unwrap();
+    let mut created: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["outcome"] == "ticket_created")
+        .map(|r| r["message_id"].as_str().unwrap())
+        .collect();
+    created.sort_unstable();
+    created.dedup();
+    assert_eq!(created.len(), MESSAGES, "each message opened one ticket");
+    let others: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["outcome"] != "ticket_created" && r["outcome"] != "duplicate")
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    let tickets: Vec<serde_json::Value> = serde_json::from_str(&ok(
+        dir.path(),
+        &["ticket", "list", "--limit", "100000", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(tickets.len(), MESSAGES, "killed after {moved_before} moved");
+}

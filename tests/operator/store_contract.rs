@@ -339,6 +339,12 @@ async fn legacy_world(db: &Db) -> World {
 }
 
 async fn ticket(db: &Db, w: &World, subject: &str, now: OffsetDateTime) -> i64 {
+    titled(db, w, subject, subject, now).await
+}
+
+/// A ticket Alice opened, with `subject` and the root Message-ID
+/// `<key@customer.test>`.
+async fn titled(db: &Db, w: &World, key: &str, subject: &str, now: OffsetDateTime) -> i64 {
     let mut tx = db.store.begin().await.unwrap();
     let id = tx
         .insert_ticket(&NewTicket {
@@ -346,7 +352,7 @@ async fn ticket(db: &Db, w: &World, subject: &str, now: OffsetDateTime) -> i64 {
             status: Status::New,
             requester_id: w.alice.id,
             org_id: Some(w.site_a),
-            root_message_id: Some(mid(&format!("<{subject}@customer.test>"))),
+            root_message_id: Some(mid(&format!("<{key}@customer.test>"))),
             now,
         })
         .await
@@ -3870,3 +3876,6 @@ async fn pages_read_tickets_people_and_organizations_outside_a_write(db: &Db) {
         assert_eq!((&found.domains, &found.leads), (&org.domains, &org.leads));
     }
 }
+
+/// People's data: export, erasure and retention, on both backends.
+mod people;

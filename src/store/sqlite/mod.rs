@@ -361,7 +361,7 @@ mod tests {
             (comments().await.unwrap(), shape().await.unwrap());
         assert!(shape_before.len() >= 6, "{shape_before:?}");
 
-        store.migrate().await.unwrap();
+        store.migrate_to(7).await.unwrap();
 
         assert_eq!(comments().await.unwrap(), rows_before);
         assert_eq!(
