@@ -234,6 +234,12 @@ impl App {
             });
         }
         tracker.spawn(scheduler(self.tickets().clone(), cancel.clone()));
+        tracker.spawn(crate::outbox::purge_sent_every(
+            self.store.clone(),
+            self.settings.outbox.keep_sent.0,
+            OUTBOX_PURGE_EVERY,
+            cancel.clone(),
+        ));
         tracker.spawn(crate::people::retention_task(
             self.store.clone(),
             self.settings.retention.clone(),
@@ -261,6 +267,10 @@ impl App {
         Ok(())
     }
 }
+
+/// How often `serve` deletes the notifications sent longer ago than
+/// `[outbox] keep_sent`.
+const OUTBOX_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How often `serve` looks for SLA alarms and idle tickets: a warning or
 /// a reminder is at most this late.

@@ -407,6 +407,9 @@ pub struct OutboxSettings {
     pub concurrency: u32,
     /// The operator's template folder; files there override the built-in ones.
     pub templates: String,
+    /// How long a sent notification stays in the outbox (threading keeps
+    /// its Message-ID apart); `0` keeps them all.
+    pub keep_sent: Span,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -794,6 +797,7 @@ impl Default for OutboxSettings {
             poll_interval: Span(Duration::from_secs(1)),
             concurrency: 8,
             templates: "templates".into(),
+            keep_sent: Span(Duration::from_secs(30 * 86400)),
         }
     }
 }

@@ -115,7 +115,7 @@ impl Metrics {
         let outbox = Family::<StatusLabels, Gauge>::default();
         registry.register(
             "outbox_messages",
-            "Outbox rows by status (queued, sending, failed, sent, dead)",
+            "Outbox rows not sent, by status (queued, sending, failed, dead)",
             outbox.clone(),
         );
         let mailboxes = Family::<MailboxLabels, Gauge>::default();
@@ -220,9 +220,11 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the outbox gauges from a fresh count; statuses with no rows read 0.
+    /// Sets the outbox gauges from a fresh count; statuses with no rows
+    /// read 0. Sent rows are not counted: they are most of the table, and
+    /// purged after `[outbox] keep_sent`.
     pub fn set_outbox(&self, counts: &[(&str, i64)]) {
-        for status in ["queued", "sending", "failed", "sent", "dead"] {
+        for status in ["queued", "sending", "failed", "dead"] {
             let n = counts
                 .iter()
                 .find(|(s, _)| *s == status)

@@ -91,6 +91,70 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// At most this many quarantined messages are listed in one alert.
 const ALERT_LIST_MAX: usize = 50;
 
+/// Sent rows deleted per transaction: a backlog of them (a first run over
+/// a large store) is deleted in short transactions, never holding SQLite's
+/// writer for long.
+const PURGE_BATCH: i64 = 1000;
+
+/// Deletes the rows sent before `before`, a batch at a time, until none is
+/// left or `cancel` fires; how many went. Several instances may run it at
+/// once: a row is deleted once, whichever gets to it.
+pub async fn purge_sent(
+    store: &dyn Store,
+    before: OffsetDateTime,
+    cancel: &CancellationToken,
+) -> anyhow::Result<u64> {
+    let mut purged = 0;
+    while !cancel.is_cancelled() {
+        let n = store.purge_sent_outbox(before, PURGE_BATCH).await?;
+        purged += n;
+        if n < PURGE_BATCH as u64 {
+            break;
+        }
+        // Writers waiting for the lock go first.
+        tokio::task::yield_now().await;
+    }
+    Ok(purged)
+}
+
+/// Runs `purge_sent` for the rows sent more than `keep` ago, every `every`
+/// from now until `cancel` fires; `keep` of 0 keeps them all. A failed pass
+/// is logged, and the next one deletes what it left.
+pub async fn purge_sent_every(
+    store: Arc<dyn Store>,
+    keep: Duration,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    if keep.is_zero() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let Some(before) = time::Duration::try_from(keep)
+            .ok()
+            .and_then(|keep| OffsetDateTime::now_utc().checked_sub(keep))
+        else {
+            return;
+        };
+        match purge_sent(&*store, before, &cancel).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                rows = n,
+                "sent notifications past [outbox] keep_sent deleted"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot delete sent notifications; trying again later")
+            }
+        }
+    }
+}
+
 /// What a notification shows of its comment, read once per batch.
 pub struct Comment {
     pub body: Option<String>,

@@ -19,6 +19,7 @@ use crate::domain::notify::Follower;
 use crate::domain::outcome::Outcome;
 use crate::domain::ticket::{CloseReason, FollowerSource, Priority, Role, Status};
 
+mod list;
 pub mod people;
 pub mod postgres;
 mod read;
@@ -405,6 +406,28 @@ pub enum OwnerFilter {
 /// The longest `TicketFilter::text`: longer is `StoreError::Invalid`, on
 /// both backends (SQLite refuses LIKE patterns over 50,000 bytes).
 pub const TEXT_FILTER_MAX: usize = 1000;
+
+/// The statement `Store::list_tickets` runs for `filter`, for the test
+/// that reads its plan (tests/operator/store_contract.rs).
+#[doc(hidden)]
+pub fn ticket_list_statement(filter: &TicketFilter) -> &'static str {
+    list::tickets(filter, filter.text.as_deref()).0
+}
+
+/// The other statements that list tickets, named, for the same test: the
+/// `#list` answers, the scheduler's scans and the open-ticket counts.
+#[doc(hidden)]
+pub fn ticket_scan_statements() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("#list of a customer", sql::OPEN_TICKETS_OF),
+        ("#list all", sql::open_tickets_desk(false, false)),
+        ("#list unassigned", sql::open_tickets_desk(false, true)),
+        ("#list mine", sql::open_tickets_desk(true, false)),
+        ("due alarms", sql::DUE_ALARMS),
+        ("idle tickets", sql::IDLE_TICKETS),
+        ("open ticket counts", sql::OPEN_TICKET_COUNTS),
+    ]
+}
 
 /// The tickets a customer sees (`domain::ticket::may_comment` without the
 /// staff rule): those they requested or follow, and those attached to their
@@ -825,6 +848,8 @@ pub trait Store: Send + Sync {
     fn health(&self) -> &crate::health::StoreHealth;
 
     async fn add_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org>;
+    /// Every organization with its domains and leads, by slug, in three
+    /// statements, read outside any write.
     async fn list_orgs(&self) -> Result<Vec<Org>>;
     /// By slug or by name (case-insensitive).
     async fn find_org(&self, name_or_slug: &str) -> Result<Option<Org>>;
@@ -857,6 +882,11 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> Result<Vec<(TicketId, OffsetDateTime)>>;
     async fn ticket_view(&self, id: TicketId) -> Result<Option<TicketView>>;
+    /// The ticket as `Tx::ticket_state` reads it, for deciding who may see
+    /// it: read outside any write, and nothing locked.
+    async fn ticket_access(&self, id: TicketId) -> Result<Option<TicketState>>;
+    /// `Tx::reachable_users`, read outside any write (the mention list).
+    async fn reachable_users(&self, author: &User) -> Result<Vec<User>>;
     async fn list_log(&self, filter: &LogFilter) -> Result<Vec<LogRow>>;
 
     /// Claims up to `limit` due rows: marks them `sending` with a lease, so a
@@ -902,8 +932,11 @@ pub trait Store: Send + Sync {
     async fn discard_log(&self, id: i64, now: OffsetDateTime) -> Result<bool>;
     /// Stored content by SHA-256 (raw messages, attachments).
     async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
-    /// Outbox rows per status (for metrics).
+    /// Outbox rows not sent, per status (for metrics).
     async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>>;
+    /// Deletes up to `limit` outbox rows sent before `before`, in one
+    /// short transaction; how many went. Fewer than `limit`: none are left.
+    async fn purge_sent_outbox(&self, before: OffsetDateTime, limit: i64) -> Result<u64>;
 
     /// Stores a new API token by its hash for a user.
     async fn create_token(

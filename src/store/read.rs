@@ -4,6 +4,7 @@
 //! stays with the backend (`Backend`): migrations, the delivery transaction,
 //! and SQLite's admin writes on its write connection.
 
+use std::collections::HashMap;
 use std::ops::DerefMut;
 use std::time::Duration;
 
@@ -108,7 +109,6 @@ pub trait Backend: Send + Sync {
     async fn backup(&self, path: &std::path::Path) -> Result<()>;
     async fn begin_tx(&self) -> Result<Box<dyn Tx>>;
     async fn create_org(&self, name: &str, slug: &str, domains: &[String]) -> Result<Org>;
-    async fn all_orgs(&self) -> Result<Vec<Org>>;
     async fn org_named(&self, name_or_slug: &str) -> Result<Option<Org>>;
     async fn create_user(&self, user: &NewUser) -> Result<User>;
     /// `Store::health`.
@@ -212,7 +212,28 @@ impl<B: Backend> Store for B {
     }
 
     async fn list_orgs(&self) -> Result<Vec<Org>> {
-        self.all_orgs().await
+        let mut db = self.conn().await?;
+        let mut by_id = HashMap::<OrgId, (Vec<String>, Vec<String>)>::new();
+        for r in db.all(sql::ALL_ORG_DOMAINS, &[]).await? {
+            by_id.entry(r.i64_at(0)?).or_default().0.push(r.text_at(1)?);
+        }
+        for r in db.all(sql::ALL_ORG_LEAD_EMAILS, &[]).await? {
+            by_id.entry(r.i64_at(0)?).or_default().1.push(r.text_at(1)?);
+        }
+        let orgs = db.all(sql::ORGS, &[]).await?;
+        orgs.iter()
+            .map(|r| {
+                let id = r.i64_at(0)?;
+                let (domains, leads) = by_id.remove(&id).unwrap_or_default();
+                Ok(Org {
+                    id,
+                    slug: r.text_at(1)?,
+                    name: r.text_at(2)?,
+                    domains,
+                    leads,
+                })
+            })
+            .collect()
     }
 
     async fn find_org(&self, name_or_slug: &str) -> Result<Option<Org>> {
@@ -275,36 +296,7 @@ impl<B: Backend> Store for B {
             )));
         }
         let pattern = f.text.as_deref().map(contains_pattern);
-        let args = [
-            f.status.map(Status::as_str).into(),
-            f.org.as_deref().into(),
-            f.requester.as_ref().map(EmailAddress::as_str).into(),
-            if f.newest_first || f.by_due {
-                f.skip.max(0).into()
-            } else {
-                f.after.unwrap_or(0).into()
-            },
-            Arg::Limit(f.limit),
-            f.priority.map(Priority::as_str).into(),
-            Arg::Input(pattern.as_deref()),
-            f.visible_to.map(|v| v.user).into(),
-            f.visible_to.and_then(|v| v.org).into(),
-            f.open.map(i64::from).into(),
-            match &f.owner {
-                Some(OwnerFilter::Is(email)) => Some(email.as_str()),
-                _ => None,
-            }
-            .into(),
-            (f.owner == Some(OwnerFilter::Nobody)).then_some(1).into(),
-            f.breached_at.into(),
-        ];
-        let query = if f.by_due {
-            sql::LIST_TICKETS_BY_DUE
-        } else if f.newest_first {
-            sql::LIST_TICKETS_BY_UPDATE
-        } else {
-            sql::LIST_TICKETS
-        };
+        let (query, args) = super::list::tickets(f, pattern.as_deref());
         let found = self.conn().await?.all(query, &args).await?;
         each(found, rows::summary)
     }
@@ -362,6 +354,29 @@ impl<B: Backend> Store for B {
         }
         let events = each(db.all(sql::TICKET_EVENTS, &args).await?, rows::event)?;
         rows::ticket_view(&ticket, orgs, followers, comments, events).map(Some)
+    }
+
+    async fn ticket_access(&self, id: TicketId) -> Result<Option<TicketState>> {
+        let mut db = self.conn().await?;
+        let args = [id.into()];
+        let Some(row) = db.opt(sql::TICKET_STATE, &args).await? else {
+            return Ok(None);
+        };
+        let mut state = rows::ticket_state(&row)?;
+        let followers = db.all(sql::TICKET_STATE_FOLLOWERS, &args).await?;
+        state.followers = each(followers, rows::state_follower)?;
+        state.orgs = each(db.all(sql::TICKET_STATE_ORGS, &args).await?, |r| {
+            r.i64_at(0)
+        })?;
+        Ok(Some(state))
+    }
+
+    async fn reachable_users(&self, author: &User) -> Result<Vec<User>> {
+        let args = [author.role.as_str().into(), author.org_id.into()];
+        each(
+            self.conn().await?.all(sql::REACHABLE_USERS, &args).await?,
+            rows::user,
+        )
     }
 
     async fn list_log(&self, f: &LogFilter) -> Result<Vec<LogRow>> {
@@ -483,6 +498,11 @@ impl<B: Backend> Store for B {
             }
         }
         Ok(out)
+    }
+
+    async fn purge_sent_outbox(&self, before: OffsetDateTime, limit: i64) -> Result<u64> {
+        let args = [before.into(), Arg::Limit(Some(limit))];
+        self.conn().await?.run(sql::PURGE_SENT_OUTBOX, &args).await
     }
 
     async fn create_token(

@@ -120,6 +120,35 @@ pub fn user(r: &impl Cols) -> Result<User> {
 }
 
 /// `sql::summary_columns!`.
+/// `sql::TICKET_STATE`'s row, without its followers and organizations.
+pub fn ticket_state(r: &impl Cols) -> Result<TicketState> {
+    Ok(TicketState {
+        id: r.i64_at(0)?,
+        subject: r.text_at(1)?,
+        status: r.parse_at(2)?,
+        priority: r.opt_parse_at(3)?,
+        requester_id: r.i64_at(4)?,
+        root_message_id: r.opt_text_at(5)?.and_then(|t| MessageId::parse(&t).ok()),
+        last_message_id: r.opt_text_at(6)?.and_then(|t| MessageId::parse(&t).ok()),
+        followers: Vec::new(),
+        orgs: Vec::new(),
+    })
+}
+
+/// `sql::TICKET_STATE_FOLLOWERS`' row.
+pub fn state_follower(r: &impl Cols) -> Result<crate::domain::notify::Follower> {
+    Ok(crate::domain::notify::Follower {
+        user: r.i64_at(0)?,
+        email: r.email_at(1)?,
+        name: r.text_at(2)?,
+        locale: r.text_at(3)?,
+        role: r.parse_at(4)?,
+        source: r.parse_at(5)?,
+        bouncing: r.bool_at(6)?,
+        active: r.bool_at(7)?,
+    })
+}
+
 pub fn summary(r: &impl Cols) -> Result<TicketSummary> {
     Ok(TicketSummary {
         id: r.i64_at(0)?,

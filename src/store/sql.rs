@@ -105,6 +105,25 @@ pub const UPDATE_USER: &str =
          active = CASE WHEN CAST($7 AS boolean) THEN CAST($8 AS boolean) ELSE active END
      WHERE id = $1";
 
+/// Every organization, with its domains and delivery leads, in three
+/// statements (`Store::list_orgs`) rather than two per organization.
+pub const ORGS: &str = "SELECT id, slug, name FROM orgs ORDER BY slug";
+pub const ALL_ORG_DOMAINS: &str = "SELECT org_id, domain FROM org_domains ORDER BY org_id, domain";
+pub const ALL_ORG_LEAD_EMAILS: &str =
+    "SELECT l.org_id, u.email FROM org_leads l JOIN users u ON u.id = l.user_id
+     ORDER BY l.org_id, u.email";
+/// `TicketState` read outside a write (`Store::ticket_access`): the
+/// ticket, its followers in the order they came, its organizations.
+pub const TICKET_STATE: &str =
+    "SELECT id, subject, status, priority, requester_id, root_message_id, last_message_id
+     FROM tickets WHERE id = $1";
+pub const TICKET_STATE_FOLLOWERS: &str =
+    "SELECT f.user_id, u.email, u.name, u.locale, u.role, f.source, u.bouncing, u.active
+     FROM followers f JOIN users u ON u.id = f.user_id
+     WHERE f.ticket_id = $1 ORDER BY f.created_at, f.user_id";
+pub const TICKET_STATE_ORGS: &str =
+    "SELECT org_id FROM ticket_orgs WHERE ticket_id = $1 ORDER BY org_id";
+
 /// By slug, name (any case) or id (`$2`, the key as a number).
 pub const ORG_WHERE: &str =
     "SELECT id, slug, name FROM orgs WHERE slug = $1 OR lower(name) = lower($1) OR id = $2";
@@ -115,87 +134,75 @@ pub const ADD_ORG_LEAD: &str =
     "INSERT INTO org_leads (org_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 pub const REMOVE_ORG_LEAD: &str = "DELETE FROM org_leads WHERE org_id = $1 AND user_id = $2";
 
-/// The filter of both ticket lists. `$1` status, `$2` org slug or name, `$3`
-/// requester, `$4` after id (id order) or rows to skip (update or due order), `$5`
-/// limit, `$6` priority, `$7` a LIKE pattern for the subject (escaped with
-/// `\`; both sides lowered: ASCII only on SQLite, whose `lower` folds no
-/// more), `$8` a user whose tickets only: requested, followed, or attached
-/// to `$9`, their org; `$10` 1 open only, 0 closed only (Closed and Closed -
-/// Escalated); `$11` an owner's address, `$12` 1 for unassigned only, `$13`
-/// the time at which a clock is breached, for breached only.
-macro_rules! list_tickets {
-    ($($order:tt)+) => {
-        concat!(
-            "SELECT ",
-            summary_columns!(),
-            " FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
-     WHERE ($1 IS NULL OR t.status = $1)
-       AND ($2 IS NULL OR EXISTS (SELECT 1 FROM ticket_orgs x JOIN orgs xo ON xo.id = x.org_id
-                                  WHERE x.ticket_id = t.id AND (xo.slug = $2 OR lower(xo.name) = lower($2))))
-       AND ($3 IS NULL OR u.email = $3)
-       AND ($6 IS NULL OR t.priority = $6)
-       AND ($7 IS NULL OR lower(t.subject) LIKE lower($7) ESCAPE '\\')
-       AND ($8 IS NULL OR t.requester_id = $8
-            OR EXISTS (SELECT 1 FROM followers f WHERE f.ticket_id = t.id AND f.user_id = $8)
-            OR EXISTS (SELECT 1 FROM ticket_orgs x WHERE x.ticket_id = t.id AND x.org_id = $9))
-       AND (CAST($10 AS bigint) IS NULL
-            OR (CASE WHEN t.status IN ('closed', 'escalated') THEN 0 ELSE 1 END) = $10)
-       AND ($11 IS NULL OR t.owner_id = (SELECT ou.id FROM users ou WHERE ou.email = $11))
-       AND (CAST($12 AS bigint) IS NULL OR t.owner_id IS NULL)
-       AND ($13 IS NULL OR (t.status NOT IN ('closed', 'escalated')
-            AND ((t.responded_at IS NULL AND t.response_due <= $13) OR t.resolve_due <= $13)))
-       ",
-            $($order)+
-        )
-    };
-}
-/// Id order from a cursor: pages that hold still while tickets change.
-pub const LIST_TICKETS: &str = list_tickets!("AND t.id > $4 ORDER BY t.id LIMIT $5");
-/// Last update first, numbered pages: what a person scanning a queue wants.
-pub const LIST_TICKETS_BY_UPDATE: &str =
-    list_tickets!("ORDER BY t.updated_at DESC, t.id DESC LIMIT $5 OFFSET $4");
+/// The head of every ticket list: `rows::summary`'s columns of `t`, with its
+/// requester `u` and organization `o`. `list::tickets` adds the WHERE it
+/// needs and the order.
+pub const TICKET_SUMMARIES: &str = concat!(
+    "SELECT ",
+    summary_columns!(),
+    " FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id"
+);
 /// The time a ticket's next clock is due: the response's until the first
 /// answer, then the resolution's; none once closed (docs/contract.md,
-/// "Desk"). Written out twice below, as PostgreSQL orders by an output
-/// column's name only when it stands alone.
-macro_rules! next_due {
+/// "Desk"). PostgreSQL orders by an output column's name only when it
+/// stands alone, so the due order writes it out twice.
+pub const NEXT_DUE: &str = "(CASE WHEN t.status IN ('closed', 'escalated') THEN NULL \
+     WHEN t.responded_at IS NULL AND t.response_due IS NOT NULL THEN t.response_due \
+     ELSE t.resolve_due END)";
+/// The statuses of an open ticket, as an IN list: what the status indexes
+/// look up, where `NOT IN` the closed ones would read every ticket.
+macro_rules! open_statuses {
     () => {
-        "(CASE WHEN t.status IN ('closed', 'escalated') THEN NULL \
-         WHEN t.responded_at IS NULL AND t.response_due IS NOT NULL THEN t.response_due \
-         ELSE t.resolve_due END)"
+        "('new', 'in_progress', 'blocked')"
     };
 }
-/// Earliest due first, tickets with no clock last, numbered pages: what a
-/// desk working against its SLA wants.
-pub const LIST_TICKETS_BY_DUE: &str = list_tickets!(
-    "ORDER BY ",
-    next_due!(),
-    " IS NULL, ",
-    next_due!(),
-    ", t.id LIMIT $5 OFFSET $4"
-);
-/// Open tickets `$1` follows or `$2` (their org) is attached to, newest first.
+pub const OPEN_STATUSES: &str = open_statuses!();
+/// Open tickets `$1` follows or `$2` (their org) is attached to, newest
+/// first: the ids from their indexes (`followers_user`, `ticket_orgs_org`),
+/// not a test of every ticket.
 pub const OPEN_TICKETS_OF: &str = concat!(
     "SELECT ",
     summary_columns!(),
     " FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
-     WHERE t.status NOT IN ('closed', 'escalated')
-       AND (EXISTS (SELECT 1 FROM followers f WHERE f.ticket_id = t.id AND f.user_id = $1)
-            OR ($2 IS NOT NULL AND EXISTS (SELECT 1 FROM ticket_orgs x WHERE x.ticket_id = t.id AND x.org_id = $2)))
-     ORDER BY t.updated_at DESC, t.id DESC LIMIT $3"
+     WHERE t.id IN (SELECT f.ticket_id FROM followers f WHERE f.user_id = $1
+                    UNION ALL SELECT x.ticket_id FROM ticket_orgs x WHERE x.org_id = $2)
+       AND t.status IN ",
+    open_statuses!(),
+    " ORDER BY t.updated_at DESC, t.id DESC LIMIT $3"
 );
 
-/// Open tickets for the staff's `#list`: `$1` an owner's id (theirs), `$2`
-/// 1 for unassigned ones; neither, all open tickets; latest update first.
-pub const OPEN_TICKETS_DESK: &str = concat!(
-    "SELECT ",
-    summary_columns!(),
-    " FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
-     WHERE t.status NOT IN ('closed', 'escalated')
-       AND (CAST($1 AS bigint) IS NULL OR t.owner_id = $1)
-       AND (CAST($2 AS bigint) IS NULL OR t.owner_id IS NULL)
-     ORDER BY t.updated_at DESC, t.id DESC LIMIT $3"
-);
+/// Open tickets for the staff's `#list`, latest update first: all of them,
+/// the unassigned ones, or `$1`'s (an owner's id); `$N` the limit.
+macro_rules! open_tickets_desk {
+    ($($which:literal),*) => {
+        concat!(
+            "SELECT ",
+            summary_columns!(),
+            " FROM tickets t JOIN users u ON u.id = t.requester_id LEFT JOIN orgs o ON o.id = t.org_id
+     WHERE t.status IN ",
+            open_statuses!(),
+            $($which),*
+        )
+    };
+}
+const OPEN_TICKETS_DESK: &str =
+    open_tickets_desk!(" ORDER BY t.updated_at DESC, t.id DESC LIMIT $1");
+const OPEN_TICKETS_UNASSIGNED: &str =
+    open_tickets_desk!(" AND t.owner_id IS NULL ORDER BY t.updated_at DESC, t.id DESC LIMIT $1");
+const OPEN_TICKETS_OWNED: &str =
+    open_tickets_desk!(" AND t.owner_id = $1 ORDER BY t.updated_at DESC, t.id DESC LIMIT $2");
+
+/// The `#list` statement for `owner`'s tickets (bound `[owner, limit]`),
+/// the unassigned ones or all open ones (bound `[limit]`): one statement
+/// each, so that each is planned with its own index (`tickets_owner`,
+/// `tickets_status`) instead of testing every open ticket.
+pub fn open_tickets_desk(owner: bool, unassigned: bool) -> &'static str {
+    match (owner, unassigned) {
+        (true, _) => OPEN_TICKETS_OWNED,
+        (false, true) => OPEN_TICKETS_UNASSIGNED,
+        (false, false) => OPEN_TICKETS_DESK,
+    }
+}
 
 /// `rows::ticket_view`'s head.
 pub const TICKET: &str =
@@ -217,8 +224,11 @@ pub const SET_DESK: &str = "UPDATE tickets SET owner_id = $2, close_reason = $3,
 pub const CLAIM_ALARM: &str = "INSERT INTO ticket_alarms (ticket_id, kind, due_at, sent_at)
      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
 /// Open tickets by status and priority (`/metrics`), through `tickets_status`.
-pub const OPEN_TICKET_COUNTS: &str = "SELECT status, priority, count(*) FROM tickets
-     WHERE status IN ('new', 'in_progress', 'blocked') GROUP BY status, priority ORDER BY status, priority";
+pub const OPEN_TICKET_COUNTS: &str = concat!(
+    "SELECT status, priority, count(*) FROM tickets WHERE status IN ",
+    open_statuses!(),
+    " GROUP BY status, priority ORDER BY status, priority"
+);
 /// Tickets with an alarm due by `$1`, earliest first (`tickets_alarm`).
 pub const DUE_ALARMS: &str =
     "SELECT id FROM tickets WHERE next_alarm_at <= $1 ORDER BY next_alarm_at, id LIMIT $2";
@@ -354,7 +364,14 @@ pub const CLAIM_OUTBOX: &str = claim_outbox!("");
 /// delivery, and a lease that ran out (its sender died) makes the row due again.
 pub const CLAIM_OUTBOX_SKIP_LOCKED: &str = claim_outbox!("\n FOR UPDATE SKIP LOCKED");
 pub const LIST_OUTBOX: &str = concat!("SELECT ", outbox_columns!(), " FROM outbox ORDER BY id");
-pub const OUTBOX_COUNTS: &str = "SELECT status, count(*) FROM outbox GROUP BY status";
+/// The rows not sent, by status, from `outbox_due` alone: sent rows are
+/// most of the table and not counted.
+pub const OUTBOX_COUNTS: &str = "SELECT status, count(*) FROM outbox
+     WHERE status IN ('queued', 'sending', 'failed', 'dead') GROUP BY status";
+/// Up to `$2` rows sent before `$1` (`outbox_sent`): a batch, so that a
+/// large backlog never holds SQLite's writer for long.
+pub const PURGE_SENT_OUTBOX: &str = "DELETE FROM outbox WHERE id IN
+     (SELECT id FROM outbox WHERE status = 'sent' AND sent_at < $1 LIMIT $2)";
 /// `$1` id, `$2` status, `$3` next attempt (NULL keeps it), `$4` error, `$5` now.
 pub const RECORD_ATTEMPT: &str = "UPDATE outbox SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at),
          lease_until = NULL, last_error = $4, sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END
@@ -398,6 +415,9 @@ mod tests {
             ORG_DOMAINS,
             ORG_LEAD_EMAILS,
             OPEN_TICKETS_OF,
+            OPEN_TICKETS_DESK,
+            OPEN_TICKETS_OWNED,
+            OPEN_TICKETS_UNASSIGNED,
             INSERT_WEB_LINK,
         ] {
             let mut seen = 0;

@@ -354,10 +354,7 @@ fn typed<'a>(
 /// The ticket if `viewer` may see it; otherwise not found, whatever the
 /// reason, so that ticket numbers reveal nothing.
 async fn visible(state: &WebState, viewer: &Viewer, id: TicketId) -> Result<TicketState, WebError> {
-    let mut tx = state.store().begin().await?;
-    let ticket = tx.ticket_state(id).await?;
-    drop(tx);
-    match ticket {
+    match state.store().ticket_access(id).await? {
         Some(t) if ticket::may_comment(&actor(&viewer.user), &access(&t)) => Ok(t),
         _ => Err(WebError::NotFound),
     }
@@ -983,9 +980,7 @@ async fn mentionable_on(
     q: &MentionQuery,
 ) -> Result<Json<Vec<Mentionable>>, WebError> {
     let needle = q.q.trim().trim_start_matches('@').to_lowercase();
-    let mut tx = state.store().begin().await?;
-    let reachable = tx.reachable_users(&viewer.user).await?;
-    drop(tx);
+    let reachable = state.store().reachable_users(&viewer.user).await?;
     let found = reachable
         .into_iter()
         .filter(|u| u.id != viewer.user.id && ticket::may_mention(&actor(u), access))

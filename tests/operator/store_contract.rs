@@ -177,6 +177,9 @@ contract!(
     a_merge_and_a_move_carry_comments_followers_orgs_and_refs,
     a_discarded_delivery_stays_in_the_log_and_is_neither_discarded_again_nor_replayed,
     the_desk_lists_by_owner_breach_and_due_time_and_claims_each_alarm_once,
+    every_ticket_list_is_answered_from_its_index,
+    sent_outbox_rows_are_purged_after_they_are_kept,
+    pages_read_tickets_people_and_organizations_outside_a_write,
 );
 
 const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
@@ -2072,6 +2075,41 @@ async fn postgres_a_claim_taken_meanwhile_fails_the_batch_as_a_conflict() {
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 }
 
+/// Every connection of the store's pool has JIT compilation off, whatever
+/// the database's default: ingest runs generic plans, whose estimates pass
+/// `jit_above_cost` once the tables grow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_connections_never_jit_compile() {
+    use sqlx::Connection;
+    let db = TestDb::create().await;
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {} SET jit = on",
+        db.name
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let show = "SHOW jit";
+    let mut plain = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let default: String = sqlx::query_scalar(show)
+        .fetch_one(&mut plain)
+        .await
+        .unwrap();
+    assert_eq!(default, "on", "the database's default");
+    let store = PgStore::connect(&db.url).await.unwrap();
+    // Two at once: two connections of the pool.
+    let mut first = store.pool().acquire().await.unwrap();
+    let mut second = store.pool().acquire().await.unwrap();
+    for conn in [&mut first, &mut second] {
+        let jit: String = sqlx::query_scalar(show)
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(jit, "off");
+    }
+}
+
 /// SQLite writes a body over 1 MiB in place (one copy less in memory);
 /// both backends give back exactly the text written, in the view and alone.
 async fn a_comment_larger_than_a_mebibyte_reads_back_as_written(db: &Db) {
@@ -3323,6 +3361,520 @@ async fn the_desk_lists_by_owner_breach_and_due_time_and_claims_each_alarm_once(
         .await,
         [a, b]
     );
+}
+
+/// What a list's plan must show for its filter: the indexes that answer it
+/// (all of them), and whether a walk over every ticket is allowed (only
+/// where no index can answer: a piece of the subject, the due order of
+/// every ticket).
+struct PlanCase {
+    name: String,
+    sql: &'static str,
+    indexes: &'static [&'static str],
+    /// The index that hands out the statement's order (id, last update),
+    /// which PostgreSQL may walk instead, stopping at the limit.
+    order_index: Option<&'static str>,
+    may_scan: bool,
+}
+
+fn plan_cases(w: &World) -> Vec<PlanCase> {
+    use ticketgate::store::{OwnerFilter, ticket_list_statement, ticket_scan_statements};
+    let visible = |org: Option<i64>| Visibility {
+        user: w.alice.id,
+        org,
+    };
+    let filters: Vec<(&str, TicketFilter, &'static [&'static str])> = vec![
+        ("no filter", TicketFilter::default(), &[]),
+        (
+            "status",
+            TicketFilter {
+                status: Some(Status::Blocked),
+                ..Default::default()
+            },
+            &["tickets_status"],
+        ),
+        (
+            "open",
+            TicketFilter {
+                open: Some(true),
+                ..Default::default()
+            },
+            &["tickets_status"],
+        ),
+        (
+            "closed",
+            TicketFilter {
+                open: Some(false),
+                ..Default::default()
+            },
+            &["tickets_status"],
+        ),
+        (
+            "org",
+            TicketFilter {
+                org: Some("site-a".into()),
+                ..Default::default()
+            },
+            &["ticket_orgs_org"],
+        ),
+        (
+            "requester",
+            TicketFilter {
+                requester: Some(w.alice.email.clone()),
+                ..Default::default()
+            },
+            &["tickets_requester"],
+        ),
+        (
+            "priority",
+            TicketFilter {
+                priority: Some(Priority::P2),
+                ..Default::default()
+            },
+            &["tickets_priority"],
+        ),
+        (
+            "visible to a customer with an org",
+            TicketFilter {
+                visible_to: Some(visible(Some(w.site_a))),
+                ..Default::default()
+            },
+            &["tickets_requester", "followers_user", "ticket_orgs_org"],
+        ),
+        (
+            "visible to a customer without one",
+            TicketFilter {
+                visible_to: Some(visible(None)),
+                ..Default::default()
+            },
+            &["tickets_requester", "followers_user"],
+        ),
+        (
+            "owner",
+            TicketFilter {
+                owner: Some(OwnerFilter::Is(w.sam.email.clone())),
+                ..Default::default()
+            },
+            &["tickets_owner"],
+        ),
+        (
+            "unassigned",
+            TicketFilter {
+                owner: Some(OwnerFilter::Nobody),
+                ..Default::default()
+            },
+            &["tickets_owner"],
+        ),
+        (
+            "breached",
+            TicketFilter {
+                breached_at: Some(T0),
+                ..Default::default()
+            },
+            &["tickets_status"],
+        ),
+        (
+            "search",
+            TicketFilter {
+                text: Some("%printer%".into()),
+                ..Default::default()
+            },
+            &[],
+        ),
+    ];
+    let mut cases = Vec::new();
+    for (label, filter, indexes) in filters {
+        for order in ["id", "update", "due"] {
+            let f = TicketFilter {
+                newest_first: order == "update",
+                by_due: order == "due",
+                limit: Some(50),
+                ..filter.clone()
+            };
+            let none = label == "no filter";
+            cases.push(PlanCase {
+                name: format!("{label}, {order} order"),
+                sql: ticket_list_statement(&f),
+                indexes: match (none, order) {
+                    (true, "id") => &[],
+                    (true, "update") => &["tickets_updated"],
+                    _ => indexes,
+                },
+                order_index: match order {
+                    "id" => Some("tickets_pkey"),
+                    "update" => Some("tickets_updated"),
+                    _ => None,
+                },
+                may_scan: label == "search" || (none && order == "due"),
+            });
+        }
+    }
+    for (name, sql) in ticket_scan_statements() {
+        let indexes: &'static [&'static str] = match name {
+            "#list of a customer" => &["followers_user", "ticket_orgs_org"],
+            "#list mine" | "#list unassigned" => &["tickets_owner"],
+            "due alarms" => &["tickets_alarm"],
+            _ => &["tickets_status"],
+        };
+        cases.push(PlanCase {
+            name: name.to_string(),
+            sql,
+            indexes,
+            order_index: (name.starts_with("#list") || name == "idle tickets")
+                .then_some("tickets_updated"),
+            may_scan: false,
+        });
+    }
+    cases
+}
+
+/// The tables that grow with the tickets, and their names in the list
+/// statements.
+const TICKET_SIZED: &[&str] = &[
+    "tickets",
+    "t",
+    "vr",
+    "ticket_orgs",
+    "x",
+    "vx",
+    "followers",
+    "f",
+    "vf",
+];
+
+/// The highest `$N` of a statement: how many values `EXECUTE` passes.
+fn parameters(sql: &str) -> usize {
+    sql.match_indices('$')
+        .filter_map(|(i, _)| {
+            sql[i + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The plan of each list statement, one line a step. SQLite's as it plans
+/// any store: no statistics are gathered, so the plan is the same at any
+/// size. PostgreSQL's generic plan (the one a prepared statement settles
+/// on, whatever its values) over a desk of `PG_TICKETS`, analysed, with
+/// sequential scans priced out: one left in a plan means no index could
+/// answer.
+async fn plans(db: &Db, w: &World, cases: &[PlanCase]) -> Vec<Vec<String>> {
+    match &db.keep {
+        Keep::Sqlite(_, store) => {
+            let sqls: Vec<&'static str> = cases.iter().map(|c| c.sql).collect();
+            store
+                .with_connection(move |c| {
+                    sqls.iter()
+                        .map(|sql| {
+                            // Unbound parameters are NULL: the plan is the same.
+                            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                            let mut rows = stmt.raw_query();
+                            let mut lines = Vec::new();
+                            while let Some(row) = rows.next()? {
+                                lines.push(row.get::<_, String>(3)?);
+                            }
+                            Ok(lines)
+                        })
+                        .collect()
+                })
+                .await
+                .unwrap()
+        }
+        Keep::Postgres(test_db) => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&test_db.url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(a_desk_of_tickets(w)))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::raw_sql(
+                "ANALYZE; SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            let mut out = Vec::new();
+            for (n, case) in cases.iter().enumerate() {
+                let prepare = format!("PREPARE list{n} AS {}", case.sql);
+                sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+                let nulls = vec!["NULL"; parameters(case.sql)].join(", ");
+                let explain = if nulls.is_empty() {
+                    format!("EXPLAIN EXECUTE list{n}")
+                } else {
+                    format!("EXPLAIN EXECUTE list{n}({nulls})")
+                };
+                let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+                out.push(lines);
+            }
+            out
+        }
+    }
+}
+
+const PG_TICKETS: usize = 20_000;
+
+/// A desk PostgreSQL plans as a grown one: `PG_TICKETS` tickets of 400
+/// customers in 20 organizations, most of them closed, the open ones spread
+/// over the statuses, priorities and owners; each followed by its requester
+/// and attached to its organization.
+fn a_desk_of_tickets(w: &World) -> String {
+    format!(
+        "INSERT INTO orgs (slug, name, created_at)
+           SELECT 'org' || g, 'Org ' || g, now() FROM generate_series(1, 20) g;
+         INSERT INTO users (email, name, role, org_id, locale, created_at)
+           SELECT 'c' || g || '@many.test', 'C' || g, 'customer',
+                  (SELECT id FROM orgs WHERE slug = 'org' || (g % 20 + 1)), 'en', now()
+           FROM generate_series(1, 400) g;
+         INSERT INTO tickets (subject, status, priority, requester_id, org_id, created_at,
+                              updated_at, owner_id, response_due, resolve_due)
+           SELECT 'Ticket ' || g,
+                  COALESCE((ARRAY['new', 'in_progress', 'blocked', 'escalated'])[g % 20 + 1],
+                           'closed'),
+                  CASE WHEN g % 3 = 0 THEN 'P' || (g % 4 + 1) END,
+                  u.id, u.org_id, now() - interval '1 minute' * ({n} - g),
+                  now() - interval '1 minute' * ({n} - g),
+                  CASE WHEN g % 20 < 3 AND g % 2 = 0 THEN {sam} END,
+                  CASE WHEN g % 3 = 0 THEN now() + interval '1 hour' * (g % 48) END,
+                  CASE WHEN g % 3 = 0 THEN now() + interval '1 day' * (g % 7) END
+           FROM generate_series(1, {n}) g
+           JOIN users u ON u.email = 'c' || (g % 400 + 1) || '@many.test';
+         INSERT INTO followers (ticket_id, user_id, source, created_at)
+           SELECT id, requester_id, 'creator', created_at FROM tickets;
+         INSERT INTO ticket_orgs (ticket_id, org_id)
+           SELECT id, org_id FROM tickets WHERE org_id IS NOT NULL;",
+        n = PG_TICKETS,
+        sam = w.sam.id,
+    )
+}
+
+/// Every ticket list, with each filter alone and in each order, and the
+/// other statements that read tickets, are answered from the filter's
+/// index: no plan walks every ticket (SQLite `SCAN t`, PostgreSQL `Seq
+/// Scan on tickets`) where an index can answer, and each names the index
+/// its filter has. A statement that puts its filters back into one
+/// `($N IS NULL OR ...)` fails here.
+async fn every_ticket_list_is_answered_from_its_index(db: &Db) {
+    let w = world(db).await;
+    let cases = plan_cases(&w);
+    let plans = plans(db, &w, &cases).await;
+    let mut wrong = Vec::new();
+    for (case, plan) in cases.iter().zip(&plans) {
+        let scans = plan.iter().any(|line| {
+            let line = line.trim();
+            let walks = TICKET_SIZED.iter().any(|table| {
+                let sqlite = line
+                    .strip_prefix("SCAN ")
+                    .is_some_and(|rest| rest.split(' ').next() == Some(*table));
+                sqlite || line.contains(&format!("Seq Scan on {table} "))
+            });
+            // Walking the index that gives the order, stopping at the limit.
+            walks && !case.indexes.iter().any(|index| line.contains(index))
+        });
+        let named = |index: &str| plan.iter().any(|line| line.contains(index));
+        let mut missing: Vec<_> = case.indexes.iter().filter(|i| !named(i)).collect();
+        // PostgreSQL weighs the filter's index against the order's by
+        // their costs, and may walk the one that gives the order, testing
+        // each ticket, up to the limit. Where none gives the order (due
+        // time), its plan too must name the filter's.
+        if matches!(db.keep, Keep::Postgres(_)) && case.order_index.is_some_and(named) {
+            missing.clear();
+        }
+        if (scans && !case.may_scan) || !missing.is_empty() {
+            wrong.push(format!(
+                "{} (scans every ticket: {scans}, without {missing:?}):\n  {}\n  {}",
+                case.name,
+                plan.join("\n  "),
+                case.sql
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+/// Sent rows older than the cut are deleted, a batch at a time; rows sent
+/// since, and rows not sent (queued, failed, dead), stay. The counts
+/// `/metrics` shows are of the rows not sent.
+async fn sent_outbox_rows_are_purged_after_they_are_kept(db: &Db) {
+    let w = world(db).await;
+    let rows: Vec<_> = (0..7).map(|n| outbox_row(n, &w.alice, None)).collect();
+    enqueue(db, &rows).await;
+    let lease = Duration::from_secs(60);
+    let claimed = db.store.claim_outbox(T0, lease, 10).await.unwrap();
+    let day = Duration::from_secs(86400);
+    let sent = |ids: &[i64]| -> Vec<Attempt> {
+        ids.iter()
+            .map(|id| Attempt {
+                id: *id,
+                result: AttemptResult::Sent,
+            })
+            .collect()
+    };
+    let id = |n: usize| claimed[n].id;
+    // Three sent on day 0, one on day 40; one failed, one dead on day 0;
+    // one never claimed back from `sending` is left as it is.
+    db.store
+        .record_attempts(&sent(&[id(0), id(1), id(2)]), T0)
+        .await
+        .unwrap();
+    db.store
+        .record_attempts(&sent(&[id(3)]), T0 + 40 * day)
+        .await
+        .unwrap();
+    db.store
+        .record_attempts(
+            &[
+                Attempt {
+                    id: id(4),
+                    result: AttemptResult::Retry {
+                        at: T0 + day,
+                        error: "421 later".into(),
+                    },
+                },
+                Attempt {
+                    id: id(5),
+                    result: AttemptResult::Dead {
+                        error: "550 no".into(),
+                        bouncing: None,
+                    },
+                },
+            ],
+            T0,
+        )
+        .await
+        .unwrap();
+    let mut counts = db.store.outbox_counts().await.unwrap();
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(
+        counts,
+        [
+            (OutboxStatus::Dead, 1),
+            (OutboxStatus::Failed, 1),
+            (OutboxStatus::Sending, 1)
+        ],
+        "sent rows are not counted"
+    );
+
+    // Kept 30 days, on day 40: the three of day 0 go, two per statement.
+    let cut = T0 + 10 * day;
+    assert_eq!(db.store.purge_sent_outbox(cut, 2).await.unwrap(), 2);
+    assert_eq!(db.store.purge_sent_outbox(cut, 2).await.unwrap(), 1);
+    assert_eq!(db.store.purge_sent_outbox(cut, 2).await.unwrap(), 0);
+    let left: Vec<_> = db
+        .store
+        .list_outbox()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.status))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            (id(3), OutboxStatus::Sent),
+            (id(4), OutboxStatus::Failed),
+            (id(5), OutboxStatus::Dead),
+            (id(6), OutboxStatus::Sending),
+        ]
+    );
+    // What `serve` runs: until none is left; again, nothing.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let later = T0 + 41 * day;
+    let purged = ticketgate::outbox::purge_sent(&*db.store, later, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(
+        ticketgate::outbox::purge_sent(&*db.store, later, &cancel)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(db.store.list_outbox().await.unwrap().len(), 3);
+}
+
+/// What pages read outside a write (a ticket's access, whom one may
+/// mention, the organizations) is what the delivery transaction reads, and
+/// is read while a delivery holds the ticket: on SQLite the writer, on
+/// PostgreSQL the ticket's row lock.
+async fn pages_read_tickets_people_and_organizations_outside_a_write(db: &Db) {
+    let w = world(db).await;
+    db.store
+        .add_org("Third", "third", &["third.test".into(), "3.test".into()])
+        .await
+        .unwrap();
+    let third = db.store.find_org("third").await.unwrap().unwrap();
+    db.store.add_org_lead(third.id, w.sam.id).await.unwrap();
+    db.store.add_org_lead(third.id, w.alice.id).await.unwrap();
+    let id = ticket(db, &w, "access", T0).await;
+    let mut tx = db.store.begin().await.unwrap();
+    tx.add_follower(id, w.carol.id, FollowerSource::Share, T0)
+        .await
+        .unwrap();
+    tx.attach_org(id, w.other).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut holding = db.store.begin().await.unwrap();
+    let held = holding.ticket_state(id).await.unwrap().unwrap();
+    let within = Duration::from_secs(30);
+    let read = tokio::time::timeout(within, db.store.ticket_access(id))
+        .await
+        .expect("read while a delivery holds the ticket")
+        .unwrap()
+        .unwrap();
+    assert_eq!(format!("{read:?}"), format!("{held:?}"));
+    assert_eq!(read.orgs.len(), 2);
+    assert_eq!(read.followers.len(), 2);
+    assert!(db.store.ticket_access(999_999).await.unwrap().is_none());
+    for author in [&w.alice, &w.carol, &w.sam, &w.dave] {
+        let by_page = tokio::time::timeout(within, db.store.reachable_users(author))
+            .await
+            .expect("read while a delivery holds the writer")
+            .unwrap();
+        let by_tx = holding.reachable_users(author).await.unwrap();
+        let emails =
+            |users: &[User]| -> Vec<String> { users.iter().map(|u| u.email.to_string()).collect() };
+        assert_eq!(emails(&by_page), emails(&by_tx), "{}", author.email);
+    }
+    let orgs = tokio::time::timeout(within, db.store.list_orgs())
+        .await
+        .expect("read while a delivery holds the writer")
+        .unwrap();
+    drop(holding);
+    let listed: Vec<_> = orgs
+        .iter()
+        .map(|o| (o.slug.clone(), o.domains.clone(), o.leads.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("other-corp".into(), vec!["other.test".into()], vec![]),
+            (
+                "site-a".into(),
+                vec!["customer.test".to_string()],
+                vec!["dave@example.test".to_string()]
+            ),
+            (
+                "third".into(),
+                vec!["3.test".into(), "third.test".into()],
+                vec!["alice@customer.test".into(), "sam@example.test".into()]
+            ),
+        ]
+    );
+    for org in &orgs {
+        let found = db.store.find_org(&org.slug).await.unwrap().unwrap();
+        assert_eq!((&found.domains, &found.leads), (&org.domains, &org.leads));
+    }
 }
 
 /// People's data: export, erasure and retention, on both backends.

@@ -119,19 +119,6 @@ impl Backend for PgStore {
         Ok(org)
     }
 
-    async fn all_orgs(&self) -> Result<Vec<Org>> {
-        let mut conn = self.pool.acquire().await.q()?;
-        let rows = sqlx::query("SELECT id, slug, name FROM orgs ORDER BY slug")
-            .fetch_all(&mut *conn)
-            .await
-            .q()?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(org_details(&mut conn, r.i64_at(0)?, r.text_at(1)?, r.text_at(2)?).await?);
-        }
-        Ok(out)
-    }
-
     async fn org_named(&self, name_or_slug: &str) -> Result<Option<Org>> {
         let mut conn = self.pool.acquire().await.q()?;
         org_where(&mut conn, name_or_slug.trim()).await

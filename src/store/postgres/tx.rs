@@ -589,8 +589,12 @@ impl Tx for PgTx {
         limit: i64,
     ) -> Result<Vec<TicketSummary>> {
         self.flush_if(Table::ANY_TICKETS | Table::USERS).await?;
-        let args = [owner.into(), unassigned.then_some(1).into(), limit.into()];
-        crate::store::read::Conn::all(&mut *self.tx, sql::OPEN_TICKETS_DESK, &args)
+        let sql = sql::open_tickets_desk(owner.is_some(), unassigned);
+        let args = match owner {
+            Some(owner) => vec![owner.into(), limit.into()],
+            None => vec![limit.into()],
+        };
+        crate::store::read::Conn::all(&mut *self.tx, sql, &args)
             .await?
             .iter()
             .map(rows::summary)

@@ -118,21 +118,6 @@ impl Backend for SqliteStore {
         .await
     }
 
-    async fn all_orgs(&self) -> Result<Vec<Org>> {
-        self.with_writer(|conn| {
-            let orgs = rows(
-                conn,
-                "SELECT id, slug, name FROM orgs ORDER BY slug",
-                [],
-                |r| Ok((r.i64_at(0)?, r.text_at(1)?, r.text_at(2)?)),
-            )?;
-            orgs.into_iter()
-                .map(|(id, slug, name)| org_details(conn, id, slug, name))
-                .collect()
-        })
-        .await
-    }
-
     async fn org_named(&self, name_or_slug: &str) -> Result<Option<Org>> {
         self.with_writer(|conn| org_where(conn, name_or_slug.trim()))
             .await

@@ -581,8 +581,12 @@ impl Tx for SqliteTx {
         unassigned: bool,
         limit: i64,
     ) -> Result<Vec<TicketSummary>> {
-        let args = [owner.into(), unassigned.then_some(1).into(), limit.into()];
-        query(&self.conn, sql::OPEN_TICKETS_DESK, &args, usize::MAX)?
+        let sql = sql::open_tickets_desk(owner.is_some(), unassigned);
+        let args = match owner {
+            Some(owner) => vec![owner.into(), limit.into()],
+            None => vec![limit.into()],
+        };
+        query(&self.conn, sql, &args, usize::MAX)?
             .iter()
             .map(rows::summary)
             .collect()
