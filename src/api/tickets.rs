@@ -13,7 +13,7 @@ use super::{ApiError, ApiState, Body, ErrorBody, Path, Query, Staff};
 use crate::domain::ids::{CommentId, EmailAddress, TicketId};
 use crate::domain::ticket::{CloseReason, Priority, Status};
 use crate::domain::version::Version;
-use crate::store::{CommentSource, OwnerFilter, TicketFilter};
+use crate::store::{CommentPage, CommentSource, OwnerFilter, TicketFilter};
 use crate::tickets::{Assignee, Command, MoveTarget};
 use crate::tickets::{Author, Failure, Typed};
 
@@ -171,23 +171,51 @@ pub async fn list_tickets(
     }))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ViewQuery {
+    /// At most this many comments, the newest (of those before
+    /// `comments_before`); the history shown is theirs. Without it, all.
+    comments_limit: Option<i64>,
+    /// Only comments before this comment id (the first of the page before).
+    comments_before: Option<i64>,
+}
+
 /// The ticket with its followers, comments (internal ones included: this is
-/// the staff API) and events.
+/// the staff API) and events; `comments_limit` and `comments_before` page
+/// through a long thread, newest first (`earlier_comments` says there is more).
 #[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets",
-    params(("id" = i64, Path, description = "Ticket id")),
-    responses((status = 200, description = "OK", body = TicketView), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+    params(("id" = i64, Path, description = "Ticket id"), ViewQuery),
+    responses((status = 200, description = "OK", body = TicketView), (status = 400, description = "Malformed request", body = ErrorBody), (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get_ticket(
     State(state): State<ApiState>,
     _staff: Staff,
     Path(id): Path<TicketId>,
+    Query(q): Query<ViewQuery>,
 ) -> Result<Json<TicketView>, ApiError> {
-    Ok(Json(view(&state, id).await?))
+    if q.comments_limit.is_some_and(|n| n < 1) {
+        return Err(ApiError::bad_request("comments_limit: at least 1"));
+    }
+    let page = CommentPage {
+        limit: q.comments_limit,
+        before: q.comments_before,
+    };
+    Ok(Json(view_page(&state, id, page).await?))
 }
 
 async fn view(state: &ApiState, id: TicketId) -> Result<TicketView, ApiError> {
+    view_page(state, id, CommentPage::default()).await
+}
+
+async fn view_page(
+    state: &ApiState,
+    id: TicketId,
+    page: CommentPage,
+) -> Result<TicketView, ApiError> {
     let mut view = state
         .store()
-        .ticket_view(id)
+        .ticket_page(id, page)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("ticket {id} not found")))?;
     view.status_label = state.label(view.status);

@@ -342,6 +342,10 @@ pub struct TicketView {
     pub merged_into: Option<TicketId>,
     pub followers: Vec<FollowerView>,
     pub comments: Vec<CommentView>,
+    /// Present (true) only when `comments_limit` left earlier comments out:
+    /// ask again with `comments_before` set to the first comment's id.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub earlier_comments: bool,
     pub events: Vec<EventView>,
     pub created_at: String,
     pub updated_at: String,
@@ -367,6 +371,7 @@ impl From<store::TicketView> for TicketView {
             resolve_due,
             followers,
             comments,
+            earlier_comments,
             events,
             created_at,
             updated_at,
@@ -389,6 +394,7 @@ impl From<store::TicketView> for TicketView {
             merged_into,
             followers: list(followers),
             comments: list(comments),
+            earlier_comments,
             events: list(events),
             created_at,
             updated_at,

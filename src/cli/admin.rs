@@ -265,10 +265,19 @@ pub(super) async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> 
                 table.print("no tickets");
             }
         }
-        TicketCommand::Show { id, json } => {
+        TicketCommand::Show {
+            id,
+            json,
+            comments_limit,
+            comments_before,
+        } => {
+            let page = crate::store::CommentPage {
+                limit: comments_limit,
+                before: comments_before,
+            };
             let mut view = app
                 .store
-                .ticket_view(id)
+                .ticket_page(id, page)
                 .await?
                 .with_context(|| format!("no ticket #{id}"))?;
             view.status_label = app.settings.status_label(view.status);
@@ -313,6 +322,9 @@ pub(super) async fn ticket(app: &App, cmd: TicketCommand) -> anyhow::Result<()> 
                     .map(|f| format!("{} ({})", f.email, f.source.as_str()))
                     .collect();
                 outln!("followers: {}", followers.join(", "))?;
+                if let Some(first) = view.comments.first().filter(|_| view.earlier_comments) {
+                    outln!("\n(earlier comments: --comments-before {})", first.id)?;
+                }
                 for c in &view.comments {
                     outln!(
                         "\n--- comment {} by {} at {}{}",

@@ -338,6 +338,12 @@ pub enum TicketCommand {
         /// The ticket as JSON (the API's shape).
         #[arg(long)]
         json: bool,
+        /// At most this many comments, the newest (before --comments-before); all without it.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+        comments_limit: Option<i64>,
+        /// Only comments before this comment id (the first one of the page shown before).
+        #[arg(long, value_name = "ID")]
+        comments_before: Option<i64>,
     },
 }
 

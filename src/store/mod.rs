@@ -525,9 +525,19 @@ pub struct TicketView {
     pub resolve_due: Option<String>,
     pub followers: Vec<FollowerView>,
     pub comments: Vec<CommentView>,
+    /// A page of comments (`Store::ticket_page`) left earlier ones out.
+    pub earlier_comments: bool,
     pub events: Vec<EventView>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Which of a ticket's comments to read: the `limit` newest before comment
+/// `before`; the default, every comment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommentPage {
+    pub limit: Option<i64>,
+    pub before: Option<CommentId>,
 }
 
 impl TicketView {
@@ -882,6 +892,9 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> Result<Vec<(TicketId, OffsetDateTime)>>;
     async fn ticket_view(&self, id: TicketId) -> Result<Option<TicketView>>;
+    /// A ticket with one page of its comments and the history beside them,
+    /// read at a cost bounded by the page, not the ticket.
+    async fn ticket_page(&self, id: TicketId, page: CommentPage) -> Result<Option<TicketView>>;
     /// The ticket as `Tx::ticket_state` reads it, for deciding who may see
     /// it: read outside any write, and nothing locked.
     async fn ticket_access(&self, id: TicketId) -> Result<Option<TicketState>>;

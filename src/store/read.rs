@@ -338,6 +338,10 @@ impl<B: Backend> Store for B {
     }
 
     async fn ticket_view(&self, id: TicketId) -> Result<Option<TicketView>> {
+        self.ticket_page(id, CommentPage::default()).await
+    }
+
+    async fn ticket_page(&self, id: TicketId, page: CommentPage) -> Result<Option<TicketView>> {
         let mut db = self.conn().await?;
         let args = [id.into()];
         let Some(ticket) = db.opt(sql::TICKET, &args).await? else {
@@ -345,15 +349,82 @@ impl<B: Backend> Store for B {
         };
         let orgs = each(db.all(sql::TICKET_ORGS, &args).await?, |r| r.text_at(0))?;
         let followers = each(db.all(sql::TICKET_FOLLOWERS, &args).await?, rows::follower)?;
-        let mut comments = each(db.all(sql::TICKET_COMMENTS, &args).await?, rows::comment)?;
-        for row in db.all(sql::TICKET_ATTACHMENTS, &args).await? {
+        let whole = page == CommentPage::default();
+        let (mut comments, earlier) = if whole {
+            let all = each(db.all(sql::TICKET_COMMENTS, &args).await?, rows::comment)?;
+            (all, false)
+        } else {
+            // One more than asked: whether there are earlier ones.
+            let limit = page.limit.unwrap_or(i64::MAX - 1).max(0);
+            let found = db
+                .all(
+                    sql::TICKET_COMMENTS_BEFORE,
+                    &[id.into(), page.before.into(), Arg::Limit(Some(limit + 1))],
+                )
+                .await?;
+            let mut newest_first = each(found, rows::comment)?;
+            let earlier = newest_first.len() as i64 > limit;
+            newest_first.truncate(limit as usize);
+            newest_first.reverse();
+            (newest_first, earlier)
+        };
+        let attachments = match (whole, comments.first(), comments.last()) {
+            (true, _, _) => db.all(sql::TICKET_ATTACHMENTS, &args).await?,
+            (false, Some(first), Some(last)) => {
+                db.all(
+                    sql::TICKET_ATTACHMENTS_BETWEEN,
+                    &[id.into(), first.id.into(), last.id.into()],
+                )
+                .await?
+            }
+            _ => Vec::new(),
+        };
+        let at: HashMap<CommentId, usize> = comments
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i))
+            .collect();
+        for row in attachments {
             let (comment_id, attachment) = rows::attachment(&row)?;
-            if let Some(c) = comments.iter_mut().find(|c| c.id == comment_id) {
-                c.attachments.push(attachment);
+            if let Some(&i) = at.get(&comment_id) {
+                comments[i].attachments.push(attachment);
             }
         }
-        let events = each(db.all(sql::TICKET_EVENTS, &args).await?, rows::event)?;
-        rows::ticket_view(&ticket, orgs, followers, comments, events).map(Some)
+        // A page's history: from its first comment (from the start when
+        // it is the first page) to the comment after it.
+        let from = if earlier {
+            comments.first().and_then(|c| parse_ts(&c.created_at))
+        } else {
+            None
+        };
+        let until = match page.before {
+            Some(before) if !whole => db
+                .opt(sql::COMMENT_CREATED, &[before.into(), id.into()])
+                .await?
+                .map(|r| r.time_at(0))
+                .transpose()?,
+            _ => None,
+        };
+        let events = match (from, until) {
+            (None, None) => db.all(sql::TICKET_EVENTS, &args).await?,
+            (from, None) => {
+                let from = from.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                db.all(sql::TICKET_EVENTS_FROM, &[id.into(), from.into()])
+                    .await?
+            }
+            (from, Some(until)) => {
+                let from = from.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                db.all(
+                    sql::TICKET_EVENTS_BETWEEN,
+                    &[id.into(), from.into(), until.into()],
+                )
+                .await?
+            }
+        };
+        let events = each(events, rows::event)?;
+        let mut view = rows::ticket_view(&ticket, orgs, followers, comments, events)?;
+        view.earlier_comments = earlier;
+        Ok(Some(view))
     }
 
     async fn ticket_access(&self, id: TicketId) -> Result<Option<TicketState>> {

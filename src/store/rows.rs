@@ -341,6 +341,7 @@ pub fn ticket_view(
         resolve_due: r.opt_ts_at(14)?,
         followers,
         comments,
+        earlier_comments: false,
         events,
         created_at: r.ts_at(6)?,
         updated_at: r.ts_at(7)?,

@@ -273,6 +273,26 @@ pub const TICKET_COMMENTS: &str =
     "SELECT c.id, u.email, CAST(c.body AS text), c.signature, c.internal, c.source, c.message_id, c.created_at, u.name,
             (SELECT r.redacted_at FROM comment_redactions r WHERE r.comment_id = c.id)
      FROM comments c JOIN users u ON u.id = c.author_id WHERE c.ticket_id = $1 ORDER BY c.id";
+/// The comments before `$2` (any, when NULL), newest first, `$3` of them:
+/// a walk down `comments_ticket` that stops after a page.
+pub const TICKET_COMMENTS_BEFORE: &str =
+    "SELECT c.id, u.email, CAST(c.body AS text), c.signature, c.internal, c.source, c.message_id, c.created_at, u.name,
+            (SELECT r.redacted_at FROM comment_redactions r WHERE r.comment_id = c.id)
+     FROM comments c JOIN users u ON u.id = c.author_id
+     WHERE c.ticket_id = $1 AND c.id < COALESCE(CAST($2 AS bigint), 9223372036854775807)
+     ORDER BY c.id DESC LIMIT $3";
+/// The attachments of a ticket's comments `$2` to `$3` (ids).
+pub const TICKET_ATTACHMENTS_BETWEEN: &str =
+    "SELECT a.id, a.comment_id, a.filename, a.content_type, a.size FROM attachments a
+     JOIN comments c ON c.id = a.comment_id WHERE c.ticket_id = $1 AND c.id BETWEEN $2 AND $3 ORDER BY a.id";
+/// The events from `$2` on (a page's first comment), and before `$3`.
+pub const TICKET_EVENTS_FROM: &str = "SELECT e.kind, u.email, e.data, e.created_at FROM events e
+     LEFT JOIN users u ON u.id = e.actor_id WHERE e.ticket_id = $1 AND e.created_at >= $2 ORDER BY e.id";
+pub const TICKET_EVENTS_BETWEEN: &str = "SELECT e.kind, u.email, e.data, e.created_at FROM events e
+     LEFT JOIN users u ON u.id = e.actor_id WHERE e.ticket_id = $1 AND e.created_at >= $2 AND e.created_at < $3
+     ORDER BY e.id";
+pub const COMMENT_CREATED: &str =
+    "SELECT created_at FROM comments WHERE id = $1 AND ticket_id = $2";
 pub const TICKET_ATTACHMENTS: &str =
     "SELECT a.id, a.comment_id, a.filename, a.content_type, a.size FROM attachments a
      JOIN comments c ON c.id = a.comment_id WHERE c.ticket_id = $1 ORDER BY a.id";

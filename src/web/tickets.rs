@@ -372,6 +372,18 @@ impl DoneQuery {
     }
 }
 
+/// A ticket page's query: what the form before did, and which comments.
+#[derive(Debug, Deserialize)]
+pub struct ShowQuery {
+    done: Option<String>,
+    /// Show the comments before this one (the "earlier comments" link).
+    before: Option<CommentId>,
+}
+
+/// Comments a ticket page shows at once, the newest; earlier ones are a
+/// link away, so a page costs the same however long the thread.
+const PAGE_COMMENTS: i64 = 100;
+
 /// The actions a page confirms, each with its `done_<action>` words.
 const CONFIRMED: &[&str] = &[
     "new",
@@ -397,7 +409,7 @@ pub async fn show(
     State(state): State<WebState>,
     viewer: Viewer,
     Path(id): Path<TicketId>,
-    Query(q): Query<DoneQuery>,
+    Query(q): Query<ShowQuery>,
 ) -> Result<Response, WebError> {
     visible(&state, &viewer, id).await?;
     let message = q
@@ -408,7 +420,7 @@ pub async fn show(
             context! { kind => "ok", text => pages::word(viewer.locale(), &format!("done_{done}")),
             lines => Vec::<String>::new() }
         });
-    ticket_page(&state, &viewer, id, message, StatusCode::OK).await
+    ticket_page_at(&state, &viewer, id, message, StatusCode::OK, None, q.before).await
 }
 
 /// The ticket page, with `message` (a refusal, a warning) above it.
@@ -431,11 +443,29 @@ async fn ticket_page_with(
     status: StatusCode,
     draft: Option<&str>,
 ) -> Result<Response, WebError> {
+    ticket_page_at(state, viewer, id, message, status, draft, None).await
+}
+
+/// [`ticket_page_with`] showing the comments before `before` (the newest
+/// page when `None`).
+async fn ticket_page_at(
+    state: &WebState,
+    viewer: &Viewer,
+    id: TicketId,
+    message: Option<minijinja::Value>,
+    status: StatusCode,
+    draft: Option<&str>,
+    before: Option<CommentId>,
+) -> Result<Response, WebError> {
     let locale = viewer.locale();
     let facts = visible(state, viewer, id).await?;
+    let page = crate::store::CommentPage {
+        limit: Some(PAGE_COMMENTS),
+        before,
+    };
     let view = state
         .store()
-        .ticket_view(id)
+        .ticket_page(id, page)
         .await?
         .ok_or(WebError::NotFound)?;
     // The page offers only what the same pure rules that judge a change
@@ -581,6 +611,9 @@ async fn ticket_page_with(
                 created_at => local_time(state, &view.created_at, locale),
             },
             entries => entries,
+            // The first comment's id when earlier ones were left out.
+            earlier => view.comments.first().filter(|_| view.earlier_comments).map(|c| c.id),
+            paged => before.is_some(),
             draft => draft,
             // Only the current status when the reader may set none other:
             // then no form.

@@ -1683,3 +1683,56 @@ async fn staff_export_a_persons_data_and_customers_cannot() {
     .await;
     assert_eq!(refused.status, 403);
 }
+
+#[tokio::test]
+async fn a_tickets_comments_come_a_page_at_a_time_on_request() {
+    let api = Api::start().await;
+    let id = alice_ticket(&api).await;
+    for n in 1..=4 {
+        let r = api
+            .send(
+                "POST",
+                &format!("/api/tickets/{id}/comments"),
+                json!({"body": format!("Update {n}.")}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let whole = api.get(&format!("/api/tickets/{id}")).await.json();
+    assert_eq!(whole["comments"].as_array().unwrap().len(), 5);
+    assert!(
+        whole.get("earlier_comments").is_none(),
+        "complete by default"
+    );
+
+    let bodies = |v: &Value| -> Vec<String> {
+        v["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["body"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let newest = api
+        .get(&format!("/api/tickets/{id}?comments_limit=2"))
+        .await
+        .json();
+    assert_eq!(bodies(&newest), ["Update 3.", "Update 4."]);
+    assert_eq!(newest["earlier_comments"], true);
+    let first = newest["comments"][0]["id"].as_i64().unwrap();
+    let before = api
+        .get(&format!(
+            "/api/tickets/{id}?comments_limit=10&comments_before={first}"
+        ))
+        .await
+        .json();
+    assert_eq!(
+        bodies(&before),
+        ["The nightly import fails.", "Update 1.", "Update 2."]
+    );
+    assert!(before.get("earlier_comments").is_none());
+    let zero = api
+        .get(&format!("/api/tickets/{id}?comments_limit=0"))
+        .await;
+    assert_eq!(zero.status, 400);
+}

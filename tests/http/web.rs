@@ -3671,3 +3671,71 @@ async fn an_erased_persons_comment_reads_as_removed_in_the_readers_language() {
     );
     assert!(!page.contains("Former customer"), "{page}");
 }
+
+/// A thread longer than a page shows its newest hundred comments and a link
+/// to the earlier ones, which shows them and a way back, in both languages.
+#[tokio::test]
+async fn a_long_thread_shows_its_latest_comments_and_links_to_earlier_ones() {
+    use ticketgate::store::{CommentSource, NewComment};
+    let p = Portal::start().await;
+    let alice = p.sign_in("alice@customer.test").await;
+    let id = open_ticket(&p, &alice, "Long thread", "Comment zero.").await;
+    let me = p
+        .t
+        .store()
+        .find_user(&ticketgate::domain::ids::EmailAddress::parse("alice@customer.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = p.t.store().begin().await.unwrap();
+    for n in 1..=100 {
+        let body = format!("Comment number {n}.");
+        tx.insert_comment(&NewComment {
+            ticket_id: id,
+            author_id: me.id,
+            body: &body,
+            signature: None,
+            quoted: None,
+            internal: false,
+            source: CommentSource::Web,
+            message_id: None,
+            ingest_id: None,
+            now: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let page = p.get(&format!("/tickets/{id}"), Some(&alice)).await.text();
+    assert_eq!(page.matches("<article class=\"comment").count(), 100);
+    assert!(page.contains("Comment number 100.") && page.contains("Comment number 1."));
+    assert!(
+        !page.contains("Comment zero."),
+        "the 101st from the end is a page away"
+    );
+    let link = page
+        .split("<p class=\"earlier\"><a href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to the earlier comments")
+        .replace("&amp;", "&");
+    assert!(page.contains(">Earlier comments</a>"), "{page}");
+    let earlier = p.get(&link, Some(&alice)).await.text();
+    assert_eq!(earlier.matches("<article class=\"comment").count(), 1);
+    assert!(earlier.contains("Comment zero."));
+    assert!(earlier.contains(">Latest comments</a>"), "{earlier}");
+    assert!(!earlier.contains(">Earlier comments</a>"));
+
+    let res = p
+        .act(
+            "/profile",
+            &alice,
+            &[("name", "Alice Anders"), ("locale", "ja")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let page = p.get(&format!("/tickets/{id}"), Some(&alice)).await.text();
+    assert!(page.contains(">以前のコメント</a>"), "{page}");
+    let earlier = p.get(&link, Some(&alice)).await.text();
+    assert!(earlier.contains(">最新のコメント</a>"), "{earlier}");
+}

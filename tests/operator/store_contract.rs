@@ -175,6 +175,7 @@ contract!(
     tickets_are_filtered_by_priority,
     a_deactivated_user_keeps_their_row_but_loses_sessions_links_and_tokens,
     a_merge_and_a_move_carry_comments_followers_orgs_and_refs,
+    a_long_thread_is_read_a_page_at_a_time,
     a_discarded_delivery_stays_in_the_log_and_is_neither_discarded_again_nor_replayed,
     the_desk_lists_by_owner_breach_and_due_time_and_claims_each_alarm_once,
     every_ticket_list_is_answered_from_its_index,
@@ -3879,3 +3880,101 @@ async fn pages_read_tickets_people_and_organizations_outside_a_write(db: &Db) {
 
 /// People's data: export, erasure and retention, on both backends.
 mod people;
+
+/// Seven comments a minute apart, a file on the fifth, an event after the
+/// first and after the sixth: pages of three, newest first, each with its
+/// files and the history of its own stretch of time.
+async fn a_long_thread_is_read_a_page_at_a_time(db: &Db) {
+    use ticketgate::store::CommentPage;
+    let w = world(db).await;
+    let id = ticket(db, &w, "long", T0).await;
+    let mut tx = db.store.begin().await.unwrap();
+    tx.put_blob(&"bb".repeat(32), b"log").await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let at = T0 + time::Duration::minutes(i);
+        let body = format!("comment {i}");
+        ids.push(
+            tx.insert_comment(&NewComment {
+                ticket_id: id,
+                author_id: w.alice.id,
+                body: &body,
+                signature: None,
+                quoted: None,
+                internal: false,
+                source: CommentSource::Email,
+                message_id: None,
+                ingest_id: None,
+                now: at,
+            })
+            .await
+            .unwrap(),
+        );
+        if i == 4 {
+            tx.insert_attachment(&NewAttachment {
+                comment_id: ids[4],
+                filename: "log.txt".into(),
+                content_type: "text/plain".into(),
+                size: 3,
+                sha256: "bb".repeat(32),
+            })
+            .await
+            .unwrap();
+        }
+        if i == 0 || i == 5 {
+            tx.insert_event(&NewEvent {
+                ticket_id: id,
+                event: Event::OrgAdded {
+                    org: format!("after-{i}"),
+                },
+                actor_id: None,
+                now: at + time::Duration::seconds(30),
+            })
+            .await
+            .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+    let page = |before| async move {
+        let view = db
+            .store
+            .ticket_page(
+                id,
+                CommentPage {
+                    limit: Some(3),
+                    before,
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let bodies: Vec<String> = view.comments.iter().map(|c| c.body.clone()).collect();
+        let orgs: Vec<String> = view
+            .events
+            .iter()
+            .filter_map(|e| match e.event.known() {
+                Some(Event::OrgAdded { org }) => Some(org.clone()),
+                _ => None,
+            })
+            .collect();
+        (view, bodies, orgs)
+    };
+    let (newest, bodies, orgs) = page(None).await;
+    assert_eq!(bodies, ["comment 4", "comment 5", "comment 6"]);
+    assert!(newest.earlier_comments);
+    assert_eq!(newest.comments[0].attachments.len(), 1, "the fifth's file");
+    assert_eq!(orgs, ["after-5"], "only the history of its stretch");
+    let (middle, bodies, orgs) = page(Some(ids[4])).await;
+    assert_eq!(bodies, ["comment 1", "comment 2", "comment 3"]);
+    assert!(middle.earlier_comments);
+    assert!(orgs.is_empty(), "{orgs:?}");
+    let (first, bodies, orgs) = page(Some(ids[1])).await;
+    assert_eq!(bodies, ["comment 0"]);
+    assert!(!first.earlier_comments);
+    assert_eq!(orgs, ["after-0"]);
+    // The whole view is unchanged.
+    let whole = db.store.ticket_view(id).await.unwrap().unwrap();
+    assert_eq!(whole.comments.len(), 7);
+    assert!(!whole.earlier_comments);
+    assert_eq!(whole.comments[4].attachments.len(), 1);
+}
