@@ -74,20 +74,48 @@ impl Sort {
     }
 }
 
-/// The cursor of a sorted page: its order and how many rows came before.
-/// Opaque to clients, so it may become a keyset later without breaking them.
-fn cursor(sort: Sort, skip: i64) -> String {
-    format!("{}.{skip}", sort.name())
+/// Where a sorted page starts, opaque to clients: by last update, the last
+/// ticket's update (Unix microseconds) and id, a keyset (`updated~T~ID`);
+/// by due time, how many rows came before (`due.N`, as `updated.N` was).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    Skip(i64),
+    UpdatedBefore(time::OffsetDateTime, TicketId),
 }
 
-fn read_cursor(sort: Sort, text: &str) -> Result<i64, ApiError> {
+fn cursor(sort: Sort, skip: i64, last: Option<&crate::store::TicketSummary>) -> Option<String> {
+    match (sort, last) {
+        (Sort::Updated, Some(t)) => {
+            let at = crate::store::parse_ts(&t.updated_at)?;
+            Some(format!(
+                "updated~{}~{}",
+                at.unix_timestamp_nanos() / 1000,
+                t.id
+            ))
+        }
+        _ => Some(format!("{}.{skip}", sort.name())),
+    }
+}
+
+fn read_cursor(sort: Sort, text: &str) -> Result<Cursor, ApiError> {
+    let bad =
+        || ApiError::bad_request(format!("after: not a `next` value of sort={}", sort.name()));
+    if let Some(keyset) = text
+        .strip_prefix("updated~")
+        .filter(|_| sort == Sort::Updated)
+    {
+        let (micros, id) = keyset.split_once('~').ok_or_else(bad)?;
+        let micros: i128 = micros.parse().map_err(|_| bad())?;
+        let at =
+            time::OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
+        return Ok(Cursor::UpdatedBefore(at, id.parse().map_err(|_| bad())?));
+    }
     text.strip_prefix(sort.name())
         .and_then(|r| r.strip_prefix('.'))
         .and_then(|n| n.parse::<i64>().ok())
         .filter(|n| *n >= 0)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("after: not a `next` value of sort={}", sort.name()))
-        })
+        .map(Cursor::Skip)
+        .ok_or_else(bad)
 }
 
 /// Lists tickets, oldest first, filtered and paginated by id; or, with
@@ -130,15 +158,19 @@ pub async fn list_tickets(
             )));
         }
     };
-    let (after, skip) = match (sort, q.after.as_deref()) {
-        (_, None) => (None, 0),
+    let (after, from) = match (sort, q.after.as_deref()) {
+        (_, None) => (None, Cursor::Skip(0)),
         (None, Some(id)) => (
             Some(id.parse::<TicketId>().map_err(|_| {
                 ApiError::bad_request("after: a ticket id (the `next` of the previous page)")
             })?),
-            0,
+            Cursor::Skip(0),
         ),
         (Some(sort), Some(text)) => (None, read_cursor(sort, text)?),
+    };
+    let (skip, updated_before) = match from {
+        Cursor::Skip(n) => (n, None),
+        Cursor::UpdatedBefore(at, id) => (0, Some((at, id))),
     };
     let tickets = state
         .store()
@@ -156,14 +188,16 @@ pub async fn list_tickets(
             newest_first: sort == Some(Sort::Updated),
             by_due: sort == Some(Sort::Due),
             skip,
+            updated_before,
             ..Default::default()
         })
         .await?;
     let next = match sort {
         None => super::next_page(&tickets, limit, |t| t.id).map(Next::Id),
-        Some(sort) => {
-            (tickets.len() as i64 == limit).then(|| Next::Cursor(cursor(sort, skip + limit)))
-        }
+        Some(sort) => (tickets.len() as i64 == limit)
+            .then(|| cursor(sort, skip + limit, tickets.last()))
+            .flatten()
+            .map(Next::Cursor),
     };
     Ok(Json(TicketPage {
         tickets: wire::list(tickets),

@@ -120,6 +120,12 @@ pub(super) fn tickets<'a>(
             let due = sql::NEXT_DUE;
             format!(" ORDER BY {due} IS NULL, {due}, t.id LIMIT {limit} OFFSET {skip}")
         } else {
+            if let Some((at, id)) = f.updated_before {
+                let (at, id) = (w.bind(at.into()), w.bind(id.into()));
+                w.and(format!(
+                    "(t.updated_at < {at} OR (t.updated_at = {at} AND t.id < {id}))"
+                ));
+            }
             format!(" ORDER BY t.updated_at DESC, t.id DESC LIMIT {limit} OFFSET {skip}")
         }
     } else {

@@ -390,6 +390,10 @@ pub struct TicketFilter {
     pub newest_first: bool,
     /// Rows skipped in `newest_first` or `by_due` order.
     pub skip: i64,
+    /// In `newest_first` order, only tickets after this one (its last
+    /// update and id): a keyset page, which a ticket changing between two
+    /// pages cannot shift as `skip` can.
+    pub updated_before: Option<(OffsetDateTime, TicketId)>,
     /// Earliest next due time first (the response's until answered, then
     /// the resolution's), tickets without one last, for numbered pages;
     /// over `newest_first`.

@@ -1736,3 +1736,66 @@ async fn a_tickets_comments_come_a_page_at_a_time_on_request() {
         .await;
     assert_eq!(zero.status, 400);
 }
+
+/// Last update first, a page at a time: a ticket that changes between two
+/// pages moves ahead of the pages already read, and the pages that follow
+/// neither repeat a ticket nor lose one that did not change.
+#[tokio::test]
+async fn pages_by_last_update_follow_a_keyset_that_a_change_cannot_shift() {
+    let api = Api::start().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let raw = format!(
+            "From: alice@customer.test\nTo: support@example.test\nMessage-ID: <k{n}@customer.test>\nSubject: Keyset {n}\n\nPlease look.\n"
+        );
+        ids.push(
+            api.t
+                .deliver(raw.as_bytes())
+                .await
+                .ticket
+                .expect("a ticket"),
+        );
+    }
+    let ids_of = |v: &Value| -> Vec<i64> {
+        v["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect()
+    };
+    let first = api.get("/api/tickets?sort=updated&limit=2").await.json();
+    assert_eq!(ids_of(&first), [ids[4], ids[3]]);
+    let next = first["next"].as_str().unwrap().to_string();
+    // Ticket 4 of 5 (not yet listed) changes: it moves to the top.
+    let r = api
+        .send(
+            "PATCH",
+            &format!("/api/tickets/{}", ids[1]),
+            json!({"priority": "P3"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let second = api
+        .get(&format!("/api/tickets?sort=updated&limit=2&after={next}"))
+        .await
+        .json();
+    assert_eq!(
+        ids_of(&second),
+        [ids[2], ids[0]],
+        "counted rows would repeat ids[3]"
+    );
+    let last = second["next"].as_str().unwrap().to_string();
+    let third = api
+        .get(&format!("/api/tickets?sort=updated&limit=2&after={last}"))
+        .await
+        .json();
+    assert_eq!(ids_of(&third), Vec::<i64>::new());
+    assert!(third["next"].is_null());
+    for bad in ["updated~x~1", "updated~1", "due~1~1"] {
+        let r = api
+            .get(&format!("/api/tickets?sort=updated&after={bad}"))
+            .await;
+        assert_eq!(r.status, 400, "{bad}");
+    }
+}
