@@ -742,6 +742,14 @@ async fn person(app: &App, cmd: PersonCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("no person with the address {email}");
                 return Ok(ExitCode::FAILURE);
             };
+            if !dry_run && !done.old_pages_dropped {
+                eprintln!(
+                    "note: the database is in use, so earlier copies of the changed pages stay in its \
+                     write-ahead log until the log is next emptied; stop `serve` and run this again \
+                     on the pseudonym's address (`{}`) to empty it now",
+                    done.pseudonym_email
+                );
+            }
             if json {
                 outln!("{}", serde_json::to_string(&done)?)?;
             } else {

@@ -160,6 +160,10 @@ pub struct Erasure {
     pub notifications_removed: u64,
     pub follows_removed: u64,
     pub sign_ins_removed: u64,
+    /// Earlier copies of the changed pages are gone from disk (SQLite's
+    /// write-ahead log emptied); false when a reader kept that from
+    /// completing, and running the erasure again finishes it.
+    pub old_pages_dropped: bool,
 }
 
 /// Who the person becomes, and who erased them.
@@ -432,6 +436,19 @@ pub(super) async fn erase<B: Backend>(store: &B, plan: &ErasePlan) -> Result<Opt
     let user = rows::user(&row)?;
     let id: i64 = user.id;
     let me = [Arg::from(id)];
+    // Already erased (this is the pseudonym's address): nothing is left to
+    // change; only what the last run could not finish on disk.
+    if w.opt(ERASED, &me).await?.is_some() {
+        drop(w);
+        let old_pages_dropped = plan.dry_run || store.drop_old_pages().await?;
+        return Ok(Some(Erasure {
+            dry_run: plan.dry_run,
+            pseudonym: user.name,
+            pseudonym_email: user.email.to_string(),
+            old_pages_dropped,
+            ..Erasure::default()
+        }));
+    }
     let mut done = Erasure {
         dry_run: plan.dry_run,
         pseudonym: plan.pseudonym.clone(),
@@ -639,6 +656,7 @@ pub(super) async fn erase<B: Backend>(store: &B, plan: &ErasePlan) -> Result<Opt
     }
     if !plan.dry_run {
         B::commit(w).await?;
+        done.old_pages_dropped = store.drop_old_pages().await?;
     }
     Ok(Some(done))
 }
@@ -786,6 +804,8 @@ pub(super) async fn retained_counts<B: Backend>(store: &B) -> Result<Vec<Retaine
     }
     Ok(out)
 }
+
+const ERASED: &str = "SELECT 1 FROM users WHERE id = $1 AND erased_at IS NOT NULL";
 
 const PERSON_EXTRA: &str = "SELECT u.created_at, (SELECT p.first_signed_in FROM portal_visitors p WHERE p.user_id = u.id) \
      FROM users u WHERE u.id = $1";

@@ -113,6 +113,11 @@ pub trait Backend: Send + Sync {
     async fn create_user(&self, user: &NewUser) -> Result<User>;
     /// `Store::health`.
     fn store_health(&self) -> &crate::health::StoreHealth;
+    /// After an erasure: no earlier copy of a changed page may stay on
+    /// disk. True when that is done (or nothing needs doing).
+    async fn drop_old_pages(&self) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 /// A LIKE pattern (escape `\`) matching `text` anywhere, every character

@@ -1607,6 +1607,9 @@ fn every_stored_value(db: &Path) -> Vec<(String, Vec<u8>)> {
     common::every_sqlite_value(&c).unwrap()
 }
 
+/// A word only Alice wrote, in the erasure test.
+const HER_WORD: &str = "zanzibarquux";
+
 #[test]
 fn a_person_is_exported_then_erased_and_nothing_of_them_is_left_but_the_ticket() {
     let dir = workdir();
@@ -1726,6 +1729,18 @@ fn a_person_is_exported_then_erased_and_nothing_of_them_is_left_but_the_ticket()
             "{needle} is left"
         );
     }
+    // Nor in the file's bytes: free pages are zeroed, and the write-ahead
+    // log, which held the pages as they were, was emptied.
+    let mut bytes = std::fs::read(&db).unwrap();
+    if let Ok(wal) = std::fs::read(db.with_extension("db-wal")) {
+        bytes.extend(wal);
+    }
+    assert!(
+        !bytes
+            .windows(HER_WORD.len())
+            .any(|w| w == HER_WORD.as_bytes()),
+        "her words are still in the database file"
+    );
     let gone = run(
         dir.path(),
         &["person", "export", "alice@customer.test"],

@@ -128,6 +128,21 @@ impl Backend for SqliteStore {
             .await
     }
 
+    /// A TRUNCATE checkpoint (https://sqlite.org/pragma.html#pragma_wal_checkpoint):
+    /// the write-ahead log, which still holds pages as they were before the
+    /// erasure, is copied into the file and emptied. False when a reader
+    /// kept it from completing.
+    async fn drop_old_pages(&self) -> Result<bool> {
+        self.with_writer(|conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .r()
+        })
+        .await
+        .map(|busy| busy == 0)
+    }
+
     fn store_health(&self) -> &crate::health::StoreHealth {
         &self.health
     }

@@ -87,6 +87,10 @@ pub(super) fn open_rusqlite(path: &str, create: bool) -> Result<rusqlite::Connec
     conn.pragma_update(None, "journal_mode", "WAL").r()?;
     conn.pragma_update(None, "synchronous", "FULL").r()?;
     conn.pragma_update(None, "foreign_keys", "ON").r()?;
+    // What is deleted is overwritten with zeros, free pages included
+    // (https://sqlite.org/pragma.html#pragma_secure_delete): an erased
+    // person's words and expired mail must not linger in the file.
+    conn.pragma_update(None, "secure_delete", "ON").r()?;
     Ok(conn)
 }
 

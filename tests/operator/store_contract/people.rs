@@ -379,8 +379,18 @@ async fn erasing_a_person_leaves_nothing_of_them_and_keeps_the_tickets(db: &Db) 
             .collect::<Vec<_>>(),
         ["Notification 2"]
     );
-    // A second erasure finds no one.
+    // A second erasure finds no one; one of the pseudonym changes nothing.
     assert!(db.store.person_erase(&plan(false)).await.unwrap().is_none());
+    let again = ErasePlan {
+        email: email("erased-7f3a00000000000@invalid"),
+        pseudonym: "Former customer 0000".into(),
+        ..plan(false)
+    };
+    let rerun = db.store.person_erase(&again).await.unwrap().unwrap();
+    assert_eq!(rerun.pseudonym, "Former customer 7f3a");
+    assert_eq!((rerun.comments_redacted, rerun.tickets), (0, 0));
+    assert!(rerun.old_pages_dropped);
+    assert_eq!(every_value(db).await, after, "nothing changed");
 }
 
 async fn retention_removes_only_raw_mail_and_closed_tickets_past_their_age(db: &Db) {
