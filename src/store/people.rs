@@ -8,12 +8,12 @@
 //! and raw mail are gone, and quoted copies of their words in other people's
 //! comments are dropped.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::read::{Arg, Backend, Conn};
+use super::read::{Arg, Backend, Conn, contains_pattern, each};
 use super::rows::{self, Cols};
 use super::{Result, sql};
 use crate::domain::event::Event;
@@ -194,18 +194,10 @@ pub struct RetainedCount {
     pub tickets: i64,
 }
 
-/// A LIKE pattern (escape `\`) for `text` anywhere, lower-cased.
+/// A LIKE pattern (escape `\`) for `text` anywhere, lower-cased, to match
+/// `lower(column)`.
 fn like(text: &str) -> String {
-    let mut p = String::with_capacity(text.len() + 2);
-    p.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
+    contains_pattern(&text.to_lowercase())
 }
 
 /// `text` with every case-insensitive occurrence of each `(from, to)`
@@ -283,14 +275,13 @@ pub(super) async fn export<B: Backend>(
         Some(r) => (r.ts_at(0)?, r.opt_ts_at(1)?),
         None => (String::new(), None),
     };
-    let mut organizations = Vec::new();
-    for r in c.all(PERSON_ORGS, &me).await? {
-        organizations.push(Membership {
+    let organizations = each(c.all(PERSON_ORGS, &me).await?, |r| {
+        Ok(Membership {
             org: r.text_at(0)?,
             name: r.text_at(1)?,
             role: if r.i64_at(2)? == 1 { "lead" } else { "member" },
-        });
-    }
+        })
+    })?;
     let mut tickets: Vec<PersonTicket> = Vec::new();
     for r in c.all(PERSON_TICKETS, &me).await? {
         let ticket = r.i64_at(0)?;
@@ -306,9 +297,8 @@ pub(super) async fn export<B: Backend>(
             }),
         }
     }
-    let mut comments: Vec<PersonComment> = Vec::new();
-    for r in c.all(PERSON_COMMENTS, &me).await? {
-        comments.push(PersonComment {
+    let mut comments = each(c.all(PERSON_COMMENTS, &me).await?, |r| {
+        Ok(PersonComment {
             id: r.i64_at(0)?,
             ticket: r.i64_at(1)?,
             created_at: r.ts_at(2)?,
@@ -317,12 +307,16 @@ pub(super) async fn export<B: Backend>(
             body: r.text_at(5)?,
             signature: r.opt_text_at(6)?,
             attachments: Vec::new(),
-        });
-    }
+        })
+    })?;
+    let at: HashMap<i64, usize> = comments
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id, i))
+        .collect();
     for r in c.all(PERSON_FILES, &me).await? {
-        let comment = r.i64_at(1)?;
-        if let Some(owner) = comments.iter_mut().find(|c| c.id == comment) {
-            owner.attachments.push(PersonFile {
+        if let Some(&i) = at.get(&r.i64_at(1)?) {
+            comments[i].attachments.push(PersonFile {
                 id: r.i64_at(0)?,
                 filename: r.text_at(2)?,
                 content_type: r.text_at(3)?,
@@ -332,27 +326,25 @@ pub(super) async fn export<B: Backend>(
         }
     }
     let address = like(email.as_str());
-    let mut events = Vec::new();
-    for r in c
+    let events = c
         .all(PERSON_EVENTS, &[id.into(), Arg::Text(Some(&address))])
-        .await?
-    {
+        .await?;
+    let events = each(events, |r| {
         let data = r.text_at(3)?;
-        events.push(PersonEvent {
+        Ok(PersonEvent {
             id: r.i64_at(0)?,
             ticket: r.i64_at(1)?,
             kind: r.text_at(2)?,
             data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
             created_at: r.ts_at(4)?,
             by_them: r.i64_at(5)? == 1,
-        });
-    }
-    let mut notifications = Vec::new();
-    for r in c
+        })
+    })?;
+    let notifications = c
         .all(PERSON_NOTIFICATIONS, &[id.into(), email.as_str().into()])
-        .await?
-    {
-        notifications.push(PersonNotification {
+        .await?;
+    let notifications = each(notifications, |r| {
+        Ok(PersonNotification {
             id: r.i64_at(0)?,
             ticket: r.opt_i64_at(1)?,
             template: r.text_at(2)?,
@@ -360,26 +352,24 @@ pub(super) async fn export<B: Backend>(
             status: r.text_at(4)?,
             created_at: r.ts_at(5)?,
             sent_at: r.opt_ts_at(6)?,
-        });
-    }
-    let mut api_tokens = Vec::new();
-    for r in c.all(PERSON_TOKENS, &me).await? {
-        api_tokens.push(PersonToken {
+        })
+    })?;
+    let api_tokens = each(c.all(PERSON_TOKENS, &me).await?, |r| {
+        Ok(PersonToken {
             id: r.i64_at(0)?,
             label: r.opt_text_at(1)?,
             created_at: r.ts_at(2)?,
             last_used_at: r.opt_ts_at(3)?,
             revoked_at: r.opt_ts_at(4)?,
-        });
-    }
-    let mut sessions = Vec::new();
-    for r in c.all(PERSON_SESSIONS, &me).await? {
-        sessions.push(PersonSession {
+        })
+    })?;
+    let sessions = each(c.all(PERSON_SESSIONS, &me).await?, |r| {
+        Ok(PersonSession {
             created_at: r.ts_at(0)?,
             last_seen_at: r.ts_at(1)?,
             expires_at: r.ts_at(2)?,
-        });
-    }
+        })
+    })?;
     let mut raw_messages = Vec::new();
     let mut seen = HashSet::new();
     for r in c
@@ -563,13 +553,14 @@ pub(super) async fn erase<B: Backend>(store: &B, plan: &ErasePlan) -> Result<Opt
     }
 
     // Their name and address in everything else written about them.
-    let scans: [(&'static str, &'static str); 4] = [
-        (COMMENT_TEXTS_NAMING, UPDATE_COMMENT_TEXTS),
-        (SUBJECTS_NAMING, UPDATE_SUBJECT),
-        (LOG_TEXTS_NAMING, UPDATE_LOG_TEXTS),
-        (EVENTS_NAMING, UPDATE_EVENT_DATA),
+    // (find, update, whether the rows are history entries)
+    let scans: [(&'static str, &'static str, bool); 4] = [
+        (COMMENT_TEXTS_NAMING, UPDATE_COMMENT_TEXTS, false),
+        (SUBJECTS_NAMING, UPDATE_SUBJECT, false),
+        (LOG_TEXTS_NAMING, UPDATE_LOG_TEXTS, false),
+        (EVENTS_NAMING, UPDATE_EVENT_DATA, true),
     ];
-    for (i, (find, update)) in scans.into_iter().enumerate() {
+    for (find, update, history) in scans {
         let found = w
             .all(
                 find,
@@ -596,7 +587,7 @@ pub(super) async fn erase<B: Backend>(store: &B, plan: &ErasePlan) -> Result<Opt
             let mut args = vec![Arg::from(row_id)];
             args.extend(rewritten.iter().map(|t| Arg::Input(t.as_deref())));
             w.run(update, &args).await?;
-            if i == 3 {
+            if history {
                 done.events_rewritten += 1;
             } else {
                 done.texts_rewritten += 1;
@@ -791,18 +782,16 @@ pub(super) async fn record_retention<B: Backend>(
 }
 
 pub(super) async fn retained_counts<B: Backend>(store: &B) -> Result<Vec<RetainedCount>> {
-    let mut c = store.conn().await?;
-    let mut out = Vec::new();
-    for r in c.all(RETAINED_COUNTS, &[]).await? {
+    let rows = store.conn().await?.all(RETAINED_COUNTS, &[]).await?;
+    each(rows, |r| {
         let org = r.text_at(1)?;
-        out.push(RetainedCount {
+        Ok(RetainedCount {
             month: r.text_at(0)?,
             org: (!org.is_empty()).then_some(org),
             state: r.text_at(2)?,
             tickets: r.i64_at(3)?,
-        });
-    }
-    Ok(out)
+        })
+    })
 }
 
 const ERASED: &str = "SELECT 1 FROM users WHERE id = $1 AND erased_at IS NOT NULL";

@@ -122,7 +122,7 @@ pub trait Backend: Send + Sync {
 
 /// A LIKE pattern (escape `\`) matching `text` anywhere, every character
 /// of it literally.
-fn contains_pattern(text: &str) -> String {
+pub(super) fn contains_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
     pattern.push('%');
     for c in text.chars() {
@@ -136,7 +136,7 @@ fn contains_pattern(text: &str) -> String {
 }
 
 /// Maps every row.
-fn each<R: Cols, T>(rows: Vec<R>, map: impl Fn(&R) -> Result<T>) -> Result<Vec<T>> {
+pub(super) fn each<R: Cols, T>(rows: Vec<R>, map: impl Fn(&R) -> Result<T>) -> Result<Vec<T>> {
     rows.iter().map(map).collect()
 }
 
@@ -403,7 +403,7 @@ impl<B: Backend> Store for B {
             None
         };
         let until = match page.before {
-            Some(before) if !whole => db
+            Some(before) => db
                 .opt(sql::COMMENT_CREATED, &[before.into(), id.into()])
                 .await?
                 .map(|r| r.time_at(0))
